@@ -1,0 +1,74 @@
+/**
+ * The part of the SQLite WASM build's JS API that Outpost uses, typed as it behaves.
+ *
+ * The package's bundled typings disagree with the runtime in places (`wasm.ptr` is missing,
+ * `cstrToJs` and the VFS method tables are typed too narrowly, `poke` with a type string is not
+ * declared), so `sqlite.ts` casts the module once to this interface and everything else is typed
+ * against it. Pointers are numbers: the build is wasm32.
+ */
+
+export interface WasmStruct {
+  readonly pointer: number;
+  dispose(): void;
+}
+
+export interface Sqlite3Runtime {
+  capi: {
+    sqlite3_vfs: new () => WasmStruct & { $iVersion: number; $szOsFile: number; $mxPathname: number };
+    sqlite3_io_methods: new () => WasmStruct & { $iVersion: number };
+    sqlite3_file: { new (pointer: number): WasmStruct & { $pMethods: number }; structInfo: { sizeof: number } };
+    SQLITE_WASM_DEALLOC: number;
+    SQLITE_IOERR_READ: number;
+    SQLITE_IOERR_WRITE: number;
+    SQLITE_IOERR_FSYNC: number;
+    SQLITE_IOERR_TRUNCATE: number;
+    SQLITE_IOERR_FSTAT: number;
+    SQLITE_IOERR_CLOSE: number;
+    SQLITE_IOERR_DELETE: number;
+    SQLITE_IOERR_ACCESS: number;
+    sqlite3_open_v2(filename: string, ppDb: number, flags: number, vfs: string | null): number;
+    sqlite3_close_v2(db: number): number;
+    sqlite3_extended_result_codes(db: number, on: number): number;
+    sqlite3_errmsg(db: number): string;
+    sqlite3_extended_errcode(db: number): number;
+    sqlite3_errstr(rc: number): string;
+    sqlite3_js_rc_str(rc: number): string | undefined;
+    sqlite3_prepare_v2(db: number, sql: string, n: number, ppStmt: number, pzTail: number): number;
+    sqlite3_prepare_v3(db: number, sql: number, n: number, flags: number, ppStmt: number, pzTail: number): number;
+    sqlite3_finalize(stmt: number): number;
+    sqlite3_step(stmt: number): number;
+    sqlite3_column_name(stmt: number, i: number): string | null;
+    sqlite3_column_text(stmt: number, i: number): string | null;
+    sqlite3_bind_parameter_name(stmt: number, i: number): string | null;
+    sqlite3_exec(db: number, sql: string, callback: number, arg: number, errmsg: number): number;
+    sqlite3_js_db_export(db: number, schema: string): Uint8Array;
+    sqlite3_deserialize(db: number, schema: string, data: number, size: number, capacity: number, flags: number): number;
+    sqlite3_backup_init(dest: number, destName: string, source: number, sourceName: string): number;
+    sqlite3_backup_step(backup: number, pages: number): number;
+    sqlite3_backup_finish(backup: number): number;
+  };
+  wasm: {
+    /** The raw exports; only the hot paths call them directly (see connection.ts). */
+    exports: unknown;
+    ptr: { size: number };
+    heap8u(): Uint8Array;
+    alloc(n: number): number;
+    dealloc(p: number): void;
+    allocCString(s: string): number;
+    allocCString(s: string, returnWithLength: true): [number, number];
+    allocFromTypedArray(bytes: Uint8Array): number;
+    cstrToJs(p: number): string;
+    cstrncpy(dst: number, src: number, n: number): number;
+    peekPtr(p: number): number;
+    pokePtr(p: number, v: number): void;
+    poke32(p: number, v: number): void;
+    poke64(p: number, v: bigint): void;
+    poke(p: number, v: number, type: 'double' | 'i64'): void;
+  };
+  vfs: {
+    installVfs(options: {
+      io?: { struct: WasmStruct; methods: Record<string, (...args: never[]) => number> };
+      vfs?: { struct: WasmStruct; methods: Record<string, (...args: never[]) => number>; name: string };
+    }): void;
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * `outpost/node`: the same `Database` API in-process over the Node file-descriptor backend.
+ * `open(path)` takes a file path; the WAL lives beside it as `path-wal`.
+ *
+ * One process holds a database once: a second `open` of the same path waits up to
+ * `lockTimeoutMs` for the first to close, then fails with `DatabaseLockedError`. Two processes
+ * must not open the same file (the VFS uses exclusive locking in memory, not file locks).
+ */
+import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
+import { Connection } from '../engine/connection.js';
+import { Database, type Driver } from '../database.js';
+import { DatabaseLockedError, OutpostError } from '../errors.js';
+import { MemoryDirectory } from '../opfs-vfs/memory-backend.js';
+import { NodeDirectory } from '../opfs-vfs/node-backend.js';
+import type { Database as DatabaseApi, OpenOptions } from '../types.js';
+
+export * from '../types.js';
+export { SqliteError, DatabaseLockedError, OutpostError } from '../errors.js';
+
+const openPaths = new Set<string>();
+
+/** The engine called in-process, behind the same async interface as the worker. */
+export function connectionDriver(conn: Connection): Driver {
+  return {
+    exec: async (sql) => conn.exec(sql),
+    query: async (sql, params, maxRows) => conn.query(sql, params, maxRows),
+    run: async (sql, params) => conn.run(sql, params),
+    batch: async (statements) => conn.batch(statements),
+    execMany: async (sql) => conn.execMany(sql),
+    rollbackQuietly: async (sql) => conn.rollbackQuietly(sql),
+    export: async () => conn.export(),
+    import: async (bytes) => conn.import(bytes),
+    close: () => conn.close(),
+  };
+}
+
+async function claimPath(key: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (openPaths.has(key)) {
+    if (Date.now() >= deadline) throw new DatabaseLockedError(key, `database ${key} is already open in this process; close it first`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  openPaths.add(key);
+}
+
+/** Opens (creating when missing) the database at `path`; `':memory:'` or `{ storage: 'memory' }` for a private in-memory one. */
+export async function open(path: string, options: OpenOptions = {}): Promise<DatabaseApi> {
+  if (typeof path !== 'string' || path.length === 0) {
+    throw new OutpostError('open() needs a file path', 'INVALID_ARGUMENT');
+  }
+  const memory = options.storage === 'memory' || path === ':memory:';
+  if (options.storage === 'opfs') throw new OutpostError('storage "opfs" exists only in the browser', 'INVALID_ARGUMENT');
+  const key = memory ? null : nodePath.resolve(path);
+  if (key) await claimPath(key, options.lockTimeoutMs ?? 5000);
+  try {
+    const directory = key ? new NodeDirectory(key) : new MemoryDirectory(`memory:${path}`);
+    const conn = await Connection.open(directory, {
+      durability: options.durability ?? 'normal',
+      intMode: options.intMode ?? 'number',
+    });
+    return new Database(path, connectionDriver(conn), () => {
+      if (key) openPaths.delete(key);
+    });
+  } catch (e) {
+    if (key) openPaths.delete(key);
+    throw e;
+  }
+}
+
+/** Deletes the database at `path` and its WAL. It must not be open. */
+export async function deleteDatabase(path: string): Promise<void> {
+  const key = nodePath.resolve(path);
+  if (openPaths.has(key)) throw new DatabaseLockedError(key, `database ${key} is open in this process; close it before deleting`);
+  for (const file of [key, `${key}-wal`, `${key}-journal`]) fs.rmSync(file, { force: true });
+}

@@ -1,0 +1,115 @@
+/**
+ * The Node backend: one file descriptor per file, read and written with positional
+ * `readSync`/`writeSync`. `flush()` is `fdatasync`. ENOSPC and EDQUOT become
+ * `StorageFullError`. A database at `path` keeps its files beside it: `path`, `path-wal`, and
+ * later the sync layer's `path-outpost-*` files.
+ */
+import * as fs from 'node:fs';
+import * as nodePath from 'node:path';
+import { type StorageBackend, type StorageDirectory, StorageFullError, assertByteOffset } from './backend.js';
+
+export class NodeFileBackend implements StorageBackend {
+  private fd: number | null;
+
+  constructor(readonly path: string) {
+    // 'a+' would force appends; 'r+' fails on a missing file, so create it first without truncating.
+    this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+  }
+
+  read(dst: Uint8Array, offset: number): number {
+    assertByteOffset(offset, 'read offset');
+    let done = 0;
+    while (done < dst.length) {
+      const n = fs.readSync(this.handle(), dst, done, dst.length - done, offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
+  }
+
+  write(src: Uint8Array, offset: number): void {
+    assertByteOffset(offset, 'write offset');
+    let done = 0;
+    try {
+      while (done < src.length) {
+        done += fs.writeSync(this.handle(), src, done, src.length - done, offset + done);
+      }
+    } catch (e) {
+      throw toStorageError(e, this.path);
+    }
+  }
+
+  size(): number {
+    return fs.fstatSync(this.handle()).size;
+  }
+
+  truncate(sizeBytes: number): void {
+    assertByteOffset(sizeBytes, 'truncate size');
+    try {
+      fs.ftruncateSync(this.handle(), sizeBytes);
+    } catch (e) {
+      throw toStorageError(e, this.path);
+    }
+  }
+
+  flush(): void {
+    try {
+      fs.fdatasyncSync(this.handle());
+    } catch (e) {
+      throw toStorageError(e, this.path);
+    }
+  }
+
+  close(): void {
+    if (this.fd === null) return;
+    const fd = this.fd;
+    this.fd = null;
+    fs.closeSync(fd);
+  }
+
+  private handle(): number {
+    if (this.fd === null) throw new Error(`file is closed: ${this.path}`);
+    return this.fd;
+  }
+}
+
+function toStorageError(e: unknown, path: string): Error {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new StorageFullError(`disk full writing ${path} (${code})`);
+  }
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+/**
+ * The files of a database at `mainPath`: `open('db')` is the main file itself, and `db-NAME`
+ * is `mainPath-NAME` beside it (`db-wal` is SQLite's own `-wal` name).
+ */
+export class NodeDirectory implements StorageDirectory {
+  readonly label: string;
+
+  constructor(readonly mainPath: string) {
+    this.label = nodePath.resolve(mainPath);
+  }
+
+  pathOf(name: string): string {
+    if (name === 'db') return this.label;
+    if (!name.startsWith('db-')) throw new Error(`unexpected file name ${name}`);
+    return this.label + name.slice(2);
+  }
+
+  async open(name: string): Promise<StorageBackend> {
+    fs.mkdirSync(nodePath.dirname(this.label), { recursive: true });
+    return new NodeFileBackend(this.pathOf(name));
+  }
+
+  async exists(name: string): Promise<boolean> {
+    try {
+      return fs.statSync(this.pathOf(name)).size > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  async release(): Promise<void> {}
+}

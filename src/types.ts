@@ -1,0 +1,101 @@
+/**
+ * The public types of Outpost's API. The browser (`outpost`) and Node (`outpost/node`) entry
+ * points return the same `Database` interface.
+ */
+
+/** A value as SQLite returns it: INTEGER is a number when it is a safe integer (or always a bigint with `intMode: 'bigint'`), REAL a number, TEXT a string, BLOB a Uint8Array. */
+export type SqlValue = null | number | bigint | string | Uint8Array;
+
+/** A value that can be bound to a parameter. Booleans bind as 1 and 0. */
+export type SqlParam = SqlValue | boolean | ArrayBuffer;
+
+/**
+ * Parameters of a statement: an array for positional `?` and `?NNN` parameters, or an object
+ * for named `:name`, `@name` and `$name` parameters (keys with or without the prefix).
+ */
+export type SqlParams = readonly SqlParam[] | { readonly [name: string]: SqlParam };
+
+/** A row as an object keyed by column name. */
+export type Row = Record<string, SqlValue>;
+
+export interface RunResult {
+  /** Rows changed by the statement (`sqlite3_changes`); 0 for statements that change none. */
+  changes: number;
+  /** The rowid of the last inserted row of this connection. */
+  lastInsertRowid: bigint;
+}
+
+/** One statement of a `batch`: a SQL string, or SQL with parameters. */
+export type BatchStatement = string | { sql: string; params?: SqlParams };
+
+/** The result of one statement of `execMany`, as the playground shows it. */
+export interface StatementResult {
+  /** The statement's SQL text. */
+  sql: string;
+  columns: string[];
+  rows: SqlValue[][];
+  changes: number;
+  /** Wall time of the statement inside the engine, in milliseconds. */
+  timeMs: number;
+}
+
+export interface OpenOptions {
+  /**
+   * Where the database lives. Browser: `'opfs'` (default, persistent) or `'memory'` (gone when
+   * closed). Node: `'file'` (default) or `'memory'`.
+   */
+  storage?: 'opfs' | 'file' | 'memory';
+  /**
+   * `'normal'` (default): WAL with `synchronous=NORMAL`; a commit survives a crash of the tab
+   * or process, and the last commits may be lost on power loss or an OS crash.
+   * `'full'`: `synchronous=FULL`; every commit is flushed to the device before it returns.
+   */
+  durability?: 'normal' | 'full';
+  /** `'number'` (default): safe integers as numbers, larger ones as bigint. `'bigint'`: always bigint. */
+  intMode?: 'number' | 'bigint';
+  /** How long to wait for a database held by another tab before `DatabaseLockedError` (default 5000). */
+  lockTimeoutMs?: number;
+}
+
+/** The statements every scope (database or transaction) can run. */
+export interface Queryable {
+  /** Runs one or more statements separated by semicolons; returns nothing. */
+  exec(sql: string): Promise<void>;
+  /** Runs one statement and returns every row as an object. */
+  query<T = Row>(sql: string, params?: SqlParams): Promise<T[]>;
+  /** Runs one statement and returns its first row, or undefined. */
+  get<T = Row>(sql: string, params?: SqlParams): Promise<T | undefined>;
+  /** Runs one statement for its effect. */
+  run(sql: string, params?: SqlParams): Promise<RunResult>;
+  /** Runs the statements atomically: all of them or, when one fails, none. */
+  batch(statements: readonly BatchStatement[]): Promise<RunResult[]>;
+  /** Runs many statements and returns each one's columns, rows and changes (for shells and playgrounds). Stops at the first error. */
+  execMany(sql: string): Promise<StatementResult[]>;
+}
+
+/** The scope of `db.transaction(fn)`. `transaction` nests as a savepoint. */
+export interface Transaction extends Queryable {
+  transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R>;
+}
+
+export interface Database extends Queryable {
+  /** The name (browser) or path (Node) the database was opened with. */
+  readonly name: string;
+  /**
+   * Runs `fn` in a transaction (`BEGIN IMMEDIATE`): commits when it resolves, rolls back when it
+   * throws, and resolves to its value. Other calls on this database wait until it ends.
+   */
+  transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R>;
+  /** A consistent SQLite file of the whole database, WAL folded in. */
+  export(): Promise<Uint8Array>;
+  /**
+   * Replaces the whole database with a SQLite file. The file is validated first (header, size,
+   * `integrity_check`); a file that is not a valid SQLite database is refused with an
+   * `OutpostError` of code `NOT_A_DATABASE` and the old data is kept.
+   */
+  import(bytes: Uint8Array | ArrayBuffer): Promise<void>;
+  /** Closes the database; later calls fail with `DATABASE_CLOSED`. Idempotent. */
+  close(): Promise<void>;
+  /** Whether `close()` has been called. */
+  readonly closed: boolean;
+}

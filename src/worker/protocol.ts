@@ -1,0 +1,102 @@
+/**
+ * The worker protocol: what the UI thread may ask the database worker (`WorkerApi`, exposed
+ * with Comlink), and how errors cross the boundary.
+ *
+ * One worker serves one open database. `open` must be the first call and succeed before any
+ * other; `close` ends the database, after which the client terminates the worker.
+ *
+ * Errors: Comlink's default `throw` handler keeps only `name`, `message` and `stack`. The
+ * handler installed by `installErrorTransfer()` (on both sides) sends every own field
+ * (`code`, `resultCode`, `sql`, `database`) and rebuilds `SqliteError`, `DatabaseLockedError`
+ * and `OutpostError` by name, so `instanceof` and `code` work on the UI thread.
+ */
+import * as Comlink from 'comlink';
+import type { PackedRows } from '../engine/connection.js';
+import { DatabaseLockedError, OutpostError, type OutpostErrorCode, SqliteError } from '../errors.js';
+import type { SimulatedQuota } from '../opfs-vfs/opfs-backend.js';
+import type { BatchStatement, RunResult, SqlParams, StatementResult } from '../types.js';
+
+export interface OpenRequest {
+  name: string;
+  storage: 'opfs' | 'memory';
+  durability: 'normal' | 'full';
+  intMode: 'number' | 'bigint';
+  lockTimeoutMs: number;
+  /** Tests only: make the OPFS files fail like a browser at quota past this many bytes. */
+  simulatedQuota?: SimulatedQuota | undefined;
+}
+
+export interface OpenReply {
+  /** Where the files live, e.g. `opfs:/outpost/notes`. */
+  location: string;
+}
+
+export interface WorkerApi {
+  open(request: OpenRequest): Promise<OpenReply>;
+  exec(sql: string): Promise<void>;
+  query(sql: string, params: SqlParams | undefined, maxRows?: number): Promise<PackedRows>;
+  run(sql: string, params: SqlParams | undefined): Promise<RunResult>;
+  batch(statements: readonly BatchStatement[]): Promise<RunResult[]>;
+  execMany(sql: string): Promise<StatementResult[]>;
+  rollbackQuietly(sql?: string): Promise<void>;
+  export(): Promise<Uint8Array>;
+  import(bytes: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string | undefined;
+  fields: Record<string, unknown>;
+}
+
+function serializeError(value: unknown): SerializedError {
+  if (value instanceof Error) {
+    const fields: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      if (k !== 'name' && k !== 'message' && k !== 'stack' && (v === undefined || typeof v !== 'object' || v === null)) fields[k] = v;
+    }
+    return { name: value.name, message: value.message, stack: value.stack, fields };
+  }
+  return { name: 'Error', message: String(value), fields: {} };
+}
+
+function deserializeError(s: SerializedError): Error {
+  let e: Error;
+  const f = s.fields;
+  switch (s.name) {
+    case 'SqliteError':
+      e = new SqliteError(s.message, String(f.code), Number(f.resultCode), f.sql === undefined ? undefined : String(f.sql));
+      break;
+    case 'DatabaseLockedError':
+      e = new DatabaseLockedError(String(f.database), s.message);
+      break;
+    case 'OutpostError':
+      e = new OutpostError(s.message, f.code as OutpostErrorCode);
+      break;
+    default:
+      e = new Error(s.message);
+      e.name = s.name;
+  }
+  if (s.stack) e.stack = s.stack;
+  return e;
+}
+
+let installed = false;
+
+/** Replaces Comlink's `throw` handler with one that keeps Outpost's error fields. */
+export function installErrorTransfer(): void {
+  if (installed) return;
+  installed = true;
+  const base = Comlink.transferHandlers.get('throw');
+  if (!base) throw new Error('Comlink has no throw handler to replace');
+  const handler: Comlink.TransferHandler<{ value: unknown }, SerializedError> = {
+    canHandle: (v): v is { value: unknown } => base.canHandle(v),
+    serialize: ({ value }) => [serializeError(value), []],
+    deserialize: (s) => {
+      throw deserializeError(s);
+    },
+  };
+  Comlink.transferHandlers.set('throw', handler);
+}

@@ -1,0 +1,65 @@
+/// <reference types="vitest/config" />
+/**
+ * One Vite config for the playground (`demo/`), the benchmark page (`bench/`) and the tests.
+ * Vitest runs two projects: `node` (test/**, in Node) and `browser` (test-browser/**, in
+ * headless Chromium through Playwright). `npm test` runs both, then the Playwright end-to-end
+ * tests (e2e/).
+ */
+import { defineConfig } from 'vite';
+import { playwright } from '@vitest/browser-playwright';
+import { chromiumPath } from './scripts/chromium.js';
+
+// Vitest 5 prints failures with Map.groupBy, which Node 20 lacks (it arrived in Node 21): without
+// this, a failing test crashes the reporter instead of printing why it failed.
+if (typeof (Map as { groupBy?: unknown }).groupBy !== 'function') {
+  Object.defineProperty(Map, 'groupBy', {
+    value<K, V>(items: Iterable<V>, key: (item: V, index: number) => K): Map<K, V[]> {
+      const groups = new Map<K, V[]>();
+      let i = 0;
+      for (const item of items) {
+        const k = key(item, i++);
+        const group = groups.get(k);
+        if (group) group.push(item);
+        else groups.set(k, [item]);
+      }
+      return groups;
+    },
+  });
+}
+
+export default defineConfig({
+  // The WASM build locates sqlite3.wasm relative to its own module; pre-bundling would move it.
+  optimizeDeps: { exclude: ['@sqlite.org/sqlite-wasm'] },
+  test: {
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'node',
+          include: ['test/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 60_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'browser',
+          include: ['test-browser/**/*.browser.test.ts'],
+          testTimeout: 60_000,
+          browser: {
+            enabled: true,
+            headless: true,
+            provider: playwright({
+              launchOptions: {
+                executablePath: chromiumPath(),
+                args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+              },
+            }),
+            instances: [{ browser: 'chromium' }],
+          },
+        },
+      },
+    ],
+  },
+});
