@@ -23,10 +23,11 @@
  * - Write joining: each `write()` of a backend has a fixed cost (tens of microseconds on OPFS),
  *   and SQLite writes a WAL frame as a 24-byte header followed by a page. Adjacent writes are
  *   joined in a per-file buffer (at most `WRITE_BUFFER_BYTES`) and written as one call. The
- *   buffer is written out before any read, size, truncate, sync or close of that file, at
- *   SQLITE_FCNTL_COMMIT_PHASETWO (the end of every commit), and whenever the engine finishes an
- *   API call (`flushWrites()`), so a committed transaction is always in the backend before the
- *   caller hears of it.
+ *   buffer is written out before any read, size, truncate, sync or close of that file, with
+ *   the page of a WAL commit frame (the frame header's commit field is set; a failure there
+ *   still fails the COMMIT, so a full disk never leaves a commit that is not on disk), and
+ *   whenever the engine finishes an API call (`flushWrites()`). A committed transaction is
+ *   therefore always in the backend before the caller hears of it.
  * - Errors never cross into WASM as exceptions. Every method catches, records the error
  *   (`takeError()` hands it to the engine, which adds it to the SqliteError message) and returns
  *   the most specific code: SQLITE_FULL for `StorageFullError`, SQLITE_IOERR_READ/WRITE/FSYNC/
@@ -56,6 +57,8 @@ const OPEN_TRANSIENT_DB = 0x400;
 const OPEN_MAIN_JOURNAL = 0x800;
 const OPEN_TEMP_JOURNAL = 0x1000;
 const OPEN_SUBJOURNAL = 0x2000;
+const OPEN_WAL = 0x80000;
+const WAL_FRAME_HEADER_BYTES = 24;
 const TEMPORARY_KINDS = OPEN_TEMP_DB | OPEN_TRANSIENT_DB | OPEN_TEMP_JOURNAL | OPEN_SUBJOURNAL;
 
 const FCNTL_PRAGMA = 14;
@@ -63,6 +66,10 @@ const FCNTL_COMMIT_PHASETWO = 22;
 
 const IOCAP_UNDELETABLE_WHEN_OPEN = 0x800;
 const IOCAP_POWERSAFE_OVERWRITE = 0x1000;
+
+function readUint32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+}
 
 export interface VfsError {
   code: number;
@@ -75,13 +82,19 @@ class OpenFile {
   private buffer: Uint8Array | null = null;
   private bufferOffset = 0;
   private bufferLength = 0;
+  /** The buffer holds the header of a commit frame: write it out with its page. */
+  private commitPending = false;
+
+  readonly isWal: boolean;
 
   constructor(
     readonly path: string,
     readonly backend: StorageBackend,
     readonly flags: number,
     readonly mounted: boolean,
-  ) {}
+  ) {
+    this.isWal = (flags & OPEN_WAL) !== 0;
+  }
 
   read(dst: Uint8Array, offset: number): number {
     this.flush();
@@ -92,17 +105,26 @@ class OpenFile {
     if (this.bufferLength > 0 && offset === this.bufferOffset + this.bufferLength && this.bufferLength + src.length <= WRITE_BUFFER_BYTES) {
       this.buffer!.set(src, this.bufferLength);
       this.bufferLength += src.length;
-      return;
+    } else {
+      this.flush();
+      if (src.length >= WRITE_BUFFER_BYTES / 2 || !this.mounted) {
+        this.backend.write(src, offset);
+        return;
+      }
+      this.buffer ??= new Uint8Array(WRITE_BUFFER_BYTES);
+      this.buffer.set(src, 0);
+      this.bufferOffset = offset;
+      this.bufferLength = src.length;
     }
-    this.flush();
-    if (src.length >= WRITE_BUFFER_BYTES / 2 || !this.mounted) {
-      this.backend.write(src, offset);
-      return;
+    if (this.commitPending) {
+      // This was the commit frame's page. SQLite treats the transaction as committed once this
+      // xWrite returns, so a failure (a full disk) must surface here, not later.
+      this.commitPending = false;
+      this.flush();
+    } else if (this.isWal && src.length === WAL_FRAME_HEADER_BYTES && readUint32(src, 4) !== 0) {
+      // A WAL frame header whose "database size after commit" field is set: a commit frame.
+      this.commitPending = true;
     }
-    this.buffer ??= new Uint8Array(WRITE_BUFFER_BYTES);
-    this.buffer.set(src, 0);
-    this.bufferOffset = offset;
-    this.bufferLength = src.length;
   }
 
   /** Writes the joined buffer to the backend. On failure the buffer is dropped: SQLite saw the error. */
@@ -110,6 +132,7 @@ class OpenFile {
     if (this.bufferLength === 0) return;
     const n = this.bufferLength;
     this.bufferLength = 0;
+    this.commitPending = false;
     this.backend.write(this.buffer!.subarray(0, n), this.bufferOffset);
   }
 
