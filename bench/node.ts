@@ -1,0 +1,78 @@
+/**
+ * The Node half of the benchmark: `outpost/node` (the WASM engine over file descriptors)
+ * against better-sqlite3@12 (native SQLite), both on files in WAL mode with
+ * `synchronous=NORMAL`, with the same classic tests.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Sqlite from 'better-sqlite3';
+import { Connection } from '../src/engine/connection.js';
+import { open } from '../src/node/index.js';
+import { NodeDirectory } from '../src/opfs-vfs/node-backend.js';
+import { type ClassicAdapter, runClassic } from './classic.js';
+
+export const NODE_CONFIGS = ['node-outpost', 'node-better-sqlite3'] as const;
+
+export async function runNodeClassic(config: string, scale: number, only?: ReadonlySet<string>): Promise<Record<string, number>> {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-'));
+  try {
+    if (config === 'node-outpost') {
+      const conn = await Connection.open(new NodeDirectory(join(dir, 'bench.db')), { durability: 'normal', intMode: 'number' });
+      const adapter: ClassicAdapter = {
+        exec: (sql) => conn.exec(sql),
+        prepare: (sql) => ({ run: (params) => conn.run(sql, params) }),
+      };
+      const times = await runClassic(adapter, scale, only);
+      await conn.close();
+      return times;
+    }
+    const db = new Sqlite(join(dir, 'bench.db'));
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    const adapter: ClassicAdapter = {
+      exec: (sql) => {
+        db.exec(sql);
+      },
+      prepare: (sql) => {
+        const stmt = db.prepare(sql);
+        return { run: (params) => (stmt.reader ? stmt.all(...params) : stmt.run(...params)) };
+      },
+    };
+    const times = await runClassic(adapter, scale, only);
+    db.close();
+    return times;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Round trip of `SELECT 1` through each API (Outpost's async API; better-sqlite3's sync one). */
+export async function runNodeSelect1(config: string, calls: number): Promise<{ ms: number; p99Ms: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-'));
+  const lat: number[] = [];
+  try {
+    if (config === 'node-outpost') {
+      const db = await open(join(dir, 'select1.db'));
+      for (let i = 0; i < calls; i++) {
+        const t0 = performance.now();
+        await db.get('SELECT 1');
+        lat.push(performance.now() - t0);
+      }
+      await db.close();
+    } else {
+      const db = new Sqlite(join(dir, 'select1.db'));
+      const stmt = db.prepare('SELECT 1');
+      for (let i = 0; i < calls; i++) {
+        const t0 = performance.now();
+        stmt.get();
+        lat.push(performance.now() - t0);
+      }
+      db.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  lat.sort((a, b) => a - b);
+  return { ms: lat[Math.floor(lat.length / 2)]!, p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))]! };
+}

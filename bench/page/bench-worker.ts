@@ -1,0 +1,112 @@
+/**
+ * Runs the classic tests inside a dedicated worker for one configuration (engine speed, no
+ * API crossing). The page starts a fresh worker per configuration and run.
+ */
+import sqlite3InitModule from '@sqlite.org/sqlite-wasm';
+import { Connection } from '../../src/engine/connection.js';
+import { OpfsDirectory } from '../../src/opfs-vfs/opfs-backend.js';
+import { type BenchValue, type ClassicAdapter, runClassic } from '../classic.js';
+
+export interface WorkerRequest {
+  config: string;
+  runId: string;
+  scale: number;
+  only?: string[] | undefined;
+}
+
+/** The slice of the oo1 API the stock-SQLite configurations use. */
+interface Oo1Db {
+  exec(sql: string): void;
+  prepare(sql: string): { bind(p: BenchValue[]): { stepReset(): unknown }; step(): boolean; reset(): unknown; finalize(): void };
+  close(): void;
+}
+interface Oo1 {
+  oo1: { DB: new (name: string) => Oo1Db };
+  installOpfsSAHPoolVfs(options: { name: string; directory: string }): Promise<{
+    OpfsSAHPoolDb: new (name: string) => Oo1Db;
+    removeVfs(): Promise<boolean>;
+  }>;
+}
+
+function oo1Adapter(db: Oo1Db): ClassicAdapter & { close(): void } {
+  const statements: { finalize(): void }[] = [];
+  return {
+    exec: (sql) => db.exec(sql),
+    prepare: (sql) => {
+      const stmt = db.prepare(sql);
+      statements.push(stmt);
+      return {
+        run: (params) => {
+          stmt.bind(params);
+          while (stmt.step()) {
+            // Step through every row, as the other adapters do.
+          }
+          stmt.reset();
+        },
+      };
+    },
+    close: () => {
+      for (const s of statements) s.finalize();
+      db.close();
+    },
+  };
+}
+
+async function openAdapter(req: WorkerRequest): Promise<ClassicAdapter & { close(): void | Promise<void> }> {
+  switch (req.config) {
+    case 'outpost':
+    case 'outpost-full': {
+      const dir = await OpfsDirectory.lock(`bench-${req.runId}`, { lockTimeoutMs: 5000 });
+      const conn = await Connection.open(dir, { durability: req.config === 'outpost-full' ? 'full' : 'normal', intMode: 'number' });
+      return {
+        exec: (sql) => conn.exec(sql),
+        prepare: (sql) => ({ run: (params) => conn.run(sql, params) }),
+        close: () => conn.close(),
+      };
+    }
+    case 'memory': {
+      const sqlite3 = (await (sqlite3InitModule as unknown as () => Promise<Oo1>)()) as Oo1;
+      return oo1Adapter(new sqlite3.oo1.DB(':memory:'));
+    }
+    case 'sahpool':
+    case 'sahpool-wal': {
+      const sqlite3 = (await (sqlite3InitModule as unknown as () => Promise<Oo1>)()) as Oo1;
+      const pool = await sqlite3.installOpfsSAHPoolVfs({ name: `sahpool-${req.runId}`, directory: `/bench-sahpool-${req.runId}` });
+      const db = new pool.OpfsSAHPoolDb('/bench.db');
+      if (req.config === 'sahpool-wal') db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;');
+      return oo1Adapter(db);
+    }
+    case 'turso-wasm': {
+      const { connect } = (await import('@tursodatabase/database-wasm')) as unknown as {
+        connect(path: string): Promise<{
+          exec(sql: string): Promise<void>;
+          prepare(sql: string): { run(...params: BenchValue[]): Promise<unknown> };
+          close(): Promise<void>;
+        }>;
+      };
+      const db = await connect(`bench-turso-${req.runId}.db`);
+      return {
+        exec: (sql) => db.exec(sql),
+        prepare: (sql) => {
+          const stmt = db.prepare(sql);
+          return { run: (params) => stmt.run(...params) };
+        },
+        close: () => db.close(),
+      };
+    }
+    default:
+      throw new Error(`unknown configuration ${req.config}`);
+  }
+}
+
+self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
+  try {
+    const db = await openAdapter(event.data);
+    const only = event.data.only ? new Set(event.data.only) : undefined;
+    const times = await runClassic(db, event.data.scale, only);
+    await db.close();
+    self.postMessage({ ok: true, times });
+  } catch (e) {
+    self.postMessage({ ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
+  }
+};

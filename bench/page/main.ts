@@ -1,0 +1,148 @@
+/**
+ * The benchmark page. `bench/run.ts` drives it with Playwright through `window.bench`:
+ * classic tests run in a fresh dedicated worker per configuration and run; API and open
+ * costs run through Outpost's public main-thread API.
+ */
+import { open } from '../../src/index.js';
+import type { WorkerRequest } from './bench-worker.js';
+
+interface ClassicReply {
+  ok: boolean;
+  times?: Record<string, number>;
+  error?: string;
+}
+
+async function runClassicConfig(req: WorkerRequest): Promise<ClassicReply> {
+  const worker = new Worker(new URL('./bench-worker.ts', import.meta.url), { type: 'module' });
+  try {
+    return await new Promise<ClassicReply>((resolve) => {
+      worker.onmessage = (e: MessageEvent<ClassicReply>) => resolve(e.data);
+      worker.onerror = (e) => resolve({ ok: false, error: e.message || 'worker failed to load' });
+      worker.postMessage(req);
+    });
+  } finally {
+    worker.terminate();
+  }
+}
+
+export interface ApiResult {
+  metric: string;
+  ms: number;
+  p99Ms?: number;
+  rate?: number;
+  unit?: string;
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** The public API's costs for one configuration ('outpost', 'outpost-full' or 'memory'). */
+async function runApi(config: string, runId: string, scale: number): Promise<ApiResult[]> {
+  const storage = config === 'memory' ? 'memory' : 'opfs';
+  const durability = config === 'outpost-full' ? 'full' : 'normal';
+  const results: ApiResult[] = [];
+  const db = await open(`bench-api-${runId}`, { storage, durability });
+  try {
+    const calls = Math.max(10, Math.round(1000 * scale));
+    const lat: number[] = [];
+    for (let i = 0; i < 50; i++) await db.get('SELECT 1');
+    for (let i = 0; i < calls; i++) {
+      const t0 = performance.now();
+      await db.get('SELECT 1');
+      lat.push(performance.now() - t0);
+    }
+    lat.sort((a, b) => a - b);
+    results.push({ metric: 'api-select1', ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99) });
+
+    const rows = Math.max(100, Math.round(100_000 * scale));
+    await db.exec(`CREATE TABLE big(id INTEGER PRIMARY KEY, x REAL, label TEXT, tag TEXT, n INTEGER);
+      WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${rows})
+      INSERT INTO big SELECT i, i * 1.5, 'label number ' || i, hex(i * 7919), i % 97 FROM s;`);
+    let t0 = performance.now();
+    const got = await db.query('SELECT id, x, label, tag, n FROM big');
+    let ms = performance.now() - t0;
+    if (got.length !== rows) throw new Error(`expected ${rows} rows, got ${got.length}`);
+    results.push({ metric: 'api-query-100k', ms, rate: rows / (ms / 1000), unit: 'rows/s' });
+
+    const blobBytes = Math.max(1024, Math.round(10 * 1024 * 1024 * scale));
+    const blob = new Uint8Array(blobBytes).map((_, i) => i & 0xff);
+    await db.exec('CREATE TABLE blobs(id INTEGER PRIMARY KEY, b BLOB)');
+    t0 = performance.now();
+    await db.run('INSERT INTO blobs(b) VALUES (?)', [blob]);
+    ms = performance.now() - t0;
+    results.push({ metric: 'api-blob-write', ms, rate: blobBytes / 1e6 / (ms / 1000), unit: 'MB/s' });
+    t0 = performance.now();
+    const back = await db.get<{ b: Uint8Array }>('SELECT b FROM blobs');
+    ms = performance.now() - t0;
+    if (back?.b.length !== blobBytes) throw new Error('blob did not round-trip');
+    results.push({ metric: 'api-blob-read', ms, rate: blobBytes / 1e6 / (ms / 1000), unit: 'MB/s' });
+
+    await db.exec('CREATE TABLE runs(v)');
+    t0 = performance.now();
+    for (let i = 0; i < calls; i++) await db.run('INSERT INTO runs VALUES (?)', [i]);
+    results.push({ metric: 'api-run-1000', ms: performance.now() - t0 });
+  } finally {
+    await db.close();
+  }
+  return results;
+}
+
+/** Open costs: a new database, and an existing one of about 50 MB. */
+async function runOpen(config: string, runId: string, scale: number): Promise<ApiResult[]> {
+  const storage = config === 'memory' ? 'memory' : 'opfs';
+  const results: ApiResult[] = [];
+  let t0 = performance.now();
+  const fresh = await open(`bench-open-${runId}`, { storage });
+  await fresh.get('SELECT 1');
+  results.push({ metric: 'open-new', ms: performance.now() - t0 });
+  await fresh.close();
+  if (storage === 'opfs') {
+    const name = `bench-open50-${runId}`;
+    const db = await open(name);
+    const chunks = Math.max(1, Math.round(50 * scale));
+    await db.exec('CREATE TABLE filler(b BLOB)');
+    await db.transaction(async (tx) => {
+      for (let i = 0; i < chunks; i++) await tx.run('INSERT INTO filler VALUES (randomblob(1024 * 1024))');
+    });
+    await db.close();
+    t0 = performance.now();
+    const again = await open(name);
+    await again.get('SELECT count(*) FROM filler');
+    results.push({ metric: 'open-50mb', ms: performance.now() - t0 });
+    await again.close();
+  }
+  return results;
+}
+
+/** Removes what the benchmark left in OPFS. */
+async function cleanup(): Promise<void> {
+  const root = await navigator.storage.getDirectory();
+  // `keys()` is missing from TypeScript's DOM typings of FileSystemDirectoryHandle.
+  const keys = async (dir: FileSystemDirectoryHandle): Promise<string[]> => {
+    const names: string[] = [];
+    for await (const k of (dir as unknown as { keys(): AsyncIterable<string> }).keys()) names.push(k);
+    return names;
+  };
+  for (const name of await keys(root)) {
+    if (name.startsWith('bench')) await root.removeEntry(name, { recursive: true }).catch(() => {});
+  }
+  const outpostDir = await root.getDirectoryHandle('outpost', { create: true });
+  for (const name of await keys(outpostDir)) {
+    if (name.startsWith('bench')) await outpostDir.removeEntry(name, { recursive: true }).catch(() => {});
+  }
+}
+
+declare global {
+  interface Window {
+    bench: {
+      runClassicConfig: typeof runClassicConfig;
+      runApi: typeof runApi;
+      runOpen: typeof runOpen;
+      cleanup: typeof cleanup;
+    };
+  }
+}
+
+window.bench = { runClassicConfig, runApi, runOpen, cleanup };
+document.getElementById('status')!.textContent = 'ready';

@@ -1,0 +1,227 @@
+/**
+ * `npm run bench [-- --out FILE] [--runs N] [--quick] [--configs a,b] [--no-node]`
+ *
+ * Serves the benchmark page (bench/page) with Vite on 127.0.0.1, with COOP/COEP headers
+ * because Turso's WASM engine needs SharedArrayBuffer (Outpost does not; the headers do not
+ * change its speed). Drives headless Chromium in a *persistent* profile (a throwaway profile
+ * makes OPFS about 20 times slower), runs every configuration in a fresh dedicated worker,
+ * then the Node suite in this process. Prints a markdown table of medians and, with --out,
+ * writes JSON: { machine, configs, results: { test: { config: { ms, runs, ... } } } }.
+ *
+ * --quick is the smoke run `npm test` uses: one run of a few tests at a small scale.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright';
+import { createServer } from 'vite';
+import { chromiumPath } from '../scripts/chromium.js';
+import { CLASSIC_TESTS } from './classic.js';
+import { NODE_CONFIGS, runNodeClassic, runNodeSelect1 } from './node.js';
+import type { ApiResult } from './page/main.js';
+
+export const BROWSER_CONFIGS = ['outpost', 'outpost-full', 'memory', 'sahpool', 'sahpool-wal', 'turso-wasm'] as const;
+const API_CONFIGS = ['outpost', 'outpost-full', 'memory'];
+
+export interface Cell {
+  ms: number;
+  runs: number[];
+  p99Ms?: number;
+  rate?: number;
+  unit?: string;
+}
+export interface BenchReport {
+  machine: Record<string, string | number>;
+  configs: string[];
+  results: Record<string, Record<string, Cell>>;
+  failures: Record<string, string>;
+}
+
+interface Options {
+  out?: string | undefined;
+  runs: number;
+  scale: number;
+  only?: Set<string> | undefined;
+  configs: string[];
+  node: boolean;
+  api: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const opts: Options = { runs: 3, scale: 1, configs: [...BROWSER_CONFIGS], node: true, api: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--out') opts.out = next();
+    else if (a === '--runs') opts.runs = Math.max(1, Number(next()));
+    else if (a === '--configs') opts.configs = next().split(',');
+    else if (a === '--no-node') opts.node = false;
+    else if (a === '--quick') {
+      opts.runs = 1;
+      opts.scale = 0.02;
+      opts.only = new Set(['c01', 'c02', 'c07']);
+      opts.configs = ['outpost', 'memory', 'sahpool-wal'];
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  return opts;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+function record(report: BenchReport, test: string, config: string, sample: Omit<Cell, 'runs'>): void {
+  const row = (report.results[test] ??= {});
+  const cell = (row[config] ??= { ms: 0, runs: [] });
+  cell.runs.push(sample.ms);
+  cell.ms = median(cell.runs);
+  if (sample.p99Ms !== undefined) cell.p99Ms = sample.p99Ms;
+  if (sample.rate !== undefined) {
+    cell.unit = sample.unit;
+    // Keep the rate of the median run.
+    const rates = (cell as Cell & { rates?: number[] }).rates ?? [];
+    rates.push(sample.rate);
+    Object.defineProperty(cell, 'rates', { value: rates, enumerable: false, configurable: true });
+    cell.rate = median(rates);
+  }
+}
+
+export async function runBench(opts: Options): Promise<BenchReport> {
+  const report: BenchReport = {
+    machine: {
+      date: new Date().toISOString(),
+      cpus: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown'}`,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+    },
+    configs: [...opts.configs, ...(opts.node ? NODE_CONFIGS : [])],
+    results: {},
+    failures: {},
+  };
+  const root = new URL('./page/', import.meta.url).pathname;
+  const server = await createServer({
+    root,
+    configFile: false,
+    logLevel: 'warn',
+    server: {
+      host: '127.0.0.1',
+      port: 0,
+      fs: { allow: [new URL('..', import.meta.url).pathname] },
+      headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
+    },
+    optimizeDeps: { exclude: ['@sqlite.org/sqlite-wasm', '@tursodatabase/database-wasm'] },
+    worker: { format: 'es' },
+  });
+  await server.listen();
+  const address = server.httpServer?.address();
+  if (!address || typeof address === 'string') throw new Error('vite did not bind');
+  const profile = mkdtempSync(join(tmpdir(), 'outpost-bench-profile-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath(),
+    headless: true,
+    args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  try {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => console.error('page error:', e.message));
+    await page.goto(`http://127.0.0.1:${address.port}/`);
+    await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready', undefined, { timeout: 60_000 });
+    report.machine.browser = `Chromium ${context.browser()?.version() ?? (await page.evaluate(() => navigator.userAgent))}`;
+    await page.evaluate(() => window.bench.cleanup());
+
+    for (let run = 0; run < opts.runs; run++) {
+      for (const config of opts.configs) {
+        if (report.failures[config]) continue;
+        const runId = `${config}-${run}-${Date.now()}`;
+        const reply = await page.evaluate(
+          (req) => window.bench.runClassicConfig(req),
+          { config, runId, scale: opts.scale, only: opts.only ? [...opts.only] : undefined },
+        );
+        if (!reply.ok) {
+          report.failures[config] = reply.error ?? 'failed';
+          console.error(`${config}: could not run: ${reply.error}`);
+          continue;
+        }
+        for (const [test, ms] of Object.entries(reply.times ?? {})) record(report, test, config, { ms });
+        process.stderr.write(`run ${run + 1}/${opts.runs} ${config}: classic done\n`);
+      }
+      if (opts.api) {
+        for (const config of API_CONFIGS.filter((c) => opts.configs.includes(c))) {
+          const runId = `${config}-${run}-${Date.now()}`;
+          const api: ApiResult[] = await page.evaluate(([c, id, s]) => window.bench.runApi(c, id, s), [config, runId, opts.scale] as const);
+          const opens: ApiResult[] = await page.evaluate(([c, id, s]) => window.bench.runOpen(c, id, s), [config, runId, opts.scale] as const);
+          for (const r of [...api, ...opens]) record(report, r.metric, config, r);
+        }
+      }
+      await page.evaluate(() => window.bench.cleanup());
+    }
+  } finally {
+    await context.close();
+    await server.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+
+  if (opts.node) {
+    for (let run = 0; run < opts.runs; run++) {
+      for (const config of NODE_CONFIGS) {
+        const times = await runNodeClassic(config, opts.scale, opts.only);
+        for (const [test, ms] of Object.entries(times)) record(report, test, config, { ms });
+        const s1 = await runNodeSelect1(config, Math.max(10, Math.round(1000 * opts.scale)));
+        record(report, 'api-select1', config, s1);
+      }
+    }
+  }
+  return report;
+}
+
+const TITLES: Record<string, string> = {
+  ...Object.fromEntries(CLASSIC_TESTS.map((t) => [t.id, `${t.id} ${t.title}`])),
+  'api-select1': 'API: SELECT 1 round trip, median (p99)',
+  'api-query-100k': 'API: query 100,000 rows x 5 columns',
+  'api-blob-write': 'API: write a 10 MB blob',
+  'api-blob-read': 'API: read a 10 MB blob',
+  'api-run-1000': 'API: 1000 autocommit run() calls',
+  'open-new': 'open() a new database',
+  'open-50mb': 'open() an existing 50 MB database',
+};
+
+function formatCell(cell: Cell | undefined): string {
+  if (!cell) return '';
+  let s = cell.ms < 1 ? cell.ms.toFixed(3) : cell.ms < 100 ? cell.ms.toFixed(1) : cell.ms.toFixed(0);
+  if (cell.p99Ms !== undefined) s += ` (${cell.p99Ms.toFixed(3)})`;
+  if (cell.rate !== undefined) s += ` · ${cell.rate >= 1e5 ? `${(cell.rate / 1e6).toFixed(2)}M` : cell.rate.toFixed(0)} ${cell.unit}`;
+  return s;
+}
+
+export function toMarkdown(report: BenchReport): string {
+  const configs = report.configs;
+  const lines: string[] = [];
+  lines.push(`Milliseconds, median of runs (lower is better). ${report.machine.date}; ${report.machine.cpus}; ${report.machine.browser ?? ''}; Node ${report.machine.node}.`);
+  lines.push('');
+  lines.push(`| test | ${configs.join(' | ')} | outpost / memory |`);
+  lines.push(`| --- | ${configs.map(() => '---:').join(' | ')} | ---: |`);
+  for (const test of Object.keys(TITLES)) {
+    const row = report.results[test];
+    if (!row) continue;
+    const ratio = row.outpost && row.memory ? `${(row.outpost.ms / row.memory.ms).toFixed(2)}x` : '';
+    lines.push(`| ${TITLES[test]} | ${configs.map((c) => formatCell(row[c])).join(' | ')} | ${ratio} |`);
+  }
+  for (const [config, error] of Object.entries(report.failures)) lines.push(`\n${config} could not run: ${error}`);
+  return lines.join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const opts = parseArgs(process.argv.slice(2));
+  const report = await runBench(opts);
+  console.log(toMarkdown(report));
+  if (opts.out) {
+    writeFileSync(opts.out, JSON.stringify(report, null, 2));
+    console.error(`wrote ${opts.out}`);
+  }
+}
