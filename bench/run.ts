@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --out FILE] [--runs N] [--quick] [--configs a,b] [--no-node]`
  *
- * Serves the benchmark page (bench/page) with Vite on 127.0.0.1, with COOP/COEP headers
+ * Builds the benchmark page (bench/page) with Vite and serves it on 127.0.0.1, with COOP/COEP headers
  * because Turso's WASM engine needs SharedArrayBuffer (Outpost does not; the headers do not
  * change its speed). Drives headless Chromium in a *persistent* profile (a throwaway profile
  * makes OPFS about 20 times slower), runs every configuration in a fresh dedicated worker,
@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright';
-import { createServer } from 'vite';
+import { build, preview } from 'vite';
 import { chromiumPath } from '../scripts/chromium.js';
 import { CLASSIC_TESTS } from './classic.js';
 import { NODE_CONFIGS, runNodeClassic, runNodeSelect1 } from './node.js';
@@ -45,10 +45,12 @@ interface Options {
   configs: string[];
   node: boolean;
   api: boolean;
+  /** Per configuration and run, for the classic tests. */
+  timeoutMs: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { runs: 3, scale: 1, configs: [...BROWSER_CONFIGS], node: true, api: true };
+  const opts: Options = { runs: 3, scale: 1, configs: [...BROWSER_CONFIGS], node: true, api: true, timeoutMs: 240_000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): string => {
@@ -60,6 +62,9 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--runs') opts.runs = Math.max(1, Number(next()));
     else if (a === '--configs') opts.configs = next().split(',');
     else if (a === '--no-node') opts.node = false;
+    else if (a === '--no-api') opts.api = false;
+    else if (a === '--scale') opts.scale = Number(next());
+    else if (a === '--timeout') opts.timeoutMs = Number(next()) * 1000;
     else if (a === '--quick') {
       opts.runs = 1;
       opts.scale = 0.02;
@@ -105,21 +110,28 @@ export async function runBench(opts: Options): Promise<BenchReport> {
     failures: {},
   };
   const root = new URL('./page/', import.meta.url).pathname;
-  const server = await createServer({
+  const outDir = mkdtempSync(join(tmpdir(), 'outpost-bench-build-'));
+  // A production build, served by Vite's preview server: what users ship, and no dev-server
+  // dependency discovery reloading the page in the middle of a run.
+  await build({
     root,
     configFile: false,
     logLevel: 'warn',
-    server: {
-      host: '127.0.0.1',
-      port: 0,
-      fs: { allow: [new URL('..', import.meta.url).pathname] },
-      headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
-    },
-    optimizeDeps: { exclude: ['@sqlite.org/sqlite-wasm', '@tursodatabase/database-wasm'] },
+    build: { outDir, emptyOutDir: true, target: 'es2022' },
     worker: { format: 'es' },
   });
-  await server.listen();
-  const address = server.httpServer?.address();
+  const server = await preview({
+    root,
+    configFile: false,
+    logLevel: 'warn',
+    build: { outDir },
+    preview: {
+      host: '127.0.0.1',
+      port: 0,
+      headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
+    },
+  });
+  const address = server.httpServer.address();
   if (!address || typeof address === 'string') throw new Error('vite did not bind');
   const profile = mkdtempSync(join(tmpdir(), 'outpost-bench-profile-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -141,7 +153,7 @@ export async function runBench(opts: Options): Promise<BenchReport> {
         const runId = `${config}-${run}-${Date.now()}`;
         const reply = await page.evaluate(
           (req) => window.bench.runClassicConfig(req),
-          { config, runId, scale: opts.scale, only: opts.only ? [...opts.only] : undefined },
+          { config, runId, scale: opts.scale, only: opts.only ? [...opts.only] : undefined, timeoutMs: opts.timeoutMs },
         );
         if (!reply.ok) {
           report.failures[config] = reply.error ?? 'failed';
@@ -163,8 +175,9 @@ export async function runBench(opts: Options): Promise<BenchReport> {
     }
   } finally {
     await context.close();
-    await server.close();
+    await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));
     rmSync(profile, { recursive: true, force: true });
+    rmSync(outDir, { recursive: true, force: true });
   }
 
   if (opts.node) {

@@ -37,6 +37,8 @@ export interface StatementResult {
   changes: number;
   /** Wall time of the statement inside the engine, in milliseconds. */
   timeMs: number;
+  /** Set when this statement failed; it is then the last result and nothing after it ran. */
+  error?: { code: string; resultCode: number; message: string };
 }
 
 export interface OpenOptions {
@@ -69,7 +71,11 @@ export interface Queryable {
   run(sql: string, params?: SqlParams): Promise<RunResult>;
   /** Runs the statements atomically: all of them or, when one fails, none. */
   batch(statements: readonly BatchStatement[]): Promise<RunResult[]>;
-  /** Runs many statements and returns each one's columns, rows and changes (for shells and playgrounds). Stops at the first error. */
+  /**
+   * Runs many statements and returns each one's columns, rows and changes, for shells and
+   * playgrounds. A statement that fails ends the run: its result carries `error` and is the
+   * last one (the statements before it keep their effects, as in the sqlite3 shell).
+   */
   execMany(sql: string): Promise<StatementResult[]>;
 }
 

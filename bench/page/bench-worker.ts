@@ -76,24 +76,6 @@ async function openAdapter(req: WorkerRequest): Promise<ClassicAdapter & { close
       if (req.config === 'sahpool-wal') db.exec('PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;');
       return oo1Adapter(db);
     }
-    case 'turso-wasm': {
-      const { connect } = (await import('@tursodatabase/database-wasm')) as unknown as {
-        connect(path: string): Promise<{
-          exec(sql: string): Promise<void>;
-          prepare(sql: string): { run(...params: BenchValue[]): Promise<unknown> };
-          close(): Promise<void>;
-        }>;
-      };
-      const db = await connect(`bench-turso-${req.runId}.db`);
-      return {
-        exec: (sql) => db.exec(sql),
-        prepare: (sql) => {
-          const stmt = db.prepare(sql);
-          return { run: (params) => stmt.run(...params) };
-        },
-        close: () => db.close(),
-      };
-    }
     default:
       throw new Error(`unknown configuration ${req.config}`);
   }

@@ -5,6 +5,7 @@
  */
 import { open } from '../../src/index.js';
 import type { WorkerRequest } from './bench-worker.js';
+import { type BenchValue, runClassic } from '../classic.js';
 
 interface ClassicReply {
   ok: boolean;
@@ -12,7 +13,51 @@ interface ClassicReply {
   error?: string;
 }
 
-async function runClassicConfig(req: WorkerRequest): Promise<ClassicReply> {
+/**
+ * Turso's WASM engine starts its own worker for OPFS I/O and must be loaded from the page (it
+ * hung when loaded inside a dedicated worker), so its classic tests drive it from here.
+ */
+async function runTurso(req: WorkerRequest): Promise<ClassicReply> {
+  const { connect } = (await import('@tursodatabase/database-wasm')) as unknown as {
+    connect(path: string): Promise<{
+      exec(sql: string): Promise<void>;
+      prepare(sql: string): { run(...params: BenchValue[]): Promise<unknown> };
+      close(): Promise<void>;
+    }>;
+  };
+  const db = await connect(`bench-turso-${req.runId}.db`);
+  const times = await runClassic(
+    {
+      exec: (sql) => db.exec(sql),
+      prepare: (sql) => {
+        const stmt = db.prepare(sql);
+        return { run: (params) => stmt.run(...params) };
+      },
+    },
+    req.scale,
+    req.only ? new Set(req.only) : undefined,
+  );
+  await db.close();
+  return { ok: true, times };
+}
+
+/** Runs one configuration's classic tests, failing after `timeoutMs`. */
+async function runClassicConfig(req: WorkerRequest & { timeoutMs: number }): Promise<ClassicReply> {
+  let timer = 0;
+  const timeout = new Promise<ClassicReply>((resolve) => {
+    timer = window.setTimeout(() => resolve({ ok: false, error: `timed out after ${req.timeoutMs} ms` }), req.timeoutMs);
+  });
+  const work = (req.config === 'turso-wasm' ? runTurso(req) : runInWorker(req)).catch(
+    (e: unknown): ClassicReply => ({ ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) }),
+  );
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function runInWorker(req: WorkerRequest): Promise<ClassicReply> {
   const worker = new Worker(new URL('./bench-worker.ts', import.meta.url), { type: 'module' });
   try {
     return await new Promise<ClassicReply>((resolve) => {

@@ -238,35 +238,57 @@ export class Connection {
   execMany(sql: string): StatementResult[] {
     this.ensureOpen();
     const results: StatementResult[] = [];
-    for (const stmt of this.statements(sql)) {
-      const started = performance.now();
-      try {
-        const rows: SqlValue[][] = [];
-        const n = stmt.columns.length;
-        const totalBefore = this.x.sqlite3_total_changes(this.db);
-        for (;;) {
-          const rc = this.x.sqlite3_step(stmt.ptr);
-          if (rc === SQLITE_ROW) {
-            const row: SqlValue[] = new Array<SqlValue>(n);
-            for (let i = 0; i < n; i++) row[i] = this.column(stmt.ptr, i);
-            rows.push(row);
-          } else if (rc === SQLITE_DONE) break;
-          else throw this.error(rc, stmt.sql);
+    const statements = this.statements(sql);
+    try {
+      for (;;) {
+        let next: IteratorResult<Statement>;
+        try {
+          next = statements.next();
+        } catch (e) {
+          // A statement that does not compile: report it where it stands, run nothing after it.
+          if (!(e instanceof SqliteError)) throw e;
+          results.push(failedResult(e.sql ?? sql, e, 0));
+          break;
         }
-        results.push({
-          sql: stmt.sql,
-          columns: stmt.columns,
-          rows,
-          // Total changes, not sqlite3_changes: that keeps the last DML's count across DDL.
-          changes: this.x.sqlite3_total_changes(this.db) - totalBefore,
-          timeMs: performance.now() - started,
-        });
-      } finally {
-        this.sqlite3.capi.sqlite3_finalize(stmt.ptr);
+        if (next.done) break;
+        const result = this.stepAll(next.value);
+        results.push(result);
+        if (result.error) break;
       }
+    } finally {
+      statements.return(undefined);
+      this.afterCall();
     }
-    this.afterCall();
     return results;
+  }
+
+  /** Runs one prepared statement to the end for execMany, then finalizes it. */
+  private stepAll(stmt: Statement): StatementResult {
+    const started = performance.now();
+    const rows: SqlValue[][] = [];
+    const n = stmt.columns.length;
+    const totalBefore = this.x.sqlite3_total_changes(this.db);
+    try {
+      for (;;) {
+        const rc = this.x.sqlite3_step(stmt.ptr);
+        if (rc === SQLITE_ROW) {
+          const row: SqlValue[] = new Array<SqlValue>(n);
+          for (let i = 0; i < n; i++) row[i] = this.column(stmt.ptr, i);
+          rows.push(row);
+        } else if (rc === SQLITE_DONE) break;
+        else return failedResult(stmt.sql, this.error(rc, stmt.sql), performance.now() - started);
+      }
+      return {
+        sql: stmt.sql,
+        columns: stmt.columns,
+        rows,
+        // Total changes, not sqlite3_changes: that keeps the last DML's count across DDL.
+        changes: this.x.sqlite3_total_changes(this.db) - totalBefore,
+        timeMs: performance.now() - started,
+      };
+    } finally {
+      this.sqlite3.capi.sqlite3_finalize(stmt.ptr);
+    }
   }
 
   /** Rolls back after a failed transaction body; SQLite may already have rolled back itself. */
@@ -595,6 +617,10 @@ export class Connection {
     if (io && !message.includes(io.message)) message = `${message}: ${io.message}`;
     return new SqliteError(message, capi.sqlite3_js_rc_str(code) ?? `SQLITE_${code}`, code, sql);
   }
+}
+
+function failedResult(sql: string, e: SqliteError, timeMs: number): StatementResult {
+  return { sql, columns: [], rows: [], changes: 0, timeMs, error: { code: e.code, resultCode: e.resultCode, message: e.message } };
 }
 
 function bindError(stmt: Statement, what: string): OutpostError {

@@ -171,6 +171,18 @@ export function databaseSuite(name: string, open: Opener): void {
         expect(results[2]!.rows).toEqual([[1], [2]]);
       }));
 
+    test('execMany reports a failing statement in place and runs nothing after it', () =>
+      withDb(open, async (db) => {
+        const results = await db.execMany('CREATE TABLE t(v UNIQUE); INSERT INTO t VALUES (1); INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);');
+        expect(results).toHaveLength(3);
+        expect(results[2]!.error).toMatchObject({ code: 'SQLITE_CONSTRAINT_UNIQUE' });
+        expect(results[2]!.sql).toBe('INSERT INTO t VALUES (1);');
+        expect(await db.query('SELECT v FROM t')).toEqual([{ v: 1 }]);
+        const syntax = await db.execMany('SELECT 1; SELEC 2; SELECT 3');
+        expect(syntax).toHaveLength(2);
+        expect(syntax[1]!.error?.message).toMatch(/syntax error/);
+      }));
+
     test('a constraint violation is a SqliteError with the extended code', () =>
       withDb(open, async (db) => {
         await db.exec('CREATE TABLE t(v UNIQUE)');
