@@ -153,7 +153,7 @@ export async function runBench(opts: Options): Promise<BenchReport> {
         const runId = `${config}-${run}-${Date.now()}`;
         const reply = await page.evaluate(
           (req) => window.bench.runClassicConfig(req),
-          { config, runId, scale: opts.scale, only: opts.only ? [...opts.only] : undefined, timeoutMs: opts.timeoutMs },
+          { config, runId, scale: opts.scale, only: opts.only ? [...opts.only] : undefined, timeoutMs: opts.timeoutMs, pragmas: process.env.BENCH_PRAGMAS },
         );
         if (!reply.ok) {
           report.failures[config] = reply.error ?? 'failed';

@@ -7,7 +7,7 @@
  * wait and never interleave with it; the `tx` object's calls bypass the queue (they are the
  * holder) and fail once the transaction has ended.
  */
-import type { PackedRows } from './engine/connection.js';
+import { type PackedRows, unpackRows } from './engine/packed-rows.js';
 import { OutpostError } from './errors.js';
 import type {
   BatchStatement,
@@ -32,19 +32,6 @@ export interface Driver {
   export(): Promise<Uint8Array>;
   import(bytes: Uint8Array): Promise<void>;
   close(): Promise<void>;
-}
-
-/** Turns packed rows into objects keyed by column name (a later duplicate name wins). */
-export function unpackRows<T>(packed: PackedRows): T[] {
-  const { columns, values } = packed;
-  const n = columns.length;
-  const rows: T[] = new Array<T>(n === 0 ? 0 : values.length / n);
-  for (let r = 0, i = 0; i < values.length; r++) {
-    const row: Row = {};
-    for (let c = 0; c < n; c++, i++) row[columns[c]!] = values[i]!;
-    rows[r] = row as T;
-  }
-  return rows;
 }
 
 let savepointCounter = 0;

@@ -63,10 +63,10 @@ test('a full store gives SQLITE_FULL and the database stays intact', async () =>
   expect(error).toBeInstanceOf(SqliteError);
   expect((error as SqliteError).code).toBe('SQLITE_FULL');
   expect((error as SqliteError).message).toMatch(/full/);
-  expect(conn.query('SELECT count(*) FROM t', undefined).values).toEqual([1]);
-  expect(conn.query('PRAGMA integrity_check', undefined).values).toEqual(['ok']);
+  expect(conn.value('SELECT count(*) FROM t')).toBe(1);
+  expect(conn.value('PRAGMA integrity_check')).toBe('ok');
   conn.run('INSERT INTO t VALUES (?)', [new Uint8Array(1000)]);
-  expect(conn.query('SELECT count(*) FROM t', undefined).values).toEqual([2]);
+  expect(conn.value('SELECT count(*) FROM t')).toBe(2);
   await conn.close();
 });
 
@@ -97,4 +97,18 @@ test('a file that is not SQLite fails to open with NOT_A_DATABASE', async () => 
   await expect(open(path)).rejects.toMatchObject({ code: 'NOT_A_DATABASE' });
   // The lock was released: a later open fails the same way, not with DatabaseLockedError.
   await expect(open(path)).rejects.toMatchObject({ code: 'NOT_A_DATABASE' });
+});
+
+test('an idle connection checkpoints and shrinks the WAL', async () => {
+  const path = join(dir, 'idle.db');
+  const db = await open(path);
+  await db.exec('CREATE TABLE t(v BLOB)');
+  await db.transaction(async (tx) => {
+    for (let i = 0; i < 40; i++) await tx.run('INSERT INTO t VALUES (randomblob(100000))');
+  });
+  expect(statSync(`${path}-wal`).size).toBeGreaterThan(1024 * 1024);
+  await new Promise((r) => setTimeout(r, 1500));
+  expect(statSync(`${path}-wal`).size).toBe(0);
+  expect(await db.get('SELECT count(*) AS n FROM t')).toEqual({ n: 40 });
+  await db.close();
 });

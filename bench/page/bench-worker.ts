@@ -12,6 +12,8 @@ export interface WorkerRequest {
   runId: string;
   scale: number;
   only?: string[] | undefined;
+  /** Extra SQL run after open, for experiments (`BENCH_PRAGMAS`). */
+  pragmas?: string | undefined;
 }
 
 /** The slice of the oo1 API the stock-SQLite configurations use. */
@@ -58,6 +60,7 @@ async function openAdapter(req: WorkerRequest): Promise<ClassicAdapter & { close
     case 'outpost-full': {
       const dir = await OpfsDirectory.lock(`bench-${req.runId}`, { lockTimeoutMs: 5000 });
       const conn = await Connection.open(dir, { durability: req.config === 'outpost-full' ? 'full' : 'normal', intMode: 'number' });
+      if (req.pragmas) conn.exec(req.pragmas);
       return {
         exec: (sql) => conn.exec(sql),
         prepare: (sql) => ({ run: (params) => conn.run(sql, params) }),

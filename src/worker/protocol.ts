@@ -11,7 +11,7 @@
  * and `OutpostError` by name, so `instanceof` and `code` work on the UI thread.
  */
 import * as Comlink from 'comlink';
-import type { PackedRows } from '../engine/connection.js';
+import type { PackedRows } from '../engine/packed-rows.js';
 import { DatabaseLockedError, OutpostError, type OutpostErrorCode, SqliteError } from '../errors.js';
 import type { SimulatedQuota } from '../opfs-vfs/opfs-backend.js';
 import type { BatchStatement, RunResult, SqlParams, StatementResult } from '../types.js';

@@ -6,6 +6,7 @@
  */
 import * as Comlink from 'comlink';
 import { Connection } from '../engine/connection.js';
+import { transferables } from '../engine/packed-rows.js';
 import { DatabaseLockedError, OutpostError } from '../errors.js';
 import { MemoryDirectory } from '../opfs-vfs/memory-backend.js';
 import { LockTimeoutError, OpfsDirectory, OpfsUnavailableError } from '../opfs-vfs/opfs-backend.js';
@@ -41,7 +42,8 @@ const api: WorkerApi = {
     connection().exec(sql);
   },
   async query(sql, params, maxRows) {
-    return connection().query(sql, params, maxRows);
+    const rows = connection().query(sql, params, maxRows);
+    return Comlink.transfer(rows, transferables(rows));
   },
   async run(sql, params) {
     return connection().run(sql, params);

@@ -75,6 +75,24 @@ export function databaseSuite(name: string, open: Opener): void {
         expect(row!.b).toBeInstanceOf(Uint8Array);
       }));
 
+    test('many rows of mixed kinds come back in order', () =>
+      withDb(open, async (db) => {
+        await db.exec('CREATE TABLE m(a, b, c)');
+        const expected: { a: unknown; b: unknown; c: unknown }[] = [];
+        await db.transaction(async (tx) => {
+          for (let i = 0; i < 300; i++) {
+            const row = {
+              a: i % 3 === 0 ? null : i % 3 === 1 ? `ascii ${i}` : `ünïcødé ${i} 🎉`,
+              b: i % 2 ? 2n ** 60n + BigInt(i) : i / 4,
+              c: i % 5 === 0 ? new Uint8Array([i & 255]) : i % 5 === 1 ? '' : `t${i}`,
+            };
+            expected.push(row);
+            await tx.run('INSERT INTO m VALUES (:a, :b, :c)', row);
+          }
+        });
+        expect(await db.query('SELECT a, b, c FROM m ORDER BY rowid')).toEqual(expected);
+      }));
+
     test('integers beyond 2^53 come back as bigint, exactly', () =>
       withDb(open, async (db) => {
         const row = await db.get<{ big: unknown; neg: unknown; safe: unknown }>(
