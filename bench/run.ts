@@ -37,7 +37,7 @@ export interface BenchReport {
   failures: Record<string, string>;
 }
 
-interface Options {
+export interface Options {
   out?: string | undefined;
   runs: number;
   scale: number;
@@ -49,7 +49,7 @@ interface Options {
   timeoutMs: number;
 }
 
-function parseArgs(argv: string[]): Options {
+export function parseArgs(argv: string[]): Options {
   const opts: Options = { runs: 3, scale: 1, configs: [...BROWSER_CONFIGS], node: true, api: true, timeoutMs: 240_000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];

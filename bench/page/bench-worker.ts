@@ -69,7 +69,10 @@ async function openAdapter(req: WorkerRequest): Promise<ClassicAdapter & { close
     }
     case 'memory': {
       const sqlite3 = (await (sqlite3InitModule as unknown as () => Promise<Oo1>)()) as Oo1;
-      return oo1Adapter(new sqlite3.oo1.DB(':memory:'));
+      const db = new sqlite3.oo1.DB(':memory:');
+      // The same page size as Outpost's databases, so the comparison isolates storage.
+      db.exec('PRAGMA page_size=4096');
+      return oo1Adapter(db);
     }
     case 'sahpool':
     case 'sahpool-wal': {
