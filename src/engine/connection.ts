@@ -520,7 +520,7 @@ export class Connection {
       while (pos < end) {
         const rc = capi.sqlite3_prepare_v3(this.db, pos, end - pos, flags, ppStmt, pzTail);
         const tail = wasm.peekPtr(pzTail);
-        const text = textDecoder.decode(wasm.heap8u().subarray(pos, tail)).trim();
+        const text = stripLeadingComments(textDecoder.decode(wasm.heap8u().subarray(pos, tail)));
         if (rc !== SQLITE_OK) throw this.error(rc, text || sql);
         pos = tail;
         const ptr = wasm.peekPtr(ppStmt);
@@ -688,6 +688,20 @@ export class Connection {
     const io = this.vfs.takeError();
     if (io && !message.includes(io.message)) message = `${message}: ${io.message}`;
     return new SqliteError(message, capi.sqlite3_js_rc_str(code) ?? `SQLITE_${code}`, code, sql);
+  }
+}
+
+/** A statement's text without the whitespace and comments SQLite skipped before it. */
+function stripLeadingComments(text: string): string {
+  let s = text.trim();
+  for (;;) {
+    if (s.startsWith('--')) {
+      const nl = s.indexOf('\n');
+      s = nl < 0 ? '' : s.slice(nl + 1).trimStart();
+    } else if (s.startsWith('/*')) {
+      const end = s.indexOf('*/');
+      s = end < 0 ? '' : s.slice(end + 2).trimStart();
+    } else return s;
   }
 }
 
