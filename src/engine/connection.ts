@@ -23,7 +23,7 @@
 import { OutpostError, SqliteError } from '../errors.js';
 import type { StorageBackend, StorageDirectory } from '../opfs-vfs/backend.js';
 import { MemoryBackend } from '../opfs-vfs/memory-backend.js';
-import { VFS_NAME, type OutpostVfs } from '../opfs-vfs/vfs.js';
+import { VFS_NAME, type OutpostVfs, type WalObserver } from '../opfs-vfs/vfs.js';
 import type { BatchStatement, RunResult, SqlParam, SqlParams, SqlValue, StatementResult } from '../types.js';
 import { type PackedRows, RowPacker, unpackArrays } from './packed-rows.js';
 import { loadSqlite } from './sqlite.js';
@@ -37,6 +37,19 @@ export interface ConnectionOptions {
    * `AUTOCHECKPOINT_PAGES`. `'manual'`: never on its own (the sync layer decides).
    */
   checkpoint?: 'auto' | 'manual';
+  /** Sees every WAL frame header as it is written (the sync server's page tracking). */
+  walObserver?: WalObserver | undefined;
+  /** Page cache size in KiB (SQLite's default is 2000). */
+  cacheKiB?: number | undefined;
+}
+
+/** The full result of one statement, as a remote protocol reports it. */
+export interface ExecuteResult {
+  columns: string[];
+  decltypes: (string | null)[];
+  rows: SqlValue[][];
+  changes: number;
+  lastInsertRowid: bigint;
 }
 
 /**
@@ -134,7 +147,7 @@ export class Connection {
       files.push(db);
       const wal = new WriteCounter(await directory.open('db-wal'));
       files.push(wal);
-      const mount = vfs.mount({ db, wal });
+      const mount = vfs.mount({ db, wal }, options.walObserver);
       let pDb = 0;
       try {
         pDb = openSqlite(sqlite3, vfs, mount.path);
@@ -165,6 +178,7 @@ export class Connection {
       }
       this.exec(`PRAGMA synchronous=${this.options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
       this.exec(`PRAGMA wal_autocheckpoint=${this.options.checkpoint === 'manual' ? 0 : AUTOCHECKPOINT_PAGES}`);
+      if (this.options.cacheKiB) this.exec(`PRAGMA cache_size=-${Math.max(64, Math.floor(this.options.cacheKiB))}`);
     } catch (e) {
       if (e instanceof SqliteError && (e.code === 'SQLITE_NOTADB' || e.code.startsWith('SQLITE_CORRUPT'))) {
         throw new OutpostError(`${this.directory.label} is not a SQLite database (${e.message})`, 'NOT_A_DATABASE');
@@ -220,6 +234,56 @@ export class Connection {
   /** The first value of the first row of one statement (null when there is none). */
   value(sql: string, params?: SqlParams): SqlValue {
     return unpackArrays(this.query(sql, params, 1))[0]?.[0] ?? null;
+  }
+
+  /** Runs one statement and reports everything about it (columns, types, rows, changes). */
+  execute(sql: string, params: SqlParams | undefined): ExecuteResult {
+    const stmt = this.prepareCached(sql);
+    try {
+      this.bind(stmt, params);
+      const totalBefore = this.x.sqlite3_total_changes(this.db);
+      const rows: SqlValue[][] = [];
+      const n = stmt.columns.length;
+      for (;;) {
+        const rc = this.x.sqlite3_step(stmt.ptr);
+        if (rc === SQLITE_ROW) {
+          const row = new Array<SqlValue>(n);
+          for (let i = 0; i < n; i++) row[i] = this.column(stmt.ptr, i);
+          rows.push(row);
+        } else if (rc === SQLITE_DONE) break;
+        else throw this.error(rc, sql);
+      }
+      const decltypes: (string | null)[] = [];
+      for (let i = 0; i < n; i++) decltypes.push(this.sqlite3.capi.sqlite3_column_decltype(stmt.ptr, i));
+      return {
+        columns: stmt.columns,
+        decltypes,
+        rows,
+        changes: this.x.sqlite3_total_changes(this.db) - totalBefore,
+        lastInsertRowid: this.x.sqlite3_last_insert_rowid(this.db),
+      };
+    } finally {
+      this.release(stmt);
+      this.afterCall();
+    }
+  }
+
+  /** The database's size in pages. */
+  pageCount(): number {
+    return Number(this.value('PRAGMA page_count'));
+  }
+
+  /**
+   * Reads raw pages (1-based numbers) of the committed database through `sqlite_dbpage`.
+   * Pages past the end are left out of the result.
+   */
+  readPages(pageNumbers: Iterable<number>): Map<number, Uint8Array> {
+    const out = new Map<number, Uint8Array>();
+    for (const pgno of pageNumbers) {
+      const data = this.value('SELECT data FROM sqlite_dbpage WHERE pgno = ?', [pgno]);
+      if (data instanceof Uint8Array) out.set(pgno, data);
+    }
+    return out;
   }
 
   /** Runs one statement for its effect. */

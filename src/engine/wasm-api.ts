@@ -38,6 +38,7 @@ export interface Sqlite3Runtime {
     sqlite3_finalize(stmt: number): number;
     sqlite3_step(stmt: number): number;
     sqlite3_column_name(stmt: number, i: number): string | null;
+    sqlite3_column_decltype(stmt: number, i: number): string | null;
     sqlite3_column_text(stmt: number, i: number): string | null;
     sqlite3_bind_parameter_name(stmt: number, i: number): string | null;
     sqlite3_exec(db: number, sql: string, callback: number, arg: number, errmsg: number): number;

@@ -59,6 +59,9 @@ const OPEN_TEMP_JOURNAL = 0x1000;
 const OPEN_SUBJOURNAL = 0x2000;
 const OPEN_WAL = 0x80000;
 const WAL_FRAME_HEADER_BYTES = 24;
+const WAL_HEADER_BYTES = 32;
+/** The page size WAL frame offsets are computed with (Outpost's databases all use it). */
+const PAGE_BYTES = 4096;
 const TEMPORARY_KINDS = OPEN_TEMP_DB | OPEN_TRANSIENT_DB | OPEN_TEMP_JOURNAL | OPEN_SUBJOURNAL;
 
 const FCNTL_PRAGMA = 14;
@@ -69,6 +72,15 @@ const IOCAP_POWERSAFE_OVERWRITE = 0x1000;
 
 function readUint32(bytes: Uint8Array, at: number): number {
   return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+}
+
+/**
+ * Sees every WAL frame header SQLite writes for one database, before the frame reaches the
+ * backend: the page number (1-based) and, for a commit frame, the database size in pages after
+ * the commit (0 otherwise). The sync server builds its revisions from this.
+ */
+export interface WalObserver {
+  onWalFrame(pageNumber: number, dbSizeAfterCommit: number): void;
 }
 
 export interface VfsError {
@@ -92,6 +104,7 @@ class OpenFile {
     readonly backend: StorageBackend,
     readonly flags: number,
     readonly mounted: boolean,
+    private readonly observer: WalObserver | undefined,
   ) {
     this.isWal = (flags & OPEN_WAL) !== 0;
   }
@@ -102,6 +115,9 @@ class OpenFile {
   }
 
   write(src: Uint8Array, offset: number): void {
+    if (this.observer && this.isWal && src.length === WAL_FRAME_HEADER_BYTES && (offset - WAL_HEADER_BYTES) % (WAL_FRAME_HEADER_BYTES + PAGE_BYTES) === 0) {
+      this.observer.onWalFrame(readUint32(src, 0), readUint32(src, 4));
+    }
     if (this.bufferLength > 0 && offset === this.bufferOffset + this.bufferLength && this.bufferLength + src.length <= WRITE_BUFFER_BYTES) {
       this.buffer!.set(src, this.bufferLength);
       this.bufferLength += src.length;
@@ -145,6 +161,7 @@ class OpenFile {
 
 export class OutpostVfs {
   private readonly mounts = new Map<string, StorageBackend>();
+  private readonly observers = new Map<string, WalObserver>();
   private readonly files = new Map<number, OpenFile>();
   private lastError: VfsError | null = null;
   private nextMountId = 1;
@@ -167,16 +184,18 @@ export class OutpostVfs {
    * Mounts the files of one database; returns the path to give SQLite as the file name and a
    * function that unmounts them (call it after SQLite closed the database).
    */
-  mount(files: { db: StorageBackend; wal: StorageBackend }): { path: string; unmount: () => void } {
+  mount(files: { db: StorageBackend; wal: StorageBackend }, observer?: WalObserver): { path: string; unmount: () => void } {
     const prefix = `/${this.nextMountId++}`;
     const path = `${prefix}/db`;
     this.mounts.set(path, files.db);
     this.mounts.set(`${path}-wal`, files.wal);
+    if (observer) this.observers.set(`${path}-wal`, observer);
     return {
       path,
       unmount: () => {
         this.mounts.delete(path);
         this.mounts.delete(`${path}-wal`);
+        this.observers.delete(`${path}-wal`);
       },
     };
   }
@@ -343,7 +362,7 @@ export class OutpostVfs {
             };
             return SQLITE_CANTOPEN;
           }
-          this.files.set(pFile, new OpenFile(name ?? `temp:${pFile}`, backend, flags, mounted));
+          this.files.set(pFile, new OpenFile(name ?? `temp:${pFile}`, backend, flags, mounted, name === null ? undefined : this.observers.get(name)));
           const s3File = new capi.sqlite3_file(pFile);
           s3File.$pMethods = io.pointer;
           s3File.dispose();

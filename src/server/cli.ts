@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+/**
+ * `outpost`: the command line.
+ *   outpost serve --data DIR [--host 127.0.0.1] [--port 8080] [--auth-secret SECRET | --no-auth]
+ *                 [--max-open N] [--max-body BYTES] [--durability normal|full]
+ *   outpost token --db NAME[,NAME…|*] --role read|write|admin --secret SECRET [--expires 1h]
+ * The secret may also come from $OUTPOST_AUTH_SECRET. `token` prints the token alone on its
+ * last line.
+ */
+import { mintToken, type Role } from './auth.js';
+import { createServer } from './server.js';
+
+function parse(argv: string[]): { command: string; flags: Map<string, string | true> } {
+  const [command = 'help', ...rest] = argv;
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const eq = a.indexOf('=');
+    if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
+    else if (rest[i + 1] !== undefined && !rest[i + 1]!.startsWith('--')) flags.set(a.slice(2), rest[++i]!);
+    else flags.set(a.slice(2), true);
+  }
+  return { command, flags };
+}
+
+const USAGE = `usage:
+  outpost serve --data DIR [--host 127.0.0.1] [--port 8080] [--auth-secret SECRET | --no-auth]
+                [--max-open N] [--max-body BYTES] [--durability normal|full]
+  outpost token --db NAME --role read|write|admin --secret SECRET [--expires 1h]`;
+
+async function main(): Promise<void> {
+  const { command, flags } = parse(process.argv.slice(2));
+  const str = (k: string): string | undefined => {
+    const v = flags.get(k);
+    if (v === true) throw new Error(`--${k} needs a value`);
+    return v;
+  };
+  if (command === 'serve') {
+    const data = str('data');
+    if (!data) throw new Error('serve needs --data DIR');
+    const secret = str('auth-secret') ?? process.env.OUTPOST_AUTH_SECRET;
+    const noAuth = flags.get('no-auth') === true;
+    if (!noAuth && !secret) throw new Error('serve needs --auth-secret SECRET (or $OUTPOST_AUTH_SECRET), or --no-auth');
+    const durability = str('durability') ?? 'normal';
+    if (durability !== 'normal' && durability !== 'full') throw new Error('--durability is normal or full');
+    const server = createServer({
+      dataDir: data,
+      host: str('host') ?? '127.0.0.1',
+      port: Number(str('port') ?? 8080),
+      auth: !noAuth,
+      ...(secret ? { authSecret: secret } : {}),
+      ...(str('max-open') ? { maxOpenDatabases: Number(str('max-open')) } : {}),
+      ...(str('max-body') ? { maxBodyBytes: Number(str('max-body')) } : {}),
+      durability,
+    });
+    const { url } = await server.listen();
+    console.log(`info Outpost sync server listening on ${url} (data ${data}, auth ${noAuth ? 'off' : 'on'})`);
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      console.log(`info ${signal}: closing databases`);
+      server.close().then(
+        () => process.exit(0),
+        (e: unknown) => {
+          console.error(`error while closing: ${(e as Error).message}`);
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    return;
+  }
+  if (command === 'token') {
+    const db = str('db');
+    const role = str('role') ?? 'write';
+    const secret = str('secret') ?? process.env.OUTPOST_AUTH_SECRET;
+    if (!db) throw new Error('token needs --db NAME');
+    if (!secret) throw new Error('token needs --secret SECRET');
+    if (role !== 'read' && role !== 'write' && role !== 'admin') throw new Error('--role is read, write or admin');
+    const names = db === '*' ? db : db.includes(',') ? db.split(',') : db;
+    const token = await mintToken(secret, { db: names, role: role as Role, expires: str('expires') });
+    console.log(token);
+    return;
+  }
+  console.log(USAGE);
+  if (command !== 'help' && command !== '--help') process.exitCode = 2;
+}
+
+main().catch((e: unknown) => {
+  console.error(`outpost: ${(e as Error).message}`);
+  console.error(USAGE);
+  process.exit(2);
+});

@@ -1,0 +1,141 @@
+/**
+ * One database the server hosts: an engine connection over the Node backend (page size 4096,
+ * WAL), its revision log fed by the VFS's WAL observer, and the long polls waiting on it.
+ *
+ * Everything the engine does is synchronous, so one request's SQL never interleaves with
+ * another's: a pull reads a consistent snapshot, and a pipeline runs as one stream.
+ */
+import * as path from 'node:path';
+import { Connection } from '../engine/connection.js';
+import { NodeDirectory } from '../opfs-vfs/node-backend.js';
+import { decodeRoaring } from '../sync/roaring.js';
+import {
+  APPLY_INCREMENTAL,
+  APPLY_REPLACE_BASE,
+  ENCODING_RAW,
+  type PipelineResponse,
+  ProtocolError,
+  type PullRequest,
+  encodePage,
+  encodePullHeader,
+} from '../sync/protocol.js';
+import { executePipeline } from './hrana.js';
+import { RevisionLog } from './revlog.js';
+
+export interface HostedDatabaseOptions {
+  durability: 'normal' | 'full';
+  cacheKiB: number;
+}
+
+export class HostedDatabase {
+  lastUsedMs = Date.now();
+  /** Requests and long polls using it right now; a pinned database is never evicted. */
+  pins = 0;
+  private readonly waiters = new Set<() => void>();
+
+  private constructor(
+    readonly name: string,
+    private readonly conn: Connection,
+    private readonly revlog: RevisionLog,
+  ) {}
+
+  static async open(dataDir: string, name: string, options: HostedDatabaseOptions): Promise<HostedDatabase> {
+    const file = path.join(dataDir, `${name}.db`);
+    const revlog = new RevisionLog(`${file}-revlog`);
+    try {
+      const conn = await Connection.open(new NodeDirectory(file), {
+        durability: options.durability,
+        intMode: 'number',
+        walObserver: revlog,
+        cacheKiB: options.cacheKiB,
+      });
+      return new HostedDatabase(name, conn, revlog);
+    } catch (e) {
+      revlog.close();
+      throw e;
+    }
+  }
+
+  get revision(): string {
+    return this.revlog.revision;
+  }
+
+  /** Builds a pull-updates response body (header, then pages), length-delimited. */
+  pull(req: PullRequest): Uint8Array {
+    if (req.encoding !== ENCODING_RAW) throw new ProtocolError('only raw page encoding is supported (zstd was requested)');
+    if (req.streamKind !== 0) throw new ProtocolError('only the Pages stream kind is supported');
+    const dbSize = this.conn.pageCount();
+    const selector = req.serverPagesSelector.length > 0 ? new Set(decodeRoaring(req.serverPagesSelector, dbSize + 1).map((id) => id + 1)) : null;
+    let applyMode = APPLY_INCREMENTAL;
+    let pages: Iterable<number>;
+    if (req.clientRevision === '') {
+      pages = selector ?? range(1, dbSize);
+    } else {
+      const changed = this.revlog.pagesSince(req.clientRevision);
+      if (changed === null) {
+        applyMode = APPLY_REPLACE_BASE;
+        pages = selector ?? range(1, dbSize);
+      } else {
+        pages = [...changed].filter((p) => p <= dbSize && (!selector || selector.has(p))).sort((a, b) => a - b);
+      }
+    }
+    const images = this.conn.readPages([...pages].filter((p) => p >= 1 && p <= dbSize));
+    const parts: Uint8Array[] = [encodePullHeader({ serverRevision: this.revlog.revision, dbSize, applyMode })];
+    for (const [pgno, data] of images) parts.push(encodePage(pgno - 1, data));
+    return concat(parts);
+  }
+
+  /** True when a pull from `clientRevision` would return nothing new. */
+  isCurrent(clientRevision: string): boolean {
+    return clientRevision === this.revlog.revision;
+  }
+
+  /** Resolves when a new revision commits, or after `timeoutMs`. */
+  waitForChange(timeoutMs: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.waiters.add(done);
+      signal.addEventListener('abort', done);
+    });
+  }
+
+  /** Runs a Hrana pipeline; wakes long polls when it committed something. */
+  pipeline(body: unknown, guard?: (sql: string) => void): PipelineResponse {
+    const before = this.revlog.seq;
+    try {
+      return executePipeline(this.conn, body, guard);
+    } finally {
+      if (this.revlog.seq !== before) for (const wake of [...this.waiters]) wake();
+    }
+  }
+
+  integrityCheck(): string {
+    return String(this.conn.value('PRAGMA integrity_check'));
+  }
+
+  async close(): Promise<void> {
+    for (const wake of [...this.waiters]) wake();
+    await this.conn.close();
+    this.revlog.close();
+  }
+}
+
+function* range(from: number, to: number): Generator<number> {
+  for (let i = from; i <= to; i++) yield i;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

@@ -1,0 +1,172 @@
+/**
+ * Executes Hrana pipeline requests (`v2/pipeline`) on one connection: `execute`, `batch` with
+ * conditions, and `close`. A pipeline is one stream: requests run in order on the same
+ * connection, and a transaction left open at the end is rolled back (batons, which would keep a
+ * stream open across HTTP requests, are not supported: every response has `baton: null`).
+ *
+ * Malformed requests throw `ProtocolError` (HTTP 400, nothing executed after the bad part, and
+ * an open transaction is rolled back). SQL errors are per-statement results, as Hrana defines.
+ */
+import type { Connection, ExecuteResult } from '../engine/connection.js';
+import { OutpostError, SqliteError } from '../errors.js';
+import {
+  type HranaBatchStep,
+  type HranaCondition,
+  type HranaError,
+  type HranaStmt,
+  type HranaStmtResult,
+  type HranaStreamResult,
+  type PipelineResponse,
+  ProtocolError,
+  fromHranaValue,
+  toHranaValue,
+} from '../sync/protocol.js';
+import type { SqlParams, SqlValue } from '../types.js';
+
+const MAX_STEPS = 100_000;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function params(stmt: HranaStmt): SqlParams | undefined {
+  const args = stmt.args ?? [];
+  const named = stmt.named_args ?? [];
+  if (!Array.isArray(args) || !Array.isArray(named)) throw new ProtocolError('args and named_args must be arrays');
+  if (named.length > 0) {
+    if (args.length > 0) throw new ProtocolError('mixing positional and named arguments is not supported');
+    const out: Record<string, SqlValue> = {};
+    for (const a of named) {
+      if (!isObject(a) || typeof a.name !== 'string') throw new ProtocolError('a named argument needs a name');
+      out[a.name] = fromHranaValue(a.value);
+    }
+    return out;
+  }
+  return args.length > 0 ? args.map(fromHranaValue) : undefined;
+}
+
+function errorOf(e: unknown): HranaError {
+  if (e instanceof SqliteError) return { message: e.message, code: e.code };
+  if (e instanceof OutpostError) return { message: e.message, code: e.code };
+  if (e instanceof ProtocolError) throw e;
+  throw e;
+}
+
+function toResult(r: ExecuteResult, wantRows: boolean): HranaStmtResult {
+  return {
+    cols: r.columns.map((name, i) => ({ name, decltype: r.decltypes[i] ?? null })),
+    rows: wantRows ? r.rows.map((row) => row.map(toHranaValue)) : [],
+    affected_row_count: r.changes,
+    last_insert_rowid: r.lastInsertRowid.toString(),
+    replication_index: null,
+    rows_read: 0,
+    rows_written: 0,
+    query_duration_ms: 0,
+  };
+}
+
+function checkStmt(stmt: unknown): HranaStmt {
+  if (!isObject(stmt)) throw new ProtocolError('stmt must be an object');
+  if (typeof stmt.sql !== 'string') throw new ProtocolError(stmt.sql_id != null ? 'stored statements (sql_id) are not supported' : 'stmt.sql must be a string');
+  return stmt as HranaStmt;
+}
+
+export interface StatementGuard {
+  /** Called before each statement runs; throw to refuse it. */
+  (sql: string): void;
+}
+
+export function executePipeline(conn: Connection, body: unknown, guard?: StatementGuard): PipelineResponse {
+  if (!isObject(body) || !Array.isArray(body.requests)) throw new ProtocolError('the body must be {"baton": null, "requests": [...]}');
+  if (body.baton !== null && body.baton !== undefined) throw new ProtocolError('batons (streams across requests) are not supported; send baton: null');
+  const results: HranaStreamResult[] = [];
+  const run = (stmt: HranaStmt): ExecuteResult => {
+    guard?.(stmt.sql!);
+    return conn.execute(stmt.sql!, params(stmt));
+  };
+  try {
+    for (const request of body.requests as unknown[]) {
+      if (!isObject(request)) throw new ProtocolError('a request must be an object');
+      switch (request.type) {
+        case 'execute': {
+          const stmt = checkStmt(request.stmt);
+          try {
+            results.push({ type: 'ok', response: { type: 'execute', result: toResult(run(stmt), stmt.want_rows !== false) } });
+          } catch (e) {
+            results.push({ type: 'error', error: errorOf(e) });
+          }
+          break;
+        }
+        case 'batch': {
+          if (!isObject(request.batch) || !Array.isArray(request.batch.steps)) throw new ProtocolError('batch.steps must be an array');
+          const steps = request.batch.steps as unknown[];
+          if (steps.length > MAX_STEPS) throw new ProtocolError(`a batch may have at most ${MAX_STEPS} steps`);
+          const outcome: ('ok' | 'error' | 'skipped')[] = [];
+          const stepResults: (HranaStmtResult | null)[] = [];
+          const stepErrors: (HranaError | null)[] = [];
+          for (const [i, raw] of steps.entries()) {
+            if (!isObject(raw)) throw new ProtocolError(`step ${i} must be an object`);
+            const step = raw as unknown as HranaBatchStep;
+            const stmt = checkStmt(step.stmt);
+            if (step.condition != null && !evaluate(step.condition, outcome, conn, i)) {
+              outcome.push('skipped');
+              stepResults.push(null);
+              stepErrors.push(null);
+              continue;
+            }
+            try {
+              stepResults.push(toResult(run(stmt), stmt.want_rows !== false));
+              stepErrors.push(null);
+              outcome.push('ok');
+            } catch (e) {
+              stepResults.push(null);
+              stepErrors.push(errorOf(e));
+              outcome.push('error');
+            }
+          }
+          results.push({ type: 'ok', response: { type: 'batch', result: { step_results: stepResults, step_errors: stepErrors, replication_index: null } } });
+          break;
+        }
+        case 'close':
+          conn.rollbackQuietly();
+          results.push({ type: 'ok', response: { type: 'close' } });
+          break;
+        default:
+          throw new ProtocolError(`unknown request type ${JSON.stringify(request.type)}`);
+      }
+    }
+  } finally {
+    // The stream ends with the HTTP request: nothing may stay half-applied.
+    conn.rollbackQuietly();
+  }
+  return { baton: null, base_url: null, results };
+}
+
+function evaluate(cond: unknown, outcome: ('ok' | 'error' | 'skipped')[], conn: Connection, current: number): boolean {
+  if (!isObject(cond)) throw new ProtocolError('a condition must be an object');
+  const c = cond as HranaCondition;
+  const stepOf = (step: unknown): number => {
+    if (!Number.isInteger(step) || (step as number) < 0 || (step as number) >= current) {
+      throw new ProtocolError(`condition refers to step ${String(step)}, which has not run before step ${current}`);
+    }
+    return step as number;
+  };
+  switch (c.type) {
+    case 'ok':
+      return outcome[stepOf(c.step)] === 'ok';
+    case 'error':
+      return outcome[stepOf(c.step)] === 'error';
+    case 'not':
+      return !evaluate(c.cond, outcome, conn, current);
+    case 'and':
+      if (!Array.isArray(c.conds)) throw new ProtocolError('and.conds must be an array');
+      return c.conds.every((x) => evaluate(x, outcome, conn, current));
+    case 'or':
+      if (!Array.isArray(c.conds)) throw new ProtocolError('or.conds must be an array');
+      return c.conds.some((x) => evaluate(x, outcome, conn, current));
+    case 'is_autocommit':
+      return !conn.inTransaction;
+    default:
+      throw new ProtocolError(`unknown condition type ${JSON.stringify((c as { type: unknown }).type)}`);
+  }
+}

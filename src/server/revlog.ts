@@ -1,0 +1,196 @@
+/**
+ * The revision log of one hosted database: which pages each committed transaction wrote.
+ *
+ * A revision is `<generation>.<seq>`: `seq` counts committed write transactions, and the
+ * generation is a random id that changes whenever the log cannot be trusted to list every
+ * page written since an earlier seq (after an unclean shutdown, or a log that fails its
+ * checks). A client whose revision has another generation, or is older than the oldest seq
+ * kept, gets the whole database with `ReplaceBase`.
+ *
+ * Why a log beside the database and not the WAL: the server checkpoints (a WAL that only grows
+ * would not do for thousands of databases), and a checkpoint must never break a pull.
+ *
+ * File `<db>-revlog`, little endian:
+ *   header: "OPRL" | u32 version (1) | 32 ASCII bytes generation
+ *   records: u8 kind | f64 seq | u32 dbSizePages | u32 pageCount | u32 page[pageCount] | u32 checksum
+ *   kind 1 = commit, kind 2 = clean close (only ever the last record).
+ * A commit record is appended (by the WAL observer, synchronously) before the commit frame
+ * reaches the WAL, so a process crash cannot leave a commit without its record; a record
+ * without a commit only makes a later pull send pages that did not change, which is harmless.
+ * Power loss could reorder the two writes, which is why an unclean open starts a new
+ * generation.
+ */
+import * as fs from 'node:fs';
+
+const MAGIC = 0x4c52504f; // "OPRL"
+const VERSION = 1;
+const HEADER_BYTES = 4 + 4 + 32;
+const KIND_COMMIT = 1;
+const KIND_CLEAN = 2;
+/** Records kept in memory (and on disk after compaction); older revisions get ReplaceBase. */
+const MAX_RECORDS = 2048;
+
+interface Record {
+  seq: number;
+  pages: Uint32Array;
+}
+
+function checksum(bytes: Uint8Array): number {
+  // FNV-1a: enough to tell a torn record from a whole one.
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193) >>> 0;
+  return h;
+}
+
+function randomGeneration(): string {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+export class RevisionLog {
+  private fd = -1;
+  private records: Record[] = [];
+  private pending = new Set<number>();
+  generation: string;
+  seq = 0;
+  /** The oldest seq a client may hold and still get an incremental pull. */
+  minSeq = 0;
+  /** True when this open started a new generation (first open, or after an unclean shutdown). */
+  readonly rotated: boolean;
+
+  constructor(readonly path: string) {
+    let bytes: Uint8Array | null = null;
+    try {
+      bytes = fs.readFileSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    const parsed = bytes ? RevisionLog.parse(bytes) : null;
+    if (parsed && parsed.clean) {
+      this.generation = parsed.generation;
+      this.records = parsed.records.slice(-MAX_RECORDS);
+      this.seq = parsed.seq;
+      this.minSeq = this.records.length > 0 ? this.records[0]!.seq - 1 : this.seq;
+      this.rotated = false;
+      // Rewrite without the clean-close marker, so a crash from now on is noticed.
+      this.fd = this.rewrite();
+    } else {
+      this.generation = randomGeneration();
+      this.seq = 0;
+      this.minSeq = 0;
+      this.rotated = true;
+      this.fd = this.rewrite();
+    }
+  }
+
+  get revision(): string {
+    return `${this.generation}.${this.seq}`;
+  }
+
+  /** Called for every WAL frame header: collects pages until the commit frame. */
+  onWalFrame(pageNumber: number, dbSizeAfterCommit: number): void {
+    this.pending.add(pageNumber);
+    if (dbSizeAfterCommit === 0) return;
+    const pages = Uint32Array.from([...this.pending].sort((a, b) => a - b));
+    this.pending.clear();
+    this.seq++;
+    this.append(KIND_COMMIT, this.seq, dbSizeAfterCommit, pages);
+    this.records.push({ seq: this.seq, pages });
+    if (this.records.length > MAX_RECORDS * 2) {
+      this.records = this.records.slice(-MAX_RECORDS);
+      this.minSeq = this.records[0]!.seq - 1;
+      fs.closeSync(this.fd);
+      this.fd = this.rewrite();
+    }
+  }
+
+  /**
+   * Parses a revision the client holds. Returns the pages (1-based) changed after it, or null
+   * when it cannot be served incrementally (unknown generation, too old, or from the future).
+   */
+  pagesSince(revision: string): Set<number> | null {
+    const dot = revision.lastIndexOf('.');
+    if (dot < 0) return null;
+    const generation = revision.slice(0, dot);
+    const seq = Number(revision.slice(dot + 1));
+    if (generation !== this.generation || !Number.isSafeInteger(seq) || seq < this.minSeq || seq > this.seq) return null;
+    const pages = new Set<number>();
+    for (let i = this.records.length - 1; i >= 0 && this.records[i]!.seq > seq; i--) {
+      for (const p of this.records[i]!.pages) pages.add(p);
+    }
+    return pages;
+  }
+
+  /** Marks the log clean (the database was closed properly) and closes it. */
+  close(): void {
+    this.append(KIND_CLEAN, this.seq, 0, new Uint32Array(0));
+    fs.fsyncSync(this.fd);
+    fs.closeSync(this.fd);
+  }
+
+  private append(kind: number, seq: number, dbSize: number, pages: Uint32Array): void {
+    const body = new Uint8Array(1 + 8 + 4 + 4 + pages.length * 4);
+    const view = new DataView(body.buffer);
+    view.setUint8(0, kind);
+    view.setFloat64(1, seq, true);
+    view.setUint32(9, dbSize, true);
+    view.setUint32(13, pages.length, true);
+    pages.forEach((p, i) => view.setUint32(17 + i * 4, p, true));
+    const record = new Uint8Array(body.length + 4);
+    record.set(body);
+    new DataView(record.buffer).setUint32(body.length, checksum(body), true);
+    fs.writeSync(this.fd, record);
+  }
+
+  /** Writes header and kept records to a new file, renames it over the log, returns its fd. */
+  private rewrite(): number {
+    const tmp = `${this.path}.tmp`;
+    const fd = fs.openSync(tmp, 'w');
+    const header = new Uint8Array(HEADER_BYTES);
+    const view = new DataView(header.buffer);
+    view.setUint32(0, MAGIC, true);
+    view.setUint32(4, VERSION, true);
+    header.set(new TextEncoder().encode(this.generation), 8);
+    fs.writeSync(fd, header);
+    const previous = this.fd;
+    this.fd = fd;
+    for (const r of this.records) this.append(KIND_COMMIT, r.seq, 0, r.pages);
+    // A log that starts mid-history must still say where its history starts.
+    if (this.records.length === 0 && this.seq > 0) this.append(KIND_COMMIT, this.seq, 0, new Uint32Array(0));
+    this.fd = previous;
+    fs.fsyncSync(fd);
+    fs.renameSync(tmp, this.path);
+    return fd;
+  }
+
+  private static parse(bytes: Uint8Array): { generation: string; records: Record[]; seq: number; clean: boolean } | null {
+    if (bytes.length < HEADER_BYTES) return null;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (view.getUint32(0, true) !== MAGIC || view.getUint32(4, true) !== VERSION) return null;
+    const generation = new TextDecoder().decode(bytes.subarray(8, 40));
+    const records: Record[] = [];
+    let at = HEADER_BYTES;
+    let seq = 0;
+    let clean = false;
+    while (at < bytes.length) {
+      if (at + 17 > bytes.length) return { generation, records, seq, clean: false };
+      const count = view.getUint32(at + 13, true);
+      const end = at + 17 + count * 4;
+      if (end + 4 > bytes.length) return { generation, records, seq, clean: false };
+      if (checksum(bytes.subarray(at, end)) !== view.getUint32(end, true)) return { generation, records, seq, clean: false };
+      const kind = view.getUint8(at);
+      const recordSeq = view.getFloat64(at + 1, true);
+      if (kind === KIND_CLEAN) {
+        clean = end + 4 === bytes.length;
+        break;
+      }
+      const pages = new Uint32Array(count);
+      for (let i = 0; i < count; i++) pages[i] = view.getUint32(at + 17 + i * 4, true);
+      if (count > 0) records.push({ seq: recordSeq, pages });
+      seq = recordSeq;
+      at = end + 4;
+    }
+    return { generation, records, seq, clean };
+  }
+}
