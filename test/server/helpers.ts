@@ -1,0 +1,80 @@
+/** Helpers for the sync server's tests: servers on 127.0.0.1 with throwaway data folders. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer, type OutpostServer, type ServerOptions } from '../../src/server/server.js';
+import { encodePullRequest } from '../../src/sync/protocol.js';
+
+export const SECRET = 'test-secret-0123456789abcdef';
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startServer(options: Partial<ServerOptions> = {}): Promise<{ server: OutpostServer; url: string; dataDir: string }> {
+  const dataDir = options.dataDir ?? tempDir('outpost-server-');
+  const server = createServer({ dataDir, port: 0, authSecret: SECRET, log: () => {}, ...options });
+  const { url } = await server.listen();
+  return { server, url, dataDir };
+}
+
+/** A raw pull-updates request; returns the status and body. */
+export async function rawPull(url: string, body: Parameters<typeof encodePullRequest>[0], token?: string): Promise<{ status: number; body: Uint8Array }> {
+  const res = await fetch(`${url}/pull-updates`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/protobuf', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: encodePullRequest(body),
+  });
+  return { status: res.status, body: new Uint8Array(await res.arrayBuffer()) };
+}
+
+/** A raw Hrana pipeline with one batch of statements; returns status and JSON. */
+export async function rawPipeline(url: string, body: unknown, token?: string): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${url}/v2/pipeline`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+export function batch(...sql: (string | { sql: string; args?: unknown[] })[]): unknown {
+  return {
+    baton: null,
+    requests: [
+      {
+        type: 'batch',
+        batch: {
+          steps: sql.map((s) => ({ stmt: typeof s === 'string' ? { sql: s, args: [], want_rows: true } : { sql: s.sql, args: s.args ?? [], want_rows: true } })),
+        },
+      },
+    ],
+  };
+}
+
+/** Starts `turso --sync-server` (the reference server from npm) on a free port. */
+export async function startTursoServer(): Promise<{ url: string; process: ChildProcess; stop: () => Promise<void> }> {
+  const dir = tempDir('outpost-turso-');
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const child = spawn(process.execPath, [join(process.cwd(), 'node_modules/turso/src/index.js'), '--sync-server', `127.0.0.1:${port}`, join(dir, 'server.db')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(`${url}/v2/pipeline`, { method: 'POST', body: JSON.stringify({ baton: null, requests: [] }) });
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    url,
+    process: child,
+    stop: async () => {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
