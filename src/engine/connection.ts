@@ -23,6 +23,7 @@
 import { OutpostError, SqliteError } from '../errors.js';
 import type { StorageBackend, StorageDirectory } from '../opfs-vfs/backend.js';
 import { MemoryBackend } from '../opfs-vfs/memory-backend.js';
+import { ChangeCapture } from './capture.js';
 import { VFS_NAME, type OutpostVfs, type WalObserver } from '../opfs-vfs/vfs.js';
 import type { BatchStatement, RunResult, SqlParam, SqlParams, SqlValue, StatementResult } from '../types.js';
 import { type PackedRows, RowPacker, unpackArrays } from './packed-rows.js';
@@ -41,6 +42,13 @@ export interface ConnectionOptions {
   walObserver?: WalObserver | undefined;
   /** Page cache size in KiB (SQLite's default is 2000). */
   cacheKiB?: number | undefined;
+  /**
+   * Record a change record for every committed write transaction (capture.ts). `idFloor`
+   * returns the largest change id that may never be reused.
+   */
+  capture?: { idFloor: () => number } | undefined;
+  /** Called after an API call that wrote to the WAL, outside any transaction. */
+  afterWrite?: (() => void) | undefined;
 }
 
 /** The full result of one statement, as a remote protocol reports it. */
@@ -79,6 +87,7 @@ const SQLITE_OPEN_EXRESCODE = 0x2000000;
 const SQLITE_PREPARE_PERSISTENT = 0x1;
 const SQLITE_DESERIALIZE_FREEONCLOSE = 1;
 const SQLITE_DESERIALIZE_RESIZEABLE = 2;
+const SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE = 1006;
 
 /** The raw WASM exports the hot paths call (numbers in, numbers out; i64 as bigint). */
 interface RawExports {
@@ -108,9 +117,15 @@ interface RawExports {
   sqlite3_extended_errcode(db: number): number;
 }
 
+/** What a statement does, for change capture (see capture.ts). */
+type StatementKind = 'read' | 'write' | 'ddl' | 'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'other';
+
 interface Statement {
   ptr: number;
   sql: string;
+  kind: StatementKind;
+  /** The savepoint a SAVEPOINT or RELEASE statement names. */
+  savepoint: string | null;
   columns: string[];
   /** Parameter names by index (1-based index at [i-1]); null for plain `?`. */
   paramNames: (string | null)[];
@@ -123,6 +138,9 @@ export class Connection {
   private readonly x: RawExports;
   private readonly cache = new Map<string, Statement>();
   private closed = false;
+  private capture: ChangeCapture | null = null;
+  /** The savepoint that opened the current transaction, if a SAVEPOINT did. */
+  private outerSavepoint: string | null = null;
 
   private constructor(
     private readonly sqlite3: Sqlite3Runtime,
@@ -130,6 +148,7 @@ export class Connection {
     private db: number,
     private readonly files: StorageBackend[],
     private readonly wal: WriteCounter,
+    private readonly mountPath: string,
     private readonly unmount: () => void,
     private readonly directory: StorageDirectory,
     readonly options: ConnectionOptions,
@@ -151,7 +170,7 @@ export class Connection {
       let pDb = 0;
       try {
         pDb = openSqlite(sqlite3, vfs, mount.path);
-        const conn = new Connection(sqlite3, vfs, pDb, files, wal, mount.unmount, directory, options);
+        const conn = new Connection(sqlite3, vfs, pDb, files, wal, mount.path, mount.unmount, directory, options);
         conn.configure();
         return conn;
       } catch (e) {
@@ -179,6 +198,14 @@ export class Connection {
       this.exec(`PRAGMA synchronous=${this.options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
       this.exec(`PRAGMA wal_autocheckpoint=${this.options.checkpoint === 'manual' ? 0 : AUTOCHECKPOINT_PAGES}`);
       if (this.options.cacheKiB) this.exec(`PRAGMA cache_size=-${Math.max(64, Math.floor(this.options.cacheKiB))}`);
+      if (this.options.checkpoint === 'manual') {
+        // Closing must not checkpoint either: the sync layer decides what reaches the main file.
+        this.sqlite3.capi.sqlite3_db_config(this.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, 0);
+      }
+      if (this.options.capture) {
+        const host = { run: (sql: string, params?: SqlValue[]) => void this.run(sql, params), value: (sql: string) => this.value(sql) };
+        this.capture = new ChangeCapture(this.sqlite3, this.db, host, this.options.capture.idFloor);
+      }
     } catch (e) {
       if (e instanceof SqliteError && (e.code === 'SQLITE_NOTADB' || e.code.startsWith('SQLITE_CORRUPT'))) {
         throw new OutpostError(`${this.directory.label} is not a SQLite database (${e.message})`, 'NOT_A_DATABASE');
@@ -201,7 +228,7 @@ export class Connection {
     this.ensureOpen();
     for (const stmt of this.statements(sql)) {
       try {
-        this.stepToEnd(stmt);
+        this.guard(stmt, () => this.stepToEnd(stmt));
       } finally {
         this.sqlite3.capi.sqlite3_finalize(stmt.ptr);
       }
@@ -217,13 +244,15 @@ export class Connection {
       const packer = new RowPacker(stmt.columns);
       const n = stmt.columns.length;
       let rows = 0;
-      for (; rows < maxRows; rows++) {
-        const rc = this.x.sqlite3_step(stmt.ptr);
-        if (rc === SQLITE_ROW) {
-          for (let i = 0; i < n; i++) this.packColumn(packer, stmt.ptr, i);
-        } else if (rc === SQLITE_DONE) break;
-        else throw this.error(rc, sql);
-      }
+      this.guard(stmt, () => {
+        for (; rows < maxRows; rows++) {
+          const rc = this.x.sqlite3_step(stmt.ptr);
+          if (rc === SQLITE_ROW) {
+            for (let i = 0; i < n; i++) this.packColumn(packer, stmt.ptr, i);
+          } else if (rc === SQLITE_DONE) break;
+          else throw this.error(rc, sql);
+        }
+      });
       return packer.finish(rows);
     } finally {
       this.release(stmt);
@@ -244,15 +273,17 @@ export class Connection {
       const totalBefore = this.x.sqlite3_total_changes(this.db);
       const rows: SqlValue[][] = [];
       const n = stmt.columns.length;
-      for (;;) {
-        const rc = this.x.sqlite3_step(stmt.ptr);
-        if (rc === SQLITE_ROW) {
-          const row = new Array<SqlValue>(n);
-          for (let i = 0; i < n; i++) row[i] = this.column(stmt.ptr, i);
-          rows.push(row);
-        } else if (rc === SQLITE_DONE) break;
-        else throw this.error(rc, sql);
-      }
+      this.guard(stmt, () => {
+        for (;;) {
+          const rc = this.x.sqlite3_step(stmt.ptr);
+          if (rc === SQLITE_ROW) {
+            const row = new Array<SqlValue>(n);
+            for (let i = 0; i < n; i++) row[i] = this.column(stmt.ptr, i);
+            rows.push(row);
+          } else if (rc === SQLITE_DONE) break;
+          else throw this.error(rc, sql);
+        }
+      });
       const decltypes: (string | null)[] = [];
       for (let i = 0; i < n; i++) decltypes.push(this.sqlite3.capi.sqlite3_column_decltype(stmt.ptr, i));
       return {
@@ -291,7 +322,7 @@ export class Connection {
     const stmt = this.prepareCached(sql);
     try {
       this.bind(stmt, params);
-      this.stepToEnd(stmt);
+      this.guard(stmt, () => this.stepToEnd(stmt));
       return this.runResult();
     } finally {
       this.release(stmt);
@@ -353,14 +384,21 @@ export class Connection {
     const n = stmt.columns.length;
     const totalBefore = this.x.sqlite3_total_changes(this.db);
     try {
-      for (;;) {
-        const rc = this.x.sqlite3_step(stmt.ptr);
-        if (rc === SQLITE_ROW) {
-          const row: SqlValue[] = new Array<SqlValue>(n);
-          for (let i = 0; i < n; i++) row[i] = this.column(stmt.ptr, i);
-          rows.push(row);
-        } else if (rc === SQLITE_DONE) break;
-        else return failedResult(stmt.sql, this.error(rc, stmt.sql), performance.now() - started);
+      try {
+        this.guard(stmt, () => {
+          for (;;) {
+            const rc = this.x.sqlite3_step(stmt.ptr);
+            if (rc === SQLITE_ROW) {
+              const row: SqlValue[] = new Array<SqlValue>(n);
+              for (let i = 0; i < n; i++) row[i] = this.column(stmt.ptr, i);
+              rows.push(row);
+            } else if (rc === SQLITE_DONE) break;
+            else throw this.error(rc, stmt.sql);
+          }
+        });
+      } catch (e) {
+        if (e instanceof SqliteError) return failedResult(stmt.sql, e, performance.now() - started);
+        throw e;
       }
       return {
         sql: stmt.sql,
@@ -472,6 +510,8 @@ export class Connection {
     this.closed = true;
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     this.clearCache();
+    this.capture?.dispose();
+    this.capture = null;
     const rc = this.sqlite3.capi.sqlite3_close_v2(this.db);
     this.db = 0;
     this.unmount();
@@ -508,9 +548,10 @@ export class Connection {
       // Only possible if a write outside a commit failed; SQLite reports commits itself.
       throw new SqliteError(`write failed: ${(e as Error).message}`, 'SQLITE_IOERR_WRITE', 778);
     }
-    if (this.wal.writes !== this.walWritesSeen && this.options.checkpoint !== 'manual') {
+    if (this.wal.writes !== this.walWritesSeen) {
       this.walWritesSeen = this.wal.writes;
-      this.scheduleIdleCheckpoint();
+      if (this.options.checkpoint !== 'manual') this.scheduleIdleCheckpoint();
+      if (this.options.afterWrite && !this.inTransaction) this.options.afterWrite();
     }
   }
 
@@ -532,6 +573,111 @@ export class Connection {
     }, IDLE_CHECKPOINT_MS);
     // Node: an idle checkpoint alone must not keep the process alive.
     (this.idleTimer as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * Runs one statement's execution (`body`) under change capture: autocommit writes are
+   * wrapped in BEGIN/COMMIT with their change record, and every commit point flushes the
+   * record of its transaction (see capture.ts).
+   */
+  private guard<T>(stmt: Statement, body: () => T): T {
+    const cap = this.capture;
+    if (!cap || cap.suspended > 0) return body();
+    const inTx = this.x.sqlite3_get_autocommit(this.db) === 0;
+    switch (stmt.kind) {
+      case 'write':
+      case 'ddl': {
+        if (inTx) {
+          const result = body();
+          if (stmt.kind === 'ddl') cap.noteDdl(stmt.sql);
+          return result;
+        }
+        this.stepRaw('BEGIN');
+        try {
+          const result = body();
+          if (stmt.kind === 'ddl') cap.noteDdl(stmt.sql);
+          cap.flush();
+          this.stepRaw('COMMIT');
+          return result;
+        } catch (e) {
+          if (this.x.sqlite3_get_autocommit(this.db) === 0) this.stepRaw('ROLLBACK');
+          cap.reset();
+          throw e;
+        }
+      }
+      case 'commit':
+        if (inTx) cap.flush();
+        return body();
+      case 'rollback':
+        try {
+          return body();
+        } finally {
+          if (this.x.sqlite3_get_autocommit(this.db) !== 0) {
+            this.outerSavepoint = null;
+            cap.reset();
+          }
+        }
+      case 'savepoint':
+        if (!inTx) this.outerSavepoint = stmt.savepoint;
+        return body();
+      case 'release': {
+        if (inTx && this.outerSavepoint !== null && stmt.savepoint === this.outerSavepoint) cap.flush();
+        const result = body();
+        if (this.x.sqlite3_get_autocommit(this.db) !== 0) this.outerSavepoint = null;
+        return result;
+      }
+      default:
+        return body();
+    }
+  }
+
+  /** Steps a cached statement without capture (BEGIN/COMMIT/ROLLBACK around captured writes). */
+  private stepRaw(sql: string): void {
+    const stmt = this.prepareCached(sql);
+    try {
+      this.stepToEnd(stmt);
+    } finally {
+      this.release(stmt);
+    }
+  }
+
+  /** Runs `fn` with change capture off (the sync layer's own writes: replay, bookkeeping). */
+  withoutCapture<T>(fn: () => T): T {
+    const cap = this.capture;
+    if (cap) cap.suspended++;
+    try {
+      return fn();
+    } finally {
+      if (cap) cap.suspended--;
+    }
+  }
+
+  /** The raw SQLite handle and WASM module, for the sync layer's changeset work. */
+  get handle(): { sqlite3: Sqlite3Runtime; db: number } {
+    this.ensureOpen();
+    return { sqlite3: this.sqlite3, db: this.db };
+  }
+
+  /**
+   * Closes the SQLite handle (without a checkpoint when `checkpoint: 'manual'`), lets `fn` work
+   * on the raw files, then opens SQLite on them again. For the sync layer's revert and
+   * bootstrap, which rewrite pages under SQLite.
+   */
+  withDatabaseClosed<T>(fn: (files: { db: StorageBackend; wal: StorageBackend }) => T): T {
+    this.ensureOpen();
+    if (this.inTransaction) throw new OutpostError('cannot rewrite the database files inside a transaction', 'INVALID_ARGUMENT');
+    this.vfs.flushWrites();
+    this.clearCache();
+    this.capture?.dispose();
+    this.capture = null;
+    this.sqlite3.capi.sqlite3_close_v2(this.db);
+    this.db = 0;
+    try {
+      return fn({ db: this.files[0]!, wal: this.wal });
+    } finally {
+      this.db = openSqlite(this.sqlite3, this.vfs, this.mountPath);
+      this.configure();
+    }
   }
 
   private prepareCached(sql: string): Statement {
@@ -605,7 +751,8 @@ export class Connection {
     const paramNames: (string | null)[] = [];
     const p = this.x.sqlite3_bind_parameter_count(ptr);
     for (let i = 1; i <= p; i++) paramNames.push(capi.sqlite3_bind_parameter_name(ptr, i) ?? null);
-    return { ptr, sql, columns, paramNames };
+    const [kind, savepoint] = classify(sql, this.x.sqlite3_stmt_readonly(ptr) !== 0);
+    return { ptr, sql, kind, savepoint, columns, paramNames };
   }
 
   private bind(stmt: Statement, params: SqlParams | undefined): void {
@@ -791,6 +938,41 @@ class WriteCounter implements StorageBackend {
   }
   close(): void {
     this.inner.close();
+  }
+}
+
+/** Classifies a statement by its leading keywords (comments already stripped) and readonly flag. */
+function classify(sql: string, readonly: boolean): [StatementKind, string | null] {
+  const m = /^([A-Za-z]+)(?:\s+([A-Za-z_"`\[\]0-9]+))?(?:\s+([A-Za-z_"`\[\]0-9]+))?/.exec(sql);
+  const first = (m?.[1] ?? '').toUpperCase();
+  const second = (m?.[2] ?? '').toUpperCase();
+  const unquote = (name: string | undefined): string | null => (name ? name.replace(/^["`[]|["`\]]$/g, '').toLowerCase() : null);
+  switch (first) {
+    case 'BEGIN':
+      return ['begin', null];
+    case 'COMMIT':
+    case 'END':
+      return ['commit', null];
+    case 'ROLLBACK':
+      return second === 'TO' || (second === 'TRANSACTION' && (m?.[3] ?? '').toUpperCase() === 'TO') ? ['other', null] : ['rollback', null];
+    case 'SAVEPOINT':
+      return ['savepoint', unquote(m?.[2])];
+    case 'RELEASE':
+      return ['release', unquote(second === 'SAVEPOINT' ? m?.[3] : m?.[2])];
+    case 'CREATE':
+      return second === 'TEMP' || second === 'TEMPORARY' ? ['other', null] : ['ddl', null];
+    case 'DROP':
+    case 'ALTER':
+      return ['ddl', null];
+    case 'PRAGMA':
+    case 'VACUUM':
+    case 'ATTACH':
+    case 'DETACH':
+    case 'REINDEX':
+    case 'ANALYZE':
+      return ['other', null];
+    default:
+      return [readonly ? 'read' : 'write', null];
   }
 }
 

@@ -47,6 +47,30 @@ export interface Sqlite3Runtime {
     sqlite3_backup_init(dest: number, destName: string, source: number, sourceName: string): number;
     sqlite3_backup_step(backup: number, pages: number): number;
     sqlite3_backup_finish(backup: number): number;
+    sqlite3_db_config(db: number, op: number, value: number, out: number): number;
+    sqlite3_free(p: number): void;
+    sqlite3_value_to_js(value: number): unknown;
+    sqlite3session_create(db: number, schema: string, ppSession: number): number;
+    sqlite3session_object_config(session: number, op: number, pArg: number): number;
+    sqlite3session_table_filter(session: number, filter: (ctx: number, table: string) => number, ctx: number): void;
+    sqlite3session_attach(session: number, table: number): number;
+    sqlite3session_changeset(session: number, pnChangeset: number, ppChangeset: number): number;
+    sqlite3session_delete(session: number): void;
+    sqlite3changeset_start(ppIter: number, n: number, pChangeset: number): number;
+    sqlite3changeset_next(iter: number): number;
+    sqlite3changeset_op(iter: number, pzTab: number, pnCol: number, pOp: number, pbIndirect: number): number;
+    sqlite3changeset_pk(iter: number, pabPK: number, pnCol: number): number;
+    sqlite3changeset_old(iter: number, i: number, ppValue: number): number;
+    sqlite3changeset_new(iter: number, i: number, ppValue: number): number;
+    sqlite3changeset_finalize(iter: number): number;
+    sqlite3changeset_apply(
+      db: number,
+      n: number,
+      pChangeset: number,
+      filter: number,
+      conflict: (ctx: number, conflict: number, iter: number) => number,
+      ctx: number,
+    ): number;
   };
   wasm: {
     /** The raw exports; only the hot paths call them directly (see connection.ts). */
@@ -63,6 +87,7 @@ export interface Sqlite3Runtime {
     peekPtr(p: number): number;
     pokePtr(p: number, v: number): void;
     poke32(p: number, v: number): void;
+    peek32(p: number): number;
     poke64(p: number, v: bigint): void;
     poke(p: number, v: number, type: 'double' | 'i64'): void;
   };
