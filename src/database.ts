@@ -9,6 +9,8 @@
  */
 import { type PackedRows, unpackRows } from './engine/packed-rows.js';
 import { OutpostError } from './errors.js';
+import type { SyncDriver } from './sync/driver.js';
+import type { PendingChange, SyncStatus } from './sync/engine.js';
 import type {
   BatchStatement,
   Database as DatabaseApi,
@@ -20,7 +22,7 @@ import type {
 } from './types.js';
 
 /** What a `Database` needs from the engine, wherever it runs. */
-export interface Driver {
+export interface Driver extends SyncDriver {
   exec(sql: string): Promise<void>;
   /** Rows of one statement; at most `maxRows` when given. */
   query(sql: string, params: SqlParams | undefined, maxRows?: number): Promise<PackedRows>;
@@ -170,6 +172,72 @@ export class Database implements DatabaseApi {
   import(bytes: Uint8Array | ArrayBuffer): Promise<void> {
     const view = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes;
     return this.enqueue(() => this.driver.import(view));
+  }
+
+  // ---- sync ------------------------------------------------------------------------------
+
+  private readonly listeners = new Set<(status: SyncStatus) => void>();
+  private pulling: Promise<boolean> | null = null;
+
+  private async emit(): Promise<void> {
+    if (this.listeners.size === 0 || this.isClosed) return;
+    const status = await this.driver.syncStatus();
+    if (status) for (const l of [...this.listeners]) l(status);
+  }
+
+  private async notifying<T>(op: Promise<T>): Promise<T> {
+    try {
+      return await op;
+    } finally {
+      await this.emit().catch(() => {});
+    }
+  }
+
+  pull(options: { longPollTimeoutMs?: number } = {}): Promise<boolean> {
+    if (this.isClosed) return Promise.reject(new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED'));
+    // One pull at a time; a second caller shares the one in flight.
+    this.pulling ??= this.notifying(
+      (async () => {
+        const ticket = await this.driver.syncFetchPull(options.longPollTimeoutMs);
+        if (ticket === null) return false;
+        await this.enqueue(() => this.driver.syncApplyPull(ticket));
+        return true;
+      })(),
+    ).finally(() => {
+      this.pulling = null;
+    });
+    return this.pulling;
+  }
+
+  push(): Promise<number> {
+    if (this.isClosed) return Promise.reject(new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED'));
+    return this.notifying(this.driver.syncPush());
+  }
+
+  async sync(): Promise<boolean> {
+    await this.push();
+    return this.pull();
+  }
+
+  syncStatus(): Promise<SyncStatus | null> {
+    return this.driver.syncStatus();
+  }
+
+  onSyncStatus(listener: (status: SyncStatus) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  pendingChanges(): Promise<PendingChange[]> {
+    return this.enqueue(() => this.driver.syncPending());
+  }
+
+  dropPendingChange(changeId: number): Promise<void> {
+    return this.notifying(this.enqueue(() => this.driver.syncDrop(changeId)));
+  }
+
+  retryRejectedChange(changeId: number): Promise<void> {
+    return this.notifying(this.enqueue(() => this.driver.syncRetry(changeId)));
   }
 
   close(): Promise<void> {

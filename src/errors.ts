@@ -51,3 +51,36 @@ export class OutpostError extends Error {
     super(message);
   }
 }
+
+/** Codes of `SyncError`. */
+export type SyncErrorCode =
+  /** The server could not be reached (offline, DNS, connection refused). */
+  | 'NETWORK'
+  /** The server took longer than the request timeout. */
+  | 'TIMEOUT'
+  /** 401/403: the token is missing, wrong, expired, or lacks the role. */
+  | 'AUTH'
+  /** Any other non-2xx answer (5xx, 404, an HTML error page). */
+  | 'HTTP'
+  /** The answer was not the protocol: truncated or malformed protobuf, bad JSON, wrong page size. */
+  | 'PROTOCOL'
+  /** The server refused a pushed change (constraint violation, schema mismatch). */
+  | 'REJECTED'
+  /** The database has no sync configuration. */
+  | 'NOT_CONFIGURED';
+
+/** A sync operation failed. The local database is untouched by a failed operation. */
+export class SyncError extends Error {
+  override name = 'SyncError';
+  constructor(
+    message: string,
+    readonly code: SyncErrorCode,
+    /** HTTP status, when the server answered. */
+    readonly status?: number,
+    /** For REJECTED: the change that was refused and its table. */
+    readonly changeId?: number,
+    readonly table?: string,
+  ) {
+    super(message);
+  }
+}

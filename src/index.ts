@@ -10,7 +10,7 @@ import { openInWorker } from './worker/client.js';
 import { DatabaseLockedError } from './errors.js';
 
 export type * from './types.js';
-export { SqliteError, DatabaseLockedError, OutpostError, type OutpostErrorCode } from './errors.js';
+export { SqliteError, DatabaseLockedError, OutpostError, SyncError, type OutpostErrorCode, type SyncErrorCode } from './errors.js';
 
 const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
@@ -39,14 +39,22 @@ interface TestingOptions {
 export async function open(name: string, options: OpenOptions & TestingOptions = {}): Promise<DatabaseApi> {
   checkName(name);
   if (options.storage === 'file') throw new OutpostError('storage "file" is for outpost/node; the browser has "opfs" and "memory"', 'INVALID_ARGUMENT');
-  const conn = await openInWorker({
-    name,
-    storage: options.storage === 'memory' ? 'memory' : 'opfs',
-    durability: options.durability ?? 'normal',
-    intMode: options.intMode ?? 'number',
-    lockTimeoutMs: options.lockTimeoutMs ?? 5000,
-    simulatedQuota: options.simulatedQuota,
-  });
+  const { authToken, transform, ...syncRest } = options.sync ?? { url: '' };
+  const conn = await openInWorker(
+    {
+      name,
+      storage: options.storage === 'memory' ? 'memory' : 'opfs',
+      durability: options.durability ?? 'normal',
+      intMode: options.intMode ?? 'number',
+      lockTimeoutMs: options.lockTimeoutMs ?? 5000,
+      simulatedQuota: options.simulatedQuota,
+      sync: options.sync ? { ...syncRest, authToken: typeof authToken === 'string' ? authToken : undefined } : undefined,
+    },
+    {
+      authToken: typeof authToken === 'function' ? async (o) => authToken(o) : undefined,
+      transform: transform ? async (m) => transform(m) : undefined,
+    },
+  );
   return new Database(name, conn.driver, conn.terminate);
 }
 

@@ -41,6 +41,10 @@ export interface StatementResult {
   error?: { code: string; resultCode: number; message: string };
 }
 
+import type { PendingChange, SyncOptions, SyncStatus } from './sync/engine.js';
+export type { PendingChange, SyncOptions, SyncStatus } from './sync/engine.js';
+export type { Mutation, MutationResult } from './sync/push-sql.js';
+
 export interface OpenOptions {
   /**
    * Where the database lives. Browser: `'opfs'` (default, persistent) or `'memory'` (gone when
@@ -57,6 +61,8 @@ export interface OpenOptions {
   intMode?: 'number' | 'bigint';
   /** How long to wait for a database held by another tab before `DatabaseLockedError` (default 5000). */
   lockTimeoutMs?: number;
+  /** Sync with a server speaking Turso's sync protocol (an Outpost server, `tursodb --sync-server`, Turso Cloud). */
+  sync?: SyncOptions;
 }
 
 /** The statements every scope (database or transaction) can run. */
@@ -104,4 +110,25 @@ export interface Database extends Queryable {
   close(): Promise<void>;
   /** Whether `close()` has been called. */
   readonly closed: boolean;
+
+  /**
+   * Downloads and applies what changed on the server; resolves to whether anything did.
+   * Pending local changes are rebased on top (see ARCHITECTURE.md). With
+   * `longPollTimeoutMs`, waits that long for a change when there is none.
+   */
+  pull(options?: { longPollTimeoutMs?: number }): Promise<boolean>;
+  /** Sends pending local changes; resolves to how many transactions the server took. */
+  push(): Promise<number>;
+  /** Push, then pull. */
+  sync(): Promise<boolean>;
+  /** Revision, pending changes, last pull/push, bytes, last error; null without sync. */
+  syncStatus(): Promise<SyncStatus | null>;
+  /** Called after every pull, push and change to pending changes; returns an unsubscribe. */
+  onSyncStatus(listener: (status: SyncStatus) => void): () => void;
+  /** Local changes not yet confirmed by a pull, with the reason for any the server refused. */
+  pendingChanges(): Promise<PendingChange[]>;
+  /** Drops a pending change: never pushed, and the next pull's rebase leaves it out. */
+  dropPendingChange(changeId: number): Promise<void>;
+  /** Pushes a change the server refused again at the next push (after a transform fixes it). */
+  retryRejectedChange(changeId: number): Promise<void>;
 }

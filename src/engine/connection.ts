@@ -652,6 +652,13 @@ export class Connection {
     }
   }
 
+  /** The database's files, all writes flushed, for reading underneath SQLite (the sync layer). */
+  rawFiles(): { db: StorageBackend; wal: StorageBackend } {
+    this.ensureOpen();
+    this.vfs.flushWrites();
+    return { db: this.files[0]!, wal: this.wal };
+  }
+
   /** The raw SQLite handle and WASM module, for the sync layer's changeset work. */
   get handle(): { sqlite3: Sqlite3Runtime; db: number } {
     this.ensureOpen();

@@ -13,16 +13,20 @@ import { Database, type Driver } from '../database.js';
 import { DatabaseLockedError, OutpostError } from '../errors.js';
 import { MemoryDirectory } from '../opfs-vfs/memory-backend.js';
 import { NodeDirectory } from '../opfs-vfs/node-backend.js';
+import type { SyncEngine } from '../sync/engine.js';
+import { syncDriver } from '../sync/driver.js';
+import { openSynced } from '../sync/open.js';
 import type { Database as DatabaseApi, OpenOptions } from '../types.js';
 
 export * from '../types.js';
-export { SqliteError, DatabaseLockedError, OutpostError } from '../errors.js';
+export { SqliteError, DatabaseLockedError, OutpostError, SyncError } from '../errors.js';
 
 const openPaths = new Set<string>();
 
 /** The engine called in-process, behind the same async interface as the worker. */
-export function connectionDriver(conn: Connection): Driver {
+export function connectionDriver(conn: Connection, engine: SyncEngine | null = null): Driver {
   return {
+    ...syncDriver(engine),
     exec: async (sql) => conn.exec(sql),
     query: async (sql, params, maxRows) => conn.query(sql, params, maxRows),
     run: async (sql, params) => conn.run(sql, params),
@@ -31,7 +35,10 @@ export function connectionDriver(conn: Connection): Driver {
     rollbackQuietly: async (sql) => conn.rollbackQuietly(sql),
     export: async () => conn.export(),
     import: async (bytes) => conn.import(bytes),
-    close: () => conn.close(),
+    close: async () => {
+      await conn.close();
+      engine?.close();
+    },
   };
 }
 
@@ -55,11 +62,12 @@ export async function open(path: string, options: OpenOptions = {}): Promise<Dat
   if (key) await claimPath(key, options.lockTimeoutMs ?? 5000);
   try {
     const directory = key ? new NodeDirectory(key) : new MemoryDirectory(`memory:${path}`);
-    const conn = await Connection.open(directory, {
-      durability: options.durability ?? 'normal',
-      intMode: options.intMode ?? 'number',
-    });
-    return new Database(path, connectionDriver(conn), () => {
+    const engineOptions = { durability: options.durability ?? 'normal', intMode: options.intMode ?? 'number' } as const;
+    let conn: Connection;
+    let engine: SyncEngine | null = null;
+    if (options.sync) ({ conn, engine } = await openSynced(directory, engineOptions, options.sync));
+    else conn = await Connection.open(directory, engineOptions);
+    return new Database(path, connectionDriver(conn, engine), () => {
       if (key) openPaths.delete(key);
     });
   } catch (e) {
@@ -72,5 +80,5 @@ export async function open(path: string, options: OpenOptions = {}): Promise<Dat
 export async function deleteDatabase(path: string): Promise<void> {
   const key = nodePath.resolve(path);
   if (openPaths.has(key)) throw new DatabaseLockedError(key, `database ${key} is open in this process; close it before deleting`);
-  for (const file of [key, `${key}-wal`, `${key}-journal`]) fs.rmSync(file, { force: true });
+  for (const suffix of ['', '-wal', '-journal', '-sync', '-revert', '-replay']) fs.rmSync(`${key}${suffix}`, { force: true });
 }

@@ -65,7 +65,7 @@ export class HostedDatabase {
     if (req.encoding !== ENCODING_RAW) throw new ProtocolError('only raw page encoding is supported (zstd was requested)');
     if (req.streamKind !== 0) throw new ProtocolError('only the Pages stream kind is supported');
     const dbSize = this.conn.pageCount();
-    const selector = req.serverPagesSelector.length > 0 ? new Set(decodeRoaring(req.serverPagesSelector, dbSize + 1).map((id) => id + 1)) : null;
+    const selector = req.serverPagesSelector.length > 0 ? new Set(decodeRoaring(req.serverPagesSelector, 1 << 22).map((id) => id + 1)) : null;
     let applyMode = APPLY_INCREMENTAL;
     let pages: Iterable<number>;
     if (req.clientRevision === '') {

@@ -11,7 +11,7 @@
 import * as Comlink from 'comlink';
 import type { Driver } from '../database.js';
 import { OutpostError } from '../errors.js';
-import { type OpenReply, type OpenRequest, type WorkerApi, installErrorTransfer } from './protocol.js';
+import { type OpenReply, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 
 export interface WorkerConnection {
   driver: Driver;
@@ -19,7 +19,7 @@ export interface WorkerConnection {
   terminate(): void;
 }
 
-export async function openInWorker(request: OpenRequest): Promise<WorkerConnection> {
+export async function openInWorker(request: OpenRequest, callbacks: SyncCallbacks = {}): Promise<WorkerConnection> {
   installErrorTransfer();
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: `outpost:${request.name}` });
   let failWith: (e: Error) => void = () => {};
@@ -37,7 +37,13 @@ export async function openInWorker(request: OpenRequest): Promise<WorkerConnecti
 
   let reply: OpenReply;
   try {
-    reply = await call(remote.open(request));
+    reply = await call(
+      remote.open(
+        request,
+        callbacks.authToken ? Comlink.proxy(callbacks.authToken) : undefined,
+        callbacks.transform ? Comlink.proxy(callbacks.transform) : undefined,
+      ),
+    );
   } catch (e) {
     worker.terminate();
     throw e;
@@ -58,6 +64,13 @@ export async function openInWorker(request: OpenRequest): Promise<WorkerConnecti
     rollbackQuietly: (sql) => call(remote.rollbackQuietly(sql)),
     export: () => call(remote.export()),
     import: (bytes) => call(remote.import(bytes)),
+    syncFetchPull: (longPoll) => call(remote.syncFetchPull(longPoll)),
+    syncApplyPull: (ticket) => call(remote.syncApplyPull(ticket)),
+    syncPush: () => call(remote.syncPush()),
+    syncStatus: () => call(remote.syncStatus()),
+    syncPending: () => call(remote.syncPending()),
+    syncDrop: (id) => call(remote.syncDrop(id)),
+    syncRetry: (id) => call(remote.syncRetry(id)),
     close: async () => {
       try {
         await call(remote.close());

@@ -12,8 +12,11 @@
  */
 import * as Comlink from 'comlink';
 import type { PackedRows } from '../engine/packed-rows.js';
-import { DatabaseLockedError, OutpostError, type OutpostErrorCode, SqliteError } from '../errors.js';
+import { DatabaseLockedError, OutpostError, type OutpostErrorCode, SqliteError, SyncError, type SyncErrorCode } from '../errors.js';
 import type { SimulatedQuota } from '../opfs-vfs/opfs-backend.js';
+import type { SyncDriver } from '../sync/driver.js';
+import type { SyncOptions } from '../sync/engine.js';
+import type { Mutation, MutationResult } from '../sync/push-sql.js';
 import type { BatchStatement, RunResult, SqlParams, StatementResult } from '../types.js';
 
 export interface OpenRequest {
@@ -24,6 +27,14 @@ export interface OpenRequest {
   lockTimeoutMs: number;
   /** Tests only: make the OPFS files fail like a browser at quota past this many bytes. */
   simulatedQuota?: SimulatedQuota | undefined;
+  /** Sync settings; the token and transform functions travel as separate (proxied) arguments. */
+  sync?: (Omit<SyncOptions, 'authToken' | 'transform'> & { authToken?: string | undefined }) | undefined;
+}
+
+/** The functions of the sync options, called back on the UI thread. */
+export interface SyncCallbacks {
+  authToken?: ((options: { refresh: boolean }) => Promise<string | undefined>) | undefined;
+  transform?: ((mutations: Mutation[]) => Promise<MutationResult[]>) | undefined;
 }
 
 export interface OpenReply {
@@ -31,8 +42,8 @@ export interface OpenReply {
   location: string;
 }
 
-export interface WorkerApi {
-  open(request: OpenRequest): Promise<OpenReply>;
+export interface WorkerApi extends SyncDriver {
+  open(request: OpenRequest, authToken?: SyncCallbacks['authToken'], transform?: SyncCallbacks['transform']): Promise<OpenReply>;
   exec(sql: string): Promise<void>;
   query(sql: string, params: SqlParams | undefined, maxRows?: number): Promise<PackedRows>;
   run(sql: string, params: SqlParams | undefined): Promise<RunResult>;
@@ -74,6 +85,9 @@ function deserializeError(s: SerializedError): Error {
       break;
     case 'OutpostError':
       e = new OutpostError(s.message, f.code as OutpostErrorCode);
+      break;
+    case 'SyncError':
+      e = new SyncError(s.message, f.code as SyncErrorCode, f.status as number | undefined, f.changeId as number | undefined, f.table as string | undefined);
       break;
     default:
       e = new Error(s.message);

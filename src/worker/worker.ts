@@ -10,21 +10,39 @@ import { transferables } from '../engine/packed-rows.js';
 import { DatabaseLockedError, OutpostError } from '../errors.js';
 import { MemoryDirectory } from '../opfs-vfs/memory-backend.js';
 import { LockTimeoutError, OpfsDirectory, OpfsUnavailableError } from '../opfs-vfs/opfs-backend.js';
-import { type OpenRequest, type WorkerApi, installErrorTransfer } from './protocol.js';
+import type { StorageDirectory } from '../opfs-vfs/backend.js';
+import { type SyncDriver, syncDriver } from '../sync/driver.js';
+import type { SyncEngine } from '../sync/engine.js';
+import { openSynced } from '../sync/open.js';
+import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 
 let conn: Connection | null = null;
+let sync: SyncDriver = syncDriver(null);
+let engine: SyncEngine | null = null;
 
 function connection(): Connection {
   if (!conn) throw new OutpostError('the database is not open', 'DATABASE_CLOSED');
   return conn;
 }
 
-async function openConnection(req: OpenRequest): Promise<Connection> {
+async function openConnection(req: OpenRequest, callbacks: SyncCallbacks): Promise<Connection> {
   const options = { durability: req.durability, intMode: req.intMode };
-  if (req.storage === 'memory') return Connection.open(new MemoryDirectory(`memory:${req.name}`), options);
+  const openIn = async (dir: StorageDirectory): Promise<Connection> => {
+    if (!req.sync) return Connection.open(dir, options);
+    const { authToken, ...rest } = req.sync;
+    const opened = await openSynced(dir, options, {
+      ...rest,
+      authToken: callbacks.authToken ?? authToken,
+      ...(callbacks.transform ? { transform: callbacks.transform } : {}),
+    });
+    engine = opened.engine;
+    sync = syncDriver(opened.engine);
+    return opened.conn;
+  };
+  if (req.storage === 'memory') return openIn(new MemoryDirectory(`memory:${req.name}`));
   try {
     const dir = await OpfsDirectory.lock(req.name, { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota });
-    return await Connection.open(dir, options);
+    return await openIn(dir);
   } catch (e) {
     if (e instanceof LockTimeoutError) throw new DatabaseLockedError(req.name);
     if (e instanceof OpfsUnavailableError) throw new OutpostError(e.message, 'OPFS_UNAVAILABLE');
@@ -33,11 +51,18 @@ async function openConnection(req: OpenRequest): Promise<Connection> {
 }
 
 const api: WorkerApi = {
-  async open(req) {
+  async open(req, authToken, transform) {
     if (conn) throw new OutpostError('this worker already has a database open', 'INVALID_ARGUMENT');
-    conn = await openConnection(req);
+    conn = await openConnection(req, { authToken, transform });
     return { location: conn.label };
   },
+  syncFetchPull: (longPoll) => sync.syncFetchPull(longPoll),
+  syncApplyPull: (ticket) => sync.syncApplyPull(ticket),
+  syncPush: () => sync.syncPush(),
+  syncStatus: () => sync.syncStatus(),
+  syncPending: () => sync.syncPending(),
+  syncDrop: (id) => sync.syncDrop(id),
+  syncRetry: (id) => sync.syncRetry(id),
   async exec(sql) {
     connection().exec(sql);
   },
@@ -68,6 +93,8 @@ const api: WorkerApi = {
     const c = conn;
     conn = null;
     await c?.close();
+    engine?.close();
+    engine = null;
   },
 };
 

@@ -1,0 +1,78 @@
+/**
+ * Opens a synced database: the sync files, the engine connection with change capture and
+ * manual checkpoints, crash recovery, and the first bootstrap when the server is reachable.
+ */
+import { Connection, type ConnectionOptions } from '../engine/connection.js';
+import { CHANGES_TABLE } from '../engine/capture.js';
+import { OutpostError } from '../errors.js';
+import type { StorageDirectory } from '../opfs-vfs/backend.js';
+import { SyncEngine, type SyncOptions } from './engine.js';
+import { MetaStore } from './meta.js';
+
+export async function openSynced(
+  directory: StorageDirectory,
+  options: Omit<ConnectionOptions, 'checkpoint' | 'capture' | 'afterWrite'>,
+  sync: SyncOptions,
+): Promise<{ conn: Connection; engine: SyncEngine }> {
+  if (typeof sync.url !== 'string' || !/^https?:\/\//.test(sync.url)) {
+    throw new OutpostError(`sync.url must be an http(s) URL, got ${JSON.stringify(sync.url)}`, 'INVALID_ARGUMENT');
+  }
+  const files = { meta: await directory.open('db-sync'), revert: await directory.open('db-revert'), replay: await directory.open('db-replay') };
+  const closeFiles = (): void => {
+    for (const f of Object.values(files)) f.close();
+  };
+  let meta: MetaStore;
+  try {
+    meta = MetaStore.load(files.meta, sync.url);
+  } catch (e) {
+    closeFiles();
+    throw e;
+  }
+  if (meta.value.url !== sync.url) {
+    closeFiles();
+    throw new OutpostError(
+      `${directory.label} syncs with ${meta.value.url}, not ${sync.url}; open it with that URL, or delete it to sync with another`,
+      'INVALID_ARGUMENT',
+    );
+  }
+  let engine: SyncEngine | null = null;
+  let conn: Connection;
+  try {
+    conn = await Connection.open(directory, {
+      ...options,
+      checkpoint: 'manual',
+      capture: { idFloor: () => meta.value.changeIdFloor },
+      afterWrite: () => engine?.maybeCheckpointLocal(),
+    });
+  } catch (e) {
+    closeFiles();
+    throw e;
+  }
+  try {
+    const neverSynced = meta.value.revision === null;
+    const hasCaptured = Number(conn.value(`SELECT count(*) FROM sqlite_schema WHERE name = '${CHANGES_TABLE}'`)) > 0;
+    if (neverSynced && !hasCaptured && conn.pageCount() > 0 && Number(conn.value("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'")) > 0) {
+      throw new OutpostError(
+        `${directory.label} has local data that was never synced; open it without sync, or export it and start a synced database from the server`,
+        'INVALID_ARGUMENT',
+      );
+    }
+    engine = new SyncEngine(conn, files, meta, sync);
+    engine.recover();
+  } catch (e) {
+    await conn.close();
+    closeFiles();
+    throw e;
+  }
+  if (meta.value.revision === null) {
+    // Bootstrap now when the server answers; offline, the database opens empty (writes are
+    // captured as usual) and the next pull bootstraps and rebases them.
+    try {
+      const ticket = await engine.fetchPull(0);
+      if (ticket) engine.applyPull(ticket);
+    } catch {
+      // Kept in the engine's status as lastError.
+    }
+  }
+  return { conn, engine };
+}

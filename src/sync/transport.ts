@@ -1,0 +1,119 @@
+/**
+ * The sync transport: HTTP requests to `{url}/pull-updates` and `{url}/v2/pipeline` with the
+ * bearer token, a timeout, and errors classified as `SyncError` (NETWORK, TIMEOUT, AUTH, HTTP,
+ * PROTOCOL). A token given as a function is asked again once after a 401.
+ *
+ * Contract: `pull` resolves only with a complete, well-formed response (header and whole
+ * pages); `pipeline` only with a JSON body of the Hrana shape. Either throws otherwise, and
+ * neither touches the database.
+ */
+import { SyncError } from '../errors.js';
+import { type PageData, type PipelineRequest, type PipelineResponse, ProtocolError, type PullHeader, type PullRequest, PullStreamReader, encodePullRequest } from './protocol.js';
+
+export type TokenSource = string | ((options: { refresh: boolean }) => string | undefined | Promise<string | undefined>) | undefined;
+
+export interface TransportOptions {
+  url: string;
+  authToken?: TokenSource;
+  /** Per request, excluding long polls (default 30 s). */
+  timeoutMs?: number;
+  /** Counters the status reports. */
+  onBytes?: (sent: number, received: number) => void;
+}
+
+export interface PullResponse {
+  header: PullHeader;
+  pages: PageData[];
+}
+
+export class Transport {
+  private readonly base: string;
+
+  constructor(private readonly options: TransportOptions) {
+    this.base = options.url.replace(/\/+$/, '');
+  }
+
+  private async token(refresh: boolean): Promise<string | undefined> {
+    const t = this.options.authToken;
+    return typeof t === 'function' ? t({ refresh }) : t;
+  }
+
+  private async request(path: string, body: Uint8Array, contentType: string, timeoutMs: number): Promise<Uint8Array> {
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.token(attempt > 0);
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), timeoutMs);
+      let res: Response;
+      try {
+        res = await fetch(`${this.base}/${path}`, {
+          method: 'POST',
+          headers: { 'content-type': contentType, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+          body: body as BodyInit,
+          signal: controller.signal,
+        });
+      } catch (e) {
+        clearTimeout(timer);
+        if (controller.signal.aborted) throw new SyncError(`${path}: no answer from ${this.base} within ${timeoutMs} ms`, 'TIMEOUT');
+        throw new SyncError(`${path}: cannot reach ${this.base} (${(e as Error).message})`, 'NETWORK');
+      }
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(await res.arrayBuffer());
+      } catch (e) {
+        throw new SyncError(`${path}: the response broke off (${(e as Error).message})`, controller.signal.aborted ? 'TIMEOUT' : 'NETWORK');
+      } finally {
+        clearTimeout(timer);
+      }
+      this.options.onBytes?.(body.length, bytes.length);
+      if (res.status === 401 && attempt === 0 && typeof this.options.authToken === 'function') continue;
+      if (res.status === 401 || res.status === 403) {
+        throw new SyncError(`${path}: ${res.status} ${describe(bytes)}`, 'AUTH', res.status);
+      }
+      if (!res.ok) throw new SyncError(`${path}: the server answered ${res.status}: ${describe(bytes)}`, 'HTTP', res.status);
+      return bytes;
+    }
+  }
+
+  async pull(req: Partial<PullRequest>): Promise<PullResponse> {
+    const timeout = (this.options.timeoutMs ?? 30_000) + (req.longPollTimeoutMs ?? 0);
+    const bytes = await this.request('pull-updates', encodePullRequest(req), 'application/protobuf', timeout);
+    try {
+      const reader = new PullStreamReader();
+      const pages = reader.push(bytes);
+      const header = reader.finish();
+      if (header.encoding === 'zstd') throw new ProtocolError('the server sent zstd pages, which were not asked for');
+      return { header, pages };
+    } catch (e) {
+      if (e instanceof ProtocolError) throw new SyncError(`pull-updates: ${e.message}`, 'PROTOCOL');
+      throw e;
+    }
+  }
+
+  async pipeline(req: PipelineRequest): Promise<PipelineResponse> {
+    const bytes = await this.request('v2/pipeline', new TextEncoder().encode(JSON.stringify(req)), 'application/json', this.options.timeoutMs ?? 30_000);
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      throw new SyncError(`v2/pipeline: the answer is not JSON: ${describe(bytes)}`, 'PROTOCOL');
+    }
+    const r = json as PipelineResponse;
+    if (!r || !Array.isArray(r.results) || r.results.length !== req.requests.length) {
+      throw new SyncError('v2/pipeline: the answer does not have one result per request', 'PROTOCOL');
+    }
+    return r;
+  }
+}
+
+/** A short, printable description of an error body (JSON error, text, or binary). */
+function describe(bytes: Uint8Array): string {
+  const text = new TextDecoder().decode(bytes.subarray(0, 300));
+  try {
+    const j = JSON.parse(text) as { error?: unknown; message?: unknown };
+    if (typeof j.error === 'string') return j.error;
+    if (typeof j.message === 'string') return j.message;
+  } catch {
+    // not JSON
+  }
+  return /<html|<!doctype/i.test(text) ? 'an HTML page instead of a protocol answer' : text.replace(/[^\x20-\x7e]+/g, ' ').trim() || '(empty body)';
+}
