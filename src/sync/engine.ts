@@ -228,7 +228,16 @@ export class SyncEngine {
     // e. fold the synced frames into the main file
     this.conn.exec('PRAGMA wal_checkpoint(TRUNCATE)');
     this.meta.update({ walWatermarkBytes: 0 });
-    this.conn.withDatabaseClosed(() => {});
+    // Reopen so the connection sees the new schema. SQLite stamped its own change counter and
+    // version into page 1's header when it committed the page; put the server's bytes back so
+    // the file is the server's image byte for byte (the main file alone is the image now).
+    const page1 = ticket.pages.get(1);
+    this.conn.withDatabaseClosed(({ db }) => {
+      if (page1) {
+        db.write(page1, 0);
+        db.flush();
+      }
+    });
     // f. replay what the server does not have yet
     this.replay(pending);
     this.meta.update({ phase: 'idle', replayEntries: 0, lastPullMs: Date.now() });
@@ -349,12 +358,21 @@ export class SyncEngine {
       await flush();
       this.meta.update({ rejected, lastPushMs: Date.now() });
       this.saveCounters();
-      const refused = Object.keys(rejected).filter((id) => this.meta.value.rejected[id] !== undefined);
+      const refused = todo.filter((r) => rejected[r.id] !== undefined);
       if (refused.length > 0) {
-        const first = Number(refused[0]);
-        const detail = rejected[first]!;
-        this.lastError = { code: 'REJECTED', message: detail };
-      } else this.lastError = null;
+        const first = refused[0]!;
+        const detail = rejected[first.id]!;
+        const table = /table ([^:)]+)/.exec(detail)?.[1];
+        const error = new SyncError(
+          `the server refused change ${first.id}${refused.length > 1 ? ` (and ${refused.length - 1} more)` : ''}: ${detail}. It stays local; inspect it with pendingChanges(), then drop it or fix it with sync.transform and retryRejectedChange()`,
+          'REJECTED',
+          undefined,
+          first.id,
+          table,
+        );
+        throw error;
+      }
+      this.lastError = null;
       return pushed;
     } catch (e) {
       throw this.fail(e);

@@ -79,7 +79,7 @@ test(`the server answers random bodies with 4xx, never 5xx (seed ${seed})`, asyn
   for (let i = 0; i < 150; i++) {
     const pull = i % 2 === 0;
     const body = mutate(pull ? validPull : validJson, random);
-    const res = await fetch(`${base}/db/fuzz/${pull ? 'pull-updates' : 'v2/pipeline'}`, { method: 'POST', body });
+    const res = await fetch(`${base}/db/fuzz/${pull ? "pull-updates" : "v2/pipeline"}`, { method: "POST", body: body as BodyInit });
     expect(res.status, `seed ${seed} case ${i}`).toBeLessThan(500);
     await res.arrayBuffer();
   }

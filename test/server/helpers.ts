@@ -24,7 +24,7 @@ export async function rawPull(url: string, body: Parameters<typeof encodePullReq
   const res = await fetch(`${url}/pull-updates`, {
     method: 'POST',
     headers: { 'content-type': 'application/protobuf', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: encodePullRequest(body),
+    body: encodePullRequest(body) as BodyInit,
   });
   return { status: res.status, body: new Uint8Array(await res.arrayBuffer()) };
 }
