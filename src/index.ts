@@ -39,7 +39,8 @@ interface TestingOptions {
 export async function open(name: string, options: OpenOptions & TestingOptions = {}): Promise<DatabaseApi> {
   checkName(name);
   if (options.storage === 'file') throw new OutpostError('storage "file" is for outpost/node; the browser has "opfs" and "memory"', 'INVALID_ARGUMENT');
-  const { authToken, transform, ...syncRest } = options.sync ?? { url: '' };
+  // A custom fetch cannot cross into the worker; the worker uses its own.
+  const { authToken, transform, fetch: _fetch, ...syncRest } = options.sync ?? { url: '' };
   const conn = await openInWorker(
     {
       name,

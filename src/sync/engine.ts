@@ -73,6 +73,8 @@ export interface SyncOptions {
   timeoutMs?: number;
   /** When the local part of the WAL passes this, checkpoint it with saved pre-images (default 8 MiB). */
   maxLocalWalBytes?: number;
+  /** A fetch to use instead of the global one (Node and workers; not sent to a browser worker). */
+  fetch?: typeof fetch;
 }
 
 export interface SyncStatus {
@@ -125,6 +127,7 @@ export class SyncEngine {
       url: options.url,
       authToken: options.authToken,
       timeoutMs: options.timeoutMs,
+      fetch: options.fetch,
       onBytes: (sent, received) => {
         this.bytes.sent += sent;
         this.bytes.received += received;

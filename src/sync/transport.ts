@@ -19,6 +19,8 @@ export interface TransportOptions {
   timeoutMs?: number;
   /** Counters the status reports. */
   onBytes?: (sent: number, received: number) => void;
+  /** The fetch to use (a proxy, extra headers, tests); the global one by default. */
+  fetch?: typeof fetch | undefined;
 }
 
 export interface PullResponse {
@@ -45,7 +47,7 @@ export class Transport {
       const timer = setTimeout(() => controller.abort(), timeoutMs);
       let res: Response;
       try {
-        res = await fetch(`${this.base}/${path}`, {
+        res = await (this.options.fetch ?? fetch)(`${this.base}/${path}`, {
           method: 'POST',
           headers: { 'content-type': contentType, ...(token ? { authorization: `Bearer ${token}` } : {}) },
           body: body as BodyInit,
