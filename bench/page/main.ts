@@ -25,7 +25,14 @@ async function runTurso(req: WorkerRequest): Promise<ClassicReply> {
       close(): Promise<void>;
     }>;
   };
+  const { ioNotifier } = (await import('@tursodatabase/database-wasm-common')) as unknown as {
+    ioNotifier: { waitForCompletion(): Promise<void> };
+  };
   const db = await connect(`bench-turso-${req.runId}.db`);
+  // Turso 0.7.2 can wait forever for an I/O completion that never comes (upstream issue #8341,
+  // fixed after 0.7.2): wake each wait on a completion or after 1 ms. Must precede prepare().
+  (db as unknown as { ioStep: () => Promise<unknown> }).ioStep = () =>
+    Promise.race([ioNotifier.waitForCompletion(), new Promise((r) => setTimeout(r, 1))]);
   const times = await runClassic(
     {
       exec: (sql) => db.exec(sql),
