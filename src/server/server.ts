@@ -295,7 +295,8 @@ export function createServer(options: ServerOptions): OutpostServer {
       shutdown.abort();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeIdleConnections?.();
+        // Long polls were just woken; nothing else may keep a socket (and the process) alive.
+        server.closeAllConnections?.();
       });
       for (const db of open.values()) await db.close();
       open.clear();
