@@ -652,6 +652,22 @@ export class Connection {
     }
   }
 
+  /**
+   * Installs (or with null removes) an authorizer: SQLite asks it about every action of every
+   * statement as it is prepared (action codes from sqlite3.h; `trigger` is set inside a
+   * trigger). Cached statements are dropped, so none escapes the new rules.
+   */
+  setAuthorizer(check: ((action: number, a: string | null, b: string | null, trigger: string | null) => boolean) | null): void {
+    this.ensureOpen();
+    this.clearCache();
+    const rc = this.sqlite3.capi.sqlite3_set_authorizer(
+      this.db,
+      check ? (_ctx, action, a, b, _db, trigger) => (check(action, a || null, b || null, trigger || null) ? 0 : 1) : 0,
+      0,
+    );
+    if (rc !== SQLITE_OK) throw this.error(rc, 'set authorizer');
+  }
+
   /** The database's files, all writes flushed, for reading underneath SQLite (the sync layer). */
   rawFiles(): { db: StorageBackend; wal: StorageBackend } {
     this.ensureOpen();

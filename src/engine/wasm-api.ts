@@ -49,6 +49,11 @@ export interface Sqlite3Runtime {
     sqlite3_backup_finish(backup: number): number;
     sqlite3_db_config(db: number, op: number, value: number, out: number): number;
     sqlite3_free(p: number): void;
+    sqlite3_set_authorizer(
+      db: number,
+      auth: ((ctx: number, action: number, a: string | 0, b: string | 0, dbName: string | 0, trigger: string | 0) => number) | 0,
+      ctx: number,
+    ): number;
     sqlite3_value_to_js(value: number): unknown;
     sqlite3session_create(db: number, schema: string, ppSession: number): number;
     sqlite3session_object_config(session: number, op: number, pArg: number): number;

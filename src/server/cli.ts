@@ -2,11 +2,13 @@
 /**
  * `outpost`: the command line.
  *   outpost serve --data DIR [--host 127.0.0.1] [--port 8080] [--auth-secret SECRET | --no-auth]
- *                 [--max-open N] [--max-body BYTES] [--durability normal|full]
+ *                 [--max-open N] [--max-body BYTES] [--durability normal|full] [--write-rules FILE]
+ *   (FILE: JSON { "database": ["table", ...] }, the tables pushes may write)
  *   outpost token --db NAME[,NAME…|*] --role read|write|admin --secret SECRET [--expires 1h]
  * The secret may also come from $OUTPOST_AUTH_SECRET. `token` prints the token alone on its
  * last line.
  */
+import { readFileSync } from 'node:fs';
 import { mintToken, type Role } from './auth.js';
 import { createServer } from './server.js';
 
@@ -26,8 +28,18 @@ function parse(argv: string[]): { command: string; flags: Map<string, string | t
 
 const USAGE = `usage:
   outpost serve --data DIR [--host 127.0.0.1] [--port 8080] [--auth-secret SECRET | --no-auth]
-                [--max-open N] [--max-body BYTES] [--durability normal|full]
+                [--max-open N] [--max-body BYTES] [--durability normal|full] [--write-rules FILE]
   outpost token --db NAME --role read|write|admin --secret SECRET [--expires 1h]`;
+
+/** A JSON file: { "database": ["table", ...], ... }. */
+function readWriteRules(file: string): Record<string, string[]> {
+  const rules = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  if (typeof rules !== 'object' || rules === null || Array.isArray(rules)) throw new Error(`${file}: expected {"database": ["table", ...]}`);
+  for (const [db, tables] of Object.entries(rules)) {
+    if (!Array.isArray(tables) || !tables.every((t) => typeof t === 'string')) throw new Error(`${file}: the rule for ${db} must be a list of table names`);
+  }
+  return rules as Record<string, string[]>;
+}
 
 async function main(): Promise<void> {
   const { command, flags } = parse(process.argv.slice(2));
@@ -52,6 +64,7 @@ async function main(): Promise<void> {
       ...(secret ? { authSecret: secret } : {}),
       ...(str('max-open') ? { maxOpenDatabases: Number(str('max-open')) } : {}),
       ...(str('max-body') ? { maxBodyBytes: Number(str('max-body')) } : {}),
+      ...(str('write-rules') ? { writeRules: readWriteRules(str('write-rules')!) } : {}),
       durability,
     });
     const { url } = await server.listen();

@@ -40,6 +40,11 @@ export interface ServerOptions {
   durability?: 'normal' | 'full';
   /** Longest long poll honoured (default 60 s). */
   maxLongPollMs?: number;
+  /**
+   * Optional write rules: database name -> the tables pushed statements may write. SQLite's
+   * authorizer refuses any other write, and any DDL, in those databases.
+   */
+  writeRules?: Record<string, string[]>;
   /** Per-request log lines; default writes to stdout. Pass `() => {}` to silence. */
   log?: (line: string) => void;
 }
@@ -92,7 +97,11 @@ export function createServer(options: ServerOptions): OutpostServer {
     const pending = opening.get(name);
     if (pending) return pending;
     if (!create && !exists(name)) throw new HttpError(404, `database "${name}" does not exist`, 'DATABASE_NOT_FOUND');
-    const p = HostedDatabase.open(dataDir, name, { durability: options.durability ?? 'normal', cacheKiB: options.cacheKiB ?? 512 });
+    const p = HostedDatabase.open(dataDir, name, {
+      durability: options.durability ?? 'normal',
+      cacheKiB: options.cacheKiB ?? 512,
+      writableTables: options.writeRules?.[name],
+    });
     opening.set(name, p);
     try {
       const db = await p;

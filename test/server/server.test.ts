@@ -266,3 +266,40 @@ describe('hostile input', () => {
     expect(new TextDecoder().decode(res.body)).toMatch(/zstd/);
   });
 });
+
+describe('write rules', () => {
+  let server: OutpostServer;
+  let url: string;
+  beforeAll(async () => {
+    // The schema comes from an unruled server (an operator's migration); then the rules apply.
+    const dataDir = tempDir('outpost-rules-');
+    const setup = await startServer({ auth: false, dataDir });
+    await rawPipeline(`${setup.url}/db/ruled`, batch('CREATE TABLE notes(v)', 'CREATE TABLE secrets(v)'));
+    await setup.server.close();
+    let base: string;
+    ({ server, url: base } = await startServer({ auth: false, dataDir, writeRules: { ruled: ['notes'] } }));
+    url = `${base}/db/ruled`;
+  });
+  afterAll(() => server.close());
+
+  const errors = (res: { json: any }): (string | null)[] => res.json.results[0].response.result.step_errors.map((e: { code: string } | null) => e?.code ?? null);
+
+  test('pushed writes reach only the allowed tables', async () => {
+    expect(errors(await rawPipeline(url, batch("INSERT INTO notes VALUES ('ok')", "UPDATE notes SET v = 'still ok'")))).toEqual([null, null]);
+    expect(errors(await rawPipeline(url, batch("INSERT INTO secrets VALUES ('no')", 'DELETE FROM secrets')))).toEqual(['SQLITE_AUTH', 'SQLITE_AUTH']);
+  });
+
+  test('DDL is refused, except the sync protocol table', async () => {
+    expect(errors(await rawPipeline(url, batch('CREATE TABLE extra(v)', 'DROP TABLE notes', 'ALTER TABLE notes ADD COLUMN w')))).toEqual(['SQLITE_AUTH', 'SQLITE_AUTH', 'SQLITE_AUTH']);
+    const protocol = await rawPipeline(
+      url,
+      batch(
+        'CREATE TABLE IF NOT EXISTS turso_sync_last_change_id (client_id TEXT PRIMARY KEY, pull_gen INTEGER, change_id INTEGER)',
+        { sql: 'INSERT INTO turso_sync_last_change_id VALUES (?, 1, 1)', args: [{ type: 'text', value: 'c' }] },
+      ),
+    );
+    expect(errors(protocol)).toEqual([null, null]);
+    const reads = await rawPipeline(url, batch('SELECT count(*) FROM secrets'));
+    expect(errors(reads)).toEqual([null]);
+  });
+});
