@@ -7,7 +7,7 @@ import { defaultKeymap, history as editHistory, historyKeymap } from '@codemirro
 import { SQLite, sql } from '@codemirror/lang-sql';
 import { Compartment, EditorState, Prec } from '@codemirror/state';
 import { EditorView, keymap, lineNumbers, placeholder } from '@codemirror/view';
-import { type Database, OutpostError, type SqlValue, listDatabases, open } from 'outpost';
+import { type Database, OutpostError, type SqlValue, type SyncStatus, listDatabases, open } from 'outpost';
 import { toCsv } from './csv.js';
 import { formatValue, renderGrid } from './grid.js';
 import { addToHistory, loadHistory } from './history.js';
@@ -27,6 +27,12 @@ SELECT * FROM notes ORDER BY id DESC LIMIT 20;`;
 
 let db: Database;
 let dbName = 'playground';
+/** The remote database URL when this page syncs; null when it does not. */
+let syncUrl: string | null = null;
+let autoSync: ReturnType<typeof setInterval> | null = null;
+let lastStatus: SyncStatus | null = null;
+/** The local sync server `npm run demo` started (empty when the page is served otherwise). */
+const LOCAL_SERVER = (import.meta as unknown as { env: Record<string, string | undefined> }).env.VITE_OUTPOST_SYNC_SERVER ?? '';
 let storage: 'opfs' | 'memory' = 'opfs';
 let historyList: string[] = [];
 let historyIndex = -1;
@@ -46,7 +52,7 @@ const host: ShellHost = {
     return pickFile(accept);
   },
   download,
-  syncState: () => 'not configured',
+  syncState: () => syncSummary(),
   mode: 'table',
   lastResult: null,
 };
@@ -120,6 +126,7 @@ async function runEditor(): Promise<void> {
   historyIndex = -1;
   renderHistory();
   await refreshSchema();
+  await refreshSyncStatus();
 }
 
 function renderBlocks(blocks: Block[]): void {
@@ -258,7 +265,7 @@ function renderHistory(): void {
 
 async function openDatabase(name: string): Promise<void> {
   try {
-    db = await open(name, { storage });
+    db = await open(name, { storage, ...(syncUrl ? { sync: { url: syncUrl } } : {}) });
   } catch (e) {
     if (e instanceof OutpostError && e.code === 'OPFS_UNAVAILABLE') {
       storage = 'memory';
@@ -268,6 +275,8 @@ async function openDatabase(name: string): Promise<void> {
   }
   dbName = name;
   $('db-name').textContent = name;
+  db.onSyncStatus(renderSyncStatus);
+  void refreshSyncStatus();
   $('db-storage').textContent = storage === 'opfs' ? 'OPFS · WAL' : 'memory';
   historyList = await loadHistory(name);
   historyIndex = -1;
@@ -356,6 +365,81 @@ async function handleDrop(files: FileList): Promise<void> {
   if (notes.length) renderBlocks(notes);
 }
 
+// ---- sync panel --------------------------------------------------------------------------
+
+function syncSummary(): string {
+  if (!syncUrl) return 'not configured';
+  const s = lastStatus;
+  return `${syncUrl} (revision ${s?.revision ?? 'none'}, ${s?.pendingChanges ?? 0} pending${s?.lastError ? `, last error: ${s.lastError.message}` : ''})`;
+}
+
+function when(ms: number | null): string {
+  return ms ? new Date(ms).toLocaleTimeString() : 'never';
+}
+
+function renderSyncStatus(status: SyncStatus | null): void {
+  lastStatus = status;
+  const list = $('sync-status');
+  list.replaceChildren();
+  const connected = status !== null;
+  for (const id of ['sync-push', 'sync-pull', 'sync-auto']) ($(id) as HTMLButtonElement | HTMLInputElement).disabled = !connected;
+  $('sync-connect').textContent = connected ? 'Disconnect' : 'Connect';
+  if (!status) {
+    list.append(Object.assign(document.createElement('dd'), { textContent: 'Not connected: this database is local only.' }));
+    return;
+  }
+  const rows: [string, string][] = [
+    ['revision', status.revision ?? '—'],
+    ['pending', String(status.pendingChanges)],
+    ['last pull', when(status.lastPullAt)],
+    ['last push', when(status.lastPushAt)],
+    ['sent / received', `${(status.bytesSent / 1024).toFixed(1)} / ${(status.bytesReceived / 1024).toFixed(1)} KiB`],
+  ];
+  for (const [k, v] of rows) list.append(Object.assign(document.createElement('dt'), { textContent: k }), Object.assign(document.createElement('dd'), { textContent: v, id: `sync-${k.replace(/\W+/g, '-')}` }));
+  $('sync-error').textContent = status.lastError ? `${status.lastError.code}: ${status.lastError.message}` : '';
+}
+
+async function refreshSyncStatus(): Promise<void> {
+  renderSyncStatus(await db.syncStatus());
+}
+
+async function syncAction(action: () => Promise<unknown>): Promise<void> {
+  $('sync-error').textContent = '';
+  try {
+    await action();
+    await refreshSchema();
+  } catch (e) {
+    $('sync-error').textContent = `${(e as { code?: string }).code ?? 'error'}: ${(e as Error).message}`;
+  }
+  await refreshSyncStatus();
+}
+
+$('sync-connect').addEventListener('click', () =>
+  void syncAction(async () => {
+    const wanted = syncUrl ? null : ($('sync-url') as HTMLInputElement).value.trim();
+    const previous = syncUrl;
+    syncUrl = wanted || null;
+    try {
+      await switchDatabase(dbName);
+    } catch (e) {
+      syncUrl = previous;
+      await openDatabase(dbName).catch(() => undefined);
+      throw e;
+    }
+    if (!syncUrl && autoSync) {
+      clearInterval(autoSync);
+      autoSync = null;
+      ($('sync-auto') as HTMLInputElement).checked = false;
+    }
+  }),
+);
+$('sync-push').addEventListener('click', () => void syncAction(() => db.push()));
+$('sync-pull').addEventListener('click', () => void syncAction(() => db.pull()));
+$('sync-auto').addEventListener('change', (e) => {
+  if (autoSync) clearInterval(autoSync);
+  autoSync = (e.target as HTMLInputElement).checked ? setInterval(() => void syncAction(() => db.sync()), 5000) : null;
+});
+
 // ---- wiring ------------------------------------------------------------------------------
 
 $('run').addEventListener('click', () => void runEditor());
@@ -404,6 +488,7 @@ window.addEventListener('drop', (e) => {
 async function start(): Promise<void> {
   const shared = new URLSearchParams(location.hash.slice(1)).get('sql');
   const requested = new URLSearchParams(location.search).get('db');
+  ($('sync-url') as HTMLInputElement).value = LOCAL_SERVER ? `${LOCAL_SERVER}/db/playground` : 'http://127.0.0.1:8080/db/playground';
   await openDatabase(requested && /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(requested) ? requested : 'playground');
   // A shared link fills the editor; it never runs on its own.
   setEditorText(shared ?? WELCOME);

@@ -155,3 +155,35 @@ test('a share link fills the editor without running it', async () => {
   await expect.poll(() => page.locator('#results').innerText()).toBe('');
   await page.close();
 });
+
+test('two pages syncing through the local server converge', async () => {
+  const remote = `shared${Date.now()}`;
+  const a = await playground(unique('syncA'));
+  const b = await playground(unique('syncB'));
+  for (const page of [a, b]) {
+    const field = page.locator('#sync-url');
+    const prefilled = await field.inputValue();
+    expect(prefilled).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/db\/playground$/);
+    await field.fill(prefilled.replace(/playground$/, remote));
+    await page.click('#sync-connect');
+    await expect.poll(() => page.locator('#sync-connect').innerText()).toBe('Disconnect');
+  }
+  await run(a, "CREATE TABLE shared(id INTEGER PRIMARY KEY, note TEXT); INSERT INTO shared(note) VALUES ('written in page A');");
+  // Two autocommit statements: two change records.
+  await expect.poll(() => a.locator('#sync-pending').innerText()).toBe('2');
+  await a.click('#sync-push');
+  await expect.poll(() => a.locator('#sync-last-push').innerText()).not.toBe('never');
+  await b.click('#sync-pull');
+  await expect.poll(() => b.locator('#schema-tree').innerText(), { timeout: 10_000 }).toContain('shared');
+  expect(await run(b, 'SELECT note FROM shared;')).toContain('written in page A');
+  await run(b, "UPDATE shared SET note = 'edited in page B' WHERE id = 1;");
+  await b.click('#sync-push');
+  await expect.poll(() => b.locator('#sync-pending').innerText()).toBe('1');
+  const revisionBefore = await a.locator('#sync-revision').innerText();
+  await a.click('#sync-pull');
+  await expect.poll(() => a.locator('#sync-revision').innerText(), { timeout: 10_000 }).not.toBe(revisionBefore);
+  expect(await run(a, 'SELECT note FROM shared;')).toContain('edited in page B');
+  expect(await a.locator('#sync-error').innerText()).toBe('');
+  await a.close();
+  await b.close();
+});
