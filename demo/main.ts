@@ -409,7 +409,8 @@ async function syncAction(action: () => Promise<unknown>): Promise<void> {
     await action();
     await refreshSchema();
   } catch (e) {
-    $('sync-error').textContent = `${(e as { code?: string }).code ?? 'error'}: ${(e as Error).message}`;
+    const hint = /never synced/.test((e as Error).message) ? ' Use .open NEWNAME for a fresh database, then Connect.' : '';
+    $('sync-error').textContent = `${(e as { code?: string }).code ?? 'error'}: ${(e as Error).message}${hint}`;
   }
   await refreshSyncStatus();
 }

@@ -28,7 +28,7 @@ function parse(argv: string[]): { command: string; flags: Map<string, string | t
 
 const USAGE = `usage:
   outpost serve --data DIR [--host 127.0.0.1] [--port 8080] [--auth-secret SECRET | --no-auth]
-                [--max-open N] [--max-body BYTES] [--durability normal|full] [--write-rules FILE]
+                [--max-open N] [--max-body BYTES] [--durability normal|full] [--write-rules FILE] [--quiet]
   outpost token --db NAME --role read|write|admin --secret SECRET [--expires 1h]`;
 
 /** A JSON file: { "database": ["table", ...], ... }. */
@@ -66,6 +66,8 @@ async function main(): Promise<void> {
       ...(str('max-body') ? { maxBodyBytes: Number(str('max-body')) } : {}),
       ...(str('write-rules') ? { writeRules: readWriteRules(str('write-rules')!) } : {}),
       durability,
+      // --quiet drops the per-request info lines (load tests); errors are still printed.
+      ...(flags.get('quiet') === true ? { log: (line: string) => (line.startsWith('error') ? console.error(line) : undefined) } : {}),
     });
     const { url } = await server.listen();
     console.log(`info Outpost sync server listening on ${url} (data ${data}, auth ${noAuth ? 'off' : 'on'})`);
