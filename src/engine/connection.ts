@@ -38,6 +38,12 @@ export interface ConnectionOptions {
    * `AUTOCHECKPOINT_PAGES`. `'manual'`: never on its own (the sync layer decides).
    */
   checkpoint?: 'auto' | 'manual';
+  /**
+   * With false, closing leaves the WAL as it is instead of checkpointing it (with its two
+   * flushes); the next open recovers it. The server uses this so that evicting an idle
+   * database from its cache is cheap. Default true (always false with `checkpoint: 'manual'`).
+   */
+  checkpointOnClose?: boolean | undefined;
   /** Sees every WAL frame header as it is written (the sync server's page tracking). */
   walObserver?: WalObserver | undefined;
   /** Page cache size in KiB (SQLite's default is 2000). */
@@ -198,7 +204,7 @@ export class Connection {
       this.exec(`PRAGMA synchronous=${this.options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
       this.exec(`PRAGMA wal_autocheckpoint=${this.options.checkpoint === 'manual' ? 0 : AUTOCHECKPOINT_PAGES}`);
       if (this.options.cacheKiB) this.exec(`PRAGMA cache_size=-${Math.max(64, Math.floor(this.options.cacheKiB))}`);
-      if (this.options.checkpoint === 'manual') {
+      if (this.options.checkpoint === 'manual' || this.options.checkpointOnClose === false) {
         // Closing must not checkpoint either: the sync layer decides what reaches the main file.
         this.sqlite3.capi.sqlite3_db_config(this.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, 0);
       }
@@ -518,7 +524,8 @@ export class Connection {
     let failure: unknown = null;
     for (const f of this.files) {
       try {
-        f.flush();
+        // NORMAL promises durability across process crashes, which needs no flush here.
+        if (this.options.durability === 'full') f.flush();
         f.close();
       } catch (e) {
         failure ??= e;

@@ -98,8 +98,13 @@ export class NodeDirectory implements StorageDirectory {
     return this.label + name.slice(2);
   }
 
+  private madeDir = false;
+
   async open(name: string): Promise<StorageBackend> {
-    fs.mkdirSync(nodePath.dirname(this.label), { recursive: true });
+    if (!this.madeDir) {
+      fs.mkdirSync(nodePath.dirname(this.label), { recursive: true });
+      this.madeDir = true;
+    }
     return new NodeFileBackend(this.pathOf(name));
   }
 

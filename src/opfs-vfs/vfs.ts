@@ -41,6 +41,8 @@ export const VFS_NAME = 'outpost';
 
 /** Largest run of adjacent writes joined into one backend write. */
 const WRITE_BUFFER_BYTES = 1024 * 1024;
+/** A join buffer starts this small and grows; a large one is dropped when it is written out. */
+const INITIAL_BUFFER_BYTES = 32 * 1024;
 
 /** Error codes (from sqlite3.h; the WASM build exposes the same values on `capi`). */
 const SQLITE_OK = 0;
@@ -119,6 +121,12 @@ class OpenFile {
       this.observer.onWalFrame(readUint32(src, 0), readUint32(src, 4));
     }
     if (this.bufferLength > 0 && offset === this.bufferOffset + this.bufferLength && this.bufferLength + src.length <= WRITE_BUFFER_BYTES) {
+      if (this.bufferLength + src.length > this.buffer!.length) {
+        // Grow geometrically up to WRITE_BUFFER_BYTES: small commits keep small buffers.
+        const grown = new Uint8Array(Math.min(WRITE_BUFFER_BYTES, Math.max(this.buffer!.length * 2, this.bufferLength + src.length)));
+        grown.set(this.buffer!.subarray(0, this.bufferLength));
+        this.buffer = grown;
+      }
       this.buffer!.set(src, this.bufferLength);
       this.bufferLength += src.length;
     } else {
@@ -127,7 +135,7 @@ class OpenFile {
         this.backend.write(src, offset);
         return;
       }
-      this.buffer ??= new Uint8Array(WRITE_BUFFER_BYTES);
+      if (!this.buffer || this.buffer.length < src.length) this.buffer = new Uint8Array(Math.max(INITIAL_BUFFER_BYTES, src.length * 2));
       this.buffer.set(src, 0);
       this.bufferOffset = offset;
       this.bufferLength = src.length;
@@ -147,9 +155,12 @@ class OpenFile {
   flush(): void {
     if (this.bufferLength === 0) return;
     const n = this.bufferLength;
+    const buffer = this.buffer!;
     this.bufferLength = 0;
     this.commitPending = false;
-    this.backend.write(this.buffer!.subarray(0, n), this.bufferOffset);
+    // Thousands of open databases must not each keep a megabyte: big buffers are transient.
+    if (buffer.length > INITIAL_BUFFER_BYTES) this.buffer = null;
+    this.backend.write(buffer.subarray(0, n), this.bufferOffset);
   }
 
   size(): number {

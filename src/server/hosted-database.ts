@@ -67,6 +67,7 @@ export class HostedDatabase {
     readonly name: string,
     private readonly conn: Connection,
     private readonly revlog: RevisionLog,
+    private readonly durable: boolean,
   ) {}
 
   static async open(dataDir: string, name: string, options: HostedDatabaseOptions): Promise<HostedDatabase> {
@@ -78,9 +79,11 @@ export class HostedDatabase {
         intMode: 'number',
         walObserver: revlog,
         cacheKiB: options.cacheKiB,
+        // Eviction from the server's cache must be cheap; the idle checkpoint keeps WALs small.
+        checkpointOnClose: false,
       });
       if (options.writableTables) conn.setAuthorizer(writeRulesAuthorizer(options.writableTables));
-      return new HostedDatabase(name, conn, revlog);
+      return new HostedDatabase(name, conn, revlog, options.durability === 'full');
     } catch (e) {
       revlog.close();
       throw e;
@@ -153,7 +156,7 @@ export class HostedDatabase {
   async close(): Promise<void> {
     for (const wake of [...this.waiters]) wake();
     await this.conn.close();
-    this.revlog.close();
+    this.revlog.close(this.durable);
   }
 }
 

@@ -71,10 +71,11 @@ export class RevisionLog {
       this.generation = parsed.generation;
       this.records = parsed.records.slice(-MAX_RECORDS);
       this.seq = parsed.seq;
-      this.minSeq = this.records.length > 0 ? this.records[0]!.seq - 1 : this.seq;
+      this.minSeq = parsed.records.length > 0 ? parsed.records[Math.max(0, parsed.records.length - MAX_RECORDS)]!.seq - 1 : this.seq;
       this.rotated = false;
-      // Rewrite without the clean-close marker, so a crash from now on is noticed.
-      this.fd = this.rewrite();
+      // Cut the clean-close marker off, so that a crash from now on is noticed.
+      this.fd = fs.openSync(path, 'r+');
+      fs.ftruncateSync(this.fd, parsed.cleanAt);
     } else {
       this.generation = randomGeneration();
       this.seq = 0;
@@ -122,10 +123,14 @@ export class RevisionLog {
     return pages;
   }
 
-  /** Marks the log clean (the database was closed properly) and closes it. */
-  close(): void {
+  /**
+   * Marks the log clean (the database was closed properly) and closes it. With `durable`, the
+   * marker is flushed to the device (the server's `durability: 'full'`); otherwise a power loss
+   * may lose it, which only starts a new generation on the next open.
+   */
+  close(durable = false): void {
     this.append(KIND_CLEAN, this.seq, 0, new Uint32Array(0));
-    fs.fsyncSync(this.fd);
+    if (durable) fs.fsyncSync(this.fd);
     fs.closeSync(this.fd);
   }
 
@@ -164,7 +169,7 @@ export class RevisionLog {
     return fd;
   }
 
-  private static parse(bytes: Uint8Array): { generation: string; records: Record[]; seq: number; clean: boolean } | null {
+  private static parse(bytes: Uint8Array): { generation: string; records: Record[]; seq: number; clean: boolean; cleanAt: number } | null {
     if (bytes.length < HEADER_BYTES) return null;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(0, true) !== MAGIC || view.getUint32(4, true) !== VERSION) return null;
@@ -174,16 +179,16 @@ export class RevisionLog {
     let seq = 0;
     let clean = false;
     while (at < bytes.length) {
-      if (at + 17 > bytes.length) return { generation, records, seq, clean: false };
+      if (at + 17 > bytes.length) return { generation, records, seq, clean: false, cleanAt: at };
       const count = view.getUint32(at + 13, true);
       const end = at + 17 + count * 4;
-      if (end + 4 > bytes.length) return { generation, records, seq, clean: false };
-      if (checksum(bytes.subarray(at, end)) !== view.getUint32(end, true)) return { generation, records, seq, clean: false };
+      if (end + 4 > bytes.length) return { generation, records, seq, clean: false, cleanAt: at };
+      if (checksum(bytes.subarray(at, end)) !== view.getUint32(end, true)) return { generation, records, seq, clean: false, cleanAt: at };
       const kind = view.getUint8(at);
       const recordSeq = view.getFloat64(at + 1, true);
       if (kind === KIND_CLEAN) {
         clean = end + 4 === bytes.length;
-        break;
+        return { generation, records, seq, clean, cleanAt: at };
       }
       const pages = new Uint32Array(count);
       for (let i = 0; i < count; i++) pages[i] = view.getUint32(at + 17 + i * 4, true);
@@ -191,6 +196,6 @@ export class RevisionLog {
       seq = recordSeq;
       at = end + 4;
     }
-    return { generation, records, seq, clean };
+    return { generation, records, seq, clean, cleanAt: at };
   }
 }

@@ -33,9 +33,9 @@ export interface ServerOptions {
   auth?: boolean;
   /** Largest request body accepted (default 32 MiB). */
   maxBodyBytes?: number;
-  /** Databases kept open at once (default 256). */
+  /** Databases kept open at once (default 1000; about a third of a MiB each). */
   maxOpenDatabases?: number;
-  /** Page cache per open database in KiB (default 512). */
+  /** Page cache per open database in KiB (default 256). */
   cacheKiB?: number;
   durability?: 'normal' | 'full';
   /** Longest long poll honoured (default 60 s). */
@@ -76,7 +76,7 @@ export function createServer(options: ServerOptions): OutpostServer {
   const dataDir = options.dataDir;
   fs.mkdirSync(dataDir, { recursive: true });
   const maxBody = options.maxBodyBytes ?? 32 * 1024 * 1024;
-  const maxOpen = Math.max(1, options.maxOpenDatabases ?? 256);
+  const maxOpen = Math.max(1, options.maxOpenDatabases ?? 1000);
   const maxLongPollMs = options.maxLongPollMs ?? 60_000;
   const log = options.log ?? ((line: string) => console.log(line));
   const open = new Map<string, HostedDatabase>();
@@ -99,7 +99,7 @@ export function createServer(options: ServerOptions): OutpostServer {
     if (!create && !exists(name)) throw new HttpError(404, `database "${name}" does not exist`, 'DATABASE_NOT_FOUND');
     const p = HostedDatabase.open(dataDir, name, {
       durability: options.durability ?? 'normal',
-      cacheKiB: options.cacheKiB ?? 512,
+      cacheKiB: options.cacheKiB ?? 256,
       writableTables: options.writeRules?.[name],
     });
     opening.set(name, p);
