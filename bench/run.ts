@@ -18,6 +18,8 @@ import { build, preview } from 'vite';
 import { chromiumPath } from '../scripts/chromium.js';
 import { CLASSIC_TESTS } from './classic.js';
 import { NODE_CONFIGS, runNodeClassic, runNodeSelect1 } from './node.js';
+import { type LoadRow, loadTable, runServerLoad } from './server-load.js';
+import { type SyncBenchRow, runSyncBench, syncTable } from './sync.js';
 import type { ApiResult } from './page/main.js';
 
 export const BROWSER_CONFIGS = ['outpost', 'outpost-full', 'memory', 'sahpool', 'sahpool-wal', 'turso-wasm'] as const;
@@ -35,6 +37,8 @@ export interface BenchReport {
   configs: string[];
   results: Record<string, Record<string, Cell>>;
   failures: Record<string, string>;
+  sync?: SyncBenchRow[];
+  serverLoad?: LoadRow[];
 }
 
 export interface Options {
@@ -47,10 +51,13 @@ export interface Options {
   api: boolean;
   /** Per configuration and run, for the classic tests. */
   timeoutMs: number;
+  /** The sync (20 MB bootstrap) and server load parts. */
+  sync: boolean;
+  load: boolean;
 }
 
 export function parseArgs(argv: string[]): Options {
-  const opts: Options = { runs: 3, scale: 1, configs: [...BROWSER_CONFIGS], node: true, api: true, timeoutMs: 240_000 };
+  const opts: Options = { runs: 3, scale: 1, configs: [...BROWSER_CONFIGS], node: true, api: true, timeoutMs: 240_000, sync: true, load: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): string => {
@@ -63,6 +70,8 @@ export function parseArgs(argv: string[]): Options {
     else if (a === '--configs') opts.configs = next().split(',');
     else if (a === '--no-node') opts.node = false;
     else if (a === '--no-api') opts.api = false;
+    else if (a === '--no-sync') opts.sync = false;
+    else if (a === '--no-load') opts.load = false;
     else if (a === '--scale') opts.scale = Number(next());
     else if (a === '--timeout') opts.timeoutMs = Number(next()) * 1000;
     else if (a === '--quick') {
@@ -70,6 +79,8 @@ export function parseArgs(argv: string[]): Options {
       opts.scale = 0.02;
       opts.only = new Set(['c01', 'c02', 'c07']);
       opts.configs = ['outpost', 'memory', 'sahpool-wal'];
+      opts.sync = false;
+      opts.load = false;
     } else throw new Error(`unknown argument ${a}`);
   }
   return opts;
@@ -180,6 +191,14 @@ export async function runBench(opts: Options): Promise<BenchReport> {
     rmSync(outDir, { recursive: true, force: true });
   }
 
+  if (opts.sync) {
+    process.stderr.write('sync: 20 MB bootstrap and one-row pull\n');
+    report.sync = await runSyncBench(20);
+  }
+  if (opts.load) {
+    process.stderr.write('server load: 1,000 and 10,000 databases\n');
+    report.serverLoad = await runServerLoad([1000, 10000], 5);
+  }
   if (opts.node) {
     for (let run = 0; run < opts.runs; run++) {
       for (const config of NODE_CONFIGS) {
@@ -226,6 +245,8 @@ export function toMarkdown(report: BenchReport): string {
     lines.push(`| ${TITLES[test]} | ${configs.map((c) => formatCell(row[c])).join(' | ')} | ${ratio} |`);
   }
   for (const [config, error] of Object.entries(report.failures)) lines.push(`\n${config} could not run: ${error}`);
+  if (report.sync) lines.push('', 'Sync (Node clients, both against the same server):', '', syncTable(report.sync));
+  if (report.serverLoad) lines.push('', 'Sync server under load (loopback; 200 long-polling clients, 32 pushing):', '', loadTable(report.serverLoad));
   return lines.join('\n');
 }
 
