@@ -21,6 +21,7 @@
  * generation.
  */
 import * as fs from 'node:fs';
+import { fnv1a, randomHex } from '../util.js';
 
 const MAGIC = 0x4c52504f; // "OPRL"
 const VERSION = 1;
@@ -35,18 +36,6 @@ interface Record {
   pages: Uint32Array;
 }
 
-function checksum(bytes: Uint8Array): number {
-  // FNV-1a: enough to tell a torn record from a whole one.
-  let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193) >>> 0;
-  return h;
-}
-
-function randomGeneration(): string {
-  const bytes = new Uint8Array(16);
-  crypto.getRandomValues(bytes);
-  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 export class RevisionLog {
   private fd = -1;
@@ -77,7 +66,7 @@ export class RevisionLog {
       this.fd = fs.openSync(path, 'r+');
       fs.ftruncateSync(this.fd, parsed.cleanAt);
     } else {
-      this.generation = randomGeneration();
+      this.generation = randomHex(16);
       this.seq = 0;
       this.minSeq = 0;
       this.rotated = true;
@@ -144,7 +133,7 @@ export class RevisionLog {
     pages.forEach((p, i) => view.setUint32(17 + i * 4, p, true));
     const record = new Uint8Array(body.length + 4);
     record.set(body);
-    new DataView(record.buffer).setUint32(body.length, checksum(body), true);
+    new DataView(record.buffer).setUint32(body.length, fnv1a(body), true);
     fs.writeSync(this.fd, record);
   }
 
@@ -183,7 +172,7 @@ export class RevisionLog {
       const count = view.getUint32(at + 13, true);
       const end = at + 17 + count * 4;
       if (end + 4 > bytes.length) return { generation, records, seq, clean: false, cleanAt: at };
-      if (checksum(bytes.subarray(at, end)) !== view.getUint32(end, true)) return { generation, records, seq, clean: false, cleanAt: at };
+      if (fnv1a(bytes.subarray(at, end)) !== view.getUint32(end, true)) return { generation, records, seq, clean: false, cleanAt: at };
       const kind = view.getUint8(at);
       const recordSeq = view.getFloat64(at + 1, true);
       if (kind === KIND_CLEAN) {

@@ -75,6 +75,18 @@ export interface SyncOptions {
   maxLocalWalBytes?: number;
   /** A fetch to use instead of the global one (Node and workers; not sent to a browser worker). */
   fetch?: typeof fetch;
+  /**
+   * Retries of a pull or push that failed for a reason that may pass (no network, a timeout,
+   * a 5xx or 429), with exponential backoff from 250 ms (default 2).
+   */
+  retries?: number;
+}
+
+/** Whether an error may pass if the same operation is tried again later. */
+export function isTransient(e: unknown): boolean {
+  if (!(e instanceof SyncError)) return false;
+  if (e.code === 'NETWORK' || e.code === 'TIMEOUT') return true;
+  return e.code === 'HTTP' && e.status !== undefined && (e.status >= 500 || e.status === 429);
 }
 
 export interface SyncStatus {
@@ -158,8 +170,26 @@ export class SyncEngine {
 
   // ---- pull ------------------------------------------------------------------------------
 
+  /** Runs `op`, again after a backoff when it fails for a transient reason. */
+  private async withRetries<T>(op: () => Promise<T>): Promise<T> {
+    const retries = Math.max(0, this.options.retries ?? 2);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await op();
+      } catch (e) {
+        if (attempt >= retries || !isTransient(e)) throw e;
+        const delayMs = 250 * 4 ** attempt * (0.75 + Math.random() / 2);
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
+    }
+  }
+
   /** Downloads what changed since the synced revision. Null when nothing did. Touches nothing. */
-  async fetchPull(longPollTimeoutMs = this.options.longPollTimeoutMs ?? 0): Promise<PullTicket | null> {
+  fetchPull(longPollTimeoutMs = this.options.longPollTimeoutMs ?? 0): Promise<PullTicket | null> {
+    return this.withRetries(() => this.fetchPullOnce(longPollTimeoutMs));
+  }
+
+  private async fetchPullOnce(longPollTimeoutMs: number): Promise<PullTicket | null> {
     try {
       const revision = this.meta.value.revision;
       if (revision === null) return await this.fetchBootstrap();
@@ -317,7 +347,8 @@ export class SyncEngine {
 
   /** Pushes pending changes; resolves to how many change records the server took. */
   push(): Promise<number> {
-    this.pushing ??= this.pushOnce().finally(() => {
+    // A retry starts over, reading the server's acknowledgement first: never a blind resend.
+    this.pushing ??= this.withRetries(() => this.pushOnce()).finally(() => {
       this.pushing = null;
     });
     return this.pushing;

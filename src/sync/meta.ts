@@ -7,6 +7,7 @@
  * with the higher `seq`. A torn write leaves the other slot, the previous state, intact.
  */
 import type { StorageBackend } from '../opfs-vfs/backend.js';
+import { fnv1a, randomHex } from '../util.js';
 
 const SLOT_BYTES = 64 * 1024;
 
@@ -38,16 +39,9 @@ export interface SyncMeta {
   bytesReceived: number;
 }
 
-function checksum(bytes: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193) >>> 0;
-  return h;
-}
-
-export function newClientId(): string {
-  const bytes = new Uint8Array(16);
-  crypto.getRandomValues(bytes);
-  return `outpost-${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+/** A client id as the official client makes them: a readable name, then a random part. */
+export function newClientId(clientName = 'outpost'): string {
+  return `${clientName.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64) || 'outpost'}-${randomHex(16)}`;
 }
 
 export class MetaStore {
@@ -64,7 +58,7 @@ export class MetaStore {
   }
 
   /** Reads the metadata, or creates it for `url` when there is none. */
-  static load(file: StorageBackend, url: string): MetaStore {
+  static load(file: StorageBackend, url: string, clientName?: string): MetaStore {
     const slots = [0, 1].map((i) => MetaStore.readSlot(file, i));
     const best = slots.reduce<{ meta: SyncMeta; slot: 0 | 1 } | null>((acc, meta, i) => {
       if (!meta) return acc;
@@ -73,7 +67,7 @@ export class MetaStore {
     if (best) return new MetaStore(file, best.meta, best.slot);
     const fresh: SyncMeta = {
       seq: 0,
-      clientId: newClientId(),
+      clientId: newClientId(clientName),
       url,
       revision: null,
       syncedDbPages: 0,
@@ -101,7 +95,7 @@ export class MetaStore {
     if (length === 0 || length > SLOT_BYTES - 8) return null;
     const body = new Uint8Array(length);
     if (file.read(body, i * SLOT_BYTES + 8) < length) return null;
-    if (checksum(body) !== view.getUint32(4, true)) return null;
+    if (fnv1a(body) !== view.getUint32(4, true)) return null;
     try {
       return JSON.parse(new TextDecoder().decode(body)) as SyncMeta;
     } catch {
@@ -121,7 +115,7 @@ export class MetaStore {
     const record = new Uint8Array(8 + body.length);
     const view = new DataView(record.buffer);
     view.setUint32(0, body.length, true);
-    view.setUint32(4, checksum(body), true);
+    view.setUint32(4, fnv1a(body), true);
     record.set(body, 8);
     const slot = this.slot === 0 ? 1 : 0;
     this.file.write(record, slot * SLOT_BYTES);

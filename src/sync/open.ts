@@ -23,7 +23,7 @@ export async function openSynced(
   };
   let meta: MetaStore;
   try {
-    meta = MetaStore.load(files.meta, sync.url);
+    meta = MetaStore.load(files.meta, sync.url, sync.clientName);
   } catch (e) {
     closeFiles();
     throw e;

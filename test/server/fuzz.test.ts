@@ -7,19 +7,11 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { OutpostServer } from '../../src/server/server.js';
 import { ProtocolError, decodePullRequest, encodePullRequest } from '../../src/sync/protocol.js';
 import { decodeRoaring, encodeRoaring } from '../../src/sync/roaring.js';
+import { rng } from '../sync/simulation.js';
 import { batch, rawPipeline, startServer } from './helpers.js';
 
 const seed = Number(process.env.OUTPOST_SEED ?? Date.now() % 1_000_000);
 
-function rng(s: number): () => number {
-  let x = s >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 function mutate(bytes: Uint8Array, random: () => number): Uint8Array {
   const out = Uint8Array.from(bytes);

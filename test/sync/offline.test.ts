@@ -72,7 +72,7 @@ async function setup(db: string): Promise<{ client: Database; faults: ReturnType
   await rawPipeline(url, batch('CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)', 'CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY, row_id INTEGER, v TEXT)', 'CREATE TEMP TRIGGER IF NOT EXISTS t_audit AFTER INSERT ON main.t BEGIN INSERT INTO audit(row_id, v) VALUES (new.id, new.v); END'));
   const faults = faultyFetch();
   const path = join(dir, `c${++n}.db`);
-  const client = await open(path, { sync: { url, fetch: faults.fetch, timeoutMs: 500 } });
+  const client = await open(path, { sync: { url, fetch: faults.fetch, timeoutMs: 500, retries: 0 } });
   return { client, faults, path, url };
 }
 
@@ -129,6 +129,25 @@ describe('offline', () => {
     expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['exactly once'], ['after']]);
     await client.close();
   });
+});
+
+test('a transient failure is retried with backoff', async () => {
+  const url = `${base}/db/retried`;
+  await rawPipeline(url, batch('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)'));
+  let failures = 2;
+  const flaky = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    if (String(input).endsWith('/v2/pipeline') && failures > 0) {
+      failures--;
+      return new Response('{"error":"busy"}', { status: 503 });
+    }
+    return fetch(input, init);
+  }) as typeof fetch;
+  const client = await open(join(dir, `c${++n}.db`), { sync: { url, fetch: flaky } });
+  await client.run("INSERT INTO t(v) VALUES ('eventually')");
+  expect(await client.push()).toBe(1);
+  expect(failures).toBe(0);
+  expect(await serverRows(url, 'SELECT v FROM t')).toEqual([['eventually']]);
+  await client.close();
 });
 
 describe('bad servers', () => {
@@ -193,4 +212,20 @@ describe('bad servers', () => {
     expect(await client.query('SELECT k FROM uniq ORDER BY k')).toEqual([{ k: 'server' }, { k: 'theirs' }]);
     await client.close();
   });
+});
+
+test('a database that shrank on the server is truncated locally', async () => {
+  const url = `${base}/db/shrink`;
+  await rawPipeline(url, batch('CREATE TABLE big(v BLOB)', 'INSERT INTO big SELECT randomblob(3000) FROM (WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i < 200) SELECT i FROM s)', 'CREATE TABLE small(v)'));
+  const client = await open(join(dir, `c${++n}.db`), { sync: { url } });
+  const before = (await client.get<{ page_count: number }>('PRAGMA page_count'))!.page_count;
+  expect(before).toBeGreaterThan(150);
+  await rawPipeline(url, batch('DROP TABLE big'));
+  await rawPipeline(url, batch('VACUUM'));
+  expect(await client.pull()).toBe(true);
+  const after = (await client.get<{ page_count: number }>('PRAGMA page_count'))!.page_count;
+  expect(after).toBeLessThan(10);
+  expect(await client.query("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'turso%' ORDER BY name")).toEqual([{ name: 'small' }]);
+  expect(await client.get('PRAGMA integrity_check')).toEqual({ integrity_check: 'ok' });
+  await client.close();
 });

@@ -73,7 +73,7 @@ export async function runSimulation(base: string, seed: number, options: Simulat
     }) as typeof fetch;
 
   const openClient = async (name: string, path: string, net: SimClient['net']): Promise<Database> => {
-    const { conn, engine } = await openSynced(new NodeDirectory(path), { durability: 'normal', intMode: 'number' }, { url, fetch: makeFetch(net), clientName: name, maxLocalWalBytes: 64 * 1024 });
+    const { conn, engine } = await openSynced(new NodeDirectory(path), { durability: 'normal', intMode: 'number' }, { url, fetch: makeFetch(net), clientName: name, maxLocalWalBytes: 64 * 1024, retries: 0 });
     return new Database(path, connectionDriver(conn, engine));
   };
 
