@@ -3,11 +3,10 @@
  * Node users import `outpost/node`.
  */
 import { Database } from './database.js';
-import { OutpostError } from './errors.js';
+import { DatabaseLockedError, OutpostError } from './errors.js';
 import { OpfsDirectory, type SimulatedQuota } from './opfs-vfs/opfs-backend.js';
 import type { Database as DatabaseApi, OpenOptions } from './types.js';
 import { openInWorker } from './worker/client.js';
-import { DatabaseLockedError } from './errors.js';
 
 export type * from './types.js';
 export { SqliteError, DatabaseLockedError, OutpostError, SyncError, type OutpostErrorCode, type SyncErrorCode } from './errors.js';

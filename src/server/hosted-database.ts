@@ -140,10 +140,10 @@ export class HostedDatabase {
   }
 
   /** Runs a Hrana pipeline; wakes long polls when it committed something. */
-  pipeline(body: unknown, guard?: (sql: string) => void): PipelineResponse {
+  pipeline(body: unknown): PipelineResponse {
     const before = this.revlog.seq;
     try {
-      return executePipeline(this.conn, body, guard);
+      return executePipeline(this.conn, body);
     } finally {
       if (this.revlog.seq !== before) for (const wake of [...this.waiters]) wake();
     }

@@ -45,10 +45,9 @@ function params(stmt: HranaStmt): SqlParams | undefined {
   return args.length > 0 ? args.map(fromHranaValue) : undefined;
 }
 
+/** A statement's failure as a Hrana error; anything else (a ProtocolError, a bug) propagates. */
 function errorOf(e: unknown): HranaError {
-  if (e instanceof SqliteError) return { message: e.message, code: e.code };
-  if (e instanceof OutpostError) return { message: e.message, code: e.code };
-  if (e instanceof ProtocolError) throw e;
+  if (e instanceof SqliteError || e instanceof OutpostError) return { message: e.message, code: e.code };
   throw e;
 }
 
@@ -71,19 +70,11 @@ function checkStmt(stmt: unknown): HranaStmt {
   return stmt as HranaStmt;
 }
 
-export interface StatementGuard {
-  /** Called before each statement runs; throw to refuse it. */
-  (sql: string): void;
-}
-
-export function executePipeline(conn: Connection, body: unknown, guard?: StatementGuard): PipelineResponse {
+export function executePipeline(conn: Connection, body: unknown): PipelineResponse {
   if (!isObject(body) || !Array.isArray(body.requests)) throw new ProtocolError('the body must be {"baton": null, "requests": [...]}');
   if (body.baton !== null && body.baton !== undefined) throw new ProtocolError('batons (streams across requests) are not supported; send baton: null');
   const results: HranaStreamResult[] = [];
-  const run = (stmt: HranaStmt): ExecuteResult => {
-    guard?.(stmt.sql!);
-    return conn.execute(stmt.sql!, params(stmt));
-  };
+  const run = (stmt: HranaStmt): ExecuteResult => conn.execute(stmt.sql!, params(stmt));
   try {
     for (const request of body.requests as unknown[]) {
       if (!isObject(request)) throw new ProtocolError('a request must be an object');
