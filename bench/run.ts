@@ -186,7 +186,7 @@ export async function runBench(opts: Options): Promise<BenchReport> {
     }
   } finally {
     await context.close();
-    await new Promise<void>((resolve) => server.httpServer.close(() => resolve()));
+    await server.close();
     rmSync(profile, { recursive: true, force: true });
     rmSync(outDir, { recursive: true, force: true });
   }

@@ -32,7 +32,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await context?.close();
-  await new Promise<void>((resolve) => server?.httpServer.close(() => resolve()));
+  await server?.close();
   rmSync(outDir, { recursive: true, force: true });
   rmSync(profile, { recursive: true, force: true });
 });
