@@ -47,6 +47,12 @@ export interface ChangeRecord {
   changeset: Uint8Array;
 }
 
+/** Writes a change record (creating the table when missing); used by capture and by replay. */
+export function writeChangeRecord(host: Pick<CaptureHost, 'run'>, record: ChangeRecord): void {
+  host.run(`CREATE TABLE IF NOT EXISTS ${CHANGES_TABLE}(id INTEGER PRIMARY KEY, ddl TEXT, changeset BLOB NOT NULL)`);
+  host.run(`INSERT INTO ${CHANGES_TABLE}(id, ddl, changeset) VALUES (?, ?, ?)`, [record.id, record.ddl.length ? JSON.stringify(record.ddl) : null, record.changeset]);
+}
+
 export interface RowChange {
   table: string;
   op: 'insert' | 'update' | 'delete';
@@ -121,10 +127,9 @@ export class ChangeCapture {
     if (changeset.length > 0 || ddl.length > 0) {
       this.suspended++;
       try {
-        this.host.run(`CREATE TABLE IF NOT EXISTS ${CHANGES_TABLE}(id INTEGER PRIMARY KEY, ddl TEXT, changeset BLOB NOT NULL)`);
-        const max = Number(this.host.value(`SELECT coalesce(max(id), 0) FROM ${CHANGES_TABLE}`));
-        const id = Math.max(max, this.idFloor()) + 1;
-        this.host.run(`INSERT INTO ${CHANGES_TABLE}(id, ddl, changeset) VALUES (?, ?, ?)`, [id, ddl.length ? JSON.stringify(ddl) : null, changeset]);
+        const exists = Number(this.host.value(`SELECT count(*) FROM sqlite_schema WHERE name = '${CHANGES_TABLE}'`)) > 0;
+        const max = exists ? Number(this.host.value(`SELECT coalesce(max(id), 0) FROM ${CHANGES_TABLE}`)) : 0;
+        writeChangeRecord(this.host, { id: Math.max(max, this.idFloor()) + 1, ddl, changeset });
       } finally {
         this.suspended--;
       }

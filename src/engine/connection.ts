@@ -26,7 +26,7 @@ import { MemoryBackend } from '../opfs-vfs/memory-backend.js';
 import { ChangeCapture } from './capture.js';
 import { VFS_NAME, type OutpostVfs, type WalObserver } from '../opfs-vfs/vfs.js';
 import type { BatchStatement, RunResult, SqlParam, SqlParams, SqlValue, StatementResult } from '../types.js';
-import { type PackedRows, RowPacker, unpackArrays } from './packed-rows.js';
+import { type PackedRows, RowPacker } from './packed-rows.js';
 import { loadSqlite } from './sqlite.js';
 import type { Sqlite3Runtime } from './wasm-api.js';
 
@@ -76,7 +76,6 @@ const AUTOCHECKPOINT_PAGES = 10_000;
 const IDLE_CHECKPOINT_MS = 1000;
 /** Below this many WAL bytes an idle checkpoint is not worth its flushes. */
 const IDLE_CHECKPOINT_MIN_WAL_BYTES = 1024 * 1024;
-
 
 const STATEMENT_CACHE_SIZE = 64;
 
@@ -268,7 +267,19 @@ export class Connection {
 
   /** The first value of the first row of one statement (null when there is none). */
   value(sql: string, params?: SqlParams): SqlValue {
-    return unpackArrays(this.query(sql, params, 1))[0]?.[0] ?? null;
+    const stmt = this.prepareCached(sql);
+    try {
+      this.bind(stmt, params);
+      return this.guard(stmt, () => {
+        const rc = this.x.sqlite3_step(stmt.ptr);
+        if (rc === SQLITE_ROW) return stmt.columns.length > 0 ? this.column(stmt.ptr, 0) : null;
+        if (rc === SQLITE_DONE) return null;
+        throw this.error(rc, sql);
+      });
+    } finally {
+      this.release(stmt);
+      this.afterCall();
+    }
   }
 
   /** Runs one statement and reports everything about it (columns, types, rows, changes). */
@@ -277,21 +288,9 @@ export class Connection {
     try {
       this.bind(stmt, params);
       const totalBefore = this.x.sqlite3_total_changes(this.db);
-      const rows: SqlValue[][] = [];
-      const n = stmt.columns.length;
-      this.guard(stmt, () => {
-        for (;;) {
-          const rc = this.x.sqlite3_step(stmt.ptr);
-          if (rc === SQLITE_ROW) {
-            const row = new Array<SqlValue>(n);
-            for (let i = 0; i < n; i++) row[i] = this.column(stmt.ptr, i);
-            rows.push(row);
-          } else if (rc === SQLITE_DONE) break;
-          else throw this.error(rc, sql);
-        }
-      });
+      const rows = this.guard(stmt, () => this.collectRows(stmt));
       const decltypes: (string | null)[] = [];
-      for (let i = 0; i < n; i++) decltypes.push(this.sqlite3.capi.sqlite3_column_decltype(stmt.ptr, i));
+      for (let i = 0; i < stmt.columns.length; i++) decltypes.push(this.sqlite3.capi.sqlite3_column_decltype(stmt.ptr, i));
       return {
         columns: stmt.columns,
         decltypes,
@@ -316,11 +315,22 @@ export class Connection {
    */
   readPages(pageNumbers: Iterable<number>): Map<number, Uint8Array> {
     const out = new Map<number, Uint8Array>();
-    for (const pgno of pageNumbers) {
-      const data = this.value('SELECT data FROM sqlite_dbpage WHERE pgno = ?', [pgno]);
-      if (data instanceof Uint8Array) out.set(pgno, data);
+    const stmt = this.prepareCached('SELECT data FROM sqlite_dbpage WHERE pgno = ?');
+    const heap = (): Uint8Array => this.sqlite3.wasm.heap8u();
+    try {
+      for (const pgno of pageNumbers) {
+        this.x.sqlite3_reset(stmt.ptr);
+        this.bindValue(stmt, 1, pgno);
+        const rc = this.x.sqlite3_step(stmt.ptr);
+        if (rc === SQLITE_ROW) {
+          const p = this.x.sqlite3_column_blob(stmt.ptr, 0);
+          out.set(pgno, heap().slice(p, p + this.x.sqlite3_column_bytes(stmt.ptr, 0)));
+        } else if (rc !== SQLITE_DONE) throw this.error(rc, stmt.sql);
+      }
+      return out;
+    } finally {
+      this.release(stmt);
     }
-    return out;
   }
 
   /** Runs one statement for its effect. */
@@ -386,22 +396,11 @@ export class Connection {
   /** Runs one prepared statement to the end for execMany, then finalizes it. */
   private stepAll(stmt: Statement): StatementResult {
     const started = performance.now();
-    const rows: SqlValue[][] = [];
-    const n = stmt.columns.length;
+    let rows: SqlValue[][];
     const totalBefore = this.x.sqlite3_total_changes(this.db);
     try {
       try {
-        this.guard(stmt, () => {
-          for (;;) {
-            const rc = this.x.sqlite3_step(stmt.ptr);
-            if (rc === SQLITE_ROW) {
-              const row: SqlValue[] = new Array<SqlValue>(n);
-              for (let i = 0; i < n; i++) row[i] = this.column(stmt.ptr, i);
-              rows.push(row);
-            } else if (rc === SQLITE_DONE) break;
-            else throw this.error(rc, stmt.sql);
-          }
-        });
+        rows = this.guard(stmt, () => this.collectRows(stmt));
       } catch (e) {
         if (e instanceof SqliteError) return failedResult(stmt.sql, e, performance.now() - started);
         throw e;
@@ -416,6 +415,21 @@ export class Connection {
       };
     } finally {
       this.sqlite3.capi.sqlite3_finalize(stmt.ptr);
+    }
+  }
+
+  /** Steps a bound statement to the end and returns its rows as arrays. */
+  private collectRows(stmt: Statement): SqlValue[][] {
+    const rows: SqlValue[][] = [];
+    const n = stmt.columns.length;
+    for (;;) {
+      const rc = this.x.sqlite3_step(stmt.ptr);
+      if (rc === SQLITE_ROW) {
+        const row = new Array<SqlValue>(n);
+        for (let i = 0; i < n; i++) row[i] = this.column(stmt.ptr, i);
+        rows.push(row);
+      } else if (rc === SQLITE_DONE) return rows;
+      else throw this.error(rc, stmt.sql);
     }
   }
 

@@ -35,8 +35,7 @@
  * after d or e leaves phase replaying: revert to the new image and replay. A WAL shorter than
  * the recorded watermark means step e's checkpoint ran; the main file is then the image.
  */
-import type { ChangeRecord } from '../engine/capture.js';
-import { CHANGES_TABLE, applyChangeset, decodeChangeset, isInternalTable } from '../engine/capture.js';
+import { type ChangeRecord, CHANGES_TABLE, applyChangeset, decodeChangeset, isInternalTable, writeChangeRecord } from '../engine/capture.js';
 import type { Connection } from '../engine/connection.js';
 import { OutpostError, SqliteError, SyncError } from '../errors.js';
 import type { StorageBackend } from '../opfs-vfs/backend.js';
@@ -255,7 +254,7 @@ export class SyncEngine {
       }
     });
     // d. the new revision
-    const walBytes = this.conn.withDatabaseClosed((files) => files.wal.size());
+    const walBytes = this.conn.rawFiles().wal.size();
     this.meta.update({ revision: ticket.revision, syncedDbPages: ticket.dbSize, walWatermarkBytes: walBytes, revertEntries: 0, phase: 'replaying' });
     this.revertPages.clear();
     // e. fold the synced frames into the main file
@@ -315,7 +314,7 @@ export class SyncEngine {
     this.conn.withoutCapture(() => {
       this.conn.exec('BEGIN IMMEDIATE');
       try {
-        this.conn.exec(`CREATE TABLE IF NOT EXISTS ${CHANGES_TABLE}(id INTEGER PRIMARY KEY, ddl TEXT, changeset BLOB NOT NULL)`);
+        const host = { run: (sql: string, params?: SqlValue[]) => void this.conn.run(sql, params) };
         for (const r of keep) {
           for (const ddl of r.ddl) {
             const { sql, ignorable } = rewriteDdl(ddl);
@@ -326,7 +325,7 @@ export class SyncEngine {
             }
           }
           applyChangeset(sqlite3, db, r.changeset);
-          this.conn.run(`INSERT INTO ${CHANGES_TABLE}(id, ddl, changeset) VALUES (?, ?, ?)`, [r.id, r.ddl.length ? JSON.stringify(r.ddl) : null, r.changeset]);
+          writeChangeRecord(host, r);
         }
         this.conn.exec('COMMIT');
       } catch (e) {
@@ -586,11 +585,16 @@ export class SyncEngine {
   pendingChanges(): PendingChange[] {
     const { sqlite3 } = this.conn.handle;
     const rejected = this.meta.value.rejected;
+    const infos = new Map<string, TableInfo | null>();
+    const info = (table: string): TableInfo | null => {
+      if (!infos.has(table)) infos.set(table, this.tableInfo(table));
+      return infos.get(table)!;
+    };
     return this.readChangeRecords().map((r) => ({
         changeId: r.id,
         ddl: r.ddl,
         mutations: decodeChangeset(sqlite3, r.changeset).flatMap((c) => {
-          const ti = this.tableInfo(c.table);
+          const ti = info(c.table);
           return ti ? [toMutation(r.id, c, ti)] : [];
         }),
         rejected: rejected[r.id] ?? null,

@@ -11,13 +11,11 @@
  * and `OutpostError` by name, so `instanceof` and `code` work on the UI thread.
  */
 import * as Comlink from 'comlink';
-import type { PackedRows } from '../engine/packed-rows.js';
+import type { Driver } from '../database.js';
 import { DatabaseLockedError, OutpostError, type OutpostErrorCode, SqliteError, SyncError, type SyncErrorCode } from '../errors.js';
 import type { SimulatedQuota } from '../opfs-vfs/opfs-backend.js';
-import type { SyncDriver } from '../sync/driver.js';
 import type { SyncOptions } from '../sync/engine.js';
 import type { Mutation, MutationResult } from '../sync/push-sql.js';
-import type { BatchStatement, RunResult, SqlParams, StatementResult } from '../types.js';
 
 export interface OpenRequest {
   name: string;
@@ -42,17 +40,9 @@ export interface OpenReply {
   location: string;
 }
 
-export interface WorkerApi extends SyncDriver {
+/** The worker serves exactly the `Driver` a `Database` needs, plus `open`. */
+export interface WorkerApi extends Driver {
   open(request: OpenRequest, authToken?: SyncCallbacks['authToken'], transform?: SyncCallbacks['transform']): Promise<OpenReply>;
-  exec(sql: string): Promise<void>;
-  query(sql: string, params: SqlParams | undefined, maxRows?: number): Promise<PackedRows>;
-  run(sql: string, params: SqlParams | undefined): Promise<RunResult>;
-  batch(statements: readonly BatchStatement[]): Promise<RunResult[]>;
-  execMany(sql: string): Promise<StatementResult[]>;
-  rollbackQuietly(sql?: string): Promise<void>;
-  export(): Promise<Uint8Array>;
-  import(bytes: Uint8Array): Promise<void>;
-  close(): Promise<void>;
 }
 
 interface SerializedError {
