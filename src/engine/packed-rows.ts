@@ -71,7 +71,10 @@ export class RowPacker {
   }
 
   number(v: number): void {
-    this.numbers[this.next(CELL_NUMBER)] = v;
+    // Take the index first: `next` may replace `this.numbers` with a larger array, and
+    // `this.numbers[this.next(...)] = v` would evaluate the old array before growing it.
+    const cell = this.next(CELL_NUMBER);
+    this.numbers[cell] = v;
   }
 
   bigint(v: bigint): void {
