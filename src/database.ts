@@ -7,110 +7,109 @@
  * wait and never interleave with it; the `tx` object's calls bypass the queue (they are the
  * holder) and fail once the transaction has ended.
  */
-import { type PackedRows, unpackRows } from './engine/packed-rows.js';
+import { unpackRows } from './engine/packed-rows.js';
+import type { Driver } from './driver.js';
 import { OutpostError } from './errors.js';
-import type { SyncDriver } from './sync/driver.js';
-import type { PendingChange, SyncStatus } from './sync/engine.js';
 import type {
   BatchStatement,
   Database as DatabaseApi,
+  PendingChange,
   Row,
   RunResult,
   SqlParams,
   StatementResult,
+  SyncStatus,
   Transaction,
 } from './types.js';
 
-/** What a `Database` needs from the engine, wherever it runs. */
-export interface Driver extends SyncDriver {
-  exec(sql: string): Promise<void>;
-  /** Rows of one statement; at most `maxRows` when given. */
-  query(sql: string, params: SqlParams | undefined, maxRows?: number): Promise<PackedRows>;
-  run(sql: string, params: SqlParams | undefined): Promise<RunResult>;
-  batch(statements: readonly BatchStatement[]): Promise<RunResult[]>;
-  execMany(sql: string): Promise<StatementResult[]>;
-  /** Rolls back whatever transaction is open; never throws for "no transaction". */
-  rollbackQuietly(sql?: string): Promise<void>;
-  export(): Promise<Uint8Array>;
-  import(bytes: Uint8Array): Promise<void>;
-  close(): Promise<void>;
-}
-
 let savepointCounter = 0;
 
-class TransactionScope implements Transaction {
+/**
+ * The statements every scope can run, written once. A scope differs only in its gate: the
+ * database's queue for `Database`, "still active" for a transaction's `tx`.
+ */
+abstract class Scope {
+  constructor(protected readonly driver: Driver) {}
+
+  /** Runs `fn` when this scope may run a statement. */
+  protected abstract gate<T>(fn: () => Promise<T>): Promise<T>;
+
+  exec(sql: string): Promise<void> {
+    return this.gate(() => this.driver.exec(sql));
+  }
+
+  query<T = Row>(sql: string, params?: SqlParams): Promise<T[]> {
+    return this.gate(async () => unpackRows<T>(await this.driver.query(sql, params)));
+  }
+
+  get<T = Row>(sql: string, params?: SqlParams): Promise<T | undefined> {
+    return this.gate(async () => unpackRows<T>(await this.driver.query(sql, params, 1))[0]);
+  }
+
+  run(sql: string, params?: SqlParams): Promise<RunResult> {
+    return this.gate(() => this.driver.run(sql, params));
+  }
+
+  batch(statements: readonly BatchStatement[]): Promise<RunResult[]> {
+    return this.gate(() => this.driver.batch(statements));
+  }
+
+  execMany(sql: string): Promise<StatementResult[]> {
+    return this.gate(() => this.driver.execMany(sql));
+  }
+}
+
+class TransactionScope extends Scope implements Transaction {
   active = true;
 
-  constructor(private readonly driver: Driver) {}
-
-  private check(): void {
+  protected gate<T>(fn: () => Promise<T>): Promise<T> {
     if (!this.active) {
-      throw new OutpostError('this transaction has already ended; use the database, not the tx object, after it', 'INVALID_ARGUMENT');
+      return Promise.reject(
+        new OutpostError('this transaction has already ended; use the database, not the tx object, after it', 'INVALID_ARGUMENT'),
+      );
     }
-  }
-
-  async exec(sql: string): Promise<void> {
-    this.check();
-    return this.driver.exec(sql);
-  }
-
-  async query<T = Row>(sql: string, params?: SqlParams): Promise<T[]> {
-    this.check();
-    return unpackRows<T>(await this.driver.query(sql, params));
-  }
-
-  async get<T = Row>(sql: string, params?: SqlParams): Promise<T | undefined> {
-    this.check();
-    return unpackRows<T>(await this.driver.query(sql, params, 1))[0];
-  }
-
-  async run(sql: string, params?: SqlParams): Promise<RunResult> {
-    this.check();
-    return this.driver.run(sql, params);
-  }
-
-  async batch(statements: readonly BatchStatement[]): Promise<RunResult[]> {
-    this.check();
-    return this.driver.batch(statements);
-  }
-
-  async execMany(sql: string): Promise<StatementResult[]> {
-    this.check();
-    return this.driver.execMany(sql);
+    return fn();
   }
 
   /** A nested transaction: a savepoint that is released on success and rolled back on error. */
-  async transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
-    this.check();
-    const name = `outpost_sp${++savepointCounter}`;
-    await this.driver.exec(`SAVEPOINT ${name}`);
-    const inner = new TransactionScope(this.driver);
-    try {
-      const result = await fn(inner);
-      inner.active = false;
-      await this.driver.exec(`RELEASE ${name}`);
-      return result;
-    } catch (e) {
-      inner.active = false;
-      await this.driver.rollbackQuietly(`ROLLBACK TO ${name}; RELEASE ${name}`);
-      throw e;
-    }
+  transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
+    return this.gate(async () => {
+      const name = `outpost_sp${++savepointCounter}`;
+      await this.driver.exec(`SAVEPOINT ${name}`);
+      const inner = new TransactionScope(this.driver);
+      try {
+        const result = await fn(inner);
+        inner.active = false;
+        await this.driver.exec(`RELEASE ${name}`);
+        return result;
+      } catch (e) {
+        inner.active = false;
+        await this.driver.rollback(name);
+        throw e;
+      }
+    });
   }
 }
 
-export class Database implements DatabaseApi {
+export class Database extends Scope implements DatabaseApi {
   private tail: Promise<unknown> = Promise.resolve();
   private isClosed = false;
   private closing: Promise<void> | null = null;
 
   constructor(
     readonly name: string,
-    private readonly driver: Driver,
+    driver: Driver,
     private readonly onClose: () => void = () => {},
-  ) {}
+  ) {
+    super(driver);
+  }
 
   get closed(): boolean {
     return this.isClosed;
+  }
+
+  protected gate<T>(fn: () => Promise<T>): Promise<T> {
+    return this.enqueue(fn);
   }
 
   /** Runs `fn` when every earlier call has finished. */
@@ -124,30 +123,6 @@ export class Database implements DatabaseApi {
     return result;
   }
 
-  exec(sql: string): Promise<void> {
-    return this.enqueue(() => this.driver.exec(sql));
-  }
-
-  query<T = Row>(sql: string, params?: SqlParams): Promise<T[]> {
-    return this.enqueue(async () => unpackRows<T>(await this.driver.query(sql, params)));
-  }
-
-  get<T = Row>(sql: string, params?: SqlParams): Promise<T | undefined> {
-    return this.enqueue(async () => unpackRows<T>(await this.driver.query(sql, params, 1))[0]);
-  }
-
-  run(sql: string, params?: SqlParams): Promise<RunResult> {
-    return this.enqueue(() => this.driver.run(sql, params));
-  }
-
-  batch(statements: readonly BatchStatement[]): Promise<RunResult[]> {
-    return this.enqueue(() => this.driver.batch(statements));
-  }
-
-  execMany(sql: string): Promise<StatementResult[]> {
-    return this.enqueue(() => this.driver.execMany(sql));
-  }
-
   transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
     return this.enqueue(async () => {
       await this.driver.exec('BEGIN IMMEDIATE');
@@ -159,7 +134,7 @@ export class Database implements DatabaseApi {
         return result;
       } catch (e) {
         tx.active = false;
-        await this.driver.rollbackQuietly();
+        await this.driver.rollback();
         throw e;
       }
     });
@@ -198,9 +173,9 @@ export class Database implements DatabaseApi {
     // One pull at a time; a second caller shares the one in flight.
     this.pulling ??= this.notifying(
       (async () => {
-        const ticket = await this.driver.syncFetchPull(options.longPollTimeoutMs);
-        if (ticket === null) return false;
-        await this.enqueue(() => this.driver.syncApplyPull(ticket));
+        const updateId = await this.driver.fetchPull(options.longPollTimeoutMs);
+        if (updateId === null) return false;
+        await this.enqueue(() => this.driver.applyPull(updateId));
         return true;
       })(),
     ).finally(() => {
@@ -211,7 +186,7 @@ export class Database implements DatabaseApi {
 
   push(): Promise<number> {
     if (this.isClosed) return Promise.reject(new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED'));
-    return this.notifying(this.driver.syncPush());
+    return this.notifying(this.driver.push());
   }
 
   async sync(): Promise<boolean> {
@@ -229,15 +204,15 @@ export class Database implements DatabaseApi {
   }
 
   pendingChanges(): Promise<PendingChange[]> {
-    return this.enqueue(() => this.driver.syncPending());
+    return this.enqueue(() => this.driver.pendingChanges());
   }
 
   dropPendingChange(changeId: number): Promise<void> {
-    return this.notifying(this.enqueue(() => this.driver.syncDrop(changeId)));
+    return this.notifying(this.enqueue(() => this.driver.dropPendingChange(changeId)));
   }
 
   retryRejectedChange(changeId: number): Promise<void> {
-    return this.notifying(this.enqueue(() => this.driver.syncRetry(changeId)));
+    return this.notifying(this.enqueue(() => this.driver.retryRejectedChange(changeId)));
   }
 
   close(): Promise<void> {

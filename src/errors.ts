@@ -1,6 +1,6 @@
 /**
  * Outpost's error classes. They are plain data plus a name, so that the worker protocol
- * (`worker/errors-transfer.ts`) can carry them across the worker boundary and rebuild the same
+ * (`src/worker/protocol.ts`) can carry them across the worker boundary and rebuild the same
  * class on the other side, with `code`, `resultCode` and the SQL intact.
  */
 

@@ -64,9 +64,9 @@ test('a worker terminated in the middle of a pull leaves a database that recover
     await db.run('INSERT INTO t(id, v) VALUES (?, ?)', [localId, `local ${attempt}`]);
     // A remote change big enough that applying it takes a while.
     await remote(url, [`INSERT INTO t(v) SELECT hex(randomblob(2000)) FROM (WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i < 300) SELECT i FROM s)`]);
-    const ticket = await first.driver.syncFetchPull();
+    const ticket = await first.driver.fetchPull();
     expect(ticket).not.toBeNull();
-    const applying = first.driver.syncApplyPull(ticket!).catch(() => 'killed');
+    const applying = first.driver.applyPull(ticket!).catch(() => 'killed');
     await new Promise((r) => setTimeout(r, attempt * 3));
     first.terminate();
     await Promise.race([applying, new Promise((r) => setTimeout(r, 50))]);

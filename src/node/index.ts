@@ -9,38 +9,20 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { Connection } from '../engine/connection.js';
-import { Database, type Driver } from '../database.js';
+import { Database } from '../database.js';
+import { connectionDriver } from '../driver.js';
 import { DatabaseLockedError, OutpostError } from '../errors.js';
+import { engineSettings } from '../options.js';
 import { MemoryDirectory } from '../opfs-vfs/memory-backend.js';
 import { NodeDirectory } from '../opfs-vfs/node-backend.js';
 import type { SyncEngine } from '../sync/engine.js';
-import { syncDriver } from '../sync/driver.js';
 import { openSynced } from '../sync/open.js';
 import type { Database as DatabaseApi, OpenOptions } from '../types.js';
 
-export * from '../types.js';
-export { SqliteError, DatabaseLockedError, OutpostError, SyncError } from '../errors.js';
+export type * from '../types.js';
+export { SqliteError, DatabaseLockedError, OutpostError, SyncError, type OutpostErrorCode, type SyncErrorCode } from '../errors.js';
 
 const openPaths = new Set<string>();
-
-/** The engine called in-process, behind the same async interface as the worker. */
-export function connectionDriver(conn: Connection, engine: SyncEngine | null = null): Driver {
-  return {
-    ...syncDriver(engine),
-    exec: async (sql) => conn.exec(sql),
-    query: async (sql, params, maxRows) => conn.query(sql, params, maxRows),
-    run: async (sql, params) => conn.run(sql, params),
-    batch: async (statements) => conn.batch(statements),
-    execMany: async (sql) => conn.execMany(sql),
-    rollbackQuietly: async (sql) => conn.rollbackQuietly(sql),
-    export: async () => conn.export(),
-    import: async (bytes) => conn.import(bytes),
-    close: async () => {
-      await conn.close();
-      engine?.close();
-    },
-  };
-}
 
 async function claimPath(key: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -59,10 +41,10 @@ export async function open(path: string, options: OpenOptions = {}): Promise<Dat
   const memory = options.storage === 'memory' || path === ':memory:';
   if (options.storage === 'opfs') throw new OutpostError('storage "opfs" exists only in the browser', 'INVALID_ARGUMENT');
   const key = memory ? null : nodePath.resolve(path);
-  if (key) await claimPath(key, options.lockTimeoutMs ?? 5000);
+  const { lockTimeoutMs, ...engineOptions } = engineSettings(options);
+  if (key) await claimPath(key, lockTimeoutMs);
   try {
     const directory = key ? new NodeDirectory(key) : new MemoryDirectory(`memory:${path}`);
-    const engineOptions = { durability: options.durability ?? 'normal', intMode: options.intMode ?? 'number' } as const;
     let conn: Connection;
     let engine: SyncEngine | null = null;
     if (options.sync) ({ conn, engine } = await openSynced(directory, engineOptions, options.sync));
@@ -80,5 +62,5 @@ export async function open(path: string, options: OpenOptions = {}): Promise<Dat
 export async function deleteDatabase(path: string): Promise<void> {
   const key = nodePath.resolve(path);
   if (openPaths.has(key)) throw new DatabaseLockedError(key, `database ${key} is open in this process; close it before deleting`);
-  for (const suffix of ['', '-wal', '-journal', '-sync', '-revert', '-replay']) fs.rmSync(`${key}${suffix}`, { force: true });
+  for (const suffix of ['', '-wal', '-sync', '-revert', '-replay']) fs.rmSync(`${key}${suffix}`, { force: true });
 }

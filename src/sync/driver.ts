@@ -1,47 +1,56 @@
 /**
- * The sync operations as a `Driver` exposes them, over a `SyncEngine` in the same realm
- * (the worker, or Node). Downloaded pulls wait here as numbered tickets, so pages never cross
- * the worker boundary: the UI thread fetches (outside the database's queue), then applies
- * (inside it, when no transaction is open).
+ * The sync half of the Driver (see `../driver.ts`), over a `SyncEngine` in the same realm (the
+ * worker, or Node). Downloaded pulls wait here under numbered ids, so pages never cross the
+ * worker boundary: the UI thread fetches (outside the database's queue), then applies (inside
+ * it, when no transaction is open).
  */
-import { SyncError } from '../errors.js';
-import type { PendingChange, PullTicket, SyncEngine, SyncStatus } from './engine.js';
+import { OutpostError, SyncError } from '../errors.js';
+import type { PendingChange, SyncStatus } from '../types.js';
+import type { PullTicket, SyncEngine } from './engine.js';
 
 export interface SyncDriver {
-  syncFetchPull(longPollTimeoutMs?: number): Promise<number | null>;
-  syncApplyPull(ticket: number): Promise<void>;
-  syncPush(): Promise<number>;
+  /**
+   * Downloads what changed on the server and keeps it in the engine's realm; resolves to an id
+   * for `applyPull`, or null when nothing changed. Touches no local state.
+   */
+  fetchPull(longPollTimeoutMs?: number): Promise<number | null>;
+  /** Applies a downloaded update; must run when no transaction is open. */
+  applyPull(updateId: number): Promise<void>;
+  /** Sends pending local changes; resolves to how many transactions the server took. */
+  push(): Promise<number>;
+  /** Null on a database opened without sync. */
   syncStatus(): Promise<SyncStatus | null>;
-  syncPending(): Promise<PendingChange[]>;
-  syncDrop(changeId: number): Promise<void>;
-  syncRetry(changeId: number): Promise<void>;
+  pendingChanges(): Promise<PendingChange[]>;
+  dropPendingChange(changeId: number): Promise<void>;
+  retryRejectedChange(changeId: number): Promise<void>;
 }
 
 export function syncDriver(engine: SyncEngine | null): SyncDriver {
-  const tickets = new Map<number, PullTicket>();
-  let nextTicket = 1;
+  const downloaded = new Map<number, PullTicket>();
+  let nextId = 1;
   const need = (): SyncEngine => {
     if (!engine) throw new SyncError('this database was opened without sync; pass { sync: { url } } to open()', 'NOT_CONFIGURED');
     return engine;
   };
   return {
-    syncFetchPull: async (longPoll) => {
-      const ticket = await need().fetchPull(longPoll);
-      if (!ticket) return null;
-      const id = nextTicket++;
-      tickets.set(id, ticket);
+    fetchPull: async (longPoll) => {
+      const update = await need().fetchPull(longPoll);
+      if (!update) return null;
+      const id = nextId++;
+      downloaded.set(id, update);
       return id;
     },
-    syncApplyPull: async (id) => {
-      const ticket = tickets.get(id);
-      tickets.delete(id);
-      if (!ticket) throw new SyncError(`no downloaded pull numbered ${id}`, 'NOT_CONFIGURED');
-      need().applyPull(ticket);
+    applyPull: async (id) => {
+      const update = downloaded.get(id);
+      downloaded.delete(id);
+      // Only a caller that misuses the driver can get here: Database applies each id once.
+      if (!update) throw new OutpostError(`no downloaded pull numbered ${id} (applied already?)`, 'INVALID_ARGUMENT');
+      need().applyPull(update);
     },
-    syncPush: async () => need().push(),
+    push: async () => need().push(),
     syncStatus: async () => engine?.status() ?? null,
-    syncPending: async () => need().pendingChanges(),
-    syncDrop: async (id) => need().dropPendingChange(id),
-    syncRetry: async (id) => need().retryRejected(id),
+    pendingChanges: async () => need().pendingChanges(),
+    dropPendingChange: async (id) => need().dropPendingChange(id),
+    retryRejectedChange: async (id) => need().retryRejected(id),
   };
 }

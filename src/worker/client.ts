@@ -9,13 +9,12 @@
  * hanging.
  */
 import * as Comlink from 'comlink';
-import type { Driver } from '../database.js';
+import { type Driver, forwardDriver } from '../driver.js';
 import { OutpostError } from '../errors.js';
-import { type OpenReply, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
+import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 
 export interface WorkerConnection {
   driver: Driver;
-  reply: OpenReply;
   terminate(): void;
 }
 
@@ -33,11 +32,10 @@ export async function openInWorker(request: OpenRequest, callbacks: SyncCallback
     failWith(new OutpostError(`the database worker failed: ${event.message || 'it could not be loaded'}`, 'WORKER_FAILED'));
   });
   const remote = Comlink.wrap<WorkerApi>(worker);
-  const call = <T>(p: Promise<T>): Promise<T> => Promise.race([p, died]);
+  const call = <T>(start: () => Promise<T>): Promise<T> => Promise.race([start(), died]);
 
-  let reply: OpenReply;
   try {
-    reply = await call(
+    await call(() =>
       remote.open(
         request,
         callbacks.authToken ? Comlink.proxy(callbacks.authToken) : undefined,
@@ -55,29 +53,17 @@ export async function openInWorker(request: OpenRequest, callbacks: SyncCallback
     remote[Comlink.releaseProxy]();
     worker.terminate();
   };
+  // Comlink's proxy has every method with the Driver's signature (promisified already).
+  const forwarded = forwardDriver(() => remote as unknown as Driver, call);
   const driver: Driver = {
-    exec: (sql) => call(remote.exec(sql)),
-    query: (sql, params, maxRows) => call(remote.query(sql, params, maxRows)),
-    run: (sql, params) => call(remote.run(sql, params)),
-    batch: (statements) => call(remote.batch(statements)),
-    execMany: (sql) => call(remote.execMany(sql)),
-    rollbackQuietly: (sql) => call(remote.rollbackQuietly(sql)),
-    export: () => call(remote.export()),
-    import: (bytes) => call(remote.import(bytes)),
-    syncFetchPull: (longPoll) => call(remote.syncFetchPull(longPoll)),
-    syncApplyPull: (ticket) => call(remote.syncApplyPull(ticket)),
-    syncPush: () => call(remote.syncPush()),
-    syncStatus: () => call(remote.syncStatus()),
-    syncPending: () => call(remote.syncPending()),
-    syncDrop: (id) => call(remote.syncDrop(id)),
-    syncRetry: (id) => call(remote.syncRetry(id)),
+    ...forwarded,
     close: async () => {
       try {
-        await call(remote.close());
+        await forwarded.close();
       } finally {
         terminate();
       }
     },
   };
-  return { driver, reply, terminate };
+  return { driver, terminate };
 }

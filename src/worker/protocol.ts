@@ -11,11 +11,10 @@
  * and `OutpostError` by name, so `instanceof` and `code` work on the UI thread.
  */
 import * as Comlink from 'comlink';
-import type { Driver } from '../database.js';
+import type { Driver } from '../driver.js';
 import { DatabaseLockedError, OutpostError, type OutpostErrorCode, SqliteError, SyncError, type SyncErrorCode } from '../errors.js';
 import type { SimulatedQuota } from '../opfs-vfs/opfs-backend.js';
-import type { SyncOptions } from '../sync/engine.js';
-import type { Mutation, MutationResult } from '../sync/push-sql.js';
+import type { Mutation, MutationResult, SyncOptions } from '../types.js';
 
 export interface OpenRequest {
   name: string;
@@ -35,14 +34,9 @@ export interface SyncCallbacks {
   transform?: ((mutations: Mutation[]) => Promise<MutationResult[]>) | undefined;
 }
 
-export interface OpenReply {
-  /** Where the files live, e.g. `opfs:/outpost/notes`. */
-  location: string;
-}
-
 /** The worker serves exactly the `Driver` a `Database` needs, plus `open`. */
 export interface WorkerApi extends Driver {
-  open(request: OpenRequest, authToken?: SyncCallbacks['authToken'], transform?: SyncCallbacks['transform']): Promise<OpenReply>;
+  open(request: OpenRequest, authToken?: SyncCallbacks['authToken'], transform?: SyncCallbacks['transform']): Promise<void>;
 }
 
 interface SerializedError {

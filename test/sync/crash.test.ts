@@ -8,7 +8,8 @@
 import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { connectionDriver, open } from '../../src/node/index.js';
+import { connectionDriver } from '../../src/driver.js';
+import { open } from '../../src/node/index.js';
 import { Database } from '../../src/database.js';
 import type { StorageBackend, StorageDirectory } from '../../src/opfs-vfs/backend.js';
 import { NodeDirectory } from '../../src/opfs-vfs/node-backend.js';

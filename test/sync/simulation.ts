@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Database } from '../../src/database.js';
 import { SyncError } from '../../src/errors.js';
-import { connectionDriver } from '../../src/node/index.js';
+import { connectionDriver } from '../../src/driver.js';
 import { NodeDirectory } from '../../src/opfs-vfs/node-backend.js';
 import { PullStreamReader } from '../../src/sync/protocol.js';
 import { openSynced } from '../../src/sync/open.js';

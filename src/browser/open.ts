@@ -1,0 +1,62 @@
+/**
+ * `open`, `deleteDatabase` and `listDatabases` on the UI thread: each open database runs in a
+ * dedicated module worker (worker/client.ts starts it), over Outpost's VFS on OPFS.
+ *
+ * May import: worker/ (its client side), database.ts, options.ts, the OPFS storage backend
+ * (for delete and list, which need no engine), types.ts, errors.ts.
+ */
+import { Database } from '../database.js';
+import { OutpostError } from '../errors.js';
+import { checkDatabaseName, engineSettings, publicStorageError } from '../options.js';
+import { OpfsDirectory, type SimulatedQuota } from '../opfs-vfs/opfs-backend.js';
+import type { Database as DatabaseApi, OpenOptions } from '../types.js';
+import { openInWorker } from '../worker/client.js';
+
+/** Options of `open` that only tests use. */
+interface TestingOptions {
+  /** Make the OPFS files fail like a browser at quota past this many bytes. */
+  simulatedQuota?: SimulatedQuota;
+}
+
+/**
+ * Opens (creating when missing) the database `name` in a dedicated worker. In OPFS by default;
+ * `{ storage: 'memory' }` for one that lives only as long as it is open.
+ *
+ * Fails with `DatabaseLockedError` when another tab holds it past `lockTimeoutMs`, and with an
+ * `OutpostError` of code `OPFS_UNAVAILABLE` where OPFS is missing.
+ */
+export async function open(name: string, options: OpenOptions & TestingOptions = {}): Promise<DatabaseApi> {
+  checkDatabaseName(name);
+  if (options.storage === 'file') throw new OutpostError('storage "file" is for outpost/node; the browser has "opfs" and "memory"', 'INVALID_ARGUMENT');
+  // A custom fetch cannot cross into the worker; the worker uses its own.
+  const { authToken, transform, fetch: _fetch, ...syncRest } = options.sync ?? { url: '' };
+  const conn = await openInWorker(
+    {
+      name,
+      storage: options.storage === 'memory' ? 'memory' : 'opfs',
+      ...engineSettings(options),
+      simulatedQuota: options.simulatedQuota,
+      sync: options.sync ? { ...syncRest, authToken: typeof authToken === 'string' ? authToken : undefined } : undefined,
+    },
+    {
+      authToken: typeof authToken === 'function' ? async (o) => authToken(o) : undefined,
+      transform: transform ? async (m) => transform(m) : undefined,
+    },
+  );
+  return new Database(name, conn.driver, conn.terminate);
+}
+
+/** Deletes the OPFS database `name`. Fails with `DatabaseLockedError` while it is open anywhere. */
+export async function deleteDatabase(name: string, options: { lockTimeoutMs?: number } = {}): Promise<void> {
+  checkDatabaseName(name);
+  try {
+    await OpfsDirectory.remove(name, engineSettings(options).lockTimeoutMs);
+  } catch (e) {
+    throw publicStorageError(e, name);
+  }
+}
+
+/** The names of the databases stored in OPFS. */
+export async function listDatabases(): Promise<string[]> {
+  return OpfsDirectory.list();
+}

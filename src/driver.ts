@@ -1,0 +1,114 @@
+/**
+ * The Driver: the one seam between the public `Database` (database.ts) and an engine, wherever
+ * the engine runs. In the browser the engine is in a dedicated worker and the Driver is a
+ * Comlink proxy (worker/client.ts forwards to worker/worker.ts); under Node it is called
+ * in-process. Both sides are built from `connectionDriver`, so the engine is adapted once.
+ *
+ * Contract
+ * - Calls arrive in the order `Database` issues them and the engine runs each to completion
+ *   before the next (the worker is single-threaded; Node calls are synchronous underneath).
+ *   `Database` owns ordering between callers (its queue and transactions); the Driver does not.
+ * - Every method either resolves or rejects with `SqliteError`, `OutpostError`,
+ *   `DatabaseLockedError` or `SyncError` (the worker rebuilds them by name on the UI side).
+ * - `query` returns `PackedRows`, whose buffers the worker transfers (not copies); `export`
+ *   transfers its bytes too. The sender must not touch them afterwards.
+ * - Method names follow the public API (`pendingChanges`, not `syncPending`).
+ * - Sync methods reject with `SyncError('NOT_CONFIGURED')` on a database opened without sync;
+ *   `syncStatus` resolves to null there.
+ *
+ * May import: everything below the API (engine, sync, types, errors).
+ */
+import type { Connection } from './engine/connection.js';
+import type { PackedRows } from './engine/packed-rows.js';
+import { OutpostError } from './errors.js';
+import { type SyncDriver, syncDriver } from './sync/driver.js';
+import type { SyncEngine } from './sync/engine.js';
+import type { BatchStatement, RunResult, SqlParams, StatementResult } from './types.js';
+
+export interface Driver extends SyncDriver {
+  exec(sql: string): Promise<void>;
+  /** Rows of one statement; at most `maxRows` when given. */
+  query(sql: string, params: SqlParams | undefined, maxRows?: number): Promise<PackedRows>;
+  run(sql: string, params: SqlParams | undefined): Promise<RunResult>;
+  batch(statements: readonly BatchStatement[]): Promise<RunResult[]>;
+  execMany(sql: string): Promise<StatementResult[]>;
+  /**
+   * Rolls back the open transaction, or with `savepoint` only back to that savepoint (which is
+   * then released). Never throws for "no transaction": SQLite may have rolled back already.
+   */
+  rollback(savepoint?: string): Promise<void>;
+  export(): Promise<Uint8Array>;
+  import(bytes: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+
+}
+
+/** Every method of the Driver, so forwarders (the worker's API, its client) list them once. */
+export const DRIVER_METHODS = [
+  'exec',
+  'query',
+  'run',
+  'batch',
+  'execMany',
+  'rollback',
+  'export',
+  'import',
+  'close',
+  'fetchPull',
+  'applyPull',
+  'push',
+  'syncStatus',
+  'pendingChanges',
+  'dropPendingChange',
+  'retryRejectedChange',
+] as const satisfies readonly (keyof Driver)[];
+
+// Compile-time check that DRIVER_METHODS names every method of Driver, not only some.
+type Missing = Exclude<keyof Driver, (typeof DRIVER_METHODS)[number]>;
+const _allMethodsListed: [Missing] extends [never] ? true : Missing = true;
+void _allMethodsListed;
+
+/**
+ * A Driver whose every method calls the same method of `target()` through `wrap` (for example
+ * to race each call against the worker's death). `target` is read per call, so it may change.
+ */
+export function forwardDriver(target: () => Driver, wrap: <T>(call: () => Promise<T>) => Promise<T> = (call) => call()): Driver {
+  const entries = DRIVER_METHODS.map((name) => [
+    name,
+    (...args: unknown[]) =>
+      wrap(() => {
+        // The method and its arguments are typed by Driver at both ends; indexing by a name
+        // from the union loses the pairing, so this one call site goes through `Function`.
+        const method = target()[name] as (...a: unknown[]) => Promise<unknown>;
+        return method.apply(target(), args);
+      }),
+  ]);
+  return Object.fromEntries(entries) as unknown as Driver;
+}
+
+/** A savepoint name the engine itself created (`outpost_sp12`), never user text. */
+const SAVEPOINT_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The engine's `Connection` (and its sync engine, when synced) as a Driver. */
+export function connectionDriver(conn: Connection, engine: SyncEngine | null = null): Driver {
+  const sync = syncDriver(engine);
+  return {
+    ...sync,
+    exec: async (sql) => conn.exec(sql),
+    query: async (sql, params, maxRows) => conn.query(sql, params, maxRows),
+    run: async (sql, params) => conn.run(sql, params),
+    batch: async (statements) => conn.batch(statements),
+    execMany: async (sql) => conn.execMany(sql),
+    rollback: async (savepoint) => {
+      if (savepoint === undefined) return conn.rollbackQuietly();
+      if (!SAVEPOINT_NAME.test(savepoint)) throw new OutpostError(`invalid savepoint name ${JSON.stringify(savepoint)}`, 'INVALID_ARGUMENT');
+      conn.rollbackQuietly(`ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`);
+    },
+    export: async () => conn.export(),
+    import: async (bytes) => conn.import(bytes),
+    close: async () => {
+      await conn.close();
+      engine?.close();
+    },
+  };
+}
