@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { connect } from '@tursodatabase/sync';
 import { open } from '../src/node/index.js';
-import { batch, rawPipeline, startServer, startTursoServer, tempDir } from '../test/server/helpers.js';
+import { batch, rawPipeline, startServer, startTursoServer, tempDir } from '../test/support/server.js';
 
 export interface SyncBenchRow {
   server: string;

@@ -1,7 +1,8 @@
 /**
  * The playground's interpreter: SQL statements and sqlite3-shell dot-commands, run against an
- * Outpost `Database`. It returns output blocks and knows nothing of the DOM; `main.ts` renders
- * them and provides the host (files, downloads, switching databases).
+ * Outpost `Database`. It returns output blocks and knows nothing of the DOM; `results.ts`
+ * renders them, and `main.ts` provides the host (files, downloads, switching databases
+ * through the session).
  *
  * Input is read line by line: a line that starts with `.` when no SQL statement is open is a
  * command; everything else is SQL, run with `execMany` (one result per statement; the first

@@ -76,6 +76,34 @@ test('typing SQL and running it shows the rows', async () => {
   await page.close();
 });
 
+test('Run pressed before the database is open runs the statement once it is', async () => {
+  const page = await context.newPage();
+  // Hold SQLite's WASM back, so that the database cannot finish opening before Run is pressed.
+  let release = (): void => undefined;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let wasmRequested = false;
+  await page.route('**/*.wasm*', async (route) => {
+    wasmRequested = true;
+    await held;
+    await route.continue();
+  });
+  await page.goto(`${url}?db=${unique('early')}`);
+  await page.locator('.cm-content').fill('SELECT 6 * 7 AS answer;');
+  await page.click('#run');
+  await expect.poll(() => wasmRequested, { timeout: 30_000 }).toBe(true);
+  expect(await page.evaluate(() => document.body.dataset.ready)).toBeUndefined();
+  expect(await page.locator('#results').innerText()).toBe('');
+  release();
+  await page.waitForFunction(() => document.getElementById('status')?.textContent?.startsWith('done'));
+  expect(await page.locator('#results').innerText()).toMatch(/answer\s+42/);
+  await page.waitForSelector('body[data-ready="true"]');
+  // What was typed before the open finished stays (the welcome text does not replace it).
+  expect(await page.locator('.cm-content').innerText()).toBe('SELECT 6 * 7 AS answer;');
+  await page.close();
+});
+
 test('.tables and .schema list what was created', async () => {
   const page = await playground(unique('schema'));
   await run(page, 'CREATE TABLE a(x INTEGER PRIMARY KEY); CREATE TABLE b(y TEXT); CREATE INDEX by ON b(y);');

@@ -3,7 +3,7 @@
  * reference `turso --sync-server`. Their URLs reach the tests through `inject()`.
  */
 import type { TestProject } from 'vitest/node';
-import { startServer, startTursoServer } from '../test/server/helpers.js';
+import { startServer, startTursoServer } from '../test/support/server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

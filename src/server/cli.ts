@@ -12,9 +12,11 @@ import { readFileSync } from 'node:fs';
 import { mintToken, type Role } from './auth.js';
 import { createServer } from './server.js';
 
-function parse(argv: string[]): { command: string; flags: Map<string, string | true> } {
+type Flags = Map<string, string | true>;
+
+function parse(argv: string[]): { command: string; flags: Flags } {
   const [command = 'help', ...rest] = argv;
-  const flags = new Map<string, string | true>();
+  const flags: Flags = new Map();
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
@@ -41,65 +43,70 @@ function readWriteRules(file: string): Record<string, string[]> {
   return rules as Record<string, string[]>;
 }
 
+/** The value of `--name VALUE`; undefined when absent; an error when given without a value. */
+function valueOf(flags: Flags, name: string): string | undefined {
+  const v = flags.get(name);
+  if (v === true) throw new Error(`--${name} needs a value`);
+  return v;
+}
+
+async function serve(flags: Flags): Promise<void> {
+  const str = (k: string): string | undefined => valueOf(flags, k);
+  const data = str('data');
+  if (!data) throw new Error('serve needs --data DIR');
+  const secret = str('auth-secret') ?? process.env.OUTPOST_AUTH_SECRET;
+  const noAuth = flags.get('no-auth') === true;
+  if (!noAuth && !secret) throw new Error('serve needs --auth-secret SECRET (or $OUTPOST_AUTH_SECRET), or --no-auth');
+  const durability = str('durability') ?? 'normal';
+  if (durability !== 'normal' && durability !== 'full') throw new Error('--durability is normal or full');
+  const server = createServer({
+    dataDir: data,
+    host: str('host') ?? '127.0.0.1',
+    port: Number(str('port') ?? 8080),
+    auth: !noAuth,
+    ...(secret ? { authSecret: secret } : {}),
+    ...(str('max-open') ? { maxOpenDatabases: Number(str('max-open')) } : {}),
+    ...(str('max-body') ? { maxBodyBytes: Number(str('max-body')) } : {}),
+    ...(str('write-rules') ? { writeRules: readWriteRules(str('write-rules')!) } : {}),
+    durability,
+    // --quiet drops the per-request info lines (load tests); errors are still printed.
+    ...(flags.get('quiet') === true ? { log: (line: string) => (line.startsWith('error') ? console.error(line) : undefined) } : {}),
+  });
+  const { url } = await server.listen();
+  console.log(`info Outpost sync server listening on ${url} (data ${data}, auth ${noAuth ? 'off' : 'on'})`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`info ${signal}: closing databases`);
+    server.close().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        console.error(`error while closing: ${(e as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function token(flags: Flags): Promise<void> {
+  const str = (k: string): string | undefined => valueOf(flags, k);
+  const db = str('db');
+  const role = str('role') ?? 'write';
+  const secret = str('secret') ?? process.env.OUTPOST_AUTH_SECRET;
+  if (!db) throw new Error('token needs --db NAME');
+  if (!secret) throw new Error('token needs --secret SECRET');
+  if (role !== 'read' && role !== 'write' && role !== 'admin') throw new Error('--role is read, write or admin');
+  const names = db === '*' ? db : db.includes(',') ? db.split(',') : db;
+  console.log(await mintToken(secret, { db: names, role: role as Role, expires: str('expires') }));
+}
+
 async function main(): Promise<void> {
   const { command, flags } = parse(process.argv.slice(2));
-  const str = (k: string): string | undefined => {
-    const v = flags.get(k);
-    if (v === true) throw new Error(`--${k} needs a value`);
-    return v;
-  };
-  if (command === 'serve') {
-    const data = str('data');
-    if (!data) throw new Error('serve needs --data DIR');
-    const secret = str('auth-secret') ?? process.env.OUTPOST_AUTH_SECRET;
-    const noAuth = flags.get('no-auth') === true;
-    if (!noAuth && !secret) throw new Error('serve needs --auth-secret SECRET (or $OUTPOST_AUTH_SECRET), or --no-auth');
-    const durability = str('durability') ?? 'normal';
-    if (durability !== 'normal' && durability !== 'full') throw new Error('--durability is normal or full');
-    const server = createServer({
-      dataDir: data,
-      host: str('host') ?? '127.0.0.1',
-      port: Number(str('port') ?? 8080),
-      auth: !noAuth,
-      ...(secret ? { authSecret: secret } : {}),
-      ...(str('max-open') ? { maxOpenDatabases: Number(str('max-open')) } : {}),
-      ...(str('max-body') ? { maxBodyBytes: Number(str('max-body')) } : {}),
-      ...(str('write-rules') ? { writeRules: readWriteRules(str('write-rules')!) } : {}),
-      durability,
-      // --quiet drops the per-request info lines (load tests); errors are still printed.
-      ...(flags.get('quiet') === true ? { log: (line: string) => (line.startsWith('error') ? console.error(line) : undefined) } : {}),
-    });
-    const { url } = await server.listen();
-    console.log(`info Outpost sync server listening on ${url} (data ${data}, auth ${noAuth ? 'off' : 'on'})`);
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      console.log(`info ${signal}: closing databases`);
-      server.close().then(
-        () => process.exit(0),
-        (e: unknown) => {
-          console.error(`error while closing: ${(e as Error).message}`);
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    return;
-  }
-  if (command === 'token') {
-    const db = str('db');
-    const role = str('role') ?? 'write';
-    const secret = str('secret') ?? process.env.OUTPOST_AUTH_SECRET;
-    if (!db) throw new Error('token needs --db NAME');
-    if (!secret) throw new Error('token needs --secret SECRET');
-    if (role !== 'read' && role !== 'write' && role !== 'admin') throw new Error('--role is read, write or admin');
-    const names = db === '*' ? db : db.includes(',') ? db.split(',') : db;
-    const token = await mintToken(secret, { db: names, role: role as Role, expires: str('expires') });
-    console.log(token);
-    return;
-  }
+  if (command === 'serve') return serve(flags);
+  if (command === 'token') return token(flags);
   console.log(USAGE);
   if (command !== 'help' && command !== '--help') process.exitCode = 2;
 }

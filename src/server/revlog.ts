@@ -36,7 +36,6 @@ interface Record {
   pages: Uint32Array;
 }
 
-
 export class RevisionLog {
   private fd = -1;
   private records: Record[] = [];
@@ -45,8 +44,6 @@ export class RevisionLog {
   seq = 0;
   /** The oldest seq a client may hold and still get an incremental pull. */
   minSeq = 0;
-  /** True when this open started a new generation (first open, or after an unclean shutdown). */
-  readonly rotated: boolean;
 
   constructor(readonly path: string) {
     let bytes: Uint8Array | null = null;
@@ -61,7 +58,6 @@ export class RevisionLog {
       this.records = parsed.records.slice(-MAX_RECORDS);
       this.seq = parsed.seq;
       this.minSeq = parsed.records.length > 0 ? parsed.records[Math.max(0, parsed.records.length - MAX_RECORDS)]!.seq - 1 : this.seq;
-      this.rotated = false;
       // Cut the clean-close marker off, so that a crash from now on is noticed.
       this.fd = fs.openSync(path, 'r+');
       fs.ftruncateSync(this.fd, parsed.cleanAt);
@@ -69,7 +65,6 @@ export class RevisionLog {
       this.generation = randomHex(16);
       this.seq = 0;
       this.minSeq = 0;
-      this.rotated = true;
       this.fd = this.rewrite();
     }
   }

@@ -8,7 +8,7 @@ import type { OutpostServer } from '../../src/server/server.js';
 import { ProtocolError, decodePullRequest, encodePullRequest } from '../../src/sync/protocol.js';
 import { decodeRoaring, encodeRoaring } from '../../src/sync/roaring.js';
 import { rng } from '../sync/simulation.js';
-import { batch, rawPipeline, startServer } from './helpers.js';
+import { batch, rawPipeline, startServer } from '../support/server.js';
 
 const seed = Number(process.env.OUTPOST_SEED ?? Date.now() % 1_000_000);
 

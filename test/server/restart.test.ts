@@ -9,7 +9,7 @@ import { connect } from '@tursodatabase/sync';
 import { expect, test } from 'vitest';
 import { Connection } from '../../src/engine/connection.js';
 import { NodeDirectory } from '../../src/opfs-vfs/node-backend.js';
-import { batch, rawPipeline, tempDir } from './helpers.js';
+import { batch, rawPipeline, tempDir } from '../support/server.js';
 
 function seededRandom(seed: number): () => number {
   let s = seed >>> 0;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mintToken } from '../../src/server/auth.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import { PullStreamReader } from '../../src/sync/protocol.js';
-import { SECRET, batch, rawPipeline, rawPull, startServer, tempDir } from './helpers.js';
+import { SECRET, batch, rawPipeline, rawPull, startServer, tempDir } from '../support/server.js';
 
 type Official = Awaited<ReturnType<typeof connect>>;
 

@@ -15,7 +15,7 @@ import type { StorageBackend, StorageDirectory } from '../../src/opfs-vfs/backen
 import { NodeDirectory } from '../../src/opfs-vfs/node-backend.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import { openSynced } from '../../src/sync/open.js';
-import { batch, rawPipeline, startServer, tempDir } from '../server/helpers.js';
+import { batch, rawPipeline, startServer, tempDir } from '../support/server.js';
 
 class Crash extends Error {
   override name = 'InjectedCrash';

@@ -10,7 +10,7 @@ import { open } from '../../src/node/index.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import { PullStreamReader } from '../../src/sync/protocol.js';
 import type { Database } from '../../src/types.js';
-import { rawPull, startServer, startTursoServer, tempDir } from '../server/helpers.js';
+import { rawPull, startServer, startTursoServer, tempDir } from '../support/server.js';
 
 interface Peer {
   name: string;

@@ -9,7 +9,7 @@ import { open } from '../../src/node/index.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import { encodePage, encodePullHeader } from '../../src/sync/protocol.js';
 import type { Database } from '../../src/types.js';
-import { batch, rawPipeline, startServer, tempDir } from '../server/helpers.js';
+import { batch, rawPipeline, startServer, tempDir } from '../support/server.js';
 
 type Mode = 'pass' | 'down' | 'lose-push-answer' | 'truncated' | 'wrong-page-size' | 'html' | '5xx' | 'hang' | 'not-json';
 

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { OutpostServer } from '../../src/server/server.js';
-import { startServer } from '../server/helpers.js';
+import { startServer } from '../support/server.js';
 import { runSimulation } from './simulation.js';
 
 let server: OutpostServer;

@@ -17,7 +17,7 @@ import { connectionDriver } from '../../src/driver.js';
 import { NodeDirectory } from '../../src/opfs-vfs/node-backend.js';
 import { PullStreamReader } from '../../src/sync/protocol.js';
 import { openSynced } from '../../src/sync/open.js';
-import { batch, rawPipeline, rawPull, tempDir } from '../server/helpers.js';
+import { batch, rawPipeline, rawPull, tempDir } from '../support/server.js';
 
 export function rng(seed: number): () => number {
   let x = seed >>> 0 || 0x9e3779b9;

@@ -1,4 +1,4 @@
-/** Helpers for the sync server's tests: servers on 127.0.0.1 with throwaway data folders. */
+/** Servers for the server and sync tests (and benchmarks): on 127.0.0.1, with throwaway data folders. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,0 +1,93 @@
+/**
+ * The databases a server has open: files `<dataDir>/<name>.db`, opened lazily and kept in an
+ * LRU of at most `openMax`. Beyond that, the least recently used idle database is closed, so
+ * one process serves thousands of databases in bounded memory.
+ *
+ * - A database in use is pinned (`acquire` ... `release`): a request or a long poll holding it
+ *   never sees it closed under it. Pinned databases are skipped by eviction, so the cache may
+ *   hold more than `openMax` while many are busy.
+ * - Two requests for a database that is still opening share the one open.
+ * - Eviction is cheap: a hosted database does not checkpoint when it closes (the idle
+ *   checkpoint keeps its WAL small; see `HostedDatabase.open`).
+ */
+import * as fs from 'node:fs';
+import { HostedDatabase, type HostedDatabaseOptions } from './hosted-database.js';
+
+export class DatabaseCache {
+  /** Open databases; the Map's insertion order is the LRU order, least recent first. */
+  private readonly open = new Map<string, HostedDatabase>();
+  private readonly opening = new Map<string, Promise<HostedDatabase>>();
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly openMax: number,
+    private readonly optionsFor: (name: string) => HostedDatabaseOptions,
+  ) {}
+
+  /** Number of databases open right now. */
+  get size(): number {
+    return this.open.size;
+  }
+
+  /** True when the database is open or its file exists. */
+  exists(name: string): boolean {
+    return this.open.has(name) || fs.existsSync(this.fileOf(name));
+  }
+
+  /**
+   * The database, opened (and with `create`, created) when needed, and pinned until
+   * `release`. Null when it does not exist and `create` is false.
+   */
+  async acquire(name: string, create: boolean): Promise<HostedDatabase | null> {
+    const db = await this.get(name, create);
+    if (db) db.pins++;
+    return db;
+  }
+
+  release(db: HostedDatabase): void {
+    db.pins--;
+  }
+
+  /** Closes every open database (the server is stopping). */
+  async closeAll(): Promise<void> {
+    for (const db of this.open.values()) await db.close();
+    this.open.clear();
+  }
+
+  private async get(name: string, create: boolean): Promise<HostedDatabase | null> {
+    const hosted = this.open.get(name);
+    if (hosted) {
+      // Re-insert: the Map's order is the LRU order.
+      this.open.delete(name);
+      this.open.set(name, hosted);
+      return hosted;
+    }
+    const pending = this.opening.get(name);
+    if (pending) return pending;
+    if (!create && !fs.existsSync(this.fileOf(name))) return null;
+    const opened = HostedDatabase.open(this.dataDir, name, this.optionsFor(name));
+    this.opening.set(name, opened);
+    try {
+      const db = await opened;
+      this.open.set(name, db);
+      await this.evict();
+      return db;
+    } finally {
+      this.opening.delete(name);
+    }
+  }
+
+  /** Closes least-recently-used idle databases beyond the limit. */
+  private async evict(): Promise<void> {
+    for (const [name, db] of this.open) {
+      if (this.open.size <= this.openMax) break;
+      if (db.pins > 0) continue;
+      this.open.delete(name);
+      await db.close();
+    }
+  }
+
+  private fileOf(name: string): string {
+    return `${this.dataDir}/${name}.db`;
+  }
+}
