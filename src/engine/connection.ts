@@ -1,9 +1,8 @@
 /**
  * The engine: one SQLite connection over Outpost's VFS, with a synchronous API.
  *
- * This is the only module (with `sqlite.ts`) that touches the WASM API. It runs inside the
- * worker in the browser and in-process under Node; `Database` (`../database.ts`) puts the async
- * public API on top of it.
+ * It runs inside the worker in the browser and in-process under Node; `Database`
+ * (`../database.ts`) puts the async public API on top of it.
  *
  * Contract
  * - `Connection.open(directory, options)` opens every file of the database, mounts them in the
@@ -14,8 +13,9 @@
  *   with the VFS's reason appended for I/O errors) or `OutpostError`. After an error the
  *   connection stays usable.
  * - Statements are prepared once and cached by SQL text (an LRU of `STATEMENT_CACHE_SIZE`).
- * - Rows leave the engine packed (`PackedRows`: column names plus one flat value array), so a
- *   query crosses the worker boundary as one structured clone rather than one object per row.
+ * - Rows leave the engine packed (`PackedRows`, see packed-rows.ts: a few typed arrays and one
+ *   ASCII buffer), so a query crosses the worker boundary as a handful of transferred buffers
+ *   rather than one object per row.
  * - Value mapping: INTEGER -> number when safe (always bigint with `intMode: 'bigint'`), REAL ->
  *   number, TEXT -> string, BLOB -> Uint8Array (a copy), NULL -> null. Binding: number (integers
  *   as INTEGER, others as REAL), bigint, string, boolean (1/0), Uint8Array/ArrayBuffer, null.
@@ -225,7 +225,7 @@ export class Connection {
 
   /** True while a transaction is open on the connection. */
   get inTransaction(): boolean {
-    return this.isOpen() && this.x.sqlite3_get_autocommit(this.db) === 0;
+    return !this.closed && this.x.sqlite3_get_autocommit(this.db) === 0;
   }
 
   /** Runs every statement of `sql`; returns nothing. */
@@ -548,10 +548,6 @@ export class Connection {
     await this.directory.release();
     if (rc !== SQLITE_OK) throw new SqliteError(`close failed: ${this.sqlite3.capi.sqlite3_js_rc_str(rc)}`, String(this.sqlite3.capi.sqlite3_js_rc_str(rc)), rc);
     if (failure) throw failure;
-  }
-
-  isOpen(): boolean {
-    return !this.closed;
   }
 
   // ---- statements -------------------------------------------------------------------------

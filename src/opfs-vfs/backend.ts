@@ -7,7 +7,8 @@
  * `StorageDirectory`.
  *
  * Contract of every implementation (`opfs-backend.ts`, `node-backend.ts`, `memory-backend.ts`;
- * `test/backend-conformance.test.ts` runs one suite against all three):
+ * one suite, `test/shared/backend-suite.ts`, runs against all three: memory and Node in
+ * `test/backends.test.ts`, OPFS in `test-browser/backends.browser.test.ts`):
  * - `read(dst, offset)` fills `dst` from `offset` and returns the number of bytes it read; past
  *   the end of the file it reads fewer (zero at or beyond the end). Never throws for a short read.
  * - `write(src, offset)` writes all of `src` at `offset`, growing the file as needed (a gap reads
@@ -36,8 +37,6 @@ export interface StorageDirectory {
   readonly label: string;
   /** Opens (creating when missing) the file `name` of this database. */
   open(name: string): Promise<StorageBackend>;
-  /** Whether the file `name` exists and is not empty. */
-  exists(name: string): Promise<boolean>;
   /** Releases whatever the directory holds (locks); files opened through it must be closed first. */
   release(): Promise<void>;
 }

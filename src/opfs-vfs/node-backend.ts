@@ -2,7 +2,7 @@
  * The Node backend: one file descriptor per file, read and written with positional
  * `readSync`/`writeSync`. `flush()` is `fdatasync`. ENOSPC and EDQUOT become
  * `StorageFullError`. A database at `path` keeps its files beside it: `path`, `path-wal`, and
- * later the sync layer's `path-outpost-*` files.
+ * for a synced database the sync layer's `path-sync`, `path-revert` and `path-replay`.
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
@@ -106,14 +106,6 @@ export class NodeDirectory implements StorageDirectory {
       this.madeDir = true;
     }
     return new NodeFileBackend(this.pathOf(name));
-  }
-
-  async exists(name: string): Promise<boolean> {
-    try {
-      return fs.statSync(this.pathOf(name)).size > 0;
-    } catch {
-      return false;
-    }
   }
 
   async release(): Promise<void> {}

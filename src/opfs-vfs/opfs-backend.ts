@@ -220,15 +220,6 @@ export class OpfsDirectory implements StorageDirectory {
     }
   }
 
-  async exists(fileName: string): Promise<boolean> {
-    try {
-      const file = await (await this.dir.getFileHandle(fileName)).getFile();
-      return file.size > 0;
-    } catch {
-      return false;
-    }
-  }
-
   async release(): Promise<void> {
     this.releaseLock();
   }

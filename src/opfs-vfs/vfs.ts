@@ -16,7 +16,7 @@
  *   EXCLUSIVE, is refused through SQLITE_FCNTL_PRAGMA, since either would need a file or a
  *   shared-memory index this VFS does not provide.
  * - Locks: a mounted file is held exclusively by this worker (OPFS `readwrite` handles are
- *   exclusive; a Web Lock orders tabs), so xLock/xUnlock only record the level.
+ *   exclusive; a Web Lock orders tabs), so xLock and xUnlock grant every level at once.
  * - Deleting a mounted file truncates it to zero bytes and keeps the handle: SQLite deletes the
  *   WAL after its final checkpoint, and the handle must stay open for the next open. A mounted
  *   file "exists" for xAccess when it is longer than zero bytes.
@@ -92,7 +92,6 @@ export interface VfsError {
 
 /** One file SQLite has open. */
 class OpenFile {
-  lockLevel = 0;
   private buffer: Uint8Array | null = null;
   private bufferOffset = 0;
   private bufferLength = 0;
@@ -176,8 +175,6 @@ export class OutpostVfs {
   private readonly files = new Map<number, OpenFile>();
   private lastError: VfsError | null = null;
   private nextMountId = 1;
-  /** Every backend write, for tests and for the sync layer's page tracking. */
-  onWrite: ((path: string, offset: number, length: number) => void) | null = null;
 
   private constructor(private readonly sqlite3: Sqlite3Runtime) {}
 
@@ -274,10 +271,7 @@ export class OutpostVfs {
       },
       xWrite: (pFile: number, pSrc: number, n: number, offset: bigint | number): number => {
         try {
-          const f = file(pFile);
-          const at = Number(offset);
-          f.write(heap().subarray(pSrc, pSrc + n), at);
-          this.onWrite?.(f.path, at, n);
+          file(pFile).write(heap().subarray(pSrc, pSrc + n), Number(offset));
           return SQLITE_OK;
         } catch (e) {
           return this.fail(e, capi.SQLITE_IOERR_WRITE);
@@ -311,16 +305,9 @@ export class OutpostVfs {
           return this.fail(e, capi.SQLITE_IOERR_FSTAT);
         }
       },
-      xLock: (pFile: number, level: number): number => {
-        const f = this.files.get(pFile);
-        if (f) f.lockLevel = Math.max(f.lockLevel, level);
-        return SQLITE_OK;
-      },
-      xUnlock: (pFile: number, level: number): number => {
-        const f = this.files.get(pFile);
-        if (f) f.lockLevel = level;
-        return SQLITE_OK;
-      },
+      // The files are held exclusively already (see the header): every lock is granted.
+      xLock: (_pFile: number, _level: number): number => SQLITE_OK,
+      xUnlock: (_pFile: number, _level: number): number => SQLITE_OK,
       xCheckReservedLock: (_pFile: number, pOut: number): number => {
         // No other connection can exist (see the header), so nobody else holds RESERVED.
         wasm.poke32(pOut, 0);

@@ -1,7 +1,7 @@
 /**
  * The storage backend conformance suite (the contract in src/opfs-vfs/backend.ts), run against
  * every backend: memory and Node in test/backends.test.ts, OPFS in
- * test-browser/opfs-backend.browser.test.ts.
+ * test-browser/backends.browser.test.ts.
  */
 import { describe, expect, test } from 'vitest';
 import { type StorageBackend, StorageFullError } from '../../src/opfs-vfs/backend.js';

@@ -61,9 +61,6 @@ class CrashingDirectory implements StorageDirectory {
       close: () => f.close(),
     };
   }
-  exists(name: string): Promise<boolean> {
-    return this.inner.exists(name);
-  }
   async release(): Promise<void> {}
 }
 
