@@ -25,10 +25,29 @@ import type { StorageBackend, StorageDirectory } from '../opfs-vfs/backend.js';
 import { MemoryBackend } from '../opfs-vfs/memory-backend.js';
 import { ChangeCapture } from './capture.js';
 import { VFS_NAME, type OutpostVfs, type WalObserver } from '../opfs-vfs/vfs.js';
+import {
+  SQLITE_BLOB,
+  SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+  SQLITE_DESERIALIZE_FREEONCLOSE,
+  SQLITE_DESERIALIZE_RESIZEABLE,
+  SQLITE_DONE,
+  SQLITE_FLOAT,
+  SQLITE_INTEGER,
+  SQLITE_IOERR_WRITE,
+  SQLITE_OK,
+  SQLITE_OPEN_CREATE,
+  SQLITE_OPEN_EXRESCODE,
+  SQLITE_OPEN_READWRITE,
+  SQLITE_PREPARE_PERSISTENT,
+  SQLITE_ROW,
+  SQLITE_TEXT,
+} from '../sqlite/constants.js';
+import { sqliteError } from '../sqlite/errors.js';
+import { PAGE_BYTES, markRollbackMode, validateHeader } from '../sqlite/format.js';
+import { type RawExports, type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
 import type { BatchStatement, RunResult, SqlParam, SqlParams, SqlValue, StatementResult } from '../types.js';
 import { type PackedRows, RowPacker } from './packed-rows.js';
-import { loadSqlite } from './sqlite.js';
-import type { Sqlite3Runtime } from './wasm-api.js';
+import { loadRuntime } from './runtime.js';
 
 export interface ConnectionOptions {
   durability: 'normal' | 'full';
@@ -79,49 +98,6 @@ const IDLE_CHECKPOINT_MIN_WAL_BYTES = 1024 * 1024;
 
 const STATEMENT_CACHE_SIZE = 64;
 
-const SQLITE_OK = 0;
-const SQLITE_ROW = 100;
-const SQLITE_DONE = 101;
-const SQLITE_INTEGER = 1;
-const SQLITE_FLOAT = 2;
-const SQLITE_TEXT = 3;
-const SQLITE_BLOB = 4;
-const SQLITE_OPEN_READWRITE = 0x2;
-const SQLITE_OPEN_CREATE = 0x4;
-const SQLITE_OPEN_EXRESCODE = 0x2000000;
-const SQLITE_PREPARE_PERSISTENT = 0x1;
-const SQLITE_DESERIALIZE_FREEONCLOSE = 1;
-const SQLITE_DESERIALIZE_RESIZEABLE = 2;
-const SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE = 1006;
-
-/** The raw WASM exports the hot paths call (numbers in, numbers out; i64 as bigint). */
-interface RawExports {
-  sqlite3_step(stmt: number): number;
-  sqlite3_reset(stmt: number): number;
-  sqlite3_clear_bindings(stmt: number): number;
-  sqlite3_finalize(stmt: number): number;
-  sqlite3_column_count(stmt: number): number;
-  sqlite3_column_type(stmt: number, i: number): number;
-  sqlite3_column_double(stmt: number, i: number): number;
-  sqlite3_column_int64(stmt: number, i: number): bigint;
-  sqlite3_column_text(stmt: number, i: number): number;
-  sqlite3_column_blob(stmt: number, i: number): number;
-  sqlite3_column_bytes(stmt: number, i: number): number;
-  sqlite3_bind_parameter_count(stmt: number): number;
-  sqlite3_bind_null(stmt: number, i: number): number;
-  sqlite3_bind_int(stmt: number, i: number, v: number): number;
-  sqlite3_bind_int64(stmt: number, i: number, v: bigint): number;
-  sqlite3_bind_double(stmt: number, i: number, v: number): number;
-  sqlite3_bind_text(stmt: number, i: number, p: number, n: number, destructor: number): number;
-  sqlite3_bind_blob(stmt: number, i: number, p: number, n: number, destructor: number): number;
-  sqlite3_stmt_readonly(stmt: number): number;
-  sqlite3_changes(db: number): number;
-  sqlite3_total_changes(db: number): number;
-  sqlite3_last_insert_rowid(db: number): bigint;
-  sqlite3_get_autocommit(db: number): number;
-  sqlite3_extended_errcode(db: number): number;
-}
-
 /** What a statement does, for change capture (see capture.ts). */
 type StatementKind = 'read' | 'write' | 'ddl' | 'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'other';
 
@@ -158,13 +134,12 @@ export class Connection {
     private readonly directory: StorageDirectory,
     readonly options: ConnectionOptions,
   ) {
-    // The raw exports are untyped; RawExports names the ones used here.
-    this.x = sqlite3.wasm.exports as RawExports;
+    this.x = rawExports(sqlite3);
   }
 
   /** Opens (creating when missing) the database in `directory`. */
   static async open(directory: StorageDirectory, options: ConnectionOptions): Promise<Connection> {
-    const { sqlite3, vfs } = await loadSqlite();
+    const { sqlite3, vfs } = await loadRuntime();
     const files: StorageBackend[] = [];
     try {
       const db = await directory.open('db');
@@ -194,7 +169,7 @@ export class Connection {
     try {
       // The WASM build defaults to 8192-byte pages; the sync protocol's pages are 4096 bytes.
       // This only takes effect on a new, empty database.
-      this.exec('PRAGMA page_size=4096');
+      this.exec(`PRAGMA page_size=${PAGE_BYTES}`);
       this.exec('PRAGMA locking_mode=EXCLUSIVE');
       const mode = this.value('PRAGMA journal_mode=WAL');
       if (mode !== 'wal') {
@@ -448,12 +423,9 @@ export class Connection {
     this.ensureOpen();
     this.vfs.flushWrites();
     const bytes = this.sqlite3.capi.sqlite3_js_db_export(this.db, 'main');
-    // Bytes 18 and 19 (file format write/read version) say 2 for WAL; a standalone file is 1,
-    // so the copy opens anywhere without looking for a -wal file.
-    if (bytes.length >= 100) {
-      bytes[18] = 1;
-      bytes[19] = 1;
-    }
+    // The file format bytes say WAL; a standalone file says rollback journal, so the copy opens
+    // anywhere without looking for a -wal file.
+    markRollbackMode(bytes);
     return bytes;
   }
 
@@ -467,11 +439,12 @@ export class Connection {
     if (this.inTransaction) {
       throw new OutpostError('import() cannot run inside a transaction', 'INVALID_ARGUMENT');
     }
-    const pageSize = validateHeader(bytes);
+    const header = validateHeader(bytes);
+    if ('invalid' in header) throw new OutpostError(`not a SQLite database: ${header.invalid}`, 'NOT_A_DATABASE');
+    const { pageSize } = header;
     const { capi, wasm } = this.sqlite3;
     const image = bytes.slice();
-    image[18] = 1; // an in-memory copy cannot be in WAL mode
-    image[19] = 1;
+    markRollbackMode(image); // an in-memory copy cannot be in WAL mode
     const temp = openSqlite(this.sqlite3, null, ':memory:');
     let scratch: { db: number; unmount: () => void } | null = null;
     try {
@@ -546,7 +519,7 @@ export class Connection {
       }
     }
     await this.directory.release();
-    if (rc !== SQLITE_OK) throw new SqliteError(`close failed: ${this.sqlite3.capi.sqlite3_js_rc_str(rc)}`, String(this.sqlite3.capi.sqlite3_js_rc_str(rc)), rc);
+    if (rc !== SQLITE_OK) throw sqliteError(this.sqlite3, rc, { message: `close failed: ${this.sqlite3.capi.sqlite3_js_rc_str(rc)}` });
     if (failure) throw failure;
   }
 
@@ -563,7 +536,7 @@ export class Connection {
       this.vfs.flushWrites();
     } catch (e) {
       // Only possible if a write outside a commit failed; SQLite reports commits itself.
-      throw new SqliteError(`write failed: ${(e as Error).message}`, 'SQLITE_IOERR_WRITE', 778);
+      throw sqliteError(this.sqlite3, SQLITE_IOERR_WRITE, { message: `write failed: ${(e as Error).message}` });
     }
     if (this.wal.writes !== this.walWritesSeen) {
       this.walWritesSeen = this.wal.writes;
@@ -932,13 +905,7 @@ export class Connection {
 
   /** Builds the SqliteError for `rc`, with the VFS's own reason when it has one. */
   private error(rc: number, sql: string): SqliteError {
-    const { capi } = this.sqlite3;
-    const extended = this.db ? this.x.sqlite3_extended_errcode(this.db) : rc;
-    const code = (rc & 0xff) === (extended & 0xff) ? extended : rc;
-    let message = this.db ? capi.sqlite3_errmsg(this.db) : capi.sqlite3_errstr(code);
-    const io = this.vfs.takeError();
-    if (io && !message.includes(io.message)) message = `${message}: ${io.message}`;
-    return new SqliteError(message, capi.sqlite3_js_rc_str(code) ?? `SQLITE_${code}`, code, sql);
+    return sqliteError(this.sqlite3, rc, { db: this.db, sql, reason: this.vfs.takeError()?.message });
   }
 }
 
@@ -1038,23 +1005,6 @@ function decodeText(heap: Uint8Array, p: number, n: number): string {
   return textDecoder.decode(heap.subarray(p, p + n));
 }
 
-/** Checks the SQLite header of a file to import; returns its page size. */
-function validateHeader(bytes: Uint8Array): number {
-  const magic = 'SQLite format 3\u0000';
-  if (bytes.length < 100 || textDecoder.decode(bytes.subarray(0, 16)) !== magic) {
-    throw new OutpostError('not a SQLite database: the file does not start with the SQLite header', 'NOT_A_DATABASE');
-  }
-  const raw = (bytes[16]! << 8) | bytes[17]!;
-  const pageSize = raw === 1 ? 65536 : raw;
-  if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) {
-    throw new OutpostError(`not a SQLite database: invalid page size ${raw}`, 'NOT_A_DATABASE');
-  }
-  if (bytes.length % pageSize !== 0) {
-    throw new OutpostError(`not a SQLite database: ${bytes.length} bytes is not a whole number of ${pageSize}-byte pages (truncated?)`, 'NOT_A_DATABASE');
-  }
-  return pageSize;
-}
-
 /** Opens a SQLite handle on `path` with Outpost's VFS (or the default VFS when vfs is null). */
 function openSqlite(sqlite3: Sqlite3Runtime, vfs: OutpostVfs | null, path: string): number {
   const { capi, wasm } = sqlite3;
@@ -1064,10 +1014,9 @@ function openSqlite(sqlite3: Sqlite3Runtime, vfs: OutpostVfs | null, path: strin
     const rc = capi.sqlite3_open_v2(path, ppDb, flags, vfs ? VFS_NAME : null);
     const pDb = wasm.peekPtr(ppDb);
     if (rc !== SQLITE_OK) {
-      const message = pDb ? capi.sqlite3_errmsg(pDb) : capi.sqlite3_errstr(rc);
-      const io = vfs?.takeError();
+      const error = sqliteError(sqlite3, rc, { db: pDb, reason: vfs?.takeError()?.message });
       if (pDb) capi.sqlite3_close_v2(pDb);
-      throw new SqliteError(io ? `${message}: ${io.message}` : message, capi.sqlite3_js_rc_str(rc) ?? `SQLITE_${rc}`, rc, undefined);
+      throw error;
     }
     capi.sqlite3_extended_result_codes(pDb, 1);
     return pDb;
@@ -1080,24 +1029,17 @@ function openSqlite(sqlite3: Sqlite3Runtime, vfs: OutpostVfs | null, path: strin
 function backupInto(sqlite3: Sqlite3Runtime, dest: number, source: number): void {
   const { capi } = sqlite3;
   const backup = capi.sqlite3_backup_init(dest, 'main', source, 'main');
-  if (!backup) {
-    const rc = capi.sqlite3_extended_errcode(dest);
-    throw new SqliteError(capi.sqlite3_errmsg(dest), capi.sqlite3_js_rc_str(rc) ?? `SQLITE_${rc}`, rc, 'import');
-  }
+  if (!backup) throw sqliteError(sqlite3, capi.sqlite3_extended_errcode(dest), { db: dest, sql: 'import' });
   const stepRc = capi.sqlite3_backup_step(backup, -1);
   const finishRc = capi.sqlite3_backup_finish(backup);
   const rc = stepRc !== SQLITE_DONE ? stepRc : finishRc;
-  if (rc !== SQLITE_OK && rc !== SQLITE_DONE) {
-    throw new SqliteError(capi.sqlite3_errmsg(dest), capi.sqlite3_js_rc_str(rc) ?? `SQLITE_${rc}`, rc, 'import');
-  }
+  if (rc !== SQLITE_OK && rc !== SQLITE_DONE) throw sqliteError(sqlite3, rc, { db: dest, sql: 'import' });
 }
 
 /** Runs SQL on a raw handle (used for the import's scratch databases). */
 function execOn(sqlite3: Sqlite3Runtime, db: number, sql: string): void {
   const rc = sqlite3.capi.sqlite3_exec(db, sql, 0, 0, 0);
-  if (rc !== SQLITE_OK) {
-    throw new SqliteError(sqlite3.capi.sqlite3_errmsg(db), sqlite3.capi.sqlite3_js_rc_str(rc) ?? `SQLITE_${rc}`, rc, sql);
-  }
+  if (rc !== SQLITE_OK) throw sqliteError(sqlite3, rc, { db, sql });
 }
 
 function selectValue(sqlite3: Sqlite3Runtime, db: number, sql: string): SqlValue {
@@ -1105,13 +1047,13 @@ function selectValue(sqlite3: Sqlite3Runtime, db: number, sql: string): SqlValue
   const pp = wasm.alloc(wasm.ptr.size);
   try {
     let rc = capi.sqlite3_prepare_v2(db, sql, -1, pp, 0);
-    if (rc !== SQLITE_OK) throw new SqliteError(capi.sqlite3_errmsg(db), capi.sqlite3_js_rc_str(rc) ?? '', rc, sql);
+    if (rc !== SQLITE_OK) throw sqliteError(sqlite3, rc, { db, sql });
     const stmt = wasm.peekPtr(pp);
     try {
       rc = capi.sqlite3_step(stmt);
       if (rc === SQLITE_ROW) return capi.sqlite3_column_text(stmt, 0);
       if (rc === SQLITE_DONE) return null;
-      throw new SqliteError(capi.sqlite3_errmsg(db), capi.sqlite3_js_rc_str(rc) ?? '', rc, sql);
+      throw sqliteError(sqlite3, rc, { db, sql });
     } finally {
       capi.sqlite3_finalize(stmt);
     }

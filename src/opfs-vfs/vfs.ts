@@ -33,7 +33,42 @@
  *   the most specific code: SQLITE_FULL for `StorageFullError`, SQLITE_IOERR_READ/WRITE/FSYNC/
  *   TRUNCATE/FSTAT/CLOSE/DELETE otherwise.
  */
-import type { Sqlite3Runtime } from '../engine/wasm-api.js';
+import {
+  SQLITE_CANTOPEN,
+  SQLITE_ERROR,
+  SQLITE_FCNTL_COMMIT_PHASETWO,
+  SQLITE_FCNTL_PRAGMA,
+  SQLITE_FULL,
+  SQLITE_IOCAP_POWERSAFE_OVERWRITE,
+  SQLITE_IOCAP_UNDELETABLE_WHEN_OPEN,
+  SQLITE_IOERR_ACCESS,
+  SQLITE_IOERR_CLOSE,
+  SQLITE_IOERR_DELETE,
+  SQLITE_IOERR_FSTAT,
+  SQLITE_IOERR_FSYNC,
+  SQLITE_IOERR_READ,
+  SQLITE_IOERR_SHORT_READ,
+  SQLITE_IOERR_TRUNCATE,
+  SQLITE_IOERR_WRITE,
+  SQLITE_NOTFOUND,
+  SQLITE_OK,
+  SQLITE_OPEN_DELETEONCLOSE,
+  SQLITE_OPEN_MAIN_DB,
+  SQLITE_OPEN_MAIN_JOURNAL,
+  SQLITE_OPEN_SUBJOURNAL,
+  SQLITE_OPEN_TEMP_DB,
+  SQLITE_OPEN_TEMP_JOURNAL,
+  SQLITE_OPEN_TRANSIENT_DB,
+  SQLITE_OPEN_WAL,
+} from '../sqlite/constants.js';
+import {
+  WAL_FRAME_DB_PAGES_AFTER_COMMIT_OFFSET,
+  WAL_FRAME_HEADER_BYTES,
+  WAL_FRAME_PAGE_NUMBER_OFFSET,
+  isWalFrameHeaderWrite,
+  readUint32,
+} from '../sqlite/format.js';
+import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
 import { type StorageBackend, StorageFullError } from './backend.js';
 import { MemoryBackend } from './memory-backend.js';
 
@@ -44,37 +79,8 @@ const WRITE_BUFFER_BYTES = 1024 * 1024;
 /** A join buffer starts this small and grows; a large one is dropped when it is written out. */
 const INITIAL_BUFFER_BYTES = 32 * 1024;
 
-/** Error codes (from sqlite3.h; the WASM build exposes the same values on `capi`). */
-const SQLITE_OK = 0;
-const SQLITE_ERROR = 1;
-const SQLITE_NOTFOUND = 12;
-const SQLITE_FULL = 13;
-const SQLITE_CANTOPEN = 14;
-const SQLITE_IOERR_SHORT_READ = 522;
-
-const OPEN_DELETEONCLOSE = 0x8;
-const OPEN_MAIN_DB = 0x100;
-const OPEN_TEMP_DB = 0x200;
-const OPEN_TRANSIENT_DB = 0x400;
-const OPEN_MAIN_JOURNAL = 0x800;
-const OPEN_TEMP_JOURNAL = 0x1000;
-const OPEN_SUBJOURNAL = 0x2000;
-const OPEN_WAL = 0x80000;
-const WAL_FRAME_HEADER_BYTES = 24;
-const WAL_HEADER_BYTES = 32;
-/** The page size WAL frame offsets are computed with (Outpost's databases all use it). */
-const PAGE_BYTES = 4096;
-const TEMPORARY_KINDS = OPEN_TEMP_DB | OPEN_TRANSIENT_DB | OPEN_TEMP_JOURNAL | OPEN_SUBJOURNAL;
-
-const FCNTL_PRAGMA = 14;
-const FCNTL_COMMIT_PHASETWO = 22;
-
-const IOCAP_UNDELETABLE_WHEN_OPEN = 0x800;
-const IOCAP_POWERSAFE_OVERWRITE = 0x1000;
-
-function readUint32(bytes: Uint8Array, at: number): number {
-  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
-}
+/** Files SQLite may keep in memory: temporary databases, journals and statement journals. */
+const TEMPORARY_KINDS = SQLITE_OPEN_TEMP_DB | SQLITE_OPEN_TRANSIENT_DB | SQLITE_OPEN_TEMP_JOURNAL | SQLITE_OPEN_SUBJOURNAL;
 
 /**
  * Sees every WAL frame header SQLite writes for one database, before the frame reaches the
@@ -107,7 +113,7 @@ class OpenFile {
     readonly mounted: boolean,
     private readonly observer: WalObserver | undefined,
   ) {
-    this.isWal = (flags & OPEN_WAL) !== 0;
+    this.isWal = (flags & SQLITE_OPEN_WAL) !== 0;
   }
 
   read(dst: Uint8Array, offset: number): number {
@@ -116,8 +122,8 @@ class OpenFile {
   }
 
   write(src: Uint8Array, offset: number): void {
-    if (this.observer && this.isWal && src.length === WAL_FRAME_HEADER_BYTES && (offset - WAL_HEADER_BYTES) % (WAL_FRAME_HEADER_BYTES + PAGE_BYTES) === 0) {
-      this.observer.onWalFrame(readUint32(src, 0), readUint32(src, 4));
+    if (this.observer && this.isWal && isWalFrameHeaderWrite(offset, src.length)) {
+      this.observer.onWalFrame(readUint32(src, WAL_FRAME_PAGE_NUMBER_OFFSET), readUint32(src, WAL_FRAME_DB_PAGES_AFTER_COMMIT_OFFSET));
     }
     if (this.bufferLength > 0 && offset === this.bufferOffset + this.bufferLength && this.bufferLength + src.length <= WRITE_BUFFER_BYTES) {
       if (this.bufferLength + src.length > this.buffer!.length) {
@@ -144,7 +150,7 @@ class OpenFile {
       // xWrite returns, so a failure (a full disk) must surface here, not later.
       this.commitPending = false;
       this.flush();
-    } else if (this.isWal && src.length === WAL_FRAME_HEADER_BYTES && readUint32(src, 4) !== 0) {
+    } else if (this.isWal && src.length === WAL_FRAME_HEADER_BYTES && readUint32(src, WAL_FRAME_DB_PAGES_AFTER_COMMIT_OFFSET) !== 0) {
       // A WAL frame header whose "database size after commit" field is set: a commit frame.
       this.commitPending = true;
     }
@@ -252,7 +258,7 @@ export class OutpostVfs {
           if (!f.mounted) f.backend.close();
           return SQLITE_OK;
         } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_CLOSE);
+          return this.fail(e, SQLITE_IOERR_CLOSE);
         }
       },
       xRead: (pFile: number, pDest: number, n: number, offset: bigint | number): number => {
@@ -266,7 +272,7 @@ export class OutpostVfs {
           }
           return SQLITE_OK;
         } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_READ);
+          return this.fail(e, SQLITE_IOERR_READ);
         }
       },
       xWrite: (pFile: number, pSrc: number, n: number, offset: bigint | number): number => {
@@ -274,7 +280,7 @@ export class OutpostVfs {
           file(pFile).write(heap().subarray(pSrc, pSrc + n), Number(offset));
           return SQLITE_OK;
         } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_WRITE);
+          return this.fail(e, SQLITE_IOERR_WRITE);
         }
       },
       xTruncate: (pFile: number, size: bigint | number): number => {
@@ -284,7 +290,7 @@ export class OutpostVfs {
           f.backend.truncate(Number(size));
           return SQLITE_OK;
         } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_TRUNCATE);
+          return this.fail(e, SQLITE_IOERR_TRUNCATE);
         }
       },
       xSync: (pFile: number, _flags: number): number => {
@@ -294,7 +300,7 @@ export class OutpostVfs {
           f.backend.flush();
           return SQLITE_OK;
         } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_FSYNC);
+          return this.fail(e, SQLITE_IOERR_FSYNC);
         }
       },
       xFileSize: (pFile: number, pSize: number): number => {
@@ -302,7 +308,7 @@ export class OutpostVfs {
           wasm.poke64(pSize, BigInt(file(pFile).size()));
           return SQLITE_OK;
         } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_FSTAT);
+          return this.fail(e, SQLITE_IOERR_FSTAT);
         }
       },
       // The files are held exclusively already (see the header): every lock is granted.
@@ -315,19 +321,19 @@ export class OutpostVfs {
       },
       xFileControl: (pFile: number, op: number, pArg: number): number => {
         try {
-          if (op === FCNTL_COMMIT_PHASETWO) {
+          if (op === SQLITE_FCNTL_COMMIT_PHASETWO) {
             this.flushWrites();
             return SQLITE_OK;
           }
-          if (op === FCNTL_PRAGMA) return this.checkPragma(pArg);
+          if (op === SQLITE_FCNTL_PRAGMA) return this.checkPragma(pArg);
           void pFile;
           return SQLITE_NOTFOUND;
         } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_WRITE);
+          return this.fail(e, SQLITE_IOERR_WRITE);
         }
       },
       xSectorSize: (_pFile: number): number => 4096,
-      xDeviceCharacteristics: (_pFile: number): number => IOCAP_UNDELETABLE_WHEN_OPEN | IOCAP_POWERSAFE_OVERWRITE,
+      xDeviceCharacteristics: (_pFile: number): number => SQLITE_IOCAP_UNDELETABLE_WHEN_OPEN | SQLITE_IOCAP_POWERSAFE_OVERWRITE,
     };
     this.sqlite3.vfs.installVfs({ io: { struct: io, methods: ioMethods } });
 
@@ -345,7 +351,7 @@ export class OutpostVfs {
           if (mountedBackend) {
             backend = mountedBackend;
             mounted = true;
-          } else if (name === null || (flags & (TEMPORARY_KINDS | OPEN_MAIN_JOURNAL)) !== 0) {
+          } else if (name === null || (flags & (TEMPORARY_KINDS | SQLITE_OPEN_MAIN_JOURNAL)) !== 0) {
             // A rollback journal is only ever needed for the one transaction that switches a
             // database into WAL mode (the pragma guard keeps it there), which rewrites nothing
             // but page 1's header: it may live in memory.
@@ -354,7 +360,7 @@ export class OutpostVfs {
             this.lastError = {
               code: SQLITE_CANTOPEN,
               message:
-                flags & OPEN_MAIN_DB
+                flags & SQLITE_OPEN_MAIN_DB
                   ? `cannot open ${name}: only databases opened through Outpost's open() are available (ATTACH of other files is not supported)`
                   : `cannot open ${name}: Outpost databases stay in WAL mode and keep no other files`,
             };
@@ -364,7 +370,7 @@ export class OutpostVfs {
           const s3File = new capi.sqlite3_file(pFile);
           s3File.$pMethods = io.pointer;
           s3File.dispose();
-          wasm.poke32(pOutFlags, flags & ~OPEN_DELETEONCLOSE);
+          wasm.poke32(pOutFlags, flags & ~SQLITE_OPEN_DELETEONCLOSE);
           return SQLITE_OK;
         } catch (e) {
           return this.fail(e, SQLITE_CANTOPEN);
@@ -379,7 +385,7 @@ export class OutpostVfs {
           }
           return SQLITE_OK;
         } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_DELETE);
+          return this.fail(e, SQLITE_IOERR_DELETE);
         }
       },
       xAccess: (_pVfs: number, zName: number, _flags: number, pOut: number): number => {
@@ -389,7 +395,7 @@ export class OutpostVfs {
           return SQLITE_OK;
         } catch (e) {
           wasm.poke32(pOut, 0);
-          return this.fail(e, capi.SQLITE_IOERR_ACCESS);
+          return this.fail(e, SQLITE_IOERR_ACCESS);
         }
       },
       xFullPathname: (_pVfs: number, zName: number, nOut: number, pOut: number): number => {

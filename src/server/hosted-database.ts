@@ -8,6 +8,32 @@
 import * as path from 'node:path';
 import { Connection } from '../engine/connection.js';
 import { NodeDirectory } from '../opfs-vfs/node-backend.js';
+import {
+  SQLITE_ALTER_TABLE,
+  SQLITE_ATTACH,
+  SQLITE_CREATE_INDEX,
+  SQLITE_CREATE_TABLE,
+  SQLITE_CREATE_TEMP_INDEX,
+  SQLITE_CREATE_TEMP_TABLE,
+  SQLITE_CREATE_TEMP_TRIGGER,
+  SQLITE_CREATE_TEMP_VIEW,
+  SQLITE_CREATE_TRIGGER,
+  SQLITE_CREATE_VIEW,
+  SQLITE_CREATE_VTABLE,
+  SQLITE_DELETE,
+  SQLITE_DETACH,
+  SQLITE_DROP_INDEX,
+  SQLITE_DROP_TABLE,
+  SQLITE_DROP_TEMP_INDEX,
+  SQLITE_DROP_TEMP_TABLE,
+  SQLITE_DROP_TEMP_TRIGGER,
+  SQLITE_DROP_TEMP_VIEW,
+  SQLITE_DROP_TRIGGER,
+  SQLITE_DROP_VIEW,
+  SQLITE_DROP_VTABLE,
+  SQLITE_INSERT,
+  SQLITE_UPDATE,
+} from '../sqlite/constants.js';
 import { decodeRoaring } from '../sync/roaring.js';
 import {
   APPLY_INCREMENTAL,
@@ -29,15 +55,28 @@ export interface HostedDatabaseOptions {
   writableTables?: string[] | undefined;
 }
 
-// Authorizer action codes (sqlite3.h).
-const CREATE_ACTIONS = new Set([1, 2, 3, 4, 5, 6, 7, 8, 29]);
-const DROP_ACTIONS = new Set([10, 11, 12, 13, 14, 15, 16, 17, 30]);
-const SQLITE_DELETE = 9;
-const SQLITE_INSERT = 18;
-const SQLITE_UPDATE = 23;
-const SQLITE_ALTER_TABLE = 26;
-const SQLITE_ATTACH = 24;
-const SQLITE_DETACH = 25;
+const CREATE_ACTIONS = new Set([
+  SQLITE_CREATE_INDEX,
+  SQLITE_CREATE_TABLE,
+  SQLITE_CREATE_TEMP_INDEX,
+  SQLITE_CREATE_TEMP_TABLE,
+  SQLITE_CREATE_TEMP_TRIGGER,
+  SQLITE_CREATE_TEMP_VIEW,
+  SQLITE_CREATE_TRIGGER,
+  SQLITE_CREATE_VIEW,
+  SQLITE_CREATE_VTABLE,
+]);
+const DROP_ACTIONS = new Set([
+  SQLITE_DROP_INDEX,
+  SQLITE_DROP_TABLE,
+  SQLITE_DROP_TEMP_INDEX,
+  SQLITE_DROP_TEMP_TABLE,
+  SQLITE_DROP_TEMP_TRIGGER,
+  SQLITE_DROP_TEMP_VIEW,
+  SQLITE_DROP_TRIGGER,
+  SQLITE_DROP_VIEW,
+  SQLITE_DROP_VTABLE,
+]);
 
 /**
  * Write rules: statements may insert, update and delete only in the listed tables (and the
