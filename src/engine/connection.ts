@@ -21,8 +21,8 @@
  *   as INTEGER, others as REAL), bigint, string, boolean (1/0), Uint8Array/ArrayBuffer, null.
  */
 import { OutpostError, SqliteError } from '../errors.js';
-import type { StorageBackend, StorageDirectory } from '../opfs-vfs/backend.js';
-import { MemoryBackend } from '../opfs-vfs/memory-backend.js';
+import type { StorageBackend, StorageDirectory } from '../opfs-vfs/storage/backend.js';
+import { MemoryBackend } from '../opfs-vfs/storage/memory.js';
 import { ChangeCapture } from './capture.js';
 import { VFS_NAME, type OutpostVfs, type WalObserver } from '../opfs-vfs/vfs.js';
 import {

@@ -69,8 +69,8 @@ import {
   readUint32,
 } from '../sqlite/format.js';
 import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
-import { type StorageBackend, StorageFullError } from './backend.js';
-import { MemoryBackend } from './memory-backend.js';
+import { type StorageBackend, StorageFullError } from './storage/backend.js';
+import { MemoryBackend } from './storage/memory.js';
 
 export const VFS_NAME = 'outpost';
 

@@ -7,7 +7,7 @@
  */
 import * as path from 'node:path';
 import { Connection } from '../engine/connection.js';
-import { NodeDirectory } from '../opfs-vfs/node-backend.js';
+import { NodeDirectory } from '../opfs-vfs/storage/node.js';
 import {
   SQLITE_ALTER_TABLE,
   SQLITE_ATTACH,

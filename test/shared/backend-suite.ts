@@ -1,10 +1,10 @@
 /**
- * The storage backend conformance suite (the contract in src/opfs-vfs/backend.ts), run against
+ * The storage backend conformance suite (the contract in src/opfs-vfs/storage/backend.ts), run against
  * every backend: memory and Node in test/backends.test.ts, OPFS in
  * test-browser/backends.browser.test.ts.
  */
 import { describe, expect, test } from 'vitest';
-import { type StorageBackend, StorageFullError } from '../../src/opfs-vfs/backend.js';
+import { type StorageBackend, StorageFullError } from '../../src/opfs-vfs/storage/backend.js';
 
 export interface BackendFactory {
   /** A fresh empty file. */

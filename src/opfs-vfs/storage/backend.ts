@@ -6,7 +6,7 @@
  * access handle, creating a directory) happens before SQLite opens the database, in a
  * `StorageDirectory`.
  *
- * Contract of every implementation (`opfs-backend.ts`, `node-backend.ts`, `memory-backend.ts`;
+ * Contract of every implementation (`opfs.ts`, `node.ts`, `memory.ts`;
  * one suite, `test/shared/backend-suite.ts`, runs against all three: memory and Node in
  * `test/backends.test.ts`, OPFS in `test-browser/backends.browser.test.ts`):
  * - `read(dst, offset)` fills `dst` from `offset` and returns the number of bytes it read; past
