@@ -4,7 +4,8 @@
  */
 import { Database } from './database.js';
 import { DatabaseLockedError, OutpostError } from './errors.js';
-import { OpfsDirectory, type SimulatedQuota } from './opfs-vfs/storage/opfs.js';
+import { OpfsDirectory } from './opfs-vfs/storage/opfs.js';
+import type { SimulatedQuota } from './opfs-vfs/storage/simulated-quota.js';
 import type { Database as DatabaseApi, OpenOptions } from './types.js';
 import { openInWorker } from './worker/client.js';
 

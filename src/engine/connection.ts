@@ -22,6 +22,7 @@
  */
 import { OutpostError, SqliteError } from '../errors.js';
 import type { StorageBackend, StorageDirectory } from '../opfs-vfs/storage/backend.js';
+import { DB_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
 import { MemoryBackend } from '../opfs-vfs/storage/memory.js';
 import { ChangeCapture } from './capture.js';
 import { VFS_NAME, type OutpostVfs, type WalObserver } from '../opfs-vfs/vfs.js';
@@ -142,9 +143,9 @@ export class Connection {
     const { sqlite3, vfs } = await loadRuntime();
     const files: StorageBackend[] = [];
     try {
-      const db = await directory.open('db');
+      const db = await directory.open(DB_FILE);
       files.push(db);
-      const wal = new WriteCounter(await directory.open('db-wal'));
+      const wal = new WriteCounter(await directory.open(WAL_FILE));
       files.push(wal);
       const mount = vfs.mount({ db, wal }, options.walObserver);
       let pDb = 0;

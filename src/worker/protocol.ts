@@ -13,7 +13,7 @@
 import * as Comlink from 'comlink';
 import type { Driver } from '../database.js';
 import { DatabaseLockedError, OutpostError, type OutpostErrorCode, SqliteError, SyncError, type SyncErrorCode } from '../errors.js';
-import type { SimulatedQuota } from '../opfs-vfs/storage/opfs.js';
+import type { SimulatedQuota } from '../opfs-vfs/storage/simulated-quota.js';
 import type { SyncOptions } from '../sync/engine.js';
 import type { Mutation, MutationResult } from '../sync/push-sql.js';
 

@@ -17,6 +17,10 @@
  * - `size()` is the file's length in bytes; `truncate(n)` sets it (shrinks or zero-extends).
  * - `flush()` makes every completed write durable (as durable as the store allows).
  * - `close()` releases the file; no method may be called afterwards. Idempotent.
+ *
+ * Folder: `storage/` is the bottom of the VFS layer: this contract, the backends (`memory.ts`,
+ * `node.ts`, `opfs.ts`), test-only fault injection (`simulated-quota.ts`) and a database's file
+ * names (`files.ts`). Contract / may import: nothing outside `storage/`.
  */
 
 export interface StorageBackend {
