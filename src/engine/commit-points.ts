@@ -77,7 +77,10 @@ export class CommitTracker {
   /** The savepoint that opened the current transaction, if a SAVEPOINT did. */
   private outerSavepoint: string | null = null;
 
-  /** What must happen around `statement`, run while a transaction is (or is not) open. */
+  /**
+   * What must happen around `statement`, run while a transaction is (or is not) open. A
+   * SAVEPOINT outside a transaction is remembered here as the one that opens it.
+   */
   plan(statement: Classified, inTransaction: boolean): CommitPlan {
     switch (statement.kind) {
       case 'write':
@@ -98,7 +101,11 @@ export class CommitTracker {
     }
   }
 
-  /** After a statement ran or failed: once no transaction is open, no savepoint opened it. */
+  /**
+   * After a statement ran or failed: once no transaction is open, no savepoint opened it. (This
+   * also covers a transaction a SAVEPOINT opened and COMMIT ended, which the engine once left
+   * remembered, so that a later RELEASE of the same name inside BEGIN counted as a commit point.)
+   */
   settle(inTransaction: boolean): void {
     if (!inTransaction) this.outerSavepoint = null;
   }
