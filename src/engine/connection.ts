@@ -111,19 +111,11 @@ export class Connection {
     readonly options: ConnectionOptions,
   ) {
     this.raw = rawExports(sqlite3);
-    const conn = this;
-    this.host = {
-      sqlite3,
-      raw: this.raw,
-      get db(): number {
-        return conn.db;
-      },
-      error: (rc, sql) => this.error(rc, sql),
-    };
+    this.host = { sqlite3, raw: this.raw, db: () => this.db, error: (rc, sql) => this.error(rc, sql) };
     this.statements = new StatementCache(this.host);
     this.cells = new CellReader(this.raw, sqlite3, options.intMode === 'bigint');
     this.checkpointer = new IdleCheckpointer({
-      idle: () => !this.closed && !this.inTransaction,
+      idle: () => !this.inTransaction && !this.closed,
       walBytes: () => this.wal.size(),
       checkpoint: () => this.exec('PRAGMA wal_checkpoint(TRUNCATE)'),
     });

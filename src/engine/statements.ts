@@ -30,7 +30,7 @@ export interface StatementHost {
   readonly sqlite3: Sqlite3Runtime;
   readonly raw: RawExports;
   /** The open SQLite handle (it changes when the connection reopens SQLite). */
-  readonly db: number;
+  db(): number;
   /** The SqliteError for `rc` on this connection, with the VFS's reason. */
   error(rc: number, sql: string): SqliteError;
 }
@@ -51,7 +51,7 @@ export function* splitStatements(host: StatementHost, sql: string, flags = 0): G
     let pos = pSql;
     const end = pSql + bytes.length;
     while (pos < end) {
-      const rc = capi.sqlite3_prepare_v3(host.db, pos, end - pos, flags, ppStmt, pzTail);
+      const rc = capi.sqlite3_prepare_v3(host.db(), pos, end - pos, flags, ppStmt, pzTail);
       const tail = wasm.peekPtr(pzTail);
       const text = stripLeadingComments(textDecoder.decode(wasm.heap8u().subarray(pos, tail)));
       if (rc !== SQLITE_OK) throw host.error(rc, text || sql);
@@ -209,7 +209,7 @@ export function runScript(
 function runReported(host: StatementHost, cells: CellReader, stmt: Statement, run: <T>(stmt: Statement, body: () => T) => T): StatementResult {
   const started = performance.now();
   let rows: SqlValue[][];
-  const totalBefore = host.raw.sqlite3_total_changes(host.db);
+  const totalBefore = host.raw.sqlite3_total_changes(host.db());
   try {
     try {
       rows = run(stmt, () => collectRows(host, cells, stmt));
@@ -222,7 +222,7 @@ function runReported(host: StatementHost, cells: CellReader, stmt: Statement, ru
       columns: stmt.columns,
       rows,
       // Total changes, not sqlite3_changes: that keeps the last DML's count across DDL.
-      changes: host.raw.sqlite3_total_changes(host.db) - totalBefore,
+      changes: host.raw.sqlite3_total_changes(host.db()) - totalBefore,
       timeMs: performance.now() - started,
     };
   } finally {
