@@ -1,9 +1,9 @@
 /// <reference types="vitest/config" />
 /**
  * One Vite config for the playground (`demo/`), the benchmark page (`bench/`) and the tests.
- * Vitest runs two projects: `node` (test/**, in Node) and `browser` (test-browser/**, in
- * headless Chromium through Playwright). `npm test` runs both, then the Playwright end-to-end
- * tests (e2e/).
+ * Vitest runs three projects: `node` (test/**, in Node), `browser` (test-browser/**, in
+ * headless Chromium through Playwright) and `e2e` (e2e/**: the built demo and benchmark pages
+ * driven through Playwright from Node). `npm test` runs all three.
  */
 import { defineConfig } from 'vite';
 import { playwright } from '@vitest/browser-playwright';

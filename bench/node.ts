@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import { Connection } from '../src/engine/connection.js';
 import { open } from '../src/node/index.js';
-import { NodeDirectory } from '../src/opfs-vfs/node-backend.js';
+import { NodeDirectory } from '../src/opfs-vfs/storage/node.js';
 import { type ClassicAdapter, runClassic } from './classic.js';
 
 export const NODE_CONFIGS = ['node-outpost', 'node-better-sqlite3'] as const;

@@ -1,8 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemoryBackend } from '../src/opfs-vfs/memory-backend.js';
-import { NodeFileBackend } from '../src/opfs-vfs/node-backend.js';
+import { MemoryBackend } from '../src/opfs-vfs/storage/memory.js';
+import { NodeFileBackend } from '../src/opfs-vfs/storage/node.js';
 import { backendSuite } from './shared/backend-suite.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'outpost-backend-'));

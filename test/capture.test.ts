@@ -5,7 +5,7 @@
 import { expect, test } from 'vitest';
 import { CHANGES_TABLE, decodeChangeset } from '../src/engine/capture.js';
 import { Connection } from '../src/engine/connection.js';
-import { MemoryDirectory } from '../src/opfs-vfs/memory-backend.js';
+import { MemoryDirectory } from '../src/opfs-vfs/storage/memory.js';
 import type { SqlValue } from '../src/types.js';
 
 async function captured(): Promise<Connection> {

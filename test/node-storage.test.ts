@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { Connection } from '../src/engine/connection.js';
 import { SqliteError } from '../src/errors.js';
-import { MemoryDirectory } from '../src/opfs-vfs/memory-backend.js';
+import { MemoryDirectory } from '../src/opfs-vfs/storage/memory.js';
 import { deleteDatabase, open } from '../src/node/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'outpost-node-'));

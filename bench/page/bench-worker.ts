@@ -4,7 +4,7 @@
  */
 import sqlite3InitModule from '@sqlite.org/sqlite-wasm';
 import { Connection } from '../../src/engine/connection.js';
-import { OpfsDirectory } from '../../src/opfs-vfs/opfs-backend.js';
+import { OpfsDirectory } from '../../src/opfs-vfs/storage/opfs.js';
 import { type BenchValue, type ClassicAdapter, runClassic } from '../classic.js';
 
 export interface WorkerRequest {

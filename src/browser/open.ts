@@ -8,7 +8,8 @@
 import { Database } from '../database.js';
 import { OutpostError } from '../errors.js';
 import { checkDatabaseName, engineSettings, publicStorageError } from '../options.js';
-import { OpfsDirectory, type SimulatedQuota } from '../opfs-vfs/opfs-backend.js';
+import { OpfsDirectory } from '../opfs-vfs/storage/opfs.js';
+import type { SimulatedQuota } from '../opfs-vfs/storage/simulated-quota.js';
 import type { Database as DatabaseApi, OpenOptions } from '../types.js';
 import { openInWorker } from '../worker/client.js';
 

@@ -18,20 +18,22 @@
  * floor the sync layer keeps (ids it has seen acknowledged or dropped), so an id is never
  * reused after acknowledged records are deleted.
  */
+import {
+  SQLITE_CHANGESET_CONFLICT as CHANGESET_CONFLICT,
+  SQLITE_CHANGESET_DATA as CHANGESET_DATA,
+  SQLITE_CHANGESET_OMIT as CHANGESET_OMIT,
+  SQLITE_CHANGESET_REPLACE as CHANGESET_REPLACE,
+  SQLITE_DELETE,
+  SQLITE_INSERT,
+  SQLITE_OK,
+  SQLITE_ROW,
+  SQLITE_SESSION_OBJCONFIG_ROWID as SESSION_OBJCONFIG_ROWID,
+  SQLITE_UPDATE,
+} from '../sqlite/constants.js';
+import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
 import type { SqlValue } from '../types.js';
-import type { Sqlite3Runtime } from './wasm-api.js';
 
 export const CHANGES_TABLE = '_outpost_changes';
-const SQLITE_OK = 0;
-const SQLITE_ROW = 100;
-const SQLITE_INSERT = 18;
-const SQLITE_DELETE = 9;
-const SQLITE_UPDATE = 23;
-const SESSION_OBJCONFIG_ROWID = 2;
-const CHANGESET_DATA = 1;
-const CHANGESET_CONFLICT = 3;
-const CHANGESET_OMIT = 0;
-const CHANGESET_REPLACE = 1;
 
 /** Tables whose changes are never captured or pushed. */
 export function isInternalTable(name: string): boolean {

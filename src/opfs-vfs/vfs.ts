@@ -16,159 +16,77 @@
  *   EXCLUSIVE, is refused through SQLITE_FCNTL_PRAGMA, since either would need a file or a
  *   shared-memory index this VFS does not provide.
  * - Locks: a mounted file is held exclusively by this worker (OPFS `readwrite` handles are
- *   exclusive; a Web Lock orders tabs), so xLock/xUnlock only record the level.
+ *   exclusive; a Web Lock orders tabs), so xLock and xUnlock grant every level at once.
  * - Deleting a mounted file truncates it to zero bytes and keeps the handle: SQLite deletes the
  *   WAL after its final checkpoint, and the handle must stay open for the next open. A mounted
  *   file "exists" for xAccess when it is longer than zero bytes.
- * - Write joining: each `write()` of a backend has a fixed cost (tens of microseconds on OPFS),
- *   and SQLite writes a WAL frame as a 24-byte header followed by a page. Adjacent writes are
- *   joined in a per-file buffer (at most `WRITE_BUFFER_BYTES`) and written as one call. The
- *   buffer is written out before any read, size, truncate, sync or close of that file, with
- *   the page of a WAL commit frame (the frame header's commit field is set; a failure there
- *   still fails the COMMIT, so a full disk never leaves a commit that is not on disk), and
- *   whenever the engine finishes an API call (`flushWrites()`). A committed transaction is
- *   therefore always in the backend before the caller hears of it.
+ * - Write joining (`open-file.ts`): each `write()` of a backend has a fixed cost (tens of
+ *   microseconds on OPFS), and SQLite writes a WAL frame as a 24-byte header followed by a page.
+ *   Adjacent writes are joined in a per-file buffer (at most `WRITE_BUFFER_BYTES`) and written
+ *   as one call. The buffer is written out before any read, size, truncate, sync or close of
+ *   that file, with the page of a WAL commit frame (the frame header's commit field is set; a
+ *   failure there still fails the COMMIT, so a full disk never leaves a commit that is not on
+ *   disk), and whenever the engine finishes an API call (`flushWrites()`). A committed
+ *   transaction is therefore always in the backend before the caller hears of it.
  * - Errors never cross into WASM as exceptions. Every method catches, records the error
  *   (`takeError()` hands it to the engine, which adds it to the SqliteError message) and returns
  *   the most specific code: SQLITE_FULL for `StorageFullError`, SQLITE_IOERR_READ/WRITE/FSYNC/
  *   TRUNCATE/FSTAT/CLOSE/DELETE otherwise.
+ *
+ * Layout: this file holds the mount table, the two SQLite method tables (each a thin
+ * translation from pointers to typed calls, in alphabetical order: keep them so) and the
+ * error recording; `open-file.ts` holds what happens to one open file.
+ *
+ * Contract / may import: `../sqlite/` and `./storage/` (never the engine above it).
  */
-import type { Sqlite3Runtime } from '../engine/wasm-api.js';
-import { type StorageBackend, StorageFullError } from './backend.js';
-import { MemoryBackend } from './memory-backend.js';
+import {
+  SQLITE_CANTOPEN,
+  SQLITE_ERROR,
+  SQLITE_FCNTL_COMMIT_PHASETWO,
+  SQLITE_FCNTL_PRAGMA,
+  SQLITE_FULL,
+  SQLITE_IOCAP_POWERSAFE_OVERWRITE,
+  SQLITE_IOCAP_UNDELETABLE_WHEN_OPEN,
+  SQLITE_IOERR_ACCESS,
+  SQLITE_IOERR_CLOSE,
+  SQLITE_IOERR_DELETE,
+  SQLITE_IOERR_FSTAT,
+  SQLITE_IOERR_FSYNC,
+  SQLITE_IOERR_READ,
+  SQLITE_IOERR_SHORT_READ,
+  SQLITE_IOERR_TRUNCATE,
+  SQLITE_IOERR_WRITE,
+  SQLITE_NOTFOUND,
+  SQLITE_OK,
+  SQLITE_OPEN_DELETEONCLOSE,
+  SQLITE_OPEN_MAIN_DB,
+  SQLITE_OPEN_MAIN_JOURNAL,
+  SQLITE_OPEN_SUBJOURNAL,
+  SQLITE_OPEN_TEMP_DB,
+  SQLITE_OPEN_TEMP_JOURNAL,
+  SQLITE_OPEN_TRANSIENT_DB,
+} from '../sqlite/constants.js';
+import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
+import { OpenFile, type WalObserver } from './open-file.js';
+import { type StorageBackend, StorageFullError } from './storage/backend.js';
+import { MemoryBackend } from './storage/memory.js';
+
+export type { WalObserver } from './open-file.js';
 
 export const VFS_NAME = 'outpost';
 
-/** Largest run of adjacent writes joined into one backend write. */
-const WRITE_BUFFER_BYTES = 1024 * 1024;
-/** A join buffer starts this small and grows; a large one is dropped when it is written out. */
-const INITIAL_BUFFER_BYTES = 32 * 1024;
+/** Files SQLite may keep in memory: temporary databases, journals and statement journals. */
+const TEMPORARY_KINDS = SQLITE_OPEN_TEMP_DB | SQLITE_OPEN_TRANSIENT_DB | SQLITE_OPEN_TEMP_JOURNAL | SQLITE_OPEN_SUBJOURNAL;
 
-/** Error codes (from sqlite3.h; the WASM build exposes the same values on `capi`). */
-const SQLITE_OK = 0;
-const SQLITE_ERROR = 1;
-const SQLITE_NOTFOUND = 12;
-const SQLITE_FULL = 13;
-const SQLITE_CANTOPEN = 14;
-const SQLITE_IOERR_SHORT_READ = 522;
-
-const OPEN_DELETEONCLOSE = 0x8;
-const OPEN_MAIN_DB = 0x100;
-const OPEN_TEMP_DB = 0x200;
-const OPEN_TRANSIENT_DB = 0x400;
-const OPEN_MAIN_JOURNAL = 0x800;
-const OPEN_TEMP_JOURNAL = 0x1000;
-const OPEN_SUBJOURNAL = 0x2000;
-const OPEN_WAL = 0x80000;
-const WAL_FRAME_HEADER_BYTES = 24;
-const WAL_HEADER_BYTES = 32;
-/** The page size WAL frame offsets are computed with (Outpost's databases all use it). */
-const PAGE_BYTES = 4096;
-const TEMPORARY_KINDS = OPEN_TEMP_DB | OPEN_TRANSIENT_DB | OPEN_TEMP_JOURNAL | OPEN_SUBJOURNAL;
-
-const FCNTL_PRAGMA = 14;
-const FCNTL_COMMIT_PHASETWO = 22;
-
-const IOCAP_UNDELETABLE_WHEN_OPEN = 0x800;
-const IOCAP_POWERSAFE_OVERWRITE = 0x1000;
-
-function readUint32(bytes: Uint8Array, at: number): number {
-  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
-}
-
-/**
- * Sees every WAL frame header SQLite writes for one database, before the frame reaches the
- * backend: the page number (1-based) and, for a commit frame, the database size in pages after
- * the commit (0 otherwise). The sync server builds its revisions from this.
- */
-export interface WalObserver {
-  onWalFrame(pageNumber: number, dbSizeAfterCommit: number): void;
-}
+/** The sector size SQLite is told: one page. */
+const SECTOR_BYTES = 4096;
 
 export interface VfsError {
   code: number;
   message: string;
 }
 
-/** One file SQLite has open. */
-class OpenFile {
-  lockLevel = 0;
-  private buffer: Uint8Array | null = null;
-  private bufferOffset = 0;
-  private bufferLength = 0;
-  /** The buffer holds the header of a commit frame: write it out with its page. */
-  private commitPending = false;
-
-  readonly isWal: boolean;
-
-  constructor(
-    readonly path: string,
-    readonly backend: StorageBackend,
-    readonly flags: number,
-    readonly mounted: boolean,
-    private readonly observer: WalObserver | undefined,
-  ) {
-    this.isWal = (flags & OPEN_WAL) !== 0;
-  }
-
-  read(dst: Uint8Array, offset: number): number {
-    this.flush();
-    return this.backend.read(dst, offset);
-  }
-
-  write(src: Uint8Array, offset: number): void {
-    if (this.observer && this.isWal && src.length === WAL_FRAME_HEADER_BYTES && (offset - WAL_HEADER_BYTES) % (WAL_FRAME_HEADER_BYTES + PAGE_BYTES) === 0) {
-      this.observer.onWalFrame(readUint32(src, 0), readUint32(src, 4));
-    }
-    if (this.bufferLength > 0 && offset === this.bufferOffset + this.bufferLength && this.bufferLength + src.length <= WRITE_BUFFER_BYTES) {
-      if (this.bufferLength + src.length > this.buffer!.length) {
-        // Grow geometrically up to WRITE_BUFFER_BYTES: small commits keep small buffers.
-        const grown = new Uint8Array(Math.min(WRITE_BUFFER_BYTES, Math.max(this.buffer!.length * 2, this.bufferLength + src.length)));
-        grown.set(this.buffer!.subarray(0, this.bufferLength));
-        this.buffer = grown;
-      }
-      this.buffer!.set(src, this.bufferLength);
-      this.bufferLength += src.length;
-    } else {
-      this.flush();
-      if (src.length >= WRITE_BUFFER_BYTES / 2 || !this.mounted) {
-        this.backend.write(src, offset);
-        return;
-      }
-      if (!this.buffer || this.buffer.length < src.length) this.buffer = new Uint8Array(Math.max(INITIAL_BUFFER_BYTES, src.length * 2));
-      this.buffer.set(src, 0);
-      this.bufferOffset = offset;
-      this.bufferLength = src.length;
-    }
-    if (this.commitPending) {
-      // This was the commit frame's page. SQLite treats the transaction as committed once this
-      // xWrite returns, so a failure (a full disk) must surface here, not later.
-      this.commitPending = false;
-      this.flush();
-    } else if (this.isWal && src.length === WAL_FRAME_HEADER_BYTES && readUint32(src, 4) !== 0) {
-      // A WAL frame header whose "database size after commit" field is set: a commit frame.
-      this.commitPending = true;
-    }
-  }
-
-  /** Writes the joined buffer to the backend. On failure the buffer is dropped: SQLite saw the error. */
-  flush(): void {
-    if (this.bufferLength === 0) return;
-    const n = this.bufferLength;
-    const buffer = this.buffer!;
-    this.bufferLength = 0;
-    this.commitPending = false;
-    // Thousands of open databases must not each keep a megabyte: big buffers are transient.
-    if (buffer.length > INITIAL_BUFFER_BYTES) this.buffer = null;
-    this.backend.write(buffer.subarray(0, n), this.bufferOffset);
-  }
-
-  size(): number {
-    this.flush();
-    // Pending bytes past the end count too, but flush() already wrote them.
-    return this.backend.size();
-  }
-}
+type MethodTable = Record<string, (...args: never[]) => number>;
 
 export class OutpostVfs {
   private readonly mounts = new Map<string, StorageBackend>();
@@ -176,8 +94,6 @@ export class OutpostVfs {
   private readonly files = new Map<number, OpenFile>();
   private lastError: VfsError | null = null;
   private nextMountId = 1;
-  /** Every backend write, for tests and for the sync layer's page tracking. */
-  onWrite: ((path: string, offset: number, length: number) => void) | null = null;
 
   private constructor(private readonly sqlite3: Sqlite3Runtime) {}
 
@@ -223,165 +139,139 @@ export class OutpostVfs {
     for (const file of this.files.values()) file.flush();
   }
 
+  /** Records why a call failed and returns its code: SQLITE_FULL for a full store, else `code`. */
   private fail(e: unknown, code: number): number {
     const message = e instanceof Error ? e.message : String(e);
-    if (e instanceof StorageFullError) {
-      this.lastError = { code: SQLITE_FULL, message };
-      return SQLITE_FULL;
-    }
-    this.lastError = { code, message };
-    return code;
+    const result = e instanceof StorageFullError ? SQLITE_FULL : code;
+    this.lastError = { code: result, message };
+    return result;
+  }
+
+  private file(pFile: number): OpenFile {
+    const f = this.files.get(pFile);
+    if (!f) throw new Error(`VFS: unknown file handle ${pFile}`);
+    return f;
   }
 
   private register(): void {
-    const { capi, wasm } = this.sqlite3;
-    const heap = (): Uint8Array => wasm.heap8u();
-    const file = (pFile: number): OpenFile => {
-      const f = this.files.get(pFile);
-      if (!f) throw new Error(`VFS: unknown file handle ${pFile}`);
-      return f;
-    };
-
+    const { capi } = this.sqlite3;
     const io = new capi.sqlite3_io_methods();
-    io.$iVersion = 1;
-    const ioMethods = {
-      xClose: (pFile: number): number => {
-        const f = this.files.get(pFile);
-        if (!f) return SQLITE_OK;
-        this.files.delete(pFile);
-        try {
-          f.flush();
-          // Mounted files belong to the engine, which closes them after SQLite is done.
-          if (!f.mounted) f.backend.close();
-          return SQLITE_OK;
-        } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_CLOSE);
-        }
-      },
-      xRead: (pFile: number, pDest: number, n: number, offset: bigint | number): number => {
-        try {
-          const dst = heap().subarray(pDest, pDest + n);
-          const got = file(pFile).read(dst, Number(offset));
-          if (got < n) {
-            // SQLite requires the unread tail to be zeroed on a short read.
-            heap().fill(0, pDest + got, pDest + n);
-            return SQLITE_IOERR_SHORT_READ;
-          }
-          return SQLITE_OK;
-        } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_READ);
-        }
-      },
-      xWrite: (pFile: number, pSrc: number, n: number, offset: bigint | number): number => {
-        try {
-          const f = file(pFile);
-          const at = Number(offset);
-          f.write(heap().subarray(pSrc, pSrc + n), at);
-          this.onWrite?.(f.path, at, n);
-          return SQLITE_OK;
-        } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_WRITE);
-        }
-      },
-      xTruncate: (pFile: number, size: bigint | number): number => {
-        try {
-          const f = file(pFile);
-          f.flush();
-          f.backend.truncate(Number(size));
-          return SQLITE_OK;
-        } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_TRUNCATE);
-        }
-      },
-      xSync: (pFile: number, _flags: number): number => {
-        try {
-          const f = file(pFile);
-          f.flush();
-          f.backend.flush();
-          return SQLITE_OK;
-        } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_FSYNC);
-        }
-      },
-      xFileSize: (pFile: number, pSize: number): number => {
-        try {
-          wasm.poke64(pSize, BigInt(file(pFile).size()));
-          return SQLITE_OK;
-        } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_FSTAT);
-        }
-      },
-      xLock: (pFile: number, level: number): number => {
-        const f = this.files.get(pFile);
-        if (f) f.lockLevel = Math.max(f.lockLevel, level);
-        return SQLITE_OK;
-      },
-      xUnlock: (pFile: number, level: number): number => {
-        const f = this.files.get(pFile);
-        if (f) f.lockLevel = level;
-        return SQLITE_OK;
-      },
-      xCheckReservedLock: (_pFile: number, pOut: number): number => {
-        // No other connection can exist (see the header), so nobody else holds RESERVED.
-        wasm.poke32(pOut, 0);
-        return SQLITE_OK;
-      },
-      xFileControl: (pFile: number, op: number, pArg: number): number => {
-        try {
-          if (op === FCNTL_COMMIT_PHASETWO) {
-            this.flushWrites();
-            return SQLITE_OK;
-          }
-          if (op === FCNTL_PRAGMA) return this.checkPragma(pArg);
-          void pFile;
-          return SQLITE_NOTFOUND;
-        } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_WRITE);
-        }
-      },
-      xSectorSize: (_pFile: number): number => 4096,
-      xDeviceCharacteristics: (_pFile: number): number => IOCAP_UNDELETABLE_WHEN_OPEN | IOCAP_POWERSAFE_OVERWRITE,
-    };
-    this.sqlite3.vfs.installVfs({ io: { struct: io, methods: ioMethods } });
+    io.$iVersion = 1; // version 1: no xShm* (see the header)
+    this.sqlite3.vfs.installVfs({ io: { struct: io, methods: this.ioMethods() } });
 
     const vfs = new capi.sqlite3_vfs();
     vfs.$iVersion = 2;
     vfs.$szOsFile = capi.sqlite3_file.structInfo.sizeof;
     vfs.$mxPathname = 512;
-    const vfsMethods = {
-      xOpen: (_pVfs: number, zName: number, pFile: number, flags: number, pOutFlags: number): number => {
+    this.sqlite3.vfs.installVfs({ vfs: { struct: vfs, methods: this.vfsMethods(io.pointer), name: VFS_NAME } });
+  }
+
+  /** The methods of an open file. Maintenance reminder: keep them in alphabetical order. */
+  private ioMethods(): MethodTable {
+    const { wasm } = this.sqlite3;
+    return {
+      xCheckReservedLock: (_pFile: number, pOut: number): number => {
+        // No other connection can exist (see the header), so nobody else holds RESERVED.
+        wasm.poke32(pOut, 0);
+        return SQLITE_OK;
+      },
+      xClose: (pFile: number): number => {
+        const f = this.files.get(pFile);
+        if (!f) return SQLITE_OK;
+        this.files.delete(pFile);
         try {
-          const name = zName ? wasm.cstrToJs(zName) : null;
-          let backend: StorageBackend;
-          let mounted = false;
-          const mountedBackend = name === null ? undefined : this.mounts.get(name);
-          if (mountedBackend) {
-            backend = mountedBackend;
-            mounted = true;
-          } else if (name === null || (flags & (TEMPORARY_KINDS | OPEN_MAIN_JOURNAL)) !== 0) {
-            // A rollback journal is only ever needed for the one transaction that switches a
-            // database into WAL mode (the pragma guard keeps it there), which rewrites nothing
-            // but page 1's header: it may live in memory.
-            backend = new MemoryBackend();
-          } else {
-            this.lastError = {
-              code: SQLITE_CANTOPEN,
-              message:
-                flags & OPEN_MAIN_DB
-                  ? `cannot open ${name}: only databases opened through Outpost's open() are available (ATTACH of other files is not supported)`
-                  : `cannot open ${name}: Outpost databases stay in WAL mode and keep no other files`,
-            };
-            return SQLITE_CANTOPEN;
-          }
-          this.files.set(pFile, new OpenFile(name ?? `temp:${pFile}`, backend, flags, mounted, name === null ? undefined : this.observers.get(name)));
-          const s3File = new capi.sqlite3_file(pFile);
-          s3File.$pMethods = io.pointer;
-          s3File.dispose();
-          wasm.poke32(pOutFlags, flags & ~OPEN_DELETEONCLOSE);
+          f.close();
           return SQLITE_OK;
         } catch (e) {
-          return this.fail(e, SQLITE_CANTOPEN);
+          return this.fail(e, SQLITE_IOERR_CLOSE);
         }
+      },
+      xDeviceCharacteristics: (_pFile: number): number => SQLITE_IOCAP_UNDELETABLE_WHEN_OPEN | SQLITE_IOCAP_POWERSAFE_OVERWRITE,
+      xFileControl: (_pFile: number, op: number, pArg: number): number => {
+        try {
+          if (op === SQLITE_FCNTL_COMMIT_PHASETWO) {
+            this.flushWrites();
+            return SQLITE_OK;
+          }
+          if (op === SQLITE_FCNTL_PRAGMA) return this.checkPragma(pArg);
+          return SQLITE_NOTFOUND;
+        } catch (e) {
+          return this.fail(e, SQLITE_IOERR_WRITE);
+        }
+      },
+      xFileSize: (pFile: number, pSize: number): number => {
+        try {
+          wasm.poke64(pSize, BigInt(this.file(pFile).size()));
+          return SQLITE_OK;
+        } catch (e) {
+          return this.fail(e, SQLITE_IOERR_FSTAT);
+        }
+      },
+      // The files are held exclusively already (see the header): every lock is granted.
+      xLock: (_pFile: number, _level: number): number => SQLITE_OK,
+      xRead: (pFile: number, pDest: number, n: number, offset: bigint | number): number => {
+        try {
+          const got = this.file(pFile).read(wasm.heap8u().subarray(pDest, pDest + n), Number(offset));
+          if (got < n) {
+            // SQLite requires the unread tail to be zeroed on a short read.
+            wasm.heap8u().fill(0, pDest + got, pDest + n);
+            return SQLITE_IOERR_SHORT_READ;
+          }
+          return SQLITE_OK;
+        } catch (e) {
+          return this.fail(e, SQLITE_IOERR_READ);
+        }
+      },
+      xSectorSize: (_pFile: number): number => SECTOR_BYTES,
+      xSync: (pFile: number, _flags: number): number => {
+        try {
+          this.file(pFile).sync();
+          return SQLITE_OK;
+        } catch (e) {
+          return this.fail(e, SQLITE_IOERR_FSYNC);
+        }
+      },
+      xTruncate: (pFile: number, size: bigint | number): number => {
+        try {
+          this.file(pFile).truncate(Number(size));
+          return SQLITE_OK;
+        } catch (e) {
+          return this.fail(e, SQLITE_IOERR_TRUNCATE);
+        }
+      },
+      xUnlock: (_pFile: number, _level: number): number => SQLITE_OK,
+      xWrite: (pFile: number, pSrc: number, n: number, offset: bigint | number): number => {
+        try {
+          this.file(pFile).write(wasm.heap8u().subarray(pSrc, pSrc + n), Number(offset));
+          return SQLITE_OK;
+        } catch (e) {
+          return this.fail(e, SQLITE_IOERR_WRITE);
+        }
+      },
+    };
+  }
+
+  /** The methods of the VFS itself. Maintenance reminder: keep them in alphabetical order. */
+  private vfsMethods(ioPointer: number): MethodTable {
+    const { wasm } = this.sqlite3;
+    return {
+      xAccess: (_pVfs: number, zName: number, _flags: number, pOut: number): number => {
+        try {
+          const backend = this.mounts.get(wasm.cstrToJs(zName));
+          wasm.poke32(pOut, backend && backend.size() > 0 ? 1 : 0);
+          return SQLITE_OK;
+        } catch (e) {
+          wasm.poke32(pOut, 0);
+          return this.fail(e, SQLITE_IOERR_ACCESS);
+        }
+      },
+      xCurrentTime: (_pVfs: number, pOut: number): number => {
+        wasm.poke(pOut, 2440587.5 + Date.now() / 864e5, 'double');
+        return SQLITE_OK;
+      },
+      xCurrentTimeInt64: (_pVfs: number, pOut: number): number => {
+        wasm.poke(pOut, 210866760000000 + Date.now(), 'i64');
+        return SQLITE_OK;
       },
       xDelete: (_pVfs: number, zName: number, _syncDir: number): number => {
         try {
@@ -392,47 +282,65 @@ export class OutpostVfs {
           }
           return SQLITE_OK;
         } catch (e) {
-          return this.fail(e, capi.SQLITE_IOERR_DELETE);
-        }
-      },
-      xAccess: (_pVfs: number, zName: number, _flags: number, pOut: number): number => {
-        try {
-          const backend = this.mounts.get(wasm.cstrToJs(zName));
-          wasm.poke32(pOut, backend && backend.size() > 0 ? 1 : 0);
-          return SQLITE_OK;
-        } catch (e) {
-          wasm.poke32(pOut, 0);
-          return this.fail(e, capi.SQLITE_IOERR_ACCESS);
+          return this.fail(e, SQLITE_IOERR_DELETE);
         }
       },
       xFullPathname: (_pVfs: number, zName: number, nOut: number, pOut: number): number => {
         return wasm.cstrncpy(pOut, zName, nOut) < nOut ? SQLITE_OK : SQLITE_CANTOPEN;
       },
-      xRandomness: (_pVfs: number, nOut: number, pOut: number): number => {
-        crypto.getRandomValues(heap().subarray(pOut, pOut + nOut));
-        return nOut;
-      },
-      // Only this connection uses the files, so waiting could never help: never sleep.
-      xSleep: (_pVfs: number, _micros: number): number => 0,
-      xCurrentTime: (_pVfs: number, pOut: number): number => {
-        wasm.poke(pOut, 2440587.5 + Date.now() / 864e5, 'double');
-        return SQLITE_OK;
-      },
-      xCurrentTimeInt64: (_pVfs: number, pOut: number): number => {
-        wasm.poke(pOut, 210866760000000 + Date.now(), 'i64');
-        return SQLITE_OK;
-      },
       xGetLastError: (_pVfs: number, nOut: number, pOut: number): number => {
         const e = this.lastError;
         if (e && nOut > 0) {
           const bytes = new TextEncoder().encode(e.message).subarray(0, nOut - 1);
-          heap().set(bytes, pOut);
-          heap()[pOut + bytes.length] = 0;
+          wasm.heap8u().set(bytes, pOut);
+          wasm.heap8u()[pOut + bytes.length] = 0;
         }
         return e ? e.code : SQLITE_OK;
       },
+      xOpen: (_pVfs: number, zName: number, pFile: number, flags: number, pOutFlags: number): number => {
+        try {
+          const file = this.openFile(zName ? wasm.cstrToJs(zName) : null, flags);
+          if (typeof file === 'number') return file;
+          this.files.set(pFile, file);
+          const s3File = new this.sqlite3.capi.sqlite3_file(pFile);
+          s3File.$pMethods = ioPointer;
+          s3File.dispose();
+          wasm.poke32(pOutFlags, flags & ~SQLITE_OPEN_DELETEONCLOSE);
+          return SQLITE_OK;
+        } catch (e) {
+          return this.fail(e, SQLITE_CANTOPEN);
+        }
+      },
+      xRandomness: (_pVfs: number, nOut: number, pOut: number): number => {
+        crypto.getRandomValues(wasm.heap8u().subarray(pOut, pOut + nOut));
+        return nOut;
+      },
+      // Only this connection uses the files, so waiting could never help: never sleep.
+      xSleep: (_pVfs: number, _micros: number): number => 0,
     };
-    this.sqlite3.vfs.installVfs({ vfs: { struct: vfs, methods: vfsMethods, name: VFS_NAME } });
+  }
+
+  /**
+   * What xOpen opens for `name` (null: a temporary file SQLite names itself): the mounted
+   * backend, a memory file, or SQLITE_CANTOPEN with the reason recorded.
+   */
+  private openFile(name: string | null, flags: number): OpenFile | number {
+    const mounted = name === null ? undefined : this.mounts.get(name);
+    if (mounted) return new OpenFile(mounted, flags, true, this.observers.get(name!));
+    if (name === null || (flags & (TEMPORARY_KINDS | SQLITE_OPEN_MAIN_JOURNAL)) !== 0) {
+      // A rollback journal is only ever needed for the one transaction that switches a
+      // database into WAL mode (the pragma guard keeps it there), which rewrites nothing
+      // but page 1's header: it may live in memory.
+      return new OpenFile(new MemoryBackend(), flags, false, undefined);
+    }
+    this.lastError = {
+      code: SQLITE_CANTOPEN,
+      message:
+        flags & SQLITE_OPEN_MAIN_DB
+          ? `cannot open ${name}: only databases opened through Outpost's open() are available (ATTACH of other files is not supported)`
+          : `cannot open ${name}: Outpost databases stay in WAL mode and keep no other files`,
+    };
+    return SQLITE_CANTOPEN;
   }
 
   /**

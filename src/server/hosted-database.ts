@@ -7,7 +7,7 @@
  */
 import * as path from 'node:path';
 import { Connection } from '../engine/connection.js';
-import { NodeDirectory } from '../opfs-vfs/node-backend.js';
+import { NodeDirectory } from '../opfs-vfs/storage/node.js';
 import { decodeRoaring } from '../sync/roaring.js';
 import {
   APPLY_INCREMENTAL,

@@ -38,7 +38,7 @@
 import { type ChangeRecord, CHANGES_TABLE, applyChangeset, decodeChangeset, isInternalTable, writeChangeRecord } from '../engine/capture.js';
 import type { Connection } from '../engine/connection.js';
 import { OutpostError, SqliteError, SyncError } from '../errors.js';
-import type { StorageBackend } from '../opfs-vfs/backend.js';
+import type { StorageBackend } from '../opfs-vfs/storage/backend.js';
 import type { SqlValue } from '../types.js';
 import { MetaStore } from './meta.js';
 import { PAGE_SIZE, type HranaBatchStep, type HranaCondition, type HranaValue } from './protocol.js';

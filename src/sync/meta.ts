@@ -6,7 +6,7 @@
  * record, with `seq` one higher, and is flushed before it counts; a read takes the valid slot
  * with the higher `seq`. A torn write leaves the other slot, the previous state, intact.
  */
-import type { StorageBackend } from '../opfs-vfs/backend.js';
+import type { StorageBackend } from '../opfs-vfs/storage/backend.js';
 import { fnv1a, randomHex } from '../util.js';
 
 const SLOT_BYTES = 64 * 1024;

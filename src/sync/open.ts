@@ -5,7 +5,7 @@
 import { Connection, type ConnectionOptions } from '../engine/connection.js';
 import { CHANGES_TABLE } from '../engine/capture.js';
 import { OutpostError } from '../errors.js';
-import type { StorageDirectory } from '../opfs-vfs/backend.js';
+import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { SyncEngine, type SyncOptions } from './engine.js';
 import { MetaStore } from './meta.js';
 

@@ -13,7 +13,7 @@
 import * as Comlink from 'comlink';
 import type { Driver } from '../driver.js';
 import { DatabaseLockedError, OutpostError, type OutpostErrorCode, SqliteError, SyncError, type SyncErrorCode } from '../errors.js';
-import type { SimulatedQuota } from '../opfs-vfs/opfs-backend.js';
+import type { SimulatedQuota } from '../opfs-vfs/storage/simulated-quota.js';
 import type { Mutation, MutationResult, SyncOptions } from '../types.js';
 
 export interface OpenRequest {

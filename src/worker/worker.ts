@@ -13,9 +13,9 @@ import { transferables } from '../engine/packed-rows.js';
 import { type Driver, connectionDriver, forwardDriver } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import { publicStorageError } from '../options.js';
-import { MemoryDirectory } from '../opfs-vfs/memory-backend.js';
-import { OpfsDirectory } from '../opfs-vfs/opfs-backend.js';
-import type { StorageDirectory } from '../opfs-vfs/backend.js';
+import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
+import { OpfsDirectory } from '../opfs-vfs/storage/opfs.js';
+import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { openSynced } from '../sync/open.js';
 import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { connect } from '@tursodatabase/sync';
 import { expect, test } from 'vitest';
 import { Connection } from '../../src/engine/connection.js';
-import { NodeDirectory } from '../../src/opfs-vfs/node-backend.js';
+import { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
 import { batch, rawPipeline, tempDir } from '../support/server.js';
 
 function seededRandom(seed: number): () => number {

@@ -11,8 +11,8 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { connectionDriver } from '../../src/driver.js';
 import { open } from '../../src/node/index.js';
 import { Database } from '../../src/database.js';
-import type { StorageBackend, StorageDirectory } from '../../src/opfs-vfs/backend.js';
-import { NodeDirectory } from '../../src/opfs-vfs/node-backend.js';
+import type { StorageBackend, StorageDirectory } from '../../src/opfs-vfs/storage/backend.js';
+import { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import { openSynced } from '../../src/sync/open.js';
 import { batch, rawPipeline, startServer, tempDir } from '../support/server.js';
@@ -61,9 +61,6 @@ class CrashingDirectory implements StorageDirectory {
       size: () => f.size(),
       close: () => f.close(),
     };
-  }
-  exists(name: string): Promise<boolean> {
-    return this.inner.exists(name);
   }
   async release(): Promise<void> {}
 }

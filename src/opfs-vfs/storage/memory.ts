@@ -88,9 +88,5 @@ export class MemoryDirectory implements StorageDirectory {
     };
   }
 
-  async exists(name: string): Promise<boolean> {
-    return (this.files.get(name)?.size() ?? 0) > 0;
-  }
-
   async release(): Promise<void> {}
 }

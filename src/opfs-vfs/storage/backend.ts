@@ -6,8 +6,9 @@
  * access handle, creating a directory) happens before SQLite opens the database, in a
  * `StorageDirectory`.
  *
- * Contract of every implementation (`opfs-backend.ts`, `node-backend.ts`, `memory-backend.ts`;
- * `test/backend-conformance.test.ts` runs one suite against all three):
+ * Contract of every implementation (`opfs.ts`, `node.ts`, `memory.ts`;
+ * one suite, `test/shared/backend-suite.ts`, runs against all three: memory and Node in
+ * `test/backends.test.ts`, OPFS in `test-browser/backends.browser.test.ts`):
  * - `read(dst, offset)` fills `dst` from `offset` and returns the number of bytes it read; past
  *   the end of the file it reads fewer (zero at or beyond the end). Never throws for a short read.
  * - `write(src, offset)` writes all of `src` at `offset`, growing the file as needed (a gap reads
@@ -16,6 +17,10 @@
  * - `size()` is the file's length in bytes; `truncate(n)` sets it (shrinks or zero-extends).
  * - `flush()` makes every completed write durable (as durable as the store allows).
  * - `close()` releases the file; no method may be called afterwards. Idempotent.
+ *
+ * Folder: `storage/` is the bottom of the VFS layer: this contract, the backends (`memory.ts`,
+ * `node.ts`, `opfs.ts`), test-only fault injection (`simulated-quota.ts`) and a database's file
+ * names (`files.ts`). Contract / may import: nothing outside `storage/`.
  */
 
 export interface StorageBackend {
@@ -36,8 +41,6 @@ export interface StorageDirectory {
   readonly label: string;
   /** Opens (creating when missing) the file `name` of this database. */
   open(name: string): Promise<StorageBackend>;
-  /** Whether the file `name` exists and is not empty. */
-  exists(name: string): Promise<boolean>;
   /** Releases whatever the directory holds (locks); files opened through it must be closed first. */
   release(): Promise<void>;
 }

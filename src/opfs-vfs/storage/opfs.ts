@@ -10,9 +10,11 @@
  *
  * Quota: browsers report an exhausted quota in three ways, all turned into `StorageFullError`:
  * a thrown `QuotaExceededError`; a short byte count; and a bogus count such as 0xFFFFFFF8
- * (Chrome has returned a negative errno cast to unsigned instead of throwing).
+ * (Chrome has returned a negative errno cast to unsigned instead of throwing). The browser tests
+ * produce all three through `simulated-quota.ts`.
  */
 import { type StorageBackend, type StorageDirectory, StorageFullError, assertByteOffset } from './backend.js';
+import { type SimulatedQuota, withSimulatedQuota } from './simulated-quota.js';
 
 /** The subset of `FileSystemSyncAccessHandle` the backend uses (lets tests inject faults). */
 export interface SyncAccessHandleLike {
@@ -86,33 +88,6 @@ function isQuotaError(e: unknown): boolean {
     'name' in e &&
     ((e as { name: unknown }).name === 'QuotaExceededError' || (e as { name: unknown }).name === 'QuotaExceeded')
   );
-}
-
-/** Test-only fault injection: a simulated quota, reported in one of the ways browsers do. */
-export interface SimulatedQuota {
-  bytes: number;
-  style: 'throw' | 'short' | 'bogus';
-}
-
-/** Wraps a handle so that writes past `quota.bytes` fail the way a browser at quota does. */
-export function withSimulatedQuota(handle: SyncAccessHandleLike, quota: SimulatedQuota): SyncAccessHandleLike {
-  return {
-    read: (b, o) => handle.read(b, o),
-    getSize: () => handle.getSize(),
-    truncate: (n) => {
-      if (n > quota.bytes) throw new DOMException('quota', 'QuotaExceededError');
-      handle.truncate(n);
-    },
-    flush: () => handle.flush(),
-    close: () => handle.close(),
-    write: (b, o) => {
-      const room = quota.bytes - o.at;
-      if (b.length <= room) return handle.write(b, o);
-      if (quota.style === 'throw') throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
-      if (quota.style === 'bogus') return 0xfffffff8;
-      return room > 0 ? handle.write(b.subarray(0, room), o) : 0;
-    },
-  };
 }
 
 /** Raised when OPFS is not usable here; the message says why and what to do. */
@@ -217,15 +192,6 @@ export class OpfsDirectory implements StorageDirectory {
         }
         await new Promise((r) => setTimeout(r, delayMs));
       }
-    }
-  }
-
-  async exists(fileName: string): Promise<boolean> {
-    try {
-      const file = await (await this.dir.getFileHandle(fileName)).getFile();
-      return file.size > 0;
-    } catch {
-      return false;
     }
   }
 

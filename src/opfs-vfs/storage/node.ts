@@ -2,11 +2,12 @@
  * The Node backend: one file descriptor per file, read and written with positional
  * `readSync`/`writeSync`. `flush()` is `fdatasync`. ENOSPC and EDQUOT become
  * `StorageFullError`. A database at `path` keeps its files beside it: `path`, `path-wal`, and
- * later the sync layer's `path-outpost-*` files.
+ * for a synced database the sync layer's `path-sync`, `path-revert` and `path-replay`.
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { type StorageBackend, type StorageDirectory, StorageFullError, assertByteOffset } from './backend.js';
+import { nodeSuffix } from './files.js';
 
 export class NodeFileBackend implements StorageBackend {
   private fd: number | null;
@@ -83,22 +84,19 @@ function toStorageError(e: unknown, path: string): Error {
 
 /**
  * The files of a database at `mainPath`: `open('db')` is the main file itself, and `db-NAME`
- * is `mainPath-NAME` beside it (`db-wal` is SQLite's own `-wal` name).
+ * is `mainPath-NAME` beside it (`db-wal` is SQLite's own `-wal` name; see files.ts).
  */
 export class NodeDirectory implements StorageDirectory {
   readonly label: string;
+  private madeDir = false;
 
   constructor(readonly mainPath: string) {
     this.label = nodePath.resolve(mainPath);
   }
 
   pathOf(name: string): string {
-    if (name === 'db') return this.label;
-    if (!name.startsWith('db-')) throw new Error(`unexpected file name ${name}`);
-    return this.label + name.slice(2);
+    return this.label + nodeSuffix(name);
   }
-
-  private madeDir = false;
 
   async open(name: string): Promise<StorageBackend> {
     if (!this.madeDir) {
@@ -106,14 +104,6 @@ export class NodeDirectory implements StorageDirectory {
       this.madeDir = true;
     }
     return new NodeFileBackend(this.pathOf(name));
-  }
-
-  async exists(name: string): Promise<boolean> {
-    try {
-      return fs.statSync(this.pathOf(name)).size > 0;
-    } catch {
-      return false;
-    }
   }
 
   async release(): Promise<void> {}

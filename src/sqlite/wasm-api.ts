@@ -3,8 +3,14 @@
  *
  * The package's bundled typings disagree with the runtime in places (`wasm.ptr` is missing,
  * `cstrToJs` and the VFS method tables are typed too narrowly, `poke` with a type string is not
- * declared), so `sqlite.ts` casts the module once to this interface and everything else is typed
+ * declared), so `load.ts` casts the module once to this interface and everything else is typed
  * against it. Pointers are numbers: the build is wasm32.
+ *
+ * Two views of the same functions: `capi` wraps each export with argument and result
+ * conversion (strings in and out), and `RawExports` names the bare WASM exports, numbers in
+ * and numbers out, which the engine's hot paths call to skip that conversion.
+ *
+ * Contract / may import: nothing internal.
  */
 
 export interface WasmStruct {
@@ -18,14 +24,6 @@ export interface Sqlite3Runtime {
     sqlite3_io_methods: new () => WasmStruct & { $iVersion: number };
     sqlite3_file: { new (pointer: number): WasmStruct & { $pMethods: number }; structInfo: { sizeof: number } };
     SQLITE_WASM_DEALLOC: number;
-    SQLITE_IOERR_READ: number;
-    SQLITE_IOERR_WRITE: number;
-    SQLITE_IOERR_FSYNC: number;
-    SQLITE_IOERR_TRUNCATE: number;
-    SQLITE_IOERR_FSTAT: number;
-    SQLITE_IOERR_CLOSE: number;
-    SQLITE_IOERR_DELETE: number;
-    SQLITE_IOERR_ACCESS: number;
     sqlite3_open_v2(filename: string, ppDb: number, flags: number, vfs: string | null): number;
     sqlite3_close_v2(db: number): number;
     sqlite3_extended_result_codes(db: number, on: number): number;
@@ -78,7 +76,7 @@ export interface Sqlite3Runtime {
     ): number;
   };
   wasm: {
-    /** The raw exports; only the hot paths call them directly (see connection.ts). */
+    /** The raw exports; cast once to `RawExports` (the engine's hot paths call them). */
     exports: unknown;
     ptr: { size: number };
     heap8u(): Uint8Array;
@@ -102,4 +100,38 @@ export interface Sqlite3Runtime {
       vfs?: { struct: WasmStruct; methods: Record<string, (...args: never[]) => number>; name: string };
     }): void;
   };
+}
+
+/** The raw WASM exports the hot paths call (numbers in, numbers out; i64 as bigint). */
+export interface RawExports {
+  sqlite3_step(stmt: number): number;
+  sqlite3_reset(stmt: number): number;
+  sqlite3_clear_bindings(stmt: number): number;
+  sqlite3_finalize(stmt: number): number;
+  sqlite3_column_count(stmt: number): number;
+  sqlite3_column_type(stmt: number, i: number): number;
+  sqlite3_column_double(stmt: number, i: number): number;
+  sqlite3_column_int64(stmt: number, i: number): bigint;
+  sqlite3_column_text(stmt: number, i: number): number;
+  sqlite3_column_blob(stmt: number, i: number): number;
+  sqlite3_column_bytes(stmt: number, i: number): number;
+  sqlite3_bind_parameter_count(stmt: number): number;
+  sqlite3_bind_null(stmt: number, i: number): number;
+  sqlite3_bind_int(stmt: number, i: number, v: number): number;
+  sqlite3_bind_int64(stmt: number, i: number, v: bigint): number;
+  sqlite3_bind_double(stmt: number, i: number, v: number): number;
+  sqlite3_bind_text(stmt: number, i: number, p: number, n: number, destructor: number): number;
+  sqlite3_bind_blob(stmt: number, i: number, p: number, n: number, destructor: number): number;
+  sqlite3_stmt_readonly(stmt: number): number;
+  sqlite3_changes(db: number): number;
+  sqlite3_total_changes(db: number): number;
+  sqlite3_last_insert_rowid(db: number): bigint;
+  sqlite3_get_autocommit(db: number): number;
+  sqlite3_extended_errcode(db: number): number;
+}
+
+/** The raw exports of a loaded module. */
+export function rawExports(sqlite3: Sqlite3Runtime): RawExports {
+  // `wasm.exports` is untyped in the build's typings; RawExports names the ones Outpost calls.
+  return sqlite3.wasm.exports as RawExports;
 }

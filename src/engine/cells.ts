@@ -1,0 +1,115 @@
+/**
+ * Reading result cells: the one switch over SQLite's column types, feeding a `CellSink`.
+ *
+ * Two sinks exist: `RowPacker` (packed-rows.ts: `query()`, the hot path, which packs cells for
+ * the worker boundary) and `ValueSink` here (one JS value at a time: `value()`, `execute()`,
+ * `execMany()`). The reader allocates nothing per cell beyond the value itself: a TEXT cell is
+ * handed over as a view of the WASM heap (the sink copies or decodes it), a BLOB as a copy.
+ *
+ * Value mapping: INTEGER -> number when it is a safe integer, else bigint (always bigint with
+ * `intMode: 'bigint'`); REAL -> number; TEXT -> string; BLOB -> Uint8Array (a copy); NULL -> null.
+ */
+import { SQLITE_BLOB, SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_TEXT } from '../sqlite/constants.js';
+import type { RawExports, Sqlite3Runtime } from '../sqlite/wasm-api.js';
+import type { SqlValue } from '../types.js';
+
+/** Receives one cell at a time, in row-major order. */
+export interface CellSink {
+  null(): void;
+  number(v: number): void;
+  bigint(v: bigint): void;
+  /** A TEXT value as its UTF-8 bytes: a view into the WASM heap, valid until the next step. */
+  text(bytes: Uint8Array): void;
+  /** A BLOB value, already copied out of the heap. */
+  blob(bytes: Uint8Array): void;
+}
+
+const textDecoder = new TextDecoder();
+
+/** A sink that keeps the last cell as a JS value. */
+export class ValueSink implements CellSink {
+  value: SqlValue = null;
+
+  null(): void {
+    this.value = null;
+  }
+
+  number(v: number): void {
+    this.value = v;
+  }
+
+  bigint(v: bigint): void {
+    this.value = v;
+  }
+
+  text(bytes: Uint8Array): void {
+    this.value = decodeText(bytes);
+  }
+
+  blob(bytes: Uint8Array): void {
+    this.value = bytes;
+  }
+}
+
+/** Reads the cells of a connection's statements. */
+export class CellReader {
+  private readonly valueSink = new ValueSink();
+
+  constructor(
+    private readonly raw: RawExports,
+    private readonly sqlite3: Sqlite3Runtime,
+    /** `intMode: 'bigint'`: every INTEGER as bigint. */
+    private readonly bigints: boolean,
+  ) {}
+
+  /** Feeds column `i` of the current row of `stmt` to `sink`. */
+  read(stmt: number, i: number, sink: CellSink): void {
+    const x = this.raw;
+    switch (x.sqlite3_column_type(stmt, i)) {
+      case SQLITE_INTEGER: {
+        if (this.bigints) return sink.bigint(x.sqlite3_column_int64(stmt, i));
+        const d = x.sqlite3_column_double(stmt, i);
+        // A double that is a safe integer is exact; otherwise read all 64 bits.
+        return Number.isSafeInteger(d) ? sink.number(d) : sink.bigint(x.sqlite3_column_int64(stmt, i));
+      }
+      case SQLITE_FLOAT:
+        return sink.number(x.sqlite3_column_double(stmt, i));
+      case SQLITE_TEXT: {
+        const p = x.sqlite3_column_text(stmt, i);
+        const n = x.sqlite3_column_bytes(stmt, i);
+        return sink.text(this.sqlite3.wasm.heap8u().subarray(p, p + n));
+      }
+      case SQLITE_BLOB: {
+        const p = x.sqlite3_column_blob(stmt, i);
+        const n = x.sqlite3_column_bytes(stmt, i);
+        return sink.blob(this.sqlite3.wasm.heap8u().slice(p, p + n));
+      }
+      default:
+        return sink.null();
+    }
+  }
+
+  /** Column `i` of the current row of `stmt` as a JS value. */
+  value(stmt: number, i: number): SqlValue {
+    this.read(stmt, i, this.valueSink);
+    const v = this.valueSink.value;
+    // Do not keep the last BLOB or string alive through the sink.
+    this.valueSink.value = null;
+    return v;
+  }
+}
+
+/** Decodes UTF-8 text; short ASCII strings skip TextDecoder's call overhead. */
+function decodeText(bytes: Uint8Array): string {
+  const n = bytes.length;
+  if (n <= 24) {
+    let s = '';
+    for (let i = 0; i < n; i++) {
+      const c = bytes[i]!;
+      if (c >= 0x80) return textDecoder.decode(bytes);
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
+  return textDecoder.decode(bytes);
+}
