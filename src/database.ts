@@ -10,14 +10,15 @@
 import { type PackedRows, unpackRows } from './engine/packed-rows.js';
 import { OutpostError } from './errors.js';
 import type { SyncDriver } from './sync/driver.js';
-import type { PendingChange, SyncStatus } from './sync/engine.js';
 import type {
   BatchStatement,
   Database as DatabaseApi,
+  PendingChange,
   Row,
   RunResult,
   SqlParams,
   StatementResult,
+  SyncStatus,
   Transaction,
 } from './types.js';
 

@@ -84,3 +84,10 @@ export class SyncError extends Error {
     super(message);
   }
 }
+
+/** Whether an error may pass if the same operation is tried again later (the sync retry policy). */
+export function isTransient(e: unknown): boolean {
+  if (!(e instanceof SyncError)) return false;
+  if (e.code === 'NETWORK' || e.code === 'TIMEOUT') return true;
+  return e.code === 'HTTP' && e.status !== undefined && (e.status >= 500 || e.status === 429);
+}

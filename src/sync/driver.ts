@@ -5,7 +5,8 @@
  * (inside it, when no transaction is open).
  */
 import { SyncError } from '../errors.js';
-import type { PendingChange, PullTicket, SyncEngine, SyncStatus } from './engine.js';
+import type { PendingChange, SyncStatus } from '../types.js';
+import type { PullTicket, SyncEngine } from './engine.js';
 
 export interface SyncDriver {
   syncFetchPull(longPollTimeoutMs?: number): Promise<number | null>;

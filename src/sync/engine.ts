@@ -37,14 +37,14 @@
  */
 import { type ChangeRecord, CHANGES_TABLE, applyChangeset, decodeChangeset, isInternalTable, writeChangeRecord } from '../engine/capture.js';
 import type { Connection } from '../engine/connection.js';
-import { OutpostError, SqliteError, SyncError } from '../errors.js';
+import { OutpostError, SqliteError, SyncError, isTransient } from '../errors.js';
 import type { StorageBackend } from '../opfs-vfs/backend.js';
-import type { SqlValue } from '../types.js';
+import type { Mutation, PendingChange, SqlValue, SyncOptions, SyncStatus } from '../types.js';
 import { MetaStore } from './meta.js';
 import { PAGE_SIZE, type HranaBatchStep, type HranaCondition, type HranaValue } from './protocol.js';
-import { type Mutation, type MutationResult, type PushStep, type TableInfo, hranaArgs, rewriteDdl, rowChangeSql, toMutation } from './push-sql.js';
+import { type PushStep, type TableInfo, hranaArgs, rewriteDdl, rowChangeSql, toMutation } from './push-sql.js';
 import { encodeRoaring } from './roaring.js';
-import { type TokenSource, Transport } from './transport.js';
+import { Transport } from './transport.js';
 
 export const TURSO_SYNC_TABLE = 'turso_sync_last_change_id';
 const CREATE_TURSO_SYNC_TABLE = `CREATE TABLE IF NOT EXISTS ${TURSO_SYNC_TABLE} (client_id TEXT PRIMARY KEY, pull_gen INTEGER, change_id INTEGER)`;
@@ -54,59 +54,6 @@ const SELECT_TURSO_SYNC = `SELECT pull_gen, change_id FROM ${TURSO_SYNC_TABLE} W
 const PULL_GEN = 1;
 const BOOTSTRAP_CHUNK_PAGES = 2048;
 const REVERT_ENTRY_BYTES = 4 + PAGE_SIZE;
-
-export interface SyncOptions {
-  /** The database's URL, e.g. `http://127.0.0.1:8080/db/notes`. */
-  url: string;
-  /** A token, or a function returning one (called again with `refresh: true` after a 401). */
-  authToken?: TokenSource;
-  /** A readable prefix for this client's id on the server. */
-  clientName?: string;
-  /** `pull()` waits up to this long for a change when there is none (default 0: answer at once). */
-  longPollTimeoutMs?: number;
-  /** Row changes per pushed batch; a batch always ends on a transaction boundary (default 1000). */
-  pushBatchSize?: number;
-  /** Inspect, skip or rewrite each pushed row change. */
-  transform?: (mutations: Mutation[]) => MutationResult[] | Promise<MutationResult[]>;
-  /** Per request (default 30 s). */
-  timeoutMs?: number;
-  /** When the local part of the WAL passes this, checkpoint it with saved pre-images (default 8 MiB). */
-  maxLocalWalBytes?: number;
-  /** A fetch to use instead of the global one (Node and workers; not sent to a browser worker). */
-  fetch?: typeof fetch;
-  /**
-   * Retries of a pull or push that failed for a reason that may pass (no network, a timeout,
-   * a 5xx or 429), with exponential backoff from 250 ms (default 2).
-   */
-  retries?: number;
-}
-
-/** Whether an error may pass if the same operation is tried again later. */
-export function isTransient(e: unknown): boolean {
-  if (!(e instanceof SyncError)) return false;
-  if (e.code === 'NETWORK' || e.code === 'TIMEOUT') return true;
-  return e.code === 'HTTP' && e.status !== undefined && (e.status >= 500 || e.status === 429);
-}
-
-export interface SyncStatus {
-  clientId: string;
-  url: string;
-  revision: string | null;
-  pendingChanges: number;
-  rejectedChanges: { changeId: number; reason: string }[];
-  lastPullAt: number | null;
-  lastPushAt: number | null;
-  bytesSent: number;
-  bytesReceived: number;
-  lastError: { code: string; message: string } | null;
-}
-
-export interface PendingChange {
-  changeId: number;
-  ddl: string[];
-  mutations: Mutation[];
-  rejected: string | null;
-}
 
 export interface PullTicket {
   revision: string;

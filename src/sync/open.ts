@@ -6,7 +6,8 @@ import { Connection, type ConnectionOptions } from '../engine/connection.js';
 import { CHANGES_TABLE } from '../engine/capture.js';
 import { OutpostError } from '../errors.js';
 import type { StorageDirectory } from '../opfs-vfs/backend.js';
-import { SyncEngine, type SyncOptions } from './engine.js';
+import type { SyncOptions } from '../types.js';
+import { SyncEngine } from './engine.js';
 import { MetaStore } from './meta.js';
 
 export async function openSynced(

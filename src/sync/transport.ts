@@ -8,9 +8,8 @@
  * neither touches the database.
  */
 import { SyncError } from '../errors.js';
+import type { TokenSource } from '../types.js';
 import { type PageData, type PipelineRequest, type PipelineResponse, ProtocolError, type PullHeader, type PullRequest, PullStreamReader, encodePullRequest } from './protocol.js';
-
-export type TokenSource = string | ((options: { refresh: boolean }) => string | undefined | Promise<string | undefined>) | undefined;
 
 export interface TransportOptions {
   url: string;

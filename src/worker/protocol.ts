@@ -14,8 +14,7 @@ import * as Comlink from 'comlink';
 import type { Driver } from '../database.js';
 import { DatabaseLockedError, OutpostError, type OutpostErrorCode, SqliteError, SyncError, type SyncErrorCode } from '../errors.js';
 import type { SimulatedQuota } from '../opfs-vfs/opfs-backend.js';
-import type { SyncOptions } from '../sync/engine.js';
-import type { Mutation, MutationResult } from '../sync/push-sql.js';
+import type { Mutation, MutationResult, SyncOptions } from '../types.js';
 
 export interface OpenRequest {
   name: string;
