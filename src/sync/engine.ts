@@ -35,14 +35,16 @@
  * after d or e leaves phase replaying: revert to the new image and replay. A WAL shorter than
  * the recorded watermark means step e's checkpoint ran; the main file is then the image.
  */
-import { type ChangeRecord, CHANGES_TABLE, applyChangeset, decodeChangeset, isInternalTable, writeChangeRecord } from '../engine/capture.js';
 import type { Connection } from '../engine/connection.js';
 import { OutpostError, SqliteError, SyncError, isTransient } from '../errors.js';
 import type { StorageBackend } from '../opfs-vfs/backend.js';
-import type { Mutation, PendingChange, SqlValue, SyncOptions, SyncStatus } from '../types.js';
+import type { Mutation, PendingChange, SyncOptions, SyncStatus } from '../types.js';
+import { type ChangeLog, type ChangeRecord, isTrackedTable } from './change-log.js';
+import { decodeChangeset, replayChangeset } from './changeset.js';
+import { tableExists, tableInfoLookup } from './schema.js';
 import { MetaStore } from './meta.js';
 import { PAGE_SIZE, type HranaBatchStep, type HranaCondition, type HranaValue } from './protocol.js';
-import { type PushStep, type TableInfo, hranaArgs, rewriteDdl, rowChangeSql, toMutation } from './push-sql.js';
+import { type PushStep, hranaArgs, rewriteDdl, rowChangeSql, toMutation } from './push-sql.js';
 import { encodeRoaring } from './roaring.js';
 import { Transport } from './transport.js';
 
@@ -77,6 +79,7 @@ export class SyncEngine {
   constructor(
     private readonly conn: Connection,
     private readonly files: SyncFiles,
+    private readonly changes: ChangeLog,
     meta: MetaStore,
     private readonly options: SyncOptions,
   ) {
@@ -257,11 +260,9 @@ export class SyncEngine {
     const stillRejected = Object.fromEntries(Object.entries(rejected).filter(([id]) => keep.some((r) => r.id === Number(id))));
     this.meta.update({ changeIdFloor: Math.max(this.meta.value.changeIdFloor, acked, maxId), rejected: stillRejected });
     if (keep.length === 0) return;
-    const { sqlite3, db } = this.conn.handle;
     this.conn.withoutCapture(() => {
       this.conn.exec('BEGIN IMMEDIATE');
       try {
-        const host = { run: (sql: string, params?: SqlValue[]) => void this.conn.run(sql, params) };
         for (const r of keep) {
           for (const ddl of r.ddl) {
             const { sql, ignorable } = rewriteDdl(ddl);
@@ -271,8 +272,8 @@ export class SyncEngine {
               if (!ignorable) throw e;
             }
           }
-          applyChangeset(sqlite3, db, r.changeset);
-          writeChangeRecord(host, r);
+          replayChangeset(this.conn, r.changeset);
+          this.changes.restore(r);
         }
         this.conn.exec('COMMIT');
       } catch (e) {
@@ -284,7 +285,7 @@ export class SyncEngine {
 
   /** This client's acknowledged change id in the local (pulled) image. */
   private acknowledgedLocally(): number {
-    if (!this.tableExists(TURSO_SYNC_TABLE)) return 0;
+    if (!tableExists(this.conn, TURSO_SYNC_TABLE)) return 0;
     const row = this.conn.execute(SELECT_TURSO_SYNC, [this.clientId]).rows[0];
     return row ? Number(row[1] ?? 0) : 0;
   }
@@ -417,12 +418,7 @@ export class SyncEngine {
   }
 
   private async buildSteps(records: ChangeRecord[]): Promise<PushStep[]> {
-    const { sqlite3 } = this.conn.handle;
-    const infos = new Map<string, TableInfo | null>();
-    const info = (table: string): TableInfo | null => {
-      if (!infos.has(table)) infos.set(table, this.tableInfo(table));
-      return infos.get(table)!;
-    };
+    const info = tableInfoLookup(this.conn);
     const steps: PushStep[] = [];
     const pendingMutations: { step: PushStep; mutation: Mutation }[] = [];
     for (const r of records) {
@@ -430,8 +426,8 @@ export class SyncEngine {
         const { sql, ignorable } = rewriteDdl(ddl);
         steps.push({ sql, args: [], changeId: r.id, table: null, ignorable });
       }
-      for (const change of decodeChangeset(sqlite3, r.changeset)) {
-        if (isInternalTable(change.table)) continue;
+      for (const change of decodeChangeset(this.conn, r.changeset)) {
+        if (!isTrackedTable(change.table)) continue;
         const ti = info(change.table);
         // A table dropped later: its rows go with it, and the DROP is pushed in its own record.
         if (!ti) continue;
@@ -459,20 +455,6 @@ export class SyncEngine {
       return steps.filter((s) => !skipped.has(s));
     }
     return steps;
-  }
-
-  private tableInfo(table: string): TableInfo | null {
-    const rows = this.conn.execute('SELECT name, pk FROM pragma_table_info(?) ORDER BY cid', [table]).rows;
-    if (rows.length === 0) return null;
-    const columns = rows.map((r) => String(r[0]));
-    const pk = rows
-      .map((r, i) => ({ i, k: Number(r[1]) }))
-      .filter((x) => x.k > 0)
-      .sort((a, b) => a.k - b.k)
-      .map((x) => x.i);
-    const lower = new Set(columns.map((c) => c.toLowerCase()));
-    const rowidAlias = ['rowid', '_rowid_', 'oid'].find((a) => !lower.has(a)) ?? 'rowid';
-    return { columns, pk, rowidAlias };
   }
 
   // ---- local checkpoint ------------------------------------------------------------------
@@ -515,32 +497,18 @@ export class SyncEngine {
 
   // ---- change records --------------------------------------------------------------------
 
-  private tableExists(name: string): boolean {
-    return Number(this.conn.value("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?", [name])) > 0;
-  }
-
   readChangeRecords(): ChangeRecord[] {
-    if (!this.tableExists(CHANGES_TABLE)) return [];
-    return this.conn.execute(`SELECT id, ddl, changeset FROM ${CHANGES_TABLE} ORDER BY id`, undefined).rows.map(([id, ddl, cs]) => ({
-      id: Number(id),
-      ddl: ddl ? (JSON.parse(String(ddl)) as string[]) : [],
-      changeset: cs instanceof Uint8Array ? cs : new Uint8Array(0),
-    }));
+    return this.changes.readAll();
   }
 
   /** Every change record not yet dropped by a pull (pushed or not), with what the server refused. */
   pendingChanges(): PendingChange[] {
-    const { sqlite3 } = this.conn.handle;
     const rejected = this.meta.value.rejected;
-    const infos = new Map<string, TableInfo | null>();
-    const info = (table: string): TableInfo | null => {
-      if (!infos.has(table)) infos.set(table, this.tableInfo(table));
-      return infos.get(table)!;
-    };
+    const info = tableInfoLookup(this.conn);
     return this.readChangeRecords().map((r) => ({
         changeId: r.id,
         ddl: r.ddl,
-        mutations: decodeChangeset(sqlite3, r.changeset).flatMap((c) => {
+        mutations: decodeChangeset(this.conn, r.changeset).flatMap((c) => {
           const ti = info(c.table);
           return ti ? [toMutation(r.id, c, ti)] : [];
         }),
@@ -553,7 +521,7 @@ export class SyncEngine {
    * effects out (the local rows converge to the server's).
    */
   dropPendingChange(changeId: number): void {
-    this.conn.withoutCapture(() => this.conn.run(`DELETE FROM ${CHANGES_TABLE} WHERE id = ?`, [changeId]));
+    this.changes.delete(changeId);
     const rejected = { ...this.meta.value.rejected };
     delete rejected[changeId];
     this.meta.update({ rejected, changeIdFloor: Math.max(this.meta.value.changeIdFloor, changeId) });
@@ -594,7 +562,7 @@ export class SyncEngine {
     const m = this.meta.value;
     let pending = 0;
     try {
-      pending = this.tableExists(CHANGES_TABLE) ? Number(this.conn.value(`SELECT count(*) FROM ${CHANGES_TABLE}`)) : 0;
+      pending = this.changes.count();
     } catch {
       pending = 0;
     }

@@ -3,10 +3,10 @@
  * manual checkpoints, crash recovery, and the first bootstrap when the server is reachable.
  */
 import { Connection, type ConnectionOptions } from '../engine/connection.js';
-import { CHANGES_TABLE } from '../engine/capture.js';
 import { OutpostError } from '../errors.js';
 import type { StorageDirectory } from '../opfs-vfs/backend.js';
 import type { SyncOptions } from '../types.js';
+import { ChangeLog } from './change-log.js';
 import { SyncEngine } from './engine.js';
 import { MetaStore } from './meta.js';
 
@@ -38,27 +38,26 @@ export async function openSynced(
   }
   let engine: SyncEngine | null = null;
   let conn: Connection;
+  let changes: ChangeLog;
   try {
-    conn = await Connection.open(directory, {
-      ...options,
-      checkpoint: 'manual',
-      capture: { idFloor: () => meta.value.changeIdFloor },
-      afterWrite: () => engine?.maybeCheckpointLocal(),
-    });
+    ({ conn, changes } = await ChangeLog.capturing(
+      (capture) => Connection.open(directory, { ...options, checkpoint: 'manual', capture, afterWrite: () => engine?.maybeCheckpointLocal() }),
+      () => meta.value.changeIdFloor,
+    ));
   } catch (e) {
     closeFiles();
     throw e;
   }
   try {
     const neverSynced = meta.value.revision === null;
-    const hasCaptured = Number(conn.value(`SELECT count(*) FROM sqlite_schema WHERE name = '${CHANGES_TABLE}'`)) > 0;
+    const hasCaptured = changes.exists();
     if (neverSynced && !hasCaptured && conn.pageCount() > 0 && Number(conn.value("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'")) > 0) {
       throw new OutpostError(
         `${directory.label} has local data that was never synced; open it without sync, or export it and start a synced database from the server`,
         'INVALID_ARGUMENT',
       );
     }
-    engine = new SyncEngine(conn, files, meta, sync);
+    engine = new SyncEngine(conn, files, changes, meta, sync);
     engine.recover();
   } catch (e) {
     await conn.close();

@@ -10,7 +10,7 @@
  *   COLUMN` that finds the column present is ignorable.
  * Last push wins per row and changed column, as in Turso.
  */
-import type { RowChange } from '../engine/capture.js';
+import type { RowChange } from './changeset.js';
 import type { Mutation, SqlValue } from '../types.js';
 import { type HranaValue, toHranaValue } from './protocol.js';
 
