@@ -8,17 +8,11 @@
 import * as path from 'node:path';
 import { Connection } from '../engine/connection.js';
 import { NodeDirectory } from '../opfs-vfs/node-backend.js';
-import { decodeRoaring } from '../sync/roaring.js';
-import {
-  APPLY_INCREMENTAL,
-  APPLY_REPLACE_BASE,
-  ENCODING_RAW,
-  type PipelineResponse,
-  ProtocolError,
-  type PullRequest,
-  encodePage,
-  encodePullHeader,
-} from '../sync/protocol.js';
+import { ProtocolError } from '../errors.js';
+import type { PipelineResponse } from '../protocol/hrana.js';
+import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, type PullRequest, encodePage, encodePullHeader } from '../protocol/pull-updates.js';
+import { decodeRoaring } from '../protocol/roaring.js';
+import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
 import { executePipeline } from './hrana.js';
 import { RevisionLog } from './revlog.js';
 
@@ -45,13 +39,13 @@ const SQLITE_DETACH = 25;
  * table; no DDL other than creating the protocol's table; no ATTACH.
  */
 export function writeRulesAuthorizer(tables: string[]): (action: number, a: string | null, b: string | null, trigger: string | null) => boolean {
-  const allowed = new Set([...tables.map((t) => t.toLowerCase()), 'turso_sync_last_change_id']);
+  const allowed = new Set([...tables.map((t) => t.toLowerCase()), TURSO_SYNC_TABLE]);
   return (action, a, b, trigger) => {
     if (action === SQLITE_INSERT || action === SQLITE_UPDATE || action === SQLITE_DELETE) {
       return trigger !== null || (a !== null && allowed.has(a.toLowerCase())) || (a !== null && a.toLowerCase().startsWith('sqlite_'));
     }
     // Creating the protocol's table also creates its primary-key index (on that table).
-    if (CREATE_ACTIONS.has(action)) return [a, b].some((name) => name?.toLowerCase() === 'turso_sync_last_change_id');
+    if (CREATE_ACTIONS.has(action)) return [a, b].some((name) => name?.toLowerCase() === TURSO_SYNC_TABLE);
     if (DROP_ACTIONS.has(action) || action === SQLITE_ALTER_TABLE || action === SQLITE_ATTACH || action === SQLITE_DETACH) return false;
     return true;
   };

@@ -16,8 +16,8 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SqliteError } from '../errors.js';
-import { ProtocolError, decodePullRequest } from '../sync/protocol.js';
+import { ProtocolError, SqliteError } from '../errors.js';
+import { decodePullRequest } from '../protocol/pull-updates.js';
 import { AuthError, type Grant, type Role, authorize, verifyAuthorization } from './auth.js';
 import { HostedDatabase } from './hosted-database.js';
 

@@ -43,19 +43,15 @@ import { type ChangeLog, type ChangeRecord, isTrackedTable } from './change-log.
 import { decodeChangeset, replayChangeset } from './changeset.js';
 import { tableExists, tableInfoLookup } from './schema.js';
 import { MetaStore } from './meta.js';
-import { PAGE_SIZE, type HranaBatchStep, type HranaCondition, type HranaValue } from './protocol.js';
+import type { HranaBatchStep, HranaCondition, HranaValue } from '../protocol/hrana.js';
+import { PAGE_BYTES } from '../protocol/pull-updates.js';
+import { encodeRoaring } from '../protocol/roaring.js';
+import type { SyncTransport } from '../protocol/transport.js';
+import { CREATE_TURSO_SYNC_TABLE, PULL_GEN, SELECT_TURSO_SYNC, TURSO_SYNC_TABLE, UPSERT_TURSO_SYNC } from '../protocol/turso-tables.js';
 import { type PushStep, hranaArgs, rewriteDdl, rowChangeSql, toMutation } from './push-sql.js';
-import { encodeRoaring } from './roaring.js';
-import { Transport } from './transport.js';
 
-export const TURSO_SYNC_TABLE = 'turso_sync_last_change_id';
-const CREATE_TURSO_SYNC_TABLE = `CREATE TABLE IF NOT EXISTS ${TURSO_SYNC_TABLE} (client_id TEXT PRIMARY KEY, pull_gen INTEGER, change_id INTEGER)`;
-const UPSERT_TURSO_SYNC = `INSERT INTO ${TURSO_SYNC_TABLE}(client_id, pull_gen, change_id) VALUES (?, ?, ?) ON CONFLICT(client_id) DO UPDATE SET pull_gen=excluded.pull_gen, change_id=excluded.change_id`;
-const SELECT_TURSO_SYNC = `SELECT pull_gen, change_id FROM ${TURSO_SYNC_TABLE} WHERE client_id = ?`;
-/** Outpost does not restart its change ids, so its generation never moves. */
-const PULL_GEN = 1;
 const BOOTSTRAP_CHUNK_PAGES = 2048;
-const REVERT_ENTRY_BYTES = 4 + PAGE_SIZE;
+const REVERT_ENTRY_BYTES = 4 + PAGE_BYTES;
 
 export interface PullTicket {
   revision: string;
@@ -71,7 +67,6 @@ export interface SyncFiles {
 
 export class SyncEngine {
   readonly meta: MetaStore;
-  private readonly transport: Transport;
   private lastError: { code: string; message: string } | null = null;
   private pushing: Promise<number> | null = null;
   private revertPages = new Set<number>();
@@ -82,19 +77,10 @@ export class SyncEngine {
     private readonly changes: ChangeLog,
     meta: MetaStore,
     private readonly options: SyncOptions,
+    private readonly transport: SyncTransport,
   ) {
     this.meta = meta;
-    this.transport = new Transport({
-      url: options.url,
-      authToken: options.authToken,
-      timeoutMs: options.timeoutMs,
-      fetch: options.fetch,
-      onBytes: (sent, received) => {
-        this.bytes.sent += sent;
-        this.bytes.received += received;
-      },
-    });
-    this.bytes = { sent: meta.value.bytesSent, received: meta.value.bytesReceived };
+    this.bytesBefore = { sent: meta.value.bytesSent, received: meta.value.bytesReceived };
     for (let i = 0; i < meta.value.revertEntries; i++) {
       const head = new Uint8Array(4);
       files.revert.read(head, i * REVERT_ENTRY_BYTES);
@@ -102,7 +88,12 @@ export class SyncEngine {
     }
   }
 
-  private bytes: { sent: number; received: number };
+  /** The persisted traffic counters when this engine started; the transport counts from there. */
+  private readonly bytesBefore: { sent: number; received: number };
+
+  private get bytes(): { sent: number; received: number } {
+    return { sent: this.bytesBefore.sent + this.transport.traffic.sentBytes, received: this.bytesBefore.received + this.transport.traffic.receivedBytes };
+  }
 
   /** The id this client pushes under. */
   get clientId(): string {
@@ -239,9 +230,9 @@ export class SyncEngine {
         for (let i = 0; i < m.revertEntries; i++) {
           this.files.revert.read(entry, i * REVERT_ENTRY_BYTES);
           const pgno = new DataView(entry.buffer).getUint32(0, true);
-          if (pgno <= m.syncedDbPages) db.write(entry.subarray(4), (pgno - 1) * PAGE_SIZE);
+          if (pgno <= m.syncedDbPages) db.write(entry.subarray(4), (pgno - 1) * PAGE_BYTES);
         }
-        db.truncate(m.syncedDbPages * PAGE_SIZE);
+        db.truncate(m.syncedDbPages * PAGE_BYTES);
         db.flush();
       }
       wal.truncate(watermark);
@@ -471,7 +462,7 @@ export class SyncEngine {
     if (wal.size() < (this.options.maxLocalWalBytes ?? 8 * 1024 * 1024)) return;
     const frames = new Set<number>();
     const header = new Uint8Array(4);
-    for (let at = 32; at + 24 + PAGE_SIZE <= wal.size(); at += 24 + PAGE_SIZE) {
+    for (let at = 32; at + 24 + PAGE_BYTES <= wal.size(); at += 24 + PAGE_BYTES) {
       wal.read(header, at);
       frames.add(new DataView(header.buffer).getUint32(0, false));
     }
@@ -481,7 +472,7 @@ export class SyncEngine {
       // Pages past the synced size need no pre-image: revert truncates them away.
       if (pgno > m.syncedDbPages || this.revertPages.has(pgno)) continue;
       new DataView(entry.buffer).setUint32(0, pgno, true);
-      db.read(entry.subarray(4), (pgno - 1) * PAGE_SIZE);
+      db.read(entry.subarray(4), (pgno - 1) * PAGE_BYTES);
       this.files.revert.write(entry, (m.revertEntries + added) * REVERT_ENTRY_BYTES);
       this.revertPages.add(pgno);
       added++;

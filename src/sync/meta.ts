@@ -7,7 +7,8 @@
  * with the higher `seq`. A torn write leaves the other slot, the previous state, intact.
  */
 import type { StorageBackend } from '../opfs-vfs/backend.js';
-import { fnv1a, randomHex } from '../util.js';
+import { fnv1a } from '../protocol/checksum.js';
+import { randomHex } from '../protocol/ids.js';
 
 const SLOT_BYTES = 64 * 1024;
 

@@ -7,13 +7,17 @@ import { OutpostError } from '../errors.js';
 import type { StorageDirectory } from '../opfs-vfs/backend.js';
 import type { SyncOptions } from '../types.js';
 import { ChangeLog } from './change-log.js';
+import type { SyncTransport } from '../protocol/transport.js';
 import { SyncEngine } from './engine.js';
+import { HttpTransport } from './transport.js';
 import { MetaStore } from './meta.js';
 
 export async function openSynced(
   directory: StorageDirectory,
   options: Omit<ConnectionOptions, 'checkpoint' | 'capture' | 'afterWrite'>,
   sync: SyncOptions,
+  /** The server connection; HTTP to `sync.url` when not given (tests pass their own). */
+  transport?: SyncTransport,
 ): Promise<{ conn: Connection; engine: SyncEngine }> {
   if (typeof sync.url !== 'string' || !/^https?:\/\//.test(sync.url)) {
     throw new OutpostError(`sync.url must be an http(s) URL, got ${JSON.stringify(sync.url)}`, 'INVALID_ARGUMENT');
@@ -57,7 +61,8 @@ export async function openSynced(
         'INVALID_ARGUMENT',
       );
     }
-    engine = new SyncEngine(conn, files, changes, meta, sync);
+    transport ??= new HttpTransport({ url: sync.url, authToken: sync.authToken, timeoutMs: sync.timeoutMs, fetch: sync.fetch });
+    engine = new SyncEngine(conn, files, changes, meta, sync, transport);
     engine.recover();
   } catch (e) {
     await conn.close();

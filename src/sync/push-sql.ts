@@ -12,7 +12,7 @@
  */
 import type { RowChange } from './changeset.js';
 import type { Mutation, SqlValue } from '../types.js';
-import { type HranaValue, toHranaValue } from './protocol.js';
+import { type HranaValue, toHranaValue } from '../protocol/hrana.js';
 
 export interface TableInfo {
   columns: string[];
