@@ -6,7 +6,8 @@
  */
 import { SyncError } from '../errors.js';
 import type { PendingChange, SyncStatus } from '../types.js';
-import type { PullTicket, SyncEngine } from './engine.js';
+import type { SyncEngine } from './engine.js';
+import type { PulledUpdate } from './pull.js';
 
 export interface SyncDriver {
   syncFetchPull(longPollTimeoutMs?: number): Promise<number | null>;
@@ -19,7 +20,7 @@ export interface SyncDriver {
 }
 
 export function syncDriver(engine: SyncEngine | null): SyncDriver {
-  const tickets = new Map<number, PullTicket>();
+  const tickets = new Map<number, PulledUpdate>();
   let nextTicket = 1;
   const need = (): SyncEngine => {
     if (!engine) throw new SyncError('this database was opened without sync; pass { sync: { url } } to open()', 'NOT_CONFIGURED');
