@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PullStreamReader, encodePullRequest } from '../src/sync/protocol.js';
+import { PullStreamReader, encodePullRequest } from '../src/protocol/pull-updates.js';
 import { batch, tempDir } from '../test/support/server.js';
 
 export interface LoadRow {

@@ -9,6 +9,7 @@
  * then reports the failure, so the session always ends with a database open.
  */
 import { type Database, OutpostError, listDatabases, open } from 'outpost';
+import { DATABASE_NAME_PATTERN } from '../src/options.js';
 
 export type Storage = 'opfs' | 'memory';
 
@@ -19,12 +20,10 @@ export interface SessionEvents {
   notice(message: string, code?: string): void;
 }
 
-// TODO(lead): NAME_PATTERN from src/options.ts
-const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 /** True when `name` is a valid database name. */
 export function isDatabaseName(name: string | null): name is string {
-  return name !== null && NAME_PATTERN.test(name);
+  return name !== null && DATABASE_NAME_PATTERN.test(name);
 }
 
 /** A database name made from a file name: `My Data (2).sqlite` becomes `My_Data__2_`. */

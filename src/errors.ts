@@ -84,3 +84,18 @@ export class SyncError extends Error {
     super(message);
   }
 }
+
+/**
+ * A message on the wire was not the protocol (truncated, malformed, out of range). Internal:
+ * the sync client reports it as `SyncError` `PROTOCOL`, the server answers it with HTTP 400.
+ */
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}
+
+/** Whether an error may pass if the same operation is tried again later (the sync retry policy). */
+export function isTransient(e: unknown): boolean {
+  if (!(e instanceof SyncError)) return false;
+  if (e.code === 'NETWORK' || e.code === 'TIMEOUT') return true;
+  return e.code === 'HTTP' && e.status !== undefined && (e.status >= 500 || e.status === 429);
+}

@@ -1,6 +1,9 @@
 /**
  * The public types of Outpost's API. The browser (`outpost`) and Node (`outpost/node`) entry
  * points return the same `Database` interface.
+ *
+ * Contract: types only, and this file imports nothing internal, so that every layer may use it
+ * without a cycle.
  */
 
 /** A value as SQLite returns it: INTEGER is a number when it is a safe integer (or always a bigint with `intMode: 'bigint'`), REAL a number, TEXT a string, BLOB a Uint8Array. */
@@ -41,9 +44,71 @@ export interface StatementResult {
   error?: { code: string; resultCode: number; message: string };
 }
 
-import type { PendingChange, SyncOptions, SyncStatus } from './sync/engine.js';
-export type { PendingChange, SyncOptions, SyncStatus } from './sync/engine.js';
-export type { Mutation, MutationResult } from './sync/push-sql.js';
+// ---- sync ------------------------------------------------------------------------------
+
+/** A token, or a function returning one (called again with `refresh: true` after a 401). */
+export type TokenSource = string | ((options: { refresh: boolean }) => string | undefined | Promise<string | undefined>) | undefined;
+
+export interface SyncOptions {
+  /** The database's URL, e.g. `http://127.0.0.1:8080/db/notes`. */
+  url: string;
+  /** A token, or a function returning one (called again with `refresh: true` after a 401). */
+  authToken?: TokenSource;
+  /** A readable prefix for this client's id on the server. */
+  clientName?: string;
+  /** `pull()` waits up to this long for a change when there is none (default 0: answer at once). */
+  longPollTimeoutMs?: number;
+  /** Row changes per pushed batch; a batch always ends on a transaction boundary (default 1000). */
+  pushBatchSize?: number;
+  /** Inspect, skip or rewrite each pushed row change. */
+  transform?: (mutations: Mutation[]) => MutationResult[] | Promise<MutationResult[]>;
+  /** Per request (default 30 s). */
+  timeoutMs?: number;
+  /** When the local part of the WAL passes this, checkpoint it with saved pre-images (default 8 MiB). */
+  maxLocalWalBytes?: number;
+  /** A fetch to use instead of the global one (Node and workers; not sent to a browser worker). */
+  fetch?: typeof fetch;
+  /**
+   * Retries of a pull or push that failed for a reason that may pass (no network, a timeout,
+   * a 5xx or 429), with exponential backoff from 250 ms (default 2).
+   */
+  retries?: number;
+}
+
+export interface SyncStatus {
+  clientId: string;
+  url: string;
+  revision: string | null;
+  pendingChanges: number;
+  rejectedChanges: { changeId: number; reason: string }[];
+  lastPullAt: number | null;
+  lastPushAt: number | null;
+  bytesSent: number;
+  bytesReceived: number;
+  lastError: { code: string; message: string } | null;
+}
+
+export interface PendingChange {
+  changeId: number;
+  ddl: string[];
+  mutations: Mutation[];
+  rejected: string | null;
+}
+
+/** What a transform hook sees of one row change. */
+export interface Mutation {
+  changeId: number;
+  table: string;
+  op: 'insert' | 'update' | 'delete';
+  /** Column values before (update, delete) and after (insert, update; an update lists only changed columns). */
+  before: Record<string, SqlValue>;
+  after: Record<string, SqlValue>;
+}
+
+/** keep: push as captured; skip: push nothing for it; or rewrite it as other SQL. */
+export type MutationResult = 'keep' | 'skip' | { sql: string; args?: SqlValue[] };
+
+// ---- the database ----------------------------------------------------------------------
 
 export interface OpenOptions {
   /**

@@ -1,20 +1,20 @@
 /**
- * Change capture (src/engine/capture.ts): one change record per committed write transaction,
- * whatever path wrote it, written atomically with it; none for rolled-back work.
+ * Change capture (src/engine/capture.ts, feeding src/sync/change-log.ts): one change record per
+ * committed write transaction, whatever path wrote it, written atomically with it; none for
+ * rolled-back work.
  */
 import { expect, test } from 'vitest';
-import { CHANGES_TABLE, decodeChangeset } from '../src/engine/capture.js';
 import { Connection } from '../src/engine/connection.js';
+import { CHANGES_TABLE, ChangeLog } from '../src/sync/change-log.js';
+import { decodeChangeset } from '../src/sync/changeset.js';
 import { MemoryDirectory } from '../src/opfs-vfs/storage/memory.js';
 import type { SqlValue } from '../src/types.js';
 
 async function captured(): Promise<Connection> {
-  const conn = await Connection.open(new MemoryDirectory('memory:capture'), {
-    durability: 'normal',
-    intMode: 'number',
-    checkpoint: 'manual',
-    capture: { idFloor: () => 0 },
-  });
+  const { conn } = await ChangeLog.capturing(
+    (capture) => Connection.open(new MemoryDirectory('memory:capture'), { durability: 'normal', intMode: 'number', checkpoint: 'manual', capture }),
+    () => 0,
+  );
   conn.withoutCapture(() => conn.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE r(a, b); CREATE TABLE w(k TEXT PRIMARY KEY, n) WITHOUT ROWID;'));
   return conn;
 }
@@ -23,11 +23,10 @@ function records(conn: Connection): { id: number; ddl: string[]; ops: string[] }
   const exists = conn.value(`SELECT count(*) FROM sqlite_schema WHERE name = '${CHANGES_TABLE}'`);
   if (exists === 0) return [];
   const rows = conn.execute(`SELECT id, ddl, changeset FROM ${CHANGES_TABLE} ORDER BY id`, undefined).rows;
-  const { sqlite3 } = conn.handle;
   return rows.map(([id, ddl, cs]) => ({
     id: id as number,
     ddl: ddl ? (JSON.parse(ddl as string) as string[]) : [],
-    ops: decodeChangeset(sqlite3, cs as Uint8Array).map((c) => `${c.op} ${c.table}`),
+    ops: decodeChangeset(conn, cs as Uint8Array).map((c) => `${c.op} ${c.table}`),
   }));
 }
 
@@ -95,6 +94,6 @@ test('rowid tables record their rowid as the first primary-key column', async ()
   const conn = await captured();
   conn.run('INSERT INTO r(rowid, a, b) VALUES (7, ?, ?)', ['x', 'y']);
   const cs = conn.execute(`SELECT changeset FROM ${CHANGES_TABLE}`, undefined).rows[0]![0] as Uint8Array;
-  expect(decodeChangeset(conn.handle.sqlite3, cs)).toEqual([{ table: 'r', op: 'insert', pk: [true, false, false], before: [], after: [7, 'x', 'y'] }]);
+  expect(decodeChangeset(conn, cs)).toEqual([{ table: 'r', op: 'insert', pk: [true, false, false], before: [], after: [7, 'x', 'y'] }]);
   await conn.close();
 });

@@ -1,90 +1,76 @@
 /**
- * Change capture: every committed local write transaction leaves exactly one change record,
- * written inside that same transaction, so the record and the commit are atomic by
- * construction. A rolled-back transaction leaves none.
+ * Change capture, the engine's half: every committed local write transaction hands exactly one
+ * record of what it changed to the capture hooks, from inside that same transaction, so that
+ * whatever the hooks write commits (or rolls back) with it. A rolled-back transaction hands
+ * nothing. What is tracked and where records go is the owner's business (the sync layer's
+ * change log, sync/change-log.ts); this file knows no table names.
  *
- * Mechanism: SQLite's session extension, attached to every table (rowid tables included,
- * through SQLITE_SESSION_OBJCONFIG_ROWID; Outpost's own `_outpost_*` tables, Turso's
- * `turso_sync_*` table and `sqlite_*` tables filtered out). The session records the original
+ * Mechanism: SQLite's session extension, attached to every table the hooks track (rowid
+ * tables included, through SQLITE_SESSION_OBJCONFIG_ROWID). The session records the original
  * values of each touched row and, when asked for a changeset, compares them with the rows as
- * they are now, so work undone by ROLLBACK or ROLLBACK TO leaves nothing behind. The engine
- * calls `flush()` at every commit point (before COMMIT/END, before the RELEASE that ends a
- * transaction, and around autocommit writes, which it wraps in BEGIN/COMMIT), and the record
- * goes into `_outpost_changes(id, ddl, changeset)`. DDL is not seen by sessions: the engine
- * notes each CREATE/DROP/ALTER statement's text, and the record keeps them in order, applied
- * before its row changes on replay and push.
+ * they are now, so work undone by ROLLBACK or ROLLBACK TO leaves nothing behind. The
+ * connection calls `flush()` at every commit point (before COMMIT/END, before the RELEASE that
+ * ends a transaction, and around autocommit writes, which it wraps in BEGIN/COMMIT). DDL is not
+ * seen by sessions: the connection notes each CREATE/DROP/ALTER statement's text, and the
+ * record keeps them in order.
  *
- * Change ids only grow: a new id is one more than the larger of the table's largest id and the
- * floor the sync layer keeps (ids it has seen acknowledged or dropped), so an id is never
- * reused after acknowledged records are deleted.
+ * Capture can be suspended (`Connection.withoutCapture`, and while `onCommit` runs): nothing
+ * is then recorded, so the owner's own writes (replay, bookkeeping) never become records.
  */
-import {
-  SQLITE_CHANGESET_CONFLICT as CHANGESET_CONFLICT,
-  SQLITE_CHANGESET_DATA as CHANGESET_DATA,
-  SQLITE_CHANGESET_OMIT as CHANGESET_OMIT,
-  SQLITE_CHANGESET_REPLACE as CHANGESET_REPLACE,
-  SQLITE_DELETE,
-  SQLITE_INSERT,
-  SQLITE_OK,
-  SQLITE_ROW,
-  SQLITE_SESSION_OBJCONFIG_ROWID as SESSION_OBJCONFIG_ROWID,
-  SQLITE_UPDATE,
-} from '../sqlite/constants.js';
+import { SQLITE_OK, SQLITE_SESSION_OBJCONFIG_ROWID as SESSION_OBJCONFIG_ROWID } from '../sqlite/constants.js';
 import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
-import type { SqlValue } from '../types.js';
 
-export const CHANGES_TABLE = '_outpost_changes';
-
-/** Tables whose changes are never captured or pushed. */
-export function isInternalTable(name: string): boolean {
-  const lower = name.toLowerCase();
-  return lower.startsWith('_outpost_') || lower.startsWith('turso_sync_') || lower.startsWith('sqlite_');
-}
-
-export interface ChangeRecord {
-  id: number;
-  /** DDL statements of the transaction, in order. */
+/** What one committed transaction changed. */
+export interface CapturedTransaction {
+  /** The transaction's DDL statements, in order (sessions do not see DDL). */
   ddl: string[];
-  /** The session changeset of its row changes (empty when it changed no rows). */
+  /** The session changeset of its row changes; empty when it changed no rows. */
   changeset: Uint8Array;
 }
 
-/** Writes a change record (creating the table when missing); used by capture and by replay. */
-export function writeChangeRecord(host: Pick<CaptureHost, 'run'>, record: ChangeRecord): void {
-  host.run(`CREATE TABLE IF NOT EXISTS ${CHANGES_TABLE}(id INTEGER PRIMARY KEY, ddl TEXT, changeset BLOB NOT NULL)`);
-  host.run(`INSERT INTO ${CHANGES_TABLE}(id, ddl, changeset) VALUES (?, ?, ?)`, [record.id, record.ddl.length ? JSON.stringify(record.ddl) : null, record.changeset]);
-}
-
-export interface RowChange {
-  table: string;
-  op: 'insert' | 'update' | 'delete';
-  /** Per column: part of the primary key (for rowid tables, column 0 is the rowid). */
-  pk: boolean[];
-  /** Old values (update and delete); `undefined` where the changeset has none. */
-  before: (SqlValue | undefined)[];
-  /** New values (insert and update); `undefined` for columns an update did not change. */
-  after: (SqlValue | undefined)[];
-}
-
-/** Runs SQL on the connection; provided by the engine so capture stays free of statement logic. */
-export interface CaptureHost {
-  run(sql: string, params?: SqlValue[]): void;
-  value(sql: string): SqlValue;
+/**
+ * The owner of captured changes, passed as `ConnectionOptions.capture`.
+ *
+ * - `tracks(table)`: whether row changes to `table` are recorded. Asked by the session when a
+ *   table is first written in a transaction; must be pure and cheap.
+ * - `onCommit(record)`: called inside the committing transaction, right before the statement
+ *   that commits it, with what the transaction changed; never for a transaction that changed
+ *   nothing. Capture is suspended while it runs, so its own writes are not recorded. When it
+ *   throws, the commit does not happen: the committing statement fails with that error (an
+ *   autocommit write is rolled back; an explicit transaction stays open).
+ */
+export interface CaptureHooks {
+  tracks(table: string): boolean;
+  onCommit(record: CapturedTransaction): void;
 }
 
 export class ChangeCapture {
   private session = 0;
   private ddl: string[] = [];
-  /** While positive, nothing is recorded (replay and sync bookkeeping). */
-  suspended = 0;
+  /** Open suspensions (nested `suspendWhile` calls); nothing is recorded while positive. */
+  private suspensions = 0;
 
   constructor(
     private readonly sqlite3: Sqlite3Runtime,
     private readonly db: number,
-    private readonly host: CaptureHost,
-    private readonly idFloor: () => number,
+    private readonly hooks: CaptureHooks,
   ) {
     this.start();
+  }
+
+  /** How many suspensions are open: capture records nothing while this is positive. */
+  get suspended(): number {
+    return this.suspensions;
+  }
+
+  /** Runs `fn` with capture suspended (`Connection.withoutCapture` is the only caller). */
+  suspendWhile<T>(fn: () => T): T {
+    this.suspensions++;
+    try {
+      return fn();
+    } finally {
+      this.suspensions--;
+    }
   }
 
   private start(): void {
@@ -104,7 +90,7 @@ export class ChangeCapture {
     } finally {
       wasm.dealloc(pInt);
     }
-    capi.sqlite3session_table_filter(this.session, (_ctx: number, table: string) => (isInternalTable(table) ? 0 : 1), 0);
+    capi.sqlite3session_table_filter(this.session, (_ctx: number, table: string) => (this.hooks.tracks(table) ? 1 : 0), 0);
     const rc = capi.sqlite3session_attach(this.session, 0);
     if (rc !== SQLITE_OK) throw new Error(`sqlite3session_attach failed (${rc})`);
   }
@@ -118,24 +104,15 @@ export class ChangeCapture {
   }
 
   noteDdl(sql: string): void {
-    if (this.suspended === 0) this.ddl.push(sql);
+    if (this.suspensions === 0) this.ddl.push(sql);
   }
 
-  /** Writes the open transaction's change record, if it changed anything. Call inside the transaction. */
+  /** Hands the open transaction's record to `onCommit`, if it changed anything. Call inside the transaction. */
   flush(): void {
-    if (this.suspended > 0) return;
+    if (this.suspensions > 0) return;
     const changeset = this.changeset();
     const ddl = this.ddl;
-    if (changeset.length > 0 || ddl.length > 0) {
-      this.suspended++;
-      try {
-        const exists = Number(this.host.value(`SELECT count(*) FROM sqlite_schema WHERE name = '${CHANGES_TABLE}'`)) > 0;
-        const max = exists ? Number(this.host.value(`SELECT coalesce(max(id), 0) FROM ${CHANGES_TABLE}`)) : 0;
-        writeChangeRecord(this.host, { id: Math.max(max, this.idFloor()) + 1, ddl, changeset });
-      } finally {
-        this.suspended--;
-      }
-    }
+    if (changeset.length > 0 || ddl.length > 0) this.suspendWhile(() => this.hooks.onCommit({ ddl, changeset }));
     this.reset();
   }
 
@@ -160,78 +137,5 @@ export class ChangeCapture {
   dispose(): void {
     if (this.session) this.sqlite3.capi.sqlite3session_delete(this.session);
     this.session = 0;
-  }
-}
-
-/** Decodes a changeset into row changes, in changeset order. */
-export function decodeChangeset(sqlite3: Sqlite3Runtime, changeset: Uint8Array): RowChange[] {
-  if (changeset.length === 0) return [];
-  const { capi, wasm } = sqlite3;
-  const out: RowChange[] = [];
-  const pData = wasm.allocFromTypedArray(changeset);
-  const pIter = wasm.alloc(wasm.ptr.size);
-  const pTab = wasm.alloc(wasm.ptr.size);
-  const pN = wasm.alloc(4);
-  const pOp = wasm.alloc(4);
-  const pIndirect = wasm.alloc(4);
-  const pPk = wasm.alloc(wasm.ptr.size);
-  const pVal = wasm.alloc(wasm.ptr.size);
-  try {
-    let rc = capi.sqlite3changeset_start(pIter, changeset.length, pData);
-    if (rc !== SQLITE_OK) throw new Error(`invalid changeset (${rc})`);
-    const it = wasm.peekPtr(pIter);
-    try {
-      while ((rc = capi.sqlite3changeset_next(it)) === SQLITE_ROW) {
-        capi.sqlite3changeset_op(it, pTab, pN, pOp, pIndirect);
-        const table = wasm.cstrToJs(wasm.peekPtr(pTab));
-        const n = wasm.peek32(pN);
-        const opCode = wasm.peek32(pOp);
-        capi.sqlite3changeset_pk(it, pPk, pN);
-        const pkPtr = wasm.peekPtr(pPk);
-        const pk = [...wasm.heap8u().subarray(pkPtr, pkPtr + n)].map((b) => b !== 0);
-        const op = opCode === SQLITE_INSERT ? 'insert' : opCode === SQLITE_DELETE ? 'delete' : opCode === SQLITE_UPDATE ? 'update' : null;
-        if (!op) throw new Error(`unknown changeset operation ${opCode}`);
-        const before: (SqlValue | undefined)[] = [];
-        const after: (SqlValue | undefined)[] = [];
-        for (let i = 0; i < n; i++) {
-          if (op !== 'insert') {
-            capi.sqlite3changeset_old(it, i, pVal);
-            const v = wasm.peekPtr(pVal);
-            before.push(v ? (capi.sqlite3_value_to_js(v) as SqlValue) : undefined);
-          }
-          if (op !== 'delete') {
-            capi.sqlite3changeset_new(it, i, pVal);
-            const v = wasm.peekPtr(pVal);
-            after.push(v ? (capi.sqlite3_value_to_js(v) as SqlValue) : undefined);
-          }
-        }
-        out.push({ table, op, pk, before, after });
-      }
-    } finally {
-      capi.sqlite3changeset_finalize(it);
-    }
-  } finally {
-    for (const p of [pData, pIter, pTab, pN, pOp, pIndirect, pPk, pVal]) wasm.dealloc(p);
-  }
-  return out;
-}
-
-/**
- * Applies a changeset to the connection (replaying a local change on top of newly pulled
- * data). Conflicts resolve the way pushes do on the server: the local change wins per row and
- * changed column (REPLACE) when the row exists; a change to a row that no longer exists, or
- * that breaks a constraint, is left out (OMIT), as the server would leave it out too.
- */
-export function applyChangeset(sqlite3: Sqlite3Runtime, db: number, changeset: Uint8Array): void {
-  if (changeset.length === 0) return;
-  const { capi, wasm } = sqlite3;
-  const p = wasm.allocFromTypedArray(changeset);
-  try {
-    const rc = capi.sqlite3changeset_apply(db, changeset.length, p, 0, (_ctx: number, conflict: number) =>
-      conflict === CHANGESET_DATA || conflict === CHANGESET_CONFLICT ? CHANGESET_REPLACE : CHANGESET_OMIT,
-    0);
-    if (rc !== SQLITE_OK) throw new Error(`applying a local change failed (${capi.sqlite3_js_rc_str(rc) ?? rc}): ${capi.sqlite3_errmsg(db)}`);
-  } finally {
-    wasm.dealloc(p);
   }
 }

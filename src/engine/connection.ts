@@ -34,7 +34,8 @@ import { PAGE_BYTES } from '../sqlite/format.js';
 import { type RawExports, type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
 import type { BatchStatement, RunResult, SqlParams, SqlValue, StatementResult } from '../types.js';
 import { bindParams, bindValue } from './binding.js';
-import { ChangeCapture } from './capture.js';
+import { type CaptureHooks, ChangeCapture } from './capture.js';
+import { type ChangesetConflict, type ChangesetRow, type ConflictResolution, applyChangeset, decodeChangeset } from './changesets.js';
 import { CellReader } from './cells.js';
 import { AUTOCHECKPOINT_PAGES, IdleCheckpointer, WalWriteCounter } from './checkpointer.js';
 import { CommitTracker } from './commit-points.js';
@@ -71,10 +72,10 @@ export interface ConnectionOptions {
   /** Page cache size in KiB (SQLite's default is 2000). */
   cacheKiB?: number | undefined;
   /**
-   * Record a change record for every committed write transaction (capture.ts). `idFloor`
-   * returns the largest change id that may never be reused.
+   * Change capture (capture.ts): every committed write transaction to a table `tracks` accepts
+   * is handed to `onCommit`, inside that transaction, right before it commits.
    */
-  capture?: { idFloor: () => number } | undefined;
+  capture?: CaptureHooks | undefined;
   /** Called after an API call that wrote to the WAL, outside any transaction. */
   afterWrite?: (() => void) | undefined;
 }
@@ -166,10 +167,7 @@ export class Connection {
         // Closing must not checkpoint either: the sync layer decides what reaches the main file.
         this.sqlite3.capi.sqlite3_db_config(this.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, 0);
       }
-      if (this.options.capture) {
-        const host = { run: (sql: string, params?: SqlValue[]) => void this.run(sql, params), value: (sql: string) => this.value(sql) };
-        this.capture = new ChangeCapture(this.sqlite3, this.db, host, this.options.capture.idFloor);
-      }
+      if (this.options.capture) this.capture = new ChangeCapture(this.sqlite3, this.db, this.options.capture);
     } catch (e) {
       if (e instanceof SqliteError && (e.code === 'SQLITE_NOTADB' || e.code.startsWith('SQLITE_CORRUPT'))) {
         throw new OutpostError(`${this.directory.label} is not a SQLite database (${e.message})`, 'NOT_A_DATABASE');
@@ -435,13 +433,7 @@ export class Connection {
 
   /** Runs `fn` with change capture off (the sync layer's own writes: replay, bookkeeping). */
   withoutCapture<T>(fn: () => T): T {
-    const cap = this.capture;
-    if (cap) cap.suspended++;
-    try {
-      return fn();
-    } finally {
-      if (cap) cap.suspended--;
-    }
+    return this.capture ? this.capture.suspendWhile(fn) : fn();
   }
 
   // ---- hooks for the sync layer and the server ----------------------------------------------
@@ -504,10 +496,16 @@ export class Connection {
     return { db: this.files[0]!, wal: this.wal };
   }
 
-  /** The raw SQLite handle and WASM module, for the sync layer's changeset work. */
-  get handle(): { sqlite3: Sqlite3Runtime; db: number } {
+  /** A changeset's row changes, in changeset order (the sync layer's push and pending changes). */
+  decodeChangeset(changeset: Uint8Array): ChangesetRow[] {
     this.ensureOpen();
-    return { sqlite3: this.sqlite3, db: this.db };
+    return decodeChangeset(this.sqlite3, changeset);
+  }
+
+  /** Applies a changeset, resolving each conflict with `onConflict` (the sync layer's replay). */
+  applyChangeset(changeset: Uint8Array, onConflict: (conflict: ChangesetConflict) => ConflictResolution): void {
+    this.ensureOpen();
+    applyChangeset(this.sqlite3, this.db, changeset, onConflict);
   }
 
   /**

@@ -8,17 +8,11 @@
 import * as path from 'node:path';
 import { Connection } from '../engine/connection.js';
 import { NodeDirectory } from '../opfs-vfs/storage/node.js';
-import { decodeRoaring } from '../sync/roaring.js';
-import {
-  APPLY_INCREMENTAL,
-  APPLY_REPLACE_BASE,
-  ENCODING_RAW,
-  type PipelineResponse,
-  ProtocolError,
-  type PullRequest,
-  encodePage,
-  encodePullHeader,
-} from '../sync/protocol.js';
+import { ProtocolError } from '../errors.js';
+import type { PipelineResponse } from '../protocol/hrana.js';
+import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, type PullRequest, encodePage, encodePullHeader } from '../protocol/pull-updates.js';
+import { decodeRoaring } from '../protocol/roaring.js';
+import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
 import { executePipeline } from './hrana.js';
 import { RevisionLog } from './revlog.js';
 import { writeRulesAuthorizer } from './write-rules.js';

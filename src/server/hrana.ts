@@ -8,7 +8,7 @@
  * an open transaction is rolled back). SQL errors are per-statement results, as Hrana defines.
  */
 import type { Connection, ExecuteResult } from '../engine/connection.js';
-import { OutpostError, SqliteError } from '../errors.js';
+import { OutpostError, ProtocolError, SqliteError } from '../errors.js';
 import {
   type HranaBatchStep,
   type HranaCondition,
@@ -17,10 +17,9 @@ import {
   type HranaStmtResult,
   type HranaStreamResult,
   type PipelineResponse,
-  ProtocolError,
   fromHranaValue,
   toHranaValue,
-} from '../sync/protocol.js';
+} from '../protocol/hrana.js';
 import type { SqlParams, SqlValue } from '../types.js';
 
 const MAX_STEPS = 100_000;

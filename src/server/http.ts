@@ -10,7 +10,7 @@
  */
 import type * as http from 'node:http';
 import { SqliteError } from '../errors.js';
-import { ProtocolError } from '../sync/protocol.js';
+import { ProtocolError } from '../errors.js';
 import { AuthError } from './auth.js';
 
 /** An error the server answers with a given status and code. */

@@ -21,7 +21,8 @@
  * generation.
  */
 import * as fs from 'node:fs';
-import { fnv1a, randomHex } from '../util.js';
+import { fnv1a } from '../protocol/checksum.js';
+import { randomHex } from '../protocol/ids.js';
 
 const MAGIC = 0x4c52504f; // "OPRL"
 const VERSION = 1;

@@ -17,7 +17,9 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ProtocolError, decodePullRequest } from '../sync/protocol.js';
+import { ProtocolError } from '../errors.js';
+import { DATABASE_NAME_PATTERN } from '../options.js';
+import { decodePullRequest } from '../protocol/pull-updates.js';
 import { type Grant, type Role, authorize, verifyAuthorization } from './auth.js';
 import { DatabaseCache } from './database-cache.js';
 import type { HostedDatabase } from './hosted-database.js';
@@ -60,8 +62,6 @@ export interface OutpostServer {
   readonly openDatabases: number;
 }
 
-// TODO(lead): NAME_PATTERN from src/options.ts
-const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 export function createServer(options: ServerOptions): OutpostServer {
   return new SyncServer(options);
@@ -157,7 +157,7 @@ class SyncServer implements OutpostServer {
       throw new HttpError(404, `no such endpoint: ${url.pathname} (use /db/{name}/pull-updates or /db/{name}/v2/pipeline)`, 'NOT_FOUND');
     }
     const name = parts[1]!;
-    if (!NAME.test(name)) throw new HttpError(400, `invalid database name ${JSON.stringify(name)}`, 'INVALID_NAME');
+    if (!DATABASE_NAME_PATTERN.test(name)) throw new HttpError(400, `invalid database name ${JSON.stringify(name)}`, 'INVALID_NAME');
     const grant = await this.grantFor(req);
     const status = endpoint === 'pull-updates' ? await this.pullUpdates(name, grant, req, res) : await this.pipeline(name, grant, req, res);
     return { status, db: name };
@@ -221,7 +221,7 @@ class SyncServer implements OutpostServer {
       throw new ProtocolError('the body must be JSON: {"name": "..."}');
     }
     const name = (body as { name?: unknown } | null)?.name;
-    if (typeof name !== 'string' || !NAME.test(name)) throw new HttpError(400, 'invalid database name', 'INVALID_NAME');
+    if (typeof name !== 'string' || !DATABASE_NAME_PATTERN.test(name)) throw new HttpError(400, 'invalid database name', 'INVALID_NAME');
     allow(grant, name, 'admin');
     const existed = this.databases.exists(name);
     this.databases.release(await this.acquire(name, true));

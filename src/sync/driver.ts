@@ -6,7 +6,8 @@
  */
 import { OutpostError, SyncError } from '../errors.js';
 import type { PendingChange, SyncStatus } from '../types.js';
-import type { PullTicket, SyncEngine } from './engine.js';
+import type { SyncEngine } from './engine.js';
+import type { PulledUpdate } from './pull.js';
 
 export interface SyncDriver {
   /**
@@ -26,7 +27,7 @@ export interface SyncDriver {
 }
 
 export function syncDriver(engine: SyncEngine | null): SyncDriver {
-  const downloaded = new Map<number, PullTicket>();
+  const downloaded = new Map<number, PulledUpdate>();
   let nextId = 1;
   const need = (): SyncEngine => {
     if (!engine) throw new SyncError('this database was opened without sync; pass { sync: { url } } to open()', 'NOT_CONFIGURED');

@@ -1,75 +1,83 @@
 /**
- * Opens a synced database: the sync files, the engine connection with change capture and
- * manual checkpoints, crash recovery, and the first bootstrap when the server is reachable.
+ * Opens a synced database: the sync files, the engine connection with change capture feeding
+ * the change log and manual checkpoints, crash recovery, and the first bootstrap when the
+ * server is reachable.
  */
 import { Connection, type ConnectionOptions } from '../engine/connection.js';
-import { CHANGES_TABLE } from '../engine/capture.js';
 import { OutpostError } from '../errors.js';
 import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
-import { SyncEngine, type SyncOptions } from './engine.js';
-import { MetaStore } from './meta.js';
+import type { SyncTransport } from '../protocol/transport.js';
+import type { SyncOptions } from '../types.js';
+import { ChangeLog } from './change-log.js';
+import { SyncEngine } from './engine.js';
+import { ReplayFile } from './replay-file.js';
+import { RevertFile } from './revert-file.js';
+import { SyncStateFile } from './state-file.js';
+import { HttpTransport } from './transport.js';
 
 export async function openSynced(
   directory: StorageDirectory,
   options: Omit<ConnectionOptions, 'checkpoint' | 'capture' | 'afterWrite'>,
   sync: SyncOptions,
+  /** The server connection; HTTP to `sync.url` when not given (tests pass their own). */
+  transport?: SyncTransport,
 ): Promise<{ conn: Connection; engine: SyncEngine }> {
   if (typeof sync.url !== 'string' || !/^https?:\/\//.test(sync.url)) {
     throw new OutpostError(`sync.url must be an http(s) URL, got ${JSON.stringify(sync.url)}`, 'INVALID_ARGUMENT');
   }
-  const files = { meta: await directory.open('db-sync'), revert: await directory.open('db-revert'), replay: await directory.open('db-replay') };
+  const files = { state: await directory.open('db-sync'), revert: await directory.open('db-revert'), replay: await directory.open('db-replay') };
   const closeFiles = (): void => {
     for (const f of Object.values(files)) f.close();
   };
-  let meta: MetaStore;
+  let state: SyncStateFile;
   try {
-    meta = MetaStore.load(files.meta, sync.url, sync.clientName);
+    state = SyncStateFile.load(files.state, sync.url, sync.clientName);
   } catch (e) {
     closeFiles();
     throw e;
   }
-  if (meta.value.url !== sync.url) {
+  if (state.value.url !== sync.url) {
     closeFiles();
     throw new OutpostError(
-      `${directory.label} syncs with ${meta.value.url}, not ${sync.url}; open it with that URL, or delete it to sync with another`,
+      `${directory.label} syncs with ${state.value.url}, not ${sync.url}; open it with that URL, or delete it to sync with another`,
       'INVALID_ARGUMENT',
     );
   }
   let engine: SyncEngine | null = null;
   let conn: Connection;
+  let changes: ChangeLog;
   try {
-    conn = await Connection.open(directory, {
-      ...options,
-      checkpoint: 'manual',
-      capture: { idFloor: () => meta.value.changeIdFloor },
-      afterWrite: () => engine?.maybeCheckpointLocal(),
-    });
+    ({ conn, changes } = await ChangeLog.capturing(
+      (capture) => Connection.open(directory, { ...options, checkpoint: 'manual', capture, afterWrite: () => engine?.maybeCheckpointLocal() }),
+      () => state.value.changeIdFloor,
+    ));
   } catch (e) {
     closeFiles();
     throw e;
   }
   try {
-    const neverSynced = meta.value.revision === null;
-    const hasCaptured = Number(conn.value(`SELECT count(*) FROM sqlite_schema WHERE name = '${CHANGES_TABLE}'`)) > 0;
-    if (neverSynced && !hasCaptured && conn.pageCount() > 0 && Number(conn.value("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'")) > 0) {
+    const neverSynced = state.value.revision === null;
+    if (neverSynced && !changes.exists() && conn.pageCount() > 0 && Number(conn.value("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'")) > 0) {
       throw new OutpostError(
         `${directory.label} has local data that was never synced; open it without sync, or export it and start a synced database from the server`,
         'INVALID_ARGUMENT',
       );
     }
-    engine = new SyncEngine(conn, files, meta, sync);
+    const local = { conn, changes, state, revert: new RevertFile(files.revert, state.value.revertEntries), replay: new ReplayFile(files.replay) };
+    transport ??= new HttpTransport({ url: sync.url, authToken: sync.authToken, timeoutMs: sync.timeoutMs, fetch: sync.fetch });
+    engine = new SyncEngine(local, sync, transport);
     engine.recover();
   } catch (e) {
     await conn.close();
     closeFiles();
     throw e;
   }
-  if (meta.value.revision === null) {
+  if (state.value.revision === null) {
     // Bootstrap now when the server answers; offline, the database opens empty (writes are
     // captured as usual) and the next pull bootstraps and rebases them.
     try {
-      const ticket = await engine.fetchPull(0);
-      if (ticket) engine.applyPull(ticket);
+      const update = await engine.fetchPull(0);
+      if (update) engine.applyPull(update);
     } catch {
       // Kept in the engine's status as lastError.
     }

@@ -10,9 +10,9 @@
  *   COLUMN` that finds the column present is ignorable.
  * Last push wins per row and changed column, as in Turso.
  */
-import type { RowChange } from '../engine/capture.js';
-import type { SqlValue } from '../types.js';
-import { type HranaValue, toHranaValue } from './protocol.js';
+import type { RowChange } from './changeset.js';
+import type { Mutation, SqlValue } from '../types.js';
+import { type HranaValue, toHranaValue } from '../protocol/hrana.js';
 
 export interface TableInfo {
   columns: string[];
@@ -30,19 +30,6 @@ export interface PushStep {
   /** A failure of this step does not fail the batch (ALTER TABLE ADD COLUMN of a present column). */
   ignorable: boolean;
 }
-
-/** What a transform hook sees of one row change. */
-export interface Mutation {
-  changeId: number;
-  table: string;
-  op: 'insert' | 'update' | 'delete';
-  /** Column values before (update, delete) and after (insert, update; an update lists only changed columns). */
-  before: Record<string, SqlValue>;
-  after: Record<string, SqlValue>;
-}
-
-/** keep: push as captured; skip: push nothing for it; or rewrite it as other SQL. */
-export type MutationResult = 'keep' | 'skip' | { sql: string; args?: SqlValue[] };
 
 export const quoteIdent = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 

@@ -1,35 +1,29 @@
 /**
- * The sync transport: HTTP requests to `{url}/pull-updates` and `{url}/v2/pipeline` with the
- * bearer token, a timeout, and errors classified as `SyncError` (NETWORK, TIMEOUT, AUTH, HTTP,
- * PROTOCOL). A token given as a function is asked again once after a 401.
- *
- * Contract: `pull` resolves only with a complete, well-formed response (header and whole
- * pages); `pipeline` only with a JSON body of the Hrana shape. Either throws otherwise, and
- * neither touches the database.
+ * The HTTP sync transport (`SyncTransport`, protocol/transport.ts, states the contract): POST
+ * requests to `{url}/pull-updates` and `{url}/v2/pipeline` with the bearer token, a timeout,
+ * and errors classified as `SyncError` (NETWORK, TIMEOUT, AUTH, HTTP, PROTOCOL). A token given
+ * as a function is asked again once after a 401. `pull` resolves only with a complete,
+ * well-formed response (header and whole pages); `pipeline` only with a JSON body of the Hrana
+ * shape with one result per request.
  */
-import { SyncError } from '../errors.js';
-import { type PageData, type PipelineRequest, type PipelineResponse, ProtocolError, type PullHeader, type PullRequest, PullStreamReader, encodePullRequest } from './protocol.js';
-
-export type TokenSource = string | ((options: { refresh: boolean }) => string | undefined | Promise<string | undefined>) | undefined;
+import { ProtocolError, SyncError } from '../errors.js';
+import type { PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
+import { type PullRequest, PullStreamReader, encodePullRequest } from '../protocol/pull-updates.js';
+import type { PullResponse, SyncTransport } from '../protocol/transport.js';
+import type { TokenSource } from '../types.js';
 
 export interface TransportOptions {
   url: string;
   authToken?: TokenSource;
   /** Per request, excluding long polls (default 30 s). */
-  timeoutMs?: number;
-  /** Counters the status reports. */
-  onBytes?: (sent: number, received: number) => void;
+  timeoutMs?: number | undefined;
   /** The fetch to use (a proxy, extra headers, tests); the global one by default. */
   fetch?: typeof fetch | undefined;
 }
 
-export interface PullResponse {
-  header: PullHeader;
-  pages: PageData[];
-}
-
-export class Transport {
+export class HttpTransport implements SyncTransport {
   private readonly base: string;
+  readonly traffic = { sentBytes: 0, receivedBytes: 0 };
 
   constructor(private readonly options: TransportOptions) {
     this.base = options.url.replace(/\/+$/, '');
@@ -66,7 +60,8 @@ export class Transport {
       } finally {
         clearTimeout(timer);
       }
-      this.options.onBytes?.(body.length, bytes.length);
+      this.traffic.sentBytes += body.length;
+      this.traffic.receivedBytes += bytes.length;
       if (res.status === 401 && attempt === 0 && typeof this.options.authToken === 'function') continue;
       if (res.status === 401 || res.status === 403) {
         throw new SyncError(`${path}: ${res.status} ${describe(bytes)}`, 'AUTH', res.status);

@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { OutpostServer } from '../../src/server/server.js';
-import { ProtocolError, decodePullRequest, encodePullRequest } from '../../src/sync/protocol.js';
-import { decodeRoaring, encodeRoaring } from '../../src/sync/roaring.js';
+import { ProtocolError } from '../../src/errors.js';
+import { decodePullRequest, encodePullRequest } from '../../src/protocol/pull-updates.js';
+import { decodeRoaring, encodeRoaring } from '../../src/protocol/roaring.js';
 import { rng } from '../sync/simulation.js';
 import { batch, rawPipeline, startServer } from '../support/server.js';
 

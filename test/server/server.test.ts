@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mintToken } from '../../src/server/auth.js';
 import type { OutpostServer } from '../../src/server/server.js';
-import { PullStreamReader } from '../../src/sync/protocol.js';
+import { PullStreamReader } from '../../src/protocol/pull-updates.js';
 import { SECRET, batch, rawPipeline, rawPull, startServer, tempDir } from '../support/server.js';
 
 type Official = Awaited<ReturnType<typeof connect>>;

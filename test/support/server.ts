@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type OutpostServer, type ServerOptions } from '../../src/server/server.js';
-import { encodePullRequest } from '../../src/sync/protocol.js';
+import { encodePullRequest } from '../../src/protocol/pull-updates.js';
 
 export const SECRET = 'test-secret-0123456789abcdef';
 

@@ -8,7 +8,7 @@ import { connect } from '@tursodatabase/sync';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { open } from '../../src/node/index.js';
 import type { OutpostServer } from '../../src/server/server.js';
-import { PullStreamReader } from '../../src/sync/protocol.js';
+import { PullStreamReader } from '../../src/protocol/pull-updates.js';
 import type { Database } from '../../src/types.js';
 import { rawPull, startServer, startTursoServer, tempDir } from '../support/server.js';
 

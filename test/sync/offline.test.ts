@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { SyncError } from '../../src/errors.js';
 import { open } from '../../src/node/index.js';
 import type { OutpostServer } from '../../src/server/server.js';
-import { encodePage, encodePullHeader } from '../../src/sync/protocol.js';
+import { encodePage, encodePullHeader } from '../../src/protocol/pull-updates.js';
 import type { Database } from '../../src/types.js';
 import { batch, rawPipeline, startServer, tempDir } from '../support/server.js';
 

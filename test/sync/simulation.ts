@@ -15,7 +15,7 @@ import { Database } from '../../src/database.js';
 import { SyncError } from '../../src/errors.js';
 import { connectionDriver } from '../../src/driver.js';
 import { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
-import { PullStreamReader } from '../../src/sync/protocol.js';
+import { PullStreamReader } from '../../src/protocol/pull-updates.js';
 import { openSynced } from '../../src/sync/open.js';
 import { batch, rawPipeline, rawPull, tempDir } from '../support/server.js';
 

@@ -10,7 +10,7 @@
  * (count, then start and length-1 pairs). Encoding writes arrays and bitmaps; decoding accepts
  * all three.
  */
-import { ProtocolError } from './protocol.js';
+import { ProtocolError } from '../errors.js';
 
 const COOKIE_NO_RUNS = 12346;
 const COOKIE_RUNS = 12347;

@@ -1,0 +1,132 @@
+/**
+ * Session changesets at the pointer level: decoding one into row changes, and applying one
+ * with a conflict policy the caller chooses. The WASM pointer work stays in this file, so raw
+ * pointers never leave engine/; `Connection.decodeChangeset` and `Connection.applyChangeset`
+ * are the only way in. Which policy replay uses is the sync layer's decision
+ * (sync/changeset.ts).
+ */
+import type { SqlValue } from '../types.js';
+import {
+  SQLITE_CHANGESET_ABORT,
+  SQLITE_CHANGESET_CONFLICT,
+  SQLITE_CHANGESET_CONSTRAINT,
+  SQLITE_CHANGESET_DATA,
+  SQLITE_CHANGESET_FOREIGN_KEY,
+  SQLITE_CHANGESET_NOTFOUND,
+  SQLITE_CHANGESET_OMIT,
+  SQLITE_CHANGESET_REPLACE,
+  SQLITE_DELETE,
+  SQLITE_INSERT,
+  SQLITE_OK,
+  SQLITE_ROW,
+  SQLITE_UPDATE,
+} from '../sqlite/constants.js';
+import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
+
+/** The conflict kinds `sqlite3changeset_apply` reports, by their code. */
+const CONFLICT_KINDS: Record<number, ChangesetConflict> = {
+  [SQLITE_CHANGESET_DATA]: 'data',
+  [SQLITE_CHANGESET_NOTFOUND]: 'notfound',
+  [SQLITE_CHANGESET_CONFLICT]: 'conflict',
+  [SQLITE_CHANGESET_CONSTRAINT]: 'constraint',
+  [SQLITE_CHANGESET_FOREIGN_KEY]: 'foreign_key',
+};
+/** The answers a conflict handler returns, by name. */
+const RESOLUTION_CODES: Record<ConflictResolution, number> = { omit: SQLITE_CHANGESET_OMIT, replace: SQLITE_CHANGESET_REPLACE, abort: SQLITE_CHANGESET_ABORT };
+
+/** One row change of a changeset. */
+export interface ChangesetRow {
+  table: string;
+  op: 'insert' | 'update' | 'delete';
+  /** Per column: part of the primary key (for rowid tables, column 0 is the rowid). */
+  pk: boolean[];
+  /** Old values (update and delete); `undefined` where the changeset has none. */
+  before: (SqlValue | undefined)[];
+  /** New values (insert and update); `undefined` for columns an update did not change. */
+  after: (SqlValue | undefined)[];
+}
+
+/**
+ * Why a change did not apply cleanly (SQLITE_CHANGESET_*): `data` the row exists with other
+ * values than the change expected, `notfound` the row is gone, `conflict` an insert found its
+ * key taken, `constraint` and `foreign_key` the change breaks one.
+ */
+export type ChangesetConflict = 'data' | 'notfound' | 'conflict' | 'constraint' | 'foreign_key';
+
+/** What to do about a conflict: leave the change out, apply it over what is there, or stop. */
+export type ConflictResolution = 'omit' | 'replace' | 'abort';
+
+/** Decodes a changeset into row changes, in changeset order. */
+export function decodeChangeset(sqlite3: Sqlite3Runtime, changeset: Uint8Array): ChangesetRow[] {
+  if (changeset.length === 0) return [];
+  const { capi, wasm } = sqlite3;
+  const out: ChangesetRow[] = [];
+  const pData = wasm.allocFromTypedArray(changeset);
+  const pIter = wasm.alloc(wasm.ptr.size);
+  const pTab = wasm.alloc(wasm.ptr.size);
+  const pN = wasm.alloc(4);
+  const pOp = wasm.alloc(4);
+  const pIndirect = wasm.alloc(4);
+  const pPk = wasm.alloc(wasm.ptr.size);
+  const pVal = wasm.alloc(wasm.ptr.size);
+  try {
+    let rc = capi.sqlite3changeset_start(pIter, changeset.length, pData);
+    if (rc !== SQLITE_OK) throw new Error(`invalid changeset (${rc})`);
+    const it = wasm.peekPtr(pIter);
+    try {
+      while ((rc = capi.sqlite3changeset_next(it)) === SQLITE_ROW) {
+        capi.sqlite3changeset_op(it, pTab, pN, pOp, pIndirect);
+        const table = wasm.cstrToJs(wasm.peekPtr(pTab));
+        const n = wasm.peek32(pN);
+        const opCode = wasm.peek32(pOp);
+        capi.sqlite3changeset_pk(it, pPk, pN);
+        const pkPtr = wasm.peekPtr(pPk);
+        const pk = [...wasm.heap8u().subarray(pkPtr, pkPtr + n)].map((b) => b !== 0);
+        const op = opCode === SQLITE_INSERT ? 'insert' : opCode === SQLITE_DELETE ? 'delete' : opCode === SQLITE_UPDATE ? 'update' : null;
+        if (!op) throw new Error(`unknown changeset operation ${opCode}`);
+        const before: (SqlValue | undefined)[] = [];
+        const after: (SqlValue | undefined)[] = [];
+        for (let i = 0; i < n; i++) {
+          if (op !== 'insert') {
+            capi.sqlite3changeset_old(it, i, pVal);
+            const v = wasm.peekPtr(pVal);
+            before.push(v ? (capi.sqlite3_value_to_js(v) as SqlValue) : undefined);
+          }
+          if (op !== 'delete') {
+            capi.sqlite3changeset_new(it, i, pVal);
+            const v = wasm.peekPtr(pVal);
+            after.push(v ? (capi.sqlite3_value_to_js(v) as SqlValue) : undefined);
+          }
+        }
+        out.push({ table, op, pk, before, after });
+      }
+    } finally {
+      capi.sqlite3changeset_finalize(it);
+    }
+  } finally {
+    for (const p of [pData, pIter, pTab, pN, pOp, pIndirect, pPk, pVal]) wasm.dealloc(p);
+  }
+  return out;
+}
+
+/** Applies a changeset to the database `db`, asking `onConflict` about every conflict. */
+export function applyChangeset(
+  sqlite3: Sqlite3Runtime,
+  db: number,
+  changeset: Uint8Array,
+  onConflict: (conflict: ChangesetConflict) => ConflictResolution,
+): void {
+  if (changeset.length === 0) return;
+  const { capi, wasm } = sqlite3;
+  const p = wasm.allocFromTypedArray(changeset);
+  try {
+    const rc = capi.sqlite3changeset_apply(db, changeset.length, p, 0, (_ctx: number, code: number) => {
+      const kind = CONFLICT_KINDS[code];
+      // A code this build does not list: stop rather than guess.
+      return kind ? RESOLUTION_CODES[onConflict(kind)] : RESOLUTION_CODES.abort;
+    }, 0);
+    if (rc !== SQLITE_OK) throw new Error(`applying a changeset failed (${capi.sqlite3_js_rc_str(rc) ?? rc}): ${capi.sqlite3_errmsg(db)}`);
+  } finally {
+    wasm.dealloc(p);
+  }
+}

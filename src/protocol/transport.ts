@@ -1,0 +1,54 @@
+/**
+ * protocol/: the wire formats of Turso's sync protocol, shared by Outpost's sync client
+ * (sync/) and its server (server/), and the contract of a transport between them.
+ *
+ *   transport.ts      SyncTransport: what the sync engine needs of a server (this file)
+ *   pull-updates.ts   protobuf messages of pull-updates, PullStreamReader
+ *   hrana.ts          Hrana over HTTP (v2/pipeline): types and value codecs
+ *   roaring.ts        page-selector bitmaps
+ *   turso-tables.ts   the turso_sync_last_change_id table: DDL, SQL, PULL_GEN
+ *   checksum.ts       FNV-1a, the checksum of Outpost's record formats
+ *   ids.ts            random identifiers that travel on the wire
+ *
+ * Contract: formats only, no I/O (no fetch, no files, no timers), so both sides and tests can
+ * use them anywhere. May import: errors.ts (and protobufjs), nothing else internal.
+ *
+ * `SyncTransport` is the seam between the sync engine and a server. The HTTP implementation is
+ * sync/transport.ts; tests may pass their own (an in-process server, injected faults). Every
+ * method fails only with `SyncError`, with one of these codes:
+ *   NETWORK   the server could not be reached, or its answer broke off
+ *   TIMEOUT   no complete answer within the transport's timeout
+ *   AUTH      the server refused the credentials (HTTP 401/403)
+ *   HTTP      any other failure status (5xx, 404, 429, an HTML page)
+ *   PROTOCOL  the answer arrived but is not the protocol (truncated, malformed, wrong shape)
+ * A timeout says nothing about what the server did: a request that timed out may have been
+ * executed. Nothing local ever changes inside a transport.
+ */
+import type { PipelineRequest, PipelineResponse } from './hrana.js';
+import type { PageData, PullHeader, PullRequest } from './pull-updates.js';
+
+/** A complete pull-updates answer. */
+export interface PullResponse {
+  header: PullHeader;
+  /** Whole raw pages, in the order the server sent them. */
+  pages: PageData[];
+}
+
+export interface SyncTransport {
+  /**
+   * One pull-updates request. Resolves only with a complete, well-formed answer (a header and
+   * whole raw pages). Read-only on the server, so it is idempotent: a retry is always safe.
+   * With `longPollTimeoutMs`, the server may hold the answer that long while nothing changed,
+   * and the transport's timeout is extended by as much.
+   */
+  pull(request: Partial<PullRequest>): Promise<PullResponse>;
+  /**
+   * One v2/pipeline request. Resolves with one result per request; a statement's SQL error is
+   * a result (`step_errors`), not a rejection. Not idempotent: after NETWORK or TIMEOUT the
+   * server may have executed it (only the answer was lost), so a caller that resends must make
+   * the resend safe itself (push reads its acknowledged change id from the server first).
+   */
+  pipeline(request: PipelineRequest): Promise<PipelineResponse>;
+  /** Bytes sent and received so far, by answered and failed requests alike; only grows. */
+  readonly traffic: { readonly sentBytes: number; readonly receivedBytes: number };
+}

@@ -1,0 +1,162 @@
+/**
+ * Applying a downloaded pull to the local database: steps a–f of engine.ts's header, the
+ * revert that step b and recovery share, the replay that step f and recovery share, and the
+ * recovery of an apply a crash interrupted. Each state update is flushed before the next step
+ * starts, so the phase on disk always says what to finish.
+ */
+import type { Connection } from '../engine/connection.js';
+import { OutpostError } from '../errors.js';
+import { PAGE_BYTES } from '../protocol/pull-updates.js';
+import { SELECT_TURSO_SYNC, TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
+import type { ChangeRecord } from './change-log.js';
+import { replayChangeset } from './changeset.js';
+import { invariant } from './invariant.js';
+import type { LocalDatabase } from './local.js';
+import type { PulledUpdate } from './pull.js';
+import { rewriteDdl } from './push-sql.js';
+import { type RevertPlan, recoveryPlan, revertPlan } from './recovery.js';
+import { tableExists } from './schema.js';
+
+/** Applies a downloaded update (steps a–f). Must run outside any transaction. */
+export function applyPull(local: LocalDatabase, update: PulledUpdate): void {
+  const { conn, state } = local;
+  if (conn.inTransaction) throw new OutpostError('cannot apply a pull inside a transaction', 'INVALID_ARGUMENT');
+  // a. save pending changes
+  const pending = local.changes.readAll();
+  local.replay.write(pending);
+  state.update({ phase: 'applying', replayEntries: pending.length });
+  // b. back to the synced image
+  revert(local, revertPlan(state.value, walBytes(conn)));
+  // c. the new pages, atomically
+  writePages(conn, update);
+  // d. the new revision
+  const watermarkBytes = walBytes(conn);
+  invariant(watermarkBytes >= state.value.walWatermarkBytes, 'step c only appends to the WAL');
+  state.update({ revision: update.revision, syncedDbPages: update.dbPages, walWatermarkBytes: watermarkBytes, revertEntries: 0, phase: 'replaying' });
+  local.revert.clear();
+  // e. fold the synced frames into the main file
+  conn.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+  // Recovery reads a WAL shorter than the watermark as "this checkpoint ran" (recovery.ts).
+  invariant(watermarkBytes === 0 || walBytes(conn) < watermarkBytes, 'the checkpoint of step e truncates the WAL');
+  state.update({ walWatermarkBytes: 0 });
+  restorePageOne(conn, update);
+  // f. replay what the server does not have yet
+  replay(local, pending);
+  state.update({ phase: 'idle', replayEntries: 0, lastPullAt: Date.now() });
+}
+
+/** Finishes an apply a crash interrupted (see recovery.ts). Call once after opening. */
+export function recover(local: LocalDatabase): void {
+  const { state } = local;
+  const plan = recoveryPlan(state.value, walBytes(local.conn));
+  if (plan.action === 'none') return;
+  const records = plan.replayFrom === 'file' ? local.replay.read(state.value.replayEntries) : [];
+  revert(local, plan.revert);
+  replay(local, records);
+  state.update({ phase: plan.nextPhase, replayEntries: 0 });
+}
+
+/** The WAL's length, every buffered write included. */
+function walBytes(conn: Connection): number {
+  return conn.rawFiles().wal.size();
+}
+
+/** Back to the synced image: pre-images written back, main truncated, local WAL frames dropped. */
+function revert(local: LocalDatabase, plan: RevertPlan): void {
+  const { conn, state } = local;
+  const synced = state.value;
+  invariant(local.revert.count === synced.revertEntries, `the revert file has ${local.revert.count} entries, the sync state ${synced.revertEntries}`);
+  conn.withDatabaseClosed(({ db, wal }) => {
+    // Closing SQLite does not checkpoint a synced database, so the WAL is as the plan saw it.
+    invariant(wal.size() >= plan.keepWalBytes, 'a revert keeps only WAL bytes that exist');
+    if (plan.restoreMainFile) {
+      for (const { pageNumber, page } of local.revert.pages()) {
+        // A local checkpoint saves pre-images of synced pages only (local-checkpoint.ts).
+        invariant(pageNumber >= 1 && pageNumber <= synced.syncedDbPages, `pre-image of page ${pageNumber} past the synced size ${synced.syncedDbPages}`);
+        db.write(page, (pageNumber - 1) * PAGE_BYTES);
+      }
+      db.truncate(synced.syncedDbPages * PAGE_BYTES);
+      db.flush();
+    }
+    wal.truncate(plan.keepWalBytes);
+    wal.flush();
+  });
+  state.update({ walWatermarkBytes: plan.keepWalBytes, revertEntries: 0 });
+  local.revert.clear();
+}
+
+/** Step c: the pulled pages in one transaction through `sqlite_dbpage` (atomic via the WAL). */
+function writePages(conn: Connection, update: PulledUpdate): void {
+  const before = conn.pageCount();
+  conn.withoutCapture(() => {
+    conn.exec('BEGIN IMMEDIATE');
+    try {
+      // Page 1 (the schema) goes last: once it changes, SQLite re-reads the schema, which
+      // must by then find every page it points to.
+      if (before > update.dbPages) conn.run('INSERT INTO sqlite_dbpage(pgno, data) VALUES (?, NULL)', [update.dbPages + 1]);
+      const ordered = [...update.pages].sort((a, b) => (a[0] === 1 ? 1 : b[0] === 1 ? -1 : a[0] - b[0]));
+      for (const [pgno, page] of ordered) conn.run('INSERT INTO sqlite_dbpage(pgno, data) VALUES (?, ?)', [pgno, page]);
+      conn.exec('COMMIT');
+    } catch (e) {
+      conn.rollbackQuietly();
+      throw e;
+    }
+  });
+}
+
+/**
+ * The end of step e: reopens the connection, so that it sees the new schema, and puts the
+ * server's page 1 back. SQLite stamped its own change counter and version into page 1's header
+ * when it committed the page; the server's bytes make the file the server's image byte for
+ * byte (the main file alone is the image now).
+ */
+function restorePageOne(conn: Connection, update: PulledUpdate): void {
+  const page1 = update.pages.get(1);
+  conn.withDatabaseClosed(({ db }) => {
+    if (page1) {
+      db.write(page1, 0);
+      db.flush();
+    }
+  });
+}
+
+/** Replays the change records the pulled image does not cover, keeping their ids (step f). */
+function replay(local: LocalDatabase, records: ChangeRecord[]): void {
+  const { conn, state } = local;
+  records.forEach((r, i) => invariant(i === 0 || r.id > records[i - 1]!.id, `change ids strictly increase (${r.id} after ${records[i - 1]?.id})`));
+  const acked = acknowledgedLocally(conn, state.value.clientId);
+  const rejected = state.value.rejected;
+  const keep = records.filter((r) => r.id > acked || rejected[r.id] !== undefined);
+  const maxId = records.reduce((a, r) => Math.max(a, r.id), 0);
+  const stillRejected = Object.fromEntries(Object.entries(rejected).filter(([id]) => keep.some((r) => r.id === Number(id))));
+  state.update({ changeIdFloor: Math.max(state.value.changeIdFloor, acked, maxId), rejected: stillRejected });
+  if (keep.length === 0) return;
+  conn.withoutCapture(() => {
+    conn.exec('BEGIN IMMEDIATE');
+    try {
+      for (const r of keep) {
+        for (const ddl of r.ddl) {
+          const { sql, ignorable } = rewriteDdl(ddl);
+          try {
+            conn.exec(sql);
+          } catch (e) {
+            if (!ignorable) throw e;
+          }
+        }
+        replayChangeset(conn, r.changeset);
+        local.changes.restore(r);
+      }
+      conn.exec('COMMIT');
+    } catch (e) {
+      conn.rollbackQuietly();
+      throw e;
+    }
+  });
+}
+
+/** This client's acknowledged change id in the local (pulled) image. */
+function acknowledgedLocally(conn: Connection, clientId: string): number {
+  if (!tableExists(conn, TURSO_SYNC_TABLE)) return 0;
+  const row = conn.execute(SELECT_TURSO_SYNC, [clientId]).rows[0];
+  return row ? Number(row[1] ?? 0) : 0;
+}

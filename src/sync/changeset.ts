@@ -1,0 +1,33 @@
+/**
+ * Row changes as sync sees them, and the conflict policy of replay. Decoding and applying
+ * happen in the engine (engine/changesets.ts), which owns the pointers; what to do about a
+ * conflict is decided here.
+ *
+ * Replay (apply step f) puts pending local changes back on top of newly pulled data, and
+ * resolves conflicts the way pushes resolve on the server: the local change wins per row and
+ * changed column (REPLACE) when the row exists; a change to a row that no longer exists, or
+ * one that breaks a constraint, is left out (OMIT), as the server would leave it out too.
+ */
+import type { ChangesetConflict, ChangesetRow, ConflictResolution } from '../engine/changesets.js';
+import type { Connection } from '../engine/connection.js';
+
+/**
+ * One captured row change: the table, the operation, which columns form the key, and the
+ * values before and after (`undefined` where the changeset carries none).
+ */
+export type RowChange = ChangesetRow;
+
+/** The row changes of a changeset, in changeset order. */
+export function decodeChangeset(conn: Connection, changeset: Uint8Array): RowChange[] {
+  return conn.decodeChangeset(changeset);
+}
+
+/** The replay policy: the local change wins where its row is there, and is left out where not. */
+export function localWins(conflict: ChangesetConflict): ConflictResolution {
+  return conflict === 'data' || conflict === 'conflict' ? 'replace' : 'omit';
+}
+
+/** Applies a pending local change on top of pulled data, with the `localWins` policy. */
+export function replayChangeset(conn: Connection, changeset: Uint8Array): void {
+  conn.applyChangeset(changeset, localWins);
+}

@@ -1,0 +1,62 @@
+/**
+ * Downloading a pull: network only, nothing local changes here. The whole update is in memory
+ * and well-formed before `apply.ts` touches a file.
+ *
+ * A database that has never synced bootstraps: the whole image, in chunks of
+ * `BOOTSTRAP_CHUNK_PAGES` selected by page number, each from the revision of the first chunk;
+ * then, when there was more than one chunk, a pull from that revision brings every page up to
+ * one revision (a chunk may come from a newer revision than the first).
+ */
+import { SyncError } from '../errors.js';
+import { encodeRoaring } from '../protocol/roaring.js';
+import type { PullResponse, SyncTransport } from '../protocol/transport.js';
+
+/** Pages per bootstrap request (8 MiB of 4 KiB pages), so that no one response grows with the database. */
+const BOOTSTRAP_CHUNK_PAGES = 2048;
+
+/** A downloaded update, waiting to be applied. */
+export interface PulledUpdate {
+  revision: string;
+  /** The database's size in pages at that revision. */
+  dbPages: number;
+  /** Page images by 1-based page number. */
+  pages: Map<number, Uint8Array>;
+}
+
+/** What changed since `revision` (a bootstrap when null); null when nothing did. */
+export async function fetchPull(transport: SyncTransport, revision: string | null, longPollTimeoutMs: number): Promise<PulledUpdate | null> {
+  if (revision === null) return fetchBootstrap(transport);
+  const res = await transport.pull({ clientRevision: revision, longPollTimeoutMs });
+  if (res.header.serverRevision === revision && res.pages.length === 0) return null;
+  const update: PulledUpdate = { revision: res.header.serverRevision, dbPages: res.header.dbSize, pages: new Map() };
+  addPages(update.pages, res);
+  return update;
+}
+
+/** A whole image in chunks of pages, then the pages that changed while it downloaded. */
+async function fetchBootstrap(transport: SyncTransport): Promise<PulledUpdate> {
+  const pages = new Map<number, Uint8Array>();
+  const chunk = (from: number): Uint8Array => encodeRoaring(Array.from({ length: BOOTSTRAP_CHUNK_PAGES }, (_, i) => from + i));
+  const first = await transport.pull({ clientRevision: '', serverPagesSelector: chunk(0) });
+  const base = first.header.serverRevision;
+  addPages(pages, first);
+  let dbPages = first.header.dbSize;
+  let revision = base;
+  if (dbPages > BOOTSTRAP_CHUNK_PAGES) {
+    for (let from = BOOTSTRAP_CHUNK_PAGES; from < dbPages; from += BOOTSTRAP_CHUNK_PAGES) {
+      addPages(pages, await transport.pull({ clientRevision: '', serverRevision: base, serverPagesSelector: chunk(from) }));
+    }
+    const rest = await transport.pull({ clientRevision: base });
+    addPages(pages, rest);
+    dbPages = rest.header.dbSize;
+    revision = rest.header.serverRevision;
+  }
+  for (const pgno of pages.keys()) if (pgno > dbPages) pages.delete(pgno);
+  if (pages.size < dbPages) throw new SyncError(`bootstrap: the server sent ${pages.size} of ${dbPages} pages`, 'PROTOCOL');
+  return { revision, dbPages, pages };
+}
+
+/** The wire's page ids are zero-based; pages are numbered from 1 everywhere else. */
+function addPages(pages: Map<number, Uint8Array>, res: PullResponse): void {
+  for (const p of res.pages) pages.set(p.pageId + 1, p.page);
+}

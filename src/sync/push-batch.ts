@@ -1,0 +1,175 @@
+/**
+ * Pure: change records → the Hrana batch that pushes them, and the server's answer → ok or
+ * refused. Nothing here needs SQLite or a connection: records arrive with their changesets
+ * decoded (`DecodedRecord`) and tables described (`TableInfo`), so a push batch can be built
+ * wherever change records and a decoder are available.
+ *
+ * A batch is one server transaction:
+ *
+ *   step 0       BEGIN IMMEDIATE
+ *   step 1       CREATE TABLE IF NOT EXISTS turso_sync_last_change_id ...
+ *   steps 2..    the row statements and DDL of the records, in order
+ *   step n-3     upsert of this client's last change id (the acknowledgement)
+ *   step n-2     COMMIT
+ *   step n-1     ROLLBACK, only while a transaction is still open
+ *
+ * Each step from step 1 on runs only if the last step that must succeed did, and a transaction
+ * is open (Hrana `ok` and `is_autocommit` conditions). One failure skips the rest, COMMIT
+ * included, and the final ROLLBACK undoes the batch: the server applies all of it or nothing,
+ * whether or not its SQL errors roll back by themselves. Steps a failure of which is harmless
+ * (`ignorable`: an ALTER TABLE ADD COLUMN of a present column) do not move that gate.
+ */
+import { OutpostError, SyncError } from '../errors.js';
+import type { HranaBatchStep, HranaCondition, HranaValue, PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
+import { CREATE_TURSO_SYNC_TABLE, PULL_GEN, SELECT_TURSO_SYNC, UPSERT_TURSO_SYNC } from '../protocol/turso-tables.js';
+import type { Mutation, MutationResult } from '../types.js';
+import { isTrackedTable } from './change-log.js';
+import type { RowChange } from './changeset.js';
+import { invariant } from './invariant.js';
+import { type PushStep, type TableInfo, hranaArgs, rewriteDdl, rowChangeSql, toMutation } from './push-sql.js';
+
+/** A change record with its changeset decoded. */
+export interface DecodedRecord {
+  id: number;
+  ddl: string[];
+  changes: RowChange[];
+}
+
+/** The statements that push some records, and the mutations a transform sees (one per row statement). */
+export interface PushSteps {
+  steps: PushStep[];
+  mutations: { step: PushStep; mutation: Mutation }[];
+}
+
+/**
+ * The push statements of `records`, in order: each record's DDL, then its row changes.
+ * `tableInfo` describes a table as it is now; a table that no longer exists (dropped by a later
+ * record) sends no rows, since the DROP is pushed in its own record. With `withMutations`, each
+ * row statement comes with the mutation a transform sees.
+ */
+export function pushSteps(records: readonly DecodedRecord[], tableInfo: (table: string) => TableInfo | null, withMutations: boolean): PushSteps {
+  const steps: PushStep[] = [];
+  const mutations: PushSteps['mutations'] = [];
+  for (const r of records) {
+    for (const ddl of r.ddl) {
+      const { sql, ignorable } = rewriteDdl(ddl);
+      steps.push({ sql, args: [], changeId: r.id, table: null, ignorable });
+    }
+    for (const change of r.changes) {
+      if (!isTrackedTable(change.table)) continue;
+      const info = tableInfo(change.table);
+      if (!info) continue;
+      const q = rowChangeSql(change, info);
+      if (!q) continue;
+      const step: PushStep = { sql: q.sql, args: hranaArgs(q.args), changeId: r.id, table: change.table, ignorable: false };
+      steps.push(step);
+      if (withMutations) mutations.push({ step, mutation: toMutation(r.id, change, info) });
+    }
+  }
+  return { steps, mutations };
+}
+
+/** The steps after a transform's answer: each mutation's statement kept, skipped, or replaced by other SQL. */
+export function applyTransform(planned: PushSteps, results: unknown): PushStep[] {
+  if (!Array.isArray(results) || results.length !== planned.mutations.length) {
+    throw new OutpostError('sync.transform must return one result per mutation', 'INVALID_ARGUMENT');
+  }
+  const replaced = new Map<PushStep, PushStep | null>();
+  planned.mutations.forEach(({ step }, i) => {
+    // The transform is the application's code; its results are trusted to have the declared shape.
+    const result = results[i] as MutationResult;
+    if (result === 'skip') replaced.set(step, null);
+    else if (result !== 'keep') replaced.set(step, { ...step, sql: result.sql, args: hranaArgs(result.args ?? []) });
+  });
+  return planned.steps.flatMap((s) => {
+    const r = replaced.get(s);
+    return r === undefined ? [s] : r === null ? [] : [r];
+  });
+}
+
+export interface PushBatch {
+  request: PipelineRequest;
+  /** For each Hrana step, the push step it runs; null for the framing steps (see the header). */
+  stepAt: (PushStep | null)[];
+  /** The index of the COMMIT step. */
+  commitStep: number;
+}
+
+/**
+ * The batch that pushes `steps` as one server transaction and records `ackedAfter` (the last
+ * change id it carries, or the acknowledged id when larger) as this client's acknowledgement.
+ */
+export function buildPushBatch(clientId: string, ackedAfter: number, steps: readonly PushStep[]): PushBatch {
+  const hrana: HranaBatchStep[] = [{ stmt: { sql: 'BEGIN IMMEDIATE', args: [], want_rows: false } }];
+  const stepAt: (PushStep | null)[] = [null];
+  let gate = 0;
+  const gated = (): HranaCondition => ({ type: 'and', conds: [{ type: 'ok', step: gate }, { type: 'not', cond: { type: 'is_autocommit' } }] });
+  const add = (sql: string, args: HranaValue[], ignorable: boolean, step: PushStep | null): void => {
+    hrana.push({ stmt: { sql, args, want_rows: false }, condition: gated() });
+    stepAt.push(step);
+    if (!ignorable) gate = hrana.length - 1;
+  };
+  add(CREATE_TURSO_SYNC_TABLE, [], false, null);
+  for (const s of steps) add(s.sql, s.args, s.ignorable, s);
+  add(UPSERT_TURSO_SYNC, hranaArgs([clientId, PULL_GEN, ackedAfter]), false, null);
+  add('COMMIT', [], false, null);
+  const commitStep = hrana.length - 1;
+  hrana.push({ stmt: { sql: 'ROLLBACK', args: [], want_rows: false }, condition: { type: 'not', cond: { type: 'is_autocommit' } } });
+  stepAt.push(null);
+  invariant(stepAt.length === hrana.length, 'every Hrana step has its entry in stepAt');
+  return { request: { baton: null, requests: [{ type: 'batch', batch: { steps: hrana } }] }, stepAt, commitStep };
+}
+
+export type PushResult =
+  | { type: 'ok' }
+  /** The server applied nothing of the batch; `changeId` and `table` name the failing statement's change when a change's statement failed. */
+  | { type: 'refused'; reason: string; changeId: number | null; table: string | null };
+
+/**
+ * Reads the server's answer to a push batch: ok when it committed, refused (with the first
+ * failing statement's error) when it applied nothing. Throws `SyncError` when the answer is
+ * not a batch result at all (HTTP for a stream error, PROTOCOL for another shape).
+ */
+export function readPushResult(batch: PushBatch, response: PipelineResponse): PushResult {
+  const r = response.results[0];
+  if (r?.type === 'error') throw new SyncError(`v2/pipeline: ${r.error.message}`, 'HTTP');
+  if (r?.type !== 'ok' || r.response.type !== 'batch') throw new SyncError('v2/pipeline: unexpected answer to a push', 'PROTOCOL');
+  const errors = r.response.result.step_errors;
+  for (let i = 0; i < errors.length; i++) {
+    const e = errors[i];
+    if (!e) continue;
+    const step = batch.stepAt[i] ?? null;
+    if (step?.ignorable) continue;
+    const where = step ? ` (change ${step.changeId}${step.table ? `, table ${step.table}` : ''}: ${step.sql})` : '';
+    return { type: 'refused', reason: `${e.message}${where}`, changeId: step?.changeId ?? null, table: step?.table ?? null };
+  }
+  if (r.response.result.step_results[batch.commitStep] === null) {
+    return { type: 'refused', reason: 'the server skipped the COMMIT of a push batch', changeId: null, table: null };
+  }
+  return { type: 'ok' };
+}
+
+/** The request that reads this client's acknowledged change id from the server. */
+export function ackRequest(clientId: string): PipelineRequest {
+  return {
+    baton: null,
+    requests: [{ type: 'batch', batch: { steps: [{ stmt: { sql: SELECT_TURSO_SYNC, args: [{ type: 'text', value: clientId }], want_rows: true } }] } }],
+  };
+}
+
+/** The acknowledged change id in the answer to `ackRequest` (0 when the server has none). */
+export function readAck(response: PipelineResponse): number {
+  const r = response.results[0];
+  if (r?.type !== 'ok' || r.response.type !== 'batch') throw new SyncError('v2/pipeline: unexpected answer to the acknowledgement query', 'PROTOCOL');
+  const error = r.response.result.step_errors[0];
+  if (error) {
+    // A server that never saw a push has no protocol table yet.
+    if (/no such table/i.test(error.message)) return 0;
+    throw new SyncError(`reading this client's acknowledged change failed: ${error.message}`, 'HTTP');
+  }
+  const row = r.response.result.step_results[0]?.rows[0];
+  if (!row) return 0;
+  const [gen, id] = row as [HranaValue, HranaValue];
+  if (gen?.type !== 'integer' || id?.type !== 'integer') throw new SyncError('the acknowledgement row has an unexpected shape', 'PROTOCOL');
+  return Number(id.value);
+}

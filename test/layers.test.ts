@@ -1,0 +1,157 @@
+/**
+ * The layer rules of ARCHITECTURE.md, enforced: every import between files in `src/` must be an
+ * edge the table below allows, and no file may reach itself through imports (no cycles, type
+ * imports included, since a cycle of types still ties the files' meaning together).
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from 'vitest';
+
+const SRC = fileURLToPath(new URL('../src', import.meta.url));
+
+/** Layers, most specific prefix first (paths relative to src/, with forward slashes). */
+const LAYERS: { layer: string; match: (path: string) => boolean }[] = [
+  { layer: 'types', match: (p) => p === 'types.ts' },
+  { layer: 'errors', match: (p) => p === 'errors.ts' },
+  { layer: 'index', match: (p) => p === 'index.ts' },
+  { layer: 'options', match: (p) => p === 'options.ts' },
+  { layer: 'api', match: (p) => p === 'database.ts' || p === 'driver.ts' },
+  { layer: 'sqlite', match: (p) => p.startsWith('sqlite/') },
+  { layer: 'storage', match: (p) => p.startsWith('opfs-vfs/storage/') },
+  { layer: 'vfs', match: (p) => p.startsWith('opfs-vfs/') },
+  { layer: 'engine', match: (p) => p.startsWith('engine/') },
+  { layer: 'protocol', match: (p) => p.startsWith('protocol/') },
+  { layer: 'sync', match: (p) => p.startsWith('sync/') },
+  { layer: 'server', match: (p) => p.startsWith('server/') },
+  { layer: 'worker', match: (p) => p.startsWith('worker/') },
+  { layer: 'browser', match: (p) => p.startsWith('browser/') },
+  { layer: 'node', match: (p) => p.startsWith('node/') },
+];
+
+/** What each layer may import besides itself. */
+const ALLOWED: Record<string, readonly string[]> = {
+  types: [],
+  errors: [],
+  // Defaults, the database-name rule and storage-error mapping: shared by every entry point.
+  options: ['types', 'errors'],
+  // sqlite/errors.ts builds the SqliteError class that errors.ts defines.
+  sqlite: ['errors'],
+  storage: [],
+  vfs: ['sqlite', 'storage'],
+  engine: ['sqlite', 'storage', 'vfs', 'types', 'errors'],
+  protocol: ['errors'],
+  sync: ['engine', 'protocol', 'sqlite', 'storage', 'types', 'errors'],
+  server: ['engine', 'protocol', 'sqlite', 'storage', 'options', 'types', 'errors'],
+  api: ['engine', 'sync', 'options', 'types', 'errors'],
+  worker: ['api', 'engine', 'sync', 'storage', 'options', 'types', 'errors'],
+  browser: ['worker', 'api', 'storage', 'options', 'types', 'errors'],
+  node: ['api', 'engine', 'sync', 'storage', 'options', 'types', 'errors'],
+  index: ['browser', 'types', 'errors'],
+};
+
+function layerOf(path: string): string {
+  const found = LAYERS.find((l) => l.match(path));
+  if (!found) throw new Error(`src/${path} belongs to no layer: add its folder to the table in test/layers.test.ts and ARCHITECTURE.md`);
+  return found.layer;
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const full = join(dir, name);
+    if (statSync(full).isDirectory()) return sourceFiles(full);
+    return name.endsWith('.ts') ? [full] : [];
+  });
+}
+
+/** The internal files a source file imports: static, re-exports and dynamic, types included. */
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const specifiers = [
+    ...text.matchAll(/^\s*(?:import|export)\s[^'";]*?from\s*['"]([^'"]+)['"]/gm),
+    ...text.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm),
+    ...text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g),
+  ].map((m) => m[1]!);
+  return specifiers
+    .filter((s) => s.startsWith('.'))
+    .map((s) => relative(SRC, resolve(dirname(file), s.replace(/\.js$/, '.ts'))).split('\\').join('/'));
+}
+
+const graph = new Map<string, string[]>();
+for (const file of sourceFiles(SRC)) {
+  graph.set(relative(SRC, file).split('\\').join('/'), importsOf(file));
+}
+
+describe('layers', () => {
+  test('every import between src/ files is an edge the layer table allows', () => {
+    const violations: string[] = [];
+    for (const [from, targets] of graph) {
+      const fromLayer = layerOf(from);
+      for (const to of targets) {
+        if (!graph.has(to)) {
+          violations.push(`src/${from} imports src/${to}, which does not exist`);
+          continue;
+        }
+        const toLayer = layerOf(to);
+        if (toLayer !== fromLayer && !ALLOWED[fromLayer]!.includes(toLayer)) {
+          violations.push(`src/${from} (${fromLayer}) imports src/${to} (${toLayer})`);
+        }
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
+  test('no import cycle', () => {
+    const cycles: string[] = [];
+    const state = new Map<string, 'visiting' | 'done'>();
+    const stack: string[] = [];
+    const visit = (file: string): void => {
+      state.set(file, 'visiting');
+      stack.push(file);
+      for (const next of graph.get(file) ?? []) {
+        if (!graph.has(next)) continue;
+        if (state.get(next) === 'visiting') cycles.push([...stack.slice(stack.indexOf(next)), next].join(' -> '));
+        else if (!state.has(next)) visit(next);
+      }
+      stack.pop();
+      state.set(file, 'done');
+    };
+    for (const file of graph.keys()) if (!state.has(file)) visit(file);
+    expect(cycles).toEqual([]);
+  });
+
+  test('no source file over 600 lines without a stated reason', () => {
+    const long = [...graph.keys()].filter((file) => {
+      const text = readFileSync(join(SRC, file), 'utf8');
+      return text.split('\n').length > 600 && !/^ \* Length: /m.test(text);
+    });
+    expect(long).toEqual([]);
+  });
+});
+
+describe('documents', () => {
+  test('every backticked src/, test/ or test-browser/ path in a comment or a Markdown file exists', () => {
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const texts = [
+      ...['README.md', 'ARCHITECTURE.md'].map((f) => join(root, f)),
+      ...[...graph.keys()].map((f) => join(SRC, f)),
+    ];
+    const missing: string[] = [];
+    for (const file of texts) {
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/`((?:src|test|test-browser)\/[A-Za-z0-9_./-]+?)`/g)) {
+        const path = m[1]!.replace(/[.,]$/, '');
+        // A glob or a folder pattern names no single file.
+        if (path.includes('*')) continue;
+        let exists = true;
+        try {
+          statSync(join(root, path));
+        } catch {
+          exists = false;
+        }
+        if (!exists) missing.push(`${relative(root, file)}: ${path}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+});

@@ -1,0 +1,170 @@
+/**
+ * Push batches (src/sync/push-batch.ts): statements from decoded row changes, the gated Hrana
+ * batch with its step → change map, and the reading of the server's answer. Pure: built from
+ * row changes and table descriptions, with no SQLite and no server.
+ */
+import { describe, expect, test } from 'vitest';
+import { OutpostError, SyncError } from '../../src/errors.js';
+import type { HranaBatchStep, HranaStmtResult, PipelineResponse } from '../../src/protocol/hrana.js';
+import { TURSO_SYNC_TABLE } from '../../src/protocol/turso-tables.js';
+import type { RowChange } from '../../src/sync/changeset.js';
+import { type DecodedRecord, ackRequest, applyTransform, buildPushBatch, pushSteps, readAck, readPushResult } from '../../src/sync/push-batch.js';
+import type { TableInfo } from '../../src/sync/push-sql.js';
+
+const tables: Record<string, TableInfo> = {
+  t: { columns: ['id', 'v'], pk: [0], rowidAlias: 'rowid' },
+  r: { columns: ['a', 'b'], pk: [], rowidAlias: 'rowid' },
+};
+const info = (table: string): TableInfo | null => tables[table] ?? null;
+const insertT = (id: number, v: string): RowChange => ({ table: 't', op: 'insert', pk: [true, false], before: [], after: [id, v] });
+const records: DecodedRecord[] = [
+  { id: 7, ddl: ['CREATE TABLE t(id INTEGER PRIMARY KEY, v)'], changes: [insertT(1, 'a')] },
+  { id: 8, ddl: [], changes: [insertT(2, 'b'), { table: 'gone', op: 'insert', pk: [true], before: [], after: [1] }, { table: 'turso_sync_last_change_id', op: 'insert', pk: [true], before: [], after: ['x'] }] },
+  { id: 9, ddl: ['ALTER TABLE t ADD COLUMN w'], changes: [{ table: 'r', op: 'delete', pk: [true, false, false], before: [5, 'x', 'y'], after: [] }] },
+];
+
+const okResult: HranaStmtResult = { cols: [], rows: [], affected_row_count: 0, last_insert_rowid: null, replication_index: null, rows_read: 0, rows_written: 0, query_duration_ms: 0 };
+/** The server's answer to a batch of `n` steps, with errors at some steps and skipped others. */
+function answer(n: number, errors: Record<number, string> = {}, skipped: number[] = []): PipelineResponse {
+  const step_results = Array.from({ length: n }, (_, i) => (errors[i] !== undefined || skipped.includes(i) ? null : okResult));
+  const step_errors = Array.from({ length: n }, (_, i) => (errors[i] !== undefined ? { message: errors[i]!, code: 'SQLITE_ERROR' } : null));
+  return { baton: null, base_url: null, results: [{ type: 'ok', response: { type: 'batch', result: { step_results, step_errors, replication_index: null } } }] };
+}
+const stepsOf = (batch: ReturnType<typeof buildPushBatch>): HranaBatchStep[] => {
+  const request = batch.request.requests[0];
+  if (request?.type !== 'batch') throw new Error('not a batch');
+  return request.batch.steps;
+};
+
+describe('pushSteps', () => {
+  const planned = pushSteps(records, info, true);
+  test('DDL first, rewritten to be idempotent; row changes in order; untracked and vanished tables left out', () => {
+    expect(planned.steps.map((s) => [s.changeId, s.table, s.ignorable, s.sql])).toEqual([
+      [7, null, false, 'CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v)'],
+      [7, 't', false, 'INSERT INTO "t"("id", "v") VALUES (?,?) ON CONFLICT("id") DO UPDATE SET "id" = excluded."id","v" = excluded."v"'],
+      [8, 't', false, 'INSERT INTO "t"("id", "v") VALUES (?,?) ON CONFLICT("id") DO UPDATE SET "id" = excluded."id","v" = excluded."v"'],
+      [9, null, true, 'ALTER TABLE t ADD COLUMN w'],
+      [9, 'r', false, 'DELETE FROM "r" WHERE "rowid" = ?'],
+    ]);
+    expect(planned.steps[2]!.args).toEqual([{ type: 'integer', value: '2' }, { type: 'text', value: 'b' }]);
+  });
+  test('one mutation per row statement, only when asked for', () => {
+    expect(planned.mutations.map((m) => m.mutation)).toEqual([
+      { changeId: 7, table: 't', op: 'insert', before: {}, after: { id: 1, v: 'a' } },
+      { changeId: 8, table: 't', op: 'insert', before: {}, after: { id: 2, v: 'b' } },
+      { changeId: 9, table: 'r', op: 'delete', before: { rowid: 5, a: 'x', b: 'y' }, after: {} },
+    ]);
+    expect(pushSteps(records, info, false).mutations).toEqual([]);
+  });
+});
+
+describe('applyTransform', () => {
+  const planned = pushSteps(records, info, true);
+  test('keep, skip and rewrite', () => {
+    const steps = applyTransform(planned, ['skip', 'keep', { sql: 'DELETE FROM r WHERE a = ?', args: ['x'] }]);
+    expect(steps.map((s) => [s.changeId, s.sql])).toEqual([
+      [7, 'CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v)'],
+      [8, planned.steps[2]!.sql],
+      [9, 'ALTER TABLE t ADD COLUMN w'],
+      [9, 'DELETE FROM r WHERE a = ?'],
+    ]);
+    expect(steps[3]!.args).toEqual([{ type: 'text', value: 'x' }]);
+    // The planned steps are not changed in place.
+    expect(planned.steps[4]!.sql).toBe('DELETE FROM "r" WHERE "rowid" = ?');
+  });
+  test('a result per mutation, or INVALID_ARGUMENT', () => {
+    expect(() => applyTransform(planned, ['keep'])).toThrow(OutpostError);
+    expect(() => applyTransform(planned, 'keep')).toThrow(/one result per mutation/);
+  });
+});
+
+describe('buildPushBatch', () => {
+  const steps = pushSteps(records, info, false).steps;
+  const batch = buildPushBatch('client-1', 9, steps);
+  const hrana = stepsOf(batch);
+
+  test('BEGIN, the protocol table, the statements, the acknowledgement, COMMIT, ROLLBACK', () => {
+    expect(hrana.map((s) => s.stmt.sql)).toEqual([
+      'BEGIN IMMEDIATE',
+      expect.stringContaining(`CREATE TABLE IF NOT EXISTS ${TURSO_SYNC_TABLE}`),
+      ...steps.map((s) => s.sql),
+      expect.stringContaining(`INSERT INTO ${TURSO_SYNC_TABLE}`),
+      'COMMIT',
+      'ROLLBACK',
+    ]);
+    expect(hrana.at(-3)!.stmt.args).toEqual([{ type: 'text', value: 'client-1' }, { type: 'integer', value: '1' }, { type: 'integer', value: '9' }]);
+    expect(batch.commitStep).toBe(hrana.length - 2);
+  });
+
+  test('the step → change map is data: framing steps map to null, statements to their step', () => {
+    expect(batch.stepAt).toEqual([null, null, ...steps, null, null, null]);
+  });
+
+  test('each step is gated on the last step that must succeed; an ignorable step moves no gate', () => {
+    const gates = hrana.map((s) => (s.condition?.type === 'and' && s.condition.conds[0]?.type === 'ok' ? s.condition.conds[0].step : null));
+    // 0 BEGIN, 1 the protocol table, 2-6 the statements (5 is the ignorable ALTER), 7 the
+    // acknowledgement, 8 COMMIT, 9 ROLLBACK
+    expect(gates).toEqual([null, 0, 1, 2, 3, 4, 4, 6, 7, null]);
+    expect(hrana[8]!.condition).toEqual({ type: 'and', conds: [{ type: 'ok', step: 7 }, { type: 'not', cond: { type: 'is_autocommit' } }] });
+    expect(hrana.at(-1)!.condition).toEqual({ type: 'not', cond: { type: 'is_autocommit' } });
+  });
+});
+
+describe('readPushResult', () => {
+  const steps = pushSteps(records, info, false).steps;
+  const batch = buildPushBatch('client-1', 9, steps);
+  const n = stepsOf(batch).length;
+
+  test('ok when every step ran', () => {
+    expect(readPushResult(batch, answer(n))).toEqual({ type: 'ok' });
+  });
+  test("a change's statement failed: refused, naming the change, its table and the statement", () => {
+    const result = readPushResult(batch, answer(n, { 4: 'UNIQUE constraint failed: t.id' }, [5, 6, 7, 8, 9]));
+    expect(result).toEqual({
+      type: 'refused',
+      reason: `UNIQUE constraint failed: t.id (change 8, table t: ${steps[2]!.sql})`,
+      changeId: 8,
+      table: 't',
+    });
+  });
+  test('a failed DDL statement names its change but no table', () => {
+    expect(readPushResult(batch, answer(n, { 2: 'syntax error' }))).toMatchObject({ type: 'refused', changeId: 7, table: null });
+  });
+  test('an ignorable step that failed does not refuse the batch', () => {
+    expect(readPushResult(batch, answer(n, { 5: 'duplicate column name: w' }))).toEqual({ type: 'ok' });
+  });
+  test('a failed framing step refuses without naming a change', () => {
+    expect(readPushResult(batch, answer(n, { 0: 'database is locked' }))).toEqual({ type: 'refused', reason: 'database is locked', changeId: null, table: null });
+  });
+  test('a skipped COMMIT refuses', () => {
+    expect(readPushResult(batch, answer(n, {}, [batch.commitStep]))).toMatchObject({ type: 'refused', reason: 'the server skipped the COMMIT of a push batch' });
+  });
+  test('a stream error is HTTP, another shape is PROTOCOL', () => {
+    const streamError: PipelineResponse = { baton: null, base_url: null, results: [{ type: 'error', error: { message: 'boom', code: 'X' } }] };
+    expect(() => readPushResult(batch, streamError)).toThrow(expect.objectContaining({ code: 'HTTP' }));
+    const wrong: PipelineResponse = { baton: null, base_url: null, results: [{ type: 'ok', response: { type: 'close' } }] };
+    expect(() => readPushResult(batch, wrong)).toThrow(SyncError);
+    expect(() => readPushResult(batch, wrong)).toThrow(expect.objectContaining({ code: 'PROTOCOL' }));
+  });
+});
+
+describe('the acknowledgement', () => {
+  const rows = (r: HranaStmtResult['rows']): PipelineResponse => ({
+    baton: null,
+    base_url: null,
+    results: [{ type: 'ok', response: { type: 'batch', result: { step_results: [{ ...okResult, rows: r }], step_errors: [null], replication_index: null } } }],
+  });
+  test('asks for this client', () => {
+    const request = ackRequest('client-1').requests[0];
+    expect(request?.type === 'batch' && request.batch.steps[0]?.stmt.args).toEqual([{ type: 'text', value: 'client-1' }]);
+  });
+  test('reads the change id, 0 without a row or without the table', () => {
+    expect(readAck(rows([[{ type: 'integer', value: '1' }, { type: 'integer', value: '42' }]]))).toBe(42);
+    expect(readAck(rows([]))).toBe(0);
+    expect(readAck(answer(1, { 0: 'no such table: turso_sync_last_change_id' }))).toBe(0);
+  });
+  test('another error or another shape fails', () => {
+    expect(() => readAck(answer(1, { 0: 'disk I/O error' }))).toThrow(expect.objectContaining({ code: 'HTTP' }));
+    expect(() => readAck(rows([[{ type: 'text', value: '1' }, { type: 'integer', value: '42' }]]))).toThrow(expect.objectContaining({ code: 'PROTOCOL' }));
+  });
+});
