@@ -51,6 +51,10 @@ export default defineConfig({
           environment: 'node',
           testTimeout: 120_000,
           hookTimeout: 120_000,
+          // Pages do real work (a worker, WASM, OPFS, a sync server) that takes far longer than
+          // expect.poll's default second when the machine is busy: wait up to 30 s for each
+          // condition, checking often, instead of failing on a slow moment.
+          expect: { poll: { timeout: 30_000, interval: 50 } },
         },
       },
       {
