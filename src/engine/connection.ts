@@ -35,11 +35,11 @@ import { type RawExports, type Sqlite3Runtime, rawExports } from '../sqlite/wasm
 import type { BatchStatement, RunResult, SqlParams, SqlValue, StatementResult } from '../types.js';
 import { bindParams, bindValue } from './binding.js';
 import { ChangeCapture } from './capture.js';
-import { CellReader } from './cells.js';
+import { CellReader, PackingSink } from './cells.js';
 import { AUTOCHECKPOINT_PAGES, IdleCheckpointer, WalWriteCounter } from './checkpointer.js';
 import { CommitTracker } from './commit-points.js';
 import { exportImage, importImage, openSqlite } from './file-image.js';
-import { type PackedRows, RowPacker } from './packed-rows.js';
+import type { PackedRows } from './packed-rows.js';
 import { loadRuntime } from './runtime.js';
 import {
   type Statement,
@@ -207,7 +207,7 @@ export class Connection {
     const stmt = this.prepare(sql);
     try {
       bindParams(this.host, stmt, params);
-      const packer = new RowPacker(stmt.columns);
+      const packer = new PackingSink(stmt.columns);
       const n = stmt.columns.length;
       const { raw, cells } = this;
       let rows = 0;
