@@ -36,11 +36,11 @@ import type { BatchStatement, RunResult, SqlParams, SqlValue, StatementResult } 
 import { bindParams, bindValue } from './binding.js';
 import { type CaptureHooks, ChangeCapture } from './capture.js';
 import { type ChangesetConflict, type ChangesetRow, type ConflictResolution, applyChangeset, decodeChangeset } from './changesets.js';
-import { CellReader } from './cells.js';
+import { CellReader, PackingSink } from './cells.js';
 import { AUTOCHECKPOINT_PAGES, IdleCheckpointer, WalWriteCounter } from './checkpointer.js';
 import { CommitTracker } from './commit-points.js';
 import { exportImage, importImage, openSqlite } from './file-image.js';
-import { type PackedRows, RowPacker } from './packed-rows.js';
+import type { PackedRows } from './packed-rows.js';
 import { loadRuntime } from './runtime.js';
 import {
   type Statement,
@@ -205,7 +205,7 @@ export class Connection {
     const stmt = this.prepare(sql);
     try {
       bindParams(this.host, stmt, params);
-      const packer = new RowPacker(stmt.columns);
+      const packer = new PackingSink(stmt.columns);
       const n = stmt.columns.length;
       const { raw, cells } = this;
       let rows = 0;
