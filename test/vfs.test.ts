@@ -198,3 +198,17 @@ test('a file that is not mounted cannot be opened: ATTACH fails with SQLITE_CANT
   expect((error as SqliteError).code).toBe('SQLITE_CANTOPEN');
   expect((error as SqliteError).message).toMatch(/ATTACH of other files is not supported/);
 });
+
+test("another open database's files cannot be attached by their mount names, whatever the id", async () => {
+  const victim = await connect(new RecordingDirectory());
+  victim.exec("CREATE TABLE secrets(s); INSERT INTO secrets VALUES ('mine')");
+  const attacker = await connect(new RecordingDirectory());
+  // Mount ids are small integers; try every one a process of this size could have used.
+  for (let id = 0; id < 200; id++) {
+    for (const name of [`/${id}/db`, `/${id}/db-wal`, `file:/${id}/db`]) {
+      expect(() => attacker.exec(`ATTACH '${name}' AS other`), name).toThrow(SqliteError);
+    }
+  }
+  expect(victim.value('SELECT s FROM secrets')).toBe('mine');
+  expect(victim.value('PRAGMA integrity_check')).toBe('ok');
+});

@@ -90,6 +90,9 @@ type MethodTable = Record<string, (...args: never[]) => number>;
 
 export class OutpostVfs {
   private readonly mounts = new Map<string, StorageBackend>();
+  /** Mounted files open right now, by SQLite's file pointer, and their names: each opens once. */
+  private readonly openMounted = new Map<number, string>();
+  private readonly openMountedNames = new Set<string>();
   private readonly observers = new Map<string, WalObserver>();
   private readonly files = new Map<number, OpenFile>();
   private lastError: VfsError | null = null;
@@ -179,6 +182,11 @@ export class OutpostVfs {
         const f = this.files.get(pFile);
         if (!f) return SQLITE_OK;
         this.files.delete(pFile);
+        const mountedName = this.openMounted.get(pFile);
+        if (mountedName !== undefined) {
+          this.openMounted.delete(pFile);
+          this.openMountedNames.delete(mountedName);
+        }
         try {
           f.close();
           return SQLITE_OK;
@@ -299,9 +307,14 @@ export class OutpostVfs {
       },
       xOpen: (_pVfs: number, zName: number, pFile: number, flags: number, pOutFlags: number): number => {
         try {
-          const file = this.openFile(zName ? wasm.cstrToJs(zName) : null, flags);
+          const name = zName ? wasm.cstrToJs(zName) : null;
+          const file = this.openFile(name, flags);
           if (typeof file === 'number') return file;
           this.files.set(pFile, file);
+          if (name !== null && this.mounts.has(name)) {
+            this.openMounted.set(pFile, name);
+            this.openMountedNames.add(name);
+          }
           const s3File = new this.sqlite3.capi.sqlite3_file(pFile);
           s3File.$pMethods = ioPointer;
           s3File.dispose();
@@ -326,6 +339,13 @@ export class OutpostVfs {
    */
   private openFile(name: string | null, flags: number): OpenFile | number {
     const mounted = name === null ? undefined : this.mounts.get(name);
+    if (mounted && this.openMountedNames.has(name!)) {
+      // Each mounted file belongs to the one connection its database was opened with. A second
+      // open can only be an ATTACH (or VACUUM INTO) naming another database's mount path: in a
+      // server that hosts many tenants' databases, that would reach another tenant's files.
+      this.lastError = { code: SQLITE_CANTOPEN, message: `cannot open ${name}: it is open already, by the connection it belongs to` };
+      return SQLITE_CANTOPEN;
+    }
     if (mounted) return new OpenFile(mounted, flags, true, this.observers.get(name!));
     if (name === null || (flags & (TEMPORARY_KINDS | SQLITE_OPEN_MAIN_JOURNAL)) !== 0) {
       // A rollback journal is only ever needed for the one transaction that switches a

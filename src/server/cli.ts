@@ -2,7 +2,8 @@
 /**
  * `outpost`: the command line.
  *   outpost serve --data DIR [--host 127.0.0.1] [--port 8080] [--auth-secret SECRET | --no-auth]
- *                 [--max-open N] [--max-body BYTES] [--durability normal|full] [--write-rules FILE]
+ *                 [--max-open N] [--max-body SIZE] [--max-value SIZE] [--statement-timeout-ms MS]
+ *                 [--body-timeout-ms MS] [--durability normal|full] [--write-rules FILE]
  *   (FILE: JSON { "database": ["table", ...] }, the tables pushes may write)
  *   outpost token --db NAME[,NAME…|*] --role read|write|admin --secret SECRET [--expires 1h]
  * The secret may also come from $OUTPOST_AUTH_SECRET. `token` prints the token alone on its
@@ -10,6 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { mintToken, type Role } from './auth.js';
+import { parseBytes, parseCount } from './cli-args.js';
 import { createServer } from './server.js';
 
 type Flags = Map<string, string | true>;
@@ -30,7 +32,8 @@ function parse(argv: string[]): { command: string; flags: Flags } {
 
 const USAGE = `usage:
   outpost serve --data DIR [--host 127.0.0.1] [--port 8080] [--auth-secret SECRET | --no-auth]
-                [--max-open N] [--max-body BYTES] [--durability normal|full] [--write-rules FILE] [--quiet]
+                [--max-open N] [--max-body SIZE] [--max-value SIZE] [--statement-timeout-ms MS]
+                [--body-timeout-ms MS] [--durability normal|full] [--write-rules FILE] [--quiet]
   outpost token --db NAME --role read|write|admin --secret SECRET [--expires 1h]`;
 
 /** A JSON file: { "database": ["table", ...], ... }. */
@@ -62,11 +65,14 @@ async function serve(flags: Flags): Promise<void> {
   const server = createServer({
     dataDir: data,
     host: str('host') ?? '127.0.0.1',
-    port: Number(str('port') ?? 8080),
+    port: str('port') === undefined ? 8080 : parseCount('port', str('port')!),
     auth: !noAuth,
     ...(secret ? { authSecret: secret } : {}),
-    ...(str('max-open') ? { maxOpenDatabases: Number(str('max-open')) } : {}),
-    ...(str('max-body') ? { maxBodyBytes: Number(str('max-body')) } : {}),
+    ...(str('max-open') ? { maxOpenDatabases: parseCount('max-open', str('max-open')!) } : {}),
+    ...(str('max-body') ? { maxBodyBytes: parseBytes('max-body', str('max-body')!) } : {}),
+    ...(str('max-value') ? { valueBytesMax: parseBytes('max-value', str('max-value')!) } : {}),
+    ...(str('statement-timeout-ms') ? { statementTimeoutMs: parseCount('statement-timeout-ms', str('statement-timeout-ms')!) } : {}),
+    ...(str('body-timeout-ms') ? { bodyTimeoutMs: parseCount('body-timeout-ms', str('body-timeout-ms')!) } : {}),
     ...(str('write-rules') ? { writeRules: readWriteRules(str('write-rules')!) } : {}),
     durability,
     // --quiet drops the per-request info lines (load tests); errors are still printed.

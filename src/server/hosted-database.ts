@@ -15,6 +15,7 @@ import { decodeRoaring } from '../protocol/roaring.js';
 import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
 import { executePipeline } from './hrana.js';
 import { RevisionLog } from './revlog.js';
+import { type SandboxLimits, type StatementClock, applySandbox } from './sandbox.js';
 import { writeRulesAuthorizer } from './write-rules.js';
 
 export interface HostedDatabaseOptions {
@@ -22,6 +23,8 @@ export interface HostedDatabaseOptions {
   cacheKiB: number;
   /** When set, the only tables pushed statements may write (see `writeRulesAuthorizer`). */
   writableTables?: string[] | undefined;
+  /** What tenant SQL may do (see sandbox.ts). */
+  limits: SandboxLimits;
 }
 
 export class HostedDatabase {
@@ -35,6 +38,8 @@ export class HostedDatabase {
     private readonly conn: Connection,
     private readonly revlog: RevisionLog,
     private readonly durable: boolean,
+    private readonly clock: StatementClock,
+    private readonly authorizer: Parameters<Connection['setAuthorizer']>[0],
   ) {}
 
   static async open(dataDir: string, name: string, options: HostedDatabaseOptions): Promise<HostedDatabase> {
@@ -49,8 +54,8 @@ export class HostedDatabase {
         // Eviction from the server's cache must be cheap; the idle checkpoint keeps WALs small.
         checkpointOnClose: false,
       });
-      if (options.writableTables) conn.setAuthorizer(writeRulesAuthorizer(options.writableTables));
-      return new HostedDatabase(name, conn, revlog, options.durability === 'full');
+      const { clock, authorizer } = applySandbox(conn, options.limits, options.writableTables ? writeRulesAuthorizer(options.writableTables) : undefined);
+      return new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer);
     } catch (e) {
       revlog.close();
       throw e;
@@ -110,9 +115,23 @@ export class HostedDatabase {
   pipeline(body: unknown): PipelineResponse {
     const before = this.revlog.seq;
     try {
-      return executePipeline(this.conn, body);
+      return executePipeline(this.conn, body, this.clock);
     } finally {
       if (this.revlog.seq !== before) for (const wake of [...this.waiters]) wake();
+    }
+  }
+
+  /**
+   * Runs SQL as the server itself, outside the tenant sandbox (no authorizer, no time limit):
+   * for administration and for tests that observe the server (a TEMP trigger that counts what
+   * pushes apply). Never reachable from a request.
+   */
+  execTrusted(sql: string): void {
+    this.conn.setAuthorizer(null);
+    try {
+      this.conn.exec(sql);
+    } finally {
+      this.conn.setAuthorizer(this.authorizer);
     }
   }
 

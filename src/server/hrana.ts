@@ -21,6 +21,7 @@ import {
   toHranaValue,
 } from '../protocol/hrana.js';
 import type { SqlParams, SqlValue } from '../types.js';
+import type { StatementClock } from './sandbox.js';
 
 const MAX_STEPS = 100_000;
 
@@ -45,7 +46,10 @@ function params(stmt: HranaStmt): SqlParams | undefined {
 }
 
 /** A statement's failure as a Hrana error; anything else (a ProtocolError, a bug) propagates. */
-function errorOf(e: unknown): HranaError {
+function errorOf(e: unknown, clock: StatementClock): HranaError {
+  if (e instanceof SqliteError && e.code === 'SQLITE_INTERRUPT' && clock.expired) {
+    return { message: `the statement ran longer than the server's limit of ${clock.limitMs} ms and was interrupted`, code: e.code };
+  }
   if (e instanceof SqliteError || e instanceof OutpostError) return { message: e.message, code: e.code };
   throw e;
 }
@@ -69,11 +73,19 @@ function checkStmt(stmt: unknown): HranaStmt {
   return stmt as HranaStmt;
 }
 
-export function executePipeline(conn: Connection, body: unknown): PipelineResponse {
+export function executePipeline(conn: Connection, body: unknown, clock: StatementClock): PipelineResponse {
   if (!isObject(body) || !Array.isArray(body.requests)) throw new ProtocolError('the body must be {"baton": null, "requests": [...]}');
   if (body.baton !== null && body.baton !== undefined) throw new ProtocolError('batons (streams across requests) are not supported; send baton: null');
   const results: HranaStreamResult[] = [];
-  const run = (stmt: HranaStmt): ExecuteResult => conn.execute(stmt.sql!, params(stmt));
+  const run = (stmt: HranaStmt): ExecuteResult => {
+    const args = params(stmt);
+    clock.start(stmt.sql!);
+    try {
+      return conn.execute(stmt.sql!, args);
+    } finally {
+      clock.stop();
+    }
+  };
   try {
     for (const request of body.requests as unknown[]) {
       if (!isObject(request)) throw new ProtocolError('a request must be an object');
@@ -83,7 +95,7 @@ export function executePipeline(conn: Connection, body: unknown): PipelineRespon
           try {
             results.push({ type: 'ok', response: { type: 'execute', result: toResult(run(stmt), stmt.want_rows !== false) } });
           } catch (e) {
-            results.push({ type: 'error', error: errorOf(e) });
+            results.push({ type: 'error', error: errorOf(e, clock) });
           }
           break;
         }
@@ -110,7 +122,7 @@ export function executePipeline(conn: Connection, body: unknown): PipelineRespon
               outcome.push('ok');
             } catch (e) {
               stepResults.push(null);
-              stepErrors.push(errorOf(e));
+              stepErrors.push(errorOf(e, clock));
               outcome.push('error');
             }
           }
@@ -132,7 +144,11 @@ export function executePipeline(conn: Connection, body: unknown): PipelineRespon
   return { baton: null, base_url: null, results };
 }
 
-function evaluate(cond: unknown, outcome: ('ok' | 'error' | 'skipped')[], conn: Connection, current: number): boolean {
+/** Deepest condition nesting accepted; real clients nest two or three levels. */
+const CONDITION_DEPTH_MAX = 64;
+
+function evaluate(cond: unknown, outcome: ('ok' | 'error' | 'skipped')[], conn: Connection, current: number, depth = 0): boolean {
+  if (depth > CONDITION_DEPTH_MAX) throw new ProtocolError(`a condition may nest at most ${CONDITION_DEPTH_MAX} levels`);
   if (!isObject(cond)) throw new ProtocolError('a condition must be an object');
   const c = cond as HranaCondition;
   const stepOf = (step: unknown): number => {
@@ -147,13 +163,13 @@ function evaluate(cond: unknown, outcome: ('ok' | 'error' | 'skipped')[], conn: 
     case 'error':
       return outcome[stepOf(c.step)] === 'error';
     case 'not':
-      return !evaluate(c.cond, outcome, conn, current);
+      return !evaluate(c.cond, outcome, conn, current, depth + 1);
     case 'and':
       if (!Array.isArray(c.conds)) throw new ProtocolError('and.conds must be an array');
-      return c.conds.every((x) => evaluate(x, outcome, conn, current));
+      return c.conds.every((x) => evaluate(x, outcome, conn, current, depth + 1));
     case 'or':
       if (!Array.isArray(c.conds)) throw new ProtocolError('or.conds must be an array');
-      return c.conds.some((x) => evaluate(x, outcome, conn, current));
+      return c.conds.some((x) => evaluate(x, outcome, conn, current, depth + 1));
     case 'is_autocommit':
       return !conn.inTransaction;
     default:

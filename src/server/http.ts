@@ -49,20 +49,56 @@ export function sendJson(res: http.ServerResponse, status: number, value: unknow
   send(res, status, 'application/json', JSON.stringify(value));
 }
 
-/** Reads the whole body, refusing (413) one over `bodyBytesMax` before or while it arrives. */
-export async function readBody(req: http.IncomingMessage, bodyBytesMax: number): Promise<Uint8Array> {
+/**
+ * Reads the whole body, refusing (413) one over `bodyBytesMax` before or while it arrives. On
+ * refusal the rest is not read (the caller closes the connection after answering), and a later
+ * error on the request stream is swallowed: a client that misbehaves must never crash the
+ * process with an unhandled 'error' event.
+ */
+export function readBody(req: http.IncomingMessage, bodyBytesMax: number): Promise<Uint8Array> {
+  // From here on the request always has an error listener.
+  req.on('error', () => {});
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > bodyBytesMax) throw new HttpError(413, `request body of ${declared} bytes exceeds the limit of ${bodyBytesMax}`, 'BODY_TOO_LARGE');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  // Without setEncoding, a request stream yields Buffers.
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > bodyBytesMax) throw new HttpError(413, `request body exceeds the limit of ${bodyBytesMax} bytes`, 'BODY_TOO_LARGE');
-    chunks.push(chunk);
+  if (declared > bodyBytesMax) {
+    return Promise.reject(new HttpError(413, `request body of ${declared} bytes exceeds the limit of ${bodyBytesMax}`, 'BODY_TOO_LARGE'));
   }
-  const buf = Buffer.concat(chunks);
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('aborted', onAborted);
+      req.off('error', onError);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > bodyBytesMax) {
+        stop();
+        req.pause();
+        reject(new HttpError(413, `request body exceeds the limit of ${bodyBytesMax} bytes`, 'BODY_TOO_LARGE'));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      stop();
+      const buf = Buffer.concat(chunks);
+      resolve(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
+    };
+    const onAborted = (): void => {
+      stop();
+      reject(new HttpError(400, 'the client closed the request before its body ended', 'BODY_ABORTED'));
+    };
+    const onError = (e: Error): void => {
+      stop();
+      reject(new HttpError(400, `the request body could not be read: ${e.message}`, 'BAD_BODY'));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('aborted', onAborted);
+    req.on('error', onError);
+  });
 }
 
 /** The request path split at `/` and percent-decoded; a bad escape is a 400. */

@@ -37,6 +37,15 @@ export interface ServerOptions {
   auth?: boolean;
   /** Largest request body accepted (default 32 MiB). */
   maxBodyBytes?: number;
+  /** Largest TEXT or BLOB value (and SQL text) a statement may make (default: the body limit). */
+  valueBytesMax?: number;
+  /** Longest one statement of a pipeline may run before it is interrupted (default 2000 ms). */
+  statementTimeoutMs?: number;
+  /**
+   * Longest a client may take to send a whole request, headers and body (default 30 s); a
+   * slower one gets 408 and its socket is closed, so a trickling body cannot hold a socket.
+   */
+  bodyTimeoutMs?: number;
   /** Databases kept open at once (default 1000; about a third of a MiB each). */
   maxOpenDatabases?: number;
   /** Page cache per open database in KiB (default 256). */
@@ -60,6 +69,12 @@ export interface OutpostServer {
   close(): Promise<void>;
   /** Number of databases open right now. */
   readonly openDatabases: number;
+  /**
+   * Runs SQL on a hosted database as the server itself, outside the tenant sandbox (see
+   * sandbox.ts); creates the database when missing. For administration and tests, never
+   * reachable over HTTP.
+   */
+  execTrusted(database: string, sql: string): Promise<void>;
 }
 
 
@@ -87,17 +102,38 @@ class SyncServer implements OutpostServer {
     this.longPollMsMax = options.maxLongPollMs ?? 60_000;
     this.log = options.log ?? ((line: string) => console.log(line));
     fs.mkdirSync(options.dataDir, { recursive: true });
+    const limits = { statementTimeoutMs: options.statementTimeoutMs ?? 2000, valueBytesMax: options.valueBytesMax ?? this.bodyBytesMax };
     this.databases = new DatabaseCache(options.dataDir, Math.max(1, options.maxOpenDatabases ?? 1000), (name) => ({
       durability: options.durability ?? 'normal',
       cacheKiB: options.cacheKiB ?? 256,
       writableTables: options.writeRules?.[name],
+      limits,
     }));
-    this.server = http.createServer((req, res) => this.handle(req, res));
+    const bodyTimeoutMs = Math.max(100, options.bodyTimeoutMs ?? 30_000);
+    this.server = http.createServer(
+      {
+        // Node enforces both limits only when it checks its connections; check often enough
+        // that a slow client is cut off close to the limit (Node's default is every 30 s).
+        requestTimeout: bodyTimeoutMs,
+        headersTimeout: Math.min(bodyTimeoutMs, 60_000),
+        connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(bodyTimeoutMs / 4))),
+      },
+      (req, res) => this.handle(req, res),
+    );
     this.server.keepAliveTimeout = 5000;
   }
 
   get openDatabases(): number {
     return this.databases.size;
+  }
+
+  async execTrusted(database: string, sql: string): Promise<void> {
+    const db = await this.acquire(database, true);
+    try {
+      db.execTrusted(sql);
+    } finally {
+      this.databases.release(db);
+    }
   }
 
   listen(): Promise<{ host: string; port: number; url: string }> {
@@ -133,10 +169,13 @@ class SyncServer implements OutpostServer {
       .then(({ status, db }) => this.log(`info ${req.method} ${req.url} ${status} ${elapsed()} db=${db}`))
       .catch((e: unknown) => {
         const { status, code, message } = errorAnswer(e);
+        // A body left unread (refused before or while it arrived) must not stay half-received
+        // on a kept-alive socket: close the connection once the answer is out.
+        const unread = !req.complete;
+        if (unread && !res.headersSent) res.setHeader('connection', 'close');
         sendJson(res, status, { error: message, code });
+        if (unread) res.once('finish', () => req.socket.destroy());
         this.log(`${status >= 500 ? 'error' : 'info'} ${req.method} ${req.url} ${status} ${elapsed()} ${code}: ${message}`);
-        // A body we refused to read must not be left half-received on a kept-alive socket.
-        if (status === 413) req.socket.destroySoon?.();
       });
   }
 

@@ -47,6 +47,8 @@ export interface Sqlite3Runtime {
     sqlite3_backup_finish(backup: number): number;
     sqlite3_db_config(db: number, op: number, value: number, out: number): number;
     sqlite3_free(p: number): void;
+    sqlite3_limit(db: number, category: number, value: number): number;
+    sqlite3_progress_handler(db: number, ops: number, handler: ((ctx: number) => number) | 0, ctx: number): void;
     sqlite3_set_authorizer(
       db: number,
       auth: ((ctx: number, action: number, a: string | 0, b: string | 0, dbName: string | 0, trigger: string | 0) => number) | 0,

@@ -75,9 +75,12 @@ beforeAll(async () => {
   let base: string;
   ({ server, url: base } = await startServer({ auth: false }));
   url = `${base}/db/crash`;
-  await rawPipeline(url, batch('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)', 'CREATE TABLE audit(n INTEGER PRIMARY KEY, id INTEGER, v TEXT)', // A TEMP trigger lives in the server's connection only: clients never pull it, so only the
-  // server's own applications of a change are counted.
-  'CREATE TEMP TRIGGER t_audit AFTER INSERT ON main.t BEGIN INSERT INTO audit(id, v) VALUES (new.id, new.v); END', "INSERT INTO t VALUES (1, 'server seed')"));
+  await rawPipeline(url, batch('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)', 'CREATE TABLE audit(n INTEGER PRIMARY KEY, id INTEGER, v TEXT)'));
+  // A TEMP trigger lives in the server's connection only: clients never pull it, so only the
+  // server's own applications of a change are counted. Tenants may not create TEMP objects,
+  // so the test installs it as the server.
+  await server.execTrusted('crash', 'CREATE TEMP TRIGGER t_audit AFTER INSERT ON main.t BEGIN INSERT INTO audit(id, v) VALUES (new.id, new.v); END');
+  await rawPipeline(url, batch("INSERT INTO t VALUES (1, 'server seed')"));
   // The template client: synced, then three committed local transactions the server lacks,
   // while the server moved on with a change of its own.
   const db = await open(template, { sync: { url } });

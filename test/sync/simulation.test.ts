@@ -23,7 +23,7 @@ test(`sync simulation: ${count} seeds from ${first}`, async () => {
   let crashes = 0;
   let lost = 0;
   for (let seed = first; seed < first + count; seed++) {
-    const r = await runSimulation(base, seed);
+    const r = await runSimulation(base, seed, { execTrusted: (db, sql) => server.execTrusted(db, sql) });
     crashes += r.crashes;
     lost += r.lost;
   }

@@ -40,6 +40,8 @@ interface SimClient {
 export interface SimulationOptions {
   clients?: number;
   steps?: number;
+  /** Runs SQL on the server's database as the server (OutpostServer.execTrusted). */
+  execTrusted?: (database: string, sql: string) => Promise<void>;
 }
 
 export async function runSimulation(base: string, seed: number, options: SimulationOptions = {}): Promise<{ crashes: number; lost: number }> {
@@ -56,9 +58,11 @@ export async function runSimulation(base: string, seed: number, options: Simulat
       'CREATE TABLE IF NOT EXISTS kv(k TEXT PRIMARY KEY, v TEXT, writer TEXT)',
       'CREATE TABLE IF NOT EXISTS log(id INTEGER PRIMARY KEY, writer TEXT)',
       'CREATE TABLE IF NOT EXISTS applied(n INTEGER PRIMARY KEY, id INTEGER)',
-      'CREATE TEMP TRIGGER IF NOT EXISTS count_applied AFTER INSERT ON main.log BEGIN INSERT INTO applied(id) VALUES (new.id); END',
     ),
   );
+  // Counts the server's own applications of each log row; tenants may not create TEMP objects,
+  // so the simulation installs it as the server.
+  await options.execTrusted?.(`sim-${seed}`, 'CREATE TEMP TRIGGER IF NOT EXISTS count_applied AFTER INSERT ON main.log BEGIN INSERT INTO applied(id) VALUES (new.id); END');
   let lost = 0;
   const makeFetch = (net: SimClient['net']): typeof fetch =>
     (async (input: RequestInfo | URL, init?: RequestInit) => {

@@ -1,0 +1,168 @@
+/**
+ * What tenant SQL may do on a hosted database. The server runs SQL from every client of every
+ * database in one process, over one VFS that mounts every open database's files, so a
+ * statement must reach exactly its own database, leave no state on the connection for the next
+ * request, and stay within limits that keep the other tenants served.
+ *
+ * The rules, each enforced by SQLite before a statement runs (the authorizer is asked while a
+ * statement is prepared, so a refused statement does nothing):
+ * - No other files: ATTACH and DETACH are refused (an ATTACH by the name under which the VFS
+ *   mounts another database's files would otherwise reach it), and so is `VACUUM INTO`; a
+ *   plain `VACUUM` may attach its own nameless scratch database.
+ * - No state that outlives a request: no TEMP tables, views, triggers or indexes, and no
+ *   PRAGMA that sets connection state. PRAGMAs that only read, and the two that write the
+ *   database file's own header (`user_version`, `application_id`), are allowed.
+ * - No corruption: defensive mode (`Connection.restrict`) turns off `writable_schema` and writes
+ *   to `sqlite_dbpage` and shadow tables, whatever the authorizer says.
+ * - Bounded work: a value may be at most `valueBytesMax` bytes (a huge `zeroblob` fails at once
+ *   with SQLITE_TOOBIG) and a statement runs at most `statementTimeoutMs` (SQLite's progress
+ *   handler interrupts it; the connection stays usable and the transaction is rolled back by the
+ *   pipeline as for any failed request).
+ *
+ * The server's own statements (page reads, checkpoints) pass the same rules: they only read
+ * pages and checkpoint, which tenants may do too.
+ */
+import type { Connection } from '../engine/connection.js';
+import {
+  SQLITE_ATTACH,
+  SQLITE_CREATE_TEMP_INDEX,
+  SQLITE_CREATE_TEMP_TABLE,
+  SQLITE_CREATE_TEMP_TRIGGER,
+  SQLITE_CREATE_TEMP_VIEW,
+  SQLITE_DETACH,
+  SQLITE_FUNCTION,
+  SQLITE_PRAGMA,
+} from '../sqlite/constants.js';
+
+export interface SandboxLimits {
+  /** Longest a single statement may run before it is interrupted. */
+  statementTimeoutMs: number;
+  /** Largest TEXT or BLOB value (and SQL text) a statement may make. */
+  valueBytesMax: number;
+}
+
+/** PRAGMAs tenants may run without a value (reading). */
+const READ_PRAGMAS = new Set([
+  'application_id',
+  'auto_vacuum',
+  'collation_list',
+  'data_version',
+  'database_list',
+  'encoding',
+  'foreign_key_check',
+  'foreign_key_list',
+  'foreign_keys',
+  'freelist_count',
+  'function_list',
+  'index_info',
+  'index_list',
+  'index_xinfo',
+  'integrity_check',
+  'journal_mode',
+  'module_list',
+  'page_count',
+  'page_size',
+  'pragma_list',
+  'query_only',
+  'quick_check',
+  'schema_version',
+  'table_info',
+  'table_list',
+  'table_xinfo',
+  'user_version',
+  'wal_checkpoint',
+]);
+
+/** PRAGMAs that may also be given a value: they write the database's header, not the connection. */
+const WRITE_PRAGMAS = new Set(['user_version', 'application_id']);
+
+/** Functions that could reach outside the database or hand out raw pointers. */
+const REFUSED_FUNCTIONS = new Set(['load_extension', 'fts3_tokenizer', 'readfile', 'writefile', 'edit']);
+
+/**
+ * The authorizer for tenant SQL (see the header). `inner`, when given (the write rules), is
+ * asked only about actions the sandbox allows.
+ */
+export function sandboxAuthorizer(
+  clock: StatementClock,
+  inner?: (action: number, a: string | null, b: string | null, trigger: string | null) => boolean,
+): (action: number, a: string | null, b: string | null, trigger: string | null) => boolean {
+  return (action, a, b, trigger) => {
+    switch (action) {
+      case SQLITE_ATTACH:
+        // A plain VACUUM attaches a nameless temporary database of its own (and detaches it).
+        return clock.vacuum && a === null;
+      case SQLITE_DETACH:
+        return clock.vacuum;
+      case SQLITE_CREATE_TEMP_INDEX:
+      case SQLITE_CREATE_TEMP_TABLE:
+      case SQLITE_CREATE_TEMP_TRIGGER:
+      case SQLITE_CREATE_TEMP_VIEW:
+        return false;
+      case SQLITE_PRAGMA: {
+        const name = (a ?? '').toLowerCase();
+        if (b === null) return READ_PRAGMAS.has(name);
+        return WRITE_PRAGMAS.has(name);
+      }
+      case SQLITE_FUNCTION:
+        if (REFUSED_FUNCTIONS.has((b ?? '').toLowerCase())) return false;
+        break;
+    }
+    return inner ? inner(action, a, b, trigger) : true;
+  };
+}
+
+/**
+ * The statement time limit: the progress handler asks `shouldStop`; the pipeline starts the
+ * clock before each tenant statement and stops it after.
+ */
+export class StatementClock {
+  private deadlineMs = Number.POSITIVE_INFINITY;
+  /** Whether the last interrupted statement was stopped by this clock. */
+  expired = false;
+  /** The running statement is a plain VACUUM (which attaches a scratch database of its own). */
+  vacuum = false;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  /** Starts the clock for one tenant statement, `sql`. */
+  start(sql: string): void {
+    this.expired = false;
+    // Only `VACUUM [schema]`: `VACUUM INTO 'file'` writes a file and stays refused.
+    this.vacuum = /^\s*VACUUM(\s+("main"|main))?\s*;?\s*$/i.test(sql);
+    this.deadlineMs = performance.now() + this.timeoutMs;
+  }
+
+  /** Stops the clock (the server's own statements have no limit). */
+  stop(): void {
+    this.vacuum = false;
+    this.deadlineMs = Number.POSITIVE_INFINITY;
+  }
+
+  shouldStop = (): boolean => {
+    if (performance.now() <= this.deadlineMs) return false;
+    this.expired = true;
+    return true;
+  };
+
+  get limitMs(): number {
+    return this.timeoutMs;
+  }
+}
+
+/** How many VM steps pass between two looks at the clock (a few microseconds of work). */
+const PROGRESS_OPS = 10_000;
+
+/** Applies the sandbox to a hosted database's connection; returns its clock and authorizer. */
+export function applySandbox(
+  conn: Connection,
+  limits: SandboxLimits,
+  writeRules?: (action: number, a: string | null, b: string | null, trigger: string | null) => boolean,
+): { clock: StatementClock; authorizer: ReturnType<typeof sandboxAuthorizer> } {
+  conn.restrict({ valueBytesMax: limits.valueBytesMax, sqlBytesMax: limits.valueBytesMax });
+  const clock = new StatementClock(limits.statementTimeoutMs);
+  const authorizer = sandboxAuthorizer(clock, writeRules);
+  conn.setAuthorizer(authorizer);
+  conn.setProgressHandler(PROGRESS_OPS, clock.shouldStop);
+  return { clock, authorizer };
+}
