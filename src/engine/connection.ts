@@ -441,8 +441,9 @@ export class Connection {
   // Contract: these work under SQLite's feet. `readPages` reads committed pages through
   // `sqlite_dbpage`; `rawFiles` hands out the mounted files with every write flushed (read
   // them, do not write them while SQLite has them open); `withDatabaseClosed` closes SQLite so
-  // the callback may rewrite the files, then reopens and reconfigures; `handle` exposes the raw
-  // SQLite handle for changeset work; `setAuthorizer` installs the server's write rules.
+  // the callback may rewrite the files, then reopens and reconfigures; `decodeChangeset` and
+  // `applyChangeset` do changeset work without letting a SQLite pointer out of the engine
+  // (changesets.ts); `setAuthorizer` installs the server's write rules.
 
   /** The database's size in pages. */
   pageCount(): number {

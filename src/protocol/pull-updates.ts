@@ -1,7 +1,7 @@
 /**
  * The `pull-updates` wire format of Turso's sync protocol, shared by Outpost's sync client and
- * server (see ../shared/design/sync-protocol.md for the protocol, and ARCHITECTURE.md for how
- * Outpost uses it). No I/O: encoders and decoders only.
+ * server (the protocol as `turso --sync-server` and the official client speak it; ARCHITECTURE.md
+ * says how Outpost uses it). No I/O: encoders and decoders only.
  *
  * The request is one `PullUpdatesReqProtoBody` (protobuf). The response is a stream of
  * length-delimited protobuf messages: one `PullUpdatesRespProtoBody` header, then `PageData`

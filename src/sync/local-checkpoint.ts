@@ -10,8 +10,6 @@ import { WAL_FRAME_HEADER_BYTES, WAL_HEADER_BYTES } from '../sqlite/format.js';
 import { invariant } from './invariant.js';
 import type { LocalDatabase } from './local.js';
 
-/** SQLite's WAL format: a 32-byte file header, then frames of a 24-byte header and a page. */
-
 /** Checkpoints the local WAL when it is past `maxLocalWalBytes` (and nothing else is going on). */
 export function maybeCheckpointLocal(local: LocalDatabase, maxLocalWalBytes: number): void {
   const { conn, state } = local;
@@ -36,7 +34,10 @@ export function maybeCheckpointLocal(local: LocalDatabase, maxLocalWalBytes: num
   conn.exec('PRAGMA wal_checkpoint(TRUNCATE)');
 }
 
-/** The page numbers the WAL's frames write, ascending, each once. */
+/**
+ * The page numbers the WAL's frames write, ascending, each once. SQLite's WAL format
+ * (sqlite/format.ts): a 32-byte file header, then frames of a 24-byte header and a page.
+ */
 function walPageNumbers(wal: { size(): number; read(dst: Uint8Array, offset: number): number }): number[] {
   const frameBytes = WAL_FRAME_HEADER_BYTES + PAGE_BYTES;
   const pages = new Set<number>();
