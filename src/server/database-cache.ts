@@ -39,9 +39,7 @@ export class DatabaseCache {
    * `release`. Null when it does not exist and `create` is false.
    */
   async acquire(name: string, create: boolean): Promise<HostedDatabase | null> {
-    const db = await this.get(name, create);
-    if (db) db.pins++;
-    return db;
+    return this.get(name, create);
   }
 
   release(db: HostedDatabase): void {
@@ -54,22 +52,31 @@ export class DatabaseCache {
     this.open.clear();
   }
 
+  /** The database, pinned: a pin is taken before anything can evict it (evict() included). */
   private async get(name: string, create: boolean): Promise<HostedDatabase | null> {
     const hosted = this.open.get(name);
     if (hosted) {
       // Re-insert: the Map's order is the LRU order.
       this.open.delete(name);
       this.open.set(name, hosted);
+      hosted.pins++;
       return hosted;
     }
     const pending = this.opening.get(name);
-    if (pending) return pending;
+    if (pending) {
+      const db = await pending;
+      db.pins++;
+      return db;
+    }
     if (!create && !fs.existsSync(this.fileOf(name))) return null;
     const opened = HostedDatabase.open(this.dataDir, name, this.optionsFor(name));
     this.opening.set(name, opened);
     try {
       const db = await opened;
       this.open.set(name, db);
+      // Pinned before evicting: with every other database pinned, the one just opened would
+      // otherwise be the least recently used idle one, and be closed under its own request.
+      db.pins++;
       await this.evict();
       return db;
     } finally {

@@ -27,6 +27,9 @@ export interface HostedDatabaseOptions {
   limits: SandboxLimits;
 }
 
+/** Pages read and encoded at a time while a pull is written out (1 MiB of page images). */
+const PULL_CHUNK_PAGES = 256;
+
 export class HostedDatabase {
   lastUsedMs = Date.now();
   /** Requests and long polls using it right now; a pinned database is never evicted. */
@@ -66,29 +69,44 @@ export class HostedDatabase {
     return this.revlog.revision;
   }
 
-  /** Builds a pull-updates response body (header, then pages), length-delimited. */
-  pull(req: PullRequest): Uint8Array {
+  /**
+   * Writes a pull-updates response body (header, then pages, length-delimited) to `sink`, a
+   * few hundred pages at a time: the whole answer is never in memory at once. It runs
+   * synchronously, so it reads one consistent revision.
+   */
+  pull(req: PullRequest, sink: (chunk: Uint8Array) => void): void {
     if (req.encoding !== ENCODING_RAW) throw new ProtocolError('only raw page encoding is supported (zstd was requested)');
     if (req.streamKind !== 0) throw new ProtocolError('only the Pages stream kind is supported');
-    const dbSize = this.conn.pageCount();
+    const dbPages = this.conn.pageCount();
     const selector = req.serverPagesSelector.length > 0 ? new Set(decodeRoaring(req.serverPagesSelector, 1 << 22).map((id) => id + 1)) : null;
     let applyMode = APPLY_INCREMENTAL;
     let pages: Iterable<number>;
     if (req.clientRevision === '') {
-      pages = selector ?? range(1, dbSize);
+      pages = selector ?? range(1, dbPages);
     } else {
       const changed = this.revlog.pagesSince(req.clientRevision);
       if (changed === null) {
         applyMode = APPLY_REPLACE_BASE;
-        pages = selector ?? range(1, dbSize);
+        pages = selector ?? range(1, dbPages);
       } else {
-        pages = [...changed].filter((p) => p <= dbSize && (!selector || selector.has(p))).sort((a, b) => a - b);
+        pages = [...changed].filter((p) => p <= dbPages && (!selector || selector.has(p))).sort((a, b) => a - b);
       }
     }
-    const images = this.conn.readPages([...pages].filter((p) => p >= 1 && p <= dbSize));
-    const parts: Uint8Array[] = [encodePullHeader({ serverRevision: this.revlog.revision, dbSize, applyMode })];
-    for (const [pgno, data] of images) parts.push(encodePage(pgno - 1, data));
-    return concat(parts);
+    sink(encodePullHeader({ serverRevision: this.revlog.revision, dbSize: dbPages, applyMode }));
+    let group: number[] = [];
+    const flush = (): void => {
+      const images = this.conn.readPages(group);
+      const parts: Uint8Array[] = [];
+      for (const [pgno, data] of images) parts.push(encodePage(pgno - 1, data));
+      sink(concat(parts));
+      group = [];
+    };
+    for (const p of pages) {
+      if (p < 1 || p > dbPages) continue;
+      group.push(p);
+      if (group.length === PULL_CHUNK_PAGES) flush();
+    }
+    if (group.length > 0) flush();
   }
 
   /** True when a pull from `clientRevision` would return nothing new. */

@@ -16,6 +16,7 @@
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ProtocolError } from '../errors.js';
 import { DATABASE_NAME_PATTERN } from '../options.js';
@@ -23,7 +24,8 @@ import { decodePullRequest } from '../protocol/pull-updates.js';
 import { type Grant, type Role, authorize, verifyAuthorization } from './auth.js';
 import { DatabaseCache } from './database-cache.js';
 import type { HostedDatabase } from './hosted-database.js';
-import { HttpError, errorAnswer, pathParts, readBody, send, sendJson, sendPreflight } from './http.js';
+import { HttpError, errorAnswer, pathParts, readBody, sendJson, sendPreflight } from './http.js';
+import { PullSpool } from './pull-spool.js';
 
 export interface ServerOptions {
   /** Where the databases live (created when missing). */
@@ -208,15 +210,26 @@ class SyncServer implements OutpostServer {
     const request = decodePullRequest(await readBody(req, this.bodyBytesMax));
     const canCreate = !grant || grant.role !== 'read';
     const db = await this.acquire(name, canCreate);
+    let released = false;
     try {
       if (request.clientRevision !== '' && request.serverRevision === '' && request.longPollTimeoutMs > 0 && db.isCurrent(request.clientRevision)) {
         await this.longPoll(db, Math.min(request.longPollTimeoutMs, this.longPollMsMax), res);
       }
       db.lastUsedMs = Date.now();
-      send(res, 200, 'application/protobuf', db.pull(request));
+      const spool = new PullSpool(path.join(this.options.dataDir, '.pulls'));
+      try {
+        db.pull(request, spool.write);
+      } catch (e) {
+        spool.discard();
+        throw e;
+      }
+      // The answer is built: the database need not stay pinned while a slow client reads it.
+      this.databases.release(db);
+      released = true;
+      await spool.send(res, 'application/protobuf');
       return 200;
     } finally {
-      this.databases.release(db);
+      if (!released) this.databases.release(db);
     }
   }
 

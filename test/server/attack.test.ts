@@ -218,3 +218,22 @@ describe('one tenant cannot take down the others', () => {
     expect(await count('victim3', 'secrets')).toBe(3);
   });
 });
+
+describe('pulls are not held in memory', () => {
+  test('a pull larger than the in-memory limit streams from an unlinked spool file, byte for byte', async () => {
+    const r = await run('bigpull', 'CREATE TABLE IF NOT EXISTS b(v)', 'INSERT INTO b SELECT randomblob(4000) FROM (WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 1000) SELECT i FROM s)');
+    expect(r.errors).toEqual([null, null]);
+    const { PullStreamReader } = await import('../../src/protocol/pull-updates.js');
+    const { rawPull } = await import('../support/server.js');
+    const res = await rawPull(`${base}/db/bigpull`, {}, await token('bigpull'));
+    expect(res.status).toBe(200);
+    const reader = new PullStreamReader();
+    const pages = reader.push(res.body);
+    const header = reader.finish();
+    expect(pages.length).toBe(header.dbSize);
+    expect(header.dbSize).toBeGreaterThan(1000);
+    // The spool file was unlinked as soon as it was made: nothing is left behind.
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(`${dataDir}/.pulls`)).toEqual([]);
+  });
+});

@@ -54,3 +54,14 @@ test('beyond the limit the least recently used idle database closes, never a pin
   // Evicted databases stay on disk.
   expect(['a', 'b', 'c'].every((name) => cache!.exists(name))).toBe(true);
 });
+
+test('a database opened while every other one is pinned is not evicted under its own request', async () => {
+  cache = new DatabaseCache(tempDir('outpost-cache-'), 2, () => options);
+  const a = (await cache.acquire('a', true))!;
+  const b = (await cache.acquire('b', true))!;
+  const c = (await cache.acquire('c', true))!;
+  expect(c.pins).toBe(1);
+  // c is usable: its connection was not closed by the eviction its own open triggered.
+  expect(() => c.execTrusted('CREATE TABLE IF NOT EXISTS t(x)')).not.toThrow();
+  for (const db of [a, b, c]) cache.release(db);
+});
