@@ -105,7 +105,17 @@ export function connectionDriver(conn: Connection, engine: SyncEngine | null = n
       conn.rollbackQuietly(`ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`);
     },
     export: async () => conn.export(),
-    import: async (bytes) => conn.import(bytes),
+    import: async (bytes) => {
+      if (engine) {
+        // The synced image comes from the server and local writes are pushed as changes: a
+        // wholesale replacement would be neither, and the next pull would undo it.
+        throw new OutpostError(
+          'import() cannot replace a synced database: its contents come from its server. Import into a database opened without sync, or write the rows through SQL so they sync',
+          'INVALID_ARGUMENT',
+        );
+      }
+      conn.import(bytes);
+    },
     close: async () => {
       await conn.close();
       engine?.close();

@@ -27,6 +27,10 @@ class RecordingDirectory implements StorageDirectory {
   failNextWriteTo: string | null = null;
   private readonly files = new Map<string, MemoryBackend>();
 
+  async fileSize(name: string): Promise<number | null> {
+    return this.files.get(name)?.size() ?? null;
+  }
+
   async open(name: string): Promise<StorageBackend> {
     let file = this.files.get(name);
     if (!file) {

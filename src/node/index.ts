@@ -8,15 +8,14 @@
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
-import { Connection } from '../engine/connection.js';
 import { Database } from '../database.js';
 import { connectionDriver } from '../driver.js';
 import { DatabaseLockedError, OutpostError } from '../errors.js';
 import { engineSettings } from '../options.js';
 import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
+import { NODE_SUFFIXES } from '../opfs-vfs/storage/files.js';
 import { NodeDirectory } from '../opfs-vfs/storage/node.js';
-import type { SyncEngine } from '../sync/engine.js';
-import { openSynced } from '../sync/open.js';
+import { openDatabase } from '../sync/open.js';
 import type { Database as DatabaseApi, OpenOptions } from '../types.js';
 
 export type * from '../types.js';
@@ -45,10 +44,7 @@ export async function open(path: string, options: OpenOptions = {}): Promise<Dat
   if (key) await claimPath(key, lockTimeoutMs);
   try {
     const directory = key ? new NodeDirectory(key) : new MemoryDirectory(`memory:${path}`);
-    let conn: Connection;
-    let engine: SyncEngine | null = null;
-    if (options.sync) ({ conn, engine } = await openSynced(directory, engineOptions, options.sync));
-    else conn = await Connection.open(directory, engineOptions);
+    const { conn, engine } = await openDatabase(directory, engineOptions, options.sync);
     return new Database(path, connectionDriver(conn, engine), () => {
       if (key) openPaths.delete(key);
     });
@@ -62,5 +58,5 @@ export async function open(path: string, options: OpenOptions = {}): Promise<Dat
 export async function deleteDatabase(path: string): Promise<void> {
   const key = nodePath.resolve(path);
   if (openPaths.has(key)) throw new DatabaseLockedError(key, `database ${key} is open in this process; close it before deleting`);
-  for (const suffix of ['', '-wal', '-sync', '-revert', '-replay']) fs.rmSync(`${key}${suffix}`, { force: true });
+  for (const suffix of NODE_SUFFIXES) fs.rmSync(`${key}${suffix}`, { force: true });
 }

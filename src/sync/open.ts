@@ -14,6 +14,34 @@ import { ReplayFile } from './replay-file.js';
 import { RevertFile } from './revert-file.js';
 import { SyncStateFile } from './state-file.js';
 import { HttpTransport } from './transport.js';
+import { DB_FILE, REPLAY_FILE, REVERT_FILE, SYNC_STATE_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
+
+/**
+ * Opens a database, with sync when `sync` is given, and also when it is not but the database
+ * already syncs (its sync state names a URL): a synced database stays synced. Opened without
+ * change capture, its writes would never be pushed, and a checkpoint would fold them into the
+ * main file, which must hold the server's image (the next pull would find it malformed). Such
+ * an open makes no network request by itself; `pull`/`push` use the stored URL (pass the sync
+ * options to give them a token).
+ */
+export async function openDatabase(
+  directory: StorageDirectory,
+  options: Omit<ConnectionOptions, 'checkpoint' | 'capture' | 'afterWrite'>,
+  sync?: SyncOptions,
+): Promise<{ conn: Connection; engine: SyncEngine | null }> {
+  if (sync) return openSynced(directory, options, sync);
+  if (((await directory.fileSize(SYNC_STATE_FILE)) ?? 0) > 0) {
+    const file = await directory.open(SYNC_STATE_FILE);
+    let url: string | null;
+    try {
+      url = SyncStateFile.storedUrl(file);
+    } finally {
+      file.close();
+    }
+    if (url !== null) return openSynced(directory, options, { url }, undefined, { bootstrap: false });
+  }
+  return { conn: await Connection.open(directory, options), engine: null };
+}
 
 export async function openSynced(
   directory: StorageDirectory,
@@ -21,11 +49,13 @@ export async function openSynced(
   sync: SyncOptions,
   /** The server connection; HTTP to `sync.url` when not given (tests pass their own). */
   transport?: SyncTransport,
+  /** `bootstrap: false`: a never-synced database waits for the first pull instead of fetching at open. */
+  behaviour: { bootstrap: boolean } = { bootstrap: true },
 ): Promise<{ conn: Connection; engine: SyncEngine }> {
   if (typeof sync.url !== 'string' || !/^https?:\/\//.test(sync.url)) {
     throw new OutpostError(`sync.url must be an http(s) URL, got ${JSON.stringify(sync.url)}`, 'INVALID_ARGUMENT');
   }
-  const files = { state: await directory.open('db-sync'), revert: await directory.open('db-revert'), replay: await directory.open('db-replay') };
+  const files = { state: await directory.open(SYNC_STATE_FILE), revert: await directory.open(REVERT_FILE), replay: await directory.open(REPLAY_FILE) };
   const closeFiles = (): void => {
     for (const f of Object.values(files)) f.close();
   };
@@ -42,6 +72,13 @@ export async function openSynced(
       `${directory.label} syncs with ${state.value.url}, not ${sync.url}; open it with that URL, or delete it to sync with another`,
       'INVALID_ARGUMENT',
     );
+  }
+  if (state.value.revision !== null && !((await directory.fileSize(DB_FILE)) ?? 0) && !((await directory.fileSize(WAL_FILE)) ?? 0)) {
+    // The database file is gone but its sync state survived (a user deleted one file, or a
+    // browser evicted part of the storage). The synced image is lost: start over from the
+    // server, keeping the client id and the change-id floor so no id the server acknowledged
+    // is used again.
+    state.update({ revision: null, syncedDbPages: 0, walWatermarkBytes: 0, revertEntries: 0, phase: 'idle', replayEntries: 0 });
   }
   let engine: SyncEngine | null = null;
   let conn: Connection;
@@ -72,7 +109,7 @@ export async function openSynced(
     closeFiles();
     throw e;
   }
-  if (state.value.revision === null) {
+  if (state.value.revision === null && behaviour.bootstrap) {
     // Bootstrap now when the server answers; offline, the database opens empty (writes are
     // captured as usual) and the next pull bootstraps and rebases them.
     try {

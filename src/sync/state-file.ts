@@ -68,6 +68,13 @@ export class SyncStateFile {
     this.slot = slot;
   }
 
+  /** The URL a database syncs with, from its state file; null when it has no valid state. */
+  static storedUrl(file: StorageBackend): string | null {
+    const states = [0, 1].map((i) => readSlot(file, i)).filter((x): x is SyncState => x !== null);
+    if (states.length === 0) return null;
+    return states.reduce((a, b) => (b.seq > a.seq ? b : a)).url;
+  }
+
   /** Reads the state, or creates it for `url` when there is none. */
   static load(file: StorageBackend, url: string, clientName?: string): SyncStateFile {
     const slots = [0, 1].map((i) => readSlot(file, i));

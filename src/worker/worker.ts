@@ -8,7 +8,6 @@
  * uses; the worker only adds the transfer of result buffers.
  */
 import * as Comlink from 'comlink';
-import { Connection } from '../engine/connection.js';
 import { transferables } from '../engine/packed-rows.js';
 import { type Driver, connectionDriver, forwardDriver } from '../driver.js';
 import { OutpostError } from '../errors.js';
@@ -16,7 +15,7 @@ import { publicStorageError } from '../options.js';
 import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
 import { OpfsDirectory } from '../opfs-vfs/storage/opfs.js';
 import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
-import { openSynced } from '../sync/open.js';
+import { openDatabase } from '../sync/open.js';
 import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 
 let driver: Driver | null = null;
@@ -29,13 +28,14 @@ function opened(): Driver {
 async function openDriver(req: OpenRequest, callbacks: SyncCallbacks): Promise<Driver> {
   const options = { durability: req.durability, intMode: req.intMode };
   const openIn = async (dir: StorageDirectory): Promise<Driver> => {
-    if (!req.sync) return connectionDriver(await Connection.open(dir, options));
-    const { authToken, ...rest } = req.sync;
-    const { conn, engine } = await openSynced(dir, options, {
-      ...rest,
-      authToken: callbacks.authToken ?? authToken,
-      ...(callbacks.transform ? { transform: callbacks.transform } : {}),
-    });
+    const sync = req.sync
+      ? {
+          ...req.sync,
+          authToken: callbacks.authToken ?? req.sync.authToken,
+          ...(callbacks.transform ? { transform: callbacks.transform } : {}),
+        }
+      : undefined;
+    const { conn, engine } = await openDatabase(dir, options, sync);
     return connectionDriver(conn, engine);
   };
   if (req.storage === 'memory') return openIn(new MemoryDirectory(`memory:${req.name}`));

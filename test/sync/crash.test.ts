@@ -39,6 +39,9 @@ class CrashingDirectory implements StorageDirectory {
       throw new Crash(`injected crash at operation ${this.ops}`);
     }
   }
+  fileSize(name: string): Promise<number | null> {
+    return this.inner.fileSize(name);
+  }
   async open(name: string): Promise<StorageBackend> {
     const f = await this.inner.open(name);
     return {

@@ -41,6 +41,8 @@ export interface StorageDirectory {
   readonly label: string;
   /** Opens (creating when missing) the file `name` of this database. */
   open(name: string): Promise<StorageBackend>;
+  /** The size in bytes of the file `name`, or null when it does not exist; never creates it. */
+  fileSize(name: string): Promise<number | null>;
   /** Releases whatever the directory holds (locks); files opened through it must be closed first. */
   release(): Promise<void>;
 }

@@ -88,5 +88,9 @@ export class MemoryDirectory implements StorageDirectory {
     };
   }
 
+  async fileSize(name: string): Promise<number | null> {
+    return this.files.get(name)?.size() ?? null;
+  }
+
   async release(): Promise<void> {}
 }

@@ -106,5 +106,14 @@ export class NodeDirectory implements StorageDirectory {
     return new NodeFileBackend(this.pathOf(name));
   }
 
+  async fileSize(name: string): Promise<number | null> {
+    try {
+      return fs.statSync(this.pathOf(name)).size;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
   async release(): Promise<void> {}
 }

@@ -195,6 +195,16 @@ export class OpfsDirectory implements StorageDirectory {
     }
   }
 
+  async fileSize(fileName: string): Promise<number | null> {
+    try {
+      const file = await this.dir.getFileHandle(fileName);
+      return (await file.getFile()).size;
+    } catch (e) {
+      if ((e as Error).name === 'NotFoundError') return null;
+      throw e;
+    }
+  }
+
   async release(): Promise<void> {
     this.releaseLock();
   }
