@@ -130,6 +130,12 @@ export type PushResult =
  * failing statement's error) when it applied nothing. Throws `SyncError` when the answer is
  * not a batch result at all (HTTP for a stream error, PROTOCOL for another shape).
  */
+/**
+ * SQLite result codes that describe the server's condition, not the pushed change: out of disk,
+ * I/O errors, locks, memory, an interrupted (timed out) statement.
+ */
+const SERVER_CONDITION = /^SQLITE_(FULL|IOERR|BUSY|LOCKED|NOMEM|INTERRUPT|READONLY|CANTOPEN|PROTOCOL)(_|$)/;
+
 export function readPushResult(batch: PushBatch, response: PipelineResponse): PushResult {
   const r = response.results[0];
   if (r?.type === 'error') throw new SyncError(`v2/pipeline: ${r.error.message}`, 'HTTP');
@@ -140,6 +146,12 @@ export function readPushResult(batch: PushBatch, response: PipelineResponse): Pu
     if (!e) continue;
     const step = batch.stepAt[i] ?? null;
     if (step?.ignorable) continue;
+    if (e.code !== undefined && e.code !== null && SERVER_CONDITION.test(e.code)) {
+      // The server could not apply the batch right now (its disk is full, it is busy, it ran
+      // out of memory or time): nothing is wrong with the change. The whole batch was rolled
+      // back; it is retried later, never recorded as refused.
+      throw new SyncError(`the server could not apply a push batch right now (${e.code}: ${e.message}); it will be retried`, 'HTTP', 503);
+    }
     const where = step ? ` (change ${step.changeId}${step.table ? `, table ${step.table}` : ''}: ${step.sql})` : '';
     return { type: 'refused', reason: `${e.message}${where}`, changeId: step?.changeId ?? null, table: step?.table ?? null };
   }

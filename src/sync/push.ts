@@ -31,6 +31,8 @@ export async function pushOnce(local: LocalDatabase, transport: SyncTransport, o
   if (records.length === 0) return null;
   const clientId = local.state.value.clientId;
   let acked = readAck(await transport.pipeline(ackRequest(clientId)));
+  // The server has seen ids up to `acked` from this client: never hand them out again.
+  if (local.state.value.changeIdFloor < acked) local.state.update({ changeIdFloor: acked });
   const rejected = { ...local.state.value.rejected };
   const refusedTables = new Map<number, string | null>();
   const refuse = (id: number, result: Extract<PushResult, { type: 'refused' }>): void => {
@@ -38,6 +40,11 @@ export async function pushOnce(local: LocalDatabase, transport: SyncTransport, o
     refusedTables.set(id, result.table);
   };
   const send = async (batch: ChangeRecord[]): Promise<PushResult> => {
+    // Durably first: no id this batch carries is ever given to a new change, even when a power
+    // loss takes the change log's last commits (durability 'normal') after the server took
+    // the batch. Without it, new writes reused acknowledged ids and the server skipped them.
+    const lastId = batch[batch.length - 1]!.id;
+    if (local.state.value.changeIdFloor < lastId) local.state.update({ changeIdFloor: lastId });
     const result = await sendBatch(local, transport, clientId, acked, batch, options.transform);
     if (result.type === 'ok') acked = Math.max(acked, batch[batch.length - 1]!.id);
     return result;

@@ -2,7 +2,7 @@
  * How a synced database is handled by the app around it: opened without its sync options,
  * imported over, or found with its main file gone. Each case once lost or corrupted data.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { OutpostError } from '../../src/errors.js';
@@ -93,4 +93,29 @@ test('a lost database file beside a surviving sync state bootstraps again instea
   await again.run("INSERT INTO t(v) VALUES ('after')");
   expect(await again.push()).toBe(1);
   await again.close();
+});
+
+test('after a power loss takes the last local commits, new writes never reuse a change id the server acknowledged', async () => {
+  const url = await seeded('powerloss');
+  const path = join(dir, `c${++n}.db`);
+  const db = await open(path, { sync: { url } });
+  await db.close();
+  // What the disk held before the write (durability 'normal' does not flush each commit).
+  const before = new Map([path, `${path}-wal`].map((f) => [f, existsSync(f) ? readFileSync(f) : null]));
+  const writer = await open(path, { sync: { url } });
+  await writer.run("INSERT INTO t(id, v) VALUES (100, 'acknowledged')");
+  expect(await writer.push()).toBe(1);
+  await writer.close();
+  // Power loss: the database and its WAL lose that commit; the flushed sync state survives.
+  for (const [f, bytes] of before) {
+    if (bytes) writeFileSync(f, bytes);
+    else rmSync(f, { force: true });
+  }
+  const after = await open(path, { sync: { url } });
+  // (A different row: the same auto-assigned id would be the separate conflict case of two inserts.)
+  await after.run("INSERT INTO t(id, v) VALUES (200, 'written after the power loss')");
+  expect(await after.push()).toBe(1);
+  await after.pull();
+  expect(await after.query('SELECT v FROM t ORDER BY id')).toEqual([{ v: 'from the server' }, { v: 'acknowledged' }, { v: 'written after the power loss' }]);
+  await after.close();
 });

@@ -4,7 +4,7 @@
  * row changes and table descriptions, with no SQLite and no server.
  */
 import { describe, expect, test } from 'vitest';
-import { OutpostError, SyncError } from '../../src/errors.js';
+import { OutpostError, SyncError, isTransient } from '../../src/errors.js';
 import type { HranaBatchStep, HranaStmtResult, PipelineResponse } from '../../src/protocol/hrana.js';
 import { TURSO_SYNC_TABLE } from '../../src/protocol/turso-tables.js';
 import type { RowChange } from '../../src/sync/changeset.js';
@@ -136,6 +136,23 @@ describe('readPushResult', () => {
   test('a failed framing step refuses without naming a change', () => {
     expect(readPushResult(batch, answer(n, { 0: 'database is locked' }))).toEqual({ type: 'refused', reason: 'database is locked', changeId: null, table: null });
   });
+  test.each(['SQLITE_FULL', 'SQLITE_IOERR_WRITE', 'SQLITE_BUSY', 'SQLITE_NOMEM', 'SQLITE_INTERRUPT'])(
+    "the server's own condition (%s) is a transient error to retry, never a refusal",
+    (code) => {
+      const response = answer(n, { 4: 'the server failed' });
+      const r = response.results[0];
+      if (r?.type !== 'ok' || r.response.type !== 'batch') throw new Error('unexpected answer shape');
+      r.response.result.step_errors[4] = { message: 'database or disk is full', code };
+      let thrown: unknown = null;
+      try {
+        readPushResult(batch, response);
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown).toBeInstanceOf(SyncError);
+      expect(isTransient(thrown)).toBe(true);
+    },
+  );
   test('a skipped COMMIT refuses', () => {
     expect(readPushResult(batch, answer(n, {}, [batch.commitStep]))).toMatchObject({ type: 'refused', reason: 'the server skipped the COMMIT of a push batch' });
   });
