@@ -16,6 +16,7 @@
  */
 import type { CaptureHooks, CapturedTransaction } from '../engine/capture.js';
 import type { Connection } from '../engine/connection.js';
+import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
 import { invariant } from './invariant.js';
 import { tableExists } from './schema.js';
 
@@ -29,7 +30,9 @@ export interface ChangeRecord extends CapturedTransaction {
 /** Whether a table's row changes are captured and pushed. */
 export function isTrackedTable(name: string): boolean {
   const lower = name.toLowerCase();
-  return !(lower.startsWith('_outpost_') || lower.startsWith('turso_sync_') || lower.startsWith('sqlite_'));
+  // Exactly the sync layer's own tables, not every name that looks like them: a user's
+  // `_outpost_notes` or `turso_sync_log` is user data and syncs like any other table.
+  return !(lower === CHANGES_TABLE || lower === TURSO_SYNC_TABLE || lower.startsWith('sqlite_'));
 }
 
 export class ChangeLog {

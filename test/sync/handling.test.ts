@@ -119,3 +119,20 @@ test('after a power loss takes the last local commits, new writes never reuse a 
   expect(await after.query('SELECT v FROM t ORDER BY id')).toEqual([{ v: 'from the server' }, { v: 'acknowledged' }, { v: 'written after the power loss' }]);
   await after.close();
 });
+
+test("a user's tables named like the sync layer's own (_outpost_*, turso_sync_*) sync like any other", async () => {
+  const url = `${base}/db/lookalike`;
+  const a = await open(join(dir, `c${++n}.db`), { sync: { url } });
+  await a.exec("CREATE TABLE _outpost_notes(id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE turso_sync_log(id INTEGER PRIMARY KEY, v TEXT)");
+  await a.exec("INSERT INTO _outpost_notes(v) VALUES ('mine'); INSERT INTO turso_sync_log(v) VALUES ('also mine')");
+  expect(await a.push()).toBeGreaterThan(0);
+  const b = await open(join(dir, `c${++n}.db`), { sync: { url } });
+  expect(await b.query('SELECT v FROM _outpost_notes')).toEqual([{ v: 'mine' }]);
+  expect(await b.query('SELECT v FROM turso_sync_log')).toEqual([{ v: 'also mine' }]);
+  await b.exec("UPDATE _outpost_notes SET v = 'changed by b'");
+  await b.push();
+  await a.pull();
+  expect(await a.query('SELECT v FROM _outpost_notes')).toEqual([{ v: 'changed by b' }]);
+  await a.close();
+  await b.close();
+});
