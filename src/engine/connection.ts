@@ -28,7 +28,7 @@ import { OutpostError, SqliteError } from '../errors.js';
 import type { StorageBackend, StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { DB_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
 import type { OutpostVfs, WalObserver } from '../opfs-vfs/vfs.js';
-import { SQLITE_DBCONFIG_DEFENSIVE, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, SQLITE_DBCONFIG_TRUSTED_SCHEMA, SQLITE_LIMIT_LENGTH, SQLITE_LIMIT_SQL_LENGTH, SQLITE_DONE, SQLITE_IOERR_WRITE, SQLITE_OK, SQLITE_ROW } from '../sqlite/constants.js';
+import { SQLITE_UTF8, SQLITE_DBCONFIG_DEFENSIVE, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, SQLITE_DBCONFIG_TRUSTED_SCHEMA, SQLITE_LIMIT_LENGTH, SQLITE_LIMIT_SQL_LENGTH, SQLITE_DONE, SQLITE_IOERR_WRITE, SQLITE_OK, SQLITE_ROW } from '../sqlite/constants.js';
 import { sqliteError } from '../sqlite/errors.js';
 import { PAGE_BYTES } from '../sqlite/format.js';
 import { type RawExports, type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
@@ -509,6 +509,17 @@ export class Connection {
     }
     capi.sqlite3_limit(this.db, SQLITE_LIMIT_LENGTH, Math.max(1024, Math.floor(limits.valueBytesMax)));
     capi.sqlite3_limit(this.db, SQLITE_LIMIT_SQL_LENGTH, Math.max(1024, Math.floor(limits.sqlBytesMax)));
+  }
+
+  /**
+   * Registers a scalar SQL function implemented in JS (the server's client-ownership check).
+   * Arguments arrive as SQLite's JS mapping gives them; a throw fails the statement with the
+   * thrown message.
+   */
+  createFunction(name: string, nArgs: number, fn: (...args: unknown[]) => SqlValue): void {
+    this.ensureOpen();
+    const rc = this.sqlite3.capi.sqlite3_create_function(this.db, name, nArgs, SQLITE_UTF8, 0, (_ctx, ...args) => fn(...args), 0, 0);
+    if (rc !== SQLITE_OK) throw this.error(rc, `create function ${name}`);
   }
 
   /**

@@ -12,6 +12,11 @@ export type Role = 'read' | 'write' | 'admin';
 export interface Grant {
   databases: string[] | '*';
   role: Role;
+  /**
+   * The token's `sub` claim: who the client is. A sync client id first used by a token with a
+   * subject belongs to that subject (see client-owners.ts). Null when the token has none.
+   */
+  subject: string | null;
 }
 
 const ROLES: readonly Role[] = ['read', 'write', 'admin'];
@@ -32,9 +37,13 @@ function key(secret: string): Uint8Array {
 }
 
 /** Mints a token; `expires` is a jose time span such as `1h` or `30d`. */
-export async function mintToken(secret: string, grant: { db: string | string[]; role: Role; expires?: string | undefined }): Promise<string> {
+export async function mintToken(
+  secret: string,
+  grant: { db: string | string[]; role: Role; expires?: string | undefined; subject?: string | undefined },
+): Promise<string> {
   let jwt = new SignJWT({ db: grant.db, role: grant.role }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt();
   if (grant.expires) jwt = jwt.setExpirationTime(grant.expires);
+  if (grant.subject) jwt = jwt.setSubject(grant.subject);
   return jwt.sign(key(secret));
 }
 
@@ -54,7 +63,7 @@ export async function verifyAuthorization(header: string | undefined, secret: st
   const db = payload.db;
   const databases = db === '*' ? '*' : typeof db === 'string' ? [db] : Array.isArray(db) && db.every((d) => typeof d === 'string') ? (db as string[]) : null;
   if (databases === null) throw new AuthError('token names no database', 401);
-  return { databases, role: role as Role };
+  return { databases, role: role as Role, subject: typeof payload.sub === 'string' && payload.sub !== '' ? payload.sub : null };
 }
 
 /** Throws AuthError (403) unless the grant allows `need` on `database`. */

@@ -5,7 +5,7 @@
  *                 [--max-open N] [--max-body SIZE] [--max-value SIZE] [--statement-timeout-ms MS]
  *                 [--body-timeout-ms MS] [--durability normal|full] [--write-rules FILE]
  *   (FILE: JSON { "database": ["table", ...] }, the tables pushes may write)
- *   outpost token --db NAME[,NAME…|*] --role read|write|admin --secret SECRET [--expires 1h]
+ *   outpost token --db NAME[,NAME…|*] --role read|write|admin --secret SECRET [--expires 1h] [--sub SUBJECT]
  * The secret may also come from $OUTPOST_AUTH_SECRET. `token` prints the token alone on its
  * last line.
  */
@@ -34,7 +34,7 @@ const USAGE = `usage:
   outpost serve --data DIR [--host 127.0.0.1] [--port 8080] [--auth-secret SECRET | --no-auth]
                 [--max-open N] [--max-body SIZE] [--max-value SIZE] [--statement-timeout-ms MS]
                 [--body-timeout-ms MS] [--durability normal|full] [--write-rules FILE] [--quiet]
-  outpost token --db NAME --role read|write|admin --secret SECRET [--expires 1h]`;
+  outpost token --db NAME --role read|write|admin --secret SECRET [--expires 1h] [--sub SUBJECT]`;
 
 /** A JSON file: { "database": ["table", ...], ... }. */
 function readWriteRules(file: string): Record<string, string[]> {
@@ -106,7 +106,7 @@ async function token(flags: Flags): Promise<void> {
   if (!secret) throw new Error('token needs --secret SECRET');
   if (role !== 'read' && role !== 'write' && role !== 'admin') throw new Error('--role is read, write or admin');
   const names = db === '*' ? db : db.includes(',') ? db.split(',') : db;
-  console.log(await mintToken(secret, { db: names, role: role as Role, expires: str('expires') }));
+  console.log(await mintToken(secret, { db: names, role: role as Role, expires: str('expires'), subject: str('sub') }));
 }
 
 async function main(): Promise<void> {

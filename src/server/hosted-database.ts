@@ -15,6 +15,7 @@ import { decodeRoaring } from '../protocol/roaring.js';
 import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
 import { executePipeline } from './hrana.js';
 import { RevisionLog } from './revlog.js';
+import { ClientOwners, type Writer } from './client-owners.js';
 import { type SandboxLimits, type StatementClock, applySandbox } from './sandbox.js';
 import { writeRulesAuthorizer } from './write-rules.js';
 
@@ -43,6 +44,7 @@ export class HostedDatabase {
     private readonly durable: boolean,
     private readonly clock: StatementClock,
     private readonly authorizer: Parameters<Connection['setAuthorizer']>[0],
+    private readonly owners: ClientOwners,
   ) {}
 
   static async open(dataDir: string, name: string, options: HostedDatabaseOptions): Promise<HostedDatabase> {
@@ -58,7 +60,11 @@ export class HostedDatabase {
         checkpointOnClose: false,
       });
       const { clock, authorizer } = applySandbox(conn, options.limits, options.writableTables ? writeRulesAuthorizer(options.writableTables) : undefined);
-      return new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer);
+      const owners = new ClientOwners(`${file}-owners`);
+      owners.register(conn);
+      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners);
+      owners.afterRequest(conn, (sql) => hosted.execTrusted(sql));
+      return hosted;
     } catch (e) {
       revlog.close();
       throw e;
@@ -129,12 +135,18 @@ export class HostedDatabase {
     });
   }
 
-  /** Runs a Hrana pipeline; wakes long polls when it committed something. */
-  pipeline(body: unknown): PipelineResponse {
+  /**
+   * Runs a Hrana pipeline for `writer` (whose token may write only its own sync clients'
+   * acknowledgements: client-owners.ts); wakes long polls when it committed something.
+   */
+  pipeline(body: unknown, writer: Writer = { subject: null, admin: true }): PipelineResponse {
     const before = this.revlog.seq;
+    this.owners.writer = writer;
     try {
       return executePipeline(this.conn, body, this.clock);
     } finally {
+      this.owners.writer = { subject: null, admin: true };
+      this.owners.afterRequest(this.conn, (sql) => this.execTrusted(sql));
       if (this.revlog.seq !== before) for (const wake of [...this.waiters]) wake();
     }
   }

@@ -23,13 +23,16 @@
  * pages and checkpoint, which tenants may do too.
  */
 import type { Connection } from '../engine/connection.js';
+import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
 import {
+  SQLITE_ALTER_TABLE,
   SQLITE_ATTACH,
   SQLITE_CREATE_TEMP_INDEX,
   SQLITE_CREATE_TEMP_TABLE,
   SQLITE_CREATE_TEMP_TRIGGER,
   SQLITE_CREATE_TEMP_VIEW,
   SQLITE_DETACH,
+  SQLITE_DROP_TABLE,
   SQLITE_FUNCTION,
   SQLITE_PRAGMA,
 } from '../sqlite/constants.js';
@@ -104,8 +107,20 @@ export function sandboxAuthorizer(
         if (b === null) return READ_PRAGMAS.has(name);
         return WRITE_PRAGMAS.has(name);
       }
-      case SQLITE_FUNCTION:
-        if (REFUSED_FUNCTIONS.has((b ?? '').toLowerCase())) return false;
+      case SQLITE_FUNCTION: {
+        const fn = (b ?? '').toLowerCase();
+        if (REFUSED_FUNCTIONS.has(fn)) return false;
+        // The ownership check (client-owners.ts) runs from the server's own triggers only.
+        if (fn === 'outpost_may_write_client' && trigger === null) return false;
+        break;
+      }
+      // The protocol's acknowledgements are guarded row by row; the table itself stays.
+      // (DROP TABLE names the table first; ALTER TABLE names the schema, then the table.)
+      case SQLITE_DROP_TABLE:
+        if ((a ?? '').toLowerCase() === TURSO_SYNC_TABLE) return false;
+        break;
+      case SQLITE_ALTER_TABLE:
+        if ((b ?? '').toLowerCase() === TURSO_SYNC_TABLE) return false;
         break;
     }
     return inner ? inner(action, a, b, trigger) : true;

@@ -257,7 +257,7 @@ class SyncServer implements OutpostServer {
     const db = await this.acquire(name, true);
     try {
       db.lastUsedMs = Date.now();
-      sendJson(res, 200, db.pipeline(body));
+      sendJson(res, 200, db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true }));
       return 200;
     } finally {
       this.databases.release(db);

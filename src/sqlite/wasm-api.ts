@@ -48,6 +48,17 @@ export interface Sqlite3Runtime {
     sqlite3_db_config(db: number, op: number, value: number, out: number): number;
     sqlite3_free(p: number): void;
     sqlite3_limit(db: number, category: number, value: number): number;
+    /** The JS-callback form: the build converts arguments and sets the result (a throw becomes an SQL error). */
+    sqlite3_create_function(
+      db: number,
+      name: string,
+      nArg: number,
+      eTextRep: number,
+      pApp: number,
+      xFunc: ((ctx: number, ...values: unknown[]) => unknown) | 0,
+      xStep: 0,
+      xFinal: 0,
+    ): number;
     sqlite3_progress_handler(db: number, ops: number, handler: ((ctx: number) => number) | 0, ctx: number): void;
     sqlite3_set_authorizer(
       db: number,

@@ -237,3 +237,33 @@ describe('pulls are not held in memory', () => {
     expect(readdirSync(`${dataDir}/.pulls`)).toEqual([]);
   });
 });
+
+describe("a token cannot write another client's acknowledgement", () => {
+  test("rows of turso_sync_last_change_id belong to the subject that first wrote them", async () => {
+    const url = `${base}/db/owned`;
+    const alice = await mintToken(SECRET, { db: 'owned', role: 'write', subject: 'alice' });
+    const bob = await mintToken(SECRET, { db: 'owned', role: 'write', subject: 'bob' });
+    const as = async (t: string, ...sql: string[]): Promise<(string | null)[]> => {
+      const { json } = await rawPipeline(url, batch(...sql), t);
+      return json.results[0].response.result.step_errors.map((e: { message: string } | null) => e?.message ?? null);
+    };
+    const create = 'CREATE TABLE IF NOT EXISTS turso_sync_last_change_id (client_id TEXT PRIMARY KEY, pull_gen INTEGER, change_id INTEGER)';
+    expect(await as(alice, create, "INSERT INTO turso_sync_last_change_id VALUES ('alice-client', 1, 5)")).toEqual([null, null]);
+    expect(await as(alice, "UPDATE turso_sync_last_change_id SET change_id = 6 WHERE client_id = 'alice-client'")).toEqual([null]);
+    const attacks = [
+      "UPDATE turso_sync_last_change_id SET change_id = 999 WHERE client_id = 'alice-client'",
+      "DELETE FROM turso_sync_last_change_id WHERE client_id = 'alice-client'",
+      "INSERT OR REPLACE INTO turso_sync_last_change_id VALUES ('alice-client', 1, 999)",
+      "INSERT INTO turso_sync_last_change_id VALUES ('alice-client', 1, 999) ON CONFLICT(client_id) DO UPDATE SET change_id = 999",
+      "UPDATE turso_sync_last_change_id SET client_id = 'stolen'",
+      "SELECT outpost_may_write_client('alice-client')",
+      'DROP TABLE turso_sync_last_change_id',
+      'ALTER TABLE turso_sync_last_change_id RENAME TO gone',
+    ];
+    for (const sql of attacks) expect((await as(bob, sql))[0], sql).toBeTruthy();
+    // Bob's own client works, and Alice's acknowledgement is untouched.
+    expect(await as(bob, "INSERT INTO turso_sync_last_change_id VALUES ('bob-client', 1, 1)")).toEqual([null]);
+    const r = await rawPipeline(url, batch("SELECT change_id FROM turso_sync_last_change_id WHERE client_id = 'alice-client'"), alice);
+    expect(r.json.results[0].response.result.step_results[0].rows[0][0].value).toBe('6');
+  });
+});

@@ -54,7 +54,16 @@ test('killed mid-push many times, the server keeps every acknowledged push and s
   const acknowledged = new Set<number>();
   let nextId = 1;
 
+  let onAck = (): void => {};
   for (let round = 0; round < 8; round++) {
+    // Kill after a few acknowledged pushes of this round (an event, not a fixed time: a busy
+    // machine acknowledges fewer per millisecond), at a random moment after that.
+    const target = acknowledged.size + 3 + Math.floor(random() * 5);
+    const enough = new Promise<void>((resolve) => {
+      onAck = () => {
+        if (acknowledged.size >= target) resolve();
+      };
+    });
     // Four writers push small transactions until the server is killed under them.
     const writers = [0, 1, 2, 3].map(async (w) => {
       for (;;) {
@@ -76,13 +85,17 @@ test('killed mid-push many times, the server keeps every acknowledged push and s
             ],
           });
           const errors = res.json.results?.[0]?.response?.result?.step_errors ?? [];
-          if (res.status === 200 && errors.every((e: unknown) => e === null)) acknowledged.add(id);
+          if (res.status === 200 && errors.every((e: unknown) => e === null)) {
+            acknowledged.add(id);
+            onAck();
+          }
         } catch {
           return; // the server is gone
         }
       }
     });
-    await new Promise((r) => setTimeout(r, 50 + random() * 250));
+    await enough;
+    await new Promise((r) => setTimeout(r, random() * 30));
     await stop(child, 'SIGKILL');
     await Promise.all(writers);
     child = await startChild(dataDir, port);

@@ -1,0 +1,87 @@
+/**
+ * Who may write which sync client's row of `turso_sync_last_change_id`. That row is a client's
+ * acknowledgement: the push protocol skips every change at or below it. A token that could
+ * raise or delete another client's row could make the server swallow that client's writes.
+ *
+ * The rule: a client id belongs to the subject (the token's `sub` claim) of the first token that
+ * writes its row. Afterwards only tokens with that subject (or an admin token) may insert,
+ * update or delete that row; any other write to it fails with an error naming the client id.
+ * Tokens without a subject write unowned rows only, so a deployment that wants the protection
+ * gives each user's tokens a `sub` (an identity provider does; `outpost token --sub NAME`).
+ *
+ * Enforcement: TEMP triggers on the server's connection (tenants cannot create, see or drop
+ * TEMP objects: sandbox.ts) call `outpost_may_write_client(client_id)` before every write to
+ * the table. Ownership is kept beside the database in `<name>.db-owners` (JSON, replaced
+ * atomically by rename), not inside it, since clients pull the database's every page.
+ */
+import * as fs from 'node:fs';
+import type { Connection } from '../engine/connection.js';
+import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
+
+/** Who is writing: a token's subject, `admin` for admin tokens and the server, null for neither. */
+export type Writer = { subject: string | null; admin: boolean };
+
+const CHECK_FUNCTION = 'outpost_may_write_client';
+
+export class ClientOwners {
+  private owners: Record<string, string>;
+  private installed = false;
+  /** The writer of the request being executed; set around each pipeline. */
+  writer: Writer = { subject: null, admin: true };
+
+  constructor(private readonly file: string) {
+    try {
+      this.owners = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string>;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      this.owners = {};
+    }
+  }
+
+  /** Registers the check function on a freshly opened connection. */
+  register(conn: Connection): void {
+    conn.createFunction(CHECK_FUNCTION, 1, (clientId) => {
+      this.check(String(clientId));
+      return 1;
+    });
+  }
+
+  /**
+   * Installs the triggers once the protocol's table exists, and gives the rows that were
+   * written before (by the request that created the table) to their writer.
+   */
+  afterRequest(conn: Connection, execTrusted: (sql: string) => void): void {
+    if (this.installed) return;
+    if (Number(conn.value(`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '${TURSO_SYNC_TABLE}'`)) === 0) return;
+    for (const row of conn.execute(`SELECT client_id FROM ${TURSO_SYNC_TABLE}`, undefined).rows) this.check(String(row[0]));
+    execTrusted(
+      [
+        `CREATE TEMP TRIGGER IF NOT EXISTS outpost_owner_insert BEFORE INSERT ON main.${TURSO_SYNC_TABLE} BEGIN SELECT ${CHECK_FUNCTION}(NEW.client_id); END`,
+        `CREATE TEMP TRIGGER IF NOT EXISTS outpost_owner_update BEFORE UPDATE ON main.${TURSO_SYNC_TABLE} BEGIN SELECT ${CHECK_FUNCTION}(OLD.client_id); SELECT ${CHECK_FUNCTION}(NEW.client_id); END`,
+        `CREATE TEMP TRIGGER IF NOT EXISTS outpost_owner_delete BEFORE DELETE ON main.${TURSO_SYNC_TABLE} BEGIN SELECT ${CHECK_FUNCTION}(OLD.client_id); END`,
+      ].join('; '),
+    );
+    this.installed = true;
+  }
+
+  /** Throws unless the current writer may write `clientId`'s row; binds an unowned id to it. */
+  private check(clientId: string): void {
+    const { subject, admin } = this.writer;
+    const owner = this.owners[clientId];
+    if (owner === undefined) {
+      if (subject !== null) {
+        this.owners[clientId] = subject;
+        this.save();
+      }
+      return;
+    }
+    if (admin || owner === subject) return;
+    throw new Error(`sync client ${clientId} belongs to another token's subject: this token may not write its acknowledgement`);
+  }
+
+  private save(): void {
+    const temp = `${this.file}.tmp`;
+    fs.writeFileSync(temp, JSON.stringify(this.owners));
+    fs.renameSync(temp, this.file);
+  }
+}
