@@ -1,23 +1,36 @@
 /**
- * The seeded sync simulation: several Outpost clients and one Outpost server (in-process, on
- * 127.0.0.1), random writes and transactions, offline periods, lost answers, and crashes
- * (a client abandoned without closing, then reopened from its files). After the faults heal
- * and everyone syncs, it checks the design note's invariants:
+ * The seeded sync simulation: several Outpost clients and one Outpost server, random writes and
+ * transactions, offline periods, lost answers (the server ran the request, the client got a
+ * network error), and crashes (a client's process dies without closing; a new one opens the
+ * same files). After the faults heal and everyone syncs, it checks the design note's invariants:
  * - every client's rows equal the server's, and its file is the server's image page for page;
  * - every change a client committed reached the server exactly once (a TEMP trigger on the
- *   server counts each application);
- * - every database passes integrity_check.
- * `runSimulation(seed)` throws with the seed in its message on the first violation.
+ *   server counts each application), and nothing committed was lost;
+ * - every database passes integrity_check, and no client has pending changes left.
+ * `runSimulation(network, seed)` throws with the seed in its message on the first violation;
+ * `runSeeds` runs many and reports seeds/s. The test files pick the seeds (`seedRange`).
+ *
+ * Where the server runs is the `SimNetwork`: `inProcessNetwork` calls a `HostedDatabase`
+ * through the in-process transport (no sockets: thousands of seeds a minute), `httpNetwork`
+ * goes through a real server and the HTTP transport. Clients keep their files on a
+ * `CrashDisk` (memory by default, Node files with `storage: 'node'`), which lets a crashed
+ * process's connection be closed without anything reaching its files.
  */
-import { readFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Database } from '../../src/database.js';
 import { SyncError } from '../../src/errors.js';
 import { connectionDriver } from '../../src/driver.js';
+import type { StorageDirectory } from '../../src/opfs-vfs/storage/backend.js';
 import { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
-import { PullStreamReader } from '../../src/protocol/pull-updates.js';
+import type { HranaValue, PipelineRequest } from '../../src/protocol/hrana.js';
+import type { SyncTransport } from '../../src/protocol/transport.js';
+import { HostedDatabase } from '../../src/server/hosted-database.js';
+import { InProcessTransport, type NetworkFault, SeededFaults, type TransportRoute } from '../../src/server/in-process-transport.js';
 import { openSynced } from '../../src/sync/open.js';
-import { batch, rawPipeline, rawPull, tempDir } from '../support/server.js';
+import { HttpTransport } from '../../src/sync/transport.js';
+import { CrashDisk } from '../support/crash-disk.js';
+import { tempDir } from '../support/server.js';
 
 export function rng(seed: number): () => number {
   let x = seed >>> 0 || 0x9e3779b9;
@@ -29,71 +42,150 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** One seed's server database and the ways to reach it. */
+export interface SimServer {
+  /** The URL clients sync with (only an identity for the in-process network). */
+  url: string;
+  /** A transport without faults, for the setup and the checks. */
+  admin: SyncTransport;
+  /** A client's transport; `faults` decides the fate of each request. */
+  client(faults: (route: TransportRoute) => NetworkFault): SyncTransport;
+  close(): Promise<void>;
+}
+
+export interface SimNetwork {
+  open(seed: number): Promise<SimServer>;
+}
+
+/** Servers as `HostedDatabase`s in `dataDir`, called in-process; each seed's files are removed after it. */
+export function inProcessNetwork(dataDir: string): SimNetwork {
+  return {
+    async open(seed) {
+      const name = `sim-${seed}`;
+      const db = await HostedDatabase.open(dataDir, name, { durability: 'normal', cacheKiB: 256 });
+      const transports: InProcessTransport[] = [];
+      const transport = (faults?: (route: TransportRoute) => NetworkFault): InProcessTransport => {
+        const t = new InProcessTransport(db, { faults });
+        transports.push(t);
+        return t;
+      };
+      return {
+        url: `http://in-process/db/${name}`,
+        admin: transport(),
+        client: transport,
+        close: async () => {
+          for (const t of transports) t.close();
+          await db.close();
+          for (const suffix of ['', '-wal', '-revlog']) rmSync(join(dataDir, `${name}.db${suffix}`), { force: true });
+        },
+      };
+    },
+  };
+}
+
+/** Databases on a running Outpost server at `base` (authentication off), over HTTP. */
+export function httpNetwork(base: string): SimNetwork {
+  return {
+    async open(seed) {
+      const url = `${base}/db/sim-${seed}`;
+      return {
+        url,
+        admin: new HttpTransport({ url }),
+        client: (faults) => new HttpTransport({ url, fetch: faultyFetch(faults) }),
+        close: async () => {},
+      };
+    },
+  };
+}
+
+/** A fetch that fails as `faults` decides: before sending ('offline'), or after the server answered ('lose-answer'). */
+function faultyFetch(faults: (route: TransportRoute) => NetworkFault): typeof fetch {
+  return (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const route: TransportRoute = String(input).endsWith('/pull-updates') ? 'pull-updates' : 'v2/pipeline';
+    const fault = faults(route);
+    if (fault === 'offline') throw new TypeError('fetch failed: offline');
+    const res = await fetch(input, init);
+    const body = await res.arrayBuffer();
+    if (fault === 'lose-answer') throw new TypeError('fetch failed: the answer was lost');
+    return new Response(body, { status: res.status, headers: res.headers });
+  }) as typeof fetch;
+}
+
 interface SimClient {
   name: string;
-  path: string;
+  disk: CrashDisk;
   db: Database;
-  net: { offline: boolean; loseAnswers: number };
+  faults: SeededFaults;
+  /** Ids of the log rows this client committed. */
   written: number[];
 }
 
 export interface SimulationOptions {
   clients?: number;
   steps?: number;
+  /** Where clients keep their files: memory (default) or Node files in a temporary folder. */
+  storage?: 'memory' | 'node';
 }
 
-export async function runSimulation(base: string, seed: number, options: SimulationOptions = {}): Promise<{ crashes: number; lost: number }> {
+export interface SimulationResult {
+  crashes: number;
+  /** Answers lost after the server ran the request. */
+  lost: number;
+}
+
+const SCHEMA = [
+  'CREATE TABLE IF NOT EXISTS kv(k TEXT PRIMARY KEY, v TEXT, writer TEXT)',
+  'CREATE TABLE IF NOT EXISTS log(id INTEGER PRIMARY KEY, writer TEXT)',
+  'CREATE TABLE IF NOT EXISTS applied(n INTEGER PRIMARY KEY, id INTEGER)',
+  // Counts every application of a log insert on the server; TEMP, so it never syncs.
+  'CREATE TEMP TRIGGER IF NOT EXISTS count_applied AFTER INSERT ON main.log BEGIN INSERT INTO applied(id) VALUES (new.id); END',
+];
+
+export async function runSimulation(network: SimNetwork, seed: number, options: SimulationOptions = {}): Promise<SimulationResult> {
+  const server = await network.open(seed);
+  const clientDir = options.storage === 'node' ? tempDir(`outpost-sim-${seed}-`) : null;
+  const clients: SimClient[] = [];
+  try {
+    await serverRows(server, ...SCHEMA);
+    for (let i = 0; i < (options.clients ?? 3); i++) {
+      const disk = new CrashDisk(clientDir ? new NodeDirectory(join(clientDir, `c${i}.db`)) : undefined);
+      const client: SimClient = { name: `c${i}`, disk, db: null as unknown as Database, faults: new SeededFaults(seed * 16 + i + 1), written: [] };
+      // Assigned right away: a client exists only once its database is open.
+      client.db = await openClient(server, client);
+      clients.push(client);
+    }
+    const crashes = await runSteps(server, clients, seed, options.steps ?? 20);
+    await heal(clients);
+    await check(server, clients, seed);
+    return { crashes, lost: clients.reduce((n, c) => n + c.faults.lost, 0) };
+  } finally {
+    for (const c of clients) await c.db.close().catch(() => {});
+    await server.close();
+    if (clientDir) rmSync(clientDir, { recursive: true, force: true });
+  }
+}
+
+/** Opens a client's database in a new process over its disk. */
+async function openClient(server: SimServer, c: SimClient): Promise<Database> {
+  const directory: StorageDirectory & { readonly dead: boolean } = c.disk.process();
+  // A dead process reaches no server either.
+  const transport = server.client((route) => (directory.dead ? 'offline' : c.faults.decide(route)));
+  const { conn, engine } = await openSynced(
+    directory,
+    { durability: 'normal', intMode: 'number' },
+    { url: server.url, clientName: c.name, maxLocalWalBytes: 64 * 1024, retries: 0 },
+    transport,
+  );
+  return new Database(c.name, connectionDriver(conn, engine));
+}
+
+/** The random part: writes, syncs, network faults and crashes. Returns the number of crashes. */
+async function runSteps(server: SimServer, clients: SimClient[], seed: number, steps: number): Promise<number> {
   const random = rng(seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
-  const fail = (what: string): never => {
-    throw new Error(`simulation seed ${seed}: ${what}`);
-  };
-  const url = `${base}/db/sim-${seed}`;
-  const dir = tempDir(`outpost-sim-${seed}-`);
-  await rawPipeline(
-    url,
-    batch(
-      'CREATE TABLE IF NOT EXISTS kv(k TEXT PRIMARY KEY, v TEXT, writer TEXT)',
-      'CREATE TABLE IF NOT EXISTS log(id INTEGER PRIMARY KEY, writer TEXT)',
-      'CREATE TABLE IF NOT EXISTS applied(n INTEGER PRIMARY KEY, id INTEGER)',
-      'CREATE TEMP TRIGGER IF NOT EXISTS count_applied AFTER INSERT ON main.log BEGIN INSERT INTO applied(id) VALUES (new.id); END',
-    ),
-  );
-  let lost = 0;
-  const makeFetch = (net: SimClient['net']): typeof fetch =>
-    (async (input: RequestInfo | URL, init?: RequestInit) => {
-      if (net.offline) throw new TypeError('fetch failed: offline');
-      const res = await fetch(input, init);
-      const body = await res.arrayBuffer();
-      if (random() < net.loseAnswers) {
-        lost++;
-        throw new TypeError('fetch failed: the answer was lost');
-      }
-      return new Response(body, { status: res.status, headers: res.headers });
-    }) as typeof fetch;
-
-  const openClient = async (name: string, path: string, net: SimClient['net']): Promise<Database> => {
-    const { conn, engine } = await openSynced(new NodeDirectory(path), { durability: 'normal', intMode: 'number' }, { url, fetch: makeFetch(net), clientName: name, maxLocalWalBytes: 64 * 1024, retries: 0 });
-    return new Database(path, connectionDriver(conn, engine));
-  };
-
-  const clients: SimClient[] = [];
-  for (let i = 0; i < (options.clients ?? 3); i++) {
-    const net = { offline: false, loseAnswers: 0 };
-    const path = join(dir, `c${i}.db`);
-    clients.push({ name: `c${i}`, path, db: await openClient(`c${i}`, path, net), net, written: [] });
-  }
   let crashes = 0;
   let nextLog = 1;
-  const tolerate = async (p: Promise<unknown>): Promise<void> => {
-    try {
-      await p;
-    } catch (e) {
-      if (!(e instanceof SyncError)) throw e;
-    }
-  };
-
-  for (let step = 0; step < (options.steps ?? 20); step++) {
+  for (let step = 0; step < steps; step++) {
     const c = pick(clients);
     const r = random();
     if (r < 0.35) {
@@ -115,36 +207,50 @@ export async function runSimulation(base: string, seed: number, options: Simulat
     } else if (r < 0.65) await tolerate(c.db.push());
     else if (r < 0.8) await tolerate(c.db.pull());
     else if (r < 0.9) {
-      c.net.offline = !c.net.offline;
-      c.net.loseAnswers = random() < 0.5 ? 0.3 : 0;
+      c.faults.offline = !c.faults.offline;
+      c.faults.lossRate = random() < 0.5 ? 0.3 : 0;
     } else {
-      // A crash: the process is gone without closing; a new one opens the same files.
+      // A crash: the process dies without closing, and a new one opens the same files. The
+      // dead process's connection is closed only to free it: its handles no longer write.
       crashes++;
-      c.db = await openClient(c.name, c.path, c.net);
+      c.disk.crash();
+      await c.db.close().catch(() => {});
+      c.db = await openClient(server, c);
     }
   }
+  return crashes;
+}
 
-  // Heal: everyone online, no lost answers, then sync until nothing moves.
+/** A sync call that may fail on the network; anything but a SyncError is a finding. */
+async function tolerate(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    if (!(e instanceof SyncError)) throw e;
+  }
+}
+
+/** Everyone online, no lost answers, then sync until nothing moves. */
+async function heal(clients: SimClient[]): Promise<void> {
   for (const c of clients) {
-    c.net.offline = false;
-    c.net.loseAnswers = 0;
+    c.faults.offline = false;
+    c.faults.lossRate = 0;
   }
   for (let round = 0; round < 3; round++) for (const c of clients) await c.db.sync();
+}
 
-  const serverRows = async (sql: string): Promise<string> => {
-    const res = await rawPipeline(url, batch(sql));
-    return JSON.stringify(res.json.results[0].response.result.step_results[0].rows.map((row: { value?: unknown }[]) => row.map((v) => v.value ?? null)));
+/** The invariants of the header; throws naming the seed and what broke. */
+async function check(server: SimServer, clients: SimClient[], seed: number): Promise<void> {
+  const fail = (what: string): never => {
+    throw new Error(`simulation seed ${seed}: ${what} (replay with OUTPOST_SEED=${seed})`);
   };
-  const kv = await serverRows('SELECT k, v, writer FROM kv ORDER BY k');
-  const log = await serverRows('SELECT id, writer FROM log ORDER BY id');
-  const reader = new PullStreamReader();
-  const serverPages = reader.push((await rawPull(url, {})).body);
-  reader.finish();
-  const applied = JSON.parse(await serverRows('SELECT id, count(*) FROM applied GROUP BY id ORDER BY id')) as [string, string][];
+  const [kv, log, appliedJson] = await serverRows(server, 'SELECT k, v, writer FROM kv ORDER BY k', 'SELECT id, writer FROM log ORDER BY id', 'SELECT id, count(*) FROM applied GROUP BY id ORDER BY id');
+  const applied = JSON.parse(appliedJson!) as [string, string][];
   for (const [id, count] of applied) if (count !== '1') fail(`log row ${id} was applied ${count} times`);
   const written = clients.flatMap((c) => c.written).sort((a, b) => a - b);
   const appliedIds = applied.map(([id]) => Number(id));
   if (JSON.stringify(appliedIds) !== JSON.stringify(written)) fail(`the server applied ${JSON.stringify(appliedIds)}, clients wrote ${JSON.stringify(written)}`);
+  const serverPages = (await server.admin.pull({})).pages;
 
   for (const c of clients) {
     const rows = (sql: string): Promise<string> => c.db.execMany(sql).then((r) => JSON.stringify(r[0]!.rows.map((row) => row.map((v) => (typeof v === 'number' ? String(v) : v)))));
@@ -154,11 +260,53 @@ export async function runSimulation(base: string, seed: number, options: Simulat
     const status = await c.db.syncStatus();
     if (status?.pendingChanges !== 0) fail(`${c.name} still has ${status?.pendingChanges} pending changes`);
     await c.db.close();
-    const file = readFileSync(c.path);
+    const file = await c.disk.read('db');
     if (file.length !== serverPages.length * 4096) fail(`${c.name} file has ${file.length / 4096} pages, the server ${serverPages.length}`);
     for (const p of serverPages) {
-      if (Buffer.compare(file.subarray(p.pageId * 4096, (p.pageId + 1) * 4096), Buffer.from(p.page)) !== 0) fail(`${c.name} page ${p.pageId} differs from the server's`);
+      if (Buffer.compare(file.subarray(p.pageId * 4096, (p.pageId + 1) * 4096), p.page) !== 0) fail(`${c.name} page ${p.pageId} differs from the server's`);
     }
   }
-  return { crashes, lost };
+}
+
+/** Runs `sql` as one batch on the server; returns each statement's rows as JSON (values as text). */
+async function serverRows(server: SimServer, ...sql: string[]): Promise<string[]> {
+  const request: PipelineRequest = {
+    baton: null,
+    requests: [{ type: 'batch', batch: { steps: sql.map((s) => ({ stmt: { sql: s, args: [], want_rows: true } })) } }],
+  };
+  const [result] = (await server.admin.pipeline(request)).results;
+  if (result?.type !== 'ok' || result.response.type !== 'batch') throw new Error(`the server refused the batch: ${JSON.stringify(result)}`);
+  const { step_results: steps, step_errors: errors } = result.response.result;
+  const failed = errors.find((e) => e !== null);
+  if (failed) throw new Error(`the server failed a statement: ${failed.message}`);
+  return steps.map((s) => JSON.stringify((s?.rows ?? []).map((row) => row.map((v: HranaValue) => ('value' in v ? v.value : 'base64' in v ? v.base64 : null)))));
+}
+
+/**
+ * The seeds of this run: `OUTPOST_SEED` alone (a replay), else `OUTPOST_SEEDS` of them
+ * (default `defaultCount`) from `OUTPOST_SEED_FROM` (default: from the clock, so each run tries
+ * new seeds; the range is printed). Shard `index` of `shards` is a contiguous part of it.
+ */
+export function seedRange(defaultCount: number, index = 0, shards = 1): { first: number; count: number } {
+  const single = process.env.OUTPOST_SEED;
+  if (single) return index === 0 ? { first: Number(single), count: 1 } : { first: Number(single), count: 0 };
+  const first = Number(process.env.OUTPOST_SEED_FROM ?? Math.floor(Date.now() / 1000) % 1_000_000);
+  const total = Number(process.env.OUTPOST_SEEDS ?? defaultCount);
+  const start = Math.floor((total * index) / shards);
+  return { first: first + start, count: Math.floor((total * (index + 1)) / shards) - start };
+}
+
+/** Runs `count` seeds from `first` and sums what they did; logs the range first and seeds/s after. */
+export async function runSeeds(network: SimNetwork, first: number, count: number, options: SimulationOptions = {}, label = 'simulation'): Promise<SimulationResult> {
+  console.log(`${label}: seeds ${first}..${first + count - 1} (replay one with OUTPOST_SEED=<seed>)`);
+  const total: SimulationResult = { crashes: 0, lost: 0 };
+  const started = performance.now();
+  for (let seed = first; seed < first + count; seed++) {
+    const r = await runSimulation(network, seed, options);
+    total.crashes += r.crashes;
+    total.lost += r.lost;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  console.log(`${label}: ${count} seeds in ${seconds.toFixed(1)} s (${(count / seconds).toFixed(1)} seeds/s), ${total.crashes} crashes, ${total.lost} lost answers`);
+  return total;
 }
