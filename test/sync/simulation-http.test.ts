@@ -7,7 +7,8 @@ import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { OutpostServer } from '../../src/server/server.js';
 import { startServer } from '../support/server.js';
-import { httpNetwork, runSeeds, seedRange } from './simulation.js';
+import { httpNetwork } from '../support/networks.js';
+import { runSeeds, seedRange } from './simulation.js';
 
 const { first } = seedRange(20);
 const count = process.env.OUTPOST_SEED ? 1 : 20;

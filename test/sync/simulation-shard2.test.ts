@@ -1,7 +1,8 @@
 /** The second half of the in-process simulation's seeds (see simulation.test.ts), in its own Vitest worker. */
 import { expect, test } from 'vitest';
 import { tempDir } from '../support/server.js';
-import { inProcessNetwork, runSeeds, seedRange } from './simulation.js';
+import { inProcessNetwork } from '../support/networks.js';
+import { runSeeds, seedRange } from './simulation.js';
 
 const { first, count } = seedRange(300, 1, 2);
 

@@ -7,7 +7,8 @@
  */
 import { expect, test } from 'vitest';
 import { tempDir } from '../support/server.js';
-import { inProcessNetwork, runSeeds, seedRange } from './simulation.js';
+import { inProcessNetwork } from '../support/networks.js';
+import { runSeeds, seedRange } from './simulation.js';
 
 const { first, count } = seedRange(300, 0, 2);
 

@@ -10,9 +10,9 @@
  * `runSimulation(network, seed)` throws with the seed in its message on the first violation;
  * `runSeeds` runs many and reports seeds/s. The test files pick the seeds (`seedRange`).
  *
- * Where the server runs is the `SimNetwork`: `inProcessNetwork` calls a `HostedDatabase`
- * through the in-process transport (no sockets: thousands of seeds a minute), `httpNetwork`
- * goes through a real server and the HTTP transport. Clients keep their files on a
+ * Where the server runs is the `Network` (test/support/networks.ts): `inProcessNetwork` calls a
+ * `HostedDatabase` through the in-process transport (no sockets: thousands of seeds a minute),
+ * `httpNetwork` goes through a real server and the HTTP transport. Clients keep their files on a
  * `CrashDisk` (memory by default, Node files with `storage: 'node'`), which lets a crashed
  * process's connection be closed without anything reaching its files.
  */
@@ -24,12 +24,10 @@ import { connectionDriver } from '../../src/driver.js';
 import type { StorageDirectory } from '../../src/opfs-vfs/storage/backend.js';
 import { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
 import type { HranaValue, PipelineRequest } from '../../src/protocol/hrana.js';
-import type { SyncTransport } from '../../src/protocol/transport.js';
-import { HostedDatabase } from '../../src/server/hosted-database.js';
-import { InProcessTransport, type NetworkFault, SeededFaults, type TransportRoute } from '../../src/server/in-process-transport.js';
+import { SeededFaults } from '../../src/server/in-process-transport.js';
 import { openSynced } from '../../src/sync/open.js';
-import { HttpTransport } from '../../src/sync/transport.js';
 import { CrashDisk } from '../support/crash-disk.js';
+import type { Endpoint, Network } from '../support/networks.js';
 import { tempDir } from '../support/server.js';
 
 export function rng(seed: number): () => number {
@@ -40,75 +38,6 @@ export function rng(seed: number): () => number {
     x ^= x << 5;
     return (x >>> 0) / 2 ** 32;
   };
-}
-
-/** One seed's server database and the ways to reach it. */
-export interface SimServer {
-  /** The URL clients sync with (only an identity for the in-process network). */
-  url: string;
-  /** A transport without faults, for the setup and the checks. */
-  admin: SyncTransport;
-  /** A client's transport; `faults` decides the fate of each request. */
-  client(faults: (route: TransportRoute) => NetworkFault): SyncTransport;
-  close(): Promise<void>;
-}
-
-export interface SimNetwork {
-  open(seed: number): Promise<SimServer>;
-}
-
-/** Servers as `HostedDatabase`s in `dataDir`, called in-process; each seed's files are removed after it. */
-export function inProcessNetwork(dataDir: string): SimNetwork {
-  return {
-    async open(seed) {
-      const name = `sim-${seed}`;
-      const db = await HostedDatabase.open(dataDir, name, { durability: 'normal', cacheKiB: 256 });
-      const transports: InProcessTransport[] = [];
-      const transport = (faults?: (route: TransportRoute) => NetworkFault): InProcessTransport => {
-        const t = new InProcessTransport(db, { faults });
-        transports.push(t);
-        return t;
-      };
-      return {
-        url: `http://in-process/db/${name}`,
-        admin: transport(),
-        client: transport,
-        close: async () => {
-          for (const t of transports) t.close();
-          await db.close();
-          for (const suffix of ['', '-wal', '-revlog']) rmSync(join(dataDir, `${name}.db${suffix}`), { force: true });
-        },
-      };
-    },
-  };
-}
-
-/** Databases on a running Outpost server at `base` (authentication off), over HTTP. */
-export function httpNetwork(base: string): SimNetwork {
-  return {
-    async open(seed) {
-      const url = `${base}/db/sim-${seed}`;
-      return {
-        url,
-        admin: new HttpTransport({ url }),
-        client: (faults) => new HttpTransport({ url, fetch: faultyFetch(faults) }),
-        close: async () => {},
-      };
-    },
-  };
-}
-
-/** A fetch that fails as `faults` decides: before sending ('offline'), or after the server answered ('lose-answer'). */
-function faultyFetch(faults: (route: TransportRoute) => NetworkFault): typeof fetch {
-  return (async (input: RequestInfo | URL, init?: RequestInit) => {
-    const route: TransportRoute = String(input).endsWith('/pull-updates') ? 'pull-updates' : 'v2/pipeline';
-    const fault = faults(route);
-    if (fault === 'offline') throw new TypeError('fetch failed: offline');
-    const res = await fetch(input, init);
-    const body = await res.arrayBuffer();
-    if (fault === 'lose-answer') throw new TypeError('fetch failed: the answer was lost');
-    return new Response(body, { status: res.status, headers: res.headers });
-  }) as typeof fetch;
 }
 
 interface SimClient {
@@ -141,8 +70,8 @@ const SCHEMA = [
   'CREATE TEMP TRIGGER IF NOT EXISTS count_applied AFTER INSERT ON main.log BEGIN INSERT INTO applied(id) VALUES (new.id); END',
 ];
 
-export async function runSimulation(network: SimNetwork, seed: number, options: SimulationOptions = {}): Promise<SimulationResult> {
-  const server = await network.open(seed);
+export async function runSimulation(network: Network, seed: number, options: SimulationOptions = {}): Promise<SimulationResult> {
+  const server = await network.open(`sim-${seed}`);
   const clientDir = options.storage === 'node' ? tempDir(`outpost-sim-${seed}-`) : null;
   const clients: SimClient[] = [];
   try {
@@ -166,7 +95,7 @@ export async function runSimulation(network: SimNetwork, seed: number, options: 
 }
 
 /** Opens a client's database in a new process over its disk. */
-async function openClient(server: SimServer, c: SimClient): Promise<Database> {
+async function openClient(server: Endpoint, c: SimClient): Promise<Database> {
   const directory: StorageDirectory & { readonly dead: boolean } = c.disk.process();
   // A dead process reaches no server either.
   const transport = server.client((route) => (directory.dead ? 'offline' : c.faults.decide(route)));
@@ -180,7 +109,7 @@ async function openClient(server: SimServer, c: SimClient): Promise<Database> {
 }
 
 /** The random part: writes, syncs, network faults and crashes. Returns the number of crashes. */
-async function runSteps(server: SimServer, clients: SimClient[], seed: number, steps: number): Promise<number> {
+async function runSteps(server: Endpoint, clients: SimClient[], seed: number, steps: number): Promise<number> {
   const random = rng(seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
   let crashes = 0;
@@ -240,7 +169,7 @@ async function heal(clients: SimClient[]): Promise<void> {
 }
 
 /** The invariants of the header; throws naming the seed and what broke. */
-async function check(server: SimServer, clients: SimClient[], seed: number): Promise<void> {
+async function check(server: Endpoint, clients: SimClient[], seed: number): Promise<void> {
   const fail = (what: string): never => {
     throw new Error(`simulation seed ${seed}: ${what} (replay with OUTPOST_SEED=${seed})`);
   };
@@ -269,7 +198,7 @@ async function check(server: SimServer, clients: SimClient[], seed: number): Pro
 }
 
 /** Runs `sql` as one batch on the server; returns each statement's rows as JSON (values as text). */
-async function serverRows(server: SimServer, ...sql: string[]): Promise<string[]> {
+async function serverRows(server: Endpoint, ...sql: string[]): Promise<string[]> {
   const request: PipelineRequest = {
     baton: null,
     requests: [{ type: 'batch', batch: { steps: sql.map((s) => ({ stmt: { sql: s, args: [], want_rows: true } })) } }],
@@ -297,7 +226,7 @@ export function seedRange(defaultCount: number, index = 0, shards = 1): { first:
 }
 
 /** Runs `count` seeds from `first` and sums what they did; logs the range first and seeds/s after. */
-export async function runSeeds(network: SimNetwork, first: number, count: number, options: SimulationOptions = {}, label = 'simulation'): Promise<SimulationResult> {
+export async function runSeeds(network: Network, first: number, count: number, options: SimulationOptions = {}, label = 'simulation'): Promise<SimulationResult> {
   console.log(`${label}: seeds ${first}..${first + count - 1} (replay one with OUTPOST_SEED=<seed>)`);
   const total: SimulationResult = { crashes: 0, lost: 0 };
   const started = performance.now();
