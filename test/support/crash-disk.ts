@@ -10,6 +10,11 @@
  * descriptors) without closing doing anything a crash would not have done. A process crash
  * (not a power loss) keeps every write that reached the storage: the VFS flushes its write
  * buffer at each commit, so a commit is in the files when it returns.
+ *
+ * `crashAt(n)` arms a crash point: the process dies at its n-th next change to the files (a
+ * write or a truncation; that change is lost), wherever the code is at that moment, in the
+ * middle of a commit, an apply or a recovery. The code then runs on against dead handles; its
+ * results mean nothing, and a test waits for it to end before the next process opens.
  */
 import type { StorageBackend, StorageDirectory } from '../../src/opfs-vfs/storage/backend.js';
 import { MemoryDirectory } from '../../src/opfs-vfs/storage/memory.js';
@@ -18,6 +23,8 @@ export class CrashDisk {
   /** Processes that have not crashed yet. */
   private readonly alive = new Set<{ dead: boolean }>();
   crashes = 0;
+  /** Changes to the files left before the armed crash point; null when none is armed. */
+  private changesLeft: number | null = null;
 
   constructor(readonly base: StorageDirectory = new MemoryDirectory('crash-disk')) {}
 
@@ -31,7 +38,7 @@ export class CrashDisk {
       get dead() {
         return life.dead;
       },
-      open: async (name: string) => severable(await base.open(name), life),
+      open: async (name: string) => severable(await base.open(name), life, () => this.change()),
       release: () => base.release(),
     };
   }
@@ -41,6 +48,20 @@ export class CrashDisk {
     for (const life of this.alive) life.dead = true;
     this.alive.clear();
     this.crashes++;
+    this.changesLeft = null;
+  }
+
+  /** Arms a crash point: the processes die at the `changes`-th next write or truncation (1: the next). */
+  crashAt(changes: number): void {
+    this.changesLeft = Math.max(1, changes);
+  }
+
+  /** Counts one change by a live process; false when the crash point is reached (the change is lost). */
+  private change(): boolean {
+    if (this.changesLeft === null) return true;
+    if (--this.changesLeft > 0) return true;
+    this.crash();
+    return false;
   }
 
   /** The whole of file `name` as it is now. */
@@ -56,16 +77,19 @@ export class CrashDisk {
   }
 }
 
-/** A handle whose changes stop reaching `file` once `life.dead` is set. */
-function severable(file: StorageBackend, life: { dead: boolean }): StorageBackend {
+/**
+ * A handle whose changes stop reaching `file` once `life.dead` is set; `change()` counts each
+ * change of a live process and may end its life right there.
+ */
+function severable(file: StorageBackend, life: { dead: boolean }, change: () => boolean): StorageBackend {
   return {
     read: (dst, offset) => file.read(dst, offset),
     size: () => file.size(),
     write: (src, offset) => {
-      if (!life.dead) file.write(src, offset);
+      if (!life.dead && change()) file.write(src, offset);
     },
     truncate: (sizeBytes) => {
-      if (!life.dead) file.truncate(sizeBytes);
+      if (!life.dead && change()) file.truncate(sizeBytes);
     },
     flush: () => {
       if (!life.dead) file.flush();

@@ -7,7 +7,8 @@
  * Either way a client's transport takes a fault decision per request (`NetworkFault`): the HTTP
  * one through a fetch that fails before sending or after the answer arrived.
  */
-import { rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SyncTransport } from '../../src/protocol/transport.js';
 import { HostedDatabase } from '../../src/server/hosted-database.js';
@@ -32,6 +33,22 @@ export interface Network {
   readonly kind: 'in-process' | 'http';
   /** The database `name` (created by its first request or here). */
   open(name: string): Promise<Endpoint>;
+}
+
+/**
+ * A fresh folder for hosted databases, in memory where the system has one (/dev/shm on Linux):
+ * the server's fsyncs (new revision logs, checkpoints) then cost nothing, and nothing here
+ * needs to survive the process.
+ */
+export function scratchDataDir(prefix: string): string {
+  let parent = tmpdir();
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    parent = '/dev/shm';
+  } catch {
+    // No memory file system: the usual temporary folder.
+  }
+  return mkdtempSync(join(parent, prefix));
 }
 
 /** `HostedDatabase`s in `dataDir`, called in-process; closing an endpoint removes its files. */

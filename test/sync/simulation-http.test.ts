@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { OutpostServer } from '../../src/server/server.js';
 import { startServer } from '../support/server.js';
 import { httpNetwork } from '../support/networks.js';
-import { runSeeds, seedRange } from './simulation.js';
+import { optionsFromEnv, runSeeds, seedRange } from './simulation.js';
 
 const { first } = seedRange(20);
 const count = process.env.OUTPOST_SEED ? 1 : 20;
@@ -34,7 +34,7 @@ function openClientFiles(): string[] | null {
 }
 
 test(`sync simulation, HTTP and Node files: ${count} seeds from ${first}`, async () => {
-  const r = await runSeeds(httpNetwork(base), first, count, { storage: 'node' }, 'HTTP');
+  const r = await runSeeds(httpNetwork(base), first, count, { ...optionsFromEnv(), storage: 'node' }, 'HTTP');
   if (count >= 20) expect(r.crashes).toBeGreaterThan(0);
   // A crashed client's files are closed with its connection: five descriptors per crash
   // leaked before, and a long run died with EMFILE.

@@ -2,7 +2,8 @@
  * The seeded sync simulation: several Outpost clients and one Outpost server, random writes and
  * transactions, offline periods, lost answers (the server ran the request, the client got a
  * network error), and crashes (a client's process dies without closing; a new one opens the
- * same files). After the faults heal and everyone syncs, it checks the design note's invariants:
+ * same files), between operations and, with `midOperationCrashes`, at a random write inside
+ * one (a commit, a push, an apply, a recovery). After the faults heal and everyone syncs, it checks the design note's invariants:
  * - every client's rows equal the server's, and its file is the server's image page for page;
  * - every change a client committed reached the server exactly once (a TEMP trigger on the
  *   server counts each application), and nothing committed was lost;
@@ -54,6 +55,12 @@ export interface SimulationOptions {
   steps?: number;
   /** Where clients keep their files: memory (default) or Node files in a temporary folder. */
   storage?: 'memory' | 'node';
+  /**
+   * Half the crashes strike in the middle of an operation, at a random change to the files
+   * (default false: all strike between operations). Off by default while the crash between
+   * step e's checkpoint and the page 1 restore is open (see simulation.test.ts).
+   */
+  midOperationCrashes?: boolean;
 }
 
 export interface SimulationResult {
@@ -83,9 +90,9 @@ export async function runSimulation(network: Network, seed: number, options: Sim
       client.db = await openClient(server, client);
       clients.push(client);
     }
-    const crashes = await runSteps(server, clients, seed, options.steps ?? 20);
+    const crashes = await runSteps(server, clients, seed, options.steps ?? 20, options.midOperationCrashes ?? false);
     await heal(clients);
-    await check(server, clients, seed);
+    await check(server, clients, `${options.midOperationCrashes ? 'OUTPOST_SIM_CRASH_POINTS=1 ' : ''}OUTPOST_SEED=${seed}`, seed);
     return { crashes, lost: clients.reduce((n, c) => n + c.faults.lost, 0) };
   } finally {
     for (const c of clients) await c.db.close().catch(() => {});
@@ -109,7 +116,7 @@ async function openClient(server: Endpoint, c: SimClient): Promise<Database> {
 }
 
 /** The random part: writes, syncs, network faults and crashes. Returns the number of crashes. */
-async function runSteps(server: Endpoint, clients: SimClient[], seed: number, steps: number): Promise<number> {
+async function runSteps(server: Endpoint, clients: SimClient[], seed: number, steps: number, midOperation: boolean): Promise<number> {
   const random = rng(seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
   let crashes = 0;
@@ -138,16 +145,55 @@ async function runSteps(server: Endpoint, clients: SimClient[], seed: number, st
     else if (r < 0.9) {
       c.faults.offline = !c.faults.offline;
       c.faults.lossRate = random() < 0.5 ? 0.3 : 0;
-    } else {
-      // A crash: the process dies without closing, and a new one opens the same files. The
-      // dead process's connection is closed only to free it: its handles no longer write.
+    } else if (r < 0.95 || !midOperation) {
+      // A crash between operations: the process dies without closing, and a new one opens the
+      // same files. The dead process's connection is closed only to free it: its handles no
+      // longer write.
       crashes++;
       c.disk.crash();
-      await c.db.close().catch(() => {});
-      c.db = await openClient(server, c);
+      await restart(server, c);
+    } else {
+      crashes++;
+      const id = nextLog++;
+      if (await crashDuring(c, random, id)) c.written.push(id);
+      await restart(server, c);
+      if (!c.written.includes(id) && (await c.db.query('SELECT 1 FROM log WHERE id = ?', [id])).length > 0) c.written.push(id);
     }
   }
   return crashes;
+}
+
+/**
+ * A crash in the middle of an operation: the process dies at a random change to its files (in
+ * a commit, a push's bookkeeping, an apply, a checkpoint) while it writes log row `id` or
+ * syncs. Returns true when the write committed before the crash (it must survive); a write
+ * the crash interrupted may or may not have committed, which the caller reads after restart.
+ */
+async function crashDuring(c: SimClient, random: () => number, id: number): Promise<boolean> {
+  const crashesBefore = c.disk.crashes;
+  // Most operations write a few times; pulls write many pages: favour early crash points.
+  c.disk.crashAt(1 + Math.floor(random() ** 2 * 40));
+  const op = Math.floor(random() * 4);
+  let committed = false;
+  try {
+    if (op === 0) {
+      await c.db.run('INSERT INTO log(id, writer) VALUES (?, ?)', [id, c.name]);
+      committed = true;
+    } else if (op === 1) await c.db.push();
+    else if (op === 2) await c.db.pull();
+    else await c.db.sync();
+  } catch {
+    // Whatever a dying process reports means nothing; what reached its files is checked later.
+  }
+  const diedMidway = c.disk.crashes !== crashesBefore;
+  if (!diedMidway) c.disk.crash();
+  return committed && !diedMidway;
+}
+
+/** Frees a crashed client's dead process and opens its files in a new one. */
+async function restart(server: Endpoint, c: SimClient): Promise<void> {
+  await c.db.close().catch(() => {});
+  c.db = await openClient(server, c);
 }
 
 /** A sync call that may fail on the network; anything but a SyncError is a finding. */
@@ -169,9 +215,9 @@ async function heal(clients: SimClient[]): Promise<void> {
 }
 
 /** The invariants of the header; throws naming the seed and what broke. */
-async function check(server: Endpoint, clients: SimClient[], seed: number): Promise<void> {
+async function check(server: Endpoint, clients: SimClient[], replay: string, seed: number): Promise<void> {
   const fail = (what: string): never => {
-    throw new Error(`simulation seed ${seed}: ${what} (replay with OUTPOST_SEED=${seed})`);
+    throw new Error(`simulation seed ${seed}: ${what} (replay: ${replay})`);
   };
   const [kv, log, appliedJson] = await serverRows(server, 'SELECT k, v, writer FROM kv ORDER BY k', 'SELECT id, writer FROM log ORDER BY id', 'SELECT id, count(*) FROM applied GROUP BY id ORDER BY id');
   const applied = JSON.parse(appliedJson!) as [string, string][];
@@ -192,7 +238,8 @@ async function check(server: Endpoint, clients: SimClient[], seed: number): Prom
     const file = await c.disk.read('db');
     if (file.length !== serverPages.length * 4096) fail(`${c.name} file has ${file.length / 4096} pages, the server ${serverPages.length}`);
     for (const p of serverPages) {
-      if (Buffer.compare(file.subarray(p.pageId * 4096, (p.pageId + 1) * 4096), p.page) !== 0) fail(`${c.name} page ${p.pageId} differs from the server's`);
+      const local = file.subarray(p.pageId * 4096, (p.pageId + 1) * 4096);
+      if (Buffer.compare(local, p.page) !== 0) fail(`${c.name} page ${p.pageId} differs from the server's at bytes ${differingBytes(local, p.page)}`);
     }
   }
 }
@@ -225,17 +272,52 @@ export function seedRange(defaultCount: number, index = 0, shards = 1): { first:
   return { first: first + start, count: Math.floor((total * (index + 1)) / shards) - start };
 }
 
-/** Runs `count` seeds from `first` and sums what they did; logs the range first and seeds/s after. */
+/** What the environment asks for: OUTPOST_SIM_CRASH_POINTS=1 adds crashes in the middle of operations. */
+export function optionsFromEnv(): SimulationOptions {
+  return { midOperationCrashes: process.env.OUTPOST_SIM_CRASH_POINTS === '1' };
+}
+
+/**
+ * Runs `count` seeds from `first` and sums what they did; logs the range first and seeds/s
+ * after. A failing seed does not stop the run: every failure is collected, printed as it
+ * happens, and thrown together at the end (each names its seed).
+ */
 export async function runSeeds(network: Network, first: number, count: number, options: SimulationOptions = {}, label = 'simulation'): Promise<SimulationResult> {
-  console.log(`${label}: seeds ${first}..${first + count - 1} (replay one with OUTPOST_SEED=<seed>)`);
+  const crashPoints = options.midOperationCrashes ?? false;
+  console.log(`${label}: seeds ${first}..${first + count - 1}${crashPoints ? ', crashes mid-operation too' : ''} (replay one with OUTPOST_SEED=<seed>)`);
   const total: SimulationResult = { crashes: 0, lost: 0 };
+  const failures: string[] = [];
   const started = performance.now();
   for (let seed = first; seed < first + count; seed++) {
-    const r = await runSimulation(network, seed, options);
-    total.crashes += r.crashes;
-    total.lost += r.lost;
+    try {
+      const r = await runSimulation(network, seed, options);
+      total.crashes += r.crashes;
+      total.lost += r.lost;
+    } catch (e) {
+      const replay = `${crashPoints ? 'OUTPOST_SIM_CRASH_POINTS=1 ' : ''}OUTPOST_SEED=${seed}`;
+      const message = e instanceof Error && e.message.includes(`seed ${seed}`) ? e.message : `simulation seed ${seed} (replay: ${replay}): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
+      console.error(message);
+      failures.push(message);
+    }
   }
   const seconds = (performance.now() - started) / 1000;
-  console.log(`${label}: ${count} seeds in ${seconds.toFixed(1)} s (${(count / seconds).toFixed(1)} seeds/s), ${total.crashes} crashes, ${total.lost} lost answers`);
+  console.log(`${label}: ${count} seeds in ${seconds.toFixed(1)} s (${(count / seconds).toFixed(1)} seeds/s), ${total.crashes} crashes, ${total.lost} lost answers, ${failures.length} failed`);
+  if (failures.length > 0) {
+    const shown = failures.slice(0, 20).join('\n');
+    throw new Error(`${failures.length} of ${count} seeds failed:\n${shown}${failures.length > 20 ? `\n... and ${failures.length - 20} more` : ''}`);
+  }
   return total;
+}
+
+/** The offsets where two pages differ, as ranges ("24-27, 92-99"), for failure messages. */
+function differingBytes(a: Uint8Array, b: Uint8Array): string {
+  const ranges: string[] = [];
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if (a[i] === b[i]) continue;
+    let j = i;
+    while (j + 1 < Math.max(a.length, b.length) && a[j + 1] !== b[j + 1]) j++;
+    ranges.push(i === j ? `${i}` : `${i}-${j}`);
+    i = j;
+  }
+  return ranges.length > 8 ? `${ranges.slice(0, 8).join(', ')}, ... (${ranges.length} ranges)` : ranges.join(', ');
 }
