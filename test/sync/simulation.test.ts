@@ -21,8 +21,7 @@ const { first, count } = seedRange(300, 0, 2);
 
 test(`sync simulation, in-process, shard 1 of 2: ${count} seeds from ${first}`, async () => {
   const dataDir = scratchDataDir('outpost-sim-server-');
-  const r = await runSeeds(inProcessNetwork(dataDir), first, count, optionsFromEnv(), 'in-process shard 1');
-  rmSync(dataDir, { recursive: true, force: true });
+  const r = await runSeeds(inProcessNetwork(dataDir), first, count, optionsFromEnv(), 'in-process shard 1').finally(() => rmSync(dataDir, { recursive: true, force: true }));
   // Enough seeds must have exercised the faults, or the run proved little.
   if (count >= 50) expect(r.crashes * r.lost).toBeGreaterThan(0);
 }, 3_600_000);

@@ -5,6 +5,7 @@
  * implementation, so the simulation's thousands of in-process seeds say something about HTTP.
  * Both take the same fault decisions (test/support/networks.ts): 'offline' and 'lose-answer'.
  */
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { SyncError } from '../../src/errors.js';
 import type { HranaStreamResult, PipelineRequest } from '../../src/protocol/hrana.js';
@@ -12,8 +13,8 @@ import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, PAGE_BYTES } from 
 import { encodeRoaring } from '../../src/protocol/roaring.js';
 import type { SyncTransport } from '../../src/protocol/transport.js';
 import { SeededFaults } from '../../src/server/in-process-transport.js';
-import { type Endpoint, type Network, httpNetwork, inProcessNetwork } from '../support/networks.js';
-import { startServer, tempDir } from '../support/server.js';
+import { type Endpoint, type Network, httpNetwork, inProcessNetwork, scratchDataDir } from '../support/networks.js';
+import { startServer } from '../support/server.js';
 
 /** Small limits, so that the checks reach them quickly; both implementations get the same. */
 const BODY_BYTES_MAX = 64 * 1024;
@@ -35,8 +36,9 @@ const implementations: Implementation[] = [
   {
     name: 'InProcessTransport',
     async start() {
-      const network = inProcessNetwork(tempDir('outpost-conformance-'), { maxBodyBytes: BODY_BYTES_MAX, maxLongPollMs: LONG_POLL_MS_MAX });
-      return { network, stop: async () => {} };
+      const dataDir = scratchDataDir('outpost-conformance-');
+      const network = inProcessNetwork(dataDir, { maxBodyBytes: BODY_BYTES_MAX, maxLongPollMs: LONG_POLL_MS_MAX });
+      return { network, stop: async () => rmSync(dataDir, { recursive: true, force: true }) };
     },
   },
 ];
