@@ -28,7 +28,7 @@ import { OutpostError, SqliteError } from '../errors.js';
 import type { StorageBackend, StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { DB_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
 import type { OutpostVfs, WalObserver } from '../opfs-vfs/vfs.js';
-import { SQLITE_UTF8, SQLITE_DBCONFIG_DEFENSIVE, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, SQLITE_DBCONFIG_TRUSTED_SCHEMA, SQLITE_LIMIT_LENGTH, SQLITE_LIMIT_SQL_LENGTH, SQLITE_DONE, SQLITE_IOERR_WRITE, SQLITE_OK, SQLITE_ROW } from '../sqlite/constants.js';
+import { SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, SQLITE_DONE, SQLITE_IOERR_WRITE, SQLITE_OK, SQLITE_ROW } from '../sqlite/constants.js';
 import { sqliteError } from '../sqlite/errors.js';
 import { PAGE_BYTES } from '../sqlite/format.js';
 import { type RawExports, type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
@@ -39,6 +39,7 @@ import { type ChangesetConflict, type ChangesetRow, type ConflictResolution, app
 import { CellReader, PackingSink } from './cells.js';
 import { AUTOCHECKPOINT_PAGES, IdleCheckpointer, WalWriteCounter } from './checkpointer.js';
 import { CommitTracker } from './commit-points.js';
+import { type ConnectionLimits, createScalarFunction, restrictConnection, setProgressHandler } from './guards.js';
 import { exportImage, importImage, openSqlite } from './file-image.js';
 import type { PackedRows } from './packed-rows.js';
 import { loadRuntime } from './runtime.js';
@@ -490,47 +491,24 @@ export class Connection {
     if (rc !== SQLITE_OK) throw this.error(rc, 'set authorizer');
   }
 
-  /**
-   * Tightens what SQL can do on this connection, for a server that runs other people's SQL:
-   * defensive mode (no `writable_schema`, no writes to `sqlite_dbpage` or shadow tables, so no
-   * statement can corrupt the file), an untrusted schema (functions with side effects are not
-   * run from views and triggers), and upper bounds on the size of one value and of one
-   * statement's text (SQLite refuses bigger ones with SQLITE_TOOBIG before allocating them).
-   */
-  restrict(limits: { valueBytesMax: number; sqlBytesMax: number }): void {
+  /** Defensive mode, an untrusted schema and size limits (see `restrictConnection`). */
+  restrict(limits: ConnectionLimits): void {
     this.ensureOpen();
-    const { capi } = this.sqlite3;
-    for (const [op, value] of [
-      [SQLITE_DBCONFIG_DEFENSIVE, 1],
-      [SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0],
-    ] as const) {
-      const rc = capi.sqlite3_db_config(this.db, op, value, 0);
-      if (rc !== SQLITE_OK) throw this.error(rc, `sqlite3_db_config(${op})`);
-    }
-    capi.sqlite3_limit(this.db, SQLITE_LIMIT_LENGTH, Math.max(1024, Math.floor(limits.valueBytesMax)));
-    capi.sqlite3_limit(this.db, SQLITE_LIMIT_SQL_LENGTH, Math.max(1024, Math.floor(limits.sqlBytesMax)));
+    const rc = restrictConnection(this.sqlite3, this.db, limits);
+    if (rc !== SQLITE_OK) throw this.error(rc, 'restrict');
   }
 
-  /**
-   * Registers a scalar SQL function implemented in JS (the server's client-ownership check).
-   * Arguments arrive as SQLite's JS mapping gives them; a throw fails the statement with the
-   * thrown message.
-   */
+  /** A JS scalar SQL function (see `createScalarFunction`). */
   createFunction(name: string, nArgs: number, fn: (...args: unknown[]) => SqlValue): void {
     this.ensureOpen();
-    const rc = this.sqlite3.capi.sqlite3_create_function(this.db, name, nArgs, SQLITE_UTF8, 0, (_ctx, ...args) => fn(...args), 0, 0);
+    const rc = createScalarFunction(this.sqlite3, this.db, name, nArgs, fn);
     if (rc !== SQLITE_OK) throw this.error(rc, `create function ${name}`);
   }
 
-  /**
-   * Calls `shouldStop` about every `ops` virtual-machine steps of any statement; when it returns
-   * true the statement ends with SQLITE_INTERRUPT (the connection stays usable). With null,
-   * removes the handler. The server uses it to bound how long one tenant's statement may hold
-   * the (single-threaded) process.
-   */
+  /** Interrupts any statement when `shouldStop` says so (see `setProgressHandler` in guards.ts). */
   setProgressHandler(ops: number, shouldStop: (() => boolean) | null): void {
     this.ensureOpen();
-    this.sqlite3.capi.sqlite3_progress_handler(this.db, shouldStop ? ops : 0, shouldStop ? () => (shouldStop() ? 1 : 0) : 0, 0);
+    setProgressHandler(this.sqlite3, this.db, ops, shouldStop);
   }
 
   /** The database's files, all writes flushed, for reading underneath SQLite (the sync layer). */

@@ -1,0 +1,59 @@
+/**
+ * What a host that runs other people's SQL (the sync server) sets on a connection: defensive
+ * mode and size limits, a progress handler that can stop any statement, and JS functions its
+ * own triggers call. Functions over a raw handle; `Connection` exposes each as a method.
+ */
+import {
+  SQLITE_DBCONFIG_DEFENSIVE,
+  SQLITE_DBCONFIG_TRUSTED_SCHEMA,
+  SQLITE_LIMIT_LENGTH,
+  SQLITE_LIMIT_SQL_LENGTH,
+  SQLITE_OK,
+  SQLITE_UTF8,
+} from '../sqlite/constants.js';
+import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
+import type { SqlValue } from '../types.js';
+
+export interface ConnectionLimits {
+  /** Largest TEXT or BLOB value a statement may make (SQLite refuses larger with SQLITE_TOOBIG). */
+  valueBytesMax: number;
+  /** Largest SQL text of one statement. */
+  sqlBytesMax: number;
+}
+
+/**
+ * Defensive mode (no `writable_schema`, no writes to `sqlite_dbpage` or shadow tables, so no
+ * statement can corrupt the file), an untrusted schema (functions with side effects are not
+ * run from views and triggers of the database itself), and upper bounds on one value and one
+ * statement's text, refused before anything is allocated. Returns SQLite's result code.
+ */
+export function restrictConnection(sqlite3: Sqlite3Runtime, db: number, limits: ConnectionLimits): number {
+  const { capi } = sqlite3;
+  for (const [op, value] of [
+    [SQLITE_DBCONFIG_DEFENSIVE, 1],
+    [SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0],
+  ] as const) {
+    const rc = capi.sqlite3_db_config(db, op, value, 0);
+    if (rc !== SQLITE_OK) return rc;
+  }
+  capi.sqlite3_limit(db, SQLITE_LIMIT_LENGTH, Math.max(1024, Math.floor(limits.valueBytesMax)));
+  capi.sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, Math.max(1024, Math.floor(limits.sqlBytesMax)));
+  return SQLITE_OK;
+}
+
+/**
+ * Calls `shouldStop` about every `ops` virtual-machine steps of any statement; when it returns
+ * true the statement ends with SQLITE_INTERRUPT (the connection stays usable). With null,
+ * removes the handler. The server bounds how long one tenant's statement holds the process.
+ */
+export function setProgressHandler(sqlite3: Sqlite3Runtime, db: number, ops: number, shouldStop: (() => boolean) | null): void {
+  sqlite3.capi.sqlite3_progress_handler(db, shouldStop ? ops : 0, shouldStop ? () => (shouldStop() ? 1 : 0) : 0, 0);
+}
+
+/**
+ * A scalar SQL function implemented in JS. Arguments arrive as the WASM build maps them; a
+ * throw fails the calling statement with the thrown message. Returns SQLite's result code.
+ */
+export function createScalarFunction(sqlite3: Sqlite3Runtime, db: number, name: string, nArgs: number, fn: (...args: unknown[]) => SqlValue): number {
+  return sqlite3.capi.sqlite3_create_function(db, name, nArgs, SQLITE_UTF8, 0, (_ctx, ...args) => fn(...args), 0, 0);
+}
