@@ -32,17 +32,31 @@ export function applyPull(local: LocalDatabase, update: PulledUpdate): void {
   // d. the new revision
   const watermarkBytes = walBytes(conn);
   invariant(watermarkBytes >= state.value.walWatermarkBytes, 'step c only appends to the WAL');
-  state.update({ revision: update.revision, syncedDbPages: update.dbPages, walWatermarkBytes: watermarkBytes, revertEntries: 0, phase: 'replaying' });
+  const page1 = update.pages.get(1);
+  state.update({
+    revision: update.revision,
+    syncedDbPages: update.dbPages,
+    walWatermarkBytes: watermarkBytes,
+    revertEntries: 0,
+    phase: 'replaying',
+    pageOne: page1 ? toBase64(page1) : null,
+  });
   local.revert.clear();
-  // e. fold the synced frames into the main file
+  // e. fold the synced frames into the main file, then put the server's page 1 back
+  foldSyncedFrames(local, watermarkBytes, page1);
+  // f. replay what the server does not have yet
+  replay(local, pending);
+  state.update({ phase: 'idle', replayEntries: 0, lastPullAt: Date.now(), pageOne: null });
+}
+
+/** Step e: checkpoint the synced frames into the main file, then restore the server's page 1. */
+function foldSyncedFrames(local: LocalDatabase, watermarkBytes: number, page1: Uint8Array | undefined): void {
+  const { conn, state } = local;
   conn.exec('PRAGMA wal_checkpoint(TRUNCATE)');
   // Recovery reads a WAL shorter than the watermark as "this checkpoint ran" (recovery.ts).
   invariant(watermarkBytes === 0 || walBytes(conn) < watermarkBytes, 'the checkpoint of step e truncates the WAL');
   state.update({ walWatermarkBytes: 0 });
-  restorePageOne(conn, update);
-  // f. replay what the server does not have yet
-  replay(local, pending);
-  state.update({ phase: 'idle', replayEntries: 0, lastPullAt: Date.now() });
+  restorePageOne(conn, page1);
 }
 
 /** Finishes an apply a crash interrupted (see recovery.ts). Call once after opening. */
@@ -52,8 +66,14 @@ export function recover(local: LocalDatabase): void {
   if (plan.action === 'none') return;
   const records = plan.replayFrom === 'file' ? local.replay.read(state.value.replayEntries) : [];
   revert(local, plan.revert);
+  const pageOne = state.value.pageOne;
+  if (state.value.phase === 'replaying' && pageOne) {
+    // The crash came after step d: the main file (and the synced frames kept in the WAL) hold
+    // the new image with SQLite's own stamp in page 1. Finish step e, as the apply would have.
+    foldSyncedFrames(local, state.value.walWatermarkBytes, fromBase64(pageOne));
+  }
   replay(local, records);
-  state.update({ phase: plan.nextPhase, replayEntries: 0 });
+  state.update({ phase: plan.nextPhase, replayEntries: 0, pageOne: null });
 }
 
 /** The WAL's length, every buffered write included. */
@@ -110,8 +130,7 @@ function writePages(conn: Connection, update: PulledUpdate): void {
  * when it committed the page; the server's bytes make the file the server's image byte for
  * byte (the main file alone is the image now).
  */
-function restorePageOne(conn: Connection, update: PulledUpdate): void {
-  const page1 = update.pages.get(1);
+function restorePageOne(conn: Connection, page1: Uint8Array | undefined): void {
   conn.withDatabaseClosed(({ db }) => {
     if (page1) {
       db.write(page1, 0);
@@ -159,4 +178,17 @@ function acknowledgedLocally(conn: Connection, clientId: string): number {
   if (!tableExists(conn, TURSO_SYNC_TABLE)) return 0;
   const row = conn.execute(SELECT_TURSO_SYNC, [clientId]).rows[0];
   return row ? Number(row[1] ?? 0) : 0;
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
+  return btoa(s);
+}
+
+function fromBase64(text: string): Uint8Array {
+  const s = atob(text);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
 }

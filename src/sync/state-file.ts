@@ -40,6 +40,12 @@ export interface SyncState {
   phase: SyncPhase;
   /** Change records saved in the replay file during an apply (replay-file.ts). */
   replayEntries: number;
+  /**
+   * The server's page 1 of the update being applied (base64), from step d until the apply ends:
+   * SQLite stamps its own change counter into page 1 when it commits it, and recovery must put
+   * the server's bytes back if a crash comes before step e did. Null otherwise.
+   */
+  pageOne?: string | null;
   /** Change ids the server refused, with why: kept locally, skipped by push until resolved. */
   rejected: Record<string, string>;
   /** When the last pull was applied, in milliseconds since the epoch. */

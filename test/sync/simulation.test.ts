@@ -5,12 +5,11 @@
  * OUTPOST_SEEDS sets how many (default 300; `npm run simulate` runs 10,000), OUTPOST_SEED_FROM
  * where they start.
  *
- * OUTPOST_SIM_CRASH_POINTS=1 makes half the crashes strike in the middle of an operation (a
- * commit, a push, an apply, a recovery). Off by default because it fails about one seed in
- * 75 today, always the same way (seeds 139, 153, 178, 199 from 1): a crash between step e's
- * checkpoint and the write of the server's page 1 (sync/apply.ts `restorePageOne`) leaves
- * page 1 with the change counter and version-valid-for SQLite stamped (bytes 24-27, 92-95),
- * since recovery no longer has the pulled page 1. Turn it on by default once that is fixed.
+ * Half the crashes strike in the middle of an operation (a commit, a push, an apply, a
+ * recovery); OUTPOST_SIM_CRASH_POINTS=0 keeps them all between operations. (They were off
+ * while a crash between step e's checkpoint and the restore of the server's page 1 left
+ * SQLite's stamp in page 1: seeds 139, 153, 178, 199 from 1; the state now keeps page 1 until
+ * the apply ends and recovery finishes step e.)
  */
 import { rmSync } from 'node:fs';
 import { expect, test } from 'vitest';

@@ -57,8 +57,7 @@ export interface SimulationOptions {
   storage?: 'memory' | 'node';
   /**
    * Half the crashes strike in the middle of an operation, at a random change to the files
-   * (default false: all strike between operations). Off by default while the crash between
-   * step e's checkpoint and the page 1 restore is open (see simulation.test.ts).
+   * (false: all strike between operations).
    */
   midOperationCrashes?: boolean;
 }
@@ -96,7 +95,7 @@ export async function runSimulation(network: Network, seed: number, options: Sim
     }
     const crashes = await runSteps(server, clients, seed, options.steps ?? 20, options.midOperationCrashes ?? false);
     await heal(clients);
-    await check(server, clients, `${options.midOperationCrashes ? 'OUTPOST_SIM_CRASH_POINTS=1 ' : ''}OUTPOST_SEED=${seed}`, seed);
+    await check(server, clients, `${options.midOperationCrashes ? '' : 'OUTPOST_SIM_CRASH_POINTS=0 '}OUTPOST_SEED=${seed}`, seed);
     return { crashes, lost: clients.reduce((n, c) => n + c.faults.lost, 0) };
   } finally {
     for (const c of clients) await c.db.close().catch(() => {});
@@ -276,9 +275,9 @@ export function seedRange(defaultCount: number, index = 0, shards = 1): { first:
   return { first: first + start, count: Math.floor((total * (index + 1)) / shards) - start };
 }
 
-/** What the environment asks for: OUTPOST_SIM_CRASH_POINTS=1 adds crashes in the middle of operations. */
+/** What the environment asks for: crashes in the middle of operations unless OUTPOST_SIM_CRASH_POINTS=0. */
 export function optionsFromEnv(): SimulationOptions {
-  return { midOperationCrashes: process.env.OUTPOST_SIM_CRASH_POINTS === '1' };
+  return { midOperationCrashes: process.env.OUTPOST_SIM_CRASH_POINTS !== '0' };
 }
 
 /**
@@ -298,7 +297,7 @@ export async function runSeeds(network: Network, first: number, count: number, o
       total.crashes += r.crashes;
       total.lost += r.lost;
     } catch (e) {
-      const replay = `${crashPoints ? 'OUTPOST_SIM_CRASH_POINTS=1 ' : ''}OUTPOST_SEED=${seed}`;
+      const replay = `${crashPoints ? '' : 'OUTPOST_SIM_CRASH_POINTS=0 '}OUTPOST_SEED=${seed}`;
       const message = e instanceof Error && e.message.includes(`seed ${seed}`) ? e.message : `simulation seed ${seed} (replay: ${replay}): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
       console.error(message);
       failures.push(message);
