@@ -5,6 +5,7 @@
  */
 import { expect, test } from 'vitest';
 import { Connection } from '../src/engine/connection.js';
+import { textValue } from '../src/engine/stored-value.js';
 import { CHANGES_TABLE, ChangeLog } from '../src/sync/change-log.js';
 import { decodeChangeset } from '../src/sync/changeset.js';
 import { MemoryDirectory } from '../src/opfs-vfs/storage/memory.js';
@@ -57,6 +58,18 @@ test('a rolled-back transaction leaves none, and a rolled-back savepoint leaves 
   await conn.close();
 });
 
+test('writes made while capture is suspended never reach a later record', async () => {
+  const conn = await captured();
+  conn.run("INSERT INTO w VALUES ('k', 1)", undefined);
+  // A pull's replay deletes the row with capture suspended; then the application inserts the key
+  // again. The session must not have seen the delete: it would make the insert an update of a
+  // row that the server no longer has.
+  conn.withoutCapture(() => conn.run("DELETE FROM w WHERE k = 'k'", undefined));
+  conn.run("INSERT INTO w VALUES ('k', 2)", undefined);
+  expect(records(conn).map((r) => r.ops)).toEqual([['insert w'], ['insert w']]);
+  await conn.close();
+});
+
 test('a failing autocommit statement leaves no record and no open transaction', async () => {
   const conn = await captured();
   conn.run("INSERT INTO w VALUES ('k', 1)", undefined);
@@ -94,6 +107,6 @@ test('rowid tables record their rowid as the first primary-key column', async ()
   const conn = await captured();
   conn.run('INSERT INTO r(rowid, a, b) VALUES (7, ?, ?)', ['x', 'y']);
   const cs = conn.execute(`SELECT changeset FROM ${CHANGES_TABLE}`, undefined).rows[0]![0] as Uint8Array;
-  expect(decodeChangeset(conn, cs)).toEqual([{ table: 'r', op: 'insert', pk: [true, false, false], before: [], after: [7, 'x', 'y'] }]);
+  expect(decodeChangeset(conn, cs)).toEqual([{ table: 'r', op: 'insert', pk: [true, false, false], before: [], after: [{ type: 'integer', value: 7n }, textValue('x'), textValue('y')] }]);
   await conn.close();
 });

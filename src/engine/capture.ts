@@ -18,7 +18,7 @@
  * is then recorded, so the owner's own writes (replay, bookkeeping) never become records.
  */
 import { SQLITE_OK, SQLITE_SESSION_OBJCONFIG_ROWID as SESSION_OBJCONFIG_ROWID } from '../sqlite/constants.js';
-import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
+import { type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
 
 /** What one committed transaction changed. */
 export interface CapturedTransaction {
@@ -63,14 +63,23 @@ export class ChangeCapture {
     return this.suspensions;
   }
 
-  /** Runs `fn` with capture suspended (`Connection.withoutCapture` is the only caller). */
+  /**
+   * Runs `fn` with capture suspended (`Connection.withoutCapture` is the only caller). The
+   * session is disabled meanwhile: a suspended write must not reach a later record either (a
+   * replayed DELETE left in the session turned the next INSERT of that key into an UPDATE of a
+   * row the server did not have).
+   */
   suspendWhile<T>(fn: () => T): T {
-    this.suspensions++;
+    if (this.suspensions++ === 0) this.enableSession(false);
     try {
       return fn();
     } finally {
-      this.suspensions--;
+      if (--this.suspensions === 0) this.enableSession(true);
     }
+  }
+
+  private enableSession(on: boolean): void {
+    if (this.session) rawExports(this.sqlite3).sqlite3session_enable(this.session, on ? 1 : 0);
   }
 
   private start(): void {
@@ -93,6 +102,7 @@ export class ChangeCapture {
     capi.sqlite3session_table_filter(this.session, (_ctx: number, table: string) => (this.hooks.tracks(table) ? 1 : 0), 0);
     const rc = capi.sqlite3session_attach(this.session, 0);
     if (rc !== SQLITE_OK) throw new Error(`sqlite3session_attach failed (${rc})`);
+    if (this.suspensions > 0) this.enableSession(false);
   }
 
   /** Forgets everything recorded so far (after a commit point or a full rollback). */

@@ -33,7 +33,7 @@ import { sqliteError } from '../sqlite/errors.js';
 import { PAGE_BYTES } from '../sqlite/format.js';
 import { type RawExports, type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
 import type { BatchStatement, RunResult, SqlParams, SqlValue, StatementResult } from '../types.js';
-import { bindParams, bindValue } from './binding.js';
+import { type BindParams, bindParams, bindValue } from './binding.js';
 import { type CaptureHooks, ChangeCapture } from './capture.js';
 import { type ChangesetConflict, type ChangesetRow, type ConflictResolution, applyChangeset, decodeChangeset } from './changesets.js';
 import { CellReader, PackingSink } from './cells.js';
@@ -243,7 +243,7 @@ export class Connection {
   }
 
   /** Runs one statement and reports everything about it (columns, types, rows, changes). */
-  execute(sql: string, params: SqlParams | undefined): ExecuteResult {
+  execute(sql: string, params: BindParams | undefined): ExecuteResult {
     const stmt = this.prepare(sql);
     try {
       bindParams(this.host, stmt, params);
@@ -265,7 +265,7 @@ export class Connection {
   }
 
   /** Runs one statement for its effect. */
-  run(sql: string, params: SqlParams | undefined): RunResult {
+  run(sql: string, params: BindParams | undefined): RunResult {
     const stmt = this.prepare(sql);
     try {
       bindParams(this.host, stmt, params);

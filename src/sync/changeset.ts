@@ -13,7 +13,8 @@ import type { Connection } from '../engine/connection.js';
 
 /**
  * One captured row change: the table, the operation, which columns form the key, and the
- * values before and after (`undefined` where the changeset carries none).
+ * values before and after (`undefined` where the changeset carries none), each with its storage
+ * class and exact bytes (`StoredValue`).
  */
 export type RowChange = ChangesetRow;
 

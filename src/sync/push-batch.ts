@@ -26,7 +26,7 @@ import type { Mutation, MutationResult } from '../types.js';
 import { isTrackedTable } from './change-log.js';
 import type { RowChange } from './changeset.js';
 import { invariant } from './invariant.js';
-import { type PushStep, type TableInfo, hranaArgs, rewriteDdl, rowChangeSql, toMutation } from './push-sql.js';
+import { type PushStep, type TableInfo, hranaArgs, hranaParameter, rewriteDdl, rowChangeSql, toMutation } from './push-sql.js';
 
 /** A change record with its changeset decoded. */
 export interface DecodedRecord {
@@ -59,9 +59,10 @@ export function pushSteps(records: readonly DecodedRecord[], tableInfo: (table: 
       if (!isTrackedTable(change.table)) continue;
       const info = tableInfo(change.table);
       if (!info) continue;
-      const q = rowChangeSql(change, info);
-      if (!q) continue;
-      const step: PushStep = { sql: q.sql, args: hranaArgs(q.args), changeId: r.id, table: change.table, ignorable: false };
+      const args: HranaValue[] = [];
+      const sql = rowChangeSql(change, info, hranaParameter(args));
+      if (sql === null) continue;
+      const step: PushStep = { sql, args, changeId: r.id, table: change.table, ignorable: false };
       steps.push(step);
       if (withMutations) mutations.push({ step, mutation: toMutation(r.id, change, info) });
     }

@@ -7,6 +7,7 @@ import { describe, expect, test } from 'vitest';
 import { OutpostError, SyncError } from '../../src/errors.js';
 import type { HranaBatchStep, HranaStmtResult, PipelineResponse } from '../../src/protocol/hrana.js';
 import { TURSO_SYNC_TABLE } from '../../src/protocol/turso-tables.js';
+import { type StoredValue, textValue } from '../../src/engine/stored-value.js';
 import type { RowChange } from '../../src/sync/changeset.js';
 import { type DecodedRecord, ackRequest, applyTransform, buildPushBatch, pushSteps, readAck, readPushResult } from '../../src/sync/push-batch.js';
 import type { TableInfo } from '../../src/sync/push-sql.js';
@@ -16,11 +17,13 @@ const tables: Record<string, TableInfo> = {
   r: { columns: ['a', 'b'], pk: [], rowidAlias: 'rowid' },
 };
 const info = (table: string): TableInfo | null => tables[table] ?? null;
-const insertT = (id: number, v: string): RowChange => ({ table: 't', op: 'insert', pk: [true, false], before: [], after: [id, v] });
+/** A stored value from a JS integer or string. */
+const v = (x: number | string): StoredValue => (typeof x === 'number' ? { type: 'integer', value: BigInt(x) } : textValue(x));
+const insertT = (id: number, text: string): RowChange => ({ table: 't', op: 'insert', pk: [true, false], before: [], after: [v(id), v(text)] });
 const records: DecodedRecord[] = [
   { id: 7, ddl: ['CREATE TABLE t(id INTEGER PRIMARY KEY, v)'], changes: [insertT(1, 'a')] },
-  { id: 8, ddl: [], changes: [insertT(2, 'b'), { table: 'gone', op: 'insert', pk: [true], before: [], after: [1] }, { table: 'turso_sync_last_change_id', op: 'insert', pk: [true], before: [], after: ['x'] }] },
-  { id: 9, ddl: ['ALTER TABLE t ADD COLUMN w'], changes: [{ table: 'r', op: 'delete', pk: [true, false, false], before: [5, 'x', 'y'], after: [] }] },
+  { id: 8, ddl: [], changes: [insertT(2, 'b'), { table: 'gone', op: 'insert', pk: [true], before: [], after: [v(1)] }, { table: 'turso_sync_last_change_id', op: 'insert', pk: [true], before: [], after: [v('x')] }] },
+  { id: 9, ddl: ['ALTER TABLE t ADD COLUMN w'], changes: [{ table: 'r', op: 'delete', pk: [true, false, false], before: [v(5), v('x'), v('y')], after: [] }] },
 ];
 
 const okResult: HranaStmtResult = { cols: [], rows: [], affected_row_count: 0, last_insert_rowid: null, replication_index: null, rows_read: 0, rows_written: 0, query_duration_ms: 0 };
