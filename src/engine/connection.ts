@@ -167,7 +167,7 @@ export class Connection {
         // Closing must not checkpoint either: the sync layer decides what reaches the main file.
         this.sqlite3.capi.sqlite3_db_config(this.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, 0);
       }
-      if (this.options.capture) this.capture = new ChangeCapture(this.sqlite3, this.db, this.options.capture);
+      if (this.options.capture) this.capture = new ChangeCapture(this.sqlite3, this.db, this.options.capture, (table) => this.columnNames(table));
     } catch (e) {
       if (e instanceof SqliteError && (e.code === 'SQLITE_NOTADB' || e.code.startsWith('SQLITE_CORRUPT'))) {
         throw new OutpostError(`${this.directory.label} is not a SQLite database (${e.message})`, 'NOT_A_DATABASE');
@@ -384,8 +384,9 @@ export class Connection {
         case 'wrap':
           return this.runWrapped(cap, stmt, body);
         case 'note-ddl': {
+          cap.beforeDdl();
           const result = body();
-          cap.noteDdl(stmt.sql);
+          cap.afterDdl(stmt.sql);
           return result;
         }
         case 'record-first':
@@ -397,20 +398,33 @@ export class Connection {
           } finally {
             if (this.raw.sqlite3_get_autocommit(this.db) !== 0) cap.reset();
           }
-        case 'run':
-          return body();
+        case 'run': {
+          const result = body();
+          this.noteSavepoint(cap, stmt);
+          return result;
+        }
       }
     } finally {
       this.commitPoints.settle(this.raw.sqlite3_get_autocommit(this.db) === 0);
     }
   }
 
+  /** After a SAVEPOINT, ROLLBACK TO or RELEASE that ran inside a transaction: capture's marks follow. */
+  private noteSavepoint(cap: ChangeCapture, stmt: Statement): void {
+    const name = stmt.savepoint;
+    if (name === null || this.raw.sqlite3_get_autocommit(this.db) !== 0) return;
+    if (stmt.kind === 'savepoint') cap.savepoint(name);
+    else if (stmt.kind === 'rollback-to') cap.rollbackTo(name);
+    else if (stmt.kind === 'release') cap.release(name);
+  }
+
   /** An autocommit write: BEGIN, the statement, its change record, COMMIT, as one transaction. */
   private runWrapped<T>(cap: ChangeCapture, stmt: Statement, body: () => T): T {
     this.stepRaw('BEGIN');
     try {
+      if (stmt.kind === 'ddl') cap.beforeDdl();
       const result = body();
-      if (stmt.kind === 'ddl') cap.noteDdl(stmt.sql);
+      if (stmt.kind === 'ddl') cap.afterDdl(stmt.sql);
       cap.flush();
       this.stepRaw('COMMIT');
       return result;
@@ -426,6 +440,17 @@ export class Connection {
     const stmt = this.prepare(sql);
     try {
       stepToEnd(this.host, stmt);
+    } finally {
+      resetStatement(this.raw, stmt);
+    }
+  }
+
+  /** A main-schema table's column names, in order (capture records them with each changeset). */
+  private columnNames(table: string): string[] {
+    const stmt = this.prepare("SELECT name FROM pragma_table_info(?, 'main') ORDER BY cid");
+    try {
+      bindParams(this.host, stmt, [table]);
+      return collectRows(this.host, this.cells, stmt).map((row) => String(row[0]));
     } finally {
       resetStatement(this.raw, stmt);
     }

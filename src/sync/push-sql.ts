@@ -13,6 +13,7 @@
  * Last push wins per row and changed column, as in Turso.
  */
 import type { RowChange } from './changeset.js';
+import { invariant } from './invariant.js';
 import { NULL_VALUE, type StoredValue, textOf, toSqlValue } from '../engine/stored-value.js';
 import type { Mutation, SqlValue } from '../types.js';
 import { type HranaValue, toBase64, toHranaValue } from '../protocol/hrana.js';
@@ -23,6 +24,32 @@ export interface TableInfo {
   pk: number[];
   /** A name for the rowid that no column shadows. */
   rowidAlias: string;
+}
+
+/** A name for the rowid that none of `columns` shadows. */
+export function rowidAliasFor(columns: readonly string[]): string {
+  const lower = new Set(columns.map((c) => c.toLowerCase()));
+  return ['rowid', '_rowid_', 'oid'].find((a) => !lower.has(a)) ?? 'rowid';
+}
+
+/**
+ * A table as a change recorded it: the column names it had when the change was made, and the
+ * key the changeset marks. A rowid table without a primary key has its rowid first in the
+ * changeset, so one value more than it has columns.
+ */
+export function recordedTableInfo(columns: readonly string[], pk: readonly boolean[]): TableInfo {
+  const rowidTable = pk.length === columns.length + 1;
+  invariant(rowidTable || pk.length === columns.length, `a change has ${pk.length} values for a table recorded with ${columns.length} columns`);
+  return { columns: [...columns], pk: rowidTable ? [] : pk.flatMap((key, i) => (key ? [i] : [])), rowidAlias: rowidAliasFor(columns) };
+}
+
+/**
+ * How to name a change's columns: by the columns recorded with it, or (records of the change
+ * log's first format, `recorded` null) by the schema as it is now.
+ */
+export function changeTableInfo(change: RowChange, recorded: Readonly<Record<string, string[]>> | null, current: (table: string) => TableInfo | null): TableInfo | null {
+  const columns = recorded?.[change.table];
+  return columns ? recordedTableInfo(columns, change.pk) : current(change.table);
 }
 
 export interface PushStep {
