@@ -147,6 +147,75 @@ function storedValue(raw: RawExports, heap: Uint8Array, v: number): StoredValue 
   }
 }
 
+/** The operation codes of the changeset format. */
+const OP_CODES = { insert: SQLITE_INSERT, update: SQLITE_UPDATE, delete: SQLITE_DELETE } as const;
+
+/**
+ * Encodes row changes as a changeset that `decodeChangeset` and `applyChangeset` read, in the
+ * session extension's format: for each run of changes to one table a header (`T`, the column
+ * count as a varint, one primary-key flag byte per column, the table name NUL-terminated),
+ * then per change its operation code, an indirect flag (0), and its old values (update and
+ * delete) and new values (insert and update). A value is a type byte and its content: 0 none,
+ * 1 INTEGER (8 bytes, big-endian), 2 REAL (8 bytes, big-endian IEEE), 3 TEXT and 4 BLOB (a
+ * varint length, the bytes), 5 NULL. The sync layer uses it to rewrite a change record.
+ */
+export function encodeChangeset(rows: readonly ChangesetRow[]): Uint8Array {
+  const out: number[] = [];
+  let header = '';
+  for (const row of rows) {
+    const rowHeader = `${row.table}\u0000${row.pk.map((k) => (k ? 1 : 0)).join('')}`;
+    if (rowHeader !== header) {
+      header = rowHeader;
+      out.push(0x54);
+      pushVarint(out, row.pk.length);
+      for (const k of row.pk) out.push(k ? 1 : 0);
+      for (const b of new TextEncoder().encode(row.table)) out.push(b);
+      out.push(0);
+    }
+    out.push(OP_CODES[row.op], 0);
+    if (row.op !== 'insert') for (let i = 0; i < row.pk.length; i++) pushValue(out, row.before[i]);
+    if (row.op !== 'delete') for (let i = 0; i < row.pk.length; i++) pushValue(out, row.after[i]);
+  }
+  return Uint8Array.from(out);
+}
+
+function pushValue(out: number[], v: StoredValue | undefined): void {
+  if (v === undefined) {
+    out.push(0);
+    return;
+  }
+  switch (v.type) {
+    case 'null':
+      out.push(5);
+      return;
+    case 'integer':
+    case 'real': {
+      const bytes = new Uint8Array(8);
+      const view = new DataView(bytes.buffer);
+      if (v.type === 'integer') view.setBigInt64(0, v.value);
+      else view.setFloat64(0, v.value);
+      out.push(v.type === 'integer' ? 1 : 2, ...bytes);
+      return;
+    }
+    case 'text':
+    case 'blob':
+      out.push(v.type === 'text' ? 3 : 4);
+      pushVarint(out, v.bytes.length);
+      for (const b of v.bytes) out.push(b);
+      return;
+  }
+}
+
+/** SQLite's varint for the small lengths a changeset holds: 7 bits a byte, most significant first. */
+function pushVarint(out: number[], n: number): void {
+  const groups: number[] = [];
+  do {
+    groups.unshift(n & 0x7f);
+    n = Math.floor(n / 128);
+  } while (n > 0);
+  groups.forEach((g, i) => out.push(i < groups.length - 1 ? g | 0x80 : g));
+}
+
 /** Applies a changeset to the database `db`, asking `onConflict` about every conflict. */
 export function applyChangeset(
   sqlite3: Sqlite3Runtime,

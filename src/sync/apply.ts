@@ -150,9 +150,9 @@ function replay(local: LocalDatabase, records: ChangeRecord[]): ReplayRefused[] 
     conn.exec('BEGIN IMMEDIATE');
     try {
       for (const r of keep) {
-        const refusal = replayRecord(conn, r);
-        if (refusal) refused.push({ id: r.id, ...refusal });
-        local.changes.restore(r);
+        const outcome = replayRecord(conn, r);
+        if ('refused' in outcome) refused.push({ id: r.id, ...outcome.refused });
+        local.changes.restore('applied' in outcome ? outcome.applied : r);
       }
       conn.exec('COMMIT');
     } catch (e) {

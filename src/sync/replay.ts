@@ -11,13 +11,18 @@
  * insert replaces the row with its key, an update of a row that is gone changes nothing, a
  * constraint violation leaves the change out.
  *
+ * A record applied by name is kept rewritten to what it did: its changes with the columns of
+ * the table as it is now (an insert no longer names a column that was dropped while it held
+ * NULL), so that its push, on a server that has the same schema, runs the same statements.
+ *
  * A record applies whole or not at all (a savepoint around it). It is refused when one of its
  * changes would need a table or a column that no longer exists (a value would have to land in
- * another column, or be lost), or when its DDL or SQL fails: it then stays in the change log,
- * its effects absent locally, and the caller reports it. A storage failure is not a refusal:
- * it propagates, and the pull fails as a whole.
+ * another column, or be lost), or when its DDL or SQL fails: it then stays in the change log
+ * as it was, its effects absent locally, and the caller reports it. A storage failure is not a
+ * refusal: it propagates, and the pull fails as a whole.
  */
 import type { Connection } from '../engine/connection.js';
+import { encodeChangeset } from '../engine/changesets.js';
 import type { StoredValue } from '../engine/stored-value.js';
 import { SqliteError } from '../errors.js';
 import type { ChangeRecord } from './change-log.js';
@@ -46,21 +51,27 @@ const SQLITE_CONSTRAINT = 19;
 
 const primaryCode = (e: SqliteError): number => e.resultCode & 0xff;
 
+/** What became of a replayed record: applied (and kept as `record`, maybe rewritten), or refused. */
+export type ReplayOutcome = { applied: ChangeRecord } | { refused: ReplayRefusal };
+
+type RowSegment = Extract<RecordSegment, { changeset: Uint8Array }>;
+
 /** Replays one record inside the open transaction: all of it, or none of it and why. */
-export function replayRecord(conn: Connection, record: ChangeRecord): ReplayRefusal | null {
+export function replayRecord(conn: Connection, record: ChangeRecord): ReplayOutcome {
   conn.exec('SAVEPOINT outpost_replay');
   try {
-    for (const segment of record.segments) {
-      if ('ddl' in segment) replayDdl(conn, segment.ddl);
-      else replayRows(conn, segment);
-    }
+    const segments = record.segments.map((segment) => {
+      if (!('ddl' in segment)) return replayRows(conn, segment);
+      replayDdl(conn, segment.ddl);
+      return segment;
+    });
     conn.exec('RELEASE outpost_replay');
-    return null;
+    return { applied: segments.every((s, i) => s === record.segments[i]) ? record : { id: record.id, segments } };
   } catch (e) {
     conn.exec('ROLLBACK TO outpost_replay');
     conn.exec('RELEASE outpost_replay');
-    if (e instanceof Refused) return { reason: e.message, table: e.table };
-    if (e instanceof SqliteError && !STORAGE_CODES.has(primaryCode(e))) return { reason: e.message, table: null };
+    if (e instanceof Refused) return { refused: { reason: e.message, table: e.table } };
+    if (e instanceof SqliteError && !STORAGE_CODES.has(primaryCode(e))) return { refused: { reason: e.message, table: null } };
     throw e;
   }
 }
@@ -74,19 +85,25 @@ function replayDdl(conn: Connection, ddl: string): void {
   }
 }
 
-function replayRows(conn: Connection, segment: Extract<RecordSegment, { changeset: Uint8Array }>): void {
+/** Replays a segment's row changes; returns the segment as it applied (rewritten when by name). */
+function replayRows(conn: Connection, segment: RowSegment): RowSegment {
   const recorded = segment.columns;
   if (recorded === null || Object.entries(recorded).every(([table, columns]) => sameColumns(readTableInfo(conn, table), columns))) {
     replayChangeset(conn, segment.changeset);
-    return;
+    return segment;
   }
   const current = new Map<string, TableInfo | null>();
+  const applied: RowChange[] = [];
+  const columns: Record<string, string[]> = {};
   for (const change of decodeChangeset(conn, segment.changeset)) {
-    const columns = recorded[change.table];
-    if (!columns) throw new Refused(`no columns were recorded for table ${change.table}`, change.table);
+    const names = recorded[change.table];
+    if (!names) throw new Refused(`no columns were recorded for table ${change.table}`, change.table);
     if (!current.has(change.table)) current.set(change.table, readTableInfo(conn, change.table));
-    replayByName(conn, change, recordedTableInfo(columns, change.pk), current.get(change.table) ?? null);
+    const byName = replayByName(conn, change, recordedTableInfo(names, change.pk), current.get(change.table) ?? null);
+    applied.push(byName.change);
+    columns[change.table] = byName.columns;
   }
+  return { changeset: encodeChangeset(applied), columns };
 }
 
 function sameColumns(info: TableInfo | null, columns: readonly string[]): boolean {
@@ -96,8 +113,9 @@ function sameColumns(info: TableInfo | null, columns: readonly string[]): boolea
 /**
  * One change by column name. The columns it needs are its key and the values it sets (an
  * insert's NULLs excepted: a column that was dropped loses nothing by not receiving NULL).
+ * Returns the change as it applied: only the columns that still exist, and their names.
  */
-function replayByName(conn: Connection, change: RowChange, recorded: TableInfo, current: TableInfo | null): void {
+function replayByName(conn: Connection, change: RowChange, recorded: TableInfo, current: TableInfo | null): { change: RowChange; columns: string[] } {
   if (!current) throw new Refused(`table ${change.table} no longer exists`, change.table);
   const rowidTable = recorded.pk.length === 0;
   // Value i of the change is column names[i]; a rowid table's first value is its rowid.
@@ -125,12 +143,13 @@ function replayByName(conn: Connection, change: RowChange, recorded: TableInfo, 
     args.push(v);
     return '?';
   });
-  if (sql === null) return;
-  try {
-    conn.run(sql, args);
-  } catch (e) {
-    // The policy of replay: a change that breaks a constraint is left out, as the server would.
-    if (e instanceof SqliteError && primaryCode(e) === SQLITE_CONSTRAINT) return;
-    throw e;
+  if (sql !== null) {
+    try {
+      conn.run(sql, args);
+    } catch (e) {
+      // The policy of replay: a change that breaks a constraint is left out, as the server would.
+      if (!(e instanceof SqliteError && primaryCode(e) === SQLITE_CONSTRAINT)) throw e;
+    }
   }
+  return { change: projected, columns };
 }
