@@ -100,7 +100,12 @@ export interface Mutation {
   changeId: number;
   table: string;
   op: 'insert' | 'update' | 'delete';
-  /** Column values before (update, delete) and after (insert, update; an update lists only changed columns). */
+  /**
+   * Column values before (update, delete) and after (insert, update; an update lists only
+   * changed columns), as `query` returns values: a whole REAL shows as a number like an
+   * INTEGER, and text that is not UTF-8 shows with U+FFFD. `'keep'` pushes the values exactly as
+   * stored, whatever they show as here; a rewrite binds what it passes.
+   */
   before: Record<string, SqlValue>;
   after: Record<string, SqlValue>;
 }

@@ -6,28 +6,38 @@
  * bind_int, otherwise bind_int64), else REAL; bigint -> INTEGER (it must fit in 64 bits);
  * string -> TEXT; boolean -> 1/0; Uint8Array or ArrayBuffer -> BLOB. Anything else, a missing
  * value, or a count that does not match is an `OutpostError` `INVALID_ARGUMENT`.
+ *
+ * Inside Outpost (the sync replay, the server's Hrana arguments) a parameter may also be a
+ * `StoredValue`, bound exactly as its storage class says: a whole REAL stays REAL, text keeps
+ * its bytes. The public API's types do not offer it.
  */
 import { OutpostError } from '../errors.js';
 import { SQLITE_OK } from '../sqlite/constants.js';
-import type { SqlParam, SqlParams } from '../types.js';
+import type { SqlParam } from '../types.js';
 import type { Statement, StatementHost } from './statements.js';
+import { type StoredValue, isStoredValue } from './stored-value.js';
+
+/** A parameter as the engine binds it: a public `SqlParam`, or an exact `StoredValue`. */
+export type BindParam = SqlParam | StoredValue;
+/** `SqlParams` widened to `BindParam`: every `SqlParams` is one. */
+export type BindParams = readonly BindParam[] | { readonly [name: string]: BindParam };
 
 /** Binds `params` to `stmt` (which has no bindings yet). */
-export function bindParams(host: StatementHost, stmt: Statement, params: SqlParams | undefined): void {
+export function bindParams(host: StatementHost, stmt: Statement, params: BindParams | undefined): void {
   const names = stmt.paramNames;
   if (params === undefined || params === null) {
     if (names.length > 0) throw bindError(stmt, `expects ${names.length} parameter(s), got none`);
     return;
   }
   if (Array.isArray(params)) {
-    const list = params as readonly SqlParam[];
+    const list = params as readonly BindParam[];
     if (list.length !== names.length) {
       throw bindError(stmt, `expects ${names.length} parameter(s), got ${list.length}`);
     }
     for (let i = 0; i < list.length; i++) bindValue(host, stmt, i + 1, list[i]);
     return;
   }
-  const named = params as { readonly [name: string]: SqlParam };
+  const named = params as { readonly [name: string]: BindParam };
   for (let i = 0; i < names.length; i++) {
     const full = names[i];
     if (!full || full.startsWith('?')) {
@@ -41,7 +51,8 @@ export function bindParams(host: StatementHost, stmt: Statement, params: SqlPara
 }
 
 /** Binds one value at parameter `i` (1-based). */
-export function bindValue(host: StatementHost, stmt: Statement, i: number, v: SqlParam | undefined): void {
+export function bindValue(host: StatementHost, stmt: Statement, i: number, v: BindParam | undefined): void {
+  if (isStoredValue(v)) return bindStored(host, stmt, i, v);
   const x = host.raw;
   const p = stmt.ptr;
   let rc: number;
@@ -59,16 +70,44 @@ export function bindValue(host: StatementHost, stmt: Statement, i: number, v: Sq
     rc = x.sqlite3_bind_int64(p, i, v);
   } else if (typeof v === 'boolean') rc = x.sqlite3_bind_int(p, i, v ? 1 : 0);
   else if (v instanceof Uint8Array || v instanceof ArrayBuffer) {
-    const bytes = v instanceof ArrayBuffer ? new Uint8Array(v) : v;
-    const { wasm, capi } = host.sqlite3;
-    // A zero-length blob still needs a non-null pointer, or SQLite binds NULL.
-    const ptr = wasm.alloc(Math.max(1, bytes.length));
-    wasm.heap8u().set(bytes, ptr);
-    rc = x.sqlite3_bind_blob(p, i, ptr, bytes.length, capi.SQLITE_WASM_DEALLOC);
+    rc = bindBytes(host, stmt, i, v instanceof ArrayBuffer ? new Uint8Array(v) : v, 'blob');
   } else {
     throw bindError(stmt, `cannot bind a value of type ${v === undefined ? 'undefined' : typeof v} at parameter ${i}`);
   }
   if (rc !== SQLITE_OK) throw host.error(rc, stmt.sql);
+}
+
+/** Binds a stored value as exactly its storage class and content. */
+function bindStored(host: StatementHost, stmt: Statement, i: number, v: StoredValue): void {
+  const x = host.raw;
+  let rc: number;
+  switch (v.type) {
+    case 'null':
+      rc = x.sqlite3_bind_null(stmt.ptr, i);
+      break;
+    case 'integer':
+      if (v.value < -(2n ** 63n) || v.value >= 2n ** 63n) throw bindError(stmt, `value ${v.value} at parameter ${i} does not fit in 64 bits`);
+      rc = x.sqlite3_bind_int64(stmt.ptr, i, v.value);
+      break;
+    case 'real':
+      rc = x.sqlite3_bind_double(stmt.ptr, i, v.value);
+      break;
+    case 'text':
+    case 'blob':
+      rc = bindBytes(host, stmt, i, v.bytes, v.type);
+      break;
+  }
+  if (rc !== SQLITE_OK) throw host.error(rc, stmt.sql);
+}
+
+/** Binds bytes as a BLOB, or as TEXT taken as they are (UTF-8 or not). */
+function bindBytes(host: StatementHost, stmt: Statement, i: number, bytes: Uint8Array, as: 'text' | 'blob'): number {
+  const { wasm, capi } = host.sqlite3;
+  // A zero-length value still needs a non-null pointer, or SQLite binds NULL.
+  const ptr = wasm.alloc(Math.max(1, bytes.length));
+  wasm.heap8u().set(bytes, ptr);
+  const bind = as === 'text' ? host.raw.sqlite3_bind_text : host.raw.sqlite3_bind_blob;
+  return bind(stmt.ptr, i, ptr, bytes.length, capi.SQLITE_WASM_DEALLOC);
 }
 
 function bindError(stmt: Statement, what: string): OutpostError {

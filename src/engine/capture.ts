@@ -10,22 +10,40 @@
  * values of each touched row and, when asked for a changeset, compares them with the rows as
  * they are now, so work undone by ROLLBACK or ROLLBACK TO leaves nothing behind. The
  * connection calls `flush()` at every commit point (before COMMIT/END, before the RELEASE that
- * ends a transaction, and around autocommit writes, which it wraps in BEGIN/COMMIT). DDL is not
- * seen by sessions: the connection notes each CREATE/DROP/ALTER statement's text, and the
- * record keeps them in order.
+ * ends a transaction, and around autocommit writes, which it wraps in BEGIN/COMMIT).
+ *
+ * A record keeps what its transaction did in statement order, as segments: row changes (a
+ * changeset, with the column names of each of its tables as they were when the changes were
+ * made) and DDL statements. Sessions do not see DDL, and a changeset read after a DDL would
+ * describe rows by the new schema (or fail, for a renamed or dropped table), so the session is
+ * cut before each DDL statement: its changeset becomes a segment, the DDL's text the next
+ * one, and a fresh session records what follows. Whatever a session saw during the DDL itself
+ * (ALTER TABLE rewrites rows) is dropped: the DDL's text carries it.
+ *
+ * Savepoints: a ROLLBACK TO undoes everything since its SAVEPOINT, segments included, which a
+ * session cannot see for the segments already cut. So the session is also cut at each
+ * SAVEPOINT, which marks the segment count; ROLLBACK TO drops the segments after its mark and
+ * restarts the session (all it holds is newer than the mark); RELEASE forgets the marks.
  *
  * Capture can be suspended (`Connection.withoutCapture`, and while `onCommit` runs): nothing
  * is then recorded, so the owner's own writes (replay, bookkeeping) never become records.
  */
 import { SQLITE_OK, SQLITE_SESSION_OBJCONFIG_ROWID as SESSION_OBJCONFIG_ROWID } from '../sqlite/constants.js';
-import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
+import { type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
 
-/** What one committed transaction changed. */
+/** One part of a transaction, in statement order: a DDL statement, or the row changes between two. */
+export type CapturedSegment =
+  | { ddl: string }
+  | {
+      /** A session changeset; never empty. */
+      changeset: Uint8Array;
+      /** The column names of each table the changeset names, in order, as when the changes were made. */
+      columns: Record<string, string[]>;
+    };
+
+/** What one committed transaction changed, in statement order. */
 export interface CapturedTransaction {
-  /** The transaction's DDL statements, in order (sessions do not see DDL). */
-  ddl: string[];
-  /** The session changeset of its row changes; empty when it changed no rows. */
-  changeset: Uint8Array;
+  segments: CapturedSegment[];
 }
 
 /**
@@ -46,7 +64,12 @@ export interface CaptureHooks {
 
 export class ChangeCapture {
   private session = 0;
-  private ddl: string[] = [];
+  /** The open transaction's segments cut so far. */
+  private segments: CapturedSegment[] = [];
+  /** The tables the current session has attached (the filter is asked once per table). */
+  private tables = new Set<string>();
+  /** Open savepoints, innermost last, with the segment count when each was opened. */
+  private marks: { name: string; segments: number }[] = [];
   /** Open suspensions (nested `suspendWhile` calls); nothing is recorded while positive. */
   private suspensions = 0;
 
@@ -54,6 +77,8 @@ export class ChangeCapture {
     private readonly sqlite3: Sqlite3Runtime,
     private readonly db: number,
     private readonly hooks: CaptureHooks,
+    /** A main-schema table's column names, in order. */
+    private readonly columnsOf: (table: string) => string[],
   ) {
     this.start();
   }
@@ -63,14 +88,23 @@ export class ChangeCapture {
     return this.suspensions;
   }
 
-  /** Runs `fn` with capture suspended (`Connection.withoutCapture` is the only caller). */
+  /**
+   * Runs `fn` with capture suspended (`Connection.withoutCapture` is the only caller). The
+   * session is disabled meanwhile: a suspended write must not reach a later record either (a
+   * replayed DELETE left in the session turned the next INSERT of that key into an UPDATE of a
+   * row the server did not have).
+   */
   suspendWhile<T>(fn: () => T): T {
-    this.suspensions++;
+    if (this.suspensions++ === 0) this.enableSession(false);
     try {
       return fn();
     } finally {
-      this.suspensions--;
+      if (--this.suspensions === 0) this.enableSession(true);
     }
+  }
+
+  private enableSession(on: boolean): void {
+    if (this.session) rawExports(this.sqlite3).sqlite3session_enable(this.session, on ? 1 : 0);
   }
 
   private start(): void {
@@ -90,29 +124,89 @@ export class ChangeCapture {
     } finally {
       wasm.dealloc(pInt);
     }
-    capi.sqlite3session_table_filter(this.session, (_ctx: number, table: string) => (this.hooks.tracks(table) ? 1 : 0), 0);
+    capi.sqlite3session_table_filter(
+      this.session,
+      (_ctx: number, table: string) => {
+        if (!this.hooks.tracks(table)) return 0;
+        this.tables.add(table);
+        return 1;
+      },
+      0,
+    );
     const rc = capi.sqlite3session_attach(this.session, 0);
     if (rc !== SQLITE_OK) throw new Error(`sqlite3session_attach failed (${rc})`);
+    if (this.suspensions > 0) this.enableSession(false);
+  }
+
+  /** A fresh session: what the current one recorded is forgotten. */
+  private restart(): void {
+    this.sqlite3.capi.sqlite3session_delete(this.session);
+    this.session = 0;
+    this.tables = new Set();
+    this.start();
   }
 
   /** Forgets everything recorded so far (after a commit point or a full rollback). */
   reset(): void {
-    this.sqlite3.capi.sqlite3session_delete(this.session);
-    this.session = 0;
-    this.ddl = [];
-    this.start();
+    this.segments = [];
+    this.marks = [];
+    this.restart();
   }
 
-  noteDdl(sql: string): void {
-    if (this.suspensions === 0) this.ddl.push(sql);
+  /** Ends the current segment of row changes (if it has any) and starts a fresh session. */
+  private cut(): void {
+    const changeset = this.changeset();
+    if (changeset.length > 0) {
+      const columns: Record<string, string[]> = {};
+      for (const table of this.tables) columns[table] = this.columnsOf(table);
+      this.segments.push({ changeset, columns });
+    }
+    this.restart();
+  }
+
+  /** Before a DDL statement runs inside the open transaction: the row changes so far become a segment. */
+  beforeDdl(): void {
+    if (this.suspensions === 0) this.cut();
+  }
+
+  /** After a DDL statement ran: its text is the next segment; what the session saw during it is dropped. */
+  afterDdl(sql: string): void {
+    if (this.suspensions > 0) return;
+    this.restart();
+    this.segments.push({ ddl: sql });
+  }
+
+  /** After a SAVEPOINT: marks where a ROLLBACK TO it would return. */
+  savepoint(name: string): void {
+    if (this.suspensions > 0) return;
+    this.cut();
+    this.marks.push({ name, segments: this.segments.length });
+  }
+
+  /** After a ROLLBACK TO: forgets the segments and the session content since its SAVEPOINT. */
+  rollbackTo(name: string): void {
+    if (this.suspensions > 0) return;
+    const i = this.marks.findLastIndex((m) => m.name === name);
+    // A savepoint opened while capture was suspended has no mark, and nothing of it was recorded.
+    if (i < 0) return;
+    // ROLLBACK TO keeps the savepoint open: its mark stays, the inner ones go.
+    this.marks.length = i + 1;
+    this.segments.length = this.marks[i]!.segments;
+    this.restart();
+  }
+
+  /** After a RELEASE that leaves the transaction open: the savepoint and those inside it are gone. */
+  release(name: string): void {
+    const i = this.marks.findLastIndex((m) => m.name === name);
+    if (i >= 0) this.marks.length = i;
   }
 
   /** Hands the open transaction's record to `onCommit`, if it changed anything. Call inside the transaction. */
   flush(): void {
     if (this.suspensions > 0) return;
-    const changeset = this.changeset();
-    const ddl = this.ddl;
-    if (changeset.length > 0 || ddl.length > 0) this.suspendWhile(() => this.hooks.onCommit({ ddl, changeset }));
+    this.cut();
+    const segments = this.segments;
+    if (segments.length > 0) this.suspendWhile(() => this.hooks.onCommit({ segments }));
     this.reset();
   }
 

@@ -9,20 +9,22 @@
  *   that its change record commits with it.
  * - `record-first`: a commit point. COMMIT (or END) of an open transaction, or the RELEASE of
  *   the savepoint that opened the transaction: the transaction's record is written first.
- * - `note-ddl`: DDL inside a transaction: its text joins the transaction's record.
+ * - `note-ddl`: DDL inside a transaction: the record is cut before it and its text joins the
+ *   record in statement order.
  * - `rollback`: a ROLLBACK; if no transaction is open afterwards, what was recorded is dropped.
- * - `run`: nothing to do around it.
+ * - `run`: nothing to do around it. (A SAVEPOINT, ROLLBACK TO or RELEASE inside a transaction
+ *   runs like this; after it succeeds the connection tells capture, which keeps its marks.)
  *
  * Only `Connection.runAtCommitPoints` acts on the answer; this module decides and keeps the one
  * piece of state the decision needs (the savepoint that opened the current transaction).
  */
 
 /** What a statement does, as far as transactions and capture care. */
-export type StatementKind = 'read' | 'write' | 'ddl' | 'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'other';
+export type StatementKind = 'read' | 'write' | 'ddl' | 'begin' | 'commit' | 'rollback' | 'rollback-to' | 'savepoint' | 'release' | 'other';
 
 export interface Classified {
   kind: StatementKind;
-  /** The savepoint a SAVEPOINT or RELEASE statement names (unquoted, lower case); else null. */
+  /** The savepoint a SAVEPOINT, RELEASE or ROLLBACK TO statement names (unquoted, lower case); else null. */
   savepoint: string | null;
 }
 
@@ -44,8 +46,9 @@ export function classify(sql: string, readonly: boolean): Classified {
     case 'END':
       return { kind: 'commit', savepoint: null };
     case 'ROLLBACK':
-      // ROLLBACK TO (a savepoint) keeps the transaction open: not a rollback of it.
-      return { kind: second === 'TO' || (second === 'TRANSACTION' && third === 'TO') ? 'other' : 'rollback', savepoint: null };
+      // ROLLBACK TO (a savepoint) keeps the transaction open: not a rollback of it, but capture
+      // must forget what was recorded since that savepoint.
+      return rollbackTo(sql, second, third) ?? { kind: 'rollback', savepoint: null };
     case 'SAVEPOINT':
       return { kind: 'savepoint', savepoint: unquote(m?.[2]) };
     case 'RELEASE':
@@ -66,6 +69,13 @@ export function classify(sql: string, readonly: boolean): Classified {
     default:
       return { kind: readonly ? 'read' : 'write', savepoint: null };
   }
+}
+
+/** `ROLLBACK [TRANSACTION] TO [SAVEPOINT] name`, classified; null for a plain ROLLBACK. */
+function rollbackTo(sql: string, second: string, third: string): Classified | null {
+  if (second !== 'TO' && !(second === 'TRANSACTION' && third === 'TO')) return null;
+  const m = /^ROLLBACK\s+(?:TRANSACTION\s+)?TO\s+(?:SAVEPOINT\s+)?([A-Za-z_"`\[\]0-9]+)/i.exec(sql);
+  return { kind: 'rollback-to', savepoint: unquote(m?.[1]) };
 }
 
 function unquote(name: string | undefined): string | null {

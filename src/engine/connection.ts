@@ -1,6 +1,11 @@
 /**
  * The engine: one SQLite connection over Outpost's VFS, with a synchronous API.
  *
+ * Length: about 600 lines, because the statement API, the actions at commit points and the
+ * sync and server hooks all work on the connection's private state (handle, statement cache,
+ * capture); the parts that need none of it live beside it (statements, binding, cells,
+ * commit-points, checkpointer, file-image, changesets, guards).
+ *
  * It runs inside the worker in the browser and in-process under Node; `Database`
  * (`../database.ts`) puts the async public API on top of it.
  *
@@ -33,7 +38,7 @@ import { sqliteError } from '../sqlite/errors.js';
 import { PAGE_BYTES } from '../sqlite/format.js';
 import { type RawExports, type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
 import type { BatchStatement, RunResult, SqlParams, SqlValue, StatementResult } from '../types.js';
-import { bindParams, bindValue } from './binding.js';
+import { type BindParams, bindParams, bindValue } from './binding.js';
 import { type CaptureHooks, ChangeCapture } from './capture.js';
 import { type ChangesetConflict, type ChangesetRow, type ConflictResolution, applyChangeset, decodeChangeset } from './changesets.js';
 import { CellReader, PackingSink } from './cells.js';
@@ -168,7 +173,7 @@ export class Connection {
         // Closing must not checkpoint either: the sync layer decides what reaches the main file.
         this.sqlite3.capi.sqlite3_db_config(this.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, 0);
       }
-      if (this.options.capture) this.capture = new ChangeCapture(this.sqlite3, this.db, this.options.capture);
+      if (this.options.capture) this.capture = new ChangeCapture(this.sqlite3, this.db, this.options.capture, (table) => this.columnNames(table));
     } catch (e) {
       if (e instanceof SqliteError && (e.code === 'SQLITE_NOTADB' || e.code.startsWith('SQLITE_CORRUPT'))) {
         throw new OutpostError(`${this.directory.label} is not a SQLite database (${e.message})`, 'NOT_A_DATABASE');
@@ -244,7 +249,7 @@ export class Connection {
   }
 
   /** Runs one statement and reports everything about it (columns, types, rows, changes). */
-  execute(sql: string, params: SqlParams | undefined): ExecuteResult {
+  execute(sql: string, params: BindParams | undefined): ExecuteResult {
     const stmt = this.prepare(sql);
     try {
       bindParams(this.host, stmt, params);
@@ -266,7 +271,7 @@ export class Connection {
   }
 
   /** Runs one statement for its effect. */
-  run(sql: string, params: SqlParams | undefined): RunResult {
+  run(sql: string, params: BindParams | undefined): RunResult {
     const stmt = this.prepare(sql);
     try {
       bindParams(this.host, stmt, params);
@@ -385,8 +390,9 @@ export class Connection {
         case 'wrap':
           return this.runWrapped(cap, stmt, body);
         case 'note-ddl': {
+          cap.beforeDdl();
           const result = body();
-          cap.noteDdl(stmt.sql);
+          cap.afterDdl(stmt.sql);
           return result;
         }
         case 'record-first':
@@ -398,20 +404,33 @@ export class Connection {
           } finally {
             if (this.raw.sqlite3_get_autocommit(this.db) !== 0) cap.reset();
           }
-        case 'run':
-          return body();
+        case 'run': {
+          const result = body();
+          this.noteSavepoint(cap, stmt);
+          return result;
+        }
       }
     } finally {
       this.commitPoints.settle(this.raw.sqlite3_get_autocommit(this.db) === 0);
     }
   }
 
+  /** After a SAVEPOINT, ROLLBACK TO or RELEASE that ran inside a transaction: capture's marks follow. */
+  private noteSavepoint(cap: ChangeCapture, stmt: Statement): void {
+    const name = stmt.savepoint;
+    if (name === null || this.raw.sqlite3_get_autocommit(this.db) !== 0) return;
+    if (stmt.kind === 'savepoint') cap.savepoint(name);
+    else if (stmt.kind === 'rollback-to') cap.rollbackTo(name);
+    else if (stmt.kind === 'release') cap.release(name);
+  }
+
   /** An autocommit write: BEGIN, the statement, its change record, COMMIT, as one transaction. */
   private runWrapped<T>(cap: ChangeCapture, stmt: Statement, body: () => T): T {
     this.stepRaw('BEGIN');
     try {
+      if (stmt.kind === 'ddl') cap.beforeDdl();
       const result = body();
-      if (stmt.kind === 'ddl') cap.noteDdl(stmt.sql);
+      if (stmt.kind === 'ddl') cap.afterDdl(stmt.sql);
       cap.flush();
       this.stepRaw('COMMIT');
       return result;
@@ -427,6 +446,17 @@ export class Connection {
     const stmt = this.prepare(sql);
     try {
       stepToEnd(this.host, stmt);
+    } finally {
+      resetStatement(this.raw, stmt);
+    }
+  }
+
+  /** A main-schema table's column names, in order (capture records them with each changeset). */
+  private columnNames(table: string): string[] {
+    const stmt = this.prepare("SELECT name FROM pragma_table_info(?, 'main') ORDER BY cid");
+    try {
+      bindParams(this.host, stmt, [table]);
+      return collectRows(this.host, this.cells, stmt).map((row) => String(row[0]));
     } finally {
       resetStatement(this.raw, stmt);
     }
@@ -491,24 +521,22 @@ export class Connection {
     if (rc !== SQLITE_OK) throw this.error(rc, 'set authorizer');
   }
 
-  /** Defensive mode, an untrusted schema and size limits (see `restrictConnection`). */
+  // Guards for a host that runs others' SQL (engine/guards.ts says what each does).
   restrict(limits: ConnectionLimits): void {
-    this.ensureOpen();
-    const rc = restrictConnection(this.sqlite3, this.db, limits);
-    if (rc !== SQLITE_OK) throw this.error(rc, 'restrict');
+    this.check(restrictConnection(this.sqlite3, this.ensureDb(), limits), 'restrict');
   }
-
-  /** A JS scalar SQL function (see `createScalarFunction`). */
   createFunction(name: string, nArgs: number, fn: (...args: unknown[]) => SqlValue): void {
-    this.ensureOpen();
-    const rc = createScalarFunction(this.sqlite3, this.db, name, nArgs, fn);
-    if (rc !== SQLITE_OK) throw this.error(rc, `create function ${name}`);
+    this.check(createScalarFunction(this.sqlite3, this.ensureDb(), name, nArgs, fn), `create function ${name}`);
   }
-
-  /** Interrupts any statement when `shouldStop` says so (see `setProgressHandler` in guards.ts). */
   setProgressHandler(ops: number, shouldStop: (() => boolean) | null): void {
+    setProgressHandler(this.sqlite3, this.ensureDb(), ops, shouldStop);
+  }
+  private ensureDb(): number {
     this.ensureOpen();
-    setProgressHandler(this.sqlite3, this.db, ops, shouldStop);
+    return this.db;
+  }
+  private check(rc: number, what: string): void {
+    if (rc !== SQLITE_OK) throw this.error(rc, what);
   }
 
   /** The database's files, all writes flushed, for reading underneath SQLite (the sync layer). */

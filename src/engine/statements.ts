@@ -18,7 +18,7 @@ export interface Statement {
   /** The statement's text, without the comments and whitespace before it. */
   sql: string;
   kind: StatementKind;
-  /** The savepoint a SAVEPOINT or RELEASE statement names. */
+  /** The savepoint a SAVEPOINT, RELEASE or ROLLBACK TO statement names. */
   savepoint: string | null;
   columns: string[];
   /** Parameter names by index (1-based index at [i-1]); null for plain `?`. */

@@ -3,7 +3,7 @@
  * response types, and the codecs of values (the sync client sends them, the server reads them
  * back). No I/O.
  *
- * Decoding never trusts its input: `fromHranaValue` and `fromBase64` throw `ProtocolError` with
+ * Decoding never trusts its input: `decodeHranaValue` and `fromBase64` throw `ProtocolError` with
  * a message that says what was wrong.
  */
 import { ProtocolError } from '../errors.js';
@@ -92,43 +92,77 @@ export function fromBase64(text: string): Uint8Array {
   return out;
 }
 
-/** A JS value (as Outpost's engine returns them) as a Hrana value. */
+/**
+ * A JS value (as Outpost's engine returns them) as a Hrana value. A number is an integer only
+ * when it is a safe integer (1e21 is a float: as an integer it would be sent as "1e+21");
+ * infinities cannot be sent at all, since JSON has no form for them (they would arrive as
+ * null): a caller that must send one writes it into the SQL text instead.
+ */
 export function toHranaValue(v: unknown): HranaValue {
   if (v === null || v === undefined) return { type: 'null' };
   if (typeof v === 'bigint') return { type: 'integer', value: v.toString() };
-  if (typeof v === 'number') return Number.isInteger(v) ? { type: 'integer', value: String(v) } : { type: 'float', value: v };
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new ProtocolError(`cannot send ${v} as a Hrana value (JSON has no form for it)`);
+    return Number.isSafeInteger(v) ? { type: 'integer', value: String(v) } : { type: 'float', value: v };
+  }
   if (typeof v === 'string') return { type: 'text', value: v };
   if (v instanceof Uint8Array) return { type: 'blob', base64: toBase64(v) };
   throw new ProtocolError(`cannot send a value of type ${typeof v}`);
 }
 
-/** A Hrana value as a JS value for binding (integers beyond 2^53 as bigint). */
-export function fromHranaValue(v: unknown): null | number | bigint | string | Uint8Array {
+/** A Hrana value as read off the wire, checked: integers as bigint, blobs as bytes. */
+export type DecodedHranaValue =
+  | { type: 'null' }
+  | { type: 'integer'; value: bigint }
+  | { type: 'float'; value: number }
+  | { type: 'text'; value: string }
+  | { type: 'blob'; bytes: Uint8Array };
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * Reads one Hrana value exactly: the type it names is the type it has (a float that happens to
+ * be whole stays a float), integers are strings of digits within 64 bits (a JSON number is
+ * accepted when it is a safe integer), floats are finite JSON numbers, blobs are base64.
+ * Anything else is a `ProtocolError` saying what was wrong.
+ */
+export function decodeHranaValue(v: unknown): DecodedHranaValue {
   if (!v || typeof v !== 'object' || typeof (v as { type?: unknown }).type !== 'string') {
-    throw new ProtocolError(`invalid value ${JSON.stringify(v)}`);
+    throw new ProtocolError(`invalid value ${preview(v)}`);
   }
   const value = v as { type: string; value?: unknown; base64?: unknown };
   switch (value.type) {
     case 'null':
-      return null;
+      return { type: 'null' };
     case 'integer': {
-      if (typeof value.value !== 'string' && typeof value.value !== 'number') throw new ProtocolError('integer value must be a string');
-      const text = String(value.value);
-      if (!/^-?\d+$/.test(text)) throw new ProtocolError(`invalid integer ${text}`);
-      const big = BigInt(text);
-      if (big < -(2n ** 63n) || big >= 2n ** 63n) throw new ProtocolError(`integer ${text} is out of range`);
-      return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+      const x = value.value;
+      if (typeof x === 'number') {
+        if (!Number.isSafeInteger(x)) throw new ProtocolError(`integer ${x} must be sent as a string of digits`);
+        return { type: 'integer', value: BigInt(x) };
+      }
+      if (typeof x !== 'string' || !/^-?\d{1,20}$/.test(x)) throw new ProtocolError(`invalid integer ${preview(x)}`);
+      const big = BigInt(x);
+      if (big < INT64_MIN || big > INT64_MAX) throw new ProtocolError(`integer ${x} is out of range`);
+      return { type: 'integer', value: big };
     }
     case 'float':
-      if (typeof value.value !== 'number') throw new ProtocolError('float value must be a number');
-      return value.value;
+      if (typeof value.value !== 'number' || !Number.isFinite(value.value)) throw new ProtocolError(`float value must be a finite number, not ${preview(value.value)}`);
+      return { type: 'float', value: value.value };
     case 'text':
       if (typeof value.value !== 'string') throw new ProtocolError('text value must be a string');
-      return value.value;
+      return { type: 'text', value: value.value };
     case 'blob':
-      if (typeof value.base64 !== 'string') throw new ProtocolError('blob value must have base64');
-      return fromBase64(value.base64);
+      if (typeof value.base64 !== 'string' || !BASE64.test(value.base64)) throw new ProtocolError('blob value must have base64');
+      return { type: 'blob', bytes: fromBase64(value.base64) };
     default:
-      throw new ProtocolError(`unknown value type ${value.type}`);
+      throw new ProtocolError(`unknown value type ${preview(value.type)}`);
   }
+}
+
+/** A short rendering of a bad input for an error message. */
+function preview(v: unknown): string {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 60 ? `${text.slice(0, 60)}...` : text;
 }

@@ -7,7 +7,9 @@
  * Malformed requests throw `ProtocolError` (HTTP 400, nothing executed after the bad part, and
  * an open transaction is rolled back). SQL errors are per-statement results, as Hrana defines.
  */
+import type { BindParam, BindParams } from '../engine/binding.js';
 import type { Connection, ExecuteResult } from '../engine/connection.js';
+import { type StoredValue, textValue } from '../engine/stored-value.js';
 import { OutpostError, ProtocolError, SqliteError } from '../errors.js';
 import {
   type HranaBatchStep,
@@ -17,10 +19,9 @@ import {
   type HranaStmtResult,
   type HranaStreamResult,
   type PipelineResponse,
-  fromHranaValue,
+  decodeHranaValue,
   toHranaValue,
 } from '../protocol/hrana.js';
-import type { SqlParams, SqlValue } from '../types.js';
 import type { StatementClock } from './sandbox.js';
 
 const MAX_STEPS = 100_000;
@@ -29,20 +30,40 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function params(stmt: HranaStmt): SqlParams | undefined {
+/**
+ * A Hrana argument bound exactly as sent: a float stays REAL even when whole (bound as a plain
+ * JS number, 3.0 would become INTEGER 3), integers keep all 64 bits, text and blobs their bytes.
+ */
+function argument(v: unknown): StoredValue {
+  const d = decodeHranaValue(v);
+  switch (d.type) {
+    case 'null':
+      return d;
+    case 'integer':
+      return { type: 'integer', value: d.value };
+    case 'float':
+      return { type: 'real', value: d.value };
+    case 'text':
+      return textValue(d.value);
+    case 'blob':
+      return { type: 'blob', bytes: d.bytes };
+  }
+}
+
+function params(stmt: HranaStmt): BindParams | undefined {
   const args = stmt.args ?? [];
   const named = stmt.named_args ?? [];
   if (!Array.isArray(args) || !Array.isArray(named)) throw new ProtocolError('args and named_args must be arrays');
   if (named.length > 0) {
     if (args.length > 0) throw new ProtocolError('mixing positional and named arguments is not supported');
-    const out: Record<string, SqlValue> = {};
+    const out: Record<string, BindParam> = {};
     for (const a of named) {
       if (!isObject(a) || typeof a.name !== 'string') throw new ProtocolError('a named argument needs a name');
-      out[a.name] = fromHranaValue(a.value);
+      out[a.name] = argument(a.value);
     }
     return out;
   }
-  return args.length > 0 ? args.map(fromHranaValue) : undefined;
+  return args.length > 0 ? args.map(argument) : undefined;
 }
 
 /** A statement's failure as a Hrana error; anything else (a ProtocolError, a bug) propagates. */
@@ -77,8 +98,7 @@ export function executePipeline(conn: Connection, body: unknown, clock: Statemen
   if (!isObject(body) || !Array.isArray(body.requests)) throw new ProtocolError('the body must be {"baton": null, "requests": [...]}');
   if (body.baton !== null && body.baton !== undefined) throw new ProtocolError('batons (streams across requests) are not supported; send baton: null');
   const results: HranaStreamResult[] = [];
-  const run = (stmt: HranaStmt): ExecuteResult => {
-    const args = params(stmt);
+  const run = (stmt: HranaStmt, args: BindParams | undefined): ExecuteResult => {
     clock.start(stmt.sql!);
     try {
       return conn.execute(stmt.sql!, args);
@@ -92,8 +112,9 @@ export function executePipeline(conn: Connection, body: unknown, clock: Statemen
       switch (request.type) {
         case 'execute': {
           const stmt = checkStmt(request.stmt);
+          const args = params(stmt);
           try {
-            results.push({ type: 'ok', response: { type: 'execute', result: toResult(run(stmt), stmt.want_rows !== false) } });
+            results.push({ type: 'ok', response: { type: 'execute', result: toResult(run(stmt, args), stmt.want_rows !== false) } });
           } catch (e) {
             results.push({ type: 'error', error: errorOf(e, clock) });
           }
@@ -103,13 +124,18 @@ export function executePipeline(conn: Connection, body: unknown, clock: Statemen
           if (!isObject(request.batch) || !Array.isArray(request.batch.steps)) throw new ProtocolError('batch.steps must be an array');
           const steps = request.batch.steps as unknown[];
           if (steps.length > MAX_STEPS) throw new ProtocolError(`a batch may have at most ${MAX_STEPS} steps`);
-          const outcome: ('ok' | 'error' | 'skipped')[] = [];
-          const stepResults: (HranaStmtResult | null)[] = [];
-          const stepErrors: (HranaError | null)[] = [];
-          for (const [i, raw] of steps.entries()) {
+          // Every statement and argument is read before the first step runs: a malformed value
+          // anywhere refuses the whole batch (400) with nothing of it executed.
+          const checked = steps.map((raw, i) => {
             if (!isObject(raw)) throw new ProtocolError(`step ${i} must be an object`);
             const step = raw as unknown as HranaBatchStep;
             const stmt = checkStmt(step.stmt);
+            return { step, stmt, args: params(stmt) };
+          });
+          const outcome: ('ok' | 'error' | 'skipped')[] = [];
+          const stepResults: (HranaStmtResult | null)[] = [];
+          const stepErrors: (HranaError | null)[] = [];
+          for (const [i, { step, stmt, args }] of checked.entries()) {
             if (step.condition != null && !evaluate(step.condition, outcome, conn, i)) {
               outcome.push('skipped');
               stepResults.push(null);
@@ -117,7 +143,7 @@ export function executePipeline(conn: Connection, body: unknown, clock: Statemen
               continue;
             }
             try {
-              stepResults.push(toResult(run(stmt), stmt.want_rows !== false));
+              stepResults.push(toResult(run(stmt, args), stmt.want_rows !== false));
               stepErrors.push(null);
               outcome.push('ok');
             } catch (e) {

@@ -65,7 +65,6 @@ export interface Sqlite3Runtime {
       auth: ((ctx: number, action: number, a: string | 0, b: string | 0, dbName: string | 0, trigger: string | 0) => number) | 0,
       ctx: number,
     ): number;
-    sqlite3_value_to_js(value: number): unknown;
     sqlite3session_create(db: number, schema: string, ppSession: number): number;
     sqlite3session_object_config(session: number, op: number, pArg: number): number;
     sqlite3session_table_filter(session: number, filter: (ctx: number, table: string) => number, ctx: number): void;
@@ -141,6 +140,13 @@ export interface RawExports {
   sqlite3_last_insert_rowid(db: number): bigint;
   sqlite3_get_autocommit(db: number): number;
   sqlite3_extended_errcode(db: number): number;
+  sqlite3_value_type(value: number): number;
+  sqlite3_value_int64(value: number): bigint;
+  sqlite3_value_double(value: number): number;
+  sqlite3_value_text(value: number): number;
+  sqlite3_value_blob(value: number): number;
+  sqlite3_value_bytes(value: number): number;
+  sqlite3session_enable(session: number, enable: number): number;
 }
 
 /** The raw exports of a loaded module. */

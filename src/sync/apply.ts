@@ -9,16 +9,19 @@ import { OutpostError } from '../errors.js';
 import { PAGE_BYTES } from '../protocol/pull-updates.js';
 import { SELECT_TURSO_SYNC, TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
 import type { ChangeRecord } from './change-log.js';
-import { replayChangeset } from './changeset.js';
 import { invariant } from './invariant.js';
 import type { LocalDatabase } from './local.js';
 import type { PulledUpdate } from './pull.js';
-import { rewriteDdl } from './push-sql.js';
 import { type RevertPlan, recoveryPlan, revertPlan } from './recovery.js';
+import { type ReplayRefusal, replayRecord } from './replay.js';
 import { tableExists } from './schema.js';
 
-/** Applies a downloaded update (steps a–f). Must run outside any transaction. */
-export function applyPull(local: LocalDatabase, update: PulledUpdate): void {
+/**
+ * Applies a downloaded update (steps a–f). Must run outside any transaction. Returns the
+ * pending records that replay refused and that were not refused before (for the caller to
+ * report); they stay pending, marked rejected.
+ */
+export function applyPull(local: LocalDatabase, update: PulledUpdate): ReplayRefused[] {
   const { conn, state } = local;
   if (conn.inTransaction) throw new OutpostError('cannot apply a pull inside a transaction', 'INVALID_ARGUMENT');
   // a. save pending changes
@@ -45,8 +48,10 @@ export function applyPull(local: LocalDatabase, update: PulledUpdate): void {
   // e. fold the synced frames into the main file, then put the server's page 1 back
   foldSyncedFrames(local, watermarkBytes, page1);
   // f. replay what the server does not have yet
-  replay(local, pending);
-  state.update({ phase: 'idle', replayEntries: 0, lastPullAt: Date.now(), pageOne: null });
+  const refused = replay(local, pending);
+  const newlyRefused = refused.filter((r) => state.value.rejected[r.id] === undefined);
+  state.update({ phase: 'idle', replayEntries: 0, lastPullAt: Date.now(), rejected: withRefusals(state.value.rejected, refused), pageOne: null });
+  return newlyRefused;
 }
 
 /** Step e: checkpoint the synced frames into the main file, then restore the server's page 1. */
@@ -72,8 +77,8 @@ export function recover(local: LocalDatabase): void {
     // the new image with SQLite's own stamp in page 1. Finish step e, as the apply would have.
     foldSyncedFrames(local, state.value.walWatermarkBytes, fromBase64(pageOne));
   }
-  replay(local, records);
-  state.update({ phase: plan.nextPhase, replayEntries: 0, pageOne: null });
+  const refused = replay(local, records);
+  state.update({ phase: plan.nextPhase, replayEntries: 0, rejected: withRefusals(state.value.rejected, refused), pageOne: null });
 }
 
 /** The WAL's length, every buffered write included. */
@@ -139,8 +144,17 @@ function restorePageOne(conn: Connection, page1: Uint8Array | undefined): void {
   });
 }
 
-/** Replays the change records the pulled image does not cover, keeping their ids (step f). */
-function replay(local: LocalDatabase, records: ChangeRecord[]): void {
+/** A pending record that replay refused: it stays in the change log, marked rejected. */
+export interface ReplayRefused extends ReplayRefusal {
+  id: number;
+}
+
+/**
+ * Replays the change records the pulled image does not cover, keeping their ids (step f).
+ * Returns the records it refused (replay.ts); the sync state then marks them rejected, with
+ * the phase that ends the apply, so a crash before that replays and refuses them again.
+ */
+function replay(local: LocalDatabase, records: ChangeRecord[]): ReplayRefused[] {
   const { conn, state } = local;
   records.forEach((r, i) => invariant(i === 0 || r.id > records[i - 1]!.id, `change ids strictly increase (${r.id} after ${records[i - 1]?.id})`));
   const acked = acknowledgedLocally(conn, state.value.clientId);
@@ -149,21 +163,15 @@ function replay(local: LocalDatabase, records: ChangeRecord[]): void {
   const maxId = records.reduce((a, r) => Math.max(a, r.id), 0);
   const stillRejected = Object.fromEntries(Object.entries(rejected).filter(([id]) => keep.some((r) => r.id === Number(id))));
   state.update({ changeIdFloor: Math.max(state.value.changeIdFloor, acked, maxId), rejected: stillRejected });
-  if (keep.length === 0) return;
+  if (keep.length === 0) return [];
+  const refused: ReplayRefused[] = [];
   conn.withoutCapture(() => {
     conn.exec('BEGIN IMMEDIATE');
     try {
       for (const r of keep) {
-        for (const ddl of r.ddl) {
-          const { sql, ignorable } = rewriteDdl(ddl);
-          try {
-            conn.exec(sql);
-          } catch (e) {
-            if (!ignorable) throw e;
-          }
-        }
-        replayChangeset(conn, r.changeset);
-        local.changes.restore(r);
+        const outcome = replayRecord(conn, r);
+        if ('refused' in outcome) refused.push({ id: r.id, ...outcome.refused });
+        local.changes.restore('applied' in outcome ? outcome.applied : r);
       }
       conn.exec('COMMIT');
     } catch (e) {
@@ -171,6 +179,14 @@ function replay(local: LocalDatabase, records: ChangeRecord[]): void {
       throw e;
     }
   });
+  return refused;
+}
+
+/** The rejected map of the sync state with replay's refusals added. */
+function withRefusals(rejected: Readonly<Record<string, string>>, refused: readonly ReplayRefused[]): Record<string, string> {
+  const out = { ...rejected };
+  for (const r of refused) out[r.id] = `cannot be applied here: ${r.reason}`;
+  return out;
 }
 
 /** This client's acknowledged change id in the local (pulled) image. */

@@ -6,9 +6,19 @@
  * (`sqlite_*`).
  *
  * Records arrive from the engine's capture hooks (engine/capture.ts), inside the committing
- * transaction, so a record and its commit are atomic. `ddl` is a JSON array of the
- * transaction's DDL statements (NULL when there were none), applied before its row changes on
- * replay and push.
+ * transaction, so a record and its commit are atomic. A record is the transaction's segments
+ * in statement order: DDL statements, and the row changes between them, each changeset with
+ * the column names of its tables as they were when the changes were made, so that a change is
+ * pushed and replayed to the columns it was made to, whatever the schema became later.
+ *
+ * Two formats, both read (`decodeRecord`); new records are always written in the second:
+ * - 1 (before segments): `ddl` NULL or a JSON array of the DDL statements, `changeset` one
+ *   changeset. Meaning: the DDL first, then the row changes, by the columns of the schema at
+ *   push or replay time (`columns: null`).
+ * - 2: `ddl` a JSON object `{"v":2,"segments":[{"ddl":"CREATE ..."},{"bytes":n,"columns":{"t":["a","b"]}},...]}`,
+ *   `changeset` the segments' changesets concatenated in order, each `bytes` long.
+ * (The column keeps its first format's name: renaming it would need a migration of every
+ * existing log for no gain.)
  *
  * Change ids only grow: a new id is one more than the larger of the table's largest id and the
  * floor the sync state keeps (ids it has seen acknowledged or dropped), so an id is never
@@ -17,14 +27,75 @@
 import type { CaptureHooks, CapturedTransaction } from '../engine/capture.js';
 import type { Connection } from '../engine/connection.js';
 import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
+import type { RecordSegment } from './changeset.js';
+import { OutpostError } from '../errors.js';
 import { invariant } from './invariant.js';
 import { tableExists } from './schema.js';
 
 export const CHANGES_TABLE = '_outpost_changes';
 
 /** One committed local transaction, as the change log keeps it. */
-export interface ChangeRecord extends CapturedTransaction {
+export interface ChangeRecord {
   id: number;
+  segments: RecordSegment[];
+}
+
+/** A record as stored: the `ddl` and `changeset` columns (see the header). */
+export interface StoredRecord {
+  ddl: string | null;
+  changeset: Uint8Array;
+}
+
+/** The DDL statements of a record, in order. */
+export function recordDdl(record: Pick<ChangeRecord, 'segments'>): string[] {
+  return record.segments.flatMap((s) => ('ddl' in s ? [s.ddl] : []));
+}
+
+/** A record in the second format. */
+export function encodeRecord(record: Pick<ChangeRecord, 'segments'>): StoredRecord {
+  const layout: ({ ddl: string } | { bytes: number; columns: Record<string, string[]> | null })[] = [];
+  const parts: Uint8Array[] = [];
+  for (const s of record.segments) {
+    if ('ddl' in s) layout.push({ ddl: s.ddl });
+    else {
+      layout.push({ bytes: s.changeset.length, columns: s.columns });
+      parts.push(s.changeset);
+    }
+  }
+  const changeset = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    changeset.set(p, at);
+    at += p.length;
+  }
+  return { ddl: JSON.stringify({ v: 2, segments: layout }), changeset };
+}
+
+/**
+ * A stored record's segments, in either format. `ddl` is the column's text, or (from a replay
+ * file of the first format) the array it held.
+ */
+export function decodeRecord(ddl: string | readonly string[] | null, changeset: Uint8Array): RecordSegment[] {
+  const parsed: unknown = typeof ddl === 'string' ? JSON.parse(ddl) : ddl;
+  if (parsed === null || Array.isArray(parsed)) {
+    const statements = (parsed ?? []) as string[];
+    const segments: RecordSegment[] = statements.map((sql) => ({ ddl: String(sql) }));
+    if (changeset.length > 0) segments.push({ changeset, columns: null });
+    return segments;
+  }
+  const layout = (parsed as { v?: unknown; segments?: unknown }).segments;
+  invariant((parsed as { v?: unknown }).v === 2 && Array.isArray(layout), `a change record of an unknown format: ${String(ddl).slice(0, 80)}`);
+  const segments: RecordSegment[] = [];
+  let at = 0;
+  for (const entry of layout as ({ ddl: string } | { bytes: number; columns: Record<string, string[]> | null })[]) {
+    if ('ddl' in entry) segments.push({ ddl: entry.ddl });
+    else {
+      segments.push({ changeset: changeset.subarray(at, at + entry.bytes), columns: entry.columns });
+      at += entry.bytes;
+    }
+  }
+  invariant(at === changeset.length, `a change record's segments hold ${at} of its ${changeset.length} changeset bytes`);
+  return segments;
 }
 
 /** Whether a table's row changes are captured and pushed. */
@@ -50,13 +121,17 @@ export class ChangeLog {
     // The hooks need the log, and the log needs the connection the hooks are installed on: the
     // log is bound as soon as the connection exists. Nothing commits before open returns.
     let changes: ChangeLog | null = null;
+    let connection: Connection | null = null;
+    const shadows = new ShadowTables(() => connection);
     const conn = await open({
-      tracks: isTrackedTable,
+      tracks: (table) => isTrackedTable(table) && shadows.tracks(table),
       onCommit: (record) => {
         invariant(changes !== null, 'a transaction committed before the change log was bound');
+        shadows.checkCommit(record.segments);
         changes.append(record);
       },
     });
+    connection = conn;
     changes = new ChangeLog(conn, idFloor);
     return { conn, changes };
   }
@@ -73,7 +148,7 @@ export class ChangeLog {
   /** Appends a captured transaction under the next change id; returns the id. */
   append(change: CapturedTransaction): number {
     const id = Math.max(this.maxId(), this.idFloor()) + 1;
-    this.insert({ id, ddl: change.ddl, changeset: change.changeset });
+    this.insert({ id, segments: change.segments });
     return id;
   }
 
@@ -84,11 +159,8 @@ export class ChangeLog {
 
   private insert(record: ChangeRecord): void {
     this.ensure();
-    this.conn.run(`INSERT INTO ${CHANGES_TABLE}(id, ddl, changeset) VALUES (?, ?, ?)`, [
-      record.id,
-      record.ddl.length ? JSON.stringify(record.ddl) : null,
-      record.changeset,
-    ]);
+    const stored = encodeRecord(record);
+    this.conn.run(`INSERT INTO ${CHANGES_TABLE}(id, ddl, changeset) VALUES (?, ?, ?)`, [record.id, stored.ddl, stored.changeset]);
   }
 
   /** Every record, oldest first. */
@@ -97,8 +169,7 @@ export class ChangeLog {
     const rows = this.conn.execute(`SELECT id, ddl, changeset FROM ${CHANGES_TABLE} ORDER BY id`, undefined).rows;
     return rows.map(([id, ddl, cs]) => ({
       id: Number(id),
-      ddl: ddl ? (JSON.parse(String(ddl)) as string[]) : [],
-      changeset: cs instanceof Uint8Array ? cs : new Uint8Array(0),
+      segments: decodeRecord(ddl === null ? null : String(ddl), cs instanceof Uint8Array ? cs : new Uint8Array(0)),
     }));
   }
 
@@ -114,5 +185,60 @@ export class ChangeLog {
   /** Deletes one record; its deletion is not itself captured. */
   delete(id: number): void {
     this.conn.withoutCapture(() => this.conn.run(`DELETE FROM ${CHANGES_TABLE} WHERE id = ?`, [id]));
+  }
+}
+
+/**
+ * Virtual tables keep their data in shadow tables, which the session sees as ordinary tables.
+ * Their rows are never pushed as rows: a server (and another replica) rebuilds them from the
+ * rows of the tables they index. An FTS5 table with external content (`content='notes'`, kept
+ * up to date by triggers) therefore syncs through its content table. Where the shadow tables
+ * hold the only copy of the data (an FTS5 table with its own content, an R*Tree), there is no
+ * row to sync it by: such a write is refused at its COMMIT, with the reason, rather than kept
+ * locally and silently never synced.
+ */
+class ShadowTables {
+  /** What to do with each table asked about: capture it, skip it (derived), or refuse it. */
+  private readonly known = new Map<string, 'track' | 'skip' | 'refuse'>();
+
+  constructor(private readonly conn: () => Connection | null) {}
+
+  /** The session's question; a table to refuse is tracked, so its commit can be seen and refused. */
+  tracks(table: string): boolean {
+    return this.classify(table) !== 'skip';
+  }
+
+  /**
+   * At a commit: refuses a transaction that wrote a virtual table's own data (an R*Tree is
+   * refused at its creation, which writes its first node); forgets what it knew after DDL.
+   */
+  checkCommit(segments: readonly RecordSegment[]): void {
+    const refused = segments.flatMap((s) => ('ddl' in s || !s.columns ? [] : Object.keys(s.columns).filter((t) => this.known.get(t) === 'refuse')));
+    if (segments.some((s) => 'ddl' in s)) this.known.clear();
+    if (refused.length > 0) {
+      const owner = refused[0]!.replace(/_(content|node|rowid|parent)$/i, '');
+      throw new OutpostError(
+        `${owner} keeps its data in its own shadow tables, which sync cannot carry: in a synced database, use an FTS5 table with external content (content='your_table', kept current by triggers), and keep R*Tree indexes out of synced databases (rebuild them locally from synced rows)`,
+        'INVALID_ARGUMENT',
+      );
+    }
+  }
+
+  private classify(table: string): 'track' | 'skip' | 'refuse' {
+    const cached = this.known.get(table);
+    if (cached !== undefined) return cached;
+    const conn = this.conn();
+    if (!conn) return 'track';
+    let kind: 'track' | 'skip' | 'refuse' = 'track';
+    if (Number(conn.value("SELECT count(*) FROM pragma_table_list WHERE schema = 'main' AND type = 'shadow' AND name = ?", [table])) > 0) {
+      kind = 'skip';
+      const owner = /^(.*)_(content|node|rowid|parent)$/i.exec(table);
+      if (owner) {
+        const sql = String(conn.value("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ? AND sql LIKE 'CREATE VIRTUAL TABLE%'", [owner[1]!]) ?? '');
+        if ((/\busing\s+fts5\b/i.test(sql) && owner[2]!.toLowerCase() === 'content') || /\busing\s+rtree/i.test(sql)) kind = 'refuse';
+      }
+    }
+    this.known.set(table, kind);
+    return kind;
   }
 }

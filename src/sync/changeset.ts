@@ -13,13 +13,35 @@ import type { Connection } from '../engine/connection.js';
 
 /**
  * One captured row change: the table, the operation, which columns form the key, and the
- * values before and after (`undefined` where the changeset carries none).
+ * values before and after (`undefined` where the changeset carries none), each with its storage
+ * class and exact bytes (`StoredValue`).
  */
 export type RowChange = ChangesetRow;
 
 /** The row changes of a changeset, in changeset order. */
 export function decodeChangeset(conn: Connection, changeset: Uint8Array): RowChange[] {
   return conn.decodeChangeset(changeset);
+}
+
+/** One part of a change record (change-log.ts), in statement order. */
+export type RecordSegment =
+  | { ddl: string }
+  | {
+      changeset: Uint8Array;
+      /**
+       * Each table's column names when the changes were made; null for a record of the change
+       * log's first format, whose changes map through the schema as it is when they are pushed
+       * or replayed.
+       */
+      columns: Record<string, string[]> | null;
+    };
+
+/** A change record's segment with its changeset decoded. */
+export type DecodedSegment = { ddl: string } | { changes: RowChange[]; columns: Record<string, string[]> | null };
+
+/** A record's segments, in order, with their changesets decoded. */
+export function decodeSegments(conn: Connection, segments: readonly RecordSegment[]): DecodedSegment[] {
+  return segments.map((s) => ('ddl' in s ? s : { changes: decodeChangeset(conn, s.changeset), columns: s.columns }));
 }
 
 /** The replay policy: the local change wins where its row is there, and is left out where not. */

@@ -20,7 +20,8 @@
  *   push.ts              one push: acknowledgement, batches, isolating a refused change
  *   push-plan.ts         pure: which records to push, split into batches
  *   push-batch.ts        pure: records → gated Hrana batch; answer → ok / refused
- *   push-sql.ts          pure: row changes → Turso-shaped SQL
+ *   push-sql.ts          pure: row changes → Turso-shaped SQL, values exact
+ *   replay.ts            one pending record onto pulled data, by column name when it must
  *   local-checkpoint.ts  bounded WAL while offline: pre-images, then checkpoint
  *   change-log.ts        _outpost_changes, the capture hooks, which tables are tracked
  *   changeset.ts         row changes and the replay conflict policy (local wins)
@@ -47,7 +48,8 @@
  *   d. state: revision, size, watermark = WAL size, phase = replaying
  *   e. checkpoint (TRUNCATE); watermark = 0; reopen so the connection sees the new schema
  *   f. read this client's acknowledged change id from the pulled image; drop the changes it
- *      covers; replay the rest, with their ids, in one transaction; phase = idle
+ *      covers; replay the rest, with their ids, in one transaction (a record that cannot
+ *      apply, its table or column gone, is left out and kept, rejected); phase = idle
  *
  * Phases, and what recovery on open finishes (recovery.ts):
  *   idle       nothing.
@@ -56,16 +58,17 @@
  *   replaying  a crash after d: revert to the new image and replay. A WAL shorter than the
  *              recorded watermark means step e's checkpoint ran: the main file is the image.
  */
-import { isTransient } from '../errors.js';
+import { SyncError, isTransient } from '../errors.js';
 import type { SyncTransport } from '../protocol/transport.js';
 import type { PendingChange, SyncOptions, SyncStatus } from '../types.js';
 import { applyPull, recover } from './apply.js';
-import { decodeChangeset } from './changeset.js';
+import { recordDdl } from './change-log.js';
+import { decodeSegments } from './changeset.js';
 import type { LocalDatabase } from './local.js';
 import { maybeCheckpointLocal } from './local-checkpoint.js';
 import { type PulledUpdate, fetchPull } from './pull.js';
 import { pushOnce } from './push.js';
-import { toMutation } from './push-sql.js';
+import { changeTableInfo, toMutation } from './push-sql.js';
 import { tableInfoLookup } from './schema.js';
 
 /** The WAL's local part may grow to this before a local checkpoint (`maxLocalWalBytes`). */
@@ -110,10 +113,26 @@ export class SyncEngine {
     });
   }
 
-  /** Applies a downloaded update (see the header). Must run outside any transaction. */
+  /**
+   * Applies a downloaded update (see the header). Must run outside any transaction. When a
+   * pending change cannot be replayed on the new data (its table or column is gone), the pull
+   * still applies, the change stays pending and rejected, and this throws `SyncError`
+   * `REJECTED` naming the first such change.
+   */
   applyPull(update: PulledUpdate): void {
-    applyPull(this.local, update);
+    const refused = applyPull(this.local, update);
     this.lastError = null;
+    const first = refused[0];
+    if (!first) return;
+    const more = refused.length > 1 ? ` (and ${refused.length - 1} more)` : '';
+    const error = new SyncError(
+      `pending change ${first.id}${more} cannot be applied to the pulled data: ${first.reason}. It stays local and is not pushed; inspect it with pendingChanges(), then drop it or fix it with sync.transform and retryRejectedChange()`,
+      'REJECTED',
+      undefined,
+      first.id,
+      first.table ?? undefined,
+    );
+    throw this.recordError(error);
   }
 
   /** Pushes pending changes; resolves to how many change records the server took. */
@@ -171,11 +190,15 @@ export class SyncEngine {
     const info = tableInfoLookup(this.local.conn);
     return this.local.changes.readAll().map((r) => ({
       changeId: r.id,
-      ddl: r.ddl,
-      mutations: decodeChangeset(this.local.conn, r.changeset).flatMap((c) => {
-        const ti = info(c.table);
-        return ti ? [toMutation(r.id, c, ti)] : [];
-      }),
+      ddl: recordDdl(r),
+      mutations: decodeSegments(this.local.conn, r.segments).flatMap((segment) =>
+        'ddl' in segment
+          ? []
+          : segment.changes.flatMap((c) => {
+              const ti = changeTableInfo(c, segment.columns, info);
+              return ti ? [toMutation(r.id, c, ti)] : [];
+            }),
+      ),
       rejected: rejected[r.id] ?? null,
     }));
   }

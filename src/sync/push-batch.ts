@@ -1,8 +1,8 @@
 /**
  * Pure: change records → the Hrana batch that pushes them, and the server's answer → ok or
  * refused. Nothing here needs SQLite or a connection: records arrive with their changesets
- * decoded (`DecodedRecord`) and tables described (`TableInfo`), so a push batch can be built
- * wherever change records and a decoder are available.
+ * decoded (`DecodedRecord`), so a push batch can be built wherever change records and a
+ * decoder are available.
  *
  * A batch is one server transaction:
  *
@@ -24,15 +24,14 @@ import type { HranaBatchStep, HranaCondition, HranaValue, PipelineRequest, Pipel
 import { CREATE_TURSO_SYNC_TABLE, PULL_GEN, SELECT_TURSO_SYNC, UPSERT_TURSO_SYNC } from '../protocol/turso-tables.js';
 import type { Mutation, MutationResult } from '../types.js';
 import { isTrackedTable } from './change-log.js';
-import type { RowChange } from './changeset.js';
+import type { DecodedSegment } from './changeset.js';
 import { invariant } from './invariant.js';
-import { type PushStep, type TableInfo, hranaArgs, rewriteDdl, rowChangeSql, toMutation } from './push-sql.js';
+import { type PushStep, type TableInfo, changeTableInfo, hranaArgs, hranaParameter, rewriteDdl, rowChangeSql, toMutation } from './push-sql.js';
 
-/** A change record with its changeset decoded. */
+/** A change record with its changesets decoded. */
 export interface DecodedRecord {
   id: number;
-  ddl: string[];
-  changes: RowChange[];
+  segments: DecodedSegment[];
 }
 
 /** The statements that push some records, and the mutations a transform sees (one per row statement). */
@@ -42,28 +41,35 @@ export interface PushSteps {
 }
 
 /**
- * The push statements of `records`, in order: each record's DDL, then its row changes.
- * `tableInfo` describes a table as it is now; a table that no longer exists (dropped by a later
- * record) sends no rows, since the DROP is pushed in its own record. With `withMutations`, each
- * row statement comes with the mutation a transform sees.
+ * The push statements of `records`, in order: each record's segments in statement order, DDL
+ * rewritten to be idempotent and row changes named by the columns recorded with them, so that
+ * the server, applying the records in order, applies each change to the table and columns it
+ * was made to, whatever the schema became later. `tableInfo` describes a table as it is now;
+ * only records of the change log's first format (no recorded columns) use it, and a table that
+ * no longer exists then sends no rows. With `withMutations`, each row statement comes with the
+ * mutation a transform sees.
  */
 export function pushSteps(records: readonly DecodedRecord[], tableInfo: (table: string) => TableInfo | null, withMutations: boolean): PushSteps {
   const steps: PushStep[] = [];
   const mutations: PushSteps['mutations'] = [];
   for (const r of records) {
-    for (const ddl of r.ddl) {
-      const { sql, ignorable } = rewriteDdl(ddl);
-      steps.push({ sql, args: [], changeId: r.id, table: null, ignorable });
-    }
-    for (const change of r.changes) {
-      if (!isTrackedTable(change.table)) continue;
-      const info = tableInfo(change.table);
-      if (!info) continue;
-      const q = rowChangeSql(change, info);
-      if (!q) continue;
-      const step: PushStep = { sql: q.sql, args: hranaArgs(q.args), changeId: r.id, table: change.table, ignorable: false };
-      steps.push(step);
-      if (withMutations) mutations.push({ step, mutation: toMutation(r.id, change, info) });
+    for (const segment of r.segments) {
+      if ('ddl' in segment) {
+        const { sql, ignorable } = rewriteDdl(segment.ddl);
+        steps.push({ sql, args: [], changeId: r.id, table: null, ignorable });
+        continue;
+      }
+      for (const change of segment.changes) {
+        if (!isTrackedTable(change.table)) continue;
+        const info = changeTableInfo(change, segment.columns, tableInfo);
+        if (!info) continue;
+        const args: HranaValue[] = [];
+        const sql = rowChangeSql(change, info, hranaParameter(args));
+        if (sql === null) continue;
+        const step: PushStep = { sql, args, changeId: r.id, table: change.table, ignorable: false };
+        steps.push(step);
+        if (withMutations) mutations.push({ step, mutation: toMutation(r.id, change, info) });
+      }
     }
   }
   return { steps, mutations };

@@ -17,8 +17,9 @@ import { invariant } from './invariant.js';
 export const CHANGESET_BYTES_PER_ROW = 64;
 
 /** The estimated row changes of a record. */
-export function estimatedRows(record: Pick<ChangeRecord, 'ddl' | 'changeset'>): number {
-  return Math.max(1, record.ddl.length + Math.ceil(record.changeset.length / CHANGESET_BYTES_PER_ROW));
+export function estimatedRows(record: Pick<ChangeRecord, 'segments'>): number {
+  const rows = record.segments.reduce((n, s) => n + ('ddl' in s ? 1 : Math.ceil(s.changeset.length / CHANGESET_BYTES_PER_ROW)), 0);
+  return Math.max(1, rows);
 }
 
 /** The records to send: those after the server's acknowledged id that it has not refused. */
@@ -30,7 +31,7 @@ export function recordsToPush<R extends Pick<ChangeRecord, 'id'>>(records: reado
  * Splits records, oldest first, into batches: a batch closes once its estimated rows reach
  * `rowBudget` (so it may pass the budget by its last record).
  */
-export function splitIntoBatches<R extends Pick<ChangeRecord, 'id' | 'ddl' | 'changeset'>>(records: readonly R[], rowBudget: number): R[][] {
+export function splitIntoBatches<R extends Pick<ChangeRecord, 'id' | 'segments'>>(records: readonly R[], rowBudget: number): R[][] {
   const budget = Math.max(1, rowBudget);
   const batches: R[][] = [];
   let batch: R[] = [];

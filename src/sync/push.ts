@@ -10,7 +10,7 @@ import { SyncError } from '../errors.js';
 import type { SyncTransport } from '../protocol/transport.js';
 import type { SyncOptions } from '../types.js';
 import type { ChangeRecord } from './change-log.js';
-import { decodeChangeset } from './changeset.js';
+import { decodeSegments } from './changeset.js';
 import type { LocalDatabase } from './local.js';
 import { type PushResult, ackRequest, applyTransform, buildPushBatch, pushSteps, readAck, readPushResult } from './push-batch.js';
 import { recordsToPush, splitIntoBatches } from './push-plan.js';
@@ -78,7 +78,7 @@ async function sendBatch(
   records: ChangeRecord[],
   transform: PushOptions['transform'],
 ): Promise<PushResult> {
-  const decoded = records.map((r) => ({ id: r.id, ddl: r.ddl, changes: decodeChangeset(local.conn, r.changeset) }));
+  const decoded = records.map((r) => ({ id: r.id, segments: decodeSegments(local.conn, r.segments) }));
   const planned = pushSteps(decoded, tableInfoLookup(local.conn), transform !== undefined);
   const steps = transform && planned.mutations.length > 0 ? applyTransform(planned, await transform(planned.mutations.map((m) => m.mutation))) : planned.steps;
   const batch = buildPushBatch(clientId, Math.max(acked, records[records.length - 1]!.id), steps);

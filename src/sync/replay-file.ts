@@ -5,8 +5,10 @@
  * Layout:
  *
  *   offset 0  u32 length of the body, little endian
- *   offset 4  body: UTF-8 JSON, an array of `{ id, ddl, changeset }` with the changeset as an
- *             array of byte values, oldest record first
+ *   offset 4  body: UTF-8 JSON, an array of `{ id, ddl, changeset }`, oldest record first:
+ *             each record as the change log stores it (change-log.ts, `encodeRecord`), with
+ *             the changeset as an array of byte values. Files written before records had
+ *             segments hold `ddl` as an array of statements; `decodeRecord` reads both.
  *
  * A write truncates the file, writes header and body and flushes; the sync state's
  * `replayEntries`, recorded after that, says whether the file is valid. The file is read only
@@ -14,7 +16,7 @@
  * that is shorter than its header says is an error, never a silent empty replay.
  */
 import type { StorageBackend } from '../opfs-vfs/storage/backend.js';
-import type { ChangeRecord } from './change-log.js';
+import { type ChangeRecord, decodeRecord, encodeRecord } from './change-log.js';
 import { invariant } from './invariant.js';
 
 const LENGTH_BYTES = 4;
@@ -24,7 +26,14 @@ export class ReplayFile {
 
   /** Replaces the file's content with `records`, durably. */
   write(records: ChangeRecord[]): void {
-    const body = new TextEncoder().encode(JSON.stringify(records.map((r) => ({ id: r.id, ddl: r.ddl, changeset: Array.from(r.changeset) }))));
+    const body = new TextEncoder().encode(
+      JSON.stringify(
+        records.map((r) => {
+          const stored = encodeRecord(r);
+          return { id: r.id, ddl: stored.ddl, changeset: Array.from(stored.changeset) };
+        }),
+      ),
+    );
     const header = new Uint8Array(LENGTH_BYTES);
     new DataView(header.buffer).setUint32(0, body.length, true);
     this.file.truncate(0);
@@ -41,9 +50,9 @@ export class ReplayFile {
     const body = new Uint8Array(new DataView(header.buffer).getUint32(0, true));
     const n = this.file.read(body, LENGTH_BYTES);
     invariant(n === body.length, `the replay file holds ${n} of its ${body.length} bytes`);
-    const parsed = JSON.parse(new TextDecoder().decode(body)) as { id: number; ddl: string[]; changeset: number[] }[];
+    const parsed = JSON.parse(new TextDecoder().decode(body)) as { id: number; ddl: string | string[] | null; changeset: number[] }[];
     invariant(parsed.length === expected, `the replay file holds ${parsed.length} records, the sync state says ${expected}`);
-    return parsed.map((r) => ({ id: r.id, ddl: r.ddl, changeset: Uint8Array.from(r.changeset) }));
+    return parsed.map((r) => ({ id: r.id, segments: decodeRecord(r.ddl, Uint8Array.from(r.changeset)) }));
   }
 
   close(): void {

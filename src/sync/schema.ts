@@ -3,7 +3,7 @@
  * (which the push SQL and the mutations a transform sees are built from).
  */
 import type { Connection } from '../engine/connection.js';
-import type { TableInfo } from './push-sql.js';
+import { type TableInfo, rowidAliasFor } from './push-sql.js';
 
 export function tableExists(conn: Connection, name: string): boolean {
   return Number(conn.value("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?", [name])) > 0;
@@ -19,9 +19,7 @@ export function readTableInfo(conn: Connection, table: string): TableInfo | null
     .filter((x) => x.k > 0)
     .sort((a, b) => a.k - b.k)
     .map((x) => x.i);
-  const lower = new Set(columns.map((c) => c.toLowerCase()));
-  const rowidAlias = ['rowid', '_rowid_', 'oid'].find((a) => !lower.has(a)) ?? 'rowid';
-  return { columns, pk, rowidAlias };
+  return { columns, pk, rowidAlias: rowidAliasFor(columns) };
 }
 
 /** `readTableInfo` looking each table up once: for one pass over many changes. */

@@ -1,6 +1,7 @@
 /** Servers for the server and sync tests (and benchmarks): on 127.0.0.1, with throwaway data folders. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type OutpostServer, type ServerOptions } from '../../src/server/server.js';
@@ -53,10 +54,25 @@ export function batch(...sql: (string | { sql: string; args?: unknown[] })[]): u
   };
 }
 
+/**
+ * A port nothing listens on now, from the OS. (A random port could be another test's server:
+ * tests run in parallel, and a client would then sync with that server instead.)
+ */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
 /** Starts `turso --sync-server` (the reference server from npm) on a free port. */
 export async function startTursoServer(): Promise<{ url: string; process: ChildProcess; stop: () => Promise<void> }> {
   const dir = tempDir('outpost-turso-');
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const child = spawn(process.execPath, [join(process.cwd(), 'node_modules/turso/src/index.js'), '--sync-server', `127.0.0.1:${port}`, join(dir, 'server.db')], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

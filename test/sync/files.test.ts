@@ -7,6 +7,7 @@ import { describe, expect, test } from 'vitest';
 import type { StorageBackend } from '../../src/opfs-vfs/storage/backend.js';
 import { MemoryBackend } from '../../src/opfs-vfs/storage/memory.js';
 import { fnv1a } from '../../src/protocol/checksum.js';
+import type { ChangeRecord } from '../../src/sync/change-log.js';
 import { InvariantError } from '../../src/sync/invariant.js';
 import { ReplayFile } from '../../src/sync/replay-file.js';
 import { REVERT_ENTRY_BYTES, RevertFile } from '../../src/sync/revert-file.js';
@@ -145,15 +146,35 @@ describe('RevertFile', () => {
 });
 
 describe('ReplayFile', () => {
-  const records = [
-    { id: 4, ddl: ['CREATE TABLE t(a)'], changeset: new Uint8Array([1, 2, 3, 255]) },
-    { id: 6, ddl: [], changeset: new Uint8Array(0) },
+  const records: ChangeRecord[] = [
+    {
+      id: 4,
+      segments: [
+        { changeset: new Uint8Array([7, 8]), columns: { t: ['a'] } },
+        { ddl: 'CREATE TABLE u(a)' },
+        { changeset: new Uint8Array([1, 2, 3, 255]), columns: { t: ['a'], u: ['a'] } },
+      ],
+    },
+    { id: 6, segments: [] },
   ];
 
-  test('records round trip, ids, DDL and changeset bytes intact', () => {
+  test('records round trip, ids, segments in order, recorded columns and changeset bytes intact', () => {
     const replay = new ReplayFile(new TearingFile());
     replay.write(records);
     expect(replay.read(2)).toEqual(records);
+  });
+
+  test('a file written before records had segments still reads: its DDL first, then its changeset', () => {
+    const backend = new TearingFile();
+    const body = new TextEncoder().encode(JSON.stringify([{ id: 4, ddl: ['CREATE TABLE t(a)'], changeset: [1, 2, 3, 255] }, { id: 6, ddl: [], changeset: [] }]));
+    const header = new Uint8Array(4);
+    new DataView(header.buffer).setUint32(0, body.length, true);
+    backend.write(header, 0);
+    backend.write(body, 4);
+    expect(new ReplayFile(backend).read(2)).toEqual([
+      { id: 4, segments: [{ ddl: 'CREATE TABLE t(a)' }, { changeset: new Uint8Array([1, 2, 3, 255]), columns: null }] },
+      { id: 6, segments: [] },
+    ]);
   });
 
   test('a count of 0 reads nothing, whatever the file holds', () => {

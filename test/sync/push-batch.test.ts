@@ -7,6 +7,7 @@ import { describe, expect, test } from 'vitest';
 import { OutpostError, SyncError, isTransient } from '../../src/errors.js';
 import type { HranaBatchStep, HranaStmtResult, PipelineResponse } from '../../src/protocol/hrana.js';
 import { TURSO_SYNC_TABLE } from '../../src/protocol/turso-tables.js';
+import { type StoredValue, textValue } from '../../src/engine/stored-value.js';
 import type { RowChange } from '../../src/sync/changeset.js';
 import { type DecodedRecord, ackRequest, applyTransform, buildPushBatch, pushSteps, readAck, readPushResult } from '../../src/sync/push-batch.js';
 import type { TableInfo } from '../../src/sync/push-sql.js';
@@ -16,11 +17,22 @@ const tables: Record<string, TableInfo> = {
   r: { columns: ['a', 'b'], pk: [], rowidAlias: 'rowid' },
 };
 const info = (table: string): TableInfo | null => tables[table] ?? null;
-const insertT = (id: number, v: string): RowChange => ({ table: 't', op: 'insert', pk: [true, false], before: [], after: [id, v] });
+/** A stored value from a JS integer or string. */
+const v = (x: number | string): StoredValue => (typeof x === 'number' ? { type: 'integer', value: BigInt(x) } : textValue(x));
+const insertT = (id: number, text: string): RowChange => ({ table: 't', op: 'insert', pk: [true, false], before: [], after: [v(id), v(text)] });
+/** Records of the change log's first format: DDL first, changes named by the schema at push time. */
 const records: DecodedRecord[] = [
-  { id: 7, ddl: ['CREATE TABLE t(id INTEGER PRIMARY KEY, v)'], changes: [insertT(1, 'a')] },
-  { id: 8, ddl: [], changes: [insertT(2, 'b'), { table: 'gone', op: 'insert', pk: [true], before: [], after: [1] }, { table: 'turso_sync_last_change_id', op: 'insert', pk: [true], before: [], after: ['x'] }] },
-  { id: 9, ddl: ['ALTER TABLE t ADD COLUMN w'], changes: [{ table: 'r', op: 'delete', pk: [true, false, false], before: [5, 'x', 'y'], after: [] }] },
+  { id: 7, segments: [{ ddl: 'CREATE TABLE t(id INTEGER PRIMARY KEY, v)' }, { changes: [insertT(1, 'a')], columns: null }] },
+  {
+    id: 8,
+    segments: [
+      {
+        changes: [insertT(2, 'b'), { table: 'gone', op: 'insert', pk: [true], before: [], after: [v(1)] }, { table: 'turso_sync_last_change_id', op: 'insert', pk: [true], before: [], after: [v('x')] }],
+        columns: null,
+      },
+    ],
+  },
+  { id: 9, segments: [{ ddl: 'ALTER TABLE t ADD COLUMN w' }, { changes: [{ table: 'r', op: 'delete', pk: [true, false, false], before: [v(5), v('x'), v('y')], after: [] }], columns: null }] },
 ];
 
 const okResult: HranaStmtResult = { cols: [], rows: [], affected_row_count: 0, last_insert_rowid: null, replication_index: null, rows_read: 0, rows_written: 0, query_duration_ms: 0 };
@@ -55,6 +67,49 @@ describe('pushSteps', () => {
       { changeId: 9, table: 'r', op: 'delete', before: { rowid: 5, a: 'x', b: 'y' }, after: {} },
     ]);
     expect(pushSteps(records, info, false).mutations).toEqual([]);
+  });
+});
+
+describe('pushSteps with recorded columns', () => {
+  // A table rebuilt in one transaction: rows go to the new table, which is then renamed; then
+  // an update of a column that the schema at push time (`info`: t(id, v)) no longer has.
+  const rebuilt: DecodedRecord[] = [
+    {
+      id: 20,
+      segments: [
+        { ddl: 'CREATE TABLE t_new(id INTEGER PRIMARY KEY, old, v)' },
+        { changes: [{ table: 't_new', op: 'insert', pk: [true, false, false], before: [], after: [v(1), v('o'), v('a')] }], columns: { t_new: ['id', 'old', 'v'] } },
+        { ddl: 'DROP TABLE t' },
+        { ddl: 'ALTER TABLE t_new RENAME TO t' },
+      ],
+    },
+    { id: 21, segments: [{ changes: [{ table: 't', op: 'update', pk: [true, false, false], before: [v(1), v('o'), v('a')], after: [undefined, v('p'), undefined] }], columns: { t: ['id', 'old', 'v'] } }] },
+    { id: 22, segments: [{ ddl: 'ALTER TABLE t DROP COLUMN old' }] },
+  ];
+  const planned = pushSteps(rebuilt, info, true);
+
+  test('segments keep statement order, and changes are named by the columns recorded with them', () => {
+    expect(planned.steps.map((s) => [s.changeId, s.sql])).toEqual([
+      [20, 'CREATE TABLE IF NOT EXISTS t_new(id INTEGER PRIMARY KEY, old, v)'],
+      [20, 'INSERT INTO "t_new"("id", "old", "v") VALUES (?,?,?) ON CONFLICT("id") DO UPDATE SET "id" = excluded."id","old" = excluded."old","v" = excluded."v"'],
+      [20, 'DROP TABLE IF EXISTS t'],
+      [20, 'ALTER TABLE t_new RENAME TO t'],
+      [21, 'UPDATE "t" SET "old" = ? WHERE "id" IS ?'],
+      [22, 'ALTER TABLE t DROP COLUMN old'],
+    ]);
+    expect(planned.steps[4]!.args).toEqual([{ type: 'text', value: 'p' }, { type: 'integer', value: '1' }]);
+  });
+
+  test('the mutations a transform sees name the recorded columns too', () => {
+    expect(planned.mutations.map((m) => m.mutation)).toEqual([
+      { changeId: 20, table: 't_new', op: 'insert', before: {}, after: { id: 1, old: 'o', v: 'a' } },
+      { changeId: 21, table: 't', op: 'update', before: { id: 1, old: 'o', v: 'a' }, after: { old: 'p' } },
+    ]);
+  });
+
+  test('a rowid table without a key: its rowid first, then the recorded columns', () => {
+    const steps = pushSteps([{ id: 30, segments: [{ changes: [{ table: 'r', op: 'insert', pk: [true, false], before: [], after: [v(3), v('x')] }], columns: { r: ['rowid_shadow'] } }] }], info, false).steps;
+    expect(steps.map((s) => s.sql)).toEqual(['INSERT OR REPLACE INTO "r"("rowid", "rowid_shadow") VALUES (?,?)']);
   });
 });
 

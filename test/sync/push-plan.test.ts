@@ -8,7 +8,10 @@ import { InvariantError } from '../../src/sync/invariant.js';
 import { CHANGESET_BYTES_PER_ROW, estimatedRows, recordsToPush, splitIntoBatches } from '../../src/sync/push-plan.js';
 
 /** A record whose changeset has `bytes` bytes and whose transaction ran `ddl` DDL statements. */
-const record = (id: number, bytes: number, ddl = 0): ChangeRecord => ({ id, ddl: Array.from({ length: ddl }, (_, i) => `CREATE TABLE x${i}(a)`), changeset: new Uint8Array(bytes) });
+const record = (id: number, bytes: number, ddl = 0): ChangeRecord => ({
+  id,
+  segments: [...Array.from({ length: ddl }, (_, i) => ({ ddl: `CREATE TABLE x${i}(a)` })), ...(bytes > 0 ? [{ changeset: new Uint8Array(bytes), columns: {} }] : [])],
+});
 const ids = (batches: ChangeRecord[][]): number[][] => batches.map((b) => b.map((r) => r.id));
 
 describe('estimatedRows', () => {
