@@ -258,4 +258,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     writeFileSync(opts.out, JSON.stringify(report, null, 2));
     console.error(`wrote ${opts.out}`);
   }
+  // Everything the run started has been stopped; a handle some library keeps open (the sync
+  // clients' timers, a keep-alive socket) must not keep the command running after its report.
+  process.exit(0);
 }

@@ -5,7 +5,8 @@
  * same workload against `turso --sync-server` (which hosts a single database). Every loop is
  * bounded in count and time, and stops by itself.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnGroup, stopGroup } from '../test/support/processes.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PullStreamReader, encodePullRequest } from '../src/protocol/pull-updates.js';
@@ -118,10 +119,7 @@ async function workload(name: string, dbUrls: string[], child: ChildProcess, sec
 }
 
 function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return Promise.resolve();
-  const done = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  return done;
+  return stopGroup(child, 'SIGTERM');
 }
 
 export async function runServerLoad(databaseCounts = [1000, 10000], seconds = 5): Promise<LoadRow[]> {
@@ -129,7 +127,7 @@ export async function runServerLoad(databaseCounts = [1000, 10000], seconds = 5)
   for (const count of databaseCounts) {
     const port = 22000 + Math.floor(Math.random() * 10000);
     const data = tempDir('outpost-load-');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/cli.ts', 'serve', '--data', data, '--port', String(port), '--no-auth', '--quiet', '--max-open', process.env.LOAD_MAX_OPEN ?? '1000'], { stdio: 'ignore' });
+    const child = spawnGroup(process.execPath, ['--import', 'tsx', 'src/server/cli.ts', 'serve', '--data', data, '--port', String(port), '--no-auth', '--quiet', '--max-open', process.env.LOAD_MAX_OPEN ?? '1000'], { stdio: 'ignore' });
     try {
       await waitForPort(`http://127.0.0.1:${port}`);
       const urls = Array.from({ length: count }, (_, i) => `http://127.0.0.1:${port}/db/d${i}`);
@@ -140,7 +138,7 @@ export async function runServerLoad(databaseCounts = [1000, 10000], seconds = 5)
   }
   const port = 32000 + Math.floor(Math.random() * 10000);
   const dir = tempDir('outpost-load-turso-');
-  const turso = spawn(process.execPath, [join(process.cwd(), 'node_modules/turso/src/index.js'), '--sync-server', `127.0.0.1:${port}`, join(dir, 'server.db')], { stdio: 'ignore' });
+  const turso = spawnGroup(process.execPath, [join(process.cwd(), 'node_modules/turso/src/index.js'), '--sync-server', `127.0.0.1:${port}`, join(dir, 'server.db')], { stdio: 'ignore' });
   try {
     const url = `http://127.0.0.1:${port}`;
     for (let i = 0; i < 200; i++) {

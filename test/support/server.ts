@@ -1,9 +1,10 @@
 /** Servers for the server and sync tests (and benchmarks): on 127.0.0.1, with throwaway data folders. */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnGroup, stopGroup } from './processes.js';
 import { createServer, type OutpostServer, type ServerOptions } from '../../src/server/server.js';
 import { encodePullRequest } from '../../src/protocol/pull-updates.js';
 
@@ -73,7 +74,7 @@ function freePort(): Promise<number> {
 export async function startTursoServer(): Promise<{ url: string; process: ChildProcess; stop: () => Promise<void> }> {
   const dir = tempDir('outpost-turso-');
   const port = await freePort();
-  const child = spawn(process.execPath, [join(process.cwd(), 'node_modules/turso/src/index.js'), '--sync-server', `127.0.0.1:${port}`, join(dir, 'server.db')], {
+  const child = spawnGroup(process.execPath, [join(process.cwd(), 'node_modules/turso/src/index.js'), '--sync-server', `127.0.0.1:${port}`, join(dir, 'server.db')], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const url = `http://127.0.0.1:${port}`;
@@ -88,9 +89,7 @@ export async function startTursoServer(): Promise<{ url: string; process: ChildP
   return {
     url,
     process: child,
-    stop: async () => {
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
-    },
+    // The wrapper and the tursodb binary it started, both.
+    stop: () => stopGroup(child),
   };
 }
