@@ -7,14 +7,17 @@
  * from the VFS's WAL observer (revlog.ts). The server never imports the client's sync code:
  * what both sides share is the wire format.
  *
- * May import: engine/, protocol/ (wire formats), opfs-vfs/storage (the Node backend),
- * errors.ts, types.ts, and Node's standard library; nothing above it (no sync/, worker/,
- * browser code).
+ * May import: engine/, protocol/ (wire formats), sqlite/ (constants), opfs-vfs/storage (the
+ * Node backend), options.ts (the database-name rule), errors.ts, types.ts, and Node's standard
+ * library; nothing above it (no sync/, worker/, browser code).
  *
  * Files: server.ts (the routes), http.ts (bodies, CORS, error -> status), database-cache.ts
  * (the LRU of open databases), hosted-database.ts (one database: pull, pipeline, long polls),
  * hrana.ts (pipeline execution), revlog.ts (revisions), write-rules.ts (the `--write-rules`
- * authorizer), auth.ts (tokens), cli.ts (`outpost serve`, `outpost token`).
+ * authorizer), sandbox.ts (what tenant SQL may do), client-owners.ts (who may write which
+ * client's acknowledgement), pull-spool.ts (pull answers off the heap), auth.ts (tokens),
+ * cli.ts and cli-args.ts (`outpost serve`, `outpost token`), in-process-transport.ts (the sync
+ * transport without a socket, for the simulation).
  */
 export { createServer, type OutpostServer, type ServerOptions } from './server.js';
 export { mintToken, verifyAuthorization, type Grant, type Role } from './auth.js';
