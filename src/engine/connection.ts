@@ -173,7 +173,13 @@ export class Connection {
         // Closing must not checkpoint either: the sync layer decides what reaches the main file.
         this.sqlite3.capi.sqlite3_db_config(this.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, 0);
       }
-      if (this.options.capture) this.capture = new ChangeCapture(this.sqlite3, this.db, this.options.capture, (table) => this.columnNames(table));
+      if (this.options.capture) {
+        this.capture = new ChangeCapture(this.sqlite3, this.db, this.options.capture, {
+          // The schema cookie moves with every schema change: capture caches column names by it.
+          version: () => Number(this.readRows('PRAGMA main.schema_version', undefined)[0]?.[0]),
+          columns: (table) => this.readRows("SELECT name FROM pragma_table_info(?, 'main') ORDER BY cid", [table]).map((row) => String(row[0])),
+        });
+      }
     } catch (e) {
       if (e instanceof SqliteError && (e.code === 'SQLITE_NOTADB' || e.code.startsWith('SQLITE_CORRUPT'))) {
         throw new OutpostError(`${this.directory.label} is not a SQLite database (${e.message})`, 'NOT_A_DATABASE');
@@ -342,8 +348,9 @@ export class Connection {
     try {
       const pageSize = Number(this.value('PRAGMA page_size'));
       importImage({ sqlite3: this.sqlite3, vfs: this.vfs, db: this.db, pageSize, error: (rc) => this.error(rc, 'import') }, bytes);
-      // Statements prepared against the old schema must not be reused.
+      // Statements prepared against the old schema must not be reused, nor columns read from it.
       this.statements.clear();
+      this.capture?.schemaReplaced();
     } finally {
       this.afterCall();
     }
@@ -406,22 +413,13 @@ export class Connection {
           }
         case 'run': {
           const result = body();
-          this.noteSavepoint(cap, stmt);
+          if (this.raw.sqlite3_get_autocommit(this.db) === 0) cap.afterSavepointStatement(stmt);
           return result;
         }
       }
     } finally {
       this.commitPoints.settle(this.raw.sqlite3_get_autocommit(this.db) === 0);
     }
-  }
-
-  /** After a SAVEPOINT, ROLLBACK TO or RELEASE that ran inside a transaction: capture's marks follow. */
-  private noteSavepoint(cap: ChangeCapture, stmt: Statement): void {
-    const name = stmt.savepoint;
-    if (name === null || this.raw.sqlite3_get_autocommit(this.db) !== 0) return;
-    if (stmt.kind === 'savepoint') cap.savepoint(name);
-    else if (stmt.kind === 'rollback-to') cap.rollbackTo(name);
-    else if (stmt.kind === 'release') cap.release(name);
   }
 
   /** An autocommit write: BEGIN, the statement, its change record, COMMIT, as one transaction. */
@@ -451,12 +449,12 @@ export class Connection {
     }
   }
 
-  /** A main-schema table's column names, in order (capture records them with each changeset). */
-  private columnNames(table: string): string[] {
-    const stmt = this.prepare("SELECT name FROM pragma_table_info(?, 'main') ORDER BY cid");
+  /** The rows of a read made on the engine's behalf (capture's schema reads): no capture planning, no idle bookkeeping. */
+  private readRows(sql: string, params: BindParams | undefined): SqlValue[][] {
+    const stmt = this.prepare(sql);
     try {
-      bindParams(this.host, stmt, [table]);
-      return collectRows(this.host, this.cells, stmt).map((row) => String(row[0]));
+      bindParams(this.host, stmt, params);
+      return collectRows(this.host, this.cells, stmt);
     } finally {
       resetStatement(this.raw, stmt);
     }

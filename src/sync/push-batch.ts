@@ -19,10 +19,10 @@
  * whether or not its SQL errors roll back by themselves. Steps a failure of which is harmless
  * (`ignorable`: an ALTER TABLE ADD COLUMN of a present column) do not move that gate.
  */
-import { OutpostError, SyncError } from '../errors.js';
+import { OutpostError, ProtocolError, SyncError } from '../errors.js';
 import type { HranaBatchStep, HranaCondition, HranaValue, PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
 import { CREATE_TURSO_SYNC_TABLE, PULL_GEN, SELECT_TURSO_SYNC, UPSERT_TURSO_SYNC } from '../protocol/turso-tables.js';
-import type { Mutation, MutationResult } from '../types.js';
+import type { Mutation, MutationResult, SqlValue } from '../types.js';
 import { isTrackedTable } from './change-log.js';
 import type { DecodedSegment } from './changeset.js';
 import { invariant } from './invariant.js';
@@ -85,12 +85,22 @@ export function applyTransform(planned: PushSteps, results: unknown): PushStep[]
     // The transform is the application's code; its results are trusted to have the declared shape.
     const result = results[i] as MutationResult;
     if (result === 'skip') replaced.set(step, null);
-    else if (result !== 'keep') replaced.set(step, { ...step, sql: result.sql, args: hranaArgs(result.args ?? []) });
+    else if (result !== 'keep') replaced.set(step, { ...step, sql: result.sql, args: transformArgs(result.args ?? []) });
   });
   return planned.steps.flatMap((s) => {
     const r = replaced.get(s);
     return r === undefined ? [s] : r === null ? [] : [r];
   });
+}
+
+/** A rewrite's arguments as Hrana values; one that cannot be sent (an infinity) is the transform's error. */
+function transformArgs(args: readonly unknown[]): HranaValue[] {
+  try {
+    return hranaArgs(args as SqlValue[]);
+  } catch (e) {
+    if (e instanceof ProtocolError) throw new OutpostError(`sync.transform returned an argument that cannot be sent: ${e.message}`, 'INVALID_ARGUMENT');
+    throw e;
+  }
 }
 
 export interface PushBatch {

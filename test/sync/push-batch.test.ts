@@ -127,6 +127,9 @@ describe('applyTransform', () => {
     // The planned steps are not changed in place.
     expect(planned.steps[4]!.sql).toBe('DELETE FROM "r" WHERE "rowid" = ?');
   });
+  test('a rewrite whose arguments cannot be sent (an infinity) is INVALID_ARGUMENT, not a malformed request', () => {
+    expect(() => applyTransform(planned, ['keep', 'keep', { sql: 'DELETE FROM r WHERE a = ?', args: [Number.POSITIVE_INFINITY] }])).toThrow(/cannot be sent/);
+  });
   test('a result per mutation, or INVALID_ARGUMENT', () => {
     expect(() => applyTransform(planned, ['keep'])).toThrow(OutpostError);
     expect(() => applyTransform(planned, 'keep')).toThrow(/one result per mutation/);

@@ -32,6 +32,9 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
+/** Spreads a small seed over 32 bits: xorshift's first outputs from a small state are small too. */
+const mixSeed = (seed: number): number => Math.imul(seed ^ (seed >>> 16), 0x9e3779b1) >>> 0 || 1;
+
 interface Table {
   /** `id INTEGER PRIMARY KEY`, a TEXT key `k`, or no key (a rowid table). */
   key: 'id' | 'k' | 'none';
@@ -111,13 +114,10 @@ class Generator {
     if (!entry || this.model.size < 2 && this.random() < 0.3) return this.createTable();
     const [name, t] = entry;
     switch (int(this.random, 0, 7)) {
-      case 0: {
-        const column = this.fresh('c');
-        t.columns.push(column);
-        return [`ALTER TABLE ${name} ADD COLUMN ${column}${this.random() < 0.5 ? ` DEFAULT ${pick(this.random, ["'d'", '0', 'NULL', "x'01'"])}` : ''}`];
-      }
+      case 0:
+        return this.addColumn(name, t);
       case 1: {
-        if (t.columns.length < 2) return this.dml();
+        if (t.columns.length < 2) return this.addColumn(name, t);
         const column = pick(this.random, t.columns);
         t.columns = t.columns.filter((c) => c !== column);
         return [`ALTER TABLE ${name} DROP COLUMN ${column}`];
@@ -149,6 +149,12 @@ class Generator {
     }
   }
 
+  private addColumn(name: string, t: Table): string[] {
+    const column = this.fresh('c');
+    t.columns.push(column);
+    return [`ALTER TABLE ${name} ADD COLUMN ${column}${this.random() < 0.5 ? ` DEFAULT ${pick(this.random, ["'d'", '0', 'NULL', "x'01'"])}` : ''}`];
+  }
+
   /** SQLite's table rebuild: new table, copy, drop the old, rename the new to the old name. */
   private rebuild(name: string, t: Table): string[] {
     const kept = t.columns.filter(() => this.random() < 0.8);
@@ -175,7 +181,7 @@ class Generator {
 
 /** One case: random steps on A with pushes and pulls, B pulling, compared; returns the steps run. */
 async function runCase(seed: number): Promise<{ statements: number; ddl: number; syncs: number }> {
-  const random = rng(seed);
+  const random = rng(mixSeed(seed));
   const gen = new Generator(random);
   const url = `${base}/db/schema-${seed}`;
   const a = await open(join(dir, `a-${seed}.db`), { sync: { url } });
@@ -254,6 +260,8 @@ async function runCase(seed: number): Promise<{ statements: number; ddl: number;
     const before = await snapshot(a);
     await a.pull();
     expect(await snapshot(a), where()).toEqual(before);
+  } catch (e) {
+    throw withLog(e, where);
   } finally {
     await a.close();
     await b.close();
@@ -261,11 +269,27 @@ async function runCase(seed: number): Promise<{ statements: number; ddl: number;
   return { statements, ddl, syncs };
 }
 
+/** An error of a case with the statements that led to it (assertions carry them already). */
+function withLog(e: unknown, where: () => string): unknown {
+  if (e instanceof Error && !e.message.includes('after:\n')) e.message = `${e.message}\n${where()}`;
+  return e;
+}
+
+/** Runs one case; an error that is not an assertion (which names its seed) is given the seed. */
+async function withSeed<T>(seed: number, run: (seed: number) => Promise<T>): Promise<T> {
+  try {
+    return await run(seed);
+  } catch (e) {
+    if (e instanceof Error && !e.message.includes(`seed ${seed}`)) e.message = `seed ${seed} (OUTPOST_SEED=${seed}): ${e.message}`;
+    throw e;
+  }
+}
+
 test(`generated schema changes: ${cases} cases from seed ${first}`, async () => {
   console.log(`schema changes: ${cases} cases, seeds ${first}..${first + cases - 1} (replay one with OUTPOST_SEED=<seed>)`);
   const total = { statements: 0, ddl: 0, syncs: 0 };
   for (let seed = first; seed < first + cases; seed++) {
-    const r = await runCase(seed);
+    const r = await withSeed(seed, runCase);
     total.statements += r.statements;
     total.ddl += r.ddl;
     total.syncs += r.syncs;
@@ -283,7 +307,7 @@ test(`generated schema changes: ${cases} cases from seed ${first}`, async () => 
  * refused changes and pulls, A and B are the same.
  */
 async function runConcurrentCase(seed: number): Promise<{ writes: number; refused: number; rounds: number }> {
-  const random = rng(seed);
+  const random = rng(mixSeed(seed));
   const url = `${base}/db/concurrent-${seed}`;
   const a = await open(join(dir, `ca-${seed}.db`), { sync: { url } });
   const b = await open(join(dir, `cb-${seed}.db`), { sync: { url } });
@@ -364,6 +388,8 @@ async function runConcurrentCase(seed: number): Promise<{ writes: number; refuse
       await a.pull();
       expect({ schema: await schemaOf(a), rows: await contents(a) }, where()).toEqual({ schema: await schemaOf(b), rows: await contents(b) });
     }
+  } catch (e) {
+    throw withLog(e, where);
   } finally {
     await a.close();
     await b.close();
@@ -376,7 +402,7 @@ test(`generated concurrent schema changes: ${Math.ceil(cases / 2)} cases from se
   console.log(`concurrent schema changes: ${count} cases, seeds ${first}..${first + count - 1} (replay one with OUTPOST_SEED=<seed>)`);
   const total = { writes: 0, refused: 0, rounds: 0 };
   for (let seed = first; seed < first + count; seed++) {
-    const r = await runConcurrentCase(seed);
+    const r = await withSeed(seed, runConcurrentCase);
     total.writes += r.writes;
     total.refused += r.refused;
     total.rounds += r.rounds;
