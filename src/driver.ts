@@ -78,9 +78,11 @@ export function forwardDriver(target: () => Driver, wrap: <T>(call: () => Promis
     (...args: unknown[]) =>
       wrap(() => {
         // The method and its arguments are typed by Driver at both ends; indexing by a name
-        // from the union loses the pairing, so this one call site goes through `Function`.
-        const method = target()[name] as (...a: unknown[]) => Promise<unknown>;
-        return method.apply(target(), args);
+        // from the union loses the pairing, so this one call site is untyped. The call must be
+        // a plain method call: on a Comlink proxy, `.apply` or `.call` would itself become a
+        // remote call, with the proxy as an argument (a new MessageChannel per call).
+        const driver = target() as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+        return driver[name]!(...args);
       }),
   ]);
   return Object.fromEntries(entries) as unknown as Driver;
