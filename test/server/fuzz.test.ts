@@ -8,7 +8,7 @@ import type { OutpostServer } from '../../src/server/server.js';
 import { ProtocolError } from '../../src/errors.js';
 import { decodePullRequest, encodePullRequest } from '../../src/protocol/pull-updates.js';
 import { decodeRoaring, encodeRoaring } from '../../src/protocol/roaring.js';
-import { rng } from '../sync/simulation.js';
+import { rng } from '../support/generate.js';
 import { batch, rawPipeline, startServer } from '../support/server.js';
 
 const seed = Number(process.env.OUTPOST_SEED ?? Date.now() % 1_000_000);

@@ -28,18 +28,10 @@ import type { HranaValue, PipelineRequest } from '../../src/protocol/hrana.js';
 import { SeededFaults } from '../../src/server/in-process-transport.js';
 import { openSynced } from '../../src/sync/open.js';
 import { CrashDisk } from '../support/crash-disk.js';
+import { rng } from '../support/generate.js';
 import type { Endpoint, Network } from '../support/networks.js';
 import { tempDir } from '../support/server.js';
 
-export function rng(seed: number): () => number {
-  let x = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 interface SimClient {
   name: string;
