@@ -25,7 +25,8 @@
  * executed. Nothing local ever changes inside a transport.
  */
 import type { PipelineRequest, PipelineResponse } from './hrana.js';
-import type { PageData, PullHeader, PullRequest } from './pull-updates.js';
+import { type PageData, type PullHeader, type PullRequest, PullStreamReader } from './pull-updates.js';
+import { ProtocolError, SyncError } from '../errors.js';
 
 /** A complete pull-updates answer. */
 export interface PullResponse {
@@ -51,4 +52,39 @@ export interface SyncTransport {
   pipeline(request: PipelineRequest): Promise<PipelineResponse>;
   /** Bytes sent and received so far, by answered and failed requests alike; only grows. */
   readonly traffic: { readonly sentBytes: number; readonly receivedBytes: number };
+}
+
+/**
+ * A pull-updates answer as every transport must check it: a complete, well-formed stream of
+ * raw pages. Anything else is `SyncError('PROTOCOL')`.
+ */
+export function readPullAnswer(bytes: Uint8Array): PullResponse {
+  try {
+    const reader = new PullStreamReader();
+    const pages = reader.push(bytes);
+    const header = reader.finish();
+    if (header.encoding === 'zstd') throw new ProtocolError('the server sent zstd pages, which were not asked for');
+    return { header, pages };
+  } catch (e) {
+    if (e instanceof ProtocolError) throw new SyncError(`pull-updates: ${e.message}`, 'PROTOCOL');
+    throw e;
+  }
+}
+
+/**
+ * A v2/pipeline answer as every transport must check it: JSON with one result per request.
+ * `describe`, when given, adds what the body held to the message for an answer that is not JSON.
+ */
+export function readPipelineAnswer(req: PipelineRequest, bytes: Uint8Array, describe?: (bytes: Uint8Array) => string): PipelineResponse {
+  let answer: PipelineResponse;
+  try {
+    // The answer's shape is checked right below.
+    answer = JSON.parse(new TextDecoder().decode(bytes)) as PipelineResponse;
+  } catch {
+    throw new SyncError(`v2/pipeline: the answer is not JSON${describe ? `: ${describe(bytes)}` : ''}`, 'PROTOCOL');
+  }
+  if (!answer || !Array.isArray(answer.results) || answer.results.length !== req.requests.length) {
+    throw new SyncError('v2/pipeline: the answer does not have one result per request', 'PROTOCOL');
+  }
+  return answer;
 }

@@ -25,8 +25,8 @@
  */
 import { ProtocolError, SyncError } from '../errors.js';
 import type { PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
-import { type PullRequest, PullStreamReader, decodePullRequest, encodePullRequest } from '../protocol/pull-updates.js';
-import type { PullResponse, SyncTransport } from '../protocol/transport.js';
+import { type PullRequest, decodePullRequest, encodePullRequest } from '../protocol/pull-updates.js';
+import { type PullResponse, type SyncTransport, readPipelineAnswer, readPullAnswer } from '../protocol/transport.js';
 import type { HostedDatabase } from './hosted-database.js';
 import { HttpError, errorAnswer } from './http.js';
 
@@ -61,33 +61,13 @@ export class InProcessTransport implements SyncTransport {
   }
 
   async pull(req: Partial<PullRequest>): Promise<PullResponse> {
-    const bytes = await this.exchange('pull-updates', encodePullRequest(req), (body) => this.servePull(body));
-    try {
-      const reader = new PullStreamReader();
-      const pages = reader.push(bytes);
-      const header = reader.finish();
-      if (header.encoding === 'zstd') throw new ProtocolError('the server sent zstd pages, which were not asked for');
-      return { header, pages };
-    } catch (e) {
-      if (e instanceof ProtocolError) throw new SyncError(`pull-updates: ${e.message}`, 'PROTOCOL');
-      throw e;
-    }
+    return readPullAnswer(await this.exchange('pull-updates', encodePullRequest(req), (body) => this.servePull(body)));
   }
 
   async pipeline(req: PipelineRequest): Promise<PipelineResponse> {
     const body = new TextEncoder().encode(JSON.stringify(req));
     const bytes = await this.exchange('v2/pipeline', body, (b) => Promise.resolve(this.servePipeline(b)));
-    let answer: PipelineResponse;
-    try {
-      // The answer's shape is checked right below.
-      answer = JSON.parse(new TextDecoder().decode(bytes)) as PipelineResponse;
-    } catch {
-      throw new SyncError('v2/pipeline: the answer is not JSON', 'PROTOCOL');
-    }
-    if (!answer || !Array.isArray(answer.results) || answer.results.length !== req.requests.length) {
-      throw new SyncError('v2/pipeline: the answer does not have one result per request', 'PROTOCOL');
-    }
-    return answer;
+    return readPipelineAnswer(req, bytes);
   }
 
   /** Ends every long poll in progress (they answer at once); the transport stays usable. */

@@ -6,10 +6,10 @@
  * well-formed response (header and whole pages); `pipeline` only with a JSON body of the Hrana
  * shape with one result per request.
  */
-import { ProtocolError, SyncError } from '../errors.js';
+import { SyncError } from '../errors.js';
 import type { PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
-import { type PullRequest, PullStreamReader, encodePullRequest } from '../protocol/pull-updates.js';
-import type { PullResponse, SyncTransport } from '../protocol/transport.js';
+import { type PullRequest, encodePullRequest } from '../protocol/pull-updates.js';
+import { type PullResponse, type SyncTransport, readPipelineAnswer, readPullAnswer } from '../protocol/transport.js';
 import type { TokenSource } from '../types.js';
 
 export interface TransportOptions {
@@ -74,31 +74,12 @@ export class HttpTransport implements SyncTransport {
   async pull(req: Partial<PullRequest>): Promise<PullResponse> {
     const timeout = (this.options.timeoutMs ?? 30_000) + (req.longPollTimeoutMs ?? 0);
     const bytes = await this.request('pull-updates', encodePullRequest(req), 'application/protobuf', timeout);
-    try {
-      const reader = new PullStreamReader();
-      const pages = reader.push(bytes);
-      const header = reader.finish();
-      if (header.encoding === 'zstd') throw new ProtocolError('the server sent zstd pages, which were not asked for');
-      return { header, pages };
-    } catch (e) {
-      if (e instanceof ProtocolError) throw new SyncError(`pull-updates: ${e.message}`, 'PROTOCOL');
-      throw e;
-    }
+    return readPullAnswer(bytes);
   }
 
   async pipeline(req: PipelineRequest): Promise<PipelineResponse> {
     const bytes = await this.request('v2/pipeline', new TextEncoder().encode(JSON.stringify(req)), 'application/json', this.options.timeoutMs ?? 30_000);
-    let json: unknown;
-    try {
-      json = JSON.parse(new TextDecoder().decode(bytes));
-    } catch {
-      throw new SyncError(`v2/pipeline: the answer is not JSON: ${describe(bytes)}`, 'PROTOCOL');
-    }
-    const r = json as PipelineResponse;
-    if (!r || !Array.isArray(r.results) || r.results.length !== req.requests.length) {
-      throw new SyncError('v2/pipeline: the answer does not have one result per request', 'PROTOCOL');
-    }
-    return r;
+    return readPipelineAnswer(req, bytes, describe);
   }
 }
 

@@ -14,17 +14,10 @@
  * produce all three through `simulated-quota.ts`.
  */
 import { type StorageBackend, type StorageDirectory, StorageFullError, assertByteOffset } from './backend.js';
-import { type SimulatedQuota, withSimulatedQuota } from './simulated-quota.js';
+import { type PositionalHandle, type SimulatedQuota, withSimulatedQuota } from './simulated-quota.js';
 
 /** The subset of `FileSystemSyncAccessHandle` the backend uses (lets tests inject faults). */
-export interface SyncAccessHandleLike {
-  read(buffer: Uint8Array, options: { at: number }): number;
-  write(buffer: Uint8Array, options: { at: number }): number;
-  getSize(): number;
-  truncate(size: number): void;
-  flush(): void;
-  close(): void;
-}
+export type SyncAccessHandleLike = PositionalHandle;
 
 export class OpfsBackend implements StorageBackend {
   private closed = false;

@@ -19,7 +19,7 @@ export interface SimulatedQuota {
 
 /**
  * The part of `FileSystemSyncAccessHandle` the wrapper intercepts. It is the OPFS backend's
- * `SyncAccessHandleLike`, written out here because that module imports this one.
+ * `SyncAccessHandleLike` (an alias of this type there, since that module imports this one).
  */
 export interface PositionalHandle {
   read(buffer: Uint8Array, options: { at: number }): number;
