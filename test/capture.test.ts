@@ -5,7 +5,7 @@
  */
 import { expect, test } from 'vitest';
 import { Connection } from '../src/engine/connection.js';
-import { encodeChangeset } from '../src/engine/changesets.js';
+import { encodeChangeset } from '../src/engine/changeset-format.js';
 import { textValue } from '../src/engine/stored-value.js';
 import { CHANGES_TABLE, type ChangeRecord, ChangeLog, decodeRecord, recordDdl } from '../src/sync/change-log.js';
 import { decodeChangeset } from '../src/sync/changeset.js';
@@ -34,14 +34,14 @@ function records(conn: Connection): { id: number; ddl: string[]; ops: string[] }
   return stored(conn).map((r) => ({
     id: r.id,
     ddl: recordDdl(r),
-    ops: r.segments.flatMap((s) => ('ddl' in s ? [] : decodeChangeset(conn, s.changeset).map((c) => `${c.op} ${c.table}`))),
+    ops: r.segments.flatMap((s) => ('ddl' in s ? [] : decodeChangeset(s.changeset).map((c) => `${c.op} ${c.table}`))),
   }));
 }
 
 /** Each record's segments in order: `ddl <sql>`, or `<op> <table>` per row change with the recorded columns of its table. */
 function segments(conn: Connection): string[][] {
   return stored(conn).map((r) =>
-    r.segments.flatMap((s) => ('ddl' in s ? [`ddl ${s.ddl}`] : decodeChangeset(conn, s.changeset).map((c) => `${c.op} ${c.table}(${s.columns?.[c.table]?.join(',')})`))),
+    r.segments.flatMap((s) => ('ddl' in s ? [`ddl ${s.ddl}`] : decodeChangeset(s.changeset).map((c) => `${c.op} ${c.table}(${s.columns?.[c.table]?.join(',')})`))),
   );
 }
 
@@ -121,7 +121,7 @@ test('rowid tables record their rowid as the first primary-key column', async ()
   const conn = await captured();
   conn.run('INSERT INTO r(rowid, a, b) VALUES (7, ?, ?)', ['x', 'y']);
   const cs = conn.execute(`SELECT changeset FROM ${CHANGES_TABLE}`, undefined).rows[0]![0] as Uint8Array;
-  expect(decodeChangeset(conn, cs)).toEqual([{ table: 'r', op: 'insert', pk: [true, false, false], before: [], after: [{ type: 'integer', value: 7n }, textValue('x'), textValue('y')] }]);
+  expect(decodeChangeset(cs)).toEqual([{ table: 'r', op: 'insert', pk: [true, false, false], before: [], after: [{ type: 'integer', value: 7n }, textValue('x'), textValue('y')] }]);
   await conn.close();
 });
 
@@ -130,7 +130,7 @@ test('decoded values keep their storage class: an empty blob is not NULL, a whol
   conn.exec("INSERT INTO r(rowid, a, b) VALUES (1, x'', NULL)");
   conn.exec("INSERT INTO r(rowid, a, b) VALUES (2, CAST(3 AS REAL), CAST(x'ff00' AS TEXT))");
   conn.exec('UPDATE r SET b = 9 WHERE rowid = 1');
-  const changes = stored(conn).flatMap((r) => r.segments.flatMap((s) => ('ddl' in s ? [] : decodeChangeset(conn, s.changeset))));
+  const changes = stored(conn).flatMap((r) => r.segments.flatMap((s) => ('ddl' in s ? [] : decodeChangeset(s.changeset))));
   expect(changes.map((c) => [c.op, c.before, c.after])).toEqual([
     ['insert', [], [{ type: 'integer', value: 1n }, { type: 'blob', bytes: new Uint8Array(0) }, { type: 'null' }]],
     ['insert', [], [{ type: 'integer', value: 2n }, { type: 'real', value: 3 }, { type: 'text', bytes: Uint8Array.from([0xff, 0]) }]],
@@ -176,7 +176,7 @@ test('ROLLBACK TO undoes the DDL and row changes recorded since its savepoint, e
   );
   const record = stored(conn)[0]!;
   expect(recordDdl(record)).toEqual([]);
-  const values = record.segments.flatMap((s) => ('ddl' in s ? [] : decodeChangeset(conn, s.changeset).map((c) => c.after[1])));
+  const values = record.segments.flatMap((s) => ('ddl' in s ? [] : decodeChangeset(s.changeset).map((c) => c.after[1])));
   expect(values).toEqual([textValue('a'), textValue('c')]);
   await conn.close();
 });
@@ -198,8 +198,8 @@ test('encodeChangeset writes what SQLite reads back: every value class, updates 
   for (const record of stored(conn)) {
     for (const s of record.segments) {
       if ('ddl' in s) continue;
-      const rows = decodeChangeset(conn, s.changeset);
-      expect(decodeChangeset(conn, encodeChangeset(rows))).toEqual(rows);
+      const rows = decodeChangeset(s.changeset);
+      expect(decodeChangeset(encodeChangeset(rows))).toEqual(rows);
     }
   }
   await conn.close();

@@ -40,7 +40,7 @@ import { type RawExports, type Sqlite3Runtime, rawExports } from '../sqlite/wasm
 import type { BatchStatement, RunResult, SqlParams, SqlValue, StatementResult } from '../types.js';
 import { type BindParams, bindParams, bindValue } from './binding.js';
 import { type CaptureHooks, ChangeCapture } from './capture.js';
-import { type ChangesetConflict, type ChangesetRow, type ConflictResolution, applyChangeset, decodeChangeset } from './changesets.js';
+import { type ChangesetConflict, type ConflictResolution, applyChangeset } from './changesets.js';
 import { CellReader, PackingSink } from './cells.js';
 import { AUTOCHECKPOINT_PAGES, IdleCheckpointer, WalWriteCounter } from './checkpointer.js';
 import { CommitTracker } from './commit-points.js';
@@ -470,9 +470,9 @@ export class Connection {
   // Contract: these work under SQLite's feet. `readPages` reads committed pages through
   // `sqlite_dbpage`; `rawFiles` hands out the mounted files with every write flushed (read
   // them, do not write them while SQLite has them open); `withDatabaseClosed` closes SQLite so
-  // the callback may rewrite the files, then reopens and reconfigures; `decodeChangeset` and
-  // `applyChangeset` do changeset work without letting a SQLite pointer out of the engine
-  // (changesets.ts); `setAuthorizer` installs the server's write rules.
+  // the callback may rewrite the files, then reopens and reconfigures; `applyChangeset` applies
+  // a changeset without letting a SQLite pointer out of the engine (changesets.ts; reading
+  // one needs no connection: changeset-format.ts); `setAuthorizer` installs the server's write rules.
 
   /** The database's size in pages. */
   pageCount(): number {
@@ -542,12 +542,6 @@ export class Connection {
     this.ensureOpen();
     this.vfs.flushWrites();
     return { db: this.files[0]!, wal: this.wal };
-  }
-
-  /** A changeset's row changes, in changeset order (the sync layer's push and pending changes). */
-  decodeChangeset(changeset: Uint8Array): ChangesetRow[] {
-    this.ensureOpen();
-    return decodeChangeset(this.sqlite3, changeset);
   }
 
   /** Applies a changeset, resolving each conflict with `onConflict` (the sync layer's replay). */

@@ -1,14 +1,16 @@
 /**
- * Row changes as sync sees them, and the conflict policy of replay. Decoding and applying
- * happen in the engine (engine/changesets.ts), which owns the pointers; what to do about a
- * conflict is decided here.
+ * Row changes as sync sees them, and the conflict policy of replay. Decoding is plain JS
+ * (engine/changeset-format.ts: no connection, so a service worker can build push batches);
+ * applying happens in the engine (engine/changesets.ts), which owns the pointers; what to do
+ * about a conflict is decided here.
  *
  * Replay (apply step f) puts pending local changes back on top of newly pulled data, and
  * resolves conflicts the way pushes resolve on the server: the local change wins per row and
  * changed column (REPLACE) when the row exists; a change to a row that no longer exists, or
  * one that breaks a constraint, is left out (OMIT), as the server would leave it out too.
  */
-import type { ChangesetConflict, ChangesetRow, ConflictResolution } from '../engine/changesets.js';
+import { type ChangesetRow, decodeChangeset as decodeChangesetBytes } from '../engine/changeset-format.js';
+import type { ChangesetConflict, ConflictResolution } from '../engine/changesets.js';
 import type { Connection } from '../engine/connection.js';
 
 /**
@@ -19,8 +21,8 @@ import type { Connection } from '../engine/connection.js';
 export type RowChange = ChangesetRow;
 
 /** The row changes of a changeset, in changeset order. */
-export function decodeChangeset(conn: Connection, changeset: Uint8Array): RowChange[] {
-  return conn.decodeChangeset(changeset);
+export function decodeChangeset(changeset: Uint8Array): RowChange[] {
+  return decodeChangesetBytes(changeset);
 }
 
 /** One part of a change record (change-log.ts), in statement order. */
@@ -40,8 +42,8 @@ export type RecordSegment =
 export type DecodedSegment = { ddl: string } | { changes: RowChange[]; columns: Record<string, string[]> | null };
 
 /** A record's segments, in order, with their changesets decoded. */
-export function decodeSegments(conn: Connection, segments: readonly RecordSegment[]): DecodedSegment[] {
-  return segments.map((s) => ('ddl' in s ? s : { changes: decodeChangeset(conn, s.changeset), columns: s.columns }));
+export function decodeSegments(segments: readonly RecordSegment[]): DecodedSegment[] {
+  return segments.map((s) => ('ddl' in s ? s : { changes: decodeChangeset(s.changeset), columns: s.columns }));
 }
 
 /** The replay policy: the local change wins where its row is there, and is left out where not. */

@@ -191,7 +191,7 @@ export class SyncEngine {
     return this.local.changes.readAll().map((r) => ({
       changeId: r.id,
       ddl: recordDdl(r),
-      mutations: decodeSegments(this.local.conn, r.segments).flatMap((segment) =>
+      mutations: decodeSegments(r.segments).flatMap((segment) =>
         'ddl' in segment
           ? []
           : segment.changes.flatMap((c) => {

@@ -78,7 +78,7 @@ async function sendBatch(
   records: ChangeRecord[],
   transform: PushOptions['transform'],
 ): Promise<PushResult> {
-  const decoded = records.map((r) => ({ id: r.id, segments: decodeSegments(local.conn, r.segments) }));
+  const decoded = records.map((r) => ({ id: r.id, segments: decodeSegments(r.segments) }));
   const planned = pushSteps(decoded, tableInfoLookup(local.conn), transform !== undefined);
   const steps = transform && planned.mutations.length > 0 ? applyTransform(planned, await transform(planned.mutations.map((m) => m.mutation))) : planned.steps;
   const batch = buildPushBatch(clientId, Math.max(acked, records[records.length - 1]!.id), steps);

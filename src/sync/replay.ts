@@ -22,7 +22,7 @@
  * refusal: it propagates, and the pull fails as a whole.
  */
 import type { Connection } from '../engine/connection.js';
-import { encodeChangeset } from '../engine/changesets.js';
+import { encodeChangeset } from '../engine/changeset-format.js';
 import type { StoredValue } from '../engine/stored-value.js';
 import { SqliteError } from '../errors.js';
 import type { ChangeRecord } from './change-log.js';
@@ -95,7 +95,7 @@ function replayRows(conn: Connection, segment: RowSegment): RowSegment {
   const current = new Map<string, TableInfo | null>();
   const applied: RowChange[] = [];
   const columns: Record<string, string[]> = {};
-  for (const change of decodeChangeset(conn, segment.changeset)) {
+  for (const change of decodeChangeset(segment.changeset)) {
     const names = recorded[change.table];
     if (!names) throw new Refused(`no columns were recorded for table ${change.table}`, change.table);
     if (!current.has(change.table)) current.set(change.table, readTableInfo(conn, change.table));
@@ -133,6 +133,8 @@ function replayByName(conn: Connection, change: RowChange, recorded: TableInfo, 
     table: change.table,
     op: change.op,
     pk: keep.map((i) => change.pk[i]!),
+    // Key columns are never dropped, so their places in the key stay as recorded.
+    ...(change.keyPositions ? { keyPositions: keep.map((i) => change.keyPositions![i]!) } : {}),
     before: change.before.length > 0 ? keep.map((i) => change.before[i]) : [],
     after: change.after.length > 0 ? keep.map((i) => change.after[i]) : [],
   };

@@ -234,6 +234,20 @@ describe("changes pending while another client changes the schema", () => {
     expect(await a.query('SELECT * FROM t')).toEqual([{ id: 1, a: 'a1', d: 'dd' }]);
     await expectSameAfterSync(a, b);
   });
+
+  test('a pending update of a table keyed out of column order survives a replay by name and the replays after it', async () => {
+    const { a, b } = await pair('other-add-composite', 'CREATE TABLE t(a, b, v, PRIMARY KEY (b, a))', "INSERT INTO t VALUES (1, 'x', 'v1')");
+    await a.exec("UPDATE t SET v = 'V' WHERE a = 1 AND b = 'x'");
+    await b.exec('ALTER TABLE t ADD COLUMN d');
+    await b.push();
+    await a.pull();
+    await b.exec('CREATE TABLE other(x)');
+    await b.push();
+    // This replay reads the record the first one rewrote by name.
+    await a.pull();
+    expect(await a.query('SELECT a, b, v FROM t')).toEqual([{ a: 1, b: 'x', v: 'V' }]);
+    await expectSameAfterSync(a, b);
+  });
 });
 
 test('a change record of the first format (DDL first, columns by the schema at push time) still pushes', async () => {
