@@ -19,6 +19,7 @@ import { chromiumPath } from '../scripts/chromium.js';
 import { CLASSIC_TESTS } from './classic.js';
 import { NODE_CONFIGS, runNodeClassic, runNodeSelect1 } from './node.js';
 import { type LoadRow, loadTable, runServerLoad } from './server-load.js';
+import { type NeighbourRow, neighbourTable, runNeighbourBench } from './neighbour.js';
 import { type SyncBenchRow, runSyncBench, syncTable } from './sync.js';
 import type { ApiResult } from './page/main.js';
 
@@ -39,6 +40,7 @@ export interface BenchReport {
   failures: Record<string, string>;
   sync?: SyncBenchRow[];
   serverLoad?: LoadRow[];
+  neighbour?: NeighbourRow[];
 }
 
 export interface Options {
@@ -198,6 +200,8 @@ export async function runBench(opts: Options): Promise<BenchReport> {
   if (opts.load) {
     process.stderr.write('server load: 1,000 and 10,000 databases\n');
     report.serverLoad = await runServerLoad([1000, 10000], 5);
+    process.stderr.write('server: a heavy tenant beside normal traffic\n');
+    report.neighbour = await runNeighbourBench(8);
   }
   if (opts.node) {
     for (let run = 0; run < opts.runs; run++) {
@@ -247,6 +251,7 @@ export function toMarkdown(report: BenchReport): string {
   for (const [config, error] of Object.entries(report.failures)) lines.push(`\n${config} could not run: ${error}`);
   if (report.sync) lines.push('', 'Sync (Node clients, both against the same server):', '', syncTable(report.sync));
   if (report.serverLoad) lines.push('', 'Sync server under load (loopback; 200 long-polling clients, 32 pushing):', '', loadTable(report.serverLoad));
+  if (report.neighbour) lines.push('', 'Other tenants beside one running heavy queries back to back (default limits: 2 s a statement, a quarter of the server):', '', neighbourTable(report.neighbour));
   return lines.join('\n');
 }
 

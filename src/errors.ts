@@ -72,6 +72,8 @@ export type SyncErrorCode =
 /** A sync operation failed. The local database is untouched by a failed operation. */
 export class SyncError extends Error {
   override name = 'SyncError';
+  /** When the server said how long to wait before trying again (a 429's or 503's Retry-After). */
+  retryAfterMs?: number;
   constructor(
     message: string,
     readonly code: SyncErrorCode,

@@ -21,3 +21,10 @@ export function parseCount(flag: string, text: string): number {
   return Number(text);
 }
 
+
+/** A fraction in (0, 1] such as 0.25; anything else is an error. */
+export function parseFraction(flag: string, text: string): number {
+  const n = Number(text);
+  if (!/^\s*(0?\.\d+|1(\.0*)?)\s*$/.test(text) || !(n > 0 && n <= 1)) throw new Error(`--${flag} takes a fraction in (0, 1] such as 0.25, not ${JSON.stringify(text)}`);
+  return n;
+}

@@ -3,7 +3,7 @@
  * `outpost`: the command line.
  *   outpost serve --data DIR [--host 127.0.0.1] [--port 8080] [--auth-secret SECRET | --no-auth]
  *                 [--max-open N] [--max-body SIZE] [--max-value SIZE] [--statement-timeout-ms MS]
- *                 [--body-timeout-ms MS] [--durability normal|full] [--write-rules FILE]
+ *                 [--share-of-server FRACTION] [--body-timeout-ms MS] [--durability normal|full] [--write-rules FILE]
  *   (FILE: JSON { "database": ["table", ...] }, the tables pushes may write)
  *   outpost token --db NAME[,NAME…|*] --role read|write|admin --secret SECRET [--expires 1h] [--sub SUBJECT]
  * The secret may also come from $OUTPOST_AUTH_SECRET. `token` prints the token alone on its
@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { mintToken, type Role } from './auth.js';
-import { parseBytes, parseCount } from './cli-args.js';
+import { parseBytes, parseCount, parseFraction } from './cli-args.js';
 import { createServer } from './server.js';
 
 type Flags = Map<string, string | true>;
@@ -33,7 +33,7 @@ function parse(argv: string[]): { command: string; flags: Flags } {
 const USAGE = `usage:
   outpost serve --data DIR [--host 127.0.0.1] [--port 8080] [--auth-secret SECRET | --no-auth]
                 [--max-open N] [--max-body SIZE] [--max-value SIZE] [--statement-timeout-ms MS]
-                [--body-timeout-ms MS] [--durability normal|full] [--write-rules FILE] [--quiet]
+                [--share-of-server FRACTION] [--body-timeout-ms MS] [--durability normal|full] [--write-rules FILE] [--quiet]
   outpost token --db NAME --role read|write|admin --secret SECRET [--expires 1h] [--sub SUBJECT]`;
 
 /** A JSON file: { "database": ["table", ...], ... }. */
@@ -72,6 +72,7 @@ async function serve(flags: Flags): Promise<void> {
     ...(str('max-body') ? { maxBodyBytes: parseBytes('max-body', str('max-body')!) } : {}),
     ...(str('max-value') ? { valueBytesMax: parseBytes('max-value', str('max-value')!) } : {}),
     ...(str('statement-timeout-ms') ? { statementTimeoutMs: parseCount('statement-timeout-ms', str('statement-timeout-ms')!) } : {}),
+    ...(str('share-of-server') ? { shareOfServer: parseFraction('share-of-server', str('share-of-server')!) } : {}),
     ...(str('body-timeout-ms') ? { bodyTimeoutMs: parseCount('body-timeout-ms', str('body-timeout-ms')!) } : {}),
     ...(str('write-rules') ? { writeRules: readWriteRules(str('write-rules')!) } : {}),
     durability,

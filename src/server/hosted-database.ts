@@ -17,6 +17,7 @@ import { executePipeline } from './hrana.js';
 import { RevisionLog } from './revlog.js';
 import { ClientOwners, type Writer } from './client-owners.js';
 import { type SandboxLimits, type StatementClock, applySandbox } from './sandbox.js';
+import { TimeShare } from './time-share.js';
 import { writeRulesAuthorizer } from './write-rules.js';
 
 export interface HostedDatabaseOptions {
@@ -36,6 +37,7 @@ export class HostedDatabase {
   /** Requests and long polls using it right now; a pinned database is never evicted. */
   pins = 0;
   private readonly waiters = new Set<() => void>();
+  private readonly share: TimeShare;
 
   private constructor(
     readonly name: string,
@@ -45,7 +47,10 @@ export class HostedDatabase {
     private readonly clock: StatementClock,
     private readonly authorizer: Parameters<Connection['setAuthorizer']>[0],
     private readonly owners: ClientOwners,
-  ) {}
+    limits: SandboxLimits,
+  ) {
+    this.share = new TimeShare({ shareOfServer: limits.shareOfServer, burstMs: limits.statementTimeoutMs });
+  }
 
   static async open(dataDir: string, name: string, options: HostedDatabaseOptions): Promise<HostedDatabase> {
     const file = path.join(dataDir, `${name}.db`);
@@ -62,7 +67,7 @@ export class HostedDatabase {
       const { clock, authorizer } = applySandbox(conn, options.limits, options.writableTables ? writeRulesAuthorizer(options.writableTables) : undefined);
       const owners = new ClientOwners(`${file}-owners`);
       owners.register(conn);
-      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners);
+      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.limits);
       owners.afterRequest(conn, (sql) => hosted.execTrusted(sql));
       return hosted;
     } catch (e) {
@@ -140,11 +145,13 @@ export class HostedDatabase {
    * acknowledgements: client-owners.ts); wakes long polls when it committed something.
    */
   pipeline(body: unknown, writer: Writer = { subject: null, admin: true }): PipelineResponse {
+    this.share.check(this.name, performance.now());
     const before = this.revlog.seq;
     this.owners.writer = writer;
     try {
       return executePipeline(this.conn, body, this.clock);
     } finally {
+      this.share.charge(this.clock.takeSpentMs(), performance.now());
       this.owners.writer = { subject: null, admin: true };
       this.owners.afterRequest(this.conn, (sql) => this.execTrusted(sql));
       if (this.revlog.seq !== before) for (const wake of [...this.waiters]) wake();

@@ -19,6 +19,8 @@ export class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly code: string,
+    /** Headers the answer carries besides the usual ones (a 429's Retry-After). */
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message);
   }
@@ -119,14 +121,15 @@ export interface ErrorAnswer {
   status: number;
   code: string;
   message: string;
+  headers: Readonly<Record<string, string>>;
 }
 
 /** The answer to a request that threw `e` (see the header for the mapping). */
 export function errorAnswer(e: unknown): ErrorAnswer {
   const message = e instanceof Error ? e.message : String(e);
-  if (e instanceof HttpError) return { status: e.status, code: e.code, message };
-  if (e instanceof AuthError) return { status: e.status, code: e.status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN', message };
-  if (e instanceof ProtocolError) return { status: 400, code: 'PROTOCOL_ERROR', message };
-  if (e instanceof SqliteError) return { status: 400, code: e.code, message };
-  return { status: 500, code: 'INTERNAL', message: `internal error: ${message}` };
+  if (e instanceof HttpError) return { status: e.status, code: e.code, message, headers: e.headers };
+  if (e instanceof AuthError) return { status: e.status, code: e.status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN', message, headers: {} };
+  if (e instanceof ProtocolError) return { status: 400, code: 'PROTOCOL_ERROR', message, headers: {} };
+  if (e instanceof SqliteError) return { status: 400, code: e.code, message, headers: {} };
+  return { status: 500, code: 'INTERNAL', message: `internal error: ${message}`, headers: {} };
 }

@@ -42,6 +42,8 @@ export interface SandboxLimits {
   statementTimeoutMs: number;
   /** Largest TEXT or BLOB value (and SQL text) a statement may make. */
   valueBytesMax: number;
+  /** The long-run fraction of the server's time one database's statements may use (time-share.ts). */
+  shareOfServer: number;
 }
 
 /** PRAGMAs tenants may run without a value (reading). */
@@ -133,6 +135,8 @@ export function sandboxAuthorizer(
  */
 export class StatementClock {
   private deadlineMs = Number.POSITIVE_INFINITY;
+  private startedMs: number | null = null;
+  private spentMs = 0;
   /** Whether the last interrupted statement was stopped by this clock. */
   expired = false;
   /** The running statement is a plain VACUUM (which attaches a scratch database of its own). */
@@ -145,13 +149,23 @@ export class StatementClock {
     this.expired = false;
     // Only `VACUUM [schema]`: `VACUUM INTO 'file'` writes a file and stays refused.
     this.vacuum = /^\s*VACUUM(\s+("main"|main))?\s*;?\s*$/i.test(sql);
-    this.deadlineMs = performance.now() + this.timeoutMs;
+    this.startedMs = performance.now();
+    this.deadlineMs = this.startedMs + this.timeoutMs;
   }
 
   /** Stops the clock (the server's own statements have no limit). */
   stop(): void {
+    if (this.startedMs !== null) this.spentMs += performance.now() - this.startedMs;
+    this.startedMs = null;
     this.vacuum = false;
     this.deadlineMs = Number.POSITIVE_INFINITY;
+  }
+
+  /** The time tenant statements ran since the last call (what the database's time share is charged). */
+  takeSpentMs(): number {
+    const spent = this.spentMs;
+    this.spentMs = 0;
+    return spent;
   }
 
   shouldStop = (): boolean => {

@@ -44,6 +44,12 @@ export interface ServerOptions {
   /** Longest one statement of a pipeline may run before it is interrupted (default 2000 ms). */
   statementTimeoutMs?: number;
   /**
+   * The long-run fraction of the server's time one database's statements may use (default
+   * 0.25): past a burst of one `statementTimeoutMs`, its pipelines wait (429 BUSY with
+   * Retry-After) so that one tenant's heavy queries cannot keep the others waiting (time-share.ts).
+   */
+  shareOfServer?: number;
+  /**
    * Longest a client may take to send a whole request, headers and body (default 30 s); a
    * slower one gets 408 and its socket is closed, so a trickling body cannot hold a socket.
    */
@@ -104,7 +110,11 @@ class SyncServer implements OutpostServer {
     this.longPollMsMax = options.maxLongPollMs ?? 60_000;
     this.log = options.log ?? ((line: string) => console.log(line));
     fs.mkdirSync(options.dataDir, { recursive: true });
-    const limits = { statementTimeoutMs: options.statementTimeoutMs ?? 2000, valueBytesMax: options.valueBytesMax ?? this.bodyBytesMax };
+    const limits = {
+      statementTimeoutMs: options.statementTimeoutMs ?? 2000,
+      valueBytesMax: options.valueBytesMax ?? this.bodyBytesMax,
+      shareOfServer: options.shareOfServer ?? 0.25,
+    };
     this.databases = new DatabaseCache(options.dataDir, Math.max(1, options.maxOpenDatabases ?? 1000), (name) => ({
       durability: options.durability ?? 'normal',
       cacheKiB: options.cacheKiB ?? 256,
@@ -170,10 +180,11 @@ class SyncServer implements OutpostServer {
     this.route(req, res)
       .then(({ status, db }) => this.log(`info ${req.method} ${req.url} ${status} ${elapsed()} db=${db}`))
       .catch((e: unknown) => {
-        const { status, code, message } = errorAnswer(e);
+        const { status, code, message, headers } = errorAnswer(e);
         // A body left unread (refused before or while it arrived) must not stay half-received
         // on a kept-alive socket: close the connection once the answer is out.
         const unread = !req.complete;
+        if (!res.headersSent) for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
         if (unread && !res.headersSent) res.setHeader('connection', 'close');
         sendJson(res, status, { error: message, code });
         if (unread) res.once('finish', () => req.socket.destroy());

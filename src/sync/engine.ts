@@ -75,6 +75,8 @@ import { tableInfoLookup } from './schema.js';
 const DEFAULT_MAX_LOCAL_WAL_BYTES = 8 * 1024 * 1024;
 /** The first retry's delay; each further retry waits four times longer, with ±25% jitter. */
 const RETRY_BASE_DELAY_MS = 250;
+/** The longest a retry waits for a server's Retry-After; a longer wait is the next sync's business. */
+const RETRY_AFTER_MAX_MS = 30_000;
 
 export class SyncEngine {
   private lastError: { code: string; message: string } | null = null;
@@ -165,7 +167,9 @@ export class SyncEngine {
         return await op();
       } catch (e) {
         if (attempt >= retries || !isTransient(e)) throw e;
-        const delayMs = RETRY_BASE_DELAY_MS * 4 ** attempt * (0.75 + Math.random() / 2);
+        // A server that says how long to wait (429 BUSY) is waited for, up to a bound.
+        const askedMs = e instanceof SyncError ? Math.min(e.retryAfterMs ?? 0, RETRY_AFTER_MAX_MS) : 0;
+        const delayMs = Math.max(askedMs, RETRY_BASE_DELAY_MS * 4 ** attempt * (0.75 + Math.random() / 2));
         await new Promise((r) => setTimeout(r, delayMs));
       }
     }

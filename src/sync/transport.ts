@@ -66,7 +66,12 @@ export class HttpTransport implements SyncTransport {
       if (res.status === 401 || res.status === 403) {
         throw new SyncError(`${path}: ${res.status} ${describe(bytes)}`, 'AUTH', res.status);
       }
-      if (!res.ok) throw new SyncError(`${path}: the server answered ${res.status}: ${describe(bytes)}`, 'HTTP', res.status);
+      if (!res.ok) {
+        const error = new SyncError(`${path}: the server answered ${res.status}: ${describe(bytes)}`, 'HTTP', res.status);
+        const retryAfterS = Number(res.headers.get('retry-after') ?? '');
+        if (res.headers.has('retry-after') && Number.isFinite(retryAfterS) && retryAfterS >= 0) error.retryAfterMs = retryAfterS * 1000;
+        throw error;
+      }
       return bytes;
     }
   }

@@ -165,6 +165,23 @@ describe('one tenant cannot take down the others', () => {
     expect(await count('victim1', 'secrets')).toBe(3);
   });
 
+  test('a tenant that keeps running heavy queries waits its turn (429 BUSY, Retry-After) while the others are served', async () => {
+    const heavy = batch('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c');
+    let refused: Awaited<ReturnType<typeof rawPipeline>> | null = null;
+    // Each heavy query runs its full limit (300 ms); the burst allowed is twice that, drained at a quarter.
+    for (let i = 0; i < 30 && !refused; i++) {
+      const r = await rawPipeline(`${base}/db/hog`, heavy, await token('hog'));
+      if (r.status === 429) refused = r;
+      else expect(r.status).toBe(200);
+    }
+    expect(refused, 'the hog was never made to wait').not.toBeNull();
+    expect(refused!.json.code).toBe('BUSY');
+    expect(refused!.json.error).toMatch(/share of the server's time.*retry in \d+ s/);
+    expect(Number(refused!.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Another tenant is served at once.
+    expect(await count('victim3', 'secrets')).toBe(3);
+  });
+
   test('a huge zeroblob is refused at once by the value size limit', async () => {
     const r = await run('blob', 'SELECT length(zeroblob(2000000000))');
     expect(r.errors[0]).toMatch(/too big|TOOBIG|too large/i);

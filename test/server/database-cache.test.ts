@@ -3,7 +3,7 @@ import { afterEach, expect, test } from 'vitest';
 import { DatabaseCache } from '../../src/server/database-cache.js';
 import { tempDir } from '../support/server.js';
 
-const options = { durability: 'normal' as const, cacheKiB: 256, limits: { statementTimeoutMs: 2000, valueBytesMax: 1 << 24 } };
+const options = { durability: 'normal' as const, cacheKiB: 256, limits: { statementTimeoutMs: 2000, valueBytesMax: 1 << 24, shareOfServer: 1 } };
 let cache: DatabaseCache | undefined;
 
 afterEach(async () => {

@@ -59,7 +59,9 @@ export function inProcessNetwork(dataDir: string, options: Omit<InProcessTranspo
   return {
     kind: 'in-process',
     async open(name) {
-      const db = await HostedDatabase.open(dataDir, name, { durability: 'normal', cacheKiB: 256, limits: { statementTimeoutMs: 2000, valueBytesMax: 32 * 1024 * 1024 } });
+      // A share of 1 never makes a database wait: the simulation is the only tenant.
+      const limits = { statementTimeoutMs: 2000, valueBytesMax: 32 * 1024 * 1024, shareOfServer: 1 };
+      const db = await HostedDatabase.open(dataDir, name, { durability: 'normal', cacheKiB: 256, limits });
       const transports: InProcessTransport[] = [];
       const transport = (faults?: FaultDecider): InProcessTransport => {
         const t = new InProcessTransport(db, { ...options, faults });

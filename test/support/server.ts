@@ -32,13 +32,13 @@ export async function rawPull(url: string, body: Parameters<typeof encodePullReq
 }
 
 /** A raw Hrana pipeline with one batch of statements; returns status and JSON. */
-export async function rawPipeline(url: string, body: unknown, token?: string): Promise<{ status: number; json: any }> {
+export async function rawPipeline(url: string, body: unknown, token?: string): Promise<{ status: number; json: any; headers: Headers }> {
   const res = await fetch(`${url}/v2/pipeline`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
-  return { status: res.status, json: await res.json() };
+  return { status: res.status, json: await res.json(), headers: res.headers };
 }
 
 export function batch(...sql: (string | { sql: string; args?: unknown[] })[]): unknown {

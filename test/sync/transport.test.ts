@@ -4,6 +4,8 @@
  * inject its own. Here a recording transport stands between a client and a real Outpost
  * server: every request goes through it, and the status counts its traffic.
  */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { Database } from '../../src/database.js';
@@ -68,4 +70,20 @@ test('an injected transport carries every request, and its traffic is what the s
   expect(status?.bytesReceived).toBe(transport.traffic.receivedBytes);
   expect(transport.traffic.receivedBytes).toBeGreaterThan(4096);
   await db.close();
+});
+
+test("a 429's Retry-After reaches the SyncError, so the retry waits as long as the server asked", async () => {
+  const busy = http.createServer((_req, res) => {
+    res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '7' });
+    res.end(JSON.stringify({ error: 'busy', code: 'BUSY' }));
+  });
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  try {
+    const { port } = busy.address() as AddressInfo;
+    const error = await new HttpTransport({ url: `http://127.0.0.1:${port}/db/x` }).pipeline({ baton: null, requests: [] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SyncError);
+    expect([(error as SyncError).code, (error as SyncError).status, (error as SyncError).retryAfterMs]).toEqual(['HTTP', 429, 7000]);
+  } finally {
+    await new Promise((resolve) => busy.close(resolve));
+  }
 });
