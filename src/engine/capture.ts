@@ -18,7 +18,10 @@
  * describe rows by the new schema (or fail, for a renamed or dropped table), so the session is
  * cut before each DDL statement: its changeset becomes a segment, the DDL's text the next
  * one, and a fresh session records what follows. Whatever a session saw during the DDL itself
- * (ALTER TABLE rewrites rows) is dropped: the DDL's text carries it.
+ * (ALTER TABLE rewrites rows) is dropped: the DDL's text carries it. A PRAGMA that sets
+ * `user_version` or `application_id` (the header values applications own; sessions do not see
+ * them either) is a segment the same way, spelled `PRAGMA user_version = N` with the value it
+ * left, so that push and replay set exactly that value.
  *
  * Savepoints: a ROLLBACK TO undoes everything since its SAVEPOINT, segments included, which a
  * session cannot see for the segments already cut. So the session is also cut at each

@@ -43,7 +43,7 @@ import { type CaptureHooks, ChangeCapture } from './capture.js';
 import { type ChangesetConflict, type ChangesetRow, type ConflictResolution, applyChangeset, decodeChangeset } from './changesets.js';
 import { CellReader, PackingSink } from './cells.js';
 import { AUTOCHECKPOINT_PAGES, IdleCheckpointer, WalWriteCounter } from './checkpointer.js';
-import { CommitTracker } from './commit-points.js';
+import { CommitTracker, headerPragma } from './commit-points.js';
 import { type ConnectionLimits, createScalarFunction, restrictConnection, setProgressHandler } from './guards.js';
 import { exportImage, importImage, openSqlite } from './file-image.js';
 import type { PackedRows } from './packed-rows.js';
@@ -399,7 +399,7 @@ export class Connection {
         case 'note-ddl': {
           cap.beforeDdl();
           const result = body();
-          cap.afterDdl(stmt.sql);
+          cap.afterDdl(this.recordedText(stmt));
           return result;
         }
         case 'record-first':
@@ -426,9 +426,10 @@ export class Connection {
   private runWrapped<T>(cap: ChangeCapture, stmt: Statement, body: () => T): T {
     this.stepRaw('BEGIN');
     try {
-      if (stmt.kind === 'ddl') cap.beforeDdl();
+      const noted = stmt.kind === 'ddl' || stmt.kind === 'header';
+      if (noted) cap.beforeDdl();
       const result = body();
-      if (stmt.kind === 'ddl') cap.afterDdl(stmt.sql);
+      if (noted) cap.afterDdl(this.recordedText(stmt));
       cap.flush();
       this.stepRaw('COMMIT');
       return result;
@@ -437,6 +438,12 @@ export class Connection {
       cap.reset();
       throw e;
     }
+  }
+
+  /** A noted statement's segment: DDL as written; a header PRAGMA as the value it left (one spelling for push and replay). */
+  private recordedText(stmt: Statement): string {
+    const name = stmt.kind === 'header' ? headerPragma(stmt.sql) : null;
+    return name ? `PRAGMA ${name} = ${String(this.readRows(`PRAGMA main.${name}`, undefined)[0]?.[0])}` : stmt.sql;
   }
 
   /** Steps a cached statement without capture (BEGIN/COMMIT/ROLLBACK around captured writes). */
