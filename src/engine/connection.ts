@@ -33,7 +33,7 @@ import { OutpostError, SqliteError } from '../errors.js';
 import type { StorageBackend, StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { DB_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
 import type { OutpostVfs, WalObserver } from '../opfs-vfs/vfs.js';
-import { SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, SQLITE_DONE, SQLITE_IOERR_WRITE, SQLITE_OK, SQLITE_ROW } from '../sqlite/constants.js';
+import { SQLITE_DBCONFIG_ENABLE_TRIGGER, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, SQLITE_DONE, SQLITE_IOERR_WRITE, SQLITE_OK, SQLITE_ROW } from '../sqlite/constants.js';
 import { sqliteError } from '../sqlite/errors.js';
 import { PAGE_BYTES } from '../sqlite/format.js';
 import { type RawExports, type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
@@ -524,6 +524,14 @@ export class Connection {
       0,
     );
     if (rc !== SQLITE_OK) throw this.error(rc, 'set authorizer');
+  }
+
+  /**
+   * Turns the main schema's triggers on or off (TEMP triggers fire either way). SQLite expires
+   * every prepared statement when the setting changes, so none keeps the old behaviour.
+   */
+  setTriggersEnabled(on: boolean): void {
+    this.check(this.sqlite3.capi.sqlite3_db_config(this.ensureDb(), SQLITE_DBCONFIG_ENABLE_TRIGGER, on ? 1 : 0, 0), 'enable triggers');
   }
 
   // Guards for a host that runs others' SQL (engine/guards.ts says what each does).
