@@ -391,7 +391,13 @@ export class Connection {
    */
   private runAtCommitPoints<T>(stmt: Statement, body: () => T): T {
     const cap = this.capture;
-    if (!cap || cap.suspended > 0) return body();
+    if (!cap) return body();
+    if (cap.suspended > 0) {
+      const result = body();
+      // The owner's own DDL (replay) is not recorded, but it changes the schema all the same.
+      if (stmt.kind === 'ddl') cap.schemaChanged();
+      return result;
+    }
     try {
       switch (this.commitPoints.plan(stmt, this.raw.sqlite3_get_autocommit(this.db) === 0)) {
         case 'wrap':
@@ -409,7 +415,7 @@ export class Connection {
           try {
             return body();
           } finally {
-            if (this.raw.sqlite3_get_autocommit(this.db) !== 0) cap.reset();
+            if (this.raw.sqlite3_get_autocommit(this.db) !== 0) cap.rolledBack();
           }
         case 'run': {
           const result = body();
@@ -435,7 +441,7 @@ export class Connection {
       return result;
     } catch (e) {
       if (this.raw.sqlite3_get_autocommit(this.db) === 0) this.stepRaw('ROLLBACK');
-      cap.reset();
+      cap.rolledBack();
       throw e;
     }
   }
