@@ -6,7 +6,9 @@
  * (`sqlite_*`).
  *
  * Records arrive from the engine's capture hooks (engine/capture.ts), inside the committing
- * transaction, so a record and its commit are atomic. A record is the transaction's segments
+ * transaction, so a record and its commit are atomic. There, too, a transaction that could
+ * not sync is refused before it commits: a write to a self-contained virtual table
+ * (`ShadowTables` below) or a row left with a NULL primary key (null-keys.ts). A record is the transaction's segments
  * in statement order: DDL statements, and the row changes between them, each changeset with
  * the column names of its tables as they were when the changes were made, so that a change is
  * pushed and replayed to the columns it was made to, whatever the schema became later.
