@@ -44,7 +44,12 @@ const CLASSIFIED: [string, boolean, StatementKind, string | null][] = [
   ['create temporary view v as select 1', false, 'other', null],
   ['DROP TABLE t', false, 'ddl', null],
   ['ALTER TABLE t ADD COLUMN b', false, 'ddl', null],
-  ['PRAGMA user_version = 3', false, 'other', null],
+  ['PRAGMA user_version = 3', false, 'header', null],
+  ['pragma main.application_id=7', false, 'header', null],
+  ['PRAGMA "user_version"(4)', false, 'header', null],
+  ['PRAGMA user_version', true, 'other', null],
+  ['PRAGMA temp.user_version = 3', false, 'other', null],
+  ['PRAGMA cache_size = 100', false, 'other', null],
   ['VACUUM', false, 'other', null],
   ["ATTACH 'x.db' AS x", false, 'other', null],
   ['DETACH x', false, 'other', null],
@@ -85,6 +90,18 @@ describe('CommitTracker', () => {
         ['COMMIT', true, false],
       ]),
     ).toEqual(['wrap', 'wrap', 'run', 'run', 'run', 'note-ddl', 'record-first']);
+  });
+
+  test('a PRAGMA that sets user_version or application_id is wrapped or noted like DDL', () => {
+    expect(
+      plans([
+        ['PRAGMA user_version = 2', false, false],
+        ['BEGIN', false, true],
+        ['PRAGMA application_id = 9', true, true],
+        ['PRAGMA user_version', true, true],
+        ['COMMIT', true, false],
+      ]),
+    ).toEqual(['wrap', 'run', 'note-ddl', 'run', 'record-first']);
   });
 
   test('COMMIT or END records first only when a transaction is open', () => {

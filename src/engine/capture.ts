@@ -18,7 +18,10 @@
  * describe rows by the new schema (or fail, for a renamed or dropped table), so the session is
  * cut before each DDL statement: its changeset becomes a segment, the DDL's text the next
  * one, and a fresh session records what follows. Whatever a session saw during the DDL itself
- * (ALTER TABLE rewrites rows) is dropped: the DDL's text carries it.
+ * (ALTER TABLE rewrites rows) is dropped: the DDL's text carries it. A PRAGMA that sets
+ * `user_version` or `application_id` (the header values applications own; sessions do not see
+ * them either) is a segment the same way, spelled `PRAGMA user_version = N` with the value it
+ * left, so that push and replay set exactly that value.
  *
  * Savepoints: a ROLLBACK TO undoes everything since its SAVEPOINT, segments included, which a
  * session cannot see for the segments already cut. So the session is also cut at each
@@ -45,6 +48,11 @@ export type CapturedSegment =
 /** What one committed transaction changed, in statement order. */
 export interface CapturedTransaction {
   segments: CapturedSegment[];
+  /**
+   * Every tracked table the transaction wrote, whether or not the changesets hold its rows (the
+   * session skips a row whose primary key holds a NULL: the owner can look for one).
+   */
+  tables: string[];
 }
 
 /**
@@ -54,13 +62,20 @@ export interface CapturedTransaction {
  *   table is first written in a transaction; must be pure and cheap.
  * - `onCommit(record)`: called inside the committing transaction, right before the statement
  *   that commits it, with what the transaction changed; never for a transaction that changed
- *   nothing. Capture is suspended while it runs, so its own writes are not recorded. When it
+ *   nothing (a transaction that wrote a tracked table changed something, even when the session
+ *   recorded none of its rows). Capture is suspended while it runs, so its own writes are not recorded. When it
  *   throws, the commit does not happen: the committing statement fails with that error (an
  *   autocommit write is rolled back; an explicit transaction stays open).
  */
 export interface CaptureHooks {
   tracks(table: string): boolean;
   onCommit(record: CapturedTransaction): void;
+  /**
+   * The schema may have changed without a commit saying so (DDL ran, captured or not; a
+   * ROLLBACK or ROLLBACK TO undid some; the connection reopened): drop what was cached about
+   * tables. Optional.
+   */
+  schemaMayHaveChanged?(): void;
 }
 
 /** What capture reads of the schema: its version (the schema cookie) and a table's column names. */
@@ -76,6 +91,8 @@ export class ChangeCapture {
   private segments: CapturedSegment[] = [];
   /** The tables the current session has attached (the filter is asked once per table). */
   private tables = new Set<string>();
+  /** Every tracked table the open transaction wrote, across its sessions. */
+  private touched = new Set<string>();
   /** Open savepoints, innermost last, with the segment count when each was opened. */
   private marks: { name: string; segments: number }[] = [];
   /** Open suspensions (nested `suspendWhile` calls); nothing is recorded while positive. */
@@ -94,6 +111,7 @@ export class ChangeCapture {
     private readonly schema: SchemaReader,
   ) {
     this.start();
+    this.hooks.schemaMayHaveChanged?.();
   }
 
   /**
@@ -102,6 +120,7 @@ export class ChangeCapture {
    */
   schemaReplaced(): void {
     this.columnsVersion = -1;
+    this.hooks.schemaMayHaveChanged?.();
   }
 
   /** How many suspensions are open: capture records nothing while this is positive. */
@@ -150,6 +169,7 @@ export class ChangeCapture {
       (_ctx: number, table: string) => {
         if (!this.hooks.tracks(table)) return 0;
         this.tables.add(table);
+        this.touched.add(table);
         return 1;
       },
       0,
@@ -171,7 +191,19 @@ export class ChangeCapture {
   reset(): void {
     this.segments = [];
     this.marks = [];
+    this.touched = new Set();
     this.restart();
+  }
+
+  /** After DDL that capture did not record (it ran while suspended). */
+  schemaChanged(): void {
+    this.hooks.schemaMayHaveChanged?.();
+  }
+
+  /** After the open transaction was rolled back: forgets it, and what the hooks cached about its schema. */
+  rolledBack(): void {
+    this.reset();
+    this.hooks.schemaMayHaveChanged?.();
   }
 
   /** Ends the current segment of row changes (if it has any) and starts a fresh session. */
@@ -206,6 +238,7 @@ export class ChangeCapture {
 
   /** After a DDL statement ran: its text is the next segment; what the session saw during it is dropped. */
   afterDdl(sql: string): void {
+    this.hooks.schemaMayHaveChanged?.();
     if (this.suspensions > 0) return;
     this.restart();
     this.segments.push({ ddl: sql });
@@ -237,6 +270,7 @@ export class ChangeCapture {
     this.marks.length = i + 1;
     this.segments.length = this.marks[i]!.segments;
     this.restart();
+    this.hooks.schemaMayHaveChanged?.();
   }
 
   /** After a RELEASE that leaves the transaction open: the savepoint and those inside it are gone. */
@@ -250,7 +284,7 @@ export class ChangeCapture {
     if (this.suspensions > 0) return;
     this.cut();
     const segments = this.segments;
-    if (segments.length > 0) this.suspendWhile(() => this.hooks.onCommit({ segments }));
+    if (segments.length > 0 || this.touched.size > 0) this.suspendWhile(() => this.hooks.onCommit({ segments, tables: [...this.touched] }));
     this.reset();
   }
 

@@ -10,7 +10,9 @@
  * - `record-first`: a commit point. COMMIT (or END) of an open transaction, or the RELEASE of
  *   the savepoint that opened the transaction: the transaction's record is written first.
  * - `note-ddl`: DDL inside a transaction: the record is cut before it and its text joins the
- *   record in statement order.
+ *   record in statement order. A PRAGMA that sets a value of the database header that
+ *   applications own (`user_version`, `application_id`: kind `header`) is recorded the same
+ *   way, so that it syncs like the schema it usually describes.
  * - `rollback`: a ROLLBACK; if no transaction is open afterwards, what was recorded is dropped.
  * - `run`: nothing to do around it. (A SAVEPOINT, ROLLBACK TO or RELEASE inside a transaction
  *   runs like this; after it succeeds the connection tells capture, which keeps its marks.)
@@ -20,7 +22,7 @@
  */
 
 /** What a statement does, as far as transactions and capture care. */
-export type StatementKind = 'read' | 'write' | 'ddl' | 'begin' | 'commit' | 'rollback' | 'rollback-to' | 'savepoint' | 'release' | 'other';
+export type StatementKind = 'read' | 'write' | 'ddl' | 'header' | 'begin' | 'commit' | 'rollback' | 'rollback-to' | 'savepoint' | 'release' | 'other';
 
 export interface Classified {
   kind: StatementKind;
@@ -60,6 +62,7 @@ export function classify(sql: string, readonly: boolean): Classified {
     case 'ALTER':
       return { kind: 'ddl', savepoint: null };
     case 'PRAGMA':
+      return { kind: headerPragma(sql) ? 'header' : 'other', savepoint: null };
     case 'VACUUM':
     case 'ATTACH':
     case 'DETACH':
@@ -69,6 +72,18 @@ export function classify(sql: string, readonly: boolean): Classified {
     default:
       return { kind: readonly ? 'read' : 'write', savepoint: null };
   }
+}
+
+/** A PRAGMA that sets a header value of the main database that applications own. */
+const HEADER_PRAGMA = /^PRAGMA\s+(?:(?:main|"main"|`main`|\[main\])\s*\.\s*)?["`[]?(user_version|application_id)["`\]]?\s*(?:=|\()/i;
+
+/**
+ * The header value a PRAGMA sets (`user_version` or `application_id`, of the main database),
+ * or null when it sets neither (reads, other pragmas, another schema's header).
+ */
+export function headerPragma(sql: string): 'user_version' | 'application_id' | null {
+  const m = HEADER_PRAGMA.exec(sql);
+  return m ? (m[1]!.toLowerCase() as 'user_version' | 'application_id') : null;
 }
 
 /** `ROLLBACK [TRANSACTION] TO [SAVEPOINT] name`, classified; null for a plain ROLLBACK. */
@@ -96,6 +111,7 @@ export class CommitTracker {
       case 'write':
         return inTransaction ? 'run' : 'wrap';
       case 'ddl':
+      case 'header':
         return inTransaction ? 'note-ddl' : 'wrap';
       case 'commit':
         return inTransaction ? 'record-first' : 'run';

@@ -33,7 +33,7 @@ import { OutpostError, SqliteError } from '../errors.js';
 import type { StorageBackend, StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { DB_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
 import type { OutpostVfs, WalObserver } from '../opfs-vfs/vfs.js';
-import { SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, SQLITE_DONE, SQLITE_IOERR_WRITE, SQLITE_OK, SQLITE_ROW } from '../sqlite/constants.js';
+import { SQLITE_DBCONFIG_ENABLE_TRIGGER, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, SQLITE_DONE, SQLITE_IOERR_WRITE, SQLITE_OK, SQLITE_ROW } from '../sqlite/constants.js';
 import { sqliteError } from '../sqlite/errors.js';
 import { PAGE_BYTES } from '../sqlite/format.js';
 import { type RawExports, type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
@@ -43,7 +43,7 @@ import { type CaptureHooks, ChangeCapture } from './capture.js';
 import { type ChangesetConflict, type ConflictResolution, applyChangeset } from './changesets.js';
 import { CellReader, PackingSink } from './cells.js';
 import { AUTOCHECKPOINT_PAGES, IdleCheckpointer, WalWriteCounter } from './checkpointer.js';
-import { CommitTracker } from './commit-points.js';
+import { CommitTracker, headerPragma } from './commit-points.js';
 import { type ConnectionLimits, createScalarFunction, restrictConnection, setProgressHandler } from './guards.js';
 import { exportImage, importImage, openSqlite } from './file-image.js';
 import type { PackedRows } from './packed-rows.js';
@@ -391,7 +391,13 @@ export class Connection {
    */
   private runAtCommitPoints<T>(stmt: Statement, body: () => T): T {
     const cap = this.capture;
-    if (!cap || cap.suspended > 0) return body();
+    if (!cap) return body();
+    if (cap.suspended > 0) {
+      const result = body();
+      // The owner's own DDL (replay) is not recorded, but it changes the schema all the same.
+      if (stmt.kind === 'ddl') cap.schemaChanged();
+      return result;
+    }
     try {
       switch (this.commitPoints.plan(stmt, this.raw.sqlite3_get_autocommit(this.db) === 0)) {
         case 'wrap':
@@ -399,7 +405,7 @@ export class Connection {
         case 'note-ddl': {
           cap.beforeDdl();
           const result = body();
-          cap.afterDdl(stmt.sql);
+          cap.afterDdl(this.recordedText(stmt));
           return result;
         }
         case 'record-first':
@@ -409,7 +415,7 @@ export class Connection {
           try {
             return body();
           } finally {
-            if (this.raw.sqlite3_get_autocommit(this.db) !== 0) cap.reset();
+            if (this.raw.sqlite3_get_autocommit(this.db) !== 0) cap.rolledBack();
           }
         case 'run': {
           const result = body();
@@ -426,17 +432,24 @@ export class Connection {
   private runWrapped<T>(cap: ChangeCapture, stmt: Statement, body: () => T): T {
     this.stepRaw('BEGIN');
     try {
-      if (stmt.kind === 'ddl') cap.beforeDdl();
+      const noted = stmt.kind === 'ddl' || stmt.kind === 'header';
+      if (noted) cap.beforeDdl();
       const result = body();
-      if (stmt.kind === 'ddl') cap.afterDdl(stmt.sql);
+      if (noted) cap.afterDdl(this.recordedText(stmt));
       cap.flush();
       this.stepRaw('COMMIT');
       return result;
     } catch (e) {
       if (this.raw.sqlite3_get_autocommit(this.db) === 0) this.stepRaw('ROLLBACK');
-      cap.reset();
+      cap.rolledBack();
       throw e;
     }
+  }
+
+  /** A noted statement's segment: DDL as written; a header PRAGMA as the value it left (one spelling for push and replay). */
+  private recordedText(stmt: Statement): string {
+    const name = stmt.kind === 'header' ? headerPragma(stmt.sql) : null;
+    return name ? `PRAGMA ${name} = ${String(this.readRows(`PRAGMA main.${name}`, undefined)[0]?.[0])}` : stmt.sql;
   }
 
   /** Steps a cached statement without capture (BEGIN/COMMIT/ROLLBACK around captured writes). */
@@ -517,6 +530,14 @@ export class Connection {
       0,
     );
     if (rc !== SQLITE_OK) throw this.error(rc, 'set authorizer');
+  }
+
+  /**
+   * Turns the main schema's triggers on or off (TEMP triggers fire either way). SQLite expires
+   * every prepared statement when the setting changes, so none keeps the old behaviour.
+   */
+  setTriggersEnabled(on: boolean): void {
+    this.check(this.sqlite3.capi.sqlite3_db_config(this.ensureDb(), SQLITE_DBCONFIG_ENABLE_TRIGGER, on ? 1 : 0, 0), 'enable triggers');
   }
 
   // Guards for a host that runs others' SQL (engine/guards.ts says what each does).

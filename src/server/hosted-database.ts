@@ -7,12 +7,13 @@
  */
 import * as path from 'node:path';
 import { Connection } from '../engine/connection.js';
+import { applyingEffects } from '../engine/effects.js';
 import { NodeDirectory } from '../opfs-vfs/storage/node.js';
 import { ProtocolError } from '../errors.js';
 import type { PipelineResponse } from '../protocol/hrana.js';
 import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, type PullRequest, encodePage, encodePullHeader } from '../protocol/pull-updates.js';
 import { decodeRoaring } from '../protocol/roaring.js';
-import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
+import { TURSO_SYNC_TABLE, writesAcknowledgement } from '../protocol/turso-tables.js';
 import { executePipeline } from './hrana.js';
 import { RevisionLog } from './revlog.js';
 import { ClientOwners, type Writer } from './client-owners.js';
@@ -149,7 +150,9 @@ export class HostedDatabase {
     const before = this.revlog.seq;
     this.owners.writer = writer;
     try {
-      return executePipeline(this.conn, body, this.clock);
+      const run = (): PipelineResponse => executePipeline(this.conn, body, this.clock);
+      // A push's changes already hold what the client's triggers did (engine/effects.ts).
+      return writesAcknowledgement(body) ? applyingEffects(this.conn, run, (sql) => this.execTrusted(sql)) : run();
     } finally {
       this.share.charge(this.clock.takeSpentMs(), performance.now());
       this.owners.writer = { subject: null, admin: true };

@@ -5,6 +5,7 @@
  * starts, so the phase on disk always says what to finish.
  */
 import type { Connection } from '../engine/connection.js';
+import { applyingEffects } from '../engine/effects.js';
 import { OutpostError } from '../errors.js';
 import { PAGE_BYTES } from '../protocol/pull-updates.js';
 import { SELECT_TURSO_SYNC, TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
@@ -165,7 +166,8 @@ function replay(local: LocalDatabase, records: ChangeRecord[]): ReplayRefused[] 
   state.update({ changeIdFloor: Math.max(state.value.changeIdFloor, acked, maxId), rejected: stillRejected });
   if (keep.length === 0) return [];
   const refused: ReplayRefused[] = [];
-  conn.withoutCapture(() => {
+  // A record holds what its triggers did: replaying it must not fire them again (effects.ts).
+  applyingEffects(conn, () => conn.withoutCapture(() => {
     conn.exec('BEGIN IMMEDIATE');
     try {
       for (const r of keep) {
@@ -178,7 +180,7 @@ function replay(local: LocalDatabase, records: ChangeRecord[]): ReplayRefused[] 
       conn.rollbackQuietly();
       throw e;
     }
-  });
+  }));
   return refused;
 }
 

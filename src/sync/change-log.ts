@@ -6,7 +6,9 @@
  * (`sqlite_*`).
  *
  * Records arrive from the engine's capture hooks (engine/capture.ts), inside the committing
- * transaction, so a record and its commit are atomic. A record is the transaction's segments
+ * transaction, so a record and its commit are atomic. There, too, a transaction that could
+ * not sync is refused before it commits: a write to a self-contained virtual table
+ * (`ShadowTables` below) or a row left with a NULL primary key (null-keys.ts). A record is the transaction's segments
  * in statement order: DDL statements, and the row changes between them, each changeset with
  * the column names of its tables as they were when the changes were made, so that a change is
  * pushed and replayed to the columns it was made to, whatever the schema became later.
@@ -30,6 +32,7 @@ import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
 import type { RecordSegment } from './changeset.js';
 import { OutpostError } from '../errors.js';
 import { invariant } from './invariant.js';
+import { NullKeys } from './null-keys.js';
 import { tableExists } from './schema.js';
 
 export const CHANGES_TABLE = '_outpost_changes';
@@ -123,12 +126,21 @@ export class ChangeLog {
     let changes: ChangeLog | null = null;
     let connection: Connection | null = null;
     const shadows = new ShadowTables(() => connection);
+    const nullKeys = new NullKeys(() => connection);
     const conn = await open({
       tracks: (table) => isTrackedTable(table) && shadows.tracks(table),
       onCommit: (record) => {
         invariant(changes !== null, 'a transaction committed before the change log was bound');
         shadows.checkCommit(record.segments);
-        changes.append(record);
+        nullKeys.check(record.tables);
+        // A transaction whose only rows the session skipped leaves nothing to record.
+        if (record.segments.length > 0) changes.append(record);
+      },
+      // What was read about tables may be stale: a rolled-back CREATE VIRTUAL TABLE must not
+      // leave its shadow tables' names classified (a later table of that name would be skipped).
+      schemaMayHaveChanged: () => {
+        shadows.forget();
+        nullKeys.forget();
       },
     });
     connection = conn;
@@ -203,6 +215,11 @@ class ShadowTables {
 
   constructor(private readonly conn: () => Connection | null) {}
 
+  /** Forgets every classification (the schema may have changed). */
+  forget(): void {
+    this.known.clear();
+  }
+
   /** The session's question; a table to refuse is tracked, so its commit can be seen and refused. */
   tracks(table: string): boolean {
     return this.classify(table) !== 'skip';
@@ -210,11 +227,10 @@ class ShadowTables {
 
   /**
    * At a commit: refuses a transaction that wrote a virtual table's own data (an R*Tree is
-   * refused at its creation, which writes its first node); forgets what it knew after DDL.
+   * refused at its creation, which writes its first node).
    */
   checkCommit(segments: readonly RecordSegment[]): void {
     const refused = segments.flatMap((s) => ('ddl' in s || !s.columns ? [] : Object.keys(s.columns).filter((t) => this.known.get(t) === 'refuse')));
-    if (segments.some((s) => 'ddl' in s)) this.known.clear();
     if (refused.length > 0) {
       const owner = refused[0]!.replace(/_(content|node|rowid|parent)$/i, '');
       throw new OutpostError(

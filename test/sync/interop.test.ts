@@ -160,5 +160,29 @@ for (const peer of peers) {
       await db.pull();
       expect(await db.pull()).toBe(false);
     });
+
+    test('user_version and application_id set in a migration reach the server and other replicas', async () => {
+      const { db: a } = await client('header');
+      await a.exec('BEGIN; CREATE TABLE m(id INTEGER PRIMARY KEY); PRAGMA user_version = 3; PRAGMA application_id = 77; COMMIT');
+      await a.push();
+      const { db: b } = await client('header');
+      expect(await b.get('PRAGMA user_version')).toEqual({ user_version: 3 });
+      expect(await b.get('PRAGMA application_id')).toEqual({ application_id: 77 });
+      await a.pull();
+      expect(await a.get('PRAGMA user_version')).toEqual({ user_version: 3 });
+    });
+
+    // Pushed changes already hold what the client's triggers did. The Outpost server applies
+    // them with triggers off; turso --sync-server fires them again (its documented limit).
+    test(`a BEFORE trigger's write is applied ${peer.name === 'Outpost server' ? 'once' : 'twice (turso --sync-server fires triggers on pushed changes)'}`, async () => {
+      const { db: a } = await client('triggers');
+      await a.exec(`CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE counter(id INTEGER PRIMARY KEY, n INTEGER);
+        INSERT INTO counter VALUES (1, 0);
+        CREATE TRIGGER t_bi BEFORE INSERT ON t BEGIN UPDATE counter SET n = n + 1 WHERE id = 1; END;`);
+      await a.push();
+      await a.exec("INSERT INTO t(v) VALUES ('x')");
+      await a.sync();
+      expect(await a.get('SELECT n FROM counter')).toEqual({ n: peer.name === 'Outpost server' ? 1 : 2 });
+    });
   });
 }
