@@ -16,7 +16,7 @@ const TABLES = [
   'CREATE TABLE a(id INTEGER PRIMARY KEY, x, y REAL, z TEXT)',
   'CREATE TABLE b(x, y, z)',
   'CREATE TABLE c(k TEXT PRIMARY KEY, j INTEGER, x BLOB, y NUMERIC) WITHOUT ROWID',
-  'CREATE TABLE "d e"(k1, k2, x, PRIMARY KEY (k2, k1))',
+  'CREATE TABLE "d e"(k1 NOT NULL, k2 NOT NULL, x, PRIMARY KEY (k2, k1))',
 ];
 const COLUMNS: Record<string, string[]> = { a: ['x', 'y', 'z'], b: ['x', 'y', 'z'], c: ['j', 'x', 'y'], 'd e': ['x'] };
 
@@ -61,7 +61,7 @@ function statement(random: Random, next: () => number): string {
     if (table === 'a') return `INSERT INTO a(id, x, y, z) VALUES (${k}, ${values.join(', ')})`;
     if (table === 'b') return `INSERT INTO b(rowid, x, y, z) VALUES (${k}, ${values.join(', ')})`;
     if (table === 'c') return `INSERT INTO c(k, j, x, y) VALUES ('k${k}', ${values.join(', ')})`;
-    return `INSERT INTO "d e"(k1, k2, x) VALUES (${k}, ${literal(random)}, ${values[0]})`;
+    return `INSERT INTO "d e"(k1, k2, x) VALUES (${k}, coalesce(${literal(random)}, 0), ${values[0]})`;
   }
   const column = pick(random, COLUMNS[table]!);
   if (op < 9) return `UPDATE ${q} SET "${column}" = ${literal(random)} WHERE rowid % 3 = ${int(random, 0, 2)}`.replace('WHERE rowid', table === 'c' ? 'WHERE length(k)' : 'WHERE rowid');
