@@ -3,8 +3,8 @@
  * was lost is not applied twice), send the records after it in batches (push-plan.ts), each
  * one server transaction (push-batch.ts), and when a batch is refused, push it again one
  * transaction at a time to isolate the change the server refuses. A refused change is recorded
- * in the sync state: kept locally, skipped by later pushes, reported until the application
- * drops it or retries it.
+ * in the rejection log (rejected-file.ts): kept locally, skipped by later pushes, reported until
+ * the application drops it or retries it, however many there are.
  */
 import { SyncError } from '../errors.js';
 import type { SyncTransport } from '../protocol/transport.js';
@@ -33,10 +33,10 @@ export async function pushOnce(local: LocalDatabase, transport: SyncTransport, o
   let acked = readAck(await transport.pipeline(ackRequest(clientId)));
   // The server has seen ids up to `acked` from this client: never hand them out again.
   if (local.state.value.changeIdFloor < acked) local.state.update({ changeIdFloor: acked });
-  const rejected = { ...local.state.value.rejected };
+  const refusals = new Map<number, string>();
   const refusedTables = new Map<number, string | null>();
   const refuse = (id: number, result: Extract<PushResult, { type: 'refused' }>): void => {
-    rejected[id] = result.reason;
+    refusals.set(id, result.reason);
     refusedTables.set(id, result.table);
   };
   const send = async (batch: ChangeRecord[]): Promise<PushResult> => {
@@ -49,7 +49,7 @@ export async function pushOnce(local: LocalDatabase, transport: SyncTransport, o
     if (result.type === 'ok') acked = Math.max(acked, batch[batch.length - 1]!.id);
     return result;
   };
-  const todo = recordsToPush(records, acked, rejected);
+  const todo = recordsToPush(records, acked, (id) => local.rejected.has(id));
   let pushed = 0;
   for (const batch of splitIntoBatches(todo, options.pushBatchSize ?? 1000)) {
     const result = await send(batch);
@@ -64,9 +64,9 @@ export async function pushOnce(local: LocalDatabase, transport: SyncTransport, o
       }
     }
   }
-  local.state.update({ rejected, lastPushAt: Date.now() });
-  const refused = todo.filter((r) => rejected[r.id] !== undefined);
-  return { pushed, refused: refused.length > 0 ? refusedError(refused.map((r) => r.id), rejected, refusedTables) : null };
+  local.rejected.record(refusals, { lastPushAt: Date.now() });
+  const refused = todo.filter((r) => refusals.has(r.id));
+  return { pushed, refused: refused.length > 0 ? refusedError(refused.map((r) => r.id), refusals, refusedTables) : null };
 }
 
 /** Sends one batch of records as one server transaction. */
@@ -85,11 +85,11 @@ async function sendBatch(
   return readPushResult(batch, await transport.pipeline(batch.request));
 }
 
-function refusedError(ids: number[], reasons: Record<string, string>, tables: Map<number, string | null>): SyncError {
+function refusedError(ids: number[], reasons: ReadonlyMap<number, string>, tables: Map<number, string | null>): SyncError {
   const first = ids[0]!;
   const more = ids.length > 1 ? ` (and ${ids.length - 1} more)` : '';
   return new SyncError(
-    `the server refused change ${first}${more}: ${reasons[first]}. It stays local; inspect it with pendingChanges(), then drop it or fix it with sync.transform and retryRejectedChange()`,
+    `the server refused change ${first}${more}: ${reasons.get(first)}. It stays local; inspect it with pendingChanges(), then drop it or fix it with sync.transform and retryRejectedChange()`,
     'REJECTED',
     undefined,
     first,

@@ -46,8 +46,16 @@ export interface SyncState {
    * the server's bytes back if a crash comes before step e did. Null otherwise.
    */
   pageOne?: string | null;
-  /** Change ids the server refused, with why: kept locally, skipped by push until resolved. */
-  rejected: Record<string, string>;
+  /**
+   * The valid byte range of the rejection log (rejected-file.ts), which holds the change ids
+   * refused and why; absent in states written before it existed.
+   */
+  rejectedLog?: { start: number; end: number };
+  /**
+   * Refused change ids, as states written before the rejection log kept them (a map that a few
+   * dozen long reasons made overflow the slot). Moved into the log on open; never written now.
+   */
+  rejected?: Record<string, string>;
   /** When the last pull was applied, in milliseconds since the epoch. */
   lastPullAt: number | null;
   /** When the last push finished, in milliseconds since the epoch. */
@@ -100,7 +108,7 @@ export class SyncStateFile {
       changeIdFloor: 0,
       phase: 'idle',
       replayEntries: 0,
-      rejected: {},
+      rejectedLog: { start: 0, end: 0 },
       lastPullAt: null,
       lastPushAt: null,
       bytesSent: 0,
@@ -133,7 +141,7 @@ export class SyncStateFile {
 /** One slot's bytes: header and body. */
 function encodeSlot(state: SyncState): Uint8Array {
   const body = new TextEncoder().encode(JSON.stringify(state));
-  if (body.length > SLOT_BYTES - SLOT_HEADER_BYTES) throw new Error('sync metadata is too large (too many rejected changes?)');
+  if (body.length > SLOT_BYTES - SLOT_HEADER_BYTES) throw new Error(`the sync state is too large for its slot (${body.length} bytes)`);
   const record = new Uint8Array(SLOT_HEADER_BYTES + body.length);
   const view = new DataView(record.buffer);
   view.setUint32(0, body.length, true);
