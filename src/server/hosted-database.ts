@@ -4,16 +4,27 @@
  *
  * Everything the engine does is synchronous, so one request's SQL never interleaves with
  * another's: a pull reads a consistent snapshot, and a pipeline runs as one stream.
+ *
+ * Streams across requests (Hrana batons), for transactions too large for one request: a
+ * pipeline that ends with a transaction open (and no `close`) keeps it open on the database's
+ * connection and answers with a baton, a random 128-bit name that only the next request of the
+ * same stream, on the same database and with a token of the same subject, can present (each
+ * answer names a new one). While a stream holds the transaction, every other request to this
+ * database, pulls included, waits (`whenFree`) until the stream commits, rolls back, or stays
+ * idle for `streams.idleMs`, after which it is rolled back; a request that waited that long
+ * gets 503 BUSY. At most `streams.slots.max` streams are open in the whole server.
  */
 import * as path from 'node:path';
 import { Connection } from '../engine/connection.js';
 import { NodeDirectory } from '../opfs-vfs/storage/node.js';
 import { ProtocolError } from '../errors.js';
+import { randomHex } from '../protocol/ids.js';
+import { HttpError } from './http.js';
 import type { PipelineResponse } from '../protocol/hrana.js';
 import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, type PullRequest, encodePage, encodePullHeader } from '../protocol/pull-updates.js';
 import { decodeRoaring } from '../protocol/roaring.js';
 import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
-import { executePipeline } from './hrana.js';
+import { checkPipelineBody, executePipeline } from './hrana.js';
 import { RevisionLog } from './revlog.js';
 import { ClientOwners, type Writer } from './client-owners.js';
 import { type SandboxLimits, type StatementClock, applySandbox } from './sandbox.js';
@@ -26,6 +37,27 @@ export interface HostedDatabaseOptions {
   writableTables?: string[] | undefined;
   /** What tenant SQL may do (see sandbox.ts). */
   limits: SandboxLimits;
+  /** Streams across requests (see the header); the slots are shared by the server's databases. */
+  streams?: StreamLimits;
+}
+
+export interface StreamLimits {
+  /** How long a stream may stay idle before its transaction is rolled back. */
+  idleMs: number;
+  /** Open streams in the whole server, and how many may be. */
+  slots: { open: number; max: number };
+}
+
+/** The default: a stream idle for 10 s is rolled back, at most 64 open in one server. */
+export function defaultStreamLimits(): StreamLimits {
+  return { idleMs: 10_000, slots: { open: 0, max: 64 } };
+}
+
+/** The stream holding the database's write transaction between its requests. */
+interface HeldStream {
+  baton: string;
+  subject: string | null;
+  timer: ReturnType<typeof setTimeout>;
 }
 
 /** Pages read and encoded at a time while a pull is written out (1 MiB of page images). */
@@ -36,6 +68,9 @@ export class HostedDatabase {
   /** Requests and long polls using it right now; a pinned database is never evicted. */
   pins = 0;
   private readonly waiters = new Set<() => void>();
+  private stream: HeldStream | null = null;
+  /** Requests waiting for the stream to end. */
+  private readonly streamWaiters = new Set<() => void>();
 
   private constructor(
     readonly name: string,
@@ -45,6 +80,7 @@ export class HostedDatabase {
     private readonly clock: StatementClock,
     private readonly authorizer: Parameters<Connection['setAuthorizer']>[0],
     private readonly owners: ClientOwners,
+    private readonly streams: StreamLimits,
   ) {}
 
   static async open(dataDir: string, name: string, options: HostedDatabaseOptions): Promise<HostedDatabase> {
@@ -62,7 +98,7 @@ export class HostedDatabase {
       const { clock, authorizer } = applySandbox(conn, options.limits, options.writableTables ? writeRulesAuthorizer(options.writableTables) : undefined);
       const owners = new ClientOwners(`${file}-owners`);
       owners.register(conn);
-      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners);
+      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.streams ?? defaultStreamLimits());
       owners.afterRequest(conn, (sql) => hosted.execTrusted(sql));
       return hosted;
     } catch (e) {
@@ -140,15 +176,94 @@ export class HostedDatabase {
    * acknowledgements: client-owners.ts); wakes long polls when it committed something.
    */
   pipeline(body: unknown, writer: Writer = { subject: null, admin: true }): PipelineResponse {
+    checkPipelineBody(body);
+    const baton = body.baton ?? null;
+    const held = this.stream;
+    if (baton !== null) {
+      if (!held || held.baton !== baton || (held.subject !== writer.subject && !writer.admin)) {
+        throw new HttpError(409, `this stream has ended (committed, rolled back, or idle longer than ${this.streams.idleMs} ms), or is not this database's`, 'STREAM_ENDED');
+      }
+    } else if (held) {
+      throw new HttpError(503, 'a stream holds this database\'s write transaction; try again later', 'BUSY');
+    }
     const before = this.revlog.seq;
     this.owners.writer = writer;
     try {
-      return executePipeline(this.conn, body, this.clock);
+      const { response, open } = executePipeline(this.conn, body, this.clock, true);
+      if (!open) {
+        this.endStream();
+        return response;
+      }
+      if (!held && this.streams.slots.open >= this.streams.slots.max) {
+        this.conn.rollbackQuietly();
+        throw new HttpError(503, `the server has ${this.streams.slots.max} streams open, its limit; the transaction was rolled back, try again later`, 'BUSY');
+      }
+      return { ...response, baton: this.holdStream(writer.subject) };
+    } catch (e) {
+      this.endStream();
+      throw e;
     } finally {
       this.owners.writer = { subject: null, admin: true };
-      this.owners.afterRequest(this.conn, (sql) => this.execTrusted(sql));
+      // Inside a stream's open transaction the protocol table may not be committed yet: the
+      // owner triggers are installed once it is.
+      if (!this.conn.inTransaction) this.owners.afterRequest(this.conn, (sql) => this.execTrusted(sql));
       if (this.revlog.seq !== before) for (const wake of [...this.waiters]) wake();
     }
+  }
+
+  /** Waits as `whenFree` does for a request without a baton; 503 BUSY when the stream outlasts the wait. */
+  async waitForTurn(body: unknown): Promise<void> {
+    const baton = typeof body === 'object' && body !== null ? (body as { baton?: unknown }).baton : null;
+    if (baton !== null && baton !== undefined) return;
+    if (!(await this.whenFree())) throw new HttpError(503, "a stream holds this database's write transaction; try again later", 'BUSY');
+  }
+
+  /**
+   * Resolves once no stream holds the database (true), or after `timeoutMs` with one still
+   * holding it (false). Requests without a baton wait here before they run.
+   */
+  whenFree(timeoutMs = this.streams.idleMs): Promise<boolean> {
+    if (!this.stream) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.streamWaiters.delete(done);
+        resolve(this.stream === null);
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.streamWaiters.add(done);
+    });
+  }
+
+  /** Whether a stream holds the write transaction now. */
+  get streaming(): boolean {
+    return this.stream !== null;
+  }
+
+  /** Keeps the open transaction for the stream's next request; returns that request's baton. */
+  private holdStream(subject: string | null): string {
+    if (this.stream) clearTimeout(this.stream.timer);
+    else {
+      this.streams.slots.open++;
+      this.pins++;
+    }
+    const baton = randomHex(16);
+    const timer = setTimeout(() => {
+      this.conn.rollbackQuietly();
+      this.endStream();
+    }, this.streams.idleMs);
+    this.stream = { baton, subject, timer };
+    return baton;
+  }
+
+  /** The stream (if any) is over: its slot and pin are freed and waiting requests go on. */
+  private endStream(): void {
+    if (!this.stream) return;
+    clearTimeout(this.stream.timer);
+    this.stream = null;
+    this.streams.slots.open--;
+    this.pins--;
+    for (const wake of [...this.streamWaiters]) wake();
   }
 
   /**
@@ -167,6 +282,10 @@ export class HostedDatabase {
 
   async close(): Promise<void> {
     for (const wake of [...this.waiters]) wake();
+    if (this.stream) {
+      this.conn.rollbackQuietly();
+      this.endStream();
+    }
     await this.conn.close();
     this.revlog.close(this.durable);
   }

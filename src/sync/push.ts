@@ -12,7 +12,20 @@ import type { SyncOptions } from '../types.js';
 import type { ChangeRecord } from './change-log.js';
 import { decodeSegments } from './changeset.js';
 import type { LocalDatabase } from './local.js';
-import { type PushResult, ackRequest, applyTransform, buildPushBatch, pushSteps, readAck, readPushResult } from './push-batch.js';
+import {
+  type PushResult,
+  REQUEST_BYTES_MAX,
+  REQUEST_STEPS_MAX,
+  ackRequest,
+  applyTransform,
+  buildPushBatch,
+  buildStreamBatches,
+  pushSteps,
+  readAck,
+  readPushResult,
+  splitSteps,
+} from './push-batch.js';
+import type { PushStep } from './push-sql.js';
 import { recordsToPush, splitIntoBatches } from './push-plan.js';
 import { tableInfoLookup } from './schema.js';
 
@@ -81,8 +94,60 @@ async function sendBatch(
   const decoded = records.map((r) => ({ id: r.id, segments: decodeSegments(local.conn, r.segments) }));
   const planned = pushSteps(decoded, tableInfoLookup(local.conn), transform !== undefined);
   const steps = transform && planned.mutations.length > 0 ? applyTransform(planned, await transform(planned.mutations.map((m) => m.mutation))) : planned.steps;
-  const batch = buildPushBatch(clientId, Math.max(acked, records[records.length - 1]!.id), steps);
-  return readPushResult(batch, await transport.pipeline(batch.request));
+  const ackedAfter = Math.max(acked, records[records.length - 1]!.id);
+  const split = splitSteps(steps);
+  if ('oversized' in split) {
+    const s = split.oversized;
+    const reason = `a statement of ${mib(split.bytes)} MiB${s.table ? ` (table ${s.table})` : ''} is larger than one push request may carry (${mib(REQUEST_BYTES_MAX)} MiB): no server can take it; drop the change or store the value in smaller rows`;
+    return { type: 'refused', reason, changeId: s.changeId, table: s.table };
+  }
+  if (split.parts.length === 1) {
+    const batch = buildPushBatch(clientId, ackedAfter, steps);
+    return readPushResult(batch, await transport.pipeline(batch.request));
+  }
+  return sendStream(transport, clientId, ackedAfter, split.parts, split.bytes, records);
+}
+
+/**
+ * Sends one transaction too large for one request over several requests of one Hrana stream
+ * (push-batch.ts `buildStreamBatches`). A server that does not keep streams (it answers the
+ * first part without a baton) cannot take it: the transaction is rolled back there and the
+ * records come back refused, with their size and the reason, so they are kept, reported and
+ * skipped rather than failing every later push. An answer lost mid-stream throws (the push is
+ * retried from the acknowledgement; the server rolls back the abandoned stream when it idles).
+ */
+async function sendStream(transport: SyncTransport, clientId: string, ackedAfter: number, parts: PushStep[][], bytes: number, records: ChangeRecord[]): Promise<PushResult> {
+  const batches = buildStreamBatches(clientId, ackedAfter, parts);
+  let baton: string | null = null;
+  for (const [i, batch] of batches.entries()) {
+    const request = { ...batch.request, baton };
+    let response;
+    try {
+      response = await transport.pipeline(request);
+    } catch (e) {
+      if (i > 0 && e instanceof SyncError && e.status === 409) {
+        throw new SyncError(`the server ended a push stream before it finished (${e.message}); the push starts over`, 'HTTP', 503);
+      }
+      throw e;
+    }
+    const result = readPushResult(batch, response);
+    if (result.type === 'refused') return result;
+    if (i < batches.length - 1 && response.baton === null) {
+      // Turso's server, for one, answers without a baton and keeps the transaction open on its
+      // shared connection: end it before anything else runs there.
+      await transport.pipeline({ baton: null, requests: [{ type: 'execute', stmt: { sql: 'ROLLBACK', args: [], want_rows: false } }] }).catch(() => undefined);
+      const statements = parts.reduce((n, p) => n + p.length, 0);
+      const first = records[0]!.id;
+      const reason = `change ${first}${records.length > 1 ? ` (with ${records.length - 1} more in its batch)` : ''} is ${statements} statements and ${mib(bytes)} MiB, more than one push request may carry (${REQUEST_STEPS_MAX} statements, ${mib(REQUEST_BYTES_MAX)} MiB), and this server does not keep a transaction open across requests (Hrana batons), so it cannot take it; split the work into smaller transactions, or sync with an Outpost server`;
+      return { type: 'refused', reason, changeId: records.length === 1 ? first : null, table: null };
+    }
+    baton = response.baton;
+  }
+  return { type: 'ok' };
+}
+
+function mib(bytes: number): string {
+  return (bytes / (1024 * 1024)).toFixed(1);
 }
 
 function refusedError(ids: number[], reasons: ReadonlyMap<number, string>, tables: Map<number, string | null>): SyncError {
