@@ -15,6 +15,7 @@ import type { PulledUpdate } from './pull.js';
 import { type RevertPlan, recoveryPlan, revertPlan } from './recovery.js';
 import { type ReplayRefusal, replayRecord } from './replay.js';
 import { tableExists } from './schema.js';
+import { pushedUpTo, rotateClientId } from './state-file.js';
 
 /**
  * Applies a downloaded update (steps a–f). Must run outside any transaction. Returns the
@@ -157,8 +158,16 @@ export interface ReplayRefused extends ReplayRefusal {
 function replay(local: LocalDatabase, records: ChangeRecord[]): ReplayRefused[] {
   const { conn, state } = local;
   records.forEach((r, i) => invariant(i === 0 || r.id > records[i - 1]!.id, `change ids strictly increase (${r.id} after ${records[i - 1]?.id})`));
-  const acked = acknowledgedLocally(conn, state.value.clientId);
-  const keep = records.filter((r) => r.id > acked || local.rejected.has(r.id));
+  let acked = acknowledgedLocally(conn, state.value.clientId);
+  if (acked > pushedUpTo(state.value)) {
+    // Acknowledged past anything this replica sent under its id: a copy pushes under it (see push.ts).
+    rotateClientId(state, state.value.home ?? '');
+    acked = 0;
+  }
+  const inherited = state.value.inherited;
+  const covered = inherited ? Math.min(inherited.upTo, acknowledgedLocally(conn, inherited.clientId)) : 0;
+  const keep = records.filter((r) => (r.id > acked && r.id > covered) || local.rejected.has(r.id));
+  if (inherited && !keep.some((r) => r.id <= inherited.upTo)) state.update({ inherited: null });
   const maxId = records.reduce((a, r) => Math.max(a, r.id), 0);
   // Marks of records the pulled image covers (or that are gone) go with them.
   const kept = new Set(keep.map((r) => r.id));

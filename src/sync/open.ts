@@ -13,7 +13,7 @@ import { SyncEngine } from './engine.js';
 import { RejectionLog } from './rejected-file.js';
 import { ReplayFile } from './replay-file.js';
 import { RevertFile } from './revert-file.js';
-import { SyncStateFile } from './state-file.js';
+import { SyncStateFile, rotateClientId } from './state-file.js';
 import { HttpTransport } from './transport.js';
 import { DB_FILE, REJECTED_FILE, REPLAY_FILE, REVERT_FILE, SYNC_STATE_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
 
@@ -80,6 +80,12 @@ export async function openSynced(
       `${directory.label} syncs with ${state.value.url}, not ${sync.url}; open it with that URL, or delete it to sync with another`,
       'INVALID_ARGUMENT',
     );
+  }
+  if (state.value.home === undefined) state.update({ home: directory.label });
+  else if (state.value.home !== directory.label) {
+    // The files were copied or moved here: the replica at the old place may still push under
+    // the old client id, and the server would then take this one's changes as already applied.
+    rotateClientId(state, directory.label);
   }
   if (state.value.revision !== null && !((await directory.fileSize(DB_FILE)) ?? 0) && !((await directory.fileSize(WAL_FILE)) ?? 0)) {
     // The database file is gone but its sync state survived (a user deleted one file, or a

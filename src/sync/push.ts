@@ -28,6 +28,7 @@ import {
 import type { PushStep } from './push-sql.js';
 import { recordsToPush, splitIntoBatches } from './push-plan.js';
 import { tableInfoLookup } from './schema.js';
+import { pushedUpTo, rotateClientId } from './state-file.js';
 
 export type PushOptions = Pick<SyncOptions, 'pushBatchSize' | 'transform'>;
 
@@ -42,8 +43,18 @@ export interface PushOutcome {
 export async function pushOnce(local: LocalDatabase, transport: SyncTransport, options: PushOptions): Promise<PushOutcome | null> {
   const records = local.changes.readAll();
   if (records.length === 0) return null;
-  const clientId = local.state.value.clientId;
+  let clientId = local.state.value.clientId;
   let acked = readAck(await transport.pipeline(ackRequest(clientId)));
+  if (acked > pushedUpTo(local.state.value)) {
+    // The server acknowledged an id this replica never sent under its client id: a copy of it
+    // pushes under the same id. Continue under a new one, or those changes would be skipped.
+    rotateClientId(local.state, local.state.value.home ?? '');
+    clientId = local.state.value.clientId;
+    acked = 0;
+  }
+  const inherited = local.state.value.inherited;
+  // Records sent under the previous client id and acknowledged for it are done.
+  const covered = inherited ? Math.min(inherited.upTo, readAck(await transport.pipeline(ackRequest(inherited.clientId)))) : 0;
   // The server has seen ids up to `acked` from this client: never hand them out again.
   if (local.state.value.changeIdFloor < acked) local.state.update({ changeIdFloor: acked });
   const refusals = new Map<number, string>();
@@ -57,12 +68,14 @@ export async function pushOnce(local: LocalDatabase, transport: SyncTransport, o
     // loss takes the change log's last commits (durability 'normal') after the server took
     // the batch. Without it, new writes reused acknowledged ids and the server skipped them.
     const lastId = batch[batch.length - 1]!.id;
-    if (local.state.value.changeIdFloor < lastId) local.state.update({ changeIdFloor: lastId });
+    if (local.state.value.changeIdFloor < lastId || pushedUpTo(local.state.value) < lastId) {
+      local.state.update({ changeIdFloor: Math.max(local.state.value.changeIdFloor, lastId), pushedUpTo: Math.max(pushedUpTo(local.state.value), lastId) });
+    }
     const result = await sendBatch(local, transport, clientId, acked, batch, options.transform);
     if (result.type === 'ok') acked = Math.max(acked, batch[batch.length - 1]!.id);
     return result;
   };
-  const todo = recordsToPush(records, acked, (id) => local.rejected.has(id));
+  const todo = recordsToPush(records, acked, (id) => local.rejected.has(id)).filter((r) => r.id > covered);
   let pushed = 0;
   for (const batch of splitIntoBatches(todo, options.pushBatchSize ?? 1000)) {
     const result = await send(batch);
