@@ -181,7 +181,7 @@ export class HostedDatabase {
     const held = this.stream;
     if (baton !== null) {
       if (!held || held.baton !== baton || (held.subject !== writer.subject && !writer.admin)) {
-        throw new HttpError(409, `this stream has ended (committed, rolled back, or idle longer than ${this.streams.idleMs} ms), or is not this database's`, 'STREAM_ENDED');
+        throw new HttpError(400, `this stream has ended (committed, rolled back, or idle longer than ${this.streams.idleMs} ms), or is not this database's`, 'STREAM_ENDED');
       }
     } else if (held) {
       throw new HttpError(503, 'a stream holds this database\'s write transaction; try again later', 'BUSY');

@@ -138,7 +138,7 @@ async function sendStream(transport: SyncTransport, clientId: string, ackedAfter
     try {
       response = await transport.pipeline(request);
     } catch (e) {
-      if (i > 0 && e instanceof SyncError && e.status === 409) {
+      if (i > 0 && e instanceof SyncError && e.status === 400 && /stream has ended/.test(e.message)) {
         throw new SyncError(`the server ended a push stream before it finished (${e.message}); the push starts over`, 'HTTP', 503);
       }
       throw e;
