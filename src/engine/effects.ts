@@ -76,24 +76,41 @@ function virtualTableWrites(conn: Connection): { name: string; sql: string }[] {
 }
 
 /**
- * Runs `fn` (which applies effects) with the main schema's triggers off, except those that
- * write a virtual table (see the header). `execTrusted` runs the server's own statements where
- * tenants' statements are sandboxed (TEMP triggers are refused to tenants).
+ * Turns the main schema's triggers off, except those that write a virtual table (see the
+ * header), until the returned function is called; for effects applied across several calls
+ * (a push streamed over several requests). `execTrusted` runs the server's own statements
+ * where tenants' statements are sandboxed (TEMP triggers are refused to tenants).
  */
-export function applyingEffects<T>(conn: Connection, fn: () => T, execTrusted: (sql: string) => void = (sql) => conn.exec(sql)): T {
+export function beginEffects(conn: Connection, execTrusted: (sql: string) => void = (sql) => conn.exec(sql)): () => void {
   // Most databases have no trigger: then there is nothing to switch (and switching would
   // expire every prepared statement).
-  if (Number(conn.value("SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'")) === 0) return fn();
+  if (Number(conn.value("SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'")) === 0) return () => {};
   const copies = conn.withoutCapture(() => virtualTableWrites(conn));
   conn.setTriggersEnabled(false);
   try {
     if (copies.length > 0) conn.withoutCapture(() => execTrusted(copies.map((c) => c.sql).join(';\n')));
-    try {
-      return fn();
-    } finally {
-      if (copies.length > 0) conn.withoutCapture(() => execTrusted(copies.map((c) => `DROP TRIGGER IF EXISTS temp.${c.name}`).join(';\n')));
-    }
-  } finally {
+  } catch (e) {
     conn.setTriggersEnabled(true);
+    throw e;
+  }
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    try {
+      if (copies.length > 0) conn.withoutCapture(() => execTrusted(copies.map((c) => `DROP TRIGGER IF EXISTS temp.${c.name}`).join(';\n')));
+    } finally {
+      conn.setTriggersEnabled(true);
+    }
+  };
+}
+
+/** Runs `fn` (which applies effects) between `beginEffects` and its end. */
+export function applyingEffects<T>(conn: Connection, fn: () => T, execTrusted?: (sql: string) => void): T {
+  const end = beginEffects(conn, execTrusted);
+  try {
+    return fn();
+  } finally {
+    end();
   }
 }

@@ -21,14 +21,15 @@ export const SELECT_TURSO_SYNC = `SELECT pull_gen, change_id FROM ${TURSO_SYNC_T
 export const PULL_GEN = 1;
 
 /**
- * Whether a Hrana pipeline body writes `turso_sync_last_change_id`: a sync client's push (Outpost's
- * and Turso's clients both upsert or update their row in the push's transaction). Its row
- * changes are effects, applied with triggers off (engine/effects.ts).
+ * Whether a Hrana pipeline body is a sync client's push: it writes `turso_sync_last_change_id`
+ * (Outpost's and Turso's clients both upsert or update their row in the push's transaction) or
+ * creates it (the first request of Outpost's streamed push, whose acknowledgement comes in its
+ * last). Its row changes are effects, applied with triggers off (engine/effects.ts).
  */
-export function writesAcknowledgement(body: unknown): boolean {
+export function isSyncPush(body: unknown): boolean {
   const requests = (body as { requests?: unknown } | null)?.requests;
   if (!Array.isArray(requests)) return false;
-  const writes = new RegExp(String.raw`^\s*(?:INSERT|UPDATE|REPLACE)\b[\s\S]*\b${TURSO_SYNC_TABLE}\b`, 'i');
+  const writes = new RegExp(String.raw`^\s*(?:INSERT|UPDATE|REPLACE|CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS)\b[\s\S]*\b${TURSO_SYNC_TABLE}\b`, 'i');
   const isWrite = (stmt: unknown): boolean => typeof (stmt as { sql?: unknown } | null)?.sql === 'string' && writes.test((stmt as { sql: string }).sql);
   return requests.some((r: unknown) => {
     const req = r as { stmt?: unknown; batch?: { steps?: unknown } } | null;

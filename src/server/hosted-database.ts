@@ -4,17 +4,28 @@
  *
  * Everything the engine does is synchronous, so one request's SQL never interleaves with
  * another's: a pull reads a consistent snapshot, and a pipeline runs as one stream.
+ *
+ * Streams across requests (Hrana batons), for transactions too large for one request: a
+ * pipeline that ends with a transaction open (and no `close`) keeps it open on the database's
+ * connection and answers with a baton, a random 128-bit name that only the next request of the
+ * same stream, on the same database and with a token of the same subject, can present (each
+ * answer names a new one). While a stream holds the transaction, every other request to this
+ * database, pulls included, waits (`whenFree`) until the stream commits, rolls back, or stays
+ * idle for `streams.idleMs`, after which it is rolled back; a request that waited that long
+ * gets 503 BUSY. At most `streams.slots.max` streams are open in the whole server.
  */
 import * as path from 'node:path';
 import { Connection } from '../engine/connection.js';
-import { applyingEffects } from '../engine/effects.js';
+import { beginEffects } from '../engine/effects.js';
 import { NodeDirectory } from '../opfs-vfs/storage/node.js';
 import { ProtocolError } from '../errors.js';
+import { randomHex } from '../protocol/ids.js';
+import { HttpError } from './http.js';
 import type { PipelineResponse } from '../protocol/hrana.js';
 import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, type PullRequest, encodePage, encodePullHeader } from '../protocol/pull-updates.js';
 import { decodeRoaring } from '../protocol/roaring.js';
-import { TURSO_SYNC_TABLE, writesAcknowledgement } from '../protocol/turso-tables.js';
-import { executePipeline } from './hrana.js';
+import { TURSO_SYNC_TABLE, isSyncPush } from '../protocol/turso-tables.js';
+import { checkPipelineBody, executePipeline } from './hrana.js';
 import { RevisionLog } from './revlog.js';
 import { ClientOwners, type Writer } from './client-owners.js';
 import { type SandboxLimits, type StatementClock, applySandbox } from './sandbox.js';
@@ -28,6 +39,29 @@ export interface HostedDatabaseOptions {
   writableTables?: string[] | undefined;
   /** What tenant SQL may do (see sandbox.ts). */
   limits: SandboxLimits;
+  /** Streams across requests (see the header); the slots are shared by the server's databases. */
+  streams?: StreamLimits;
+}
+
+export interface StreamLimits {
+  /** How long a stream may stay idle before its transaction is rolled back. */
+  idleMs: number;
+  /** Open streams in the whole server, and how many may be. */
+  slots: { open: number; max: number };
+}
+
+/** The default: a stream idle for 10 s is rolled back, at most 64 open in one server. */
+export function defaultStreamLimits(): StreamLimits {
+  return { idleMs: 10_000, slots: { open: 0, max: 64 } };
+}
+
+/** The stream holding the database's write transaction between its requests. */
+interface HeldStream {
+  baton: string;
+  subject: string | null;
+  timer: ReturnType<typeof setTimeout>;
+  /** Ends the triggers-off state of a streamed push (engine/effects.ts); null for other streams. */
+  endEffects: (() => void) | null;
 }
 
 /** Pages read and encoded at a time while a pull is written out (1 MiB of page images). */
@@ -39,6 +73,9 @@ export class HostedDatabase {
   pins = 0;
   private readonly waiters = new Set<() => void>();
   private readonly share: TimeShare;
+  private stream: HeldStream | null = null;
+  /** Requests waiting for the stream to end. */
+  private readonly streamWaiters = new Set<() => void>();
 
   private constructor(
     readonly name: string,
@@ -49,6 +86,7 @@ export class HostedDatabase {
     private readonly authorizer: Parameters<Connection['setAuthorizer']>[0],
     private readonly owners: ClientOwners,
     limits: SandboxLimits,
+    private readonly streams: StreamLimits,
   ) {
     this.share = new TimeShare({ shareOfServer: limits.shareOfServer, burstMs: limits.statementTimeoutMs });
   }
@@ -68,7 +106,8 @@ export class HostedDatabase {
       const { clock, authorizer } = applySandbox(conn, options.limits, options.writableTables ? writeRulesAuthorizer(options.writableTables) : undefined);
       const owners = new ClientOwners(`${file}-owners`);
       owners.register(conn);
-      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.limits);
+      const streams = options.streams ?? defaultStreamLimits();
+      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.limits, streams);
       owners.afterRequest(conn, (sql) => hosted.execTrusted(sql));
       return hosted;
     } catch (e) {
@@ -146,19 +185,106 @@ export class HostedDatabase {
    * acknowledgements: client-owners.ts); wakes long polls when it committed something.
    */
   pipeline(body: unknown, writer: Writer = { subject: null, admin: true }): PipelineResponse {
-    this.share.check(this.name, performance.now());
+    checkPipelineBody(body);
+    const baton = body.baton ?? null;
+    const held = this.stream;
+    if (baton !== null) {
+      if (!held || held.baton !== baton || (held.subject !== writer.subject && !writer.admin)) {
+        throw new HttpError(400, `this stream has ended (committed, rolled back, or idle longer than ${this.streams.idleMs} ms), or is not this database's`, 'STREAM_ENDED');
+      }
+    } else if (held) {
+      throw new HttpError(503, 'a stream holds this database\'s write transaction; try again later', 'BUSY');
+    } else {
+      // A stream's later requests are not refused: that would only make its transaction idle out.
+      this.share.check(this.name, performance.now());
+    }
     const before = this.revlog.seq;
     this.owners.writer = writer;
+    // A push's changes already hold what the client's triggers did (engine/effects.ts); a
+    // streamed push keeps triggers off from its first request to its last.
+    let endEffects = held ? held.endEffects : isSyncPush(body) ? beginEffects(this.conn, (sql) => this.execTrusted(sql)) : null;
     try {
-      const run = (): PipelineResponse => executePipeline(this.conn, body, this.clock);
-      // A push's changes already hold what the client's triggers did (engine/effects.ts).
-      return writesAcknowledgement(body) ? applyingEffects(this.conn, run, (sql) => this.execTrusted(sql)) : run();
+      const { response, open } = executePipeline(this.conn, body, this.clock, true);
+      if (!open) {
+        this.endStream();
+        return response;
+      }
+      if (!held && this.streams.slots.open >= this.streams.slots.max) {
+        this.conn.rollbackQuietly();
+        throw new HttpError(503, `the server has ${this.streams.slots.max} streams open, its limit; the transaction was rolled back, try again later`, 'BUSY');
+      }
+      const next = this.holdStream(writer.subject, endEffects);
+      endEffects = null;
+      return { ...response, baton: next };
+    } catch (e) {
+      this.endStream();
+      throw e;
     } finally {
+      // Effects begun for this request alone end with it; a stream's end with the stream.
+      if (!held) endEffects?.();
       this.share.charge(this.clock.takeSpentMs(), performance.now());
       this.owners.writer = { subject: null, admin: true };
-      this.owners.afterRequest(this.conn, (sql) => this.execTrusted(sql));
+      // Inside a stream's open transaction the protocol table may not be committed yet: the
+      // owner triggers are installed once it is.
+      if (!this.conn.inTransaction) this.owners.afterRequest(this.conn, (sql) => this.execTrusted(sql));
       if (this.revlog.seq !== before) for (const wake of [...this.waiters]) wake();
     }
+  }
+
+  /** Waits as `whenFree` does for a request without a baton; 503 BUSY when the stream outlasts the wait. */
+  async waitForTurn(body: unknown): Promise<void> {
+    const baton = typeof body === 'object' && body !== null ? (body as { baton?: unknown }).baton : null;
+    if (baton !== null && baton !== undefined) return;
+    if (!(await this.whenFree())) throw new HttpError(503, "a stream holds this database's write transaction; try again later", 'BUSY');
+  }
+
+  /**
+   * Resolves once no stream holds the database (true), or after `timeoutMs` with one still
+   * holding it (false). Requests without a baton wait here before they run.
+   */
+  whenFree(timeoutMs = this.streams.idleMs): Promise<boolean> {
+    if (!this.stream) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.streamWaiters.delete(done);
+        resolve(this.stream === null);
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.streamWaiters.add(done);
+    });
+  }
+
+  /** Whether a stream holds the write transaction now. */
+  get streaming(): boolean {
+    return this.stream !== null;
+  }
+
+  /** Keeps the open transaction for the stream's next request; returns that request's baton. */
+  private holdStream(subject: string | null, endEffects: (() => void) | null): string {
+    if (this.stream) clearTimeout(this.stream.timer);
+    else {
+      this.streams.slots.open++;
+      this.pins++;
+    }
+    const baton = randomHex(16);
+    const timer = setTimeout(() => {
+      this.conn.rollbackQuietly();
+      this.endStream();
+    }, this.streams.idleMs);
+    this.stream = { baton, subject, timer, endEffects };
+    return baton;
+  }
+
+  /** The stream (if any) is over: its slot and pin are freed and waiting requests go on. */
+  private endStream(): void {
+    if (!this.stream) return;
+    clearTimeout(this.stream.timer);
+    this.stream.endEffects?.();
+    this.stream = null;
+    this.streams.slots.open--;
+    this.pins--;
+    for (const wake of [...this.streamWaiters]) wake();
   }
 
   /**
@@ -177,6 +303,10 @@ export class HostedDatabase {
 
   async close(): Promise<void> {
     for (const wake of [...this.waiters]) wake();
+    if (this.stream) {
+      this.conn.rollbackQuietly();
+      this.endStream();
+    }
     await this.conn.close();
     this.revlog.close(this.durable);
   }

@@ -1,8 +1,10 @@
 /**
  * Executes Hrana pipeline requests (`v2/pipeline`) on one connection: `execute`, `batch` with
  * conditions, and `close`. A pipeline is one stream: requests run in order on the same
- * connection, and a transaction left open at the end is rolled back (batons, which would keep a
- * stream open across HTTP requests, are not supported: every response has `baton: null`).
+ * connection. A transaction left open at the end is rolled back, unless the caller lets the
+ * stream go on (`keepOpen`: the pipeline ended with a transaction open and no `close`); then
+ * the transaction stays open for the stream's next request, which the caller (hosted-database.ts)
+ * identifies by its baton.
  *
  * Malformed requests throw `ProtocolError` (HTTP 400, nothing executed after the bad part, and
  * an open transaction is rolled back). SQL errors are per-statement results, as Hrana defines.
@@ -94,10 +96,21 @@ function checkStmt(stmt: unknown): HranaStmt {
   return stmt as HranaStmt;
 }
 
-export function executePipeline(conn: Connection, body: unknown, clock: StatementClock): PipelineResponse {
+/** Whether a pipeline body is well formed at its top level (the baton is the caller's to check). */
+export function checkPipelineBody(body: unknown): asserts body is { baton?: unknown; requests: unknown[] } {
   if (!isObject(body) || !Array.isArray(body.requests)) throw new ProtocolError('the body must be {"baton": null, "requests": [...]}');
-  if (body.baton !== null && body.baton !== undefined) throw new ProtocolError('batons (streams across requests) are not supported; send baton: null');
+}
+
+/**
+ * Runs a pipeline. Returns the answer (its baton null: the caller sets it) and whether the
+ * stream stays open: only when `keepOpen` allows it, a transaction is open at the end and no
+ * `close` request came. Otherwise nothing stays half-applied.
+ */
+export function executePipeline(conn: Connection, body: unknown, clock: StatementClock, keepOpen = false): { response: PipelineResponse; open: boolean } {
+  checkPipelineBody(body);
   const results: HranaStreamResult[] = [];
+  let closed = false;
+  let completed = false;
   const run = (stmt: HranaStmt, args: BindParams | undefined): ExecuteResult => {
     clock.start(stmt.sql!);
     try {
@@ -156,6 +169,7 @@ export function executePipeline(conn: Connection, body: unknown, clock: Statemen
           break;
         }
         case 'close':
+          closed = true;
           conn.rollbackQuietly();
           results.push({ type: 'ok', response: { type: 'close' } });
           break;
@@ -163,11 +177,13 @@ export function executePipeline(conn: Connection, body: unknown, clock: Statemen
           throw new ProtocolError(`unknown request type ${JSON.stringify(request.type)}`);
       }
     }
+    completed = true;
   } finally {
-    // The stream ends with the HTTP request: nothing may stay half-applied.
-    conn.rollbackQuietly();
+    // Unless the stream goes on, it ends with the HTTP request: nothing may stay half-applied.
+    // A malformed request (ProtocolError) ends it too.
+    if (!(completed && keepOpen && !closed && conn.inTransaction)) conn.rollbackQuietly();
   }
-  return { baton: null, base_url: null, results };
+  return { response: { baton: null, base_url: null, results }, open: keepOpen && !closed && conn.inTransaction };
 }
 
 /** Deepest condition nesting accepted; real clients nest two or three levels. */

@@ -66,7 +66,7 @@ export class InProcessTransport implements SyncTransport {
 
   async pipeline(req: PipelineRequest): Promise<PipelineResponse> {
     const body = new TextEncoder().encode(JSON.stringify(req));
-    const bytes = await this.exchange('v2/pipeline', body, (b) => Promise.resolve(this.servePipeline(b)));
+    const bytes = await this.exchange('v2/pipeline', body, (b) => this.servePipeline(b));
     return readPipelineAnswer(req, bytes);
   }
 
@@ -113,6 +113,7 @@ export class InProcessTransport implements SyncTransport {
     if (request.clientRevision !== '' && request.serverRevision === '' && request.longPollTimeoutMs > 0 && this.db.isCurrent(request.clientRevision)) {
       await this.db.waitForChange(Math.min(request.longPollTimeoutMs, this.longPollMsMax), this.shutdown.signal);
     }
+    await this.db.waitForTurn(null);
     const chunks: Uint8Array[] = [];
     let bytes = 0;
     this.db.pull(request, (chunk) => {
@@ -129,13 +130,14 @@ export class InProcessTransport implements SyncTransport {
   }
 
   /** The v2/pipeline route: a JSON body in, the pipeline's JSON answer out. */
-  private servePipeline(body: Uint8Array): Uint8Array {
+  private async servePipeline(body: Uint8Array): Promise<Uint8Array> {
     let parsed: unknown;
     try {
       parsed = JSON.parse(new TextDecoder().decode(body));
     } catch (e) {
       throw new ProtocolError(`the body is not valid JSON: ${(e as Error).message}`);
     }
+    await this.db.waitForTurn(parsed);
     return new TextEncoder().encode(JSON.stringify(this.db.pipeline(parsed)));
   }
 }

@@ -54,6 +54,10 @@ export interface ServerOptions {
    * slower one gets 408 and its socket is closed, so a trickling body cannot hold a socket.
    */
   bodyTimeoutMs?: number;
+  /** How long a stream across requests (a Hrana baton) may stay idle before it is rolled back (default 10 s). */
+  streamIdleMs?: number;
+  /** Streams across requests open at once in the whole server (default 64). */
+  maxOpenStreams?: number;
   /** Databases kept open at once (default 1000; about a third of a MiB each). */
   maxOpenDatabases?: number;
   /** Page cache per open database in KiB (default 256). */
@@ -115,11 +119,13 @@ class SyncServer implements OutpostServer {
       valueBytesMax: options.valueBytesMax ?? this.bodyBytesMax,
       shareOfServer: options.shareOfServer ?? 0.25,
     };
+    const streams = { idleMs: Math.max(10, options.streamIdleMs ?? 10_000), slots: { open: 0, max: Math.max(1, options.maxOpenStreams ?? 64) } };
     this.databases = new DatabaseCache(options.dataDir, Math.max(1, options.maxOpenDatabases ?? 1000), (name) => ({
       durability: options.durability ?? 'normal',
       cacheKiB: options.cacheKiB ?? 256,
       writableTables: options.writeRules?.[name],
       limits,
+      streams,
     }));
     const bodyTimeoutMs = Math.max(100, options.bodyTimeoutMs ?? 30_000);
     this.server = http.createServer(
@@ -226,6 +232,8 @@ class SyncServer implements OutpostServer {
       if (request.clientRevision !== '' && request.serverRevision === '' && request.longPollTimeoutMs > 0 && db.isCurrent(request.clientRevision)) {
         await this.longPoll(db, Math.min(request.longPollTimeoutMs, this.longPollMsMax), res);
       }
+      // A stream's open transaction is not the database's committed state: wait for it to end.
+      await db.waitForTurn(null);
       db.lastUsedMs = Date.now();
       const spool = new PullSpool(path.join(this.options.dataDir, '.pulls'));
       try {
@@ -267,6 +275,7 @@ class SyncServer implements OutpostServer {
     }
     const db = await this.acquire(name, true);
     try {
+      await db.waitForTurn(body);
       db.lastUsedMs = Date.now();
       sendJson(res, 200, db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true }));
       return 200;

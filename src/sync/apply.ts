@@ -16,6 +16,7 @@ import type { PulledUpdate } from './pull.js';
 import { type RevertPlan, recoveryPlan, revertPlan } from './recovery.js';
 import { type ReplayRefusal, replayRecord } from './replay.js';
 import { tableExists } from './schema.js';
+import { pushedUpTo, rotateClientId } from './state-file.js';
 
 /**
  * Applies a downloaded update (steps a–f). Must run outside any transaction. Returns the
@@ -50,8 +51,8 @@ export function applyPull(local: LocalDatabase, update: PulledUpdate): ReplayRef
   foldSyncedFrames(local, watermarkBytes, page1);
   // f. replay what the server does not have yet
   const refused = replay(local, pending);
-  const newlyRefused = refused.filter((r) => state.value.rejected[r.id] === undefined);
-  state.update({ phase: 'idle', replayEntries: 0, lastPullAt: Date.now(), rejected: withRefusals(state.value.rejected, refused), pageOne: null });
+  const newlyRefused = refused.filter((r) => !local.rejected.has(r.id));
+  local.rejected.record(refusalMarks(refused), { phase: 'idle', replayEntries: 0, lastPullAt: Date.now(), pageOne: null });
   return newlyRefused;
 }
 
@@ -79,7 +80,7 @@ export function recover(local: LocalDatabase): void {
     foldSyncedFrames(local, state.value.walWatermarkBytes, fromBase64(pageOne));
   }
   const refused = replay(local, records);
-  state.update({ phase: plan.nextPhase, replayEntries: 0, rejected: withRefusals(state.value.rejected, refused), pageOne: null });
+  local.rejected.record(refusalMarks(refused), { phase: plan.nextPhase, replayEntries: 0, pageOne: null });
 }
 
 /** The WAL's length, every buffered write included. */
@@ -152,18 +153,27 @@ export interface ReplayRefused extends ReplayRefusal {
 
 /**
  * Replays the change records the pulled image does not cover, keeping their ids (step f).
- * Returns the records it refused (replay.ts); the sync state then marks them rejected, with
- * the phase that ends the apply, so a crash before that replays and refuses them again.
+ * Returns the records it refused (replay.ts); the rejection log then marks them, in the state
+ * update that ends the apply, so a crash before that replays and refuses them again.
  */
 function replay(local: LocalDatabase, records: ChangeRecord[]): ReplayRefused[] {
   const { conn, state } = local;
   records.forEach((r, i) => invariant(i === 0 || r.id > records[i - 1]!.id, `change ids strictly increase (${r.id} after ${records[i - 1]?.id})`));
-  const acked = acknowledgedLocally(conn, state.value.clientId);
-  const rejected = state.value.rejected;
-  const keep = records.filter((r) => r.id > acked || rejected[r.id] !== undefined);
+  let acked = acknowledgedLocally(conn, state.value.clientId);
+  if (acked > pushedUpTo(state.value)) {
+    // Acknowledged past anything this replica sent under its id: a copy pushes under it (see push.ts).
+    rotateClientId(state, state.value.home ?? '');
+    acked = 0;
+  }
+  const inherited = state.value.inherited;
+  const covered = inherited ? Math.min(inherited.upTo, acknowledgedLocally(conn, inherited.clientId)) : 0;
+  const keep = records.filter((r) => (r.id > acked && r.id > covered) || local.rejected.has(r.id));
+  if (inherited && !keep.some((r) => r.id <= inherited.upTo)) state.update({ inherited: null });
   const maxId = records.reduce((a, r) => Math.max(a, r.id), 0);
-  const stillRejected = Object.fromEntries(Object.entries(rejected).filter(([id]) => keep.some((r) => r.id === Number(id))));
-  state.update({ changeIdFloor: Math.max(state.value.changeIdFloor, acked, maxId), rejected: stillRejected });
+  // Marks of records the pulled image covers (or that are gone) go with them.
+  const kept = new Set(keep.map((r) => r.id));
+  const gone = new Map(local.rejected.all().flatMap((m) => (kept.has(m.changeId) ? [] : [[m.changeId, null] as const])));
+  local.rejected.record(gone, { changeIdFloor: Math.max(state.value.changeIdFloor, acked, maxId) });
   if (keep.length === 0) return [];
   const refused: ReplayRefused[] = [];
   // A record holds what its triggers did: replaying it must not fire them again (effects.ts).
@@ -184,11 +194,9 @@ function replay(local: LocalDatabase, records: ChangeRecord[]): ReplayRefused[] 
   return refused;
 }
 
-/** The rejected map of the sync state with replay's refusals added. */
-function withRefusals(rejected: Readonly<Record<string, string>>, refused: readonly ReplayRefused[]): Record<string, string> {
-  const out = { ...rejected };
-  for (const r of refused) out[r.id] = `cannot be applied here: ${r.reason}`;
-  return out;
+/** The rejection marks of replay's refusals. */
+function refusalMarks(refused: readonly ReplayRefused[]): Map<number, string> {
+  return new Map(refused.map((r) => [r.id, `cannot be applied here: ${r.reason}`]));
 }
 
 /** This client's acknowledged change id in the local (pulled) image. */

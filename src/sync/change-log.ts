@@ -194,6 +194,16 @@ export class ChangeLog {
     return this.exists() ? Number(this.conn.value(`SELECT coalesce(max(id), 0) FROM ${CHANGES_TABLE}`)) : 0;
   }
 
+  /**
+   * Gives record `id` the next change id (one statement, so atomically); returns the new id.
+   * A retried change whose id the server's acknowledgement may have passed needs it.
+   */
+  renumber(id: number): number {
+    const next = Math.max(this.maxId(), this.idFloor()) + 1;
+    this.conn.withoutCapture(() => this.conn.run(`UPDATE ${CHANGES_TABLE} SET id = ? WHERE id = ?`, [next, id]));
+    return next;
+  }
+
   /** Deletes one record; its deletion is not itself captured. */
   delete(id: number): void {
     this.conn.withoutCapture(() => this.conn.run(`DELETE FROM ${CHANGES_TABLE} WHERE id = ?`, [id]));

@@ -11,6 +11,7 @@
  *   local files:  db (+ db-revert pre-images) ◀───┘ revert           │
  *                 db-wal: [synced frames | local frames]   _outpost_changes (change-log.ts)
  *                 db-sync: the sync state (state-file.ts)   db-replay: records during an apply
+ *                 db-rejected: refused changes and why (rejected-file.ts)
  * ```
  *
  *   engine.ts            this facade: status, retries, the error last seen
@@ -25,7 +26,7 @@
  *   local-checkpoint.ts  bounded WAL while offline: pre-images, then checkpoint
  *   change-log.ts        _outpost_changes, the capture hooks, which tables are tracked
  *   changeset.ts         row changes and the replay conflict policy (local wins)
- *   state-file.ts, revert-file.ts, replay-file.ts   the three sync files, one format each
+ *   state-file.ts, revert-file.ts, replay-file.ts, rejected-file.ts   the four sync files, one format each
  *   transport.ts         the HTTP SyncTransport (protocol/transport.ts states the contract)
  *   open.ts, driver.ts   opening a synced database; the sync calls behind the Driver
  *
@@ -184,13 +185,14 @@ export class SyncEngine {
     this.local.state.close();
     this.local.revert.close();
     this.local.replay.close();
+    this.local.rejected.close();
   }
 
   // ---- pending changes -------------------------------------------------------------------
 
   /** Every change record not yet dropped by a pull (pushed or not), with what the server refused. */
   pendingChanges(): PendingChange[] {
-    const rejected = this.local.state.value.rejected;
+    const rejected = this.local.rejected;
     const info = tableInfoLookup(this.local.conn);
     return this.local.changes.readAll().map((r) => ({
       changeId: r.id,
@@ -203,7 +205,7 @@ export class SyncEngine {
               return ti ? [toMutation(r.id, c, ti)] : [];
             }),
       ),
-      rejected: rejected[r.id] ?? null,
+      rejected: rejected.reason(r.id) ?? null,
     }));
   }
 
@@ -213,17 +215,24 @@ export class SyncEngine {
    */
   dropPendingChange(changeId: number): void {
     this.local.changes.delete(changeId);
-    const { state } = this.local;
-    const rejected = { ...state.value.rejected };
-    delete rejected[changeId];
-    state.update({ rejected, changeIdFloor: Math.max(state.value.changeIdFloor, changeId) });
+    const { state, rejected } = this.local;
+    rejected.record(new Map([[changeId, null]]), { changeIdFloor: Math.max(state.value.changeIdFloor, changeId) });
   }
 
-  /** Forgets that the server refused a change, so the next push tries it again. */
+  /**
+   * Forgets that the server refused a change, so the next push tries it again. A change whose
+   * id the server's acknowledgement may have passed (later changes were pushed after it was
+   * refused) gets the next change id first: pushes skip ids at or below the acknowledgement and
+   * a pull drops them, so under its old id the retried change would be lost. It is then pushed
+   * after the changes made since. The renumbering comes first: a crash between the two steps
+   * leaves a mark on an id that no longer exists (the next pull clears it), never a change
+   * unmarked below the acknowledgement.
+   */
   retryRejected(changeId: number): void {
-    const rejected = { ...this.local.state.value.rejected };
-    delete rejected[changeId];
-    this.local.state.update({ rejected });
+    const { state, changes, rejected } = this.local;
+    if (!rejected.has(changeId)) return;
+    if (changeId <= state.value.changeIdFloor) changes.renumber(changeId);
+    rejected.record(new Map([[changeId, null]]));
   }
 
   // ---- status ----------------------------------------------------------------------------
@@ -244,7 +253,7 @@ export class SyncEngine {
       url: s.url,
       revision: s.revision,
       pendingChanges: pending,
-      rejectedChanges: Object.entries(s.rejected).map(([id, reason]) => ({ changeId: Number(id), reason })),
+      rejectedChanges: this.local.rejected.all(),
       lastPullAt: s.lastPullAt,
       lastPushAt: s.lastPushAt,
       bytesSent: bytes.sent,

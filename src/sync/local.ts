@@ -1,9 +1,10 @@
 /**
- * The local side of one synced database: its connection, its change log and its three sync
+ * The local side of one synced database: its connection, its change log and its four sync
  * files. Opened together by open.ts and closed together by the engine.
  */
 import type { Connection } from '../engine/connection.js';
 import type { ChangeLog } from './change-log.js';
+import type { RejectionLog } from './rejected-file.js';
 import type { ReplayFile } from './replay-file.js';
 import type { RevertFile } from './revert-file.js';
 import type { SyncStateFile } from './state-file.js';
@@ -18,4 +19,6 @@ export interface LocalDatabase {
   revert: RevertFile;
   /** `db-replay`: the pending change records during an apply. */
   replay: ReplayFile;
+  /** `db-rejected`: the change records refused, and why. */
+  rejected: RejectionLog;
 }

@@ -10,11 +10,12 @@ import type { SyncTransport } from '../protocol/transport.js';
 import type { SyncOptions } from '../types.js';
 import { ChangeLog } from './change-log.js';
 import { SyncEngine } from './engine.js';
+import { RejectionLog } from './rejected-file.js';
 import { ReplayFile } from './replay-file.js';
 import { RevertFile } from './revert-file.js';
-import { SyncStateFile } from './state-file.js';
+import { SyncStateFile, rotateClientId } from './state-file.js';
 import { HttpTransport } from './transport.js';
-import { DB_FILE, REPLAY_FILE, REVERT_FILE, SYNC_STATE_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
+import { DB_FILE, REJECTED_FILE, REPLAY_FILE, REVERT_FILE, SYNC_STATE_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
 
 /**
  * Opens a database, with sync when `sync` is given, and also when it is not but the database
@@ -55,13 +56,20 @@ export async function openSynced(
   if (typeof sync.url !== 'string' || !/^https?:\/\//.test(sync.url)) {
     throw new OutpostError(`sync.url must be an http(s) URL, got ${JSON.stringify(sync.url)}`, 'INVALID_ARGUMENT');
   }
-  const files = { state: await directory.open(SYNC_STATE_FILE), revert: await directory.open(REVERT_FILE), replay: await directory.open(REPLAY_FILE) };
+  const files = {
+    state: await directory.open(SYNC_STATE_FILE),
+    revert: await directory.open(REVERT_FILE),
+    replay: await directory.open(REPLAY_FILE),
+    rejected: await directory.open(REJECTED_FILE),
+  };
   const closeFiles = (): void => {
     for (const f of Object.values(files)) f.close();
   };
   let state: SyncStateFile;
+  let rejected: RejectionLog;
   try {
     state = SyncStateFile.load(files.state, sync.url, sync.clientName);
+    rejected = new RejectionLog(files.rejected, state);
   } catch (e) {
     closeFiles();
     throw e;
@@ -72,6 +80,12 @@ export async function openSynced(
       `${directory.label} syncs with ${state.value.url}, not ${sync.url}; open it with that URL, or delete it to sync with another`,
       'INVALID_ARGUMENT',
     );
+  }
+  if (state.value.home === undefined) state.update({ home: directory.label });
+  else if (state.value.home !== directory.label) {
+    // The files were copied or moved here: the replica at the old place may still push under
+    // the old client id, and the server would then take this one's changes as already applied.
+    rotateClientId(state, directory.label);
   }
   if (state.value.revision !== null && !((await directory.fileSize(DB_FILE)) ?? 0) && !((await directory.fileSize(WAL_FILE)) ?? 0)) {
     // The database file is gone but its sync state survived (a user deleted one file, or a
@@ -100,7 +114,7 @@ export async function openSynced(
         'INVALID_ARGUMENT',
       );
     }
-    const local = { conn, changes, state, revert: new RevertFile(files.revert, state.value.revertEntries), replay: new ReplayFile(files.replay) };
+    const local = { conn, changes, state, revert: new RevertFile(files.revert, state.value.revertEntries), replay: new ReplayFile(files.replay), rejected };
     transport ??= new HttpTransport({ url: sync.url, authToken: sync.authToken, timeoutMs: sync.timeoutMs, fetch: sync.fetch });
     engine = new SyncEngine(local, sync, transport);
     engine.recover();

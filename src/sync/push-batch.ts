@@ -18,6 +18,13 @@
  * included, and the final ROLLBACK undoes the batch: the server applies all of it or nothing,
  * whether or not its SQL errors roll back by themselves. Steps a failure of which is harmless
  * (`ignorable`: an ALTER TABLE ADD COLUMN of a present column) do not move that gate.
+ *
+ * A transaction too large for one request (over `REQUEST_BYTES_MAX` of statements or
+ * `REQUEST_STEPS_MAX` steps) goes as one server transaction over several requests of one Hrana
+ * stream (`buildStreamBatches`): BEGIN and the first part in the first request, the
+ * acknowledgement and COMMIT in the last. Every part gates its steps as above and ends with a
+ * ROLLBACK that runs only when one of its steps failed (so a refused part ends the
+ * transaction there); the middle parts end with a gated `SELECT 1` that says they went through.
  */
 import { OutpostError, ProtocolError, SyncError } from '../errors.js';
 import type { HranaBatchStep, HranaCondition, HranaValue, PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
@@ -107,8 +114,88 @@ export interface PushBatch {
   request: PipelineRequest;
   /** For each Hrana step, the push step it runs; null for the framing steps (see the header). */
   stepAt: (PushStep | null)[];
-  /** The index of the COMMIT step. */
+  /** The index of the step whose result says the batch went through: COMMIT, or a middle part's `SELECT 1`. */
   commitStep: number;
+}
+
+/** The most statement bytes (SQL and arguments as JSON) one push request carries; servers accept 32 MiB by default. */
+export const REQUEST_BYTES_MAX = 8 * 1024 * 1024;
+/** The most statements one push request carries; Outpost's server accepts 100,000 steps a batch. */
+export const REQUEST_STEPS_MAX = 20_000;
+
+/** The bytes a step adds to a request: its SQL and arguments as JSON, and room for its condition. */
+export function stepBytes(step: Pick<PushStep, 'sql' | 'args'>): number {
+  return new TextEncoder().encode(JSON.stringify({ sql: step.sql, args: step.args })).length + 200;
+}
+
+/**
+ * Splits a transaction's steps into parts that each fit one request. A single step over
+ * `bytesMax` cannot be sent at all: it comes back as `oversized`.
+ */
+export function splitSteps(
+  steps: readonly PushStep[],
+  bytesMax = REQUEST_BYTES_MAX,
+  stepsMax = REQUEST_STEPS_MAX,
+): { parts: PushStep[][]; bytes: number } | { oversized: PushStep; bytes: number } {
+  const parts: PushStep[][] = [];
+  let part: PushStep[] = [];
+  let partBytes = 0;
+  let total = 0;
+  for (const s of steps) {
+    const bytes = stepBytes(s);
+    if (bytes > bytesMax) return { oversized: s, bytes };
+    total += bytes;
+    if (part.length > 0 && (partBytes + bytes > bytesMax || part.length >= stepsMax)) {
+      parts.push(part);
+      part = [];
+      partBytes = 0;
+    }
+    part.push(s);
+    partBytes += bytes;
+  }
+  parts.push(part);
+  return { parts, bytes: total };
+}
+
+/**
+ * The requests that push `parts` (from `splitSteps`, two or more) as one server transaction on
+ * one stream; the caller sets each request's baton from the answer before it.
+ */
+export function buildStreamBatches(clientId: string, ackedAfter: number, parts: readonly (readonly PushStep[])[]): PushBatch[] {
+  invariant(parts.length >= 2, 'a stream has two parts or more');
+  return parts.map((steps, i) => {
+    const first = i === 0;
+    const last = i === parts.length - 1;
+    const hrana: HranaBatchStep[] = [];
+    const stepAt: (PushStep | null)[] = [];
+    let gate = -1;
+    const gated = (): HranaCondition =>
+      gate < 0 ? { type: 'not', cond: { type: 'is_autocommit' } } : { type: 'and', conds: [{ type: 'ok', step: gate }, { type: 'not', cond: { type: 'is_autocommit' } }] };
+    const add = (sql: string, args: HranaValue[], ignorable: boolean, step: PushStep | null): void => {
+      hrana.push({ stmt: { sql, args, want_rows: false }, ...(hrana.length === 0 && first ? {} : { condition: gated() }) });
+      stepAt.push(step);
+      if (!ignorable) gate = hrana.length - 1;
+    };
+    if (first) {
+      add('BEGIN IMMEDIATE', [], false, null);
+      add(CREATE_TURSO_SYNC_TABLE, [], false, null);
+    }
+    for (const s of steps) add(s.sql, s.args, s.ignorable, s);
+    if (last) {
+      add(UPSERT_TURSO_SYNC, hranaArgs([clientId, PULL_GEN, ackedAfter]), false, null);
+      add('COMMIT', [], false, null);
+    } else add('SELECT 1', [], false, null);
+    const commitStep = hrana.length - 1;
+    // The last part rolls back whatever did not commit; the others only after a failure.
+    const rollback: HranaCondition = last
+      ? { type: 'not', cond: { type: 'is_autocommit' } }
+      : { type: 'and', conds: [{ type: 'not', cond: { type: 'ok', step: commitStep } }, { type: 'not', cond: { type: 'is_autocommit' } }] };
+    hrana.push({ stmt: { sql: 'ROLLBACK', args: [], want_rows: false }, condition: rollback });
+    stepAt.push(null);
+    const requests: PipelineRequest['requests'] = [{ type: 'batch', batch: { steps: hrana } }];
+    if (last) requests.push({ type: 'close' });
+    return { request: { baton: null, requests }, stepAt, commitStep };
+  });
 }
 
 /**

@@ -23,8 +23,8 @@ export function estimatedRows(record: Pick<ChangeRecord, 'segments'>): number {
 }
 
 /** The records to send: those after the server's acknowledged id that it has not refused. */
-export function recordsToPush<R extends Pick<ChangeRecord, 'id'>>(records: readonly R[], ackedChangeId: number, rejected: Readonly<Record<string, string>>): R[] {
-  return records.filter((r) => r.id > ackedChangeId && rejected[r.id] === undefined);
+export function recordsToPush<R extends Pick<ChangeRecord, 'id'>>(records: readonly R[], ackedChangeId: number, isRejected: (changeId: number) => boolean): R[] {
+  return records.filter((r) => r.id > ackedChangeId && !isRejected(r.id));
 }
 
 /**

@@ -46,8 +46,29 @@ export interface SyncState {
    * the server's bytes back if a crash comes before step e did. Null otherwise.
    */
   pageOne?: string | null;
-  /** Change ids the server refused, with why: kept locally, skipped by push until resolved. */
-  rejected: Record<string, string>;
+  /**
+   * The valid byte range of the rejection log (rejected-file.ts), which holds the change ids
+   * refused and why; absent in states written before it existed.
+   */
+  rejectedLog?: { start: number; end: number };
+  /**
+   * Refused change ids, as states written before the rejection log kept them (a map that a few
+   * dozen long reasons made overflow the slot). Moved into the log on open; never written now.
+   */
+  rejected?: Record<string, string>;
+  /**
+   * Where this replica lives (its storage directory's label: a Node path, an OPFS directory).
+   * Opened somewhere else, its files were copied or moved: it gets a new client id (`rotate`).
+   */
+  home?: string;
+  /** The highest change id sent under `clientId` (in flight or acknowledged); the floor when absent. */
+  pushedUpTo?: number;
+  /**
+   * After a client id rotation: the previous id and the highest change id sent under it. Pending
+   * records up to `upTo` that the server acknowledged for that id are done; the rest go under
+   * the new id. Cleared once no such record is pending.
+   */
+  inherited?: { clientId: string; upTo: number } | null;
   /** When the last pull was applied, in milliseconds since the epoch. */
   lastPullAt: number | null;
   /** When the last push finished, in milliseconds since the epoch. */
@@ -59,6 +80,22 @@ export interface SyncState {
 /** A client id as the official client makes them: a readable name, then a random part. */
 export function newClientId(clientName = 'outpost'): string {
   return `${clientName.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 64) || 'outpost'}-${randomHex(16)}`;
+}
+
+/** The highest change id this replica sent under its client id. */
+export function pushedUpTo(state: Readonly<SyncState>): number {
+  return state.pushedUpTo ?? state.changeIdFloor;
+}
+
+/**
+ * Gives the replica a new client id, because another replica uses the old one (its files were
+ * copied): the server's acknowledgement for the old id would swallow this replica's changes.
+ * Records up to what this replica sent under the old id stay covered by its acknowledgement.
+ */
+export function rotateClientId(state: SyncStateFile, home: string): void {
+  const old = state.value;
+  const prefix = old.clientId.replace(/-[0-9a-f]{32}$/, '');
+  state.update({ clientId: newClientId(prefix), home, pushedUpTo: 0, inherited: { clientId: old.clientId, upTo: pushedUpTo(old) } });
 }
 
 export class SyncStateFile {
@@ -100,7 +137,7 @@ export class SyncStateFile {
       changeIdFloor: 0,
       phase: 'idle',
       replayEntries: 0,
-      rejected: {},
+      rejectedLog: { start: 0, end: 0 },
       lastPullAt: null,
       lastPushAt: null,
       bytesSent: 0,
@@ -133,7 +170,7 @@ export class SyncStateFile {
 /** One slot's bytes: header and body. */
 function encodeSlot(state: SyncState): Uint8Array {
   const body = new TextEncoder().encode(JSON.stringify(state));
-  if (body.length > SLOT_BYTES - SLOT_HEADER_BYTES) throw new Error('sync metadata is too large (too many rejected changes?)');
+  if (body.length > SLOT_BYTES - SLOT_HEADER_BYTES) throw new Error(`the sync state is too large for its slot (${body.length} bytes)`);
   const record = new Uint8Array(SLOT_HEADER_BYTES + body.length);
   const view = new DataView(record.buffer);
   view.setUint32(0, body.length, true);

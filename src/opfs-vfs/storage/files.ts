@@ -17,8 +17,11 @@ export const REVERT_FILE = 'db-revert';
 /** The sync layer's local change records kept across a pull, replayed after it. */
 export const REPLAY_FILE = 'db-replay';
 
+/** The sync layer's marks of refused change records, with why. */
+export const REJECTED_FILE = 'db-rejected';
+
 /** Every file a database may have, main file first. */
-export const DATABASE_FILES: readonly string[] = [DB_FILE, WAL_FILE, SYNC_STATE_FILE, REVERT_FILE, REPLAY_FILE];
+export const DATABASE_FILES: readonly string[] = [DB_FILE, WAL_FILE, SYNC_STATE_FILE, REVERT_FILE, REPLAY_FILE, REJECTED_FILE];
 
 /** What Node appends to a database's path for file `name`: '' for `db`, '-wal' for `db-wal`. */
 export function nodeSuffix(name: string): string {
