@@ -223,10 +223,15 @@ export class Database extends Scope implements DatabaseApi {
 
   watch<T = Row>(sql: string, params: SqlParams | undefined, onRows: (rows: T[]) => void, options: WatchOptions<T> = {}): () => void {
     if (this.isClosed) throw new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED');
-    const query = async (): Promise<{ rows: T[]; tables: string[] }> => {
-      await this.subscribe();
-      const { rows, tables } = await this.enqueue(() => this.driver.watchQuery(sql, params));
-      return { rows: unpackRows<T>(rows), tables };
+    // The query takes its place in the queue at once (not after an await), so a call made
+    // after the change that triggered it runs after it.
+    const query = (): Promise<{ rows: T[]; tables: string[] }> => {
+      const subscribed = this.subscribe();
+      return this.enqueue(async () => {
+        await subscribed;
+        const { rows, tables } = await this.driver.watchQuery(sql, params);
+        return { rows: unpackRows<T>(rows), tables };
+      });
     };
     const watcher = new Watcher<T>(query, onRows, options);
     const stop = (): void => {
