@@ -76,3 +76,31 @@ export async function runNodeSelect1(config: string, calls: number): Promise<{ m
   lat.sort((a, b) => a - b);
   return { ms: lat[Math.floor(lat.length / 2)]!, p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))]! };
 }
+
+/**
+ * Commit-to-callback latency of a watch in the same process (`throttleMs: 0`): from the call of
+ * `run()` that commits to the `onRows` call that shows its row. Median and p95.
+ */
+export async function runNodeWatchLatency(writes: number): Promise<{ ms: number; p95Ms: number }> {
+  const db = await open(':memory:', { storage: 'memory' });
+  const lat: number[] = [];
+  try {
+    await db.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v)');
+    let waiting: { id: number; resolve: () => void } | null = null;
+    const stop = db.watch<{ id: number }>('SELECT max(id) AS id FROM t', undefined, (rows) => {
+      if (waiting && rows[0]?.id === waiting.id) waiting.resolve();
+    }, { throttleMs: 0 });
+    for (let i = 1; i <= writes; i++) {
+      const seen = new Promise<void>((resolve) => (waiting = { id: i, resolve }));
+      const t0 = performance.now();
+      void db.run('INSERT INTO t(id, v) VALUES (?, ?)', [i, i]);
+      await seen;
+      lat.push(performance.now() - t0);
+    }
+    stop();
+  } finally {
+    await db.close();
+  }
+  lat.sort((a, b) => a - b);
+  return { ms: lat[Math.floor(lat.length / 2)]!, p95Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.95))]! };
+}

@@ -6,6 +6,11 @@
  * holds the queue from `BEGIN IMMEDIATE` until its `COMMIT` or `ROLLBACK`, so other callers
  * wait and never interleave with it; the `tx` object's calls bypass the queue (they are the
  * holder) and fail once the transaction has ended.
+ *
+ * Live queries: the engine reports the tables each commit, pull or import changed
+ * (`Driver.onTablesChanged`, subscribed on first use); a watch re-runs its query through the
+ * queue when one of the tables it last read is among them, at most once per `throttleMs`, and
+ * always once more after the last change it saw.
  */
 import { unpackRows } from './engine/packed-rows.js';
 import type { Driver } from './driver.js';
@@ -20,9 +25,100 @@ import type {
   StatementResult,
   SyncStatus,
   Transaction,
+  TablesChangedListener,
+  WatchOptions,
 } from './types.js';
 
 let savepointCounter = 0;
+
+/** One `watch`: re-runs its query when a table it reads changes, throttled, never two at once. */
+class Watcher<T> {
+  private tables: Set<string> | null = null;
+  private dirty = false;
+  private running = false;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private lastRunAt = Number.NEGATIVE_INFINITY;
+  private previous: T[] | null = null;
+  stopped = false;
+
+  constructor(
+    private readonly query: () => Promise<{ rows: T[]; tables: string[] }>,
+    private readonly onRows: (rows: T[]) => void,
+    private readonly options: WatchOptions<T>,
+  ) {}
+
+  /** A commit, pull or import changed `changed` (lower case). */
+  changed(changed: readonly string[]): void {
+    // Before the first result the tables are unknown: any change may matter.
+    if (this.tables && !changed.some((t) => this.tables!.has(t))) return;
+    this.dirty = true;
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  schedule(): void {
+    if (this.stopped || this.running || this.timer !== null) return;
+    const throttleMs = this.options.throttleMs ?? 16;
+    const delayMs = Math.max(0, this.lastRunAt + throttleMs - performance.now());
+    if (delayMs === 0) void this.run();
+    else this.timer = setTimeout(() => void this.run(), delayMs);
+  }
+
+  private async run(): Promise<void> {
+    this.timer = null;
+    this.dirty = false;
+    this.running = true;
+    this.lastRunAt = performance.now();
+    try {
+      const { rows, tables } = await this.query();
+      if (this.stopped) return;
+      this.tables = new Set(tables.map((t) => t.toLowerCase()));
+      const key = this.options.key;
+      const result = key && this.previous ? keepIdentity(this.previous, rows, key) : rows;
+      this.previous = result;
+      this.onRows(result);
+    } catch (e) {
+      if (this.stopped) return;
+      const error = e instanceof Error ? e : new Error(String(e));
+      if (this.options.onError) this.options.onError(error);
+      else console.error('outpost: a watched query failed', error);
+    } finally {
+      this.running = false;
+      if (this.dirty) this.schedule();
+    }
+  }
+}
+
+/** `next`, with each row whose key and values equal a row of `previous` replaced by that row. */
+function keepIdentity<T>(previous: readonly T[], next: T[], key: string): T[] {
+  const byKey = new Map<string, T>();
+  for (const row of previous) byKey.set(keyOf((row as Record<string, unknown>)[key]), row);
+  return next.map((row) => {
+    const old = byKey.get(keyOf((row as Record<string, unknown>)[key]));
+    return old !== undefined && sameRow(old as Record<string, unknown>, row as Record<string, unknown>) ? old : row;
+  });
+}
+
+function keyOf(value: unknown): string {
+  if (value instanceof Uint8Array) return `b:${Array.from(value).join(',')}`;
+  return `${typeof value}:${String(value)}`;
+}
+
+function sameRow(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const names = Object.keys(a);
+  if (names.length !== Object.keys(b).length) return false;
+  return names.every((n) => sameValue(a[n], b[n]));
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return a.length === b.length && a.every((x, i) => x === b[i]);
+  return a === b || Object.is(a, b);
+}
 
 /**
  * The statements every scope can run, written once. A scope differs only in its gate: the
@@ -102,6 +198,63 @@ export class Database extends Scope implements DatabaseApi {
     private readonly onClose: () => void = () => {},
   ) {
     super(driver);
+  }
+
+  // ---- live queries -----------------------------------------------------------------------
+
+  private readonly watchers = new Set<Watcher<unknown>>();
+  private readonly changeListeners = new Set<{ tables: Set<string>; listener: TablesChangedListener }>();
+  private subscribed: Promise<void> | null = null;
+
+  /** Subscribes to the engine's change events once, on first use. */
+  private subscribe(): Promise<void> {
+    this.subscribed ??= this.driver.onTablesChanged((tables) => this.tablesChanged(tables));
+    return this.subscribed;
+  }
+
+  private tablesChanged(tables: string[]): void {
+    const lower = tables.map((t) => t.toLowerCase());
+    for (const w of [...this.watchers]) w.changed(lower);
+    for (const { tables: wanted, listener } of [...this.changeListeners]) {
+      const hits = wanted.size === 0 ? tables : tables.filter((_, i) => wanted.has(lower[i]!));
+      if (hits.length > 0) listener(hits);
+    }
+  }
+
+  watch<T = Row>(sql: string, params: SqlParams | undefined, onRows: (rows: T[]) => void, options: WatchOptions<T> = {}): () => void {
+    if (this.isClosed) throw new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED');
+    // The query takes its place in the queue at once (not after an await), so a call made
+    // after the change that triggered it runs after it.
+    const query = (): Promise<{ rows: T[]; tables: string[] }> => {
+      const subscribed = this.subscribe();
+      return this.enqueue(async () => {
+        await subscribed;
+        const { rows, tables } = await this.driver.watchQuery(sql, params);
+        return { rows: unpackRows<T>(rows), tables };
+      });
+    };
+    const watcher = new Watcher<T>(query, onRows, options);
+    const stop = (): void => {
+      watcher.stop();
+      this.watchers.delete(watcher as Watcher<unknown>);
+      options.signal?.removeEventListener('abort', stop);
+    };
+    if (options.signal?.aborted) return stop;
+    options.signal?.addEventListener('abort', stop, { once: true });
+    // The set holds watchers of every row type; it only calls changed() and stop(), which do not
+    // depend on T.
+    this.watchers.add(watcher as Watcher<unknown>);
+    watcher.schedule();
+    return stop;
+  }
+
+  onChange(tables: readonly string[], listener: TablesChangedListener): () => void {
+    const entry = { tables: new Set(tables.map((t) => t.toLowerCase())), listener };
+    this.changeListeners.add(entry);
+    void this.subscribe().catch(() => {});
+    return () => {
+      this.changeListeners.delete(entry);
+    };
   }
 
   get closed(): boolean {
@@ -219,6 +372,9 @@ export class Database extends Scope implements DatabaseApi {
     if (this.closing) return this.closing;
     const finished = this.tail;
     this.isClosed = true;
+    for (const w of this.watchers) w.stop();
+    this.watchers.clear();
+    this.changeListeners.clear();
     this.closing = (async () => {
       await finished;
       try {

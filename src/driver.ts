@@ -40,7 +40,14 @@ export interface Driver extends SyncDriver {
   export(): Promise<Uint8Array>;
   import(bytes: Uint8Array): Promise<void>;
   close(): Promise<void>;
-
+  /**
+   * Live queries: `listener` (or none) is called with the tables each commit, pull or import
+   * changed, as the engine sees them. One listener per driver; a broker between tabs forwards
+   * these events as they are.
+   */
+  onTablesChanged(listener: ((tables: string[]) => void) | null): Promise<void>;
+  /** Rows of one statement, and the tables it reads (from SQLite's authorizer). */
+  watchQuery(sql: string, params: SqlParams | undefined): Promise<{ rows: PackedRows; tables: string[] }>;
 }
 
 /** Every method of the Driver, so forwarders (the worker's API, its client) list them once. */
@@ -54,6 +61,8 @@ export const DRIVER_METHODS = [
   'export',
   'import',
   'close',
+  'onTablesChanged',
+  'watchQuery',
   'fetchPull',
   'applyPull',
   'push',
@@ -107,6 +116,11 @@ export function connectionDriver(conn: Connection, engine: SyncEngine | null = n
       conn.rollbackQuietly(`ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`);
     },
     export: async () => conn.export(),
+    onTablesChanged: async (listener) => conn.onTablesChanged(listener),
+    watchQuery: async (sql, params) => {
+      const rows = conn.query(sql, params);
+      return { rows, tables: conn.tablesRead(sql) };
+    },
     import: async (bytes) => {
       if (engine) {
         // The synced image comes from the server and local writes are pushed as changes: a

@@ -155,6 +155,32 @@ export interface Queryable {
   execMany(sql: string): Promise<StatementResult[]>;
 }
 
+// ---- live queries ------------------------------------------------------------------------
+
+/** Options of `db.watch`. */
+export interface WatchOptions<T> {
+  /**
+   * At most one re-run per this many milliseconds (default 16): a burst of commits is coalesced,
+   * and a change after the last run always gets one more. 0 re-runs as soon as the change is seen.
+   */
+  throttleMs?: number;
+  /** Aborting it stops the watch, like calling the returned function. */
+  signal?: AbortSignal;
+  /**
+   * Called when the query fails (its table dropped, say); the watch goes on and calls `onRows`
+   * again once the query works after a later change. Without it, the error is logged.
+   */
+  onError?: (error: Error) => void;
+  /**
+   * A column that identifies a row. A row whose key and every value are as in the previous
+   * result is the same object as before, so a UI can skip re-rendering it.
+   */
+  key?: Extract<keyof T, string>;
+}
+
+/** Called with the names of the tables a commit, pull or import changed. */
+export type TablesChangedListener = (tables: string[]) => void;
+
 /** The scope of `db.transaction(fn)`. `transaction` nests as a savepoint. */
 export interface Transaction extends Queryable {
   transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R>;
@@ -195,6 +221,19 @@ export interface Database extends Queryable {
   syncStatus(): Promise<SyncStatus | null>;
   /** Called after every pull, push and change to pending changes; returns an unsubscribe. */
   onSyncStatus(listener: (status: SyncStatus) => void): () => void;
+  /**
+   * A live query: calls `onRows` with the query's rows at once, then again after every commit,
+   * pull or import that changed a table the query reads (SQLite reports which, views and
+   * triggers resolved), and never after one that changed none of them. Returns a function that
+   * stops it (so does `options.signal`, and closing the database).
+   */
+  watch<T = Row>(sql: string, params: SqlParams | undefined, onRows: (rows: T[]) => void, options?: WatchOptions<T>): () => void;
+  /**
+   * Calls `listener` with the changed tables among `tables` (compared without case; an empty
+   * list means every table) after each commit, pull or import that changed any of them.
+   * Returns an unsubscribe.
+   */
+  onChange(tables: readonly string[], listener: TablesChangedListener): () => void;
   /** Local changes not yet confirmed by a pull, with the reason for any the server refused. */
   pendingChanges(): Promise<PendingChange[]>;
   /** Drops a pending change: never pushed, and the next pull's rebase leaves it out. */

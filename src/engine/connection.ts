@@ -1,8 +1,8 @@
 /**
  * The engine: one SQLite connection over Outpost's VFS, with a synchronous API.
  *
- * Length: about 600 lines, because the statement API, the actions at commit points and the
- * sync and server hooks all work on the connection's private state (handle, statement cache,
+ * Length: about 650 lines, because the statement API, the actions at commit points, the
+ * live-query tracking and the sync and server hooks all work on the connection's private state (handle, statement cache,
  * capture); the parts that need none of it live beside it (statements, binding, cells,
  * commit-points, checkpointer, file-image, changesets, guards).
  *
@@ -48,6 +48,7 @@ import { type ConnectionLimits, createScalarFunction, restrictConnection, setPro
 import { exportImage, importImage, openSqlite } from './file-image.js';
 import type { PackedRows } from './packed-rows.js';
 import { loadRuntime } from './runtime.js';
+import { AccessRecorder, ChangeTracker, schemaSnapshot, tablesOfPages } from './table-changes.js';
 import {
   type Statement,
   StatementCache,
@@ -105,6 +106,10 @@ export class Connection {
   private readonly checkpointer: IdleCheckpointer;
   private closed = false;
   private capture: ChangeCapture | null = null;
+  /** The tables each statement reads and writes, and each commit's changed tables (table-changes.ts). */
+  private readonly access = new AccessRecorder();
+  private readonly changes: ChangeTracker;
+  private authorizer: ((action: number, a: string | null, b: string | null, trigger: string | null, dbName: string | null) => boolean) | null = null;
 
   private constructor(
     private readonly sqlite3: Sqlite3Runtime,
@@ -118,7 +123,8 @@ export class Connection {
     readonly options: ConnectionOptions,
   ) {
     this.raw = rawExports(sqlite3);
-    this.host = { sqlite3, raw: this.raw, db: () => this.db, error: (rc, sql) => this.error(rc, sql) };
+    this.host = { sqlite3, raw: this.raw, db: () => this.db, error: (rc, sql) => this.error(rc, sql), access: this.access };
+    this.changes = new ChangeTracker(this.access, { inTransaction: () => this.inTransaction, totalChanges: () => this.raw.sqlite3_total_changes(this.db) });
     this.statements = new StatementCache(this.host);
     this.cells = new CellReader(this.raw, sqlite3, options.intMode === 'bigint');
     this.checkpointer = new IdleCheckpointer({
@@ -160,6 +166,7 @@ export class Connection {
     try {
       // The WASM build defaults to 8192-byte pages; the sync protocol's pages are 4096 bytes.
       // This only takes effect on a new, empty database.
+      this.installAuthorizer();
       this.exec(`PRAGMA page_size=${PAGE_BYTES}`);
       this.exec('PRAGMA locking_mode=EXCLUSIVE');
       const mode = this.value('PRAGMA journal_mode=WAL');
@@ -347,7 +354,12 @@ export class Connection {
     }
     try {
       const pageSize = Number(this.value('PRAGMA page_size'));
-      importImage({ sqlite3: this.sqlite3, vfs: this.vfs, db: this.db, pageSize, error: (rc) => this.error(rc, 'import') }, bytes);
+      // Every page may have changed: every table before or after counts as changed.
+      const allPages = (): number[] => Array.from({ length: this.pageCount() }, (_, i) => i + 1);
+      this.replacingPages(() => {
+        importImage({ sqlite3: this.sqlite3, vfs: this.vfs, db: this.db, pageSize, error: (rc) => this.error(rc, 'import') }, bytes);
+        this.statements.clear();
+      }, allPages);
       // Statements prepared against the old schema must not be reused, nor columns read from it.
       this.statements.clear();
       this.capture?.schemaReplaced();
@@ -390,6 +402,10 @@ export class Connection {
    * record of its transaction. commit-points.ts decides; this is the only place that acts.
    */
   private runAtCommitPoints<T>(stmt: Statement, body: () => T): T {
+    return this.changes.around(stmt, () => this.runCaptured(stmt, body));
+  }
+
+  private runCaptured<T>(stmt: Statement, body: () => T): T {
     const cap = this.capture;
     if (!cap) return body();
     if (cap.suspended > 0) {
@@ -524,9 +540,21 @@ export class Connection {
   setAuthorizer(check: ((action: number, a: string | null, b: string | null, trigger: string | null, dbName: string | null) => boolean) | null): void {
     this.ensureOpen();
     this.statements.clear();
+    this.authorizer = check;
+  }
+
+  /**
+   * The one authorizer SQLite calls: it notes the tables each statement reads and writes
+   * (table-changes.ts), then asks the rules `setAuthorizer` installed, if any.
+   */
+  private installAuthorizer(): void {
     const rc = this.sqlite3.capi.sqlite3_set_authorizer(
       this.db,
-      check ? (_ctx, action, a, b, dbName, trigger) => (check(action, a || null, b || null, trigger || null, dbName || null) ? 0 : 1) : 0,
+      (_ctx, action, a, b, dbName, trigger) => {
+        this.access.note(action, a || null, b || null);
+        const check = this.authorizer;
+        return !check || check(action, a || null, b || null, trigger || null, dbName || null) ? 0 : 1;
+      },
       0,
     );
     if (rc !== SQLITE_OK) throw this.error(rc, 'set authorizer');
@@ -538,6 +566,31 @@ export class Connection {
    */
   setTriggersEnabled(on: boolean): void {
     this.check(this.sqlite3.capi.sqlite3_db_config(this.ensureDb(), SQLITE_DBCONFIG_ENABLE_TRIGGER, on ? 1 : 0, 0), 'enable triggers');
+  }
+
+  // ---- live queries: which tables change ----------------------------------------------------
+
+  /** Called with the tables each committed transaction (or pull, or import) changed. */
+  onTablesChanged(listener: ((tables: string[]) => void) | null): void {
+    this.changes.listener = listener;
+  }
+
+  /** The tables `sql` (one statement) reads, from SQLite's authorizer (views and triggers resolved). */
+  tablesRead(sql: string): string[] {
+    return [...this.prepare(sql).access.reads].sort();
+  }
+
+  /**
+   * Runs `fn`, which replaces pages under SQLite (a pull's apply), without tracking its
+   * statements, then reports the tables that own `pages()` afterwards or whose schema entry
+   * changed (table-changes.ts `tablesOfPages`).
+   */
+  replacingPages<T>(fn: () => T, pages: () => readonly number[]): T {
+    const read = (sql: string, params?: SqlParams): SqlValue[][] => this.readRows(sql, params);
+    const before = schemaSnapshot(read);
+    const result = this.changes.suspendWhile(fn);
+    this.changes.emit(tablesOfPages(read, pages(), before));
+    return result;
   }
 
   // Guards for a host that runs others' SQL (engine/guards.ts says what each does).

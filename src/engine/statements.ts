@@ -9,6 +9,7 @@ import type { RawExports, Sqlite3Runtime } from '../sqlite/wasm-api.js';
 import type { SqlValue, StatementResult } from '../types.js';
 import type { CellReader } from './cells.js';
 import { type StatementKind, classify } from './commit-points.js';
+import { type AccessRecorder, type TableAccess, emptyAccess } from './table-changes.js';
 
 /** How many prepared statements a connection keeps, least recently used dropped first. */
 export const STATEMENT_CACHE_SIZE = 64;
@@ -23,6 +24,8 @@ export interface Statement {
   columns: string[];
   /** Parameter names by index (1-based index at [i-1]); null for plain `?`. */
   paramNames: (string | null)[];
+  /** The tables it reads and writes, as SQLite's authorizer reported them (table-changes.ts). */
+  access: TableAccess;
 }
 
 /** What statement work needs from its connection. */
@@ -33,6 +36,8 @@ export interface StatementHost {
   db(): number;
   /** The SqliteError for `rc` on this connection, with the VFS's reason. */
   error(rc: number, sql: string): SqliteError;
+  /** Collects the tables each prepared statement reads and writes, when the host tracks them. */
+  readonly access?: AccessRecorder | undefined;
 }
 
 const textDecoder = new TextDecoder();
@@ -51,6 +56,7 @@ export function* splitStatements(host: StatementHost, sql: string, flags = 0): G
     let pos = pSql;
     const end = pSql + bytes.length;
     while (pos < end) {
+      host.access?.begin();
       const rc = capi.sqlite3_prepare_v3(host.db(), pos, end - pos, flags, ppStmt, pzTail);
       const tail = wasm.peekPtr(pzTail);
       const text = stripLeadingComments(textDecoder.decode(wasm.heap8u().subarray(pos, tail)));
@@ -76,7 +82,7 @@ function describe(host: StatementHost, ptr: number, sql: string): Statement {
   const p = raw.sqlite3_bind_parameter_count(ptr);
   for (let i = 1; i <= p; i++) paramNames.push(capi.sqlite3_bind_parameter_name(ptr, i) ?? null);
   const { kind, savepoint } = classify(sql, raw.sqlite3_stmt_readonly(ptr) !== 0);
-  return { ptr, sql, kind, savepoint, columns, paramNames };
+  return { ptr, sql, kind, savepoint, columns, paramNames, access: host.access?.take() ?? emptyAccess() };
 }
 
 /** A statement's text without the whitespace and comments SQLite skipped before it. */

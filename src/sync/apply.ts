@@ -24,6 +24,12 @@ import { pushedUpTo, rotateClientId } from './state-file.js';
  * report); they stay pending, marked rejected.
  */
 export function applyPull(local: LocalDatabase, update: PulledUpdate): ReplayRefused[] {
+  // Live queries: the apply's own statements are not reported; the tables owning the pulled
+  // pages afterwards (or whose schema entry changed) are, once, when it is done.
+  return local.conn.replacingPages(() => applySteps(local, update), () => [...update.pages.keys()]);
+}
+
+function applySteps(local: LocalDatabase, update: PulledUpdate): ReplayRefused[] {
   const { conn, state } = local;
   if (conn.inTransaction) throw new OutpostError('cannot apply a pull inside a transaction', 'INVALID_ARGUMENT');
   // a. save pending changes

@@ -57,6 +57,8 @@ export async function openInWorker(request: OpenRequest, callbacks: SyncCallback
   const forwarded = forwardDriver(() => remote as unknown as Driver, call);
   const driver: Driver = {
     ...forwarded,
+    // A function cannot be cloned: it crosses as a proxy, called back from the worker.
+    onTablesChanged: (listener) => call(() => remote.onTablesChanged(listener ? Comlink.proxy(listener) : null)),
     close: async () => {
       try {
         await forwarded.close();

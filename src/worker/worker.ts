@@ -59,6 +59,15 @@ const api: WorkerApi = {
     const rows = await opened().query(sql, params, maxRows);
     return Comlink.transfer(rows, transferables(rows));
   },
+  async watchQuery(sql, params) {
+    const result = await opened().watchQuery(sql, params);
+    return Comlink.transfer(result, transferables(result.rows));
+  },
+  async onTablesChanged(listener) {
+    // The listener is a Comlink proxy of the UI thread's: each call posts a message and returns
+    // a promise, which rejects once that side is gone; nothing here waits for it.
+    await opened().onTablesChanged(listener ? (tables) => void Promise.resolve(listener(tables)).catch(() => {}) : null);
+  },
   async export() {
     const bytes = await opened().export();
     return Comlink.transfer(bytes, [bytes.buffer]);

@@ -150,10 +150,16 @@ for (const peer of peers) {
           statements.push(`INSERT OR IGNORE INTO ${k}(k, v) VALUES (${key}, ${expr()})`);
           values += 2;
         }
+        // A REAL zero changed only in sign is no change to SQLite's session extension (it
+        // compares numerically, and 0.0 = -0.0), so it does not sync: README says so. The
+        // generated updates leave such rows alone.
+        const notZeroFlip = (column: string, e: string): string => `NOT (typeof(${column}) = 'real' AND ${column} = 0 AND typeof(${e}) = 'real' AND (${e}) = 0)`;
         for (let i = 0; i < 20; i++) {
           const column = pick(random, tColumns);
-          statements.push(`UPDATE ${t} SET ${column} = ${expr()} WHERE id = ${int(random, 0, nextId - 1)}`);
-          statements.push(`UPDATE ${k} SET v = ${expr()} WHERE k = ${pick(random, keys)}`);
+          const e1 = expr();
+          const e2 = expr();
+          statements.push(`UPDATE ${t} SET ${column} = ${e1} WHERE id = ${int(random, 0, nextId - 1)} AND ${notZeroFlip(column, e1)}`);
+          statements.push(`UPDATE ${k} SET v = ${e2} WHERE k = ${pick(random, keys)} AND ${notZeroFlip('v', e2)}`);
           values += 2;
         }
         for (let i = 0; i < 4; i++) {
