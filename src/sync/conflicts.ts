@@ -15,10 +15,11 @@
  * - A table with a primary key (an INTEGER PRIMARY KEY included): the key is the
  *   application's, other rows or other systems may hold it, so it is never changed behind
  *   the application's back. The change is refused and reported (push.ts records it), kept
- *   locally with its values, and every later pending change to a row it inserted waits with
- *   it (`heldBehindRejected`): pushed alone, such an update or delete would land on the other
- *   client's row. The application gives the row a new key (a `transform` rewrite, then
- *   `retryRejectedChange`) or drops the change.
+ *   locally with its values, and every later pending change to a row it inserted is refused
+ *   too, as waiting for it (`heldBehindRejected`): pushed alone, such an update or delete
+ *   would land on the other client's row. Both kinds stay local and reported, kept by every
+ *   pull, until the application gives the row a new key (a `transform` rewrite, then
+ *   `retryRejectedChange`) or drops the changes.
  *
  * A re-push of this client's own insert is not a collision: a push first reads this client's
  * acknowledged change id from the server and sends only what comes after it, and a batch's
@@ -74,17 +75,21 @@ function* rowChanges(record: DecodedChangeRecord, current: TableLookup): Generat
 /**
  * The records that must wait because a refused record inserted a row they change: pushed
  * alone, such a change would find no row on the server (and be lost there) or land on another
- * client's row with the same key. Pure; `records` oldest first.
+ * client's row with the same key. Maps each to the refused record it waits for (a record
+ * that waits inserts nothing others wait for). Pure; `records` oldest first.
  */
-export function heldBehindRejected(records: readonly DecodedChangeRecord[], rejected: Readonly<Record<string, string>>, current: TableLookup): Set<number> {
-  const waiting = new Set<string>();
-  const held = new Set<number>();
+export function heldBehindRejected(records: readonly DecodedChangeRecord[], rejected: Readonly<Record<string, string>>, current: TableLookup): Map<number, number> {
+  const waiting = new Map<string, number>();
+  const held = new Map<number, number>();
   for (const record of records) {
     const refused = rejected[record.id] !== undefined;
     for (const { change, info } of rowChanges(record, current)) {
       const id = rowIdentity(change, info);
-      if (refused && change.op === 'insert') waiting.add(id);
-      else if (!refused && waiting.has(id)) held.add(record.id);
+      const blocker = waiting.get(id);
+      if (refused && change.op === 'insert') waiting.set(id, record.id);
+      else if (!refused && blocker !== undefined && change.op !== 'insert' && !held.has(record.id)) held.set(record.id, blocker);
+      // A delete ends the row: an insert of the same key after it is another row, pushed on its own.
+      if (change.op === 'delete') waiting.delete(id);
     }
   }
   return held;

@@ -86,7 +86,12 @@ async function pushRound(
     rejected,
     tableInfoLookup(local.conn),
   );
-  const todo = recordsToPush(records, acked, rejected).filter((r) => !held.has(r.id));
+  // Refused, not only skipped: a pull keeps refused records, where it would drop a skipped one
+  // once the acknowledgement passes it.
+  for (const [id, blocker] of held) {
+    if (rejected[id] === undefined && id > acked) refuse(id, { type: 'refused', reason: `waits for change ${blocker}, which inserted a row this change writes to and was refused`, changeId: id, table: null });
+  }
+  const todo = recordsToPush(records, acked, rejected);
   let pushed = 0;
   let next: 'done' | 'again' | { table: string; changeId: number } = 'done';
   // A collision ends the round: a refused insert holds later changes back, a re-key rewrites them.
