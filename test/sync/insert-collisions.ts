@@ -146,7 +146,8 @@ const B = "typeof(b), CASE WHEN typeof(b) = 'integer' THEN CAST(b AS TEXT) ELSE 
 /** A value read locally, as `serverRows` writes the server's. */
 function normalize(v: SqlValue | undefined): string | null {
   if (v === null || v === undefined) return null;
-  return v instanceof Uint8Array ? Buffer.from(v).toString('base64') : String(v);
+  // Base64 without its padding: Turso leaves it out.
+  return v instanceof Uint8Array ? Buffer.from(v).toString('base64').replace(/=+$/, '') : String(v);
 }
 
 async function valueOfB(db: Database, table: Table, tag: string): Promise<string> {
@@ -272,5 +273,5 @@ export async function serverRows(server: Endpoint, ...sql: string[]): Promise<st
   if (result?.type !== 'ok' || result.response.type !== 'batch') throw new Error(`the server refused the batch: ${JSON.stringify(result)}`);
   const failed = result.response.result.step_errors.find((e) => e !== null);
   if (failed) throw new Error(`the server failed a statement: ${failed.message}`);
-  return result.response.result.step_results.map((s) => JSON.stringify((s?.rows ?? []).map((row) => row.map((v: HranaValue) => ('value' in v ? String(v.value) : 'base64' in v ? v.base64 : null)))));
+  return result.response.result.step_results.map((s) => JSON.stringify((s?.rows ?? []).map((row) => row.map((v: HranaValue) => ('value' in v ? String(v.value) : 'base64' in v ? v.base64.replace(/=+$/, '') : null)))));
 }
