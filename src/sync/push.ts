@@ -70,6 +70,9 @@ async function pushRound(
   const refuse = (id: number, result: Extract<PushResult, { type: 'refused' }>): void => {
     rejected[id] = result.reason;
     refusedTables.set(id, result.table);
+    // Durably before the next batch: if that batch commits and its answer is lost, the
+    // acknowledgement passes this record, and a pull would drop it unless it is marked refused.
+    local.state.update({ rejected: { ...rejected } });
   };
   const send = async (batch: ChangeRecord[]): Promise<PushResult> => {
     // Durably first: no id this batch carries is ever given to a new change, even when a power
