@@ -73,20 +73,23 @@ function* rowChanges(record: DecodedChangeRecord, current: TableLookup): Generat
 }
 
 /**
- * The records that must wait because a refused record inserted a row they change: pushed
- * alone, such a change would find no row on the server (and be lost there) or land on another
- * client's row with the same key. Maps each to the refused record it waits for (a record
- * that waits inserts nothing others wait for). Pure; `records` oldest first.
+ * The records that must wait because a record refused as an insert collision inserted a row
+ * they change: pushed alone, such a change would land on the other client's row with the same
+ * key. Maps each to the refused record it waits for (a record that waits inserts nothing
+ * others wait for). Other refusals hold nothing back: there the key is free on the server, and
+ * a later update of the row changes nothing there, as before. Pure; `records` oldest first.
  */
 export function heldBehindRejected(records: readonly DecodedChangeRecord[], rejected: Readonly<Record<string, string>>, current: TableLookup): Map<number, number> {
   const waiting = new Map<string, number>();
   const held = new Map<number, number>();
   for (const record of records) {
-    const refused = rejected[record.id] !== undefined;
+    const reason = rejected[record.id];
+    const refused = reason !== undefined;
+    const collided = reason?.startsWith(COLLISION_REASON_PREFIX) === true;
     for (const { change, info } of rowChanges(record, current)) {
       const id = rowIdentity(change, info);
       const blocker = waiting.get(id);
-      if (refused && change.op === 'insert') waiting.set(id, record.id);
+      if (collided && change.op === 'insert') waiting.set(id, record.id);
       else if (!refused && blocker !== undefined && change.op !== 'insert' && !held.has(record.id)) held.set(record.id, blocker);
       // A delete ends the row: an insert of the same key after it is another row, pushed on its own.
       if (change.op === 'delete') waiting.delete(id);
