@@ -60,6 +60,13 @@ export interface SyncOptions {
   longPollTimeoutMs?: number;
   /** Row changes per pushed batch; a batch always ends on a transaction boundary (default 1000). */
   pushBatchSize?: number;
+  /**
+   * Tables whose primary key names the thing a row is about (a setting's name, a user's
+   * email): an insert that finds its key taken on the server overwrites that row, last push
+   * wins, as Turso does. In every other table such an insert is an insert collision (README,
+   * "Conflicts"): re-keyed where the table has no primary key, refused and reported where it has one.
+   */
+  upsertTables?: string[];
   /** Inspect, skip or rewrite each pushed row change. */
   transform?: (mutations: Mutation[]) => MutationResult[] | Promise<MutationResult[]>;
   /** Per request (default 30 s). */

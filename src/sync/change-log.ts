@@ -169,6 +169,14 @@ export class ChangeLog {
     this.insert(record);
   }
 
+  /** Replaces a record's segments under its own id (a re-key, conflicts.ts); not itself captured. */
+  rewrite(record: ChangeRecord): void {
+    this.conn.withoutCapture(() => {
+      this.conn.run(`DELETE FROM ${CHANGES_TABLE} WHERE id = ?`, [record.id]);
+      this.insert(record);
+    });
+  }
+
   private insert(record: ChangeRecord): void {
     this.ensure();
     const stored = encodeRecord(record);

@@ -22,6 +22,7 @@
  *   push-plan.ts         pure: which records to push, split into batches
  *   push-batch.ts        pure: records → gated Hrana batch; answer → ok / refused
  *   push-sql.ts          pure: row changes → Turso-shaped SQL, values exact
+ *   conflicts.ts         insert collisions: re-key (no primary key) or hold behind the refusal
  *   replay.ts            one pending record onto pulled data, by column name when it must
  *   local-checkpoint.ts  bounded WAL while offline: pre-images, then checkpoint
  *   change-log.ts        _outpost_changes, the capture hooks, which tables are tracked

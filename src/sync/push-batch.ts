@@ -31,9 +31,9 @@ import type { HranaBatchStep, HranaCondition, HranaValue, PipelineRequest, Pipel
 import { CREATE_TURSO_SYNC_TABLE, PULL_GEN, SELECT_TURSO_SYNC, UPSERT_TURSO_SYNC } from '../protocol/turso-tables.js';
 import type { Mutation, MutationResult, SqlValue } from '../types.js';
 import { isTrackedTable } from './change-log.js';
-import type { DecodedSegment } from './changeset.js';
+import type { DecodedSegment, RowChange } from './changeset.js';
 import { invariant } from './invariant.js';
-import { type PushStep, type TableInfo, changeTableInfo, hranaArgs, hranaParameter, rewriteDdl, rowChangeSql, toMutation } from './push-sql.js';
+import { INSERT_COLLISION, type PushStep, type TableInfo, changeTableInfo, describeKey, hranaArgs, hranaParameter, rewriteDdl, rowChangeSql, toMutation } from './push-sql.js';
 
 /** A change record with its changesets decoded. */
 export interface DecodedRecord {
@@ -54,9 +54,11 @@ export interface PushSteps {
  * was made to, whatever the schema became later. `tableInfo` describes a table as it is now;
  * only records of the change log's first format (no recorded columns) use it, and a table that
  * no longer exists then sends no rows. With `withMutations`, each row statement comes with the
- * mutation a transform sees.
+ * mutation a transform sees. Inserts are guarded (push-sql.ts): one whose key is taken on the
+ * server fails instead of overwriting that row, except in `upsertTables`, where it replaces it.
  */
-export function pushSteps(records: readonly DecodedRecord[], tableInfo: (table: string) => TableInfo | null, withMutations: boolean): PushSteps {
+export function pushSteps(records: readonly DecodedRecord[], tableInfo: (table: string) => TableInfo | null, withMutations: boolean, upsertTables: readonly string[] = []): PushSteps {
+  const upserts = new Set(upsertTables.map((t) => t.toLowerCase()));
   const steps: PushStep[] = [];
   const mutations: PushSteps['mutations'] = [];
   for (const r of records) {
@@ -71,15 +73,23 @@ export function pushSteps(records: readonly DecodedRecord[], tableInfo: (table: 
         const info = changeTableInfo(change, segment.columns, tableInfo);
         if (!info) continue;
         const args: HranaValue[] = [];
-        const sql = rowChangeSql(change, info, hranaParameter(args));
+        const guard = change.op === 'insert' && !upserts.has(change.table.toLowerCase());
+        const sql = rowChangeSql(change, info, hranaParameter(args), guard ? 'guard' : 'replace');
         if (sql === null) continue;
         const step: PushStep = { sql, args, changeId: r.id, table: change.table, ignorable: false };
+        if (guard) step.guarded = { key: describeKey(change, info), rowid: info.pk.length === 0 ? rowidOf(change) : null };
         steps.push(step);
         if (withMutations) mutations.push({ step, mutation: toMutation(r.id, change, info) });
       }
     }
   }
   return { steps, mutations };
+}
+
+/** The rowid of an insert into a table without a primary key (its first value). */
+function rowidOf(change: RowChange): bigint | null {
+  const v = change.after[0];
+  return v?.type === 'integer' ? v.value : null;
 }
 
 /** The steps after a transform's answer: each mutation's statement kept, skipped, or replaced by other SQL. */
@@ -92,7 +102,8 @@ export function applyTransform(planned: PushSteps, results: unknown): PushStep[]
     // The transform is the application's code; its results are trusted to have the declared shape.
     const result = results[i] as MutationResult;
     if (result === 'skip') replaced.set(step, null);
-    else if (result !== 'keep') replaced.set(step, { ...step, sql: result.sql, args: transformArgs(result.args ?? []) });
+    // A rewrite is the application's SQL: not a guarded insert any more.
+    else if (result !== 'keep') replaced.set(step, { sql: result.sql, args: transformArgs(result.args ?? []), changeId: step.changeId, table: step.table, ignorable: step.ignorable });
   });
   return planned.steps.flatMap((s) => {
     const r = replaced.get(s);
@@ -225,6 +236,12 @@ export function buildPushBatch(clientId: string, ackedAfter: number, steps: read
 
 export type PushResult =
   | { type: 'ok' }
+  /**
+   * The server applied nothing of the batch: the guarded insert of change `changeId` found its
+   * key taken by a row this client has not pulled (another client's). `rowid` is set when the
+   * table has no primary key.
+   */
+  | { type: 'collision'; changeId: number; table: string; key: string; rowid: bigint | null; reason: string }
   /** The server applied nothing of the batch; `changeId` and `table` name the failing statement's change when a change's statement failed. */
   | { type: 'refused'; reason: string; changeId: number | null; table: string | null };
 
@@ -249,6 +266,10 @@ export function readPushResult(batch: PushBatch, response: PipelineResponse): Pu
     if (!e) continue;
     const step = batch.stepAt[i] ?? null;
     if (step?.ignorable) continue;
+    if (step?.guarded && step.table !== null && e.message.includes(INSERT_COLLISION)) {
+      const reason = `insert collision: table ${step.table} already has a row with ${step.guarded.key} on the server, which another client inserted`;
+      return { type: 'collision', changeId: step.changeId, table: step.table, key: step.guarded.key, rowid: step.guarded.rowid, reason };
+    }
     if (e.code !== undefined && e.code !== null && SERVER_CONDITION.test(e.code)) {
       // The server could not apply the batch right now (its disk is full, it is busy, it ran
       // out of memory or time): nothing is wrong with the change. The whole batch was rolled

@@ -3,14 +3,22 @@
  * Turso's own client sends. Values keep their storage class and bytes: they are bound as
  * exactly typed Hrana arguments, except the few that Hrana's JSON cannot carry exactly, which
  * are written into the SQL text as expressions that compute them (see `hranaParameter`):
- * - insert: `INSERT INTO "t"("a", "b") VALUES (?,?) ON CONFLICT("a") DO UPDATE SET "a" = excluded."a", "b" = excluded."b"`
- *   (tables without a primary key: `INSERT OR REPLACE` naming the rowid explicitly);
+ * - insert, as a push sends it (`guardInserts`): an insert that fails with `INSERT_COLLISION`
+ *   in its message when its key is taken on the server, so that a row another client inserted
+ *   is never overwritten (conflicts.ts says what happens next):
+ *   `INSERT INTO "t"("a", "b") VALUES (?,?) ON CONFLICT("a") DO UPDATE SET "a" = json_extract('{}', '<marker>')`,
+ *   and for tables without a primary key, the rowid named explicitly and checked first:
+ *   `INSERT INTO "t"("rowid", "a") VALUES (CASE WHEN EXISTS (SELECT 1 FROM "t" WHERE "rowid" = ?) THEN json_extract(...) ELSE ? END, ?)`;
+ *   the tables the application lists in `sync.upsertTables` keep Turso's shape instead:
+ *   `... ON CONFLICT("a") DO UPDATE SET "a" = excluded."a", "b" = excluded."b"` (last push wins);
+ * - insert, as replay applies it by name (local wins): the upsert, or `INSERT OR REPLACE`
+ *   naming the rowid explicitly for tables without a primary key;
  * - update: only the changed columns, the row matched by primary key with `IS`;
  * - delete: by primary key;
  * - DDL as captured, CREATE rewritten to `IF NOT EXISTS` and DROP to `IF EXISTS` so that a
  *   schema another client already pushed does not fail the batch; an `ALTER TABLE ... ADD
  *   COLUMN` that finds the column present is ignorable.
- * Last push wins per row and changed column, as in Turso.
+ * Updates and deletes: last push wins per row and changed column, as in Turso.
  */
 import type { RowChange } from './changeset.js';
 import { invariant } from './invariant.js';
@@ -59,6 +67,11 @@ export interface PushStep {
   table: string | null;
   /** A failure of this step does not fail the batch (ALTER TABLE ADD COLUMN of a present column). */
   ignorable: boolean;
+  /**
+   * A guarded insert (it fails with `INSERT_COLLISION` when its key is taken): its key for
+   * messages, and its rowid when the table has no primary key (a rowid that may be re-keyed).
+   */
+  guarded?: { key: string; rowid: bigint | null };
 }
 
 /**
@@ -99,10 +112,36 @@ export function toMutation(changeId: number, change: RowChange, info: TableInfo)
 }
 
 /**
- * The SQL of one captured row change, each value taken through `param`. Returns null when
- * there is nothing to send.
+ * The text a guarded insert fails with when its key is taken (see the header). It is a JSON
+ * path that is not one: json_extract fails on it, on SQLite and Turso alike, with the path in
+ * its message, and only when the CASE or the ON CONFLICT clause evaluates it.
  */
-export function rowChangeSql(change: RowChange, info: TableInfo, param: Parameter): string | null {
+export const INSERT_COLLISION = 'outpost: insert key taken';
+const FAIL_COLLISION = `json_extract('{}', '${INSERT_COLLISION}')`;
+
+/** How an insert treats a row that has its key: replace it (replay, upsert tables) or fail (`INSERT_COLLISION`). */
+export type InsertPolicy = 'replace' | 'guard';
+
+/** The key of a row change, as `"id" = 5` or `rowid = 3` (for messages). */
+export function describeKey(change: RowChange, info: TableInfo): string {
+  const names = namedColumns(change, info);
+  const values = change.op === 'insert' ? change.after : change.before;
+  const keyIdx = info.pk.length === 0 ? [0] : info.pk.filter((i) => i < names.length);
+  return keyIdx.map((i) => `${names[i]} = ${showValue(values[i])}`).join(', ');
+}
+
+function showValue(v: StoredValue | undefined): string {
+  if (!v || v.type === 'null') return 'NULL';
+  if (v.type === 'text') return `'${(textOf(v.bytes) ?? '(not UTF-8)').slice(0, 60)}'`;
+  if (v.type === 'blob') return `x'${hex(v.bytes.subarray(0, 30))}${v.bytes.length > 30 ? '...' : ''}'`;
+  return String(v.value);
+}
+
+/**
+ * The SQL of one captured row change, each value taken through `param`. Returns null when
+ * there is nothing to send. `inserts` says what an insert does to a row that has its key.
+ */
+export function rowChangeSql(change: RowChange, info: TableInfo, param: Parameter, inserts: InsertPolicy = 'replace'): string | null {
   const table = quoteIdent(change.table);
   const names = namedColumns(change, info).map(quoteIdent);
   const rowidTable = info.pk.length === 0;
@@ -112,10 +151,16 @@ export function rowChangeSql(change: RowChange, info: TableInfo, param: Paramete
     keyIdx.map((i) => (rowidTable ? `${names[i]} = ${value(values[i])}` : `${names[i]} IS ${value(values[i])}`)).join(' AND ');
   switch (change.op) {
     case 'insert': {
+      if (rowidTable && inserts === 'guard') {
+        // The rowid twice, in text order: once for the check, once as the value.
+        const rowid = `CASE WHEN EXISTS (SELECT 1 FROM ${table} WHERE ${names[0]} = ${value(change.after[0])}) THEN ${FAIL_COLLISION} ELSE ${value(change.after[0])} END`;
+        const rest = change.after.slice(1).map(value);
+        return `INSERT INTO ${table}(${names.join(', ')}) VALUES (${[rowid, ...rest].join(',')})`;
+      }
       const values = change.after.map(value).join(',');
       if (rowidTable) return `INSERT OR REPLACE INTO ${table}(${names.join(', ')}) VALUES (${values})`;
       const conflict = keyIdx.map((i) => names[i]).join(',');
-      const set = names.map((n) => `${n} = excluded.${n}`).join(',');
+      const set = inserts === 'guard' ? `${names[keyIdx[0]!]} = ${FAIL_COLLISION}` : names.map((n) => `${n} = excluded.${n}`).join(',');
       return `INSERT INTO ${table}(${names.join(', ')}) VALUES (${values}) ON CONFLICT(${conflict}) DO UPDATE SET ${set}`;
     }
     case 'update': {

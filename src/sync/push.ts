@@ -4,7 +4,10 @@
  * one server transaction (push-batch.ts), and when a batch is refused, push it again one
  * transaction at a time to isolate the change the server refuses. A refused change is recorded
  * in the rejection log (rejected-file.ts): kept locally, skipped by later pushes, reported until
- * the application drops it or retries it, however many there are.
+ * the application drops it or retries it, however many there are. An insert whose key another
+ * client took is an insert collision (conflicts.ts): re-keyed, then the push starts over, in a
+ * table without a primary key; refused and reported, with the later changes to its rows held
+ * back, in a table with one.
  */
 import { SyncError } from '../errors.js';
 import type { SyncTransport } from '../protocol/transport.js';
@@ -12,6 +15,7 @@ import type { SyncOptions } from '../types.js';
 import type { ChangeRecord } from './change-log.js';
 import { decodeSegments } from './changeset.js';
 import type { LocalDatabase } from './local.js';
+import { COLLISION_REASON_PREFIX, heldBehindRejected, rekeyInserts } from './conflicts.js';
 import {
   type PushResult,
   REQUEST_BYTES_MAX,
@@ -30,7 +34,14 @@ import { recordsToPush, splitIntoBatches } from './push-plan.js';
 import { tableInfoLookup } from './schema.js';
 import { pushedUpTo, rotateClientId } from './state-file.js';
 
-export type PushOptions = Pick<SyncOptions, 'pushBatchSize' | 'transform'>;
+export type PushOptions = Pick<SyncOptions, 'pushBatchSize' | 'transform' | 'upsertTables'>;
+
+/**
+ * Re-keys one push may do before it gives up for now (a transient error, retried later): each
+ * one moves every pending insert of a table above the server's rowids, so more than a few
+ * means other clients keep taking the new rowids first.
+ */
+const MAX_REKEYS_PER_PUSH = 16;
 
 export interface PushOutcome {
   /** Change records the server took. */
@@ -41,6 +52,28 @@ export interface PushOutcome {
 
 /** Pushes pending changes once (no retries); null when there was nothing to push. */
 export async function pushOnce(local: LocalDatabase, transport: SyncTransport, options: PushOptions): Promise<PushOutcome | null> {
+  const total: PushOutcome = { pushed: 0, refused: null };
+  for (let rounds = 0, rekeys = 0; ; rounds++) {
+    const round = await pushRound(local, transport, options);
+    if (!round) return rounds === 0 ? null : total;
+    total.pushed += round.pushed;
+    total.refused = round.refused ?? total.refused;
+    if (round.next === 'done') return total;
+    if (round.next === 'again') continue;
+    if (++rekeys > MAX_REKEYS_PER_PUSH) throw new SyncError(`pending inserts into ${round.next.table} kept colliding with other clients' rows; the push will be retried`, 'HTTP', 503);
+    await rekeyInserts(local, transport, round.next.table, round.next.changeId);
+  }
+}
+
+/**
+ * One pass over the pending records. It ends early at an insert collision: `again` after a
+ * refused one (the records held behind it are worked out anew), or the re-key to do first.
+ */
+async function pushRound(
+  local: LocalDatabase,
+  transport: SyncTransport,
+  options: PushOptions,
+): Promise<(PushOutcome & { next: 'done' | 'again' | { table: string; changeId: number } }) | null> {
   const records = local.changes.readAll();
   if (records.length === 0) return null;
   let clientId = local.state.value.clientId;
@@ -58,11 +91,14 @@ export async function pushOnce(local: LocalDatabase, transport: SyncTransport, o
   // The server has seen ids up to `acked` from this client: never hand them out again.
   if (local.state.value.changeIdFloor < acked) local.state.update({ changeIdFloor: acked });
   const refusals = new Map<number, string>();
+  const unsaved = new Map<number, string>();
   const refusedTables = new Map<number, string | null>();
   const refuse = (id: number, result: Extract<PushResult, { type: 'refused' }>): void => {
     refusals.set(id, result.reason);
+    unsaved.set(id, result.reason);
     refusedTables.set(id, result.table);
   };
+  const reasonOf = (id: number): string | undefined => refusals.get(id) ?? local.rejected.reason(id);
   const send = async (batch: ChangeRecord[]): Promise<PushResult> => {
     // Durably first: no id this batch carries is ever given to a new change, even when a power
     // loss takes the change log's last commits (durability 'normal') after the server took
@@ -71,28 +107,63 @@ export async function pushOnce(local: LocalDatabase, transport: SyncTransport, o
     if (local.state.value.changeIdFloor < lastId || pushedUpTo(local.state.value) < lastId) {
       local.state.update({ changeIdFloor: Math.max(local.state.value.changeIdFloor, lastId), pushedUpTo: Math.max(pushedUpTo(local.state.value), lastId) });
     }
-    const result = await sendBatch(local, transport, clientId, acked, batch, options.transform);
+    // Refusals durably before the next batch: if that batch commits and its answer is lost, the
+    // acknowledgement passes the refused records, and a pull would drop them unless marked.
+    if (unsaved.size > 0) {
+      local.rejected.record(unsaved);
+      unsaved.clear();
+    }
+    const result = await sendBatch(local, transport, clientId, acked, batch, options.transform, options.upsertTables ?? []);
     if (result.type === 'ok') acked = Math.max(acked, batch[batch.length - 1]!.id);
     return result;
   };
-  const todo = recordsToPush(records, acked, (id) => local.rejected.has(id)).filter((r) => r.id > covered);
+  const held = heldBehindRejected(
+    records.map((r) => ({ id: r.id, segments: decodeSegments(r.segments) })),
+    reasonOf,
+    tableInfoLookup(local.conn),
+  );
+  // Refused, not only skipped: a pull keeps refused records, where it would drop a skipped one
+  // once the acknowledgement passes it.
+  for (const [id, blocker] of held) {
+    if (reasonOf(id) === undefined && id > acked) refuse(id, { type: 'refused', reason: `waits for change ${blocker}, which inserted a row this change writes to and was refused`, changeId: id, table: null });
+  }
+  const todo = recordsToPush(records, acked, (id) => reasonOf(id) !== undefined).filter((r) => r.id > covered);
   let pushed = 0;
-  for (const batch of splitIntoBatches(todo, options.pushBatchSize ?? 1000)) {
+  let next: 'done' | 'again' | { table: string; changeId: number } = 'done';
+  // A collision ends the round: a refused insert holds later changes back, a re-key rewrites them.
+  const collided = (result: PushResult): boolean => {
+    if (result.type !== 'collision') return false;
+    if (result.rowid !== null) next = { table: result.table, changeId: result.changeId };
+    else {
+      refuse(result.changeId, { type: 'refused', reason: collisionReason(result.reason), changeId: result.changeId, table: result.table });
+      next = 'again';
+    }
+    return true;
+  };
+  batches: for (const batch of splitIntoBatches(todo, options.pushBatchSize ?? 1000)) {
     const result = await send(batch);
+    if (collided(result)) break;
     if (result.type === 'ok') pushed += batch.length;
-    else if (batch.length === 1) refuse(batch[0]!.id, result);
+    else if (batch.length === 1) refuse(batch[0]!.id, result as Extract<PushResult, { type: 'refused' }>);
     else {
       // Find the change the server refuses: push the batch one transaction at a time.
       for (const r of batch) {
         const single = await send([r]);
+        if (collided(single)) break batches;
         if (single.type === 'ok') pushed++;
-        else refuse(r.id, single);
+        else refuse(r.id, single as Extract<PushResult, { type: 'refused' }>);
       }
     }
   }
-  local.rejected.record(refusals, { lastPushAt: Date.now() });
+  local.rejected.record(unsaved, { lastPushAt: Date.now() });
   const refused = todo.filter((r) => refusals.has(r.id));
-  return { pushed, refused: refused.length > 0 ? refusedError(refused.map((r) => r.id), refusals, refusedTables) : null };
+  return { pushed, refused: refused.length > 0 ? refusedError(refused.map((r) => r.id), refusals, refusedTables) : null, next };
+}
+
+/** The reason recorded for a refused insert collision: what happened and what the application can do. */
+function collisionReason(reason: string): string {
+  const what = reason.startsWith(COLLISION_REASON_PREFIX) ? reason : `${COLLISION_REASON_PREFIX} ${reason}`;
+  return `${what}. The row this client inserted is kept locally with its values, and later changes to it wait with it; give it another key with sync.transform and retryRejectedChange(), or drop the change`;
 }
 
 /** Sends one batch of records as one server transaction. */
@@ -103,9 +174,10 @@ async function sendBatch(
   acked: number,
   records: ChangeRecord[],
   transform: PushOptions['transform'],
+  upsertTables: readonly string[],
 ): Promise<PushResult> {
   const decoded = records.map((r) => ({ id: r.id, segments: decodeSegments(r.segments) }));
-  const planned = pushSteps(decoded, tableInfoLookup(local.conn), transform !== undefined);
+  const planned = pushSteps(decoded, tableInfoLookup(local.conn), transform !== undefined, upsertTables);
   const steps = transform && planned.mutations.length > 0 ? applyTransform(planned, await transform(planned.mutations.map((m) => m.mutation))) : planned.steps;
   const ackedAfter = Math.max(acked, records[records.length - 1]!.id);
   const split = splitSteps(steps);

@@ -109,6 +109,31 @@ export function httpNetwork(base: string, server: Pick<OutpostServer, 'execTrust
 }
 
 /**
+ * The one database of a `turso --sync-server` at `url`, over HTTP. It has no tenant sandbox
+ * and no trusted side: `execTrusted` runs the SQL as any client would.
+ */
+export function tursoEndpoint(url: string): Endpoint {
+  const controllers: AbortController[] = [];
+  const transport = (faults?: FaultDecider): HttpTransport => {
+    const controller = new AbortController();
+    controllers.push(controller);
+    return new HttpTransport({ url, fetch: faultyFetch(faults, controller.signal) });
+  };
+  const admin = transport();
+  return {
+    url,
+    admin,
+    client: transport,
+    execTrusted: async (sql) => {
+      await admin.pipeline({ baton: null, requests: [{ type: 'execute', stmt: { sql, args: [], want_rows: false } }] });
+    },
+    close: async () => {
+      for (const c of controllers) c.abort();
+    },
+  };
+}
+
+/**
  * A fetch that fails as `faults` decides: before sending ('offline'), or after the server
  * answered ('lose-answer'). `closed` aborts its requests, as closing an endpoint must.
  */

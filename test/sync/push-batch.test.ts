@@ -53,8 +53,8 @@ describe('pushSteps', () => {
   test('DDL first, rewritten to be idempotent; row changes in order; untracked and vanished tables left out', () => {
     expect(planned.steps.map((s) => [s.changeId, s.table, s.ignorable, s.sql])).toEqual([
       [7, null, false, 'CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v)'],
-      [7, 't', false, 'INSERT INTO "t"("id", "v") VALUES (?,?) ON CONFLICT("id") DO UPDATE SET "id" = excluded."id","v" = excluded."v"'],
-      [8, 't', false, 'INSERT INTO "t"("id", "v") VALUES (?,?) ON CONFLICT("id") DO UPDATE SET "id" = excluded."id","v" = excluded."v"'],
+      [7, 't', false, `INSERT INTO "t"("id", "v") VALUES (?,?) ON CONFLICT("id") DO UPDATE SET "id" = json_extract('{}', 'outpost: insert key taken')`],
+      [8, 't', false, `INSERT INTO "t"("id", "v") VALUES (?,?) ON CONFLICT("id") DO UPDATE SET "id" = json_extract('{}', 'outpost: insert key taken')`],
       [9, null, true, 'ALTER TABLE t ADD COLUMN w'],
       [9, 'r', false, 'DELETE FROM "r" WHERE "rowid" = ?'],
     ]);
@@ -91,7 +91,7 @@ describe('pushSteps with recorded columns', () => {
   test('segments keep statement order, and changes are named by the columns recorded with them', () => {
     expect(planned.steps.map((s) => [s.changeId, s.sql])).toEqual([
       [20, 'CREATE TABLE IF NOT EXISTS t_new(id INTEGER PRIMARY KEY, old, v)'],
-      [20, 'INSERT INTO "t_new"("id", "old", "v") VALUES (?,?,?) ON CONFLICT("id") DO UPDATE SET "id" = excluded."id","old" = excluded."old","v" = excluded."v"'],
+      [20, `INSERT INTO "t_new"("id", "old", "v") VALUES (?,?,?) ON CONFLICT("id") DO UPDATE SET "id" = json_extract('{}', 'outpost: insert key taken')`],
       [20, 'DROP TABLE IF EXISTS t'],
       [20, 'ALTER TABLE t_new RENAME TO t'],
       [21, 'UPDATE "t" SET "old" = ? WHERE "id" IS ?'],
@@ -109,7 +109,35 @@ describe('pushSteps with recorded columns', () => {
 
   test('a rowid table without a key: its rowid first, then the recorded columns', () => {
     const steps = pushSteps([{ id: 30, segments: [{ changes: [{ table: 'r', op: 'insert', pk: [true, false], before: [], after: [v(3), v('x')] }], columns: { r: ['rowid_shadow'] } }] }], info, false).steps;
-    expect(steps.map((s) => s.sql)).toEqual(['INSERT OR REPLACE INTO "r"("rowid", "rowid_shadow") VALUES (?,?)']);
+    expect(steps.map((s) => s.sql)).toEqual([`INSERT INTO "r"("rowid", "rowid_shadow") VALUES (CASE WHEN EXISTS (SELECT 1 FROM "r" WHERE "rowid" = ?) THEN json_extract('{}', 'outpost: insert key taken') ELSE ? END,?)`]);
+    expect(steps[0]!.args).toEqual([{ type: 'integer', value: '3' }, { type: 'integer', value: '3' }, { type: 'text', value: 'x' }]);
+    expect(steps[0]!.guarded).toEqual({ key: 'rowid = 3', rowid: 3n });
+  });
+});
+
+describe('guarded inserts', () => {
+  test('a table in upsertTables keeps the last-push-wins upsert, and its insert is not guarded', () => {
+    const [step] = pushSteps([{ id: 1, segments: [{ changes: [insertT(4, 'd')], columns: { t: ['id', 'v'] } }] }], info, false, ['T']).steps;
+    expect(step!.sql).toBe('INSERT INTO "t"("id", "v") VALUES (?,?) ON CONFLICT("id") DO UPDATE SET "id" = excluded."id","v" = excluded."v"');
+    expect(step!.guarded).toBeUndefined();
+  });
+  test('a guarded insert names its key; a table with a primary key has no rowid to re-key', () => {
+    const [step] = pushSteps([{ id: 1, segments: [{ changes: [insertT(4, 'd')], columns: { t: ['id', 'v'] } }] }], info, false).steps;
+    expect(step!.guarded).toEqual({ key: 'id = 4', rowid: null });
+  });
+  test('a transform rewrite is not guarded any more', () => {
+    const planned = pushSteps([{ id: 1, segments: [{ changes: [insertT(4, 'd')], columns: { t: ['id', 'v'] } }] }], info, true);
+    const [step] = applyTransform(planned, [{ sql: 'INSERT INTO t VALUES (9, ?)', args: ['d'] }]);
+    expect(step!.guarded).toBeUndefined();
+  });
+  test("the server's collision error is a collision naming the change, its table and its key", () => {
+    const steps = pushSteps([{ id: 5, segments: [{ changes: [insertT(4, 'd')], columns: { t: ['id', 'v'] } }] }], info, false).steps;
+    const batch = buildPushBatch('client-1', 5, steps);
+    const n = stepsOf(batch).length;
+    // Turso's wording; SQLite says "bad JSON path: 'outpost: insert key taken'".
+    const result = readPushResult(batch, answer(n, { 2: 'Parse error: Bad json path: outpost: insert key taken' }, [3, 4, 5]));
+    expect(result).toMatchObject({ type: 'collision', changeId: 5, table: 't', key: 'id = 4', rowid: null });
+    expect(result.type === 'collision' && result.reason).toMatch(/^insert collision: table t already has a row with id = 4/);
   });
 });
 

@@ -104,7 +104,9 @@ async function openClient(server: Endpoint, c: SimClient): Promise<Database> {
   const { conn, engine } = await openSynced(
     directory,
     { durability: 'normal', intMode: 'number' },
-    { url: server.url, clientName: c.name, maxLocalWalBytes: 64 * 1024, retries: 0 },
+    // kv is written with INSERT OR REPLACE: a key names a setting, last push wins. Without
+    // upsertTables, a key two clients insert offline would be an insert collision, reported.
+    { url: server.url, clientName: c.name, maxLocalWalBytes: 64 * 1024, retries: 0, upsertTables: ['kv'] },
     transport,
   );
   return new Database(c.name, connectionDriver(conn, engine));

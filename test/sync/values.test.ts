@@ -107,8 +107,8 @@ for (const peer of peers) {
       await stop();
     });
 
-    async function client(db: string): Promise<Database> {
-      const handle = await open(join(dir, `c${++n}.db`), { sync: { url: url(db) } });
+    async function client(db: string, upsertTables: string[] = []): Promise<Database> {
+      const handle = await open(join(dir, `c${++n}.db`), { sync: { url: url(db), upsertTables } });
       opened.push(handle);
       return handle;
     }
@@ -120,11 +120,12 @@ for (const peer of peers) {
       const t = `v${seed}`;
       const k = `k${seed}`;
       const dbName = `values-${seed}`;
-      const a = await client(dbName);
+      // Both clients insert the same keys into k: a key-value table, last push wins.
+      const a = await client(dbName, [k]);
       await a.exec(`CREATE TABLE ${t}(id INTEGER PRIMARY KEY, v, r REAL, i INTEGER, x TEXT, n NUMERIC, b BLOB)`);
       await a.exec(`CREATE TABLE ${k}(k PRIMARY KEY, v)`);
       await a.push();
-      const b = await client(dbName);
+      const b = await client(dbName, [k]);
       await b.pull();
       const expr = (nulls = true): string => valueExpr(random, { invalidUtf8: peer.invalidUtf8, nulls });
       const tColumns = ['v', 'r', 'i', 'x', 'n', 'b'];
