@@ -139,8 +139,35 @@ export interface SchemaStep {
 
 export const MARKS_TABLE = 'fz_marks';
 
+/**
+ * Row statements end with a comment naming their row (its key, unique across tables and
+ * clients): `new` for the insert that creates it, `row` for later writes. The fuzzer's oracle
+ * reads them (`rowOf`) to leave out writes to rows whose insert the server refused.
+ */
+const newRowTag = (key: string[]): string => ` /* new ${key.join(',')} */`;
+const rowTag = (key: string[]): string => ` /* row ${key.join(',')} */`;
+/** An INSERT OR REPLACE: it creates its row or rewrites it, which the fuzzer finds out with `existsSql` before it runs. */
+const upsertTag = (key: string[], table: string, where: string): string => ` /* upsert ${key.join(',')} @ SELECT count(*) FROM ${table} WHERE ${where} */`;
+
+/** The row a statement writes, from its tag: whether it creates it (`upsert`: maybe), and its key. */
+export function rowOf(sql: string): { created: boolean | 'maybe'; key: string; existsSql: string | null } | null {
+  const m = /\/\* (new|row|upsert) (.*?)(?: @ (.*))? \*\/$/.exec(sql);
+  return m ? { created: m[1] === 'new' ? true : m[1] === 'upsert' ? 'maybe' : false, key: m[2]!, existsSql: m[3] ?? null } : null;
+}
+
+/** `sql` with its upsert tag settled: `new` when its row did not exist where it ran, else `row`. */
+export function settleUpsert(sql: string, existed: boolean): string {
+  return sql.replace(/\/\* upsert (.*?) @ .* \*\/$/, (_, key: string) => `/* ${existed ? 'row' : 'new'} ${key} */`);
+}
+
 export class SqlGenerator {
   private tables: Table[] = [];
+  /**
+   * Rows the current transaction wrote (table and key): each row is written once per
+   * transaction, so that replaying its statements in order passes through no state the pushed
+   * net change skips (an insert of a UNIQUE value taken back by a later update).
+   */
+  private readonly touched = new Set<string>();
   private fts: Fts[] = [];
   private names = 0;
   private keySerial = 0;
@@ -192,6 +219,7 @@ export class SqlGenerator {
   /** One client's transaction: statements to run between BEGIN and COMMIT, its marker last. */
   transaction(client: number, tx: number): string[] {
     const out: string[] = [];
+    this.touched.clear();
     const n = int(this.random, 1, 4);
     for (let i = 0; i < n; i++) out.push(...this.rowStatement(client));
     if (this.features.savepoints && this.random() < 0.2) out.push('SAVEPOINT s1', ...this.rowStatement(client), 'ROLLBACK TO s1', 'RELEASE s1');
@@ -205,18 +233,19 @@ export class SqlGenerator {
     if (this.fts.length > 0 && this.random() < 0.15) return this.ftsStatement(client);
     if (this.tables.length === 0) return [];
     const t = pick(this.random, this.tables);
-    const own = t.rows.get(client) ?? [];
+    const own = (t.rows.get(client) ?? []).filter((k) => !this.touched.has(`${t.name}\u0002${k}`));
     const r = this.random();
     if (own.length === 0 || r < 0.45) return [this.insert(t, client)];
     const key = pick(this.random, own).split('\u0001');
+    this.touched.add(`${t.name}\u0002${key.join('\u0001')}`);
     if (r < 0.8 && t.columns.length > 0) {
       const cols = t.columns.filter(() => this.random() < 0.6);
       const set = (cols.length > 0 ? cols : [t.columns[0]!]).map((c) => `${c.name} = ${this.valueFor(c)}`).join(', ');
-      return [`UPDATE ${t.name} SET ${set} WHERE ${this.whereKey(t, key)}`];
+      return [`UPDATE ${t.name} SET ${set} WHERE ${this.whereKey(t, key)}${rowTag(key)}`];
     }
-    if (r < 0.9) return [`INSERT OR REPLACE INTO ${t.name}(${this.insertColumns(t, false).join(', ')}) VALUES (${[...key, ...t.columns.map((c) => this.valueFor(c))].join(', ')})`];
+    if (r < 0.9) return [`INSERT OR REPLACE INTO ${t.name}(${this.insertColumns(t, false).join(', ')}) VALUES (${[...key, ...t.columns.map((c) => this.valueFor(c))].join(', ')})${upsertTag(key, t.name, this.whereKey(t, key))}`];
     t.rows.set(client, own.filter((k) => k !== key.join('\u0001')));
-    return [`DELETE FROM ${t.name} WHERE ${this.whereKey(t, key)}`];
+    return [`DELETE FROM ${t.name} WHERE ${this.whereKey(t, key)}${rowTag(key)}`];
   }
 
   private insertColumns(t: Table, auto: boolean): string[] {
@@ -228,32 +257,34 @@ export class SqlGenerator {
     const auto = this.features.autoIds && (t.key === 'ipk' || t.key === 'none') && this.random() < 0.5;
     const key = auto ? [] : this.freshKey(t, client);
     if (!auto) t.rows.set(client, [...(t.rows.get(client) ?? []), key.join('\u0001')]);
+    this.touched.add(`${t.name}\u0002${key.join('\u0001')}`);
     const columns = this.insertColumns(t, auto);
     if (columns.length === 0) return `INSERT INTO ${t.name} DEFAULT VALUES`;
-    return `INSERT INTO ${t.name}(${columns.join(', ')}) VALUES (${[...key, ...t.columns.map((c) => this.valueFor(c))].join(', ')})`;
+    return `INSERT INTO ${t.name}(${columns.join(', ')}) VALUES (${[...key, ...t.columns.map((c) => this.valueFor(c))].join(', ')})${auto ? '' : newRowTag(key)}`;
   }
 
   private ftsStatement(client: number): string[] {
     const f = pick(this.random, this.fts);
     const words = (): string => `'${Array.from({ length: int(this.random, 1, 4) }, () => pick(this.random, ['apple', 'pear', 'plum', 'fig', 'kiwi', 'über', '日本'])).join(' ')}'`;
-    const own = f.rows.get(client) ?? [];
+    const own = (f.rows.get(client) ?? []).filter((k) => !this.touched.has(`${f.name}\u0002${k}`));
     if (f.content !== null) {
       // External content: write the content table; its triggers keep the index in step.
       const t = this.tables.find((x) => x.name === f.content);
       if (!t) return [];
       const rowid = String(++this.keySerial * 8 + client + 1);
       t.rows.set(client, [...(t.rows.get(client) ?? []), rowid]);
-      return [`INSERT INTO ${t.name}(id, ${f.columns.join(', ')}) VALUES (${rowid}, ${f.columns.map(words).join(', ')})`];
+      return [`INSERT INTO ${t.name}(id, ${f.columns.join(', ')}) VALUES (${rowid}, ${f.columns.map(words).join(', ')})${newRowTag([rowid])}`];
     }
     if (own.length > 0 && this.random() < 0.4) {
       const rowid = pick(this.random, own);
-      if (this.random() < 0.5) return [`UPDATE ${f.name} SET ${f.columns[0]} = ${words()} WHERE rowid = ${rowid}`];
+      this.touched.add(`${f.name}\u0002${rowid}`);
+      if (this.random() < 0.5) return [`UPDATE ${f.name} SET ${f.columns[0]} = ${words()} WHERE rowid = ${rowid}${rowTag([rowid])}`];
       f.rows.set(client, own.filter((r) => r !== rowid));
-      return [`DELETE FROM ${f.name} WHERE rowid = ${rowid}`];
+      return [`DELETE FROM ${f.name} WHERE rowid = ${rowid}${rowTag([rowid])}`];
     }
     const rowid = String(++this.keySerial * 8 + client + 1);
     f.rows.set(client, [...own, rowid]);
-    return [`INSERT INTO ${f.name}(rowid, ${f.columns.join(', ')}) VALUES (${rowid}, ${f.columns.map(words).join(', ')})`];
+    return [`INSERT INTO ${f.name}(rowid, ${f.columns.join(', ')}) VALUES (${rowid}, ${f.columns.map(words).join(', ')})${newRowTag([rowid])}`];
   }
 
   /** About 40 MiB in one transaction. */

@@ -1,5 +1,5 @@
 /**
- * The differential fuzzer (differential.ts), first shard: Outpost clients against Outpost's
+ * The differential fuzzer (differential.ts), first shard (differential-shard2.test.ts runs the second): Outpost clients against Outpost's
  * server in process, with the features that pass today (test/support/sql-fuzz.ts
  * `FEATURES_PASSING`). OUTPOST_SEED=<seed> replays one seed, OUTPOST_SEEDS sets how many (the
  * shards split them), OUTPOST_SEED_FROM where they start, OUTPOST_FUZZ_FEATURES which features

@@ -49,7 +49,7 @@ import { CrashDisk } from '../support/crash-disk.js';
 import { int, pick, rng } from '../support/generate.js';
 import { type Endpoint, type Network, httpNetwork, inProcessNetwork, scratchDataDir, tursoNetwork } from '../support/networks.js';
 import { startServer, startTursoServer, tempDir } from '../support/server.js';
-import { type Features, MARKS_TABLE, SqlGenerator, type SchemaStep, tursoCompatible } from '../support/sql-fuzz.js';
+import { type Features, MARKS_TABLE, SqlGenerator, type SchemaStep, rowOf, settleUpsert, tursoCompatible } from '../support/sql-fuzz.js';
 import { type SimClient, openClient, restart, serverRows } from './simulation.js';
 
 export type ServerKind = 'in-process' | 'outpost-http' | 'turso';
@@ -219,13 +219,12 @@ async function runOp(world: World, op: Op, url: string, dir: string): Promise<bo
   const c = world.clients[op.client]!;
   switch (op.kind) {
     case 'tx': {
-      const id = `tx${op.tx}`;
-      try {
-        await c.db.exec(`BEGIN; ${op.sql.join('; ')}; COMMIT`);
-      } catch {
-        await c.db.exec('ROLLBACK').catch(() => {});
-      }
-      if (await hasMark(c.db, op.tx)) world.committed.set(id, { id, client: op.client, statements: op.sql });
+      const done = await runTransaction(
+        op.sql,
+        async (sql) => (await c.db.run(sql)).changes,
+        async (sql) => Number(Object.values((await c.db.query(sql))[0] ?? {})[0] ?? 0),
+      );
+      if (await hasMark(c.db, op.tx)) world.committed.set(`tx${op.tx}`, { id: `tx${op.tx}`, client: op.client, statements: done });
       return false;
     }
     case 'schema':
@@ -259,17 +258,44 @@ async function runOfficial(world: World, op: Op, url: string, dir: string): Prom
   }
   const o = world.official.db;
   if (op.kind === 'tx') {
-    const id = `tx${op.tx}`;
-    try {
-      await o.exec(`BEGIN; ${op.sql.join('; ')}; COMMIT`);
-    } catch {
-      await o.exec('ROLLBACK').catch(() => {});
-    }
+    const done = await runTransaction(
+      op.sql,
+      async (sql) => Number((await (await o.prepare(sql)).run()).changes ?? 0),
+      async (sql) => Number(Object.values(((await (await o.prepare(sql)).get()) ?? {}) as Record<string, unknown>)[0] ?? 0),
+    );
     const row = (await (await o.prepare(`SELECT count(*) AS n FROM ${MARKS_TABLE} WHERE tx = ?`)).get(op.tx)) as { n: number } | undefined;
-    if (Number(row?.n ?? 0) > 0) world.committed.set(id, { id, client: op.client, statements: op.sql });
+    if (Number(row?.n ?? 0) > 0) world.committed.set(`tx${op.tx}`, { id: `tx${op.tx}`, client: op.client, statements: done });
   } else if (op.kind === 'push' || op.kind === 'sync') await o.push().catch(() => {});
   if (op.kind === 'pull' || op.kind === 'sync') await o.pull().catch(() => {});
   return false;
+}
+
+/**
+ * Runs a transaction statement by statement; returns the statements the oracle replays: all but
+ * the row statements that changed nothing here. Those pushed nothing, and replaying them could
+ * only fail where this client's schema was stale (a table another client had dropped).
+ */
+async function runTransaction(sql: string[], run: (sql: string) => Promise<number>, count: (sql: string) => Promise<number>): Promise<string[]> {
+  let done: string[] = [];
+  const savepoints: number[] = [];
+  try {
+    await run('BEGIN');
+    for (const statement of sql) {
+      const existsSql = rowOf(statement)?.existsSql;
+      const s = existsSql ? settleUpsert(statement, (await count(existsSql)) > 0) : statement;
+      const changes = await run(statement);
+      // What a savepoint rolled back did nothing; replayed elsewhere it could fail (a UNIQUE
+      // value another client holds) and take the whole transaction with it.
+      if (/^SAVEPOINT\b/i.test(s)) savepoints.push(done.length);
+      else if (/^ROLLBACK TO\b/i.test(s)) done = done.slice(0, savepoints.at(-1) ?? 0);
+      else if (/^RELEASE\b/i.test(s)) savepoints.pop();
+      else if (changes > 0 || !/^(INSERT|UPDATE|DELETE)\b/i.test(s)) done.push(s);
+    }
+    await run('COMMIT');
+  } catch {
+    await run('ROLLBACK').catch(() => {});
+  }
+  return done;
 }
 
 async function hasMark(db: Database, tx: number): Promise<boolean> {
@@ -398,14 +424,40 @@ async function heal(world: World): Promise<void> {
   }
 }
 
-/** Replays the accepted units on plain SQLite, in order. */
+/**
+ * Replays the accepted units on plain SQLite, in order. Writes to a row whose creating insert
+ * was refused are left out: the client's later change to it was made to a row the server never
+ * had (an update of a missing row, which the server skips), and dropping the refused change takes
+ * the row back out of the client's replica too.
+ */
 function buildOracle(world: World): BetterSqlite.Database {
   const oracle = new BetterSqlite(':memory:');
+  // Per client and row: the transactions (by number, which is commit order) that created it, and whether the server took them.
+  const creations = new Map<string, { tx: number; refused: boolean }[]>();
+  for (const unit of world.committed.values()) {
+    if (!unit.id.startsWith('tx')) continue;
+    for (const s of unit.statements) {
+      const row = rowOf(s);
+      if (row?.created !== true) continue;
+      const list = creations.get(`${unit.client}/${row.key}`) ?? [];
+      list.push({ tx: Number(unit.id.slice(2)), refused: world.rejected.has(unit.id) });
+      creations.set(`${unit.client}/${row.key}`, list);
+    }
+  }
+  /** True when the row's latest creation up to transaction `tx` was refused. */
+  const refusedRow = (client: number, key: string, tx: number): boolean => {
+    const before = (creations.get(`${client}/${key}`) ?? []).filter((c) => c.tx <= tx).sort((a, b) => a.tx - b.tx);
+    return before.at(-1)?.refused ?? false;
+  };
   for (const id of world.accepted) {
     const unit = world.committed.get(id);
     if (!unit) world.fail(`the server holds ${id}, which no client committed`);
+    const statements = unit.statements.filter((s) => {
+      const row = rowOf(s);
+      return !row || row.created === true || !id.startsWith('tx') || !refusedRow(unit.client, row.key, Number(id.slice(2)));
+    });
     try {
-      oracle.exec(unit.statements.length === 1 && id.startsWith('schema') ? unit.statements[0]! : `BEGIN; ${unit.statements.join('; ')}; COMMIT`);
+      oracle.exec(statements.length === 1 && id.startsWith('schema') ? statements[0]! : `BEGIN; ${statements.join('; ')}; COMMIT`);
     } catch (e) {
       if (oracle.inTransaction) oracle.exec('ROLLBACK');
       world.fail(`the server accepted ${id} of c${unit.client}, which plain SQLite refuses at that point: ${(e as Error).message}\n  ${unit.statements.join(';\n  ')}`);
@@ -546,14 +598,18 @@ function failureKind(message: string): string {
  * Replays `ops` with parts left out while the run still fails the same way: whole clients
  * first, then chunks of operations, halving the chunk size (delta debugging), within `budgetMs`.
  */
-export async function shrink(seed: number, options: FuzzOptions, ops: Op[], kind: string, budgetMs = 60_000): Promise<Op[]> {
+export async function shrink(seed: number, options: FuzzOptions, ops: Op[], failure: string, budgetMs = 60_000): Promise<{ ops: Op[]; failure: string }> {
   const deadline = performance.now() + budgetMs;
+  const kind = failureKind(failure);
+  let message = failure;
   const fails = async (candidate: Op[]): Promise<boolean> => {
     try {
       await runFuzz(seed, options, candidate);
       return false;
     } catch (e) {
-      return e instanceof FuzzFailure && failureKind(e.message) === kind;
+      if (!(e instanceof FuzzFailure) || failureKind(e.message) !== kind) return false;
+      message = e.message;
+      return true;
     }
   };
   let current = ops;
@@ -569,7 +625,7 @@ export async function shrink(seed: number, options: FuzzOptions, ops: Op[], kind
       else start += chunk;
     }
   }
-  return current;
+  return { ops: current, failure: message };
 }
 
 /** A script as SQL, one line per operation, each with its client. */
@@ -611,8 +667,8 @@ export async function runFuzzSeeds(first: number, count: number, options: FuzzOp
         console.error(failures.at(-1));
         continue;
       }
-      const small = shrinkBudgetMs > 0 ? await shrink(seed, options, recorded, failureKind(e.message), shrinkBudgetMs) : recorded;
-      const message = `${label} seed ${seed} (replay: OUTPOST_SEED=${seed}): ${e.message}\n  reproduction (${small.length} of ${recorded.length} operations):\n${formatScript(small)}`;
+      const small = shrinkBudgetMs > 0 ? await shrink(seed, options, recorded, e.message, shrinkBudgetMs) : { ops: recorded, failure: e.message };
+      const message = `${label} seed ${seed} (replay: OUTPOST_SEED=${seed}): ${e.message}\n  reproduction (${small.ops.length} of ${recorded.length} operations), which fails with: ${small.failure}\n${formatScript(small.ops)}`;
       console.error(message);
       failures.push(message);
     }
