@@ -263,7 +263,7 @@ async function runOfficial(world: World, op: Op, url: string, dir: string): Prom
       async (sql) => Number((await (await o.prepare(sql)).run()).changes ?? 0),
       async (sql) => Number(Object.values(((await (await o.prepare(sql)).get()) ?? {}) as Record<string, unknown>)[0] ?? 0),
     );
-    const row = (await (await o.prepare(`SELECT count(*) AS n FROM ${MARKS_TABLE} WHERE tx = ?`)).get(op.tx)) as { n: number } | undefined;
+    const row = (await (await o.prepare(`SELECT count(*) AS n FROM ${MARKS_TABLE} WHERE tx = ?`)).get(op.tx).catch(() => undefined)) as { n: number } | undefined;
     if (Number(row?.n ?? 0) > 0) world.committed.set(`tx${op.tx}`, { id: `tx${op.tx}`, client: op.client, statements: done });
   } else if (op.kind === 'push' || op.kind === 'sync') await o.push().catch(() => {});
   if (op.kind === 'pull' || op.kind === 'sync') await o.pull().catch(() => {});
@@ -528,7 +528,7 @@ async function snapshot(query: Query): Promise<Snapshot> {
   const integrity = (await query('PRAGMA integrity_check')).map((r) => String(r[0])).join('; ');
   const userVersion = String((await query('PRAGMA user_version'))[0]?.[0]);
   const names = await query(
-    "SELECT name, type FROM pragma_table_list WHERE schema = 'main' AND type IN ('table', 'virtual') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_outpost\\_%' ESCAPE '\\' AND name NOT LIKE 'turso\\_sync\\_%' ESCAPE '\\' ORDER BY name",
+    "SELECT name, type FROM pragma_table_list WHERE schema = 'main' AND type IN ('table', 'virtual') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_outpost\\_%' ESCAPE '\\' AND name NOT LIKE 'turso\\_sync\\_%' ESCAPE '\\' AND name NOT LIKE '\\_\\_turso\\_internal\\_%' ESCAPE '\\' AND name NOT LIKE 'turso\\_cdc%' ESCAPE '\\' ORDER BY name",
   );
   const tables: Snapshot['tables'] = {};
   for (const [nameValue, type] of names) {
@@ -653,11 +653,20 @@ export function formatScript(ops: Op[]): string {
  * Runs `count` seeds from `first`; each failure is shrunk (unless `shrinkBudgetMs` is 0) and
  * printed with its seed and reproduction; all are thrown together at the end. Logs seeds/s.
  */
-export async function runFuzzSeeds(first: number, count: number, options: FuzzOptions, label: string, shrinkBudgetMs = 60_000): Promise<void> {
+export async function runFuzzSeeds(
+  first: number,
+  count: number,
+  options: FuzzOptions,
+  label: string,
+  shrinkBudgetMs = Number(process.env.OUTPOST_FUZZ_SHRINK_MS ?? 60_000),
+  /** Stop after this many failures (OUTPOST_FUZZ_MAX_FAILURES; a long run that found enough). */
+  maxFailures = Number(process.env.OUTPOST_FUZZ_MAX_FAILURES ?? Infinity),
+): Promise<void> {
   console.log(`${label}: seeds ${first}..${first + count - 1} (replay one with OUTPOST_SEED=<seed>)`);
   const failures: string[] = [];
   const started = performance.now();
-  for (let seed = first; seed < first + count; seed++) {
+  let ran = 0;
+  for (let seed = first; seed < first + count && failures.length < maxFailures; seed++, ran++) {
     const recorded: Op[] = [];
     try {
       await runFuzz(seed, options, undefined, recorded);
@@ -674,6 +683,6 @@ export async function runFuzzSeeds(first: number, count: number, options: FuzzOp
     }
   }
   const seconds = (performance.now() - started) / 1000;
-  console.log(`${label}: ${count} seeds in ${seconds.toFixed(1)} s (${(count / seconds).toFixed(2)} seeds/s), ${failures.length} failed`);
-  if (failures.length > 0) throw new Error(`${failures.length} of ${count} seeds failed:\n${failures.slice(0, 10).join('\n\n')}`);
+  console.log(`${label}: ${ran} seeds in ${seconds.toFixed(1)} s (${(ran / seconds).toFixed(2)} seeds/s), ${failures.length} failed`);
+  if (failures.length > 0) throw new Error(`${failures.length} of ${ran} seeds failed:\n${failures.slice(0, 10).join('\n\n')}`);
 }
