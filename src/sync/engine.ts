@@ -79,6 +79,13 @@ const RETRY_BASE_DELAY_MS = 250;
 export class SyncEngine {
   private lastError: { code: string; message: string } | null = null;
   private pushing: Promise<number> | null = null;
+  /**
+   * A change was dropped since the last apply: its effects are still in the local database
+   * until a rebase (revert to the synced image, replay what is pending), which the next pull
+   * does even when the server has nothing new. In memory only: after a restart the rebase waits
+   * for the next new revision.
+   */
+  private rebaseOwed = false;
   /** The persisted traffic counters when this engine started; the transport counts on from there. */
   private readonly bytesBefore: { sent: number; received: number };
 
@@ -104,8 +111,11 @@ export class SyncEngine {
   fetchPull(longPollTimeoutMs = this.options.longPollTimeoutMs ?? 0): Promise<PulledUpdate | null> {
     return this.withRetries(async () => {
       try {
-        const update = await fetchPull(this.transport, this.local.state.value.revision, longPollTimeoutMs);
+        const update = await fetchPull(this.transport, this.local.state.value.revision, this.rebaseOwed ? 0 : longPollTimeoutMs);
         this.saveCounters();
+        const { revision, syncedDbPages } = this.local.state.value;
+        // Nothing new, but a dropped change must leave: the same image, applied again, rebases.
+        if (update === null && this.rebaseOwed && revision !== null) return { revision, dbPages: syncedDbPages, pages: new Map() };
         return update;
       } catch (e) {
         throw this.recordError(e);
@@ -121,6 +131,7 @@ export class SyncEngine {
    */
   applyPull(update: PulledUpdate): void {
     const refused = applyPull(this.local, update);
+    this.rebaseOwed = false;
     this.lastError = null;
     const first = refused[0];
     if (!first) return;
@@ -213,6 +224,7 @@ export class SyncEngine {
     const rejected = { ...state.value.rejected };
     delete rejected[changeId];
     state.update({ rejected, changeIdFloor: Math.max(state.value.changeIdFloor, changeId) });
+    this.rebaseOwed = true;
   }
 
   /** Forgets that the server refused a change, so the next push tries it again. */
