@@ -199,10 +199,6 @@ export class SqlGenerator {
 
   // ---- values and keys ----
 
-  private literal(): string {
-    return sqlLiteral(this.random, this.features);
-  }
-
   /** A fresh key owned by `client` for table `t`, as the SQL of its key columns' values. */
   private freshKey(t: Table, client: number): string[] {
     const n = ++this.keySerial;
@@ -220,8 +216,8 @@ export class SqlGenerator {
   }
 
   private valueFor(c: Column): string {
-    if (c.unique) return pick(this.random, ["'u1'", "'u2'", "'u3'", 'NULL', this.literal()]);
-    return sqlLiteral(this.random, this.features, c.type === 'TEXT');
+    const value = sqlLiteral(this.random, this.features, c.type === 'TEXT');
+    return c.unique ? pick(this.random, ["'u1'", "'u2'", "'u3'", 'NULL', value]) : value;
   }
 
   // ---- row transactions ----

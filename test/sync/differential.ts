@@ -37,7 +37,7 @@
  * replayed with chunks and whole clients left out while the run still fails, and what remains is
  * printed as SQL, one line per operation with its client.
  */
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite from 'better-sqlite3';
 import { connect } from '@tursodatabase/sync';
@@ -680,6 +680,8 @@ export async function runFuzzSeeds(
       const message = `${label} seed ${seed} (replay: OUTPOST_SEED=${seed}): ${e.message}\n  reproduction (${small.ops.length} of ${recorded.length} operations), which fails with: ${small.failure}\n${formatScript(small.ops)}`;
       console.error(message);
       failures.push(message);
+      // The whole reproduction, replayable with runFuzz(seed, options, script).
+      if (process.env.OUTPOST_FUZZ_DUMP) writeFileSync(join(process.env.OUTPOST_FUZZ_DUMP, `${label.replace(/\W+/g, '-')}-${seed}.json`), JSON.stringify({ seed, options, failure: small.failure, script: small.ops }, null, 1));
     }
   }
   const seconds = (performance.now() - started) / 1000;
