@@ -4,7 +4,7 @@ import { featuresFrom } from '../support/sql-fuzz.js';
 import { runFuzzSeeds } from './differential.js';
 import { seedRange } from './simulation.js';
 
-const { first, count } = seedRange(240, 1, 2);
+const { first, count } = seedRange(400, 1, 2);
 
 test.skipIf(count === 0)(`differential fuzz, in-process, shard 2 of 2: ${count} seeds from ${first}`, async () => {
   const features = featuresFrom(process.env.OUTPOST_FUZZ_FEATURES ?? 'passing');
