@@ -33,6 +33,14 @@
  * - Triggers the schema creates are deterministic on owned rows (the audit row of a key counts
  *   its inserts), so the oracle's trigger runs once per replayed insert, as the server's should.
  *
+ * What this oracle cannot see: a transaction the server refused although it was valid (say, a
+ * UNIQUE swap applied in changeset order) is excluded like any refused one; only its report is
+ * checked. Known failures kept out of `npm test` (each a flag or a split, with its seed):
+ * UNIQUE columns (`unique`: rows lost without a report, seeds 5097, 5129, 5149), and schema
+ * changes together with lost answers (a refused change is later taken as acknowledged and
+ * dropped without a report, seed 708079: shard 1 runs lost answers without schema changes,
+ * shard 2 schema changes without lost answers).
+ *
  * On failure the seed is printed with a minimal reproduction: the recorded operations are
  * replayed with chunks and whole clients left out while the run still fails, and what remains is
  * printed as SQL, one line per operation with its client.
