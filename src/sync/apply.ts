@@ -126,7 +126,9 @@ function writePages(conn: Connection, update: PulledUpdate): void {
     try {
       // Page 1 (the schema) goes last: once it changes, SQLite re-reads the schema, which
       // must by then find every page it points to.
-      if (before > update.dbPages) conn.run('INSERT INTO sqlite_dbpage(pgno, data) VALUES (?, NULL)', [update.dbPages + 1]);
+      // A server that was never written to (a new `turso --sync-server`) has no pages at all; a
+      // SQLite file keeps at least page 1, and sqlite_dbpage refuses to truncate below it.
+      if (before > Math.max(1, update.dbPages)) conn.run('INSERT INTO sqlite_dbpage(pgno, data) VALUES (?, NULL)', [Math.max(1, update.dbPages) + 1]);
       const ordered = [...update.pages].sort((a, b) => (a[0] === 1 ? 1 : b[0] === 1 ? -1 : a[0] - b[0]));
       for (const [pgno, page] of ordered) conn.run('INSERT INTO sqlite_dbpage(pgno, data) VALUES (?, ?)', [pgno, page]);
       conn.exec('COMMIT');

@@ -83,6 +83,13 @@ const RETRY_AFTER_MAX_MS = 30_000;
 export class SyncEngine {
   private lastError: { code: string; message: string } | null = null;
   private pushing: Promise<number> | null = null;
+  /**
+   * A change was dropped since the last apply: its effects are still in the local database
+   * until a rebase (revert to the synced image, replay what is pending), which the next pull
+   * does even when the server has nothing new. In memory only: after a restart the rebase waits
+   * for the next new revision.
+   */
+  private rebaseOwed = false;
   /** The persisted traffic counters when this engine started; the transport counts on from there. */
   private readonly bytesBefore: { sent: number; received: number };
 
@@ -108,8 +115,11 @@ export class SyncEngine {
   fetchPull(longPollTimeoutMs = this.options.longPollTimeoutMs ?? 0): Promise<PulledUpdate | null> {
     return this.withRetries(async () => {
       try {
-        const update = await fetchPull(this.transport, this.local.state.value.revision, longPollTimeoutMs);
+        const update = await fetchPull(this.transport, this.local.state.value.revision, this.rebaseOwed ? 0 : longPollTimeoutMs);
         this.saveCounters();
+        const { revision, syncedDbPages } = this.local.state.value;
+        // Nothing new, but a dropped change must leave: the same image, applied again, rebases.
+        if (update === null && this.rebaseOwed && revision !== null) return { revision, dbPages: syncedDbPages, pages: new Map() };
         return update;
       } catch (e) {
         throw this.recordError(e);
@@ -125,6 +135,7 @@ export class SyncEngine {
    */
   applyPull(update: PulledUpdate): void {
     const refused = applyPull(this.local, update);
+    this.rebaseOwed = false;
     this.lastError = null;
     const first = refused[0];
     if (!first) return;
@@ -218,6 +229,7 @@ export class SyncEngine {
     this.local.changes.delete(changeId);
     const { state, rejected } = this.local;
     rejected.record(new Map([[changeId, null]]), { changeIdFloor: Math.max(state.value.changeIdFloor, changeId) });
+    this.rebaseOwed = true;
   }
 
   /**

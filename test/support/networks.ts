@@ -33,7 +33,7 @@ export interface Endpoint {
 }
 
 export interface Network {
-  readonly kind: 'in-process' | 'http';
+  readonly kind: 'in-process' | 'http' | 'turso';
   /** The database `name` (created by its first request or here). */
   open(name: string): Promise<Endpoint>;
 }
@@ -129,6 +129,33 @@ export function tursoEndpoint(url: string): Endpoint {
     },
     close: async () => {
       for (const c of controllers) c.abort();
+    },
+  };
+}
+
+/**
+ * The one database a `turso --sync-server` at `base` hosts (whatever the name), over HTTP. It
+ * runs no SQL as a trusted server: `execTrusted` throws.
+ */
+export function tursoNetwork(base: string): Network {
+  return {
+    kind: 'turso',
+    async open() {
+      const controllers: AbortController[] = [];
+      const transport = (faults?: FaultDecider): HttpTransport => {
+        const controller = new AbortController();
+        controllers.push(controller);
+        return new HttpTransport({ url: base, fetch: faultyFetch(faults, controller.signal) });
+      };
+      return {
+        url: base,
+        admin: transport(),
+        client: transport,
+        execTrusted: () => Promise.reject(new Error('turso --sync-server runs no trusted SQL')),
+        close: async () => {
+          for (const c of controllers) c.abort();
+        },
+      };
     },
   };
 }

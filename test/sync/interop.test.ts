@@ -153,6 +153,20 @@ for (const peer of peers) {
       expect(await a.query('SELECT k, n FROM wr')).toEqual([{ k: 'k2', n: 20 }]);
     });
 
+    test('a sync before anything was written to the server, then writes, converge', async () => {
+      // A new turso --sync-server's database has no pages at all: applying that image must not
+      // try to truncate the local file below page 1 (SqliteError "bad page value" before).
+      const { db: a } = await client('empty-first');
+      const { db: b } = await client('empty-first');
+      await a.sync();
+      await b.sync();
+      await a.exec('CREATE TABLE e(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO e VALUES (1, \'x\')');
+      await a.sync();
+      expect(await b.pull()).toBe(true);
+      expect(await b.query('SELECT id, v FROM e')).toEqual([{ id: 1, v: 'x' }]);
+      expect(await b.get('PRAGMA integrity_check')).toEqual({ integrity_check: 'ok' });
+    });
+
     test('a pull with nothing new returns false', async () => {
       const { db } = await client('quiet');
       await db.exec('CREATE TABLE q(v)');

@@ -216,6 +216,27 @@ describe('bad servers', () => {
   });
 });
 
+test('a dropped refused change leaves the local database at the next pull, even with nothing new on the server', async () => {
+  // Found by the differential fuzzer (seed 5025): a pull had already replayed the refused
+  // change; once dropped, its rows stayed in the replica, with nothing pending, because the
+  // next pulls found no new revision and so never rebased.
+  const url = `${base}/db/dropped-refused`;
+  await rawPipeline(url, batch('CREATE TABLE uniq(k TEXT PRIMARY KEY, owner TEXT UNIQUE)', 'CREATE TABLE marks(tx INTEGER PRIMARY KEY)'));
+  const client = await open(join(dir, `c${++n}.db`), { sync: { url } });
+  await client.exec("BEGIN; INSERT INTO uniq VALUES ('mine', 'bob'); INSERT INTO marks VALUES (13); COMMIT");
+  await rawPipeline(url, batch("INSERT INTO uniq VALUES ('theirs', 'bob')"));
+  expect(((await client.push().catch((e: unknown) => e)) as SyncError).code).toBe('REJECTED');
+  await client.pull(); // replays the refused change: it stays local until dropped
+  const refused = (await client.pendingChanges()).find((p) => p.rejected !== null);
+  await client.dropPendingChange(refused!.changeId);
+  await client.sync();
+  expect(await client.pendingChanges()).toEqual([]);
+  expect(await client.query('SELECT k FROM uniq ORDER BY k')).toEqual([{ k: 'theirs' }]);
+  expect(await client.query('SELECT tx FROM marks')).toEqual([]);
+  expect(await client.get('PRAGMA integrity_check')).toEqual({ integrity_check: 'ok' });
+  await client.close();
+});
+
 test('a database that shrank on the server is truncated locally', async () => {
   const url = `${base}/db/shrink`;
   await rawPipeline(url, batch('CREATE TABLE big(v BLOB)', 'INSERT INTO big SELECT randomblob(3000) FROM (WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM s WHERE i < 200) SELECT i FROM s)', 'CREATE TABLE small(v)'));

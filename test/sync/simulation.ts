@@ -33,7 +33,7 @@ import type { Endpoint, Network } from '../support/networks.js';
 import { tempDir } from '../support/server.js';
 
 
-interface SimClient {
+export interface SimClient {
   name: string;
   disk: CrashDisk;
   db: Database;
@@ -97,7 +97,7 @@ export async function runSimulation(network: Network, seed: number, options: Sim
 }
 
 /** Opens a client's database in a new process over its disk. */
-async function openClient(server: Endpoint, c: SimClient): Promise<Database> {
+export async function openClient(server: Endpoint, c: SimClient): Promise<Database> {
   const directory: StorageDirectory & { readonly dead: boolean } = c.disk.process();
   // A dead process reaches no server either.
   const transport = server.client((route) => (directory.dead ? 'offline' : c.faults.decide(route)));
@@ -188,7 +188,7 @@ async function crashDuring(c: SimClient, random: () => number, id: number): Prom
 }
 
 /** Frees a crashed client's dead process and opens its files in a new one. */
-async function restart(server: Endpoint, c: SimClient): Promise<void> {
+export async function restart(server: Endpoint, c: SimClient): Promise<void> {
   await c.db.close().catch(() => {});
   c.db = await openClient(server, c);
 }
@@ -242,7 +242,7 @@ async function check(server: Endpoint, clients: SimClient[], replay: string, see
 }
 
 /** Runs `sql` as one batch on the server; returns each statement's rows as JSON (values as text). */
-async function serverRows(server: Endpoint, ...sql: string[]): Promise<string[]> {
+export async function serverRows(server: Endpoint, ...sql: string[]): Promise<string[]> {
   const request: PipelineRequest = {
     baton: null,
     requests: [{ type: 'batch', batch: { steps: sql.map((s) => ({ stmt: { sql: s, args: [], want_rows: true } })) } }],
