@@ -80,8 +80,13 @@ export const FEATURES_ALL: Features = {
   hugeTransactions: true,
 };
 
-/** The classes other helpers are fixing: off in `npm test` until they land. */
-export const KNOWN_FAILING: (keyof Features)[] = ['autoIds', 'nullKeys', 'triggers', 'ftsExternal', 'userVersion', 'hugeTransactions', 'unique'];
+/**
+ * Off in `npm test`. `autoIds` and `triggers`: replaying the app's SQL gives other auto ids than
+ * the clients got (re-keyed rows, audit rows), which this oracle cannot judge; `unique`: rows
+ * lost without a report (see the header), still open; `hugeTransactions`: passes, but costs
+ * two minutes a shard (test/sync/large-push.test.ts covers it in `npm test`).
+ */
+export const KNOWN_FAILING: (keyof Features)[] = ['autoIds', 'triggers', 'hugeTransactions', 'unique'];
 
 export const FEATURES_PASSING: Features = { ...FEATURES_ALL, ...Object.fromEntries(KNOWN_FAILING.map((k) => [k, false])) };
 
