@@ -6,8 +6,12 @@
  *
  * Replay (apply step f) puts pending local changes back on top of newly pulled data, and
  * resolves conflicts the way pushes resolve on the server: the local change wins per row and
- * changed column (REPLACE) when the row exists; a change to a row that no longer exists, or
- * one that breaks a constraint, is left out (OMIT), as the server would leave it out too.
+ * changed column (REPLACE) when the row exists; an update or delete of a row that no longer
+ * exists is left out (OMIT), as the server's UPDATE or DELETE would match nothing. A change
+ * that breaks a constraint of the pulled data (UNIQUE, CHECK, NOT NULL), even after SQLite
+ * retried it at the end of its changeset, stops the replay of its record
+ * (`ConstraintBroken`): the record is refused whole and reported, never applied in part or
+ * dropped in silence, as the server would refuse its push.
  */
 import { type ChangesetRow, decodeChangeset as decodeChangesetBytes } from '../engine/changeset-format.js';
 import type { ChangesetConflict, ConflictResolution } from '../engine/changesets.js';
@@ -48,10 +52,26 @@ export function decodeSegments(segments: readonly RecordSegment[]): DecodedSegme
 
 /** The replay policy: the local change wins where its row is there, and is left out where not. */
 export function localWins(conflict: ChangesetConflict): ConflictResolution {
+  if (conflict === 'constraint') return 'abort';
   return conflict === 'data' || conflict === 'conflict' ? 'replace' : 'omit';
+}
+
+/** A replayed change breaks a constraint of the pulled data: its record is refused (see the header). */
+export class ConstraintBroken extends Error {
+  override name = 'ConstraintBroken';
 }
 
 /** Applies a pending local change on top of pulled data, with the `localWins` policy. */
 export function replayChangeset(conn: Connection, changeset: Uint8Array): void {
-  conn.applyChangeset(changeset, localWins);
+  let broken = false;
+  try {
+    conn.applyChangeset(changeset, (conflict) => {
+      const resolution = localWins(conflict);
+      if (resolution === 'abort') broken = true;
+      return resolution;
+    });
+  } catch (e) {
+    if (broken) throw new ConstraintBroken('a change of this transaction breaks a constraint (UNIQUE, CHECK or NOT NULL) of the data pulled since; the transaction is kept, not applied');
+    throw e;
+  }
 }

@@ -68,7 +68,7 @@ export function pushSteps(records: readonly DecodedRecord[], tableInfo: (table: 
         steps.push({ sql, args: [], changeId: r.id, table: null, ignorable });
         continue;
       }
-      for (const change of segment.changes) {
+      for (const change of inApplyOrder(segment.changes)) {
         if (!isTrackedTable(change.table)) continue;
         const info = changeTableInfo(change, segment.columns, tableInfo);
         if (!info) continue;
@@ -84,6 +84,21 @@ export function pushSteps(records: readonly DecodedRecord[], tableInfo: (table: 
     }
   }
   return { steps, mutations };
+}
+
+const APPLY_ORDER = { delete: 0, update: 1, insert: 2 } as const;
+
+/**
+ * A segment's row changes in the order the server applies them: deletes, then updates, then
+ * inserts, each kind in changeset order. A changeset lists rows by table and hash, not in
+ * statement order, and the server checks UNIQUE after each statement: a transaction that frees
+ * a unique value (a delete, an update away from it) and gives it to a new row would otherwise
+ * fail there when the insert came first. Each row appears once in a changeset, so no row's own
+ * changes are reordered. Updates that swap unique values between rows can still fail; they
+ * are refused and reported.
+ */
+function inApplyOrder(changes: readonly RowChange[]): RowChange[] {
+  return [...changes].sort((a, b) => APPLY_ORDER[a.op] - APPLY_ORDER[b.op]);
 }
 
 /** The rowid of an insert into a table without a primary key (its first value). */

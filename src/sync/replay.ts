@@ -9,7 +9,7 @@
  * dropped, renamed, reordered or added columns, or rebuilt the table) each change is applied
  * by column name, as the same statements a push sends (push-sql.ts), with the same policy: an
  * insert replaces the row with its key, an update of a row that is gone changes nothing, a
- * constraint violation leaves the change out.
+ * constraint violation refuses the record.
  *
  * A record applied by name is kept rewritten to what it did: its changes with the columns of
  * the table as it is now (an insert no longer names a column that was dropped while it held
@@ -17,7 +17,8 @@
  *
  * A record applies whole or not at all (a savepoint around it). It is refused when one of its
  * changes would need a table or a column that no longer exists (a value would have to land in
- * another column, or be lost), or when its DDL or SQL fails: it then stays in the change log
+ * another column, or be lost), breaks a constraint of the pulled data, or when its DDL or SQL
+ * fails: it then stays in the change log
  * as it was, its effects absent locally, and the caller reports it. A storage failure is not a
  * refusal: it propagates, and the pull fails as a whole.
  */
@@ -26,7 +27,7 @@ import { encodeChangeset } from '../engine/changeset-format.js';
 import type { StoredValue } from '../engine/stored-value.js';
 import { SqliteError } from '../errors.js';
 import type { ChangeRecord } from './change-log.js';
-import { type RowChange, type RecordSegment, decodeChangeset, replayChangeset } from './changeset.js';
+import { ConstraintBroken, type RowChange, type RecordSegment, decodeChangeset, replayChangeset } from './changeset.js';
 import { type TableInfo, recordedTableInfo, rewriteDdl, rowChangeSql } from './push-sql.js';
 import { readTableInfo } from './schema.js';
 
@@ -47,7 +48,6 @@ class Refused extends Error {
 
 /** SQLite's primary codes of a failure to store or read, not of the statement: never a refusal. */
 const STORAGE_CODES = new Set([5, 6, 7, 8, 9, 10, 11, 13, 14, 26]);
-const SQLITE_CONSTRAINT = 19;
 
 const primaryCode = (e: SqliteError): number => e.resultCode & 0xff;
 
@@ -71,6 +71,7 @@ export function replayRecord(conn: Connection, record: ChangeRecord): ReplayOutc
     conn.exec('ROLLBACK TO outpost_replay');
     conn.exec('RELEASE outpost_replay');
     if (e instanceof Refused) return { refused: { reason: e.message, table: e.table } };
+    if (e instanceof ConstraintBroken) return { refused: { reason: e.message, table: null } };
     if (e instanceof SqliteError && !STORAGE_CODES.has(primaryCode(e))) return { refused: { reason: e.message, table: null } };
     throw e;
   }
@@ -146,12 +147,9 @@ function replayByName(conn: Connection, change: RowChange, recorded: TableInfo, 
     return '?';
   });
   if (sql !== null) {
-    try {
-      conn.run(sql, args);
-    } catch (e) {
-      // The policy of replay: a change that breaks a constraint is left out, as the server would.
-      if (!(e instanceof SqliteError && primaryCode(e) === SQLITE_CONSTRAINT)) throw e;
-    }
+    // A change that breaks a constraint fails the statement, and with it the record (refused
+    // and reported by replayRecord), as the server would refuse its push.
+    conn.run(sql, args);
   }
   return { change: projected, columns };
 }
