@@ -75,6 +75,7 @@ export function parseArgs(argv: string[]): Options {
     else if (a === '--no-sync') opts.sync = false;
     else if (a === '--no-load') opts.load = false;
     else if (a === '--scale') opts.scale = Number(next());
+    else if (a === '--only') opts.only = new Set(next().split(','));
     else if (a === '--timeout') opts.timeoutMs = Number(next()) * 1000;
     else if (a === '--quick') {
       opts.runs = 1;
