@@ -17,6 +17,7 @@
 import * as path from 'node:path';
 import { Connection } from '../engine/connection.js';
 import { beginEffects } from '../engine/effects.js';
+import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { NodeDirectory } from '../opfs-vfs/storage/node.js';
 import { ProtocolError } from '../errors.js';
 import { randomHex } from '../protocol/ids.js';
@@ -41,6 +42,8 @@ export interface HostedDatabaseOptions {
   limits: SandboxLimits;
   /** Streams across requests (see the header); the slots are shared by the server's databases. */
   streams?: StreamLimits;
+  /** Where the database's files live (default: Node files at `<dataDir>/<name>.db`); tests inject crashes here. */
+  directory?: (file: string) => StorageDirectory;
 }
 
 export interface StreamLimits {
@@ -95,7 +98,7 @@ export class HostedDatabase {
     const file = path.join(dataDir, `${name}.db`);
     const revlog = new RevisionLog(`${file}-revlog`);
     try {
-      const conn = await Connection.open(new NodeDirectory(file), {
+      const conn = await Connection.open(options.directory ? options.directory(file) : new NodeDirectory(file), {
         durability: options.durability,
         intMode: 'number',
         walObserver: revlog,

@@ -12,62 +12,11 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { connectionDriver } from '../../src/driver.js';
 import { open } from '../../src/node/index.js';
 import { Database } from '../../src/database.js';
-import type { StorageBackend, StorageDirectory } from '../../src/opfs-vfs/storage/backend.js';
 import { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import { openSynced } from '../../src/sync/open.js';
+import { CrashingDirectory } from '../support/crashing-directory.js';
 import { batch, rawPipeline, startServer, tempDir } from '../support/server.js';
-
-class Crash extends Error {
-  override name = 'InjectedCrash';
-}
-
-/** A directory whose files fail from the k-th mutating operation on. */
-class CrashingDirectory implements StorageDirectory {
-  readonly label: string;
-  ops = 0;
-  crashed = false;
-  constructor(
-    private readonly inner: NodeDirectory,
-    private readonly crashAt: number,
-  ) {
-    this.label = inner.label;
-  }
-  private tick(): void {
-    if (this.crashed) throw new Crash('the process is gone');
-    if (++this.ops >= this.crashAt) {
-      this.crashed = true;
-      throw new Crash(`injected crash at operation ${this.ops}`);
-    }
-  }
-  fileSize(name: string): Promise<number | null> {
-    return this.inner.fileSize(name);
-  }
-  async open(name: string): Promise<StorageBackend> {
-    const f = await this.inner.open(name);
-    return {
-      read: (d, o) => {
-        if (this.crashed) throw new Crash('the process is gone');
-        return f.read(d, o);
-      },
-      write: (s, o) => {
-        this.tick();
-        f.write(s, o);
-      },
-      truncate: (n) => {
-        this.tick();
-        f.truncate(n);
-      },
-      flush: () => {
-        this.tick();
-        f.flush();
-      },
-      size: () => f.size(),
-      close: () => f.close(),
-    };
-  }
-  async release(): Promise<void> {}
-}
 
 const SUFFIXES = ['', '-wal', '-sync', '-revert', '-replay'];
 let server: OutpostServer;
