@@ -51,7 +51,8 @@
  *   e. checkpoint (TRUNCATE); watermark = 0; reopen so the connection sees the new schema
  *   f. read this client's acknowledged change id from the pulled image; drop the changes it
  *      covers; replay the rest, with their ids, in one transaction (a record that cannot
- *      apply, its table or column gone, is left out and kept, rejected); phase = idle
+ *      apply, its table or column gone or a constraint broken, is left out whole and kept,
+ *      rejected); phase = idle
  *
  * Phases, and what recovery on open finishes (recovery.ts):
  *   idle       nothing.
