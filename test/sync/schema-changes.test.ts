@@ -5,34 +5,14 @@
  * test per case of the issue, against the Outpost server. The generated cases are in
  * schema-fuzz.test.ts.
  */
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { SyncError } from '../../src/errors.js';
-import { open } from '../../src/node/index.js';
-import type { OutpostServer } from '../../src/server/server.js';
 import type { Database } from '../../src/types.js';
-import { startServer, tempDir } from '../support/server.js';
 import { contents, schemaOf } from './schema-compare.js';
+import { syncClientsOfOneServer } from '../support/sync-clients.js';
 
-let server: OutpostServer;
-let base: string;
-const dir = tempDir('outpost-schema-');
-const opened: Database[] = [];
-let n = 0;
-
-beforeAll(async () => {
-  ({ server, url: base } = await startServer({ auth: false }));
-});
-afterAll(async () => {
-  for (const db of opened) if (!db.closed) await db.close();
-  await server.close();
-});
-
-async function client(db: string): Promise<Database> {
-  const handle = await open(join(dir, `c${++n}.db`), { sync: { url: `${base}/db/${db}` } });
-  opened.push(handle);
-  return handle;
-}
+const clients = syncClientsOfOneServer('outpost-schema-');
+const client = (db: string): Promise<Database> => clients.client(db);
 
 /** Two clients of a fresh database whose table `t` both have. */
 async function pair(db: string, ddl: string, rows: string): Promise<{ a: Database; b: Database }> {

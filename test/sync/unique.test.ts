@@ -5,36 +5,17 @@
  * constraint is refused and reported whole, never applied in part or dropped in silence. The
  * generated cases are the differential fuzzer's `unique` feature.
  */
-import { join } from 'node:path';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import { SyncError } from '../../src/errors.js';
-import { open } from '../../src/node/index.js';
-import type { OutpostServer } from '../../src/server/server.js';
 import type { Database } from '../../src/types.js';
-import { rawPipeline, batch, startServer, tempDir } from '../support/server.js';
+import { rawPipeline, batch } from '../support/server.js';
+import { syncClientsOfOneServer } from '../support/sync-clients.js';
 
-let server: OutpostServer;
-let base: string;
-const dir = tempDir('outpost-unique-');
-const opened: Database[] = [];
-let n = 0;
-
-beforeAll(async () => {
-  ({ server, url: base } = await startServer({ auth: false }));
-});
-afterAll(async () => {
-  for (const db of opened) if (!db.closed) await db.close();
-  await server.close();
-});
-
-async function client(db: string): Promise<Database> {
-  const handle = await open(join(dir, `c${++n}.db`), { sync: { url: `${base}/db/${db}` } });
-  opened.push(handle);
-  return handle;
-}
+const clients = syncClientsOfOneServer('outpost-unique-');
+const client = (db: string): Promise<Database> => clients.client(db);
 
 async function serverRows(db: string, sql: string): Promise<unknown[]> {
-  const r = await rawPipeline(`${base}/db/${db}`, batch(sql));
+  const r = await rawPipeline(`${clients.base}/db/${db}`, batch(sql));
   return r.json.results[0].response.result.step_results[0].rows.map((row: { value: unknown }[]) => row.map((v) => v.value));
 }
 
