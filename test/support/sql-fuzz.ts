@@ -102,10 +102,13 @@ export const FEATURES_PASSING: Features = { ...FEATURES_ALL, ...Object.fromEntri
  *   finite one arrived as an infinity that its JSON cannot carry (11001);
  * - no ALTER, rebuilds or UNIQUE conflicts: its client pushed an insert naming a column another
  *   client had renamed and the server took it, and an insert whose UNIQUE value another row held
- *   was taken too (the fuzzer's findings on Turso's client, not on Outpost).
+ *   was taken too (the fuzzer's findings on Turso's client, not on Outpost);
+ * - no `PRAGMA user_version` and no NULL keys: Turso's client does not push the one (seed
+ *   711493) and cannot capture the other; Outpost's clients sync the first and refuse the
+ *   second (test/sync/header-values.test.ts, null-keys.test.ts, interop.test.ts).
  */
 export function tursoCompatible(f: Features): Features {
-  return { ...f, withoutRowid: false, fts5: false, ftsExternal: false, generated: false, triggers: false, oddText: false, extremeNumbers: false, noKeyTables: false, alter: false, rebuild: false, unique: false, roundedDoubles: true };
+  return { ...f, userVersion: false, nullKeys: false, withoutRowid: false, fts5: false, ftsExternal: false, generated: false, triggers: false, oddText: false, extremeNumbers: false, noKeyTables: false, alter: false, rebuild: false, unique: false, roundedDoubles: true };
 }
 
 /** Features from a spec like `all`, `passing`, `passing,+triggers,-rebuild`. */
