@@ -131,6 +131,8 @@ interface Column {
   name: string;
   type: string;
   unique: boolean;
+  /** A DEFAULT clause's expression, kept by a rebuild (a rebuild that dropped it would change what an offline insert that leaves the column out means). */
+  dflt?: string;
 }
 
 interface Table {
@@ -370,7 +372,7 @@ export class SqlGenerator {
 
   private createSql(t: Table, name: string): string {
     const key = t.key === 'ipk' ? ['id INTEGER PRIMARY KEY'] : t.key === 'text' ? [`k TEXT PRIMARY KEY${t.withoutRowid ? ' NOT NULL' : ''}`] : t.key === 'composite' ? ['owner TEXT NOT NULL', 'n INTEGER NOT NULL'] : [];
-    const cols = t.columns.map((c) => `${c.name}${c.type ? ` ${c.type}` : ''}${c.unique ? ' UNIQUE' : ''}`);
+    const cols = t.columns.map((c) => `${c.name}${c.type ? ` ${c.type}` : ''}${c.unique ? ' UNIQUE' : ''}${c.dflt !== undefined ? ` DEFAULT ${c.dflt}` : ''}`);
     const gen = t.generated && t.columns[0] ? [`${t.generated.name} AS (typeof(${t.columns[0].name}) || CASE typeof(${t.columns[0].name}) WHEN 'real' THEN '' ELSE length(${t.columns[0].name}) END)${t.generated.stored ? ' STORED' : ''}`] : [];
     const constraint = t.key === 'composite' ? ['PRIMARY KEY(owner, n)'] : [];
     return `CREATE TABLE ${name}(${[...key, ...cols, ...gen, ...constraint].join(', ')})${t.withoutRowid ? ' WITHOUT ROWID' : ''}`;
@@ -391,8 +393,8 @@ export class SqlGenerator {
   private addColumn(): SchemaStep {
     const t = this.someTable();
     const c: Column = { name: this.fresh('c'), type: pick(this.random, AFFINITIES), unique: false };
-    const dflt = this.random() < 0.5 ? ` DEFAULT ${pick(this.random, ['0', "'d'", '1.5', "x'00'", 'NULL'])}` : '';
-    return { statements: [`ALTER TABLE ${t.name} ADD COLUMN ${c.name}${c.type ? ` ${c.type}` : ''}${dflt}`], autocommit: false, apply: () => t.columns.push(c) };
+    if (this.random() < 0.5) c.dflt = pick(this.random, ['0', "'d'", '1.5', "x'00'", 'NULL']);
+    return { statements: [`ALTER TABLE ${t.name} ADD COLUMN ${c.name}${c.type ? ` ${c.type}` : ''}${c.dflt !== undefined ? ` DEFAULT ${c.dflt}` : ''}`], autocommit: false, apply: () => t.columns.push(c) };
   }
 
   private dropColumn(): SchemaStep | null {
