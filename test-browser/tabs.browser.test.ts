@@ -139,6 +139,51 @@ test('a crashed engine context is replaced: nothing acknowledged is lost, nothin
   expect(await page.query('PRAGMA integrity_check')).toEqual([{ integrity_check: 'ok' }]);
 });
 
+test('when the engine crashes holding calls, a read is answered by the next engine and a write rejects OUTCOME_UNKNOWN', async () => {
+  const name = unique('tabs-inflight');
+  const engine = tab();
+  await engine.call({ op: 'open', name });
+  await engine.call({ op: 'run', sql: 'CREATE TABLE t(who TEXT, seq INTEGER)' });
+  const [reader, writer] = [tab(), tab()];
+  await Promise.all([reader.call({ op: 'open', name }), writer.call({ op: 'open', name })]);
+  // The engine's own open transaction keeps both calls queued on it.
+  await engine.call({ op: 'hangInTransaction', sql: "INSERT INTO t VALUES ('engine', 1)" });
+  await engine.event((e) => e.event === 'inside');
+  const read = reader.call({ op: 'query', sql: 'SELECT count(*) AS n FROM t' });
+  const write = writer.call({ op: 'run', sql: "INSERT INTO t VALUES ('writer', 1)" }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  // syncStatus skips the engine's queue and is sent after the call above on the same channel:
+  // once it is answered, the engine has received the held call.
+  await reader.call({ op: 'syncStatus' });
+  await writer.call({ op: 'syncStatus' });
+  engine.worker.terminate();
+  expect(await read).toEqual([{ n: 0 }]);
+  expect(await write).toMatchObject({ code: 'OUTCOME_UNKNOWN' });
+  expect(await writer.call({ op: 'query', sql: 'SELECT count(*) AS n FROM t' })).toEqual([{ n: 0 }]);
+});
+
+test("a follower's transaction cut by an engine crash rejects TRANSACTION_LOST and leaves nothing", async () => {
+  const name = unique('tabs-txlost');
+  const engine = tab();
+  await engine.call({ op: 'open', name });
+  await engine.call({ op: 'run', sql: 'CREATE TABLE t(who TEXT, seq INTEGER)' });
+  const follower = tab();
+  await follower.call({ op: 'open', name });
+  const transaction = follower.call({ op: 'pausedTransaction', sql: "INSERT INTO t VALUES ('follower', 1)" }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  await follower.event((e) => e.event === 'inside');
+  engine.worker.terminate();
+  await follower.call({ op: 'resume' });
+  expect(await transaction).toMatchObject({ code: 'TRANSACTION_LOST' });
+  expect(await follower.call({ op: 'query', sql: 'SELECT count(*) AS n FROM t' })).toEqual([{ n: 0 }]);
+  await follower.call({ op: 'run', sql: "INSERT INTO t VALUES ('after', 1)" });
+  expect(await follower.call({ op: 'query', sql: 'SELECT who FROM t' })).toEqual([{ who: 'after' }]);
+});
+
 test('closing the engine context hands over without losing or failing a call', async () => {
   const name = unique('tabs-close');
   const engine = await open(name);

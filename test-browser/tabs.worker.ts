@@ -12,6 +12,10 @@ export type TabCommand =
   | { op: 'writeLoop'; who: string; count: number }
   | { op: 'hangInTransaction'; sql: string }
   | { op: 'watch'; sql: string }
+  | { op: 'syncStatus' }
+  /** A transaction that runs `sql`, posts `inside`, waits for `resume`, runs `sql` again. */
+  | { op: 'pausedTransaction'; sql: string }
+  | { op: 'resume' }
   | { op: 'close' };
 
 export interface WriteLoopResult {
@@ -21,6 +25,7 @@ export interface WriteLoopResult {
 }
 
 let db: Database | null = null;
+let resume: () => void = () => {};
 const post = (message: unknown): void => (self as unknown as Worker).postMessage(message);
 const opened = (): Database => {
   if (!db) throw new Error('open first');
@@ -63,6 +68,20 @@ async function handle(command: TabCommand): Promise<unknown> {
     case 'watch':
       opened().watch(command.sql, undefined, (rows) => post({ event: 'rows', rows }), { throttleMs: 0 });
       return null;
+    case 'pausedTransaction':
+      return opened().transaction(async (tx) => {
+        await tx.run(command.sql);
+        await new Promise<void>((r) => {
+          resume = r;
+          post({ event: 'inside' });
+        });
+        await tx.run(command.sql);
+      });
+    case 'resume':
+      resume();
+      return null;
+    case 'syncStatus':
+      return opened().syncStatus();
     case 'close':
       await opened().close();
       return null;

@@ -24,7 +24,7 @@ import { OutpostError } from '../errors.js';
 import { databaseLockName } from '../opfs-vfs/storage/opfs.js';
 import { EngineHost, LOCAL_CLIENT } from './engine-host.js';
 import { deserializeError } from './protocol.js';
-import { type TabMessage, type TabReply, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
+import { type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
 
 /** The engine this context opens when it wins the lock; `release` gives the lock back. */
 export type OpenEngine = (release: () => void) => Promise<{ driver: Driver; inTransaction: () => boolean; tables: () => Promise<string[]> }>;
@@ -178,14 +178,16 @@ export class SharedDriver {
       this.transactionLost = true;
     }
     for (const [callId, call] of this.pending) {
-      if (call.sentTo !== previous) continue;
-      if (!lostTransaction && isRetriable(call.method, call.args)) {
+      // Inside a lost transaction, a call not sent yet must not run outside it on the new engine.
+      const inLostTransaction = lostTransaction && !UNQUEUED_METHODS.has(call.method);
+      if (call.sentTo !== previous && !inLostTransaction) continue;
+      if (!inLostTransaction && isRetriable(call.method, call.args)) {
         call.sentTo = null;
         continue;
       }
       this.pending.delete(callId);
       call.reject(
-        lostTransaction
+        inLostTransaction
           ? transactionLost(this.name)
           : new OutpostError(
               `the tab running database "${this.name}" closed or crashed before answering this ${call.method}(): it may or may not have been applied. Check before trying again`,

@@ -52,9 +52,14 @@ async function openDriver(req: OpenRequest, callbacks: SyncCallbacks): Promise<D
   const dirOptions = { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota };
   try {
     if (req.shared && typeof navigator.locks?.request === 'function' && typeof BroadcastChannel === 'function') {
-      const shared = await SharedDriver.join(req.name, async (release) =>
-        openEngine(req, callbacks, await OpfsDirectory.locked(req.name, dirOptions, release)),
-      );
+      const shared = await SharedDriver.join(req.name, async (release) => {
+        try {
+          return await openEngine(req, callbacks, await OpfsDirectory.locked(req.name, dirOptions, release));
+        } catch (e) {
+          // Also when this worker takes over later: its callers see the public error.
+          throw publicStorageError(e, req.name);
+        }
+      });
       return shared.driver;
     }
     return (await openEngine(req, callbacks, await OpfsDirectory.lock(req.name, dirOptions))).driver;
