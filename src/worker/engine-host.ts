@@ -18,9 +18,13 @@ import { type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLo
 
 export const LOCAL_CLIENT = 'local';
 
+/** How a call ended, and whether its caller owns the engine (an open transaction) after it. */
+type Outcome = ({ ok: true; value: unknown } | { ok: false; error: unknown }) & { owns: boolean };
+
 interface Job {
   clientId: string;
-  run: () => Promise<void>;
+  run: () => Promise<unknown>;
+  settle: (outcome: Outcome) => void;
   /** Answers a follower whose call will not run here. */
   refuse: () => void;
 }
@@ -77,9 +81,12 @@ export class EngineHost {
       return;
     }
     this.watchClient(clientId);
-    this.submit(clientId, method, args, () => reply({ type: 'not-run', engineId, callId })).then(
-      (value) => reply({ type: 'result', engineId, callId, ok: true, value, inTransaction: this.owner === clientId }),
-      (e: unknown) => reply({ type: 'result', engineId, callId, ok: false, error: serializeError(e), inTransaction: this.owner === clientId }),
+    this.dispatch(clientId, method, args, () => reply({ type: 'not-run', engineId, callId }), (outcome) =>
+      reply(
+        outcome.ok
+          ? { type: 'result', engineId, callId, ok: true, value: outcome.value, inTransaction: outcome.owns }
+          : { type: 'result', engineId, callId, ok: false, error: serializeError(outcome.error), inTransaction: outcome.owns },
+      ),
     );
   }
 
@@ -108,20 +115,21 @@ export class EngineHost {
 
   /** Rolls back the transaction `clientId` left open, as its next (and last) call. */
   private rollbackFor(clientId: string): void {
-    const job: Job = {
-      clientId,
-      run: async () => {
-        await this.driver.rollback().catch(() => {});
-      },
-      refuse: () => {},
-    };
+    const job: Job = { clientId, run: () => this.driver.rollback(), settle: () => {}, refuse: () => {} };
     this.queue.unshift(job);
     this.pump();
   }
 
+  /** Runs `method` for this tab's own `Database`, in the same queue as the other tabs' calls. */
+  submit(clientId: string, method: string, args: unknown[]): Promise<unknown> {
+    return new Promise((resolve, reject) =>
+      this.dispatch(clientId, method, args, () => {}, (outcome) => (outcome.ok ? resolve(outcome.value) : reject(outcome.error))),
+    );
+  }
+
   /** Runs `method` for `clientId`: in the engine's queue, behind any other tab's transaction. */
-  submit(clientId: string, method: string, args: unknown[], refuse: () => void = () => {}): Promise<unknown> {
-    const call = (): Promise<unknown> => {
+  private dispatch(clientId: string, method: string, args: unknown[], refuse: () => void, settle: (outcome: Outcome) => void): void {
+    const run = (): Promise<unknown> => {
       // The method and its arguments were typed by Driver at the sender; the name came as text.
       const target = this.driver as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
       const fn = target[method];
@@ -130,15 +138,15 @@ export class EngineHost {
       }
       return fn(...args);
     };
-    if (UNQUEUED_METHODS.has(method)) return call();
-    return new Promise((resolve, reject) => {
-      this.queue.push({
-        clientId,
-        run: () => call().then(resolve, reject),
-        refuse,
-      });
-      this.pump();
-    });
+    if (UNQUEUED_METHODS.has(method)) {
+      run().then(
+        (value) => settle({ ok: true, value, owns: this.owner === clientId }),
+        (error: unknown) => settle({ ok: false, error, owns: this.owner === clientId }),
+      );
+      return;
+    }
+    this.queue.push({ clientId, run, settle, refuse });
+    this.pump();
   }
 
   private pump(): void {
@@ -148,18 +156,25 @@ export class EngineHost {
       if (this.queue.length === 0) this.idle?.();
       return;
     }
-    const [job] = this.queue.splice(i, 1);
-    this.running = job!.run().finally(() => {
-      this.owner = this.inTransaction() ? job!.clientId : null;
+    const job = this.queue.splice(i, 1)[0]!;
+    // The owner is updated in the same step as the call ends, before anything else can run.
+    const finish = (result: { ok: true; value: unknown } | { ok: false; error: unknown }): void => {
+      this.owner = this.inTransaction() ? job.clientId : null;
       this.running = null;
+      job.settle({ ...result, owns: this.owner === job.clientId });
       this.pump();
-    });
+    };
+    this.running = job.run().then(
+      (value) => finish({ ok: true, value }),
+      (error: unknown) => finish({ ok: false, error }),
+    );
   }
 
   /** Hands the database over: see the header. Resolves once the Driver has closed. */
   async close(): Promise<void> {
     this.closing = true;
-    for (const job of this.queue.splice(0).filter((j) => j.clientId !== LOCAL_CLIENT)) job.refuse();
+    for (const job of this.queue.filter((j) => j.clientId !== LOCAL_CLIENT)) job.refuse();
+    this.queue.splice(0, this.queue.length, ...this.queue.filter((j) => j.clientId === LOCAL_CLIENT));
     if (this.owner !== null && this.owner !== LOCAL_CLIENT) this.rollbackFor(this.owner);
     await new Promise<void>((resolve) => {
       this.idle = resolve;

@@ -234,6 +234,7 @@ export class SharedDriver {
 
   private answer(reply: TabReply): void {
     if (reply.type === 'closed') {
+      this.retired.add(reply.engineId);
       // Every call it took has been answered before this: the others never reached it.
       for (const call of this.pending.values()) if (call.sentTo === reply.engineId) call.sentTo = null;
       this.engineChanging('');
