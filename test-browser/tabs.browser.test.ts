@@ -229,3 +229,19 @@ test("a follower's watch and onChange fire for another context's write", async (
   await watcher.event((e) => e.event === 'rows' && JSON.stringify(e.rows) === '[{"n":1}]');
   expect(await seenHere).toEqual(['t']);
 });
+
+test("after the engine crashes, a follower's watch fires for a write through the new engine", async () => {
+  const name = unique('tabs-watch-handover');
+  const engine = tab();
+  await engine.call({ op: 'open', name });
+  await engine.call({ op: 'run', sql: 'CREATE TABLE t(who TEXT, seq INTEGER)' });
+  const [watcher, writer] = [tab(), tab()];
+  await Promise.all([watcher.call({ op: 'open', name }), writer.call({ op: 'open', name })]);
+  await watcher.call({ op: 'watch', sql: 'SELECT count(*) AS n FROM t' });
+  const first = await watcher.event((e) => e.event === 'rows' && JSON.stringify(e.rows) === '[{"n":0}]');
+  engine.worker.terminate();
+  // The new engine announces every table as changed, so the watch runs again: hand-over done.
+  await watcher.event((e) => e.event === 'rows' && e !== first);
+  await writer.call({ op: 'run', sql: "INSERT INTO t VALUES ('writer', 1)" });
+  await watcher.event((e) => e.event === 'rows' && JSON.stringify(e.rows) === '[{"n":1}]');
+});

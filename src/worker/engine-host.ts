@@ -81,6 +81,7 @@ export class EngineHost {
       return;
     }
     this.watchClient(clientId);
+    reply({ type: 'accepted', engineId, callId });
     this.dispatch(clientId, method, args, () => reply({ type: 'not-run', engineId, callId }), (outcome) =>
       reply(
         outcome.ok

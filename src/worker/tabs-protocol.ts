@@ -35,6 +35,11 @@ export type TabReply =
   /** `inTransaction`: the caller's transaction is open on the engine after this call. */
   | { type: 'result'; engineId: string; callId: number; ok: true; value: unknown; inTransaction: boolean }
   | { type: 'result'; engineId: string; callId: number; ok: false; error: SerializedError; inTransaction: boolean }
+  /**
+   * The engine received the call, posted before it starts it: a call never `accepted` by an
+   * engine that died never ran there and goes to the next one.
+   */
+  | { type: 'accepted'; engineId: string; callId: number }
   /** The engine is closing and did not run the call: send it to the next engine. */
   | { type: 'not-run'; engineId: string; callId: number }
   /** The engine closed in order; it answers nothing more. */

@@ -9,6 +9,8 @@
  * Every call settles:
  * - Sent to no engine yet (none known, or between engines): it waits for the next one, which
  *   exists as long as any context is waiting for the lock (every follower is).
+ * - Sent to an engine that died without saying it received it (`accepted`, posted before it
+ *   starts a call): it never ran, and goes to the next engine.
  * - Taken by an engine that died before answering: a plain read (`isRetriable`) is sent to the
  *   next engine; anything else rejects with `OutpostError('OUTCOME_UNKNOWN')`, never retried,
  *   since it may have committed. A call inside this tab's transaction rejects with
@@ -36,6 +38,8 @@ interface PendingCall {
   reject: (e: Error) => void;
   /** The engine it was sent to, or null while it waits for one. */
   sentTo: string | null;
+  /** That engine said it received the call (and may have run it). */
+  accepted: boolean;
 }
 
 type State = { kind: 'waiting' } | { kind: 'remote'; engineId: string } | { kind: 'local'; host: EngineHost } | { kind: 'failed'; error: Error } | { kind: 'closed' };
@@ -108,6 +112,10 @@ export class SharedDriver {
     await this.ready;
   }
 
+  private closed(): boolean {
+    return this.state.kind === 'closed';
+  }
+
   private settleReady(error?: Error): void {
     if (this.readySettled) return;
     this.readySettled = true;
@@ -125,6 +133,12 @@ export class SharedDriver {
     const released = new Promise<void>((r) => (release = r));
     try {
       const engine = await this.openEngine(release);
+      if (this.closed()) {
+        // Closed while the engine opened: give the database to the next context at once.
+        await engine.driver.close().catch(() => {});
+        release();
+        return released;
+      }
       const host = new EngineHost(this.name, engineId, engine.driver, engine.inTransaction, (tables) => this.listener?.(tables));
       this.engineChanged(engineId);
       this.state = { kind: 'local', host };
@@ -133,7 +147,7 @@ export class SharedDriver {
       this.flush();
     } catch (e) {
       const error = e instanceof Error ? e : new Error(String(e));
-      this.state = { kind: 'failed', error };
+      if (!this.closed()) this.state = { kind: 'failed', error };
       for (const call of this.pending.values()) call.reject(error);
       this.pending.clear();
       this.settleReady(error);
@@ -181,8 +195,9 @@ export class SharedDriver {
       // Inside a lost transaction, a call not sent yet must not run outside it on the new engine.
       const inLostTransaction = lostTransaction && !UNQUEUED_METHODS.has(call.method);
       if (call.sentTo !== previous && !inLostTransaction) continue;
-      if (!inLostTransaction && isRetriable(call.method, call.args)) {
+      if (!inLostTransaction && (!call.accepted || isRetriable(call.method, call.args))) {
         call.sentTo = null;
+        call.accepted = false;
         continue;
       }
       this.pending.delete(callId);
@@ -210,7 +225,7 @@ export class SharedDriver {
     }
     return new Promise((resolve, reject) => {
       const callId = this.nextCallId++;
-      this.pending.set(callId, { method, args, resolve, reject, sentTo: null });
+      this.pending.set(callId, { method, args, resolve, reject, sentTo: null, accepted: false });
       this.flush();
     });
   }
@@ -244,9 +259,14 @@ export class SharedDriver {
     const call = this.pending.get(reply.callId);
     // An answer from an engine the call is no longer waiting on (it was sent on) is stale.
     if (!call || call.sentTo !== reply.engineId) return;
+    if (reply.type === 'accepted') {
+      call.accepted = true;
+      return;
+    }
     if (reply.type === 'not-run') {
       // The engine is closing: wait for the next one.
       call.sentTo = null;
+      call.accepted = false;
       this.engineChanging('');
       return;
     }
