@@ -101,3 +101,32 @@ test('a second tab gets DatabaseLockedError while the first holds the database',
   expect(opened).toBe('wal');
   await tabB.close();
 });
+
+test('tabs that open a database without options share it, and closing the engine tab hands it over', async () => {
+  const name = `e2e-shared-${Date.now()}`;
+  const pages = [await context.newPage(), await context.newPage(), await context.newPage()];
+  for (const page of pages) await ready(page);
+  const [first, second, third] = pages as [Page, Page, Page];
+  const openIn = (page: Page): Promise<void> =>
+    page.evaluate(async (name) => {
+      (window as unknown as { db: unknown }).db = await window.outpost.open(name);
+    }, name);
+  const run = (page: Page, sql: string): Promise<unknown> =>
+    page.evaluate(async (sql) => {
+      const db = (window as unknown as { db: { query(sql: string): Promise<unknown> } }).db;
+      return db.query(sql);
+    }, sql);
+  // The first tab to open runs the engine.
+  await openIn(first);
+  await run(first, 'CREATE TABLE t(tab TEXT)');
+  await openIn(second);
+  await openIn(third);
+  await Promise.all([run(second, "INSERT INTO t VALUES ('second')"), run(third, "INSERT INTO t VALUES ('third')")]);
+  expect(await run(first, 'SELECT tab FROM t ORDER BY tab')).toEqual([{ tab: 'second' }, { tab: 'third' }]);
+  await first.close();
+  await run(second, "INSERT INTO t VALUES ('after')");
+  expect(await run(third, 'SELECT tab FROM t ORDER BY tab')).toEqual([{ tab: 'after' }, { tab: 'second' }, { tab: 'third' }]);
+  expect(await run(third, 'PRAGMA integrity_check')).toEqual([{ integrity_check: 'ok' }]);
+  await second.close();
+  await third.close();
+});

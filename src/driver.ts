@@ -8,6 +8,9 @@
  * - Calls arrive in the order `Database` issues them and the engine runs each to completion
  *   before the next (the worker is single-threaded; Node calls are synchronous underneath).
  *   `Database` owns ordering between callers (its queue and transactions); the Driver does not.
+ *   Several tabs sharing one database (worker/tabs.ts) each have a Driver; the engine runs their
+ *   calls one at a time, and a tab whose call leaves a transaction open keeps the engine until
+ *   it ends, so a `Database` sees the same contract as if it were alone.
  * - Every method either resolves or rejects with `SqliteError`, `OutpostError`,
  *   `DatabaseLockedError` or `SyncError` (the worker rebuilds them by name on the UI side).
  * - `query` returns `PackedRows`, whose buffers the worker transfers (not copies); `export`

@@ -39,7 +39,11 @@ export type OutpostErrorCode =
   | 'DATABASE_CLOSED'
   | 'NOT_A_DATABASE'
   | 'OPFS_UNAVAILABLE'
-  | 'WORKER_FAILED';
+  | 'WORKER_FAILED'
+  /** The tab running the engine died after taking this write and before answering: it may or may not have committed. */
+  | 'OUTCOME_UNKNOWN'
+  /** The tab running the engine died inside this tab's transaction: SQLite rolled it back. */
+  | 'TRANSACTION_LOST';
 
 /** A misuse or an environment problem that is not SQLite's: the message says what to do. */
 export class OutpostError extends Error {

@@ -136,7 +136,11 @@ export interface OpenOptions {
   durability?: 'normal' | 'full';
   /** `'number'` (default): safe integers as numbers, larger ones as bigint. `'bigint'`: always bigint. */
   intMode?: 'number' | 'bigint';
-  /** How long to wait for a database held by another tab before `DatabaseLockedError` (default 5000). */
+  /**
+   * Browser: set it to have the database to this tab alone, failing with `DatabaseLockedError`
+   * when another tab or worker holds it past this (without it every tab shares the database).
+   * Node: how long to wait for another process before `DatabaseLockedError` (default 5000).
+   */
   lockTimeoutMs?: number;
   /** Sync with a server speaking Turso's sync protocol (an Outpost server, `tursodb --sync-server`, Turso Cloud). */
   sync?: SyncOptions;

@@ -23,7 +23,10 @@ interface TestingOptions {
  * Opens (creating when missing) the database `name` in a dedicated worker. In OPFS by default;
  * `{ storage: 'memory' }` for one that lives only as long as it is open.
  *
- * Fails with `DatabaseLockedError` when another tab holds it past `lockTimeoutMs`, and with an
+ * Every tab and worker of the origin may open the same OPFS database: one runs the engine, the
+ * others forward to it, and another takes over when it goes away (worker/tabs.ts). Passing
+ * `lockTimeoutMs` asks for the database alone instead: that open fails with
+ * `DatabaseLockedError` when another context holds it past the timeout. Fails with an
  * `OutpostError` of code `OPFS_UNAVAILABLE` where OPFS is missing.
  */
 export async function open(name: string, options: OpenOptions & TestingOptions = {}): Promise<DatabaseApi> {
@@ -35,6 +38,8 @@ export async function open(name: string, options: OpenOptions & TestingOptions =
     {
       name,
       storage: options.storage === 'memory' ? 'memory' : 'opfs',
+      // A lock timeout the caller asked for keeps the database to this context alone.
+      shared: options.lockTimeoutMs === undefined,
       ...engineSettings(options),
       simulatedQuota: options.simulatedQuota,
       sync: options.sync ? { ...syncRest, authToken: typeof authToken === 'string' ? authToken : undefined } : undefined,

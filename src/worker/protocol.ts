@@ -22,6 +22,12 @@ export interface OpenRequest {
   durability: 'normal' | 'full';
   intMode: 'number' | 'bigint';
   lockTimeoutMs: number;
+  /**
+   * Share the database with the other tabs and workers of the origin (one of them runs the
+   * engine, the others forward to it: worker/tabs.ts). Without it the worker takes the database
+   * for itself and fails with `DatabaseLockedError` after `lockTimeoutMs`.
+   */
+  shared?: boolean | undefined;
   /** Tests only: make the OPFS files fail like a browser at quota past this many bytes. */
   simulatedQuota?: SimulatedQuota | undefined;
   /** Sync settings; the token and transform functions travel as separate (proxied) arguments. */
@@ -39,14 +45,14 @@ export interface WorkerApi extends Driver {
   open(request: OpenRequest, authToken?: SyncCallbacks['authToken'], transform?: SyncCallbacks['transform']): Promise<void>;
 }
 
-interface SerializedError {
+export interface SerializedError {
   name: string;
   message: string;
   stack?: string | undefined;
   fields: Record<string, unknown>;
 }
 
-function serializeError(value: unknown): SerializedError {
+export function serializeError(value: unknown): SerializedError {
   if (value instanceof Error) {
     const fields: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
@@ -57,7 +63,7 @@ function serializeError(value: unknown): SerializedError {
   return { name: 'Error', message: String(value), fields: {} };
 }
 
-function deserializeError(s: SerializedError): Error {
+export function deserializeError(s: SerializedError): Error {
   let e: Error;
   const f = s.fields;
   switch (s.name) {

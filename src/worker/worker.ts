@@ -5,10 +5,13 @@
  * WASM module loads inside the `open` handler instead.
  *
  * After `open`, every call goes to `connectionDriver` (../driver.ts), the same adapter Node
- * uses; the worker only adds the transfer of result buffers.
+ * uses; the worker only adds the transfer of result buffers. An OPFS database opened with
+ * `shared` (every `open()` without an explicit `lockTimeoutMs`) goes through `SharedDriver`
+ * (tabs.ts): this worker runs the engine if it holds the database lock, else forwards to the
+ * worker that does, and takes over when that one goes away.
  */
 import * as Comlink from 'comlink';
-import { transferables } from '../engine/packed-rows.js';
+import { transferables, unpackRows } from '../engine/packed-rows.js';
 import { type Driver, connectionDriver, forwardDriver } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import { publicStorageError } from '../options.js';
@@ -17,6 +20,7 @@ import { OpfsDirectory } from '../opfs-vfs/storage/opfs.js';
 import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { openDatabase } from '../sync/open.js';
 import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
+import { type OpenEngine, SharedDriver } from './tabs.js';
 
 let driver: Driver | null = null;
 
@@ -25,23 +29,40 @@ function opened(): Driver {
   return driver;
 }
 
-async function openDriver(req: OpenRequest, callbacks: SyncCallbacks): Promise<Driver> {
+/** Opens the engine on `dir`: the Driver, and what the shared mode needs of its connection. */
+async function openEngine(req: OpenRequest, callbacks: SyncCallbacks, dir: StorageDirectory): ReturnType<OpenEngine> {
   const options = { durability: req.durability, intMode: req.intMode };
-  const openIn = async (dir: StorageDirectory): Promise<Driver> => {
-    const sync = req.sync
-      ? {
-          ...req.sync,
-          authToken: callbacks.authToken ?? req.sync.authToken,
-          ...(callbacks.transform ? { transform: callbacks.transform } : {}),
-        }
-      : undefined;
-    const { conn, engine } = await openDatabase(dir, options, sync);
-    return connectionDriver(conn, engine);
+  const sync = req.sync
+    ? {
+        ...req.sync,
+        authToken: callbacks.authToken ?? req.sync.authToken,
+        ...(callbacks.transform ? { transform: callbacks.transform } : {}),
+      }
+    : undefined;
+  const { conn, engine } = await openDatabase(dir, options, sync);
+  return {
+    driver: connectionDriver(conn, engine),
+    inTransaction: () => conn.inTransaction,
+    tables: async () => unpackRows<{ name: string }>(conn.query("SELECT name FROM sqlite_master WHERE type = 'table'", undefined)).map((r) => r.name),
   };
-  if (req.storage === 'memory') return openIn(new MemoryDirectory(`memory:${req.name}`));
+}
+
+async function openDriver(req: OpenRequest, callbacks: SyncCallbacks): Promise<Driver> {
+  if (req.storage === 'memory') return (await openEngine(req, callbacks, new MemoryDirectory(`memory:${req.name}`))).driver;
+  const dirOptions = { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota };
   try {
-    const dir = await OpfsDirectory.lock(req.name, { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota });
-    return await openIn(dir);
+    if (req.shared && typeof navigator.locks?.request === 'function' && typeof BroadcastChannel === 'function') {
+      const shared = await SharedDriver.join(req.name, async (release) => {
+        try {
+          return await openEngine(req, callbacks, await OpfsDirectory.locked(req.name, dirOptions, release));
+        } catch (e) {
+          // Also when this worker takes over later: its callers see the public error.
+          throw publicStorageError(e, req.name);
+        }
+      });
+      return shared.driver;
+    }
+    return (await openEngine(req, callbacks, await OpfsDirectory.lock(req.name, dirOptions))).driver;
   } catch (e) {
     throw publicStorageError(e, req.name);
   }

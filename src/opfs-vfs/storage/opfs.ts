@@ -113,6 +113,11 @@ export class LockTimeoutError extends Error {
   override name = 'LockTimeoutError';
 }
 
+/** The Web Lock whose holder owns the OPFS files of database `name` (and runs its engine). */
+export function databaseLockName(name: string): string {
+  return `outpost:${name}`;
+}
+
 /** Takes the Web Lock of a database, waiting at most `timeoutMs`. Resolves to its release. */
 async function acquireLock(name: string, timeoutMs: number): Promise<() => void> {
   const locks = (globalThis.navigator as Navigator | undefined)?.locks;
@@ -121,7 +126,7 @@ async function acquireLock(name: string, timeoutMs: number): Promise<() => void>
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     locks
-      .request(`outpost:${name}`, { mode: 'exclusive', signal: controller.signal }, () => {
+      .request(databaseLockName(name), { mode: 'exclusive', signal: controller.signal }, () => {
         clearTimeout(timer);
         // Hold the lock until release() resolves this inner promise.
         return new Promise<void>((release) => resolve(release));
@@ -156,6 +161,25 @@ export class OpfsDirectory implements StorageDirectory {
   static async lock(name: string, options: OpfsDirectoryOptions): Promise<OpfsDirectory> {
     const root = await rootDirectory();
     const release = await acquireLock(name, options.lockTimeoutMs);
+    return OpfsDirectory.opened(root, name, options, release);
+  }
+
+  /**
+   * The directory of `name` for a caller that already holds its Web Lock (`databaseLockName`),
+   * as the elected engine of several tabs does; `release` gives the lock back on `release()`.
+   */
+  static async locked(name: string, options: OpfsDirectoryOptions, release: () => void): Promise<OpfsDirectory> {
+    let root: FileSystemDirectoryHandle;
+    try {
+      root = await rootDirectory();
+    } catch (e) {
+      release();
+      throw e;
+    }
+    return OpfsDirectory.opened(root, name, options, release);
+  }
+
+  private static async opened(root: FileSystemDirectoryHandle, name: string, options: OpfsDirectoryOptions, release: () => void): Promise<OpfsDirectory> {
     try {
       const dir = await root.getDirectoryHandle(name, { create: true });
       return new OpfsDirectory(dir, name, release, options);

@@ -1,0 +1,193 @@
+/**
+ * The elected engine's side of a database shared by several tabs: it runs the calls of its own
+ * tab (client `local`) and of every follower on one Driver, one at a time.
+ *
+ * Transactions: after each call the host asks SQLite whether a transaction is open; if so, the
+ * caller owns the engine and only its calls run until the transaction ends, so other tabs wait
+ * behind it and never interleave. A follower that dies (its lifetime lock is granted to the
+ * host) has its queued calls dropped and its open transaction rolled back.
+ *
+ * Closing: calls not yet started are answered `not-run` (the follower sends them to the next
+ * engine), the running one finishes, a follower's open transaction is rolled back, every
+ * follower that called is told `closed` (after its last answer), then the Driver closes, which
+ * releases the database lock and lets the next tab take over.
+ */
+import type { Driver } from '../driver.js';
+import { serializeError } from './protocol.js';
+import { type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, replyChannelName } from './tabs-protocol.js';
+
+export const LOCAL_CLIENT = 'local';
+
+/** How a call ended, and whether its caller owns the engine (an open transaction) after it. */
+type Outcome = ({ ok: true; value: unknown } | { ok: false; error: unknown }) & { owns: boolean };
+
+interface Job {
+  clientId: string;
+  run: () => Promise<unknown>;
+  settle: (outcome: Outcome) => void;
+  /** Answers a follower whose call will not run here. */
+  refuse: () => void;
+}
+
+export class EngineHost {
+  private readonly channel: BroadcastChannel;
+  private readonly replies = new Map<string, BroadcastChannel>();
+  private readonly watched = new Set<string>();
+  private readonly queue: Job[] = [];
+  private owner: string | null = null;
+  private running: Promise<void> | null = null;
+  private closing = false;
+  private idle: (() => void) | null = null;
+
+  constructor(
+    private readonly name: string,
+    readonly engineId: string,
+    private readonly driver: Driver,
+    private readonly inTransaction: () => boolean,
+    private readonly localTables: (tables: string[]) => void,
+  ) {
+    this.channel = new BroadcastChannel(channelName(name));
+    this.channel.onmessage = (event: MessageEvent<TabMessage>) => this.receive(event.data);
+  }
+
+  /** Starts fanning out change events and announces the engine; `tables` all changed. */
+  async start(allTables: string[]): Promise<void> {
+    await this.driver.onTablesChanged((tables) => this.tablesChanged(tables));
+    this.post({ type: 'engine', engineId: this.engineId });
+    // Writes the previous engine committed without telling anyone may have changed anything.
+    if (allTables.length > 0) this.tablesChanged(allTables);
+  }
+
+  private tablesChanged(tables: string[]): void {
+    this.localTables(tables);
+    this.post({ type: 'tables', engineId: this.engineId, tables });
+  }
+
+  private post(message: TabMessage): void {
+    this.channel.postMessage(message);
+  }
+
+  private receive(message: TabMessage): void {
+    if (message.type === 'hello') {
+      if (!this.closing) this.post({ type: 'engine', engineId: this.engineId });
+      return;
+    }
+    if (message.type !== 'call' || message.engineId !== this.engineId) return;
+    const { clientId, callId, method, args } = message;
+    const engineId = this.engineId;
+    const reply = (r: TabReply): void => this.replyChannel(clientId).postMessage(r);
+    if (this.closing) {
+      reply({ type: 'not-run', engineId, callId });
+      return;
+    }
+    this.watchClient(clientId);
+    reply({ type: 'accepted', engineId, callId });
+    this.dispatch(clientId, method, args, () => reply({ type: 'not-run', engineId, callId }), (outcome) =>
+      reply(
+        outcome.ok
+          ? { type: 'result', engineId, callId, ok: true, value: outcome.value, inTransaction: outcome.owns }
+          : { type: 'result', engineId, callId, ok: false, error: serializeError(outcome.error), inTransaction: outcome.owns },
+      ),
+    );
+  }
+
+  private replyChannel(clientId: string): BroadcastChannel {
+    let channel = this.replies.get(clientId);
+    if (!channel) {
+      channel = new BroadcastChannel(replyChannelName(this.name, clientId));
+      this.replies.set(clientId, channel);
+    }
+    return channel;
+  }
+
+  /** Learns of a follower's death: its lifetime lock is granted to us only then. */
+  private watchClient(clientId: string): void {
+    if (this.watched.has(clientId)) return;
+    this.watched.add(clientId);
+    void navigator.locks.request(clientLockName(this.name, clientId), async () => this.clientGone(clientId)).catch(() => {});
+  }
+
+  private clientGone(clientId: string): void {
+    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i]!.clientId === clientId) this.queue.splice(i, 1);
+    this.replies.get(clientId)?.close();
+    this.replies.delete(clientId);
+    if (this.owner === clientId) this.rollbackFor(clientId);
+  }
+
+  /** Rolls back the transaction `clientId` left open, as its next (and last) call. */
+  private rollbackFor(clientId: string): void {
+    const job: Job = { clientId, run: () => this.driver.rollback(), settle: () => {}, refuse: () => {} };
+    this.queue.unshift(job);
+    this.pump();
+  }
+
+  /** Runs `method` for this tab's own `Database`, in the same queue as the other tabs' calls. */
+  submit(clientId: string, method: string, args: unknown[]): Promise<unknown> {
+    return new Promise((resolve, reject) =>
+      this.dispatch(clientId, method, args, () => {}, (outcome) => (outcome.ok ? resolve(outcome.value) : reject(outcome.error))),
+    );
+  }
+
+  /** Runs `method` for `clientId`: in the engine's queue, behind any other tab's transaction. */
+  private dispatch(clientId: string, method: string, args: unknown[], refuse: () => void, settle: (outcome: Outcome) => void): void {
+    const run = (): Promise<unknown> => {
+      // The method and its arguments were typed by Driver at the sender; the name came as text.
+      const target = this.driver as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+      const fn = target[method];
+      if (typeof fn !== 'function' || method === 'close' || method === 'onTablesChanged') {
+        return Promise.reject(new Error(`the engine has no method ${method} for other tabs`));
+      }
+      return fn(...args);
+    };
+    if (UNQUEUED_METHODS.has(method)) {
+      run().then(
+        (value) => settle({ ok: true, value, owns: this.owner === clientId }),
+        (error: unknown) => settle({ ok: false, error, owns: this.owner === clientId }),
+      );
+      return;
+    }
+    this.queue.push({ clientId, run, settle, refuse });
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.running) return;
+    const i = this.queue.findIndex((job) => this.owner === null || job.clientId === this.owner);
+    if (i < 0) {
+      if (this.queue.length === 0) this.idle?.();
+      return;
+    }
+    const job = this.queue.splice(i, 1)[0]!;
+    // The owner is updated in the same step as the call ends, before anything else can run.
+    const finish = (result: { ok: true; value: unknown } | { ok: false; error: unknown }): void => {
+      this.owner = this.inTransaction() ? job.clientId : null;
+      this.running = null;
+      job.settle({ ...result, owns: this.owner === job.clientId });
+      this.pump();
+    };
+    this.running = job.run().then(
+      (value) => finish({ ok: true, value }),
+      (error: unknown) => finish({ ok: false, error }),
+    );
+  }
+
+  /** Hands the database over: see the header. Resolves once the Driver has closed. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const job of this.queue.filter((j) => j.clientId !== LOCAL_CLIENT)) job.refuse();
+    this.queue.splice(0, this.queue.length, ...this.queue.filter((j) => j.clientId === LOCAL_CLIENT));
+    if (this.owner !== null && this.owner !== LOCAL_CLIENT) this.rollbackFor(this.owner);
+    await new Promise<void>((resolve) => {
+      this.idle = resolve;
+      this.pump();
+    });
+    await this.running;
+    // Calls posted from now on are never delivered; `closed` tells their senders so.
+    this.channel.close();
+    for (const channel of this.replies.values()) {
+      channel.postMessage({ type: 'closed', engineId: this.engineId } satisfies TabReply);
+      channel.close();
+    }
+    await this.driver.close();
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The messages between the workers of several tabs (or workers) that share one database: the
+ * elected engine (engine-host.ts) and its followers (tabs.ts).
+ *
+ * Channels, all named after the database:
+ * - `outpost-tabs:<name>` (BroadcastChannel, everyone): announcements, calls to the engine,
+ *   and the tables-changed events the engine fans out.
+ * - `outpost-tabs:<name>:<clientId>` (BroadcastChannel, one follower): the engine's answers.
+ * Locks: `outpost:<name>` is held by the engine (the same lock that guards the OPFS files);
+ * `outpost-tab:<name>:<clientId>` is held by each follower for its whole life, so the engine
+ * learns of its death (and rolls back its transaction) by being granted that lock.
+ *
+ * A call names the engine it is meant for (`engineId`); an engine ignores calls for another,
+ * so a call sent to an engine that died is never run by its successor behind its sender's back.
+ */
+import type { SerializedError } from './protocol.js';
+
+export type TabMessage =
+  /** A new follower asks who runs the engine; the engine answers with `engine`. */
+  | { type: 'hello' }
+  /** A context took the database lock and is opening the engine: the previous one is gone. */
+  | { type: 'electing'; engineId: string }
+  /** The engine is ready for calls. */
+  | { type: 'engine'; engineId: string }
+  | { type: 'call'; engineId: string; clientId: string; callId: number; method: string; args: unknown[] }
+  /** A commit, pull or import changed these tables. */
+  | { type: 'tables'; engineId: string; tables: string[] };
+
+/**
+ * Answers on a follower's own channel. They are ordered (one sender, one channel), so once a
+ * follower reads `closed`, every call that engine took has been answered: the rest never
+ * reached it and go to the next engine.
+ */
+export type TabReply =
+  /** `inTransaction`: the caller's transaction is open on the engine after this call. */
+  | { type: 'result'; engineId: string; callId: number; ok: true; value: unknown; inTransaction: boolean }
+  | { type: 'result'; engineId: string; callId: number; ok: false; error: SerializedError; inTransaction: boolean }
+  /**
+   * The engine received the call, posted before it starts it: a call never `accepted` by an
+   * engine that died never ran there and goes to the next one.
+   */
+  | { type: 'accepted'; engineId: string; callId: number }
+  /** The engine is closing and did not run the call: send it to the next engine. */
+  | { type: 'not-run'; engineId: string; callId: number }
+  /** The engine closed in order; it answers nothing more. */
+  | { type: 'closed'; engineId: string };
+
+export const channelName = (name: string): string => `outpost-tabs:${name}`;
+export const replyChannelName = (name: string, clientId: string): string => `outpost-tabs:${name}:${clientId}`;
+export const clientLockName = (name: string, clientId: string): string => `outpost-tab:${name}:${clientId}`;
+
+/**
+ * Methods that go straight to the engine instead of through its queue, as `Database` calls
+ * them outside its own queue too (network waits must not block the database).
+ */
+export const UNQUEUED_METHODS: ReadonlySet<string> = new Set(['fetchPull', 'push', 'syncStatus']);
+
+/**
+ * A call that may be sent again to the next engine when the one that took it died before
+ * answering: it cannot have changed anything. `query` counts only for a plain SELECT
+ * (`INSERT ... RETURNING` is a query too).
+ */
+export function isRetriable(method: string, args: readonly unknown[]): boolean {
+  if (method === 'syncStatus' || method === 'pendingChanges' || method === 'export') return true;
+  if (method === 'query' || method === 'watchQuery') return typeof args[0] === 'string' && /^\s*select\b/i.test(args[0]);
+  return false;
+}

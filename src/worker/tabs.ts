@@ -1,0 +1,300 @@
+/**
+ * One database shared by every tab and worker of the origin. Each context's database worker
+ * builds a `SharedDriver`: it queues for the database's Web Lock and, until it gets it, is a
+ * follower that forwards every Driver call to the engine that holds it (over BroadcastChannel,
+ * tabs-protocol.ts). The holder runs the engine (engine-host.ts). When it dies or closes, the
+ * lock passes to the next waiting context, which opens the engine itself: hand-over needs no
+ * action from the app.
+ *
+ * Every call settles:
+ * - Sent to no engine yet (none known, or between engines): it waits for the next one, which
+ *   exists as long as any context is waiting for the lock (every follower is).
+ * - Sent to an engine that died without saying it received it (`accepted`, posted before it
+ *   starts a call): it never ran, and goes to the next engine.
+ * - Taken by an engine that died before answering: a plain read (`isRetriable`) is sent to the
+ *   next engine; anything else rejects with `OutpostError('OUTCOME_UNKNOWN')`, never retried,
+ *   since it may have committed. A call inside this tab's transaction rejects with
+ *   `TRANSACTION_LOST`: the transaction died with its engine, and later calls of it fail too
+ *   until `Database` rolls it back.
+ * - The engine closing in order answers `not-run` to calls it had not started: they go to the
+ *   next engine, nothing is lost or doubled.
+ * A frozen engine tab keeps its lock: calls wait until the browser discards it (README).
+ */
+import type { Driver } from '../driver.js';
+import { DRIVER_METHODS } from '../driver.js';
+import { OutpostError } from '../errors.js';
+import { databaseLockName } from '../opfs-vfs/storage/opfs.js';
+import { EngineHost, LOCAL_CLIENT } from './engine-host.js';
+import { deserializeError } from './protocol.js';
+import { type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
+
+/** The engine this context opens when it wins the lock; `release` gives the lock back. */
+export type OpenEngine = (release: () => void) => Promise<{ driver: Driver; inTransaction: () => boolean; tables: () => Promise<string[]> }>;
+
+interface PendingCall {
+  method: string;
+  args: unknown[];
+  resolve: (value: unknown) => void;
+  reject: (e: Error) => void;
+  /** The engine it was sent to, or null while it waits for one. */
+  sentTo: string | null;
+  /** That engine said it received the call (and may have run it). */
+  accepted: boolean;
+}
+
+type State = { kind: 'waiting' } | { kind: 'remote'; engineId: string } | { kind: 'local'; host: EngineHost } | { kind: 'failed'; error: Error } | { kind: 'closed' };
+
+export class SharedDriver {
+  private readonly clientId = crypto.randomUUID();
+  private readonly channel: BroadcastChannel;
+  private readonly replies: BroadcastChannel;
+  private readonly pending = new Map<number, PendingCall>();
+  private readonly retired = new Set<string>();
+  private readonly stopWaiting = new AbortController();
+  private state: State = { kind: 'waiting' };
+  private currentEngine: string | null = null;
+  private nextCallId = 1;
+  /** This tab's transaction is open on the current engine. */
+  private inTransaction = false;
+  /** The engine died inside this tab's transaction, which `Database` has not yet rolled back. */
+  private transactionLost = false;
+  private listener: ((tables: string[]) => void) | null = null;
+  private releaseClientLock: () => void = () => {};
+  private readySettled = false;
+  private resolveReady: () => void = () => {};
+  private rejectReady: (e: Error) => void = () => {};
+  /** Settles when this context first has an engine to talk to (its own or another's). */
+  readonly ready: Promise<void>;
+  readonly driver: Driver;
+
+  private constructor(
+    private readonly name: string,
+    private readonly openEngine: OpenEngine,
+  ) {
+    this.ready = new Promise((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.channel = new BroadcastChannel(channelName(name));
+    this.channel.onmessage = (event: MessageEvent<TabMessage>) => this.receive(event.data);
+    this.replies = new BroadcastChannel(replyChannelName(name, this.clientId));
+    this.replies.onmessage = (event: MessageEvent<TabReply>) => this.answer(event.data);
+    const entries = DRIVER_METHODS.map((method) => [method, (...args: unknown[]) => this.call(method, args)]);
+    // Each entry forwards its method's arguments and result unchanged, so it has that method's type.
+    this.driver = {
+      ...(Object.fromEntries(entries) as unknown as Driver),
+      onTablesChanged: async (listener) => {
+        this.listener = listener;
+      },
+      close: () => this.close(),
+    };
+  }
+
+  /** Joins the database `name`: as its engine if nobody runs one, else as a follower. */
+  static async join(name: string, openEngine: OpenEngine): Promise<SharedDriver> {
+    const shared = new SharedDriver(name, openEngine);
+    await shared.start();
+    return shared;
+  }
+
+  private async start(): Promise<void> {
+    // Held for this context's whole life: the engine learns of our death when it is released.
+    await new Promise<void>((granted) => {
+      void navigator.locks.request(clientLockName(this.name, this.clientId), () => {
+        granted();
+        return new Promise<void>((release) => (this.releaseClientLock = release));
+      });
+    });
+    navigator.locks
+      .request(databaseLockName(this.name), { signal: this.stopWaiting.signal }, () => this.becomeEngine())
+      .catch(() => {});
+    this.channel.postMessage({ type: 'hello' } satisfies TabMessage);
+    await this.ready;
+  }
+
+  private closed(): boolean {
+    return this.state.kind === 'closed';
+  }
+
+  private settleReady(error?: Error): void {
+    if (this.readySettled) return;
+    this.readySettled = true;
+    if (error) this.rejectReady(error);
+    else this.resolveReady();
+  }
+
+  /** Runs the engine here while this context holds the lock; resolves to release it. */
+  private async becomeEngine(): Promise<void> {
+    if (this.state.kind === 'closed') return;
+    const engineId = crypto.randomUUID();
+    this.channel.postMessage({ type: 'electing', engineId } satisfies TabMessage);
+    this.state = { kind: 'waiting' };
+    let release: () => void = () => {};
+    const released = new Promise<void>((r) => (release = r));
+    try {
+      const engine = await this.openEngine(release);
+      if (this.closed()) {
+        // Closed while the engine opened: give the database to the next context at once.
+        await engine.driver.close().catch(() => {});
+        release();
+        return released;
+      }
+      const host = new EngineHost(this.name, engineId, engine.driver, engine.inTransaction, (tables) => this.listener?.(tables));
+      this.engineChanged(engineId);
+      this.state = { kind: 'local', host };
+      await host.start(await engine.tables());
+      this.settleReady();
+      this.flush();
+    } catch (e) {
+      const error = e instanceof Error ? e : new Error(String(e));
+      if (!this.closed()) this.state = { kind: 'failed', error };
+      for (const call of this.pending.values()) call.reject(error);
+      this.pending.clear();
+      this.settleReady(error);
+      release();
+    }
+    return released;
+  }
+
+  private receive(message: TabMessage): void {
+    if (message.type === 'electing') {
+      if (!this.retired.has(message.engineId)) this.engineChanging(message.engineId);
+    } else if (message.type === 'engine') {
+      if (this.state.kind === 'local' || this.retired.has(message.engineId)) return;
+      this.engineChanged(message.engineId);
+      this.state = { kind: 'remote', engineId: message.engineId };
+      this.settleReady();
+      this.flush();
+    } else if (message.type === 'tables') {
+      if (this.state.kind === 'remote' && message.engineId === this.state.engineId) this.listener?.(message.tables);
+    }
+  }
+
+  /** Another engine is taking over: send nothing more to the current one. */
+  private engineChanging(engineId: string): void {
+    if (this.state.kind === 'remote' && this.state.engineId !== engineId) this.state = { kind: 'waiting' };
+  }
+
+  /**
+   * The engine `engineId` is ready: settle or re-queue what the previous one held (header).
+   * Deciding only now, not when the election starts, leaves the previous engine's last answers
+   * (and its `closed`) time to arrive: the new engine has had to open the database first.
+   */
+  private engineChanged(engineId: string): void {
+    const previous = this.currentEngine;
+    if (previous === engineId) return;
+    this.currentEngine = engineId;
+    if (previous === null) return;
+    this.retired.add(previous);
+    const lostTransaction = this.inTransaction;
+    if (lostTransaction) {
+      this.inTransaction = false;
+      this.transactionLost = true;
+    }
+    for (const [callId, call] of this.pending) {
+      // Inside a lost transaction, a call not sent yet must not run outside it on the new engine.
+      const inLostTransaction = lostTransaction && !UNQUEUED_METHODS.has(call.method);
+      if (call.sentTo !== previous && !inLostTransaction) continue;
+      if (!inLostTransaction && (!call.accepted || isRetriable(call.method, call.args))) {
+        call.sentTo = null;
+        call.accepted = false;
+        continue;
+      }
+      this.pending.delete(callId);
+      call.reject(
+        inLostTransaction
+          ? transactionLost(this.name)
+          : new OutpostError(
+              `the tab running database "${this.name}" closed or crashed before answering this ${call.method}(): it may or may not have been applied. Check before trying again`,
+              'OUTCOME_UNKNOWN',
+            ),
+      );
+    }
+  }
+
+  private call(method: string, args: unknown[]): Promise<unknown> {
+    if (this.state.kind === 'closed') return Promise.reject(new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED'));
+    if (this.state.kind === 'failed') return Promise.reject(this.state.error);
+    if (this.transactionLost) {
+      // Database ends every transaction with rollback(): that call closes the lost one.
+      if (method === 'rollback' && args[0] === undefined) {
+        this.transactionLost = false;
+        return Promise.resolve();
+      }
+      return Promise.reject(transactionLost(this.name));
+    }
+    return new Promise((resolve, reject) => {
+      const callId = this.nextCallId++;
+      this.pending.set(callId, { method, args, resolve, reject, sentTo: null, accepted: false });
+      this.flush();
+    });
+  }
+
+  /** Sends every waiting call to the current engine, if there is one. */
+  private flush(): void {
+    const state = this.state;
+    if (state.kind !== 'local' && state.kind !== 'remote') return;
+    for (const [callId, call] of this.pending) {
+      if (call.sentTo !== null) continue;
+      if (state.kind === 'local') {
+        this.pending.delete(callId);
+        state.host.submit(LOCAL_CLIENT, call.method, call.args).then(call.resolve, call.reject);
+      } else {
+        call.sentTo = state.engineId;
+        const message: TabMessage = { type: 'call', engineId: state.engineId, clientId: this.clientId, callId, method: call.method, args: call.args };
+        this.channel.postMessage(message);
+      }
+    }
+  }
+
+  private answer(reply: TabReply): void {
+    if (reply.type === 'closed') {
+      this.retired.add(reply.engineId);
+      // Every call it took has been answered before this: the others never reached it.
+      for (const call of this.pending.values()) if (call.sentTo === reply.engineId) call.sentTo = null;
+      this.engineChanging('');
+      this.flush();
+      return;
+    }
+    const call = this.pending.get(reply.callId);
+    // An answer from an engine the call is no longer waiting on (it was sent on) is stale.
+    if (!call || call.sentTo !== reply.engineId) return;
+    if (reply.type === 'accepted') {
+      call.accepted = true;
+      return;
+    }
+    if (reply.type === 'not-run') {
+      // The engine is closing: wait for the next one.
+      call.sentTo = null;
+      call.accepted = false;
+      this.engineChanging('');
+      return;
+    }
+    this.pending.delete(reply.callId);
+    this.inTransaction = reply.inTransaction;
+    if (reply.ok) call.resolve(reply.value);
+    else call.reject(deserializeError(reply.error));
+  }
+
+  private async close(): Promise<void> {
+    const state = this.state;
+    this.state = { kind: 'closed' };
+    this.stopWaiting.abort();
+    for (const call of this.pending.values()) call.reject(new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED'));
+    this.pending.clear();
+    this.channel.close();
+    this.replies.close();
+    try {
+      if (state.kind === 'local') await state.host.close();
+    } finally {
+      this.releaseClientLock();
+    }
+  }
+}
+
+function transactionLost(name: string): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" closed or crashed inside this transaction: it was rolled back. Run the transaction again`,
+    'TRANSACTION_LOST',
+  );
+}

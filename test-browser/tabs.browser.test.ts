@@ -1,0 +1,247 @@
+/**
+ * Multi-tab: several contexts of one origin open the same OPFS database. Each "tab" is a
+ * dedicated worker (tabs.worker.ts) calling the public `open()`, or the test page itself;
+ * `worker.terminate()` is a tab crashing (its nested database worker dies with it).
+ */
+import { afterEach, expect, test } from 'vitest';
+import { type Database, OutpostError, open } from '../src/index.js';
+import type { TabCommand, WriteLoopResult } from './tabs.worker.js';
+
+const unique = (prefix: string): string => `${prefix}-${crypto.randomUUID()}`;
+
+class Tab {
+  readonly worker = new Worker(new URL('./tabs.worker.ts', import.meta.url), { type: 'module' });
+  private nextId = 1;
+  private readonly events: Record<string, unknown>[] = [];
+  private readonly waiters: { match: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
+
+  constructor() {
+    this.worker.addEventListener('message', (event: MessageEvent<Record<string, unknown>>) => {
+      if (!('event' in event.data)) return;
+      this.events.push(event.data);
+      for (const w of [...this.waiters]) {
+        if (w.match(event.data)) {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(event.data);
+        }
+      }
+    });
+  }
+
+  call<T = unknown>(command: TabCommand): Promise<T> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const onMessage = (event: MessageEvent<{ id?: number; ok: boolean; value: T; error: { message: string; code?: string } }>): void => {
+        if (event.data.id !== id) return;
+        this.worker.removeEventListener('message', onMessage);
+        if (event.data.ok) resolve(event.data.value);
+        else reject(Object.assign(new Error(event.data.error.message), { code: event.data.error.code }));
+      };
+      this.worker.addEventListener('message', onMessage);
+      this.worker.postMessage({ id, command });
+    });
+  }
+
+  /** The first event (seen already or to come) that `match` accepts. */
+  event(match: (e: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+    const seen = this.events.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve) => this.waiters.push({ match, resolve }));
+  }
+}
+
+const tabs: Tab[] = [];
+const databases: Database[] = [];
+function tab(): Tab {
+  const t = new Tab();
+  tabs.push(t);
+  return t;
+}
+async function openHere(name: string): Promise<Database> {
+  const db = await open(name);
+  databases.push(db);
+  return db;
+}
+
+afterEach(async () => {
+  for (const t of tabs.splice(0)) t.worker.terminate();
+  for (const db of databases.splice(0)) await db.close().catch(() => {});
+});
+
+test('a second and third context open the same database, and every write is visible everywhere', async () => {
+  const name = unique('tabs-three');
+  const page = await openHere(name);
+  await page.exec('CREATE TABLE t(who TEXT, seq INTEGER)');
+  const [a, b] = [tab(), tab()];
+  await Promise.all([a.call({ op: 'open', name }), b.call({ op: 'open', name })]);
+  const count = 30;
+  const pageWrites = (async () => {
+    for (let seq = 0; seq < count; seq++) await page.run('INSERT INTO t(who, seq) VALUES (?, ?)', ['page', seq]);
+  })();
+  const [ra, rb] = await Promise.all([
+    a.call<WriteLoopResult>({ op: 'writeLoop', who: 'a', count }),
+    b.call<WriteLoopResult>({ op: 'writeLoop', who: 'b', count }),
+    pageWrites,
+  ]);
+  expect(ra.acked).toHaveLength(count);
+  expect(rb.acked).toHaveLength(count);
+  const sql = 'SELECT who, count(*) AS n FROM t GROUP BY who ORDER BY who';
+  const expected = [
+    { who: 'a', n: count },
+    { who: 'b', n: count },
+    { who: 'page', n: count },
+  ];
+  expect(await page.query(sql)).toEqual(expected);
+  expect(await a.call({ op: 'query', sql })).toEqual(expected);
+  expect(await b.call({ op: 'query', sql })).toEqual(expected);
+});
+
+test('a crashed engine context is replaced: nothing acknowledged is lost, nothing applied twice', async () => {
+  const name = unique('tabs-crash');
+  const engine = tab();
+  await engine.call({ op: 'open', name });
+  await engine.call({ op: 'run', sql: 'CREATE TABLE t(who TEXT, seq INTEGER)' });
+  const follower = tab();
+  await follower.call({ op: 'open', name });
+  const page = await openHere(name);
+  const count = 200;
+  const followerWrites = follower.call<WriteLoopResult>({ op: 'writeLoop', who: 'follower', count });
+  const pageResult: WriteLoopResult = { acked: [], unknown: [], failed: [] };
+  const pageWrites = (async () => {
+    for (let seq = 0; seq < count; seq++) {
+      try {
+        await page.run('INSERT INTO t(who, seq) VALUES (?, ?)', ['page', seq]);
+        pageResult.acked.push(seq);
+      } catch (e) {
+        if (e instanceof OutpostError && e.code === 'OUTCOME_UNKNOWN') pageResult.unknown.push(seq);
+        else pageResult.failed.push({ seq, message: String(e) });
+      }
+    }
+  })();
+  await follower.event((e) => e.event === 'ack' && e.seq === 20);
+  engine.worker.terminate();
+  const [followerResult] = await Promise.all([followerWrites, pageWrites]);
+
+  for (const [who, result] of [
+    ['follower', followerResult],
+    ['page', pageResult],
+  ] as const) {
+    expect(result.failed, who).toEqual([]);
+    // Only a write in flight when the engine died may be unknown: at most one per context.
+    expect(result.unknown.length, who).toBeLessThanOrEqual(1);
+    expect(result.acked.length + result.unknown.length, who).toBe(count);
+    const rows = await page.query<{ seq: number; n: number }>('SELECT seq, count(*) AS n FROM t WHERE who = ? GROUP BY seq', [who]);
+    const times = new Map(rows.map((r) => [r.seq, r.n]));
+    for (const seq of result.acked) expect(times.get(seq), `${who} ${seq}`).toBe(1);
+    for (const seq of result.unknown) expect(times.get(seq) ?? 0, `${who} ${seq}`).toBeLessThanOrEqual(1);
+    expect(rows.every((r) => r.n === 1), who).toBe(true);
+  }
+  expect(await page.query('PRAGMA integrity_check')).toEqual([{ integrity_check: 'ok' }]);
+});
+
+test('when the engine crashes holding calls, a read is answered by the next engine and a write rejects OUTCOME_UNKNOWN', async () => {
+  const name = unique('tabs-inflight');
+  const engine = tab();
+  await engine.call({ op: 'open', name });
+  await engine.call({ op: 'run', sql: 'CREATE TABLE t(who TEXT, seq INTEGER)' });
+  const [reader, writer] = [tab(), tab()];
+  await Promise.all([reader.call({ op: 'open', name }), writer.call({ op: 'open', name })]);
+  // The engine's own open transaction keeps both calls queued on it.
+  await engine.call({ op: 'hangInTransaction', sql: "INSERT INTO t VALUES ('engine', 1)" });
+  await engine.event((e) => e.event === 'inside');
+  const read = reader.call({ op: 'query', sql: 'SELECT count(*) AS n FROM t' });
+  const write = writer.call({ op: 'run', sql: "INSERT INTO t VALUES ('writer', 1)" }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  // syncStatus skips the engine's queue and is sent after the call above on the same channel:
+  // once it is answered, the engine has received the held call.
+  await reader.call({ op: 'syncStatus' });
+  await writer.call({ op: 'syncStatus' });
+  engine.worker.terminate();
+  expect(await read).toEqual([{ n: 0 }]);
+  expect(await write).toMatchObject({ code: 'OUTCOME_UNKNOWN' });
+  expect(await writer.call({ op: 'query', sql: 'SELECT count(*) AS n FROM t' })).toEqual([{ n: 0 }]);
+});
+
+test("a follower's transaction cut by an engine crash rejects TRANSACTION_LOST and leaves nothing", async () => {
+  const name = unique('tabs-txlost');
+  const engine = tab();
+  await engine.call({ op: 'open', name });
+  await engine.call({ op: 'run', sql: 'CREATE TABLE t(who TEXT, seq INTEGER)' });
+  const follower = tab();
+  await follower.call({ op: 'open', name });
+  const transaction = follower.call({ op: 'pausedTransaction', sql: "INSERT INTO t VALUES ('follower', 1)" }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  await follower.event((e) => e.event === 'inside');
+  engine.worker.terminate();
+  await follower.call({ op: 'resume' });
+  expect(await transaction).toMatchObject({ code: 'TRANSACTION_LOST' });
+  expect(await follower.call({ op: 'query', sql: 'SELECT count(*) AS n FROM t' })).toEqual([{ n: 0 }]);
+  await follower.call({ op: 'run', sql: "INSERT INTO t VALUES ('after', 1)" });
+  expect(await follower.call({ op: 'query', sql: 'SELECT who FROM t' })).toEqual([{ who: 'after' }]);
+});
+
+test('closing the engine context hands over without losing or failing a call', async () => {
+  const name = unique('tabs-close');
+  const engine = await open(name);
+  await engine.exec('CREATE TABLE t(who TEXT, seq INTEGER)');
+  const follower = tab();
+  await follower.call({ op: 'open', name });
+  const count = 100;
+  const writes = follower.call<WriteLoopResult>({ op: 'writeLoop', who: 'follower', count });
+  await follower.event((e) => e.event === 'ack' && e.seq === 10);
+  await engine.close();
+  const result = await writes;
+  expect(result).toEqual({ acked: Array.from({ length: count }, (_, i) => i), unknown: [], failed: [] });
+  expect(await follower.call({ op: 'query', sql: 'SELECT count(*) AS n FROM t' })).toEqual([{ n: count }]);
+});
+
+test("a follower's transaction holds other contexts' writes and is rolled back when it dies", async () => {
+  const name = unique('tabs-tx');
+  const page = await openHere(name);
+  await page.exec('CREATE TABLE t(who TEXT, seq INTEGER)');
+  const follower = tab();
+  await follower.call({ op: 'open', name });
+  await follower.call({ op: 'hangInTransaction', sql: "INSERT INTO t VALUES ('follower', 1)" });
+  await follower.event((e) => e.event === 'inside');
+  // Had the page's write run inside the follower's transaction, the rollback would undo it too.
+  const pageWrite = page.run("INSERT INTO t VALUES ('page', 1)");
+  follower.worker.terminate();
+  await pageWrite;
+  expect(await page.query('SELECT who FROM t')).toEqual([{ who: 'page' }]);
+  expect(await page.query('PRAGMA integrity_check')).toEqual([{ integrity_check: 'ok' }]);
+});
+
+test("a follower's watch and onChange fire for another context's write", async () => {
+  const name = unique('tabs-watch');
+  const page = await openHere(name);
+  await page.exec('CREATE TABLE t(who TEXT, seq INTEGER); CREATE TABLE other(v)');
+  const watcher = tab();
+  const writer = tab();
+  await Promise.all([watcher.call({ op: 'open', name }), writer.call({ op: 'open', name })]);
+  await watcher.call({ op: 'watch', sql: 'SELECT count(*) AS n FROM t' });
+  await watcher.event((e) => e.event === 'rows' && JSON.stringify(e.rows) === '[{"n":0}]');
+  const seenHere = new Promise<string[]>((resolve) => page.onChange(['t'], resolve));
+  await writer.call({ op: 'run', sql: "INSERT INTO t VALUES ('writer', 1)" });
+  await watcher.event((e) => e.event === 'rows' && JSON.stringify(e.rows) === '[{"n":1}]');
+  expect(await seenHere).toEqual(['t']);
+});
+
+test("after the engine crashes, a follower's watch fires for a write through the new engine", async () => {
+  const name = unique('tabs-watch-handover');
+  const engine = tab();
+  await engine.call({ op: 'open', name });
+  await engine.call({ op: 'run', sql: 'CREATE TABLE t(who TEXT, seq INTEGER)' });
+  const [watcher, writer] = [tab(), tab()];
+  await Promise.all([watcher.call({ op: 'open', name }), writer.call({ op: 'open', name })]);
+  await watcher.call({ op: 'watch', sql: 'SELECT count(*) AS n FROM t' });
+  const first = await watcher.event((e) => e.event === 'rows' && JSON.stringify(e.rows) === '[{"n":0}]');
+  engine.worker.terminate();
+  // The new engine announces every table as changed, so the watch runs again: hand-over done.
+  await watcher.event((e) => e.event === 'rows' && e !== first);
+  await writer.call({ op: 'run', sql: "INSERT INTO t VALUES ('writer', 1)" });
+  await watcher.event((e) => e.event === 'rows' && JSON.stringify(e.rows) === '[{"n":1}]');
+});

@@ -1,0 +1,97 @@
+/**
+ * One more "tab" for the multi-tab tests: a dedicated worker that opens a database with the
+ * public `open()` (which starts its own database worker, as a tab would) and runs the commands
+ * the test page posts. Answers `{ id, ok, value | error }`; posts `{ event, ... }` as things happen.
+ */
+import { type Database, OutpostError, open } from '../src/index.js';
+
+export type TabCommand =
+  | { op: 'open'; name: string }
+  | { op: 'run'; sql: string; params?: unknown[] }
+  | { op: 'query'; sql: string }
+  | { op: 'writeLoop'; who: string; count: number }
+  | { op: 'hangInTransaction'; sql: string }
+  | { op: 'watch'; sql: string }
+  | { op: 'syncStatus' }
+  /** A transaction that runs `sql`, posts `inside`, waits for `resume`, runs `sql` again. */
+  | { op: 'pausedTransaction'; sql: string }
+  | { op: 'resume' }
+  | { op: 'close' };
+
+export interface WriteLoopResult {
+  acked: number[];
+  unknown: number[];
+  failed: { seq: number; message: string }[];
+}
+
+let db: Database | null = null;
+let resume: () => void = () => {};
+const post = (message: unknown): void => (self as unknown as Worker).postMessage(message);
+const opened = (): Database => {
+  if (!db) throw new Error('open first');
+  return db;
+};
+
+async function writeLoop(who: string, count: number): Promise<WriteLoopResult> {
+  const result: WriteLoopResult = { acked: [], unknown: [], failed: [] };
+  for (let seq = 0; seq < count; seq++) {
+    try {
+      await opened().run('INSERT INTO t(who, seq) VALUES (?, ?)', [who, seq]);
+      result.acked.push(seq);
+      post({ event: 'ack', who, seq });
+    } catch (e) {
+      if (e instanceof OutpostError && e.code === 'OUTCOME_UNKNOWN') result.unknown.push(seq);
+      else result.failed.push({ seq, message: `${(e as Error).name} ${(e as { code?: string }).code} ${(e as Error).message} ${(e as Error).stack}` });
+    }
+  }
+  return result;
+}
+
+async function handle(command: TabCommand): Promise<unknown> {
+  switch (command.op) {
+    case 'open':
+      db = await open(command.name);
+      return null;
+    case 'run':
+      return opened().run(command.sql, command.params as never);
+    case 'query':
+      return opened().query(command.sql);
+    case 'writeLoop':
+      return writeLoop(command.who, command.count);
+    case 'hangInTransaction':
+      void opened().transaction(async (tx) => {
+        await tx.run(command.sql);
+        post({ event: 'inside' });
+        await new Promise(() => {});
+      });
+      return null;
+    case 'watch':
+      opened().watch(command.sql, undefined, (rows) => post({ event: 'rows', rows }), { throttleMs: 0 });
+      return null;
+    case 'pausedTransaction':
+      return opened().transaction(async (tx) => {
+        await tx.run(command.sql);
+        await new Promise<void>((r) => {
+          resume = r;
+          post({ event: 'inside' });
+        });
+        await tx.run(command.sql);
+      });
+    case 'resume':
+      resume();
+      return null;
+    case 'syncStatus':
+      return opened().syncStatus();
+    case 'close':
+      await opened().close();
+      return null;
+  }
+}
+
+self.addEventListener('message', (event: MessageEvent<{ id: number; command: TabCommand }>) => {
+  const { id, command } = event.data;
+  handle(command).then(
+    (value) => post({ id, ok: true, value }),
+    (e: unknown) => post({ id, ok: false, error: { name: (e as Error).name, code: (e as { code?: unknown }).code, message: String((e as Error).message) } }),
+  );
+});
