@@ -698,10 +698,11 @@ export async function runFuzzSeeds(
 }
 
 /**
- * Runs an accepted unit on the oracle. An UPDATE that names a column another client dropped
- * in the meantime was still accepted when it did not change that column (a change carries only
- * the columns it changed; one that changed a dropped column is refused), so when SQLite says
- * "no such column", the unit runs again with that column's assignments left out.
+ * Runs an accepted unit on the oracle. An UPDATE (or an INSERT OR REPLACE of a row that was
+ * there) that names a column another client dropped in the meantime was still accepted when it
+ * did not change that column (a change carries only the columns it changed; one that changed a
+ * dropped column is refused), so when SQLite says the column is not there, the unit runs again
+ * with that column left out of those statements.
  */
 function replayOnOracle(oracle: { exec(sql: string): unknown; inTransaction: boolean }, id: string, statements: readonly string[]): void {
   let current = [...statements];
@@ -710,7 +711,7 @@ function replayOnOracle(oracle: { exec(sql: string): unknown; inTransaction: boo
       oracle.exec(current.length === 1 && id.startsWith('schema') ? current[0]! : `BEGIN; ${current.join('; ')}; COMMIT`);
       return;
     } catch (e) {
-      const column = /no such column: (\w+)/.exec((e as Error).message)?.[1];
+      const column = /(?:no such column: |has no column named )(\w+)/.exec((e as Error).message)?.[1];
       const without = column && attempt < 8 ? current.map((sql) => withoutAssignment(sql, column)) : null;
       if (!without || without.every((sql, i) => sql === current[i])) throw e;
       if (oracle.inTransaction) oracle.exec('ROLLBACK');
@@ -719,29 +720,48 @@ function replayOnOracle(oracle: { exec(sql: string): unknown; inTransaction: boo
   }
 }
 
-/** `UPDATE t SET a = 1, b = f(2, 3) WHERE ...` without the assignment to `column` (split outside quotes and parentheses). */
+/**
+ * `UPDATE t SET a = 1, b = f(2, 3) WHERE ...` without the assignment to `column`, or
+ * `INSERT OR REPLACE INTO t(a, b) VALUES (1, f(2, 3)) ...` without `column` and its value.
+ */
 function withoutAssignment(sql: string, column: string): string {
-  const m = /^(\s*UPDATE\s+\S+\s+SET\s+)([\s\S]*?)(\s+WHERE\s[\s\S]*)$/i.exec(sql);
-  if (!m) return sql;
+  const named = (p: string): boolean => new RegExp(`^\\s*"?${column}"?\\s*(=|$)`).test(p);
+  const update = /^(\s*UPDATE\s+\S+\s+SET\s+)([\s\S]*?)(\s+WHERE\s[\s\S]*)$/i.exec(sql);
+  if (update) {
+    const parts = splitTopLevel(update[2]!);
+    const kept = parts.filter((p) => !named(p));
+    if (kept.length === parts.length || kept.length === 0) return sql;
+    return `${update[1]}${kept.join(',')}${update[3]}`;
+  }
+  const insert = /^(\s*INSERT\s+OR\s+REPLACE\s+INTO\s+\S+\s*\()([^)]*)(\)\s*VALUES\s*\()([\s\S]*)(\)[^)]*)$/i.exec(sql);
+  if (!insert) return sql;
+  const columns = splitTopLevel(insert[2]!);
+  const values = splitTopLevel(insert[4]!);
+  const at = columns.findIndex(named);
+  if (at < 0 || columns.length !== values.length || columns.length === 1) return sql;
+  columns.splice(at, 1);
+  values.splice(at, 1);
+  return `${insert[1]}${columns.join(',')}${insert[3]}${values.join(',')}${insert[5]}`;
+}
+
+/** A list split at its top-level commas (outside quotes and parentheses). */
+function splitTopLevel(list: string): string[] {
   const parts: string[] = [];
   let depth = 0;
   let quote: string | null = null;
   let start = 0;
-  const set = m[2]!;
-  for (let i = 0; i < set.length; i++) {
-    const ch = set[i]!;
+  for (let i = 0; i < list.length; i++) {
+    const ch = list[i]!;
     if (quote) {
       if (ch === quote) quote = null;
     } else if (ch === "'" || ch === '"') quote = ch;
     else if (ch === '(') depth++;
     else if (ch === ')') depth--;
     else if (ch === ',' && depth === 0) {
-      parts.push(set.slice(start, i));
+      parts.push(list.slice(start, i));
       start = i + 1;
     }
   }
-  parts.push(set.slice(start));
-  const kept = parts.filter((p) => !new RegExp(`^\\s*"?${column}"?\\s*=`).test(p));
-  if (kept.length === parts.length || kept.length === 0) return sql;
-  return `${m[1]}${kept.join(',')}${m[3]}`;
+  parts.push(list.slice(start));
+  return parts;
 }
