@@ -8,8 +8,8 @@
  * ratios, and how the heavy tenant fared.
  */
 import { spawnGroup, stopGroup } from '../test/support/processes.js';
-import { PullStreamReader, encodePullRequest } from '../src/protocol/pull-updates.js';
 import { batch, tempDir } from '../test/support/server.js';
+import { pull, quantile, waitForPort } from './server-load.js';
 
 export interface NeighbourRow {
   phase: string;
@@ -32,20 +32,6 @@ async function post(url: string, body: BodyInit): Promise<Response> {
   return res;
 }
 
-async function pullOnce(url: string, clientRevision: string): Promise<string> {
-  const res = await fetch(`${url}/pull-updates`, { method: 'POST', body: encodePullRequest({ clientRevision, longPollTimeoutMs: 0 }) as BodyInit });
-  const body = new Uint8Array(await res.arrayBuffer());
-  if (!res.ok) throw new Error(`pull ${res.status}`);
-  const reader = new PullStreamReader();
-  reader.push(body);
-  return reader.finish().serverRevision;
-}
-
-const quantile = (xs: number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
-};
-
 async function phase(name: string, urls: string[], heavyUrl: string | null, seconds: number): Promise<NeighbourRow> {
   const deadline = Date.now() + seconds * 1000;
   const pushMs: number[] = [];
@@ -65,7 +51,7 @@ async function phase(name: string, urls: string[], heavyUrl: string | null, seco
     while (Date.now() < deadline) {
       const url = urls[Math.floor(Math.random() * urls.length)]!;
       const t0 = performance.now();
-      revisions.set(url, await pullOnce(url, revisions.get(url) ?? ''));
+      revisions.set(url, await pull(url, revisions.get(url) ?? ''));
       pullMs.push(performance.now() - t0);
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -91,15 +77,7 @@ export async function runNeighbourBench(seconds = 8): Promise<NeighbourRow[]> {
   const base = `http://127.0.0.1:${port}`;
   const child = spawnGroup(process.execPath, ['--import', 'tsx', 'src/server/cli.ts', 'serve', '--data', tempDir('outpost-neighbour-'), '--port', String(port), '--no-auth', '--quiet'], { stdio: 'ignore' });
   try {
-    for (let i = 0; ; i++) {
-      try {
-        await fetch(`${base}/health`);
-        break;
-      } catch (e) {
-        if (i > 200) throw e;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
+    await waitForPort(base);
     const urls = Array.from({ length: 50 }, (_, i) => `${base}/db/n${i}`);
     for (const url of urls) await post(`${url}/v2/pipeline`, JSON.stringify(batch('CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)')));
     const alone = await phase('normal traffic alone', urls, null, seconds);

@@ -31,7 +31,8 @@ function peakRssMiB(pid: number): number {
   }
 }
 
-async function waitForPort(url: string): Promise<void> {
+/** Resolves once the server at `url` answers /health. */
+export async function waitForPort(url: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     try {
       await fetch(`${url}/health`);
@@ -49,7 +50,8 @@ async function pipeline(url: string, body: unknown): Promise<void> {
   if (!res.ok) throw new Error(`pipeline ${res.status}`);
 }
 
-async function pull(url: string, clientRevision: string, longPollTimeoutMs = 0): Promise<string> {
+/** One pull of `url` from `clientRevision`; the server revision it reached. */
+export async function pull(url: string, clientRevision: string, longPollTimeoutMs = 0): Promise<string> {
   const res = await fetch(`${url}/pull-updates`, { method: 'POST', body: encodePullRequest({ clientRevision, longPollTimeoutMs }) as BodyInit });
   const body = new Uint8Array(await res.arrayBuffer());
   if (!res.ok) throw new Error(`pull ${res.status}`);
@@ -65,7 +67,7 @@ async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise
   }));
 }
 
-const quantile = (xs: number[], q: number): number => {
+export const quantile = (xs: number[], q: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
 };
