@@ -5,6 +5,7 @@
  */
 import { afterEach, expect, test } from 'vitest';
 import { type Database, OutpostError, open } from '../src/index.js';
+import { type TabMessage, channelName } from '../src/worker/tabs-protocol.js';
 import type { TabCommand, WriteLoopResult } from './tabs.worker.js';
 
 const unique = (prefix: string): string => `${prefix}-${crypto.randomUUID()}`;
@@ -48,6 +49,18 @@ class Tab {
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve) => this.waiters.push({ match, resolve }));
   }
+}
+
+/** Settles when a context next announces it runs the engine of `name`. */
+function nextEngineAnnouncement(name: string): Promise<void> {
+  const channel = new BroadcastChannel(channelName(name));
+  return new Promise((resolve) => {
+    channel.onmessage = (event: MessageEvent<TabMessage>) => {
+      if (event.data.type !== 'engine') return;
+      channel.close();
+      resolve();
+    };
+  });
 }
 
 const tabs: Tab[] = [];
@@ -176,7 +189,12 @@ test("a follower's transaction cut by an engine crash rejects TRANSACTION_LOST a
     (e: unknown) => e,
   );
   await follower.event((e) => e.event === 'inside');
+  // Terminating a tab does not stop its nested database worker at once: until the follower
+  // announces itself as the engine (it holds the lock, so the old one is gone), the old engine
+  // could still run and commit the rest of the transaction.
+  const announced = nextEngineAnnouncement(name);
   engine.worker.terminate();
+  await announced;
   await follower.call({ op: 'resume' });
   expect(await transaction).toMatchObject({ code: 'TRANSACTION_LOST' });
   expect(await follower.call({ op: 'query', sql: 'SELECT count(*) AS n FROM t' })).toEqual([{ n: 0 }]);
