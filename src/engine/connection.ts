@@ -425,7 +425,7 @@ export class Connection {
           return result;
         }
         case 'record-first':
-          cap.flush();
+          this.flushOrRollBack(cap);
           return body();
         case 'rollback':
           try {
@@ -441,6 +441,23 @@ export class Connection {
       }
     } finally {
       this.commitPoints.settle(this.raw.sqlite3_get_autocommit(this.db) === 0);
+    }
+  }
+
+  /**
+   * Writes the record of a transaction about to commit. When capture refuses it (a write sync
+   * cannot carry) or cannot write it, the transaction is rolled back, as SQLite does when a
+   * commit hook vetoes a COMMIT: left open, the caller's next statements would run inside it
+   * and be lost at close while each seemed to succeed.
+   */
+  private flushOrRollBack(cap: ChangeCapture): void {
+    try {
+      cap.flush();
+    } catch (e) {
+      if (this.raw.sqlite3_get_autocommit(this.db) === 0) this.stepRaw('ROLLBACK');
+      cap.rolledBack();
+      if (e instanceof Error) e.message = `${e.message} (the transaction was rolled back)`;
+      throw e;
     }
   }
 

@@ -248,7 +248,8 @@ class ShadowTables {
    * refused at its creation, which writes its first node).
    */
   checkCommit(segments: readonly RecordSegment[]): void {
-    const refused = segments.flatMap((s) => ('ddl' in s || !s.columns ? [] : Object.keys(s.columns).filter((t) => this.known.get(t) === 'refuse')));
+    // Classified afresh where needed: a ROLLBACK TO since the write may have cleared the cache.
+    const refused = segments.flatMap((s) => ('ddl' in s || !s.columns ? [] : Object.keys(s.columns).filter((t) => this.classify(t) === 'refuse')));
     if (refused.length > 0) {
       const owner = refused[0]!.replace(/_(content|node|rowid|parent)$/i, '');
       throw new OutpostError(

@@ -294,6 +294,55 @@ for (const peer of peers) {
         await a.exec('INSERT INTO t VALUES (1)');
         expect(await a.push()).toBeGreaterThan(0);
       });
+
+      test('generated: such a write is refused inside any savepoints, the transaction rolls back, and later writes commit', async () => {
+        const seed = testSeed();
+        console.log(`fts-own savepoints seed ${seed} (OUTPOST_SEED replays it)`);
+        const random = rng(seed);
+        const a = await client('fts-own-sp');
+        await a.exec('CREATE VIRTUAL TABLE own USING fts5(body); CREATE TABLE t(id INTEGER PRIMARY KEY, v)');
+        let id = 0;
+        for (let round = 0; round < 20; round++) {
+          // A transaction that writes `own` somewhere, with savepoints opened, rolled back to
+          // and released around it and around ordinary writes.
+          const sql = ['BEGIN'];
+          const open: string[] = [];
+          // Whether a write to `own` surely survives to the COMMIT (a ROLLBACK TO may undo it).
+          let ownLive = false;
+          const steps = int(random, 2, 12);
+          for (let step = 0; step < steps; step++) {
+            const r = random();
+            if (r < 0.25) {
+              const name = `s${step}`;
+              sql.push(`SAVEPOINT ${name}`);
+              open.push(name);
+            } else if (r < 0.4 && open.length > 0) {
+              const to = pick(random, open);
+              sql.push(`ROLLBACK TO ${to}`);
+              // It ends the savepoints opened after `to`, and keeps `to` open.
+              open.splice(open.indexOf(to) + 1);
+              ownLive = false;
+            } else if (r < 0.55 && open.length > 0) sql.push(`RELEASE ${open.pop()!}`);
+            else if (r < 0.75) {
+              sql.push(`INSERT INTO own VALUES ('x${round}')`);
+              ownLive = true;
+            } else sql.push(`INSERT INTO t(id, v) VALUES (${++id}, ${round})`);
+          }
+          if (random() < 0.5) while (open.length > 0) sql.push(`RELEASE ${open.pop()!}`);
+          if (!ownLive) sql.push(`INSERT INTO own VALUES ('x${round}')`);
+          sql.push('COMMIT');
+          const error = await a.exec(sql.join('; ')).then(
+            () => null,
+            (e: unknown) => e as Error,
+          );
+          expect(error?.message, sql.join('; ')).toMatch(/shadow tables, which sync cannot carry.*rolled back/);
+          // The transaction is over: a lone write commits, and nothing of the refused one stayed.
+          await a.exec(`INSERT INTO t(id, v) VALUES (${++id}, 'alone ${round}')`);
+          expect(await a.query('SELECT count(*) AS n FROM own')).toEqual([{ n: 0 }]);
+          expect(await a.query("SELECT count(*) AS n FROM t WHERE v NOT LIKE 'alone%'")).toEqual([{ n: 0 }]);
+        }
+        expect(await a.query('SELECT count(*) AS n FROM t')).toEqual([{ n: 20 }]);
+      });
     }
 
     if (!peer.invalidUtf8) {
