@@ -17,7 +17,9 @@
  * authorizer), sandbox.ts (what tenant SQL may do), client-owners.ts (who may write which
  * client's acknowledgement), pull-spool.ts (pull answers off the heap), auth.ts (tokens),
  * cli.ts and cli-args.ts (`outpost serve`, `outpost token`), in-process-transport.ts (the sync
- * transport without a socket, for the simulation).
+ * transport without a socket, for the simulation), haproxy.ts (the balancer's configuration for
+ * several processes).
  */
 export { createServer, type OutpostServer, type ServerOptions } from './server.js';
 export { mintToken, verifyAuthorization, type Grant, type Role } from './auth.js';
+export { haproxyConfig, type HaproxyBackend, type HaproxyOptions } from './haproxy.js';
