@@ -36,7 +36,8 @@ export class AuthError extends Error {
   override name = 'AuthError';
   constructor(
     message: string,
-    readonly status: 401 | 403,
+    /** 503: the keys could not be had (the JWKS is unreachable); the client may retry. */
+    readonly status: 401 | 403 | 503,
   ) {
     super(message);
   }
@@ -141,9 +142,23 @@ export function createVerifier(keys: AuthKeys): TokenVerifier {
       const { payload } = typeof verifyKey === 'function' ? await jwtVerify(token, verifyKey, options) : await jwtVerify(token, verifyKey, options);
       return payload;
     } catch (e) {
+      if (typeof verifyKey === 'function' && jwksUnavailable(e)) {
+        throw new AuthError(`the JWKS could not be fetched, so the token cannot be checked now: ${(e as Error).message}`, 503);
+      }
       throw new AuthError(refusal(e), 401);
     }
   };
+}
+
+/**
+ * Whether verifying failed because the JWKS could not be had: jose's own errors carry an
+ * ERR_J... code, so one without came from fetch; jose says so itself for a timeout, an answer
+ * other than 200, and an answer that is not JSON.
+ */
+function jwksUnavailable(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('ERR_J')) return true;
+  return code === 'ERR_JWKS_TIMEOUT' || (code === 'ERR_JOSE_GENERIC' && /JSON Web Key Set/.test((e as Error).message));
 }
 
 /** Why jose refused a token, in words a client's developer can act on. */
@@ -154,7 +169,6 @@ function refusal(e: unknown): string {
   if (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && claim === 'aud') return 'token audience is not accepted';
   if (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && claim === 'nbf') return 'token is not valid yet';
   if (code === 'ERR_JWKS_NO_MATCHING_KEY') return 'no key of the JWKS matches the token';
-  if (code === 'ERR_JWKS_TIMEOUT' || (code === 'ERR_JOSE_GENERIC' && /JSON Web Key Set/.test((e as Error).message))) return 'the JWKS could not be fetched';
   return 'invalid token';
 }
 

@@ -3,7 +3,7 @@
  * the one mapping from a thrown error to a status and an error code. Every error answer is
  * JSON `{ "error": message, "code": CODE }`:
  * - `HttpError`: its own status and code (404 DATABASE_NOT_FOUND, 413 BODY_TOO_LARGE, ...);
- * - `AuthError`: 401 UNAUTHORIZED or 403 FORBIDDEN;
+ * - `AuthError`: 401 UNAUTHORIZED, 403 FORBIDDEN, or 503 AUTH_UNAVAILABLE (the JWKS is unreachable);
  * - `ProtocolError` (a malformed request): 400 PROTOCOL_ERROR;
  * - `SqliteError` (outside a pipeline's per-statement results): 400 and SQLite's code;
  * - anything else is a bug: 500 INTERNAL, logged as an error.
@@ -145,11 +145,13 @@ export interface ErrorAnswer {
   headers: Readonly<Record<string, string>>;
 }
 
+const AUTH_CODES = { 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 503: 'AUTH_UNAVAILABLE' } as const;
+
 /** The answer to a request that threw `e` (see the header for the mapping). */
 export function errorAnswer(e: unknown): ErrorAnswer {
   const message = e instanceof Error ? e.message : String(e);
   if (e instanceof HttpError) return { status: e.status, code: e.code, message, headers: e.headers };
-  if (e instanceof AuthError) return { status: e.status, code: e.status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN', message, headers: {} };
+  if (e instanceof AuthError) return { status: e.status, code: AUTH_CODES[e.status], message, headers: e.status === 503 ? { 'retry-after': '5' } : {} };
   if (e instanceof ProtocolError) return { status: 400, code: 'PROTOCOL_ERROR', message, headers: {} };
   if (e instanceof SqliteError) return { status: 400, code: e.code, message, headers: {} };
   return { status: 500, code: 'INTERNAL', message: `internal error: ${message}`, headers: {} };
