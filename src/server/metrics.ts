@@ -16,7 +16,10 @@
  * - `outpost_long_polls_waiting`, `outpost_long_polls_total`, `outpost_long_poll_duration_seconds`;
  * - `outpost_databases_open`, `outpost_databases_opened_total`, `outpost_databases_evicted_total`;
  * - `outpost_ready` (1 when /ready answers 200) and, unless turned off, Node's process
- *   metrics (`process_*`, `nodejs_*`: memory, CPU, event loop lag).
+ *   metrics (`process_*`, `nodejs_*`: memory, CPU, event loop lag). Those describe the
+ *   process, not a server, so they are collected once per process in a registry of their own
+ *   and joined to each scrape: prom-client's collectors (an event-loop monitor, a GC observer)
+ *   are never stopped, and one set per server would pile up in a process that starts many.
  */
 import type { Socket } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -33,6 +36,17 @@ export function routeOf(method: string | undefined, pathname: string): Route {
   if (pathname === '/ready') return 'ready';
   if (pathname === '/metrics') return 'metrics';
   return 'other';
+}
+
+let processRegistry: Registry | null = null;
+
+/** The registry of Node's process metrics, created on first use. */
+function processMetricsRegistry(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
 }
 
 const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -60,7 +74,10 @@ export class ServerMetrics {
   readonly databasesEvicted: Counter;
   private readonly sockets = new WeakMap<Socket, SocketMark>();
 
-  constructor(state: { openDatabases: () => number; ready: () => boolean }, processMetrics = true) {
+  constructor(
+    state: { openDatabases: () => number; ready: () => boolean },
+    private readonly processMetrics = true,
+  ) {
     const registers = [this.registry];
     this.requests = new Counter({ name: 'outpost_http_requests_total', help: 'HTTP requests answered, by route, method and status.', labelNames: ['route', 'method', 'status'], registers });
     this.latency = new Histogram({ name: 'outpost_http_request_duration_seconds', help: 'Time from a request to its answer, by route (pulls that long-polled are left out).', labelNames: ['route'], buckets: LATENCY_BUCKETS_S, registers });
@@ -90,7 +107,6 @@ export class ServerMetrics {
         this.set(state.ready() ? 1 : 0);
       },
     });
-    if (processMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
   /** Records one answered request; `longPolled` keeps its wait out of the latency histogram. */
@@ -137,6 +153,7 @@ export class ServerMetrics {
 
   /** The text a scrape gets, and its content type. */
   async scrape(): Promise<{ type: string; body: string }> {
-    return { type: this.registry.contentType, body: await this.registry.metrics() };
+    const registry = this.processMetrics ? Registry.merge([this.registry, processMetricsRegistry()]) : this.registry;
+    return { type: this.registry.contentType, body: await registry.metrics() };
   }
 }

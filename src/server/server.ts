@@ -124,7 +124,7 @@ export interface OutpostService {
   readonly ready: boolean;
   /** Number of databases open right now. */
   readonly openDatabases: number;
-  /** The Prometheus registry behind `/metrics` (merge it into an app's own with `Registry.merge`). */
+  /** The Prometheus registry of the server's own metrics (merge it into an app's with `Registry.merge`); Node's process metrics are not in it. */
   readonly metricsRegistry: ServerMetrics['registry'] | null;
   /**
    * Runs SQL on a hosted database as the server itself, outside the tenant sandbox (see
