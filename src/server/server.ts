@@ -17,10 +17,10 @@
  *
  * This file holds the routes: who may call them (auth.ts) and what each does. What happens
  * around every request (mount prefix, CORS, readiness, metrics, the log line, refusal while
- * draining) is in front.ts; body reading and the error -> status mapping are in http.ts; the LRU of open databases
- * (`maxOpenDatabases`) is in database-cache.ts; one database's pull, pipeline and long polls
- * are in hosted-database.ts. A database is created by its first authorised write-capable
- * request (a write token's pull or push) or by the admin route.
+ * draining) is in front.ts; body reading and the error -> status mapping are in http.ts; the
+ * LRU of open databases (`maxOpenDatabases`) is in database-cache.ts; one database's pull,
+ * pipeline and long polls are in hosted-database.ts. A database is created by its first
+ * authorised write-capable request (a write token's pull or push) or by the admin route.
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -58,7 +58,7 @@ export interface ServerOptions {
   authAudience?: string;
   /** `false` turns authentication off (every request may do everything). */
   auth?: boolean;
-  /** Origins browsers may call from: `'*'` (default) or a list; see http.ts `corsOrigins`. */
+  /** Origins browsers may call from: `'*'` (default) or a list (see `CorsOrigins` in http.ts). */
   corsOrigins?: CorsOrigins;
   /** For `createHandler` in a bigger app: the path prefix it is mounted under (`/sync`). */
   basePath?: string;
