@@ -1,95 +1,127 @@
 #!/usr/bin/env node
 /**
- * `outpost`: the command line.
- *   outpost serve --data DIR [--host 127.0.0.1] [--port 8080] [--auth-secret SECRET | --no-auth]
- *                 [--max-open N] [--max-body SIZE] [--max-value SIZE] [--statement-timeout-ms MS]
- *                 [--share-of-server FRACTION] [--body-timeout-ms MS] [--durability normal|full] [--write-rules FILE]
- *   (FILE: JSON { "database": ["table", ...] }, the tables pushes may write)
- *   outpost token --db NAME[,NAME…|*] --role read|write|admin --secret SECRET [--expires 1h] [--sub SUBJECT]
- * The secret may also come from $OUTPOST_AUTH_SECRET. `token` prints the token alone on its
- * last line.
+ * `outpost`: the command line (`outpost serve`, `outpost token`; see USAGE). Arguments are
+ * parsed strictly by cli-args.ts. Exit codes: 0 done (and after a graceful drain), 1 a
+ * failure while running (a port in use, an unreadable key file, a failed close), 2 a usage
+ * error (an unknown flag, a missing or malformed value), reported before anything starts.
+ *
+ * `serve` drains on SIGTERM and SIGINT: it stops accepting, answers long polls at once, lets
+ * requests in flight finish (pushes included), closes every database and exits 0. A second
+ * signal while draining exits 1 at once (the databases stay consistent: WAL).
  */
 import { readFileSync } from 'node:fs';
-import { mintToken, type Role } from './auth.js';
-import { parseBytes, parseCount, parseFraction } from './cli-args.js';
-import { createServer } from './server.js';
-
-type Flags = Map<string, string | true>;
-
-function parse(argv: string[]): { command: string; flags: Flags } {
-  const [command = 'help', ...rest] = argv;
-  const flags: Flags = new Map();
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i]!;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
-    const eq = a.indexOf('=');
-    if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-    else if (rest[i + 1] !== undefined && !rest[i + 1]!.startsWith('--')) flags.set(a.slice(2), rest[++i]!);
-    else flags.set(a.slice(2), true);
-  }
-  return { command, flags };
-}
+import { mintToken } from './auth.js';
+import { type ServeArgs, type TokenArgs, UsageError, parseCommandLine } from './cli-args.js';
+import { type ServerOptions, createServer } from './server.js';
 
 const USAGE = `usage:
-  outpost serve --data DIR [--host 127.0.0.1] [--port 8080] [--auth-secret SECRET | --no-auth]
-                [--max-open N] [--max-body SIZE] [--max-value SIZE] [--statement-timeout-ms MS]
-                [--share-of-server FRACTION] [--body-timeout-ms MS] [--durability normal|full] [--write-rules FILE] [--quiet]
-  outpost token --db NAME --role read|write|admin --secret SECRET [--expires 1h] [--sub SUBJECT]`;
+  outpost serve -d DIR [options]
+    -d, --data DIR                 where the databases live (created when missing)
+    -H, --host HOST                default $HOST or 127.0.0.1
+    -p, --port PORT                default $PORT or 8080 (0: any free port)
+    -s, --auth-secret SECRET       HS256 secret for tokens (or $OUTPOST_AUTH_SECRET)
+        --auth-public-key FILE     accept tokens signed for this public key (PEM or JWK; EdDSA, RS256, ES256)
+        --auth-jwks URL            accept tokens signed with an identity provider's published keys
+        --auth-issuer ISS          every token's iss must be this
+        --auth-audience AUD        every token's aud must name this
+        --no-auth                  no authentication (loopback only)
+        --cors-origin ORIGIN       an origin browsers may call from (repeatable; default any)
+        --log-format text|json     default text
+        --log-level LEVEL          debug, info (default), warn or error
+    -q, --quiet                    --log-level warn
+        --no-metrics               no GET /metrics
+        --max-open N  --max-body SIZE  --max-value SIZE  --statement-timeout-ms MS
+        --share-of-server FRACTION  --body-timeout-ms MS  --drain-timeout-ms MS
+        --durability normal|full  --write-rules FILE (JSON {"database": ["table", ...]})
+  outpost token --db NAME[,NAME...|*] [-r read|write|admin] [-s SECRET] [-e 30d] [--sub SUBJECT]
+                [--auth-issuer ISS] [--auth-audience AUD]
+    prints an HS256 token alone on its line
+  outpost --version | -v
+  outpost --help | -h`;
+
+/** A failure while running, reported with exit 1. */
+class RuntimeError extends Error {}
+
+function version(): string {
+  // dist/server/cli.js and src/server/cli.ts both sit two folders below package.json.
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function readFile(flag: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new RuntimeError(`${flag} ${file}: ${(e as Error).message}`);
+  }
+}
 
 /** A JSON file: { "database": ["table", ...], ... }. */
 function readWriteRules(file: string): Record<string, string[]> {
-  const rules = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-  if (typeof rules !== 'object' || rules === null || Array.isArray(rules)) throw new Error(`${file}: expected {"database": ["table", ...]}`);
+  let rules: unknown;
+  try {
+    rules = JSON.parse(readFile('--write-rules', file));
+  } catch (e) {
+    throw e instanceof RuntimeError ? e : new RuntimeError(`--write-rules ${file}: not JSON: ${(e as Error).message}`);
+  }
+  if (typeof rules !== 'object' || rules === null || Array.isArray(rules)) throw new RuntimeError(`${file}: expected {"database": ["table", ...]}`);
   for (const [db, tables] of Object.entries(rules)) {
-    if (!Array.isArray(tables) || !tables.every((t) => typeof t === 'string')) throw new Error(`${file}: the rule for ${db} must be a list of table names`);
+    if (!Array.isArray(tables) || !tables.every((t) => typeof t === 'string')) throw new RuntimeError(`${file}: the rule for ${db} must be a list of table names`);
   }
   return rules as Record<string, string[]>;
 }
 
-/** The value of `--name VALUE`; undefined when absent; an error when given without a value. */
-function valueOf(flags: Flags, name: string): string | undefined {
-  const v = flags.get(name);
-  if (v === true) throw new Error(`--${name} needs a value`);
-  return v;
+function serverOptions(args: ServeArgs): ServerOptions {
+  const { auth } = args;
+  const options: ServerOptions = {
+    dataDir: args.dataDir,
+    host: args.host,
+    port: args.port,
+    auth: auth !== null,
+    corsOrigins: args.corsOrigins,
+    logFormat: args.logFormat,
+    logLevel: args.logLevel,
+    metrics: args.metrics,
+    durability: args.durability,
+  };
+  if (auth?.secret !== undefined) options.authSecret = auth.secret;
+  if (auth?.publicKeyFile !== undefined) options.authPublicKey = readFile('--auth-public-key', auth.publicKeyFile);
+  if (auth?.jwksUrl !== undefined) options.authJwksUrl = auth.jwksUrl;
+  if (auth?.issuer !== undefined) options.authIssuer = auth.issuer;
+  if (auth?.audience !== undefined) options.authAudience = auth.audience;
+  if (args.writeRulesFile !== undefined) options.writeRules = readWriteRules(args.writeRulesFile);
+  for (const k of ['maxOpenDatabases', 'maxBodyBytes', 'valueBytesMax', 'statementTimeoutMs', 'shareOfServer', 'bodyTimeoutMs', 'drainTimeoutMs'] as const) {
+    if (args[k] !== undefined) options[k] = args[k];
+  }
+  return options;
 }
 
-async function serve(flags: Flags): Promise<void> {
-  const str = (k: string): string | undefined => valueOf(flags, k);
-  const data = str('data');
-  if (!data) throw new Error('serve needs --data DIR');
-  const secret = str('auth-secret') ?? process.env.OUTPOST_AUTH_SECRET;
-  const noAuth = flags.get('no-auth') === true;
-  if (!noAuth && !secret) throw new Error('serve needs --auth-secret SECRET (or $OUTPOST_AUTH_SECRET), or --no-auth');
-  const durability = str('durability') ?? 'normal';
-  if (durability !== 'normal' && durability !== 'full') throw new Error('--durability is normal or full');
-  const server = createServer({
-    dataDir: data,
-    host: str('host') ?? '127.0.0.1',
-    port: str('port') === undefined ? 8080 : parseCount('port', str('port')!),
-    auth: !noAuth,
-    ...(secret ? { authSecret: secret } : {}),
-    ...(str('max-open') ? { maxOpenDatabases: parseCount('max-open', str('max-open')!) } : {}),
-    ...(str('max-body') ? { maxBodyBytes: parseBytes('max-body', str('max-body')!) } : {}),
-    ...(str('max-value') ? { valueBytesMax: parseBytes('max-value', str('max-value')!) } : {}),
-    ...(str('statement-timeout-ms') ? { statementTimeoutMs: parseCount('statement-timeout-ms', str('statement-timeout-ms')!) } : {}),
-    ...(str('share-of-server') ? { shareOfServer: parseFraction('share-of-server', str('share-of-server')!) } : {}),
-    ...(str('body-timeout-ms') ? { bodyTimeoutMs: parseCount('body-timeout-ms', str('body-timeout-ms')!) } : {}),
-    ...(str('write-rules') ? { writeRules: readWriteRules(str('write-rules')!) } : {}),
-    durability,
-    // --quiet drops the per-request info lines (load tests); errors are still printed.
-    ...(flags.get('quiet') === true ? { log: (line: string) => (line.startsWith('error') ? console.error(line) : undefined) } : {}),
+async function serve(args: ServeArgs): Promise<void> {
+  let server;
+  try {
+    server = createServer(serverOptions(args));
+  } catch (e) {
+    // A key that does not parse, a data folder that cannot be made: the setup failed.
+    throw e instanceof RuntimeError ? e : new RuntimeError((e as Error).message);
+  }
+  const { url } = await server.listen().catch((e: unknown) => {
+    throw new RuntimeError(`cannot listen on ${args.host}:${args.port}: ${(e as Error).message}`);
   });
-  const { url } = await server.listen();
-  console.log(`info Outpost sync server listening on ${url} (data ${data}, auth ${noAuth ? 'off' : 'on'})`);
+  const auth = args.auth === null ? 'off' : [args.auth.secret && 'secret', args.auth.publicKeyFile && 'public key', args.auth.jwksUrl && 'JWKS'].filter(Boolean).join(', ');
+  const line = `Outpost sync server listening on ${url}`;
+  if (args.logFormat === 'json') console.log(JSON.stringify({ time: new Date().toISOString(), level: 'info', msg: line, url, data: args.dataDir, auth }));
+  else console.log(`info ${line} (data ${args.dataDir}, auth ${auth})`);
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    if (stopping) {
+      console.error(`${signal} again: exiting without waiting for the drain`);
+      process.exit(1);
+    }
     stopping = true;
-    console.log(`info ${signal}: closing databases`);
-    server.close().then(
+    server.drain().then(
       () => process.exit(0),
       (e: unknown) => {
-        console.error(`error while closing: ${(e as Error).message}`);
+        console.error(`error while draining: ${(e as Error).message}`);
         process.exit(1);
       },
     );
@@ -98,28 +130,30 @@ async function serve(flags: Flags): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-async function token(flags: Flags): Promise<void> {
-  const str = (k: string): string | undefined => valueOf(flags, k);
-  const db = str('db');
-  const role = str('role') ?? 'write';
-  const secret = str('secret') ?? process.env.OUTPOST_AUTH_SECRET;
-  if (!db) throw new Error('token needs --db NAME');
-  if (!secret) throw new Error('token needs --secret SECRET');
-  if (role !== 'read' && role !== 'write' && role !== 'admin') throw new Error('--role is read, write or admin');
-  const names = db === '*' ? db : db.includes(',') ? db.split(',') : db;
-  console.log(await mintToken(secret, { db: names, role: role as Role, expires: str('expires'), subject: str('sub') }));
+async function token(args: TokenArgs): Promise<void> {
+  try {
+    console.log(await mintToken(args.secret, { db: args.db, role: args.role, expires: args.expires, subject: args.subject, issuer: args.issuer, audience: args.audience }));
+  } catch (e) {
+    // jose refuses a malformed time span (`--expires soon`) with a TypeError.
+    if (e instanceof TypeError) throw new UsageError(`--expires takes a time span such as 1h or 30d: ${e.message}`);
+    throw e;
+  }
 }
 
 async function main(): Promise<void> {
-  const { command, flags } = parse(process.argv.slice(2));
-  if (command === 'serve') return serve(flags);
-  if (command === 'token') return token(flags);
-  console.log(USAGE);
-  if (command !== 'help' && command !== '--help') process.exitCode = 2;
+  const command = parseCommandLine(process.argv.slice(2), process.env);
+  if (command.kind === 'help') return void console.log(USAGE);
+  if (command.kind === 'version') return void console.log(version());
+  if (command.kind === 'serve') return serve(command.args);
+  return token(command.args);
 }
 
 main().catch((e: unknown) => {
-  console.error(`outpost: ${(e as Error).message}`);
-  console.error(USAGE);
-  process.exit(2);
+  const message = e instanceof Error ? e.message : String(e);
+  if (e instanceof UsageError) {
+    console.error(`outpost: ${message}\n(outpost --help shows the usage)`);
+    process.exit(2);
+  }
+  console.error(`outpost: ${message}`);
+  process.exit(1);
 });

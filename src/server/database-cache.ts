@@ -22,6 +22,8 @@ export class DatabaseCache {
     private readonly dataDir: string,
     private readonly openMax: number,
     private readonly optionsFor: (name: string) => HostedDatabaseOptions,
+    /** Told of each open and each eviction (the server's metrics). */
+    private readonly events: { opened?: () => void; evicted?: () => void } = {},
   ) {}
 
   /** Number of databases open right now. */
@@ -73,6 +75,7 @@ export class DatabaseCache {
     this.opening.set(name, opened);
     try {
       const db = await opened;
+      this.events.opened?.();
       this.open.set(name, db);
       // Pinned before evicting: with every other database pinned, the one just opened would
       // otherwise be the least recently used idle one, and be closed under its own request.
@@ -90,6 +93,7 @@ export class DatabaseCache {
       if (this.open.size <= this.openMax) break;
       if (db.pins > 0) continue;
       this.open.delete(name);
+      this.events.evicted?.();
       await db.close();
     }
   }

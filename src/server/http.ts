@@ -1,9 +1,9 @@
 /**
- * The HTTP plumbing under the server's routes: reading a bounded body, CORS, JSON answers, and
+ * The HTTP plumbing under the server's routes: reading a bounded body, CORS headers, JSON answers, and
  * the one mapping from a thrown error to a status and an error code. Every error answer is
  * JSON `{ "error": message, "code": CODE }`:
  * - `HttpError`: its own status and code (404 DATABASE_NOT_FOUND, 413 BODY_TOO_LARGE, ...);
- * - `AuthError`: 401 UNAUTHORIZED or 403 FORBIDDEN;
+ * - `AuthError`: 401 UNAUTHORIZED, 403 FORBIDDEN, or 503 AUTH_UNAVAILABLE (the JWKS is unreachable);
  * - `ProtocolError` (a malformed request): 400 PROTOCOL_ERROR;
  * - `SqliteError` (outside a pipeline's per-statement results): 400 and SQLite's code;
  * - anything else is a bug: 500 INTERNAL, logged as an error.
@@ -26,24 +26,45 @@ export class HttpError extends Error {
   }
 }
 
-/** Browsers may call from any origin: the bearer token, not the origin, is the credential. */
-export const CORS_HEADERS = {
-  'access-control-allow-origin': '*',
+/**
+ * Which origins browsers may call from: `'*'` (the default: the bearer token, not the origin,
+ * is the credential) or a list (`--cors-origin`, repeatable), for deployments that want
+ * browsers on other sites refused outright.
+ */
+export type CorsOrigins = '*' | readonly string[];
+
+const CORS_COMMON = {
   'access-control-allow-methods': 'GET, POST, OPTIONS',
   'access-control-allow-headers': 'authorization, content-type, accept-encoding',
   'access-control-max-age': '86400',
 };
 
-/** Answers a CORS preflight. */
+/**
+ * The CORS headers for a request from `origin`. With a list, an origin on it is echoed back
+ * (with `Vary: Origin`, so caches keep answers apart) and any other gets no CORS headers at
+ * all, which the browser enforces.
+ */
+export function corsHeaders(origins: CorsOrigins, origin: string | undefined): Record<string, string> {
+  if (origins === '*') return { 'access-control-allow-origin': '*', ...CORS_COMMON };
+  if (origin !== undefined && origins.includes(origin)) return { 'access-control-allow-origin': origin, vary: 'Origin', ...CORS_COMMON };
+  return { vary: 'Origin' };
+}
+
+/** Sets the CORS headers on an answer before it is written (send() and the pull spool keep them). */
+export function setCorsHeaders(res: http.ServerResponse, origins: CorsOrigins, origin: string | undefined): void {
+  for (const [name, value] of Object.entries(corsHeaders(origins, origin))) res.setHeader(name, value);
+}
+
+/** Answers a CORS preflight (its headers set by setCorsHeaders). */
 export function sendPreflight(res: http.ServerResponse): void {
-  res.writeHead(204, CORS_HEADERS);
+  res.writeHead(204);
   res.end();
 }
 
 /** Sends one whole answer; does nothing when the client is gone or an answer was already sent. */
 export function send(res: http.ServerResponse, status: number, type: string, body: string | Uint8Array): void {
   if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...CORS_HEADERS });
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
@@ -124,11 +145,13 @@ export interface ErrorAnswer {
   headers: Readonly<Record<string, string>>;
 }
 
+const AUTH_CODES = { 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 503: 'AUTH_UNAVAILABLE' } as const;
+
 /** The answer to a request that threw `e` (see the header for the mapping). */
 export function errorAnswer(e: unknown): ErrorAnswer {
   const message = e instanceof Error ? e.message : String(e);
   if (e instanceof HttpError) return { status: e.status, code: e.code, message, headers: e.headers };
-  if (e instanceof AuthError) return { status: e.status, code: e.status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN', message, headers: {} };
+  if (e instanceof AuthError) return { status: e.status, code: AUTH_CODES[e.status], message, headers: e.status === 503 ? { 'retry-after': '5' } : {} };
   if (e instanceof ProtocolError) return { status: 400, code: 'PROTOCOL_ERROR', message, headers: {} };
   if (e instanceof SqliteError) return { status: 400, code: e.code, message, headers: {} };
   return { status: 500, code: 'INTERNAL', message: `internal error: ${message}`, headers: {} };

@@ -9,7 +9,6 @@
 import * as fs from 'node:fs';
 import type * as http from 'node:http';
 import * as path from 'node:path';
-import { CORS_HEADERS } from './http.js';
 
 /** Answers up to this size are kept in memory. */
 const MEMORY_BYTES_MAX = 1024 * 1024;
@@ -41,7 +40,8 @@ export class PullSpool {
 
   /** Sends the answer and releases the spool (also when the client goes away). */
   send(res: http.ServerResponse, type: string): Promise<void> {
-    const headers = { 'content-type': type, 'content-length': this.bytes, ...CORS_HEADERS };
+    // CORS headers were set on `res` before the route ran (http.ts setCorsHeaders).
+    const headers = { 'content-type': type, 'content-length': this.bytes };
     if (this.fd === null) {
       res.writeHead(200, headers);
       for (const c of this.chunks) res.write(c);

@@ -5,26 +5,39 @@
  * - `POST /db/{name}/pull-updates`  protobuf in, length-delimited protobuf out
  * - `POST /db/{name}/v2/pipeline`   Hrana JSON in and out
  * - `POST /admin/databases`         `{ "name": "..." }`, creates a database (admin token)
- * - `GET  /health`                  `{ "ok": true }`
- * Browsers get CORS headers (any origin; the bearer token is the credential).
+ * - `GET  /health`                  `{ "ok": true }`: the process answers
+ * - `GET  /ready`                   200 once started and until a drain begins, else 503 (front.ts)
+ * - `GET  /metrics`                 Prometheus text format (metrics.ts)
+ * Browsers get CORS headers (any origin by default; the bearer token is the credential).
  *
- * This file holds the routes: who may call them (auth.ts) and what each does. Body reading,
- * CORS and the error -> status mapping are in http.ts; the LRU of open databases
- * (`maxOpenDatabases`) is in database-cache.ts; one database's pull, pipeline and long polls
- * are in hosted-database.ts. A database is created by its first authorised write-capable
- * request (a write token's pull or push) or by the admin route.
+ * The same routes serve two ways: `createServer` listens on its own socket, and
+ * `createHandler` is a `(req, res, next?)` function for an existing Node HTTP app. Both drain
+ * the same way (`drain()`): stop accepting, answer long polls at once, let requests in flight
+ * (pushes included) finish, then close every database.
+ *
+ * This file holds the routes: who may call them (auth.ts) and what each does. What happens
+ * around every request (mount prefix, CORS, readiness, metrics, the log line, refusal while
+ * draining) is in front.ts; body reading and the error -> status mapping are in http.ts; the
+ * LRU of open databases (`maxOpenDatabases`) is in database-cache.ts; one database's pull,
+ * pipeline and long polls are in hosted-database.ts. A database is created by its first
+ * authorised write-capable request (a write token's pull or push) or by the admin route.
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import type { KeyObject } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { ProtocolError } from '../errors.js';
 import { DATABASE_NAME_PATTERN } from '../options.js';
 import { decodePullRequest } from '../protocol/pull-updates.js';
-import { type Grant, type Role, authorize, verifyAuthorization } from './auth.js';
+import { isSyncPush } from '../protocol/turso-tables.js';
+import { type Grant, type Role, type TokenVerifier, authorize, createVerifier, verifyAuthorization } from './auth.js';
 import { DatabaseCache } from './database-cache.js';
+import { RequestFront } from './front.js';
 import type { HostedDatabase } from './hosted-database.js';
-import { HttpError, errorAnswer, pathParts, readBody, sendJson, sendPreflight } from './http.js';
+import { type CorsOrigins, HttpError, pathParts, readBody, sendJson } from './http.js';
+import { type LogFormat, type LogLevel, type Logger, createLogger } from './log.js';
+import { ServerMetrics } from './metrics.js';
 import { PullSpool } from './pull-spool.js';
 
 export interface ServerOptions {
@@ -33,10 +46,28 @@ export interface ServerOptions {
   host?: string;
   /** 0 picks a free port. */
   port?: number;
-  /** HS256 secret for tokens; required unless `auth: false`. */
+  /** HS256 secret for tokens. One of the secret, `authPublicKey` and `authJwksUrl` is required unless `auth: false`. */
   authSecret?: string;
+  /** A public key tokens may be signed for (EdDSA, RS256 or ES256): PEM (SPKI) text, a JWK, or a KeyObject. */
+  authPublicKey?: string | object | KeyObject;
+  /** An identity provider's JWKS URL; tokens signed with its keys (EdDSA, RS256, ES256) are accepted. */
+  authJwksUrl?: string;
+  /** When set, every token's `iss` claim must be this. */
+  authIssuer?: string;
+  /** When set, every token's `aud` claim must name this. */
+  authAudience?: string;
   /** `false` turns authentication off (every request may do everything). */
   auth?: boolean;
+  /** Origins browsers may call from: `'*'` (default) or a list (see `CorsOrigins` in http.ts). */
+  corsOrigins?: CorsOrigins;
+  /** For `createHandler` in a bigger app: the path prefix it is mounted under (`/sync`). */
+  basePath?: string;
+  /** `false` removes `GET /metrics` (default true). */
+  metrics?: boolean;
+  /** Node's process metrics (`process_*`, `nodejs_*`) in `/metrics` (default true; an app with its own may turn them off). */
+  processMetrics?: boolean;
+  /** How long `drain()` waits for requests in flight before closing their connections (default 30 s). */
+  drainTimeoutMs?: number;
   /** Largest request body accepted (default 32 MiB). */
   maxBodyBytes?: number;
   /** Largest TEXT or BLOB value (and SQL text) a statement may make (default: the body limit). */
@@ -70,17 +101,31 @@ export interface ServerOptions {
    * authorizer refuses any other write, and any DDL, in those databases.
    */
   writeRules?: Record<string, string[]>;
-  /** Per-request log lines; default writes to stdout. Pass `() => {}` to silence. */
+  /** Where log lines go; default stdout. Pass `() => {}` to silence. */
   log?: (line: string) => void;
+  /** `text` (default) or `json`: one JSON object per line (log.ts). */
+  logFormat?: LogFormat;
+  /** Least level logged (default `info`; `debug` adds request starts and long polls). */
+  logLevel?: LogLevel;
 }
 
-export interface OutpostServer {
-  /** Starts listening; resolves to the bound address. */
-  listen(): Promise<{ host: string; port: number; url: string }>;
-  /** Stops accepting, ends long polls, closes every database. */
+/** What both ways of serving share. */
+export interface OutpostService {
+  /**
+   * Drains: `/ready` turns 503, new requests get 503 (and a listening server stops
+   * accepting), long polls are answered at once, requests in flight finish (up to
+   * `drainTimeoutMs`), then everything closes as `close()` does.
+   */
+  drain(): Promise<void>;
+  /** Stops at once: refuses new requests, ends long polls, closes connections and every database. */
   close(): Promise<void>;
+  /** Resolves once startup has completed (and `/ready` answers 200). */
+  whenReady(): Promise<void>;
+  readonly ready: boolean;
   /** Number of databases open right now. */
   readonly openDatabases: number;
+  /** The Prometheus registry of the server's own metrics (merge it into an app's with `Registry.merge`); Node's process metrics are not in it. */
+  readonly metricsRegistry: ServerMetrics['registry'] | null;
   /**
    * Runs SQL on a hosted database as the server itself, outside the tenant sandbox (see
    * sandbox.ts); creates the database when missing. For administration and tests, never
@@ -89,30 +134,71 @@ export interface OutpostServer {
   execTrusted(database: string, sql: string): Promise<void>;
 }
 
+export interface OutpostServer extends OutpostService {
+  /** Starts listening; resolves to the bound address. */
+  listen(): Promise<{ host: string; port: number; url: string }>;
+}
+
+/**
+ * The server as a request handler for an existing Node HTTP app: `http.createServer(handler)`,
+ * or a connect-style `app.use(handler)` with `basePath` (requests outside it go to `next`).
+ * The app's server owns the socket; call `drain()` or `close()` when the app stops.
+ */
+export interface OutpostHandler extends OutpostService {
+  (req: http.IncomingMessage, res: http.ServerResponse, next?: (error?: unknown) => void): void;
+}
 
 export function createServer(options: ServerOptions): OutpostServer {
-  return new SyncServer(options);
+  return new SyncServer(options, true);
+}
+
+export function createHandler(options: ServerOptions): OutpostHandler {
+  const server = new SyncServer(options, false);
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse, next?: (error?: unknown) => void): void => server.handle(req, res, next);
+  // The function carries the service's methods; getters stay live (not copied values).
+  return Object.defineProperties(handler, {
+    drain: { value: () => server.drain() },
+    close: { value: () => server.close() },
+    whenReady: { value: () => server.whenReady() },
+    execTrusted: { value: (database: string, sql: string) => server.execTrusted(database, sql) },
+    ready: { get: () => server.ready },
+    openDatabases: { get: () => server.openDatabases },
+    metricsRegistry: { get: () => server.metricsRegistry },
+  }) as OutpostHandler;
 }
 
 class SyncServer implements OutpostServer {
-  /** The token secret; null when authentication is off. */
-  private readonly authSecret: string | null;
+  /** Checks tokens; null when authentication is off. */
+  private readonly verifier: TokenVerifier | null;
   private readonly bodyBytesMax: number;
   private readonly longPollMsMax: number;
-  private readonly log: (line: string) => void;
+  private readonly log: Logger;
+  private readonly metrics: ServerMetrics | null;
+  private readonly front: RequestFront;
   private readonly databases: DatabaseCache;
-  private readonly server: http.Server;
-  private closing = false;
-  /** Aborted by close(): ends every long poll. */
+  /** The socket's server; null for `createHandler`, whose app owns the socket. */
+  private readonly server: http.Server | null;
+  private listening = false;
+  /** Resolves when startup has completed; rejects when it failed. */
+  private readonly started: Promise<void>;
+  private draining: Promise<void> | null = null;
+  private closed: Promise<void> | null = null;
+  /** Aborted by drain() and close(): ends every long poll. */
   private readonly shutdown = new AbortController();
 
-  constructor(private readonly options: ServerOptions) {
-    const authOn = options.auth !== false;
-    if (authOn && !options.authSecret) throw new Error('createServer needs authSecret, or auth: false');
-    this.authSecret = authOn ? options.authSecret! : null;
+  constructor(
+    private readonly options: ServerOptions,
+    ownSocket: boolean,
+  ) {
+    this.verifier = options.auth === false ? null : verifierFor(options);
     this.bodyBytesMax = options.maxBodyBytes ?? 32 * 1024 * 1024;
     this.longPollMsMax = options.maxLongPollMs ?? 60_000;
-    this.log = options.log ?? ((line: string) => console.log(line));
+    this.log = createLogger({ format: options.logFormat, level: options.logLevel, ...(options.log ? { sink: options.log } : {}) });
+    this.metrics = options.metrics === false ? null : new ServerMetrics({ openDatabases: () => this.databases.size, ready: () => this.ready }, options.processMetrics !== false);
+    this.front = new RequestFront(
+      { log: this.log, metrics: this.metrics, corsOrigins: options.corsOrigins ?? '*', basePath: (options.basePath ?? '').replace(/\/+$/, '') },
+      (req, res) => this.route(req, res),
+    );
     fs.mkdirSync(options.dataDir, { recursive: true });
     const limits = {
       statementTimeoutMs: options.statementTimeoutMs ?? 2000,
@@ -120,15 +206,31 @@ class SyncServer implements OutpostServer {
       shareOfServer: options.shareOfServer ?? 0.25,
     };
     const streams = { idleMs: Math.max(10, options.streamIdleMs ?? 10_000), slots: { open: 0, max: Math.max(1, options.maxOpenStreams ?? 64) } };
-    this.databases = new DatabaseCache(options.dataDir, Math.max(1, options.maxOpenDatabases ?? 1000), (name) => ({
-      durability: options.durability ?? 'normal',
-      cacheKiB: options.cacheKiB ?? 256,
-      writableTables: options.writeRules?.[name],
-      limits,
-      streams,
-    }));
-    const bodyTimeoutMs = Math.max(100, options.bodyTimeoutMs ?? 30_000);
-    this.server = http.createServer(
+    const events = this.metrics ? { opened: () => this.metrics!.databasesOpened.inc(), evicted: () => this.metrics!.databasesEvicted.inc() } : {};
+    this.databases = new DatabaseCache(
+      options.dataDir,
+      Math.max(1, options.maxOpenDatabases ?? 1000),
+      (name) => ({
+        durability: options.durability ?? 'normal',
+        cacheKiB: options.cacheKiB ?? 256,
+        writableTables: options.writeRules?.[name],
+        limits,
+        streams,
+      }),
+      events,
+    );
+    this.server = ownSocket ? this.createSocketServer() : null;
+    // Startup: the data folder must be writable; a listening server is also ready only once it listens.
+    this.started = fs.promises.access(options.dataDir, fs.constants.W_OK).then(() => {
+      if (!ownSocket) this.front.markStarted();
+    });
+    // An embedding app that never awaits whenReady() must not see an unhandled rejection.
+    this.started.catch((e: unknown) => this.log.error('startup failed', { error: (e as Error).message }));
+  }
+
+  private createSocketServer(): http.Server {
+    const bodyTimeoutMs = Math.max(100, this.options.bodyTimeoutMs ?? 30_000);
+    const server = http.createServer(
       {
         // Node enforces both limits only when it checks its connections; check often enough
         // that a slow client is cut off close to the limit (Node's default is every 30 s).
@@ -138,11 +240,29 @@ class SyncServer implements OutpostServer {
       },
       (req, res) => this.handle(req, res),
     );
-    this.server.keepAliveTimeout = 5000;
+    server.keepAliveTimeout = 5000;
+    return server;
   }
 
   get openDatabases(): number {
     return this.databases.size;
+  }
+
+  get ready(): boolean {
+    return this.front.ready;
+  }
+
+  get metricsRegistry(): ServerMetrics['registry'] | null {
+    return this.metrics?.registry ?? null;
+  }
+
+  whenReady(): Promise<void> {
+    if (this.server && !this.listening) return this.started.then(() => new Promise<void>((resolve) => this.server!.once('listening', () => resolve())));
+    return this.started;
+  }
+
+  handle(req: http.IncomingMessage, res: http.ServerResponse, next?: (error?: unknown) => void): void {
+    this.front.handle(req, res, next);
   }
 
   async execTrusted(database: string, sql: string): Promise<void> {
@@ -154,48 +274,66 @@ class SyncServer implements OutpostServer {
     }
   }
 
-  listen(): Promise<{ host: string; port: number; url: string }> {
+  async listen(): Promise<{ host: string; port: number; url: string }> {
+    const server = this.server;
+    if (!server) throw new Error('a handler does not listen: its app owns the socket');
+    await this.started;
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port ?? 8080, this.options.host ?? '127.0.0.1', () => {
+      server.once('error', reject);
+      server.listen(this.options.port ?? 8080, this.options.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        this.listening = true;
+        this.front.markStarted();
         // Listening on a TCP host and port, the address is never a pipe name or null.
-        const a = this.server.address() as AddressInfo;
+        const a = server.address() as AddressInfo;
         const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
         resolve({ host: a.address, port: a.port, url: `http://${host}:${a.port}` });
       });
     });
   }
 
-  async close(): Promise<void> {
-    this.closing = true;
-    this.shutdown.abort();
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      // Long polls were just woken; nothing else may keep a socket (and the process) alive.
-      this.server.closeAllConnections?.();
-    });
-    await this.databases.closeAll();
+  drain(): Promise<void> {
+    this.draining ??= this.drainNow();
+    return this.draining;
   }
 
-  /** Every request: preflight, refusal while closing, the route, one log line. */
-  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const started = performance.now();
-    const elapsed = (): string => `${(performance.now() - started).toFixed(1)}ms`;
-    if (req.method === 'OPTIONS') return sendPreflight(res);
-    if (this.closing) return sendJson(res, 503, { error: 'the server is shutting down', code: 'SHUTTING_DOWN' });
-    this.route(req, res)
-      .then(({ status, db }) => this.log(`info ${req.method} ${req.url} ${status} ${elapsed()} db=${db}`))
-      .catch((e: unknown) => {
-        const { status, code, message, headers } = errorAnswer(e);
-        // A body left unread (refused before or while it arrived) must not stay half-received
-        // on a kept-alive socket: close the connection once the answer is out.
-        const unread = !req.complete;
-        if (!res.headersSent) for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-        if (unread && !res.headersSent) res.setHeader('connection', 'close');
-        sendJson(res, status, { error: message, code });
-        if (unread) res.once('finish', () => req.socket.destroy());
-        this.log(`${status >= 500 ? 'error' : 'info'} ${req.method} ${req.url} ${status} ${elapsed()} ${code}: ${message}`);
+  private async drainNow(): Promise<void> {
+    this.front.startDraining();
+    this.log.info('draining', { inFlight: this.front.requestsInFlight });
+    // Stop accepting; idle kept-alive sockets are closed, busy ones after their answer.
+    this.server?.close();
+    this.server?.closeIdleConnections();
+    // Long polls answer now, with what they have; they are in flight until their answer is sent.
+    this.shutdown.abort();
+    const timeoutMs = this.options.drainTimeoutMs ?? 30_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = await Promise.race([
+      this.front.whenIdle().then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) this.log.warn('drain timed out; closing the requests still in flight', { inFlight: this.front.requestsInFlight, timeoutMs });
+    await this.close();
+    this.log.info('drained');
+  }
+
+  close(): Promise<void> {
+    this.closed ??= this.closeNow();
+    return this.closed;
+  }
+
+  private async closeNow(): Promise<void> {
+    this.front.startDraining();
+    this.shutdown.abort();
+    const server = this.server;
+    if (server && this.listening) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Long polls were just woken; nothing else may keep a socket (and the process) alive.
+        server.closeAllConnections();
       });
+    }
+    await this.databases.closeAll();
   }
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<{ status: number; db: string }> {
@@ -254,6 +392,9 @@ class SyncServer implements OutpostServer {
 
   /** Waits for a commit, the timeout, the client going away, or the server closing. */
   private async longPoll(db: HostedDatabase, timeoutMs: number, res: http.ServerResponse): Promise<void> {
+    // A pull that reaches here while draining answers at once (the abort below already fired).
+    if (this.shutdown.signal.aborted) return;
+    const ended = this.front.markLongPoll(res, db.name);
     const abort = new AbortController();
     const onClose = (): void => abort.abort();
     res.on('close', onClose);
@@ -261,6 +402,7 @@ class SyncServer implements OutpostServer {
     await db.waitForChange(timeoutMs, abort.signal);
     res.off('close', onClose);
     this.shutdown.signal.removeEventListener('abort', onClose);
+    ended();
   }
 
   /** `POST /db/{name}/v2/pipeline`: a Hrana pipeline, created on first write. */
@@ -273,6 +415,7 @@ class SyncServer implements OutpostServer {
     } catch (e) {
       throw new ProtocolError(`the body is not valid JSON: ${(e as Error).message}`);
     }
+    if (isSyncPush(body)) this.front.markPush(res);
     const db = await this.acquire(name, true);
     try {
       await db.waitForTurn(body);
@@ -311,9 +454,23 @@ class SyncServer implements OutpostServer {
 
   /** The request's grant; null when authentication is off (everything is allowed). */
   private async grantFor(req: http.IncomingMessage): Promise<Grant | null> {
-    if (this.authSecret === null) return null;
-    return verifyAuthorization(req.headers.authorization, this.authSecret);
+    if (this.verifier === null) return null;
+    return verifyAuthorization(req.headers.authorization, this.verifier);
   }
+}
+
+/** The token verifier for the options' keys; an error when authentication is on without any. */
+function verifierFor(options: ServerOptions): TokenVerifier {
+  if (options.authSecret === undefined && options.authPublicKey === undefined && options.authJwksUrl === undefined) {
+    throw new Error('createServer needs authSecret, authPublicKey or authJwksUrl, or auth: false');
+  }
+  return createVerifier({
+    secret: options.authSecret,
+    publicKey: options.authPublicKey,
+    jwksUrl: options.authJwksUrl,
+    issuer: options.authIssuer,
+    audience: options.authAudience,
+  });
 }
 
 function allow(grant: Grant | null, name: string | null, need: Role): void {

@@ -1,0 +1,83 @@
+/** The command line's parser alone (no process): what each flag and variable turns into. */
+import { describe, expect, test } from 'vitest';
+import { UsageError, parseBytes, parseCommandLine } from '../../src/server/cli-args.js';
+
+const SECRET = 'test-secret-0123456789abcdef';
+
+function serve(args: string[], env: Record<string, string> = {}) {
+  const command = parseCommandLine(['serve', ...args], env);
+  if (command.kind !== 'serve') throw new Error(`expected serve, got ${command.kind}`);
+  return command.args;
+}
+
+describe('serve', () => {
+  test('defaults: 127.0.0.1:8080, text logs at info, any origin, metrics on', () => {
+    expect(serve(['-d', 'data', '--no-auth'])).toMatchObject({ dataDir: 'data', host: '127.0.0.1', port: 8080, auth: null, logFormat: 'text', logLevel: 'info', corsOrigins: '*', metrics: true });
+  });
+
+  test('flags win over PORT and HOST, which win over the defaults', () => {
+    expect(serve(['-d', 'd', '--no-auth'], { PORT: '9000', HOST: '0.0.0.0' })).toMatchObject({ port: 9000, host: '0.0.0.0' });
+    expect(serve(['-d', 'd', '--no-auth', '-p', '9001', '-H', '::1'], { PORT: '9000', HOST: '0.0.0.0' })).toMatchObject({ port: 9001, host: '::1' });
+  });
+
+  test('--cors-origin repeats into a list', () => {
+    expect(serve(['-d', 'd', '--no-auth', '--cors-origin', 'https://a.example', '--cors-origin', 'https://b.example']).corsOrigins).toEqual(['https://a.example', 'https://b.example']);
+  });
+
+  test('the secret comes from -s or $OUTPOST_AUTH_SECRET; keys and checks are kept together', () => {
+    expect(serve(['-d', 'd', '-s', SECRET]).auth).toEqual({ secret: SECRET });
+    expect(serve(['-d', 'd'], { OUTPOST_AUTH_SECRET: SECRET }).auth).toEqual({ secret: SECRET });
+    expect(serve(['-d', 'd', '--auth-jwks', 'https://id.example/jwks', '--auth-issuer', 'https://id.example', '--auth-audience', 'outpost']).auth).toEqual({ jwksUrl: 'https://id.example/jwks', issuer: 'https://id.example', audience: 'outpost' });
+  });
+
+  test('--no-auth ignores a secret in the environment but refuses a key on the command line', () => {
+    expect(serve(['-d', 'd', '--no-auth'], { OUTPOST_AUTH_SECRET: SECRET }).auth).toBeNull();
+    expect(() => serve(['-d', 'd', '--no-auth', '-s', SECRET])).toThrow(UsageError);
+  });
+
+  test('-q is --log-level warn; both at once is refused', () => {
+    expect(serve(['-d', 'd', '--no-auth', '-q']).logLevel).toBe('warn');
+    expect(() => serve(['-d', 'd', '--no-auth', '-q', '--log-level', 'debug'])).toThrow(/--quiet/);
+  });
+
+  test.each([
+    [['--log-format', 'xml'], /--log-format is text, json/],
+    [['--log-level', 'loud'], /--log-level is debug, info, warn, error/],
+    [['--durability', 'extra'], /--durability/],
+    [['--max-body', '12 parsecs'], /--max-body takes a size/],
+    [['-p', '70000'], /port from 0 to 65535/],
+  ])('%j is a usage error', (extra, message) => {
+    expect(() => serve(['-d', 'd', '--no-auth', ...extra])).toThrow(message);
+  });
+
+  test('a JWKS URL that is not http(s) is a usage error', () => {
+    expect(() => serve(['-d', 'd', '--auth-jwks', 'file:///etc/jwks'])).toThrow(/http\(s\) URL/);
+  });
+
+  test('a short secret is a usage error', () => {
+    expect(() => serve(['-d', 'd', '-s', 'short'])).toThrow(/at least 16/);
+  });
+});
+
+describe('token and the rest', () => {
+  test('token: a list of databases, role, expiry, subject, issuer and audience', () => {
+    expect(parseCommandLine(['token', '--db', 'a,b', '-r', 'admin', '-e', '1h', '--sub', 'ann', '--auth-issuer', 'me', '--auth-audience', 'you'], { OUTPOST_AUTH_SECRET: SECRET })).toEqual({
+      kind: 'token',
+      args: { secret: SECRET, db: ['a', 'b'], role: 'admin', expires: '1h', subject: 'ann', issuer: 'me', audience: 'you' },
+    });
+  });
+
+  test('help and version', () => {
+    expect(parseCommandLine([], {})).toEqual({ kind: 'help' });
+    expect(parseCommandLine(['serve', '-h'], {})).toEqual({ kind: 'help' });
+    expect(parseCommandLine(['-v'], {})).toEqual({ kind: 'version' });
+  });
+
+  test('an unknown command is a usage error', () => {
+    expect(() => parseCommandLine(['srve'], {})).toThrow(UsageError);
+  });
+
+  test('sizes still parse as before', () => {
+    expect(parseBytes('max-body', '512KiB')).toBe(512 * 1024);
+  });
+});
