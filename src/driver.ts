@@ -18,6 +18,8 @@
  * - Method names follow the public API (`pendingChanges`, not `syncPending`).
  * - Sync methods reject with `SyncError('NOT_CONFIGURED')` on a database opened without sync;
  *   `syncStatus` resolves to null there.
+ * - With `sync.live`, `connectionDriver` runs live sync (sync/live.ts) until `close`; its
+ *   applies wait in an idle gate here for the open transaction, if any, to end.
  *
  * May import: everything below the API (engine, sync, types, errors).
  */

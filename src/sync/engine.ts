@@ -14,7 +14,8 @@
  *                 db-rejected: refused changes and why (rejected-file.ts)
  * ```
  *
- *   engine.ts            this facade: status, retries, the error last seen
+ *   engine.ts            this facade: status, retries, the error last seen, progress
+ *   live.ts              live sync: the long-poll loop, pushes after commits, backoff, offline
  *   pull.ts              download a pull or a bootstrap (network only)
  *   apply.ts             apply steps a–f, revert, replay, crash recovery
  *   recovery.ts          pure: what a revert keeps and what to finish after a crash
