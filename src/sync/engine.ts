@@ -149,7 +149,7 @@ export class SyncEngine {
         this.saveCounters();
         const { revision, syncedDbPages } = this.local.state.value;
         // Nothing new, but a dropped change must leave: the same image, applied again, rebases.
-        if (update === null && this.rebaseOwed && revision !== null) return { revision, dbPages: syncedDbPages, pages: new Map() };
+        if (update === null && this.rebaseOwed && revision !== null) return { revision, dbPages: syncedDbPages, pages: new Map(), baseRevision: revision };
         return update;
       } catch (e) {
         throw this.recordError(e);
@@ -164,6 +164,8 @@ export class SyncEngine {
    * `REJECTED` naming the first such change.
    */
   applyPull(update: PulledUpdate): void {
+    // Downloaded for a revision another pull has moved past: its pages would mix two images.
+    if (update.baseRevision !== undefined && update.baseRevision !== this.local.state.value.revision) return;
     this.progress({ phase: 'apply', pagesDone: update.pages.size, pagesTotal: update.pages.size, bytes: 0 });
     let refused: ReturnType<typeof applyPull>;
     try {

@@ -21,6 +21,12 @@ const BOOTSTRAP_CHUNK_PAGES = 2048;
 /** A downloaded update, waiting to be applied. */
 export interface PulledUpdate {
   revision: string;
+  /**
+   * The local revision it was downloaded for (null: a bootstrap). An update whose base is no
+   * longer the local revision (another pull applied first: live sync and a manual pull, or two
+   * tabs) is stale and is not applied. Not set: not checked.
+   */
+  baseRevision?: string | null;
   /** The database's size in pages at that revision. */
   dbPages: number;
   /** Page images by 1-based page number. */
@@ -34,10 +40,10 @@ export async function fetchPull(
   longPollTimeoutMs: number,
   progress: ProgressListener = () => {},
 ): Promise<PulledUpdate | null> {
-  if (revision === null) return fetchBootstrap(transport, progress);
+  if (revision === null) return { ...(await fetchBootstrap(transport, progress)), baseRevision: null };
   const res = await transport.pull({ clientRevision: revision, longPollTimeoutMs });
   if (res.header.serverRevision === revision && res.pages.length === 0) return null;
-  const update: PulledUpdate = { revision: res.header.serverRevision, dbPages: res.header.dbSize, pages: new Map() };
+  const update: PulledUpdate = { revision: res.header.serverRevision, dbPages: res.header.dbSize, pages: new Map(), baseRevision: revision };
   addPages(update.pages, res);
   progress({ phase: 'pull', pagesDone: update.pages.size, pagesTotal: update.pages.size, bytes: pageBytes(update.pages) });
   return update;

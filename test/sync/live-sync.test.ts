@@ -10,6 +10,8 @@ import { SyncError } from '../../src/errors.js';
 import { open } from '../../src/node/index.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import { backoffMs } from '../../src/sync/live.js';
+import { openSynced } from '../../src/sync/open.js';
+import { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
 import type { Database, SyncOptions, SyncProgress } from '../../src/types.js';
 import { int, rng, testSeed } from '../support/generate.js';
 import { startServer, tempDir } from '../support/server.js';
@@ -208,4 +210,29 @@ test('close() aborts the long poll and no request is sent after it', async () =>
   await b.run("INSERT INTO t(v) VALUES ('b')");
   await until<{ v: string }>(c, 'SELECT v FROM t', (rows) => rows.some((r) => r.v === 'b'));
   expect(counts.started).toBe(after);
+});
+
+test('an update downloaded for a revision another pull has moved past is not applied', async () => {
+  const url = `${base}/db/stale`;
+  const writer = await open(join(dir, `c${++n}.db`), { sync: { url } });
+  opened.push(writer);
+  await writer.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)');
+  await writer.push();
+  const { conn, engine } = await openSynced(new NodeDirectory(join(dir, `c${++n}.db`)), { durability: 'normal', intMode: 'number' }, { url });
+  try {
+    await writer.run("INSERT INTO t(v) VALUES ('one')");
+    await writer.push();
+    const older = await engine.fetchPull(0);
+    await writer.run("INSERT INTO t(v) VALUES ('two')");
+    await writer.push();
+    const newer = await engine.fetchPull(0);
+    engine.applyPull(newer!);
+    // Applying the older one now would write its pages over the newer image.
+    engine.applyPull(older!);
+    expect(conn.value('PRAGMA integrity_check')).toBe('ok');
+    expect(conn.value('SELECT group_concat(v) FROM t')).toBe('one,two');
+  } finally {
+    await conn.close();
+    engine.close();
+  }
 });
