@@ -3,13 +3,14 @@
  * clients of one database, both `live: true`. Client A inserts a row; the time until client B's
  * `watch` callback shows it is one sample (A's debounced push, the server, B's long poll, B's
  * apply, B's watch). One write at a time, on loopback, through the Outpost server and through
- * `turso --sync-server`. Prints p50/p95.
+ * `turso --sync-server`, each in its own process (both clients share this one). Prints p50/p95.
  */
 import { join } from 'node:path';
 import { open } from '../src/node/index.js';
 import type { Database } from '../src/types.js';
-import { startServer, startTursoServer, tempDir } from '../test/support/server.js';
-import { quantile } from './server-load.js';
+import { stopGroup, spawnGroup } from '../test/support/processes.js';
+import { startTursoServer, tempDir } from '../test/support/server.js';
+import { quantile, waitForPort } from './server-load.js';
 
 export interface LiveBenchRow {
   server: string;
@@ -56,10 +57,20 @@ export async function runLiveBench(writes = 50): Promise<LiveBenchRow[]> {
   const rows: LiveBenchRow[] = [];
   const servers = [
     {
+      // Its own process, as turso's is: its commits' fsyncs do not stall the clients' loop.
       name: 'Outpost server',
       start: async () => {
-        const s = await startServer({ auth: false });
-        return { url: `${s.url}/db/live`, stop: () => s.server.close() };
+        const port = 22000 + Math.floor(Math.random() * 10000);
+        const args = ['--import', 'tsx', 'src/server/cli.ts', 'serve', '--data', tempDir('outpost-livebench-server-'), '--port', String(port), '--no-auth', '--quiet'];
+        const child = spawnGroup(process.execPath, args, { stdio: 'ignore' });
+        const url = `http://127.0.0.1:${port}`;
+        try {
+          await waitForPort(url);
+        } catch (e) {
+          await stopGroup(child);
+          throw e;
+        }
+        return { url: `${url}/db/live`, stop: () => stopGroup(child, 'SIGTERM') };
       },
     },
     {
