@@ -21,6 +21,7 @@ import { NODE_CONFIGS, runNodeClassic, runNodeSelect1, runNodeWatchLatency } fro
 import { type LoadRow, loadTable, runServerLoad } from './server-load.js';
 import { type NeighbourRow, neighbourTable, runNeighbourBench } from './neighbour.js';
 import { type SyncBenchRow, runSyncBench, syncTable } from './sync.js';
+import { type LiveBenchRow, liveTable, runLiveBench } from './live.js';
 import type { ApiResult } from './page/main.js';
 
 export const BROWSER_CONFIGS = ['outpost', 'outpost-full', 'memory', 'sahpool', 'sahpool-wal', 'turso-wasm'] as const;
@@ -39,6 +40,7 @@ export interface BenchReport {
   results: Record<string, Record<string, Cell>>;
   failures: Record<string, string>;
   sync?: SyncBenchRow[];
+  live?: LiveBenchRow[];
   serverLoad?: LoadRow[];
   neighbour?: NeighbourRow[];
 }
@@ -197,6 +199,8 @@ export async function runBench(opts: Options): Promise<BenchReport> {
   if (opts.sync) {
     process.stderr.write('sync: 20 MB bootstrap and one-row pull\n');
     report.sync = await runSyncBench(20);
+    process.stderr.write('live sync: a write in client A to the watch callback in client B\n');
+    report.live = await runLiveBench(50);
   }
   if (opts.load) {
     process.stderr.write('server load: 1,000 and 10,000 databases\n');
@@ -255,6 +259,7 @@ export function toMarkdown(report: BenchReport): string {
   }
   for (const [config, error] of Object.entries(report.failures)) lines.push(`\n${config} could not run: ${error}`);
   if (report.sync) lines.push('', 'Sync (Node clients, both against the same server):', '', syncTable(report.sync));
+  if (report.live) lines.push('', "Live sync: client A's insert to client B's watch callback (Node clients, both live, loopback, one write at a time):", '', liveTable(report.live));
   if (report.serverLoad) lines.push('', 'Sync server under load (loopback; 200 long-polling clients, 32 pushing):', '', loadTable(report.serverLoad));
   if (report.neighbour) lines.push('', 'Other tenants beside one running heavy queries back to back (default limits: 2 s a statement, a quarter of the server):', '', neighbourTable(report.neighbour));
   return lines.join('\n');

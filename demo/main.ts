@@ -26,10 +26,14 @@ const show = (blocks: Block[]): void => renderBlocks($('results'), blocks, host.
 const editor = new Editor($('editor'), $<HTMLSelectElement>('history'), () => void runEditor());
 const schema = new SchemaPanel($('schema-tree'), (completion) => editor.setSchema(completion));
 const refreshSchema = async (): Promise<void> => schema.refresh(await session.database());
+/** Stops listening to the previous database's changes. */
+let stopWatchingChanges: () => void = () => undefined;
 const session: Session = new Session({
   async opened(db) {
     $('db-name').textContent = session.name;
     sync.watch(db);
+    stopWatchingChanges();
+    stopWatchingChanges = db.onChange([], () => void refreshView());
     $('db-storage').textContent = session.storage === 'opfs' ? 'OPFS · WAL' : 'memory';
     editor.setHistory(await loadHistory(session.name));
     await schema.refresh(db);
@@ -52,10 +56,47 @@ const host: ShellHost = {
   lastResult: null,
 };
 
+/** The last input run, when it only reads: run again when another tab or the server changes the data. */
+let readOnlyInput: string | null = null;
+let refreshing: Promise<void> | null = null;
+let refreshAgain = false;
+
+/** Whether `text` surely changes nothing (no dot-command, no statement that writes or ends a transaction). */
+function onlyReads(text: string): boolean {
+  return !/^\s*\./m.test(text) && !/\b(insert|update|delete|replace|create|drop|alter|begin|commit|end|rollback|savepoint|release|vacuum|attach|detach|reindex|analyze|pragma)\b/i.test(text);
+}
+
+/**
+ * Another tab, live sync or this page committed: the schema, the status and a read-only
+ * result are brought up to date (one refresh at a time; changes meanwhile run one more).
+ */
+async function refreshView(): Promise<void> {
+  if (refreshing) {
+    refreshAgain = true;
+    return refreshing;
+  }
+  refreshing = (async () => {
+    do {
+      refreshAgain = false;
+      try {
+        await refreshSchema();
+        await sync.refresh();
+        if (readOnlyInput !== null) show(await runInput(readOnlyInput, host));
+      } catch {
+        // The next change or run shows the state; a refresh has nothing to report.
+      }
+    } while (refreshAgain);
+  })().finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
 /** Runs the selection (or everything); pressed before the database is open, waits for it. */
 async function runEditor(): Promise<void> {
   const text = editor.text();
   if (!text.trim()) return;
+  readOnlyInput = onlyReads(text) ? text : null;
   $('status').textContent = 'running…';
   let started = performance.now();
   let blocks: Block[];

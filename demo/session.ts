@@ -145,7 +145,7 @@ export class Session {
   private async load(name: string, syncUrl: string | null): Promise<Database> {
     let db: Database;
     try {
-      db = await open(name, { storage: this.currentStorage, ...(syncUrl ? { sync: { url: syncUrl } } : {}) });
+      db = await open(name, { storage: this.currentStorage, ...(syncUrl ? { sync: { url: syncUrl, live: true } } : {}) });
     } catch (e) {
       if (!(e instanceof OutpostError && e.code === 'OPFS_UNAVAILABLE')) throw e;
       this.currentStorage = 'memory';

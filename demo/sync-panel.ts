@@ -1,20 +1,18 @@
 /**
- * The sync sidebar: connect the open database to a server database URL (or disconnect), push,
- * pull, sync every 5 s, and the sync status. Connecting reopens the database through the
- * session, which keeps the previous URL when the new one fails.
+ * The sync sidebar: connect the open database to a server database URL (or disconnect), the
+ * sync status, and a progress bar while a bootstrap or pull downloads. A connected database
+ * syncs live (the session opens it with `live: true`); Push and Pull sync at once. Connecting
+ * reopens the database through the session, which keeps the previous URL when the new one fails.
  */
-import type { Database, SyncStatus } from 'outpost';
+import type { Database, SyncProgress, SyncStatus } from 'outpost';
 import { $ } from './dom.js';
 import type { Session } from './session.js';
-
-const AUTO_SYNC_INTERVAL_MS = 5000;
 
 function when(ms: number | null): string {
   return ms ? new Date(ms).toLocaleTimeString() : 'never';
 }
 
 export class SyncPanel {
-  private autoSync: ReturnType<typeof setInterval> | null = null;
   private lastStatus: SyncStatus | null = null;
   private unsubscribe: () => void = () => undefined;
 
@@ -31,14 +29,28 @@ export class SyncPanel {
     $('sync-connect').addEventListener('click', () => void this.action(() => this.toggleConnection()));
     $('sync-push').addEventListener('click', () => void this.action(async () => (await session.database()).push()));
     $('sync-pull').addEventListener('click', () => void this.action(async () => (await session.database()).pull()));
-    $<HTMLInputElement>('sync-auto').addEventListener('change', (e) => this.setAutoSync((e.target as HTMLInputElement).checked));
   }
 
   /** Shows `db`'s sync status from now on. */
   watch(db: Database): void {
     this.unsubscribe();
-    this.unsubscribe = db.onSyncStatus((status) => this.render(status));
+    const stopStatus = db.onSyncStatus((status) => this.render(status));
+    const stopProgress = db.onSyncProgress((progress) => this.progress(progress));
+    this.unsubscribe = () => {
+      stopStatus();
+      stopProgress();
+    };
+    this.progress({ phase: 'idle', pagesDone: 0, pagesTotal: 0, bytes: 0 });
     void this.refresh();
+  }
+
+  /** The bar: shown while pages download or apply, hidden when idle. */
+  private progress(p: SyncProgress): void {
+    const bar = $<HTMLProgressElement>('sync-progress');
+    bar.hidden = p.phase === 'idle' || p.phase === 'push';
+    bar.max = Math.max(1, p.pagesTotal);
+    bar.value = p.pagesDone;
+    bar.title = `${p.phase}: ${p.pagesDone} of ${p.pagesTotal} pages, ${(p.bytes / 1024).toFixed(0)} KiB`;
   }
 
   /** Reads the status again (after statements that may have added pending changes). */
@@ -57,15 +69,6 @@ export class SyncPanel {
   /** Connect with the URL in the field, or disconnect when connected. */
   private async toggleConnection(): Promise<void> {
     await this.session.connectSync(this.session.syncUrl ? null : $<HTMLInputElement>('sync-url').value.trim() || null);
-    if (!this.session.syncUrl && this.autoSync) {
-      $<HTMLInputElement>('sync-auto').checked = false;
-      this.setAutoSync(false);
-    }
-  }
-
-  private setAutoSync(on: boolean): void {
-    if (this.autoSync) clearInterval(this.autoSync);
-    this.autoSync = on ? setInterval(() => void this.action(async () => (await this.session.database()).sync()), AUTO_SYNC_INTERVAL_MS) : null;
   }
 
   /** Runs a sync action, shows its error (with a hint for the common one), then the status. */
@@ -86,7 +89,7 @@ export class SyncPanel {
     const list = $('sync-status');
     list.replaceChildren();
     const connected = status !== null;
-    for (const id of ['sync-push', 'sync-pull', 'sync-auto']) $<HTMLButtonElement | HTMLInputElement>(id).disabled = !connected;
+    for (const id of ['sync-push', 'sync-pull']) $<HTMLButtonElement>(id).disabled = !connected;
     $('sync-connect').textContent = connected ? 'Disconnect' : 'Connect';
     if (!status) {
       list.append(Object.assign(document.createElement('dd'), { textContent: 'Not connected: this database is local only.' }));

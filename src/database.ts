@@ -23,6 +23,7 @@ import type {
   RunResult,
   SqlParams,
   StatementResult,
+  SyncProgress,
   SyncStatus,
   Transaction,
   TablesChangedListener,
@@ -353,7 +354,30 @@ export class Database extends Scope implements DatabaseApi {
 
   onSyncStatus(listener: (status: SyncStatus) => void): () => void {
     this.listeners.add(listener);
+    // Live sync pulls and pushes by itself: its progress events say when the status moved.
+    this.subscribeProgress();
     return () => this.listeners.delete(listener);
+  }
+
+  private readonly progressListeners = new Set<(progress: SyncProgress) => void>();
+  private progressSubscribed: Promise<void> | null = null;
+  private lastProgress: SyncProgress | null = null;
+
+  private subscribeProgress(): void {
+    this.progressSubscribed ??= this.driver.onSyncProgress((p) => this.progressed(p)).catch(() => {});
+  }
+
+  private progressed(progress: SyncProgress): void {
+    this.lastProgress = progress;
+    for (const l of [...this.progressListeners]) l(progress);
+    if (progress.phase === 'idle') void this.emit().catch(() => {});
+  }
+
+  onSyncProgress(listener: (progress: SyncProgress) => void): () => void {
+    this.progressListeners.add(listener);
+    this.subscribeProgress();
+    if (this.lastProgress && this.lastProgress.phase !== 'idle') listener(this.lastProgress);
+    return () => this.progressListeners.delete(listener);
   }
 
   pendingChanges(): Promise<PendingChange[]> {
@@ -375,6 +399,7 @@ export class Database extends Scope implements DatabaseApi {
     for (const w of this.watchers) w.stop();
     this.watchers.clear();
     this.changeListeners.clear();
+    this.progressListeners.clear();
     this.closing = (async () => {
       await finished;
       try {

@@ -18,6 +18,8 @@
  * - Method names follow the public API (`pendingChanges`, not `syncPending`).
  * - Sync methods reject with `SyncError('NOT_CONFIGURED')` on a database opened without sync;
  *   `syncStatus` resolves to null there.
+ * - With `sync.live`, `connectionDriver` runs live sync (sync/live.ts) until `close`; its
+ *   applies wait in an idle gate here for the open transaction, if any, to end.
  *
  * May import: everything below the API (engine, sync, types, errors).
  */
@@ -26,7 +28,8 @@ import type { PackedRows } from './engine/packed-rows.js';
 import { OutpostError } from './errors.js';
 import { type SyncDriver, syncDriver } from './sync/driver.js';
 import type { SyncEngine } from './sync/engine.js';
-import type { BatchStatement, RunResult, SqlParams, StatementResult } from './types.js';
+import { LiveSync } from './sync/live.js';
+import type { BatchStatement, RunResult, SqlParams, StatementResult, SyncProgress } from './types.js';
 
 export interface Driver extends SyncDriver {
   exec(sql: string): Promise<void>;
@@ -49,6 +52,8 @@ export interface Driver extends SyncDriver {
    * these events as they are.
    */
   onTablesChanged(listener: ((tables: string[]) => void) | null): Promise<void>;
+  /** Sync progress (`SyncProgress`): one listener per driver, forwarded like `onTablesChanged`. */
+  onSyncProgress(listener: ((progress: SyncProgress) => void) | null): Promise<void>;
   /** Rows of one statement, and the tables it reads (from SQLite's authorizer). */
   watchQuery(sql: string, params: SqlParams | undefined): Promise<{ rows: PackedRows; tables: string[] }>;
 }
@@ -65,6 +70,7 @@ export const DRIVER_METHODS = [
   'import',
   'close',
   'onTablesChanged',
+  'onSyncProgress',
   'watchQuery',
   'fetchPull',
   'applyPull',
@@ -103,8 +109,79 @@ export function forwardDriver(target: () => Driver, wrap: <T>(call: () => Promis
 /** A savepoint name the engine itself created (`outpost_sp12`), never user text. */
 const SAVEPOINT_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** The engine's `Connection` (and its sync engine, when synced) as a Driver. */
+/**
+ * Runs jobs between transactions: at once when none is open, else right after the call that
+ * ends it. A live pull's apply waits here, never inside another caller's transaction.
+ */
+class IdleGate {
+  private readonly waiting: { job: () => void; reject: (e: Error) => void }[] = [];
+  private closed = false;
+
+  constructor(private readonly busy: () => boolean) {}
+
+  run(job: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const entry = {
+        job: () => {
+          try {
+            job();
+            resolve();
+          } catch (e) {
+            reject(e instanceof Error ? e : new Error(String(e)));
+          }
+        },
+        reject,
+      };
+      if (this.closed) reject(new OutpostError('the database is closed', 'DATABASE_CLOSED'));
+      else if (this.busy()) this.waiting.push(entry);
+      else entry.job();
+    });
+  }
+
+  /** After every call: runs what waited if no transaction is open now. */
+  check(): void {
+    while (!this.closed && this.waiting.length > 0 && !this.busy()) this.waiting.shift()!.job();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const { reject } of this.waiting.splice(0)) reject(new OutpostError('the database is closed', 'DATABASE_CLOSED'));
+  }
+}
+
+/** The methods after which a transaction may have ended. */
+const GATED_METHODS: readonly (keyof Driver)[] = ['exec', 'query', 'run', 'batch', 'execMany', 'rollback', 'import', 'watchQuery', 'applyPull', 'dropPendingChange', 'retryRejectedChange'];
+
+/**
+ * The engine's `Connection` (and its sync engine, when synced) as a Driver. With
+ * `sync.live`, live sync (sync/live.ts) runs from here until `close`.
+ */
 export function connectionDriver(conn: Connection, engine: SyncEngine | null = null): Driver {
+  const driver = plainConnectionDriver(conn, engine);
+  if (!engine?.options.live) return driver;
+  const gate = new IdleGate(() => conn.inTransaction);
+  const live = new LiveSync(engine, (job) => gate.run(job), engine.options);
+  const gated: Partial<Record<keyof Driver, unknown>> = {};
+  for (const name of GATED_METHODS) {
+    // Each wrapper passes its method's arguments and result through unchanged.
+    const method = driver[name] as (...a: unknown[]) => Promise<unknown>;
+    gated[name] = (...args: unknown[]) =>
+      method(...args).finally(() => {
+        gate.check();
+      });
+  }
+  return {
+    ...driver,
+    ...(gated as Partial<Driver>),
+    close: async () => {
+      gate.close();
+      await live.stop();
+      await driver.close();
+    },
+  };
+}
+
+function plainConnectionDriver(conn: Connection, engine: SyncEngine | null): Driver {
   const sync = syncDriver(engine);
   return {
     ...sync,
@@ -120,6 +197,7 @@ export function connectionDriver(conn: Connection, engine: SyncEngine | null = n
     },
     export: async () => conn.export(),
     onTablesChanged: async (listener) => conn.onTablesChanged(listener),
+    onSyncProgress: async (listener) => engine?.onProgress(listener),
     watchQuery: async (sql, params) => {
       const rows = conn.query(sql, params);
       return { rows, tables: conn.tablesRead(sql) };

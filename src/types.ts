@@ -80,6 +80,30 @@ export interface SyncOptions {
    * a 5xx or 429), with exponential backoff from 250 ms (default 2).
    */
   retries?: number;
+  /**
+   * Live sync (default false): the engine keeps the database in sync by itself. It long-polls
+   * the server for changes (`longPollTimeoutMs`, 20 s when not set) and applies each between
+   * transactions, pushes shortly after each local commit (`pushDelayMs`), backs off after a
+   * failure (as long as a server's Retry-After asks), pauses while the browser is offline and
+   * resumes on `online`, and stops on `close()`. A never-synced database bootstraps in the
+   * background instead of inside `open()`: watch `onSyncProgress` for a bar. With several tabs it
+   * runs once, where the engine runs, and moves with it.
+   */
+  live?: boolean;
+  /** Live sync: how long after a local commit the push starts, so a burst of commits goes in one push (default 10). */
+  pushDelayMs?: number;
+}
+
+/** Where a download or upload is: `db.onSyncProgress`. */
+export interface SyncProgress {
+  /** `bootstrap`: the first download of the whole database; `pull`: a later download; `apply`: writing it locally; `push`: sending local changes; `idle`: done. */
+  phase: 'bootstrap' | 'pull' | 'apply' | 'push' | 'idle';
+  /** Pages downloaded so far (bootstrap, pull) or being applied (apply). */
+  pagesDone: number;
+  /** Pages in this download when known, else `pagesDone`. */
+  pagesTotal: number;
+  /** Bytes of pages downloaded so far in this phase. */
+  bytes: number;
 }
 
 export interface SyncStatus {
@@ -232,6 +256,12 @@ export interface Database extends Queryable {
   syncStatus(): Promise<SyncStatus | null>;
   /** Called after every pull, push and change to pending changes; returns an unsubscribe. */
   onSyncStatus(listener: (status: SyncStatus) => void): () => void;
+  /**
+   * Called as a bootstrap or pull downloads pages (per chunk of a bootstrap), as it applies them,
+   * while a push runs, and with `phase: 'idle'` when each ends; a listener added while one runs
+   * gets its last event at once. Returns an unsubscribe.
+   */
+  onSyncProgress(listener: (progress: SyncProgress) => void): () => void;
   /**
    * A live query: calls `onRows` with the query's rows at once, then again after every commit,
    * pull or import that changed a table the query reads (SQLite reports which, views and

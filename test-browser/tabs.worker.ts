@@ -6,7 +6,8 @@
 import { type Database, OutpostError, open } from '../src/index.js';
 
 export type TabCommand =
-  | { op: 'open'; name: string }
+  /** With `liveSyncUrl`, the database syncs live with it. */
+  | { op: 'open'; name: string; liveSyncUrl?: string }
   | { op: 'run'; sql: string; params?: unknown[] }
   | { op: 'query'; sql: string }
   | { op: 'writeLoop'; who: string; count: number }
@@ -50,7 +51,7 @@ async function writeLoop(who: string, count: number): Promise<WriteLoopResult> {
 async function handle(command: TabCommand): Promise<unknown> {
   switch (command.op) {
     case 'open':
-      db = await open(command.name);
+      db = await open(command.name, command.liveSyncUrl ? { sync: { url: command.liveSyncUrl, live: true } } : {});
       return null;
     case 'run':
       return opened().run(command.sql, command.params as never);

@@ -50,6 +50,12 @@ export interface SyncTransport {
    * the resend safe itself (push reads its acknowledged change id from the server first).
    */
   pipeline(request: PipelineRequest): Promise<PipelineResponse>;
+  /**
+   * Ends every request in flight at once (each fails with `SyncError('NETWORK')`); with
+   * `forever`, every later request fails the same way (the database closed). Optional: a
+   * transport without it lets its requests run out.
+   */
+  abort?(forever: boolean): void;
   /** Bytes sent and received so far, by answered and failed requests alike; only grows. */
   readonly traffic: { readonly sentBytes: number; readonly receivedBytes: number };
 }

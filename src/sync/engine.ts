@@ -14,7 +14,8 @@
  *                 db-rejected: refused changes and why (rejected-file.ts)
  * ```
  *
- *   engine.ts            this facade: status, retries, the error last seen
+ *   engine.ts            this facade: status, retries, the error last seen, progress
+ *   live.ts              live sync: the long-poll loop, pushes after commits, backoff, offline
  *   pull.ts              download a pull or a bootstrap (network only)
  *   apply.ts             apply steps a–f, revert, replay, crash recovery
  *   recovery.ts          pure: what a revert keeps and what to finish after a crash
@@ -63,7 +64,7 @@
  */
 import { SyncError, isTransient } from '../errors.js';
 import type { SyncTransport } from '../protocol/transport.js';
-import type { PendingChange, SyncOptions, SyncStatus } from '../types.js';
+import type { PendingChange, SyncOptions, SyncProgress, SyncStatus } from '../types.js';
 import { applyPull, recover } from './apply.js';
 import { recordDdl } from './change-log.js';
 import { decodeSegments } from './changeset.js';
@@ -81,6 +82,25 @@ const RETRY_BASE_DELAY_MS = 250;
 /** The longest a retry waits for a server's Retry-After; a longer wait is the next sync's business. */
 const RETRY_AFTER_MAX_MS = 30_000;
 
+/**
+ * Waits `delayMs` (forever when null); resolves false at once when one of `signals` aborts.
+ * Leaves no timer and no listener behind.
+ */
+export function sleep(delayMs: number | null, ...signals: AbortSignal[]): Promise<boolean> {
+  if (signals.some((s) => s.aborted)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    let timer: ReturnType<typeof setTimeout> | null = null;
+    const end = (completed: boolean): void => {
+      if (timer !== null) clearTimeout(timer);
+      for (const s of signals) s.removeEventListener('abort', aborted);
+      resolve(completed);
+    };
+    const aborted = (): void => end(false);
+    for (const s of signals) s.addEventListener('abort', aborted, { once: true });
+    if (delayMs !== null) timer = setTimeout(() => end(true), delayMs);
+  });
+}
+
 export class SyncEngine {
   private lastError: { code: string; message: string } | null = null;
   private pushing: Promise<number> | null = null;
@@ -93,10 +113,17 @@ export class SyncEngine {
   private rebaseOwed = false;
   /** The persisted traffic counters when this engine started; the transport counts on from there. */
   private readonly bytesBefore: { sent: number; received: number };
+  /** Aborted by `close()`: ends a retry's wait at once. */
+  private readonly closing = new AbortController();
+  /** Aborted (and replaced) by `abortRequests()`: ends the retries of what was in flight. */
+  private interrupt = new AbortController();
+  private progressListener: ((progress: SyncProgress) => void) | null = null;
+  /** Told after each local commit (live sync schedules a push). */
+  private commitListener: (() => void) | null = null;
 
   constructor(
     private readonly local: LocalDatabase,
-    private readonly options: SyncOptions,
+    readonly options: SyncOptions,
     private readonly transport: SyncTransport,
   ) {
     this.bytesBefore = { sent: local.state.value.bytesSent, received: local.state.value.bytesReceived };
@@ -116,11 +143,13 @@ export class SyncEngine {
   fetchPull(longPollTimeoutMs = this.options.longPollTimeoutMs ?? 0): Promise<PulledUpdate | null> {
     return this.withRetries(async () => {
       try {
-        const update = await fetchPull(this.transport, this.local.state.value.revision, this.rebaseOwed ? 0 : longPollTimeoutMs);
+        const update = await fetchPull(this.transport, this.local.state.value.revision, this.rebaseOwed ? 0 : longPollTimeoutMs, (p) =>
+          this.progress(p),
+        );
         this.saveCounters();
         const { revision, syncedDbPages } = this.local.state.value;
         // Nothing new, but a dropped change must leave: the same image, applied again, rebases.
-        if (update === null && this.rebaseOwed && revision !== null) return { revision, dbPages: syncedDbPages, pages: new Map() };
+        if (update === null && this.rebaseOwed && revision !== null) return { revision, dbPages: syncedDbPages, pages: new Map(), baseRevision: revision };
         return update;
       } catch (e) {
         throw this.recordError(e);
@@ -135,7 +164,15 @@ export class SyncEngine {
    * `REJECTED` naming the first such change.
    */
   applyPull(update: PulledUpdate): void {
-    const refused = applyPull(this.local, update);
+    // Downloaded for a revision another pull has moved past: its pages would mix two images.
+    if (update.baseRevision !== undefined && update.baseRevision !== this.local.state.value.revision) return;
+    this.progress({ phase: 'apply', pagesDone: update.pages.size, pagesTotal: update.pages.size, bytes: 0 });
+    let refused: ReturnType<typeof applyPull>;
+    try {
+      refused = applyPull(this.local, update);
+    } finally {
+      this.progress({ phase: 'idle', pagesDone: 0, pagesTotal: 0, bytes: 0 });
+    }
     this.rebaseOwed = false;
     this.lastError = null;
     const first = refused[0];
@@ -156,11 +193,13 @@ export class SyncEngine {
     // A retry starts over, reading the server's acknowledgement first: never a blind resend.
     this.pushing ??= this.withRetries(() => this.pushOnce()).finally(() => {
       this.pushing = null;
+      this.progress({ phase: 'idle', pagesDone: 0, pagesTotal: 0, bytes: 0 });
     });
     return this.pushing;
   }
 
   private async pushOnce(): Promise<number> {
+    if (this.local.changes.count() > 0) this.progress({ phase: 'push', pagesDone: 0, pagesTotal: 0, bytes: 0 });
     try {
       const outcome = await pushOnce(this.local, this.transport, this.options);
       if (!outcome) return 0;
@@ -184,17 +223,63 @@ export class SyncEngine {
         // A server that says how long to wait (429 BUSY) is waited for, up to a bound.
         const askedMs = e instanceof SyncError ? Math.min(e.retryAfterMs ?? 0, RETRY_AFTER_MAX_MS) : 0;
         const delayMs = Math.max(askedMs, RETRY_BASE_DELAY_MS * 4 ** attempt * (0.75 + Math.random() / 2));
-        await new Promise((r) => setTimeout(r, delayMs));
+        if (!(await sleep(delayMs, this.closing.signal, this.interrupt.signal))) throw e;
       }
     }
   }
 
-  /** After a write: checkpoints the local WAL once it is past `maxLocalWalBytes` (local-checkpoint.ts). */
-  maybeCheckpointLocal(): void {
+  /**
+   * After a write outside a transaction: checkpoints the local WAL once it is past
+   * `maxLocalWalBytes` (local-checkpoint.ts), and tells live sync.
+   */
+  afterWrite(): void {
     maybeCheckpointLocal(this.local, this.options.maxLocalWalBytes ?? DEFAULT_MAX_LOCAL_WAL_BYTES);
+    this.commitListener?.();
+  }
+
+  /** Live sync's hook: called after each write (a local commit, or an apply's). */
+  onCommit(listener: (() => void) | null): void {
+    this.commitListener = listener;
+  }
+
+  /** One listener for download, apply and push progress (the Driver forwards it). */
+  onProgress(listener: ((progress: SyncProgress) => void) | null): void {
+    this.progressListener = listener;
+    // A listener that arrives during a download (a live bootstrap starts before the app listens) hears where it is.
+    if (listener && this.lastProgress && this.lastProgress.phase !== 'idle') this.progress(this.lastProgress);
+  }
+
+  private lastProgress: SyncProgress | null = null;
+
+  private progress(progress: SyncProgress): void {
+    this.lastProgress = progress;
+    try {
+      this.progressListener?.(progress);
+    } catch {
+      // A listener's failure is the listener's business, never the sync's.
+    }
+  }
+
+  /** Ends every request in flight and their retries (offline); they fail with `SyncError('NETWORK')`. */
+  abortRequests(): void {
+    this.interrupt.abort();
+    this.interrupt = new AbortController();
+    this.transport.abort?.(false);
+  }
+
+  /** Ends every request in flight and every retry's wait; no request is sent after this. */
+  stopNetwork(): void {
+    this.closing.abort();
+    this.transport.abort?.(true);
+  }
+
+  /** Whether local changes wait to be pushed. */
+  hasPending(): boolean {
+    return this.local.changes.count() > 0;
   }
 
   close(): void {
+    this.stopNetwork();
     this.local.state.close();
     this.local.revert.close();
     this.local.replay.close();

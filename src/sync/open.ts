@@ -99,7 +99,7 @@ export async function openSynced(
   let changes: ChangeLog;
   try {
     ({ conn, changes } = await ChangeLog.capturing(
-      (capture) => Connection.open(directory, { ...options, checkpoint: 'manual', capture, afterWrite: () => engine?.maybeCheckpointLocal() }),
+      (capture) => Connection.open(directory, { ...options, checkpoint: 'manual', capture, afterWrite: () => engine?.afterWrite() }),
       () => state.value.changeIdFloor,
     ));
   } catch (e) {
@@ -123,7 +123,8 @@ export async function openSynced(
     closeFiles();
     throw e;
   }
-  if (state.value.revision === null && behaviour.bootstrap) {
+  // Live sync bootstraps in its own loop, so the app can open at once and show the progress.
+  if (state.value.revision === null && behaviour.bootstrap && !sync.live) {
     // Bootstrap now when the server answers; offline, the database opens empty (writes are
     // captured as usual) and the next pull bootstraps and rebases them.
     try {

@@ -10,6 +10,10 @@
 import { SyncError } from '../errors.js';
 import { encodeRoaring } from '../protocol/roaring.js';
 import type { PullResponse, SyncTransport } from '../protocol/transport.js';
+import type { SyncProgress } from '../types.js';
+
+/** Told after each response of a download. */
+export type ProgressListener = (progress: SyncProgress) => void;
 
 /** Pages per bootstrap request (8 MiB of 4 KiB pages), so that no one response grows with the database. */
 const BOOTSTRAP_CHUNK_PAGES = 2048;
@@ -17,6 +21,12 @@ const BOOTSTRAP_CHUNK_PAGES = 2048;
 /** A downloaded update, waiting to be applied. */
 export interface PulledUpdate {
   revision: string;
+  /**
+   * The local revision it was downloaded for (null: a bootstrap). An update whose base is no
+   * longer the local revision (another pull applied first: live sync and a manual pull, or two
+   * tabs) is stale and is not applied. Not set: not checked.
+   */
+  baseRevision?: string | null;
   /** The database's size in pages at that revision. */
   dbPages: number;
   /** Page images by 1-based page number. */
@@ -24,17 +34,29 @@ export interface PulledUpdate {
 }
 
 /** What changed since `revision` (a bootstrap when null); null when nothing did. */
-export async function fetchPull(transport: SyncTransport, revision: string | null, longPollTimeoutMs: number): Promise<PulledUpdate | null> {
-  if (revision === null) return fetchBootstrap(transport);
+export async function fetchPull(
+  transport: SyncTransport,
+  revision: string | null,
+  longPollTimeoutMs: number,
+  progress: ProgressListener = () => {},
+): Promise<PulledUpdate | null> {
+  if (revision === null) return { ...(await fetchBootstrap(transport, progress)), baseRevision: null };
   const res = await transport.pull({ clientRevision: revision, longPollTimeoutMs });
   if (res.header.serverRevision === revision && res.pages.length === 0) return null;
-  const update: PulledUpdate = { revision: res.header.serverRevision, dbPages: res.header.dbSize, pages: new Map() };
+  const update: PulledUpdate = { revision: res.header.serverRevision, dbPages: res.header.dbSize, pages: new Map(), baseRevision: revision };
   addPages(update.pages, res);
+  progress({ phase: 'pull', pagesDone: update.pages.size, pagesTotal: update.pages.size, bytes: pageBytes(update.pages) });
   return update;
 }
 
+function pageBytes(pages: Map<number, Uint8Array>): number {
+  let bytes = 0;
+  for (const page of pages.values()) bytes += page.length;
+  return bytes;
+}
+
 /** A whole image in chunks of pages, then the pages that changed while it downloaded. */
-async function fetchBootstrap(transport: SyncTransport): Promise<PulledUpdate> {
+async function fetchBootstrap(transport: SyncTransport, progress: ProgressListener): Promise<PulledUpdate> {
   const pages = new Map<number, Uint8Array>();
   const chunk = (from: number): Uint8Array => encodeRoaring(Array.from({ length: BOOTSTRAP_CHUNK_PAGES }, (_, i) => from + i));
   const first = await transport.pull({ clientRevision: '', serverPagesSelector: chunk(0) });
@@ -42,9 +64,12 @@ async function fetchBootstrap(transport: SyncTransport): Promise<PulledUpdate> {
   addPages(pages, first);
   let dbPages = first.header.dbSize;
   let revision = base;
+  const told = (): void => progress({ phase: 'bootstrap', pagesDone: Math.min(pages.size, dbPages), pagesTotal: dbPages, bytes: pageBytes(pages) });
+  told();
   if (dbPages > BOOTSTRAP_CHUNK_PAGES) {
     for (let from = BOOTSTRAP_CHUNK_PAGES; from < dbPages; from += BOOTSTRAP_CHUNK_PAGES) {
       addPages(pages, await transport.pull({ clientRevision: '', serverRevision: base, serverPagesSelector: chunk(from) }));
+      told();
     }
     const rest = await transport.pull({ clientRevision: base });
     addPages(pages, rest);

@@ -24,9 +24,17 @@ export interface TransportOptions {
 export class HttpTransport implements SyncTransport {
   private readonly base: string;
   readonly traffic = { sentBytes: 0, receivedBytes: 0 };
+  /** Requests in flight, so `abort` can end them. */
+  private readonly inFlight = new Set<AbortController>();
+  private aborted = false;
 
   constructor(private readonly options: TransportOptions) {
     this.base = options.url.replace(/\/+$/, '');
+  }
+
+  abort(forever: boolean): void {
+    if (forever) this.aborted = true;
+    for (const controller of this.inFlight) controller.abort('aborted');
   }
 
   private async token(refresh: boolean): Promise<string | undefined> {
@@ -37,8 +45,10 @@ export class HttpTransport implements SyncTransport {
   private async request(path: string, body: Uint8Array, contentType: string, timeoutMs: number): Promise<Uint8Array> {
     for (let attempt = 0; ; attempt++) {
       const token = await this.token(attempt > 0);
+      if (this.aborted) throw new SyncError(`${path}: the database closed`, 'NETWORK');
       const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort(), timeoutMs);
+      const timer = setTimeout(() => controller.abort('timeout'), timeoutMs);
+      this.inFlight.add(controller);
       let res: Response;
       try {
         res = await (this.options.fetch ?? fetch)(`${this.base}/${path}`, {
@@ -49,6 +59,8 @@ export class HttpTransport implements SyncTransport {
         });
       } catch (e) {
         clearTimeout(timer);
+        this.inFlight.delete(controller);
+        if (controller.signal.reason === 'aborted') throw new SyncError(`${path}: aborted (offline, or the database closed)`, 'NETWORK');
         if (controller.signal.aborted) throw new SyncError(`${path}: no answer from ${this.base} within ${timeoutMs} ms`, 'TIMEOUT');
         throw new SyncError(`${path}: cannot reach ${this.base} (${(e as Error).message})`, 'NETWORK');
       }
@@ -56,9 +68,10 @@ export class HttpTransport implements SyncTransport {
       try {
         bytes = new Uint8Array(await res.arrayBuffer());
       } catch (e) {
-        throw new SyncError(`${path}: the response broke off (${(e as Error).message})`, controller.signal.aborted ? 'TIMEOUT' : 'NETWORK');
+        throw new SyncError(`${path}: the response broke off (${(e as Error).message})`, controller.signal.reason === 'timeout' ? 'TIMEOUT' : 'NETWORK');
       } finally {
         clearTimeout(timer);
+        this.inFlight.delete(controller);
       }
       this.traffic.sentBytes += body.length;
       this.traffic.receivedBytes += bytes.length;

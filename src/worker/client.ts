@@ -59,6 +59,7 @@ export async function openInWorker(request: OpenRequest, callbacks: SyncCallback
     ...forwarded,
     // A function cannot be cloned: it crosses as a proxy, called back from the worker.
     onTablesChanged: (listener) => call(() => remote.onTablesChanged(listener ? Comlink.proxy(listener) : null)),
+    onSyncProgress: (listener) => call(() => remote.onSyncProgress(listener ? Comlink.proxy(listener) : null)),
     close: async () => {
       try {
         await forwarded.close();

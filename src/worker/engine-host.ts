@@ -13,6 +13,7 @@
  * releases the database lock and lets the next tab take over.
  */
 import type { Driver } from '../driver.js';
+import type { SyncProgress } from '../types.js';
 import { serializeError } from './protocol.js';
 import { type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, replyChannelName } from './tabs-protocol.js';
 
@@ -45,6 +46,7 @@ export class EngineHost {
     private readonly driver: Driver,
     private readonly inTransaction: () => boolean,
     private readonly localTables: (tables: string[]) => void,
+    private readonly localProgress: (progress: SyncProgress) => void = () => {},
   ) {
     this.channel = new BroadcastChannel(channelName(name));
     this.channel.onmessage = (event: MessageEvent<TabMessage>) => this.receive(event.data);
@@ -53,6 +55,10 @@ export class EngineHost {
   /** Starts fanning out change events and announces the engine; `tables` all changed. */
   async start(allTables: string[]): Promise<void> {
     await this.driver.onTablesChanged((tables) => this.tablesChanged(tables));
+    await this.driver.onSyncProgress((progress) => {
+      this.localProgress(progress);
+      this.post({ type: 'progress', engineId: this.engineId, progress });
+    });
     this.post({ type: 'engine', engineId: this.engineId });
     // Writes the previous engine committed without telling anyone may have changed anything.
     if (allTables.length > 0) this.tablesChanged(allTables);
@@ -134,7 +140,7 @@ export class EngineHost {
       // The method and its arguments were typed by Driver at the sender; the name came as text.
       const target = this.driver as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
       const fn = target[method];
-      if (typeof fn !== 'function' || method === 'close' || method === 'onTablesChanged') {
+      if (typeof fn !== 'function' || method === 'close' || method === 'onTablesChanged' || method === 'onSyncProgress') {
         return Promise.reject(new Error(`the engine has no method ${method} for other tabs`));
       }
       return fn(...args);

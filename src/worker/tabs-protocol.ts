@@ -4,7 +4,7 @@
  *
  * Channels, all named after the database:
  * - `outpost-tabs:<name>` (BroadcastChannel, everyone): announcements, calls to the engine,
- *   and the tables-changed events the engine fans out.
+ *   and the tables-changed and sync-progress events the engine fans out.
  * - `outpost-tabs:<name>:<clientId>` (BroadcastChannel, one follower): the engine's answers.
  * Locks: `outpost:<name>` is held by the engine (the same lock that guards the OPFS files);
  * `outpost-tab:<name>:<clientId>` is held by each follower for its whole life, so the engine
@@ -13,6 +13,7 @@
  * A call names the engine it is meant for (`engineId`); an engine ignores calls for another,
  * so a call sent to an engine that died is never run by its successor behind its sender's back.
  */
+import type { SyncProgress } from '../types.js';
 import type { SerializedError } from './protocol.js';
 
 export type TabMessage =
@@ -24,7 +25,9 @@ export type TabMessage =
   | { type: 'engine'; engineId: string }
   | { type: 'call'; engineId: string; clientId: string; callId: number; method: string; args: unknown[] }
   /** A commit, pull or import changed these tables. */
-  | { type: 'tables'; engineId: string; tables: string[] };
+  | { type: 'tables'; engineId: string; tables: string[] }
+  /** Sync progress of the engine's sync (live sync runs there). */
+  | { type: 'progress'; engineId: string; progress: SyncProgress };
 
 /**
  * Answers on a follower's own channel. They are ordered (one sender, one channel), so once a

@@ -23,6 +23,7 @@
 import type { Driver } from '../driver.js';
 import { DRIVER_METHODS } from '../driver.js';
 import { OutpostError } from '../errors.js';
+import type { SyncProgress } from '../types.js';
 import { databaseLockName } from '../opfs-vfs/storage/opfs.js';
 import { EngineHost, LOCAL_CLIENT } from './engine-host.js';
 import { deserializeError } from './protocol.js';
@@ -59,6 +60,7 @@ export class SharedDriver {
   /** The engine died inside this tab's transaction, which `Database` has not yet rolled back. */
   private transactionLost = false;
   private listener: ((tables: string[]) => void) | null = null;
+  private progressListener: ((progress: SyncProgress) => void) | null = null;
   private releaseClientLock: () => void = () => {};
   private readySettled = false;
   private resolveReady: () => void = () => {};
@@ -85,6 +87,9 @@ export class SharedDriver {
       ...(Object.fromEntries(entries) as unknown as Driver),
       onTablesChanged: async (listener) => {
         this.listener = listener;
+      },
+      onSyncProgress: async (listener) => {
+        this.progressListener = listener;
       },
       close: () => this.close(),
     };
@@ -139,7 +144,14 @@ export class SharedDriver {
         release();
         return released;
       }
-      const host = new EngineHost(this.name, engineId, engine.driver, engine.inTransaction, (tables) => this.listener?.(tables));
+      const host = new EngineHost(
+        this.name,
+        engineId,
+        engine.driver,
+        engine.inTransaction,
+        (tables) => this.listener?.(tables),
+        (progress) => this.progressListener?.(progress),
+      );
       this.engineChanged(engineId);
       this.state = { kind: 'local', host };
       await host.start(await engine.tables());
@@ -167,6 +179,8 @@ export class SharedDriver {
       this.flush();
     } else if (message.type === 'tables') {
       if (this.state.kind === 'remote' && message.engineId === this.state.engineId) this.listener?.(message.tables);
+    } else if (message.type === 'progress') {
+      if (this.state.kind === 'remote' && message.engineId === this.state.engineId) this.progressListener?.(message.progress);
     }
   }
 

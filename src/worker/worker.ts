@@ -89,6 +89,9 @@ const api: WorkerApi = {
     // a promise, which rejects once that side is gone; nothing here waits for it.
     await opened().onTablesChanged(listener ? (tables) => void Promise.resolve(listener(tables)).catch(() => {}) : null);
   },
+  async onSyncProgress(listener) {
+    await opened().onSyncProgress(listener ? (progress) => void Promise.resolve(listener(progress)).catch(() => {}) : null);
+  },
   async export() {
     const bytes = await opened().export();
     return Comlink.transfer(bytes, [bytes.buffer]);

@@ -6,8 +6,23 @@
  */
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 
+/** Every group started here and not yet seen to exit: killed when this process exits. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
 export function spawnGroup(command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
-  return spawn(command, args, { ...options, detached: true });
+  const child = spawn(command, args, { ...options, detached: true });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // A test or bench process that ends without its teardown (a failed hook, a worker torn
+    // down, an uncaught error) still takes its servers with it: only synchronous work runs here.
+    process.once('exit', () => {
+      for (const c of running) killGroup(c, 'SIGKILL');
+    });
+  }
+  return child;
 }
 
 /** Signals the child's whole process group and resolves once the child has exited. */
