@@ -96,6 +96,16 @@ export interface ExecuteResult {
   lastInsertRowid: bigint;
 }
 
+/** A statement as preparing it describes it. */
+export interface StatementDescription {
+  /** Parameter names by position (null for a plain `?`). */
+  params: (string | null)[];
+  columns: string[];
+  decltypes: (string | null)[];
+  readonly: boolean;
+  explain: boolean;
+}
+
 export class Connection {
   private readonly raw: RawExports;
   /** This connection as the statement helpers see it (statements.ts, binding.ts). */
@@ -315,14 +325,32 @@ export class Connection {
     }
   }
 
-  /** Runs every statement of `sql` and returns each one's result; stops at the first error. */
-  execMany(sql: string): StatementResult[] {
+  /**
+   * Runs every statement of `sql` and returns each one's result; stops at the first error.
+   * `around`, when given, wraps each statement's run (the server times each one).
+   */
+  execMany(sql: string, around?: <T>(sql: string, body: () => T) => T): StatementResult[] {
     this.ensureOpen();
     try {
-      return runScript(this.host, this.cells, sql, (stmt, body) => this.runAtCommitPoints(stmt, body));
+      return runScript(this.host, this.cells, sql, (stmt, body) =>
+        around ? around(stmt.sql, () => this.runAtCommitPoints(stmt, body)) : this.runAtCommitPoints(stmt, body),
+      );
     } finally {
       this.afterCall();
     }
+  }
+
+  /** What one statement would do, from preparing it without running it (Hrana's `describe`). */
+  describe(sql: string): StatementDescription {
+    const stmt = this.prepare(sql);
+    const decltypes = stmt.columns.map((_, i) => this.sqlite3.capi.sqlite3_column_decltype(stmt.ptr, i));
+    return {
+      params: stmt.paramNames,
+      columns: stmt.columns,
+      decltypes,
+      readonly: this.raw.sqlite3_stmt_readonly(stmt.ptr) !== 0,
+      explain: /^EXPLAIN\b/i.test(stmt.sql),
+    };
   }
 
   /** Rolls back after a failed transaction body; SQLite may already have rolled back itself. */

@@ -3,10 +3,13 @@
  *
  * Routes (all answers to errors are JSON `{ "error": message, "code": CODE }`):
  * - `POST /db/{name}/pull-updates`  protobuf in, length-delimited protobuf out
- * - `POST /db/{name}/v2/pipeline`   Hrana JSON in and out
+ * - `POST /db/{name}/v2/pipeline`   Hrana JSON in and out (also `v3/pipeline`); with batons
+ *                                   for interactive transactions (`@libsql/client`, drizzle)
  * - `POST /admin/databases`         `{ "name": "..." }`, creates a database (admin token)
  * - `GET  /health`                  `{ "ok": true }`
- * Browsers get CORS headers (any origin; the bearer token is the credential).
+ * The database may also be named by host (`{name}.{baseHost}`) or, when the URL names none, by
+ * the token (addressing.ts). Browsers get CORS headers (any origin; the bearer token is the
+ * credential). Error answers also carry `message`, so Hrana clients report their `code`.
  *
  * This file holds the routes: who may call them (auth.ts) and what each does. Body reading,
  * CORS and the error -> status mapping are in http.ts; the LRU of open databases
@@ -22,6 +25,7 @@ import { ProtocolError } from '../errors.js';
 import { DATABASE_NAME_PATTERN } from '../options.js';
 import { decodePullRequest } from '../protocol/pull-updates.js';
 import { type Grant, type Role, authorize, verifyAuthorization } from './auth.js';
+import { nameFromGrant, resolveTarget } from './addressing.js';
 import { DatabaseCache } from './database-cache.js';
 import type { HostedDatabase } from './hosted-database.js';
 import { HttpError, errorAnswer, pathParts, readBody, sendJson, sendPreflight } from './http.js';
@@ -70,6 +74,11 @@ export interface ServerOptions {
    * authorizer refuses any other write, and any DDL, in those databases.
    */
   writeRules?: Record<string, string[]>;
+  /**
+   * The host under which `{name}.{baseHost}` names database `name` (as sqld and Turso Cloud
+   * do), e.g. `db.example.com`; default: databases are named by path or token only.
+   */
+  baseHost?: string;
   /** Per-request log lines; default writes to stdout. Pass `() => {}` to silence. */
   log?: (line: string) => void;
 }
@@ -100,6 +109,7 @@ class SyncServer implements OutpostServer {
   private readonly bodyBytesMax: number;
   private readonly longPollMsMax: number;
   private readonly log: (line: string) => void;
+  private readonly baseHost: string | null;
   private readonly databases: DatabaseCache;
   private readonly server: http.Server;
   private closing = false;
@@ -113,6 +123,7 @@ class SyncServer implements OutpostServer {
     this.bodyBytesMax = options.maxBodyBytes ?? 32 * 1024 * 1024;
     this.longPollMsMax = options.maxLongPollMs ?? 60_000;
     this.log = options.log ?? ((line: string) => console.log(line));
+    this.baseHost = options.baseHost ? options.baseHost.toLowerCase().replace(/^\.+|\.+$/g, '') : null;
     fs.mkdirSync(options.dataDir, { recursive: true });
     const limits = {
       statementTimeoutMs: options.statementTimeoutMs ?? 2000,
@@ -192,7 +203,8 @@ class SyncServer implements OutpostServer {
         const unread = !req.complete;
         if (!res.headersSent) for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
         if (unread && !res.headersSent) res.setHeader('connection', 'close');
-        sendJson(res, status, { error: message, code });
+        // `message` as well: Hrana clients (@libsql/client) read an error's code only beside it.
+        sendJson(res, status, { error: message, message, code });
         if (unread) res.once('finish', () => req.socket.destroy());
         this.log(`${status >= 500 ? 'error' : 'info'} ${req.method} ${req.url} ${status} ${elapsed()} ${code}: ${message}`);
       });
@@ -210,14 +222,10 @@ class SyncServer implements OutpostServer {
       const grant = await this.grantFor(req);
       return { status: await this.createDatabase(grant, req, res), db: '-' };
     }
-    const endpoint = parts.slice(2).join('/');
-    if (parts[0] !== 'db' || parts.length < 3 || (endpoint !== 'pull-updates' && endpoint !== 'v2/pipeline')) {
-      throw new HttpError(404, `no such endpoint: ${url.pathname} (use /db/{name}/pull-updates or /db/{name}/v2/pipeline)`, 'NOT_FOUND');
-    }
-    const name = parts[1]!;
-    if (!DATABASE_NAME_PATTERN.test(name)) throw new HttpError(400, `invalid database name ${JSON.stringify(name)}`, 'INVALID_NAME');
+    const target = resolveTarget(parts, req.headers.host, this.baseHost);
     const grant = await this.grantFor(req);
-    const status = endpoint === 'pull-updates' ? await this.pullUpdates(name, grant, req, res) : await this.pipeline(name, grant, req, res);
+    const name = target.name ?? nameFromGrant(grant);
+    const status = target.endpoint === 'pull-updates' ? await this.pullUpdates(name, grant, req, res) : await this.pipeline(name, grant, req, res);
     return { status, db: name };
   }
 
