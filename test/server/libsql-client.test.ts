@@ -320,7 +320,7 @@ describe('auth matrix for libsql requests', () => {
   });
 
   test.each([
-    ['no token', async () => undefined, 'UNAUTHORIZED'],
+    ['no token', async (): Promise<string | undefined> => undefined, 'UNAUTHORIZED'],
     ['a forged token', async () => mintToken('some-other-secret-0123456789', { db: 'secured', role: 'write' }), 'UNAUTHORIZED'],
     ['an expired token', async () => mintToken(SECRET, { db: 'secured', role: 'write', expires: '-1m' }), 'UNAUTHORIZED'],
     ['a token for another database', async () => mintToken(SECRET, { db: 'elsewhere', role: 'write' }), 'FORBIDDEN'],
