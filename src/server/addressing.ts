@@ -11,14 +11,14 @@
  *    database the request's token names. A token for several databases, or none, gets 400
  *    DATABASE_NAME_MISSING, whose message says to add the slash.
  *
- * Endpoints: `pull-updates`, `v2/pipeline` and `v3/pipeline` (the same Hrana JSON). Anything
- * else is a 404 that lists the forms.
+ * Endpoints: `pull-updates`, `v2/pipeline` and `v3/pipeline` (the same Hrana JSON), and
+ * `v3/cursor`. Anything else is a 404 that lists the forms.
  */
 import { DATABASE_NAME_PATTERN } from '../options.js';
 import type { Grant } from './auth.js';
 import { HttpError } from './http.js';
 
-export type Endpoint = 'pull-updates' | 'pipeline';
+export type Endpoint = 'pull-updates' | 'pipeline' | 'cursor';
 
 /** A request's target; `name` null means "the one database the token names" (form 3). */
 export interface Target {
@@ -32,6 +32,7 @@ const ENDPOINTS: Readonly<Record<string, Endpoint>> = {
   'pull-updates': 'pull-updates',
   'v2/pipeline': 'pipeline',
   'v3/pipeline': 'pipeline',
+  'v3/cursor': 'cursor',
 };
 
 const USAGE = 'use /db/{name}/pull-updates or /db/{name}/v2/pipeline (with @libsql/client: url http://host/db/{name}/ with the trailing slash)';

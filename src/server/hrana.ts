@@ -360,3 +360,36 @@ function evaluate(cond: unknown, outcome: ('ok' | 'error' | 'skipped')[], conn: 
       throw new ProtocolError(`unknown condition type ${JSON.stringify((c as { type: unknown }).type)}`);
   }
 }
+
+/**
+ * A `v3/cursor` request as the one-request pipeline it runs as: `{ baton, batch }` becomes
+ * `{ baton, requests: [{ type: 'batch', batch }] }`, so a cursor goes through the same stream,
+ * baton and sandbox rules as any pipeline.
+ */
+export function cursorAsPipeline(body: unknown): { baton: unknown; requests: unknown[] } {
+  if (!isObject(body) || !isObject(body.batch)) throw new ProtocolError('the body must be {"baton": null, "batch": {"steps": [...]}}');
+  return { baton: body.baton ?? null, requests: [{ type: 'batch', batch: body.batch }] };
+}
+
+/**
+ * The cursor answer for a pipeline run by `cursorAsPipeline`: newline-separated JSON, first
+ * `{ baton, base_url }`, then for each step that ran `step_begin`, its rows, `step_end` (or
+ * `step_error`). The batch has run in full before the first line is written.
+ */
+export function cursorAnswer(response: PipelineResponse): string {
+  const lines: unknown[] = [{ baton: response.baton, base_url: response.base_url }];
+  const result = response.results[0];
+  if (result?.type === 'error') lines.push({ type: 'error', error: result.error });
+  else if (result?.response.type === 'batch') {
+    const { step_results: results, step_errors: errors } = result.response.result;
+    for (const [step, r] of results.entries()) {
+      const error = errors[step];
+      if (error) lines.push({ type: 'step_error', step, error });
+      if (!r) continue;
+      lines.push({ type: 'step_begin', step, cols: r.cols });
+      for (const row of r.rows) lines.push({ type: 'row', row });
+      lines.push({ type: 'step_end', affected_row_count: r.affected_row_count, last_insert_rowid: r.last_insert_rowid });
+    }
+  }
+  return `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`;
+}

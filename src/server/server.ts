@@ -5,6 +5,7 @@
  * - `POST /db/{name}/pull-updates`  protobuf in, length-delimited protobuf out
  * - `POST /db/{name}/v2/pipeline`   Hrana JSON in and out (also `v3/pipeline`); with batons
  *                                   for interactive transactions (`@libsql/client`, drizzle)
+ * - `POST /db/{name}/v3/cursor`     a Hrana batch, answered as cursor entries (JSON lines)
  * - `POST /admin/databases`         `{ "name": "..." }`, creates a database (admin token)
  * - `GET  /health`                  `{ "ok": true }`
  * The database may also be named by host (`{name}.{baseHost}`) or, when the URL names none, by
@@ -28,7 +29,8 @@ import { type Grant, type Role, authorize, verifyAuthorization } from './auth.js
 import { nameFromGrant, resolveTarget } from './addressing.js';
 import { DatabaseCache } from './database-cache.js';
 import type { HostedDatabase } from './hosted-database.js';
-import { HttpError, errorAnswer, pathParts, readBody, sendJson, sendPreflight } from './http.js';
+import { HttpError, errorAnswer, pathParts, readBody, send, sendJson, sendPreflight } from './http.js';
+import { cursorAnswer, cursorAsPipeline } from './hrana.js';
 import { PullSpool } from './pull-spool.js';
 
 export interface ServerOptions {
@@ -225,7 +227,7 @@ class SyncServer implements OutpostServer {
     const target = resolveTarget(parts, req.headers.host, this.baseHost);
     const grant = await this.grantFor(req);
     const name = target.name ?? nameFromGrant(grant);
-    const status = target.endpoint === 'pull-updates' ? await this.pullUpdates(name, grant, req, res) : await this.pipeline(name, grant, req, res);
+    const status = target.endpoint === 'pull-updates' ? await this.pullUpdates(name, grant, req, res) : await this.pipeline(name, grant, req, res, target.endpoint === 'cursor');
     return { status, db: name };
   }
 
@@ -271,8 +273,8 @@ class SyncServer implements OutpostServer {
     this.shutdown.signal.removeEventListener('abort', onClose);
   }
 
-  /** `POST /db/{name}/v2/pipeline`: a Hrana pipeline, created on first write. */
-  private async pipeline(name: string, grant: Grant | null, req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
+  /** `POST /db/{name}/v2/pipeline` (or `v3/cursor`): a Hrana pipeline, created on first write. */
+  private async pipeline(name: string, grant: Grant | null, req: http.IncomingMessage, res: http.ServerResponse, cursor = false): Promise<number> {
     allow(grant, name, 'write');
     const raw = await readBody(req, this.bodyBytesMax);
     let body: unknown;
@@ -281,11 +283,14 @@ class SyncServer implements OutpostServer {
     } catch (e) {
       throw new ProtocolError(`the body is not valid JSON: ${(e as Error).message}`);
     }
+    if (cursor) body = cursorAsPipeline(body);
     const db = await this.acquire(name, true);
     try {
       await db.waitForTurn(body);
       db.lastUsedMs = Date.now();
-      sendJson(res, 200, db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true }));
+      const answer = db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true });
+      if (cursor) send(res, 200, 'text/plain', cursorAnswer(answer));
+      else sendJson(res, 200, answer);
       return 200;
     } finally {
       this.databases.release(db);

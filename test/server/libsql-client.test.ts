@@ -377,4 +377,23 @@ describe('Hrana requests the client does not send on its own', () => {
     await pipeline('raw', { baton: opened.json.baton, requests: [exec('ROLLBACK'), { type: 'close' }] }, alice);
     expect(await count(client('raw'), 's')).toBe(0);
   });
+
+  test('a v3 cursor answers a batch as JSON lines: step_begin, rows, step_end, step_error', async () => {
+    await client('raw').execute('CREATE TABLE IF NOT EXISTS c(v)');
+    const res = await fetch(`${base}/db/raw/v3/cursor`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}` },
+      body: JSON.stringify({
+        baton: null,
+        batch: { steps: [{ stmt: { sql: "INSERT INTO c VALUES ('x'), ('y')" } }, { stmt: { sql: 'SELECT v FROM c ORDER BY v' } }, { stmt: { sql: 'SELECT nope' } }] },
+      }),
+    });
+    expect(res.status).toBe(200);
+    const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines[0]).toEqual({ baton: null, base_url: null });
+    expect(lines.slice(1).map((l) => l.type)).toEqual(['step_begin', 'step_end', 'step_begin', 'row', 'row', 'step_end', 'step_error']);
+    expect(lines[2].affected_row_count).toBe(2);
+    expect(lines[4].row).toEqual([{ type: 'text', value: 'x' }]);
+    expect(lines[7]).toMatchObject({ step: 2, error: { code: 'SQLITE_ERROR' } });
+  });
 });
