@@ -190,7 +190,8 @@ export function executePipeline(ctx: PipelineContext, body: unknown): { response
 /** Runs one statement with the clock on; a read-only BEGIN as the header of READONLY_BEGIN says. */
 function runStatement(ctx: PipelineContext, sql: string, args: BindParams | undefined): ExecuteResult {
   const { conn, clock, session } = ctx;
-  const readOnlyBegin = READONLY_BEGIN.test(sql) && !conn.inTransaction;
+  // Inside a transaction, BEGIN DEFERRED fails as any nested BEGIN does, and nothing is set.
+  const readOnlyBegin = READONLY_BEGIN.test(sql);
   clock.start(sql);
   let result: ExecuteResult;
   try {
