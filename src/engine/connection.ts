@@ -112,6 +112,8 @@ export class Connection {
   private readonly host: StatementHost;
   private readonly statements: StatementCache;
   private readonly cells: CellReader;
+  /** Reads every INTEGER as bigint whatever `intMode` says: `execute(..., exact)`. */
+  private readonly exactCells: CellReader;
   private readonly commitPoints = new CommitTracker();
   private readonly checkpointer: IdleCheckpointer;
   private closed = false;
@@ -137,6 +139,7 @@ export class Connection {
     this.changes = new ChangeTracker(this.access, { inTransaction: () => this.inTransaction, totalChanges: () => this.raw.sqlite3_total_changes(this.db) });
     this.statements = new StatementCache(this.host);
     this.cells = new CellReader(this.raw, sqlite3, options.intMode === 'bigint');
+    this.exactCells = new CellReader(this.raw, sqlite3, true);
     this.checkpointer = new IdleCheckpointer({
       idle: () => !this.inTransaction && !this.closed,
       walBytes: () => this.wal.size(),
@@ -271,13 +274,16 @@ export class Connection {
     }
   }
 
-  /** Runs one statement and reports everything about it (columns, types, rows, changes). */
-  execute(sql: string, params: BindParams | undefined): ExecuteResult {
+  /**
+   * Runs one statement and reports everything about it (columns, types, rows, changes). With
+   * `exact`, every INTEGER is a bigint, so a whole REAL (a number) stays told apart from it.
+   */
+  execute(sql: string, params: BindParams | undefined, exact = false): ExecuteResult {
     const stmt = this.prepare(sql);
     try {
       bindParams(this.host, stmt, params);
       const totalBefore = this.raw.sqlite3_total_changes(this.db);
-      const rows = this.runAtCommitPoints(stmt, () => collectRows(this.host, this.cells, stmt));
+      const rows = this.runAtCommitPoints(stmt, () => collectRows(this.host, exact ? this.exactCells : this.cells, stmt));
       const decltypes: (string | null)[] = [];
       for (let i = 0; i < stmt.columns.length; i++) decltypes.push(this.sqlite3.capi.sqlite3_column_decltype(stmt.ptr, i));
       return {

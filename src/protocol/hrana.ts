@@ -131,6 +131,12 @@ export function toHranaValue(v: unknown): HranaValue {
   throw new ProtocolError(`cannot send a value of type ${typeof v}`);
 }
 
+/** A REAL as a Hrana float, whole or not; infinities cannot be sent (see `toHranaValue`). */
+export function toHranaFloat(v: number): HranaValue {
+  if (!Number.isFinite(v)) throw new ProtocolError(`cannot send ${v} as a Hrana value (JSON has no form for it)`);
+  return { type: 'float', value: v };
+}
+
 /** A Hrana value as read off the wire, checked: integers as bigint, blobs as bytes. */
 export type DecodedHranaValue =
   | { type: 'null' }

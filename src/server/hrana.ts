@@ -10,6 +10,9 @@
  * Every statement, whichever request carries it, runs through `runStatement`: the statement
  * clock (time limit and time share) and the sandbox's authorizer apply to all of them.
  *
+ * Result values keep SQLite's storage class: rows are read with every INTEGER as a bigint, so
+ * a whole REAL goes out as a float (`2.0`), never as the integer `2`.
+ *
  * Malformed requests throw `ProtocolError` (HTTP 400, nothing executed after the bad part, and
  * an open transaction is rolled back); so does a `sql_id` the stream has not stored. SQL errors
  * are per-statement results, as Hrana defines, with SQLite's extended code
@@ -27,8 +30,10 @@ import {
   type HranaStmt,
   type HranaStmtResult,
   type HranaStreamResult,
+  type HranaValue,
   type PipelineResponse,
   decodeHranaValue,
+  toHranaFloat,
   toHranaValue,
 } from '../protocol/hrana.js';
 import type { StatementClock } from './sandbox.js';
@@ -86,10 +91,18 @@ function errorOf(e: unknown, clock: StatementClock): HranaError {
   throw e;
 }
 
+/**
+ * A cell read with `execute(..., exact)` as a Hrana value: integers are bigints, so a number is
+ * always a REAL and goes as a float, whole or not (599.0 stays REAL in the client).
+ */
+function cellValue(v: unknown): HranaValue {
+  return typeof v === 'number' ? toHranaFloat(v) : toHranaValue(v);
+}
+
 function toResult(r: ExecuteResult, wantRows: boolean): HranaStmtResult {
   return {
     cols: r.columns.map((name, i) => ({ name, decltype: r.decltypes[i] ?? null })),
-    rows: wantRows ? r.rows.map((row) => row.map(toHranaValue)) : [],
+    rows: wantRows ? r.rows.map((row) => row.map(cellValue)) : [],
     affected_row_count: r.changes,
     last_insert_rowid: r.lastInsertRowid.toString(),
     replication_index: null,
@@ -195,7 +208,7 @@ function runStatement(ctx: PipelineContext, sql: string, args: BindParams | unde
   clock.start(sql);
   let result: ExecuteResult;
   try {
-    result = conn.execute(readOnlyBegin ? 'BEGIN DEFERRED' : sql, args);
+    result = conn.execute(readOnlyBegin ? 'BEGIN DEFERRED' : sql, args, true);
   } finally {
     clock.stop();
     if (session.readOnly && !conn.inTransaction) {

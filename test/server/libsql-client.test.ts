@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mintToken } from '../../src/server/auth.js';
 import type { OutpostServer } from '../../src/server/server.js';
-import { rng, testSeed } from '../support/generate.js';
+import { rng, sqlValue, testSeed } from '../support/generate.js';
 import { SECRET, startServer } from '../support/server.js';
 
 let server: OutpostServer;
@@ -229,11 +229,32 @@ describe('values', () => {
     expect(s.rows[0]!.v).toBe('9223372036854775807');
   });
 
+  test('generated values of every kind come back as they were bound (seeded)', async () => {
+    const seed = testSeed();
+    console.log(`values seed ${seed}`);
+    const random = rng(seed);
+    const c = client('generated', { intMode: 'bigint' });
+    await c.execute('CREATE TABLE t(id INTEGER PRIMARY KEY, v)');
+    const values = Array.from({ length: 300 }, () => sqlValue(random));
+    await c.batch(
+      values.map((v, i) => ({ sql: 'INSERT INTO t VALUES (?, ?)', args: [i, v] })),
+      'write',
+    );
+    const rows = (await c.execute('SELECT v, typeof(v) AS t FROM t ORDER BY id')).rows;
+    // The client sends every JS number as a float (REAL) and a bigint as an integer.
+    const expected = values.map((v) => [v instanceof Uint8Array ? [...v] : v, v === null ? 'null' : typeof v === 'number' ? 'real' : typeof v === 'bigint' ? 'integer' : typeof v === 'string' ? 'text' : 'blob']);
+    const actual = rows.map((r) => [r.v instanceof ArrayBuffer ? [...new Uint8Array(r.v)] : r.v, r.t]);
+    expect(actual, `seed ${seed}`).toEqual(expected);
+  });
+
   test('a float stays a float and text keeps every character', async () => {
     const c = client('floats');
     const rs = await c.execute({ sql: 'SELECT ? AS f, typeof(?) AS t, ? AS s', args: [3.0, 2.5, 'nul\u0000 ünï 🎉'] });
     expect(rs.rows[0]!.t).toBe('real');
     expect(rs.rows[0]!.s).toBe('nul\u0000 ünï 🎉');
+    // A whole REAL comes back as a float, not as an INTEGER (a bigint in this mode).
+    const whole = await client('floats', { intMode: 'bigint' }).execute('SELECT 2.0 AS r, 2 AS i');
+    expect([whole.rows[0]!.r, whole.rows[0]!.i]).toEqual([2, 2n]);
   });
 });
 
@@ -281,6 +302,57 @@ function fetchAs(host: string): (request: Request) => Promise<Response> {
     });
   };
 }
+
+describe('every request kind passes the sandbox', () => {
+  let limited: OutpostServer;
+  let url: string;
+  beforeAll(async () => {
+    ({ server: limited, url } = await startServer({ auth: false, statementTimeoutMs: 200 }));
+  });
+  afterAll(() => limited.close());
+  const endless = 'WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r';
+
+  // Each test has its own database: one interrupted statement uses a database's burst of the
+  // server's time (time-share.ts), and its next request would wait.
+  function guarded(db: string): Client {
+    const c = createClient({ url: `${url}/db/${db}/` });
+    clients.push(c);
+    return c;
+  }
+
+  test('executeMultiple: refusals apply to each statement', async () => {
+    const c = guarded('guarded-refusals');
+    expect((await failure(c.executeMultiple("SELECT 1; ATTACH 'x.db' AS x;"))).code).toBe('SQLITE_AUTH');
+    expect((await failure(c.executeMultiple('PRAGMA cache_size = 5; SELECT 1;'))).code).toBe('SQLITE_AUTH');
+    expect((await failure(c.executeMultiple('SELECT 1; CREATE TEMP VIEW v AS SELECT 1;'))).code).toBe('SQLITE_AUTH');
+  });
+
+  test('executeMultiple: the time limit interrupts a statement', async () => {
+    const e = await failure(guarded('guarded-time').executeMultiple(`SELECT 1; ${endless};`));
+    expect(e.code).toBe('SQLITE_INTERRUPT');
+    expect(e.message).toContain('200 ms');
+  });
+
+  test('a transaction: the time limit interrupts a statement and the stream goes on', async () => {
+    const c = guarded('guarded-tx');
+    await c.execute('CREATE TABLE t(v)');
+    const tx = await c.transaction('write');
+    await tx.execute("INSERT INTO t VALUES ('kept')");
+    expect((await failure(tx.execute(endless))).code).toBe('SQLITE_INTERRUPT');
+    expect((await failure(tx.execute('CREATE TEMP TABLE x(v)'))).code).toBe('SQLITE_AUTH');
+    // A stream's later requests are not held back by the time share: it would only idle out.
+    expect(Number((await tx.execute('SELECT count(*) AS n FROM t')).rows[0]!.n)).toBe(1);
+    await tx.commit();
+  });
+
+  test('foreign keys set by a request hold for it and are gone for the next', async () => {
+    const c = guarded('guarded-fk');
+    await c.executeMultiple('CREATE TABLE IF NOT EXISTS p(id INTEGER PRIMARY KEY); CREATE TABLE IF NOT EXISTS ch(p REFERENCES p(id));');
+    expect((await failure(c.executeMultiple('PRAGMA foreign_keys = ON; INSERT INTO ch VALUES (99);'))).code).toBe('SQLITE_CONSTRAINT_FOREIGNKEY');
+    await c.execute('INSERT INTO ch VALUES (99)');
+    expect((await c.execute('PRAGMA foreign_keys')).rows[0]![0]).toBe(0);
+  });
+});
 
 describe('URL forms', () => {
   test('without the trailing slash, the one database the token names is used', async () => {
