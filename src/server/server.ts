@@ -1,7 +1,7 @@
 /**
  * The Outpost sync server: many databases over HTTP, speaking Turso's sync protocol.
  *
- * Routes (all answers to errors are JSON `{ "error": message, "code": CODE }`):
+ * Routes (all answers to errors are JSON `{ "error": message, "message": message, "code": CODE }`):
  * - `POST /db/{name}/pull-updates`  protobuf in, length-delimited protobuf out
  * - `POST /db/{name}/v2/pipeline`   Hrana JSON in and out (also `v3/pipeline`); with batons
  *                                   for interactive transactions (`@libsql/client`, drizzle)
@@ -10,7 +10,8 @@
  * - `GET  /health`                  `{ "ok": true }`
  * The database may also be named by host (`{name}.{baseHost}`) or, when the URL names none, by
  * the token (addressing.ts). Browsers get CORS headers (any origin; the bearer token is the
- * credential). Error answers also carry `message`, so Hrana clients report their `code`.
+ * credential). Error answers carry `message` as well as `error`: Hrana clients
+ * (`@libsql/client`) read an error's `code` only from a body with a `message`.
  *
  * This file holds the routes: who may call them (auth.ts) and what each does. Body reading,
  * CORS and the error -> status mapping are in http.ts; the LRU of open databases
