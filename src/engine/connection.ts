@@ -96,12 +96,24 @@ export interface ExecuteResult {
   lastInsertRowid: bigint;
 }
 
+/** A statement as preparing it describes it. */
+export interface StatementDescription {
+  /** Parameter names by position (null for a plain `?`). */
+  params: (string | null)[];
+  columns: string[];
+  decltypes: (string | null)[];
+  readonly: boolean;
+  explain: boolean;
+}
+
 export class Connection {
   private readonly raw: RawExports;
   /** This connection as the statement helpers see it (statements.ts, binding.ts). */
   private readonly host: StatementHost;
   private readonly statements: StatementCache;
   private readonly cells: CellReader;
+  /** Reads every INTEGER as bigint whatever `intMode` says: `execute(..., exact)`. */
+  private readonly exactCells: CellReader;
   private readonly commitPoints = new CommitTracker();
   private readonly checkpointer: IdleCheckpointer;
   private closed = false;
@@ -127,6 +139,7 @@ export class Connection {
     this.changes = new ChangeTracker(this.access, { inTransaction: () => this.inTransaction, totalChanges: () => this.raw.sqlite3_total_changes(this.db) });
     this.statements = new StatementCache(this.host);
     this.cells = new CellReader(this.raw, sqlite3, options.intMode === 'bigint');
+    this.exactCells = new CellReader(this.raw, sqlite3, true);
     this.checkpointer = new IdleCheckpointer({
       idle: () => !this.inTransaction && !this.closed,
       walBytes: () => this.wal.size(),
@@ -261,13 +274,16 @@ export class Connection {
     }
   }
 
-  /** Runs one statement and reports everything about it (columns, types, rows, changes). */
-  execute(sql: string, params: BindParams | undefined): ExecuteResult {
+  /**
+   * Runs one statement and reports everything about it (columns, types, rows, changes). With
+   * `exact`, every INTEGER is a bigint, so a whole REAL (a number) stays told apart from it.
+   */
+  execute(sql: string, params: BindParams | undefined, exact = false): ExecuteResult {
     const stmt = this.prepare(sql);
     try {
       bindParams(this.host, stmt, params);
       const totalBefore = this.raw.sqlite3_total_changes(this.db);
-      const rows = this.runAtCommitPoints(stmt, () => collectRows(this.host, this.cells, stmt));
+      const rows = this.runAtCommitPoints(stmt, () => collectRows(this.host, exact ? this.exactCells : this.cells, stmt));
       const decltypes: (string | null)[] = [];
       for (let i = 0; i < stmt.columns.length; i++) decltypes.push(this.sqlite3.capi.sqlite3_column_decltype(stmt.ptr, i));
       return {
@@ -315,14 +331,32 @@ export class Connection {
     }
   }
 
-  /** Runs every statement of `sql` and returns each one's result; stops at the first error. */
-  execMany(sql: string): StatementResult[] {
+  /**
+   * Runs every statement of `sql` and returns each one's result; stops at the first error.
+   * `around`, when given, wraps each statement's run (the server times each one).
+   */
+  execMany(sql: string, around?: <T>(sql: string, body: () => T) => T): StatementResult[] {
     this.ensureOpen();
     try {
-      return runScript(this.host, this.cells, sql, (stmt, body) => this.runAtCommitPoints(stmt, body));
+      return runScript(this.host, this.cells, sql, (stmt, body) =>
+        around ? around(stmt.sql, () => this.runAtCommitPoints(stmt, body)) : this.runAtCommitPoints(stmt, body),
+      );
     } finally {
       this.afterCall();
     }
+  }
+
+  /** What one statement would do, from preparing it without running it (Hrana's `describe`). */
+  describe(sql: string): StatementDescription {
+    const stmt = this.prepare(sql);
+    const decltypes = stmt.columns.map((_, i) => this.sqlite3.capi.sqlite3_column_decltype(stmt.ptr, i));
+    return {
+      params: stmt.paramNames,
+      columns: stmt.columns,
+      decltypes,
+      readonly: this.raw.sqlite3_stmt_readonly(stmt.ptr) !== 0,
+      explain: /^EXPLAIN\b/i.test(stmt.sql),
+    };
   }
 
   /** Rolls back after a failed transaction body; SQLite may already have rolled back itself. */

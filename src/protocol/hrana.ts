@@ -1,5 +1,5 @@
 /**
- * Hrana over HTTP (`v2/pipeline`), the JSON half of Turso's sync protocol: the request and
+ * Hrana over HTTP (`v2/pipeline`, and `v3/pipeline` with the same JSON), the JSON half of Turso's sync protocol: the request and
  * response types, and the codecs of values (the sync client sends them, the server reads them
  * back). No I/O.
  *
@@ -37,7 +37,15 @@ export interface HranaBatchStep {
   stmt: HranaStmt;
 }
 
-export type HranaRequest = { type: 'execute'; stmt: HranaStmt } | { type: 'batch'; batch: { steps: HranaBatchStep[] } } | { type: 'close' };
+export type HranaRequest =
+  | { type: 'execute'; stmt: HranaStmt }
+  | { type: 'batch'; batch: { steps: HranaBatchStep[] } }
+  | { type: 'sequence'; sql?: string | null; sql_id?: number | null }
+  | { type: 'describe'; sql?: string | null; sql_id?: number | null }
+  | { type: 'store_sql'; sql_id: number; sql: string }
+  | { type: 'close_sql'; sql_id: number }
+  | { type: 'get_autocommit' }
+  | { type: 'close' };
 
 export interface PipelineRequest {
   baton: string | null;
@@ -60,9 +68,22 @@ export interface HranaStmtResult {
   query_duration_ms: number;
 }
 
+/** What `describe` reports about a statement without running it. */
+export interface HranaDescribeResult {
+  params: { name: string | null }[];
+  cols: { name: string; decltype: string | null }[];
+  is_explain: boolean;
+  is_readonly: boolean;
+}
+
 export type HranaResponse =
   | { type: 'execute'; result: HranaStmtResult }
   | { type: 'batch'; result: { step_results: (HranaStmtResult | null)[]; step_errors: (HranaError | null)[]; replication_index: null } }
+  | { type: 'sequence' }
+  | { type: 'describe'; result: HranaDescribeResult }
+  | { type: 'store_sql' }
+  | { type: 'close_sql' }
+  | { type: 'get_autocommit'; is_autocommit: boolean }
   | { type: 'close' };
 
 export type HranaStreamResult = { type: 'ok'; response: HranaResponse } | { type: 'error'; error: HranaError };
@@ -108,6 +129,12 @@ export function toHranaValue(v: unknown): HranaValue {
   if (typeof v === 'string') return { type: 'text', value: v };
   if (v instanceof Uint8Array) return { type: 'blob', base64: toBase64(v) };
   throw new ProtocolError(`cannot send a value of type ${typeof v}`);
+}
+
+/** A REAL as a Hrana float, whole or not; infinities cannot be sent (see `toHranaValue`). */
+export function toHranaFloat(v: number): HranaValue {
+  if (!Number.isFinite(v)) throw new ProtocolError(`cannot send ${v} as a Hrana value (JSON has no form for it)`);
+  return { type: 'float', value: v };
 }
 
 /** A Hrana value as read off the wire, checked: integers as bigint, blobs as bytes. */

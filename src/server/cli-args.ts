@@ -70,6 +70,7 @@ const SERVE = {
   'auth-public-key': { type: 'string' },
   'auth-jwks': { type: 'string' },
   'cors-origin': { type: 'string', multiple: true },
+  'base-host': { type: 'string' },
   'max-open': { type: 'string' },
   'max-body': { type: 'string' },
   'max-value': { type: 'string' },
@@ -101,6 +102,8 @@ export interface ServeArgs {
   /** Null with `--no-auth`. */
   auth: { secret?: string; publicKeyFile?: string; jwksUrl?: string; issuer?: string; audience?: string } | null;
   corsOrigins: '*' | string[];
+  /** `{name}.{baseHost}` names database `name`. */
+  baseHost?: string;
   logFormat: LogFormat;
   logLevel: LogLevel;
   metrics: boolean;
@@ -225,6 +228,7 @@ function serveArgs(v: Values<typeof SERVE>, env: Readonly<Record<string, string 
           ...(v['auth-issuer'] !== undefined ? { issuer: v['auth-issuer'] } : {}),
           ...(v['auth-audience'] !== undefined ? { audience: v['auth-audience'] } : {}),
         },
+    ...(v['base-host'] !== undefined ? { baseHost: v['base-host'] } : {}),
     corsOrigins: v['cors-origin'] && v['cors-origin'].length > 0 && !v['cors-origin'].includes('*') ? v['cors-origin'] : '*',
     logFormat: oneOf('log-format', v['log-format'], ['text', 'json'] as const, 'text'),
     logLevel: v.quiet ? 'warn' : oneOf('log-level', v['log-level'], LOG_LEVELS, 'info'),

@@ -26,6 +26,7 @@ const USAGE = `usage:
         --auth-audience AUD        every token's aud must name this
         --no-auth                  no authentication (loopback only)
         --cors-origin ORIGIN       an origin browsers may call from (repeatable; default any)
+        --base-host HOST           {name}.HOST names database name (as sqld and Turso Cloud do)
         --log-format text|json     default text
         --log-level LEVEL          debug, info (default), warn or error
     -q, --quiet                    --log-level warn
@@ -79,6 +80,7 @@ function serverOptions(args: ServeArgs): ServerOptions {
     port: args.port,
     auth: auth !== null,
     corsOrigins: args.corsOrigins,
+    ...(args.baseHost !== undefined ? { baseHost: args.baseHost } : {}),
     logFormat: args.logFormat,
     logLevel: args.logLevel,
     metrics: args.metrics,

@@ -134,7 +134,8 @@ export class RequestFront {
         const unread = !req.complete;
         if (!res.headersSent) for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
         if (unread && !res.headersSent) res.setHeader('connection', 'close');
-        sendJson(res, status, { error: message, code });
+        // `message` as well: Hrana clients (@libsql/client) read an error's code only beside it.
+        sendJson(res, status, { error: message, message, code });
         if (unread) res.once('finish', () => req.socket.destroy());
         const fields = { method, path: req.url, status, ms: elapsedMs(), code, error: message };
         if (status >= 500) this.options.log.error('request', fields);

@@ -26,10 +26,10 @@ import type { PipelineResponse } from '../protocol/hrana.js';
 import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, type PullRequest, encodePage, encodePullHeader } from '../protocol/pull-updates.js';
 import { decodeRoaring } from '../protocol/roaring.js';
 import { TURSO_SYNC_TABLE, isSyncPush } from '../protocol/turso-tables.js';
-import { checkPipelineBody, executePipeline } from './hrana.js';
+import { type StreamSession, checkPipelineBody, executePipeline, newStreamSession } from './hrana.js';
 import { RevisionLog } from './revlog.js';
 import { ClientOwners, type Writer } from './client-owners.js';
-import { type SandboxLimits, type StatementClock, applySandbox } from './sandbox.js';
+import { type SandboxLimits, type SessionReset, type StatementClock, applySandbox } from './sandbox.js';
 import { TimeShare } from './time-share.js';
 import { writeRulesAuthorizer } from './write-rules.js';
 
@@ -65,6 +65,8 @@ interface HeldStream {
   timer: ReturnType<typeof setTimeout>;
   /** Ends the triggers-off state of a streamed push (engine/effects.ts); null for other streams. */
   endEffects: (() => void) | null;
+  /** The SQL texts the stream stored (`store_sql`), kept for its next requests. */
+  session: StreamSession;
 }
 
 /** Pages read and encoded at a time while a pull is written out (1 MiB of page images). */
@@ -90,6 +92,8 @@ export class HostedDatabase {
     private readonly owners: ClientOwners,
     limits: SandboxLimits,
     private readonly streams: StreamLimits,
+    private readonly sessionReset: SessionReset,
+    private readonly storedSqlCharsMax: number,
   ) {
     this.share = new TimeShare({ shareOfServer: limits.shareOfServer, burstMs: limits.statementTimeoutMs });
   }
@@ -106,11 +110,11 @@ export class HostedDatabase {
         // Eviction from the server's cache must be cheap; the idle checkpoint keeps WALs small.
         checkpointOnClose: false,
       });
-      const { clock, authorizer } = applySandbox(conn, options.limits, options.writableTables ? writeRulesAuthorizer(options.writableTables) : undefined);
+      const { clock, authorizer, session } = applySandbox(conn, options.limits, options.writableTables ? writeRulesAuthorizer(options.writableTables) : undefined);
       const owners = new ClientOwners(`${file}-owners`);
       owners.register(conn);
       const streams = options.streams ?? defaultStreamLimits();
-      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.limits, streams);
+      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.limits, streams, session, options.limits.valueBytesMax);
       owners.afterRequest(conn, (sql) => hosted.execTrusted(sql));
       return hosted;
     } catch (e) {
@@ -206,8 +210,10 @@ export class HostedDatabase {
     // A push's changes already hold what the client's triggers did (engine/effects.ts); a
     // streamed push keeps triggers off from its first request to its last.
     let endEffects = held ? held.endEffects : isSyncPush(body) ? beginEffects(this.conn, (sql) => this.execTrusted(sql)) : null;
+    const session = held ? held.session : newStreamSession();
+    const trusted = (sql: string): void => this.execTrusted(sql);
     try {
-      const { response, open } = executePipeline(this.conn, body, this.clock, true);
+      const { response, open } = executePipeline({ conn: this.conn, clock: this.clock, session, trusted, storedSqlCharsMax: this.storedSqlCharsMax }, body);
       if (!open) {
         this.endStream();
         return response;
@@ -216,7 +222,7 @@ export class HostedDatabase {
         this.conn.rollbackQuietly();
         throw new HttpError(503, `the server has ${this.streams.slots.max} streams open, its limit; the transaction was rolled back, try again later`, 'BUSY');
       }
-      const next = this.holdStream(writer.subject, endEffects);
+      const next = this.holdStream(writer.subject, endEffects, session);
       endEffects = null;
       return { ...response, baton: next };
     } catch (e) {
@@ -228,8 +234,12 @@ export class HostedDatabase {
       this.share.charge(this.clock.takeSpentMs(), performance.now());
       this.owners.writer = { subject: null, admin: true };
       // Inside a stream's open transaction the protocol table may not be committed yet: the
-      // owner triggers are installed once it is.
-      if (!this.conn.inTransaction) this.owners.afterRequest(this.conn, (sql) => this.execTrusted(sql));
+      // owner triggers are installed once it is. The stream over, the connection's session
+      // settings go back to what every request starts from.
+      if (!this.conn.inTransaction) {
+        this.owners.afterRequest(this.conn, trusted);
+        this.sessionReset.reset(this.clock, trusted);
+      }
       if (this.revlog.seq !== before) for (const wake of [...this.waiters]) wake();
     }
   }
@@ -264,7 +274,7 @@ export class HostedDatabase {
   }
 
   /** Keeps the open transaction for the stream's next request; returns that request's baton. */
-  private holdStream(subject: string | null, endEffects: (() => void) | null): string {
+  private holdStream(subject: string | null, endEffects: (() => void) | null, session: StreamSession): string {
     if (this.stream) clearTimeout(this.stream.timer);
     else {
       this.streams.slots.open++;
@@ -274,8 +284,9 @@ export class HostedDatabase {
     const timer = setTimeout(() => {
       this.conn.rollbackQuietly();
       this.endStream();
+      this.sessionReset.reset(this.clock, (sql) => this.execTrusted(sql));
     }, this.streams.idleMs);
-    this.stream = { baton, subject, timer, endEffects };
+    this.stream = { baton, subject, timer, endEffects, session };
     return baton;
   }
 

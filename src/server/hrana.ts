@@ -1,13 +1,22 @@
 /**
- * Executes Hrana pipeline requests (`v2/pipeline`) on one connection: `execute`, `batch` with
- * conditions, and `close`. A pipeline is one stream: requests run in order on the same
- * connection. A transaction left open at the end is rolled back, unless the caller lets the
- * stream go on (`keepOpen`: the pipeline ended with a transaction open and no `close`); then
- * the transaction stays open for the stream's next request, which the caller (hosted-database.ts)
- * identifies by its baton.
+ * Executes Hrana pipeline requests (`v2/pipeline`, `v3/pipeline`) on one connection: `execute`,
+ * `batch` with conditions, `sequence`, `describe`, `store_sql` / `close_sql`, `get_autocommit`
+ * and `close`. A pipeline is one stream: requests run in order on the same connection. A
+ * transaction left open at the end is rolled back, unless the stream goes on (the pipeline
+ * ended with a transaction open and no `close`); then the transaction stays open for the
+ * stream's next request, which the caller (hosted-database.ts) identifies by its baton, and the
+ * stream's `StreamSession` (its stored SQL texts) goes on with it.
+ *
+ * Every statement, whichever request carries it, runs through `runStatement`: the statement
+ * clock (time limit and time share) and the sandbox's authorizer apply to all of them.
+ *
+ * Result values keep SQLite's storage class: rows are read with every INTEGER as a bigint, so
+ * a whole REAL goes out as a float (`2.0`), never as the integer `2`.
  *
  * Malformed requests throw `ProtocolError` (HTTP 400, nothing executed after the bad part, and
- * an open transaction is rolled back). SQL errors are per-statement results, as Hrana defines.
+ * an open transaction is rolled back); so does a `sql_id` the stream has not stored. SQL errors
+ * are per-statement results, as Hrana defines, with SQLite's extended code
+ * (`SQLITE_CONSTRAINT_UNIQUE`).
  */
 import type { BindParam, BindParams } from '../engine/binding.js';
 import type { Connection, ExecuteResult } from '../engine/connection.js';
@@ -17,11 +26,14 @@ import {
   type HranaBatchStep,
   type HranaCondition,
   type HranaError,
+  type HranaResponse,
   type HranaStmt,
   type HranaStmtResult,
   type HranaStreamResult,
+  type HranaValue,
   type PipelineResponse,
   decodeHranaValue,
+  toHranaFloat,
   toHranaValue,
 } from '../protocol/hrana.js';
 import type { StatementClock } from './sandbox.js';
@@ -68,19 +80,29 @@ function params(stmt: HranaStmt): BindParams | undefined {
   return args.length > 0 ? args.map(argument) : undefined;
 }
 
+function interruptedError(clock: StatementClock): HranaError {
+  return { message: `the statement ran longer than the server's limit of ${clock.limitMs} ms and was interrupted`, code: 'SQLITE_INTERRUPT' };
+}
+
 /** A statement's failure as a Hrana error; anything else (a ProtocolError, a bug) propagates. */
 function errorOf(e: unknown, clock: StatementClock): HranaError {
-  if (e instanceof SqliteError && e.code === 'SQLITE_INTERRUPT' && clock.expired) {
-    return { message: `the statement ran longer than the server's limit of ${clock.limitMs} ms and was interrupted`, code: e.code };
-  }
+  if (e instanceof SqliteError && e.code === 'SQLITE_INTERRUPT' && clock.expired) return interruptedError(clock);
   if (e instanceof SqliteError || e instanceof OutpostError) return { message: e.message, code: e.code };
   throw e;
+}
+
+/**
+ * A cell read with `execute(..., exact)` as a Hrana value: integers are bigints, so a number is
+ * always a REAL and goes as a float, whole or not (599.0 stays REAL in the client).
+ */
+function cellValue(v: unknown): HranaValue {
+  return typeof v === 'number' ? toHranaFloat(v) : toHranaValue(v);
 }
 
 function toResult(r: ExecuteResult, wantRows: boolean): HranaStmtResult {
   return {
     cols: r.columns.map((name, i) => ({ name, decltype: r.decltypes[i] ?? null })),
-    rows: wantRows ? r.rows.map((row) => row.map(toHranaValue)) : [],
+    rows: wantRows ? r.rows.map((row) => row.map(cellValue)) : [],
     affected_row_count: r.changes,
     last_insert_rowid: r.lastInsertRowid.toString(),
     replication_index: null,
@@ -90,10 +112,23 @@ function toResult(r: ExecuteResult, wantRows: boolean): HranaStmtResult {
   };
 }
 
-function checkStmt(stmt: unknown): HranaStmt {
+/** A statement's SQL: its text, or the text the stream stored under its `sql_id`. */
+function sqlOf(x: { sql?: unknown; sql_id?: unknown }, session: StreamSession, what: string): string {
+  const hasText = x.sql !== undefined && x.sql !== null;
+  const hasId = x.sql_id !== undefined && x.sql_id !== null;
+  if (hasText && hasId) throw new ProtocolError(`${what} has both sql and sql_id; send one`);
+  if (hasId) {
+    const stored = session.storedSql.get(x.sql_id as number);
+    if (stored === undefined) throw new ProtocolError(`${what} refers to sql_id ${JSON.stringify(x.sql_id)}, which this stream has not stored (store_sql)`);
+    return stored;
+  }
+  if (typeof x.sql !== 'string') throw new ProtocolError(`${what}.sql must be a string`);
+  return x.sql;
+}
+
+function checkStmt(stmt: unknown, session: StreamSession): { sql: string; stmt: HranaStmt } {
   if (!isObject(stmt)) throw new ProtocolError('stmt must be an object');
-  if (typeof stmt.sql !== 'string') throw new ProtocolError(stmt.sql_id != null ? 'stored statements (sql_id) are not supported' : 'stmt.sql must be a string');
-  return stmt as HranaStmt;
+  return { sql: sqlOf(stmt, session, 'stmt'), stmt: stmt as HranaStmt };
 }
 
 /** Whether a pipeline body is well formed at its top level (the baton is the caller's to check). */
@@ -101,89 +136,210 @@ export function checkPipelineBody(body: unknown): asserts body is { baton?: unkn
   if (!isObject(body) || !Array.isArray(body.requests)) throw new ProtocolError('the body must be {"baton": null, "requests": [...]}');
 }
 
+/** What a stream keeps between its requests: the SQL texts it stored, and its read-only flag. */
+export interface StreamSession {
+  storedSql: Map<number, string>;
+  /** Characters of stored SQL, bounded by `storedSqlCharsMax`. */
+  storedChars: number;
+  /** A `BEGIN TRANSACTION READONLY` holds `query_only` on until its transaction ends. */
+  readOnly: boolean;
+}
+
+export function newStreamSession(): StreamSession {
+  return { storedSql: new Map(), storedChars: 0, readOnly: false };
+}
+
+/** Everything a pipeline runs with. */
+export interface PipelineContext {
+  conn: Connection;
+  clock: StatementClock;
+  session: StreamSession;
+  /** Runs SQL as the server, outside the sandbox (the read-only transaction's `query_only`). */
+  trusted: (sql: string) => void;
+  /** Most characters of SQL one stream may keep stored. */
+  storedSqlCharsMax: number;
+}
+
+/** Most SQL texts one stream may keep stored (`@libsql/client` keeps at most 30). */
+const STORED_SQL_MAX = 1000;
+
+/**
+ * libsql's read-only transaction, which SQLite does not parse: it runs as `BEGIN DEFERRED` with
+ * `query_only` on until the transaction ends, so a write in it fails with SQLITE_READONLY.
+ */
+const READONLY_BEGIN = /^\s*BEGIN\s+TRANSACTION\s+READONLY\s*;?\s*$/i;
+
 /**
  * Runs a pipeline. Returns the answer (its baton null: the caller sets it) and whether the
- * stream stays open: only when `keepOpen` allows it, a transaction is open at the end and no
- * `close` request came. Otherwise nothing stays half-applied.
+ * stream stays open: a transaction is open at the end and no `close` request came. Otherwise
+ * nothing stays half-applied.
  */
-export function executePipeline(conn: Connection, body: unknown, clock: StatementClock, keepOpen = false): { response: PipelineResponse; open: boolean } {
+export function executePipeline(ctx: PipelineContext, body: unknown): { response: PipelineResponse; open: boolean } {
   checkPipelineBody(body);
+  const { conn } = ctx;
   const results: HranaStreamResult[] = [];
   let closed = false;
   let completed = false;
-  const run = (stmt: HranaStmt, args: BindParams | undefined): ExecuteResult => {
-    clock.start(stmt.sql!);
-    try {
-      return conn.execute(stmt.sql!, args);
-    } finally {
-      clock.stop();
-    }
-  };
   try {
     for (const request of body.requests as unknown[]) {
       if (!isObject(request)) throw new ProtocolError('a request must be an object');
-      switch (request.type) {
-        case 'execute': {
-          const stmt = checkStmt(request.stmt);
-          const args = params(stmt);
-          try {
-            results.push({ type: 'ok', response: { type: 'execute', result: toResult(run(stmt, args), stmt.want_rows !== false) } });
-          } catch (e) {
-            results.push({ type: 'error', error: errorOf(e, clock) });
-          }
-          break;
-        }
-        case 'batch': {
-          if (!isObject(request.batch) || !Array.isArray(request.batch.steps)) throw new ProtocolError('batch.steps must be an array');
-          const steps = request.batch.steps as unknown[];
-          if (steps.length > MAX_STEPS) throw new ProtocolError(`a batch may have at most ${MAX_STEPS} steps`);
-          // Every statement and argument is read before the first step runs: a malformed value
-          // anywhere refuses the whole batch (400) with nothing of it executed.
-          const checked = steps.map((raw, i) => {
-            if (!isObject(raw)) throw new ProtocolError(`step ${i} must be an object`);
-            const step = raw as unknown as HranaBatchStep;
-            const stmt = checkStmt(step.stmt);
-            return { step, stmt, args: params(stmt) };
-          });
-          const outcome: ('ok' | 'error' | 'skipped')[] = [];
-          const stepResults: (HranaStmtResult | null)[] = [];
-          const stepErrors: (HranaError | null)[] = [];
-          for (const [i, { step, stmt, args }] of checked.entries()) {
-            if (step.condition != null && !evaluate(step.condition, outcome, conn, i)) {
-              outcome.push('skipped');
-              stepResults.push(null);
-              stepErrors.push(null);
-              continue;
-            }
-            try {
-              stepResults.push(toResult(run(stmt, args), stmt.want_rows !== false));
-              stepErrors.push(null);
-              outcome.push('ok');
-            } catch (e) {
-              stepResults.push(null);
-              stepErrors.push(errorOf(e, clock));
-              outcome.push('error');
-            }
-          }
-          results.push({ type: 'ok', response: { type: 'batch', result: { step_results: stepResults, step_errors: stepErrors, replication_index: null } } });
-          break;
-        }
-        case 'close':
-          closed = true;
-          conn.rollbackQuietly();
-          results.push({ type: 'ok', response: { type: 'close' } });
-          break;
-        default:
-          throw new ProtocolError(`unknown request type ${JSON.stringify(request.type)}`);
+      if (request.type === 'close') {
+        closed = true;
+        conn.rollbackQuietly();
+        results.push({ type: 'ok', response: { type: 'close' } });
+      } else {
+        results.push(executeRequest(ctx, request));
       }
     }
     completed = true;
   } finally {
     // Unless the stream goes on, it ends with the HTTP request: nothing may stay half-applied.
     // A malformed request (ProtocolError) ends it too.
-    if (!(completed && keepOpen && !closed && conn.inTransaction)) conn.rollbackQuietly();
+    if (!(completed && !closed && conn.inTransaction)) conn.rollbackQuietly();
   }
-  return { response: { baton: null, base_url: null, results }, open: keepOpen && !closed && conn.inTransaction };
+  return { response: { baton: null, base_url: null, results }, open: !closed && conn.inTransaction };
+}
+
+/** Runs one statement with the clock on; a read-only BEGIN as the header of READONLY_BEGIN says. */
+function runStatement(ctx: PipelineContext, sql: string, args: BindParams | undefined): ExecuteResult {
+  const { conn, clock, session } = ctx;
+  // Inside a transaction, BEGIN DEFERRED fails as any nested BEGIN does, and nothing is set.
+  const readOnlyBegin = READONLY_BEGIN.test(sql);
+  clock.start(sql);
+  let result: ExecuteResult;
+  try {
+    result = conn.execute(readOnlyBegin ? 'BEGIN DEFERRED' : sql, args, true);
+  } finally {
+    clock.stop();
+    if (session.readOnly && !conn.inTransaction) {
+      ctx.trusted('PRAGMA query_only = 0');
+      session.readOnly = false;
+    }
+  }
+  if (readOnlyBegin) {
+    ctx.trusted('PRAGMA query_only = 1');
+    session.readOnly = true;
+    // The server's reset puts query_only back should the stream end some other way.
+    clock.sessionChanged = true;
+  }
+  return result;
+}
+
+/** One request of a pipeline other than `close`. */
+function executeRequest(ctx: PipelineContext, request: Record<string, unknown>): HranaStreamResult {
+  const { conn, session } = ctx;
+  const ok = (response: HranaResponse): HranaStreamResult => ({ type: 'ok', response });
+  const failed = (e: unknown): HranaStreamResult => ({ type: 'error', error: errorOf(e, ctx.clock) });
+  switch (request.type) {
+    case 'execute': {
+      const { sql, stmt } = checkStmt(request.stmt, session);
+      const args = params(stmt);
+      try {
+        return ok({ type: 'execute', result: toResult(runStatement(ctx, sql, args), stmt.want_rows !== false) });
+      } catch (e) {
+        return failed(e);
+      }
+    }
+    case 'batch':
+      return ok({ type: 'batch', result: executeBatch(ctx, request.batch) });
+    case 'sequence': {
+      const sql = sqlOf(request, session, 'sequence');
+      try {
+        const failure = conn
+          .execMany(sql, (text, body) => {
+            ctx.clock.start(text);
+            try {
+              return body();
+            } finally {
+              ctx.clock.stop();
+            }
+          })
+          .find((r) => r.error)?.error;
+        if (!failure) return ok({ type: 'sequence' });
+        const interrupted = failure.code === 'SQLITE_INTERRUPT' && ctx.clock.expired;
+        return { type: 'error', error: interrupted ? interruptedError(ctx.clock) : { message: failure.message, code: failure.code } };
+      } catch (e) {
+        return failed(e);
+      }
+    }
+    case 'describe': {
+      const sql = sqlOf(request, session, 'describe');
+      try {
+        const d = conn.describe(sql);
+        return ok({
+          type: 'describe',
+          result: {
+            params: d.params.map((name) => ({ name })),
+            cols: d.columns.map((name, i) => ({ name, decltype: d.decltypes[i] ?? null })),
+            is_explain: d.explain,
+            is_readonly: d.readonly,
+          },
+        });
+      } catch (e) {
+        return failed(e);
+      }
+    }
+    case 'store_sql': {
+      const { sql_id: id, sql } = request;
+      if (!Number.isSafeInteger(id) || typeof sql !== 'string') throw new ProtocolError('store_sql needs an integer sql_id and a string sql');
+      if (session.storedSql.has(id as number)) throw new ProtocolError(`sql_id ${String(id)} is already stored in this stream`);
+      if (session.storedSql.size >= STORED_SQL_MAX || session.storedChars + sql.length > ctx.storedSqlCharsMax) {
+        throw new ProtocolError(`a stream may store at most ${STORED_SQL_MAX} SQL texts of ${ctx.storedSqlCharsMax} characters in all; close_sql the ones no longer needed`);
+      }
+      session.storedSql.set(id as number, sql);
+      session.storedChars += sql.length;
+      return ok({ type: 'store_sql' });
+    }
+    case 'close_sql': {
+      if (!Number.isSafeInteger(request.sql_id)) throw new ProtocolError('close_sql needs an integer sql_id');
+      const stored = session.storedSql.get(request.sql_id as number);
+      if (stored !== undefined) {
+        session.storedSql.delete(request.sql_id as number);
+        session.storedChars -= stored.length;
+      }
+      return ok({ type: 'close_sql' });
+    }
+    case 'get_autocommit':
+      return ok({ type: 'get_autocommit', is_autocommit: !conn.inTransaction });
+    default:
+      throw new ProtocolError(`unknown request type ${JSON.stringify(request.type)}`);
+  }
+}
+
+/** A batch: every step checked before the first runs, then run in order under its condition. */
+function executeBatch(ctx: PipelineContext, batch: unknown): Extract<HranaResponse, { type: 'batch' }>['result'] {
+  if (!isObject(batch) || !Array.isArray(batch.steps)) throw new ProtocolError('batch.steps must be an array');
+  const steps = batch.steps as unknown[];
+  if (steps.length > MAX_STEPS) throw new ProtocolError(`a batch may have at most ${MAX_STEPS} steps`);
+  // Every statement and argument is read before the first step runs: a malformed value
+  // anywhere refuses the whole batch (400) with nothing of it executed.
+  const checked = steps.map((raw, i) => {
+    if (!isObject(raw)) throw new ProtocolError(`step ${i} must be an object`);
+    const step = raw as unknown as HranaBatchStep;
+    const { sql, stmt } = checkStmt(step.stmt, ctx.session);
+    return { step, sql, stmt, args: params(stmt) };
+  });
+  const outcome: ('ok' | 'error' | 'skipped')[] = [];
+  const stepResults: (HranaStmtResult | null)[] = [];
+  const stepErrors: (HranaError | null)[] = [];
+  for (const [i, { step, sql, stmt, args }] of checked.entries()) {
+    if (step.condition != null && !evaluate(step.condition, outcome, ctx.conn, i)) {
+      outcome.push('skipped');
+      stepResults.push(null);
+      stepErrors.push(null);
+      continue;
+    }
+    try {
+      stepResults.push(toResult(runStatement(ctx, sql, args), stmt.want_rows !== false));
+      stepErrors.push(null);
+      outcome.push('ok');
+    } catch (e) {
+      stepResults.push(null);
+      stepErrors.push(errorOf(e, ctx.clock));
+      outcome.push('error');
+    }
+  }
+  return { step_results: stepResults, step_errors: stepErrors, replication_index: null };
 }
 
 /** Deepest condition nesting accepted; real clients nest two or three levels. */
@@ -217,4 +373,37 @@ function evaluate(cond: unknown, outcome: ('ok' | 'error' | 'skipped')[], conn: 
     default:
       throw new ProtocolError(`unknown condition type ${JSON.stringify((c as { type: unknown }).type)}`);
   }
+}
+
+/**
+ * A `v3/cursor` request as the one-request pipeline it runs as: `{ baton, batch }` becomes
+ * `{ baton, requests: [{ type: 'batch', batch }] }`, so a cursor goes through the same stream,
+ * baton and sandbox rules as any pipeline.
+ */
+export function cursorAsPipeline(body: unknown): { baton: unknown; requests: unknown[] } {
+  if (!isObject(body) || !isObject(body.batch)) throw new ProtocolError('the body must be {"baton": null, "batch": {"steps": [...]}}');
+  return { baton: body.baton ?? null, requests: [{ type: 'batch', batch: body.batch }] };
+}
+
+/**
+ * The cursor answer for a pipeline run by `cursorAsPipeline`: newline-separated JSON, first
+ * `{ baton, base_url }`, then for each step that ran `step_begin`, its rows, `step_end` (or
+ * `step_error`). The batch has run in full before the first line is written.
+ */
+export function cursorAnswer(response: PipelineResponse): string {
+  const lines: unknown[] = [{ baton: response.baton, base_url: response.base_url }];
+  const result = response.results[0];
+  if (result?.type === 'error') lines.push({ type: 'error', error: result.error });
+  else if (result?.response.type === 'batch') {
+    const { step_results: results, step_errors: errors } = result.response.result;
+    for (const [step, r] of results.entries()) {
+      const error = errors[step];
+      if (error) lines.push({ type: 'step_error', step, error });
+      if (!r) continue;
+      lines.push({ type: 'step_begin', step, cols: r.cols });
+      for (const row of r.rows) lines.push({ type: 'row', row });
+      lines.push({ type: 'step_end', affected_row_count: r.affected_row_count, last_insert_rowid: r.last_insert_rowid });
+    }
+  }
+  return `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`;
 }

@@ -95,7 +95,8 @@ export class InProcessTransport implements SyncTransport {
     } catch (e) {
       const refused = errorAnswer(e);
       ({ status, message } = refused);
-      answer = new TextEncoder().encode(JSON.stringify({ error: refused.message, code: refused.code }));
+      // The same body as the HTTP server's error answers (server.ts).
+      answer = new TextEncoder().encode(JSON.stringify({ error: refused.message, message: refused.message, code: refused.code }));
     } finally {
       this.db.pins--;
     }

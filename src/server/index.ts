@@ -2,10 +2,12 @@
  * `outpost/server`: the self-hostable sync server, for embedding. The CLI is `outpost serve`.
  *
  * Contract: the server hosts many SQLite databases and speaks Turso's sync protocol over HTTP
- * (`pull-updates`, Hrana `v2/pipeline`), with tokens scoped to databases and roles (HS256 with
- * a shared secret, or EdDSA/RS256/ES256 against a public key or a JWKS URL). It runs on its own
- * socket (`createServer`) or inside an existing Node HTTP app (`createHandler`), serves
- * `/metrics`, `/ready` and `/health`, and drains gracefully.
+ * (`pull-updates`, Hrana `v2/pipeline`), and the rest of Hrana over HTTP that libsql clients
+ * (`@libsql/client`, drizzle) use (`v3/pipeline`, `v3/cursor`, streams with batons, stored
+ * SQL), with tokens scoped to databases and roles (HS256 with a shared secret, or
+ * EdDSA/RS256/ES256 against a public key or a JWKS URL). It runs on its own socket
+ * (`createServer`) or inside an existing Node HTTP app (`createHandler`), serves `/metrics`,
+ * `/ready` and `/health`, and drains gracefully.
  * Each database runs on the same engine as the client, over Node files; its revisions come
  * from the VFS's WAL observer (revlog.ts). The server never imports the client's sync code:
  * what both sides share is the wire format.
@@ -18,7 +20,7 @@
  * request: mount prefix, CORS, readiness, metrics, log line), metrics.ts (the Prometheus
  * registry), log.ts (text or JSON lines), http.ts (bodies, CORS headers, error -> status), database-cache.ts
  * (the LRU of open databases), hosted-database.ts (one database: pull, pipeline, long polls),
- * hrana.ts (pipeline execution), revlog.ts (revisions), write-rules.ts (the `--write-rules`
+ * hrana.ts (pipeline execution), addressing.ts (which database a request names), revlog.ts (revisions), write-rules.ts (the `--write-rules`
  * authorizer), sandbox.ts (what tenant SQL may do), client-owners.ts (who may write which
  * client's acknowledgement), pull-spool.ts (pull answers off the heap), auth.ts (tokens),
  * cli.ts and cli-args.ts (`outpost serve`, `outpost token`), in-process-transport.ts (the sync

@@ -10,7 +10,10 @@
  *   mounts another database's files would otherwise reach it), and so is `VACUUM INTO`; a
  *   plain `VACUUM` may attach its own nameless scratch database.
  * - No state that outlives a request: no TEMP tables, views, triggers or indexes, and no
- *   PRAGMA that sets connection state. PRAGMAs that only read, and the two that write the
+ *   PRAGMA that sets connection state, except the few a request may change for its own
+ *   duration (`foreign_keys`, `defer_foreign_keys`, `query_only`: `@libsql/client`'s `migrate`
+ *   turns foreign keys off and on), which the server puts back when the request, or its
+ *   stream, ends (`SessionReset`). PRAGMAs that only read, and the two that write the
  *   database file's own header (`user_version`, `application_id`), are allowed.
  * - No corruption: defensive mode (`Connection.restrict`) turns off `writable_schema` and writes
  *   to `sqlite_dbpage` and shadow tables, whatever the authorizer says.
@@ -81,6 +84,9 @@ const READ_PRAGMAS = new Set([
 /** PRAGMAs that may also be given a value: they write the database's header, not the connection. */
 const WRITE_PRAGMAS = new Set(['user_version', 'application_id']);
 
+/** Connection settings a request may set for itself; `SessionReset` puts them back after it. */
+const SESSION_PRAGMAS = ['foreign_keys', 'defer_foreign_keys', 'query_only'] as const;
+
 /** Functions that could reach outside the database or hand out raw pointers. */
 const REFUSED_FUNCTIONS = new Set(['load_extension', 'fts3_tokenizer', 'readfile', 'writefile', 'edit']);
 
@@ -106,6 +112,10 @@ export function sandboxAuthorizer(
         return false;
       case SQLITE_PRAGMA: {
         const name = (a ?? '').toLowerCase();
+        if ((SESSION_PRAGMAS as readonly string[]).includes(name)) {
+          if (b !== null) clock.sessionChanged = true;
+          return true;
+        }
         if (b === null) return READ_PRAGMAS.has(name);
         return WRITE_PRAGMAS.has(name);
       }
@@ -141,6 +151,8 @@ export class StatementClock {
   expired = false;
   /** The running statement is a plain VACUUM (which attaches a scratch database of its own). */
   vacuum = false;
+  /** A statement set one of the session PRAGMAs since the last `SessionReset`. */
+  sessionChanged = false;
 
   constructor(private readonly timeoutMs: number) {}
 
@@ -182,16 +194,38 @@ export class StatementClock {
 /** How many VM steps pass between two looks at the clock (a few microseconds of work). */
 const PROGRESS_OPS = 10_000;
 
+/**
+ * Puts the session PRAGMAs back to what they were when the database opened, once a request (or
+ * its stream) that changed them ends: the next request starts from the same connection state.
+ */
+export class SessionReset {
+  private constructor(private readonly sql: string) {}
+
+  /** Reads the settings as the server opened the connection (before the sandbox applies). */
+  static capture(conn: Connection): SessionReset {
+    // The values read are SQLite's 0 or 1 for these boolean settings.
+    return new SessionReset(SESSION_PRAGMAS.map((name) => `PRAGMA ${name} = ${Number(conn.value(`PRAGMA ${name}`))};`).join(' '));
+  }
+
+  /** Restores the settings when a statement changed them; `trusted` runs SQL as the server. */
+  reset(clock: StatementClock, trusted: (sql: string) => void): void {
+    if (!clock.sessionChanged) return;
+    trusted(this.sql);
+    clock.sessionChanged = false;
+  }
+}
+
 /** Applies the sandbox to a hosted database's connection; returns its clock and authorizer. */
 export function applySandbox(
   conn: Connection,
   limits: SandboxLimits,
   writeRules?: (action: number, a: string | null, b: string | null, trigger: string | null) => boolean,
-): { clock: StatementClock; authorizer: ReturnType<typeof sandboxAuthorizer> } {
+): { clock: StatementClock; authorizer: ReturnType<typeof sandboxAuthorizer>; session: SessionReset } {
+  const session = SessionReset.capture(conn);
   conn.restrict({ valueBytesMax: limits.valueBytesMax, sqlBytesMax: limits.valueBytesMax });
   const clock = new StatementClock(limits.statementTimeoutMs);
   const authorizer = sandboxAuthorizer(clock, writeRules);
   conn.setAuthorizer(authorizer);
   conn.setProgressHandler(PROGRESS_OPS, clock.shouldStop);
-  return { clock, authorizer };
+  return { clock, authorizer, session };
 }

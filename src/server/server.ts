@@ -1,14 +1,19 @@
 /**
  * The Outpost sync server: many databases over HTTP, speaking Turso's sync protocol.
  *
- * Routes (all answers to errors are JSON `{ "error": message, "code": CODE }`):
+ * Routes (all answers to errors are JSON `{ "error": message, "message": message, "code": CODE }`):
  * - `POST /db/{name}/pull-updates`  protobuf in, length-delimited protobuf out
- * - `POST /db/{name}/v2/pipeline`   Hrana JSON in and out
+ * - `POST /db/{name}/v2/pipeline`   Hrana JSON in and out (also `v3/pipeline`); with batons
+ *                                   for interactive transactions (`@libsql/client`, drizzle)
+ * - `POST /db/{name}/v3/cursor`     a Hrana batch, answered as cursor entries (JSON lines)
  * - `POST /admin/databases`         `{ "name": "..." }`, creates a database (admin token)
  * - `GET  /health`                  `{ "ok": true }`: the process answers
  * - `GET  /ready`                   200 once started and until a drain begins, else 503 (front.ts)
  * - `GET  /metrics`                 Prometheus text format (metrics.ts)
- * Browsers get CORS headers (any origin by default; the bearer token is the credential).
+ * The database may also be named by host (`{name}.{baseHost}`) or, when the URL names none, by
+ * the token (addressing.ts). Browsers get CORS headers (any origin by default; the bearer token
+ * is the credential). Error answers carry `message` as well as `error`: Hrana clients
+ * (`@libsql/client`) read an error's `code` only from a body with a `message`.
  *
  * The same routes serve two ways: `createServer` listens on its own socket, and
  * `createHandler` is a `(req, res, next?)` function for an existing Node HTTP app. Both drain
@@ -32,12 +37,14 @@ import { DATABASE_NAME_PATTERN } from '../options.js';
 import { decodePullRequest } from '../protocol/pull-updates.js';
 import { isSyncPush } from '../protocol/turso-tables.js';
 import { type Grant, type Role, type TokenVerifier, authorize, createVerifier, verifyAuthorization } from './auth.js';
+import { nameFromGrant, resolveTarget } from './addressing.js';
 import { DatabaseCache } from './database-cache.js';
 import { RequestFront } from './front.js';
 import type { HostedDatabase } from './hosted-database.js';
-import { type CorsOrigins, HttpError, pathParts, readBody, sendJson } from './http.js';
+import { type CorsOrigins, HttpError, pathParts, readBody, send, sendJson } from './http.js';
 import { type LogFormat, type LogLevel, type Logger, createLogger } from './log.js';
 import { ServerMetrics } from './metrics.js';
+import { cursorAnswer, cursorAsPipeline } from './hrana.js';
 import { PullSpool } from './pull-spool.js';
 
 export interface ServerOptions {
@@ -101,6 +108,11 @@ export interface ServerOptions {
    * authorizer refuses any other write, and any DDL, in those databases.
    */
   writeRules?: Record<string, string[]>;
+  /**
+   * The host under which `{name}.{baseHost}` names database `name` (as sqld and Turso Cloud
+   * do), e.g. `db.example.com`; default: databases are named by path or token only.
+   */
+  baseHost?: string;
   /** Where log lines go; default stdout. Pass `() => {}` to silence. */
   log?: (line: string) => void;
   /** `text` (default) or `json`: one JSON object per line (log.ts). */
@@ -175,6 +187,7 @@ class SyncServer implements OutpostServer {
   private readonly log: Logger;
   private readonly metrics: ServerMetrics | null;
   private readonly front: RequestFront;
+  private readonly baseHost: string | null;
   private readonly databases: DatabaseCache;
   /** The socket's server; null for `createHandler`, whose app owns the socket. */
   private readonly server: http.Server | null;
@@ -199,6 +212,7 @@ class SyncServer implements OutpostServer {
       { log: this.log, metrics: this.metrics, corsOrigins: options.corsOrigins ?? '*', basePath: (options.basePath ?? '').replace(/\/+$/, '') },
       (req, res) => this.route(req, res),
     );
+    this.baseHost = options.baseHost ? options.baseHost.toLowerCase().replace(/^\.+|\.+$/g, '') : null;
     fs.mkdirSync(options.dataDir, { recursive: true });
     const limits = {
       statementTimeoutMs: options.statementTimeoutMs ?? 2000,
@@ -348,14 +362,10 @@ class SyncServer implements OutpostServer {
       const grant = await this.grantFor(req);
       return { status: await this.createDatabase(grant, req, res), db: '-' };
     }
-    const endpoint = parts.slice(2).join('/');
-    if (parts[0] !== 'db' || parts.length < 3 || (endpoint !== 'pull-updates' && endpoint !== 'v2/pipeline')) {
-      throw new HttpError(404, `no such endpoint: ${url.pathname} (use /db/{name}/pull-updates or /db/{name}/v2/pipeline)`, 'NOT_FOUND');
-    }
-    const name = parts[1]!;
-    if (!DATABASE_NAME_PATTERN.test(name)) throw new HttpError(400, `invalid database name ${JSON.stringify(name)}`, 'INVALID_NAME');
+    const target = resolveTarget(parts, req.headers.host, this.baseHost);
     const grant = await this.grantFor(req);
-    const status = endpoint === 'pull-updates' ? await this.pullUpdates(name, grant, req, res) : await this.pipeline(name, grant, req, res);
+    const name = target.name ?? nameFromGrant(grant);
+    const status = target.endpoint === 'pull-updates' ? await this.pullUpdates(name, grant, req, res) : await this.pipeline(name, grant, req, res, target.endpoint === 'cursor');
     return { status, db: name };
   }
 
@@ -405,8 +415,8 @@ class SyncServer implements OutpostServer {
     ended();
   }
 
-  /** `POST /db/{name}/v2/pipeline`: a Hrana pipeline, created on first write. */
-  private async pipeline(name: string, grant: Grant | null, req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
+  /** `POST /db/{name}/v2/pipeline` (or `v3/cursor`): a Hrana pipeline, created on first write. */
+  private async pipeline(name: string, grant: Grant | null, req: http.IncomingMessage, res: http.ServerResponse, cursor = false): Promise<number> {
     allow(grant, name, 'write');
     const raw = await readBody(req, this.bodyBytesMax);
     let body: unknown;
@@ -416,11 +426,14 @@ class SyncServer implements OutpostServer {
       throw new ProtocolError(`the body is not valid JSON: ${(e as Error).message}`);
     }
     if (isSyncPush(body)) this.front.markPush(res);
+    if (cursor) body = cursorAsPipeline(body);
     const db = await this.acquire(name, true);
     try {
       await db.waitForTurn(body);
       db.lastUsedMs = Date.now();
-      sendJson(res, 200, db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true }));
+      const answer = db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true });
+      if (cursor) send(res, 200, 'text/plain', cursorAnswer(answer));
+      else sendJson(res, 200, answer);
       return 200;
     } finally {
       this.databases.release(db);
