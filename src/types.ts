@@ -80,6 +80,14 @@ export interface SyncOptions {
    * a 5xx or 429), with exponential backoff from 250 ms (default 2).
    */
   retries?: number;
+  /**
+   * Browser PWAs with a service worker that queues push batches (README, "Background push"):
+   * when the server cannot be reached, a push still sends its first batch of pending changes,
+   * so that the service worker can store that request and send it when the network returns,
+   * even with no tab open. The batch carries its own gate on the server's acknowledgement, so
+   * it is applied at most once however often it is sent. Default false.
+   */
+  backgroundPush?: boolean;
 }
 
 export interface SyncStatus {
