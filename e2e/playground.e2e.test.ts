@@ -31,6 +31,9 @@ beforeAll(async () => {
     executablePath: chromiumPath(),
     headless: true,
     acceptDownloads: true,
+    // The playground without its service worker (e2e/pwa.e2e.test.ts tests that): page.route
+    // sees no request the service worker answers from its cache.
+    serviceWorkers: 'block',
     args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
 }, 120_000);
