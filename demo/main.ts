@@ -8,6 +8,7 @@ import { Editor } from './editor.js';
 import { DroppedFiles, acceptDrops, download, isDatabaseFile, pickFile } from './files.js';
 import { addToHistory, loadHistory } from './history.js';
 import { errorBlock, renderBlocks } from './results.js';
+import { PersistentStorage, startServiceWorker } from './pwa.js';
 import { SchemaPanel } from './schema-panel.js';
 import { Session, isDatabaseName } from './session.js';
 import { type Block, type OutputMode, type ShellHost, runInput } from './shell.js';
@@ -42,6 +43,7 @@ const session: Session = new Session({
 });
 const sync = new SyncPanel(session, `${LOCAL_SERVER || 'http://127.0.0.1:8080'}/db/playground`, refreshSchema);
 const dropped = new DroppedFiles();
+const persistence = new PersistentStorage($('db-persist'));
 
 const host: ShellHost = {
   db: () => session.db,
@@ -113,6 +115,7 @@ async function runEditor(): Promise<void> {
   editor.setHistory(await addToHistory(session.name, text));
   await refreshSchema();
   await sync.refresh();
+  await persistence.afterRun(await session.database()).catch(() => undefined);
 }
 
 /** Opens a .db file as a new database (validated first) or loads a .sql file into the editor. */
@@ -167,6 +170,8 @@ acceptDrops($('drop-hint'), async (files) => {
 // that nothing typed meanwhile is overwritten.
 editor.setText(new URLSearchParams(location.hash.slice(1)).get('sql') ?? WELCOME);
 editor.focus();
+void persistence.show();
+void startServiceWorker();
 const requested = new URLSearchParams(location.search).get('db');
 session.open(isDatabaseName(requested) ? requested : 'playground').then(
   () => {

@@ -74,9 +74,9 @@ export class Session {
     return this.current;
   }
 
-  /** Opens the first database. Call once. */
+  /** Opens the first database, syncing with the URL it was last connected to. Call once. */
   async open(name: string): Promise<void> {
-    const opening = this.load(name, this.currentSyncUrl);
+    const opening = this.load(name, rememberedSyncUrl(name));
     // Resolves `current` (and whoever already waits on it) with this open's outcome.
     this.startFirstOpen(opening);
     await this.events.opened(await opening);
@@ -145,7 +145,8 @@ export class Session {
   private async load(name: string, syncUrl: string | null): Promise<Database> {
     let db: Database;
     try {
-      db = await open(name, { storage: this.currentStorage, ...(syncUrl ? { sync: { url: syncUrl, live: true } } : {}) });
+      // Live sync; backgroundPush: offline pushes go to the service worker's queue (demo/sw.ts).
+      db = await open(name, { storage: this.currentStorage, ...(syncUrl ? { sync: { url: syncUrl, live: true, backgroundPush: true } } : {}) });
     } catch (e) {
       if (!(e instanceof OutpostError && e.code === 'OPFS_UNAVAILABLE')) throw e;
       this.currentStorage = 'memory';
@@ -155,7 +156,28 @@ export class Session {
     this.opened = db;
     this.currentName = name;
     this.currentSyncUrl = syncUrl;
+    rememberSyncUrl(name, syncUrl);
     return db;
+  }
+}
+
+const SYNC_URL_KEY = 'outpost-playground:sync-url:';
+
+/** The sync URL `name` was last opened with, so that a reload (online or not) syncs as before. */
+function rememberedSyncUrl(name: string): string | null {
+  try {
+    return localStorage.getItem(SYNC_URL_KEY + name);
+  } catch {
+    return null;
+  }
+}
+
+function rememberSyncUrl(name: string, url: string | null): void {
+  try {
+    if (url) localStorage.setItem(SYNC_URL_KEY + name, url);
+    else localStorage.removeItem(SYNC_URL_KEY + name);
+  } catch {
+    // Storage blocked: the next visit starts unsynced.
   }
 }
 

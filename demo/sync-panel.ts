@@ -82,6 +82,8 @@ export class SyncPanel {
       $('sync-error').textContent = `${(e as { code?: string }).code ?? 'error'}: ${(e as Error).message}${hint}`;
     }
     await this.refresh();
+    // How many actions have ended: tests wait for it to move instead of polling the status.
+    $('sync-status').dataset.actionsDone = String(Number($('sync-status').dataset.actionsDone ?? 0) + 1);
   }
 
   private render(status: SyncStatus | null): void {

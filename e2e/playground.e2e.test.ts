@@ -33,6 +33,9 @@ beforeAll(async () => {
     executablePath: chromiumPath(),
     headless: true,
     acceptDownloads: true,
+    // The playground without its service worker (e2e/pwa.e2e.test.ts tests that): page.route
+    // sees no request the service worker answers from its cache.
+    serviceWorkers: 'block',
     args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
   // Pages do real work (a worker, WASM, OPFS, a sync server) that takes long on a busy machine.

@@ -81,6 +81,14 @@ export interface SyncOptions {
    */
   retries?: number;
   /**
+   * Browser PWAs with a service worker that queues push batches (README, "Background push"):
+   * when the server cannot be reached, a push still sends its first batch of pending changes,
+   * so that the service worker can store that request and send it when the network returns,
+   * even with no tab open. The batch carries its own gate on the server's acknowledgement, so
+   * it is applied at most once however often it is sent. Default false.
+   */
+  backgroundPush?: boolean;
+  /**
    * Live sync (default false): the engine keeps the database in sync by itself. It long-polls
    * the server for changes (`longPollTimeoutMs`, 20 s when not set) and applies each between
    * transactions, pushes shortly after each local commit (`pushDelayMs`), backs off after a

@@ -14,6 +14,18 @@ export const UPSERT_TURSO_SYNC = `INSERT INTO ${TURSO_SYNC_TABLE}(client_id, pul
 /** Argument: client id. Rows: `pull_gen, change_id`. */
 export const SELECT_TURSO_SYNC = `SELECT pull_gen, change_id FROM ${TURSO_SYNC_TABLE} WHERE client_id = ?`;
 /**
+ * The text a push batch's gate fails with (sync/push-batch.ts). Like the insert guard it is a
+ * JSON path that is not one; the acknowledged id is part of it, so json_extract runs once per
+ * matching row (never factored out as a constant) and the message says how far the server is.
+ */
+export const BATCH_ALREADY_APPLIED = 'outpost: batch already applied up to change';
+/**
+ * A push batch's gate. Arguments: client id, the batch's first change id. It fails, and with it
+ * the batch, when the server already acknowledges that change for this client.
+ */
+export const PUSH_GATE = `SELECT json_extract('{}', '${BATCH_ALREADY_APPLIED} ' || change_id) FROM ${TURSO_SYNC_TABLE} WHERE client_id = ? AND change_id >= ?`;
+
+/**
  * The generation of a client's change ids. Turso's client starts a new generation when it
  * restarts its ids; Outpost never restarts them (the floor in its sync state), so its
  * generation never moves.
@@ -36,4 +48,19 @@ export function isSyncPush(body: unknown): boolean {
     const steps = req?.batch?.steps;
     return isWrite(req?.stmt) || (Array.isArray(steps) && steps.some((s: unknown) => isWrite((s as { stmt?: unknown } | null)?.stmt)));
   });
+}
+
+/**
+ * Whether a Hrana pipeline body is a whole, self-gated push batch that may be stored and sent
+ * again later, by a service worker with no SQLite: one request with no baton (not a part of a
+ * stream), whose batch has the gate (`PUSH_GATE`) and this client's acknowledgement. Sending it
+ * twice applies it once.
+ */
+export function isReplayablePush(body: unknown): boolean {
+  const b = body as { baton?: unknown; requests?: unknown } | null;
+  if (b?.baton !== null || !Array.isArray(b.requests) || b.requests.length !== 1) return false;
+  const steps = (b.requests[0] as { type?: unknown; batch?: { steps?: unknown } } | null)?.batch?.steps;
+  if (!Array.isArray(steps)) return false;
+  const sqls = steps.map((s: unknown) => (s as { stmt?: { sql?: unknown } } | null)?.stmt?.sql);
+  return sqls.includes(PUSH_GATE) && sqls.includes(UPSERT_TURSO_SYNC);
 }

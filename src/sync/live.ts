@@ -11,6 +11,8 @@
  *   the server's Retry-After asks.
  * - Offline (the realm's `offline` event, `navigator.onLine`): requests in flight are aborted
  *   and nothing is sent until `online`, which resumes both at once. Node counts as online.
+ *   With `backgroundPush`, each commit while offline still makes one push attempt, so that a
+ *   service worker can queue its batch (push.ts, README "Background push").
  * - `stop()`: clears every timer, aborts every request, and resolves when the loop has ended.
  */
 import { SyncError, isTransient } from '../errors.js';
@@ -70,6 +72,8 @@ export function backoffMs(failures: number, error: unknown): number {
 export interface LiveOptions {
   longPollTimeoutMs?: number | undefined;
   pushDelayMs?: number | undefined;
+  /** Offline, a commit still makes one push attempt, whose batch a service worker queues (push.ts). */
+  backgroundPush?: boolean | undefined;
 }
 
 export class LiveSync {
@@ -187,8 +191,13 @@ export class LiveSync {
   /** One push; resolves to the wait before a retry after a failure that may pass, else null. */
   private async pushNow(): Promise<number | null> {
     this.pushAgain = false;
-    // Offline, the `online` event schedules the push again.
-    if (this.stopped || !this.net.online()) return null;
+    if (this.stopped) return null;
+    if (!this.net.online()) {
+      // With backgroundPush, one attempt per commit hands the batch to a service worker that
+      // queues it (it fails here with NETWORK); either way the `online` event pushes again.
+      if (this.options.backgroundPush) await this.engine.push().catch(() => {});
+      return null;
+    }
     try {
       await this.engine.push();
       this.pushFailures = 0;

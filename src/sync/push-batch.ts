@@ -8,7 +8,8 @@
  *
  *   step 0       BEGIN IMMEDIATE
  *   step 1       CREATE TABLE IF NOT EXISTS turso_sync_last_change_id ...
- *   steps 2..    the row statements and DDL of the records, in order
+ *   step 2       the gate: fails when the server already acknowledges this batch's first change
+ *   steps 3..    the row statements and DDL of the records, in order
  *   step n-3     upsert of this client's last change id (the acknowledgement)
  *   step n-2     COMMIT
  *   step n-1     ROLLBACK, only while a transaction is still open
@@ -19,16 +20,23 @@
  * whether or not its SQL errors roll back by themselves. Steps a failure of which is harmless
  * (`ignorable`: an ALTER TABLE ADD COLUMN of a present column) do not move that gate.
  *
+ * Every batch gates itself on the server's `turso_sync_last_change_id` row for this client
+ * (step 2): when that row already reaches the batch's first change id, some push of these
+ * changes went through before (the tab's, or a service worker's replay of a queued copy), and
+ * the batch applies nothing (`stale`). So the same request sent twice, or a batch built before
+ * the server's acknowledgement moved, is never applied twice, without the client reading the
+ * acknowledgement first: a service worker can replay a stored batch without SQLite.
+ *
  * A transaction too large for one request (over `REQUEST_BYTES_MAX` of statements or
  * `REQUEST_STEPS_MAX` steps) goes as one server transaction over several requests of one Hrana
- * stream (`buildStreamBatches`): BEGIN and the first part in the first request, the
+ * stream (`buildStreamBatches`): BEGIN, the gate and the first part in the first request, the
  * acknowledgement and COMMIT in the last. Every part gates its steps as above and ends with a
  * ROLLBACK that runs only when one of its steps failed (so a refused part ends the
  * transaction there); the middle parts end with a gated `SELECT 1` that says they went through.
  */
 import { OutpostError, ProtocolError, SyncError } from '../errors.js';
 import type { HranaBatchStep, HranaCondition, HranaValue, PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
-import { CREATE_TURSO_SYNC_TABLE, PULL_GEN, SELECT_TURSO_SYNC, UPSERT_TURSO_SYNC } from '../protocol/turso-tables.js';
+import { BATCH_ALREADY_APPLIED, CREATE_TURSO_SYNC_TABLE, PULL_GEN, PUSH_GATE, SELECT_TURSO_SYNC, UPSERT_TURSO_SYNC } from '../protocol/turso-tables.js';
 import type { Mutation, MutationResult, SqlValue } from '../types.js';
 import { isTrackedTable } from './change-log.js';
 import type { DecodedSegment, RowChange } from './changeset.js';
@@ -187,7 +195,7 @@ export function splitSteps(
  * The requests that push `parts` (from `splitSteps`, two or more) as one server transaction on
  * one stream; the caller sets each request's baton from the answer before it.
  */
-export function buildStreamBatches(clientId: string, ackedAfter: number, parts: readonly (readonly PushStep[])[]): PushBatch[] {
+export function buildStreamBatches(clientId: string, firstId: number, ackedAfter: number, parts: readonly (readonly PushStep[])[]): PushBatch[] {
   invariant(parts.length >= 2, 'a stream has two parts or more');
   return parts.map((steps, i) => {
     const first = i === 0;
@@ -205,6 +213,7 @@ export function buildStreamBatches(clientId: string, ackedAfter: number, parts: 
     if (first) {
       add('BEGIN IMMEDIATE', [], false, null);
       add(CREATE_TURSO_SYNC_TABLE, [], false, null);
+      add(PUSH_GATE, hranaArgs([clientId, firstId]), false, null);
     }
     for (const s of steps) add(s.sql, s.args, s.ignorable, s);
     if (last) {
@@ -226,9 +235,10 @@ export function buildStreamBatches(clientId: string, ackedAfter: number, parts: 
 
 /**
  * The batch that pushes `steps` as one server transaction and records `ackedAfter` (the last
- * change id it carries, or the acknowledged id when larger) as this client's acknowledgement.
+ * change id it carries, or the acknowledged id when larger) as this client's acknowledgement,
+ * unless the server already acknowledges `firstId` (the first change id it carries).
  */
-export function buildPushBatch(clientId: string, ackedAfter: number, steps: readonly PushStep[]): PushBatch {
+export function buildPushBatch(clientId: string, firstId: number, ackedAfter: number, steps: readonly PushStep[]): PushBatch {
   const hrana: HranaBatchStep[] = [{ stmt: { sql: 'BEGIN IMMEDIATE', args: [], want_rows: false } }];
   const stepAt: (PushStep | null)[] = [null];
   let gate = 0;
@@ -239,6 +249,7 @@ export function buildPushBatch(clientId: string, ackedAfter: number, steps: read
     if (!ignorable) gate = hrana.length - 1;
   };
   add(CREATE_TURSO_SYNC_TABLE, [], false, null);
+  add(PUSH_GATE, hranaArgs([clientId, firstId]), false, null);
   for (const s of steps) add(s.sql, s.args, s.ignorable, s);
   add(UPSERT_TURSO_SYNC, hranaArgs([clientId, PULL_GEN, ackedAfter]), false, null);
   add('COMMIT', [], false, null);
@@ -256,6 +267,11 @@ export type PushResult =
    * key taken by a row this client has not pulled (another client's). `rowid` is set when the
    * table has no primary key.
    */
+  /**
+   * The server applied nothing of the batch: it already acknowledges the batch's first change
+   * (another push of these changes went through). Read the acknowledgement again and go on.
+   */
+  | { type: 'stale'; reason: string }
   | { type: 'collision'; changeId: number; table: string; key: string; rowid: bigint | null; reason: string }
   /** The server applied nothing of the batch; `changeId` and `table` name the failing statement's change when a change's statement failed. */
   | { type: 'refused'; reason: string; changeId: number | null; table: string | null };
@@ -281,6 +297,7 @@ export function readPushResult(batch: PushBatch, response: PipelineResponse): Pu
     if (!e) continue;
     const step = batch.stepAt[i] ?? null;
     if (step?.ignorable) continue;
+    if (step === null && e.message.includes(BATCH_ALREADY_APPLIED)) return { type: 'stale', reason: e.message };
     if (step?.guarded && step.table !== null && e.message.includes(INSERT_COLLISION)) {
       const reason = `insert collision: table ${step.table} already has a row with ${step.guarded.key} on the server, which another client inserted`;
       return { type: 'collision', changeId: step.changeId, table: step.table, key: step.guarded.key, rowid: step.guarded.rowid, reason };

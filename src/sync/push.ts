@@ -7,7 +7,10 @@
  * the application drops it or retries it, however many there are. An insert whose key another
  * client took is an insert collision (conflicts.ts): re-keyed, then the push starts over, in a
  * table without a primary key; refused and reported, with the later changes to its rows held
- * back, in a table with one.
+ * back, in a table with one. Every batch also gates itself on the acknowledgement (push-batch.ts):
+ * one that finds its changes already there is `stale`, and the round starts over from a fresh
+ * read. With `backgroundPush`, a push that cannot reach the server still sends its first batch,
+ * for a service worker to queue (`offerForBackgroundPush`).
  */
 import { SyncError } from '../errors.js';
 import type { SyncTransport } from '../protocol/transport.js';
@@ -34,7 +37,7 @@ import { recordsToPush, splitIntoBatches } from './push-plan.js';
 import { tableInfoLookup } from './schema.js';
 import { pushedUpTo, rotateClientId } from './state-file.js';
 
-export type PushOptions = Pick<SyncOptions, 'pushBatchSize' | 'transform' | 'upsertTables'>;
+export type PushOptions = Pick<SyncOptions, 'pushBatchSize' | 'transform' | 'upsertTables' | 'backgroundPush'>;
 
 /**
  * Re-keys one push may do before it gives up for now (a transient error, retried later): each
@@ -77,7 +80,13 @@ async function pushRound(
   const records = local.changes.readAll();
   if (records.length === 0) return null;
   let clientId = local.state.value.clientId;
-  let acked = readAck(await transport.pipeline(ackRequest(clientId)));
+  let acked: number;
+  try {
+    acked = readAck(await transport.pipeline(ackRequest(clientId)));
+  } catch (e) {
+    if (options.backgroundPush && e instanceof SyncError && e.code === 'NETWORK') await offerForBackgroundPush(local, transport, clientId, records, options);
+    throw e;
+  }
   if (acked > pushedUpTo(local.state.value)) {
     // The server acknowledged an id this replica never sent under its client id: a copy of it
     // pushes under the same id. Continue under a new one, or those changes would be skipped.
@@ -140,16 +149,21 @@ async function pushRound(
     }
     return true;
   };
+  // A stale batch (another push of it went through) ends the round: the next one reads the acknowledgement again.
+  const stale = (result: PushResult): boolean => {
+    if (result.type === 'stale') next = 'again';
+    return result.type === 'stale';
+  };
   batches: for (const batch of splitIntoBatches(todo, options.pushBatchSize ?? 1000)) {
     const result = await send(batch);
-    if (collided(result)) break;
+    if (collided(result) || stale(result)) break;
     if (result.type === 'ok') pushed += batch.length;
     else if (batch.length === 1) refuse(batch[0]!.id, result as Extract<PushResult, { type: 'refused' }>);
     else {
       // Find the change the server refuses: push the batch one transaction at a time.
       for (const r of batch) {
         const single = await send([r]);
-        if (collided(single)) break batches;
+        if (collided(single) || stale(single)) break batches;
         if (single.type === 'ok') pushed++;
         else refuse(r.id, single as Extract<PushResult, { type: 'refused' }>);
       }
@@ -158,6 +172,32 @@ async function pushRound(
   local.rejected.record(unsaved, { lastPushAt: Date.now() });
   const refused = todo.filter((r) => refusals.has(r.id));
   return { pushed, refused: refused.length > 0 ? refusedError(refused.map((r) => r.id), refusals, refusedTables) : null, next };
+}
+
+/**
+ * With `backgroundPush`, when the server cannot be reached: sends the first batch of pending
+ * changes all the same, built without the server's acknowledgement, so that a service worker
+ * intercepting the failed request can queue it and replay it when the network returns (README,
+ * "Background push"). Its gate makes the server skip it if it already has those changes. What
+ * happens to it is the service worker's business: the push fails here as it would have.
+ */
+async function offerForBackgroundPush(local: LocalDatabase, transport: SyncTransport, clientId: string, records: ChangeRecord[], options: PushOptions): Promise<void> {
+  // Records sent under a previous client id wait for the server's answer about that id.
+  if (local.state.value.inherited) return;
+  const reasonOf = (id: number): string | undefined => local.rejected.reason(id);
+  const held = heldBehindRejected(
+    records.map((r) => ({ id: r.id, segments: decodeSegments(r.segments) })),
+    reasonOf,
+    tableInfoLookup(local.conn),
+  );
+  const batch = splitIntoBatches(recordsToPush(records, 0, (id) => reasonOf(id) !== undefined || held.has(id)), options.pushBatchSize ?? 1000)[0];
+  if (!batch || batch.length === 0) return;
+  // Durably first, as every push does: the ids this batch carries are never handed out again.
+  const lastId = batch[batch.length - 1]!.id;
+  if (local.state.value.changeIdFloor < lastId || pushedUpTo(local.state.value) < lastId) {
+    local.state.update({ changeIdFloor: Math.max(local.state.value.changeIdFloor, lastId), pushedUpTo: Math.max(pushedUpTo(local.state.value), lastId) });
+  }
+  await sendBatch(local, transport, clientId, 0, batch, options.transform, options.upsertTables ?? []).catch(() => undefined);
 }
 
 /** The reason recorded for a refused insert collision: what happened and what the application can do. */
@@ -187,7 +227,7 @@ async function sendBatch(
     return { type: 'refused', reason, changeId: s.changeId, table: s.table };
   }
   if (split.parts.length === 1) {
-    const batch = buildPushBatch(clientId, ackedAfter, steps);
+    const batch = buildPushBatch(clientId, records[0]!.id, ackedAfter, steps);
     return readPushResult(batch, await transport.pipeline(batch.request));
   }
   return sendStream(transport, clientId, ackedAfter, split.parts, split.bytes, records);
@@ -202,7 +242,7 @@ async function sendBatch(
  * retried from the acknowledgement; the server rolls back the abandoned stream when it idles).
  */
 async function sendStream(transport: SyncTransport, clientId: string, ackedAfter: number, parts: PushStep[][], bytes: number, records: ChangeRecord[]): Promise<PushResult> {
-  const batches = buildStreamBatches(clientId, ackedAfter, parts);
+  const batches = buildStreamBatches(clientId, records[0]!.id, ackedAfter, parts);
   let baton: string | null = null;
   for (const [i, batch] of batches.entries()) {
     const request = { ...batch.request, baton };
@@ -216,7 +256,7 @@ async function sendStream(transport: SyncTransport, clientId: string, ackedAfter
       throw e;
     }
     const result = readPushResult(batch, response);
-    if (result.type === 'refused') return result;
+    if (result.type === 'refused' || result.type === 'stale') return result;
     if (i < batches.length - 1 && response.baton === null) {
       // Turso's server, for one, answers without a baton and keeps the transaction open on its
       // shared connection: end it before anything else runs there.

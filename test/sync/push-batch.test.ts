@@ -6,7 +6,7 @@
 import { describe, expect, test } from 'vitest';
 import { OutpostError, SyncError, isTransient } from '../../src/errors.js';
 import type { HranaBatchStep, HranaStmtResult, PipelineResponse } from '../../src/protocol/hrana.js';
-import { TURSO_SYNC_TABLE } from '../../src/protocol/turso-tables.js';
+import { PUSH_GATE, TURSO_SYNC_TABLE, isReplayablePush } from '../../src/protocol/turso-tables.js';
 import { type StoredValue, textValue } from '../../src/engine/stored-value.js';
 import type { RowChange } from '../../src/sync/changeset.js';
 import { type DecodedRecord, ackRequest, applyTransform, buildPushBatch, pushSteps, readAck, readPushResult } from '../../src/sync/push-batch.js';
@@ -132,10 +132,10 @@ describe('guarded inserts', () => {
   });
   test("the server's collision error is a collision naming the change, its table and its key", () => {
     const steps = pushSteps([{ id: 5, segments: [{ changes: [insertT(4, 'd')], columns: { t: ['id', 'v'] } }] }], info, false).steps;
-    const batch = buildPushBatch('client-1', 5, steps);
+    const batch = buildPushBatch('client-1', 5, 5, steps);
     const n = stepsOf(batch).length;
     // Turso's wording; SQLite says "bad JSON path: 'outpost: insert key taken'".
-    const result = readPushResult(batch, answer(n, { 2: 'Parse error: Bad json path: outpost: insert key taken' }, [3, 4, 5]));
+    const result = readPushResult(batch, answer(n, { 3: 'Parse error: Bad json path: outpost: insert key taken' }, [4, 5, 6]));
     expect(result).toMatchObject({ type: 'collision', changeId: 5, table: 't', key: 'id = 4', rowid: null });
     expect(result.type === 'collision' && result.reason).toMatch(/^insert collision: table t already has a row with id = 4/);
   });
@@ -166,46 +166,61 @@ describe('applyTransform', () => {
 
 describe('buildPushBatch', () => {
   const steps = pushSteps(records, info, false).steps;
-  const batch = buildPushBatch('client-1', 9, steps);
+  const batch = buildPushBatch('client-1', 7, 9, steps);
   const hrana = stepsOf(batch);
 
-  test('BEGIN, the protocol table, the statements, the acknowledgement, COMMIT, ROLLBACK', () => {
+  test('BEGIN, the protocol table, the gate, the statements, the acknowledgement, COMMIT, ROLLBACK', () => {
     expect(hrana.map((s) => s.stmt.sql)).toEqual([
       'BEGIN IMMEDIATE',
       expect.stringContaining(`CREATE TABLE IF NOT EXISTS ${TURSO_SYNC_TABLE}`),
+      PUSH_GATE,
       ...steps.map((s) => s.sql),
       expect.stringContaining(`INSERT INTO ${TURSO_SYNC_TABLE}`),
       'COMMIT',
       'ROLLBACK',
     ]);
     expect(hrana.at(-3)!.stmt.args).toEqual([{ type: 'text', value: 'client-1' }, { type: 'integer', value: '1' }, { type: 'integer', value: '9' }]);
+    expect(hrana[2]!.stmt.args).toEqual([{ type: 'text', value: 'client-1' }, { type: 'integer', value: '7' }]);
     expect(batch.commitStep).toBe(hrana.length - 2);
   });
 
   test('the step → change map is data: framing steps map to null, statements to their step', () => {
-    expect(batch.stepAt).toEqual([null, null, ...steps, null, null, null]);
+    expect(batch.stepAt).toEqual([null, null, null, ...steps, null, null, null]);
   });
 
   test('each step is gated on the last step that must succeed; an ignorable step moves no gate', () => {
     const gates = hrana.map((s) => (s.condition?.type === 'and' && s.condition.conds[0]?.type === 'ok' ? s.condition.conds[0].step : null));
-    // 0 BEGIN, 1 the protocol table, 2-6 the statements (5 is the ignorable ALTER), 7 the
-    // acknowledgement, 8 COMMIT, 9 ROLLBACK
-    expect(gates).toEqual([null, 0, 1, 2, 3, 4, 4, 6, 7, null]);
-    expect(hrana[8]!.condition).toEqual({ type: 'and', conds: [{ type: 'ok', step: 7 }, { type: 'not', cond: { type: 'is_autocommit' } }] });
+    // 0 BEGIN, 1 the protocol table, 2 the gate, 3-7 the statements (6 is the ignorable
+    // ALTER), 8 the acknowledgement, 9 COMMIT, 10 ROLLBACK
+    expect(gates).toEqual([null, 0, 1, 2, 3, 4, 5, 5, 7, 8, null]);
+    expect(hrana[9]!.condition).toEqual({ type: 'and', conds: [{ type: 'ok', step: 8 }, { type: 'not', cond: { type: 'is_autocommit' } }] });
     expect(hrana.at(-1)!.condition).toEqual({ type: 'not', cond: { type: 'is_autocommit' } });
+  });
+});
+
+describe('isReplayablePush', () => {
+  const batch = buildPushBatch('client-1', 7, 9, pushSteps(records, info, false).steps);
+  test('a whole push batch may be replayed', () => {
+    expect(isReplayablePush(JSON.parse(JSON.stringify(batch.request)))).toBe(true);
+  });
+  test('an acknowledgement query, a batch with a baton or with another request is not', () => {
+    expect(isReplayablePush(ackRequest('client-1'))).toBe(false);
+    expect(isReplayablePush({ ...batch.request, baton: 'b1' })).toBe(false);
+    expect(isReplayablePush({ ...batch.request, requests: [...batch.request.requests, { type: 'close' }] })).toBe(false);
+    expect(isReplayablePush(null)).toBe(false);
   });
 });
 
 describe('readPushResult', () => {
   const steps = pushSteps(records, info, false).steps;
-  const batch = buildPushBatch('client-1', 9, steps);
+  const batch = buildPushBatch('client-1', 7, 9, steps);
   const n = stepsOf(batch).length;
 
   test('ok when every step ran', () => {
     expect(readPushResult(batch, answer(n))).toEqual({ type: 'ok' });
   });
   test("a change's statement failed: refused, naming the change, its table and the statement", () => {
-    const result = readPushResult(batch, answer(n, { 4: 'UNIQUE constraint failed: t.id' }, [5, 6, 7, 8, 9]));
+    const result = readPushResult(batch, answer(n, { 5: 'UNIQUE constraint failed: t.id' }, [6, 7, 8, 9, 10]));
     expect(result).toEqual({
       type: 'refused',
       reason: `UNIQUE constraint failed: t.id (change 8, table t: ${steps[2]!.sql})`,
@@ -214,10 +229,10 @@ describe('readPushResult', () => {
     });
   });
   test('a failed DDL statement names its change but no table', () => {
-    expect(readPushResult(batch, answer(n, { 2: 'syntax error' }))).toMatchObject({ type: 'refused', changeId: 7, table: null });
+    expect(readPushResult(batch, answer(n, { 3: 'syntax error' }))).toMatchObject({ type: 'refused', changeId: 7, table: null });
   });
   test('an ignorable step that failed does not refuse the batch', () => {
-    expect(readPushResult(batch, answer(n, { 5: 'duplicate column name: w' }))).toEqual({ type: 'ok' });
+    expect(readPushResult(batch, answer(n, { 6: 'duplicate column name: w' }))).toEqual({ type: 'ok' });
   });
   test('a failed framing step refuses without naming a change', () => {
     expect(readPushResult(batch, answer(n, { 0: 'database is locked' }))).toEqual({ type: 'refused', reason: 'database is locked', changeId: null, table: null });
@@ -225,10 +240,10 @@ describe('readPushResult', () => {
   test.each(['SQLITE_FULL', 'SQLITE_IOERR_WRITE', 'SQLITE_BUSY', 'SQLITE_NOMEM', 'SQLITE_INTERRUPT'])(
     "the server's own condition (%s) is a transient error to retry, never a refusal",
     (code) => {
-      const response = answer(n, { 4: 'the server failed' });
+      const response = answer(n, { 5: 'the server failed' });
       const r = response.results[0];
       if (r?.type !== 'ok' || r.response.type !== 'batch') throw new Error('unexpected answer shape');
-      r.response.result.step_errors[4] = { message: 'database or disk is full', code };
+      r.response.result.step_errors[5] = { message: 'database or disk is full', code };
       let thrown: unknown = null;
       try {
         readPushResult(batch, response);
@@ -239,6 +254,10 @@ describe('readPushResult', () => {
       expect(isTransient(thrown)).toBe(true);
     },
   );
+  test('a failed gate is stale: the server already has these changes, and nothing was applied', () => {
+    const result = readPushResult(batch, answer(n, { 2: "bad JSON path: 'outpost: batch already applied up to change 9'" }, [3, 4, 5, 6, 7, 8, 9]));
+    expect(result).toEqual({ type: 'stale', reason: "bad JSON path: 'outpost: batch already applied up to change 9'" });
+  });
   test('a skipped COMMIT refuses', () => {
     expect(readPushResult(batch, answer(n, {}, [batch.commitStep]))).toMatchObject({ type: 'refused', reason: 'the server skipped the COMMIT of a push batch' });
   });
