@@ -29,7 +29,12 @@ if (typeof (Map as { groupBy?: unknown }).groupBy !== 'function') {
 
 export default defineConfig({
   // The WASM build locates sqlite3.wasm relative to its own module; pre-bundling would move it.
-  optimizeDeps: { exclude: ['@sqlite.org/sqlite-wasm'] },
+  optimizeDeps: {
+    exclude: ['@sqlite.org/sqlite-wasm'],
+    // The ORM tests' dependencies, optimized before the first test runs: found later, Vite
+    // re-optimizes and reloads the page under the running tests.
+    include: ['drizzle-orm', 'drizzle-orm/logger', 'drizzle-orm/relations', 'drizzle-orm/sql/sql', 'drizzle-orm/sqlite-core', 'drizzle-orm/sqlite-core/session', 'drizzle-orm/utils', 'kysely'],
+  },
   test: {
     reporters: ['default', 'json'],
     outputFile: { json: 'test-results/vitest.json' },

@@ -229,10 +229,10 @@ export function drizzleSuite(label: string, open: () => Promise<Database>, migra
           .insert(users)
           .values({ name: 'bob', email: 'same@example.com' })
           .then(
-            () => null,
-            (e: unknown) => e as Error,
+            () => 'no error',
+            (e: unknown) => e,
           );
-        expect((error?.cause as { code?: string } | undefined)?.code).toBe('SQLITE_CONSTRAINT_UNIQUE');
+        expect(error).toMatchObject({ cause: { code: 'SQLITE_CONSTRAINT_UNIQUE' } });
       });
     });
   });
