@@ -2,7 +2,8 @@
  * The way a user meets Outpost: the package is packed, the tarball installed into a fresh Vite
  * application in a temporary folder outside the repository (npm install: Vite and Outpost's
  * dependencies come from the registry or npm's cache), built with that application's own Vite
- * and no configuration, served, and run in Chromium: open, insert, query on OPFS.
+ * and no configuration, served under the strict Content-Security-Policy README recommends, and
+ * run in Chromium: open, insert, query on OPFS.
  * Needs dist built (`npm test` builds it first).
  */
 import { execFileSync } from 'node:child_process';
@@ -19,6 +20,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const temp = mkdtempSync(join(tmpdir(), 'outpost-packed-app-'));
 const app = join(temp, 'app');
 let server: PreviewServer | undefined;
+let strictServer: PreviewServer | undefined;
 let browser: Browser | undefined;
 let url = '';
 
@@ -26,6 +28,9 @@ let url = '';
 function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_')));
 }
+
+/** README's policy: no eval, WebAssembly allowed, the worker and the WASM file from the page's origin. */
+const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; connect-src 'self'";
 
 const MAIN = `import { open } from 'outpost';
 
@@ -57,10 +62,9 @@ beforeAll(async () => {
   execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: app, env, stdio: 'pipe' });
   // The application's own Vite, with no configuration file.
   execFileSync(process.execPath, [join(app, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: app, env, stdio: 'pipe' });
-  server = await preview({ root: app, configFile: false, logLevel: 'warn', preview: { host: '127.0.0.1', port: 0 } });
-  const address = server.httpServer.address();
-  if (!address || typeof address === 'string') throw new Error('preview server has no port');
-  url = `http://127.0.0.1:${address.port}/`;
+  server = await preview({ root: app, configFile: false, logLevel: 'warn', preview: { host: '127.0.0.1', port: 0, headers: { 'Content-Security-Policy': CSP } } });
+  url = addressOf(server);
+  strictServer = await preview({ root: app, configFile: false, logLevel: 'warn', preview: { host: '127.0.0.1', port: 0, headers: { 'Content-Security-Policy': CSP.replace(" 'wasm-unsafe-eval'", '') } } });
   browser = await chromium.launch({
     executablePath: chromiumPath(),
     headless: true,
@@ -68,9 +72,28 @@ beforeAll(async () => {
   });
 }, 150_000);
 
+function addressOf(preview: PreviewServer): string {
+  const address = preview.httpServer.address();
+  if (!address || typeof address === 'string') throw new Error('preview server has no port');
+  return `http://127.0.0.1:${address.port}/`;
+}
+
+/** What the app's page wrote into document.body.dataset.result. */
+async function resultAt(pageUrl: string): Promise<{ rows?: unknown; mode?: string; error?: string }> {
+  const page = await browser!.newPage();
+  try {
+    await page.goto(pageUrl);
+    await page.waitForFunction(() => document.body.dataset.result !== undefined, undefined, { timeout: 60_000 });
+    return JSON.parse((await page.evaluate(() => document.body.dataset.result)) ?? '{}');
+  } finally {
+    await page.close();
+  }
+}
+
 afterAll(async () => {
   await browser?.close();
   await server?.close();
+  await strictServer?.close();
   rmSync(temp, { recursive: true, force: true });
 });
 
@@ -80,11 +103,11 @@ test('the build holds the worker and sqlite3.wasm as assets', () => {
   expect(assets.filter((f) => f.endsWith('.js')).length).toBeGreaterThanOrEqual(2);
 });
 
-test('the packed package opens, writes and reads a database in a fresh Vite app', async () => {
-  const page = await browser!.newPage();
-  await page.goto(url);
-  await page.waitForFunction(() => document.body.dataset.result !== undefined, undefined, { timeout: 60_000 });
-  const result = JSON.parse((await page.evaluate(() => document.body.dataset.result)) ?? '{}');
-  expect(result).toEqual({ rows: [{ body: 'from the tarball' }], mode: 'wal' });
-  await page.close();
+test('the packed package opens, writes and reads a database in a fresh Vite app, under a strict CSP', async () => {
+  expect(await resultAt(url)).toEqual({ rows: [{ body: 'from the tarball' }], mode: 'wal' });
+});
+
+test("without 'wasm-unsafe-eval' in the policy, open fails with an error instead of hanging", async () => {
+  const result = await resultAt(addressOf(strictServer!));
+  expect(result.error).toMatch(/WebAssembly|wasm|Content Security Policy/i);
 });
