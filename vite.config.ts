@@ -29,7 +29,14 @@ if (typeof (Map as { groupBy?: unknown }).groupBy !== 'function') {
 
 export default defineConfig({
   // The WASM build locates sqlite3.wasm relative to its own module; pre-bundling would move it.
-  optimizeDeps: { exclude: ['@sqlite.org/sqlite-wasm'] },
+  optimizeDeps: {
+    exclude: ['@sqlite.org/sqlite-wasm'],
+    // What the browser tests and their workers import, optimized before the first test runs:
+    // a dependency found later (protobufjs, first imported by the worker) makes Vite re-optimize
+    // and reload the page under the running tests, and the reloaded modules get a second copy
+    // of Comlink without Outpost's error transfer, so errors arrive as undefined.
+    include: ['comlink', 'protobufjs/light.js', 'drizzle-orm', 'drizzle-orm/logger', 'drizzle-orm/relations', 'drizzle-orm/sql/sql', 'drizzle-orm/sqlite-core', 'drizzle-orm/sqlite-core/session', 'drizzle-orm/utils', 'kysely'],
+  },
   test: {
     reporters: ['default', 'json'],
     outputFile: { json: 'test-results/vitest.json' },

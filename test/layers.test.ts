@@ -27,6 +27,8 @@ const LAYERS: { layer: string; match: (path: string) => boolean }[] = [
   { layer: 'worker', match: (p) => p.startsWith('worker/') },
   { layer: 'browser', match: (p) => p.startsWith('browser/') },
   { layer: 'node', match: (p) => p.startsWith('node/') },
+  { layer: 'drizzle', match: (p) => p.startsWith('drizzle/') },
+  { layer: 'kysely', match: (p) => p.startsWith('kysely/') },
 ];
 
 /** What each layer may import besides itself. */
@@ -48,6 +50,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   browser: ['worker', 'api', 'storage', 'options', 'types', 'errors'],
   node: ['api', 'engine', 'sync', 'storage', 'options', 'types', 'errors'],
   index: ['browser', 'types', 'errors'],
+  // The ORM adapters work over any Database through its public surface alone.
+  drizzle: ['types', 'errors'],
+  kysely: ['types', 'errors'],
 };
 
 function layerOf(path: string): string {

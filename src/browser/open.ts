@@ -31,6 +31,11 @@ interface TestingOptions {
  */
 export async function open(name: string, options: OpenOptions & TestingOptions = {}): Promise<DatabaseApi> {
   checkDatabaseName(name);
+  // Server-side rendering and Node scripts can reach this build (a bundler that ignores the
+  // `node` export condition): fail with a direction instead of a ReferenceError on Worker.
+  if (typeof Worker === 'undefined') {
+    throw new OutpostError('open() from "outpost" needs a browser with Worker; in Node, import { open } from "outpost/node"', 'WORKER_FAILED');
+  }
   if (options.storage === 'file') throw new OutpostError('storage "file" is for outpost/node; the browser has "opfs" and "memory"', 'INVALID_ARGUMENT');
   // A custom fetch cannot cross into the worker; the worker uses its own.
   const { authToken, transform, fetch: _fetch, ...syncRest } = options.sync ?? { url: '' };
