@@ -47,6 +47,7 @@ import { CommitTracker, headerPragma } from './commit-points.js';
 import { type ConnectionLimits, createScalarFunction, restrictConnection, setProgressHandler } from './guards.js';
 import { exportImage, importImage, openSqlite } from './file-image.js';
 import type { PackedRows } from './packed-rows.js';
+import { PreparedStatements } from './prepared.js';
 import { loadRuntime } from './runtime.js';
 import { AccessRecorder, ChangeTracker, schemaSnapshot, tablesOfPages } from './table-changes.js';
 import {
@@ -101,6 +102,8 @@ export class Connection {
   /** This connection as the statement helpers see it (statements.ts, binding.ts). */
   private readonly host: StatementHost;
   private readonly statements: StatementCache;
+  /** Statements the application prepared, by handle (prepared.ts). */
+  readonly prepared: PreparedStatements;
   private readonly cells: CellReader;
   private readonly commitPoints = new CommitTracker();
   private readonly checkpointer: IdleCheckpointer;
@@ -125,8 +128,15 @@ export class Connection {
     this.raw = rawExports(sqlite3);
     this.host = { sqlite3, raw: this.raw, db: () => this.db, error: (rc, sql) => this.error(rc, sql), access: this.access };
     this.changes = new ChangeTracker(this.access, { inTransaction: () => this.inTransaction, totalChanges: () => this.raw.sqlite3_total_changes(this.db) });
-    this.statements = new StatementCache(this.host);
+    this.statements = new StatementCache(this.host, () => this.prepared.expire());
     this.cells = new CellReader(this.raw, sqlite3, options.intMode === 'bigint');
+    this.prepared = new PreparedStatements({
+      host: this.host,
+      cells: this.cells,
+      run: (stmt, body) => this.runAtCommitPoints(stmt, body),
+      afterCall: () => this.afterCall(),
+      ensureOpen: () => this.ensureOpen(),
+    });
     this.checkpointer = new IdleCheckpointer({
       idle: () => !this.inTransaction && !this.closed,
       walBytes: () => this.wal.size(),
@@ -197,6 +207,11 @@ export class Connection {
 
   get label(): string {
     return this.directory.label;
+  }
+
+  /** False once `close()` has begun. */
+  get isOpen(): boolean {
+    return !this.closed;
   }
 
   /** True while a transaction is open on the connection. */
@@ -303,9 +318,13 @@ export class Connection {
     this.exec(nested ? 'SAVEPOINT outpost_batch' : 'BEGIN IMMEDIATE');
     const results: RunResult[] = [];
     try {
-      for (const s of statements) {
-        const { sql, params } = typeof s === 'string' ? { sql: s, params: undefined } : s;
-        results.push(this.run(sql, params));
+      for (const [i, s] of statements.entries()) {
+        try {
+          results.push(typeof s === 'string' ? this.run(s, undefined) : this.run(s.sql, s.params ?? s.args));
+        } catch (e) {
+          if (e instanceof SqliteError) e.statementIndex = i;
+          throw e;
+        }
       }
       this.exec(nested ? 'RELEASE outpost_batch' : 'COMMIT');
       return results;

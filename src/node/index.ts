@@ -19,7 +19,7 @@ import { openDatabase } from '../sync/open.js';
 import type { Database as DatabaseApi, OpenOptions } from '../types.js';
 
 export type * from '../types.js';
-export { SqliteError, DatabaseLockedError, OutpostError, SyncError, type OutpostErrorCode, type SyncErrorCode } from '../errors.js';
+export { SqliteError, DatabaseLockedError, OutpostError, SyncError, AbortError, type OutpostErrorCode, type SyncErrorCode } from '../errors.js';
 
 const openPaths = new Set<string>();
 
