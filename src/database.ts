@@ -7,6 +7,11 @@
  * wait and never interleave with it; the `tx` object's calls bypass the queue (they are the
  * holder) and fail once the transaction has ended.
  *
+ * Per-call options, prepared statements, `iterate` and the `sql` tag are statement.ts's: each
+ * scope lends them its gate. An aborted call inside `transaction(fn)` ends the transaction:
+ * SQLite undoes an interrupted write's whole transaction, so every abort does, whatever the
+ * statement was, and the `tx` refuses further calls.
+ *
  * Live queries: the engine reports the tables each commit, pull or import changed
  * (`Driver.onTablesChanged`, subscribed on first use); a watch re-runs its query through the
  * queue when one of the tables it last read is among them, at most once per `throttleMs`, and

@@ -16,6 +16,9 @@
  * - `query` returns `PackedRows`, whose buffers the worker transfers (not copies); `export`
  *   transfers its bytes too. The sender must not touch them afterwards.
  * - Method names follow the public API (`pendingChanges`, not `syncPending`).
+ * - Statement calls take `EngineLimits` last; the engine enforces them itself (`limited`) and
+ *   rejects a stopped call with `AbortError`. Prepared statements are named by a handle the
+ *   caller chooses and carry their SQL, so any engine can serve them (engine/prepared.ts).
  * - Sync methods reject with `SyncError('NOT_CONFIGURED')` on a database opened without sync;
  *   `syncStatus` resolves to null there.
  *
