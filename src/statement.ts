@@ -101,42 +101,93 @@ export function nextHandle(): string {
 
 /**
  * The rows of statement `handle`, fetched in chunks of `ITERATE_CHUNK_ROWS` (each chunk one
- * call through the scope). Ending early (a `break`) ends the engine's cursor; with `own`, the
- * statement is finalized at the end too (`db.iterate` prepares one for itself).
+ * call through the scope) and handed out one by one without a new await per row. Ending early
+ * (`return()`, which a `break` calls) ends the engine's cursor; with `own`, the statement is
+ * finalized at the end too (`db.iterate` prepares one for itself).
  */
-export async function* iterateRows<T>(
+class ChunkedRows<T> implements AsyncIterableIterator<T> {
+  private rows: T[] = [];
+  private at = 0;
+  private readonly cursor = ++cursors;
+  private readonly startedAt = performance.now();
+  private started = false;
+  /** The engine has stepped the statement to its end. */
+  private engineDone = false;
+  /** This iterator is finished: exhausted, failed or returned. */
+  private ended = false;
+  private fetching: Promise<void> | null = null;
+
+  constructor(
+    private readonly scope: StatementScope,
+    private readonly statement: { handle: string; sql: string; own: boolean },
+    private readonly params: SqlParams | undefined,
+    private readonly options: CallOptions | undefined,
+    private readonly unpack: (rows: PackedRows) => T[],
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<T, undefined>> {
+    if (this.at < this.rows.length) return Promise.resolve({ value: this.rows[this.at++]!, done: false });
+    if (this.ended) return Promise.resolve({ value: undefined, done: true });
+    this.fetching ??= this.fetch().finally(() => {
+      this.fetching = null;
+    });
+    return this.fetching.then(() => this.next());
+  }
+
+  async return(): Promise<IteratorResult<T, undefined>> {
+    await this.end();
+    return { value: undefined, done: true };
+  }
+
+  private async fetch(): Promise<void> {
+    if (this.engineDone) return this.end();
+    try {
+      const timeoutMs = this.options?.timeoutMs;
+      const remainingMs = timeoutMs === undefined ? undefined : timeoutMs - (performance.now() - this.startedAt);
+      if (remainingMs !== undefined && remainingMs <= 0) throw new AbortError(`the iteration took longer than its timeoutMs (${timeoutMs} ms)`);
+      const { handle, sql } = this.statement;
+      const step = { maxRows: ITERATE_CHUNK_ROWS, cursor: this.cursor, start: !this.started };
+      this.started = true;
+      const chunk = await this.scope.call({ signal: this.options?.signal, timeoutMs: remainingMs }, (limits) =>
+        this.scope.driver.statementRows(handle, sql, this.params, step, limits),
+      );
+      if (this.ended) return;
+      this.engineDone = chunk.done;
+      this.rows = this.unpack(chunk.rows);
+      this.at = 0;
+      if (this.rows.length === 0 && chunk.done) await this.end();
+    } catch (e) {
+      await this.end();
+      throw e;
+    }
+  }
+
+  private async end(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    this.rows = [];
+    this.at = 0;
+    // Outside the scope's line: ending a cursor or freeing a statement changes no data, and a
+    // transaction that ended must not keep its statements alive.
+    if (this.scope.isClosed()) return;
+    const { handle, own } = this.statement;
+    if (this.started && !this.engineDone) await this.scope.driver.closeCursor(handle, this.cursor).catch(() => {});
+    if (own) await this.scope.driver.finalize(handle).catch(() => {});
+  }
+}
+
+export function iterateRows<T>(
   scope: StatementScope,
   statement: { handle: string; sql: string; own: boolean },
   params: SqlParams | undefined,
   options: CallOptions | undefined,
   unpack: (rows: PackedRows) => T[],
-): AsyncGenerator<T, void, undefined> {
-  const { handle, sql } = statement;
-  const cursor = ++cursors;
-  const startedAt = performance.now();
-  const timeoutMs = options?.timeoutMs;
-  let done = false;
-  let start = true;
-  try {
-    while (!done) {
-      const remainingMs = timeoutMs === undefined ? undefined : timeoutMs - (performance.now() - startedAt);
-      if (remainingMs !== undefined && remainingMs <= 0) throw new AbortError(`the iteration took longer than its timeoutMs (${timeoutMs} ms)`);
-      const chunkOptions: CallOptions = { signal: options?.signal, timeoutMs: remainingMs };
-      const chunk = await scope.call(chunkOptions, (limits) =>
-        scope.driver.statementRows(handle, sql, params, { maxRows: ITERATE_CHUNK_ROWS, cursor, start }, limits),
-      );
-      start = false;
-      done = chunk.done;
-      yield* unpack(chunk.rows);
-    }
-  } finally {
-    // Outside the scope's line: ending a cursor or freeing a statement changes no data, and a
-    // transaction that ended must not keep its statements alive.
-    if (!scope.isClosed()) {
-      if (!done && !start) await scope.driver.closeCursor(handle, cursor).catch(() => {});
-      if (statement.own) await scope.driver.finalize(handle).catch(() => {});
-    }
-  }
+): AsyncIterableIterator<T> {
+  return new ChunkedRows(scope, statement, params, options, unpack);
 }
 
 /** `db.prepare(sql)`'s statement. */
