@@ -149,7 +149,7 @@ function limited<T>(conn: Connection, abortFlag: Int32Array | null, limits: Engi
   if (timeoutMs === undefined && abortId === undefined) return fn();
   const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeoutMs;
   let stopped: 'timeout' | 'abort' | null = null;
-  conn.setProgressHandler(PROGRESS_OPS, () => {
+  conn.setInterruptCheck(PROGRESS_OPS, () => {
     if (abortId !== undefined && Atomics.load(abortFlag!, 0) === abortId) stopped = 'abort';
     else if (performance.now() > deadline) stopped = 'timeout';
     return stopped !== null;
@@ -161,8 +161,7 @@ function limited<T>(conn: Connection, abortFlag: Int32Array | null, limits: Engi
     const message = stopped === 'abort' ? 'the call was aborted while it ran; SQLite stopped it' : `the call ran past its timeoutMs (${timeoutMs} ms); SQLite stopped it`;
     throw new AbortError(message, e);
   } finally {
-    // A connection closed meanwhile has no handler left to remove.
-    if (conn.isOpen) conn.setProgressHandler(0, null);
+    conn.setInterruptCheck(PROGRESS_OPS, null);
   }
 }
 

@@ -186,6 +186,8 @@ export class Connection {
       this.exec(`PRAGMA synchronous=${this.options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
       this.exec(`PRAGMA wal_autocheckpoint=${this.options.checkpoint === 'manual' ? 0 : AUTOCHECKPOINT_PAGES}`);
       if (this.options.cacheKiB) this.exec(`PRAGMA cache_size=-${Math.max(64, Math.floor(this.options.cacheKiB))}`);
+      // SQLite reopened under the sync layer: the interrupt check's handler goes with the new handle.
+      if (this.interruptOps > 0) this.installInterruptHandler();
       if (this.options.checkpoint === 'manual' || this.options.checkpointOnClose === false) {
         // Closing must not checkpoint either: the sync layer decides what reaches the main file.
         this.sqlite3.capi.sqlite3_db_config(this.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, 0);
@@ -207,11 +209,6 @@ export class Connection {
 
   get label(): string {
     return this.directory.label;
-  }
-
-  /** False once `close()` has begun. */
-  get isOpen(): boolean {
-    return !this.closed;
   }
 
   /** True while a transaction is open on the connection. */
@@ -621,6 +618,24 @@ export class Connection {
   }
   setProgressHandler(ops: number, shouldStop: (() => boolean) | null): void {
     setProgressHandler(this.sqlite3, this.ensureDb(), ops, shouldStop);
+  }
+
+  /**
+   * The check that stops a running call (driver.ts `limited`), or null between such calls.
+   * The progress handler behind it is installed once and stays: installing one costs the WASM
+   * build far more than a call (about 0.8 ms), while an idle check costs next to nothing.
+   */
+  setInterruptCheck(ops: number, check: (() => boolean) | null): void {
+    this.interruptCheck = check;
+    if (check && this.interruptOps === 0) {
+      this.interruptOps = ops;
+      this.installInterruptHandler();
+    }
+  }
+  private interruptCheck: (() => boolean) | null = null;
+  private interruptOps = 0;
+  private installInterruptHandler(): void {
+    setProgressHandler(this.sqlite3, this.ensureDb(), this.interruptOps, () => this.interruptCheck?.() ?? false);
   }
   private ensureDb(): number {
     this.ensureOpen();
