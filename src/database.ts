@@ -7,16 +7,26 @@
  * wait and never interleave with it; the `tx` object's calls bypass the queue (they are the
  * holder) and fail once the transaction has ended.
  *
+ * Per-call options, prepared statements, `iterate` and the `sql` tag are statement.ts's: each
+ * scope lends them its gate. An aborted call inside `transaction(fn)` ends the transaction:
+ * SQLite undoes an interrupted write's whole transaction, so every abort does, whatever the
+ * statement was, and the `tx` refuses further calls.
+ *
  * Live queries: the engine reports the tables each commit, pull or import changed
  * (`Driver.onTablesChanged`, subscribed on first use); a watch re-runs its query through the
  * queue when one of the tables it last read is among them, at most once per `throttleMs`, and
  * always once more after the last change it saw.
  */
 import { unpackRows } from './engine/packed-rows.js';
-import type { Driver } from './driver.js';
-import { OutpostError } from './errors.js';
+import type { Driver, EngineLimits } from './driver.js';
+import { AbortError, OutpostError } from './errors.js';
+import { type StatementScope, callWithOptions, iterateSql, prepareStatement, taggedSql } from './statement.js';
 import type {
   BatchStatement,
+  CallOptions,
+  SqlParam,
+  Statement,
+  TransactionOptions,
   Database as DatabaseApi,
   PendingChange,
   Row,
@@ -125,41 +135,101 @@ function sameValue(a: unknown, b: unknown): boolean {
  * The statements every scope can run, written once. A scope differs only in its gate: the
  * database's queue for `Database`, "still active" for a transaction's `tx`.
  */
-abstract class Scope {
-  constructor(protected readonly driver: Driver) {}
+abstract class Scope implements StatementScope {
+  constructor(
+    readonly driver: Driver,
+    /** Writes the page's abort flag for a running call (worker/client.ts), where there is one. */
+    protected readonly interrupt: ((abortId: number) => void) | undefined,
+  ) {}
 
   /** Runs `fn` when this scope may run a statement. */
   protected abstract gate<T>(fn: () => Promise<T>): Promise<T>;
 
-  exec(sql: string): Promise<void> {
-    return this.gate(() => this.driver.exec(sql));
+  abstract isClosed(): boolean;
+
+  /** A call of this scope rejected with an AbortError (a transaction ends itself then). */
+  protected aborted(_error: Error): void {}
+
+  call<T>(options: CallOptions | undefined, fn: (limits: EngineLimits | undefined) => Promise<T>): Promise<T> {
+    const result = callWithOptions((f) => this.gate(f), this.interrupt, options, fn);
+    if (options === undefined) return result;
+    return result.catch((e: unknown) => {
+      if (e instanceof Error && e.name === 'AbortError') this.aborted(e);
+      throw e;
+    });
   }
 
-  query<T = Row>(sql: string, params?: SqlParams): Promise<T[]> {
-    return this.gate(async () => unpackRows<T>(await this.driver.query(sql, params)));
+  exec(sql: string, options?: CallOptions): Promise<void> {
+    return this.call(options, (limits) => this.driver.exec(sql, limits));
   }
 
-  get<T = Row>(sql: string, params?: SqlParams): Promise<T | undefined> {
-    return this.gate(async () => unpackRows<T>(await this.driver.query(sql, params, 1))[0]);
+  query<T = Row>(sql: string, params?: SqlParams, options?: CallOptions): Promise<T[]> {
+    return this.call(options, async (limits) => unpackRows<T>(await this.driver.query(sql, params, undefined, limits)));
   }
 
-  run(sql: string, params?: SqlParams): Promise<RunResult> {
-    return this.gate(() => this.driver.run(sql, params));
+  get<T = Row>(sql: string, params?: SqlParams, options?: CallOptions): Promise<T | undefined> {
+    return this.call(options, async (limits) => unpackRows<T>(await this.driver.query(sql, params, 1, limits))[0]);
   }
 
-  batch(statements: readonly BatchStatement[]): Promise<RunResult[]> {
-    return this.gate(() => this.driver.batch(statements));
+  run(sql: string, params?: SqlParams, options?: CallOptions): Promise<RunResult> {
+    return this.call(options, (limits) => this.driver.run(sql, params, limits));
   }
 
-  execMany(sql: string): Promise<StatementResult[]> {
-    return this.gate(() => this.driver.execMany(sql));
+  batch(statements: readonly BatchStatement[], options?: CallOptions): Promise<RunResult[]> {
+    return this.call(options, (limits) => this.driver.batch(statements, limits));
   }
+
+  execMany(sql: string, options?: CallOptions): Promise<StatementResult[]> {
+    return this.call(options, (limits) => this.driver.execMany(sql, limits));
+  }
+
+  prepare<T = Row>(sql: string): Promise<Statement<T>> {
+    return prepareStatement<T>(this, sql);
+  }
+
+  iterate<T = Row>(sql: string, params?: SqlParams, options?: CallOptions): AsyncIterableIterator<T> {
+    return iterateSql<T>(this, sql, params, options);
+  }
+
+  sql<T = Row>(strings: TemplateStringsArray, ...values: SqlParam[]): Promise<T[]> {
+    try {
+      const { sql, params } = taggedSql(strings, values);
+      return this.query<T>(sql, params);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+}
+
+/** What a transaction and its savepoints share: the AbortError that ended it, if one did. */
+interface TransactionState {
+  aborted: Error | null;
 }
 
 class TransactionScope extends Scope implements Transaction {
   active = true;
 
+  constructor(
+    driver: Driver,
+    interrupt: ((abortId: number) => void) | undefined,
+    private readonly database: Scope,
+    readonly state: TransactionState,
+  ) {
+    super(driver, interrupt);
+  }
+
+  isClosed(): boolean {
+    return this.database.isClosed();
+  }
+
+  protected override aborted(error: Error): void {
+    this.state.aborted ??= error;
+  }
+
   protected gate<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.state.aborted) {
+      return Promise.reject(new AbortError('a call of this transaction was aborted, so it is rolled back; run it again', this.state.aborted));
+    }
     if (!this.active) {
       return Promise.reject(
         new OutpostError('this transaction has already ended; use the database, not the tx object, after it', 'INVALID_ARGUMENT'),
@@ -173,10 +243,11 @@ class TransactionScope extends Scope implements Transaction {
     return this.gate(async () => {
       const name = `outpost_sp${++savepointCounter}`;
       await this.driver.exec(`SAVEPOINT ${name}`);
-      const inner = new TransactionScope(this.driver);
+      const inner = new TransactionScope(this.driver, this.interrupt, this.database, this.state);
       try {
         const result = await fn(inner);
         inner.active = false;
+        if (this.state.aborted) throw this.state.aborted;
         await this.driver.exec(`RELEASE ${name}`);
         return result;
       } catch (e) {
@@ -188,17 +259,28 @@ class TransactionScope extends Scope implements Transaction {
   }
 }
 
+const BEGIN: Record<NonNullable<TransactionOptions['mode']>, string> = {
+  deferred: 'BEGIN DEFERRED',
+  immediate: 'BEGIN IMMEDIATE',
+  exclusive: 'BEGIN EXCLUSIVE',
+};
+
 export class Database extends Scope implements DatabaseApi {
   private tail: Promise<unknown> = Promise.resolve();
-  private isClosed = false;
+  private closedFlag = false;
   private closing: Promise<void> | null = null;
 
   constructor(
     readonly name: string,
     driver: Driver,
     private readonly onClose: () => void = () => {},
+    interrupt?: (abortId: number) => void,
   ) {
-    super(driver);
+    super(driver, interrupt);
+  }
+
+  isClosed(): boolean {
+    return this.closedFlag;
   }
 
   // ---- live queries -----------------------------------------------------------------------
@@ -223,7 +305,7 @@ export class Database extends Scope implements DatabaseApi {
   }
 
   watch<T = Row>(sql: string, params: SqlParams | undefined, onRows: (rows: T[]) => void, options: WatchOptions<T> = {}): () => void {
-    if (this.isClosed) throw new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED');
+    if (this.closedFlag) throw new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED');
     // The query takes its place in the queue at once (not after an await), so a call made
     // after the change that triggered it runs after it.
     const query = (): Promise<{ rows: T[]; tables: string[] }> => {
@@ -259,7 +341,7 @@ export class Database extends Scope implements DatabaseApi {
   }
 
   get closed(): boolean {
-    return this.isClosed;
+    return this.closedFlag;
   }
 
   protected gate<T>(fn: () => Promise<T>): Promise<T> {
@@ -268,7 +350,7 @@ export class Database extends Scope implements DatabaseApi {
 
   /** Runs `fn` when every earlier call has finished. */
   private enqueue<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.isClosed) return Promise.reject(new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED'));
+    if (this.closedFlag) return Promise.reject(new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED'));
     const result = this.tail.then(fn);
     this.tail = result.then(
       () => undefined,
@@ -277,13 +359,19 @@ export class Database extends Scope implements DatabaseApi {
     return result;
   }
 
-  transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R> {
+  transaction<R>(fn: (tx: Transaction) => Promise<R>, options: TransactionOptions = {}): Promise<R> {
+    const begin = BEGIN[options.mode ?? 'immediate'];
+    if (!begin) {
+      return Promise.reject(new OutpostError(`transaction mode must be 'deferred', 'immediate' or 'exclusive' (got ${String(options.mode)})`, 'INVALID_ARGUMENT'));
+    }
     return this.enqueue(async () => {
-      await this.driver.exec('BEGIN IMMEDIATE');
-      const tx = new TransactionScope(this.driver);
+      await this.driver.exec(begin);
+      const tx = new TransactionScope(this.driver, this.interrupt, this, { aborted: null });
       try {
         const result = await fn(tx);
         tx.active = false;
+        // An aborted call ended the transaction (types.ts, CallOptions), even if fn caught it.
+        if (tx.state.aborted) throw tx.state.aborted;
         await this.driver.exec('COMMIT');
         return result;
       } catch (e) {
@@ -309,7 +397,7 @@ export class Database extends Scope implements DatabaseApi {
   private pulling: Promise<boolean> | null = null;
 
   private async emit(): Promise<void> {
-    if (this.listeners.size === 0 || this.isClosed) return;
+    if (this.listeners.size === 0 || this.closedFlag) return;
     const status = await this.driver.syncStatus();
     if (status) for (const l of [...this.listeners]) l(status);
   }
@@ -323,7 +411,7 @@ export class Database extends Scope implements DatabaseApi {
   }
 
   pull(options: { longPollTimeoutMs?: number } = {}): Promise<boolean> {
-    if (this.isClosed) return Promise.reject(new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED'));
+    if (this.closedFlag) return Promise.reject(new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED'));
     // One pull at a time; a second caller shares the one in flight.
     this.pulling ??= this.notifying(
       (async () => {
@@ -339,7 +427,7 @@ export class Database extends Scope implements DatabaseApi {
   }
 
   push(): Promise<number> {
-    if (this.isClosed) return Promise.reject(new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED'));
+    if (this.closedFlag) return Promise.reject(new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED'));
     return this.notifying(this.driver.push());
   }
 
@@ -395,7 +483,7 @@ export class Database extends Scope implements DatabaseApi {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     const finished = this.tail;
-    this.isClosed = true;
+    this.closedFlag = true;
     for (const w of this.watchers) w.stop();
     this.watchers.clear();
     this.changeListeners.clear();

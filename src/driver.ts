@@ -16,6 +16,9 @@
  * - `query` returns `PackedRows`, whose buffers the worker transfers (not copies); `export`
  *   transfers its bytes too. The sender must not touch them afterwards.
  * - Method names follow the public API (`pendingChanges`, not `syncPending`).
+ * - Statement calls take `EngineLimits` last; the engine enforces them itself (`limited`) and
+ *   rejects a stopped call with `AbortError`. Prepared statements are named by a handle the
+ *   caller chooses and carry their SQL, so any engine can serve them (engine/prepared.ts).
  * - Sync methods reject with `SyncError('NOT_CONFIGURED')` on a database opened without sync;
  *   `syncStatus` resolves to null there.
  * - With `sync.live`, `connectionDriver` runs live sync (sync/live.ts) until `close`; its
@@ -25,19 +28,43 @@
  */
 import type { Connection } from './engine/connection.js';
 import type { PackedRows } from './engine/packed-rows.js';
-import { OutpostError } from './errors.js';
+import { type RowsStep, type StatementInfo, isInterrupt } from './engine/prepared.js';
+import { AbortError, OutpostError } from './errors.js';
 import { type SyncDriver, syncDriver } from './sync/driver.js';
 import type { SyncEngine } from './sync/engine.js';
 import { LiveSync } from './sync/live.js';
 import type { BatchStatement, RunResult, SqlParams, StatementResult, SyncProgress } from './types.js';
 
+/**
+ * Limits of one call, enforced inside the engine by SQLite's progress handler: past
+ * `timeoutMs` (counted from when the engine starts the call), or once the abort flag the
+ * engine was given holds `abortId`, the running statement stops and the call rejects with
+ * `AbortError`. The flag is a SharedArrayBuffer the page can write while the worker is busy,
+ * so it exists only where the page is cross-origin isolated.
+ */
+export interface EngineLimits {
+  timeoutMs?: number | undefined;
+  abortId?: number | undefined;
+}
+
 export interface Driver extends SyncDriver {
-  exec(sql: string): Promise<void>;
+  exec(sql: string, limits?: EngineLimits): Promise<void>;
   /** Rows of one statement; at most `maxRows` when given. */
-  query(sql: string, params: SqlParams | undefined, maxRows?: number): Promise<PackedRows>;
-  run(sql: string, params: SqlParams | undefined): Promise<RunResult>;
-  batch(statements: readonly BatchStatement[]): Promise<RunResult[]>;
-  execMany(sql: string): Promise<StatementResult[]>;
+  query(sql: string, params: SqlParams | undefined, maxRows?: number, limits?: EngineLimits): Promise<PackedRows>;
+  run(sql: string, params: SqlParams | undefined, limits?: EngineLimits): Promise<RunResult>;
+  batch(statements: readonly BatchStatement[], limits?: EngineLimits): Promise<RunResult[]>;
+  execMany(sql: string, limits?: EngineLimits): Promise<StatementResult[]>;
+  /**
+   * Prepared statements by a handle the caller chooses (engine/prepared.ts): every call carries
+   * the SQL, so an engine that does not know the handle (reopened, or another tab's) prepares it.
+   */
+  prepare(handle: string, sql: string): Promise<StatementInfo>;
+  /** Rows of a prepared statement: a whole call, or one chunk of an iteration (`step.cursor`). */
+  statementRows(handle: string, sql: string, params: SqlParams | undefined, step: RowsStep, limits?: EngineLimits): Promise<{ rows: PackedRows; done: boolean }>;
+  statementRun(handle: string, sql: string, params: SqlParams | undefined, limits?: EngineLimits): Promise<RunResult>;
+  /** Ends an iteration before its end (a `break`); a cursor already ended is ignored. */
+  closeCursor(handle: string, cursor: number): Promise<void>;
+  finalize(handle: string): Promise<void>;
   /**
    * Rolls back the open transaction, or with `savepoint` only back to that savepoint (which is
    * then released). Never throws for "no transaction": SQLite may have rolled back already.
@@ -65,6 +92,11 @@ export const DRIVER_METHODS = [
   'run',
   'batch',
   'execMany',
+  'prepare',
+  'statementRows',
+  'statementRun',
+  'closeCursor',
+  'finalize',
   'rollback',
   'export',
   'import',
@@ -150,14 +182,45 @@ class IdleGate {
 }
 
 /** The methods after which a transaction may have ended. */
-const GATED_METHODS: readonly (keyof Driver)[] = ['exec', 'query', 'run', 'batch', 'execMany', 'rollback', 'import', 'watchQuery', 'applyPull', 'dropPendingChange', 'retryRejectedChange'];
+const GATED_METHODS: readonly (keyof Driver)[] = ['exec', 'query', 'run', 'batch', 'execMany', 'statementRows', 'statementRun', 'rollback', 'import', 'watchQuery', 'applyPull', 'dropPendingChange', 'retryRejectedChange'];
+
+/** How many virtual-machine steps SQLite runs between two looks at a call's limits. */
+const PROGRESS_OPS = 1000;
+
+/**
+ * Runs `fn` (one synchronous engine call) under `limits`: a progress handler stops its
+ * statement past the deadline or when `abortFlag` holds the call's `abortId`, and SQLite's
+ * interrupt then becomes an `AbortError` (with SQLite's error as its cause).
+ */
+function limited<T>(conn: Connection, abortFlag: Int32Array | null, limits: EngineLimits | undefined, fn: () => T): T {
+  const timeoutMs = limits?.timeoutMs;
+  const abortId = abortFlag ? limits?.abortId : undefined;
+  if (timeoutMs === undefined && abortId === undefined) return fn();
+  const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeoutMs;
+  let stopped: 'timeout' | 'abort' | null = null;
+  conn.setInterruptCheck(PROGRESS_OPS, () => {
+    if (abortId !== undefined && Atomics.load(abortFlag!, 0) === abortId) stopped = 'abort';
+    else if (performance.now() > deadline) stopped = 'timeout';
+    return stopped !== null;
+  });
+  try {
+    return fn();
+  } catch (e) {
+    if (stopped === null || !isInterrupt(e)) throw e;
+    const message = stopped === 'abort' ? 'the call was aborted while it ran; SQLite stopped it' : `the call ran past its timeoutMs (${timeoutMs} ms); SQLite stopped it`;
+    throw new AbortError(message, e);
+  } finally {
+    conn.setInterruptCheck(PROGRESS_OPS, null);
+  }
+}
 
 /**
  * The engine's `Connection` (and its sync engine, when synced) as a Driver. With
- * `sync.live`, live sync (sync/live.ts) runs from here until `close`.
+ * `sync.live`, live sync (sync/live.ts) runs from here until `close`. `abortFlag`: the page's
+ * abort flag (`EngineLimits`), where it has one.
  */
-export function connectionDriver(conn: Connection, engine: SyncEngine | null = null): Driver {
-  const driver = plainConnectionDriver(conn, engine);
+export function connectionDriver(conn: Connection, engine: SyncEngine | null = null, abortFlag: Int32Array | null = null): Driver {
+  const driver = plainConnectionDriver(conn, engine, abortFlag);
   if (!engine?.options.live) return driver;
   const gate = new IdleGate(() => conn.inTransaction);
   const live = new LiveSync(engine, (job) => gate.run(job), engine.options);
@@ -181,15 +244,22 @@ export function connectionDriver(conn: Connection, engine: SyncEngine | null = n
   };
 }
 
-function plainConnectionDriver(conn: Connection, engine: SyncEngine | null): Driver {
+function plainConnectionDriver(conn: Connection, engine: SyncEngine | null, abortFlag: Int32Array | null): Driver {
   const sync = syncDriver(engine);
+  // Async, so a throw becomes a rejection; the call itself still runs at once, as before.
+  const within = async <T>(limits: EngineLimits | undefined, fn: () => T): Promise<T> => limited(conn, abortFlag, limits, fn);
   return {
     ...sync,
-    exec: async (sql) => conn.exec(sql),
-    query: async (sql, params, maxRows) => conn.query(sql, params, maxRows),
-    run: async (sql, params) => conn.run(sql, params),
-    batch: async (statements) => conn.batch(statements),
-    execMany: async (sql) => conn.execMany(sql),
+    exec: (sql, limits) => within(limits, () => conn.exec(sql)),
+    query: (sql, params, maxRows, limits) => within(limits, () => conn.query(sql, params, maxRows)),
+    run: (sql, params, limits) => within(limits, () => conn.run(sql, params)),
+    batch: (statements, limits) => within(limits, () => conn.batch(statements)),
+    execMany: (sql, limits) => within(limits, () => conn.execMany(sql)),
+    prepare: async (handle, sql) => conn.prepared.prepare(handle, sql),
+    statementRows: (handle, sql, params, step, limits) => within(limits, () => conn.prepared.rows(handle, sql, params, step)),
+    statementRun: (handle, sql, params, limits) => within(limits, () => conn.prepared.run(handle, sql, params)),
+    closeCursor: async (handle, cursor) => conn.prepared.closeCursor(handle, cursor),
+    finalize: async (handle) => conn.prepared.finalize(handle),
     rollback: async (savepoint) => {
       if (savepoint === undefined) return conn.rollbackQuietly();
       if (!SAVEPOINT_NAME.test(savepoint)) throw new OutpostError(`invalid savepoint name ${JSON.stringify(savepoint)}`, 'INVALID_ARGUMENT');

@@ -4,9 +4,16 @@
  * class on the other side, with `code`, `resultCode` and the SQL intact.
  */
 
-/** An error SQLite reported. `code` is the extended code's name, e.g. `SQLITE_CONSTRAINT_UNIQUE`. */
+/**
+ * An error SQLite reported. `code` is the extended code's name, e.g. `SQLITE_CONSTRAINT_UNIQUE`;
+ * `rawCode` is the same number as `resultCode` (the name @libsql/client and Turso use).
+ */
 export class SqliteError extends Error {
   override name = 'SqliteError';
+  /** The extended result code, e.g. 2067 (the same as `resultCode`). */
+  readonly rawCode: number;
+  /** In a failed `batch`: the index of the statement that failed. */
+  statementIndex?: number;
   constructor(
     message: string,
     /** The extended result code's name, e.g. `'SQLITE_CONSTRAINT_UNIQUE'`. */
@@ -17,7 +24,28 @@ export class SqliteError extends Error {
     readonly sql?: string,
   ) {
     super(message);
+    this.rawCode = resultCode;
   }
+}
+
+/**
+ * A call stopped by its `signal` or its `timeoutMs` (named `AbortError`, as `fetch` names it).
+ * A call aborted before it started never ran; one stopped while running had its statement
+ * interrupted by SQLite, which undoes that statement.
+ */
+export class AbortError extends Error {
+  override name = 'AbortError';
+  readonly code = 'ABORTED';
+  constructor(message = 'the call was aborted', cause?: unknown) {
+    super(message);
+    if (cause !== undefined) withCause(this, cause);
+  }
+}
+
+/** Sets `error.cause` (ES2022's field, not enumerable, as `new Error(m, { cause })` sets it) and returns the error. */
+export function withCause<E extends Error>(error: E, cause: unknown): E {
+  Object.defineProperty(error, 'cause', { value: cause, writable: true, configurable: true, enumerable: false });
+  return error;
 }
 
 /** Another tab or worker holds the database longer than the open's lock timeout. */
@@ -43,7 +71,9 @@ export type OutpostErrorCode =
   /** The tab running the engine died after taking this write and before answering: it may or may not have committed. */
   | 'OUTCOME_UNKNOWN'
   /** The tab running the engine died inside this tab's transaction: SQLite rolled it back. */
-  | 'TRANSACTION_LOST';
+  | 'TRANSACTION_LOST'
+  /** A prepared statement used after `finalize()`. */
+  | 'STATEMENT_FINALIZED';
 
 /** A misuse or an environment problem that is not SQLite's: the message says what to do. */
 export class OutpostError extends Error {

@@ -4,4 +4,4 @@
  */
 export { open, deleteDatabase, listDatabases } from './browser/open.js';
 export type * from './types.js';
-export { SqliteError, DatabaseLockedError, OutpostError, SyncError, type OutpostErrorCode, type SyncErrorCode } from './errors.js';
+export { SqliteError, DatabaseLockedError, OutpostError, SyncError, AbortError, type OutpostErrorCode, type SyncErrorCode } from './errors.js';

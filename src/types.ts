@@ -28,8 +28,8 @@ export interface RunResult {
   lastInsertRowid: bigint;
 }
 
-/** One statement of a `batch`: a SQL string, or SQL with parameters. */
-export type BatchStatement = string | { sql: string; params?: SqlParams };
+/** One statement of a `batch`: a SQL string, or SQL with parameters (`args` is `params`' other name, as in @libsql/client). */
+export type BatchStatement = string | { sql: string; params?: SqlParams; args?: SqlParams };
 
 /** The result of one statement of `execMany`, as the playground shows it. */
 export interface StatementResult {
@@ -178,24 +178,95 @@ export interface OpenOptions {
   sync?: SyncOptions;
 }
 
+/**
+ * Options of one call, its last argument. A call aborted (by `signal`, or past `timeoutMs`,
+ * counted from the call) rejects with an error named `AbortError`:
+ * - before it started (waiting behind other calls): it never runs;
+ * - while it runs: SQLite stops its statement, which undoes that statement. A running statement
+ *   sees `timeoutMs` everywhere (the engine checks it itself). It sees `signal` in a
+ *   cross-origin isolated page (COOP/COEP), whose worker can read a SharedArrayBuffer flag;
+ *   elsewhere, and under `outpost/node` (whose engine runs on the calling thread, where no
+ *   abort can fire while it runs), a call already running settles with its own outcome;
+ * - between chunks of `iterate`: the next chunk is not fetched.
+ * Inside `transaction(fn)`, an aborted call rolls the whole transaction back: later calls of
+ * its `tx` reject, and `transaction` rejects with the AbortError.
+ */
+export interface CallOptions {
+  signal?: AbortSignal | undefined;
+  timeoutMs?: number | undefined;
+}
+
+/** A result column of a prepared statement: its name and declared type (null for an expression). */
+export interface ColumnInfo {
+  name: string;
+  type: string | null;
+}
+
+/**
+ * A prepared statement (`prepare`): compiled once in the engine, run many times with other
+ * parameters. Its calls take the same place in line as the scope's that prepared it.
+ * `finalize()` frees it; closing the database frees every statement. A finalized statement's
+ * calls reject with `OutpostError` `STATEMENT_FINALIZED`.
+ */
+export interface Statement<T = Row> {
+  readonly sql: string;
+  readonly finalized: boolean;
+  /** The result columns, as prepared. */
+  columns(): ColumnInfo[];
+  all(params?: SqlParams, options?: CallOptions): Promise<T[]>;
+  get(params?: SqlParams, options?: CallOptions): Promise<T | undefined>;
+  run(params?: SqlParams, options?: CallOptions): Promise<RunResult>;
+  /** Every row as an array of values in column order. */
+  values(params?: SqlParams, options?: CallOptions): Promise<SqlValue[][]>;
+  /** Streams the rows in chunks (see `Queryable.iterate`). */
+  iterate(params?: SqlParams, options?: CallOptions): AsyncIterableIterator<T>;
+  finalize(): Promise<void>;
+}
+
 /** The statements every scope (database or transaction) can run. */
 export interface Queryable {
   /** Runs one or more statements separated by semicolons; returns nothing. */
-  exec(sql: string): Promise<void>;
+  exec(sql: string, options?: CallOptions): Promise<void>;
   /** Runs one statement and returns every row as an object. */
-  query<T = Row>(sql: string, params?: SqlParams): Promise<T[]>;
+  query<T = Row>(sql: string, params?: SqlParams, options?: CallOptions): Promise<T[]>;
   /** Runs one statement and returns its first row, or undefined. */
-  get<T = Row>(sql: string, params?: SqlParams): Promise<T | undefined>;
+  get<T = Row>(sql: string, params?: SqlParams, options?: CallOptions): Promise<T | undefined>;
   /** Runs one statement for its effect. */
-  run(sql: string, params?: SqlParams): Promise<RunResult>;
-  /** Runs the statements atomically: all of them or, when one fails, none. */
-  batch(statements: readonly BatchStatement[]): Promise<RunResult[]>;
+  run(sql: string, params?: SqlParams, options?: CallOptions): Promise<RunResult>;
+  /**
+   * Runs the statements atomically: all of them or, when one fails, none. A SQLite failure
+   * carries `statementIndex`, the index of the statement that failed.
+   */
+  batch(statements: readonly BatchStatement[], options?: CallOptions): Promise<RunResult[]>;
   /**
    * Runs many statements and returns each one's columns, rows and changes, for shells and
    * playgrounds. A statement that fails ends the run: its result carries `error` and is the
    * last one (the statements before it keep their effects, as in the sqlite3 shell).
    */
-  execMany(sql: string): Promise<StatementResult[]>;
+  execMany(sql: string, options?: CallOptions): Promise<StatementResult[]>;
+  /** Prepares one statement; rejects at once when it does not compile. */
+  prepare<T = Row>(sql: string): Promise<Statement<T>>;
+  /**
+   * Streams the rows of one statement, fetched from the engine in chunks of 1000 rows, so
+   * memory stays bounded by a chunk. Each chunk is its own call: other calls run between
+   * chunks, and a change they make to a table being read may or may not show in later rows
+   * (SQLite's rule for one connection); iterate inside `transaction` for a stable view.
+   * `break` ends the statement. `timeoutMs` bounds the whole iteration. A pull or import that
+   * replaces the database mid-iteration ends it with an error.
+   */
+  iterate<T = Row>(sql: string, params?: SqlParams, options?: CallOptions): AsyncIterableIterator<T>;
+  /** A tagged template: `` sql`SELECT * FROM t WHERE id = ${id}` ``; every value is bound as a parameter, never spliced into the text. Resolves to the rows. */
+  sql<T = Row>(strings: TemplateStringsArray, ...values: SqlParam[]): Promise<T[]>;
+}
+
+/** Options of `transaction(fn, options)`. */
+export interface TransactionOptions {
+  /**
+   * How the transaction begins (`BEGIN DEFERRED | IMMEDIATE | EXCLUSIVE`); default `'immediate'`.
+   * Outpost's connection holds the database file exclusively, so all three keep other
+   * connections out alike; they differ in when SQLite takes its write lock.
+   */
+  mode?: 'deferred' | 'immediate' | 'exclusive';
 }
 
 // ---- live queries ------------------------------------------------------------------------
@@ -233,10 +304,11 @@ export interface Database extends Queryable {
   /** The name (browser) or path (Node) the database was opened with. */
   readonly name: string;
   /**
-   * Runs `fn` in a transaction (`BEGIN IMMEDIATE`): commits when it resolves, rolls back when it
-   * throws, and resolves to its value. Other calls on this database wait until it ends.
+   * Runs `fn` in a transaction (`BEGIN IMMEDIATE`, or `options.mode`): commits when it
+   * resolves, rolls back when it throws, and resolves to its value. Other calls on this
+   * database wait until it ends.
    */
-  transaction<R>(fn: (tx: Transaction) => Promise<R>): Promise<R>;
+  transaction<R>(fn: (tx: Transaction) => Promise<R>, options?: TransactionOptions): Promise<R>;
   /** A consistent SQLite file of the whole database, WAL folded in. */
   export(): Promise<Uint8Array>;
   /**

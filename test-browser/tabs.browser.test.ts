@@ -263,3 +263,24 @@ test("after the engine crashes, a follower's watch fires for a write through the
   await writer.call({ op: 'run', sql: "INSERT INTO t VALUES ('writer', 1)" });
   await watcher.event((e) => e.event === 'rows' && JSON.stringify(e.rows) === '[{"n":1}]');
 });
+
+test("a follower's prepared statement, iteration and timeout go through another tab's engine, and the statement survives the hand-over", async () => {
+  const name = unique('tabs-statements');
+  const engine = tab();
+  await engine.call({ op: 'open', name });
+  await engine.call({ op: 'run', sql: 'CREATE TABLE t(id INTEGER PRIMARY KEY)' });
+  const page = await openHere(name);
+  await page.run('INSERT INTO t SELECT x FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2500) SELECT x FROM c)');
+  const upTo = await page.prepare<{ n: number }>('SELECT count(*) AS n FROM t WHERE id <= ?');
+  expect(await upTo.get([10])).toEqual({ n: 10 });
+  let seen = 0;
+  for await (const _row of page.iterate('SELECT id FROM t')) seen++;
+  expect(seen).toBe(2500);
+  const slow = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000000) SELECT count(*) FROM c';
+  const stopped = await page.get(slow, [], { timeoutMs: 50 }).catch((e: unknown) => e);
+  expect((stopped as Error).name).toBe('AbortError');
+  const announced = nextEngineAnnouncement(name);
+  await engine.call({ op: 'close' });
+  await announced;
+  expect(await upTo.get([20])).toEqual({ n: 20 });
+});

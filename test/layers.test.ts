@@ -16,7 +16,7 @@ const LAYERS: { layer: string; match: (path: string) => boolean }[] = [
   { layer: 'errors', match: (p) => p === 'errors.ts' },
   { layer: 'index', match: (p) => p === 'index.ts' },
   { layer: 'options', match: (p) => p === 'options.ts' },
-  { layer: 'api', match: (p) => p === 'database.ts' || p === 'driver.ts' },
+  { layer: 'api', match: (p) => p === 'database.ts' || p === 'driver.ts' || p === 'statement.ts' },
   { layer: 'sqlite', match: (p) => p.startsWith('sqlite/') },
   { layer: 'storage', match: (p) => p.startsWith('opfs-vfs/storage/') },
   { layer: 'vfs', match: (p) => p.startsWith('opfs-vfs/') },

@@ -54,7 +54,7 @@ export async function open(name: string, options: OpenOptions & TestingOptions =
       transform: transform ? async (m) => transform(m) : undefined,
     },
   );
-  return new Database(name, conn.driver, conn.terminate);
+  return new Database(name, conn.driver, conn.terminate, conn.interrupt);
 }
 
 /** Deletes the OPFS database `name`. Fails with `DatabaseLockedError` while it is open anywhere. */

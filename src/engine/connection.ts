@@ -47,6 +47,7 @@ import { CommitTracker, headerPragma } from './commit-points.js';
 import { type ConnectionLimits, createScalarFunction, restrictConnection, setProgressHandler } from './guards.js';
 import { exportImage, importImage, openSqlite } from './file-image.js';
 import type { PackedRows } from './packed-rows.js';
+import { PreparedStatements } from './prepared.js';
 import { loadRuntime } from './runtime.js';
 import { AccessRecorder, ChangeTracker, schemaSnapshot, tablesOfPages } from './table-changes.js';
 import {
@@ -111,6 +112,8 @@ export class Connection {
   /** This connection as the statement helpers see it (statements.ts, binding.ts). */
   private readonly host: StatementHost;
   private readonly statements: StatementCache;
+  /** Statements the application prepared, by handle (prepared.ts). */
+  readonly prepared: PreparedStatements;
   private readonly cells: CellReader;
   /** Reads every INTEGER as bigint whatever `intMode` says: `execute(..., exact)`. */
   private readonly exactCells: CellReader;
@@ -137,9 +140,16 @@ export class Connection {
     this.raw = rawExports(sqlite3);
     this.host = { sqlite3, raw: this.raw, db: () => this.db, error: (rc, sql) => this.error(rc, sql), access: this.access };
     this.changes = new ChangeTracker(this.access, { inTransaction: () => this.inTransaction, totalChanges: () => this.raw.sqlite3_total_changes(this.db) });
-    this.statements = new StatementCache(this.host);
+    this.statements = new StatementCache(this.host, () => this.prepared.expire());
     this.cells = new CellReader(this.raw, sqlite3, options.intMode === 'bigint');
     this.exactCells = new CellReader(this.raw, sqlite3, true);
+    this.prepared = new PreparedStatements({
+      host: this.host,
+      cells: this.cells,
+      run: (stmt, body) => this.runAtCommitPoints(stmt, body),
+      afterCall: () => this.afterCall(),
+      ensureOpen: () => this.ensureOpen(),
+    });
     this.checkpointer = new IdleCheckpointer({
       idle: () => !this.inTransaction && !this.closed,
       walBytes: () => this.wal.size(),
@@ -189,6 +199,8 @@ export class Connection {
       this.exec(`PRAGMA synchronous=${this.options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
       this.exec(`PRAGMA wal_autocheckpoint=${this.options.checkpoint === 'manual' ? 0 : AUTOCHECKPOINT_PAGES}`);
       if (this.options.cacheKiB) this.exec(`PRAGMA cache_size=-${Math.max(64, Math.floor(this.options.cacheKiB))}`);
+      // SQLite reopened under the sync layer: the interrupt check's handler goes with the new handle.
+      if (this.interruptOps > 0) this.installInterruptHandler();
       if (this.options.checkpoint === 'manual' || this.options.checkpointOnClose === false) {
         // Closing must not checkpoint either: the sync layer decides what reaches the main file.
         this.sqlite3.capi.sqlite3_db_config(this.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, 0);
@@ -319,9 +331,13 @@ export class Connection {
     this.exec(nested ? 'SAVEPOINT outpost_batch' : 'BEGIN IMMEDIATE');
     const results: RunResult[] = [];
     try {
-      for (const s of statements) {
-        const { sql, params } = typeof s === 'string' ? { sql: s, params: undefined } : s;
-        results.push(this.run(sql, params));
+      for (const [i, s] of statements.entries()) {
+        try {
+          results.push(typeof s === 'string' ? this.run(s, undefined) : this.run(s.sql, s.params ?? s.args));
+        } catch (e) {
+          if (e instanceof SqliteError) e.statementIndex = i;
+          throw e;
+        }
       }
       this.exec(nested ? 'RELEASE outpost_batch' : 'COMMIT');
       return results;
@@ -653,6 +669,24 @@ export class Connection {
   }
   setProgressHandler(ops: number, shouldStop: (() => boolean) | null): void {
     setProgressHandler(this.sqlite3, this.ensureDb(), ops, shouldStop);
+  }
+
+  /**
+   * The check that stops a running call (driver.ts `limited`), or null between such calls.
+   * The progress handler behind it is installed once and stays: installing one costs the WASM
+   * build far more than a call (about 0.8 ms), while an idle check costs next to nothing.
+   */
+  setInterruptCheck(ops: number, check: (() => boolean) | null): void {
+    this.interruptCheck = check;
+    if (check && this.interruptOps === 0) {
+      this.interruptOps = ops;
+      this.installInterruptHandler();
+    }
+  }
+  private interruptCheck: (() => boolean) | null = null;
+  private interruptOps = 0;
+  private installInterruptHandler(): void {
+    setProgressHandler(this.sqlite3, this.ensureDb(), this.interruptOps, () => this.interruptCheck?.() ?? false);
   }
   private ensureDb(): number {
     this.ensureOpen();

@@ -189,3 +189,19 @@ export function unpackRows<T>(rows: PackedRows): T[] {
   });
   return out;
 }
+
+/** Rows as arrays of values in column order (`stmt.values()`, `raw` mode). */
+export function unpackValues(rows: PackedRows): SqlValue[][] {
+  const out: SqlValue[][] = new Array<SqlValue[]>(rows.rowCount);
+  const width = rows.columns.length;
+  let r = 0;
+  let row: SqlValue[] = new Array<SqlValue>(width);
+  forEachCell(rows, (value, c) => {
+    row[c] = value;
+    if (c === width - 1) {
+      out[r++] = row;
+      row = new Array<SqlValue>(width);
+    }
+  });
+  return out;
+}

@@ -109,7 +109,11 @@ export function resetStatement(raw: RawExports, stmt: Statement): void {
 export class StatementCache {
   private readonly cache = new Map<string, Statement>();
 
-  constructor(private readonly host: StatementHost) {}
+  constructor(
+    private readonly host: StatementHost,
+    /** Also called by `clear()`: the statements prepared apart from the cache must go too. */
+    private readonly onClear: () => void = () => {},
+  ) {}
 
   /** The prepared statement for `sql`, which must hold exactly one statement. */
   get(sql: string): Statement {
@@ -132,6 +136,7 @@ export class StatementCache {
 
   /** Finalizes every cached statement (before closing, or when the schema or rules change). */
   clear(): void {
+    this.onClear();
     for (const s of this.cache.values()) this.host.sqlite3.capi.sqlite3_finalize(s.ptr);
     this.cache.clear();
   }

@@ -5,6 +5,10 @@
  * One process holds a database once: a second `open` of the same path waits up to
  * `lockTimeoutMs` for the first to close, then fails with `DatabaseLockedError`. Two processes
  * must not open the same file (the VFS uses exclusive locking in memory, not file locks).
+ *
+ * The engine runs on the calling thread, so no abort can fire while a statement runs: a
+ * call's `signal` acts while it waits and between chunks of `iterate`, and `timeoutMs`, which
+ * the engine checks itself, is what stops a running statement.
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
@@ -19,7 +23,7 @@ import { openDatabase } from '../sync/open.js';
 import type { Database as DatabaseApi, OpenOptions } from '../types.js';
 
 export type * from '../types.js';
-export { SqliteError, DatabaseLockedError, OutpostError, SyncError, type OutpostErrorCode, type SyncErrorCode } from '../errors.js';
+export { SqliteError, DatabaseLockedError, OutpostError, SyncError, AbortError, type OutpostErrorCode, type SyncErrorCode } from '../errors.js';
 
 const openPaths = new Set<string>();
 

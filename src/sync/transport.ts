@@ -6,7 +6,7 @@
  * well-formed response (header and whole pages); `pipeline` only with a JSON body of the Hrana
  * shape with one result per request.
  */
-import { SyncError } from '../errors.js';
+import { SyncError, withCause } from '../errors.js';
 import type { PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
 import { type PullRequest, encodePullRequest } from '../protocol/pull-updates.js';
 import { type PullResponse, type SyncTransport, readPipelineAnswer, readPullAnswer } from '../protocol/transport.js';
@@ -62,13 +62,13 @@ export class HttpTransport implements SyncTransport {
         this.inFlight.delete(controller);
         if (controller.signal.reason === 'aborted') throw new SyncError(`${path}: aborted (offline, or the database closed)`, 'NETWORK');
         if (controller.signal.aborted) throw new SyncError(`${path}: no answer from ${this.base} within ${timeoutMs} ms`, 'TIMEOUT');
-        throw new SyncError(`${path}: cannot reach ${this.base} (${(e as Error).message})`, 'NETWORK');
+        throw withCause(new SyncError(`${path}: cannot reach ${this.base} (${(e as Error).message})`, 'NETWORK'), e);
       }
       let bytes: Uint8Array;
       try {
         bytes = new Uint8Array(await res.arrayBuffer());
       } catch (e) {
-        throw new SyncError(`${path}: the response broke off (${(e as Error).message})`, controller.signal.reason === 'timeout' ? 'TIMEOUT' : 'NETWORK');
+        throw withCause(new SyncError(`${path}: the response broke off (${(e as Error).message})`, controller.signal.reason === 'timeout' ? 'TIMEOUT' : 'NETWORK'), e);
       } finally {
         clearTimeout(timer);
         this.inFlight.delete(controller);

@@ -16,10 +16,24 @@ import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTrans
 export interface WorkerConnection {
   driver: Driver;
   terminate(): void;
+  /** Stops the running call with this abort id; absent where the page is not cross-origin isolated. */
+  interrupt?: ((abortId: number) => void) | undefined;
 }
 
-export async function openInWorker(request: OpenRequest, callbacks: SyncCallbacks = {}): Promise<WorkerConnection> {
+/**
+ * The abort flag: a SharedArrayBuffer the worker's progress handler reads while it runs a
+ * statement. Browsers allow one only in a cross-origin isolated page (COOP and COEP headers);
+ * elsewhere a running statement can stop only at its own `timeoutMs`.
+ */
+function abortFlag(): SharedArrayBuffer | undefined {
+  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+  return isolated && typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(4) : undefined;
+}
+
+export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCallbacks = {}): Promise<WorkerConnection> {
   installErrorTransfer();
+  const flag = abortFlag();
+  const request: OpenRequest = { ...openRequest, abortFlag: flag };
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: `outpost:${request.name}` });
   let failWith: (e: Error) => void = () => {};
   const died = new Promise<never>((_, reject) => {
@@ -68,5 +82,6 @@ export async function openInWorker(request: OpenRequest, callbacks: SyncCallback
       }
     },
   };
-  return { driver, terminate };
+  const flagView = flag ? new Int32Array(flag) : null;
+  return { driver, terminate, interrupt: flagView ? (abortId) => Atomics.store(flagView, 0, abortId) : undefined };
 }

@@ -12,7 +12,7 @@
  */
 import * as Comlink from 'comlink';
 import type { Driver } from '../driver.js';
-import { DatabaseLockedError, OutpostError, type OutpostErrorCode, SqliteError, SyncError, type SyncErrorCode } from '../errors.js';
+import { AbortError, DatabaseLockedError, OutpostError, type OutpostErrorCode, SqliteError, SyncError, type SyncErrorCode, withCause } from '../errors.js';
 import type { SimulatedQuota } from '../opfs-vfs/storage/simulated-quota.js';
 import type { Mutation, MutationResult, SyncOptions } from '../types.js';
 
@@ -28,6 +28,11 @@ export interface OpenRequest {
    * for itself and fails with `DatabaseLockedError` after `lockTimeoutMs`.
    */
   shared?: boolean | undefined;
+  /**
+   * Four bytes the page writes a call's abort id into to stop it while the worker is busy
+   * running it (driver.ts `EngineLimits`); only where the page is cross-origin isolated.
+   */
+  abortFlag?: SharedArrayBuffer | undefined;
   /** Tests only: make the OPFS files fail like a browser at quota past this many bytes. */
   simulatedQuota?: SimulatedQuota | undefined;
   /** Sync settings; the token and transform functions travel as separate (proxied) arguments. */
@@ -50,6 +55,8 @@ export interface SerializedError {
   message: string;
   stack?: string | undefined;
   fields: Record<string, unknown>;
+  /** The error's `cause`, when it is an error too (a SyncError NETWORK keeps fetch's). */
+  cause?: SerializedError | undefined;
 }
 
 export function serializeError(value: unknown): SerializedError {
@@ -58,7 +65,8 @@ export function serializeError(value: unknown): SerializedError {
     for (const [k, v] of Object.entries(value)) {
       if (k !== 'name' && k !== 'message' && k !== 'stack' && (v === undefined || typeof v !== 'object' || v === null)) fields[k] = v;
     }
-    return { name: value.name, message: value.message, stack: value.stack, fields };
+    const cause = value.cause === undefined ? undefined : serializeError(value.cause);
+    return { name: value.name, message: value.message, stack: value.stack, fields, cause };
   }
   return { name: 'Error', message: String(value), fields: {} };
 }
@@ -69,6 +77,10 @@ export function deserializeError(s: SerializedError): Error {
   switch (s.name) {
     case 'SqliteError':
       e = new SqliteError(s.message, String(f.code), Number(f.resultCode), f.sql === undefined ? undefined : String(f.sql));
+      if (typeof f.statementIndex === 'number') (e as SqliteError).statementIndex = f.statementIndex;
+      break;
+    case 'AbortError':
+      e = new AbortError(s.message);
       break;
     case 'DatabaseLockedError':
       e = new DatabaseLockedError(String(f.database), s.message);
@@ -84,6 +96,7 @@ export function deserializeError(s: SerializedError): Error {
       e.name = s.name;
   }
   if (s.stack) e.stack = s.stack;
+  if (s.cause) withCause(e, deserializeError(s.cause));
   return e;
 }
 

@@ -65,6 +65,8 @@ export const UNQUEUED_METHODS: ReadonlySet<string> = new Set(['fetchPull', 'push
  */
 export function isRetriable(method: string, args: readonly unknown[]): boolean {
   if (method === 'syncStatus' || method === 'pendingChanges' || method === 'export') return true;
+  // A statement handle is prepared again by any engine that does not know it.
+  if (method === 'prepare' || method === 'closeCursor' || method === 'finalize') return true;
   if (method === 'query' || method === 'watchQuery') return typeof args[0] === 'string' && /^\s*select\b/i.test(args[0]);
   return false;
 }

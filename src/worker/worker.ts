@@ -23,6 +23,8 @@ import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTrans
 import { type OpenEngine, SharedDriver } from './tabs.js';
 
 let driver: Driver | null = null;
+/** The page's abort flag (driver.ts `EngineLimits`), when the page is cross-origin isolated. */
+let abortFlag: Int32Array | null = null;
 
 function opened(): Driver {
   if (!driver) throw new OutpostError('the database is not open', 'DATABASE_CLOSED');
@@ -41,7 +43,7 @@ async function openEngine(req: OpenRequest, callbacks: SyncCallbacks, dir: Stora
     : undefined;
   const { conn, engine } = await openDatabase(dir, options, sync);
   return {
-    driver: connectionDriver(conn, engine),
+    driver: connectionDriver(conn, engine, abortFlag),
     inTransaction: () => conn.inTransaction,
     tables: async () => unpackRows<{ name: string }>(conn.query("SELECT name FROM sqlite_master WHERE type = 'table'", undefined)).map((r) => r.name),
   };
@@ -74,11 +76,16 @@ const api: WorkerApi = {
   ...forwarded,
   async open(req, authToken, transform) {
     if (driver) throw new OutpostError('this worker already has a database open', 'INVALID_ARGUMENT');
+    abortFlag = req.abortFlag ? new Int32Array(req.abortFlag) : null;
     driver = await openDriver(req, { authToken, transform });
   },
-  async query(sql, params, maxRows) {
-    const rows = await opened().query(sql, params, maxRows);
+  async query(sql, params, maxRows, limits) {
+    const rows = await opened().query(sql, params, maxRows, limits);
     return Comlink.transfer(rows, transferables(rows));
+  },
+  async statementRows(handle, sql, params, step, limits) {
+    const result = await opened().statementRows(handle, sql, params, step, limits);
+    return Comlink.transfer(result, transferables(result.rows));
   },
   async watchQuery(sql, params) {
     const result = await opened().watchQuery(sql, params);

@@ -1,0 +1,11 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { open } from '../src/node/index.js';
+import { statementSuite } from './shared/statement-suite.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'outpost-stmt-'));
+let n = 0;
+
+statementSuite('node file', (options) => open(join(dir, `db${++n}.sqlite`), options));
+statementSuite('node memory', (options) => open(':memory:', { ...options, storage: 'memory' }));
