@@ -13,10 +13,14 @@
  * releases the database lock and lets the next tab take over.
  */
 import type { Driver } from '../driver.js';
+import { CALLS_TABLE } from '../sync/change-log.js';
+import { type CallLog, RECORDED_METHODS } from './call-log.js';
 import { serializeError } from './protocol.js';
-import { type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, replyChannelName } from './tabs-protocol.js';
+import { type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
 
 export const LOCAL_CLIENT = 'local';
+/** The host's own bookkeeping jobs (applied-call records). */
+const SYSTEM_CLIENT = 'system';
 
 /** How a call ended, and whether its caller owns the engine (an open transaction) after it. */
 type Outcome = ({ ok: true; value: unknown } | { ok: false; error: unknown }) & { owns: boolean };
@@ -45,6 +49,8 @@ export class EngineHost {
     private readonly driver: Driver,
     private readonly inTransaction: () => boolean,
     private readonly localTables: (tables: string[]) => void,
+    /** Where follower write calls are recorded as they commit; null: nothing is recorded. */
+    private readonly calls: CallLog | null = null,
   ) {
     this.channel = new BroadcastChannel(channelName(name));
     this.channel.onmessage = (event: MessageEvent<TabMessage>) => this.receive(event.data);
@@ -53,12 +59,33 @@ export class EngineHost {
   /** Starts fanning out change events and announces the engine; `tables` all changed. */
   async start(allTables: string[]): Promise<void> {
     await this.driver.onTablesChanged((tables) => this.tablesChanged(tables));
+    await this.forgetDeadClients();
     this.post({ type: 'engine', engineId: this.engineId });
     // Writes the previous engine committed without telling anyone may have changed anything.
-    if (allTables.length > 0) this.tablesChanged(allTables);
+    const userTables = allTables.filter((t) => t !== CALLS_TABLE);
+    if (userTables.length > 0) this.tablesChanged(userTables);
   }
 
-  private tablesChanged(tables: string[]): void {
+  /** Deletes the applied-call records of followers that are gone (their lifetime lock is free). */
+  private async forgetDeadClients(): Promise<void> {
+    if (!this.calls) return;
+    const prefix = clientLockName(this.name, '');
+    const held = (await navigator.locks.query()).held ?? [];
+    const alive = new Set(held.map((l) => l.name ?? '').filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)));
+    const calls = this.calls;
+    this.enqueueSystem(() => calls.forget((client) => alive.has(client)));
+  }
+
+  /** Bookkeeping run in the queue, outside every follower's transaction. */
+  private enqueueSystem(fn: () => void): void {
+    this.queue.push({ clientId: SYSTEM_CLIENT, run: async () => fn(), settle: () => {}, refuse: () => {} });
+    this.pump();
+  }
+
+  private tablesChanged(changed: string[]): void {
+    // The applied-call records are bookkeeping: nobody watches them.
+    const tables = changed.filter((t) => t !== CALLS_TABLE);
+    if (tables.length === 0) return;
     this.localTables(tables);
     this.post({ type: 'tables', engineId: this.engineId, tables });
   }
@@ -72,8 +99,15 @@ export class EngineHost {
       if (!this.closing) this.post({ type: 'engine', engineId: this.engineId });
       return;
     }
+    if (message.type === 'outcomes' && message.engineId === this.engineId) {
+      const { clientId, calls } = message;
+      void this.appliedCalls(clientId, calls).then((applied) =>
+        this.replyChannel(clientId).postMessage({ type: 'outcomes', engineId: this.engineId, applied, asked: calls.map((c) => c.callId) } satisfies TabReply),
+      );
+      return;
+    }
     if (message.type !== 'call' || message.engineId !== this.engineId) return;
-    const { clientId, callId, method, args } = message;
+    const { clientId, callId, method, args, keepFrom } = message;
     const engineId = this.engineId;
     const reply = (r: TabReply): void => this.replyChannel(clientId).postMessage(r);
     if (this.closing) {
@@ -82,7 +116,12 @@ export class EngineHost {
     }
     this.watchClient(clientId);
     reply({ type: 'accepted', engineId, callId });
-    this.dispatch(clientId, method, args, () => reply({ type: 'not-run', engineId, callId }), (outcome) =>
+    const calls = this.calls;
+    const recorded =
+      calls && RECORDED_METHODS.has(method) && !isRetriable(method, args)
+        ? (call: () => Promise<unknown>) => calls.run(clientId, callId, keepFrom, method, call, () => reply({ type: 'unrecorded', engineId, callId }))
+        : undefined;
+    this.dispatch(clientId, method, args, () => reply({ type: 'not-run', engineId, callId }), recorded, (outcome) =>
       reply(
         outcome.ok
           ? { type: 'result', engineId, callId, ok: true, value: outcome.value, inTransaction: outcome.owns }
@@ -112,6 +151,18 @@ export class EngineHost {
     this.replies.get(clientId)?.close();
     this.replies.delete(clientId);
     if (this.owner === clientId) this.rollbackFor(clientId);
+    const calls = this.calls;
+    if (calls && !this.closing) this.enqueueSystem(() => calls.forget((client) => client !== clientId));
+  }
+
+  /** Which of `clientId`'s calls committed, from the records (for a tab whose engine died). */
+  async appliedCalls(clientId: string, calls: readonly { callId: number; method: string }[]): Promise<{ callId: number; value: unknown }[]> {
+    if (!this.calls) return [];
+    return this.calls.applied(
+      clientId,
+      calls.map((c) => c.callId),
+      calls.map((c) => c.method),
+    );
   }
 
   /** Rolls back the transaction `clientId` left open, as its next (and last) call. */
@@ -124,13 +175,20 @@ export class EngineHost {
   /** Runs `method` for this tab's own `Database`, in the same queue as the other tabs' calls. */
   submit(clientId: string, method: string, args: unknown[]): Promise<unknown> {
     return new Promise((resolve, reject) =>
-      this.dispatch(clientId, method, args, () => {}, (outcome) => (outcome.ok ? resolve(outcome.value) : reject(outcome.error))),
+      this.dispatch(clientId, method, args, () => {}, undefined, (outcome) => (outcome.ok ? resolve(outcome.value) : reject(outcome.error))),
     );
   }
 
   /** Runs `method` for `clientId`: in the engine's queue, behind any other tab's transaction. */
-  private dispatch(clientId: string, method: string, args: unknown[], refuse: () => void, settle: (outcome: Outcome) => void): void {
-    const run = (): Promise<unknown> => {
+  private dispatch(
+    clientId: string,
+    method: string,
+    args: unknown[],
+    refuse: () => void,
+    recorded: ((call: () => Promise<unknown>) => Promise<unknown>) | undefined,
+    settle: (outcome: Outcome) => void,
+  ): void {
+    const plain = (): Promise<unknown> => {
       // The method and its arguments were typed by Driver at the sender; the name came as text.
       const target = this.driver as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
       const fn = target[method];
@@ -139,6 +197,7 @@ export class EngineHost {
       }
       return fn(...args);
     };
+    const run = recorded ? () => recorded(plain) : plain;
     if (UNQUEUED_METHODS.has(method)) {
       run().then(
         (value) => settle({ ok: true, value, owns: this.owner === clientId }),

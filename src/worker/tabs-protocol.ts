@@ -22,7 +22,13 @@ export type TabMessage =
   | { type: 'electing'; engineId: string }
   /** The engine is ready for calls. */
   | { type: 'engine'; engineId: string }
-  | { type: 'call'; engineId: string; clientId: string; callId: number; method: string; args: unknown[] }
+  /** `keepFrom`: the sender's oldest unanswered call; its applied-call records below it may go. */
+  | { type: 'call'; engineId: string; clientId: string; callId: number; keepFrom: number; method: string; args: unknown[] }
+  /**
+   * After a crash, which of these calls (accepted and recorded by the engine that died) did
+   * commit? Answered `outcomes` from the applied-call records (call-log.ts).
+   */
+  | { type: 'outcomes'; engineId: string; clientId: string; calls: { callId: number; method: string }[] }
   /** A commit, pull or import changed these tables. */
   | { type: 'tables'; engineId: string; tables: string[] };
 
@@ -40,6 +46,13 @@ export type TabReply =
    * engine that died never ran there and goes to the next one.
    */
   | { type: 'accepted'; engineId: string; callId: number }
+  /**
+   * Posted before a call of a recorded method starts without its applied-call record (it could
+   * not run inside the engine's savepoint): after a crash its outcome cannot be known.
+   */
+  | { type: 'unrecorded'; engineId: string; callId: number }
+  /** Of the calls asked about, those that committed (with their results); the others did not. */
+  | { type: 'outcomes'; engineId: string; applied: { callId: number; value: unknown }[]; asked: number[] }
   /** The engine is closing and did not run the call: send it to the next engine. */
   | { type: 'not-run'; engineId: string; callId: number }
   /** The engine closed in order; it answers nothing more. */
@@ -62,6 +75,8 @@ export const UNQUEUED_METHODS: ReadonlySet<string> = new Set(['fetchPull', 'push
  */
 export function isRetriable(method: string, args: readonly unknown[]): boolean {
   if (method === 'syncStatus' || method === 'pendingChanges' || method === 'export') return true;
+  // A transaction's BEGIN changes nothing durable: the transaction died with its engine.
+  if (method === 'exec') return typeof args[0] === 'string' && /^\s*BEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?\s*;?\s*$/i.test(args[0]);
   if (method === 'query' || method === 'watchQuery') return typeof args[0] === 'string' && /^\s*select\b/i.test(args[0]);
   return false;
 }

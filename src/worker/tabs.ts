@@ -12,10 +12,14 @@
  * - Sent to an engine that died without saying it received it (`accepted`, posted before it
  *   starts a call): it never ran, and goes to the next engine.
  * - Taken by an engine that died before answering: a plain read (`isRetriable`) is sent to the
- *   next engine; anything else rejects with `OutpostError('OUTCOME_UNKNOWN')`, never retried,
- *   since it may have committed. A call inside this tab's transaction rejects with
- *   `TRANSACTION_LOST`: the transaction died with its engine, and later calls of it fail too
- *   until `Database` rolls it back.
+ *   next engine. A write the engine recorded (`exec`, `run`, `batch`: call-log.ts writes its id
+ *   inside its transaction) is looked up on the next engine: committed, it resolves with its
+ *   recorded result; not committed, it is sent to the new engine, once. Anything else (a
+ *   `query` with RETURNING, `import`, sync calls, a write the engine said it ran unrecorded)
+ *   rejects with `OutpostError('OUTCOME_UNKNOWN')`, never retried. A call inside this tab's
+ *   transaction rejects with `TRANSACTION_LOST` (the transaction died with its engine, and
+ *   later calls of it fail too until `Database` rolls it back), unless it was the COMMIT and
+ *   the records show it committed.
  * - The engine closing in order answers `not-run` to calls it had not started: they go to the
  *   next engine, nothing is lost or doubled.
  * A frozen engine tab keeps its lock: calls wait until the browser discards it (README).
@@ -24,12 +28,15 @@ import type { Driver } from '../driver.js';
 import { DRIVER_METHODS } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import { databaseLockName } from '../opfs-vfs/storage/opfs.js';
+import { type CallLog, RECORDED_METHODS } from './call-log.js';
 import { EngineHost, LOCAL_CLIENT } from './engine-host.js';
 import { deserializeError } from './protocol.js';
 import { type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
 
 /** The engine this context opens when it wins the lock; `release` gives the lock back. */
-export type OpenEngine = (release: () => void) => Promise<{ driver: Driver; inTransaction: () => boolean; tables: () => Promise<string[]> }>;
+export type OpenEngine = (
+  release: () => void,
+) => Promise<{ driver: Driver; inTransaction: () => boolean; tables: () => Promise<string[]>; calls?: CallLog | undefined }>;
 
 interface PendingCall {
   method: string;
@@ -40,6 +47,15 @@ interface PendingCall {
   sentTo: string | null;
   /** That engine said it received the call (and may have run it). */
   accepted: boolean;
+  /** That engine records whether the call committed (call-log.ts), unless it said otherwise. */
+  recorded: boolean;
+  /**
+   * Its engine died after accepting it: `waiting` to ask the next engine whether it committed,
+   * or the id of the engine asked. `null` otherwise.
+   */
+  ask: string | null;
+  /** It was the call in flight when the engine died inside this tab's transaction. */
+  inLostTransaction: boolean;
 }
 
 type State = { kind: 'waiting' } | { kind: 'remote'; engineId: string } | { kind: 'local'; host: EngineHost } | { kind: 'failed'; error: Error } | { kind: 'closed' };
@@ -139,7 +155,7 @@ export class SharedDriver {
         release();
         return released;
       }
-      const host = new EngineHost(this.name, engineId, engine.driver, engine.inTransaction, (tables) => this.listener?.(tables));
+      const host = new EngineHost(this.name, engineId, engine.driver, engine.inTransaction, (tables) => this.listener?.(tables), engine.calls ?? null);
       this.engineChanged(engineId);
       this.state = { kind: 'local', host };
       await host.start(await engine.tables());
@@ -192,24 +208,56 @@ export class SharedDriver {
       this.transactionLost = true;
     }
     for (const [callId, call] of this.pending) {
+      // Asked an engine that died too: the records are still there for the next one.
+      if (call.ask !== null) {
+        call.ask = 'waiting';
+        continue;
+      }
       // Inside a lost transaction, a call not sent yet must not run outside it on the new engine.
       const inLostTransaction = lostTransaction && !UNQUEUED_METHODS.has(call.method);
       if (call.sentTo !== previous && !inLostTransaction) continue;
       if (!inLostTransaction && (!call.accepted || isRetriable(call.method, call.args))) {
-        call.sentTo = null;
-        call.accepted = false;
+        this.resend(call);
+        continue;
+      }
+      if (call.sentTo === previous && call.accepted && call.recorded) {
+        // The new engine can tell from the records whether it committed (flush asks).
+        call.ask = 'waiting';
+        call.inLostTransaction = inLostTransaction;
         continue;
       }
       this.pending.delete(callId);
-      call.reject(
-        inLostTransaction
-          ? transactionLost(this.name)
-          : new OutpostError(
-              `the tab running database "${this.name}" closed or crashed before answering this ${call.method}(): it may or may not have been applied. Check before trying again`,
-              'OUTCOME_UNKNOWN',
-            ),
-      );
+      call.reject(inLostTransaction ? transactionLost(this.name) : outcomeUnknown(this.name, call.method));
     }
+  }
+
+  private resend(call: PendingCall): void {
+    call.sentTo = null;
+    call.accepted = false;
+    call.recorded = false;
+    call.ask = null;
+  }
+
+  /** The answer to asking whether `asked` calls committed: settle those that did, resend or reject the others. */
+  private outcomes(asked: readonly number[], applied: readonly { callId: number; value: unknown }[]): void {
+    const values = new Map(applied.map((a) => [a.callId, a.value]));
+    for (const callId of asked) {
+      const call = this.pending.get(callId);
+      if (!call || call.ask === null) continue;
+      if (values.has(callId)) {
+        // It committed; in a lost transaction it was that transaction's COMMIT.
+        this.pending.delete(callId);
+        if (call.inLostTransaction) this.transactionLost = false;
+        call.resolve(values.get(callId));
+      } else if (call.inLostTransaction) {
+        this.pending.delete(callId);
+        call.reject(transactionLost(this.name));
+      } else {
+        // It never committed, and its engine is gone: it runs once, on this one.
+        this.resend(call);
+      }
+    }
+    this.flush();
   }
 
   private call(method: string, args: unknown[]): Promise<unknown> {
@@ -225,7 +273,7 @@ export class SharedDriver {
     }
     return new Promise((resolve, reject) => {
       const callId = this.nextCallId++;
-      this.pending.set(callId, { method, args, resolve, reject, sentTo: null, accepted: false });
+      this.pending.set(callId, { method, args, resolve, reject, sentTo: null, accepted: false, recorded: false, ask: null, inLostTransaction: false });
       this.flush();
     });
   }
@@ -234,6 +282,10 @@ export class SharedDriver {
   private flush(): void {
     const state = this.state;
     if (state.kind !== 'local' && state.kind !== 'remote') return;
+    this.askOutcomes(state);
+    // Keeps the order of calls: nothing goes out while an older call's outcome is unknown.
+    if ([...this.pending.values()].some((c) => c.ask !== null)) return;
+    const keepFrom = this.pending.keys().next().value ?? this.nextCallId;
     for (const [callId, call] of this.pending) {
       if (call.sentTo !== null) continue;
       if (state.kind === 'local') {
@@ -241,13 +293,44 @@ export class SharedDriver {
         state.host.submit(LOCAL_CLIENT, call.method, call.args).then(call.resolve, call.reject);
       } else {
         call.sentTo = state.engineId;
-        const message: TabMessage = { type: 'call', engineId: state.engineId, clientId: this.clientId, callId, method: call.method, args: call.args };
+        const message: TabMessage = { type: 'call', engineId: state.engineId, clientId: this.clientId, callId, keepFrom, method: call.method, args: call.args };
         this.channel.postMessage(message);
       }
     }
   }
 
+  /** Asks the current engine whether the calls its predecessor died holding committed. */
+  private askOutcomes(state: { kind: 'local'; host: EngineHost } | { kind: 'remote'; engineId: string }): void {
+    const waiting = [...this.pending].filter(([, c]) => c.ask === 'waiting');
+    if (waiting.length === 0) return;
+    const calls = waiting.map(([callId, c]) => ({ callId, method: c.method }));
+    const asked = calls.map((c) => c.callId);
+    if (state.kind === 'local') {
+      for (const [, c] of waiting) c.ask = 'local';
+      state.host.appliedCalls(this.clientId, calls).then(
+        (applied) => this.outcomes(asked, applied),
+        (e: unknown) => {
+          for (const callId of asked) this.failAsked(callId, e);
+        },
+      );
+      return;
+    }
+    for (const [, c] of waiting) c.ask = state.engineId;
+    this.channel.postMessage({ type: 'outcomes', engineId: state.engineId, clientId: this.clientId, calls } satisfies TabMessage);
+  }
+
+  private failAsked(callId: number, e: unknown): void {
+    const call = this.pending.get(callId);
+    if (!call) return;
+    this.pending.delete(callId);
+    call.reject(e instanceof Error ? e : new Error(String(e)));
+  }
+
   private answer(reply: TabReply): void {
+    if (reply.type === 'outcomes') {
+      if (reply.engineId === this.currentEngine) this.outcomes(reply.asked, reply.applied);
+      return;
+    }
     if (reply.type === 'closed') {
       this.retired.add(reply.engineId);
       // Every call it took has been answered before this: the others never reached it.
@@ -261,6 +344,11 @@ export class SharedDriver {
     if (!call || call.sentTo !== reply.engineId) return;
     if (reply.type === 'accepted') {
       call.accepted = true;
+      call.recorded = RECORDED_METHODS.has(call.method);
+      return;
+    }
+    if (reply.type === 'unrecorded') {
+      call.recorded = false;
       return;
     }
     if (reply.type === 'not-run') {
@@ -290,6 +378,13 @@ export class SharedDriver {
       this.releaseClientLock();
     }
   }
+}
+
+function outcomeUnknown(name: string, method: string): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" closed or crashed before answering this ${method}(): it may or may not have been applied. Check before trying again`,
+    'OUTCOME_UNKNOWN',
+  );
 }
 
 function transactionLost(name: string): OutpostError {

@@ -19,6 +19,7 @@ import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
 import { OpfsDirectory } from '../opfs-vfs/storage/opfs.js';
 import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { openDatabase } from '../sync/open.js';
+import { CallLog } from './call-log.js';
 import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 import { type OpenEngine, SharedDriver } from './tabs.js';
 
@@ -43,6 +44,7 @@ async function openEngine(req: OpenRequest, callbacks: SyncCallbacks, dir: Stora
   return {
     driver: connectionDriver(conn, engine),
     inTransaction: () => conn.inTransaction,
+    calls: new CallLog(conn),
     tables: async () => unpackRows<{ name: string }>(conn.query("SELECT name FROM sqlite_master WHERE type = 'table'", undefined)).map((r) => r.name),
   };
 }
