@@ -7,50 +7,10 @@ import { afterEach, expect, test } from 'vitest';
 import { type Database, OutpostError, open } from '../src/index.js';
 import { type TabMessage, type TabReply, channelName, clientLockName, replyChannelName } from '../src/worker/tabs-protocol.js';
 import { int, rng, testSeed } from '../test/support/generate.js';
-import type { TabCommand, WriteLoopResult } from './tabs.worker.js';
+import { Tab } from './tab.js';
+import type { WriteLoopResult } from './tabs.worker.js';
 
 const unique = (prefix: string): string => `${prefix}-${crypto.randomUUID()}`;
-
-class Tab {
-  readonly worker = new Worker(new URL('./tabs.worker.ts', import.meta.url), { type: 'module' });
-  private nextId = 1;
-  private readonly events: Record<string, unknown>[] = [];
-  private readonly waiters: { match: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
-
-  constructor() {
-    this.worker.addEventListener('message', (event: MessageEvent<Record<string, unknown>>) => {
-      if (!('event' in event.data)) return;
-      this.events.push(event.data);
-      for (const w of [...this.waiters]) {
-        if (w.match(event.data)) {
-          this.waiters.splice(this.waiters.indexOf(w), 1);
-          w.resolve(event.data);
-        }
-      }
-    });
-  }
-
-  call<T = unknown>(command: TabCommand): Promise<T> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      const onMessage = (event: MessageEvent<{ id?: number; ok: boolean; value: T; error: { message: string; code?: string } }>): void => {
-        if (event.data.id !== id) return;
-        this.worker.removeEventListener('message', onMessage);
-        if (event.data.ok) resolve(event.data.value);
-        else reject(Object.assign(new Error(event.data.error.message), { code: event.data.error.code }));
-      };
-      this.worker.addEventListener('message', onMessage);
-      this.worker.postMessage({ id, command });
-    });
-  }
-
-  /** The first event (seen already or to come) that `match` accepts. */
-  event(match: (e: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-    const seen = this.events.find(match);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve) => this.waiters.push({ match, resolve }));
-  }
-}
 
 /** Settles with the engine's id when a context next announces it runs the engine of `name` (other than `except`). */
 function nextEngineAnnouncement(name: string, except?: string): Promise<string> {
@@ -106,7 +66,7 @@ class ProtocolFollower {
   /** Sends a call to `engineId` and waits for its result. */
   async call(engineId: string, callId: number, method: string, args: unknown[]): Promise<TabReply> {
     const result = this.reply((r): r is TabReply => r.type === 'result' && r.callId === callId);
-    this.channel.postMessage({ type: 'call', engineId, clientId: this.clientId, callId, keepFrom: callId, method, args } satisfies TabMessage);
+    this.channel.postMessage({ type: 'call', engineId, clientId: this.clientId, callId, keepFrom: callId, sentAt: Date.now(), timeoutMs: 60_000, method, args } satisfies TabMessage);
     return result;
   }
 

@@ -6,7 +6,7 @@
 import { type Database, OutpostError, open } from '../src/index.js';
 
 export type TabCommand =
-  | { op: 'open'; name: string }
+  | { op: 'open'; name: string; tabTimeoutMs?: number }
   | { op: 'run'; sql: string; params?: unknown[] }
   | { op: 'query'; sql: string }
   | { op: 'writeLoop'; who: string; count: number }
@@ -50,12 +50,15 @@ async function writeLoop(who: string, count: number): Promise<WriteLoopResult> {
 async function handle(command: TabCommand): Promise<unknown> {
   switch (command.op) {
     case 'open':
-      db = await open(command.name);
+      db = await open(command.name, command.tabTimeoutMs === undefined ? {} : { tabTimeoutMs: command.tabTimeoutMs });
       return null;
     case 'run':
       return opened().run(command.sql, command.params as never);
-    case 'query':
-      return opened().query(command.sql);
+    case 'query': {
+      const rows = opened().query(command.sql);
+      post({ event: 'started' });
+      return rows;
+    }
     case 'writeLoop':
       return writeLoop(command.who, command.count);
     case 'hangInTransaction':

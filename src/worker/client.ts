@@ -16,6 +16,8 @@ import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTrans
 export interface WorkerConnection {
   driver: Driver;
   terminate(): void;
+  /** Hands the engine of a shared database to another tab (worker/tabs.ts); best effort. */
+  stepDown(): Promise<void>;
 }
 
 export async function openInWorker(request: OpenRequest, callbacks: SyncCallbacks = {}): Promise<WorkerConnection> {
@@ -67,5 +69,5 @@ export async function openInWorker(request: OpenRequest, callbacks: SyncCallback
       }
     },
   };
-  return { driver, terminate };
+  return { driver, terminate, stepDown: () => call(() => remote.stepDown()) };
 }

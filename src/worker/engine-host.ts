@@ -16,7 +16,7 @@ import type { Driver } from '../driver.js';
 import { CALLS_TABLE } from '../sync/change-log.js';
 import { type CallLog, RECORDED_METHODS } from './call-log.js';
 import { serializeError } from './protocol.js';
-import { type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
+import { HEARTBEAT_MS, type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
 
 export const LOCAL_CLIENT = 'local';
 /** The host's own bookkeeping jobs (applied-call records). */
@@ -31,6 +31,8 @@ interface Job {
   settle: (outcome: Outcome) => void;
   /** Answers a follower whose call will not run here. */
   refuse: () => void;
+  /** A follower's call: it is not started after the engine was silent too long (`expired`). */
+  deadline?: { sentAt: number; timeoutMs: number; expire: () => void };
 }
 
 export class EngineHost {
@@ -42,6 +44,11 @@ export class EngineHost {
   private running: Promise<void> | null = null;
   private closing = false;
   private idle: (() => void) | null = null;
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  /** When the last heartbeat was posted (wall clock, as the followers see it). */
+  private lastBeatAt = Date.now();
+  /** Recent stretches without a heartbeat, longer than two beats: [from, to]. */
+  private silences: [number, number][] = [];
 
   constructor(
     private readonly name: string,
@@ -60,10 +67,32 @@ export class EngineHost {
   async start(allTables: string[]): Promise<void> {
     await this.driver.onTablesChanged((tables) => this.tablesChanged(tables));
     await this.forgetDeadClients();
+    this.beat();
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
     this.post({ type: 'engine', engineId: this.engineId });
     // Writes the previous engine committed without telling anyone may have changed anything.
     const userTables = allTables.filter((t) => t !== CALLS_TABLE);
     if (userTables.length > 0) this.tablesChanged(userTables);
+  }
+
+  private beat(): void {
+    const now = Date.now();
+    if (now - this.lastBeatAt > 2 * HEARTBEAT_MS) this.silences.push([this.lastBeatAt, now]);
+    // Only silences a call still waiting could have been sent before matter; ten minutes is plenty.
+    while (this.silences.length > 0 && this.silences[0]![1] < now - 600_000) this.silences.shift();
+    this.lastBeatAt = now;
+    this.post({ type: 'alive', engineId: this.engineId });
+  }
+
+  /**
+   * Whether the engine fell silent, since `sentAt`, for long enough that the follower may have
+   * given up on the call (half its timeout, so that the follower, counting from the last
+   * message it received, cannot have given up on a call this engine still starts).
+   */
+  private silentSince(sentAt: number, timeoutMs: number): boolean {
+    const now = Date.now();
+    const spans: [number, number][] = [...this.silences, [this.lastBeatAt, now]];
+    return spans.some(([from, to]) => to - Math.max(from, sentAt) > timeoutMs / 2);
   }
 
   /** Deletes the applied-call records of followers that are gone (their lifetime lock is free). */
@@ -107,7 +136,8 @@ export class EngineHost {
       return;
     }
     if (message.type !== 'call' || message.engineId !== this.engineId) return;
-    const { clientId, callId, method, args, keepFrom } = message;
+    const { clientId, callId, method, args, keepFrom, timeoutMs } = message;
+    const deadline = { sentAt: message.sentAt, timeoutMs, expire: () => reply({ type: 'expired', engineId, callId }) };
     const engineId = this.engineId;
     const reply = (r: TabReply): void => this.replyChannel(clientId).postMessage(r);
     if (this.closing) {
@@ -121,7 +151,7 @@ export class EngineHost {
       calls && RECORDED_METHODS.has(method) && !isRetriable(method, args)
         ? (call: () => Promise<unknown>) => calls.run(clientId, callId, keepFrom, method, call, () => reply({ type: 'unrecorded', engineId, callId }))
         : undefined;
-    this.dispatch(clientId, method, args, () => reply({ type: 'not-run', engineId, callId }), recorded, (outcome) =>
+    this.dispatch(clientId, method, args, () => reply({ type: 'not-run', engineId, callId }), recorded, deadline, (outcome) =>
       reply(
         outcome.ok
           ? { type: 'result', engineId, callId, ok: true, value: outcome.value, inTransaction: outcome.owns }
@@ -172,10 +202,15 @@ export class EngineHost {
     this.pump();
   }
 
+  /** Whether this tab's own `Database` has a transaction open on the engine. */
+  localTransactionOpen(): boolean {
+    return this.owner === LOCAL_CLIENT;
+  }
+
   /** Runs `method` for this tab's own `Database`, in the same queue as the other tabs' calls. */
   submit(clientId: string, method: string, args: unknown[]): Promise<unknown> {
     return new Promise((resolve, reject) =>
-      this.dispatch(clientId, method, args, () => {}, undefined, (outcome) => (outcome.ok ? resolve(outcome.value) : reject(outcome.error))),
+      this.dispatch(clientId, method, args, () => {}, undefined, undefined, (outcome) => (outcome.ok ? resolve(outcome.value) : reject(outcome.error))),
     );
   }
 
@@ -186,6 +221,7 @@ export class EngineHost {
     args: unknown[],
     refuse: () => void,
     recorded: ((call: () => Promise<unknown>) => Promise<unknown>) | undefined,
+    deadline: Job['deadline'],
     settle: (outcome: Outcome) => void,
   ): void {
     const plain = (): Promise<unknown> => {
@@ -205,7 +241,7 @@ export class EngineHost {
       );
       return;
     }
-    this.queue.push({ clientId, run, settle, refuse });
+    this.queue.push({ clientId, run, settle, refuse, ...(deadline ? { deadline } : {}) });
     this.pump();
   }
 
@@ -217,6 +253,13 @@ export class EngineHost {
       return;
     }
     const job = this.queue.splice(i, 1)[0]!;
+    if (job.deadline && this.silentSince(job.deadline.sentAt, job.deadline.timeoutMs)) {
+      job.deadline.expire();
+      // Its sender has given up on its transaction too: end it, or it would hold every tab.
+      if (this.owner === job.clientId) this.rollbackFor(job.clientId);
+      else this.pump();
+      return;
+    }
     // The owner is updated in the same step as the call ends, before anything else can run.
     const finish = (result: { ok: true; value: unknown } | { ok: false; error: unknown }): void => {
       this.owner = this.inTransaction() ? job.clientId : null;
@@ -233,6 +276,7 @@ export class EngineHost {
   /** Hands the database over: see the header. Resolves once the Driver has closed. */
   async close(): Promise<void> {
     this.closing = true;
+    if (this.heartbeat !== null) clearInterval(this.heartbeat);
     for (const job of this.queue.filter((j) => j.clientId !== LOCAL_CLIENT)) job.refuse();
     this.queue.splice(0, this.queue.length, ...this.queue.filter((j) => j.clientId === LOCAL_CLIENT));
     if (this.owner !== null && this.owner !== LOCAL_CLIENT) this.rollbackFor(this.owner);

@@ -28,6 +28,8 @@ export interface OpenRequest {
    * for itself and fails with `DatabaseLockedError` after `lockTimeoutMs`.
    */
   shared?: boolean | undefined;
+  /** Shared: how long calls wait on a silent engine (tabs.ts). */
+  tabTimeoutMs?: number | undefined;
   /** Tests only: make the OPFS files fail like a browser at quota past this many bytes. */
   simulatedQuota?: SimulatedQuota | undefined;
   /** Sync settings; the token and transform functions travel as separate (proxied) arguments. */
@@ -43,6 +45,8 @@ export interface SyncCallbacks {
 /** The worker serves exactly the `Driver` a `Database` needs, plus `open`. */
 export interface WorkerApi extends Driver {
   open(request: OpenRequest, authToken?: SyncCallbacks['authToken'], transform?: SyncCallbacks['transform']): Promise<void>;
+  /** A shared database: hand the engine to another tab if this one runs it (tabs.ts). */
+  stepDown(): Promise<void>;
 }
 
 export interface SerializedError {

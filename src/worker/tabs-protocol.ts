@@ -22,8 +22,11 @@ export type TabMessage =
   | { type: 'electing'; engineId: string }
   /** The engine is ready for calls. */
   | { type: 'engine'; engineId: string }
+  /** The engine's heartbeat, every `HEARTBEAT_MS`: a frozen (or busy) engine falls silent. */
+  | { type: 'alive'; engineId: string }
   /** `keepFrom`: the sender's oldest unanswered call; its applied-call records below it may go. */
-  | { type: 'call'; engineId: string; clientId: string; callId: number; keepFrom: number; method: string; args: unknown[] }
+  /** `timeoutMs`: the sender gives up after the engine is silent this long (see `expired`). */
+  | { type: 'call'; engineId: string; clientId: string; callId: number; keepFrom: number; sentAt: number; timeoutMs: number; method: string; args: unknown[] }
   /**
    * After a crash, which of these calls (accepted and recorded by the engine that died) did
    * commit? Answered `outcomes` from the applied-call records (call-log.ts).
@@ -53,10 +56,20 @@ export type TabReply =
   | { type: 'unrecorded'; engineId: string; callId: number }
   /** Of the calls asked about, those that committed (with their results); the others did not. */
   | { type: 'outcomes'; engineId: string; applied: { callId: number; value: unknown }[]; asked: number[] }
+  /**
+   * The engine was silent longer than the call's `timeoutMs` before it could start it (frozen,
+   * or busy): the follower has given up on it or is about to, so it did not run it.
+   */
+  | { type: 'expired'; engineId: string; callId: number }
   /** The engine is closing and did not run the call: send it to the next engine. */
   | { type: 'not-run'; engineId: string; callId: number }
   /** The engine closed in order; it answers nothing more. */
   | { type: 'closed'; engineId: string };
+
+/** How often the engine says it is alive. */
+export const HEARTBEAT_MS = 250;
+/** The shortest `tabTimeoutMs`: a few heartbeats, so that a live engine is never taken for a silent one. */
+export const MIN_TAB_TIMEOUT_MS = 4 * HEARTBEAT_MS;
 
 export const channelName = (name: string): string => `outpost-tabs:${name}`;
 export const replyChannelName = (name: string, clientId: string): string => `outpost-tabs:${name}:${clientId}`;

@@ -31,7 +31,7 @@ import { databaseLockName } from '../opfs-vfs/storage/opfs.js';
 import { type CallLog, RECORDED_METHODS } from './call-log.js';
 import { EngineHost, LOCAL_CLIENT } from './engine-host.js';
 import { deserializeError } from './protocol.js';
-import { type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
+import { HEARTBEAT_MS, MIN_TAB_TIMEOUT_MS, type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
 
 /** The engine this context opens when it wins the lock; `release` gives the lock back. */
 export type OpenEngine = (
@@ -56,6 +56,8 @@ interface PendingCall {
   ask: string | null;
   /** It was the call in flight when the engine died inside this tab's transaction. */
   inLostTransaction: boolean;
+  /** When it was last sent, or queued (wall clock, as the engine's heartbeats). */
+  sentAt: number;
 }
 
 type State = { kind: 'waiting' } | { kind: 'remote'; engineId: string } | { kind: 'local'; host: EngineHost } | { kind: 'failed'; error: Error } | { kind: 'closed' };
@@ -77,6 +79,13 @@ export class SharedDriver {
   private listener: ((tables: string[]) => void) | null = null;
   private releaseClientLock: () => void = () => {};
   private readySettled = false;
+  /** This context is opening the engine (a slow open is not a silent engine). */
+  private opening = false;
+  /** When the current (or awaited) engine was last heard from. */
+  private lastHeardAt = Date.now();
+  private readonly watchdog: ReturnType<typeof setInterval>;
+  /** How long calls wait on a silent engine (`tabTimeoutMs`). */
+  private readonly timeoutMs: number;
   private resolveReady: () => void = () => {};
   private rejectReady: (e: Error) => void = () => {};
   /** Settles when this context first has an engine to talk to (its own or another's). */
@@ -85,8 +94,11 @@ export class SharedDriver {
 
   private constructor(
     private readonly name: string,
+    timeoutMs: number,
     private readonly openEngine: OpenEngine,
   ) {
+    this.timeoutMs = Math.max(MIN_TAB_TIMEOUT_MS, timeoutMs);
+    this.watchdog = setInterval(() => this.checkSilence(), HEARTBEAT_MS);
     this.ready = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
       this.rejectReady = reject;
@@ -107,8 +119,8 @@ export class SharedDriver {
   }
 
   /** Joins the database `name`: as its engine if nobody runs one, else as a follower. */
-  static async join(name: string, openEngine: OpenEngine): Promise<SharedDriver> {
-    const shared = new SharedDriver(name, openEngine);
+  static async join(name: string, timeoutMs: number, openEngine: OpenEngine): Promise<SharedDriver> {
+    const shared = new SharedDriver(name, timeoutMs, openEngine);
     await shared.start();
     return shared;
   }
@@ -121,11 +133,31 @@ export class SharedDriver {
         return new Promise<void>((release) => (this.releaseClientLock = release));
       });
     });
+    this.queueForLock();
+    this.channel.postMessage({ type: 'hello' } satisfies TabMessage);
+    await this.ready;
+  }
+
+  /** Waits for the database lock, to run the engine when this context gets it. */
+  private queueForLock(): void {
     navigator.locks
       .request(databaseLockName(this.name), { signal: this.stopWaiting.signal }, () => this.becomeEngine())
       .catch(() => {});
-    this.channel.postMessage({ type: 'hello' } satisfies TabMessage);
-    await this.ready;
+  }
+
+  /**
+   * Hands the engine to another context, if this one runs it, and queues for it again: the
+   * page is about to be frozen or put in the back/forward cache, where it would keep the lock
+   * and leave the other tabs waiting (README). This tab's calls wait for the next engine
+   * meanwhile. Not while this tab's own transaction is open: closing would roll it back.
+   */
+  async stepDown(): Promise<void> {
+    const state = this.state;
+    if (state.kind !== 'local' || state.host.localTransactionOpen()) return;
+    this.state = { kind: 'waiting' };
+    this.lastHeardAt = Date.now();
+    await state.host.close();
+    if (!this.closed()) this.queueForLock();
   }
 
   private closed(): boolean {
@@ -145,6 +177,7 @@ export class SharedDriver {
     const engineId = crypto.randomUUID();
     this.channel.postMessage({ type: 'electing', engineId } satisfies TabMessage);
     this.state = { kind: 'waiting' };
+    this.opening = true;
     let release: () => void = () => {};
     const released = new Promise<void>((r) => (release = r));
     try {
@@ -159,9 +192,11 @@ export class SharedDriver {
       this.engineChanged(engineId);
       this.state = { kind: 'local', host };
       await host.start(await engine.tables());
+      this.opening = false;
       this.settleReady();
       this.flush();
     } catch (e) {
+      this.opening = false;
       const error = e instanceof Error ? e : new Error(String(e));
       if (!this.closed()) this.state = { kind: 'failed', error };
       for (const call of this.pending.values()) call.reject(error);
@@ -173,6 +208,10 @@ export class SharedDriver {
   }
 
   private receive(message: TabMessage): void {
+    if (message.type === 'electing') this.lastHeardAt = Date.now();
+    if (message.type === 'alive' || message.type === 'engine' || message.type === 'tables') {
+      if (this.state.kind !== 'remote' || message.engineId === this.state.engineId) this.lastHeardAt = Date.now();
+    }
     if (message.type === 'electing') {
       if (!this.retired.has(message.engineId)) this.engineChanging(message.engineId);
     } else if (message.type === 'engine') {
@@ -273,7 +312,7 @@ export class SharedDriver {
     }
     return new Promise((resolve, reject) => {
       const callId = this.nextCallId++;
-      this.pending.set(callId, { method, args, resolve, reject, sentTo: null, accepted: false, recorded: false, ask: null, inLostTransaction: false });
+      this.pending.set(callId, { method, args, resolve, reject, sentTo: null, accepted: false, recorded: false, ask: null, inLostTransaction: false, sentAt: Date.now() });
       this.flush();
     });
   }
@@ -293,7 +332,8 @@ export class SharedDriver {
         state.host.submit(LOCAL_CLIENT, call.method, call.args).then(call.resolve, call.reject);
       } else {
         call.sentTo = state.engineId;
-        const message: TabMessage = { type: 'call', engineId: state.engineId, clientId: this.clientId, callId, keepFrom, method: call.method, args: call.args };
+        const message: TabMessage = { type: 'call', engineId: state.engineId, clientId: this.clientId, callId, keepFrom, sentAt: Date.now(), timeoutMs: this.timeoutMs, method: call.method, args: call.args };
+        call.sentAt = Date.now();
         this.channel.postMessage(message);
       }
     }
@@ -326,7 +366,36 @@ export class SharedDriver {
     call.reject(e instanceof Error ? e : new Error(String(e)));
   }
 
+  /**
+   * Gives up on calls the engine has been silent on for `timeoutMs` (a frozen or busy engine
+   * tab keeps its lock, so no other engine comes). The engine starts no call after such a
+   * silence (engine-host.ts, `expired`), so a call it had not accepted did not run; one it had
+   * accepted may be the one it was running.
+   */
+  private checkSilence(): void {
+    if (this.state.kind === 'local' || this.state.kind === 'closed' || this.opening) return;
+    const now = Date.now();
+    for (const [callId, call] of this.pending) {
+      if (now - Math.max(this.lastHeardAt, call.sentAt) <= this.timeoutMs) continue;
+      this.pending.delete(callId);
+      const mayHaveRun = call.accepted && !isRetriable(call.method, call.args);
+      call.reject(mayHaveRun ? silentOutcomeUnknown(this.name, call.method, this.timeoutMs) : unresponsive(this.name, this.timeoutMs));
+    }
+    if (!this.readySettled && now - this.lastHeardAt > this.timeoutMs) {
+      this.settleReady(unresponsive(this.name, this.timeoutMs));
+      void this.close();
+    }
+  }
+
   private answer(reply: TabReply): void {
+    if (reply.engineId === this.currentEngine) this.lastHeardAt = Date.now();
+    if (reply.type === 'expired') {
+      const call = this.pending.get(reply.callId);
+      if (!call || call.sentTo !== reply.engineId) return;
+      this.pending.delete(reply.callId);
+      call.reject(unresponsive(this.name, this.timeoutMs));
+      return;
+    }
     if (reply.type === 'outcomes') {
       if (reply.engineId === this.currentEngine) this.outcomes(reply.asked, reply.applied);
       return;
@@ -365,6 +434,7 @@ export class SharedDriver {
   }
 
   private async close(): Promise<void> {
+    clearInterval(this.watchdog);
     const state = this.state;
     this.state = { kind: 'closed' };
     this.stopWaiting.abort();
@@ -378,6 +448,20 @@ export class SharedDriver {
       this.releaseClientLock();
     }
   }
+}
+
+function unresponsive(name: string, timeoutMs: number): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" showed no sign of life for ${timeoutMs} ms (frozen in the background, or busy in one long statement): this call did not run. Try again later, or bring that tab back`,
+    'ENGINE_UNRESPONSIVE',
+  );
+}
+
+function silentOutcomeUnknown(name: string, method: string, timeoutMs: number): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" showed no sign of life for ${timeoutMs} ms (frozen in the background, or busy in one long statement) after taking this ${method}(): it may or may not be applied when that tab resumes. Check before trying again`,
+    'OUTCOME_UNKNOWN',
+  );
 }
 
 function outcomeUnknown(name: string, method: string): OutpostError {

@@ -14,7 +14,7 @@ import * as Comlink from 'comlink';
 import { transferables, unpackRows } from '../engine/packed-rows.js';
 import { type Driver, connectionDriver, forwardDriver } from '../driver.js';
 import { OutpostError } from '../errors.js';
-import { publicStorageError } from '../options.js';
+import { DEFAULT_TAB_TIMEOUT_MS, publicStorageError } from '../options.js';
 import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
 import { OpfsDirectory } from '../opfs-vfs/storage/opfs.js';
 import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
@@ -24,6 +24,7 @@ import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTrans
 import { type OpenEngine, SharedDriver } from './tabs.js';
 
 let driver: Driver | null = null;
+let shared: SharedDriver | null = null;
 
 function opened(): Driver {
   if (!driver) throw new OutpostError('the database is not open', 'DATABASE_CLOSED');
@@ -54,7 +55,7 @@ async function openDriver(req: OpenRequest, callbacks: SyncCallbacks): Promise<D
   const dirOptions = { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota };
   try {
     if (req.shared && typeof navigator.locks?.request === 'function' && typeof BroadcastChannel === 'function') {
-      const shared = await SharedDriver.join(req.name, async (release) => {
+      shared = await SharedDriver.join(req.name, req.tabTimeoutMs ?? DEFAULT_TAB_TIMEOUT_MS, async (release) => {
         try {
           return await openEngine(req, callbacks, await OpfsDirectory.locked(req.name, dirOptions, release));
         } catch (e) {
@@ -95,7 +96,11 @@ const api: WorkerApi = {
     const bytes = await opened().export();
     return Comlink.transfer(bytes, [bytes.buffer]);
   },
+  async stepDown() {
+    await shared?.stepDown();
+  },
   async close() {
+    shared = null;
     const d = driver;
     driver = null;
     await d?.close();
