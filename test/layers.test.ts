@@ -27,6 +27,7 @@ const LAYERS: { layer: string; match: (path: string) => boolean }[] = [
   { layer: 'worker', match: (p) => p.startsWith('worker/') },
   { layer: 'browser', match: (p) => p.startsWith('browser/') },
   { layer: 'node', match: (p) => p.startsWith('node/') },
+  { layer: 'react', match: (p) => p.startsWith('react/') },
 ];
 
 /** What each layer may import besides itself. */
@@ -48,6 +49,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   browser: ['worker', 'api', 'storage', 'options', 'types', 'errors'],
   node: ['api', 'engine', 'sync', 'storage', 'options', 'types', 'errors'],
   index: ['browser', 'types', 'errors'],
+  // outpost/react: hooks over the public Database type only.
+  react: ['types', 'errors'],
 };
 
 function layerOf(path: string): string {

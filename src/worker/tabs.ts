@@ -22,7 +22,9 @@
  *   the records show it committed.
  * - The engine closing in order answers `not-run` to calls it had not started: they go to the
  *   next engine, nothing is lost or doubled.
- * A frozen engine tab keeps its lock: calls wait until the browser discards it (README).
+ * - The engine fell silent (a frozen tab keeps its lock): after `timeoutMs` without a sign of
+ *   life, a call it had not accepted rejects `ENGINE_UNRESPONSIVE` (the engine refuses to start
+ *   it later: `expired`), one it had accepted `OUTCOME_UNKNOWN` (checkSilence).
  */
 import type { Driver } from '../driver.js';
 import { DRIVER_METHODS } from '../driver.js';
