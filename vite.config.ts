@@ -29,7 +29,8 @@ if (typeof (Map as { groupBy?: unknown }).groupBy !== 'function') {
 
 export default defineConfig({
   // The WASM build locates sqlite3.wasm relative to its own module; pre-bundling would move it.
-  optimizeDeps: { exclude: ['@sqlite.org/sqlite-wasm'] },
+  // React is pre-bundled up front: found at run time, it makes Vite reload the browser tests mid-run.
+  optimizeDeps: { exclude: ['@sqlite.org/sqlite-wasm'], include: ['react', 'react-dom', 'react-dom/client'] },
   test: {
     reporters: ['default', 'json'],
     outputFile: { json: 'test-results/vitest.json' },
