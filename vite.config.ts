@@ -29,8 +29,8 @@ if (typeof (Map as { groupBy?: unknown }).groupBy !== 'function') {
 
 export default defineConfig({
   // The WASM build locates sqlite3.wasm relative to its own module; pre-bundling would move it.
-  // React is pre-bundled up front: found at run time, it makes Vite reload the browser tests mid-run.
-  optimizeDeps: { exclude: ['@sqlite.org/sqlite-wasm'], include: ['react', 'react-dom', 'react-dom/client'] },
+  // Pre-bundled up front: a dependency found at run time makes Vite reload the browser tests mid-run.
+  optimizeDeps: { exclude: ['@sqlite.org/sqlite-wasm'], include: ['react', 'react-dom', 'react-dom/client', 'protobufjs/light.js'] },
   test: {
     reporters: ['default', 'json'],
     outputFile: { json: 'test-results/vitest.json' },
