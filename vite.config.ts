@@ -35,7 +35,7 @@ export default defineConfig({
     // a dependency found later (protobufjs, first imported by the worker) makes Vite re-optimize
     // and reload the page under the running tests, and the reloaded modules get a second copy
     // of Comlink without Outpost's error transfer, so errors arrive as undefined.
-    include: ['comlink', 'protobufjs/light.js', 'drizzle-orm', 'drizzle-orm/logger', 'drizzle-orm/relations', 'drizzle-orm/sql/sql', 'drizzle-orm/sqlite-core', 'drizzle-orm/sqlite-core/session', 'drizzle-orm/utils', 'kysely'],
+    include: ['comlink', 'protobufjs/light.js', 'react', 'react-dom', 'react-dom/client', 'drizzle-orm', 'drizzle-orm/logger', 'drizzle-orm/relations', 'drizzle-orm/sql/sql', 'drizzle-orm/sqlite-core', 'drizzle-orm/sqlite-core/session', 'drizzle-orm/utils', 'kysely'],
   },
   test: {
     reporters: ['default', 'json'],

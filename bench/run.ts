@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --out FILE] [--runs N] [--quick] [--configs a,b] [--no-node]`
+ * `npm run bench [-- --out FILE] [--runs N] [--quick] [--configs a,b] [--no-node] [--no-tabs] [--tabs-only]`
  *
  * Builds the benchmark page (bench/page) with Vite and serves it on 127.0.0.1, with COOP/COEP headers
  * because Turso's WASM engine needs SharedArrayBuffer (Outpost does not; the headers do not
@@ -22,6 +22,7 @@ import { type LoadRow, loadTable, runServerLoad } from './server-load.js';
 import { type NeighbourRow, neighbourTable, runNeighbourBench } from './neighbour.js';
 import { type SyncBenchRow, runSyncBench, syncTable } from './sync.js';
 import { type LiveBenchRow, liveTable, runLiveBench } from './live.js';
+import { type TabsRow, runTabsBench, tabsTable } from './tabs.js';
 import type { ApiResult } from './page/main.js';
 
 export const BROWSER_CONFIGS = ['outpost', 'outpost-full', 'memory', 'sahpool', 'sahpool-wal', 'turso-wasm'] as const;
@@ -43,6 +44,7 @@ export interface BenchReport {
   live?: LiveBenchRow[];
   serverLoad?: LoadRow[];
   neighbour?: NeighbourRow[];
+  tabs?: TabsRow[];
 }
 
 export interface Options {
@@ -58,10 +60,12 @@ export interface Options {
   /** The sync (20 MB bootstrap) and server load parts. */
   sync: boolean;
   load: boolean;
+  /** The multi-tab figures (bench/tabs.ts): hand-overs, round trips, watch latency. */
+  tabs: boolean;
 }
 
 export function parseArgs(argv: string[]): Options {
-  const opts: Options = { runs: 3, scale: 1, configs: [...BROWSER_CONFIGS], node: true, api: true, timeoutMs: 240_000, sync: true, load: true };
+  const opts: Options = { runs: 3, scale: 1, configs: [...BROWSER_CONFIGS], node: true, api: true, timeoutMs: 240_000, sync: true, load: true, tabs: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): string => {
@@ -76,6 +80,8 @@ export function parseArgs(argv: string[]): Options {
     else if (a === '--no-api') opts.api = false;
     else if (a === '--no-sync') opts.sync = false;
     else if (a === '--no-load') opts.load = false;
+    else if (a === '--no-tabs') opts.tabs = false;
+    else if (a === '--tabs-only') Object.assign(opts, { configs: [], node: false, api: false, sync: false, load: false, tabs: true });
     else if (a === '--scale') opts.scale = Number(next());
     else if (a === '--only') opts.only = new Set(next().split(','));
     else if (a === '--timeout') opts.timeoutMs = Number(next()) * 1000;
@@ -86,6 +92,7 @@ export function parseArgs(argv: string[]): Options {
       opts.configs = ['outpost', 'memory', 'sahpool-wal'];
       opts.sync = false;
       opts.load = false;
+      opts.tabs = false;
     } else throw new Error(`unknown argument ${a}`);
   }
   return opts;
@@ -189,6 +196,10 @@ export async function runBench(opts: Options): Promise<BenchReport> {
       }
       await page.evaluate(() => window.bench.cleanup());
     }
+    if (opts.tabs) {
+      process.stderr.write('multi-tab: hand-overs, round trips, watch latency\n');
+      report.tabs = await runTabsBench(context, `http://127.0.0.1:${address.port}/`, { handovers: 20, calls: Math.max(50, Math.round(500 * opts.scale)) });
+    }
   } finally {
     await context.close();
     await server.close();
@@ -261,6 +272,7 @@ export function toMarkdown(report: BenchReport): string {
   if (report.sync) lines.push('', 'Sync (Node clients, both against the same server):', '', syncTable(report.sync));
   if (report.live) lines.push('', "Live sync: client A's insert to client B's watch callback (Node clients, both live, loopback, one write at a time):", '', liveTable(report.live));
   if (report.serverLoad) lines.push('', 'Sync server under load (loopback; 200 long-polling clients, 32 pushing):', '', loadTable(report.serverLoad));
+  if (report.tabs) lines.push('', 'Several tabs of one browser context sharing one OPFS database:', '', tabsTable(report.tabs));
   if (report.neighbour) lines.push('', 'Other tenants beside one running heavy queries back to back (default limits: 2 s a statement, a quarter of the server):', '', neighbourTable(report.neighbour));
   return lines.join('\n');
 }

@@ -73,7 +73,12 @@ export type OutpostErrorCode =
   /** The tab running the engine died inside this tab's transaction: SQLite rolled it back. */
   | 'TRANSACTION_LOST'
   /** A prepared statement used after `finalize()`. */
-  | 'STATEMENT_FINALIZED';
+  | 'STATEMENT_FINALIZED'
+  /**
+   * The tab running the engine showed no sign of life for `tabTimeoutMs` (frozen in the
+   * background, or busy in one long statement): this call did not run and never will.
+   */
+  | 'ENGINE_UNRESPONSIVE';
 
 /** A misuse or an environment problem that is not SQLite's: the message says what to do. */
 export class OutpostError extends Error {

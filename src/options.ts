@@ -10,6 +10,9 @@ import type { OpenOptions } from './types.js';
 /** How long `open` waits for a database another tab or caller holds (milliseconds). */
 export const DEFAULT_LOCK_TIMEOUT_MS = 5000;
 
+/** How long a tab's calls wait on a silent engine tab (milliseconds). */
+export const DEFAULT_TAB_TIMEOUT_MS = 10_000;
+
 /**
  * A database name: 1 to 128 letters, digits, `_`, `-` or `.`, not starting with `.` or `-`.
  * It becomes an OPFS directory name (browser) and a file name (server), so no separators.

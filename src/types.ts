@@ -174,6 +174,12 @@ export interface OpenOptions {
    * Node: how long to wait for another process before `DatabaseLockedError` (default 5000).
    */
   lockTimeoutMs?: number;
+  /**
+   * Browser, a database shared by several tabs: how long a call waits on the tab running the
+   * engine while it shows no sign of life (frozen in the background, or busy in one statement)
+   * before rejecting with `OutpostError` `ENGINE_UNRESPONSIVE` (default 10000).
+   */
+  tabTimeoutMs?: number;
   /** Sync with a server speaking Turso's sync protocol (an Outpost server, `tursodb --sync-server`, Turso Cloud). */
   sync?: SyncOptions;
 }

@@ -7,7 +7,7 @@ import { type Database, OutpostError, open } from '../src/index.js';
 
 export type TabCommand =
   /** With `liveSyncUrl`, the database syncs live with it. */
-  | { op: 'open'; name: string; liveSyncUrl?: string }
+  | { op: 'open'; name: string; liveSyncUrl?: string; tabTimeoutMs?: number }
   | { op: 'run'; sql: string; params?: unknown[] }
   | { op: 'query'; sql: string }
   | { op: 'writeLoop'; who: string; count: number }
@@ -51,12 +51,18 @@ async function writeLoop(who: string, count: number): Promise<WriteLoopResult> {
 async function handle(command: TabCommand): Promise<unknown> {
   switch (command.op) {
     case 'open':
-      db = await open(command.name, command.liveSyncUrl ? { sync: { url: command.liveSyncUrl, live: true } } : {});
+      db = await open(command.name, {
+        ...(command.liveSyncUrl ? { sync: { url: command.liveSyncUrl, live: true } } : {}),
+        ...(command.tabTimeoutMs === undefined ? {} : { tabTimeoutMs: command.tabTimeoutMs }),
+      });
       return null;
     case 'run':
       return opened().run(command.sql, command.params as never);
-    case 'query':
-      return opened().query(command.sql);
+    case 'query': {
+      const rows = opened().query(command.sql);
+      post({ event: 'started' });
+      return rows;
+    }
     case 'writeLoop':
       return writeLoop(command.who, command.count);
     case 'hangInTransaction':

@@ -29,6 +29,7 @@ const LAYERS: { layer: string; match: (path: string) => boolean }[] = [
   { layer: 'node', match: (p) => p.startsWith('node/') },
   { layer: 'drizzle', match: (p) => p.startsWith('drizzle/') },
   { layer: 'kysely', match: (p) => p.startsWith('kysely/') },
+  { layer: 'react', match: (p) => p.startsWith('react/') },
 ];
 
 /** What each layer may import besides itself. */
@@ -53,6 +54,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   // The ORM adapters work over any Database through its public surface alone.
   drizzle: ['types', 'errors'],
   kysely: ['types', 'errors'],
+  // outpost/react: hooks over the public Database type only.
+  react: ['types', 'errors'],
 };
 
 function layerOf(path: string): string {

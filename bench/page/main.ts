@@ -6,6 +6,8 @@
 import { open } from '../../src/index.js';
 import type { WorkerRequest } from './bench-worker.js';
 import { type BenchValue, runClassic } from '../classic.js';
+// Named, not a bare import: the package has no side effects, so a bare import is dropped.
+import { benchTabs } from './tabs.js';
 
 interface ClassicReply {
   ok: boolean;
@@ -197,4 +199,5 @@ declare global {
 }
 
 window.bench = { runClassicConfig, runApi, runOpen, cleanup };
+window.benchTabs = benchTabs;
 document.getElementById('status')!.textContent = 'ready';

@@ -7,7 +7,7 @@
  */
 import { Database } from '../database.js';
 import { OutpostError } from '../errors.js';
-import { checkDatabaseName, engineSettings, publicStorageError } from '../options.js';
+import { DEFAULT_TAB_TIMEOUT_MS, checkDatabaseName, engineSettings, publicStorageError } from '../options.js';
 import { OpfsDirectory } from '../opfs-vfs/storage/opfs.js';
 import type { SimulatedQuota } from '../opfs-vfs/storage/simulated-quota.js';
 import type { Database as DatabaseApi, OpenOptions } from '../types.js';
@@ -45,6 +45,7 @@ export async function open(name: string, options: OpenOptions & TestingOptions =
       storage: options.storage === 'memory' ? 'memory' : 'opfs',
       // A lock timeout the caller asked for keeps the database to this context alone.
       shared: options.lockTimeoutMs === undefined,
+      tabTimeoutMs: options.tabTimeoutMs ?? DEFAULT_TAB_TIMEOUT_MS,
       ...engineSettings(options),
       simulatedQuota: options.simulatedQuota,
       sync: options.sync ? { ...syncRest, authToken: typeof authToken === 'string' ? authToken : undefined } : undefined,
@@ -54,7 +55,36 @@ export async function open(name: string, options: OpenOptions & TestingOptions =
       transform: transform ? async (m) => transform(m) : undefined,
     },
   );
-  return new Database(name, conn.driver, conn.terminate, conn.interrupt);
+  const stopHandingOver = options.storage === 'memory' ? () => {} : handOverBeforeFreezing(() => void conn.stepDown().catch(() => {}));
+  return new Database(
+    name,
+    conn.driver,
+    () => {
+      stopHandingOver();
+      conn.terminate();
+    },
+    conn.interrupt,
+  );
+}
+
+/**
+ * A page about to be frozen (`freeze`, Page Lifecycle) or put in the back/forward cache
+ * (`pagehide` with `persisted`) would keep the database lock with its engine and leave the
+ * other tabs waiting: it hands the engine over first, as far as the browser lets it finish
+ * (README). Returns the function that removes the listeners. Only in a window.
+ */
+function handOverBeforeFreezing(stepDown: () => void): () => void {
+  if (typeof document === 'undefined' || typeof window === 'undefined') return () => {};
+  const onFreeze = (): void => stepDown();
+  const onPageHide = (event: PageTransitionEvent): void => {
+    if (event.persisted) stepDown();
+  };
+  document.addEventListener('freeze', onFreeze);
+  window.addEventListener('pagehide', onPageHide);
+  return () => {
+    document.removeEventListener('freeze', onFreeze);
+    window.removeEventListener('pagehide', onPageHide);
+  };
 }
 
 /** Deletes the OPFS database `name`. Fails with `DatabaseLockedError` while it is open anywhere. */

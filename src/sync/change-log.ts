@@ -36,6 +36,8 @@ import { NullKeys } from './null-keys.js';
 import { tableExists } from './schema.js';
 
 export const CHANGES_TABLE = '_outpost_changes';
+/** Multi-tab bookkeeping (worker/call-log.ts): which follower calls committed. Local only. */
+export const CALLS_TABLE = '_outpost_calls';
 
 /** One committed local transaction, as the change log keeps it. */
 export interface ChangeRecord {
@@ -106,7 +108,7 @@ export function isTrackedTable(name: string): boolean {
   const lower = name.toLowerCase();
   // Exactly the sync layer's own tables, not every name that looks like them: a user's
   // `_outpost_notes` or `turso_sync_log` is user data and syncs like any other table.
-  return !(lower === CHANGES_TABLE || lower === TURSO_SYNC_TABLE || lower.startsWith('sqlite_'));
+  return !(lower === CHANGES_TABLE || lower === CALLS_TABLE || lower === TURSO_SYNC_TABLE || lower.startsWith('sqlite_'));
 }
 
 export class ChangeLog {

@@ -14,10 +14,14 @@
  */
 import type { Driver } from '../driver.js';
 import type { SyncProgress } from '../types.js';
+import { CALLS_TABLE } from '../sync/change-log.js';
+import { type CallLog, RECORDED_METHODS } from './call-log.js';
 import { serializeError } from './protocol.js';
-import { type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, replyChannelName } from './tabs-protocol.js';
+import { HEARTBEAT_MS, type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
 
 export const LOCAL_CLIENT = 'local';
+/** The host's own bookkeeping jobs (applied-call records). */
+const SYSTEM_CLIENT = 'system';
 
 /** How a call ended, and whether its caller owns the engine (an open transaction) after it. */
 type Outcome = ({ ok: true; value: unknown } | { ok: false; error: unknown }) & { owns: boolean };
@@ -28,6 +32,8 @@ interface Job {
   settle: (outcome: Outcome) => void;
   /** Answers a follower whose call will not run here. */
   refuse: () => void;
+  /** A follower's call: it is not started after the engine was silent too long (`expired`). */
+  deadline?: { sentAt: number; timeoutMs: number; expire: () => void };
 }
 
 export class EngineHost {
@@ -39,6 +45,11 @@ export class EngineHost {
   private running: Promise<void> | null = null;
   private closing = false;
   private idle: (() => void) | null = null;
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  /** When the last heartbeat was posted (wall clock, as the followers see it). */
+  private lastBeatAt = Date.now();
+  /** Recent stretches without a heartbeat, longer than two beats: [from, to]. */
+  private silences: [number, number][] = [];
 
   constructor(
     private readonly name: string,
@@ -47,6 +58,8 @@ export class EngineHost {
     private readonly inTransaction: () => boolean,
     private readonly localTables: (tables: string[]) => void,
     private readonly localProgress: (progress: SyncProgress) => void = () => {},
+    /** Where follower write calls are recorded as they commit; null: nothing is recorded. */
+    private readonly calls: CallLog | null = null,
   ) {
     this.channel = new BroadcastChannel(channelName(name));
     this.channel.onmessage = (event: MessageEvent<TabMessage>) => this.receive(event.data);
@@ -59,12 +72,55 @@ export class EngineHost {
       this.localProgress(progress);
       this.post({ type: 'progress', engineId: this.engineId, progress });
     });
+    await this.forgetDeadClients();
+    this.beat();
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
     this.post({ type: 'engine', engineId: this.engineId });
     // Writes the previous engine committed without telling anyone may have changed anything.
-    if (allTables.length > 0) this.tablesChanged(allTables);
+    const userTables = allTables.filter((t) => t !== CALLS_TABLE);
+    if (userTables.length > 0) this.tablesChanged(userTables);
   }
 
-  private tablesChanged(tables: string[]): void {
+  private beat(): void {
+    const now = Date.now();
+    if (now - this.lastBeatAt > 2 * HEARTBEAT_MS) this.silences.push([this.lastBeatAt, now]);
+    // Only silences a call still waiting could have been sent before matter; ten minutes is plenty.
+    while (this.silences.length > 0 && this.silences[0]![1] < now - 600_000) this.silences.shift();
+    this.lastBeatAt = now;
+    this.post({ type: 'alive', engineId: this.engineId });
+  }
+
+  /**
+   * Whether the engine fell silent, since `sentAt`, for long enough that the follower may have
+   * given up on the call (half its timeout, so that the follower, counting from the last
+   * message it received, cannot have given up on a call this engine still starts).
+   */
+  private silentSince(sentAt: number, timeoutMs: number): boolean {
+    const now = Date.now();
+    const spans: [number, number][] = [...this.silences, [this.lastBeatAt, now]];
+    return spans.some(([from, to]) => to - Math.max(from, sentAt) > timeoutMs / 2);
+  }
+
+  /** Deletes the applied-call records of followers that are gone (their lifetime lock is free). */
+  private async forgetDeadClients(): Promise<void> {
+    if (!this.calls) return;
+    const prefix = clientLockName(this.name, '');
+    const held = (await navigator.locks.query()).held ?? [];
+    const alive = new Set(held.map((l) => l.name ?? '').filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)));
+    const calls = this.calls;
+    this.enqueueSystem(() => calls.forget((client) => alive.has(client)));
+  }
+
+  /** Bookkeeping run in the queue, outside every follower's transaction. */
+  private enqueueSystem(fn: () => void): void {
+    this.queue.push({ clientId: SYSTEM_CLIENT, run: async () => fn(), settle: () => {}, refuse: () => {} });
+    this.pump();
+  }
+
+  private tablesChanged(changed: string[]): void {
+    // The applied-call records are bookkeeping: nobody watches them.
+    const tables = changed.filter((t) => t !== CALLS_TABLE);
+    if (tables.length === 0) return;
     this.localTables(tables);
     this.post({ type: 'tables', engineId: this.engineId, tables });
   }
@@ -78,8 +134,16 @@ export class EngineHost {
       if (!this.closing) this.post({ type: 'engine', engineId: this.engineId });
       return;
     }
+    if (message.type === 'outcomes' && message.engineId === this.engineId) {
+      const { clientId, calls } = message;
+      void this.appliedCalls(clientId, calls).then((applied) =>
+        this.replyChannel(clientId).postMessage({ type: 'outcomes', engineId: this.engineId, applied, asked: calls.map((c) => c.callId) } satisfies TabReply),
+      );
+      return;
+    }
     if (message.type !== 'call' || message.engineId !== this.engineId) return;
-    const { clientId, callId, method, args } = message;
+    const { clientId, callId, method, args, keepFrom, timeoutMs } = message;
+    const deadline = { sentAt: message.sentAt, timeoutMs, expire: () => reply({ type: 'expired', engineId, callId }) };
     const engineId = this.engineId;
     const reply = (r: TabReply): void => this.replyChannel(clientId).postMessage(r);
     if (this.closing) {
@@ -88,7 +152,12 @@ export class EngineHost {
     }
     this.watchClient(clientId);
     reply({ type: 'accepted', engineId, callId });
-    this.dispatch(clientId, method, args, () => reply({ type: 'not-run', engineId, callId }), (outcome) =>
+    const calls = this.calls;
+    const recorded =
+      calls && RECORDED_METHODS.has(method) && !isRetriable(method, args)
+        ? (call: () => Promise<unknown>) => calls.run(clientId, callId, keepFrom, method, call, () => reply({ type: 'unrecorded', engineId, callId }))
+        : undefined;
+    this.dispatch(clientId, method, args, () => reply({ type: 'not-run', engineId, callId }), recorded, deadline, (outcome) =>
       reply(
         outcome.ok
           ? { type: 'result', engineId, callId, ok: true, value: outcome.value, inTransaction: outcome.owns }
@@ -118,6 +187,18 @@ export class EngineHost {
     this.replies.get(clientId)?.close();
     this.replies.delete(clientId);
     if (this.owner === clientId) this.rollbackFor(clientId);
+    const calls = this.calls;
+    if (calls && !this.closing) this.enqueueSystem(() => calls.forget((client) => client !== clientId));
+  }
+
+  /** Which of `clientId`'s calls committed, from the records (for a tab whose engine died). */
+  async appliedCalls(clientId: string, calls: readonly { callId: number; method: string }[]): Promise<{ callId: number; value: unknown }[]> {
+    if (!this.calls) return [];
+    return this.calls.applied(
+      clientId,
+      calls.map((c) => c.callId),
+      calls.map((c) => c.method),
+    );
   }
 
   /** Rolls back the transaction `clientId` left open, as its next (and last) call. */
@@ -127,16 +208,29 @@ export class EngineHost {
     this.pump();
   }
 
+  /** Whether this tab's own `Database` has a transaction open on the engine. */
+  localTransactionOpen(): boolean {
+    return this.owner === LOCAL_CLIENT;
+  }
+
   /** Runs `method` for this tab's own `Database`, in the same queue as the other tabs' calls. */
   submit(clientId: string, method: string, args: unknown[]): Promise<unknown> {
     return new Promise((resolve, reject) =>
-      this.dispatch(clientId, method, args, () => {}, (outcome) => (outcome.ok ? resolve(outcome.value) : reject(outcome.error))),
+      this.dispatch(clientId, method, args, () => {}, undefined, undefined, (outcome) => (outcome.ok ? resolve(outcome.value) : reject(outcome.error))),
     );
   }
 
   /** Runs `method` for `clientId`: in the engine's queue, behind any other tab's transaction. */
-  private dispatch(clientId: string, method: string, args: unknown[], refuse: () => void, settle: (outcome: Outcome) => void): void {
-    const run = (): Promise<unknown> => {
+  private dispatch(
+    clientId: string,
+    method: string,
+    args: unknown[],
+    refuse: () => void,
+    recorded: ((call: () => Promise<unknown>) => Promise<unknown>) | undefined,
+    deadline: Job['deadline'],
+    settle: (outcome: Outcome) => void,
+  ): void {
+    const plain = (): Promise<unknown> => {
       // The method and its arguments were typed by Driver at the sender; the name came as text.
       const target = this.driver as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
       const fn = target[method];
@@ -145,6 +239,7 @@ export class EngineHost {
       }
       return fn(...args);
     };
+    const run = recorded ? () => recorded(plain) : plain;
     if (UNQUEUED_METHODS.has(method)) {
       run().then(
         (value) => settle({ ok: true, value, owns: this.owner === clientId }),
@@ -152,7 +247,7 @@ export class EngineHost {
       );
       return;
     }
-    this.queue.push({ clientId, run, settle, refuse });
+    this.queue.push({ clientId, run, settle, refuse, ...(deadline ? { deadline } : {}) });
     this.pump();
   }
 
@@ -164,6 +259,13 @@ export class EngineHost {
       return;
     }
     const job = this.queue.splice(i, 1)[0]!;
+    if (job.deadline && this.silentSince(job.deadline.sentAt, job.deadline.timeoutMs)) {
+      job.deadline.expire();
+      // Its sender has given up on its transaction too: end it, or it would hold every tab.
+      if (this.owner === job.clientId) this.rollbackFor(job.clientId);
+      else this.pump();
+      return;
+    }
     // The owner is updated in the same step as the call ends, before anything else can run.
     const finish = (result: { ok: true; value: unknown } | { ok: false; error: unknown }): void => {
       this.owner = this.inTransaction() ? job.clientId : null;
@@ -180,6 +282,7 @@ export class EngineHost {
   /** Hands the database over: see the header. Resolves once the Driver has closed. */
   async close(): Promise<void> {
     this.closing = true;
+    if (this.heartbeat !== null) clearInterval(this.heartbeat);
     for (const job of this.queue.filter((j) => j.clientId !== LOCAL_CLIENT)) job.refuse();
     this.queue.splice(0, this.queue.length, ...this.queue.filter((j) => j.clientId === LOCAL_CLIENT));
     if (this.owner !== null && this.owner !== LOCAL_CLIENT) this.rollbackFor(this.owner);

@@ -33,6 +33,8 @@ export interface OpenRequest {
    * running it (driver.ts `EngineLimits`); only where the page is cross-origin isolated.
    */
   abortFlag?: SharedArrayBuffer | undefined;
+  /** Shared: how long calls wait on a silent engine (tabs.ts). */
+  tabTimeoutMs?: number | undefined;
   /** Tests only: make the OPFS files fail like a browser at quota past this many bytes. */
   simulatedQuota?: SimulatedQuota | undefined;
   /** Sync settings; the token and transform functions travel as separate (proxied) arguments. */
@@ -48,6 +50,8 @@ export interface SyncCallbacks {
 /** The worker serves exactly the `Driver` a `Database` needs, plus `open`. */
 export interface WorkerApi extends Driver {
   open(request: OpenRequest, authToken?: SyncCallbacks['authToken'], transform?: SyncCallbacks['transform']): Promise<void>;
+  /** A shared database: hand the engine to another tab if this one runs it (tabs.ts). */
+  stepDown(): Promise<void>;
 }
 
 export interface SerializedError {

@@ -23,7 +23,16 @@ export type TabMessage =
   | { type: 'electing'; engineId: string }
   /** The engine is ready for calls. */
   | { type: 'engine'; engineId: string }
-  | { type: 'call'; engineId: string; clientId: string; callId: number; method: string; args: unknown[] }
+  /** The engine's heartbeat, every `HEARTBEAT_MS`: a frozen (or busy) engine falls silent. */
+  | { type: 'alive'; engineId: string }
+  /** `keepFrom`: the sender's oldest unanswered call; its applied-call records below it may go. */
+  /** `timeoutMs`: the sender gives up after the engine is silent this long (see `expired`). */
+  | { type: 'call'; engineId: string; clientId: string; callId: number; keepFrom: number; sentAt: number; timeoutMs: number; method: string; args: unknown[] }
+  /**
+   * After a crash, which of these calls (accepted and recorded by the engine that died) did
+   * commit? Answered `outcomes` from the applied-call records (call-log.ts).
+   */
+  | { type: 'outcomes'; engineId: string; clientId: string; calls: { callId: number; method: string }[] }
   /** A commit, pull or import changed these tables. */
   | { type: 'tables'; engineId: string; tables: string[] }
   /** Sync progress of the engine's sync (live sync runs there). */
@@ -43,10 +52,27 @@ export type TabReply =
    * engine that died never ran there and goes to the next one.
    */
   | { type: 'accepted'; engineId: string; callId: number }
+  /**
+   * Posted before a call of a recorded method starts without its applied-call record (it could
+   * not run inside the engine's savepoint): after a crash its outcome cannot be known.
+   */
+  | { type: 'unrecorded'; engineId: string; callId: number }
+  /** Of the calls asked about, those that committed (with their results); the others did not. */
+  | { type: 'outcomes'; engineId: string; applied: { callId: number; value: unknown }[]; asked: number[] }
+  /**
+   * The engine was silent longer than the call's `timeoutMs` before it could start it (frozen,
+   * or busy): the follower has given up on it or is about to, so it did not run it.
+   */
+  | { type: 'expired'; engineId: string; callId: number }
   /** The engine is closing and did not run the call: send it to the next engine. */
   | { type: 'not-run'; engineId: string; callId: number }
   /** The engine closed in order; it answers nothing more. */
   | { type: 'closed'; engineId: string };
+
+/** How often the engine says it is alive. */
+export const HEARTBEAT_MS = 250;
+/** The shortest `tabTimeoutMs`: a few heartbeats, so that a live engine is never taken for a silent one. */
+export const MIN_TAB_TIMEOUT_MS = 4 * HEARTBEAT_MS;
 
 export const channelName = (name: string): string => `outpost-tabs:${name}`;
 export const replyChannelName = (name: string, clientId: string): string => `outpost-tabs:${name}:${clientId}`;
@@ -67,6 +93,8 @@ export function isRetriable(method: string, args: readonly unknown[]): boolean {
   if (method === 'syncStatus' || method === 'pendingChanges' || method === 'export') return true;
   // A statement handle is prepared again by any engine that does not know it.
   if (method === 'prepare' || method === 'closeCursor' || method === 'finalize') return true;
+  // A transaction's BEGIN changes nothing durable: the transaction died with its engine.
+  if (method === 'exec') return typeof args[0] === 'string' && /^\s*BEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?\s*;?\s*$/i.test(args[0]);
   if (method === 'query' || method === 'watchQuery') return typeof args[0] === 'string' && /^\s*select\b/i.test(args[0]);
   return false;
 }

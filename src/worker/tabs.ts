@@ -12,25 +12,34 @@
  * - Sent to an engine that died without saying it received it (`accepted`, posted before it
  *   starts a call): it never ran, and goes to the next engine.
  * - Taken by an engine that died before answering: a plain read (`isRetriable`) is sent to the
- *   next engine; anything else rejects with `OutpostError('OUTCOME_UNKNOWN')`, never retried,
- *   since it may have committed. A call inside this tab's transaction rejects with
- *   `TRANSACTION_LOST`: the transaction died with its engine, and later calls of it fail too
- *   until `Database` rolls it back.
+ *   next engine. A write the engine recorded (`exec`, `run`, `batch`: call-log.ts writes its id
+ *   inside its transaction) is looked up on the next engine: committed, it resolves with its
+ *   recorded result; not committed, it is sent to the new engine, once. Anything else (a
+ *   `query` with RETURNING, `import`, sync calls, a write the engine said it ran unrecorded)
+ *   rejects with `OutpostError('OUTCOME_UNKNOWN')`, never retried. A call inside this tab's
+ *   transaction rejects with `TRANSACTION_LOST` (the transaction died with its engine, and
+ *   later calls of it fail too until `Database` rolls it back), unless it was the COMMIT and
+ *   the records show it committed.
  * - The engine closing in order answers `not-run` to calls it had not started: they go to the
  *   next engine, nothing is lost or doubled.
- * A frozen engine tab keeps its lock: calls wait until the browser discards it (README).
+ * - The engine fell silent (a frozen tab keeps its lock): after `timeoutMs` without a sign of
+ *   life, a call it had not accepted rejects `ENGINE_UNRESPONSIVE` (the engine refuses to start
+ *   it later: `expired`), one it had accepted `OUTCOME_UNKNOWN` (checkSilence).
  */
 import type { Driver } from '../driver.js';
 import { DRIVER_METHODS } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import type { SyncProgress } from '../types.js';
 import { databaseLockName } from '../opfs-vfs/storage/opfs.js';
+import { type CallLog, RECORDED_METHODS } from './call-log.js';
 import { EngineHost, LOCAL_CLIENT } from './engine-host.js';
 import { deserializeError } from './protocol.js';
-import { type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
+import { HEARTBEAT_MS, MIN_TAB_TIMEOUT_MS, type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
 
 /** The engine this context opens when it wins the lock; `release` gives the lock back. */
-export type OpenEngine = (release: () => void) => Promise<{ driver: Driver; inTransaction: () => boolean; tables: () => Promise<string[]> }>;
+export type OpenEngine = (
+  release: () => void,
+) => Promise<{ driver: Driver; inTransaction: () => boolean; tables: () => Promise<string[]>; calls?: CallLog | undefined }>;
 
 interface PendingCall {
   method: string;
@@ -41,6 +50,17 @@ interface PendingCall {
   sentTo: string | null;
   /** That engine said it received the call (and may have run it). */
   accepted: boolean;
+  /** That engine records whether the call committed (call-log.ts), unless it said otherwise. */
+  recorded: boolean;
+  /**
+   * Its engine died after accepting it: `waiting` to ask the next engine whether it committed,
+   * or the id of the engine asked. `null` otherwise.
+   */
+  ask: string | null;
+  /** It was the call in flight when the engine died inside this tab's transaction. */
+  inLostTransaction: boolean;
+  /** When it was last sent, or queued (wall clock, as the engine's heartbeats). */
+  sentAt: number;
 }
 
 type State = { kind: 'waiting' } | { kind: 'remote'; engineId: string } | { kind: 'local'; host: EngineHost } | { kind: 'failed'; error: Error } | { kind: 'closed' };
@@ -63,6 +83,13 @@ export class SharedDriver {
   private progressListener: ((progress: SyncProgress) => void) | null = null;
   private releaseClientLock: () => void = () => {};
   private readySettled = false;
+  /** This context is opening the engine (a slow open is not a silent engine). */
+  private opening = false;
+  /** When the current (or awaited) engine was last heard from. */
+  private lastHeardAt = Date.now();
+  private readonly watchdog: ReturnType<typeof setInterval>;
+  /** How long calls wait on a silent engine (`tabTimeoutMs`). */
+  private readonly timeoutMs: number;
   private resolveReady: () => void = () => {};
   private rejectReady: (e: Error) => void = () => {};
   /** Settles when this context first has an engine to talk to (its own or another's). */
@@ -71,8 +98,11 @@ export class SharedDriver {
 
   private constructor(
     private readonly name: string,
+    timeoutMs: number,
     private readonly openEngine: OpenEngine,
   ) {
+    this.timeoutMs = Math.max(MIN_TAB_TIMEOUT_MS, timeoutMs);
+    this.watchdog = setInterval(() => this.checkSilence(), HEARTBEAT_MS);
     this.ready = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
       this.rejectReady = reject;
@@ -96,8 +126,8 @@ export class SharedDriver {
   }
 
   /** Joins the database `name`: as its engine if nobody runs one, else as a follower. */
-  static async join(name: string, openEngine: OpenEngine): Promise<SharedDriver> {
-    const shared = new SharedDriver(name, openEngine);
+  static async join(name: string, timeoutMs: number, openEngine: OpenEngine): Promise<SharedDriver> {
+    const shared = new SharedDriver(name, timeoutMs, openEngine);
     await shared.start();
     return shared;
   }
@@ -110,11 +140,31 @@ export class SharedDriver {
         return new Promise<void>((release) => (this.releaseClientLock = release));
       });
     });
+    this.queueForLock();
+    this.channel.postMessage({ type: 'hello' } satisfies TabMessage);
+    await this.ready;
+  }
+
+  /** Waits for the database lock, to run the engine when this context gets it. */
+  private queueForLock(): void {
     navigator.locks
       .request(databaseLockName(this.name), { signal: this.stopWaiting.signal }, () => this.becomeEngine())
       .catch(() => {});
-    this.channel.postMessage({ type: 'hello' } satisfies TabMessage);
-    await this.ready;
+  }
+
+  /**
+   * Hands the engine to another context, if this one runs it, and queues for it again: the
+   * page is about to be frozen or put in the back/forward cache, where it would keep the lock
+   * and leave the other tabs waiting (README). This tab's calls wait for the next engine
+   * meanwhile. Not while this tab's own transaction is open: closing would roll it back.
+   */
+  async stepDown(): Promise<void> {
+    const state = this.state;
+    if (state.kind !== 'local' || state.host.localTransactionOpen()) return;
+    this.state = { kind: 'waiting' };
+    this.lastHeardAt = Date.now();
+    await state.host.close();
+    if (!this.closed()) this.queueForLock();
   }
 
   private closed(): boolean {
@@ -134,6 +184,7 @@ export class SharedDriver {
     const engineId = crypto.randomUUID();
     this.channel.postMessage({ type: 'electing', engineId } satisfies TabMessage);
     this.state = { kind: 'waiting' };
+    this.opening = true;
     let release: () => void = () => {};
     const released = new Promise<void>((r) => (release = r));
     try {
@@ -151,13 +202,16 @@ export class SharedDriver {
         engine.inTransaction,
         (tables) => this.listener?.(tables),
         (progress) => this.progressListener?.(progress),
+        engine.calls ?? null,
       );
       this.engineChanged(engineId);
       this.state = { kind: 'local', host };
       await host.start(await engine.tables());
+      this.opening = false;
       this.settleReady();
       this.flush();
     } catch (e) {
+      this.opening = false;
       const error = e instanceof Error ? e : new Error(String(e));
       if (!this.closed()) this.state = { kind: 'failed', error };
       for (const call of this.pending.values()) call.reject(error);
@@ -169,6 +223,10 @@ export class SharedDriver {
   }
 
   private receive(message: TabMessage): void {
+    if (message.type === 'electing') this.lastHeardAt = Date.now();
+    if (message.type === 'alive' || message.type === 'engine' || message.type === 'tables') {
+      if (this.state.kind !== 'remote' || message.engineId === this.state.engineId) this.lastHeardAt = Date.now();
+    }
     if (message.type === 'electing') {
       if (!this.retired.has(message.engineId)) this.engineChanging(message.engineId);
     } else if (message.type === 'engine') {
@@ -206,24 +264,56 @@ export class SharedDriver {
       this.transactionLost = true;
     }
     for (const [callId, call] of this.pending) {
+      // Asked an engine that died too: the records are still there for the next one.
+      if (call.ask !== null) {
+        call.ask = 'waiting';
+        continue;
+      }
       // Inside a lost transaction, a call not sent yet must not run outside it on the new engine.
       const inLostTransaction = lostTransaction && !UNQUEUED_METHODS.has(call.method);
       if (call.sentTo !== previous && !inLostTransaction) continue;
       if (!inLostTransaction && (!call.accepted || isRetriable(call.method, call.args))) {
-        call.sentTo = null;
-        call.accepted = false;
+        this.resend(call);
+        continue;
+      }
+      if (call.sentTo === previous && call.accepted && call.recorded) {
+        // The new engine can tell from the records whether it committed (flush asks).
+        call.ask = 'waiting';
+        call.inLostTransaction = inLostTransaction;
         continue;
       }
       this.pending.delete(callId);
-      call.reject(
-        inLostTransaction
-          ? transactionLost(this.name)
-          : new OutpostError(
-              `the tab running database "${this.name}" closed or crashed before answering this ${call.method}(): it may or may not have been applied. Check before trying again`,
-              'OUTCOME_UNKNOWN',
-            ),
-      );
+      call.reject(inLostTransaction ? transactionLost(this.name) : outcomeUnknown(this.name, call.method));
     }
+  }
+
+  private resend(call: PendingCall): void {
+    call.sentTo = null;
+    call.accepted = false;
+    call.recorded = false;
+    call.ask = null;
+  }
+
+  /** The answer to asking whether `asked` calls committed: settle those that did, resend or reject the others. */
+  private outcomes(asked: readonly number[], applied: readonly { callId: number; value: unknown }[]): void {
+    const values = new Map(applied.map((a) => [a.callId, a.value]));
+    for (const callId of asked) {
+      const call = this.pending.get(callId);
+      if (!call || call.ask === null) continue;
+      if (values.has(callId)) {
+        // It committed; in a lost transaction it was that transaction's COMMIT.
+        this.pending.delete(callId);
+        if (call.inLostTransaction) this.transactionLost = false;
+        call.resolve(values.get(callId));
+      } else if (call.inLostTransaction) {
+        this.pending.delete(callId);
+        call.reject(transactionLost(this.name));
+      } else {
+        // It never committed, and its engine is gone: it runs once, on this one.
+        this.resend(call);
+      }
+    }
+    this.flush();
   }
 
   private call(method: string, args: unknown[]): Promise<unknown> {
@@ -239,7 +329,7 @@ export class SharedDriver {
     }
     return new Promise((resolve, reject) => {
       const callId = this.nextCallId++;
-      this.pending.set(callId, { method, args, resolve, reject, sentTo: null, accepted: false });
+      this.pending.set(callId, { method, args, resolve, reject, sentTo: null, accepted: false, recorded: false, ask: null, inLostTransaction: false, sentAt: Date.now() });
       this.flush();
     });
   }
@@ -248,6 +338,10 @@ export class SharedDriver {
   private flush(): void {
     const state = this.state;
     if (state.kind !== 'local' && state.kind !== 'remote') return;
+    this.askOutcomes(state);
+    // Keeps the order of calls: nothing goes out while an older call's outcome is unknown.
+    if ([...this.pending.values()].some((c) => c.ask !== null)) return;
+    const keepFrom = this.pending.keys().next().value ?? this.nextCallId;
     for (const [callId, call] of this.pending) {
       if (call.sentTo !== null) continue;
       if (state.kind === 'local') {
@@ -255,13 +349,74 @@ export class SharedDriver {
         state.host.submit(LOCAL_CLIENT, call.method, call.args).then(call.resolve, call.reject);
       } else {
         call.sentTo = state.engineId;
-        const message: TabMessage = { type: 'call', engineId: state.engineId, clientId: this.clientId, callId, method: call.method, args: call.args };
+        const message: TabMessage = { type: 'call', engineId: state.engineId, clientId: this.clientId, callId, keepFrom, sentAt: Date.now(), timeoutMs: this.timeoutMs, method: call.method, args: call.args };
+        call.sentAt = Date.now();
         this.channel.postMessage(message);
       }
     }
   }
 
+  /** Asks the current engine whether the calls its predecessor died holding committed. */
+  private askOutcomes(state: { kind: 'local'; host: EngineHost } | { kind: 'remote'; engineId: string }): void {
+    const waiting = [...this.pending].filter(([, c]) => c.ask === 'waiting');
+    if (waiting.length === 0) return;
+    const calls = waiting.map(([callId, c]) => ({ callId, method: c.method }));
+    const asked = calls.map((c) => c.callId);
+    if (state.kind === 'local') {
+      for (const [, c] of waiting) c.ask = 'local';
+      state.host.appliedCalls(this.clientId, calls).then(
+        (applied) => this.outcomes(asked, applied),
+        (e: unknown) => {
+          for (const callId of asked) this.failAsked(callId, e);
+        },
+      );
+      return;
+    }
+    for (const [, c] of waiting) c.ask = state.engineId;
+    this.channel.postMessage({ type: 'outcomes', engineId: state.engineId, clientId: this.clientId, calls } satisfies TabMessage);
+  }
+
+  private failAsked(callId: number, e: unknown): void {
+    const call = this.pending.get(callId);
+    if (!call) return;
+    this.pending.delete(callId);
+    call.reject(e instanceof Error ? e : new Error(String(e)));
+  }
+
+  /**
+   * Gives up on calls the engine has been silent on for `timeoutMs` (a frozen or busy engine
+   * tab keeps its lock, so no other engine comes). The engine starts no call after such a
+   * silence (engine-host.ts, `expired`), so a call it had not accepted did not run; one it had
+   * accepted may be the one it was running.
+   */
+  private checkSilence(): void {
+    if (this.state.kind === 'local' || this.state.kind === 'closed' || this.opening) return;
+    const now = Date.now();
+    for (const [callId, call] of this.pending) {
+      if (now - Math.max(this.lastHeardAt, call.sentAt) <= this.timeoutMs) continue;
+      this.pending.delete(callId);
+      const mayHaveRun = call.accepted && !isRetriable(call.method, call.args);
+      call.reject(mayHaveRun ? silentOutcomeUnknown(this.name, call.method, this.timeoutMs) : unresponsive(this.name, this.timeoutMs));
+    }
+    if (!this.readySettled && now - this.lastHeardAt > this.timeoutMs) {
+      this.settleReady(unresponsive(this.name, this.timeoutMs));
+      void this.close();
+    }
+  }
+
   private answer(reply: TabReply): void {
+    if (reply.engineId === this.currentEngine) this.lastHeardAt = Date.now();
+    if (reply.type === 'expired') {
+      const call = this.pending.get(reply.callId);
+      if (!call || call.sentTo !== reply.engineId) return;
+      this.pending.delete(reply.callId);
+      call.reject(unresponsive(this.name, this.timeoutMs));
+      return;
+    }
+    if (reply.type === 'outcomes') {
+      if (reply.engineId === this.currentEngine) this.outcomes(reply.asked, reply.applied);
+      return;
+    }
     if (reply.type === 'closed') {
       this.retired.add(reply.engineId);
       // Every call it took has been answered before this: the others never reached it.
@@ -275,6 +430,11 @@ export class SharedDriver {
     if (!call || call.sentTo !== reply.engineId) return;
     if (reply.type === 'accepted') {
       call.accepted = true;
+      call.recorded = RECORDED_METHODS.has(call.method);
+      return;
+    }
+    if (reply.type === 'unrecorded') {
+      call.recorded = false;
       return;
     }
     if (reply.type === 'not-run') {
@@ -291,6 +451,7 @@ export class SharedDriver {
   }
 
   private async close(): Promise<void> {
+    clearInterval(this.watchdog);
     const state = this.state;
     this.state = { kind: 'closed' };
     this.stopWaiting.abort();
@@ -304,6 +465,27 @@ export class SharedDriver {
       this.releaseClientLock();
     }
   }
+}
+
+function unresponsive(name: string, timeoutMs: number): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" showed no sign of life for ${timeoutMs} ms (frozen in the background, or busy in one long statement): this call did not run. Try again later, or bring that tab back`,
+    'ENGINE_UNRESPONSIVE',
+  );
+}
+
+function silentOutcomeUnknown(name: string, method: string, timeoutMs: number): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" showed no sign of life for ${timeoutMs} ms (frozen in the background, or busy in one long statement) after taking this ${method}(): it may or may not be applied when that tab resumes. Check before trying again`,
+    'OUTCOME_UNKNOWN',
+  );
+}
+
+function outcomeUnknown(name: string, method: string): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" closed or crashed before answering this ${method}(): it may or may not have been applied. Check before trying again`,
+    'OUTCOME_UNKNOWN',
+  );
 }
 
 function transactionLost(name: string): OutpostError {

@@ -14,17 +14,19 @@ import * as Comlink from 'comlink';
 import { transferables, unpackRows } from '../engine/packed-rows.js';
 import { type Driver, connectionDriver, forwardDriver } from '../driver.js';
 import { OutpostError } from '../errors.js';
-import { publicStorageError } from '../options.js';
+import { DEFAULT_TAB_TIMEOUT_MS, publicStorageError } from '../options.js';
 import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
 import { OpfsDirectory } from '../opfs-vfs/storage/opfs.js';
 import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { openDatabase } from '../sync/open.js';
+import { CallLog } from './call-log.js';
 import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 import { type OpenEngine, SharedDriver } from './tabs.js';
 
 let driver: Driver | null = null;
 /** The page's abort flag (driver.ts `EngineLimits`), when the page is cross-origin isolated. */
 let abortFlag: Int32Array | null = null;
+let shared: SharedDriver | null = null;
 
 function opened(): Driver {
   if (!driver) throw new OutpostError('the database is not open', 'DATABASE_CLOSED');
@@ -45,6 +47,7 @@ async function openEngine(req: OpenRequest, callbacks: SyncCallbacks, dir: Stora
   return {
     driver: connectionDriver(conn, engine, abortFlag),
     inTransaction: () => conn.inTransaction,
+    calls: new CallLog(conn),
     tables: async () => unpackRows<{ name: string }>(conn.query("SELECT name FROM sqlite_master WHERE type = 'table'", undefined)).map((r) => r.name),
   };
 }
@@ -54,7 +57,7 @@ async function openDriver(req: OpenRequest, callbacks: SyncCallbacks): Promise<D
   const dirOptions = { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota };
   try {
     if (req.shared && typeof navigator.locks?.request === 'function' && typeof BroadcastChannel === 'function') {
-      const shared = await SharedDriver.join(req.name, async (release) => {
+      shared = await SharedDriver.join(req.name, req.tabTimeoutMs ?? DEFAULT_TAB_TIMEOUT_MS, async (release) => {
         try {
           return await openEngine(req, callbacks, await OpfsDirectory.locked(req.name, dirOptions, release));
         } catch (e) {
@@ -103,7 +106,11 @@ const api: WorkerApi = {
     const bytes = await opened().export();
     return Comlink.transfer(bytes, [bytes.buffer]);
   },
+  async stepDown() {
+    await shared?.stepDown();
+  },
   async close() {
+    shared = null;
     const d = driver;
     driver = null;
     await d?.close();

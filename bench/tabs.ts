@@ -1,0 +1,77 @@
+/**
+ * Multi-tab figures, with real pages (tabs) of one browser context on the benchmark page
+ * (bench/page/tabs.ts): hand-over time, follower round trip against the engine tab's own, and
+ * watch latency in the same tab and across tabs. Called by run.ts with its browser context.
+ */
+import type { BrowserContext, Page } from 'playwright';
+
+export interface TabsRow {
+  metric: string;
+  p50Ms: number;
+  p95Ms: number;
+  samples: number;
+}
+
+const quantile = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? Number.NaN;
+};
+const row = (metric: string, xs: number[]): TabsRow => ({ metric, p50Ms: quantile(xs, 0.5), p95Ms: quantile(xs, 0.95), samples: xs.length });
+
+async function tab(context: BrowserContext, url: string, name: string): Promise<Page> {
+  const page = await context.newPage();
+  await page.goto(url);
+  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready', undefined, { timeout: 60_000 });
+  await page.evaluate((n) => window.benchTabs.openShared(n), name);
+  return page;
+}
+
+/**
+ * Hand-over: the engine tab closes, and a follower issues a write once it is gone; the time
+ * from closing to that write's answer (which the next engine gives). Each round opens a new
+ * follower first, so that the previous round's follower is the engine to close. (Not a CDP
+ * crash: Page.crash takes down the renderer process, which same-site tabs of one context
+ * share, so the follower would crash with it.)
+ */
+async function handovers(context: BrowserContext, url: string, rounds: number): Promise<number[]> {
+  process.stderr.write(`multi-tab: ${rounds} hand-overs\n`);
+  const name = `bench-handover-${Date.now()}`;
+  let engine = await tab(context, url, name);
+  const times: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const follower = await tab(context, url, name);
+    const t0 = await follower.evaluate(() => window.benchTabs.now());
+    // The write is issued once the engine's page is gone, so the old engine cannot answer it.
+    await engine.close();
+    const answeredAt = await follower.evaluate(() => window.benchTabs.writeOnce());
+    times.push(answeredAt - t0);
+    process.stderr.write(`  hand-over ${i + 1}: ${(answeredAt - t0).toFixed(1)} ms\n`);
+    engine = follower;
+  }
+  await engine.close();
+  return times;
+}
+
+export async function runTabsBench(context: BrowserContext, url: string, opts: { handovers: number; calls: number }): Promise<TabsRow[]> {
+  const rows: TabsRow[] = [];
+  rows.push(row('hand-over, engine tab closed → first write answered', await handovers(context, url, opts.handovers)));
+
+  const name = `bench-tabs-${Date.now()}`;
+  const engine = await tab(context, url, name);
+  const follower = await tab(context, url, name);
+  rows.push(row('SELECT 1 round trip, engine tab', await engine.evaluate((n) => window.benchTabs.select1(n), opts.calls)));
+  rows.push(row('SELECT 1 round trip, follower tab', await follower.evaluate((n) => window.benchTabs.select1(n), opts.calls)));
+  // The watcher goes first; each write waits for the watcher to have seen the one before.
+  await engine.evaluate(() => window.benchTabs.watchCounts());
+  rows.push(row('watch, write issued → onRows, same tab (throttleMs 0)', await engine.evaluate((n) => window.benchTabs.writesSeen(n), opts.calls)));
+  rows.push(row('watch, write issued → onRows, other tab (throttleMs 0)', await follower.evaluate((n) => window.benchTabs.writesSeen(n), opts.calls)));
+  await follower.close();
+  await engine.close();
+  return rows;
+}
+
+export function tabsTable(rows: TabsRow[]): string {
+  const lines = ['| multi-tab | p50 ms | p95 ms | samples |', '| --- | ---: | ---: | ---: |'];
+  for (const r of rows) lines.push(`| ${r.metric} | ${r.p50Ms.toFixed(2)} | ${r.p95Ms.toFixed(2)} | ${r.samples} |`);
+  return lines.join('\n');
+}
