@@ -14,7 +14,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { verifyAuthorization } from '../../src/server/auth.js';
 import { PullStreamReader } from '../../src/protocol/pull-updates.js';
 import { spawnGroup, stopGroup } from '../support/processes.js';
-import { SECRET, batch, rawPipeline, rawPull, tempDir } from '../support/server.js';
+import { SECRET, batch, freePort, rawPipeline, rawPull, tempDir } from '../support/server.js';
 
 const CLI = join(process.cwd(), 'dist/server/cli.js');
 const children: ChildProcess[] = [];
@@ -71,16 +71,6 @@ class Cli {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createNetServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 describe('usage errors exit 2 before anything starts', () => {
   test('an unknown flag is refused, with the flag it probably meant', async () => {

@@ -7,14 +7,13 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { open } from '../../src/node/index.js';
 import { haproxyConfig } from '../../src/server/haproxy.js';
 import { int, rng, testSeed } from '../support/generate.js';
 import { spawnGroup, stopGroup } from '../support/processes.js';
-import { tempDir } from '../support/server.js';
+import { freePort, tempDir } from '../support/server.js';
 
 const HAPROXY = ['/usr/sbin/haproxy', '/usr/bin/haproxy'].find((p) => existsSync(p));
 const DATABASES = 100;
@@ -23,16 +22,6 @@ const children: ChildProcess[] = [];
 const nodes: { name: string; port: number; data: string }[] = [];
 let front = '';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createNetServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts one server process on a port it picks, resolving with that port once it listens. */
 async function startNode(data: string): Promise<{ child: ChildProcess; port: number }> {

@@ -59,7 +59,7 @@ export function batch(...sql: (string | { sql: string; args?: unknown[] })[]): u
  * A port nothing listens on now, from the OS. (A random port could be another test's server:
  * tests run in parallel, and a client would then sync with that server instead.)
  */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createNetServer();
     probe.once('error', reject);
