@@ -8,6 +8,7 @@ import { describe, expect, test } from 'vitest';
 import { OutpostError, SqliteError } from '../../src/errors.js';
 import type { Database, OpenOptions, SqlValue } from '../../src/types.js';
 import { int, rng, sqlValue, testSeed } from '../support/generate.js';
+import { type Opener, withDb, rejection } from './suite-support.js';
 
 /** A SQLite file made outside Outpost (stock SQLite on its memory VFS), with any page size. */
 async function foreignFile(pageSize: number, sql: string): Promise<Uint8Array> {
@@ -25,25 +26,9 @@ async function foreignFile(pageSize: number, sql: string): Promise<Uint8Array> {
   }
 }
 
-export type Opener = (options?: OpenOptions) => Promise<Database>;
+export type { Opener } from './suite-support.js';
 
-async function withDb<T>(open: Opener, fn: (db: Database) => Promise<T>, options?: OpenOptions): Promise<T> {
-  const db = await open(options);
-  try {
-    return await fn(db);
-  } finally {
-    await db.close();
-  }
-}
 
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 export function databaseSuite(name: string, open: Opener): void {
   describe(`database: ${name}`, () => {

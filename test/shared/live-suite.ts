@@ -9,8 +9,9 @@
 import { describe, expect, test } from 'vitest';
 import type { Database, OpenOptions, Row, WatchOptions } from '../../src/types.js';
 import { int, pick, rng, testSeed } from '../support/generate.js';
+import { type Opener, withDb } from './suite-support.js';
 
-export type Opener = (options?: OpenOptions) => Promise<Database>;
+export type { Opener } from './suite-support.js';
 
 /** Every call of one watch, and promises of the next calls. */
 class Calls<T> {
@@ -62,14 +63,6 @@ async function settle(db: Database): Promise<void> {
   await db.query('SELECT 1');
 }
 
-async function withDb<T>(open: Opener, fn: (db: Database) => Promise<T>): Promise<T> {
-  const db = await open();
-  try {
-    return await fn(db);
-  } finally {
-    await db.close();
-  }
-}
 
 const count = (n: number) => (rows: { n: number }[]) => rows[0]?.n === n;
 

@@ -11,8 +11,9 @@ import { describe, expect, test } from 'vitest';
 import { AbortError, OutpostError, SqliteError } from '../../src/errors.js';
 import type { Database, OpenOptions, SqlValue } from '../../src/types.js';
 import { int, rng, sqlValue, testSeed } from '../support/generate.js';
+import { type Opener, withDb, rejection } from './suite-support.js';
 
-export type Opener = (options?: OpenOptions) => Promise<Database>;
+export type { Opener } from './suite-support.js';
 
 /** A statement that runs for minutes unless something stops it. */
 /** The numbers 1 to the last parameter, as `value` (this SQLite build has no generate_series). */
@@ -20,23 +21,7 @@ const SERIES = 'WITH RECURSIVE s(value) AS (SELECT 1 UNION ALL SELECT value + 1 
 
 export const SLOW_SQL = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000000) SELECT count(*) AS n FROM c';
 
-async function withDb<T>(open: Opener, fn: (db: Database) => Promise<T>): Promise<T> {
-  const db = await open();
-  try {
-    return await fn(db);
-  } finally {
-    await db.close();
-  }
-}
 
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 async function filled(db: Database, rows: number): Promise<void> {
   await db.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)');
