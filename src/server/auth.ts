@@ -10,7 +10,8 @@
  * or audience configured (`--auth-issuer`, `--auth-audience`), every token must carry it.
  * Claims:
  * - `db`: the database name, an array of names, or `"*"` for all;
- * - `role`: `read` (pull only), `write` (pull and push; may create its database), or `admin`
+ * - `role`: `read` (pull, and Hrana pipelines that only read: SQLite refuses their writes),
+ *   `write` (pull and push; may create its database), or `admin`
  *   (everything, including `POST /admin/databases`);
  * - `exp` (optional): expiry; `nbf` (optional) is honoured too;
  * - `sub` (optional): who the client is (see client-owners.ts).

@@ -190,8 +190,11 @@ export class HostedDatabase {
   /**
    * Runs a Hrana pipeline for `writer` (whose token may write only its own sync clients'
    * acknowledgements: client-owners.ts); wakes long polls when it committed something.
+   * With `readOnly` (a read token), SQLite itself refuses every write: `query_only` is on from
+   * the request's first statement to its last, and the sandbox's authorizer keeps it on
+   * (`StatementClock.readOnly`); the next request starts with it off again.
    */
-  pipeline(body: unknown, writer: Writer = { subject: null, admin: true }): PipelineResponse {
+  pipeline(body: unknown, writer: Writer = { subject: null, admin: true }, readOnly = false): PipelineResponse {
     checkPipelineBody(body);
     const baton = body.baton ?? null;
     const held = this.stream;
@@ -212,6 +215,10 @@ export class HostedDatabase {
     let endEffects = held ? held.endEffects : isSyncPush(body) ? beginEffects(this.conn, (sql) => this.execTrusted(sql)) : null;
     const session = held ? held.session : newStreamSession();
     const trusted = (sql: string): void => this.execTrusted(sql);
+    if (readOnly) {
+      trusted('PRAGMA query_only = 1');
+      this.clock.readOnly = true;
+    }
     try {
       const { response, open } = executePipeline({ conn: this.conn, clock: this.clock, session, trusted, storedSqlCharsMax: this.storedSqlCharsMax }, body);
       if (!open) {
@@ -229,6 +236,11 @@ export class HostedDatabase {
       this.endStream();
       throw e;
     } finally {
+      if (readOnly) {
+        this.clock.readOnly = false;
+        // A read-only transaction the stream keeps open (BEGIN TRANSACTION READONLY) keeps it on.
+        trusted(`PRAGMA query_only = ${session.readOnly && this.conn.inTransaction ? 1 : 0}`);
+      }
       // Effects begun for this request alone end with it; a stream's end with the stream.
       if (!held) endEffects?.();
       this.share.charge(this.clock.takeSpentMs(), performance.now());

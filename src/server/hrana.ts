@@ -87,8 +87,19 @@ function interruptedError(clock: StatementClock): HranaError {
 /** A statement's failure as a Hrana error; anything else (a ProtocolError, a bug) propagates. */
 function errorOf(e: unknown, clock: StatementClock): HranaError {
   if (e instanceof SqliteError && e.code === 'SQLITE_INTERRUPT' && clock.expired) return interruptedError(clock);
+  if (e instanceof SqliteError && clock.readOnly) return readOnlyError(e.code, e.message);
   if (e instanceof SqliteError || e instanceof OutpostError) return { message: e.message, code: e.code };
   throw e;
+}
+
+/**
+ * A statement's failure under a read token: a write (SQLITE_READONLY, from `query_only`) or a
+ * setting (SQLITE_AUTH, from the sandbox's authorizer) says why in words; the code stays SQLite's.
+ */
+function readOnlyError(code: string, message: string): HranaError {
+  if (code.startsWith('SQLITE_READONLY')) return { message: `this token's role is "read": it may run only statements that do not write (${message})`, code };
+  if (code.startsWith('SQLITE_AUTH')) return { message: `this token's role is "read": it may not change settings, attach or vacuum (${message})`, code };
+  return { message, code };
 }
 
 /**
@@ -212,7 +223,8 @@ function runStatement(ctx: PipelineContext, sql: string, args: BindParams | unde
   } finally {
     clock.stop();
     if (session.readOnly && !conn.inTransaction) {
-      ctx.trusted('PRAGMA query_only = 0');
+      // A read token's request keeps query_only on to its end (hosted-database.ts).
+      if (!clock.readOnly) ctx.trusted('PRAGMA query_only = 0');
       session.readOnly = false;
     }
   }
@@ -257,7 +269,8 @@ function executeRequest(ctx: PipelineContext, request: Record<string, unknown>):
           .find((r) => r.error)?.error;
         if (!failure) return ok({ type: 'sequence' });
         const interrupted = failure.code === 'SQLITE_INTERRUPT' && ctx.clock.expired;
-        return { type: 'error', error: interrupted ? interruptedError(ctx.clock) : { message: failure.message, code: failure.code } };
+        if (interrupted) return { type: 'error', error: interruptedError(ctx.clock) };
+        return { type: 'error', error: ctx.clock.readOnly ? readOnlyError(failure.code, failure.message) : { message: failure.message, code: failure.code } };
       } catch (e) {
         return failed(e);
       }

@@ -102,9 +102,9 @@ export function sandboxAuthorizer(
     switch (action) {
       case SQLITE_ATTACH:
         // A plain VACUUM attaches a nameless temporary database of its own (and detaches it).
-        return clock.vacuum && a === null;
+        return clock.vacuum && a === null && !clock.readOnly;
       case SQLITE_DETACH:
-        return clock.vacuum;
+        return clock.vacuum && !clock.readOnly;
       case SQLITE_CREATE_TEMP_INDEX:
       case SQLITE_CREATE_TEMP_TABLE:
       case SQLITE_CREATE_TEMP_TRIGGER:
@@ -112,6 +112,7 @@ export function sandboxAuthorizer(
         return false;
       case SQLITE_PRAGMA: {
         const name = (a ?? '').toLowerCase();
+        if (clock.readOnly && b !== null) return false;
         if ((SESSION_PRAGMAS as readonly string[]).includes(name)) {
           if (b !== null) clock.sessionChanged = true;
           return true;
@@ -153,6 +154,12 @@ export class StatementClock {
   vacuum = false;
   /** A statement set one of the session PRAGMAs since the last `SessionReset`. */
   sessionChanged = false;
+  /**
+   * The request runs for a read token: the server holds `query_only` on for it, and the
+   * authorizer refuses every PRAGMA given a value (so `query_only` cannot be turned off),
+   * ATTACH and DETACH (so no VACUUM).
+   */
+  readOnly = false;
 
   constructor(private readonly timeoutMs: number) {}
 

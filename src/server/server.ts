@@ -415,9 +415,13 @@ class SyncServer implements OutpostServer {
     ended();
   }
 
-  /** `POST /db/{name}/v2/pipeline` (or `v3/cursor`): a Hrana pipeline, created on first write. */
+  /**
+   * `POST /db/{name}/v2/pipeline` (or `v3/cursor`): a Hrana pipeline, created on first write. A
+   * read token's pipeline runs read-only (`HostedDatabase.pipeline`); a sync push needs `write`.
+   */
   private async pipeline(name: string, grant: Grant | null, req: http.IncomingMessage, res: http.ServerResponse, cursor = false): Promise<number> {
-    allow(grant, name, 'write');
+    allow(grant, name, 'read');
+    const readOnly = grant?.role === 'read';
     const raw = await readBody(req, this.bodyBytesMax);
     let body: unknown;
     try {
@@ -425,13 +429,16 @@ class SyncServer implements OutpostServer {
     } catch (e) {
       throw new ProtocolError(`the body is not valid JSON: ${(e as Error).message}`);
     }
-    if (isSyncPush(body)) this.front.markPush(res);
+    if (isSyncPush(body)) {
+      allow(grant, name, 'write');
+      this.front.markPush(res);
+    }
     if (cursor) body = cursorAsPipeline(body);
-    const db = await this.acquire(name, true);
+    const db = await this.acquire(name, !readOnly);
     try {
       await db.waitForTurn(body);
       db.lastUsedMs = Date.now();
-      const answer = db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true });
+      const answer = db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true }, readOnly);
       if (cursor) send(res, 200, 'text/plain', cursorAnswer(answer));
       else sendJson(res, 200, answer);
       return 200;

@@ -396,7 +396,7 @@ describe('auth matrix for libsql requests', () => {
     ['a forged token', async () => mintToken('some-other-secret-0123456789', { db: 'secured', role: 'write' }), 'UNAUTHORIZED'],
     ['an expired token', async () => mintToken(SECRET, { db: 'secured', role: 'write', expires: '-1m' }), 'UNAUTHORIZED'],
     ['a token for another database', async () => mintToken(SECRET, { db: 'elsewhere', role: 'write' }), 'FORBIDDEN'],
-    ['a read token', async () => mintToken(SECRET, { db: 'secured', role: 'read' }), 'FORBIDDEN'],
+    ['a read token', async () => mintToken(SECRET, { db: 'secured', role: 'read' }), 'SQLITE_READONLY'],
   ] as const)('%s is refused and writes nothing', async (_label, token, code) => {
     const t = await token();
     const c = createClient({ url: `${base}/db/secured/`, ...(t ? { authToken: t } : {}) });
@@ -404,6 +404,59 @@ describe('auth matrix for libsql requests', () => {
     expect((await failure(c.execute("INSERT INTO t VALUES ('x')"))).code).toBe(code);
     expect((await failure(c.batch(["INSERT INTO t VALUES ('x')"], 'write'))).code).toBe(code);
     expect(await count(client('secured', { authToken: write }), 't')).toBe(0);
+  });
+});
+
+describe('read tokens run reads only', () => {
+  let read: string;
+  let write: string;
+  beforeAll(async () => {
+    read = await mintToken(SECRET, { db: 'readable', role: 'read' });
+    write = await mintToken(SECRET, { db: 'readable', role: 'write' });
+    await client('readable', { authToken: write }).batch(['CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)', "INSERT INTO t(v) VALUES ('a'), ('b')"], 'write');
+  });
+
+  test('execute, a read batch and a read transaction return rows', async () => {
+    const c = client('readable', { authToken: read });
+    expect((await c.execute('SELECT v FROM t ORDER BY id')).rows.map((r) => r.v)).toEqual(['a', 'b']);
+    const [n] = await c.batch(['SELECT count(*) AS n FROM t'], 'read');
+    expect(n!.rows[0]!.n).toBe(2);
+    const tx = await c.transaction('read');
+    expect((await tx.execute('SELECT v FROM t WHERE id = 2')).rows[0]!.v).toBe('b');
+    await tx.commit();
+  });
+
+  test.each([
+    ['an INSERT', "INSERT INTO t(v) VALUES ('no')"],
+    ['a DELETE', 'DELETE FROM t'],
+    ['DDL', 'CREATE TABLE u(v)'],
+    ['BEGIN IMMEDIATE', 'BEGIN IMMEDIATE'],
+  ])('%s fails with SQLITE_READONLY and a message naming the role', async (_label, sql) => {
+    const e = await failure(client('readable', { authToken: read }).execute(sql));
+    expect(e.code).toBe('SQLITE_READONLY');
+    expect(e.message).toContain('role is "read"');
+    expect(await count(client('readable', { authToken: write }), 't')).toBe(2);
+  });
+
+  test('a write batch, a deferred transaction and executeMultiple cannot write either', async () => {
+    const c = client('readable', { authToken: read });
+    expect((await failure(c.batch(["INSERT INTO t(v) VALUES ('no')"], 'deferred'))).code).toBe('SQLITE_READONLY');
+    const tx = await c.transaction('deferred');
+    expect((await failure(tx.execute("UPDATE t SET v = 'no'"))).code).toBe('SQLITE_READONLY');
+    await tx.rollback();
+    expect((await failure(c.executeMultiple("SELECT 1; INSERT INTO t(v) VALUES ('no');"))).code).toBe('SQLITE_READONLY');
+    expect((await c.execute('SELECT group_concat(v) AS vs FROM t')).rows[0]!.vs).toBe('a,b');
+  });
+
+  test('settings, ATTACH and VACUUM are refused; the write token writes as before', async () => {
+    const c = client('readable', { authToken: read });
+    for (const sql of ['PRAGMA query_only = 0', 'PRAGMA foreign_keys = OFF', "ATTACH 'x.db' AS x", 'VACUUM']) {
+      expect((await failure(c.execute(sql))).code).toBe('SQLITE_AUTH');
+    }
+    const w = client('readable', { authToken: write });
+    await w.execute("INSERT INTO t(v) VALUES ('c')");
+    await w.execute("DELETE FROM t WHERE v = 'c'");
+    expect(await count(w, 't')).toBe(2);
   });
 });
 

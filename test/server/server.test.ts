@@ -159,8 +159,42 @@ describe('auth', () => {
   test('a read token may pull but not push', async () => {
     const read = await mintToken(SECRET, { db: 'secured', role: 'read' });
     expect((await rawPull(`${base}/db/secured`, {}, read)).status).toBe(200);
-    expect((await rawPipeline(`${base}/db/secured`, batch("INSERT INTO t VALUES ('x')"), read)).status).toBe(403);
+    const push = batch('BEGIN', "INSERT INTO turso_sync_last_change_id VALUES ('c', 1, 1)", "INSERT INTO t VALUES ('x')", 'COMMIT');
+    expect((await rawPipeline(`${base}/db/secured`, push, read)).status).toBe(403);
     expect(await count()).toBe('1');
+  });
+
+  test("a read token's pipeline reads, and its write fails with SQLITE_READONLY and changes nothing", async () => {
+    const read = await mintToken(SECRET, { db: 'secured', role: 'read' });
+    const res = await rawPipeline(`${base}/db/secured`, batch('SELECT count(*) FROM t', "INSERT INTO t VALUES ('x')"), read);
+    expect(res.status).toBe(200);
+    const result = res.json.results[0].response.result;
+    expect(result.step_results[0].rows[0][0].value).toBe('1');
+    expect(result.step_errors[1].code).toBe('SQLITE_READONLY');
+    expect(result.step_errors[1].message).toContain('role is "read"');
+    expect(await count()).toBe('1');
+  });
+
+  test('a read token cannot turn query_only off', async () => {
+    const read = await mintToken(SECRET, { db: 'secured', role: 'read' });
+    const res = await rawPipeline(`${base}/db/secured`, batch('PRAGMA query_only = 0', "INSERT INTO t VALUES ('x')"), read);
+    const errors = res.json.results[0].response.result.step_errors;
+    expect(errors[0].code).toBe('SQLITE_AUTH');
+    expect(errors[1].code).toBe('SQLITE_READONLY');
+    expect(await count()).toBe('1');
+  });
+
+  test("a write token's next request may write again after a read token's", async () => {
+    const read = await mintToken(SECRET, { db: 'secured', role: 'read' });
+    await rawPipeline(`${base}/db/secured`, batch('SELECT 1'), read);
+    const res = await rawPipeline(`${base}/db/secured`, batch("INSERT INTO t VALUES ('y')", "DELETE FROM t WHERE v = 'y'"), write);
+    expect(res.json.results[0].response.result.step_errors).toEqual([null, null]);
+    expect(await count()).toBe('1');
+  });
+
+  test('a read token cannot create a database through a pipeline', async () => {
+    const read = await mintToken(SECRET, { db: '*', role: 'read' });
+    expect((await rawPipeline(`${base}/db/never-made`, batch('SELECT 1'), read)).status).toBe(404);
   });
 
   test('an expired token gets 401', async () => {
