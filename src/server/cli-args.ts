@@ -84,6 +84,7 @@ const SERVE = {
   'log-level': { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   'no-metrics': { type: 'boolean' },
+  'metrics-token': { type: 'string' },
 } as const;
 
 const TOKEN = {
@@ -107,6 +108,8 @@ export interface ServeArgs {
   logFormat: LogFormat;
   logLevel: LogLevel;
   metrics: boolean;
+  /** The bearer token `/metrics` asks for (`--metrics-token` or $OUTPOST_METRICS_TOKEN). */
+  metricsToken?: string;
   durability: 'normal' | 'full';
   writeRulesFile?: string;
   maxOpenDatabases?: number;
@@ -130,7 +133,7 @@ export interface TokenArgs {
 
 export type Command = { kind: 'help' } | { kind: 'version' } | { kind: 'serve'; args: ServeArgs } | { kind: 'token'; args: TokenArgs };
 
-/** What `argv` (without node and the script) asks for; `env` supplies PORT, HOST and OUTPOST_AUTH_SECRET. */
+/** What `argv` (without node and the script) asks for; `env` supplies PORT, HOST, OUTPOST_AUTH_SECRET and OUTPOST_METRICS_TOKEN. */
 export function parseCommandLine(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
   const [command, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') return { kind: 'help' };
@@ -206,6 +209,9 @@ function serveArgs(v: Values<typeof SERVE>, env: Readonly<Record<string, string 
   if (!v['no-auth'] && !keyed) throw new UsageError('serve needs --auth-secret SECRET (or $OUTPOST_AUTH_SECRET), --auth-public-key FILE or --auth-jwks URL, or --no-auth');
   if (secret !== undefined && secret.length < 16) throw new UsageError('the auth secret must be at least 16 characters');
   if (v['auth-jwks'] !== undefined && !/^https?:\/\//.test(v['auth-jwks'])) throw new UsageError(`--auth-jwks takes an http(s) URL, not ${JSON.stringify(v['auth-jwks'])}`);
+  const metricsToken = v['metrics-token'] ?? env.OUTPOST_METRICS_TOKEN;
+  if (v['no-metrics'] && v['metrics-token'] !== undefined) throw new UsageError('--no-metrics cannot be combined with --metrics-token');
+  if (metricsToken !== undefined && metricsToken.length < 16) throw new UsageError('the metrics token must be at least 16 characters');
   if (v.quiet && v['log-level'] !== undefined) throw new UsageError('--quiet is --log-level warn: give one of them');
   const count = (flag: keyof typeof SERVE): number | undefined => {
     const text = v[flag];
@@ -233,6 +239,7 @@ function serveArgs(v: Values<typeof SERVE>, env: Readonly<Record<string, string 
     logFormat: oneOf('log-format', v['log-format'], ['text', 'json'] as const, 'text'),
     logLevel: v.quiet ? 'warn' : oneOf('log-level', v['log-level'], LOG_LEVELS, 'info'),
     metrics: !v['no-metrics'],
+    ...(metricsToken !== undefined && !v['no-metrics'] ? { metricsToken } : {}),
     durability: oneOf('durability', v.durability, ['normal', 'full'] as const, 'normal'),
   };
   const optional = {

@@ -31,6 +31,7 @@ const USAGE = `usage:
         --log-level LEVEL          debug, info (default), warn or error
     -q, --quiet                    --log-level warn
         --no-metrics               no GET /metrics
+        --metrics-token TOKEN      GET /metrics needs Authorization: Bearer TOKEN (or $OUTPOST_METRICS_TOKEN)
         --max-open N  --max-body SIZE  --max-value SIZE  --statement-timeout-ms MS
         --share-of-server FRACTION  --body-timeout-ms MS  --drain-timeout-ms MS
         --durability normal|full  --write-rules FILE (JSON {"database": ["table", ...]})
@@ -84,6 +85,7 @@ function serverOptions(args: ServeArgs): ServerOptions {
     logFormat: args.logFormat,
     logLevel: args.logLevel,
     metrics: args.metrics,
+    ...(args.metricsToken !== undefined ? { metricsToken: args.metricsToken } : {}),
     durability: args.durability,
   };
   if (auth?.secret !== undefined) options.authSecret = auth.secret;

@@ -8,7 +8,12 @@
  * and, for `createServer`, the socket listens) and until a drain begins; `/health` says only
  * that the process answers. While draining every answer carries `Connection: close`, and a
  * request that arrives then gets 503 SHUTTING_DOWN.
+ *
+ * `/metrics` is open unless a metrics token is set: then a scrape must send
+ * `Authorization: Bearer <token>` (Prometheus's `authorization.credentials` or
+ * `bearer_token_file`), and gets 401 without it. The token is compared in constant time.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type * as http from 'node:http';
 import { type CorsOrigins, errorAnswer, sendJson, sendPreflight, setCorsHeaders, send } from './http.js';
 import type { Logger } from './log.js';
@@ -29,6 +34,8 @@ export interface FrontOptions {
   corsOrigins: CorsOrigins;
   /** A path prefix the handler is mounted under (`/sync`), or '' for none. */
   basePath: string;
+  /** The bearer token `/metrics` asks for; null: `/metrics` is open. */
+  metricsToken: string | null;
 }
 
 /** What the route told the front about one request while it ran. */
@@ -122,7 +129,7 @@ export class RequestFront {
     if (this.draining) res.setHeader('connection', 'close');
     if (route === 'preflight') return sendPreflight(res);
     this.options.log.debug('request started', { method, path: req.url, route });
-    if (method === 'GET' && (route === 'ready' || route === 'metrics')) return void this.serveOwn(route, res);
+    if (method === 'GET' && (route === 'ready' || route === 'metrics')) return void this.serveOwn(route, req, res);
     if (this.draining) return sendJson(res, 503, { error: 'the server is shutting down', code: 'SHUTTING_DOWN' });
     const elapsedMs = (): number => Number((performance.now() - startedMs).toFixed(1));
     this.route(req, res)
@@ -144,12 +151,16 @@ export class RequestFront {
   }
 
   /** `/ready` and `/metrics`: answered while draining too, so a balancer and a scraper see it. */
-  private async serveOwn(route: Route, res: http.ServerResponse): Promise<void> {
+  private async serveOwn(route: Route, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     if (route === 'ready') {
       return sendJson(res, this.ready ? 200 : 503, { ready: this.ready, draining: this.draining });
     }
     const metrics = this.options.metrics;
     if (!metrics) return sendJson(res, 404, { error: 'metrics are turned off', code: 'NOT_FOUND' });
+    if (!bearerMatches(req.headers.authorization, this.options.metricsToken)) {
+      res.setHeader('www-authenticate', 'Bearer realm="metrics"');
+      return sendJson(res, 401, { error: '/metrics needs the metrics token: Authorization: Bearer <token>', code: 'UNAUTHORIZED' });
+    }
     try {
       const { type, body } = await metrics.scrape();
       send(res, 200, type, body);
@@ -183,4 +194,13 @@ export class RequestFront {
       this.idleWaiters.clear();
     }
   }
+}
+
+/** Whether `header` is `Bearer <token>`; always true when no token is set. */
+function bearerMatches(header: string | undefined, token: string | null): boolean {
+  if (token === null) return true;
+  const given = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1] ?? '';
+  // Digests of equal length, so the comparison takes the same time whatever was sent.
+  const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(given), digest(token));
 }

@@ -71,6 +71,11 @@ export interface ServerOptions {
   basePath?: string;
   /** `false` removes `GET /metrics` (default true). */
   metrics?: boolean;
+  /**
+   * When set, `GET /metrics` answers only requests with `Authorization: Bearer <metricsToken>`
+   * (401 otherwise); by default it is open, as Prometheus endpoints usually are. At least 16 characters.
+   */
+  metricsToken?: string;
   /** Node's process metrics (`process_*`, `nodejs_*`) in `/metrics` (default true; an app with its own may turn them off). */
   processMetrics?: boolean;
   /** How long `drain()` waits for requests in flight before closing their connections (default 30 s). */
@@ -209,7 +214,7 @@ class SyncServer implements OutpostServer {
     this.log = createLogger({ format: options.logFormat, level: options.logLevel, ...(options.log ? { sink: options.log } : {}) });
     this.metrics = options.metrics === false ? null : new ServerMetrics({ openDatabases: () => this.databases.size, ready: () => this.ready }, options.processMetrics !== false);
     this.front = new RequestFront(
-      { log: this.log, metrics: this.metrics, corsOrigins: options.corsOrigins ?? '*', basePath: (options.basePath ?? '').replace(/\/+$/, '') },
+      { log: this.log, metrics: this.metrics, corsOrigins: options.corsOrigins ?? '*', basePath: (options.basePath ?? '').replace(/\/+$/, ''), metricsToken: metricsTokenOf(options) },
       (req, res) => this.route(req, res),
     );
     this.baseHost = options.baseHost ? options.baseHost.toLowerCase().replace(/^\.+|\.+$/g, '') : null;
@@ -495,4 +500,11 @@ function verifierFor(options: ServerOptions): TokenVerifier {
 
 function allow(grant: Grant | null, name: string | null, need: Role): void {
   if (grant) authorize(grant, name, need);
+}
+
+/** The metrics token, checked: a short one would be guessed. */
+function metricsTokenOf(options: ServerOptions): string | null {
+  if (options.metricsToken === undefined) return null;
+  if (options.metricsToken.length < 16) throw new Error('the metrics token must be at least 16 characters');
+  return options.metricsToken;
 }

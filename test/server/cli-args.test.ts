@@ -35,6 +35,15 @@ describe('serve', () => {
     expect(() => serve(['-d', 'd', '--no-auth', '-s', SECRET])).toThrow(UsageError);
   });
 
+  test('the metrics token comes from --metrics-token or $OUTPOST_METRICS_TOKEN; a short one or one with --no-metrics is refused', () => {
+    const token = 'metrics-token-0123456789';
+    expect(serve(['-d', 'd', '--no-auth']).metricsToken).toBeUndefined();
+    expect(serve(['-d', 'd', '--no-auth', '--metrics-token', token]).metricsToken).toBe(token);
+    expect(serve(['-d', 'd', '--no-auth'], { OUTPOST_METRICS_TOKEN: token }).metricsToken).toBe(token);
+    expect(() => serve(['-d', 'd', '--no-auth', '--metrics-token', 'short'])).toThrow(/at least 16/);
+    expect(() => serve(['-d', 'd', '--no-auth', '--no-metrics', '--metrics-token', token])).toThrow(/--no-metrics/);
+  });
+
   test('-q is --log-level warn; both at once is refused', () => {
     expect(serve(['-d', 'd', '--no-auth', '-q']).logLevel).toBe('warn');
     expect(() => serve(['-d', 'd', '--no-auth', '-q', '--log-level', 'debug'])).toThrow(/--quiet/);

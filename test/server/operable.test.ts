@@ -118,6 +118,29 @@ describe('/metrics', () => {
     const { url } = await started({ metrics: false });
     expect((await fetch(`${url}/metrics`)).status).toBe(404);
   });
+
+  test('with a metrics token, a scrape without it or with another gets 401 and no metrics', async () => {
+    const { url } = await started({ metricsToken: 'metrics-token-0123456789' });
+    for (const headers of [{}, { authorization: 'Bearer metrics-token-0123456788' }, { authorization: 'metrics-token-0123456789' }, { authorization: 'Bearer ' }]) {
+      const res = await fetch(`${url}/metrics`, { headers });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      const body = await res.text();
+      expect(body).toContain('metrics token');
+      expect(body).not.toContain('outpost_http_requests_total');
+    }
+  });
+
+  test('with a metrics token, a scrape that sends it gets the metrics', async () => {
+    const { url } = await started({ metricsToken: 'metrics-token-0123456789' });
+    const res = await fetch(`${url}/metrics`, { headers: { authorization: 'Bearer metrics-token-0123456789' } });
+    expect(res.status).toBe(200);
+    expect(sample(await res.text(), 'outpost_ready')).toBe(1);
+  });
+
+  test('a metrics token shorter than 16 characters is refused at startup', async () => {
+    await expect(startServer({ auth: false, metricsToken: 'short' })).rejects.toThrow(/at least 16/);
+  });
 });
 
 describe('logs', () => {
