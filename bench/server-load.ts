@@ -1,16 +1,25 @@
 /**
  * Load on the sync server (part of `npm run bench`), on loopback only: N databases with small
- * data, 200 clients long-polling, M clients pushing small transactions, and a sampler timing
- * incremental pulls. Reports pushes/s, pull latency p50/p99 and the server's peak RSS, and the
- * same workload against `turso --sync-server` (which hosts a single database). Every loop is
- * bounded in count and time, and stops by itself.
+ * data, 200 clients long-polling, 32 clients pushing small transactions, and a sampler timing
+ * incremental pulls. The load generator is this process; the server is another. Reports
+ * pushes/s, pull latency p50/p99, the server's peak RSS and the server's CPU time per pushed
+ * transaction (all its work, pulls and long polls included, divided by the pushes: a figure
+ * that holds on a busy machine, where throughput says as much about the neighbours), each
+ * beside its target, and the same workload against `turso --sync-server` (which hosts a single
+ * database). With `LOAD_BASELINE=DIR` (a checkout's root, whose `src/server/cli.ts` is run), a
+ * baseline server runs the same workload right after each Outpost row, so before/after figures
+ * come from one run. Requests go over kept-alive `node:http` sockets (fetch costs the generator
+ * several times as much CPU), with a write token when the server checks them, as in production.
+ * Every loop is bounded in count and time, and stops by itself.
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawnGroup, stopGroup } from '../test/support/processes.js';
-import { readFileSync } from 'node:fs';
+import * as http from 'node:http';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { mintToken } from '../src/server/auth.js';
 import { PullStreamReader, encodePullRequest } from '../src/protocol/pull-updates.js';
-import { batch, tempDir } from '../test/support/server.js';
+import { SECRET, batch, tempDir } from '../test/support/server.js';
 
 export interface LoadRow {
   server: string;
@@ -19,21 +28,62 @@ export interface LoadRow {
   pullP50Ms: number;
   pullP99Ms: number;
   peakRssMiB: number;
+  /** The server's CPU time (user + system, every process of its group) per pushed transaction. */
+  cpuMsPerPush: number;
 }
 
-function peakRssMiB(pid: number): number {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    return kb / 1024;
-  } catch {
-    return Number.NaN;
+/** The issue's targets (on this machine, the generator in another process). */
+export const TARGETS = { pushesPerSecond: 2000, pullP99Ms: 20, rssMiB: 1024 } as const;
+
+/** The processes of the group `pgid` leads (the npm `turso` wrapper and its binary, or one node). */
+function groupPids(pgid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the command's closing parenthesis: state ppid pgrp ...
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid) pids.push(Number(entry));
+    } catch {
+      // The process ended while listed.
+    }
   }
+  return pids;
+}
+
+/** Peak RSS of the group, summed over its processes. */
+function peakRssMiB(pgid: number): number {
+  let kb = 0;
+  for (const pid of groupPids(pgid)) {
+    try {
+      kb += Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // Gone.
+    }
+  }
+  return kb > 0 ? kb / 1024 : Number.NaN;
+}
+
+/** CPU milliseconds (user + system) the group has used so far. */
+function cpuMs(pgid: number): number {
+  const tickMs = 10; // USER_HZ is 100 on Linux.
+  let ticks = 0;
+  for (const pid of groupPids(pgid)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // Gone.
+    }
+  }
+  return ticks * tickMs;
 }
 
 /** Resolves once the server at `url` answers /health. */
 export async function waitForPort(url: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 400; i++) {
     try {
       await fetch(`${url}/health`);
       return;
@@ -44,19 +94,35 @@ export async function waitForPort(url: string): Promise<void> {
   throw new Error(`server at ${url} did not start`);
 }
 
-async function pipeline(url: string, body: unknown): Promise<void> {
-  const res = await fetch(`${url}/v2/pipeline`, { method: 'POST', body: JSON.stringify(body) });
-  await res.arrayBuffer();
-  if (!res.ok) throw new Error(`pipeline ${res.status}`);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+
+/** One POST over the kept-alive agent; the status and body. */
+function post(url: string, body: Uint8Array | string, token: string | null): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const headers: http.OutgoingHttpHeaders = { 'content-length': Buffer.byteLength(body) };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const req = http.request(url, { method: 'POST', agent, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function pipeline(url: string, body: unknown, token: string | null): Promise<void> {
+  const res = await post(`${url}/v2/pipeline`, JSON.stringify(body), token);
+  if (res.status !== 200) throw new Error(`pipeline ${res.status}: ${res.body.toString().slice(0, 200)}`);
 }
 
 /** One pull of `url` from `clientRevision`; the server revision it reached. */
-export async function pull(url: string, clientRevision: string, longPollTimeoutMs = 0): Promise<string> {
-  const res = await fetch(`${url}/pull-updates`, { method: 'POST', body: encodePullRequest({ clientRevision, longPollTimeoutMs }) as BodyInit });
-  const body = new Uint8Array(await res.arrayBuffer());
-  if (!res.ok) throw new Error(`pull ${res.status}`);
+export async function pull(url: string, clientRevision: string, longPollTimeoutMs = 0, token: string | null = null): Promise<string> {
+  const res = await post(`${url}/pull-updates`, encodePullRequest({ clientRevision, longPollTimeoutMs }), token);
+  if (res.status !== 200) throw new Error(`pull ${res.status}`);
   const reader = new PullStreamReader();
-  reader.push(body);
+  reader.push(new Uint8Array(res.body.buffer, res.body.byteOffset, res.body.byteLength));
   return reader.finish().serverRevision;
 }
 
@@ -72,16 +138,17 @@ export const quantile = (xs: number[], q: number): number => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
 };
 
-async function workload(name: string, dbUrls: string[], child: ChildProcess, seconds: number): Promise<LoadRow> {
+async function workload(name: string, dbUrls: string[], child: ChildProcess, seconds: number, token: string | null): Promise<LoadRow> {
   // Create and fill every database.
-  await pool(dbUrls, 16, (url) => pipeline(url, batch('CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)', "INSERT INTO t(v) VALUES ('seed')")));
+  await pool(dbUrls, 16, (url) => pipeline(url, batch('CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)', "INSERT INTO t(v) VALUES ('seed')"), token));
   const deadline = Date.now() + seconds * 1000;
+  const cpuBefore = cpuMs(child.pid!);
   let stop = false;
   // 200 long-polling clients, spread over the databases.
   const pollers = Array.from({ length: 200 }, async (_, i) => {
     const url = dbUrls[i % dbUrls.length]!;
-    let rev = await pull(url, '');
-    while (!stop) rev = await pull(url, rev, 2000).catch(() => rev);
+    let rev = await pull(url, '', 0, token);
+    while (!stop) rev = await pull(url, rev, 2000, token).catch(() => rev);
   });
   // 32 pushers, small transactions on random databases.
   let pushes = 0;
@@ -89,10 +156,14 @@ async function workload(name: string, dbUrls: string[], child: ChildProcess, sec
   const pushers = Array.from({ length: 32 }, async () => {
     while (Date.now() < deadline) {
       const url = dbUrls[Math.floor(Math.random() * dbUrls.length)]!;
-      await pipeline(url, {
-        baton: null,
-        requests: [{ type: 'batch', batch: { steps: [{ stmt: { sql: 'BEGIN IMMEDIATE' } }, { stmt: { sql: 'INSERT INTO t(v) VALUES (?)', args: [{ type: 'text', value: `push ${n++}` }] }, condition: { type: 'ok', step: 0 } }, { stmt: { sql: 'COMMIT' }, condition: { type: 'ok', step: 1 } }] } }],
-      });
+      await pipeline(
+        url,
+        {
+          baton: null,
+          requests: [{ type: 'batch', batch: { steps: [{ stmt: { sql: 'BEGIN IMMEDIATE' } }, { stmt: { sql: 'INSERT INTO t(v) VALUES (?)', args: [{ type: 'text', value: `push ${n++}` }] }, condition: { type: 'ok', step: 0 } }, { stmt: { sql: 'COMMIT' }, condition: { type: 'ok', step: 1 } }] } }],
+        },
+        token,
+      );
       pushes++;
     }
   });
@@ -103,11 +174,12 @@ async function workload(name: string, dbUrls: string[], child: ChildProcess, sec
     while (Date.now() < deadline) {
       const url = dbUrls[Math.floor(Math.random() * dbUrls.length)]!;
       const t0 = performance.now();
-      revs.set(url, await pull(url, revs.get(url) ?? ''));
+      revs.set(url, await pull(url, revs.get(url) ?? '', 0, token));
       latencies.push(performance.now() - t0);
     }
   })();
   await Promise.all([...pushers, sampler]);
+  const cpuSpent = cpuMs(child.pid!) - cpuBefore;
   stop = true;
   await Promise.all(pollers);
   return {
@@ -117,6 +189,7 @@ async function workload(name: string, dbUrls: string[], child: ChildProcess, sec
     pullP50Ms: quantile(latencies, 0.5),
     pullP99Ms: quantile(latencies, 0.99),
     peakRssMiB: peakRssMiB(child.pid!),
+    cpuMsPerPush: cpuSpent / Math.max(1, pushes),
   };
 }
 
@@ -124,19 +197,29 @@ function stopChild(child: ChildProcess): Promise<void> {
   return stopGroup(child, 'SIGTERM');
 }
 
+/** One Outpost server (the source at `root`) under the workload with `count` databases. */
+async function outpostRow(name: string, root: string, count: number, seconds: number): Promise<LoadRow> {
+  const port = 22000 + Math.floor(Math.random() * 10000);
+  const data = tempDir('outpost-load-');
+  const nodeArgs = (process.env.LOAD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const serverArgs = ['serve', '--data', data, '--port', String(port), '--auth-secret', SECRET, '--quiet', '--max-open', process.env.LOAD_MAX_OPEN ?? '1000'];
+  const child = spawnGroup(process.execPath, [...nodeArgs, '--import', 'tsx', join(root, 'src/server/cli.ts'), ...serverArgs], { stdio: 'ignore', cwd: root });
+  try {
+    await waitForPort(`http://127.0.0.1:${port}`);
+    const token = await mintToken(SECRET, { db: '*', role: 'write' });
+    const urls = Array.from({ length: count }, (_, i) => `http://127.0.0.1:${port}/db/d${i}`);
+    return await workload(name, urls, child, seconds, token);
+  } finally {
+    await stopChild(child);
+  }
+}
+
 export async function runServerLoad(databaseCounts = [1000, 10000], seconds = 5): Promise<LoadRow[]> {
   const rows: LoadRow[] = [];
+  const baseline = process.env.LOAD_BASELINE;
   for (const count of databaseCounts) {
-    const port = 22000 + Math.floor(Math.random() * 10000);
-    const data = tempDir('outpost-load-');
-    const child = spawnGroup(process.execPath, ['--import', 'tsx', 'src/server/cli.ts', 'serve', '--data', data, '--port', String(port), '--no-auth', '--quiet', '--max-open', process.env.LOAD_MAX_OPEN ?? '1000'], { stdio: 'ignore' });
-    try {
-      await waitForPort(`http://127.0.0.1:${port}`);
-      const urls = Array.from({ length: count }, (_, i) => `http://127.0.0.1:${port}/db/d${i}`);
-      rows.push(await workload('Outpost server', urls, child, seconds));
-    } finally {
-      await stopChild(child);
-    }
+    rows.push(await outpostRow('Outpost server', process.cwd(), count, seconds));
+    if (baseline) rows.push(await outpostRow('Outpost server (baseline)', baseline, count, seconds));
   }
   const port = 32000 + Math.floor(Math.random() * 10000);
   const dir = tempDir('outpost-load-turso-');
@@ -145,25 +228,36 @@ export async function runServerLoad(databaseCounts = [1000, 10000], seconds = 5)
     const url = `http://127.0.0.1:${port}`;
     for (let i = 0; i < 200; i++) {
       try {
-        await pipeline(url, { baton: null, requests: [] });
+        await pipeline(url, { baton: null, requests: [] }, null);
         break;
       } catch {
         await new Promise((r) => setTimeout(r, 50));
       }
     }
-    // turso's sync server runs as a child of the npm wrapper; its RSS is the wrapper's child.
-    rows.push(await workload('turso --sync-server', [url], turso, seconds));
+    // The group's figures: the npm wrapper and the tursodb binary it runs.
+    rows.push(await workload('turso --sync-server', [url], turso, seconds, null));
   } finally {
     await stopChild(turso);
+    agent.destroy();
   }
   return rows;
 }
 
+/** `figure` beside its target, with a mark when it misses. */
+function against(figure: number, target: number, higherIsBetter: boolean, digits: number): string {
+  if (Number.isNaN(figure)) return 'n/a';
+  const met = higherIsBetter ? figure >= target : figure <= target;
+  return `${figure.toFixed(digits)} ${met ? '(met)' : '(short)'}`;
+}
+
 export function loadTable(rows: LoadRow[]): string {
   return [
-    '| server | databases | pushed transactions/s | pull p50 ms | pull p99 ms | peak RSS MiB |',
-    '| --- | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map((r) => `| ${r.server} | ${r.databases} | ${r.pushesPerSecond.toFixed(0)} | ${r.pullP50Ms.toFixed(2)} | ${r.pullP99Ms.toFixed(2)} | ${Number.isNaN(r.peakRssMiB) ? 'n/a' : r.peakRssMiB.toFixed(0)} |`),
+    `| server | databases | pushed transactions/s (target ≥ ${TARGETS.pushesPerSecond}) | pull p50 ms | pull p99 ms (target ≤ ${TARGETS.pullP99Ms}) | peak RSS MiB (target ≤ ${TARGETS.rssMiB}) | server CPU ms per push |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map(
+      (r) =>
+        `| ${r.server} | ${r.databases} | ${against(r.pushesPerSecond, TARGETS.pushesPerSecond, true, 0)} | ${r.pullP50Ms.toFixed(2)} | ${against(r.pullP99Ms, TARGETS.pullP99Ms, false, 2)} | ${against(r.peakRssMiB, TARGETS.rssMiB, false, 0)} | ${r.cpuMsPerPush.toFixed(2)} |`,
+    ),
   ].join('\n');
 }
 

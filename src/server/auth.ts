@@ -15,6 +15,12 @@
  *   (everything, including `POST /admin/databases`);
  * - `exp` (optional): expiry; `nbf` (optional) is honoured too;
  * - `sub` (optional): who the client is (see client-owners.ts).
+ *
+ * A token that verified is remembered (by its exact text) until its `exp`, and at most
+ * `VERIFIED_TOKEN_MS`: a client sends the same token with every request, and checking its
+ * signature was a third of the server's time under load. A JWKS key the provider withdraws
+ * therefore stops being honoured for tokens already seen up to that long later. Refusals are
+ * never remembered.
  */
 import { type JsonWebKey, KeyObject, createPublicKey } from 'node:crypto';
 import { type JWTPayload, type JWTVerifyGetKey, SignJWT, createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
@@ -88,6 +94,28 @@ export type TokenVerifier = (token: string) => Promise<JWTPayload>;
 
 const ASYMMETRIC_ALGS = ['EdDSA', 'RS256', 'ES256'];
 
+/** Longest a verified token is taken without checking its signature again. */
+export const VERIFIED_TOKEN_MS = 60_000;
+/** Verified tokens remembered at once; the oldest is forgotten first. */
+const VERIFIED_TOKENS_MAX = 10_000;
+
+/** Remembers `verify`'s successes (see the header). */
+function rememberVerified(verify: TokenVerifier): TokenVerifier {
+  // Read at each call (not captured), so the clock a test sets is the one jose sees too.
+  const nowMs = (): number => Date.now();
+  const verified = new Map<string, { payload: JWTPayload; untilMs: number }>();
+  return async (token) => {
+    const known = verified.get(token);
+    if (known && nowMs() < known.untilMs) return known.payload;
+    if (known) verified.delete(token);
+    const payload = await verify(token);
+    const expMs = typeof payload.exp === 'number' ? payload.exp * 1000 : Number.POSITIVE_INFINITY;
+    if (verified.size >= VERIFIED_TOKENS_MAX) verified.delete(verified.keys().next().value as string);
+    verified.set(token, { payload, untilMs: Math.min(expMs, nowMs() + VERIFIED_TOKEN_MS) });
+    return payload;
+  };
+}
+
 /** The algorithm a public key signs with; a key of another kind is refused at startup. */
 function algorithmOf(keyObject: KeyObject): string {
   const type = keyObject.asymmetricKeyType;
@@ -128,7 +156,7 @@ export function createVerifier(keys: AuthKeys): TokenVerifier {
   if (keys.secret !== undefined) byAlg.set('HS256', key(keys.secret));
   if (byAlg.size === 0) throw new Error('authentication needs a secret, a public key or a JWKS URL');
   const accepted = [...byAlg.keys()].join(', ');
-  return async (token) => {
+  return rememberVerified(async (token) => {
     let alg: unknown;
     try {
       alg = decodeProtectedHeader(token).alg;
@@ -148,7 +176,7 @@ export function createVerifier(keys: AuthKeys): TokenVerifier {
       }
       throw new AuthError(refusal(e), 401);
     }
-  };
+  });
 }
 
 /**

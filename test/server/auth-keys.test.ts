@@ -161,9 +161,11 @@ describe('a JWKS URL (RS256 and EdDSA) beside the shared secret', () => {
     expect(await status(base, unsigned())).toBe(401);
   });
 
-  test('a read-role token from the JWKS may not push', async () => {
+  test('a read-role token from the JWKS may read but not write', async () => {
     const read = await sign(rsa.privateKey, 'RS256', { role: 'read' }, { kid: 'rsa-1' });
-    expect(await status(base, read)).toBe(403);
+    expect(await status(base, read)).toBe(200);
+    const res = await rawPipeline(`${base}/db/idp`, batch('CREATE TABLE never(v)'), read);
+    expect(res.json.results[0].response.result.step_errors[0].code).toBe('SQLITE_READONLY');
   });
 });
 
