@@ -121,7 +121,7 @@ describe('/metrics', () => {
 
   test('with a metrics token, a scrape without it or with another gets 401 and no metrics', async () => {
     const { url } = await started({ metricsToken: 'metrics-token-0123456789' });
-    for (const headers of [{}, { authorization: 'Bearer metrics-token-0123456788' }, { authorization: 'metrics-token-0123456789' }, { authorization: 'Bearer ' }]) {
+    for (const headers of [{} as Record<string, string>, { authorization: 'Bearer metrics-token-0123456788' }, { authorization: 'metrics-token-0123456789' }, { authorization: 'Bearer ' }]) {
       const res = await fetch(`${url}/metrics`, { headers });
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
