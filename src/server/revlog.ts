@@ -59,8 +59,10 @@ export class RevisionLog {
       this.records = parsed.records.slice(-MAX_RECORDS);
       this.seq = parsed.seq;
       this.minSeq = parsed.records.length > 0 ? parsed.records[Math.max(0, parsed.records.length - MAX_RECORDS)]!.seq - 1 : this.seq;
-      // Cut the clean-close marker off, so that a crash from now on is noticed.
-      this.fd = fs.openSync(path, 'r+');
+      // Cut the clean-close marker off, so that a crash from now on is noticed. Opened for
+      // appending: every record goes at the end (opened 'r+', the first record after a clean
+      // reopen overwrote the header, and the next open started a new generation).
+      this.fd = fs.openSync(path, 'a');
       fs.ftruncateSync(this.fd, parsed.cleanAt);
     } else {
       this.generation = randomHex(16);

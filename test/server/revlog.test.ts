@@ -1,0 +1,61 @@
+/**
+ * The revision log across clean closes (revlog.ts): a database the server evicts and opens
+ * again keeps its generation, so its clients keep pulling incrementally.
+ */
+import { describe, expect, test } from 'vitest';
+import { APPLY_INCREMENTAL, PullStreamReader } from '../../src/protocol/pull-updates.js';
+import { RevisionLog } from '../../src/server/revlog.js';
+import { batch, rawPipeline, rawPull, startServer, tempDir } from '../support/server.js';
+
+describe('revision log', () => {
+  test('commits after a clean reopen keep the generation through the next reopen', () => {
+    const file = `${tempDir('outpost-revlog-')}/db-revlog`;
+    const first = new RevisionLog(file);
+    first.onWalFrame(2, 3);
+    first.close();
+    const second = new RevisionLog(file);
+    expect(second.generation).toBe(first.generation);
+    const held = second.revision;
+    second.onWalFrame(3, 0);
+    second.onWalFrame(1, 3);
+    second.close();
+    const third = new RevisionLog(file);
+    expect(third.generation).toBe(first.generation);
+    expect(third.seq).toBe(2);
+    expect([...(third.pagesSince(held) ?? [])].sort()).toEqual([1, 3]);
+    third.close();
+  });
+
+  test('a log reopened after a crash (no clean close) starts a new generation', () => {
+    const file = `${tempDir('outpost-revlog-')}/db-revlog`;
+    const first = new RevisionLog(file);
+    first.onWalFrame(2, 3);
+    // No close(): the process died with the log open.
+    const second = new RevisionLog(file);
+    expect(second.generation).not.toBe(first.generation);
+    second.close();
+  });
+
+  test('a client of a database evicted twice, with writes between, still pulls incrementally', async () => {
+    const { server, url } = await startServer({ auth: false, maxOpenDatabases: 1 });
+    try {
+      const write = (db: string, sql: string): Promise<unknown> => rawPipeline(`${url}/db/${db}`, batch(sql));
+      const pull = async (clientRevision: string): Promise<{ revision: string; applyMode: number }> => {
+        const reader = new PullStreamReader();
+        reader.push((await rawPull(`${url}/db/a`, { clientRevision })).body);
+        const header = reader.finish();
+        return { revision: header.serverRevision, applyMode: header.applyMode };
+      };
+      await write('a', 'CREATE TABLE t(v)');
+      const { revision } = await pull('');
+      for (const v of ['one', 'two']) {
+        await write('other', 'SELECT 1'); // evicts a
+        await write('a', `INSERT INTO t VALUES ('${v}')`);
+      }
+      await write('other', 'SELECT 1');
+      expect((await pull(revision)).applyMode).toBe(APPLY_INCREMENTAL);
+    } finally {
+      await server.close();
+    }
+  });
+});
