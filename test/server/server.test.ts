@@ -184,6 +184,16 @@ describe('auth', () => {
     expect(await count()).toBe('1');
   });
 
+  test('a read token cannot turn query_only off with a statement a write token ran before (no cached statement skips the rules)', async () => {
+    const read = await mintToken(SECRET, { db: 'secured', role: 'read' });
+    await rawPipeline(`${base}/db/secured`, batch('PRAGMA query_only = 0', 'SELECT 1'), write);
+    const res = await rawPipeline(`${base}/db/secured`, batch('PRAGMA query_only = 0', "INSERT INTO t VALUES ('x')"), read);
+    const errors = res.json.results[0].response.result.step_errors;
+    expect(errors[0].code).toBe('SQLITE_AUTH');
+    expect(errors[1].code).toBe('SQLITE_READONLY');
+    expect(await count()).toBe('1');
+  });
+
   test("a write token's next request may write again after a read token's", async () => {
     const read = await mintToken(SECRET, { db: 'secured', role: 'read' });
     await rawPipeline(`${base}/db/secured`, batch('SELECT 1'), read);
