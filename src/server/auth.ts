@@ -110,6 +110,7 @@ function rememberVerified(verify: TokenVerifier): TokenVerifier {
     if (known) verified.delete(token);
     const payload = await verify(token);
     const expMs = typeof payload.exp === 'number' ? payload.exp * 1000 : Number.POSITIVE_INFINITY;
+    // Full, so not empty: the first key (the oldest entry) is a string.
     if (verified.size >= VERIFIED_TOKENS_MAX) verified.delete(verified.keys().next().value as string);
     verified.set(token, { payload, untilMs: Math.min(expMs, nowMs() + VERIFIED_TOKEN_MS) });
     return payload;
