@@ -6,7 +6,7 @@
  * - Pull: a loop of long polls. A download touches nothing local; its apply runs through
  *   `whenIdle`, between transactions, so reads and writes wait only for the apply itself.
  * - Push: `pushDelayMs` after a commit (a burst of commits goes in one push); a commit during a
- *   push starts another once it ends.
+ *   push starts another once it ends. A pull about to apply starts a due push first.
  * - Failure: the next attempt waits 250 ms, doubling up to 30 s (±25% jitter), or as long as
  *   the server's Retry-After asks.
  * - Offline (the realm's `offline` event, `navigator.onLine`): requests in flight are aborted
@@ -188,6 +188,7 @@ export class LiveSync {
   }
 
   private async apply(update: PulledUpdate): Promise<void> {
+    this.pushBeforeApply();
     let failure: unknown = null;
     await this.whenIdle(() => {
       try {
@@ -206,14 +207,28 @@ export class LiveSync {
       return;
     }
     if (this.pushTimer !== null) return;
-    this.pushTimer = setTimeout(() => {
-      this.pushTimer = null;
-      this.pushing = this.pushNow().then((retryMs) => {
-        this.pushing = null;
-        if (retryMs !== null) this.schedulePush(retryMs);
-        else if (this.pushAgain) this.schedulePush();
-      });
-    }, delayMs);
+    this.pushTimer = setTimeout(() => this.startPush(), delayMs);
+  }
+
+  private startPush(): void {
+    if (this.pushTimer !== null) clearTimeout(this.pushTimer);
+    this.pushTimer = null;
+    this.pushing = this.pushNow().then((retryMs) => {
+      this.pushing = null;
+      if (retryMs !== null) this.schedulePush(retryMs);
+      else if (this.pushAgain) this.schedulePush();
+    });
+  }
+
+  /**
+   * Starts a push that waits for its debounce now. The pull loop calls it before an apply: the
+   * apply holds the engine's thread for its flushes, and a pull that follows a commit is often
+   * this client's own last push coming back, so a push left behind it made every other client
+   * wait for an apply that changes nothing they need. Started first, its request is on its way
+   * while the apply runs.
+   */
+  private pushBeforeApply(): void {
+    if (this.pushTimer !== null && this.pushFailures === 0) this.startPush();
   }
 
   /** One push; resolves to the wait before a retry after a failure that may pass, else null. */
