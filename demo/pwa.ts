@@ -1,12 +1,13 @@
 /**
  * The playground's side of the PWA: registers the service worker (demo/sw.ts) in the built
  * playground, asks it to replay its queue of push batches when the tab starts (the only
- * trigger Firefox and Safari have, which lack Background Sync), stores a sync token for it
- * only when asked to, and asks for persistent storage on the first write, showing the answer.
+ * trigger Firefox and Safari have, which lack Background Sync; `outpost/sw/page`), and asks
+ * for persistent storage on the first write, showing the answer. (A token for the service
+ * worker is stored only on opt-in, with `storeTokenForServiceWorker`; the playground's local
+ * server needs none.)
  */
 import type { Database } from 'outpost';
-import { set, del } from 'idb-keyval';
-import { REPLAY_MESSAGE, tokenKey } from './pwa-keys.js';
+import { replayBackgroundPush } from 'outpost/sw/page';
 
 /** Registers the service worker; `document.body.dataset.sw` becomes `controlled` once it controls the page. */
 export async function startServiceWorker(): Promise<void> {
@@ -19,18 +20,7 @@ export async function startServiceWorker(): Promise<void> {
   container.addEventListener('controllerchange', controlled);
   controlled();
   await container.register('./sw.js', { scope: './' });
-  const registration = await container.ready;
-  registration.active?.postMessage(REPLAY_MESSAGE);
-}
-
-/**
- * Opt-in: stores `token` where the service worker reads it to push to `url` with no tab open
- * (null forgets it). The token then sits in this origin's IndexedDB, readable by any script of
- * the origin and kept after the tab closes: store a short-lived token scoped to this database.
- */
-export async function storeTokenForServiceWorker(url: string, token: string | null): Promise<void> {
-  if (token === null) await del(tokenKey(url));
-  else await set(tokenKey(url), token);
+  await replayBackgroundPush(container);
 }
 
 /**

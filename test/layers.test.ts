@@ -30,6 +30,7 @@ const LAYERS: { layer: string; match: (path: string) => boolean }[] = [
   { layer: 'drizzle', match: (p) => p.startsWith('drizzle/') },
   { layer: 'kysely', match: (p) => p.startsWith('kysely/') },
   { layer: 'react', match: (p) => p.startsWith('react/') },
+  { layer: 'sw', match: (p) => p.startsWith('sw/') },
 ];
 
 /** What each layer may import besides itself. */
@@ -56,6 +57,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   kysely: ['types', 'errors'],
   // outpost/react: hooks over the public Database type only.
   react: ['types', 'errors'],
+  // outpost/sw: a service worker's queue of push batches; it reads batches, never SQLite.
+  sw: ['protocol'],
 };
 
 function layerOf(path: string): string {

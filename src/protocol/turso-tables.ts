@@ -25,6 +25,18 @@ export const BATCH_ALREADY_APPLIED = 'outpost: batch already applied up to chang
  */
 export const PUSH_GATE = `SELECT json_extract('{}', '${BATCH_ALREADY_APPLIED} ' || change_id) FROM ${TURSO_SYNC_TABLE} WHERE client_id = ? AND change_id >= ?`;
 
+/** The text a later batch of a background push fails with when the batch before it is not on the server. */
+export const BATCH_WAITS_FOR = 'outpost: batch waits for the batch before it; the server acknowledges up to change';
+/**
+ * The second gate of a background push's later batches (push.ts `offerForBackgroundPush`).
+ * Arguments: client id, the last change id of the batch before. It fails when the server does
+ * not yet acknowledge that change for this client, so the batches of one offer apply only in
+ * order: a later one never lands over a gap (its acknowledgement would then skip the missing
+ * changes). The aggregate gives one row even when the client has none, and keeps json_extract
+ * from being evaluated once as a constant, as PUSH_GATE's column does.
+ */
+export const PUSH_AFTER_GATE = `SELECT json_extract('{}', '${BATCH_WAITS_FOR} ' || coalesce(max(change_id), 0)) FROM ${TURSO_SYNC_TABLE} WHERE client_id = ? HAVING coalesce(max(change_id), 0) < ?`;
+
 /**
  * The generation of a client's change ids. Turso's client starts a new generation when it
  * restarts its ids; Outpost never restarts them (the floor in its sync state), so its
@@ -48,6 +60,31 @@ export function isSyncPush(body: unknown): boolean {
     const steps = req?.batch?.steps;
     return isWrite(req?.stmt) || (Array.isArray(steps) && steps.some((s: unknown) => isWrite((s as { stmt?: unknown } | null)?.stmt)));
   });
+}
+
+/** What a service worker needs to know of a replayable push batch (`replayablePush`). */
+export interface ReplayablePush {
+  clientId: string;
+  /** The first change id the batch carries. */
+  firstId: number;
+  /** The last change id of the batch that must be on the server first; 0 for the first batch of an offer. */
+  afterId: number;
+}
+
+/**
+ * The client and change ids of a replayable push batch (`isReplayablePush`), read from its gate
+ * steps; null for any other body.
+ */
+export function replayablePush(body: unknown): ReplayablePush | null {
+  if (!isReplayablePush(body)) return null;
+  // isReplayablePush checked the shape: one batch request whose steps are statements.
+  const steps = (body as { requests: [{ batch: { steps: { stmt: { sql: string; args?: { value?: unknown }[] } }[] } }] }).requests[0].batch.steps;
+  const argsOf = (sql: string): unknown[] => steps.find((s) => s.stmt.sql === sql)?.stmt.args?.map((a) => a.value) ?? [];
+  const [clientId, firstId] = argsOf(PUSH_GATE);
+  const [, afterId] = argsOf(PUSH_AFTER_GATE);
+  const id = (v: unknown): number => (typeof v === 'string' || typeof v === 'number' ? Number(v) : NaN);
+  if (typeof clientId !== 'string' || !Number.isSafeInteger(id(firstId))) return null;
+  return { clientId, firstId: id(firstId), afterId: afterId === undefined ? 0 : id(afterId) };
 }
 
 /**

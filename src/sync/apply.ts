@@ -34,7 +34,8 @@ function applySteps(local: LocalDatabase, update: PulledUpdate): ReplayRefused[]
   if (conn.inTransaction) throw new OutpostError('cannot apply a pull inside a transaction', 'INVALID_ARGUMENT');
   // a. save pending changes
   const pending = local.changes.readAll();
-  local.replay.write(pending);
+  // With nothing pending, recovery reads no replay file (replayEntries 0): skip its flush.
+  if (pending.length > 0) local.replay.write(pending);
   state.update({ phase: 'applying', replayEntries: pending.length });
   // b. back to the synced image
   revert(local, revertPlan(state.value, walBytes(conn)));
@@ -99,6 +100,13 @@ function revert(local: LocalDatabase, plan: RevertPlan): void {
   const { conn, state } = local;
   const synced = state.value;
   invariant(local.revert.count === synced.revertEntries, `the revert file has ${local.revert.count} entries, the sync state ${synced.revertEntries}`);
+  if (alreadySynced(local, plan)) {
+    // The files are the synced image already (no local write since the last apply, the usual
+    // case for a live replica that only reads): closing and reopening SQLite and flushing
+    // would change nothing, and cost a live pull most of its apply time.
+    if (synced.walWatermarkBytes !== plan.keepWalBytes || synced.revertEntries !== 0) state.update({ walWatermarkBytes: plan.keepWalBytes, revertEntries: 0 });
+    return;
+  }
   conn.withDatabaseClosed(({ db, wal }) => {
     // Closing SQLite does not checkpoint a synced database, so the WAL is as the plan saw it.
     invariant(wal.size() >= plan.keepWalBytes, 'a revert keeps only WAL bytes that exist');
@@ -116,6 +124,14 @@ function revert(local: LocalDatabase, plan: RevertPlan): void {
   });
   state.update({ walWatermarkBytes: plan.keepWalBytes, revertEntries: 0 });
   local.revert.clear();
+}
+
+/** Whether reverting by `plan` would leave every file as it is: no pre-image, no WAL bytes to drop, the main file at the synced size. */
+function alreadySynced(local: LocalDatabase, plan: RevertPlan): boolean {
+  if (local.revert.count > 0) return false;
+  const { db, wal } = local.conn.rawFiles();
+  if (wal.size() !== plan.keepWalBytes) return false;
+  return !plan.restoreMainFile || db.size() === local.state.value.syncedDbPages * PAGE_BYTES;
 }
 
 /** Step c: the pulled pages in one transaction through `sqlite_dbpage` (atomic via the WAL). */
@@ -181,7 +197,9 @@ function replay(local: LocalDatabase, records: ChangeRecord[]): ReplayRefused[] 
   // Marks of records the pulled image covers (or that are gone) go with them.
   const kept = new Set(keep.map((r) => r.id));
   const gone = new Map(local.rejected.all().flatMap((m) => (kept.has(m.changeId) ? [] : [[m.changeId, null] as const])));
-  local.rejected.record(gone, { changeIdFloor: Math.max(state.value.changeIdFloor, acked, maxId) });
+  const floor = Math.max(state.value.changeIdFloor, acked, maxId);
+  // Nothing to write when no mark goes and the floor stays: one flush less for a replica that only reads.
+  local.rejected.record(gone, floor !== state.value.changeIdFloor ? { changeIdFloor: floor } : {});
   if (keep.length === 0) return [];
   const refused: ReplayRefused[] = [];
   // A record holds what its triggers did: replaying it must not fire them again (effects.ts).

@@ -6,11 +6,14 @@
  * - Pull: a loop of long polls. A download touches nothing local; its apply runs through
  *   `whenIdle`, between transactions, so reads and writes wait only for the apply itself.
  * - Push: `pushDelayMs` after a commit (a burst of commits goes in one push); a commit during a
- *   push starts another once it ends.
+ *   push starts another once it ends. A pull about to apply starts a due push first.
  * - Failure: the next attempt waits 250 ms, doubling up to 30 s (±25% jitter), or as long as
  *   the server's Retry-After asks.
  * - Offline (the realm's `offline` event, `navigator.onLine`): requests in flight are aborted
  *   and nothing is sent until `online`, which resumes both at once. Node counts as online.
+ *   While offline, `navigator.onLine` is also checked every `OFFLINE_RECHECK_MS`: a dedicated
+ *   worker does not always hear the events (Chromium under DevTools network emulation flips its
+ *   `navigator.onLine` and fails its fetches, but fires no `online` or `offline` there).
  *   With `backgroundPush`, each commit while offline still makes one push attempt, so that a
  *   service worker can queue its batch (push.ts, README "Background push").
  * - `stop()`: clears every timer, aborts every request, and resolves when the loop has ended.
@@ -32,6 +35,8 @@ const DEFAULT_PUSH_DELAY_MS = 10;
 /** A pull that came back empty sooner than this (a server without long polls) waits this long before the next. */
 const MIN_POLL_INTERVAL_MS = 500;
 const BACKOFF_BASE_MS = 250;
+/** While offline, how often `navigator.onLine` is read again, for realms that miss the `online` event. */
+const OFFLINE_RECHECK_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
 /** The longest Retry-After honoured; a server asking for more is asked again after this. */
 const RETRY_AFTER_MAX_MS = 5 * 60_000;
@@ -84,6 +89,8 @@ export class LiveSync {
   private pushing: Promise<void> | null = null;
   private pushAgain = false;
   private pushFailures = 0;
+  /** Set while offline: reads `online()` again until it is true (see the header). */
+  private offlineTimer: ReturnType<typeof setInterval> | null = null;
   private readonly loop: Promise<void>;
   private readonly unwatch: () => void;
 
@@ -110,6 +117,7 @@ export class LiveSync {
       this.stopping.abort();
       if (this.pushTimer !== null) clearTimeout(this.pushTimer);
       this.pushTimer = null;
+      this.stopOfflineRecheck();
       this.unwatch();
       this.engine.onCommit(null);
       this.engine.stopNetwork();
@@ -123,11 +131,26 @@ export class LiveSync {
     if (!this.net.online()) {
       // The long poll would otherwise hang on a dead connection until its timeout.
       this.engine.abortRequests();
+      this.recheckWhileOffline();
       return;
     }
+    this.stopOfflineRecheck();
     this.wake.abort();
     this.wake = new AbortController();
     if (this.engine.hasPending()) this.schedulePush();
+  }
+
+  /** Reads `online()` every OFFLINE_RECHECK_MS until it is true, then resumes as `online` does. */
+  private recheckWhileOffline(): void {
+    if (this.stopped || this.offlineTimer !== null) return;
+    this.offlineTimer = setInterval(() => {
+      if (this.net.online()) this.connectivityChanged();
+    }, OFFLINE_RECHECK_MS);
+  }
+
+  private stopOfflineRecheck(): void {
+    if (this.offlineTimer !== null) clearInterval(this.offlineTimer);
+    this.offlineTimer = null;
   }
 
   /** Waits `delayMs` (forever when null) or until the network comes back or live sync stops. */
@@ -139,6 +162,7 @@ export class LiveSync {
     let failures = 0;
     while (!this.stopped) {
       if (!this.net.online()) {
+        this.recheckWhileOffline();
         await this.nap(null);
         continue;
       }
@@ -154,12 +178,17 @@ export class LiveSync {
         // The pull applied; the change it could not replay stays pending, in the status.
         if (e instanceof SyncError && e.code === 'REJECTED') continue;
         failures++;
-        await this.nap(this.net.online() ? backoffMs(failures, e) : null);
+        if (this.net.online()) await this.nap(backoffMs(failures, e));
+        else {
+          this.recheckWhileOffline();
+          await this.nap(null);
+        }
       }
     }
   }
 
   private async apply(update: PulledUpdate): Promise<void> {
+    this.pushBeforeApply();
     let failure: unknown = null;
     await this.whenIdle(() => {
       try {
@@ -178,14 +207,28 @@ export class LiveSync {
       return;
     }
     if (this.pushTimer !== null) return;
-    this.pushTimer = setTimeout(() => {
-      this.pushTimer = null;
-      this.pushing = this.pushNow().then((retryMs) => {
-        this.pushing = null;
-        if (retryMs !== null) this.schedulePush(retryMs);
-        else if (this.pushAgain) this.schedulePush();
-      });
-    }, delayMs);
+    this.pushTimer = setTimeout(() => this.startPush(), delayMs);
+  }
+
+  private startPush(): void {
+    if (this.pushTimer !== null) clearTimeout(this.pushTimer);
+    this.pushTimer = null;
+    this.pushing = this.pushNow().then((retryMs) => {
+      this.pushing = null;
+      if (retryMs !== null) this.schedulePush(retryMs);
+      else if (this.pushAgain) this.schedulePush();
+    });
+  }
+
+  /**
+   * Starts a push that waits for its debounce now. The pull loop calls it before an apply: the
+   * apply holds the engine's thread for its flushes, and a pull that follows a commit is often
+   * this client's own last push coming back, so a push left behind it made every other client
+   * wait for an apply that changes nothing they need. Started first, its request is on its way
+   * while the apply runs.
+   */
+  private pushBeforeApply(): void {
+    if (this.pushTimer !== null && this.pushFailures === 0) this.startPush();
   }
 
   /** One push; resolves to the wait before a retry after a failure that may pass, else null. */
@@ -193,8 +236,9 @@ export class LiveSync {
     this.pushAgain = false;
     if (this.stopped) return null;
     if (!this.net.online()) {
-      // With backgroundPush, one attempt per commit hands the batch to a service worker that
-      // queues it (it fails here with NETWORK); either way the `online` event pushes again.
+      // With backgroundPush, one attempt per commit hands the batches to a service worker that
+      // queues them (it fails here with NETWORK); either way coming online pushes again.
+      this.recheckWhileOffline();
       if (this.options.backgroundPush) await this.engine.push().catch(() => {});
       return null;
     }
@@ -203,7 +247,11 @@ export class LiveSync {
       this.pushFailures = 0;
       return null;
     } catch (e) {
-      if (this.stopped || !this.net.online()) return null;
+      if (this.stopped) return null;
+      if (!this.net.online()) {
+        this.recheckWhileOffline();
+        return null;
+      }
       // A refused change waits for the app (the status names it); the next commit pushes the rest.
       if (!isTransient(e) && !(e instanceof SyncError && e.code === 'AUTH')) return null;
       this.pushFailures++;

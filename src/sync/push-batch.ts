@@ -9,6 +9,8 @@
  *   step 0       BEGIN IMMEDIATE
  *   step 1       CREATE TABLE IF NOT EXISTS turso_sync_last_change_id ...
  *   step 2       the gate: fails when the server already acknowledges this batch's first change
+ *   (step 2b)    only in a background push's later batches: fails when the server does not yet
+ *                acknowledge the last change of the batch before (`PUSH_AFTER_GATE`)
  *   steps 3..    the row statements and DDL of the records, in order
  *   step n-3     upsert of this client's last change id (the acknowledgement)
  *   step n-2     COMMIT
@@ -36,7 +38,7 @@
  */
 import { OutpostError, ProtocolError, SyncError } from '../errors.js';
 import type { HranaBatchStep, HranaCondition, HranaValue, PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
-import { BATCH_ALREADY_APPLIED, CREATE_TURSO_SYNC_TABLE, PULL_GEN, PUSH_GATE, SELECT_TURSO_SYNC, UPSERT_TURSO_SYNC } from '../protocol/turso-tables.js';
+import { BATCH_ALREADY_APPLIED, BATCH_WAITS_FOR, CREATE_TURSO_SYNC_TABLE, PULL_GEN, PUSH_AFTER_GATE, PUSH_GATE, SELECT_TURSO_SYNC, UPSERT_TURSO_SYNC } from '../protocol/turso-tables.js';
 import type { Mutation, MutationResult, SqlValue } from '../types.js';
 import { isTrackedTable } from './change-log.js';
 import type { DecodedSegment, RowChange } from './changeset.js';
@@ -236,9 +238,11 @@ export function buildStreamBatches(clientId: string, firstId: number, ackedAfter
 /**
  * The batch that pushes `steps` as one server transaction and records `ackedAfter` (the last
  * change id it carries, or the acknowledged id when larger) as this client's acknowledgement,
- * unless the server already acknowledges `firstId` (the first change id it carries).
+ * unless the server already acknowledges `firstId` (the first change id it carries). With
+ * `afterId` (a later batch of a background push), also unless the server does not yet
+ * acknowledge `afterId`, the last change of the batch before it.
  */
-export function buildPushBatch(clientId: string, firstId: number, ackedAfter: number, steps: readonly PushStep[]): PushBatch {
+export function buildPushBatch(clientId: string, firstId: number, ackedAfter: number, steps: readonly PushStep[], afterId = 0): PushBatch {
   const hrana: HranaBatchStep[] = [{ stmt: { sql: 'BEGIN IMMEDIATE', args: [], want_rows: false } }];
   const stepAt: (PushStep | null)[] = [null];
   let gate = 0;
@@ -250,6 +254,7 @@ export function buildPushBatch(clientId: string, firstId: number, ackedAfter: nu
   };
   add(CREATE_TURSO_SYNC_TABLE, [], false, null);
   add(PUSH_GATE, hranaArgs([clientId, firstId]), false, null);
+  if (afterId > 0) add(PUSH_AFTER_GATE, hranaArgs([clientId, afterId]), false, null);
   for (const s of steps) add(s.sql, s.args, s.ignorable, s);
   add(UPSERT_TURSO_SYNC, hranaArgs([clientId, PULL_GEN, ackedAfter]), false, null);
   add('COMMIT', [], false, null);
@@ -297,7 +302,7 @@ export function readPushResult(batch: PushBatch, response: PipelineResponse): Pu
     if (!e) continue;
     const step = batch.stepAt[i] ?? null;
     if (step?.ignorable) continue;
-    if (step === null && e.message.includes(BATCH_ALREADY_APPLIED)) return { type: 'stale', reason: e.message };
+    if (step === null && (e.message.includes(BATCH_ALREADY_APPLIED) || e.message.includes(BATCH_WAITS_FOR))) return { type: 'stale', reason: e.message };
     if (step?.guarded && step.table !== null && e.message.includes(INSERT_COLLISION)) {
       const reason = `insert collision: table ${step.table} already has a row with ${step.guarded.key} on the server, which another client inserted`;
       return { type: 'collision', changeId: step.changeId, table: step.table, key: step.guarded.key, rowid: step.guarded.rowid, reason };

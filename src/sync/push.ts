@@ -9,8 +9,8 @@
  * table without a primary key; refused and reported, with the later changes to its rows held
  * back, in a table with one. Every batch also gates itself on the acknowledgement (push-batch.ts):
  * one that finds its changes already there is `stale`, and the round starts over from a fresh
- * read. With `backgroundPush`, a push that cannot reach the server still sends its first batch,
- * for a service worker to queue (`offerForBackgroundPush`).
+ * read. With `backgroundPush`, a push that cannot reach the server still sends all its batches,
+ * each gated on the one before, for a service worker to queue (`offerForBackgroundPush`).
  */
 import { SyncError } from '../errors.js';
 import type { SyncTransport } from '../protocol/transport.js';
@@ -175,11 +175,14 @@ async function pushRound(
 }
 
 /**
- * With `backgroundPush`, when the server cannot be reached: sends the first batch of pending
- * changes all the same, built without the server's acknowledgement, so that a service worker
- * intercepting the failed request can queue it and replay it when the network returns (README,
- * "Background push"). Its gate makes the server skip it if it already has those changes. What
- * happens to it is the service worker's business: the push fails here as it would have.
+ * With `backgroundPush`, when the server cannot be reached: sends every batch of pending changes
+ * all the same, in order, built without the server's acknowledgement, so that a service worker
+ * intercepting the failed requests can queue them and replay them when the network returns
+ * (README, "Background push"; `outpost/sw`). Each batch gates itself twice: the server skips it
+ * when it already has its first change, and, from the second batch on, until it has the last
+ * change of the batch before. So however the replays go, each change applies once, in order,
+ * and never over a gap. What happens to them is the service worker's business: the push fails
+ * here as it would have.
  */
 async function offerForBackgroundPush(local: LocalDatabase, transport: SyncTransport, clientId: string, records: ChangeRecord[], options: PushOptions): Promise<void> {
   // Records sent under a previous client id wait for the server's answer about that id.
@@ -190,14 +193,18 @@ async function offerForBackgroundPush(local: LocalDatabase, transport: SyncTrans
     reasonOf,
     tableInfoLookup(local.conn),
   );
-  const batch = splitIntoBatches(recordsToPush(records, 0, (id) => reasonOf(id) !== undefined || held.has(id)), options.pushBatchSize ?? 1000)[0];
-  if (!batch || batch.length === 0) return;
-  // Durably first, as every push does: the ids this batch carries are never handed out again.
-  const lastId = batch[batch.length - 1]!.id;
+  const batches = splitIntoBatches(recordsToPush(records, 0, (id) => reasonOf(id) !== undefined || held.has(id)), options.pushBatchSize ?? 1000);
+  const lastId = batches.at(-1)?.at(-1)?.id;
+  if (lastId === undefined) return;
+  // Durably first, as every push does: the ids these batches carry are never handed out again.
   if (local.state.value.changeIdFloor < lastId || pushedUpTo(local.state.value) < lastId) {
     local.state.update({ changeIdFloor: Math.max(local.state.value.changeIdFloor, lastId), pushedUpTo: Math.max(pushedUpTo(local.state.value), lastId) });
   }
-  await sendBatch(local, transport, clientId, 0, batch, options.transform, options.upsertTables ?? []).catch(() => undefined);
+  let afterId = 0;
+  for (const batch of batches) {
+    await sendBatch(local, transport, clientId, 0, batch, options.transform, options.upsertTables ?? [], afterId).catch(() => undefined);
+    afterId = batch[batch.length - 1]!.id;
+  }
 }
 
 /** The reason recorded for a refused insert collision: what happened and what the application can do. */
@@ -215,6 +222,8 @@ async function sendBatch(
   records: ChangeRecord[],
   transform: PushOptions['transform'],
   upsertTables: readonly string[],
+  /** A background push's later batch: the last change of the batch before (`buildPushBatch`). */
+  afterId = 0,
 ): Promise<PushResult> {
   const decoded = records.map((r) => ({ id: r.id, segments: decodeSegments(r.segments) }));
   const planned = pushSteps(decoded, tableInfoLookup(local.conn), transform !== undefined, upsertTables);
@@ -227,7 +236,7 @@ async function sendBatch(
     return { type: 'refused', reason, changeId: s.changeId, table: s.table };
   }
   if (split.parts.length === 1) {
-    const batch = buildPushBatch(clientId, records[0]!.id, ackedAfter, steps);
+    const batch = buildPushBatch(clientId, records[0]!.id, ackedAfter, steps, afterId);
     return readPushResult(batch, await transport.pipeline(batch.request));
   }
   return sendStream(transport, clientId, ackedAfter, split.parts, split.bytes, records);

@@ -1,9 +1,9 @@
 /**
  * Background push (README, "Background push"): with `sync.backgroundPush`, a push that cannot
- * reach the server still sends its first batch, for a service worker to queue and send later.
- * Here a fetch wrapper plays the service worker: while "offline" it keeps the push batch it is
- * handed and fails; the test then sends that stored request itself, as the service worker's
- * replay would. Every batch gates itself on the server's acknowledgement, so however often and
+ * reach the server still sends its batches, for a service worker to queue and send later.
+ * Here a fetch wrapper plays the service worker: while "offline" it keeps the push batches it
+ * is handed and fails; the test then sends the stored requests itself, as the service worker's
+ * replay would, or replays them through `outpost/sw`'s `PushQueue` over an in-memory store. Every batch gates itself on the server's acknowledgement, so however often and
  * in whatever order the tab and the replay send it, the server applies each change once
  * (counted by a trigger on the server), and the client drops what the server has.
  */
@@ -12,6 +12,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { open } from '../../src/node/index.js';
 import { isReplayablePush } from '../../src/protocol/turso-tables.js';
 import type { OutpostServer } from '../../src/server/server.js';
+import { PushQueue, type PushStore, type StoredPush } from '../../src/sw/queue.js';
 import type { Database } from '../../src/types.js';
 import { batch, rawPipeline, startServer, tempDir } from '../support/server.js';
 
@@ -37,13 +38,13 @@ function serviceWorkerFetch(): { fetch: typeof fetch; offline: boolean; queued: 
   return state;
 }
 
-async function setup(db: string): Promise<{ client: Database; sw: ReturnType<typeof serviceWorkerFetch>; url: string }> {
+async function setup(db: string, pushBatchSize?: number): Promise<{ client: Database; sw: ReturnType<typeof serviceWorkerFetch>; url: string }> {
   const url = `${base}/db/${db}`;
   await rawPipeline(url, batch('CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)', 'CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY, row_id INTEGER, v TEXT)'));
   // Counts the server's own applications of each row (tenants may not create TEMP objects).
   await server.execTrusted(db, 'CREATE TEMP TRIGGER IF NOT EXISTS t_audit AFTER INSERT ON main.t BEGIN INSERT INTO audit(row_id, v) VALUES (new.id, new.v); END');
   const sw = serviceWorkerFetch();
-  const client = await open(join(dir, `c${++n}.db`), { sync: { url, fetch: sw.fetch, retries: 0, backgroundPush: true } });
+  const client = await open(join(dir, `c${++n}.db`), { sync: { url, fetch: sw.fetch, retries: 0, backgroundPush: true, ...(pushBatchSize ? { pushBatchSize } : {}) } });
   await client.pull();
   return { client, sw, url };
 }
@@ -142,5 +143,101 @@ test('without backgroundPush, nothing is sent while the server cannot be reached
   await client.run("INSERT INTO t(v) VALUES ('kept')");
   await expect(client.push()).rejects.toMatchObject({ code: 'NETWORK' });
   expect(sw.queued).toEqual([]);
+  await client.close();
+});
+
+/** Workbox's Queue as an array, for `PushQueue`. */
+class MemoryStore implements PushStore {
+  readonly entries: StoredPush[] = [];
+  async pushRequest(entry: StoredPush): Promise<void> {
+    this.entries.push(entry);
+  }
+  async unshiftRequest(entry: StoredPush): Promise<void> {
+    this.entries.unshift(entry);
+  }
+  async shiftRequest(): Promise<StoredPush | undefined> {
+    return this.entries.shift();
+  }
+}
+
+/** Writes `count` rows offline with a batch size of 2 and keeps what the push hands over in a `PushQueue`. */
+async function offlineBatches(db: string, count: number): Promise<{ client: Database; url: string; store: MemoryStore; queue: PushQueue; bodies: string[] }> {
+  const { client, sw, url } = await setup(db, 2);
+  const store = new MemoryStore();
+  const queue = new PushQueue(store, { token: async () => null });
+  sw.offline = true;
+  for (let i = 1; i <= count; i++) await client.run('INSERT INTO t(v) VALUES (?)', [`v${i}`]);
+  await expect(client.push()).rejects.toMatchObject({ code: 'NETWORK' });
+  sw.offline = false;
+  const bodies = sw.queued.splice(0);
+  for (const body of bodies) expect(await queue.keep(new Request(`${url}/v2/pipeline`, { method: 'POST', body }))).toBe(true);
+  return { client, url, store, queue, bodies };
+}
+
+test('offline, a push hands over every pending change, one gated batch per pushBatchSize, and a replay applies them all once, in order', async () => {
+  const { client, url, store, queue } = await offlineBatches('all-batches', 5);
+  expect(store.entries).toHaveLength(3);
+  await queue.replay();
+  expect(store.entries).toEqual([]);
+  expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1'], ['v2'], ['v3'], ['v4'], ['v5']]);
+  expect(await client.push()).toBe(0);
+  await client.pull();
+  expect((await client.syncStatus())?.pendingChanges).toBe(0);
+  await client.close();
+});
+
+test('batches replayed twice apply once', async () => {
+  const { client, url, bodies } = await offlineBatches('all-twice', 5);
+  for (const body of [...bodies, ...bodies]) await replay(url, body);
+  expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1'], ['v2'], ['v3'], ['v4'], ['v5']]);
+  await client.close();
+});
+
+test('a later batch whose batch before is lost applies nothing, and the tab pushes the rest once', async () => {
+  const { client, url, bodies } = await offlineBatches('lost-middle', 5);
+  expect(bodies).toHaveLength(3);
+  expect(await replay(url, bodies[0]!)).toEqual([]);
+  // The second batch is lost: the third must not move the acknowledgement past it.
+  expect((await replay(url, bodies[2]!)).join()).toContain('outpost: batch waits for the batch before it');
+  expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1'], ['v2']]);
+  expect(await client.push()).toBe(3);
+  expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1'], ['v2'], ['v3'], ['v4'], ['v5']]);
+  await client.close();
+});
+
+test("a new offer replaces the queue's batches of its client and database, and keeps the others", async () => {
+  const first = await offlineBatches('offer-a', 3);
+  const other = await offlineBatches('offer-b', 1);
+  // The same store: the other database's batch, then a second offer of the first client with one more change.
+  const store = new MemoryStore();
+  const queue = new PushQueue(store, { token: async () => null });
+  for (const body of first.bodies) await queue.keep(new Request(`${first.url}/v2/pipeline`, { method: 'POST', body }));
+  for (const body of other.bodies) await queue.keep(new Request(`${other.url}/v2/pipeline`, { method: 'POST', body }));
+  const again = await (async () => {
+    const sw = serviceWorkerFetch();
+    await first.client.close();
+    const reopened = await open(join(dir, `c${n - 1}.db`), { sync: { url: first.url, fetch: sw.fetch, retries: 0, backgroundPush: true, pushBatchSize: 2 } });
+    sw.offline = true;
+    await reopened.run("INSERT INTO t(v) VALUES ('v4')");
+    await expect(reopened.push()).rejects.toMatchObject({ code: 'NETWORK' });
+    return { reopened, bodies: sw.queued.splice(0) };
+  })();
+  for (const body of again.bodies) await queue.keep(new Request(`${first.url}/v2/pipeline`, { method: 'POST', body }));
+  expect(store.entries.map((e) => e.request.url)).toEqual([`${other.url}/v2/pipeline`, `${first.url}/v2/pipeline`, `${first.url}/v2/pipeline`]);
+  await queue.replay();
+  expect(await serverRows(first.url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1'], ['v2'], ['v3'], ['v4']]);
+  expect(await serverRows(other.url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1']]);
+  await again.reopened.close();
+  await other.client.close();
+});
+
+test('a replay that cannot reach the server keeps the batch and every one after it, in order', async () => {
+  const { client, url, store, queue } = await offlineBatches('replay-offline', 3);
+  const urls = store.entries.map((e) => e.request.url);
+  const failing = new PushQueue(store, { token: async () => null, fetch: (async () => { throw new TypeError('Failed to fetch'); }) as typeof fetch });
+  await expect(failing.replay()).rejects.toThrow('Failed to fetch');
+  expect(store.entries.map((e) => e.request.url)).toEqual(urls);
+  await queue.replay();
+  expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1'], ['v2'], ['v3']]);
   await client.close();
 });

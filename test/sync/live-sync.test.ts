@@ -166,6 +166,30 @@ test('offline pauses live sync; online resumes it', async () => {
   }
 });
 
+test('offline with no online event (a worker under DevTools emulation), live sync resumes when navigator.onLine turns true', async () => {
+  const scope = globalThis as unknown as Record<string, unknown>;
+  const saved = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+  let onLine = true;
+  Object.defineProperty(globalThis, 'navigator', { value: { get onLine() { return onLine; } }, configurable: true });
+  try {
+    const a = await liveClient('no-events');
+    const b = await liveClient('no-events');
+    await a.exec('CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)');
+    await until(b, "SELECT name FROM sqlite_schema WHERE name = 't'", (rows) => rows.length === 1);
+    onLine = false;
+    await a.run("INSERT INTO t(v) VALUES ('written offline')");
+    // At least the offline write (the CREATE too, until its own pull comes back).
+    expect((await a.syncStatus())!.pendingChanges).toBeGreaterThanOrEqual(1);
+    const seen = until<{ v: string }>(b, 'SELECT v FROM t', (rows) => rows.length === 1);
+    // No event at all: only the offline re-check can notice.
+    onLine = true;
+    expect(await seen).toEqual([{ v: 'written offline' }]);
+  } finally {
+    if (saved) Object.defineProperty(globalThis, 'navigator', saved);
+    else delete scope.navigator;
+  }
+});
+
 test('a server that is down is retried with backoff and live sync resumes when it is back', async () => {
   const state = { down: false, failures: 0, recovered: () => {} };
   const recovered = new Promise<void>((resolve) => (state.recovered = resolve));

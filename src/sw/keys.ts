@@ -1,4 +1,4 @@
-/** Names the playground's page (demo/pwa.ts) and its service worker (demo/sw.ts) share. */
+/** Names a page and its service worker share for background push (`outpost/sw`, `outpost/sw/page`). */
 
 /** The Background Sync tag the service worker registers and answers: push the queued batches. */
 export const SYNC_TAG = 'outpost-push';
