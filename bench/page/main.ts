@@ -3,9 +3,9 @@
  * classic tests run in a fresh dedicated worker per configuration and run; API and open
  * costs run through Outpost's public main-thread API.
  */
-import { open } from '../../src/index.js';
+import { type Queryable, open } from '../../src/index.js';
 import type { WorkerRequest } from './bench-worker.js';
-import { type BenchValue, runClassic } from '../classic.js';
+import { type BenchValue, type ClassicAdapter, runClassic } from '../classic.js';
 // Named, not a bare import: the package has no side effects, so a bare import is dropped.
 import { benchTabs } from './tabs.js';
 
@@ -76,6 +76,33 @@ async function runInWorker(req: WorkerRequest): Promise<ClassicReply> {
     });
   } finally {
     worker.terminate();
+  }
+}
+
+/**
+ * The classic tests through the public API, as users write them: `open()`, `db.run` for
+ * writes, `db.query` for SELECTs, `db.transaction` for the tests that run in one, all 16 one
+ * after another on one database. `storage` is 'memory' (the baseline) or 'opfs'.
+ */
+async function runApiClassic(storage: 'memory' | 'opfs', runId: string, scale: number, only?: string[]): Promise<ClassicReply> {
+  try {
+    const db = await open(`bench-apiclassic-${runId}`, { storage });
+    const adapterOf = (q: Queryable): ClassicAdapter => ({
+      exec: (sql) => q.exec(sql),
+      prepare: (sql) => ({
+        run: /^\s*SELECT/i.test(sql) ? (params) => q.query(sql, params) : (params) => q.run(sql, params),
+      }),
+    });
+    const times = await runClassic(
+      { ...adapterOf(db), transaction: (fn) => db.transaction((tx) => fn(adapterOf(tx))) },
+      scale,
+      only ? new Set(only) : undefined,
+      window.benchStep,
+    );
+    await db.close();
+    return { ok: true, times };
+  } catch (e) {
+    return { ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
   }
 }
 
@@ -189,8 +216,11 @@ async function cleanup(): Promise<void> {
 
 declare global {
   interface Window {
+    /** Exposed by the runner with `--profile`: profiles the workers around each API test. */
+    benchStep?: (id: string, phase: 'start' | 'end') => Promise<void>;
     bench: {
       runClassicConfig: typeof runClassicConfig;
+      runApiClassic: typeof runApiClassic;
       runApi: typeof runApi;
       runOpen: typeof runOpen;
       cleanup: typeof cleanup;
@@ -198,6 +228,6 @@ declare global {
   }
 }
 
-window.bench = { runClassicConfig, runApi, runOpen, cleanup };
+window.bench = { runClassicConfig, runApiClassic, runApi, runOpen, cleanup };
 window.benchTabs = benchTabs;
 document.getElementById('status')!.textContent = 'ready';
