@@ -65,7 +65,11 @@ export interface CheckpointTarget {
   checkpoint(): void;
 }
 
-/** Checkpoints once the connection has been idle for IDLE_CHECKPOINT_MS after a write. */
+/**
+ * Checkpoints once the connection has been idle for IDLE_CHECKPOINT_MS after a write: no call
+ * at all (reads included) in that time, so the checkpoint runs in idle time, not in front of a
+ * caller's next statement.
+ */
 export class IdleCheckpointer {
   private timer: ReturnType<typeof setTimeout> | null = null;
 
@@ -77,6 +81,14 @@ export class IdleCheckpointer {
     this.timer = setTimeout(() => this.fire(), IDLE_CHECKPOINT_MS);
     // Node: an idle checkpoint alone must not keep the process alive.
     (this.timer as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * After a call that did not write: a pending idle checkpoint waits for a full quiet period
+   * again, so it never lands inside a burst of reads (the next read would wait for all of it).
+   */
+  postpone(): void {
+    if (this.timer !== null) this.schedule();
   }
 
   cancel(): void {
