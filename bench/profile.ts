@@ -1,5 +1,5 @@
 /**
- * CPU profiles of the page's dedicated workers (where Outpost's engine runs), taken through the
+ * CPU profiles of the page and its dedicated workers (where Outpost's engine runs), taken through the
  * Chrome DevTools protocol, one profile per classic test: `npm run bench -- --profile DIR`.
  *
  * Playwright's CDP sessions reach pages only, so this connects to the browser's own DevTools
@@ -72,6 +72,8 @@ export class WorkerProfiler {
     for (const t of targetInfos.filter((x) => x.type === 'page')) {
       const { sessionId } = (await profiler.send('Target.attachToTarget', { targetId: t.targetId, flatten: true })) as { sessionId: string };
       await profiler.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: true }, sessionId);
+      // The page too: the public API's side of each call (Database, Comlink, unpacking rows).
+      profiler.workers.set(sessionId, 'page');
     }
     return profiler;
   }

@@ -239,6 +239,7 @@ export async function runBench(opts: Options): Promise<BenchReport> {
       if (opts.api) {
         for (const config of API_CONFIGS.filter((c) => opts.configs.includes(c))) {
           const runId = `${config}-${run}-${Date.now()}`;
+          profileLabel = `${config}-run${run + 1}`;
           const api: ApiResult[] = await page.evaluate(([c, id, s]) => window.bench.runApi(c, id, s), [config, runId, opts.scale] as const);
           const opens: ApiResult[] = await page.evaluate(([c, id, s]) => window.bench.runOpen(c, id, s), [config, runId, opts.scale] as const);
           for (const r of [...api, ...opens]) record(report, r.metric, config, r);

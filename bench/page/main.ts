@@ -128,11 +128,13 @@ async function runApi(config: string, runId: string, scale: number): Promise<Api
     const calls = Math.max(10, Math.round(1000 * scale));
     const lat: number[] = [];
     for (let i = 0; i < 50; i++) await db.get('SELECT 1');
+    await window.benchStep?.('select1', 'start');
     for (let i = 0; i < calls; i++) {
       const t0 = performance.now();
       await db.get('SELECT 1');
       lat.push(performance.now() - t0);
     }
+    await window.benchStep?.('select1', 'end');
     lat.sort((a, b) => a - b);
     results.push({ metric: 'api-select1', ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99) });
 
@@ -140,9 +142,11 @@ async function runApi(config: string, runId: string, scale: number): Promise<Api
     await db.exec(`CREATE TABLE big(id INTEGER PRIMARY KEY, x REAL, label TEXT, tag TEXT, n INTEGER);
       WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${rows})
       INSERT INTO big SELECT i, i * 1.5, 'label number ' || i, hex(i * 7919), i % 97 FROM s;`);
+    await window.benchStep?.('query100k', 'start');
     let t0 = performance.now();
     const got = await db.query('SELECT id, x, label, tag, n FROM big');
     let ms = performance.now() - t0;
+    await window.benchStep?.('query100k', 'end');
     if (got.length !== rows) throw new Error(`expected ${rows} rows, got ${got.length}`);
     results.push({ metric: 'api-query-100k', ms, rate: rows / (ms / 1000), unit: 'rows/s' });
 
