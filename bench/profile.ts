@@ -71,7 +71,7 @@ export class WorkerProfiler {
     const { targetInfos } = (await profiler.send('Target.getTargets')) as { targetInfos: { targetId: string; type: string }[] };
     for (const t of targetInfos.filter((x) => x.type === 'page')) {
       const { sessionId } = (await profiler.send('Target.attachToTarget', { targetId: t.targetId, flatten: true })) as { sessionId: string };
-      await profiler.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: true }, sessionId);
+      await profiler.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: true, flatten: true }, sessionId);
       // The page too: the public API's side of each call (Database, Comlink, unpacking rows).
       profiler.workers.set(sessionId, 'page');
     }
@@ -96,25 +96,35 @@ export class WorkerProfiler {
       const p = m.params as { sessionId: string; targetInfo: { type: string; url: string } };
       if (p.targetInfo.type === 'worker') {
         this.workers.set(p.sessionId, p.targetInfo.url);
-        // A worker's own workers (none today) would need auto-attach on its session too.
-        void this.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: true }, p.sessionId).catch(() => {});
+        // Workers wait for the debugger at start: one started while profiling (open()) is
+        // profiled from its first line, then let run.
+        const s = p.sessionId;
+        void (this.active ? this.startOne(s) : Promise.resolve())
+          .then(() => this.send('Runtime.runIfWaitingForDebugger', {}, s))
+          .catch(() => {});
       }
     } else if (m.method === 'Target.detachedFromTarget') {
       this.workers.delete((m.params as { sessionId: string }).sessionId);
     }
   }
 
-  /** Starts sampling every worker alive now. */
-  async start(intervalUs = 100): Promise<void> {
-    for (const s of this.workers.keys()) {
-      await this.send('Profiler.enable', {}, s);
-      await this.send('Profiler.setSamplingInterval', { interval: intervalUs }, s);
-      await this.send('Profiler.start', {}, s);
-    }
+  private active = false;
+
+  private async startOne(sessionId: string, intervalUs = 100): Promise<void> {
+    await this.send('Profiler.enable', {}, sessionId);
+    await this.send('Profiler.setSamplingInterval', { interval: intervalUs }, sessionId);
+    await this.send('Profiler.start', {}, sessionId);
+  }
+
+  /** Starts sampling the page and every worker, those alive now and those started until `stop`. */
+  async start(): Promise<void> {
+    this.active = true;
+    for (const s of this.workers.keys()) await this.startOne(s);
   }
 
   /** Stops sampling; the profiles by worker URL. */
   async stop(): Promise<{ url: string; profile: CpuProfile }[]> {
+    this.active = false;
     const out: { url: string; profile: CpuProfile }[] = [];
     for (const [s, url] of this.workers) {
       try {

@@ -191,10 +191,12 @@ async function runOpen(config: string, runId: string, scale: number): Promise<Ap
       for (let i = 0; i < chunks; i++) await tx.run('INSERT INTO filler VALUES (randomblob(1024 * 1024))');
     });
     await db.close();
+    await window.benchStep?.('open50mb', 'start');
     t0 = performance.now();
     const again = await open(name);
     await again.get('SELECT count(*) FROM filler');
     results.push({ metric: 'open-50mb', ms: performance.now() - t0 });
+    await window.benchStep?.('open50mb', 'end');
     await again.close();
   }
   return results;
