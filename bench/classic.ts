@@ -14,6 +14,11 @@ export interface ClassicAdapter {
   exec(sql: string): void | Promise<void>;
   /** A statement run many times with different parameters. */
   prepare(sql: string): { run(params: BenchValue[]): unknown };
+  /**
+   * Runs `fn` in one transaction. Without it the tests send BEGIN and COMMIT through `exec`;
+   * the public API's adapter gives `db.transaction`, as its users write it.
+   */
+  transaction?(fn: (tx: ClassicAdapter) => Promise<void>): Promise<void>;
 }
 
 export interface ClassicTest {
@@ -65,16 +70,30 @@ async function settle(v: unknown): Promise<void> {
 }
 
 /** Runs the tests in order; returns each test's milliseconds. `only` limits which are timed and run (setup still runs). */
-export async function runClassic(db: ClassicAdapter, scale = 1, only?: ReadonlySet<string>): Promise<Record<string, number>> {
+export async function runClassic(
+  db: ClassicAdapter,
+  scale = 1,
+  only?: ReadonlySet<string>,
+  /** Called around each test, untimed (the bench's `--profile` starts and stops a profile here). */
+  around?: (id: string, phase: 'start' | 'end') => Promise<void>,
+): Promise<Record<string, number>> {
   const times: Record<string, number> = {};
   const rand = lcg(42);
   const n = (k: number): number => Math.max(1, Math.round(k * scale));
   const step = async (id: string, body: () => Promise<void>): Promise<void> => {
+    await around?.(id, 'start');
     const t0 = performance.now();
     await body();
     if (!only || only.has(id)) times[id] = performance.now() - t0;
+    await around?.(id, 'end');
   };
   const exec = (sql: string): Promise<void> => settle(db.exec(sql));
+  const inTransaction = async (fn: (tx: ClassicAdapter) => Promise<void>): Promise<void> => {
+    if (db.transaction) return db.transaction(fn);
+    await exec('BEGIN');
+    await fn(db);
+    await exec('COMMIT');
+  };
 
   await exec('CREATE TABLE t1(a INTEGER, b INTEGER, c VARCHAR(100))');
   await exec('CREATE TABLE t2(a INTEGER, b INTEGER, c VARCHAR(100))');
@@ -89,34 +108,34 @@ export async function runClassic(db: ClassicAdapter, scale = 1, only?: ReadonlyS
     }
   });
   await step('c02', async () => {
-    await exec('BEGIN');
-    const ins = db.prepare('INSERT INTO t2 VALUES(?, ?, ?)');
-    for (let i = 1; i <= n(25000); i++) {
-      const r = rand() % 500000;
-      await settle(ins.run([i, r, numberName(r)]));
-    }
-    await exec('COMMIT');
+    await inTransaction(async (tx) => {
+      const ins = tx.prepare('INSERT INTO t2 VALUES(?, ?, ?)');
+      for (let i = 1; i <= n(25000); i++) {
+        const r = rand() % 500000;
+        await settle(ins.run([i, r, numberName(r)]));
+      }
+    });
   });
   await step('c03', async () => {
-    await exec('BEGIN');
-    const ins = db.prepare('INSERT INTO t3 VALUES(?, ?, ?)');
-    for (let i = 1; i <= n(25000); i++) {
-      const r = rand() % 500000;
-      await settle(ins.run([i, r, numberName(r)]));
-    }
-    await exec('COMMIT');
+    await inTransaction(async (tx) => {
+      const ins = tx.prepare('INSERT INTO t3 VALUES(?, ?, ?)');
+      for (let i = 1; i <= n(25000); i++) {
+        const r = rand() % 500000;
+        await settle(ins.run([i, r, numberName(r)]));
+      }
+    });
   });
   await step('c04', async () => {
-    await exec('BEGIN');
-    const sel = db.prepare('SELECT count(*), avg(b) FROM t2 WHERE b >= ? AND b < ?');
-    for (let i = 0; i < n(100); i++) await settle(sel.run([i * 100, i * 100 + 1000]));
-    await exec('COMMIT');
+    await inTransaction(async (tx) => {
+      const sel = tx.prepare('SELECT count(*), avg(b) FROM t2 WHERE b >= ? AND b < ?');
+      for (let i = 0; i < n(100); i++) await settle(sel.run([i * 100, i * 100 + 1000]));
+    });
   });
   await step('c05', async () => {
-    await exec('BEGIN');
-    const sel = db.prepare('SELECT count(*), avg(b) FROM t2 WHERE c LIKE ?');
-    for (let i = 1; i <= n(100); i++) await settle(sel.run([`%${numberName(i)}%`]));
-    await exec('COMMIT');
+    await inTransaction(async (tx) => {
+      const sel = tx.prepare('SELECT count(*), avg(b) FROM t2 WHERE c LIKE ?');
+      for (let i = 1; i <= n(100); i++) await settle(sel.run([`%${numberName(i)}%`]));
+    });
   });
   await step('c06', async () => {
     await exec('CREATE INDEX i2a ON t2(a)');
@@ -127,41 +146,41 @@ export async function runClassic(db: ClassicAdapter, scale = 1, only?: ReadonlyS
     for (let i = 0; i < n(5000); i++) await settle(sel.run([i * 100, i * 100 + 100]));
   });
   await step('c08', async () => {
-    await exec('BEGIN');
-    const upd = db.prepare('UPDATE t1 SET b = b * 2 WHERE a >= ? AND a < ?');
-    for (let i = 0; i < n(1000); i++) await settle(upd.run([i * 10, i * 10 + 10]));
-    await exec('COMMIT');
+    await inTransaction(async (tx) => {
+      const upd = tx.prepare('UPDATE t1 SET b = b * 2 WHERE a >= ? AND a < ?');
+      for (let i = 0; i < n(1000); i++) await settle(upd.run([i * 10, i * 10 + 10]));
+    });
   });
   await step('c09', async () => {
-    await exec('BEGIN');
-    const upd = db.prepare('UPDATE t2 SET b = ? WHERE a = ?');
-    for (let i = 1; i <= n(25000); i++) await settle(upd.run([rand() % 500000, i]));
-    await exec('COMMIT');
+    await inTransaction(async (tx) => {
+      const upd = tx.prepare('UPDATE t2 SET b = ? WHERE a = ?');
+      for (let i = 1; i <= n(25000); i++) await settle(upd.run([rand() % 500000, i]));
+    });
   });
   await step('c10', async () => {
-    await exec('BEGIN');
-    const upd = db.prepare('UPDATE t2 SET c = ? WHERE a = ?');
-    for (let i = 1; i <= n(25000); i++) await settle(upd.run([numberName(rand() % 500000), i]));
-    await exec('COMMIT');
+    await inTransaction(async (tx) => {
+      const upd = tx.prepare('UPDATE t2 SET c = ? WHERE a = ?');
+      for (let i = 1; i <= n(25000); i++) await settle(upd.run([numberName(rand() % 500000), i]));
+    });
   });
   await step('c11', async () => {
-    await exec('BEGIN');
-    await exec('INSERT INTO t1 SELECT b, a, c FROM t2');
-    await exec('INSERT INTO t2 SELECT b, a, c FROM t1');
-    await exec('COMMIT');
+    await inTransaction(async (tx) => {
+      await settle(tx.exec('INSERT INTO t1 SELECT b, a, c FROM t2'));
+      await settle(tx.exec('INSERT INTO t2 SELECT b, a, c FROM t1'));
+    });
   });
   await step('c12', async () => exec("DELETE FROM t2 WHERE c LIKE '%fifty%'"));
   await step('c13', async () => exec('DELETE FROM t2 WHERE a > 10 AND a < 20000'));
   await step('c14', async () => exec('INSERT INTO t2 SELECT * FROM t1'));
   await step('c15', async () => {
-    await exec('BEGIN');
-    await exec('DELETE FROM t1');
-    const ins = db.prepare('INSERT INTO t1 VALUES(?, ?, ?)');
-    for (let i = 1; i <= n(12000); i++) {
-      const r = rand() % 100000;
-      await settle(ins.run([i, r, numberName(r)]));
-    }
-    await exec('COMMIT');
+    await inTransaction(async (tx) => {
+      await settle(tx.exec('DELETE FROM t1'));
+      const ins = tx.prepare('INSERT INTO t1 VALUES(?, ?, ?)');
+      for (let i = 1; i <= n(12000); i++) {
+        const r = rand() % 100000;
+        await settle(ins.run([i, r, numberName(r)]));
+      }
+    });
   });
   await step('c16', async () => {
     await exec('DROP TABLE t1');

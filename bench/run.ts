@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --out FILE] [--runs N] [--quick] [--configs a,b] [--no-node] [--no-tabs] [--tabs-only]`
+ * `npm run bench [-- --out FILE] [--runs N] [--quick] [--configs a,b] [--no-node] [--no-tabs] [--tabs-only] [--profile DIR]`
  *
  * Builds the benchmark page (bench/page) with Vite and serves it on 127.0.0.1, with COOP/COEP headers
  * because Turso's WASM engine needs SharedArrayBuffer (Outpost does not; the headers do not
@@ -10,10 +10,10 @@
  *
  * --quick is the smoke run `npm test` uses: one run of a few tests at a small scale.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright';
+import { type Page, chromium } from 'playwright';
 import { build, preview } from 'vite';
 import { chromiumPath } from '../scripts/chromium.js';
 import { CLASSIC_TESTS } from './classic.js';
@@ -23,6 +23,8 @@ import { type NeighbourRow, neighbourTable, runNeighbourBench } from './neighbou
 import { type SyncBenchRow, runSyncBench, syncTable } from './sync.js';
 import { type LiveBenchRow, liveTable, runLiveBench } from './live.js';
 import { type TabsRow, runTabsBench, tabsTable } from './tabs.js';
+import { speedTable } from './targets.js';
+import { WorkerProfiler, saveProfiles } from './profile.js';
 import type { ApiResult } from './page/main.js';
 
 export const BROWSER_CONFIGS = ['outpost', 'outpost-full', 'memory', 'sahpool', 'sahpool-wal', 'turso-wasm'] as const;
@@ -31,6 +33,10 @@ const API_CONFIGS = ['outpost', 'outpost-full', 'memory'];
 export interface Cell {
   ms: number;
   runs: number[];
+  /** The fastest run (the issue-15 table compares best runs). */
+  best?: number;
+  /** The highest rate of the runs. */
+  bestRate?: number;
   p99Ms?: number;
   rate?: number;
   unit?: string;
@@ -62,6 +68,8 @@ export interface Options {
   load: boolean;
   /** The multi-tab figures (bench/tabs.ts): hand-overs, round trips, watch latency. */
   tabs: boolean;
+  /** CPU profiles of the workers, per test of the classic suite through the API (bench/profile.ts). */
+  profileDir?: string | undefined;
 }
 
 export function parseArgs(argv: string[]): Options {
@@ -82,6 +90,7 @@ export function parseArgs(argv: string[]): Options {
     else if (a === '--no-load') opts.load = false;
     else if (a === '--no-tabs') opts.tabs = false;
     else if (a === '--tabs-only') Object.assign(opts, { configs: [], node: false, api: false, sync: false, load: false, tabs: true });
+    else if (a === '--profile') opts.profileDir = next();
     else if (a === '--scale') opts.scale = Number(next());
     else if (a === '--only') opts.only = new Set(next().split(','));
     else if (a === '--timeout') opts.timeoutMs = Number(next()) * 1000;
@@ -109,6 +118,7 @@ function record(report: BenchReport, test: string, config: string, sample: Omit<
   const cell = (row[config] ??= { ms: 0, runs: [] });
   cell.runs.push(sample.ms);
   cell.ms = median(cell.runs);
+  cell.best = Math.min(...cell.runs);
   if (sample.p99Ms !== undefined) cell.p99Ms = sample.p99Ms;
   if (sample.rate !== undefined) {
     cell.unit = sample.unit;
@@ -117,7 +127,35 @@ function record(report: BenchReport, test: string, config: string, sample: Omit<
     rates.push(sample.rate);
     Object.defineProperty(cell, 'rates', { value: rates, enumerable: false, configurable: true });
     cell.rate = median(rates);
+    cell.bestRate = Math.max(...rates);
   }
+}
+
+/**
+ * The classic suite through the public API on `:memory:` and OPFS (alternating which goes
+ * first), and T1's storage floor (raw frame appends) in the same page run.
+ */
+/** What the profiles taken now belong to (`--profile`). */
+let profileLabel = '';
+
+async function runApiClassicPair(page: Page, report: BenchReport, opts: Options, run: number): Promise<void> {
+  const storages = run % 2 === 0 ? (['memory', 'opfs'] as const) : (['opfs', 'memory'] as const);
+  for (const storage of storages) {
+    const config = storage === 'memory' ? 'api-memory' : 'api-outpost';
+    const runId = `${config}-${run}-${Date.now()}`;
+    profileLabel = `${config}-run${run + 1}`;
+    const reply = await page.evaluate(([s, id, sc, only]) => window.bench.runApiClassic(s, id, sc, only), [storage, runId, opts.scale, opts.only ? [...opts.only] : undefined] as const);
+    if (!reply.ok) {
+      report.failures[config] = reply.error ?? 'failed';
+      continue;
+    }
+    for (const [test, ms] of Object.entries(reply.times ?? {})) record(report, test, config, { ms });
+    process.stderr.write(`run ${run + 1}/${opts.runs} ${config}: classic through the API done\n`);
+  }
+  const appends = await page.evaluate((req) => window.bench.runClassicConfig(req), {
+    config: 'raw-appends', runId: `appends-${run}-${Date.now()}`, scale: opts.scale, timeoutMs: opts.timeoutMs, pragmas: undefined,
+  });
+  if (appends.ok && appends.times?.appends !== undefined) record(report, 'raw-appends', 'opfs', { ms: appends.times.appends });
 }
 
 export async function runBench(opts: Options): Promise<BenchReport> {
@@ -128,7 +166,7 @@ export async function runBench(opts: Options): Promise<BenchReport> {
       memoryGiB: Math.round(totalmem() / 2 ** 30),
       node: process.version,
     },
-    configs: [...opts.configs, ...(opts.node ? NODE_CONFIGS : [])],
+    configs: [...opts.configs, ...(opts.api && opts.configs.includes('outpost') ? ['api-outpost', 'api-memory'] : []), ...(opts.node ? NODE_CONFIGS : [])],
     results: {},
     failures: {},
   };
@@ -160,13 +198,24 @@ export async function runBench(opts: Options): Promise<BenchReport> {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath(),
     headless: true,
-    args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', ...(opts.profileDir ? ['--remote-debugging-port=0'] : [])],
   });
+  let profiler: WorkerProfiler | null = null;
   try {
     const page = await context.newPage();
     page.on('pageerror', (e) => console.error('page error:', e.message));
     await page.goto(`http://127.0.0.1:${address.port}/`);
     await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready', undefined, { timeout: 60_000 });
+    if (opts.profileDir) {
+      const dir = opts.profileDir;
+      mkdirSync(dir, { recursive: true });
+      const live = await WorkerProfiler.connect(profile);
+      profiler = live;
+      await page.exposeFunction('benchStep', async (id: string, phase: 'start' | 'end') => {
+        if (phase === 'start') await live.start();
+        else saveProfiles(dir, `${profileLabel}-${id}`, await live.stop());
+      });
+    }
     report.machine.browser = `Chromium ${context.browser()?.version() ?? (await page.evaluate(() => navigator.userAgent))}`;
     await page.evaluate(() => window.bench.cleanup());
 
@@ -186,9 +235,11 @@ export async function runBench(opts: Options): Promise<BenchReport> {
         for (const [test, ms] of Object.entries(reply.times ?? {})) record(report, test, config, { ms });
         process.stderr.write(`run ${run + 1}/${opts.runs} ${config}: classic done\n`);
       }
+      if (opts.api && opts.configs.includes('outpost')) await runApiClassicPair(page, report, opts, run);
       if (opts.api) {
         for (const config of API_CONFIGS.filter((c) => opts.configs.includes(c))) {
           const runId = `${config}-${run}-${Date.now()}`;
+          profileLabel = `${config}-run${run + 1}`;
           const api: ApiResult[] = await page.evaluate(([c, id, s]) => window.bench.runApi(c, id, s), [config, runId, opts.scale] as const);
           const opens: ApiResult[] = await page.evaluate(([c, id, s]) => window.bench.runOpen(c, id, s), [config, runId, opts.scale] as const);
           for (const r of [...api, ...opens]) record(report, r.metric, config, r);
@@ -201,6 +252,7 @@ export async function runBench(opts: Options): Promise<BenchReport> {
       report.tabs = await runTabsBench(context, `http://127.0.0.1:${address.port}/`, { handovers: 20, calls: Math.max(50, Math.round(500 * opts.scale)) });
     }
   } finally {
+    profiler?.close();
     await context.close();
     await server.close();
     rmSync(profile, { recursive: true, force: true });
@@ -269,6 +321,7 @@ export function toMarkdown(report: BenchReport): string {
     lines.push(`| ${TITLES[test]} | ${configs.map((c) => formatCell(row[c])).join(' | ')} | ${ratio} |`);
   }
   for (const [config, error] of Object.entries(report.failures)) lines.push(`\n${config} could not run: ${error}`);
+  if (report.results['c01']?.['api-outpost']) lines.push('', "Issue 15's targets (best run of each figure; api-* run through the public API):", '', speedTable(report));
   if (report.sync) lines.push('', 'Sync (Node clients, both against the same server):', '', syncTable(report.sync));
   if (report.live) lines.push('', "Live sync: client A's insert to client B's watch callback (Node clients, both live, loopback, one write at a time):", '', liveTable(report.live));
   if (report.serverLoad) lines.push('', 'Sync server under load (loopback; 200 long-polling clients, 32 pushing):', '', loadTable(report.serverLoad));

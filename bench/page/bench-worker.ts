@@ -87,8 +87,50 @@ async function openAdapter(req: WorkerRequest): Promise<ClassicAdapter & { close
   }
 }
 
+/** A WAL frame as SQLite writes it: a 24-byte header, then one 4,096-byte page. */
+const FRAME_HEADER_BYTES = 24;
+const PAGE_BYTES = 4096;
+
+/**
+ * T1's storage floor: `frames` appends of one WAL frame each (header and page, as two writes,
+ * the way SQLite hands them to a VFS) through an OPFS sync access handle, without a flush.
+ * Returns the milliseconds the appends took.
+ */
+async function rawAppends(runId: string, frames: number): Promise<number> {
+  const root = await navigator.storage.getDirectory();
+  const name = `bench-appends-${runId}`;
+  const file = await root.getFileHandle(name, { create: true });
+  // createSyncAccessHandle is missing from the DOM typings of the worker global.
+  const handle = await (file as unknown as { createSyncAccessHandle(): Promise<SyncHandle> }).createSyncAccessHandle();
+  const header = new Uint8Array(FRAME_HEADER_BYTES).fill(1);
+  const page = new Uint8Array(PAGE_BYTES).fill(2);
+  try {
+    const t0 = performance.now();
+    let at = 0;
+    for (let i = 0; i < frames; i++) {
+      handle.write(header, { at });
+      handle.write(page, { at: at + FRAME_HEADER_BYTES });
+      at += FRAME_HEADER_BYTES + PAGE_BYTES;
+    }
+    return performance.now() - t0;
+  } finally {
+    handle.close();
+    await root.removeEntry(name);
+  }
+}
+
+interface SyncHandle {
+  write(buffer: Uint8Array, options: { at: number }): number;
+  close(): void;
+}
+
 self.onmessage = async (event: MessageEvent<WorkerRequest>) => {
   try {
+    if (event.data.config === 'raw-appends') {
+      const frames = Math.max(10, Math.round(1000 * event.data.scale));
+      self.postMessage({ ok: true, times: { appends: await rawAppends(event.data.runId, frames) } });
+      return;
+    }
     const db = await openAdapter(event.data);
     const only = event.data.only ? new Set(event.data.only) : undefined;
     const times = await runClassic(db, event.data.scale, only);

@@ -3,9 +3,9 @@
  * classic tests run in a fresh dedicated worker per configuration and run; API and open
  * costs run through Outpost's public main-thread API.
  */
-import { open } from '../../src/index.js';
+import { type Queryable, open } from '../../src/index.js';
 import type { WorkerRequest } from './bench-worker.js';
-import { type BenchValue, runClassic } from '../classic.js';
+import { type BenchValue, type ClassicAdapter, runClassic } from '../classic.js';
 // Named, not a bare import: the package has no side effects, so a bare import is dropped.
 import { benchTabs } from './tabs.js';
 
@@ -79,6 +79,33 @@ async function runInWorker(req: WorkerRequest): Promise<ClassicReply> {
   }
 }
 
+/**
+ * The classic tests through the public API, as users write them: `open()`, `db.run` for
+ * writes, `db.query` for SELECTs, `db.transaction` for the tests that run in one, all 16 one
+ * after another on one database. `storage` is 'memory' (the baseline) or 'opfs'.
+ */
+async function runApiClassic(storage: 'memory' | 'opfs', runId: string, scale: number, only?: string[]): Promise<ClassicReply> {
+  try {
+    const db = await open(`bench-apiclassic-${runId}`, { storage });
+    const adapterOf = (q: Queryable): ClassicAdapter => ({
+      exec: (sql) => q.exec(sql),
+      prepare: (sql) => ({
+        run: /^\s*SELECT/i.test(sql) ? (params) => q.query(sql, params) : (params) => q.run(sql, params),
+      }),
+    });
+    const times = await runClassic(
+      { ...adapterOf(db), transaction: (fn) => db.transaction((tx) => fn(adapterOf(tx))) },
+      scale,
+      only ? new Set(only) : undefined,
+      window.benchStep,
+    );
+    await db.close();
+    return { ok: true, times };
+  } catch (e) {
+    return { ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
+  }
+}
+
 export interface ApiResult {
   metric: string;
   ms: number;
@@ -101,11 +128,13 @@ async function runApi(config: string, runId: string, scale: number): Promise<Api
     const calls = Math.max(10, Math.round(1000 * scale));
     const lat: number[] = [];
     for (let i = 0; i < 50; i++) await db.get('SELECT 1');
+    await window.benchStep?.('select1', 'start');
     for (let i = 0; i < calls; i++) {
       const t0 = performance.now();
       await db.get('SELECT 1');
       lat.push(performance.now() - t0);
     }
+    await window.benchStep?.('select1', 'end');
     lat.sort((a, b) => a - b);
     results.push({ metric: 'api-select1', ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99) });
 
@@ -113,9 +142,11 @@ async function runApi(config: string, runId: string, scale: number): Promise<Api
     await db.exec(`CREATE TABLE big(id INTEGER PRIMARY KEY, x REAL, label TEXT, tag TEXT, n INTEGER);
       WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${rows})
       INSERT INTO big SELECT i, i * 1.5, 'label number ' || i, hex(i * 7919), i % 97 FROM s;`);
+    await window.benchStep?.('query100k', 'start');
     let t0 = performance.now();
     const got = await db.query('SELECT id, x, label, tag, n FROM big');
     let ms = performance.now() - t0;
+    await window.benchStep?.('query100k', 'end');
     if (got.length !== rows) throw new Error(`expected ${rows} rows, got ${got.length}`);
     results.push({ metric: 'api-query-100k', ms, rate: rows / (ms / 1000), unit: 'rows/s' });
 
@@ -160,10 +191,12 @@ async function runOpen(config: string, runId: string, scale: number): Promise<Ap
       for (let i = 0; i < chunks; i++) await tx.run('INSERT INTO filler VALUES (randomblob(1024 * 1024))');
     });
     await db.close();
+    await window.benchStep?.('open50mb', 'start');
     t0 = performance.now();
     const again = await open(name);
     await again.get('SELECT count(*) FROM filler');
     results.push({ metric: 'open-50mb', ms: performance.now() - t0 });
+    await window.benchStep?.('open50mb', 'end');
     await again.close();
   }
   return results;
@@ -189,8 +222,11 @@ async function cleanup(): Promise<void> {
 
 declare global {
   interface Window {
+    /** Exposed by the runner with `--profile`: profiles the workers around each API test. */
+    benchStep?: (id: string, phase: 'start' | 'end') => Promise<void>;
     bench: {
       runClassicConfig: typeof runClassicConfig;
+      runApiClassic: typeof runApiClassic;
       runApi: typeof runApi;
       runOpen: typeof runOpen;
       cleanup: typeof cleanup;
@@ -198,6 +234,6 @@ declare global {
   }
 }
 
-window.bench = { runClassicConfig, runApi, runOpen, cleanup };
+window.bench = { runClassicConfig, runApiClassic, runApi, runOpen, cleanup };
 window.benchTabs = benchTabs;
 document.getElementById('status')!.textContent = 'ready';

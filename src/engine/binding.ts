@@ -61,11 +61,7 @@ export function bindValue(host: StatementHost, stmt: Statement, i: number, v: Bi
     if (Number.isInteger(v) && v >= -2147483648 && v <= 2147483647) rc = x.sqlite3_bind_int(p, i, v);
     else if (Number.isSafeInteger(v)) rc = x.sqlite3_bind_int64(p, i, BigInt(v));
     else rc = x.sqlite3_bind_double(p, i, v);
-  } else if (typeof v === 'string') {
-    const { wasm, capi } = host.sqlite3;
-    const [ptr, n] = wasm.allocCString(v, true);
-    rc = x.sqlite3_bind_text(p, i, ptr, n, capi.SQLITE_WASM_DEALLOC);
-  } else if (typeof v === 'bigint') {
+  } else if (typeof v === 'string') rc = bindString(host, stmt, i, v); else if (typeof v === 'bigint') {
     if (v < -(2n ** 63n) || v >= 2n ** 63n) throw bindError(stmt, `value ${v} at parameter ${i} does not fit in 64 bits`);
     rc = x.sqlite3_bind_int64(p, i, v);
   } else if (typeof v === 'boolean') rc = x.sqlite3_bind_int(p, i, v ? 1 : 0);
@@ -98,6 +94,24 @@ function bindStored(host: StatementHost, stmt: Statement, i: number, v: StoredVa
       break;
   }
   if (rc !== SQLITE_OK) throw host.error(rc, stmt.sql);
+}
+
+/** Strings up to this many UTF-16 units are encoded straight into WASM memory. */
+const DIRECT_STRING_UNITS = 4096;
+const textEncoder = new TextEncoder();
+
+/**
+ * Binds a string as UTF-8 TEXT. A short one (most parameters) is encoded straight into a WASM
+ * allocation of its worst-case size, 3 bytes per UTF-16 unit: one allocation and one pass,
+ * where the build's allocCString measures, allocates and copies character by character.
+ */
+function bindString(host: StatementHost, stmt: Statement, i: number, v: string): number {
+  if (v.length > DIRECT_STRING_UNITS) return bindBytes(host, stmt, i, textEncoder.encode(v), 'text');
+  const { wasm, capi } = host.sqlite3;
+  const capacity = Math.max(1, v.length * 3);
+  const ptr = wasm.alloc(capacity);
+  const { written } = textEncoder.encodeInto(v, wasm.heap8u().subarray(ptr, ptr + capacity));
+  return host.raw.sqlite3_bind_text(stmt.ptr, i, ptr, written, capi.SQLITE_WASM_DEALLOC);
 }
 
 /** Binds bytes as a BLOB, or as TEXT taken as they are (UTF-8 or not). */

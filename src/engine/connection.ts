@@ -755,7 +755,7 @@ export class Connection {
     if (this.wal.takeWritten()) {
       if (this.options.checkpoint !== 'manual') this.checkpointer.schedule();
       if (this.options.afterWrite && !this.inTransaction) this.options.afterWrite();
-    }
+    } else this.checkpointer.postpone();
   }
 
   /** Builds the SqliteError for `rc`, with the VFS's own reason when it has one. */

@@ -13,7 +13,8 @@
  *   it, which is far cheaper than one TextDecoder call per value.
  * - `strings`, `bigints`, `blobs`: the other kinds, in cell order.
  *
- * `transferables(rows)` lists the buffers a sender may transfer instead of copying.
+ * `transferables(rows)` lists the buffers a sender should transfer instead of copying (none
+ * for a small result, where copying is cheaper).
  */
 import type { SqlValue } from '../types.js';
 
@@ -128,13 +129,25 @@ export class RowPacker {
   }
 }
 
-/** The buffers of `rows` that can be transferred rather than copied. */
+/**
+ * Below this many bytes in all, a result's buffers are copied, not transferred: each transfer
+ * detaches a buffer and builds a new one on the other side, a fixed cost per buffer that is
+ * more than copying a few kilobytes (a small result such as `SELECT 1` has four buffers, and
+ * transferring them was a visible part of the round trip in the issue-15 profile).
+ */
+export const TRANSFER_MIN_BYTES = 64 * 1024;
+
+/** The buffers of `rows` to transfer rather than copy: none for a small result. */
 export function transferables(rows: PackedRows): ArrayBuffer[] {
   const buffers = new Set<ArrayBuffer>();
+  let bytes = 0;
   for (const view of [rows.types, rows.numbers, rows.ascii, rows.asciiLengths, ...rows.blobs]) {
-    if (view.buffer instanceof ArrayBuffer) buffers.add(view.buffer);
+    if (view.buffer instanceof ArrayBuffer && !buffers.has(view.buffer)) {
+      buffers.add(view.buffer);
+      bytes += view.buffer.byteLength;
+    }
   }
-  return [...buffers];
+  return bytes < TRANSFER_MIN_BYTES ? [] : [...buffers];
 }
 
 /** Reads the cells back in order, calling `cell(value, column)` for each (the reader's side). */

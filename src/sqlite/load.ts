@@ -18,6 +18,10 @@ export function loadSqlite(): Promise<Sqlite3Runtime> {
   // The typings declare init() without the Emscripten module options it accepts, and type
   // the module less precisely than it behaves (see wasm-api.ts): cast once, here.
   const init = sqlite3InitModule as unknown as (options: object) => Promise<Sqlite3Runtime>;
+  // Nor does Outpost use the build's other VFSes: in a cross-origin isolated page, installing
+  // its "opfs" and "opfs-wl" VFSes starts two proxy workers and waits for them at every open.
+  // The build reads (and then deletes) this global during init.
+  if (!loading) (globalThis as { sqlite3ApiConfig?: object }).sqlite3ApiConfig = { disable: { vfs: { opfs: true, 'opfs-wl': true, 'opfs-vfs': true, 'opfs-sahpool': true } } };
   loading ??= init({
     print: () => {},
     printErr: (...args: unknown[]) => {
