@@ -35,15 +35,17 @@
  *
  * What this oracle cannot see: a transaction the server refused although it was valid (say, a
  * UNIQUE swap applied in changeset order) is excluded like any refused one; only its report is
- * checked. Known failures kept out of `npm test` (each a flag or a split, with its seed):
- * UNIQUE columns (`unique`: rows lost without a report, seeds 5097, 5129, 5149), and schema
+ * checked. Known failures kept out of `npm test` (each a flag or a split, with its seed): schema
  * changes together with lost answers (a refused change is later taken as acknowledged and
  * dropped without a report, seed 708079: shard 1 runs lost answers without schema changes,
- * shard 2 schema changes without lost answers). One gap remains in shard 2 (seed 722546, about
- * one seed in 400): a client's transaction refused because another client dropped a table it
- * wrote, followed by its next transaction setting a column to the value the refused one had
- * set. The later change carries only the columns it changed locally, so the server keeps the
- * old value, while the oracle replays the statement and writes it.
+ * shard 2 schema changes without lost answers).
+ * - A statement that changed nothing where it ran (an UPDATE, or an INSERT OR REPLACE of an
+ *   existing row, that left its row as it was) is not replayed: the change carries what the
+ *   transaction did, and that did nothing, even where the server's row differs (the value came
+ *   from a change the server refused, seed 900184).
+ * - A later change that writes a row a refused change wrote waits with it (README, "A change
+ *   built on a refused one"): it is refused too and left out. Before, it was pushed alone and
+ *   lost the columns the refused change had already set (seed 722546, a product bug).
  *
  * On failure the seed is printed with a minimal reproduction: the recorded operations are
  * replayed with chunks and whole clients left out while the run still fails, and what remains is
@@ -231,11 +233,10 @@ async function runOp(world: World, op: Op, url: string, dir: string): Promise<bo
   const c = world.clients[op.client]!;
   switch (op.kind) {
     case 'tx': {
-      const done = await runTransaction(
-        op.sql,
-        async (sql) => (await c.db.run(sql)).changes,
-        async (sql) => Number(Object.values((await c.db.query(sql))[0] ?? {})[0] ?? 0),
-      );
+      const done = await runTransaction(op.sql, {
+        run: async (sql) => (await c.db.run(sql)).changes,
+        rows: async (sql) => (await c.db.execMany(sql))[0]?.rows ?? [],
+      });
       if (await hasMark(c.db, op.tx)) world.committed.set(`tx${op.tx}`, { id: `tx${op.tx}`, client: op.client, statements: done });
       return false;
     }
@@ -270,11 +271,10 @@ async function runOfficial(world: World, op: Op, url: string, dir: string): Prom
   }
   const o = world.official.db;
   if (op.kind === 'tx') {
-    const done = await runTransaction(
-      op.sql,
-      async (sql) => Number((await (await o.prepare(sql)).run()).changes ?? 0),
-      async (sql) => Number(Object.values(((await (await o.prepare(sql)).get()) ?? {}) as Record<string, unknown>)[0] ?? 0),
-    );
+    const done = await runTransaction(op.sql, {
+      run: async (sql) => Number((await (await o.prepare(sql)).run()).changes ?? 0),
+      rows: async (sql) => ((await (await o.prepare(sql)).all()) as Record<string, unknown>[]).map((r) => Object.values(r)),
+    });
     const row = (await (await o.prepare(`SELECT count(*) AS n FROM ${MARKS_TABLE} WHERE tx = ?`)).get(op.tx).catch(() => undefined)) as { n: number } | undefined;
     if (Number(row?.n ?? 0) > 0) world.committed.set(`tx${op.tx}`, { id: `tx${op.tx}`, client: op.client, statements: done });
   } else if (op.kind === 'push' || op.kind === 'sync') await o.push().catch(() => {});
@@ -282,32 +282,64 @@ async function runOfficial(world: World, op: Op, url: string, dir: string): Prom
   return false;
 }
 
+/** How the fuzzer runs SQL on one client: a statement's changes, a query's rows. */
+interface SqlRunner {
+  run(sql: string): Promise<number>;
+  rows(sql: string): Promise<unknown[][]>;
+}
+
 /**
  * Runs a transaction statement by statement; returns the statements the oracle replays: all but
- * the row statements that changed nothing here. Those pushed nothing, and replaying them could
- * only fail where this client's schema was stale (a table another client had dropped).
+ * the row statements that changed nothing here. Those pushed nothing (a change carries what a
+ * transaction did where it ran, and an UPDATE or INSERT OR REPLACE that left its row as it was
+ * did nothing), and replaying them elsewhere could do something: write a value that this client
+ * held only through a change the server refused (seed 900184), or fail where this client's
+ * schema was stale (a table another client had dropped).
  */
-async function runTransaction(sql: string[], run: (sql: string) => Promise<number>, count: (sql: string) => Promise<number>): Promise<string[]> {
+async function runTransaction(sql: string[], db: SqlRunner): Promise<string[]> {
   let done: string[] = [];
   const savepoints: number[] = [];
   try {
-    await run('BEGIN');
+    await db.run('BEGIN');
     for (const statement of sql) {
       const existsSql = rowOf(statement)?.existsSql;
-      const s = existsSql ? settleUpsert(statement, (await count(existsSql)) > 0) : statement;
-      const changes = await run(statement);
+      const s = existsSql ? settleUpsert(statement, Number((await db.rows(existsSql))[0]?.[0] ?? 0) > 0) : statement;
+      const probe = rowOf(s)?.created === false ? await rowProbe(db, s, existsSql ?? null) : null;
+      const before = probe ? await rowState(db, probe) : null;
+      const changes = await db.run(statement);
+      const unchanged = probe !== null && before === (await rowState(db, probe));
       // What a savepoint rolled back did nothing; replayed elsewhere it could fail (a UNIQUE
       // value another client holds) and take the whole transaction with it.
       if (/^SAVEPOINT\b/i.test(s)) savepoints.push(done.length);
       else if (/^ROLLBACK TO\b/i.test(s)) done = done.slice(0, savepoints.at(-1) ?? 0);
       else if (/^RELEASE\b/i.test(s)) savepoints.pop();
-      else if (changes > 0 || !/^(INSERT|UPDATE|DELETE)\b/i.test(s)) done.push(s);
+      else if ((changes > 0 && !unchanged) || !/^(INSERT|UPDATE|DELETE)\b/i.test(s)) done.push(s);
     }
-    await run('COMMIT');
+    await db.run('COMMIT');
   } catch {
-    await run('ROLLBACK').catch(() => {});
+    await db.run('ROLLBACK').catch(() => {});
   }
   return done;
+}
+
+/**
+ * The query that reads the row an UPDATE or a settled INSERT OR REPLACE of an existing row writes,
+ * every column with its storage class (a REAL and an INTEGER of one value differ), or null.
+ */
+async function rowProbe(db: SqlRunner, sql: string, existsSql: string | null): Promise<string | null> {
+  const m = /^\s*(?:UPDATE|INSERT\s+OR\s+REPLACE\s+INTO)\s+(\w+)/i.exec(sql);
+  const whereAt = sql.lastIndexOf(' WHERE ');
+  const where = /^UPDATE\b/i.test(sql) && whereAt > 0 ? sql.slice(whereAt + 7).replace(/\/\*.*\*\/$/, '') : /^SELECT count\(\*\) FROM \w+ WHERE (.*)$/.exec(existsSql ?? '')?.[1];
+  if (!m || !where) return null;
+  const names = (await db.rows(`SELECT name FROM pragma_table_xinfo('${m[1]}') WHERE hidden != 1`)).map((r) => String(r[0]));
+  if (names.length === 0) return null;
+  return `SELECT ${names.map((n) => `typeof("${n}"), CASE typeof("${n}") WHEN 'real' THEN "${n}" ELSE hex("${n}") END`).join(', ')} FROM ${m[1]} WHERE ${where}`;
+}
+
+/** The row `probe` reads, as a string: equal strings, equal rows (doubles by their bits). */
+async function rowState(db: SqlRunner, probe: string): Promise<string> {
+  const rows = await db.rows(probe).catch(() => null);
+  return JSON.stringify(rows?.map((r) => r.map((v) => (typeof v === 'number' ? (Object.is(v, -0) ? '-0' : String(v)) : String(v)))) ?? null);
 }
 
 async function hasMark(db: Database, tx: number): Promise<boolean> {
