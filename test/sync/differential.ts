@@ -476,6 +476,10 @@ async function heal(world: World): Promise<void> {
  */
 function buildOracle(world: World): BetterSqlite.Database {
   const oracle = new BetterSqlite(':memory:');
+  // An INSERT OR REPLACE of an existing row is pushed as what it did, an update, and applied with
+  // an external content FTS5 table's update trigger; replayed as SQL it deletes the old row
+  // without its delete trigger (off by default for REPLACE) and leaves the index stale.
+  oracle.pragma('recursive_triggers = ON');
   // Per client and row: the transactions (by number, which is commit order) that created it, and whether the server took them.
   const creations = new Map<string, { tx: number; refused: boolean }[]>();
   for (const unit of world.committed.values()) {
