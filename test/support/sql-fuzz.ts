@@ -103,12 +103,14 @@ export const FEATURES_PASSING: Features = { ...FEATURES_ALL, ...Object.fromEntri
  * - no ALTER, rebuilds or UNIQUE conflicts: its client pushed an insert naming a column another
  *   client had renamed and the server took it, and an insert whose UNIQUE value another row held
  *   was taken too (the fuzzer's findings on Turso's client, not on Outpost);
+ * - no auto ids: like Turso's, its client keeps one of two rows that two offline clients
+ *   inserted with the same auto-assigned id (README, "Conflicts");
  * - no `PRAGMA user_version` and no NULL keys: Turso's client does not push the one (seed
  *   711493) and cannot capture the other; Outpost's clients sync the first and refuse the
  *   second (test/sync/header-values.test.ts, null-keys.test.ts, interop.test.ts).
  */
 export function tursoCompatible(f: Features): Features {
-  return { ...f, userVersion: false, nullKeys: false, withoutRowid: false, fts5: false, ftsExternal: false, generated: false, triggers: false, oddText: false, extremeNumbers: false, noKeyTables: false, alter: false, rebuild: false, unique: false, roundedDoubles: true };
+  return { ...f, autoIds: false, userVersion: false, nullKeys: false, withoutRowid: false, fts5: false, ftsExternal: false, generated: false, triggers: false, oddText: false, extremeNumbers: false, noKeyTables: false, alter: false, rebuild: false, unique: false, roundedDoubles: true };
 }
 
 /** Features from a spec like `all`, `passing`, `passing,+triggers,-rebuild`. */
@@ -174,6 +176,16 @@ export const MARKS_TABLE = 'fz_marks';
  */
 const newRowTag = (key: string[]): string => ` /* new ${key.join(',')} */`;
 const rowTag = (key: string[]): string => ` /* row ${key.join(',')} */`;
+/**
+ * An insert that lets SQLite pick the key: `id` for an INTEGER PRIMARY KEY (the fuzzer reads the
+ * key it got and the oracle inserts that key: the server takes it or refuses it as an insert
+ * collision), `rowid` for a keyless table (re-keyed on a collision: compared without rowids).
+ */
+const autoTag = (ipk: boolean): string => ` /* auto ${ipk ? 'id' : 'rowid'} */`;
+
+/** Keyless tables named `ta<n>` take auto rowids only; their rows are compared without their rowids. */
+export const isAutoTable = (name: string): boolean => /^ta\d/.test(name);
+
 /** An INSERT OR REPLACE: it creates its row or rewrites it, which the fuzzer finds out with `existsSql` before it runs. */
 const upsertTag = (key: string[], table: string, where: string): string => ` /* upsert ${key.join(',')} @ SELECT count(*) FROM ${table} WHERE ${where} */`;
 
@@ -284,12 +296,15 @@ export class SqlGenerator {
   }
 
   private insert(t: Table, client: number): string {
-    const auto = this.features.autoIds && (t.key === 'ipk' || t.key === 'none') && this.random() < 0.5;
+    // Keyless tables are all auto (named `ta`: compared without their rowids) or all explicit:
+    // a re-key moves every pending insert of its table, which the explicit rows' later writes
+    // by rowid would then miss.
+    const auto = this.features.autoIds && (t.key === 'ipk' ? this.random() < 0.5 : t.key === 'none' && isAutoTable(t.name));
     const key = auto ? [] : this.freshKey(t, client);
     if (!auto) t.rows.set(client, [...(t.rows.get(client) ?? []), key.join('\u0001')]);
     this.touched.add(`${t.name}\u0002${key.join('\u0001')}`);
-    if (this.insertColumns(t, auto).length === 0) return `INSERT INTO ${t.name} DEFAULT VALUES`;
-    return `INSERT INTO ${t.name}${this.columnsAndValues(t, key, auto)}${auto ? '' : newRowTag(key)}`;
+    if (this.insertColumns(t, auto).length === 0) return `INSERT INTO ${t.name} DEFAULT VALUES${auto ? autoTag(t.key === 'ipk') : ''}`;
+    return `INSERT INTO ${t.name}${this.columnsAndValues(t, key, auto)}${auto ? autoTag(t.key === 'ipk') : newRowTag(key)}`;
   }
 
   /**
@@ -356,7 +371,7 @@ export class SqlGenerator {
     return step;
   }
 
-  private createTable(name = this.fresh('t')): SchemaStep {
+  private createTable(name = this.fresh(this.features.autoIds && this.random() < 0.3 ? 'ta' : 't')): SchemaStep {
     const f = this.features;
     const kinds: KeyKind[] = ['ipk', 'ipk'];
     if (f.textKeys) kinds.push('text');
@@ -417,7 +432,7 @@ export class SqlGenerator {
   private renameTable(): SchemaStep | null {
     const t = this.someTable();
     if (this.fts.some((f) => f.content === t.name)) return null;
-    const name = this.fresh('t');
+    const name = this.fresh(isAutoTable(t.name) ? 'ta' : 't');
     return { statements: [`ALTER TABLE ${t.name} RENAME TO ${name}`], autocommit: false, apply: () => (t.name = name) };
   }
 

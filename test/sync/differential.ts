@@ -60,10 +60,10 @@ import { SyncError } from '../../src/errors.js';
 import { SeededFaults } from '../../src/server/in-process-transport.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import { CrashDisk } from '../support/crash-disk.js';
-import { int, pick, rng } from '../support/generate.js';
+import { exactDouble, int, pick, rng } from '../support/generate.js';
 import { type Endpoint, type Network, httpNetwork, inProcessNetwork, scratchDataDir, tursoNetwork } from '../support/networks.js';
 import { startServer, startTursoServer, tempDir } from '../support/server.js';
-import { type Features, MARKS_TABLE, SqlGenerator, type SchemaStep, rowOf, settleUpsert, tursoCompatible } from '../support/sql-fuzz.js';
+import { type Features, MARKS_TABLE, SqlGenerator, type SchemaStep, isAutoTable, rowOf, settleUpsert, tursoCompatible } from '../support/sql-fuzz.js';
 import { type SimClient, openClient, restart, serverRows } from './simulation.js';
 
 export type ServerKind = 'in-process' | 'outpost-http' | 'turso';
@@ -301,6 +301,7 @@ async function runTransaction(sql: string[], db: SqlRunner): Promise<string[]> {
   const savepoints: number[] = [];
   try {
     await db.run('BEGIN');
+    const auditBefore = await auditRows(db);
     for (const statement of sql) {
       const existsSql = rowOf(statement)?.existsSql;
       const s = existsSql ? settleUpsert(statement, Number((await db.rows(existsSql))[0]?.[0] ?? 0) > 0) : statement;
@@ -313,13 +314,64 @@ async function runTransaction(sql: string[], db: SqlRunner): Promise<string[]> {
       if (/^SAVEPOINT\b/i.test(s)) savepoints.push(done.length);
       else if (/^ROLLBACK TO\b/i.test(s)) done = done.slice(0, savepoints.at(-1) ?? 0);
       else if (/^RELEASE\b/i.test(s)) savepoints.pop();
-      else if ((changes > 0 && !unchanged) || !/^(INSERT|UPDATE|DELETE)\b/i.test(s)) done.push(s);
+      else if ((changes > 0 && !unchanged) || !/^(INSERT|UPDATE|DELETE)\b/i.test(s)) done.push(changes > 0 && / \/\* auto id \*\/$/.test(s) ? withKey(s, String((await db.rows('SELECT last_insert_rowid()'))[0]?.[0])) : s);
     }
+    // What the audit triggers wrote, as literal writes: the oracle has no audit triggers.
+    const auditAfter = await auditRows(db);
+    for (const [key, write] of auditAfter) if (auditBefore.get(key) !== write) done.push(write);
     await db.run('COMMIT');
   } catch {
     await db.run('ROLLBACK').catch(() => {});
   }
   return done;
+}
+
+/**
+ * The rows of the audit tables (test/support/sql-fuzz.ts `createTrigger`) where `db` runs, each
+ * as the INSERT OR REPLACE that writes it with literal values, by table and key. A pushed
+ * transaction carries its triggers' writes as row changes, applied where it lands with triggers
+ * off; so the oracle replays what this client's triggers wrote (the client may not have had a
+ * trigger yet, or its audit count may differ), never runs the triggers again.
+ */
+async function auditRows(db: SqlRunner): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const tables = (await db.rows("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB '*_audit*'")).map((r) => String(r[0]));
+  for (const table of tables) {
+    const rows = await db.rows(`SELECT ${['k', 'v', 'n'].map((c) => `typeof(${c}), CASE typeof(${c}) WHEN 'real' THEN ${c} ELSE hex(${c}) END`).join(', ')} FROM ${table}`);
+    for (const r of rows) {
+      const values = [0, 2, 4].map((i) => sqlOfCell(String(r[i]), r[i + 1]));
+      out.set(`${table}\u0000${values[0]}`, `INSERT OR REPLACE INTO ${table}(k, v, n) VALUES (${values.join(', ')})`);
+    }
+  }
+  return out;
+}
+
+/** A value read as its storage class and hex (a double as itself) as a SQL expression of exactly it. */
+function sqlOfCell(type: string, value: unknown): string {
+  const text = (): string => Buffer.from(String(value), 'hex').toString('latin1');
+  switch (type) {
+    case 'null':
+      return 'NULL';
+    case 'integer':
+      return text();
+    case 'real':
+      return exactDouble(Number(value));
+    case 'text':
+      return `CAST(X'${String(value)}' AS TEXT)`;
+    default:
+      return `X'${String(value)}'`;
+  }
+}
+
+/**
+ * An insert that let SQLite pick its INTEGER PRIMARY KEY, with the key this client got: the
+ * server takes that key or refuses the insert as a collision, so the oracle inserts it too.
+ */
+function withKey(sql: string, id: string): string {
+  const tagged = sql.replace(/ \/\* auto id \*\/$/, ` /* new ${id} */`);
+  const defaults = /^INSERT INTO (\w+) DEFAULT VALUES/.exec(tagged);
+  if (defaults) return tagged.replace(/^INSERT INTO (\w+) DEFAULT VALUES/, `INSERT INTO $1(id) VALUES (${id})`);
+  return tagged.replace(/^INSERT INTO (\w+)\(([^)]*)\) VALUES \(/, `INSERT INTO $1(id, $2) VALUES (${id}, `);
 }
 
 /**
@@ -501,6 +553,8 @@ function buildOracle(world: World): BetterSqlite.Database {
     const unit = world.committed.get(id);
     if (!unit) world.fail(`the server holds ${id}, which no client committed`);
     const statements = unit.statements.filter((s) => {
+      // Audit triggers run where a transaction ran; their writes come as literal statements.
+      if (/^CREATE TRIGGER tr\d+ /.test(s)) return false;
       const row = rowOf(s);
       return !row || row.created === true || !id.startsWith('tx') || !refusedRow(unit.client, row.key, Number(id.slice(2)));
     });
@@ -584,7 +638,9 @@ async function snapshot(query: Query): Promise<Snapshot> {
     const info = (await query(`SELECT name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(${sqlString(name)}) WHERE hidden != 1 ORDER BY cid`)).map((r) => r.map((v) => (v === null ? null : String(v))));
     const sql = String((await query(`SELECT sql FROM sqlite_schema WHERE name = ${sqlString(name)}`))[0]?.[0] ?? '');
     const key = info.filter((c) => c[4] !== '0');
-    const byRowid = type === 'virtual' || (!/WITHOUT\s+ROWID/i.test(sql) && (key.length === 0 || (key.length === 1 && String(key[0]![1]).toUpperCase() === 'INTEGER')));
+    // Auto keyless tables (`ta<n>`) hold SQLite's rowids, re-keyed on a collision: their rows
+    // are compared by content, each committed row once.
+    const byRowid = type === 'virtual' || (!/WITHOUT\s+ROWID/i.test(sql) && !isAutoTable(name) && (key.length === 0 || (key.length === 1 && String(key[0]![1]).toUpperCase() === 'INTEGER')));
     const columns = [...(byRowid ? ['rowid'] : []), ...info.map((c) => quoteIdent(String(c[0])))];
     const rows = (await query(`SELECT ${columns.map(cellColumns).join(', ')} FROM ${quoteIdent(name)}`)).map(renderRow).sort();
     if (type === 'virtual') {
@@ -610,10 +666,22 @@ function compare(world: World, who: string, expected: Snapshot, got: Snapshot): 
     const g = got.tables[name];
     if (!e || !g) world.fail(`${who} ${g ? 'has' : 'lacks'} table ${name}, the oracle ${e ? 'has' : 'lacks'} it`);
     if (JSON.stringify(e.columns) !== JSON.stringify(g.columns)) world.fail(`${who} table ${name} has columns ${JSON.stringify(g.columns)}, the oracle ${JSON.stringify(e.columns)}`);
-    const missing = e.rows.filter((r) => !g.rows.includes(r));
-    const extra = g.rows.filter((r) => !e.rows.includes(r));
+    // As multisets: rows compared without a key (auto keyless tables) may repeat.
+    const missing = multisetMinus(e.rows, g.rows);
+    const extra = multisetMinus(g.rows, e.rows);
     if (missing.length + extra.length > 0) world.fail(`${who} table ${name} differs from the oracle: ${missing.length} rows missing, ${extra.length} extra\n${describeDiff(missing, extra)}`);
   }
+}
+
+/** `a` without one copy of each row of `b`. */
+function multisetMinus(a: readonly string[], b: readonly string[]): string[] {
+  const left = new Map<string, number>();
+  for (const r of b) left.set(r, (left.get(r) ?? 0) + 1);
+  return a.filter((r) => {
+    const n = left.get(r) ?? 0;
+    if (n > 0) left.set(r, n - 1);
+    return n === 0;
+  });
 }
 
 /** The differing rows, cells that differ in rows with the same first cell (the key) side by side. */
