@@ -81,12 +81,11 @@ export const FEATURES_ALL: Features = {
 };
 
 /**
- * Off in `npm test`. `autoIds` and `triggers`: replaying the app's SQL gives other auto ids than
- * the clients got (re-keyed rows, audit rows), which this oracle cannot judge;
- * `hugeTransactions`: passes, but costs two minutes a shard (test/sync/large-push.test.ts
- * covers it in `npm test`). On in `npm run fuzz` with OUTPOST_FUZZ_FEATURES=all.
+ * Off in `npm test`: `hugeTransactions` passes, but costs two minutes a shard
+ * (test/sync/large-push.test.ts covers it in `npm test`). On in `npm run fuzz` with
+ * OUTPOST_FUZZ_FEATURES=all.
  */
-export const KNOWN_FAILING: (keyof Features)[] = ['autoIds', 'triggers', 'hugeTransactions'];
+export const KNOWN_FAILING: (keyof Features)[] = ['hugeTransactions'];
 
 export const FEATURES_PASSING: Features = { ...FEATURES_ALL, ...Object.fromEntries(KNOWN_FAILING.map((k) => [k, false])) };
 

@@ -17,8 +17,13 @@
  *   (keys from a per-client range, or a `'c<n>'` owner column), by explicit key, with literal
  *   values. A client's view of its own rows is exactly its own history (no one else writes
  *   them), and the server's rows are that history up to what was pushed, so each statement finds
- *   the same rows in both places and writes the same constants. (`autoIds` breaks this on
- *   purpose: two clients may pick the same rowid; that is the class the flag names.)
+ *   the same rows in both places and writes the same constants.
+ * - Auto ids (`autoIds`): two clients may pick the same key. An insert that let SQLite pick an
+ *   INTEGER PRIMARY KEY is replayed with the key its client got: the server takes it, or
+ *   refuses it as an insert collision and it is left out. Keyless tables take either explicit
+ *   rowids only or auto rowids only (`ta<n>`); the latter are re-keyed on a collision (README,
+ *   "Conflicts"), so their rows are compared by content, as multisets: every committed row is
+ *   there once, wherever its rowid went. The fuzzer never writes an auto row again.
  * - Schema steps (DDL, and the table rebuild whose INSERT ... SELECT copies whatever rows
  *   exist) run only by a client that has just synced with no pending changes, with faults off,
  *   and are pushed at once before any other client acts. The client's view is then the server's
@@ -30,8 +35,13 @@
  *   ids right after their push. A pending change that another client's schema step made
  *   unappliable (a dropped column) is refused on the server and fails the same way on the
  *   oracle, where it is left out.
- * - Triggers the schema creates are deterministic on owned rows (the audit row of a key counts
- *   its inserts), so the oracle's trigger runs once per replayed insert, as the server's should.
+ * - Audit triggers (`triggers`) run where the transaction ran, and their writes are pushed as
+ *   row changes and applied with triggers off. So the oracle has no audit triggers: each
+ *   transaction's replay ends with the audit rows its client's triggers wrote, as literal
+ *   INSERT OR REPLACE statements (none when that client did not have the trigger yet). The
+ *   external content FTS5 triggers do run on the oracle, as they do wherever rows are applied;
+ *   with `recursive_triggers` on, so that an INSERT OR REPLACE of an existing row updates the
+ *   index as the pushed update does (seeds 200165, 200186).
  *
  * What this oracle cannot see: a transaction the server refused although it was valid (say, a
  * UNIQUE swap applied in changeset order) is excluded like any refused one; only its report is
