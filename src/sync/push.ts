@@ -7,7 +7,9 @@
  * the application drops it or retries it, however many there are. An insert whose key another
  * client took is an insert collision (conflicts.ts): re-keyed, then the push starts over, in a
  * table without a primary key; refused and reported, with the later changes to its rows held
- * back, in a table with one. Every batch also gates itself on the acknowledgement (push-batch.ts):
+ * back, in a table with one. Any refused change holds back the later changes that write its
+ * rows the same way (conflicts.ts `heldBehindRejected`), worked out again after each refusal
+ * before the later records are sent. Every batch also gates itself on the acknowledgement (push-batch.ts):
  * one that finds its changes already there is `stale`, and the round starts over from a fresh
  * read. With `backgroundPush`, a push that cannot reach the server still sends its first batch,
  * for a service worker to queue (`offerForBackgroundPush`).
