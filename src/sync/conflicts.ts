@@ -17,7 +17,9 @@
  *   the application's back. The change is refused and reported (push.ts records it), kept
  *   locally with its values, and every later pending change to a row it inserted is refused
  *   too, as waiting for it (`heldBehindRejected`): pushed alone, such an update or delete
- *   would land on the other client's row. Both kinds stay local and reported, kept by every
+ *   would land on the other client's row. (Every refusal holds back the later changes to the
+ *   rows it wrote the same way: they were made on top of it, README "A change built on a
+ *   refused one".) Both kinds stay local and reported, kept by every
  *   pull, until the application gives the row a new key (a `transform` rewrite, then
  *   `retryRejectedChange`) or drops the changes.
  *
@@ -73,29 +75,41 @@ function* rowChanges(record: DecodedChangeRecord, current: TableLookup): Generat
 }
 
 /**
- * The records that must wait because a record refused as an insert collision inserted a row
- * they change: pushed alone, such a change would land on the other client's row with the same
- * key. Maps each to the refused record it waits for (a record that waits inserts nothing
- * others wait for). Other refusals hold nothing back: there the key is free on the server, and
- * a later update of the row changes nothing there, as before. Pure; `records` oldest first.
+ * The records that must wait because a refused record wrote a row they write (README,
+ * "Conflicts"): a change is made on top of the rows as its client saw them, and carries only
+ * the columns it changed there, so pushed without the refused change it would not carry what
+ * that one set (an UPDATE setting a column to the value the refused change had given it changes
+ * nothing in that column), and after an insert collision it would land on the other client's
+ * row with the same key. Maps each to the record it waits for (a refused one, or one that
+ * waits itself: its rows then wait for it in turn). A delete ends the row: an insert of the
+ * same key after it is another row, pushed on its own (the server refuses it if the key is
+ * taken). Pure; `records` oldest first.
  */
 export function heldBehindRejected(records: readonly DecodedChangeRecord[], rejectionOf: (changeId: number) => string | undefined, current: TableLookup): Map<number, number> {
   const waiting = new Map<string, number>();
   const held = new Map<number, number>();
   for (const record of records) {
-    const reason = rejectionOf(record.id);
-    const refused = reason !== undefined;
-    const collided = reason?.startsWith(COLLISION_REASON_PREFIX) === true;
-    for (const { change, info } of rowChanges(record, current)) {
-      const id = rowIdentity(change, info);
-      const blocker = waiting.get(id);
-      if (collided && change.op === 'insert') waiting.set(id, record.id);
-      else if (!refused && blocker !== undefined && change.op !== 'insert' && !held.has(record.id)) held.set(record.id, blocker);
-      // A delete ends the row: an insert of the same key after it is another row, pushed on its own.
-      if (change.op === 'delete') waiting.delete(id);
+    const changes = [...rowChanges(record, current)].map(({ change, info }) => ({ op: change.op, row: rowIdentity(change, info) }));
+    if (rejectionOf(record.id) === undefined) {
+      const blocker = changes.find((c) => c.op !== 'insert' && waiting.has(c.row));
+      if (!blocker) {
+        for (const c of changes) if (c.op === 'delete') waiting.delete(c.row);
+        continue;
+      }
+      held.set(record.id, waiting.get(blocker.row)!);
+    }
+    // Refused, or held: the rows it wrote wait for it, until a delete ends them.
+    for (const c of changes) {
+      if (c.op === 'delete') waiting.delete(c.row);
+      else waiting.set(c.row, record.id);
     }
   }
   return held;
+}
+
+/** The rows (table and key) each record writes, for `touchesAny`. */
+export function rowsOfRecords(records: readonly DecodedChangeRecord[], current: TableLookup): Map<number, Set<string>> {
+  return new Map(records.map((record) => [record.id, new Set([...rowChanges(record, current)].map(({ change, info }) => rowIdentity(change, info)))]));
 }
 
 /** What a re-key does: the records it rewrites and the local rows it moves. */

@@ -7,7 +7,9 @@
  * the application drops it or retries it, however many there are. An insert whose key another
  * client took is an insert collision (conflicts.ts): re-keyed, then the push starts over, in a
  * table without a primary key; refused and reported, with the later changes to its rows held
- * back, in a table with one. Every batch also gates itself on the acknowledgement (push-batch.ts):
+ * back, in a table with one. Any refused change holds back the later changes that write its
+ * rows the same way (conflicts.ts `heldBehindRejected`), worked out again after each refusal
+ * before the later records are sent. Every batch also gates itself on the acknowledgement (push-batch.ts):
  * one that finds its changes already there is `stale`, and the round starts over from a fresh
  * read. With `backgroundPush`, a push that cannot reach the server still sends all its batches,
  * each gated on the one before, for a service worker to queue (`offerForBackgroundPush`).
@@ -18,7 +20,7 @@ import type { SyncOptions } from '../types.js';
 import type { ChangeRecord } from './change-log.js';
 import { decodeSegments } from './changeset.js';
 import type { LocalDatabase } from './local.js';
-import { COLLISION_REASON_PREFIX, heldBehindRejected, rekeyInserts } from './conflicts.js';
+import { COLLISION_REASON_PREFIX, heldBehindRejected, rekeyInserts, rowsOfRecords } from './conflicts.js';
 import {
   type PushResult,
   REQUEST_BYTES_MAX,
@@ -60,7 +62,8 @@ export async function pushOnce(local: LocalDatabase, transport: SyncTransport, o
     const round = await pushRound(local, transport, options);
     if (!round) return rounds === 0 ? null : total;
     total.pushed += round.pushed;
-    total.refused = round.refused ?? total.refused;
+    // The first round's refusal is the cause; later rounds' are the changes held behind it.
+    total.refused ??= round.refused;
     if (round.next === 'done') return total;
     if (round.next === 'again') continue;
     if (++rekeys > MAX_REKEYS_PER_PUSH) throw new SyncError(`pending inserts into ${round.next.table} kept colliding with other clients' rows; the push will be retried`, 'HTTP', 503);
@@ -126,17 +129,25 @@ async function pushRound(
     if (result.type === 'ok') acked = Math.max(acked, batch[batch.length - 1]!.id);
     return result;
   };
-  const held = heldBehindRejected(
-    records.map((r) => ({ id: r.id, segments: decodeSegments(r.segments) })),
-    reasonOf,
-    tableInfoLookup(local.conn),
-  );
+  const decoded = records.map((r) => ({ id: r.id, segments: decodeSegments(r.segments) }));
+  const lookup = tableInfoLookup(local.conn);
+  const rows = rowsOfRecords(decoded, lookup);
   // Refused, not only skipped: a pull keeps refused records, where it would drop a skipped one
   // once the acknowledgement passes it.
-  for (const [id, blocker] of held) {
-    if (reasonOf(id) === undefined && id > acked) refuse(id, { type: 'refused', reason: `waits for change ${blocker}, which inserted a row this change writes to and was refused`, changeId: id, table: null });
-  }
+  const holdBehindRefused = (): void => {
+    for (const [id, blocker] of heldBehindRejected(decoded, reasonOf, lookup)) {
+      if (reasonOf(id) === undefined && id > acked) refuse(id, { type: 'refused', reason: `waits for change ${blocker}, which wrote a row this change writes to and was refused`, changeId: id, table: null });
+    }
+  };
+  holdBehindRefused();
   const todo = recordsToPush(records, acked, (id) => reasonOf(id) !== undefined).filter((r) => r.id > covered);
+  // A refusal during the round holds back the later records that write its rows (worked out
+  // again only when one of them does), before they are sent.
+  const refuseAndHold = (id: number, result: Extract<PushResult, { type: 'refused' }>): void => {
+    refuse(id, result);
+    const written = rows.get(id);
+    if (written && todo.some((r) => r.id > id && [...(rows.get(r.id) ?? [])].some((row) => written.has(row)))) holdBehindRefused();
+  };
   let pushed = 0;
   let next: 'done' | 'again' | { table: string; changeId: number } = 'done';
   // A collision ends the round: a refused insert holds later changes back, a re-key rewrites them.
@@ -154,24 +165,28 @@ async function pushRound(
     if (result.type === 'stale') next = 'again';
     return result.type === 'stale';
   };
-  batches: for (const batch of splitIntoBatches(todo, options.pushBatchSize ?? 1000)) {
+  batches: for (const planned of splitIntoBatches(todo, options.pushBatchSize ?? 1000)) {
+    const batch = planned.filter((r) => reasonOf(r.id) === undefined);
+    if (batch.length === 0) continue;
     const result = await send(batch);
     if (collided(result) || stale(result)) break;
     if (result.type === 'ok') pushed += batch.length;
-    else if (batch.length === 1) refuse(batch[0]!.id, result as Extract<PushResult, { type: 'refused' }>);
+    else if (batch.length === 1) refuseAndHold(batch[0]!.id, result as Extract<PushResult, { type: 'refused' }>);
     else {
       // Find the change the server refuses: push the batch one transaction at a time.
       for (const r of batch) {
+        if (reasonOf(r.id) !== undefined) continue;
         const single = await send([r]);
         if (collided(single) || stale(single)) break batches;
         if (single.type === 'ok') pushed++;
-        else refuse(r.id, single as Extract<PushResult, { type: 'refused' }>);
+        else refuseAndHold(r.id, single as Extract<PushResult, { type: 'refused' }>);
       }
     }
   }
   local.rejected.record(unsaved, { lastPushAt: Date.now() });
-  const refused = todo.filter((r) => refusals.has(r.id));
-  return { pushed, refused: refused.length > 0 ? refusedError(refused.map((r) => r.id), refusals, refusedTables) : null, next };
+  // Every change refused in this round is reported, those held back before any was sent too.
+  const refused = [...refusals.keys()].sort((x, y) => x - y);
+  return { pushed, refused: refused.length > 0 ? refusedError(refused, refusals, refusedTables) : null, next };
 }
 
 /**

@@ -39,7 +39,7 @@ export interface Features extends LiteralKinds {
   unique: boolean;
   generated: boolean;
   fts5: boolean;
-  /** FTS5 with external content, kept in step by triggers (needs `triggers`). */
+  /** FTS5 with external content, kept in step by its own triggers (independent of `triggers`, the audit triggers). */
   ftsExternal: boolean;
   /** AFTER triggers that write an audit table. */
   triggers: boolean;
@@ -81,16 +81,11 @@ export const FEATURES_ALL: Features = {
 };
 
 /**
- * Off in `npm test`. `autoIds` and `triggers`: replaying the app's SQL gives other auto ids than
- * the clients got (re-keyed rows, audit rows), which this oracle cannot judge;
- * `hugeTransactions`: passes, but costs two minutes a shard (test/sync/large-push.test.ts
- * covers it in `npm test`). `unique`, `userVersion`, `nullKeys`, `ftsExternal`: their classes are
- * fixed and they pass in long runs, but with them on seed 900125 fails (one client, lost
- * answers: a REAL column ends with another value than the oracle's; not yet explained), and a
- * no-op UPDATE of a UNIQUE column is one the oracle cannot judge (seed 900184); on in
- * `npm run fuzz` with OUTPOST_FUZZ_FEATURES=all.
+ * Off in `npm test`: `hugeTransactions` passes, but costs two minutes a shard
+ * (test/sync/large-push.test.ts covers it in `npm test`). On in `npm run fuzz` with
+ * OUTPOST_FUZZ_FEATURES=all.
  */
-export const KNOWN_FAILING: (keyof Features)[] = ['autoIds', 'triggers', 'hugeTransactions', 'unique', 'userVersion', 'nullKeys', 'ftsExternal'];
+export const KNOWN_FAILING: (keyof Features)[] = ['hugeTransactions'];
 
 export const FEATURES_PASSING: Features = { ...FEATURES_ALL, ...Object.fromEntries(KNOWN_FAILING.map((k) => [k, false])) };
 
@@ -107,12 +102,14 @@ export const FEATURES_PASSING: Features = { ...FEATURES_ALL, ...Object.fromEntri
  * - no ALTER, rebuilds or UNIQUE conflicts: its client pushed an insert naming a column another
  *   client had renamed and the server took it, and an insert whose UNIQUE value another row held
  *   was taken too (the fuzzer's findings on Turso's client, not on Outpost);
+ * - no auto ids: like Turso's, its client keeps one of two rows that two offline clients
+ *   inserted with the same auto-assigned id (README, "Conflicts");
  * - no `PRAGMA user_version` and no NULL keys: Turso's client does not push the one (seed
  *   711493) and cannot capture the other; Outpost's clients sync the first and refuse the
  *   second (test/sync/header-values.test.ts, null-keys.test.ts, interop.test.ts).
  */
 export function tursoCompatible(f: Features): Features {
-  return { ...f, userVersion: false, nullKeys: false, withoutRowid: false, fts5: false, ftsExternal: false, generated: false, triggers: false, oddText: false, extremeNumbers: false, noKeyTables: false, alter: false, rebuild: false, unique: false, roundedDoubles: true };
+  return { ...f, autoIds: false, userVersion: false, nullKeys: false, withoutRowid: false, fts5: false, ftsExternal: false, generated: false, triggers: false, oddText: false, extremeNumbers: false, noKeyTables: false, alter: false, rebuild: false, unique: false, roundedDoubles: true };
 }
 
 /** Features from a spec like `all`, `passing`, `passing,+triggers,-rebuild`. */
@@ -178,6 +175,16 @@ export const MARKS_TABLE = 'fz_marks';
  */
 const newRowTag = (key: string[]): string => ` /* new ${key.join(',')} */`;
 const rowTag = (key: string[]): string => ` /* row ${key.join(',')} */`;
+/**
+ * An insert that lets SQLite pick the key: `id` for an INTEGER PRIMARY KEY (the fuzzer reads the
+ * key it got and the oracle inserts that key: the server takes it or refuses it as an insert
+ * collision), `rowid` for a keyless table (re-keyed on a collision: compared without rowids).
+ */
+const autoTag = (ipk: boolean): string => ` /* auto ${ipk ? 'id' : 'rowid'} */`;
+
+/** Keyless tables named `ta<n>` take auto rowids only; their rows are compared without their rowids. */
+export const isAutoTable = (name: string): boolean => /^ta\d/.test(name);
+
 /** An INSERT OR REPLACE: it creates its row or rewrites it, which the fuzzer finds out with `existsSql` before it runs. */
 const upsertTag = (key: string[], table: string, where: string): string => ` /* upsert ${key.join(',')} @ SELECT count(*) FROM ${table} WHERE ${where} */`;
 
@@ -288,12 +295,15 @@ export class SqlGenerator {
   }
 
   private insert(t: Table, client: number): string {
-    const auto = this.features.autoIds && (t.key === 'ipk' || t.key === 'none') && this.random() < 0.5;
+    // Keyless tables are all auto (named `ta`: compared without their rowids) or all explicit:
+    // a re-key moves every pending insert of its table, which the explicit rows' later writes
+    // by rowid would then miss.
+    const auto = this.features.autoIds && (t.key === 'ipk' ? this.random() < 0.5 : t.key === 'none' && isAutoTable(t.name));
     const key = auto ? [] : this.freshKey(t, client);
     if (!auto) t.rows.set(client, [...(t.rows.get(client) ?? []), key.join('\u0001')]);
     this.touched.add(`${t.name}\u0002${key.join('\u0001')}`);
-    if (this.insertColumns(t, auto).length === 0) return `INSERT INTO ${t.name} DEFAULT VALUES`;
-    return `INSERT INTO ${t.name}${this.columnsAndValues(t, key, auto)}${auto ? '' : newRowTag(key)}`;
+    if (this.insertColumns(t, auto).length === 0) return `INSERT INTO ${t.name} DEFAULT VALUES${auto ? autoTag(t.key === 'ipk') : ''}`;
+    return `INSERT INTO ${t.name}${this.columnsAndValues(t, key, auto)}${auto ? autoTag(t.key === 'ipk') : newRowTag(key)}`;
   }
 
   /**
@@ -360,7 +370,7 @@ export class SqlGenerator {
     return step;
   }
 
-  private createTable(name = this.fresh('t')): SchemaStep {
+  private createTable(name = this.fresh(this.features.autoIds && this.random() < 0.3 ? 'ta' : 't')): SchemaStep {
     const f = this.features;
     const kinds: KeyKind[] = ['ipk', 'ipk'];
     if (f.textKeys) kinds.push('text');
@@ -421,7 +431,7 @@ export class SqlGenerator {
   private renameTable(): SchemaStep | null {
     const t = this.someTable();
     if (this.fts.some((f) => f.content === t.name)) return null;
-    const name = this.fresh('t');
+    const name = this.fresh(isAutoTable(t.name) ? 'ta' : 't');
     return { statements: [`ALTER TABLE ${t.name} RENAME TO ${name}`], autocommit: false, apply: () => (t.name = name) };
   }
 
@@ -484,7 +494,7 @@ export class SqlGenerator {
   private createFts(): SchemaStep {
     const name = this.fresh('fts');
     const columns = Array.from({ length: int(this.random, 1, 2) }, () => this.fresh('f'));
-    if (this.features.ftsExternal && this.features.triggers && this.random() < 0.5) {
+    if (this.features.ftsExternal && this.random() < 0.5) {
       const content = this.fresh('doc');
       const t: Table = { name: content, key: 'ipk', withoutRowid: false, columns: columns.map((c) => ({ name: c, type: 'TEXT', unique: false })), generated: null, indexes: [], trigger: 'fts', rows: new Map() };
       const cols = columns.join(', ');

@@ -3,7 +3,7 @@
  * server in process, with the features that pass today (test/support/sql-fuzz.ts
  * `FEATURES_PASSING`). OUTPOST_SEED=<seed> replays one seed, OUTPOST_SEEDS sets how many (the
  * shards split them), OUTPOST_SEED_FROM where they start, OUTPOST_FUZZ_FEATURES which features
- * run (`passing`, `all`, or `passing,+triggers,-rebuild`).
+ * run (`passing`, `all`, or `passing,+hugeTransactions,-rebuild`).
  */
 import { test } from 'vitest';
 import { featuresFrom } from '../support/sql-fuzz.js';

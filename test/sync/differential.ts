@@ -17,8 +17,13 @@
  *   (keys from a per-client range, or a `'c<n>'` owner column), by explicit key, with literal
  *   values. A client's view of its own rows is exactly its own history (no one else writes
  *   them), and the server's rows are that history up to what was pushed, so each statement finds
- *   the same rows in both places and writes the same constants. (`autoIds` breaks this on
- *   purpose: two clients may pick the same rowid; that is the class the flag names.)
+ *   the same rows in both places and writes the same constants.
+ * - Auto ids (`autoIds`): two clients may pick the same key. An insert that let SQLite pick an
+ *   INTEGER PRIMARY KEY is replayed with the key its client got: the server takes it, or
+ *   refuses it as an insert collision and it is left out. Keyless tables take either explicit
+ *   rowids only or auto rowids only (`ta<n>`); the latter are re-keyed on a collision (README,
+ *   "Conflicts"), so their rows are compared by content, as multisets: every committed row is
+ *   there once, wherever its rowid went. The fuzzer never writes an auto row again.
  * - Schema steps (DDL, and the table rebuild whose INSERT ... SELECT copies whatever rows
  *   exist) run only by a client that has just synced with no pending changes, with faults off,
  *   and are pushed at once before any other client acts. The client's view is then the server's
@@ -30,20 +35,27 @@
  *   ids right after their push. A pending change that another client's schema step made
  *   unappliable (a dropped column) is refused on the server and fails the same way on the
  *   oracle, where it is left out.
- * - Triggers the schema creates are deterministic on owned rows (the audit row of a key counts
- *   its inserts), so the oracle's trigger runs once per replayed insert, as the server's should.
+ * - Audit triggers (`triggers`) run where the transaction ran, and their writes are pushed as
+ *   row changes and applied with triggers off. So the oracle has no audit triggers: each
+ *   transaction's replay ends with the audit rows its client's triggers wrote, as literal
+ *   INSERT OR REPLACE statements (none when that client did not have the trigger yet). The
+ *   external content FTS5 triggers do run on the oracle, as they do wherever rows are applied;
+ *   with `recursive_triggers` on, so that an INSERT OR REPLACE of an existing row updates the
+ *   index as the pushed update does (seeds 200165, 200186).
  *
  * What this oracle cannot see: a transaction the server refused although it was valid (say, a
  * UNIQUE swap applied in changeset order) is excluded like any refused one; only its report is
- * checked. Known failures kept out of `npm test` (each a flag or a split, with its seed):
- * UNIQUE columns (`unique`: rows lost without a report, seeds 5097, 5129, 5149), and schema
+ * checked. Known failures kept out of `npm test` (each a flag or a split, with its seed): schema
  * changes together with lost answers (a refused change is later taken as acknowledged and
  * dropped without a report, seed 708079: shard 1 runs lost answers without schema changes,
- * shard 2 schema changes without lost answers). One gap remains in shard 2 (seed 722546, about
- * one seed in 400): a client's transaction refused because another client dropped a table it
- * wrote, followed by its next transaction setting a column to the value the refused one had
- * set. The later change carries only the columns it changed locally, so the server keeps the
- * old value, while the oracle replays the statement and writes it.
+ * shard 2 schema changes without lost answers).
+ * - A statement that changed nothing where it ran (an UPDATE, or an INSERT OR REPLACE of an
+ *   existing row, that left its row as it was) is not replayed: the change carries what the
+ *   transaction did, and that did nothing, even where the server's row differs (the value came
+ *   from a change the server refused, seed 900184).
+ * - A later change that writes a row a refused change wrote waits with it (README, "A change
+ *   built on a refused one"): it is refused too and left out. Before, it was pushed alone and
+ *   lost the columns the refused change had already set (seed 722546, a product bug).
  *
  * On failure the seed is printed with a minimal reproduction: the recorded operations are
  * replayed with chunks and whole clients left out while the run still fails, and what remains is
@@ -58,10 +70,10 @@ import { SyncError } from '../../src/errors.js';
 import { SeededFaults } from '../../src/server/in-process-transport.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import { CrashDisk } from '../support/crash-disk.js';
-import { int, pick, rng } from '../support/generate.js';
+import { exactDouble, int, pick, rng } from '../support/generate.js';
 import { type Endpoint, type Network, httpNetwork, inProcessNetwork, scratchDataDir, tursoNetwork } from '../support/networks.js';
 import { startServer, startTursoServer, tempDir } from '../support/server.js';
-import { type Features, MARKS_TABLE, SqlGenerator, type SchemaStep, rowOf, settleUpsert, tursoCompatible } from '../support/sql-fuzz.js';
+import { type Features, MARKS_TABLE, SqlGenerator, type SchemaStep, isAutoTable, rowOf, settleUpsert, tursoCompatible } from '../support/sql-fuzz.js';
 import { type SimClient, openClient, restart, serverRows } from './simulation.js';
 
 export type ServerKind = 'in-process' | 'outpost-http' | 'turso';
@@ -231,11 +243,10 @@ async function runOp(world: World, op: Op, url: string, dir: string): Promise<bo
   const c = world.clients[op.client]!;
   switch (op.kind) {
     case 'tx': {
-      const done = await runTransaction(
-        op.sql,
-        async (sql) => (await c.db.run(sql)).changes,
-        async (sql) => Number(Object.values((await c.db.query(sql))[0] ?? {})[0] ?? 0),
-      );
+      const done = await runTransaction(op.sql, {
+        run: async (sql) => (await c.db.run(sql)).changes,
+        rows: async (sql) => (await c.db.execMany(sql))[0]?.rows ?? [],
+      });
       if (await hasMark(c.db, op.tx)) world.committed.set(`tx${op.tx}`, { id: `tx${op.tx}`, client: op.client, statements: done });
       return false;
     }
@@ -270,11 +281,10 @@ async function runOfficial(world: World, op: Op, url: string, dir: string): Prom
   }
   const o = world.official.db;
   if (op.kind === 'tx') {
-    const done = await runTransaction(
-      op.sql,
-      async (sql) => Number((await (await o.prepare(sql)).run()).changes ?? 0),
-      async (sql) => Number(Object.values(((await (await o.prepare(sql)).get()) ?? {}) as Record<string, unknown>)[0] ?? 0),
-    );
+    const done = await runTransaction(op.sql, {
+      run: async (sql) => Number((await (await o.prepare(sql)).run()).changes ?? 0),
+      rows: async (sql) => ((await (await o.prepare(sql)).all()) as Record<string, unknown>[]).map((r) => Object.values(r)),
+    });
     const row = (await (await o.prepare(`SELECT count(*) AS n FROM ${MARKS_TABLE} WHERE tx = ?`)).get(op.tx).catch(() => undefined)) as { n: number } | undefined;
     if (Number(row?.n ?? 0) > 0) world.committed.set(`tx${op.tx}`, { id: `tx${op.tx}`, client: op.client, statements: done });
   } else if (op.kind === 'push' || op.kind === 'sync') await o.push().catch(() => {});
@@ -282,32 +292,116 @@ async function runOfficial(world: World, op: Op, url: string, dir: string): Prom
   return false;
 }
 
+/** How the fuzzer runs SQL on one client: a statement's changes, a query's rows. */
+interface SqlRunner {
+  run(sql: string): Promise<number>;
+  rows(sql: string): Promise<unknown[][]>;
+}
+
 /**
  * Runs a transaction statement by statement; returns the statements the oracle replays: all but
- * the row statements that changed nothing here. Those pushed nothing, and replaying them could
- * only fail where this client's schema was stale (a table another client had dropped).
+ * the row statements that changed nothing here. Those pushed nothing (a change carries what a
+ * transaction did where it ran, and an UPDATE or INSERT OR REPLACE that left its row as it was
+ * did nothing), and replaying them elsewhere could do something: write a value that this client
+ * held only through a change the server refused (seed 900184), or fail where this client's
+ * schema was stale (a table another client had dropped).
  */
-async function runTransaction(sql: string[], run: (sql: string) => Promise<number>, count: (sql: string) => Promise<number>): Promise<string[]> {
+async function runTransaction(sql: string[], db: SqlRunner): Promise<string[]> {
   let done: string[] = [];
   const savepoints: number[] = [];
   try {
-    await run('BEGIN');
+    await db.run('BEGIN');
+    const auditBefore = await auditRows(db);
     for (const statement of sql) {
       const existsSql = rowOf(statement)?.existsSql;
-      const s = existsSql ? settleUpsert(statement, (await count(existsSql)) > 0) : statement;
-      const changes = await run(statement);
+      const s = existsSql ? settleUpsert(statement, Number((await db.rows(existsSql))[0]?.[0] ?? 0) > 0) : statement;
+      const probe = rowOf(s)?.created === false ? await rowProbe(db, s, existsSql ?? null) : null;
+      const before = probe ? await rowState(db, probe) : null;
+      const changes = await db.run(statement);
+      const unchanged = probe !== null && before === (await rowState(db, probe));
       // What a savepoint rolled back did nothing; replayed elsewhere it could fail (a UNIQUE
       // value another client holds) and take the whole transaction with it.
       if (/^SAVEPOINT\b/i.test(s)) savepoints.push(done.length);
       else if (/^ROLLBACK TO\b/i.test(s)) done = done.slice(0, savepoints.at(-1) ?? 0);
       else if (/^RELEASE\b/i.test(s)) savepoints.pop();
-      else if (changes > 0 || !/^(INSERT|UPDATE|DELETE)\b/i.test(s)) done.push(s);
+      else if ((changes > 0 && !unchanged) || !/^(INSERT|UPDATE|DELETE)\b/i.test(s)) done.push(changes > 0 && / \/\* auto id \*\/$/.test(s) ? withKey(s, String((await db.rows('SELECT last_insert_rowid()'))[0]?.[0])) : s);
     }
-    await run('COMMIT');
+    // What the audit triggers wrote, as literal writes: the oracle has no audit triggers.
+    const auditAfter = await auditRows(db);
+    for (const [key, write] of auditAfter) if (auditBefore.get(key) !== write) done.push(write);
+    await db.run('COMMIT');
   } catch {
-    await run('ROLLBACK').catch(() => {});
+    await db.run('ROLLBACK').catch(() => {});
   }
   return done;
+}
+
+/**
+ * The rows of the audit tables (test/support/sql-fuzz.ts `createTrigger`) where `db` runs, each
+ * as the INSERT OR REPLACE that writes it with literal values, by table and key. A pushed
+ * transaction carries its triggers' writes as row changes, applied where it lands with triggers
+ * off; so the oracle replays what this client's triggers wrote (the client may not have had a
+ * trigger yet, or its audit count may differ), never runs the triggers again.
+ */
+async function auditRows(db: SqlRunner): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const tables = (await db.rows("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB '*_audit*'")).map((r) => String(r[0]));
+  for (const table of tables) {
+    const rows = await db.rows(`SELECT ${['k', 'v', 'n'].map((c) => `typeof(${c}), CASE typeof(${c}) WHEN 'real' THEN ${c} ELSE hex(${c}) END`).join(', ')} FROM ${table}`);
+    for (const r of rows) {
+      const values = [0, 2, 4].map((i) => sqlOfCell(String(r[i]), r[i + 1]));
+      out.set(`${table}\u0000${values[0]}`, `INSERT OR REPLACE INTO ${table}(k, v, n) VALUES (${values.join(', ')})`);
+    }
+  }
+  return out;
+}
+
+/** A value read as its storage class and hex (a double as itself) as a SQL expression of exactly it. */
+function sqlOfCell(type: string, value: unknown): string {
+  const text = (): string => Buffer.from(String(value), 'hex').toString('latin1');
+  switch (type) {
+    case 'null':
+      return 'NULL';
+    case 'integer':
+      return text();
+    case 'real':
+      return exactDouble(Number(value));
+    case 'text':
+      return `CAST(X'${String(value)}' AS TEXT)`;
+    default:
+      return `X'${String(value)}'`;
+  }
+}
+
+/**
+ * An insert that let SQLite pick its INTEGER PRIMARY KEY, with the key this client got: the
+ * server takes that key or refuses the insert as a collision, so the oracle inserts it too.
+ */
+function withKey(sql: string, id: string): string {
+  const tagged = sql.replace(/ \/\* auto id \*\/$/, ` /* new ${id} */`);
+  const defaults = /^INSERT INTO (\w+) DEFAULT VALUES/.exec(tagged);
+  if (defaults) return tagged.replace(/^INSERT INTO (\w+) DEFAULT VALUES/, `INSERT INTO $1(id) VALUES (${id})`);
+  return tagged.replace(/^INSERT INTO (\w+)\(([^)]*)\) VALUES \(/, `INSERT INTO $1(id, $2) VALUES (${id}, `);
+}
+
+/**
+ * The query that reads the row an UPDATE or a settled INSERT OR REPLACE of an existing row writes,
+ * every column with its storage class (a REAL and an INTEGER of one value differ), or null.
+ */
+async function rowProbe(db: SqlRunner, sql: string, existsSql: string | null): Promise<string | null> {
+  const m = /^\s*(?:UPDATE|INSERT\s+OR\s+REPLACE\s+INTO)\s+(\w+)/i.exec(sql);
+  const whereAt = sql.lastIndexOf(' WHERE ');
+  const where = /^UPDATE\b/i.test(sql) && whereAt > 0 ? sql.slice(whereAt + 7).replace(/\/\*.*\*\/$/, '') : /^SELECT count\(\*\) FROM \w+ WHERE (.*)$/.exec(existsSql ?? '')?.[1];
+  if (!m || !where) return null;
+  const names = (await db.rows(`SELECT name FROM pragma_table_xinfo('${m[1]}') WHERE hidden != 1`)).map((r) => String(r[0]));
+  if (names.length === 0) return null;
+  return `SELECT ${names.map((n) => `typeof("${n}"), CASE typeof("${n}") WHEN 'real' THEN "${n}" ELSE hex("${n}") END`).join(', ')} FROM ${m[1]} WHERE ${where}`;
+}
+
+/** The row `probe` reads, as a string: equal strings, equal rows (doubles by their bits). */
+async function rowState(db: SqlRunner, probe: string): Promise<string> {
+  const rows = await db.rows(probe).catch(() => null);
+  return JSON.stringify(rows?.map((r) => r.map((v) => (typeof v === 'number' ? (Object.is(v, -0) ? '-0' : String(v)) : String(v)))) ?? null);
 }
 
 async function hasMark(db: Database, tx: number): Promise<boolean> {
@@ -444,6 +538,10 @@ async function heal(world: World): Promise<void> {
  */
 function buildOracle(world: World): BetterSqlite.Database {
   const oracle = new BetterSqlite(':memory:');
+  // An INSERT OR REPLACE of an existing row is pushed as what it did, an update, and applied with
+  // an external content FTS5 table's update trigger; replayed as SQL it deletes the old row
+  // without its delete trigger (off by default for REPLACE) and leaves the index stale.
+  oracle.pragma('recursive_triggers = ON');
   // Per client and row: the transactions (by number, which is commit order) that created it, and whether the server took them.
   const creations = new Map<string, { tx: number; refused: boolean }[]>();
   for (const unit of world.committed.values()) {
@@ -465,6 +563,8 @@ function buildOracle(world: World): BetterSqlite.Database {
     const unit = world.committed.get(id);
     if (!unit) world.fail(`the server holds ${id}, which no client committed`);
     const statements = unit.statements.filter((s) => {
+      // Audit triggers run where a transaction ran; their writes come as literal statements.
+      if (/^CREATE TRIGGER tr\d+ /.test(s)) return false;
       const row = rowOf(s);
       return !row || row.created === true || !id.startsWith('tx') || !refusedRow(unit.client, row.key, Number(id.slice(2)));
     });
@@ -548,7 +648,9 @@ async function snapshot(query: Query): Promise<Snapshot> {
     const info = (await query(`SELECT name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(${sqlString(name)}) WHERE hidden != 1 ORDER BY cid`)).map((r) => r.map((v) => (v === null ? null : String(v))));
     const sql = String((await query(`SELECT sql FROM sqlite_schema WHERE name = ${sqlString(name)}`))[0]?.[0] ?? '');
     const key = info.filter((c) => c[4] !== '0');
-    const byRowid = type === 'virtual' || (!/WITHOUT\s+ROWID/i.test(sql) && (key.length === 0 || (key.length === 1 && String(key[0]![1]).toUpperCase() === 'INTEGER')));
+    // Auto keyless tables (`ta<n>`) hold SQLite's rowids, re-keyed on a collision: their rows
+    // are compared by content, each committed row once.
+    const byRowid = type === 'virtual' || (!/WITHOUT\s+ROWID/i.test(sql) && !isAutoTable(name) && (key.length === 0 || (key.length === 1 && String(key[0]![1]).toUpperCase() === 'INTEGER')));
     const columns = [...(byRowid ? ['rowid'] : []), ...info.map((c) => quoteIdent(String(c[0])))];
     const rows = (await query(`SELECT ${columns.map(cellColumns).join(', ')} FROM ${quoteIdent(name)}`)).map(renderRow).sort();
     if (type === 'virtual') {
@@ -574,10 +676,22 @@ function compare(world: World, who: string, expected: Snapshot, got: Snapshot): 
     const g = got.tables[name];
     if (!e || !g) world.fail(`${who} ${g ? 'has' : 'lacks'} table ${name}, the oracle ${e ? 'has' : 'lacks'} it`);
     if (JSON.stringify(e.columns) !== JSON.stringify(g.columns)) world.fail(`${who} table ${name} has columns ${JSON.stringify(g.columns)}, the oracle ${JSON.stringify(e.columns)}`);
-    const missing = e.rows.filter((r) => !g.rows.includes(r));
-    const extra = g.rows.filter((r) => !e.rows.includes(r));
+    // As multisets: rows compared without a key (auto keyless tables) may repeat.
+    const missing = multisetMinus(e.rows, g.rows);
+    const extra = multisetMinus(g.rows, e.rows);
     if (missing.length + extra.length > 0) world.fail(`${who} table ${name} differs from the oracle: ${missing.length} rows missing, ${extra.length} extra\n${describeDiff(missing, extra)}`);
   }
+}
+
+/** `a` without one copy of each row of `b`. */
+function multisetMinus(a: readonly string[], b: readonly string[]): string[] {
+  const left = new Map<string, number>();
+  for (const r of b) left.set(r, (left.get(r) ?? 0) + 1);
+  return a.filter((r) => {
+    const n = left.get(r) ?? 0;
+    if (n > 0) left.set(r, n - 1);
+    return n === 0;
+  });
 }
 
 /** The differing rows, cells that differ in rows with the same first cell (the key) side by side. */
