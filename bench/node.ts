@@ -47,13 +47,16 @@ export async function runNodeClassic(config: string, scale: number, only?: Reado
   }
 }
 
-/** Round trip of `SELECT 1` through each API (Outpost's async API; better-sqlite3's sync one). */
-export async function runNodeSelect1(config: string, calls: number): Promise<{ ms: number; p99Ms: number }> {
+/**
+ * Round trip of `SELECT 1` through each API (Outpost's async API, its engine in a thread or,
+ * with `engine`, inline; better-sqlite3's sync one).
+ */
+export async function runNodeSelect1(config: string, calls: number, engine?: 'thread' | 'inline'): Promise<{ ms: number; p99Ms: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-'));
   const lat: number[] = [];
   try {
     if (config === 'node-outpost') {
-      const db = await open(join(dir, 'select1.db'));
+      const db = await open(join(dir, 'select1.db'), { engine });
       for (let i = 0; i < calls; i++) {
         const t0 = performance.now();
         await db.get('SELECT 1');
@@ -103,4 +106,43 @@ export async function runNodeWatchLatency(writes: number): Promise<{ ms: number;
   }
   lat.sort((a, b) => a - b);
   return { ms: lat[Math.floor(lat.length / 2)]!, p95Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.95))]! };
+}
+
+/** A statement that runs for hours unless stopped. */
+const SLOW_SQL = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000000) SELECT count(*) AS n FROM c';
+
+/**
+ * Abort to stop: from `controller.abort()` while a slow statement runs on the engine thread to
+ * the call's rejection with AbortError. Median and p99 of `times` aborts.
+ */
+export async function runNodeAbortStop(times: number): Promise<{ ms: number; p99Ms: number }> {
+  const db = await open(':memory:', { storage: 'memory' });
+  const lat: number[] = [];
+  try {
+    for (let i = 0; i < times; i++) {
+      const controller = new AbortController();
+      const slow = db.get(SLOW_SQL, [], { signal: controller.signal }).catch((e: unknown) => e);
+      // Let the statement run a little first.
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const t0 = performance.now();
+      controller.abort();
+      const e = await slow;
+      lat.push(performance.now() - t0);
+      if (!(e instanceof Error && e.name === 'AbortError')) throw new Error(`expected an AbortError, got ${String(e)}`);
+    }
+  } finally {
+    await db.close();
+  }
+  lat.sort((a, b) => a - b);
+  return { ms: lat[Math.floor(lat.length / 2)]!, p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))]! };
+}
+
+/** `open()` of a new in-memory database to its first answer, with the engine in a thread or inline. */
+export async function runNodeOpen(engine: 'thread' | 'inline'): Promise<{ ms: number }> {
+  const t0 = performance.now();
+  const db = await open(':memory:', { storage: 'memory', engine });
+  await db.get('SELECT 1');
+  const ms = performance.now() - t0;
+  await db.close();
+  return { ms };
 }

@@ -17,7 +17,7 @@ import { type Page, chromium } from 'playwright';
 import { build, preview } from 'vite';
 import { chromiumPath } from '../scripts/chromium.js';
 import { CLASSIC_TESTS } from './classic.js';
-import { NODE_CONFIGS, runNodeClassic, runNodeSelect1, runNodeWatchLatency } from './node.js';
+import { NODE_CONFIGS, runNodeAbortStop, runNodeClassic, runNodeOpen, runNodeSelect1, runNodeWatchLatency } from './node.js';
 import { type LoadRow, loadTable, runServerLoad } from './server-load.js';
 import { type NeighbourRow, neighbourTable, runNeighbourBench } from './neighbour.js';
 import { type SyncBenchRow, runSyncBench, syncTable } from './sync.js';
@@ -279,6 +279,10 @@ export async function runBench(opts: Options): Promise<BenchReport> {
         const s1 = await runNodeSelect1(config, Math.max(10, Math.round(1000 * opts.scale)));
         record(report, 'api-select1', config, s1);
       }
+      record(report, 'api-select1-inline', 'node-outpost', await runNodeSelect1('node-outpost', Math.max(10, Math.round(1000 * opts.scale)), 'inline'));
+      record(report, 'api-abort-stop', 'node-outpost', await runNodeAbortStop(Math.max(5, Math.round(20 * opts.scale))));
+      record(report, 'open-new', 'node-outpost', await runNodeOpen('thread'));
+      record(report, 'open-new-inline', 'node-outpost', await runNodeOpen('inline'));
       const watch = await runNodeWatchLatency(Math.max(20, Math.round(500 * opts.scale)));
       // The report's second figure is a p99 elsewhere; for the watch it is the p95 (see the title).
       record(report, 'api-watch-latency', 'node-outpost', { ms: watch.ms, p99Ms: watch.p95Ms });
@@ -290,6 +294,9 @@ export async function runBench(opts: Options): Promise<BenchReport> {
 const TITLES: Record<string, string> = {
   ...Object.fromEntries(CLASSIC_TESTS.map((t) => [t.id, `${t.id} ${t.title}`])),
   'api-select1': 'API: SELECT 1 round trip, median (p99)',
+  'api-select1-inline': 'API: SELECT 1 round trip, Node engine: "inline", median (p99)',
+  'api-abort-stop': 'API: abort() of a running statement to its AbortError, median (p99)',
+  'open-new-inline': 'open() a new database, Node engine: "inline"',
   'api-watch-latency': 'API: watch, commit to onRows (throttleMs 0, same process), median (p95)',
   'api-query-100k': 'API: query 100,000 rows x 5 columns',
   'api-blob-write': 'API: write a 10 MB blob',

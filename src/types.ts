@@ -180,6 +180,15 @@ export interface OpenOptions {
    * before rejecting with `OutpostError` `ENGINE_UNRESPONSIVE` (default 10000).
    */
   tabTimeoutMs?: number;
+  /**
+   * Node (`outpost/node`): where the engine runs. `'thread'` (default): a worker thread of its
+   * own, so a long statement does not block the event loop and a call's `signal` stops it while
+   * it runs. `'inline'`: on the calling thread, faster for many tiny calls (README, "Node: the
+   * engine thread"), but a statement blocks the event loop and only its `timeoutMs` can stop
+   * it. A sync option `fetch` cannot cross threads, so it needs `'inline'` (which it gets by
+   * default). The browser always runs the engine in a worker and ignores this.
+   */
+  engine?: 'thread' | 'inline';
   /** Sync with a server speaking Turso's sync protocol (an Outpost server, `tursodb --sync-server`, Turso Cloud). */
   sync?: SyncOptions;
 }
@@ -189,10 +198,11 @@ export interface OpenOptions {
  * counted from the call) rejects with an error named `AbortError`:
  * - before it started (waiting behind other calls): it never runs;
  * - while it runs: SQLite stops its statement, which undoes that statement. A running statement
- *   sees `timeoutMs` everywhere (the engine checks it itself). It sees `signal` in a
- *   cross-origin isolated page (COOP/COEP), whose worker can read a SharedArrayBuffer flag;
- *   elsewhere, and under `outpost/node` (whose engine runs on the calling thread, where no
- *   abort can fire while it runs), a call already running settles with its own outcome;
+ *   sees `timeoutMs` everywhere (the engine checks it itself). It sees `signal` under
+ *   `outpost/node` (its engine thread reads a SharedArrayBuffer flag) and in a cross-origin
+ *   isolated page (COOP/COEP), whose worker reads the same flag; elsewhere (a page that is
+ *   not isolated; `engine: 'inline'` in Node, where no abort can fire while the statement
+ *   runs on the calling thread), a call already running settles with its own outcome;
  * - between chunks of `iterate`: the next chunk is not fetched.
  * Inside `transaction(fn)`, an aborted call rolls the whole transaction back: later calls of
  * its `tx` reject, and `transaction` rejects with the AbortError.

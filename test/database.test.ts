@@ -9,3 +9,6 @@ let n = 0;
 
 databaseSuite('node file', (options) => open(join(dir, `db${++n}.sqlite`), options));
 databaseSuite('node memory', (options) => open(':memory:', { ...options, storage: 'memory' }));
+// The engine on the calling thread (`engine: 'inline'`) instead of its own thread (the default).
+databaseSuite('node file inline', (options) => open(join(dir, `db${++n}.sqlite`), { ...options, engine: 'inline' }));
+databaseSuite('node memory inline', (options) => open(':memory:', { ...options, storage: 'memory', engine: 'inline' }));

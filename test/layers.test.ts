@@ -50,7 +50,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   api: ['engine', 'sync', 'options', 'types', 'errors'],
   worker: ['api', 'engine', 'sync', 'storage', 'options', 'types', 'errors'],
   browser: ['worker', 'api', 'storage', 'options', 'types', 'errors'],
-  node: ['api', 'engine', 'sync', 'storage', 'options', 'types', 'errors'],
+  // The engine thread speaks the browser worker's protocol (its error transfer).
+  node: ['api', 'worker', 'engine', 'sync', 'storage', 'options', 'types', 'errors'],
   index: ['browser', 'types', 'errors'],
   // The ORM adapters work over any Database through its public surface alone.
   drizzle: ['types', 'errors'],

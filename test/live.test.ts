@@ -22,3 +22,4 @@ afterAll(async () => {
 
 liveSuite('node file', (options) => open(join(dir, `db${++n}.sqlite`), options), () => `${base}/db/live${++n}`);
 liveSuite('node memory', (options) => open(':memory:', { ...options, storage: 'memory' }));
+liveSuite('node memory inline', (options) => open(':memory:', { ...options, storage: 'memory', engine: 'inline' }));

@@ -118,6 +118,24 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
+/** Abort to stop: from `abort()` while a slow statement runs to its AbortError. Median and p99. */
+async function abortToStop(db: Awaited<ReturnType<typeof open>>, times: number): Promise<{ ms: number; p99Ms: number }> {
+  const slowSql = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000000) SELECT count(*) AS n FROM c';
+  const lat: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const controller = new AbortController();
+    const slow = db.get(slowSql, [], { signal: controller.signal }).catch((e: unknown) => e);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const t0 = performance.now();
+    controller.abort();
+    const e = await slow;
+    lat.push(performance.now() - t0);
+    if (!(e instanceof Error && e.name === 'AbortError')) throw new Error(`expected an AbortError, got ${String(e)}`);
+  }
+  lat.sort((a, b) => a - b);
+  return { ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99) };
+}
+
 /** The public API's costs for one configuration ('outpost', 'outpost-full' or 'memory'). */
 async function runApi(config: string, runId: string, scale: number): Promise<ApiResult[]> {
   const storage = config === 'memory' ? 'memory' : 'opfs';
@@ -167,6 +185,10 @@ async function runApi(config: string, runId: string, scale: number): Promise<Api
     t0 = performance.now();
     for (let i = 0; i < calls; i++) await db.run('INSERT INTO runs VALUES (?)', [i]);
     results.push({ metric: 'api-run-1000', ms: performance.now() - t0 });
+
+    // The bench page is cross-origin isolated, so the abort reaches the worker through its
+    // SharedArrayBuffer flag; a page without isolation cannot stop a running statement.
+    if (crossOriginIsolated) results.push({ metric: 'api-abort-stop', ...(await abortToStop(db, Math.max(5, Math.round(20 * scale)))) });
   } finally {
     await db.close();
   }

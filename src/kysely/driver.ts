@@ -67,15 +67,26 @@ export class OutpostConnection implements DatabaseConnection {
   }
 
   /**
-   * Yields a SELECT's rows in chunks of `chunkSize`. The rows are read at once and then
-   * chunked: memory is not bounded by the chunk size.
+   * Yields a SELECT's rows in chunks of `chunkSize`, read through `iterate` as they are
+   * consumed: memory holds one chunk of the engine's (1000 rows) and one of these. Ending the
+   * loop early ends the statement. Kysely keeps this connection for the stream, so its other
+   * queries wait; calls made on the Outpost `Database` directly may run between engine chunks
+   * (`Queryable.iterate`).
    */
   async *streamQuery<R>(compiled: CompiledQuery, chunkSize = 100): AsyncIterableIterator<QueryResult<R>> {
     if (!SelectQueryNode.is(compiled.query)) {
       throw new OutpostError('outpost/kysely streams only SELECT queries', 'INVALID_ARGUMENT');
     }
-    const { rows } = await this.executeQuery<R>(compiled);
-    for (let i = 0; i < rows.length; i += chunkSize) yield { rows: rows.slice(i, i + chunkSize) };
+    if (!(Number.isInteger(chunkSize) && chunkSize > 0)) throw new OutpostError(`stream() needs a chunk size of 1 or more (got ${String(chunkSize)})`, 'INVALID_ARGUMENT');
+    let rows: R[] = [];
+    // Rows are objects keyed by column name; R is the row type Kysely inferred for this query.
+    for await (const row of this.scope.iterate<R>(compiled.sql, paramsOf(compiled))) {
+      rows.push(row);
+      if (rows.length < chunkSize) continue;
+      yield { rows };
+      rows = [];
+    }
+    if (rows.length > 0) yield { rows };
   }
 
   /** Opens an Outpost transaction and holds it until `end`; resolves once `BEGIN` ran. */

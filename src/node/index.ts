@@ -6,9 +6,13 @@
  * `lockTimeoutMs` for the first to close, then fails with `DatabaseLockedError`. Two processes
  * must not open the same file (the VFS uses exclusive locking in memory, not file locks).
  *
- * The engine runs on the calling thread, so no abort can fire while a statement runs: a
- * call's `signal` acts while it waits and between chunks of `iterate`, and `timeoutMs`, which
- * the engine checks itself, is what stops a running statement.
+ * Where the engine runs (`OpenOptions.engine`): by default in a worker thread of its own
+ * (node/thread.ts), like the browser's worker, so a statement never blocks the event loop and
+ * a call's `signal` stops it while it runs (the abort flag is a SharedArrayBuffer). With
+ * `engine: 'inline'` it runs on the calling thread, with less overhead per call; no abort can
+ * fire while a statement runs there, so only `timeoutMs`, which the engine checks itself,
+ * stops a running statement. A sync option `fetch` (a function of this thread) needs the
+ * inline engine and gets it by default.
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
@@ -20,6 +24,7 @@ import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
 import { NODE_SUFFIXES } from '../opfs-vfs/storage/files.js';
 import { NodeDirectory } from '../opfs-vfs/storage/node.js';
 import { openDatabase } from '../sync/open.js';
+import { openInThread } from './thread.js';
 import type { Database as DatabaseApi, OpenOptions } from '../types.js';
 
 export type * from '../types.js';
@@ -45,17 +50,46 @@ export async function open(path: string, options: OpenOptions = {}): Promise<Dat
   if (options.storage === 'opfs') throw new OutpostError('storage "opfs" exists only in the browser', 'INVALID_ARGUMENT');
   const key = memory ? null : nodePath.resolve(path);
   const { lockTimeoutMs, ...engineOptions } = engineSettings(options);
+  const inline = inlineEngine(options);
   if (key) await claimPath(key, lockTimeoutMs);
   try {
-    const directory = key ? new NodeDirectory(key) : new MemoryDirectory(`memory:${path}`);
-    const { conn, engine } = await openDatabase(directory, engineOptions, options.sync);
-    return new Database(path, connectionDriver(conn, engine), () => {
+    const release = (): void => {
       if (key) openPaths.delete(key);
-    });
+    };
+    if (inline) {
+      const directory = key ? new NodeDirectory(key) : new MemoryDirectory(`memory:${path}`);
+      const { conn, engine } = await openDatabase(directory, engineOptions, options.sync);
+      return new Database(path, connectionDriver(conn, engine), release);
+    }
+    const { authToken, transform, fetch: _fetch, ...syncRest } = options.sync ?? { url: '' };
+    const thread = await openInThread(
+      {
+        path: key ?? path,
+        memory: key === null,
+        ...engineOptions,
+        sync: options.sync ? { ...syncRest, authToken: typeof authToken === 'string' ? authToken : undefined } : undefined,
+      },
+      {
+        authToken: typeof authToken === 'function' ? async (o) => authToken(o) : undefined,
+        transform: transform ? async (m) => transform(m) : undefined,
+      },
+      options.sync?.live === true,
+    );
+    return new Database(path, thread.driver, release, thread.interrupt);
   } catch (e) {
     if (key) openPaths.delete(key);
     throw e;
   }
+}
+
+/** Whether `options` ask for the engine on the calling thread (the header). */
+function inlineEngine(options: OpenOptions): boolean {
+  const engine = options.engine ?? (options.sync?.fetch ? 'inline' : 'thread');
+  if (engine !== 'thread' && engine !== 'inline') throw new OutpostError(`engine must be "thread" or "inline" (got ${String(engine)})`, 'INVALID_ARGUMENT');
+  if (engine === 'thread' && options.sync?.fetch) {
+    throw new OutpostError('a sync fetch function cannot cross to the engine thread: leave out engine: "thread", or the fetch', 'INVALID_ARGUMENT');
+  }
+  return engine === 'inline';
 }
 
 /** Deletes the database at `path` and its WAL. It must not be open. */

@@ -7,6 +7,7 @@ import { Kysely, Migrator, sql, type Generated, type Migration, type MigrationPr
 import { describe, expect, test } from 'vitest';
 import { OutpostDialect } from '../../src/kysely/index.js';
 import type { Database } from '../../src/types.js';
+import { rejection } from './suite-support.js';
 import { gate, track } from './drizzle-suite.js';
 
 interface Schema {
@@ -107,6 +108,24 @@ export function kyselySuite(label: string, open: () => Promise<Database>): void 
         for await (const row of k.selectFrom('person').select('name').orderBy('id').stream(10)) names.push(row.name);
         expect(names).toHaveLength(25);
         expect(names[24]).toBe('p24');
+      });
+    });
+
+    test('stream reads as it goes: the first chunks arrive before a row that fails later', async () => {
+      await withKysely(async (k) => {
+        await k.insertInto('person').values(Array.from({ length: 3000 }, (_, i) => ({ name: `p${i}`, age: i }))).execute();
+        // Row 2500 overflows an integer: reading the whole result first would fail before any chunk.
+        const failing = sql<number>`CASE WHEN id = 2500 THEN abs(-9223372036854775807 - 1) ELSE id END`.as('id');
+        const seen: number[] = [];
+        const e = await rejection(
+          (async () => {
+            for await (const row of k.selectFrom('person').select(failing).orderBy('person.id').stream(100)) seen.push(row.id);
+          })(),
+        );
+        expect(e.message).toMatch(/overflow/);
+        expect(seen.length).toBeGreaterThanOrEqual(1000);
+        expect(seen.length).toBeLessThan(2500);
+        expect(await k.selectFrom('person').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).toEqual({ n: 3000 });
       });
     });
 

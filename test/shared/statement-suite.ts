@@ -36,7 +36,19 @@ function holdLine(db: Database): { release: () => void; done: Promise<void> } {
   return { release, done };
 }
 
-export function statementSuite(name: string, open: Opener): void {
+/** What a backend can do beyond the common contract. */
+export interface StatementBackend {
+  /** A call's `signal` reaches a statement while it runs (an engine on another thread with the abort flag). */
+  signalStopsRunning?: boolean;
+}
+
+/** Lets the call start (its turn in line comes within a macrotask), then aborts it. */
+async function abortOnceStarted(controller: AbortController): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  controller.abort();
+}
+
+export function statementSuite(name: string, open: Opener, backend: StatementBackend = {}): void {
   describe(`statements: ${name}`, () => {
     test('a prepared statement runs all, get, values and run with new parameters each time', () =>
       withDb(open, async (db) => {
@@ -289,6 +301,37 @@ export function statementSuite(name: string, open: Opener): void {
         expect(await db.query('SELECT v FROM t')).toEqual([]);
         await db.run('INSERT INTO t VALUES (3)');
         expect(await db.query('SELECT v FROM t')).toEqual([{ v: 3 }]);
+      }));
+
+    test.runIf(backend.signalStopsRunning)('a signal stops a statement that is already running; the database stays usable', () =>
+      withDb(open, async (db) => {
+        await db.exec('CREATE TABLE t(v); INSERT INTO t VALUES (1)');
+        const controller = new AbortController();
+        // SLOW_SQL would run for hours: only the abort ends it.
+        const slow = db.get(SLOW_SQL, [], { signal: controller.signal });
+        await abortOnceStarted(controller);
+        const e = await rejection(slow);
+        expect(e.name).toBe('AbortError');
+        expect(e).toBeInstanceOf(AbortError);
+        expect(await db.query('SELECT v FROM t')).toEqual([{ v: 1 }]);
+      }));
+
+    test.runIf(backend.signalStopsRunning)('a signal that stops a running statement in a transaction rolls the transaction back', () =>
+      withDb(open, async (db) => {
+        await db.exec('CREATE TABLE t(v)');
+        const controller = new AbortController();
+        const e = await rejection(
+          db.transaction(async (tx) => {
+            await tx.run('INSERT INTO t VALUES (1)');
+            const slow = tx.get(SLOW_SQL, [], { signal: controller.signal });
+            await abortOnceStarted(controller);
+            await slow;
+          }),
+        );
+        expect(e.name).toBe('AbortError');
+        expect(await db.query('SELECT v FROM t')).toEqual([]);
+        await db.run('INSERT INTO t VALUES (2)');
+        expect(await db.query('SELECT v FROM t')).toEqual([{ v: 2 }]);
       }));
 
     test('aborting between chunks of an iteration stops it with AbortError', () =>
