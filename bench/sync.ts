@@ -4,8 +4,11 @@
  * for each server (turso --sync-server and the Outpost server). Bytes are what each client
  * reports receiving.
  */
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { connect } from '@tursodatabase/sync';
+import type { BootstrapSample } from './bootstrap-child.js';
 import { open } from '../src/node/index.js';
 import { batch, rawPipeline, startServer, startTursoServer, tempDir } from '../test/support/server.js';
 
@@ -18,7 +21,7 @@ export interface SyncBenchRow {
   incrementalBytes: number;
 }
 
-async function fill(url: string, megabytes: number): Promise<void> {
+export async function fill(url: string, megabytes: number): Promise<void> {
   const check = (res: { status: number; json: any }): void => {
     const errors = res.json?.results?.[0]?.response?.result?.step_errors ?? [];
     const bad = errors.find((e: unknown) => e !== null);
@@ -32,16 +35,21 @@ async function fill(url: string, megabytes: number): Promise<void> {
       for (let k = 4; k < 1000; k += 4) payload.writeUInt32LE((Math.random() * 2 ** 32) >>> 0, k);
       return { sql: 'INSERT INTO big(payload) VALUES (?)', args: [{ type: 'blob', base64: payload.toString('base64') }] };
     });
-    check(await rawPipeline(url, batch(...steps)));
+    for (;;) {
+      const res = await rawPipeline(url, batch(...steps));
+      // The Outpost server rations each database's time: a bulk fill waits as it is told.
+      if (res.status === 429) await new Promise((r) => setTimeout(r, 1000 * Number(res.headers.get('retry-after') ?? 1)));
+      else {
+        check(res);
+        break;
+      }
+    }
   }
 }
 
 export async function runSyncBench(megabytes = 20): Promise<SyncBenchRow[]> {
   const rows: SyncBenchRow[] = [];
-  const servers = [
-    { name: 'turso --sync-server', start: async () => { const t = await startTursoServer(); return { url: t.url, stop: t.stop }; } },
-    { name: 'Outpost server', start: async () => { const s = await startServer({ auth: false }); return { url: `${s.url}/db/bench`, stop: () => s.server.close() }; } },
-  ];
+  const servers = benchServers();
   for (const server of servers) {
     const { url, stop } = await server.start();
     try {
@@ -94,6 +102,98 @@ export function syncTable(rows: SyncBenchRow[]): string {
   ].join('\n');
 }
 
+/** The bootstrap targets of issue 15: memory above idle, and time against the official client. */
+export const BOOTSTRAP_MEMORY_TARGET_BYTES = 64 * 1024 * 1024;
+
+export interface BootstrapBenchRow {
+  server: string;
+  client: string;
+  megabytes: number;
+  /** Best of the runs. */
+  ms: number;
+  /** Worst of the runs. */
+  rssAboveIdleBytes: number;
+  jsAboveIdleBytes: number;
+  runs: number;
+}
+
+/**
+ * A large bootstrap (200 MB by default) by each client in its own process, against each
+ * server, the clients interleaved run by run so that load on the machine hits them alike.
+ * `OUTPOST_BENCH_BASELINE_ROOT` names another checkout whose Outpost runs beside this one
+ * (a before/after comparison in the same run).
+ */
+export async function runBootstrapBench(megabytes = 200, runs = 2): Promise<BootstrapBenchRow[]> {
+  const baselineRoot = process.env.OUTPOST_BENCH_BASELINE_ROOT;
+  const clients = [
+    { name: 'outpost', kind: 'outpost', root: undefined as string | undefined },
+    ...(baselineRoot ? [{ name: 'outpost (baseline)', kind: 'outpost', root: baselineRoot }] : []),
+    { name: '@tursodatabase/sync', kind: 'official', root: undefined },
+  ];
+  const rows: BootstrapBenchRow[] = [];
+  for (const server of benchServers()) {
+    const { url, stop } = await server.start();
+    try {
+      await fill(url, megabytes);
+      const samples = new Map<string, BootstrapSample[]>(clients.map((c) => [c.name, []]));
+      for (let run = 0; run < runs; run++) {
+        for (const c of clients) {
+          process.stderr.write(`bootstrap ${megabytes} MB: ${server.name}, ${c.name}, run ${run + 1}\n`);
+          const dir = tempDir('outpost-bootstrapbench-');
+          samples.get(c.name)!.push(await bootstrapInChild(c.kind, url, join(dir, 'db'), c.root));
+        }
+      }
+      for (const c of clients) {
+        const s = samples.get(c.name)!;
+        rows.push({
+          server: server.name,
+          client: c.name,
+          megabytes,
+          ms: Math.min(...s.map((x) => x.ms)),
+          rssAboveIdleBytes: Math.max(...s.map((x) => x.rssAboveIdleBytes)),
+          jsAboveIdleBytes: Math.max(...s.map((x) => x.jsAboveIdleBytes)),
+          runs: s.length,
+        });
+      }
+    } finally {
+      await stop();
+    }
+  }
+  return rows;
+}
+
+function benchServers(): { name: string; start: () => Promise<{ url: string; stop: () => Promise<void> }> }[] {
+  return [
+    { name: 'turso --sync-server', start: async () => { const t = await startTursoServer(); return { url: t.url, stop: t.stop }; } },
+    { name: 'Outpost server', start: async () => { const s = await startServer({ auth: false }); return { url: `${s.url}/db/bench`, stop: () => s.server.close() }; } },
+  ];
+}
+
+async function bootstrapInChild(kind: string, url: string, path: string, root: string | undefined): Promise<BootstrapSample> {
+  const script = new URL('./bootstrap-child.ts', import.meta.url).pathname;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', 'tsx', script, kind, url, path, ...(root ? [root] : [])], {
+    maxBuffer: 1024 * 1024,
+  });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as BootstrapSample;
+}
+
+export function bootstrapTable(rows: BootstrapBenchRow[]): string {
+  const mb = (b: number): string => (b / 1024 / 1024).toFixed(0);
+  const official = (server: string): BootstrapBenchRow | undefined => rows.find((r) => r.server === server && r.client === '@tursodatabase/sync');
+  return [
+    `| server | client | bootstrap ms (best of ${rows[0]?.runs ?? 0}) | / official (target ≤ 1.00) | RSS above idle MiB (target ≤ ${mb(BOOTSTRAP_MEMORY_TARGET_BYTES)}) | JS heap + external above idle MiB |`,
+    '| --- | --- | ---: | ---: | ---: | ---: |',
+    ...rows.map((r) => {
+      const base = official(r.server);
+      const ratio = base ? (r.ms / base.ms).toFixed(2) : '';
+      return `| ${r.server} | ${r.client} | ${r.ms.toFixed(0)} | ${ratio} | ${mb(r.rssAboveIdleBytes)} | ${mb(r.jsAboveIdleBytes)} |`;
+    }),
+  ].join('\n');
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  console.log(syncTable(await runSyncBench(Number(process.argv[2] ?? 20))));
+  if (process.argv[2] === 'bootstrap') {
+    const rows = await runBootstrapBench(Number(process.argv[3] ?? 200), Number(process.argv[4] ?? 2));
+    console.log(bootstrapTable(rows));
+  } else console.log(syncTable(await runSyncBench(Number(process.argv[2] ?? 20))));
 }
