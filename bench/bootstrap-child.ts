@@ -53,7 +53,7 @@ const idleJs = jsBytes();
 let peakJs = idleJs;
 const sampler = setInterval(() => {
   peakJs = Math.max(peakJs, jsBytes());
-}, 2);
+}, 10);
 const t0 = performance.now();
 const close = await bootstrap();
 const ms = performance.now() - t0;

@@ -14,10 +14,13 @@
 import { SyncError } from '../errors.js';
 import type { StorageBackend, StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { DB_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
-import { PAGE_BYTES, type PageData } from '../protocol/pull-updates.js';
+import { PAGE_BYTES, type PageData, type PullHeader } from '../protocol/pull-updates.js';
 import type { SyncTransport } from '../protocol/transport.js';
-import { BOOTSTRAP_CHUNK_PAGES, type ProgressListener, chunkSelector, pullPages } from './pull.js';
+import { type ProgressListener, pullPages } from './pull.js';
 import type { SyncStateFile } from './state-file.js';
+
+/** Progress is told every this many pages (8 MiB). */
+const PROGRESS_PAGES = 2048;
 
 /** Pages gathered into one write (1 MiB): consecutive pages arrive together, one write is cheaper than 256. */
 const RUN_PAGES = 256;
@@ -62,38 +65,29 @@ export async function bootstrapInPlace(directory: StorageDirectory, state: SyncS
 }
 
 /**
- * The image in chunks of pages, each from the revision of the first chunk, then (when there was
- * more than one chunk) the pages that changed meanwhile, written over the older ones: the same
- * requests as pull.ts's in-memory bootstrap.
+ * The whole image in one request, as the official client asks for it: streamed, it needs no
+ * chunks to bound memory (pull.ts's in-memory bootstrap does), and one answer is one revision.
  */
 async function streamImage(transport: SyncTransport, runs: PageRuns, progress: ProgressListener): Promise<{ revision: string; dbPages: number }> {
   const received = new Set<number>();
   let bytes = 0;
-  const onPage = (p: PageData): void => {
+  let dbPages = 0;
+  const told = (): void => progress({ phase: 'bootstrap', pagesDone: Math.min(received.size, dbPages), pagesTotal: dbPages, bytes });
+  const onPage = (p: PageData, header: PullHeader): void => {
+    dbPages = header.dbSize;
     runs.write(p.pageId + 1, p.page);
     received.add(p.pageId + 1);
     bytes += p.page.length;
+    if (received.size % PROGRESS_PAGES === 0) told();
   };
-  const first = await pullPages(transport, { clientRevision: '', serverPagesSelector: chunkSelector(0) }, onPage);
-  const base = first.serverRevision;
-  let dbPages = first.dbSize;
-  let revision = base;
-  const told = (): void => progress({ phase: 'bootstrap', pagesDone: Math.min(received.size, dbPages), pagesTotal: dbPages, bytes });
-  told();
-  if (dbPages > BOOTSTRAP_CHUNK_PAGES) {
-    for (let from = BOOTSTRAP_CHUNK_PAGES; from < dbPages; from += BOOTSTRAP_CHUNK_PAGES) {
-      await pullPages(transport, { clientRevision: '', serverRevision: base, serverPagesSelector: chunkSelector(from) }, onPage);
-      told();
-    }
-    const rest = await pullPages(transport, { clientRevision: base }, onPage);
-    dbPages = rest.dbSize;
-    revision = rest.serverRevision;
-  }
+  const header = await pullPages(transport, { clientRevision: '' }, onPage);
   runs.end();
+  dbPages = header.dbSize;
+  told();
   let present = 0;
   for (const pgno of received) if (pgno <= dbPages) present++;
   if (present < dbPages) throw new SyncError(`bootstrap: the server sent ${present} of ${dbPages} pages`, 'PROTOCOL');
-  return { revision, dbPages };
+  return { revision: header.serverRevision, dbPages };
 }
 
 /** Writes pages to a file, gathering consecutive ones into runs of up to `RUN_PAGES`. */

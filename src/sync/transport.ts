@@ -15,7 +15,7 @@ import type { TokenSource } from '../types.js';
 export interface TransportOptions {
   url: string;
   authToken?: TokenSource;
-  /** Per request, excluding long polls (default 30 s). */
+  /** Per request, excluding long polls (default 30 s); for `pullStream`, the longest wait for the next piece of the body. */
   timeoutMs?: number | undefined;
   /** The fetch to use (a proxy, extra headers, tests); the global one by default. */
   fetch?: typeof fetch | undefined;
@@ -46,12 +46,23 @@ export class HttpTransport implements SyncTransport {
    * Sends one request and hands a successful response to `read`; a failure status becomes the
    * matching `SyncError`. The timeout covers reading the body too.
    */
-  private async request<T>(path: string, body: Uint8Array, contentType: string, timeoutMs: number, read: (res: Response) => Promise<T>): Promise<T> {
+  private async request<T>(
+    path: string,
+    body: Uint8Array,
+    contentType: string,
+    timeoutMs: number,
+    read: (res: Response, progressed: () => void) => Promise<T>,
+  ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const token = await this.token(attempt > 0);
       if (this.aborted) throw new SyncError(`${path}: the database closed`, 'NETWORK');
       const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort('timeout'), timeoutMs);
+      let timer = setTimeout(() => controller.abort('timeout'), timeoutMs);
+      // A streamed body that keeps arriving may take longer than the timeout in all: each piece restarts it.
+      const progressed = (): void => {
+        clearTimeout(timer);
+        timer = setTimeout(() => controller.abort('timeout'), timeoutMs);
+      };
       this.inFlight.add(controller);
       let res: Response;
       try {
@@ -70,7 +81,7 @@ export class HttpTransport implements SyncTransport {
       }
       this.traffic.sentBytes += body.length;
       try {
-        if (res.ok) return await read(res);
+        if (res.ok) return await read(res, progressed);
         const bytes = await this.bodyBytes(res);
         if (res.status === 401 && attempt === 0 && typeof this.options.authToken === 'function') continue;
         if (res.status === 401 || res.status === 403) {
@@ -114,7 +125,7 @@ export class HttpTransport implements SyncTransport {
         throw e;
       }
     };
-    const read = async (res: Response): Promise<PullHeader> => {
+    const read = async (res: Response, progressed: () => void): Promise<PullHeader> => {
       const answer = new PullAnswerStream();
       if (!res.body) for (const page of answer.push(await this.bodyBytes(res))) take(page, answer.header!);
       else {
@@ -124,6 +135,7 @@ export class HttpTransport implements SyncTransport {
             const { done, value } = await reader.read();
             if (done) break;
             this.traffic.receivedBytes += value.length;
+            progressed();
             const pages = answer.push(value);
             // The header is the first message, so every page comes after it.
             for (const page of pages) take(page, answer.header!);
