@@ -8,7 +8,9 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect } from '@tursodatabase/sync';
+import type { Page } from 'playwright';
 import type { BootstrapSample } from './bootstrap-child.js';
+import type { BrowserBootstrapResult } from './page/bootstrap.js';
 import { open } from '../src/node/index.js';
 import { batch, rawPipeline, startServer, startTursoServer, tempDir } from '../test/support/server.js';
 
@@ -188,6 +190,59 @@ export function bootstrapTable(rows: BootstrapBenchRow[]): string {
       const ratio = base ? (r.ms / base.ms).toFixed(2) : '';
       return `| ${r.server} | ${r.client} | ${r.ms.toFixed(0)} | ${ratio} | ${mb(r.rssAboveIdleBytes)} | ${mb(r.jsAboveIdleBytes)} |`;
     }),
+  ].join('\n');
+}
+
+export interface BrowserBootstrapRow {
+  client: string;
+  megabytes: number;
+  /** Best of the runs. */
+  ms: number;
+  /** Page and workers, peak during the bootstrap above the idle page and an idle empty database's worker (worst run); null for Node. */
+  aboveIdleBytes: number | null;
+  /** What an idle empty database's worker holds (the engine loaded). */
+  idleWorkerBytes: number | null;
+}
+
+/**
+ * A large bootstrap in Chromium (the bench page on `page`, OPFS) against the Outpost server,
+ * beside @tursodatabase/sync in Node against the same server in the same run (it has no
+ * browser build to run beside it). Each run times a bootstrap without sampling, then measures
+ * memory in a second one (sampling forces collections, which would slow the timed one).
+ */
+export async function runBrowserBootstrapBench(page: Page, megabytes = 200, runs = 2): Promise<BrowserBootstrapRow[]> {
+  const started = await startServer({ auth: false });
+  const url = `${started.url}/db/browser-bench`;
+  try {
+    await fill(url, megabytes);
+    const timed: number[] = [];
+    const measured: BrowserBootstrapResult[] = [];
+    const official: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      process.stderr.write(`browser bootstrap ${megabytes} MB, run ${run + 1}\n`);
+      const name = `bench-bootstrap-${run}-${Date.now()}`;
+      timed.push((await page.evaluate(([u, n]) => window.benchBootstrap(u, n, false), [url, `${name}-t`] as const)).ms);
+      official.push((await bootstrapInChild('official', url, join(tempDir('outpost-bootstrapbench-'), 'db'), undefined)).ms);
+      measured.push(await page.evaluate(([u, n]) => window.benchBootstrap(u, n, true), [url, `${name}-m`] as const));
+      await page.evaluate(() => window.bench.cleanup());
+    }
+    const above = measured.map((m) => m.peakBytes - m.idleBytes - m.idleWorkerBytes);
+    return [
+      { client: 'outpost (Chromium, OPFS)', megabytes, ms: Math.min(...timed), aboveIdleBytes: Math.max(...above), idleWorkerBytes: Math.max(...measured.map((m) => m.idleWorkerBytes)) },
+      { client: '@tursodatabase/sync (Node)', megabytes, ms: Math.min(...official), aboveIdleBytes: null, idleWorkerBytes: null },
+    ];
+  } finally {
+    await started.server.close();
+  }
+}
+
+export function browserBootstrapTable(rows: BrowserBootstrapRow[]): string {
+  const mb = (b: number | null): string => (b === null ? '' : (b / 1024 / 1024).toFixed(0));
+  const official = rows.find((r) => r.client.startsWith('@tursodatabase/sync'));
+  return [
+    `| client | bootstrap ms | / official (target ≤ 1.00) | page + worker above idle MiB (target ≤ ${mb(BOOTSTRAP_MEMORY_TARGET_BYTES)}) | idle worker MiB |`,
+    '| --- | ---: | ---: | ---: | ---: |',
+    ...rows.map((r) => `| ${r.client} | ${r.ms.toFixed(0)} | ${official ? (r.ms / official.ms).toFixed(2) : ''} | ${mb(r.aboveIdleBytes)} | ${mb(r.idleWorkerBytes)} |`),
   ].join('\n');
 }
 

@@ -8,6 +8,7 @@ import type { WorkerRequest } from './bench-worker.js';
 import { type BenchValue, runClassic } from '../classic.js';
 // Named, not a bare import: the package has no side effects, so a bare import is dropped.
 import { benchTabs } from './tabs.js';
+import { benchBootstrap } from './bootstrap.js';
 
 interface ClassicReply {
   ok: boolean;
@@ -200,4 +201,5 @@ declare global {
 
 window.bench = { runClassicConfig, runApi, runOpen, cleanup };
 window.benchTabs = benchTabs;
+window.benchBootstrap = benchBootstrap;
 document.getElementById('status')!.textContent = 'ready';
