@@ -17,6 +17,7 @@
  *   engine.ts            this facade: status, retries, the error last seen, progress
  *   live.ts              live sync: the long-poll loop, pushes after commits, backoff, offline
  *   pull.ts              download a pull or a bootstrap (network only)
+ *   bootstrap.ts         a fresh database's first image, streamed into its main file before SQLite opens it
  *   apply.ts             apply steps a–f, revert, replay, crash recovery
  *   recovery.ts          pure: what a revert keeps and what to finish after a crash
  *   push.ts              one push: acknowledgement, batches, isolating a refused change
@@ -57,6 +58,8 @@
  *
  * Phases, and what recovery on open finishes (recovery.ts):
  *   idle       nothing.
+ *   bootstrapping  a fresh database's streamed bootstrap (bootstrap.ts) was cut: open.ts empties
+ *              the main file and the WAL before SQLite opens them, and it starts over.
  *   applying   a crash in a, b or c: revert and replay the saved changes, at the old revision
  *              (step c's pages are past the old watermark, so the revert drops them).
  *   replaying  a crash after d: revert to the new image and replay. A WAL shorter than the

@@ -1,6 +1,7 @@
 /**
  * Downloading a pull: network only, nothing local changes here. The whole update is in memory
- * and well-formed before `apply.ts` touches a file.
+ * and well-formed before `apply.ts` touches a file. (A fresh database's first bootstrap does
+ * not come here: bootstrap.ts streams it into the main file.)
  *
  * A database that has never synced bootstraps: the whole image, in chunks of
  * `BOOTSTRAP_CHUNK_PAGES` selected by page number, each from the revision of the first chunk;

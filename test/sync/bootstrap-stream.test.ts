@@ -123,6 +123,31 @@ describe.each(backends)('streamed bootstrap, $name backend', ({ base }) => {
     expect(sameBytes(await readFile(directory, DB_FILE), await serverImage())).toBe(true);
   }, 120_000);
 
+  test('an answer that breaks off mid-page fails the bootstrap cleanly; the next pull bootstraps whole', async () => {
+    const directory = base();
+    let pulls = 0;
+    // The first pull-updates answer arrives cut in the middle of a page.
+    const cutting = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const res = await fetch(input, init);
+      if (!String(input).endsWith('/pull-updates') || ++pulls > 1) return res;
+      const body = new Uint8Array(await res.arrayBuffer());
+      return new Response(body.subarray(0, Math.floor(body.length / 2) + 7), { status: 200 });
+    }) as typeof fetch;
+    const { conn, engine } = await openSynced(directory, ENGINE, { url, retries: 0, fetch: cutting });
+    const db = new Database(directory.label, connectionDriver(conn, engine));
+    try {
+      const status = await db.syncStatus();
+      expect(status?.revision).toBeNull();
+      expect(status?.lastError?.code).toBe('PROTOCOL');
+      expect(await db.get("SELECT count(*) AS n FROM sqlite_schema WHERE name = 'big'")).toEqual({ n: 0 });
+      expect(await db.pull()).toBe(true);
+      expect(await db.get('SELECT count(*) AS n FROM big')).toEqual({ n: rowsNow });
+    } finally {
+      await db.close();
+    }
+    expect(await phaseOf(directory)).toMatchObject({ phase: 'idle' });
+  }, 120_000);
+
   test('a crash mid-bootstrap starts it over at the next open, never opening a half file', async () => {
     const seed = testSeed();
     console.log(`streamed bootstrap crash cuts: OUTPOST_SEED=${seed}`);
