@@ -209,6 +209,7 @@ export async function runBench(opts: Options): Promise<BenchReport> {
     if (opts.sync) {
       process.stderr.write('browser: a 200 MB bootstrap, time and page + worker memory\n');
       report.browserBootstrap = await runBrowserBootstrapBench(page, 200);
+      process.stderr.write(`${browserBootstrapTable(report.browserBootstrap)}\n`);
     }
   } finally {
     await context.close();
