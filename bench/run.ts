@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --out FILE] [--runs N] [--quick] [--configs a,b] [--no-node] [--no-tabs] [--tabs-only] [--profile DIR]`
+ * `npm run bench [-- --out FILE] [--runs N] [--quick] [--configs a,b] [--no-node] [--no-tabs] [--tabs-only] [--bootstrap-only] [--profile DIR]`
  *
  * Builds the benchmark page (bench/page) with Vite and serves it on 127.0.0.1, with COOP/COEP headers
  * because Turso's WASM engine needs SharedArrayBuffer (Outpost does not; the headers do not
@@ -20,7 +20,7 @@ import { CLASSIC_TESTS } from './classic.js';
 import { NODE_CONFIGS, runNodeAbortStop, runNodeClassic, runNodeOpen, runNodeSelect1, runNodeWatchLatency } from './node.js';
 import { type LoadRow, loadTable, runServerLoad } from './server-load.js';
 import { type NeighbourRow, neighbourTable, runNeighbourBench } from './neighbour.js';
-import { type SyncBenchRow, runSyncBench, syncTable } from './sync.js';
+import { type BootstrapBenchRow, type BrowserBootstrapRow, type SyncBenchRow, bootstrapTable, browserBootstrapTable, runBootstrapBench, runBrowserBootstrapBench, runSyncBench, syncTable } from './sync.js';
 import { type LiveBenchRow, liveTable, runLiveBench } from './live.js';
 import { type TabsRow, runTabsBench, tabsTable } from './tabs.js';
 import { speedTable } from './targets.js';
@@ -47,6 +47,8 @@ export interface BenchReport {
   results: Record<string, Record<string, Cell>>;
   failures: Record<string, string>;
   sync?: SyncBenchRow[];
+  bootstrap?: BootstrapBenchRow[];
+  browserBootstrap?: BrowserBootstrapRow[];
   live?: LiveBenchRow[];
   serverLoad?: LoadRow[];
   neighbour?: NeighbourRow[];
@@ -65,6 +67,8 @@ export interface Options {
   timeoutMs: number;
   /** The sync (20 MB bootstrap) and server load parts. */
   sync: boolean;
+  /** Of the sync part, only the 200 MB bootstraps (Node and browser). */
+  bootstrapOnly?: boolean;
   load: boolean;
   /** The multi-tab figures (bench/tabs.ts): hand-overs, round trips, watch latency. */
   tabs: boolean;
@@ -91,6 +95,7 @@ export function parseArgs(argv: string[]): Options {
     else if (a === '--no-tabs') opts.tabs = false;
     else if (a === '--tabs-only') Object.assign(opts, { configs: [], node: false, api: false, sync: false, load: false, tabs: true });
     else if (a === '--profile') opts.profileDir = next();
+    else if (a === '--bootstrap-only') Object.assign(opts, { configs: [], node: false, api: false, sync: true, bootstrapOnly: true, load: false, tabs: false });
     else if (a === '--scale') opts.scale = Number(next());
     else if (a === '--only') opts.only = new Set(next().split(','));
     else if (a === '--timeout') opts.timeoutMs = Number(next()) * 1000;
@@ -198,7 +203,8 @@ export async function runBench(opts: Options): Promise<BenchReport> {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath(),
     headless: true,
-    args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', ...(opts.profileDir ? ['--remote-debugging-port=0'] : [])],
+    // ForceEagerMeasureMemory: measureUserAgentSpecificMemory answers at once (the bootstrap's memory samples).
+    args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--enable-blink-features=ForceEagerMeasureMemory', ...(opts.profileDir ? ['--remote-debugging-port=0'] : [])],
   });
   let profiler: WorkerProfiler | null = null;
   try {
@@ -251,6 +257,11 @@ export async function runBench(opts: Options): Promise<BenchReport> {
       process.stderr.write('multi-tab: hand-overs, round trips, watch latency\n');
       report.tabs = await runTabsBench(context, `http://127.0.0.1:${address.port}/`, { handovers: 20, calls: Math.max(50, Math.round(500 * opts.scale)) });
     }
+    if (opts.sync) {
+      process.stderr.write('browser: a 200 MB bootstrap, time and page + worker memory\n');
+      report.browserBootstrap = await runBrowserBootstrapBench(page, 200);
+      process.stderr.write(`${browserBootstrapTable(report.browserBootstrap)}\n`);
+    }
   } finally {
     profiler?.close();
     await context.close();
@@ -260,10 +271,16 @@ export async function runBench(opts: Options): Promise<BenchReport> {
   }
 
   if (opts.sync) {
-    process.stderr.write('sync: 20 MB bootstrap and one-row pull\n');
-    report.sync = await runSyncBench(20);
-    process.stderr.write('live sync: a write in client A to the watch callback in client B\n');
-    report.live = await runLiveBench(50);
+    if (!opts.bootstrapOnly) {
+      process.stderr.write('sync: 20 MB bootstrap and one-row pull\n');
+      report.sync = await runSyncBench(20);
+    }
+    process.stderr.write('sync: a 200 MB bootstrap per client, each in its own process\n');
+    report.bootstrap = await runBootstrapBench(200);
+    if (!opts.bootstrapOnly) {
+      process.stderr.write('live sync: a write in client A to the watch callback in client B\n');
+      report.live = await runLiveBench(50);
+    }
   }
   if (opts.load) {
     process.stderr.write('server load: 1,000 and 10,000 databases\n');
@@ -330,6 +347,8 @@ export function toMarkdown(report: BenchReport): string {
   for (const [config, error] of Object.entries(report.failures)) lines.push(`\n${config} could not run: ${error}`);
   if (report.results['c01']?.['api-outpost']) lines.push('', "Issue 15's targets (best run of each figure; api-* run through the public API):", '', speedTable(report));
   if (report.sync) lines.push('', 'Sync (Node clients, both against the same server):', '', syncTable(report.sync));
+  if (report.bootstrap) lines.push('', 'A 200 MB bootstrap (Node clients, each in its own process; memory is the peak RSS above the idle process):', '', bootstrapTable(report.bootstrap));
+  if (report.browserBootstrap) lines.push('', 'A 200 MB bootstrap in Chromium (OPFS) against the Outpost server, beside @tursodatabase/sync in Node against the same server:', '', browserBootstrapTable(report.browserBootstrap));
   if (report.live) lines.push('', "Live sync: client A's insert to client B's watch callback (Node clients, both live, loopback, one write at a time):", '', liveTable(report.live));
   if (report.serverLoad) lines.push('', 'Sync server under load (loopback; 200 long-polling clients, 32 pushing):', '', loadTable(report.serverLoad));
   if (report.tabs) lines.push('', 'Several tabs of one browser context sharing one OPFS database:', '', tabsTable(report.tabs));

@@ -69,7 +69,7 @@ export interface SyncOptions {
   upsertTables?: string[];
   /** Inspect, skip or rewrite each pushed row change. */
   transform?: (mutations: Mutation[]) => MutationResult[] | Promise<MutationResult[]>;
-  /** Per request (default 30 s). */
+  /** Per request (default 30 s); a streamed bootstrap fails only when no byte arrives for this long. */
   timeoutMs?: number;
   /** When the local part of the WAL passes this, checkpoint it with saved pre-images (default 8 MiB). */
   maxLocalWalBytes?: number;

@@ -8,6 +8,7 @@ import type { WorkerRequest } from './bench-worker.js';
 import { type BenchValue, type ClassicAdapter, runClassic } from '../classic.js';
 // Named, not a bare import: the package has no side effects, so a bare import is dropped.
 import { benchTabs } from './tabs.js';
+import { benchBootstrap } from './bootstrap.js';
 
 interface ClassicReply {
   ok: boolean;
@@ -258,4 +259,5 @@ declare global {
 
 window.bench = { runClassicConfig, runApiClassic, runApi, runOpen, cleanup };
 window.benchTabs = benchTabs;
+window.benchBootstrap = benchBootstrap;
 document.getElementById('status')!.textContent = 'ready';

@@ -135,16 +135,22 @@ export function encodePage(pageId: number, page: Uint8Array): Uint8Array {
  * take messages as they complete. `finish()` throws if the stream ended mid-message.
  */
 export class PullStreamReader {
-  private buffer = new Uint8Array(0);
+  private buffer: Uint8Array = new Uint8Array(0);
   private offset = 0;
   header: PullHeader | null = null;
 
   push(chunk: Uint8Array): PageData[] {
-    const rest = this.buffer.subarray(this.offset);
-    const joined = new Uint8Array(rest.length + chunk.length);
-    joined.set(rest);
-    joined.set(chunk, rest.length);
-    this.buffer = joined;
+    if (this.offset === this.buffer.length) {
+      // Nothing left over: the chunk is read in place (its pages are views into it).
+      this.buffer = chunk;
+    } else {
+      // Only the tail of one message is left over, so the copy stays small.
+      const rest = this.buffer.subarray(this.offset);
+      const joined = new Uint8Array(rest.length + chunk.length);
+      joined.set(rest);
+      joined.set(chunk, rest.length);
+      this.buffer = joined;
+    }
     this.offset = 0;
     const pages: PageData[] = [];
     for (;;) {
@@ -198,15 +204,48 @@ function decodeHeader(bytes: Uint8Array): PullHeader {
   };
 }
 
+/**
+ * Decodes one `PageData` message by hand: it is the bulk of every pull (one per page), and
+ * protobufjs's generic decode and `toObject` cost more than the bytes themselves. The page is a
+ * view into `bytes`, not a copy. Unknown fields are skipped, as protobuf requires.
+ */
 function decodePage(bytes: Uint8Array): PageData {
-  let m: Record<string, unknown>;
-  try {
-    m = PageDataType.toObject(PageDataType.decode(bytes), { defaults: true, longs: Number, bytes: Uint8Array }) as Record<string, unknown>;
-  } catch (e) {
-    throw new ProtocolError(`malformed page message: ${(e as Error).message}`);
+  const cursor = { at: 0 };
+  let pageId = 0;
+  let page: Uint8Array | null = null;
+  while (cursor.at < bytes.length) {
+    const tag = readVarint(bytes, cursor);
+    const field = Math.floor(tag / 8);
+    const wireType = tag % 8;
+    if (wireType === 0) {
+      const value = readVarint(bytes, cursor);
+      if (field === 1) pageId = value;
+    } else if (wireType === 2) {
+      const length = readVarint(bytes, cursor);
+      if (cursor.at + length > bytes.length) throw new ProtocolError('malformed page message: a field runs past its end');
+      if (field === 2) page = bytes.subarray(cursor.at, cursor.at + length);
+      cursor.at += length;
+    } else if (wireType === 1 || wireType === 5) {
+      cursor.at += wireType === 1 ? 8 : 4;
+    } else {
+      throw new ProtocolError(`malformed page message: wire type ${wireType}`);
+    }
   }
-  const page = m.encodedPage as Uint8Array;
-  const pageId = toNumber(m.pageId, 'page_id');
-  if (page.length !== PAGE_BYTES) throw new ProtocolError(`page ${pageId} has ${page.length} bytes, expected ${PAGE_BYTES}`);
+  if (cursor.at !== bytes.length) throw new ProtocolError('malformed page message: a field runs past its end');
+  if (!Number.isSafeInteger(pageId)) throw new ProtocolError(`page_id is not a valid count: ${pageId}`);
+  const length = page?.length ?? 0;
+  if (!page || length !== PAGE_BYTES) throw new ProtocolError(`page ${pageId} has ${length} bytes, expected ${PAGE_BYTES}`);
   return { pageId, page };
+}
+
+/** A base-128 varint at `cursor.at` (advanced past it), as a number; longer than 8 bytes is refused. */
+function readVarint(bytes: Uint8Array, cursor: { at: number }): number {
+  let value = 0;
+  for (let shift = 0; shift < 56; shift += 7) {
+    if (cursor.at >= bytes.length) throw new ProtocolError('malformed page message: truncated varint');
+    const b = bytes[cursor.at++]!;
+    value += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) return value;
+  }
+  throw new ProtocolError('malformed page message: a varint is too long');
 }

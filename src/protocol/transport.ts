@@ -44,6 +44,13 @@ export interface SyncTransport {
    */
   pull(request: Partial<PullRequest>): Promise<PullResponse>;
   /**
+   * The same request, with the pages handed to `onPage` as they arrive instead of collected
+   * (so a large answer never sits in memory whole). Resolves with the header once the whole
+   * answer arrived well-formed; when it rejects, the pages already handed over belong to a
+   * broken answer and must be thrown away. Optional: without it, callers use `pull`.
+   */
+  pullStream?(request: Partial<PullRequest>, onPage: (page: PageData, header: PullHeader) => void): Promise<PullHeader>;
+  /**
    * One v2/pipeline request. Resolves with one result per request; a statement's SQL error is
    * a result (`step_errors`), not a rejection. Not idempotent: after NETWORK or TIMEOUT the
    * server may have executed it (only the answer was lost), so a caller that resends must make
@@ -71,6 +78,41 @@ export function readPullAnswer(bytes: Uint8Array): PullResponse {
     const header = reader.finish();
     if (header.encoding === 'zstd') throw new ProtocolError('the server sent zstd pages, which were not asked for');
     return { header, pages };
+  } catch (e) {
+    if (e instanceof ProtocolError) throw new SyncError(`pull-updates: ${e.message}`, 'PROTOCOL');
+    throw e;
+  }
+}
+
+/**
+ * `readPullAnswer` for an answer that arrives in pieces: `push` each piece as it comes and take
+ * the pages it completes; `finish` at the end returns the header. The same checks, the same
+ * `SyncError('PROTOCOL')`; a page is a view into the piece that carried it.
+ */
+export class PullAnswerStream {
+  private readonly reader = new PullStreamReader();
+
+  push(chunk: Uint8Array): PageData[] {
+    return asSyncError(() => {
+      const pages = this.reader.push(chunk);
+      if (this.reader.header?.encoding === 'zstd') throw new ProtocolError('the server sent zstd pages, which were not asked for');
+      return pages;
+    });
+  }
+
+  /** The header, once a piece carried it. */
+  get header(): PullHeader | null {
+    return this.reader.header;
+  }
+
+  finish(): PullHeader {
+    return asSyncError(() => this.reader.finish());
+  }
+}
+
+function asSyncError<T>(read: () => T): T {
+  try {
+    return read();
   } catch (e) {
     if (e instanceof ProtocolError) throw new SyncError(`pull-updates: ${e.message}`, 'PROTOCOL');
     throw e;

@@ -17,6 +17,7 @@
  *   engine.ts            this facade: status, retries, the error last seen, progress
  *   live.ts              live sync: the long-poll loop, pushes after commits, backoff, offline
  *   pull.ts              download a pull or a bootstrap (network only)
+ *   bootstrap.ts         a fresh database's first image, streamed into its main file before SQLite opens it
  *   apply.ts             apply steps a–f, revert, replay, crash recovery
  *   recovery.ts          pure: what a revert keeps and what to finish after a crash
  *   push.ts              one push: acknowledgement, batches, isolating a refused change
@@ -57,6 +58,8 @@
  *
  * Phases, and what recovery on open finishes (recovery.ts):
  *   idle       nothing.
+ *   bootstrapping  a fresh database's streamed bootstrap (bootstrap.ts) was cut: open.ts empties
+ *              the main file and the WAL before SQLite opens them, and it starts over.
  *   applying   a crash in a, b or c: revert and replay the saved changes, at the old revision
  *              (step c's pages are past the old watermark, so the revert drops them).
  *   replaying  a crash after d: revert to the new image and replay. A WAL shorter than the
@@ -99,6 +102,24 @@ export function sleep(delayMs: number | null, ...signals: AbortSignal[]): Promis
     for (const s of signals) s.addEventListener('abort', aborted, { once: true });
     if (delayMs !== null) timer = setTimeout(() => end(true), delayMs);
   });
+}
+
+/**
+ * Runs `op`, again up to `retries` times after a backoff when it fails for a transient reason;
+ * one of `signals` aborting ends the wait with the last error.
+ */
+export async function retrying<T>(op: () => Promise<T>, retries: number, ...signals: AbortSignal[]): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await op();
+    } catch (e) {
+      if (attempt >= Math.max(0, retries) || !isTransient(e)) throw e;
+      // A server that says how long to wait (429 BUSY) is waited for, up to a bound.
+      const askedMs = e instanceof SyncError ? Math.min(e.retryAfterMs ?? 0, RETRY_AFTER_MAX_MS) : 0;
+      const delayMs = Math.max(askedMs, RETRY_BASE_DELAY_MS * 4 ** attempt * (0.75 + Math.random() / 2));
+      if (!(await sleep(delayMs, ...signals))) throw e;
+    }
+  }
 }
 
 export class SyncEngine {
@@ -213,19 +234,8 @@ export class SyncEngine {
   }
 
   /** Runs `op`, again after a backoff when it fails for a transient reason. */
-  private async withRetries<T>(op: () => Promise<T>): Promise<T> {
-    const retries = Math.max(0, this.options.retries ?? 2);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await op();
-      } catch (e) {
-        if (attempt >= retries || !isTransient(e)) throw e;
-        // A server that says how long to wait (429 BUSY) is waited for, up to a bound.
-        const askedMs = e instanceof SyncError ? Math.min(e.retryAfterMs ?? 0, RETRY_AFTER_MAX_MS) : 0;
-        const delayMs = Math.max(askedMs, RETRY_BASE_DELAY_MS * 4 ** attempt * (0.75 + Math.random() / 2));
-        if (!(await sleep(delayMs, this.closing.signal, this.interrupt.signal))) throw e;
-      }
-    }
+  private withRetries<T>(op: () => Promise<T>): Promise<T> {
+    return retrying(op, this.options.retries ?? 2, this.closing.signal, this.interrupt.signal);
   }
 
   /**
@@ -375,8 +385,8 @@ export class SyncEngine {
     }
   }
 
-  /** Remembers `e` as the status's last error, and returns it as an Error to throw. */
-  private recordError(e: unknown): Error {
+  /** Remembers `e` as the status's last error (open.ts: a failed bootstrap), and returns it as an Error to throw. */
+  recordError(e: unknown): Error {
     const err = e instanceof Error ? e : new Error(String(e));
     // SyncError, SqliteError, OutpostError and Node's system errors all carry a string code.
     const code = 'code' in err && typeof err.code === 'string' ? err.code : 'ERROR';

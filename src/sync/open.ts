@@ -1,7 +1,8 @@
 /**
  * Opens a synced database: the sync files, the engine connection with change capture feeding
  * the change log and manual checkpoints, crash recovery, and the first bootstrap when the
- * server is reachable.
+ * server is reachable (a fresh database's streamed into its main file before SQLite opens it,
+ * bootstrap.ts).
  */
 import { Connection, type ConnectionOptions } from '../engine/connection.js';
 import { OutpostError } from '../errors.js';
@@ -9,7 +10,8 @@ import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import type { SyncTransport } from '../protocol/transport.js';
 import type { SyncOptions } from '../types.js';
 import { ChangeLog } from './change-log.js';
-import { SyncEngine } from './engine.js';
+import { canBootstrapInPlace, bootstrapInPlace, discardBootstrap } from './bootstrap.js';
+import { SyncEngine, retrying } from './engine.js';
 import { RejectionLog } from './rejected-file.js';
 import { ReplayFile } from './replay-file.js';
 import { RevertFile } from './revert-file.js';
@@ -94,6 +96,23 @@ export async function openSynced(
     // is used again.
     state.update({ revision: null, syncedDbPages: 0, walWatermarkBytes: 0, revertEntries: 0, phase: 'idle', replayEntries: 0 });
   }
+  // A bootstrap into the main file that a crash interrupted: its partial image is never opened.
+  if (state.value.phase === 'bootstrapping') await discardBootstrap(directory, state);
+  transport ??= new HttpTransport({ url: sync.url, authToken: sync.authToken, timeoutMs: sync.timeoutMs, fetch: sync.fetch });
+  const inPlace = behaviour.bootstrap && !sync.live && (await canBootstrapInPlace(directory, state));
+  let bootstrapError: unknown = null;
+  if (inPlace) {
+    // A fresh database streams its first image straight into its main file (bootstrap.ts),
+    // before SQLite opens it.
+    const stream = transport;
+    try {
+      await retrying(() => bootstrapInPlace(directory, state, stream), sync.retries ?? 2);
+    } catch (e) {
+      bootstrapError = e;
+      // Offline (or refused): the database opens empty, as below; a dead store is left for the next open.
+      await discardBootstrap(directory, state).catch(() => {});
+    }
+  }
   let engine: SyncEngine | null = null;
   let conn: Connection;
   let changes: ChangeLog;
@@ -115,16 +134,16 @@ export async function openSynced(
       );
     }
     const local = { conn, changes, state, revert: new RevertFile(files.revert, state.value.revertEntries), replay: new ReplayFile(files.replay), rejected };
-    transport ??= new HttpTransport({ url: sync.url, authToken: sync.authToken, timeoutMs: sync.timeoutMs, fetch: sync.fetch });
     engine = new SyncEngine(local, sync, transport);
     engine.recover();
+    if (bootstrapError !== null) engine.recordError(bootstrapError);
   } catch (e) {
     await conn.close();
     closeFiles();
     throw e;
   }
   // Live sync bootstraps in its own loop, so the app can open at once and show the progress.
-  if (state.value.revision === null && behaviour.bootstrap && !sync.live) {
+  if (state.value.revision === null && behaviour.bootstrap && !sync.live && !inPlace) {
     // Bootstrap now when the server answers; offline, the database opens empty (writes are
     // captured as usual) and the next pull bootstraps and rebases them.
     try {

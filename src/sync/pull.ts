@@ -1,6 +1,7 @@
 /**
  * Downloading a pull: network only, nothing local changes here. The whole update is in memory
- * and well-formed before `apply.ts` touches a file.
+ * and well-formed before `apply.ts` touches a file. (A fresh database's first bootstrap does
+ * not come here: bootstrap.ts streams it into the main file.)
  *
  * A database that has never synced bootstraps: the whole image, in chunks of
  * `BOOTSTRAP_CHUNK_PAGES` selected by page number, each from the revision of the first chunk;
@@ -9,6 +10,7 @@
  */
 import { SyncError } from '../errors.js';
 import { encodeRoaring } from '../protocol/roaring.js';
+import type { PageData, PullHeader, PullRequest } from '../protocol/pull-updates.js';
 import type { PullResponse, SyncTransport } from '../protocol/transport.js';
 import type { SyncProgress } from '../types.js';
 
@@ -16,7 +18,24 @@ import type { SyncProgress } from '../types.js';
 export type ProgressListener = (progress: SyncProgress) => void;
 
 /** Pages per bootstrap request (8 MiB of 4 KiB pages), so that no one response grows with the database. */
-const BOOTSTRAP_CHUNK_PAGES = 2048;
+export const BOOTSTRAP_CHUNK_PAGES = 2048;
+
+/** The page selector of the bootstrap chunk that starts at zero-based page `from`. */
+export function chunkSelector(from: number): Uint8Array {
+  return encodeRoaring(Array.from({ length: BOOTSTRAP_CHUNK_PAGES }, (_, i) => from + i));
+}
+
+/**
+ * One pull-updates request, its pages handed to `onPage` as they arrive when the transport can
+ * stream them (after the whole answer arrived otherwise). Resolves with the header once the
+ * answer was complete; pages handed over by a request that then failed must be thrown away.
+ */
+export async function pullPages(transport: SyncTransport, request: Partial<PullRequest>, onPage: (page: PageData, header: PullHeader) => void): Promise<PullHeader> {
+  if (transport.pullStream) return transport.pullStream(request, onPage);
+  const res = await transport.pull(request);
+  for (const page of res.pages) onPage(page, res.header);
+  return res.header;
+}
 
 /** A downloaded update, waiting to be applied. */
 export interface PulledUpdate {
@@ -58,7 +77,7 @@ function pageBytes(pages: Map<number, Uint8Array>): number {
 /** A whole image in chunks of pages, then the pages that changed while it downloaded. */
 async function fetchBootstrap(transport: SyncTransport, progress: ProgressListener): Promise<PulledUpdate> {
   const pages = new Map<number, Uint8Array>();
-  const chunk = (from: number): Uint8Array => encodeRoaring(Array.from({ length: BOOTSTRAP_CHUNK_PAGES }, (_, i) => from + i));
+  const chunk = chunkSelector;
   const first = await transport.pull({ clientRevision: '', serverPagesSelector: chunk(0) });
   const base = first.header.serverRevision;
   addPages(pages, first);

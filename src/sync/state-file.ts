@@ -19,8 +19,11 @@ import { randomHex } from '../protocol/ids.js';
 const SLOT_BYTES = 64 * 1024;
 const SLOT_HEADER_BYTES = 8;
 
-/** What an interrupted pull left to finish (see engine.ts): nothing, or its apply or its replay. */
-export type SyncPhase = 'idle' | 'applying' | 'replaying';
+/**
+ * What an interrupted pull left to finish (see engine.ts): nothing, or its apply or its replay;
+ * or a fresh database's bootstrap into its main file (bootstrap.ts), whose pages are discarded.
+ */
+export type SyncPhase = 'idle' | 'applying' | 'replaying' | 'bootstrapping';
 
 export interface SyncState {
   seq: number;

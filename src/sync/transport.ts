@@ -8,14 +8,14 @@
  */
 import { SyncError, withCause } from '../errors.js';
 import type { PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
-import { type PullRequest, encodePullRequest } from '../protocol/pull-updates.js';
-import { type PullResponse, type SyncTransport, readPipelineAnswer, readPullAnswer } from '../protocol/transport.js';
+import { type PageData, type PullHeader, type PullRequest, encodePullRequest } from '../protocol/pull-updates.js';
+import { PullAnswerStream, type PullResponse, type SyncTransport, readPipelineAnswer, readPullAnswer } from '../protocol/transport.js';
 import type { TokenSource } from '../types.js';
 
 export interface TransportOptions {
   url: string;
   authToken?: TokenSource;
-  /** Per request, excluding long polls (default 30 s). */
+  /** Per request, excluding long polls (default 30 s); for `pullStream`, the longest wait for the next piece of the body. */
   timeoutMs?: number | undefined;
   /** The fetch to use (a proxy, extra headers, tests); the global one by default. */
   fetch?: typeof fetch | undefined;
@@ -42,12 +42,27 @@ export class HttpTransport implements SyncTransport {
     return typeof t === 'function' ? t({ refresh }) : t;
   }
 
-  private async request(path: string, body: Uint8Array, contentType: string, timeoutMs: number): Promise<Uint8Array> {
+  /**
+   * Sends one request and hands a successful response to `read`; a failure status becomes the
+   * matching `SyncError`. The timeout covers reading the body too.
+   */
+  private async request<T>(
+    path: string,
+    body: Uint8Array,
+    contentType: string,
+    timeoutMs: number,
+    read: (res: Response, progressed: () => void) => Promise<T>,
+  ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const token = await this.token(attempt > 0);
       if (this.aborted) throw new SyncError(`${path}: the database closed`, 'NETWORK');
       const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort('timeout'), timeoutMs);
+      let timer = setTimeout(() => controller.abort('timeout'), timeoutMs);
+      // A streamed body that keeps arriving may take longer than the timeout in all: each piece restarts it.
+      const progressed = (): void => {
+        clearTimeout(timer);
+        timer = setTimeout(() => controller.abort('timeout'), timeoutMs);
+      };
       this.inFlight.add(controller);
       let res: Response;
       try {
@@ -64,39 +79,83 @@ export class HttpTransport implements SyncTransport {
         if (controller.signal.aborted) throw new SyncError(`${path}: no answer from ${this.base} within ${timeoutMs} ms`, 'TIMEOUT');
         throw withCause(new SyncError(`${path}: cannot reach ${this.base} (${(e as Error).message})`, 'NETWORK'), e);
       }
-      let bytes: Uint8Array;
+      this.traffic.sentBytes += body.length;
       try {
-        bytes = new Uint8Array(await res.arrayBuffer());
+        if (res.ok) return await read(res, progressed);
+        const bytes = await this.bodyBytes(res);
+        if (res.status === 401 && attempt === 0 && typeof this.options.authToken === 'function') continue;
+        if (res.status === 401 || res.status === 403) {
+          throw new SyncError(`${path}: ${res.status} ${describe(bytes)}`, 'AUTH', res.status);
+        }
+        const error = new SyncError(`${path}: the server answered ${res.status}: ${describe(bytes)}`, 'HTTP', res.status);
+        const retryAfterS = Number(res.headers.get('retry-after') ?? '');
+        if (res.headers.has('retry-after') && Number.isFinite(retryAfterS) && retryAfterS >= 0) error.retryAfterMs = retryAfterS * 1000;
+        throw error;
       } catch (e) {
+        if (e instanceof SyncError) throw e;
         throw withCause(new SyncError(`${path}: the response broke off (${(e as Error).message})`, controller.signal.reason === 'timeout' ? 'TIMEOUT' : 'NETWORK'), e);
       } finally {
         clearTimeout(timer);
         this.inFlight.delete(controller);
       }
-      this.traffic.sentBytes += body.length;
-      this.traffic.receivedBytes += bytes.length;
-      if (res.status === 401 && attempt === 0 && typeof this.options.authToken === 'function') continue;
-      if (res.status === 401 || res.status === 403) {
-        throw new SyncError(`${path}: ${res.status} ${describe(bytes)}`, 'AUTH', res.status);
-      }
-      if (!res.ok) {
-        const error = new SyncError(`${path}: the server answered ${res.status}: ${describe(bytes)}`, 'HTTP', res.status);
-        const retryAfterS = Number(res.headers.get('retry-after') ?? '');
-        if (res.headers.has('retry-after') && Number.isFinite(retryAfterS) && retryAfterS >= 0) error.retryAfterMs = retryAfterS * 1000;
-        throw error;
-      }
-      return bytes;
     }
+  }
+
+  /** The whole body, counted as received. */
+  private async bodyBytes(res: Response): Promise<Uint8Array> {
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    this.traffic.receivedBytes += bytes.length;
+    return bytes;
   }
 
   async pull(req: Partial<PullRequest>): Promise<PullResponse> {
     const timeout = (this.options.timeoutMs ?? 30_000) + (req.longPollTimeoutMs ?? 0);
-    const bytes = await this.request('pull-updates', encodePullRequest(req), 'application/protobuf', timeout);
-    return readPullAnswer(bytes);
+    return this.request('pull-updates', encodePullRequest(req), 'application/protobuf', timeout, async (res) => readPullAnswer(await this.bodyBytes(res)));
+  }
+
+  async pullStream(req: Partial<PullRequest>, onPage: (page: PageData, header: PullHeader) => void): Promise<PullHeader> {
+    const timeout = (this.options.timeoutMs ?? 30_000) + (req.longPollTimeoutMs ?? 0);
+    // A failure of the caller's own (a page it could not store) is its error, not the network's.
+    const failure: { error?: unknown } = {};
+    const take = (page: PageData, header: PullHeader): void => {
+      try {
+        onPage(page, header);
+      } catch (e) {
+        failure.error = e;
+        throw e;
+      }
+    };
+    const read = async (res: Response, progressed: () => void): Promise<PullHeader> => {
+      const answer = new PullAnswerStream();
+      if (!res.body) for (const page of answer.push(await this.bodyBytes(res))) take(page, answer.header!);
+      else {
+        const reader = res.body.getReader();
+        try {
+          for (;;) {
+            const { done, value } = await reader.read();
+            if (done) break;
+            this.traffic.receivedBytes += value.length;
+            progressed();
+            const pages = answer.push(value);
+            // The header is the first message, so every page comes after it.
+            for (const page of pages) take(page, answer.header!);
+          }
+        } finally {
+          // A failed page write ends the read early: the rest of the body is not wanted.
+          reader.cancel().catch(() => {});
+        }
+      }
+      return answer.finish();
+    };
+    try {
+      return await this.request('pull-updates', encodePullRequest(req), 'application/protobuf', timeout, read);
+    } catch (e) {
+      throw 'error' in failure ? failure.error : e;
+    }
   }
 
   async pipeline(req: PipelineRequest): Promise<PipelineResponse> {
-    const bytes = await this.request('v2/pipeline', new TextEncoder().encode(JSON.stringify(req)), 'application/json', this.options.timeoutMs ?? 30_000);
+    const bytes = await this.request('v2/pipeline', new TextEncoder().encode(JSON.stringify(req)), 'application/json', this.options.timeoutMs ?? 30_000, (res) => this.bodyBytes(res));
     return readPipelineAnswer(req, bytes, describe);
   }
 }

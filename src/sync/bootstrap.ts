@@ -1,0 +1,115 @@
+/**
+ * The first bootstrap of a fresh database, streamed straight into its main file: each page is
+ * written once, where it belongs, as it arrives, and memory holds one run of pages at a time
+ * however large the database. Only a database that has nothing yet takes this path (no main
+ * file, no WAL, never synced, no change id ever used): with nothing local there is nothing to
+ * revert or replay, so steps a–f of engine.ts reduce to "write the image, record the revision".
+ *
+ * It runs before SQLite opens the files, and the sync state's phase `bootstrapping`, recorded
+ * before the first page is written, is the marker: a database that opens in that phase holds a
+ * partial image, which `discardBootstrap` empties (the bootstrap then starts over), so a half
+ * file is never opened. The revision is recorded, with phase idle, only once every page is
+ * flushed.
+ */
+import { SyncError } from '../errors.js';
+import type { StorageBackend, StorageDirectory } from '../opfs-vfs/storage/backend.js';
+import { DB_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
+import { PAGE_BYTES, type PageData, type PullHeader } from '../protocol/pull-updates.js';
+import type { SyncTransport } from '../protocol/transport.js';
+import { type ProgressListener, pullPages } from './pull.js';
+import type { SyncStateFile } from './state-file.js';
+
+/** Progress is told every this many pages (8 MiB). */
+const PROGRESS_PAGES = 2048;
+
+/** Pages gathered into one write (1 MiB): consecutive pages arrive together, one write is cheaper than 256. */
+const RUN_PAGES = 256;
+
+/** Whether `directory` can take its bootstrap straight into its main file (see the header). */
+export async function canBootstrapInPlace(directory: StorageDirectory, state: SyncStateFile): Promise<boolean> {
+  const s = state.value;
+  if (s.revision !== null || s.phase !== 'idle' || s.changeIdFloor !== 0 || s.inherited) return false;
+  return !((await directory.fileSize(DB_FILE)) ?? 0) && !((await directory.fileSize(WAL_FILE)) ?? 0);
+}
+
+/** Empties what an interrupted bootstrap wrote and records phase idle, so that it starts over. */
+export async function discardBootstrap(directory: StorageDirectory, state: SyncStateFile): Promise<void> {
+  for (const name of [DB_FILE, WAL_FILE]) {
+    if (((await directory.fileSize(name)) ?? 0) === 0) continue;
+    const file = await directory.open(name);
+    try {
+      file.truncate(0);
+      file.flush();
+    } finally {
+      file.close();
+    }
+  }
+  state.update({ phase: 'idle', revision: null, syncedDbPages: 0, walWatermarkBytes: 0 });
+}
+
+/**
+ * Downloads the server's image into the empty main file and records its revision. On failure
+ * the state stays in phase `bootstrapping`: the caller (or the next open) discards the pages.
+ */
+export async function bootstrapInPlace(directory: StorageDirectory, state: SyncStateFile, transport: SyncTransport, progress: ProgressListener = () => {}): Promise<void> {
+  state.update({ phase: 'bootstrapping' });
+  const db = await directory.open(DB_FILE);
+  try {
+    const { revision, dbPages } = await streamImage(transport, new PageRuns(db), progress);
+    db.truncate(dbPages * PAGE_BYTES);
+    db.flush();
+    state.update({ revision, syncedDbPages: dbPages, walWatermarkBytes: 0, revertEntries: 0, phase: 'idle', replayEntries: 0, pageOne: null, lastPullAt: Date.now() });
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * The whole image in one request, as the official client asks for it: streamed, it needs no
+ * chunks to bound memory (pull.ts's in-memory bootstrap does), and one answer is one revision.
+ */
+async function streamImage(transport: SyncTransport, runs: PageRuns, progress: ProgressListener): Promise<{ revision: string; dbPages: number }> {
+  const received = new Set<number>();
+  let bytes = 0;
+  let dbPages = 0;
+  const told = (): void => progress({ phase: 'bootstrap', pagesDone: Math.min(received.size, dbPages), pagesTotal: dbPages, bytes });
+  const onPage = (p: PageData, header: PullHeader): void => {
+    dbPages = header.dbSize;
+    runs.write(p.pageId + 1, p.page);
+    received.add(p.pageId + 1);
+    bytes += p.page.length;
+    if (received.size % PROGRESS_PAGES === 0) told();
+  };
+  const header = await pullPages(transport, { clientRevision: '' }, onPage);
+  runs.end();
+  dbPages = header.dbSize;
+  told();
+  let present = 0;
+  for (const pgno of received) if (pgno <= dbPages) present++;
+  if (present < dbPages) throw new SyncError(`bootstrap: the server sent ${present} of ${dbPages} pages`, 'PROTOCOL');
+  return { revision: header.serverRevision, dbPages };
+}
+
+/** Writes pages to a file, gathering consecutive ones into runs of up to `RUN_PAGES`. */
+class PageRuns {
+  private readonly run = new Uint8Array(RUN_PAGES * PAGE_BYTES);
+  /** The page number of the run's first page. */
+  private first = 0;
+  private count = 0;
+
+  constructor(private readonly file: StorageBackend) {}
+
+  write(pgno: number, page: Uint8Array): void {
+    if (this.count > 0 && (pgno !== this.first + this.count || this.count === RUN_PAGES)) this.end();
+    if (this.count === 0) this.first = pgno;
+    this.run.set(page, this.count * PAGE_BYTES);
+    this.count++;
+  }
+
+  /** Writes the run gathered so far. */
+  end(): void {
+    if (this.count === 0) return;
+    this.file.write(this.run.subarray(0, this.count * PAGE_BYTES), (this.first - 1) * PAGE_BYTES);
+    this.count = 0;
+  }
+}
