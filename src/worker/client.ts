@@ -20,7 +20,7 @@ export interface WorkerConnection {
   /** Stops the running call with this abort id; absent where the page is not cross-origin isolated. */
   interrupt?: ((abortId: number) => void) | undefined;
   /** Hands the engine of a shared database to another tab (worker/tabs.ts); best effort. */
-  stepDown(): Promise<void>;
+  stepDown(leaving?: boolean): Promise<void>;
 }
 
 /**
@@ -116,5 +116,5 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
     },
   };
   const flagView = flag ? new Int32Array(flag) : null;
-  return { driver, terminate, interrupt: flagView ? (abortId) => Atomics.store(flagView, 0, abortId) : undefined, stepDown: () => call(() => remote.stepDown()) };
+  return { driver, terminate, interrupt: flagView ? (abortId) => Atomics.store(flagView, 0, abortId) : undefined, stepDown: (leaving) => call(() => remote.stepDown(leaving)) };
 }

@@ -56,7 +56,7 @@ export interface SyncCallbacks {
 export interface WorkerApi extends Driver {
   open(request: OpenRequest, authToken?: SyncCallbacks['authToken'], transform?: SyncCallbacks['transform']): Promise<void>;
   /** A shared database: hand the engine to another tab if this one runs it (tabs.ts). */
-  stepDown(): Promise<void>;
+  stepDown(leaving?: boolean): Promise<void>;
 }
 
 /** The page's connection to a database's broker (broker.ts), as it hands it to the database worker. */

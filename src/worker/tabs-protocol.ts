@@ -17,6 +17,7 @@
  * A call names the engine it is meant for (`engineId`); an engine ignores calls for another,
  * so a call sent to an engine that died is never run by its successor behind its sender's back.
  */
+import { OutpostError } from '../errors.js';
 import type { SyncProgress } from '../types.js';
 import type { SerializedError } from './protocol.js';
 
@@ -133,4 +134,33 @@ export function isRetriable(method: string, args: readonly unknown[]): boolean {
   if (method === 'exec') return typeof args[0] === 'string' && /^\s*BEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?\s*;?\s*$/i.test(args[0]);
   if (method === 'query' || method === 'watchQuery') return typeof args[0] === 'string' && /^\s*select\b/i.test(args[0]);
   return false;
+}
+
+/** The errors a follower's calls reject with when their engine dies or falls silent (tabs.ts). */
+export function unresponsive(name: string, timeoutMs: number): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" showed no sign of life for ${timeoutMs} ms (frozen in the background, or busy in one long statement): this call did not run. Try again later, or bring that tab back`,
+    'ENGINE_UNRESPONSIVE',
+  );
+}
+
+export function silentOutcomeUnknown(name: string, method: string, timeoutMs: number): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" showed no sign of life for ${timeoutMs} ms (frozen in the background, or busy in one long statement) after taking this ${method}(): it may or may not be applied when that tab resumes. Check before trying again`,
+    'OUTCOME_UNKNOWN',
+  );
+}
+
+export function outcomeUnknown(name: string, method: string): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" closed or crashed before answering this ${method}(): it may or may not have been applied. Check before trying again`,
+    'OUTCOME_UNKNOWN',
+  );
+}
+
+export function transactionLost(name: string): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" closed or crashed inside this transaction: it was rolled back. Run the transaction again`,
+    'TRANSACTION_LOST',
+  );
 }

@@ -46,7 +46,11 @@ import {
   channelName,
   clientLockName,
   isRetriable,
+  outcomeUnknown,
   replyChannelName,
+  silentOutcomeUnknown,
+  transactionLost,
+  unresponsive,
 } from './tabs-protocol.js';
 
 /** The engine this context opens when it wins the lock; `release` gives the lock back. */
@@ -237,14 +241,17 @@ export class SharedDriver {
    * page is about to be frozen or put in the back/forward cache, where it would keep the lock
    * and leave the other tabs waiting (README). This tab's calls wait for the next engine
    * meanwhile. Not while this tab's own transaction is open: closing would roll it back.
+   * `leaving`: the page is being closed or reloaded; the engine closes in order so the next
+   * tab takes over without waiting for the browser to tear this worker down, and this context
+   * does not queue again (it would only open an engine to be killed).
    */
-  async stepDown(): Promise<void> {
+  async stepDown(leaving = false): Promise<void> {
     const state = this.state;
     if (state.kind !== 'local' || state.host.localTransactionOpen()) return;
     this.state = { kind: 'waiting' };
     this.lastHeardAt = Date.now();
     await state.host.close();
-    if (!this.closed()) this.queueForLock();
+    if (!this.closed() && !leaving) this.queueForLock();
   }
 
   /** Whether this context runs the engine now. */
@@ -576,32 +583,4 @@ export class SharedDriver {
       this.releaseClientLock();
     }
   }
-}
-
-function unresponsive(name: string, timeoutMs: number): OutpostError {
-  return new OutpostError(
-    `the tab running database "${name}" showed no sign of life for ${timeoutMs} ms (frozen in the background, or busy in one long statement): this call did not run. Try again later, or bring that tab back`,
-    'ENGINE_UNRESPONSIVE',
-  );
-}
-
-function silentOutcomeUnknown(name: string, method: string, timeoutMs: number): OutpostError {
-  return new OutpostError(
-    `the tab running database "${name}" showed no sign of life for ${timeoutMs} ms (frozen in the background, or busy in one long statement) after taking this ${method}(): it may or may not be applied when that tab resumes. Check before trying again`,
-    'OUTCOME_UNKNOWN',
-  );
-}
-
-function outcomeUnknown(name: string, method: string): OutpostError {
-  return new OutpostError(
-    `the tab running database "${name}" closed or crashed before answering this ${method}(): it may or may not have been applied. Check before trying again`,
-    'OUTCOME_UNKNOWN',
-  );
-}
-
-function transactionLost(name: string): OutpostError {
-  return new OutpostError(
-    `the tab running database "${name}" closed or crashed inside this transaction: it was rolled back. Run the transaction again`,
-    'TRANSACTION_LOST',
-  );
 }

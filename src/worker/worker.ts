@@ -115,8 +115,8 @@ const api: WorkerApi = {
     const bytes = await opened().export();
     return Comlink.transfer(bytes, [bytes.buffer]);
   },
-  async stepDown() {
-    await shared?.stepDown();
+  async stepDown(leaving) {
+    await shared?.stepDown(leaving);
   },
   async close() {
     shared = null;
