@@ -229,6 +229,31 @@ for (const path of ['broker', 'fallback'] as const) {
     await c.close();
   });
 
+  test(`${path}: the engine tab crashes mid-stream (CDP): the other tabs go on, nothing acknowledged is lost or doubled`, async () => {
+    const name = `e2e-crash-${path}-${Date.now()}`;
+    const a = await tabWith(name);
+    await query(a, 'CREATE TABLE t(who TEXT, seq INTEGER)');
+    const b = await tabWith(name);
+    const count = 100;
+    void writeLoop(a, 'a', count).catch(() => {});
+    const bWrites = writeLoop(b, 'b', count);
+    await expect.poll(() => progressOf(b)).toBeGreaterThanOrEqual(20);
+    const cdp = await context.newCDPSession(a);
+    const crashed = a.waitForEvent('crash');
+    // The crashed page never answers the command.
+    void cdp.send('Page.crash').catch(() => {});
+    await crashed;
+    const result = await bWrites;
+    expect(result.failed).toEqual([]);
+    expect(result.unknown).toEqual([]);
+    expect(result.acked).toHaveLength(count);
+    const rows = (await query(b, 'SELECT who, seq, count(*) AS n FROM t GROUP BY who, seq')) as { who: string; seq: number; n: number }[];
+    expect(rows.filter((r) => r.n !== 1)).toEqual([]);
+    expect(await query(b, 'PRAGMA integrity_check')).toEqual([{ integrity_check: 'ok' }]);
+    await b.close();
+    await a.close();
+  });
+
   test(`${path}: a tab that dies inside its transaction is rolled back, and the other tabs go on`, async () => {
     const name = `e2e-tx-${path}-${Date.now()}`;
     const engine = await tabWith(name);
