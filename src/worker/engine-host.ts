@@ -189,10 +189,13 @@ export class EngineHost {
       return;
     }
     this.watchClient(clientId);
-    reply({ type: 'accepted', engineId, callId });
+    const retriable = isRetriable(method, args);
+    // A call that changes nothing goes to the next engine whether or not this one took it
+    // (tabs.ts): saying so would only cost every read a message.
+    if (!retriable) reply({ type: 'accepted', engineId, callId });
     const calls = this.calls;
     const recorded =
-      calls && RECORDED_METHODS.has(method) && !isRetriable(method, args)
+      calls && RECORDED_METHODS.has(method) && !retriable
         ? (call: () => Promise<unknown>) => calls.run(clientId, callId, keepFrom, method, call, () => reply({ type: 'unrecorded', engineId, callId }))
         : undefined;
     this.dispatch(clientId, method, args, () => reply({ type: 'not-run', engineId, callId }), recorded, deadline, (outcome) =>

@@ -57,7 +57,8 @@ export type TabReply =
   | { type: 'result'; engineId: string; callId: number; ok: false; error: SerializedError; inTransaction: boolean }
   /**
    * The engine received the call, posted before it starts it: a call never `accepted` by an
-   * engine that died never ran there and goes to the next one.
+   * engine that died never ran there and goes to the next one. Not posted for a call that
+   * `isRetriable`: such a call goes to the next engine either way.
    */
   | { type: 'accepted'; engineId: string; callId: number }
   /**
