@@ -79,7 +79,9 @@ function watch(name: string, db: Database, clientId: string): void {
 
 function receive(port: MessagePort, request: BrokerRequest): void {
   if (request.type === 'hello') {
-    void holdLock(request.name).then(() => send(port, { type: 'broker', brokerId }));
+    // Without Web Locks here the contexts could not learn of the broker's death: decline.
+    if (typeof navigator.locks?.request !== 'function') send(port, { type: 'unavailable' });
+    else void holdLock(request.name).then(() => send(port, { type: 'broker', brokerId }));
     return;
   }
   const db = database(request.name);

@@ -51,11 +51,11 @@ function connectBroker(name: string): Promise<BrokerPort | undefined> {
     broker.addEventListener('error', () => resolve(undefined));
     const port = broker.port;
     port.onmessage = (event: MessageEvent<BrokerMessage>) => {
-      if (event.data.type !== 'broker') return;
       // Nothing else arrives before the port moves to the database worker: the broker only
       // answers what that worker sends.
       port.onmessage = null;
-      resolve({ port, brokerId: event.data.brokerId });
+      if (event.data.type === 'broker') resolve({ port, brokerId: event.data.brokerId });
+      else resolve(undefined);
     };
     port.postMessage({ type: 'hello', name } satisfies BrokerRequest);
   });

@@ -97,6 +97,8 @@ export type BrokerRequest =
 export type BrokerMessage =
   /** The broker's first message: its id, and that it holds its lifetime lock (`brokerLockName`). */
   | { type: 'broker'; brokerId: string }
+  /** The broker's first message where it cannot serve (no Web Locks in it): use the channel. */
+  | { type: 'unavailable' }
   /** To a follower: its port to engine `engineId`. */
   | { type: 'link'; engineId: string; port: MessagePort }
   /** To the engine: the port of follower `clientId`. */
