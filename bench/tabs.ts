@@ -26,26 +26,35 @@ async function tab(context: BrowserContext, url: string, name: string): Promise<
   return page;
 }
 
+/** Ends the engine's page: closed as a user closes a tab, or crashed (CDP `Page.crash`). */
+async function endTab(context: BrowserContext, page: Page, how: 'close' | 'crash'): Promise<void> {
+  if (how === 'close') return page.close();
+  const crashed = page.waitForEvent('crash');
+  // A crashed page never answers the command: wait for the crash event instead.
+  void (await context.newCDPSession(page)).send('Page.crash').catch(() => {});
+  await crashed;
+}
+
 /**
- * Hand-over: the engine tab closes, and a follower issues a write once it is gone; the time
- * from closing to that write's answer (which the next engine gives). Each round opens a new
- * follower first, so that the previous round's follower is the engine to close. (Not a CDP
- * crash: Page.crash takes down the renderer process, which same-site tabs of one context
- * share, so the follower would crash with it.)
+ * Hand-over: the engine tab closes (or crashes), and a follower issues a write once it is
+ * gone; the time from closing to that write's answer (which the next engine gives). Each round
+ * opens a new follower first, so that the previous round's follower is the engine to end.
  */
-async function handovers(context: BrowserContext, url: string, rounds: number): Promise<number[]> {
-  process.stderr.write(`multi-tab: ${rounds} hand-overs\n`);
-  const name = `bench-handover-${Date.now()}`;
+async function handovers(context: BrowserContext, url: string, rounds: number, how: 'close' | 'crash'): Promise<number[]> {
+  process.stderr.write(`multi-tab: ${rounds} hand-overs (${how})\n`);
+  const name = `bench-handover-${how}-${Date.now()}`;
   let engine = await tab(context, url, name);
   const times: number[] = [];
   for (let i = 0; i < rounds; i++) {
     const follower = await tab(context, url, name);
     const t0 = await follower.evaluate(() => window.benchTabs.now());
     // The write is issued once the engine's page is gone, so the old engine cannot answer it.
-    await engine.close();
+    await endTab(context, engine, how);
     const answeredAt = await follower.evaluate(() => window.benchTabs.writeOnce());
     times.push(answeredAt - t0);
     process.stderr.write(`  hand-over ${i + 1}: ${(answeredAt - t0).toFixed(1)} ms\n`);
+    // A crashed page stays open until closed.
+    if (how === 'crash') await engine.close();
     engine = follower;
   }
   await engine.close();
@@ -54,7 +63,8 @@ async function handovers(context: BrowserContext, url: string, rounds: number): 
 
 export async function runTabsBench(context: BrowserContext, url: string, opts: { handovers: number; calls: number }): Promise<TabsRow[]> {
   const rows: TabsRow[] = [];
-  rows.push(row('hand-over, engine tab closed → first write answered', await handovers(context, url, opts.handovers)));
+  rows.push(row('hand-over, engine tab closed → first write answered', await handovers(context, url, opts.handovers, 'close')));
+  rows.push(row('hand-over, engine tab crashed → first write answered', await handovers(context, url, opts.handovers, 'crash')));
 
   const name = `bench-tabs-${Date.now()}`;
   const engine = await tab(context, url, name);

@@ -40,8 +40,18 @@ async function main() {
   await db.run('INSERT INTO notes(body) VALUES (?)', ['from the tarball']);
   const rows = await db.query('SELECT body FROM notes');
   const mode = await db.get('PRAGMA journal_mode');
+  // The engine names the broker it registered with (a SharedWorker the build had to emit).
+  const broker = await new Promise((resolve) => {
+    const channel = new BroadcastChannel('outpost-tabs:packed-app');
+    channel.onmessage = (event) => {
+      if (event.data.type !== 'engine') return;
+      channel.close();
+      resolve(typeof event.data.brokerId === 'string');
+    };
+    channel.postMessage({ type: 'hello' });
+  });
   await db.close();
-  document.body.dataset.result = JSON.stringify({ rows, mode: mode.journal_mode });
+  document.body.dataset.result = JSON.stringify({ rows, mode: mode.journal_mode, broker });
 }
 main().catch((e) => {
   document.body.dataset.result = JSON.stringify({ error: String(e && e.stack || e) });
@@ -97,14 +107,15 @@ afterAll(async () => {
   rmSync(temp, { recursive: true, force: true });
 });
 
-test('the build holds the worker and sqlite3.wasm as assets', () => {
+test('the build holds the worker, the broker and sqlite3.wasm as assets', () => {
   const assets = readdirSync(join(app, 'dist/assets'));
   expect(assets.some((f) => f.endsWith('.wasm'))).toBe(true);
-  expect(assets.filter((f) => f.endsWith('.js')).length).toBeGreaterThanOrEqual(2);
+  expect(assets.some((f) => /^worker-.*\.js$/.test(f))).toBe(true);
+  expect(assets.some((f) => /^broker-.*\.js$/.test(f))).toBe(true);
 });
 
 test('the packed package opens, writes and reads a database in a fresh Vite app, under a strict CSP', async () => {
-  expect(await resultAt(url)).toEqual({ rows: [{ body: 'from the tarball' }], mode: 'wal' });
+  expect(await resultAt(url)).toEqual({ rows: [{ body: 'from the tarball' }], mode: 'wal', broker: true });
 });
 
 test("without 'wasm-unsafe-eval' in the policy, open fails with an error instead of hanging", async () => {

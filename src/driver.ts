@@ -30,6 +30,7 @@ import type { Connection } from './engine/connection.js';
 import type { PackedRows } from './engine/packed-rows.js';
 import { type RowsStep, type StatementInfo, isInterrupt } from './engine/prepared.js';
 import { AbortError, OutpostError } from './errors.js';
+import { CALLS_TABLE } from './sync/change-log.js';
 import { type SyncDriver, syncDriver } from './sync/driver.js';
 import type { SyncEngine } from './sync/engine.js';
 import { LiveSync } from './sync/live.js';
@@ -265,7 +266,8 @@ function plainConnectionDriver(conn: Connection, engine: SyncEngine | null, abor
       if (!SAVEPOINT_NAME.test(savepoint)) throw new OutpostError(`invalid savepoint name ${JSON.stringify(savepoint)}`, 'INVALID_ARGUMENT');
       conn.rollbackQuietly(`ROLLBACK TO ${savepoint}; RELEASE ${savepoint}`);
     },
-    export: async () => conn.export(),
+    // The applied-call records (worker/call-log.ts) are of this database's tabs, nobody else's.
+    export: async () => conn.export([CALLS_TABLE]),
     onTablesChanged: async (listener) => conn.onTablesChanged(listener),
     onSyncProgress: async (listener) => engine?.onProgress(listener),
     watchQuery: async (sql, params) => {

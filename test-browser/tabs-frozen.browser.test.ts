@@ -32,7 +32,7 @@ class FrozenEngine {
     this.channel = new BroadcastChannel(channelName(name));
     this.channel.onmessage = (event: MessageEvent<TabMessage>) => {
       const m = event.data;
-      if (m.type === 'hello' && this.behaviour.hello) this.channel.postMessage({ type: 'engine', engineId: this.engineId } satisfies TabMessage);
+      if (m.type === 'hello' && this.behaviour.hello) this.channel.postMessage({ type: 'engine', engineId: this.engineId, brokerId: null } satisfies TabMessage);
       if (m.type !== 'call' || m.engineId !== this.engineId) return;
       this.calls.push(m);
       if (this.behaviour.accept) {
@@ -122,7 +122,7 @@ test('opening a database whose engine tab is frozen rejects ENGINE_UNRESPONSIVE 
 test('a call queued behind a statement longer than the timeout is given up and never runs', async () => {
   const name = unique('frozen-busy');
   const engine = new Tab();
-  cleanups.push(() => engine.worker.terminate());
+  cleanups.push(() => engine.terminate());
   await engine.call({ op: 'open', name });
   await engine.call({ op: 'run', sql: 'CREATE TABLE t(x)' });
   const db = await follower(name);
@@ -144,7 +144,7 @@ test('a page about to be frozen hands its engine to another tab and goes on as a
   cleanups.push(() => page.close().catch(() => {}));
   await page.exec('CREATE TABLE t(x)');
   const other = new Tab();
-  cleanups.push(() => other.worker.terminate());
+  cleanups.push(() => other.terminate());
   await other.call({ op: 'open', name });
   const announced = new Promise<void>((resolve) => {
     const channel = new BroadcastChannel(channelName(name));

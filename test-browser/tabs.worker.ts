@@ -1,7 +1,8 @@
 /**
- * One more "tab" for the multi-tab tests: a dedicated worker that opens a database with the
- * public `open()` (which starts its own database worker, as a tab would) and runs the commands
- * the test page posts. Answers `{ id, ok, value | error }`; posts `{ event, ... }` as things happen.
+ * One more "tab" for the multi-tab tests (tab.ts): a dedicated worker, or the script of an
+ * iframe, that opens a database with the public `open()` (which starts its own database worker,
+ * as a tab would) and runs the commands the test page posts. Answers `{ id, ok, value | error }`;
+ * posts `{ event, ... }` as things happen, `{ event: 'loaded' }` first.
  */
 import { type Database, OutpostError, open } from '../src/index.js';
 
@@ -17,7 +18,9 @@ export type TabCommand =
   /** A transaction that runs `sql`, posts `inside`, waits for `resume`, runs `sql` again. */
   | { op: 'pausedTransaction'; sql: string }
   | { op: 'resume' }
-  | { op: 'close' };
+  | { op: 'close' }
+  /** Whether this context can start a SharedWorker (and so uses the broker). */
+  | { op: 'hasSharedWorker' };
 
 export interface WriteLoopResult {
   acked: number[];
@@ -27,7 +30,8 @@ export interface WriteLoopResult {
 
 let db: Database | null = null;
 let resume: () => void = () => {};
-const post = (message: unknown): void => (self as unknown as Worker).postMessage(message);
+const inFrame = typeof window !== 'undefined' && window.parent !== window;
+const post = (message: unknown): void => (inFrame ? window.parent.postMessage(message, '*') : (self as unknown as Worker).postMessage(message));
 const opened = (): Database => {
   if (!db) throw new Error('open first');
   return db;
@@ -92,13 +96,17 @@ async function handle(command: TabCommand): Promise<unknown> {
     case 'close':
       await opened().close();
       return null;
+    case 'hasSharedWorker':
+      return typeof SharedWorker === 'function';
   }
 }
 
 self.addEventListener('message', (event: MessageEvent<{ id: number; command: TabCommand }>) => {
+  if (typeof event.data?.id !== 'number') return;
   const { id, command } = event.data;
   handle(command).then(
     (value) => post({ id, ok: true, value }),
     (e: unknown) => post({ id, ok: false, error: { name: (e as Error).name, code: (e as { code?: unknown }).code, message: String((e as Error).message) } }),
   );
 });
+post({ event: 'loaded' });

@@ -103,3 +103,19 @@ test('records stay bounded: answered calls and dead followers are deleted (gener
   expect(count(conn, `SELECT count(DISTINCT client) FROM ${CALLS_TABLE}`)).toBe(1);
   await conn.close();
 });
+
+test('export() leaves the records out, and the rest of the database in', async () => {
+  const { conn, calls, driver } = await synced();
+  await calls.run('a', 1, 1, 'run', () => driver.run("INSERT INTO t(v) VALUES ('x')", undefined), never);
+  expect(count(conn, `SELECT count(*) FROM sqlite_schema WHERE name = '${CALLS_TABLE}'`)).toBe(1);
+  const image = await driver.export();
+  const copy = await Connection.open(new MemoryDirectory(`memory:calls-copy-${crypto.randomUUID()}`), { durability: 'normal', intMode: 'number' });
+  copy.import(image);
+  expect(count(copy, `SELECT count(*) FROM sqlite_schema WHERE name = '${CALLS_TABLE}'`)).toBe(0);
+  expect(copy.value('SELECT v FROM t')).toBe('x');
+  expect(copy.value('PRAGMA integrity_check')).toBe('ok');
+  // The live database keeps them: a follower may still ask about its calls.
+  expect(count(conn, `SELECT count(*) FROM ${CALLS_TABLE}`)).toBe(1);
+  await copy.close();
+  await conn.close();
+});

@@ -55,7 +55,7 @@ export async function open(name: string, options: OpenOptions & TestingOptions =
       transform: transform ? async (m) => transform(m) : undefined,
     },
   );
-  const stopHandingOver = options.storage === 'memory' ? () => {} : handOverBeforeFreezing(() => void conn.stepDown().catch(() => {}));
+  const stopHandingOver = options.storage === 'memory' ? () => {} : handOverBeforeFreezing((leaving) => void conn.stepDown(leaving).catch(() => {}));
   return new Database(
     name,
     conn.driver,
@@ -71,14 +71,16 @@ export async function open(name: string, options: OpenOptions & TestingOptions =
  * A page about to be frozen (`freeze`, Page Lifecycle) or put in the back/forward cache
  * (`pagehide` with `persisted`) would keep the database lock with its engine and leave the
  * other tabs waiting: it hands the engine over first, as far as the browser lets it finish
- * (README). Returns the function that removes the listeners. Only in a window.
+ * (README). A page being closed or reloaded (`pagehide` otherwise) does the same: the next tab
+ * then takes over as soon as the engine has closed in order, instead of once the browser has
+ * torn the worker down; if the worker dies first, it is a crash, which the tabs survive too.
+ * Returns the function that removes the listeners. Only in a window.
  */
-function handOverBeforeFreezing(stepDown: () => void): () => void {
+function handOverBeforeFreezing(stepDown: (leaving: boolean) => void): () => void {
   if (typeof document === 'undefined' || typeof window === 'undefined') return () => {};
-  const onFreeze = (): void => stepDown();
-  const onPageHide = (event: PageTransitionEvent): void => {
-    if (event.persisted) stepDown();
-  };
+  const onFreeze = (): void => stepDown(false);
+  // Not persisted: the page is being discarded, and its context will not run an engine again.
+  const onPageHide = (event: PageTransitionEvent): void => stepDown(!event.persisted);
   document.addEventListener('freeze', onFreeze);
   window.addEventListener('pagehide', onPageHide);
   return () => {

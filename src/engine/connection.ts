@@ -385,11 +385,14 @@ export class Connection {
     }
   }
 
-  /** A consistent SQLite file of the database (WAL folded in), marked as a rollback-journal file. */
-  export(): Uint8Array {
+  /**
+   * A consistent SQLite file of the database (WAL folded in), marked as a rollback-journal
+   * file, without the tables named in `without` (bookkeeping of the layers above).
+   */
+  export(without: readonly string[] = []): Uint8Array {
     this.ensureOpen();
     this.vfs.flushWrites();
-    return exportImage(this.sqlite3, this.db);
+    return exportImage(this.sqlite3, this.db, without);
   }
 
   /**

@@ -45,14 +45,40 @@ export function openSqlite(sqlite3: Sqlite3Runtime, vfs: OutpostVfs | null, path
   }
 }
 
-/** A consistent SQLite file of database `db` (WAL folded in), marked as a rollback-journal file. */
-export function exportImage(sqlite3: Sqlite3Runtime, db: number): Uint8Array {
-  const bytes = sqlite3.capi.sqlite3_js_db_export(db, 'main');
+/**
+ * A consistent SQLite file of database `db` (WAL folded in), marked as a rollback-journal file,
+ * without the tables named in `without` (Outpost's own bookkeeping, which means nothing
+ * outside this database: they are dropped from an in-memory copy, only when present).
+ */
+export function exportImage(sqlite3: Sqlite3Runtime, db: number, without: readonly string[] = []): Uint8Array {
+  let bytes = sqlite3.capi.sqlite3_js_db_export(db, 'main');
   // The file format bytes say WAL; a standalone file says rollback journal, so the copy opens
   // anywhere without looking for a -wal file.
   markRollbackMode(bytes);
+  const present = without.filter((table) => Number(selectValue(sqlite3, db, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ${quote(table)}`)) > 0);
+  if (present.length > 0) bytes = dropTables(sqlite3, bytes, present);
   return bytes;
 }
+
+/** `image` with `tables` dropped, through an in-memory copy. */
+function dropTables(sqlite3: Sqlite3Runtime, image: Uint8Array, tables: readonly string[]): Uint8Array {
+  const { capi, wasm } = sqlite3;
+  const temp = openSqlite(sqlite3, null, ':memory:');
+  try {
+    const p = wasm.allocFromTypedArray(image);
+    const rc = capi.sqlite3_deserialize(temp, 'main', p, image.length, image.length, SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE);
+    if (rc !== SQLITE_OK) throw sqliteError(sqlite3, rc, { db: temp });
+    for (const table of tables) execOn(sqlite3, temp, `DROP TABLE ${quote(table)}`);
+    const bytes = capi.sqlite3_js_db_export(temp, 'main');
+    markRollbackMode(bytes);
+    return bytes;
+  } finally {
+    capi.sqlite3_close_v2(temp);
+  }
+}
+
+/** A table name as an SQL string literal (also valid where an identifier is expected). */
+const quote = (name: string): string => `'${name.replaceAll("'", "''")}'`;
 
 /** The connection an image is imported into. */
 export interface ImportTarget {

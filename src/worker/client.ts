@@ -11,7 +11,8 @@
 import * as Comlink from 'comlink';
 import { type Driver, forwardDriver } from '../driver.js';
 import { OutpostError } from '../errors.js';
-import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
+import { type BrokerPort, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
+import { type BrokerMessage, type BrokerRequest, brokerWorkerName } from './tabs-protocol.js';
 
 export interface WorkerConnection {
   driver: Driver;
@@ -19,7 +20,7 @@ export interface WorkerConnection {
   /** Stops the running call with this abort id; absent where the page is not cross-origin isolated. */
   interrupt?: ((abortId: number) => void) | undefined;
   /** Hands the engine of a shared database to another tab (worker/tabs.ts); best effort. */
-  stepDown(): Promise<void>;
+  stepDown(leaving?: boolean): Promise<void>;
 }
 
 /**
@@ -32,11 +33,39 @@ function abortFlag(): SharedArrayBuffer | undefined {
   return isolated && typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(4) : undefined;
 }
 
+/**
+ * Starts (or joins) the broker of a shared database, a SharedWorker per database and origin
+ * (broker.ts), and resolves with its port once it answers. Resolves undefined where
+ * `SharedWorker` is missing (Android Chrome before 148, a dedicated worker) or the script
+ * could not start: the tabs then reach the engine over BroadcastChannel (tabs.ts).
+ */
+function connectBroker(name: string): Promise<BrokerPort | undefined> {
+  if (typeof SharedWorker !== 'function') return Promise.resolve(undefined);
+  let broker: SharedWorker;
+  try {
+    broker = new SharedWorker(new URL('./broker.js', import.meta.url), { type: 'module', name: brokerWorkerName(name) });
+  } catch {
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve) => {
+    broker.addEventListener('error', () => resolve(undefined));
+    const port = broker.port;
+    port.onmessage = (event: MessageEvent<BrokerMessage>) => {
+      // Nothing else arrives before the port moves to the database worker: the broker only
+      // answers what that worker sends.
+      port.onmessage = null;
+      if (event.data.type === 'broker') resolve({ port, brokerId: event.data.brokerId });
+      else resolve(undefined);
+    };
+    port.postMessage({ type: 'hello', name } satisfies BrokerRequest);
+  });
+}
+
 export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCallbacks = {}): Promise<WorkerConnection> {
   installErrorTransfer();
   const flag = abortFlag();
-  const request: OpenRequest = { ...openRequest, abortFlag: flag };
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: `outpost:${request.name}` });
+  const brokerReady = openRequest.shared ? connectBroker(openRequest.name) : Promise.resolve(undefined);
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: `outpost:${openRequest.name}` });
   let failWith: (e: Error) => void = () => {};
   const died = new Promise<never>((_, reject) => {
     failWith = reject;
@@ -51,9 +80,11 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
   const call = <T>(start: () => Promise<T>): Promise<T> => Promise.race([start(), died]);
 
   try {
+    const broker = await brokerReady;
+    const request: OpenRequest = { ...openRequest, abortFlag: flag, broker };
     await call(() =>
       remote.open(
-        request,
+        broker ? Comlink.transfer(request, [broker.port]) : request,
         callbacks.authToken ? Comlink.proxy(callbacks.authToken) : undefined,
         callbacks.transform ? Comlink.proxy(callbacks.transform) : undefined,
       ),
@@ -85,5 +116,5 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
     },
   };
   const flagView = flag ? new Int32Array(flag) : null;
-  return { driver, terminate, interrupt: flagView ? (abortId) => Atomics.store(flagView, 0, abortId) : undefined, stepDown: () => call(() => remote.stepDown()) };
+  return { driver, terminate, interrupt: flagView ? (abortId) => Atomics.store(flagView, 0, abortId) : undefined, stepDown: (leaving) => call(() => remote.stepDown(leaving)) };
 }

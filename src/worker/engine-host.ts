@@ -36,9 +36,21 @@ interface Job {
   deadline?: { sentAt: number; timeoutMs: number; expire: () => void };
 }
 
+/** The broker this engine's context joined (broker.ts), as the host uses it. */
+export interface HostBroker {
+  /** The broker's id while it lives; null once it died. */
+  brokerId(): string | null;
+  /** Registers this engine: the broker links every other context to it. */
+  register(engineId: string): void;
+  /** This engine closed: the broker links nobody else to it. */
+  retire(engineId: string): void;
+}
+
 export class EngineHost {
   private readonly channel: BroadcastChannel;
   private readonly replies = new Map<string, BroadcastChannel>();
+  /** Followers' ports from the broker: their calls arrive, and are answered, there. */
+  private readonly links = new Map<string, MessagePort>();
   private readonly watched = new Set<string>();
   private readonly queue: Job[] = [];
   private owner: string | null = null;
@@ -60,6 +72,7 @@ export class EngineHost {
     private readonly localProgress: (progress: SyncProgress) => void = () => {},
     /** Where follower write calls are recorded as they commit; null: nothing is recorded. */
     private readonly calls: CallLog | null = null,
+    private readonly broker: HostBroker | null = null,
   ) {
     this.channel = new BroadcastChannel(channelName(name));
     this.channel.onmessage = (event: MessageEvent<TabMessage>) => this.receive(event.data);
@@ -72,13 +85,34 @@ export class EngineHost {
       this.localProgress(progress);
       this.post({ type: 'progress', engineId: this.engineId, progress });
     });
-    await this.forgetDeadClients();
     this.beat();
     this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
-    this.post({ type: 'engine', engineId: this.engineId });
+    // Registered before the announcement: a follower of the same broker then waits for its port.
+    this.broker?.register(this.engineId);
+    this.announce();
+    // After the announcement, which waits for nothing else: this deletes only records of
+    // followers that are gone, which no live follower will ask about.
+    await this.forgetDeadClients();
     // Writes the previous engine committed without telling anyone may have changed anything.
     const userTables = allTables.filter((t) => t !== CALLS_TABLE);
     if (userTables.length > 0) this.tablesChanged(userTables);
+  }
+
+  private announce(): void {
+    this.post({ type: 'engine', engineId: this.engineId, brokerId: this.broker?.brokerId() ?? null });
+  }
+
+  /** A follower's port from the broker: its calls come in, and are answered, on it. */
+  addClient(clientId: string, port: MessagePort): void {
+    if (this.closing) {
+      // Nothing will run here any more: the follower sends its calls to the next engine.
+      port.postMessage({ type: 'closed', engineId: this.engineId } satisfies TabReply);
+      port.close();
+      return;
+    }
+    this.links.get(clientId)?.close();
+    this.links.set(clientId, port);
+    port.onmessage = (event: MessageEvent<TabMessage>) => this.receive(event.data, (r) => port.postMessage(r));
   }
 
   private beat(): void {
@@ -129,32 +163,39 @@ export class EngineHost {
     this.channel.postMessage(message);
   }
 
-  private receive(message: TabMessage): void {
+  /**
+   * A message from the channel, or from a follower's port (`via` answers on that port): a
+   * call is answered where it came from, so the answers of one sender stay in order.
+   */
+  private receive(message: TabMessage, via?: (r: TabReply) => void): void {
     if (message.type === 'hello') {
-      if (!this.closing) this.post({ type: 'engine', engineId: this.engineId });
+      if (!this.closing) this.announce();
       return;
     }
-    if (message.type === 'outcomes' && message.engineId === this.engineId) {
-      const { clientId, calls } = message;
-      void this.appliedCalls(clientId, calls).then((applied) =>
-        this.replyChannel(clientId).postMessage({ type: 'outcomes', engineId: this.engineId, applied, asked: calls.map((c) => c.callId) } satisfies TabReply),
-      );
+    if (message.type !== 'call' && message.type !== 'outcomes') return;
+    if (message.engineId !== this.engineId) return;
+    const { clientId } = message;
+    const reply = via ?? ((r: TabReply): void => this.replyChannel(clientId).postMessage(r));
+    if (message.type === 'outcomes') {
+      const { calls } = message;
+      void this.appliedCalls(clientId, calls).then((applied) => reply({ type: 'outcomes', engineId: this.engineId, applied, asked: calls.map((c) => c.callId) }));
       return;
     }
-    if (message.type !== 'call' || message.engineId !== this.engineId) return;
-    const { clientId, callId, method, args, keepFrom, timeoutMs } = message;
+    const { callId, method, args, keepFrom, timeoutMs } = message;
     const deadline = { sentAt: message.sentAt, timeoutMs, expire: () => reply({ type: 'expired', engineId, callId }) };
     const engineId = this.engineId;
-    const reply = (r: TabReply): void => this.replyChannel(clientId).postMessage(r);
     if (this.closing) {
       reply({ type: 'not-run', engineId, callId });
       return;
     }
     this.watchClient(clientId);
-    reply({ type: 'accepted', engineId, callId });
+    const retriable = isRetriable(method, args);
+    // A call that changes nothing goes to the next engine whether or not this one took it
+    // (tabs.ts): saying so would only cost every read a message.
+    if (!retriable) reply({ type: 'accepted', engineId, callId });
     const calls = this.calls;
     const recorded =
-      calls && RECORDED_METHODS.has(method) && !isRetriable(method, args)
+      calls && RECORDED_METHODS.has(method) && !retriable
         ? (call: () => Promise<unknown>) => calls.run(clientId, callId, keepFrom, method, call, () => reply({ type: 'unrecorded', engineId, callId }))
         : undefined;
     this.dispatch(clientId, method, args, () => reply({ type: 'not-run', engineId, callId }), recorded, deadline, (outcome) =>
@@ -186,6 +227,8 @@ export class EngineHost {
     for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i]!.clientId === clientId) this.queue.splice(i, 1);
     this.replies.get(clientId)?.close();
     this.replies.delete(clientId);
+    this.links.get(clientId)?.close();
+    this.links.delete(clientId);
     if (this.owner === clientId) this.rollbackFor(clientId);
     const calls = this.calls;
     if (calls && !this.closing) this.enqueueSystem(() => calls.forget((client) => client !== clientId));
@@ -293,7 +336,8 @@ export class EngineHost {
     await this.running;
     // Calls posted from now on are never delivered; `closed` tells their senders so.
     this.channel.close();
-    for (const channel of this.replies.values()) {
+    this.broker?.retire(this.engineId);
+    for (const channel of [...this.replies.values(), ...this.links.values()]) {
       channel.postMessage({ type: 'closed', engineId: this.engineId } satisfies TabReply);
       channel.close();
     }

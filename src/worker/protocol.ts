@@ -33,6 +33,11 @@ export interface OpenRequest {
    * running it (driver.ts `EngineLimits`); only where the page is cross-origin isolated.
    */
   abortFlag?: SharedArrayBuffer | undefined;
+  /**
+   * Shared: the page's connection to the database's broker (broker.ts), where the page could
+   * start one (`SharedWorker` exists): transferred with the request.
+   */
+  broker?: BrokerPort | undefined;
   /** Shared: how long calls wait on a silent engine (tabs.ts). */
   tabTimeoutMs?: number | undefined;
   /** Tests only: make the OPFS files fail like a browser at quota past this many bytes. */
@@ -51,7 +56,13 @@ export interface SyncCallbacks {
 export interface WorkerApi extends Driver {
   open(request: OpenRequest, authToken?: SyncCallbacks['authToken'], transform?: SyncCallbacks['transform']): Promise<void>;
   /** A shared database: hand the engine to another tab if this one runs it (tabs.ts). */
-  stepDown(): Promise<void>;
+  stepDown(leaving?: boolean): Promise<void>;
+}
+
+/** The page's connection to a database's broker (broker.ts), as it hands it to the database worker. */
+export interface BrokerPort {
+  port: MessagePort;
+  brokerId: string;
 }
 
 export interface SerializedError {

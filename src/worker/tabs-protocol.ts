@@ -3,9 +3,13 @@
  * elected engine (engine-host.ts) and its followers (tabs.ts).
  *
  * Channels, all named after the database:
- * - `outpost-tabs:<name>` (BroadcastChannel, everyone): announcements, calls to the engine,
- *   and the tables-changed and sync-progress events the engine fans out.
- * - `outpost-tabs:<name>:<clientId>` (BroadcastChannel, one follower): the engine's answers.
+ * - `outpost-tabs:<name>` (BroadcastChannel, everyone): announcements, heartbeats, the
+ *   tables-changed and sync-progress events the engine fans out, and the calls of followers
+ *   without a broker port.
+ * - `outpost-tabs:<name>:<clientId>` (BroadcastChannel, one follower): the engine's answers to
+ *   calls that came over the broadcast.
+ * - A MessagePort per follower and engine, handed out by the broker (`BrokerRequest`): that
+ *   follower's calls and their answers, in order, where a broker exists.
  * Locks: `outpost:<name>` is held by the engine (the same lock that guards the OPFS files);
  * `outpost-tab:<name>:<clientId>` is held by each follower for its whole life, so the engine
  * learns of its death (and rolls back its transaction) by being granted that lock.
@@ -13,6 +17,7 @@
  * A call names the engine it is meant for (`engineId`); an engine ignores calls for another,
  * so a call sent to an engine that died is never run by its successor behind its sender's back.
  */
+import { OutpostError } from '../errors.js';
 import type { SyncProgress } from '../types.js';
 import type { SerializedError } from './protocol.js';
 
@@ -21,8 +26,11 @@ export type TabMessage =
   | { type: 'hello' }
   /** A context took the database lock and is opening the engine: the previous one is gone. */
   | { type: 'electing'; engineId: string }
-  /** The engine is ready for calls. */
-  | { type: 'engine'; engineId: string }
+  /**
+   * The engine is ready for calls. `brokerId`: the broker (broker.ts) it registered with, whose
+   * followers wait for the port it hands out instead of calling over this channel; null: none.
+   */
+  | { type: 'engine'; engineId: string; brokerId: string | null }
   /** The engine's heartbeat, every `HEARTBEAT_MS`: a frozen (or busy) engine falls silent. */
   | { type: 'alive'; engineId: string }
   /** `keepFrom`: the sender's oldest unanswered call; its applied-call records below it may go. */
@@ -49,7 +57,8 @@ export type TabReply =
   | { type: 'result'; engineId: string; callId: number; ok: false; error: SerializedError; inTransaction: boolean }
   /**
    * The engine received the call, posted before it starts it: a call never `accepted` by an
-   * engine that died never ran there and goes to the next one.
+   * engine that died never ran there and goes to the next one. Not posted for a call that
+   * `isRetriable`: such a call goes to the next engine either way.
    */
   | { type: 'accepted'; engineId: string; callId: number }
   /**
@@ -68,6 +77,37 @@ export type TabReply =
   | { type: 'not-run'; engineId: string; callId: number }
   /** The engine closed in order; it answers nothing more. */
   | { type: 'closed'; engineId: string };
+
+/**
+ * Between a context's database worker and the broker, a SharedWorker per database (broker.ts)
+ * that the page starts where `SharedWorker` exists. The broker hands each follower a
+ * `MessageChannel` port to the current engine, so calls and answers go from worker to worker
+ * without the broadcast (announcements, heartbeats and events stay on the channel).
+ */
+export type BrokerRequest =
+  /** The page's first message: the broker answers `broker` once it holds its lock for `name`. */
+  | { type: 'hello'; name: string }
+  /** A context joins, holding its lifetime lock already (the broker learns of its death by it). */
+  | { type: 'join'; name: string; clientId: string }
+  /** This context now runs engine `engineId`: link it to every other context. */
+  | { type: 'engine'; name: string; clientId: string; engineId: string }
+  /** Engine `engineId` closed in order: link nobody else to it. */
+  | { type: 'retired'; name: string; engineId: string };
+
+export type BrokerMessage =
+  /** The broker's first message: its id, and that it holds its lifetime lock (`brokerLockName`). */
+  | { type: 'broker'; brokerId: string }
+  /** The broker's first message where it cannot serve (no Web Locks in it): use the channel. */
+  | { type: 'unavailable' }
+  /** To a follower: its port to engine `engineId`. */
+  | { type: 'link'; engineId: string; port: MessagePort }
+  /** To the engine: the port of follower `clientId`. */
+  | { type: 'client'; clientId: string; port: MessagePort };
+
+/** Held by a broker for its whole life: a context learns of its death by being granted it. */
+export const brokerLockName = (name: string, brokerId: string): string => `outpost-broker:${name}:${brokerId}`;
+/** The SharedWorker's name: one broker per database and origin. */
+export const brokerWorkerName = (name: string): string => `outpost-broker:${name}`;
 
 /** How often the engine says it is alive. */
 export const HEARTBEAT_MS = 250;
@@ -97,4 +137,33 @@ export function isRetriable(method: string, args: readonly unknown[]): boolean {
   if (method === 'exec') return typeof args[0] === 'string' && /^\s*BEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?\s*;?\s*$/i.test(args[0]);
   if (method === 'query' || method === 'watchQuery') return typeof args[0] === 'string' && /^\s*select\b/i.test(args[0]);
   return false;
+}
+
+/** The errors a follower's calls reject with when their engine dies or falls silent (tabs.ts). */
+export function unresponsive(name: string, timeoutMs: number): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" showed no sign of life for ${timeoutMs} ms (frozen in the background, or busy in one long statement): this call did not run. Try again later, or bring that tab back`,
+    'ENGINE_UNRESPONSIVE',
+  );
+}
+
+export function silentOutcomeUnknown(name: string, method: string, timeoutMs: number): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" showed no sign of life for ${timeoutMs} ms (frozen in the background, or busy in one long statement) after taking this ${method}(): it may or may not be applied when that tab resumes. Check before trying again`,
+    'OUTCOME_UNKNOWN',
+  );
+}
+
+export function outcomeUnknown(name: string, method: string): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" closed or crashed before answering this ${method}(): it may or may not have been applied. Check before trying again`,
+    'OUTCOME_UNKNOWN',
+  );
+}
+
+export function transactionLost(name: string): OutpostError {
+  return new OutpostError(
+    `the tab running database "${name}" closed or crashed inside this transaction: it was rolled back. Run the transaction again`,
+    'TRANSACTION_LOST',
+  );
 }

@@ -33,8 +33,25 @@ import type { SyncProgress } from '../types.js';
 import { databaseLockName } from '../opfs-vfs/storage/opfs.js';
 import { type CallLog, RECORDED_METHODS } from './call-log.js';
 import { EngineHost, LOCAL_CLIENT } from './engine-host.js';
-import { deserializeError } from './protocol.js';
-import { HEARTBEAT_MS, MIN_TAB_TIMEOUT_MS, type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
+import { type BrokerPort, deserializeError } from './protocol.js';
+import {
+  type BrokerMessage,
+  type BrokerRequest,
+  HEARTBEAT_MS,
+  MIN_TAB_TIMEOUT_MS,
+  type TabMessage,
+  type TabReply,
+  UNQUEUED_METHODS,
+  brokerLockName,
+  channelName,
+  clientLockName,
+  isRetriable,
+  outcomeUnknown,
+  replyChannelName,
+  silentOutcomeUnknown,
+  transactionLost,
+  unresponsive,
+} from './tabs-protocol.js';
 
 /** The engine this context opens when it wins the lock; `release` gives the lock back. */
 export type OpenEngine = (
@@ -63,7 +80,13 @@ interface PendingCall {
   sentAt: number;
 }
 
-type State = { kind: 'waiting' } | { kind: 'remote'; engineId: string } | { kind: 'local'; host: EngineHost } | { kind: 'failed'; error: Error } | { kind: 'closed' };
+/** A remote engine is reached over its broker port (`link`), or over the broadcast (null). */
+type State =
+  | { kind: 'waiting' }
+  | { kind: 'remote'; engineId: string; link: MessagePort | null }
+  | { kind: 'local'; host: EngineHost }
+  | { kind: 'failed'; error: Error }
+  | { kind: 'closed' };
 
 export class SharedDriver {
   private readonly clientId = crypto.randomUUID();
@@ -71,6 +94,12 @@ export class SharedDriver {
   private readonly replies: BroadcastChannel;
   private readonly pending = new Map<number, PendingCall>();
   private readonly retired = new Set<string>();
+  /** Ports to engines, from the broker, by engine id. */
+  private readonly links = new Map<string, MessagePort>();
+  /** The broker, while it lives (its lifetime lock is not granted to us). */
+  private broker: BrokerPort | null;
+  /** The engine last announced on the channel as registered with our broker: its port is coming. */
+  private announced: string | null = null;
   private readonly stopWaiting = new AbortController();
   private state: State = { kind: 'waiting' };
   private currentEngine: string | null = null;
@@ -100,7 +129,9 @@ export class SharedDriver {
     private readonly name: string,
     timeoutMs: number,
     private readonly openEngine: OpenEngine,
+    broker: BrokerPort | null,
   ) {
+    this.broker = broker;
     this.timeoutMs = Math.max(MIN_TAB_TIMEOUT_MS, timeoutMs);
     this.watchdog = setInterval(() => this.checkSilence(), HEARTBEAT_MS);
     this.ready = new Promise((resolve, reject) => {
@@ -126,8 +157,8 @@ export class SharedDriver {
   }
 
   /** Joins the database `name`: as its engine if nobody runs one, else as a follower. */
-  static async join(name: string, timeoutMs: number, openEngine: OpenEngine): Promise<SharedDriver> {
-    const shared = new SharedDriver(name, timeoutMs, openEngine);
+  static async join(name: string, timeoutMs: number, openEngine: OpenEngine, broker: BrokerPort | null = null): Promise<SharedDriver> {
+    const shared = new SharedDriver(name, timeoutMs, openEngine, broker);
     await shared.start();
     return shared;
   }
@@ -140,9 +171,62 @@ export class SharedDriver {
         return new Promise<void>((release) => (this.releaseClientLock = release));
       });
     });
+    this.joinBroker();
     this.queueForLock();
     this.channel.postMessage({ type: 'hello' } satisfies TabMessage);
     await this.ready;
+  }
+
+  /** Joins the broker (after taking the lifetime lock it watches), and learns of its death. */
+  private joinBroker(): void {
+    const broker = this.broker;
+    if (!broker) return;
+    broker.port.onmessage = (event: MessageEvent<BrokerMessage>) => this.fromBroker(event.data);
+    this.toBroker({ type: 'join', name: this.name, clientId: this.clientId });
+    void navigator.locks
+      .request(brokerLockName(this.name, broker.brokerId), { signal: this.stopWaiting.signal }, () => this.brokerGone())
+      .catch(() => {});
+  }
+
+  private toBroker(request: BrokerRequest): void {
+    this.broker?.port.postMessage(request);
+  }
+
+  private fromBroker(message: BrokerMessage): void {
+    if (message.type === 'client') {
+      if (this.state.kind === 'local') this.state.host.addClient(message.clientId, message.port);
+      else message.port.close();
+      return;
+    }
+    if (message.type !== 'link') return;
+    if (this.closed() || this.retired.has(message.engineId)) {
+      message.port.close();
+      return;
+    }
+    const port = message.port;
+    this.links.set(message.engineId, port);
+    port.onmessage = (event: MessageEvent<TabReply>) => this.answer(event.data);
+    if (this.state.kind !== 'local') this.engineReady(message.engineId, port);
+  }
+
+  /**
+   * The broker died (its process crashed): ports it handed out still work, but no new one will
+   * come, so an engine announced on the channel is reached over the channel.
+   */
+  private brokerGone(): void {
+    this.broker = null;
+    const announced = this.announced;
+    if (announced !== null && this.state.kind === 'waiting' && !this.retired.has(announced)) this.engineReady(announced, null);
+  }
+
+  /** Engine `engineId` is ready to take calls: over `link`, or over the channel when null. */
+  private engineReady(engineId: string, link: MessagePort | null): void {
+    if (this.state.kind === 'local' || this.state.kind === 'closed' || this.state.kind === 'failed') return;
+    if (this.state.kind === 'remote' && this.state.engineId === engineId) return;
+    this.engineChanged(engineId);
+    this.state = { kind: 'remote', engineId, link };
+    this.settleReady();
+    this.flush();
   }
 
   /** Waits for the database lock, to run the engine when this context gets it. */
@@ -157,14 +241,22 @@ export class SharedDriver {
    * page is about to be frozen or put in the back/forward cache, where it would keep the lock
    * and leave the other tabs waiting (README). This tab's calls wait for the next engine
    * meanwhile. Not while this tab's own transaction is open: closing would roll it back.
+   * `leaving`: the page is being closed or reloaded; the engine closes in order so the next
+   * tab takes over without waiting for the browser to tear this worker down, and this context
+   * does not queue again (it would only open an engine to be killed).
    */
-  async stepDown(): Promise<void> {
+  async stepDown(leaving = false): Promise<void> {
     const state = this.state;
     if (state.kind !== 'local' || state.host.localTransactionOpen()) return;
     this.state = { kind: 'waiting' };
     this.lastHeardAt = Date.now();
     await state.host.close();
-    if (!this.closed()) this.queueForLock();
+    if (!this.closed() && !leaving) this.queueForLock();
+  }
+
+  /** Whether this context runs the engine now. */
+  runsEngine(): boolean {
+    return this.state.kind === 'local';
   }
 
   private closed(): boolean {
@@ -203,6 +295,11 @@ export class SharedDriver {
         (tables) => this.listener?.(tables),
         (progress) => this.progressListener?.(progress),
         engine.calls ?? null,
+        {
+          brokerId: () => this.broker?.brokerId ?? null,
+          register: (id) => this.toBroker({ type: 'engine', name: this.name, clientId: this.clientId, engineId: id }),
+          retire: (id) => this.toBroker({ type: 'retired', name: this.name, engineId: id }),
+        },
       );
       this.engineChanged(engineId);
       this.state = { kind: 'local', host };
@@ -231,10 +328,14 @@ export class SharedDriver {
       if (!this.retired.has(message.engineId)) this.engineChanging(message.engineId);
     } else if (message.type === 'engine') {
       if (this.state.kind === 'local' || this.retired.has(message.engineId)) return;
-      this.engineChanged(message.engineId);
-      this.state = { kind: 'remote', engineId: message.engineId };
-      this.settleReady();
-      this.flush();
+      // An engine registered with our broker is reached over the port the broker sends.
+      if (this.broker && message.brokerId === this.broker.brokerId) {
+        this.announced = message.engineId;
+        const link = this.links.get(message.engineId);
+        if (link) this.engineReady(message.engineId, link);
+        return;
+      }
+      this.engineReady(message.engineId, null);
     } else if (message.type === 'tables') {
       if (this.state.kind === 'remote' && message.engineId === this.state.engineId) this.listener?.(message.tables);
     } else if (message.type === 'progress') {
@@ -258,6 +359,7 @@ export class SharedDriver {
     this.currentEngine = engineId;
     if (previous === null) return;
     this.retired.add(previous);
+    this.dropLink(previous);
     const lostTransaction = this.inTransaction;
     if (lostTransaction) {
       this.inTransaction = false;
@@ -285,6 +387,12 @@ export class SharedDriver {
       this.pending.delete(callId);
       call.reject(inLostTransaction ? transactionLost(this.name) : outcomeUnknown(this.name, call.method));
     }
+  }
+
+  /** Closes the port to a retired engine: everything it will ever answer has been read. */
+  private dropLink(engineId: string): void {
+    this.links.get(engineId)?.close();
+    this.links.delete(engineId);
   }
 
   private resend(call: PendingCall): void {
@@ -351,13 +459,13 @@ export class SharedDriver {
         call.sentTo = state.engineId;
         const message: TabMessage = { type: 'call', engineId: state.engineId, clientId: this.clientId, callId, keepFrom, sentAt: Date.now(), timeoutMs: this.timeoutMs, method: call.method, args: call.args };
         call.sentAt = Date.now();
-        this.channel.postMessage(message);
+        this.postTo(state, message);
       }
     }
   }
 
   /** Asks the current engine whether the calls its predecessor died holding committed. */
-  private askOutcomes(state: { kind: 'local'; host: EngineHost } | { kind: 'remote'; engineId: string }): void {
+  private askOutcomes(state: Extract<State, { kind: 'local' | 'remote' }>): void {
     const waiting = [...this.pending].filter(([, c]) => c.ask === 'waiting');
     if (waiting.length === 0) return;
     const calls = waiting.map(([callId, c]) => ({ callId, method: c.method }));
@@ -373,7 +481,13 @@ export class SharedDriver {
       return;
     }
     for (const [, c] of waiting) c.ask = state.engineId;
-    this.channel.postMessage({ type: 'outcomes', engineId: state.engineId, clientId: this.clientId, calls } satisfies TabMessage);
+    this.postTo(state, { type: 'outcomes', engineId: state.engineId, clientId: this.clientId, calls });
+  }
+
+  /** Sends to the remote engine over its port, or over the channel when it has none. */
+  private postTo(state: { link: MessagePort | null }, message: TabMessage): void {
+    if (state.link) state.link.postMessage(message);
+    else this.channel.postMessage(message);
   }
 
   private failAsked(callId: number, e: unknown): void {
@@ -419,6 +533,7 @@ export class SharedDriver {
     }
     if (reply.type === 'closed') {
       this.retired.add(reply.engineId);
+      this.dropLink(reply.engineId);
       // Every call it took has been answered before this: the others never reached it.
       for (const call of this.pending.values()) if (call.sentTo === reply.engineId) call.sentTo = null;
       this.engineChanging('');
@@ -459,38 +574,13 @@ export class SharedDriver {
     this.pending.clear();
     this.channel.close();
     this.replies.close();
+    for (const engineId of [...this.links.keys()]) this.dropLink(engineId);
+    this.broker?.port.close();
+    this.broker = null;
     try {
       if (state.kind === 'local') await state.host.close();
     } finally {
       this.releaseClientLock();
     }
   }
-}
-
-function unresponsive(name: string, timeoutMs: number): OutpostError {
-  return new OutpostError(
-    `the tab running database "${name}" showed no sign of life for ${timeoutMs} ms (frozen in the background, or busy in one long statement): this call did not run. Try again later, or bring that tab back`,
-    'ENGINE_UNRESPONSIVE',
-  );
-}
-
-function silentOutcomeUnknown(name: string, method: string, timeoutMs: number): OutpostError {
-  return new OutpostError(
-    `the tab running database "${name}" showed no sign of life for ${timeoutMs} ms (frozen in the background, or busy in one long statement) after taking this ${method}(): it may or may not be applied when that tab resumes. Check before trying again`,
-    'OUTCOME_UNKNOWN',
-  );
-}
-
-function outcomeUnknown(name: string, method: string): OutpostError {
-  return new OutpostError(
-    `the tab running database "${name}" closed or crashed before answering this ${method}(): it may or may not have been applied. Check before trying again`,
-    'OUTCOME_UNKNOWN',
-  );
-}
-
-function transactionLost(name: string): OutpostError {
-  return new OutpostError(
-    `the tab running database "${name}" closed or crashed inside this transaction: it was rolled back. Run the transaction again`,
-    'TRANSACTION_LOST',
-  );
 }

@@ -22,6 +22,7 @@ import { openDatabase } from '../sync/open.js';
 import { CallLog } from './call-log.js';
 import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 import { type OpenEngine, SharedDriver } from './tabs.js';
+import { loadRuntime } from '../engine/runtime.js';
 
 let driver: Driver | null = null;
 /** The page's abort flag (driver.ts `EngineLimits`), when the page is cross-origin isolated. */
@@ -57,14 +58,22 @@ async function openDriver(req: OpenRequest, callbacks: SyncCallbacks): Promise<D
   const dirOptions = { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota };
   try {
     if (req.shared && typeof navigator.locks?.request === 'function' && typeof BroadcastChannel === 'function') {
-      shared = await SharedDriver.join(req.name, req.tabTimeoutMs ?? DEFAULT_TAB_TIMEOUT_MS, async (release) => {
-        try {
-          return await openEngine(req, callbacks, await OpfsDirectory.locked(req.name, dirOptions, release));
-        } catch (e) {
-          // Also when this worker takes over later: its callers see the public error.
-          throw publicStorageError(e, req.name);
-        }
-      });
+      shared = await SharedDriver.join(
+        req.name,
+        req.tabTimeoutMs ?? DEFAULT_TAB_TIMEOUT_MS,
+        async (release) => {
+          try {
+            return await openEngine(req, callbacks, await OpfsDirectory.locked(req.name, dirOptions, release));
+          } catch (e) {
+            // Also when this worker takes over later: its callers see the public error.
+            throw publicStorageError(e, req.name);
+          }
+        },
+        req.broker ?? null,
+      );
+      // A follower may have to open the engine at any moment (hand-over): loading and compiling
+      // SQLite's WASM then took most of the hand-over time, so it is done now, while idle.
+      if (!shared.runsEngine()) void loadRuntime().catch(() => {});
       return shared.driver;
     }
     return (await openEngine(req, callbacks, await OpfsDirectory.lock(req.name, dirOptions))).driver;
@@ -106,8 +115,8 @@ const api: WorkerApi = {
     const bytes = await opened().export();
     return Comlink.transfer(bytes, [bytes.buffer]);
   },
-  async stepDown() {
-    await shared?.stepDown();
+  async stepDown(leaving) {
+    await shared?.stepDown(leaving);
   },
   async close() {
     shared = null;
