@@ -5,15 +5,30 @@
  */
 import type { SqlValue } from '../../src/types.js';
 
-/** A deterministic generator of numbers in [0, 1) from `seed`. */
+/**
+ * A deterministic generator of numbers in [0, 1) from `seed`. The seed is scrambled first
+ * (murmur3's finalizer): xorshift32 started from nearby seeds gives nearly the same first draws
+ * (seeds 732678, 732679, 732680 all began 0.86…), so a run of consecutive seeds explored far
+ * fewer cases than it counted, and 150 simulation seeds in a row lost no answer at all.
+ */
 export function rng(seed: number): () => number {
-  let x = seed >>> 0 || 0x9e3779b9;
+  let x = scramble(seed >>> 0) || 0x9e3779b9;
   return () => {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
     return (x >>> 0) / 2 ** 32;
   };
+}
+
+function scramble(seed: number): number {
+  let h = seed;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
 
 /** The seed of a generated test: `OUTPOST_SEED` when set, else one that changes per run. */
