@@ -455,16 +455,28 @@ export class Database extends Scope implements DatabaseApi {
     this.progressSubscribed ??= this.driver.onSyncProgress((p) => this.progressed(p)).catch(() => {});
   }
 
+  /**
+   * Progress that arrived before the first `onSyncProgress` listener (the driver's subscription
+   * was made for `onSyncStatus`): that listener hears it first, so a download that ended before
+   * the app listened is still heard once. Null once a listener has heard it.
+   */
+  private unheardProgress: SyncProgress[] | null = [];
+
   private progressed(progress: SyncProgress): void {
     this.lastProgress = progress;
+    if (this.progressListeners.size === 0 && this.unheardProgress && this.unheardProgress.push(progress) > 1000) this.unheardProgress.shift();
     for (const l of [...this.progressListeners]) l(progress);
     if (progress.phase === 'idle') void this.emit().catch(() => {});
   }
 
   onSyncProgress(listener: (progress: SyncProgress) => void): () => void {
     this.progressListeners.add(listener);
+    const unheard = this.unheardProgress;
+    this.unheardProgress = null;
+    if (unheard && unheard.length > 0) for (const p of unheard) listener(p);
+    else if (this.lastProgress && this.lastProgress.phase !== 'idle') listener(this.lastProgress);
+    // After the replay: a driver that kept progress from before anyone listened replays it now.
     this.subscribeProgress();
-    if (this.lastProgress && this.lastProgress.phase !== 'idle') listener(this.lastProgress);
     return () => this.progressListeners.delete(listener);
   }
 

@@ -82,10 +82,11 @@ export interface SyncOptions {
   retries?: number;
   /**
    * Browser PWAs with a service worker that queues push batches (README, "Background push"):
-   * when the server cannot be reached, a push still sends its first batch of pending changes,
-   * so that the service worker can store that request and send it when the network returns,
-   * even with no tab open. The batch carries its own gate on the server's acknowledgement, so
-   * it is applied at most once however often it is sent. Default false.
+   * when the server cannot be reached, a push still sends every batch of pending changes, in
+   * order, so that the service worker can store those requests and send them when the network returns,
+   * even with no tab open. Each batch carries its own gate on the server's acknowledgement (and
+   * waits for the batch before it), so it is applied at most once however often it is sent.
+   * Default false.
    */
   backgroundPush?: boolean;
   /**
@@ -355,7 +356,8 @@ export interface Database extends Queryable {
   /**
    * Called as a bootstrap or pull downloads pages (per chunk of a bootstrap), as it applies them,
    * while a push runs, and with `phase: 'idle'` when each ends; a listener added while one runs
-   * gets its last event at once. Returns an unsubscribe.
+   * gets its last event at once. The first listener also hears, at once, the events no listener
+   * heard before it (a live bootstrap can end before the app subscribes). Returns an unsubscribe.
    */
   onSyncProgress(listener: (progress: SyncProgress) => void): () => void;
   /**

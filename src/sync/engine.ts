@@ -255,14 +255,22 @@ export class SyncEngine {
   /** One listener for download, apply and push progress (the Driver forwards it). */
   onProgress(listener: ((progress: SyncProgress) => void) | null): void {
     this.progressListener = listener;
-    // A listener that arrives during a download (a live bootstrap starts before the app listens) hears where it is.
-    if (listener && this.lastProgress && this.lastProgress.phase !== 'idle') this.progress(this.lastProgress);
+    if (!listener) return;
+    // The first listener hears what nobody heard (a small live bootstrap can end before the app
+    // listens); a later one that arrives during a download hears where it is.
+    const unheard = this.unheardProgress;
+    this.unheardProgress = null;
+    if (unheard && unheard.length > 0) for (const p of unheard) this.progress(p);
+    else if (this.lastProgress && this.lastProgress.phase !== 'idle') this.progress(this.lastProgress);
   }
 
   private lastProgress: SyncProgress | null = null;
+  /** Progress before the first listener, the newest 1,000; null once one listened. */
+  private unheardProgress: SyncProgress[] | null = [];
 
   private progress(progress: SyncProgress): void {
     this.lastProgress = progress;
+    if (!this.progressListener && this.unheardProgress && this.unheardProgress.push(progress) > 1000) this.unheardProgress.shift();
     try {
       this.progressListener?.(progress);
     } catch {

@@ -53,6 +53,8 @@ import {
   unresponsive,
 } from './tabs-protocol.js';
 
+const UNHEARD_PROGRESS_MAX = 1000;
+
 /** The engine this context opens when it wins the lock; `release` gives the lock back. */
 export type OpenEngine = (
   release: () => void,
@@ -110,6 +112,8 @@ export class SharedDriver {
   private transactionLost = false;
   private listener: ((tables: string[]) => void) | null = null;
   private progressListener: ((progress: SyncProgress) => void) | null = null;
+  /** Progress before anyone listened (a live bootstrap can end before the app's first `onSyncProgress`): the first listener hears it. */
+  private unheardProgress: SyncProgress[] | null = [];
   private releaseClientLock: () => void = () => {};
   private readySettled = false;
   /** This context is opening the engine (a slow open is not a silent engine). */
@@ -151,9 +155,17 @@ export class SharedDriver {
       },
       onSyncProgress: async (listener) => {
         this.progressListener = listener;
+        const unheard = this.unheardProgress;
+        this.unheardProgress = null;
+        if (listener) for (const progress of unheard ?? []) listener(progress);
       },
       close: () => this.close(),
     };
+  }
+
+  private progressed(progress: SyncProgress): void {
+    if (this.progressListener) this.progressListener(progress);
+    else if (this.unheardProgress && this.unheardProgress.push(progress) > UNHEARD_PROGRESS_MAX) this.unheardProgress.shift();
   }
 
   /** Joins the database `name`: as its engine if nobody runs one, else as a follower. */
@@ -293,7 +305,7 @@ export class SharedDriver {
         engine.driver,
         engine.inTransaction,
         (tables) => this.listener?.(tables),
-        (progress) => this.progressListener?.(progress),
+        (progress) => this.progressed(progress),
         engine.calls ?? null,
         {
           brokerId: () => this.broker?.brokerId ?? null,
@@ -339,7 +351,7 @@ export class SharedDriver {
     } else if (message.type === 'tables') {
       if (this.state.kind === 'remote' && message.engineId === this.state.engineId) this.listener?.(message.tables);
     } else if (message.type === 'progress') {
-      if (this.state.kind === 'remote' && message.engineId === this.state.engineId) this.progressListener?.(message.progress);
+      if (this.state.kind === 'remote' && message.engineId === this.state.engineId) this.progressed(message.progress);
     }
   }
 

@@ -132,6 +132,26 @@ test('a live open bootstraps in the background and reports its progress', async 
   expect(await db.get<{ n: number }>('SELECT count(*) AS n FROM big')).toEqual({ n: 200 });
 });
 
+test('a first progress listener added after a live bootstrap ended still hears that bootstrap', async () => {
+  await server.execTrusted('progress-late', 'CREATE TABLE t(id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1)');
+  const db = await liveClient('progress-late');
+  // The bootstrap has ended and been applied once the row is there: nobody listened to it.
+  await until<{ id: number }>(db, 'SELECT id FROM t', (rows) => rows.length === 1);
+  const phases: string[] = [];
+  // The replay may cross a thread, so it is awaited: it ends with the idle after the apply.
+  await new Promise<void>((resolve) =>
+    db.onSyncProgress((p) => {
+      phases.push(p.phase);
+      if (p.phase === 'idle' && phases.includes('apply')) resolve();
+    }),
+  );
+  expect(phases).toContain('bootstrap');
+  // Only the first listener hears the replay: a second one hears nothing of a download that ended.
+  const later: string[] = [];
+  db.onSyncProgress((p) => later.push(p.phase));
+  expect(later).toEqual([]);
+});
+
 test('offline pauses live sync; online resumes it', async () => {
   const events = new EventTarget();
   const scope = globalThis as unknown as Record<string, unknown>;
