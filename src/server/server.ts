@@ -434,11 +434,12 @@ class SyncServer implements OutpostServer {
     } catch (e) {
       throw new ProtocolError(`the body is not valid JSON: ${(e as Error).message}`);
     }
+    // A cursor body becomes a pipeline first, so the push check below sees its requests too.
+    if (cursor) body = cursorAsPipeline(body);
     if (isSyncPush(body)) {
       allow(grant, name, 'write');
       this.front.markPush(res);
     }
-    if (cursor) body = cursorAsPipeline(body);
     const db = await this.acquire(name, !readOnly);
     try {
       await db.waitForTurn(body);

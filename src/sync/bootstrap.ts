@@ -69,23 +69,29 @@ export async function bootstrapInPlace(directory: StorageDirectory, state: SyncS
  * chunks to bound memory (pull.ts's in-memory bootstrap does), and one answer is one revision.
  */
 async function streamImage(transport: SyncTransport, runs: PageRuns, progress: ProgressListener): Promise<{ revision: string; dbPages: number }> {
-  const received = new Set<number>();
+  // One byte per page of the image the header announces: memory grows by 1 byte per 4 KiB page.
+  let seen = new Uint8Array(0);
+  let present = 0;
   let bytes = 0;
   let dbPages = 0;
-  const told = (): void => progress({ phase: 'bootstrap', pagesDone: Math.min(received.size, dbPages), pagesTotal: dbPages, bytes });
+  const told = (): void => progress({ phase: 'bootstrap', pagesDone: Math.min(present, dbPages), pagesTotal: dbPages, bytes });
   const onPage = (p: PageData, header: PullHeader): void => {
     dbPages = header.dbSize;
+    // A page past the announced size would be written far beyond the file (a sparse file, or a quota error).
+    if (!Number.isInteger(p.pageId) || p.pageId < 0 || p.pageId >= dbPages) throw new SyncError(`bootstrap: the server sent page ${p.pageId + 1} of a ${dbPages}-page database`, 'PROTOCOL');
+    if (seen.length !== dbPages) seen = new Uint8Array(dbPages);
     runs.write(p.pageId + 1, p.page);
-    received.add(p.pageId + 1);
+    if (seen[p.pageId] === 0) {
+      seen[p.pageId] = 1;
+      present++;
+    }
     bytes += p.page.length;
-    if (received.size % PROGRESS_PAGES === 0) told();
+    if (present % PROGRESS_PAGES === 0) told();
   };
   const header = await pullPages(transport, { clientRevision: '' }, onPage);
   runs.end();
   dbPages = header.dbSize;
   told();
-  let present = 0;
-  for (const pgno of received) if (pgno <= dbPages) present++;
   if (present < dbPages) throw new SyncError(`bootstrap: the server sent ${present} of ${dbPages} pages`, 'PROTOCOL');
   return { revision: header.serverRevision, dbPages };
 }

@@ -164,6 +164,19 @@ describe('auth', () => {
     expect(await count()).toBe('1');
   });
 
+  test('a read token may not push through the v3 cursor either (the role check sees the cursor as a pipeline)', async () => {
+    const read = await mintToken(SECRET, { db: 'secured', role: 'read' });
+    const push = batch('BEGIN', "INSERT INTO turso_sync_last_change_id VALUES ('c', 1, 1)", "INSERT INTO t VALUES ('x')", 'COMMIT') as { requests: { batch: unknown }[] };
+    const res = await fetch(`${base}/db/secured/v3/cursor`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${read}` },
+      body: JSON.stringify({ baton: null, batch: push.requests[0]!.batch }),
+    });
+    expect(res.status).toBe(403);
+    await res.arrayBuffer();
+    expect(await count()).toBe('1');
+  });
+
   test("a read token's pipeline reads, and its write fails with SQLITE_READONLY and changes nothing", async () => {
     const read = await mintToken(SECRET, { db: 'secured', role: 'read' });
     const res = await rawPipeline(`${base}/db/secured`, batch('SELECT count(*) FROM t', "INSERT INTO t VALUES ('x')"), read);

@@ -13,7 +13,7 @@ import type { StorageDirectory } from '../../src/opfs-vfs/storage/backend.js';
 import { DB_FILE, SYNC_STATE_FILE } from '../../src/opfs-vfs/storage/files.js';
 import { MemoryDirectory } from '../../src/opfs-vfs/storage/memory.js';
 import { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
-import { PAGE_BYTES, PullStreamReader } from '../../src/protocol/pull-updates.js';
+import { PAGE_BYTES, PullStreamReader, encodePage, encodePullHeader } from '../../src/protocol/pull-updates.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import { openSynced } from '../../src/sync/open.js';
 import { BOOTSTRAP_CHUNK_PAGES } from '../../src/sync/pull.js';
@@ -146,6 +146,27 @@ describe.each(backends)('streamed bootstrap, $name backend', ({ base }) => {
       await db.close();
     }
     expect(await phaseOf(directory)).toMatchObject({ phase: 'idle' });
+  }, 120_000);
+
+  test('a page numbered past the announced size fails the bootstrap with PROTOCOL and writes nothing past the file', async () => {
+    const directory = base();
+    // A header announcing 2 pages, then a page whose id lies about 4 PB into the file.
+    const lying = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      if (!String(input).endsWith('/pull-updates')) return fetch(input, init);
+      const page = new Uint8Array(4096);
+      return new Response(Buffer.concat([encodePullHeader({ serverRevision: 'liar.1', dbSize: 2, applyMode: 0 }), encodePage(2 ** 40, page)]), { status: 200 });
+    }) as typeof fetch;
+    const { conn, engine } = await openSynced(directory, ENGINE, { url, retries: 0, fetch: lying });
+    const db = new Database(directory.label, connectionDriver(conn, engine));
+    try {
+      const status = await db.syncStatus();
+      expect(status?.revision).toBeNull();
+      expect(status?.lastError?.code).toBe('PROTOCOL');
+      expect(status?.lastError?.message).toContain('2-page database');
+    } finally {
+      await db.close();
+    }
+    expect((await readFile(directory, DB_FILE)).length).toBeLessThanOrEqual(2 * 4096);
   }, 120_000);
 
   test('a crash mid-bootstrap starts it over at the next open, never opening a half file', async () => {
