@@ -136,7 +136,9 @@ async function pushRound(
   // once the acknowledgement passes it.
   const holdBehindRefused = (): void => {
     for (const [id, blocker] of heldBehindRejected(decoded, reasonOf, lookup)) {
-      if (reasonOf(id) === undefined && id > acked) refuse(id, { type: 'refused', reason: `waits for change ${blocker}, which wrote a row this change writes to and was refused`, changeId: id, table: null });
+      // Named by a table it writes (a row identity starts with its table), as every refusal is.
+      const table = [...(rows.get(id) ?? [])][0]?.split('\u0000')[0] ?? null;
+      if (reasonOf(id) === undefined && id > acked) refuse(id, { type: 'refused', reason: `waits for change ${blocker}, which wrote a row this change writes to and was refused`, changeId: id, table });
     }
   };
   holdBehindRefused();
