@@ -75,7 +75,22 @@ async function setup(db: string): Promise<{ client: Database; faults: ReturnType
   const faults = faultyFetch();
   const path = join(dir, `c${++n}.db`);
   const client = await open(path, { sync: { url, fetch: faults.fetch, timeoutMs: 500, retries: 0 } });
+  await untilBootstrapped(client);
   return { client, faults, path, url };
+}
+
+/**
+ * open() stays usable offline: a first pull that outlives the 500 ms limit on a loaded machine
+ * leaves an empty replica instead of failing. The tests need the server's schema, so pull
+ * until it is there (each attempt is bounded by the same limit).
+ */
+async function untilBootstrapped(client: Database): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const [row] = await client.query<{ n: number }>("SELECT count(*) AS n FROM sqlite_schema WHERE name = 't'");
+    if (row?.n === 1) return;
+    if (attempt === 20) throw new Error('the replica never received the server schema');
+    await client.pull().catch(() => undefined);
+  }
 }
 
 async function serverRows(url: string, sql: string): Promise<unknown[][]> {
