@@ -41,17 +41,21 @@ async function pinger(url: string, token: string, first: string[]): Promise<{ en
 }
 
 describe('over HTTP, a sync push beside a client that pings its baton', () => {
-  let server: OutpostServer;
-  let base: string;
+  // The idle limit is short, so a push that had to wait for a pinged stream would be refused
+  // (503 after the wait, with no retry). The read-token server's streams live ten minutes, so
+  // there the push can only go through because the read stream yields (else the test times
+  // out); the write-token server's live 2 s.
+  let readServer: OutpostServer;
+  let writeServer: OutpostServer;
+  const base = { read: '', write: '' };
   let read: string;
   let write: string;
   const dir = tempDir('outpost-stream-bound-');
   const opened: Database[] = [];
 
   beforeAll(async () => {
-    // The idle limit is short, so a push that had to wait for a pinged stream would be refused
-    // (503 after 1 s, with no retry); the lifetime is 2 s, so only the write-token test reaches it.
-    ({ server, url: base } = await startServer({ streamIdleMs: 1000, streamLifetimeMs: 2000 }));
+    ({ server: readServer, url: base.read } = await startServer({ streamIdleMs: 1000, streamLifetimeMs: 600_000 }));
+    ({ server: writeServer, url: base.write } = await startServer({ streamIdleMs: 1000, streamLifetimeMs: 2000 }));
     read = await mintToken(SECRET, { db: '*', role: 'read' });
     write = await mintToken(SECRET, { db: '*', role: 'write' });
   });
@@ -59,11 +63,12 @@ describe('over HTTP, a sync push beside a client that pings its baton', () => {
     for (const db of opened.splice(0)) await db.close();
   });
   afterAll(async () => {
-    await server.close();
+    await readServer.close();
+    await writeServer.close();
   });
 
-  async function replica(name: string): Promise<Database> {
-    const db = await open(join(dir, `${name}.db`), { engine: 'inline', sync: { url: `${base}/db/${name}`, authToken: write, retries: 0 } });
+  async function replica(url: string, name: string): Promise<Database> {
+    const db = await open(join(dir, `${name}.db`), { engine: 'inline', sync: { url: `${url}/db/${name}`, authToken: write, retries: 0 } });
     opened.push(db);
     await db.exec('CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)');
     await db.push();
@@ -71,24 +76,24 @@ describe('over HTTP, a sync push beside a client that pings its baton', () => {
   }
 
   test("a read token's pinged stream (deferred BEGIN) yields to the push, and its next request says it ended", async () => {
-    const db = await replica('read-hold');
-    const hold = await pinger(`${base}/db/read-hold`, read, ['BEGIN', 'SELECT count(*) FROM t']);
+    const db = await replica(base.read, 'read-hold');
+    const hold = await pinger(`${base.read}/db/read-hold`, read, ['BEGIN', 'SELECT count(*) FROM t']);
     await db.exec("INSERT INTO t(v) VALUES ('pushed')");
     const pushed = await db.push().finally(hold.stop);
     expect(pushed).toBeGreaterThan(0);
     expect(await hold.ended).toEqual({ status: 400, code: 'STREAM_ENDED' });
-    const rows = await rawPipeline(`${base}/db/read-hold`, { baton: null, requests: [exec('SELECT v FROM t')] }, read);
+    const rows = await rawPipeline(`${base.read}/db/read-hold`, { baton: null, requests: [exec('SELECT v FROM t')] }, read);
     expect(rows.json.results[0].response.result.rows).toEqual([[{ type: 'text', value: 'pushed' }]]);
   });
 
   test("a write token's pinged stream is rolled back at its lifetime, and the push that waited for it goes through", async () => {
-    const db = await replica('write-hold');
-    const hold = await pinger(`${base}/db/write-hold`, write, ['BEGIN', "INSERT INTO t(v) VALUES ('held')"]);
+    const db = await replica(base.write, 'write-hold');
+    const hold = await pinger(`${base.write}/db/write-hold`, write, ['BEGIN', "INSERT INTO t(v) VALUES ('held')"]);
     await db.exec("INSERT INTO t(v) VALUES ('pushed')");
     const pushed = await db.push().finally(hold.stop);
     expect(pushed).toBeGreaterThan(0);
     expect(await hold.ended).toEqual({ status: 400, code: 'STREAM_ENDED' });
-    const rows = await rawPipeline(`${base}/db/write-hold`, { baton: null, requests: [exec('SELECT v FROM t')] }, read);
+    const rows = await rawPipeline(`${base.write}/db/write-hold`, { baton: null, requests: [exec('SELECT v FROM t')] }, read);
     expect(rows.json.results[0].response.result.rows).toEqual([[{ type: 'text', value: 'pushed' }]]);
   });
 });
