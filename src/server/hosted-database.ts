@@ -23,6 +23,7 @@
  *   never makes anyone wait: a request that needs the database ends it (rolled back), and the
  *   stream's next request gets 400 STREAM_ENDED.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Connection } from '../engine/connection.js';
 import { beginEffects } from '../engine/effects.js';
@@ -36,7 +37,7 @@ import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, type PullRequest, 
 import { decodeRoaring } from '../protocol/roaring.js';
 import { TURSO_SYNC_TABLE, isSyncPush } from '../protocol/turso-tables.js';
 import { type StreamSession, checkPipelineBody, executePipeline, newStreamSession } from './hrana.js';
-import { RevisionLog } from './revlog.js';
+import { RevisionLog, syncDirectory } from './revlog.js';
 import { ClientOwners, type Writer } from './client-owners.js';
 import { type SandboxLimits, type SessionReset, type StatementClock, applySandbox } from './sandbox.js';
 import { TimeShare } from './time-share.js';
@@ -129,7 +130,10 @@ export class HostedDatabase {
 
   static async open(dataDir: string, name: string, options: HostedDatabaseOptions): Promise<HostedDatabase> {
     const file = path.join(dataDir, `${name}.db`);
-    const revlog = new RevisionLog(`${file}-revlog`);
+    const revlog = new RevisionLog(`${file}-revlog`, options.durability === 'full');
+    // Under 'full', files this open creates are made durable in the folder before any commit in
+    // them is acknowledged: otherwise a power loss could take a new database's WAL, commits and all.
+    const creates = options.durability === 'full' && !options.directory && !(fs.existsSync(file) && fs.existsSync(`${file}-wal`));
     try {
       const conn = await Connection.open(options.directory ? options.directory(file) : new NodeDirectory(file), {
         durability: options.durability,
@@ -139,8 +143,9 @@ export class HostedDatabase {
         // Eviction from the server's cache must be cheap; the idle checkpoint keeps WALs small.
         checkpointOnClose: false,
       });
+      if (creates) syncDirectory(dataDir);
       const { clock, authorizer, session } = applySandbox(conn, options.limits, options.writableTables ? writeRulesAuthorizer(options.writableTables) : undefined);
-      const owners = new ClientOwners(`${file}-owners`);
+      const owners = new ClientOwners(`${file}-owners`, options.durability === 'full');
       owners.register(conn);
       const streams = options.streams ?? defaultStreamLimits();
       const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.limits, streams, session, options.limits.valueBytesMax);
