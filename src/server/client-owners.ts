@@ -15,8 +15,10 @@
  * atomically by rename), not inside it, since clients pull the database's every page.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Connection } from '../engine/connection.js';
 import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
+import { syncDirectory } from './revlog.js';
 
 /** Who is writing: a token's subject, `admin` for admin tokens and the server, null for neither. */
 export type Writer = { subject: string | null; admin: boolean };
@@ -29,7 +31,11 @@ export class ClientOwners {
   /** The writer of the request being executed; set around each pipeline. */
   writer: Writer = { subject: null, admin: true };
 
-  constructor(private readonly file: string) {
+  /** With `durable` (the server's `durability: 'full'`), a new binding is on the device before the push that made it is acknowledged. */
+  constructor(
+    private readonly file: string,
+    private readonly durable = false,
+  ) {
     try {
       this.owners = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string>;
     } catch (e) {
@@ -81,7 +87,14 @@ export class ClientOwners {
 
   private save(): void {
     const temp = `${this.file}.tmp`;
-    fs.writeFileSync(temp, JSON.stringify(this.owners));
+    const fd = fs.openSync(temp, 'w');
+    try {
+      fs.writeFileSync(fd, JSON.stringify(this.owners));
+      if (this.durable) fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     fs.renameSync(temp, this.file);
+    if (this.durable) syncDirectory(path.dirname(this.file));
   }
 }

@@ -9,11 +9,21 @@
  * pipeline that ends with a transaction open (and no `close`) keeps it open on the database's
  * connection and answers with a baton, a random 128-bit name that only the next request of the
  * same stream, on the same database and with a token of the same subject, can present (each
- * answer names a new one). While a stream holds the transaction, every other request to this
- * database, pulls included, waits (`whenFree`) until the stream commits, rolls back, or stays
- * idle for `streams.idleMs`, after which it is rolled back; a request that waited that long
- * gets 503 BUSY. At most `streams.slots.max` streams are open in the whole server.
+ * answer names a new one). At most `streams.slots.max` streams are open in the whole server.
+ *
+ * No stream keeps the database from the others for longer than a bound (`inTurn`):
+ * - While a stream holds the transaction, every other request to this database, pulls
+ *   included, waits in one first-come, first-served queue.
+ * - A stream is rolled back when it stays idle for `streams.idleMs`, and in any case once it
+ *   has been open for `streams.lifetimeMs`, however often its client pings its baton.
+ * - A request may leave a new stream open only when no request waits behind it; otherwise its
+ *   transaction is rolled back and it gets 503 BUSY. So once a stream ends, every request that
+ *   waited for it runs before the next stream opens, and a request waits for one stream at most.
+ * - A read-only stream (a read token's, or `BEGIN TRANSACTION READONLY`) wrote nothing, so it
+ *   never makes anyone wait: a request that needs the database ends it (rolled back), and the
+ *   stream's next request gets 400 STREAM_ENDED.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Connection } from '../engine/connection.js';
 import { beginEffects } from '../engine/effects.js';
@@ -27,7 +37,7 @@ import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, type PullRequest, 
 import { decodeRoaring } from '../protocol/roaring.js';
 import { TURSO_SYNC_TABLE, isSyncPush } from '../protocol/turso-tables.js';
 import { type StreamSession, checkPipelineBody, executePipeline, newStreamSession } from './hrana.js';
-import { RevisionLog } from './revlog.js';
+import { RevisionLog, syncDirectory } from './revlog.js';
 import { ClientOwners, type Writer } from './client-owners.js';
 import { type SandboxLimits, type SessionReset, type StatementClock, applySandbox } from './sandbox.js';
 import { TimeShare } from './time-share.js';
@@ -49,13 +59,26 @@ export interface HostedDatabaseOptions {
 export interface StreamLimits {
   /** How long a stream may stay idle before its transaction is rolled back. */
   idleMs: number;
+  /**
+   * How long a stream may stay open in all, busy or not, before its transaction is rolled back
+   * (default `STREAM_LIFETIME_MS`): the longest any request waits for a stream.
+   */
+  lifetimeMs?: number;
   /** Open streams in the whole server, and how many may be. */
   slots: { open: number; max: number };
 }
 
-/** The default: a stream idle for 10 s is rolled back, at most 64 open in one server. */
+/**
+ * The default stream lifetime, 30 s: far longer than an interactive transaction needs, long
+ * enough for a streamed push of several 32 MiB requests on an ordinary link, and shorter than
+ * the 60 s after which common proxies give up on a request, so a request waiting for a stream
+ * still gets its answer.
+ */
+export const STREAM_LIFETIME_MS = 30_000;
+
+/** The default: a stream idle for 10 s or open for 30 s is rolled back, at most 64 open in one server. */
 export function defaultStreamLimits(): StreamLimits {
-  return { idleMs: 10_000, slots: { open: 0, max: 64 } };
+  return { idleMs: 10_000, lifetimeMs: STREAM_LIFETIME_MS, slots: { open: 0, max: 64 } };
 }
 
 /** The stream holding the database's write transaction between its requests. */
@@ -67,6 +90,10 @@ interface HeldStream {
   endEffects: (() => void) | null;
   /** The SQL texts the stream stored (`store_sql`), kept for its next requests. */
   session: StreamSession;
+  /** It cannot have written (a read token's, or `BEGIN TRANSACTION READONLY`): it yields to any request. */
+  readOnly: boolean;
+  /** When (`performance.now()`) its lifetime is over and it is rolled back. */
+  endsAtMs: number;
 }
 
 /** Pages read and encoded at a time while a pull is written out (1 MiB of page images). */
@@ -79,8 +106,11 @@ export class HostedDatabase {
   private readonly waiters = new Set<() => void>();
   private readonly share: TimeShare;
   private stream: HeldStream | null = null;
-  /** Requests waiting for the stream to end. */
-  private readonly streamWaiters = new Set<() => void>();
+  /** Requests waiting for their turn, first come first served; each is woken with true, or false when the database closes. */
+  private readonly queue: ((turn: boolean) => void)[] = [];
+  /** A request was woken for its turn and has not run yet: newcomers queue behind it. */
+  private turnPending = false;
+  private closed = false;
 
   private constructor(
     readonly name: string,
@@ -100,7 +130,10 @@ export class HostedDatabase {
 
   static async open(dataDir: string, name: string, options: HostedDatabaseOptions): Promise<HostedDatabase> {
     const file = path.join(dataDir, `${name}.db`);
-    const revlog = new RevisionLog(`${file}-revlog`);
+    const revlog = new RevisionLog(`${file}-revlog`, options.durability === 'full');
+    // Under 'full', files this open creates are made durable in the folder before any commit in
+    // them is acknowledged: otherwise a power loss could take a new database's WAL, commits and all.
+    const creates = options.durability === 'full' && !options.directory && !(fs.existsSync(file) && fs.existsSync(`${file}-wal`));
     try {
       const conn = await Connection.open(options.directory ? options.directory(file) : new NodeDirectory(file), {
         durability: options.durability,
@@ -110,8 +143,9 @@ export class HostedDatabase {
         // Eviction from the server's cache must be cheap; the idle checkpoint keeps WALs small.
         checkpointOnClose: false,
       });
+      if (creates) syncDirectory(dataDir);
       const { clock, authorizer, session } = applySandbox(conn, options.limits, options.writableTables ? writeRulesAuthorizer(options.writableTables) : undefined);
-      const owners = new ClientOwners(`${file}-owners`);
+      const owners = new ClientOwners(`${file}-owners`, options.durability === 'full');
       owners.register(conn);
       const streams = options.streams ?? defaultStreamLimits();
       const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.limits, streams, session, options.limits.valueBytesMax);
@@ -197,10 +231,16 @@ export class HostedDatabase {
   pipeline(body: unknown, writer: Writer = { subject: null, admin: true }, readOnly = false): PipelineResponse {
     checkPipelineBody(body);
     const baton = body.baton ?? null;
+    if (this.stream && performance.now() >= this.stream.endsAtMs) this.abandonStream();
+    if (baton === null && this.stream?.readOnly) this.abandonStream();
     const held = this.stream;
     if (baton !== null) {
       if (!held || held.baton !== baton || (held.subject !== writer.subject && !writer.admin)) {
-        throw new HttpError(400, `this stream has ended (committed, rolled back, or idle longer than ${this.streams.idleMs} ms), or is not this database's`, 'STREAM_ENDED');
+        throw new HttpError(
+          400,
+          `this stream has ended (committed, rolled back, idle longer than ${this.streams.idleMs} ms, open longer than ${this.lifetimeMs} ms, or read-only and ended for another request), or is not this database's`,
+          'STREAM_ENDED',
+        );
       }
     } else if (held) {
       throw new HttpError(503, 'a stream holds this database\'s write transaction; try again later', 'BUSY');
@@ -229,7 +269,13 @@ export class HostedDatabase {
         this.conn.rollbackQuietly();
         throw new HttpError(503, `the server has ${this.streams.slots.max} streams open, its limit; the transaction was rolled back, try again later`, 'BUSY');
       }
-      const next = this.holdStream(writer.subject, endEffects, session);
+      if (!held && this.queue.length > 0) {
+        // Opening a stream now would make the requests queued behind this one wait a second
+        // stream's lifetime; refusing it bounds every wait by one (see the header).
+        this.conn.rollbackQuietly();
+        throw new HttpError(503, 'other requests are waiting for this database, so a transaction may not stay open across requests now; it was rolled back, try again later', 'BUSY');
+      }
+      const next = this.holdStream(writer.subject, endEffects, session, (readOnly || session.readOnly) && (!held || held.readOnly));
       endEffects = null;
       return { ...response, baton: next };
     } catch (e) {
@@ -256,28 +302,60 @@ export class HostedDatabase {
     }
   }
 
-  /** Waits as `whenFree` does for a request without a baton; 503 BUSY when the stream outlasts the wait. */
-  async waitForTurn(body: unknown): Promise<void> {
+  /**
+   * Runs `work` (this request's pipeline or pull) in its turn: at once for a stream's own next
+   * request (it carries a baton) or when the database is free; otherwise after the stream that
+   * holds it ends and every request queued before this one has run. A read-only stream is
+   * ended instead of waited for. 503 BUSY when the wait outlasts every bound (the database
+   * closed, or a stream outlived its lifetime).
+   */
+  async inTurn<T>(body: unknown, work: () => T): Promise<T> {
     const baton = typeof body === 'object' && body !== null ? (body as { baton?: unknown }).baton : null;
-    if (baton !== null && baton !== undefined) return;
-    if (!(await this.whenFree())) throw new HttpError(503, "a stream holds this database's write transaction; try again later", 'BUSY');
+    if (baton !== null && baton !== undefined) {
+      try {
+        return work();
+      } finally {
+        this.passTurn();
+      }
+    }
+    if (this.stream?.readOnly) this.abandonStream();
+    if (this.stream || this.queue.length > 0 || this.turnPending) {
+      if (!(await this.queueForTurn())) throw new HttpError(503, "a stream holds this database's write transaction; try again later", 'BUSY');
+      this.turnPending = false;
+    }
+    try {
+      return work();
+    } finally {
+      this.passTurn();
+    }
   }
 
-  /**
-   * Resolves once no stream holds the database (true), or after `timeoutMs` with one still
-   * holding it (false). Requests without a baton wait here before they run.
-   */
-  whenFree(timeoutMs = this.streams.idleMs): Promise<boolean> {
-    if (!this.stream) return Promise.resolve(true);
+  /** Waits in the queue: true when woken for this request's turn, false when the wait gave up. */
+  private queueForTurn(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const done = (): void => {
+      const wake = (turn: boolean): void => {
         clearTimeout(timer);
-        this.streamWaiters.delete(done);
-        resolve(this.stream === null);
+        resolve(turn);
       };
-      const timer = setTimeout(done, timeoutMs);
-      this.streamWaiters.add(done);
+      // Only a fault could make a request wait longer than a stream may live (its turn comes
+      // when that stream ends); the slack keeps the stream's own timer first.
+      const timer = setTimeout(() => {
+        const at = this.queue.indexOf(wake);
+        if (at >= 0) this.queue.splice(at, 1);
+        resolve(false);
+      }, this.lifetimeMs + this.streams.idleMs);
+      this.queue.push(wake);
     });
+  }
+
+  /** Wakes the first queued request when nothing holds the database and no woken one is still to run. */
+  private passTurn(): void {
+    if (this.stream || this.turnPending) return;
+    const next = this.queue.shift();
+    if (!next) return;
+    this.turnPending = true;
+    next(true);
   }
 
   /** Whether a stream holds the write transaction now. */
@@ -285,24 +363,35 @@ export class HostedDatabase {
     return this.stream !== null;
   }
 
+  private get lifetimeMs(): number {
+    return this.streams.lifetimeMs ?? STREAM_LIFETIME_MS;
+  }
+
   /** Keeps the open transaction for the stream's next request; returns that request's baton. */
-  private holdStream(subject: string | null, endEffects: (() => void) | null, session: StreamSession): string {
+  private holdStream(subject: string | null, endEffects: (() => void) | null, session: StreamSession, readOnly: boolean): string {
+    const endsAtMs = this.stream ? this.stream.endsAtMs : performance.now() + this.lifetimeMs;
     if (this.stream) clearTimeout(this.stream.timer);
     else {
       this.streams.slots.open++;
       this.pins++;
     }
     const baton = randomHex(16);
-    const timer = setTimeout(() => {
-      this.conn.rollbackQuietly();
-      this.endStream();
-      this.sessionReset.reset(this.clock, (sql) => this.execTrusted(sql));
-    }, this.streams.idleMs);
-    this.stream = { baton, subject, timer, endEffects, session };
+    const timer = setTimeout(() => this.abandonStream(), Math.max(0, Math.min(this.streams.idleMs, endsAtMs - performance.now())));
+    this.stream = { baton, subject, timer, endEffects, session, readOnly, endsAtMs };
     return baton;
   }
 
-  /** The stream (if any) is over: its slot and pin are freed and waiting requests go on. */
+  /** Rolls the stream's transaction back and ends it (idle, past its lifetime, or yielding as read-only). */
+  private abandonStream(): void {
+    if (!this.stream) return;
+    this.conn.rollbackQuietly();
+    this.endStream();
+    // A read-only stream kept `query_only` on between its requests (see `pipeline`).
+    this.execTrusted('PRAGMA query_only = 0');
+    this.sessionReset.reset(this.clock, (sql) => this.execTrusted(sql));
+  }
+
+  /** The stream (if any) is over: its slot and pin are freed and the next queued request goes on. */
   private endStream(): void {
     if (!this.stream) return;
     clearTimeout(this.stream.timer);
@@ -310,7 +399,7 @@ export class HostedDatabase {
     this.stream = null;
     this.streams.slots.open--;
     this.pins--;
-    for (const wake of [...this.streamWaiters]) wake();
+    this.passTurn();
   }
 
   /**
@@ -328,7 +417,9 @@ export class HostedDatabase {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const wake of [...this.waiters]) wake();
+    for (const wake of this.queue.splice(0)) wake(false);
     if (this.stream) {
       this.conn.rollbackQuietly();
       this.endStream();

@@ -114,13 +114,14 @@ export class InProcessTransport implements SyncTransport {
     if (request.clientRevision !== '' && request.serverRevision === '' && request.longPollTimeoutMs > 0 && this.db.isCurrent(request.clientRevision)) {
       await this.db.waitForChange(Math.min(request.longPollTimeoutMs, this.longPollMsMax), this.shutdown.signal);
     }
-    await this.db.waitForTurn(null);
     const chunks: Uint8Array[] = [];
     let bytes = 0;
-    this.db.pull(request, (chunk) => {
-      chunks.push(chunk);
-      bytes += chunk.length;
-    });
+    await this.db.inTurn(null, () =>
+      this.db.pull(request, (chunk) => {
+        chunks.push(chunk);
+        bytes += chunk.length;
+      }),
+    );
     const answer = new Uint8Array(bytes);
     let at = 0;
     for (const c of chunks) {
@@ -138,8 +139,7 @@ export class InProcessTransport implements SyncTransport {
     } catch (e) {
       throw new ProtocolError(`the body is not valid JSON: ${(e as Error).message}`);
     }
-    await this.db.waitForTurn(parsed);
-    return new TextEncoder().encode(JSON.stringify(this.db.pipeline(parsed)));
+    return new TextEncoder().encode(JSON.stringify(await this.db.inTurn(parsed, () => this.db.pipeline(parsed))));
   }
 }
 

@@ -19,8 +19,18 @@
  * without a commit only makes a later pull send pages that did not change, which is harmless.
  * Power loss could reorder the two writes, which is why an unclean open starts a new
  * generation.
+ *
+ * So after any crash the log must read as unclean, or a new commit would reuse a seq that a
+ * client already holds with other pages (its next pull would miss pages). With `durable` (the
+ * server's `durability: 'full'`), the one write whose loss could hide a crash, cutting off the
+ * clean-close marker when the log is reopened, is fsynced before the log is used, so before
+ * any commit is acknowledged. Commit records need no fsync of their own: losing some only
+ * makes the log unclean, which starts a new generation. The marker itself is fsynced with
+ * everything before it at close, and a rewritten log is fsynced before it is renamed into
+ * place, the rename with its directory.
  */
 import * as fs from 'node:fs';
+import { dirname } from 'node:path';
 import { fnv1a } from '../protocol/checksum.js';
 import { randomHex } from '../protocol/ids.js';
 
@@ -37,6 +47,11 @@ interface Record {
   pages: Uint32Array;
 }
 
+/** The file system calls whose order matters for a power loss (a test watches them). */
+export interface SyncCalls {
+  fsyncSync(fd: number): void;
+}
+
 export class RevisionLog {
   private fd = -1;
   private records: Record[] = [];
@@ -46,7 +61,15 @@ export class RevisionLog {
   /** The oldest seq a client may hold and still get an incremental pull. */
   minSeq = 0;
 
-  constructor(readonly path: string) {
+  /**
+   * Opens (or starts) the log at `path`. With `durable` (the server's `durability: 'full'`),
+   * the writes that must survive a power loss are fsynced (see the header) through `files`.
+   */
+  constructor(
+    readonly path: string,
+    private readonly durable = false,
+    private readonly files: SyncCalls = fs,
+  ) {
     let bytes: Uint8Array | null = null;
     try {
       bytes = fs.readFileSync(path);
@@ -64,6 +87,8 @@ export class RevisionLog {
       // reopen overwrote the header, and the next open started a new generation).
       this.fd = fs.openSync(path, 'a');
       fs.ftruncateSync(this.fd, parsed.cleanAt);
+      // Lost in a power loss, the cut would leave a crashed log looking clean.
+      if (durable) this.files.fsyncSync(this.fd);
     } else {
       this.generation = randomHex(16);
       this.seq = 0;
@@ -115,9 +140,9 @@ export class RevisionLog {
    * marker is flushed to the device (the server's `durability: 'full'`); otherwise a power loss
    * may lose it, which only starts a new generation on the next open.
    */
-  close(durable = false): void {
+  close(durable = this.durable): void {
     this.append(KIND_CLEAN, this.seq, 0, new Uint32Array(0));
-    if (durable) fs.fsyncSync(this.fd);
+    if (durable) this.files.fsyncSync(this.fd);
     fs.closeSync(this.fd);
   }
 
@@ -151,8 +176,9 @@ export class RevisionLog {
     // A log that starts mid-history must still say where its history starts.
     if (this.records.length === 0 && this.seq > 0) this.append(KIND_COMMIT, this.seq, 0, new Uint32Array(0));
     this.fd = previous;
-    fs.fsyncSync(fd);
+    this.files.fsyncSync(fd);
     fs.renameSync(tmp, this.path);
+    if (this.durable) syncDirectory(dirname(this.path), this.files);
     return fd;
   }
 
@@ -184,5 +210,15 @@ export class RevisionLog {
       at = end + 4;
     }
     return { generation, records, seq, clean, cleanAt: at };
+  }
+}
+
+/** Makes a rename or a new file in `dir` durable: the directory's own entry list is fsynced. */
+export function syncDirectory(dir: string, files: SyncCalls = fs): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    files.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }

@@ -40,7 +40,7 @@ import { type Grant, type Role, type TokenVerifier, authorize, createVerifier, v
 import { nameFromGrant, resolveTarget } from './addressing.js';
 import { DatabaseCache } from './database-cache.js';
 import { RequestFront } from './front.js';
-import type { HostedDatabase } from './hosted-database.js';
+import { type HostedDatabase, STREAM_LIFETIME_MS } from './hosted-database.js';
 import { type CorsOrigins, HttpError, pathParts, readBody, send, sendJson } from './http.js';
 import { type LogFormat, type LogLevel, type Logger, createLogger } from './log.js';
 import { ServerMetrics } from './metrics.js';
@@ -99,6 +99,12 @@ export interface ServerOptions {
   bodyTimeoutMs?: number;
   /** How long a stream across requests (a Hrana baton) may stay idle before it is rolled back (default 10 s). */
   streamIdleMs?: number;
+  /**
+   * How long a stream may stay open in all, however often its client pings it, before it is
+   * rolled back (default 30 s, `STREAM_LIFETIME_MS`): the longest any request waits for a stream,
+   * and the longest a streamed push may take to upload.
+   */
+  streamLifetimeMs?: number;
   /** Streams across requests open at once in the whole server (default 64). */
   maxOpenStreams?: number;
   /** Databases kept open at once (default 1000; about a third of a MiB each). */
@@ -224,7 +230,7 @@ class SyncServer implements OutpostServer {
       valueBytesMax: options.valueBytesMax ?? this.bodyBytesMax,
       shareOfServer: options.shareOfServer ?? 0.25,
     };
-    const streams = { idleMs: Math.max(10, options.streamIdleMs ?? 10_000), slots: { open: 0, max: Math.max(1, options.maxOpenStreams ?? 64) } };
+    const streams = { idleMs: Math.max(10, options.streamIdleMs ?? 10_000), lifetimeMs: Math.max(10, options.streamLifetimeMs ?? STREAM_LIFETIME_MS), slots: { open: 0, max: Math.max(1, options.maxOpenStreams ?? 64) } };
     const events = this.metrics ? { opened: () => this.metrics!.databasesOpened.inc(), evicted: () => this.metrics!.databasesEvicted.inc() } : {};
     this.databases = new DatabaseCache(
       options.dataDir,
@@ -386,15 +392,17 @@ class SyncServer implements OutpostServer {
         await this.longPoll(db, Math.min(request.longPollTimeoutMs, this.longPollMsMax), res);
       }
       // A stream's open transaction is not the database's committed state: wait for it to end.
-      await db.waitForTurn(null);
-      db.lastUsedMs = Date.now();
-      const spool = new PullSpool(path.join(this.options.dataDir, '.pulls'));
-      try {
-        db.pull(request, spool.write);
-      } catch (e) {
-        spool.discard();
-        throw e;
-      }
+      const spool = await db.inTurn(null, () => {
+        db.lastUsedMs = Date.now();
+        const spool = new PullSpool(path.join(this.options.dataDir, '.pulls'));
+        try {
+          db.pull(request, spool.write);
+        } catch (e) {
+          spool.discard();
+          throw e;
+        }
+        return spool;
+      });
       // The answer is built: the database need not stay pinned while a slow client reads it.
       this.databases.release(db);
       released = true;
@@ -442,9 +450,10 @@ class SyncServer implements OutpostServer {
     }
     const db = await this.acquire(name, !readOnly);
     try {
-      await db.waitForTurn(body);
-      db.lastUsedMs = Date.now();
-      const answer = db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true }, readOnly);
+      const answer = await db.inTurn(body, () => {
+        db.lastUsedMs = Date.now();
+        return db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true }, readOnly);
+      });
       if (cursor) send(res, 200, 'text/plain', cursorAnswer(answer));
       else sendJson(res, 200, answer);
       return 200;
