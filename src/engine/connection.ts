@@ -455,6 +455,8 @@ export class Connection {
    * record of its transaction. commit-points.ts decides; this is the only place that acts.
    */
   private runAtCommitPoints<T>(stmt: Statement, body: () => T): T {
+    // Without capture there is nothing to plan, so no wrapper either (the path of every small call).
+    if (!this.capture) return this.changes.around(stmt, body);
     return this.changes.around(stmt, () => this.runCaptured(stmt, body));
   }
 

@@ -96,31 +96,42 @@ export function tableName(name: string): string {
   return lower === 'sqlite_master' || lower === 'sqlite_temp_master' || lower === 'sqlite_temp_schema' ? 'sqlite_schema' : name;
 }
 
-/** Collects the authorizer's actions into the access of the statement being compiled. */
+/**
+ * Collects the authorizer's actions into the access of the statement being compiled.
+ *
+ * The authorizer only speaks while SQLite compiles, and every call brackets its statement with
+ * `begin`/`take`: so the set is made on the first action noted, and a call whose statement was
+ * not (re)compiled allocates nothing (the per-call path of small statements is measured).
+ */
 export class AccessRecorder {
-  private current = emptyAccess();
+  private current: TableAccess | null = null;
 
   /** Called by the connection's authorizer for every action; never refuses anything. */
   note(action: number, a: string | null, b: string | null): void {
     if (action === SQLITE_READ) {
-      if (a) this.current.reads.add(tableName(a));
+      if (a) this.noted().reads.add(tableName(a));
     } else if (WRITES_FIRST.has(action)) {
-      if (a) this.current.writes.add(tableName(a));
+      if (a) this.noted().writes.add(tableName(a));
     } else if (WRITES_SECOND.has(action)) {
-      if (b) this.current.writes.add(tableName(b));
+      if (b) this.noted().writes.add(tableName(b));
     }
   }
 
   /** Forgets what was noted (before a prepare, so other prepares' actions do not leak in). */
   begin(): void {
-    this.current = emptyAccess();
+    this.current = null;
   }
 
-  /** What was noted since `begin`. */
-  take(): TableAccess {
+  /** What was noted since `begin`, or null when nothing was. */
+  take(): TableAccess | null {
     const taken = this.current;
-    this.current = emptyAccess();
+    this.current = null;
     return taken;
+  }
+
+  private noted(): TableAccess {
+    this.current ??= emptyAccess();
+    return this.current;
   }
 }
 
@@ -156,8 +167,10 @@ export class ChangeTracker {
     } finally {
       // SQLite re-prepares a statement after a schema change, and the authorizer sees it again.
       const again = this.recorder.take();
-      for (const t of again.reads) stmt.access.reads.add(t);
-      for (const t of again.writes) stmt.access.writes.add(t);
+      if (again) {
+        for (const t of again.reads) stmt.access.reads.add(t);
+        for (const t of again.writes) stmt.access.writes.add(t);
+      }
       // A failed statement inside a transaction may keep some of its changes (ON CONFLICT FAIL).
       if (this.conn.totalChanges() !== changesBefore || (ok && stmt.kind === 'ddl')) {
         for (const t of stmt.access.writes) this.pending.add(t);
@@ -195,6 +208,8 @@ export class ChangeTracker {
   }
 
   private ended(committed: boolean): void {
+    // Most calls are a statement in autocommit that wrote nothing: nothing to drop or emit.
+    if (this.pending.size === 0 && this.marks.length === 0) return;
     const written = this.pending;
     this.pending = new Set();
     this.marks = [];
