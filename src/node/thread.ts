@@ -15,9 +15,10 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import { type Driver, forwardDriver } from '../driver.js';
+import type { Driver } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import { type SyncCallbacks, installErrorTransfer } from '../worker/protocol.js';
+import { remoteDriver } from '../worker/remote-driver.js';
 import { type NodeEngineApi, type NodeOpenRequest, portEndpoint } from './thread-protocol.js';
 
 export interface ThreadConnection {
@@ -81,20 +82,6 @@ export async function openInThread(request: Omit<NodeOpenRequest, 'abortFlag'>, 
     await terminate();
     throw e;
   }
-  // Comlink's proxy has every method with the Driver's signature (promisified already).
-  const forwarded = forwardDriver(() => remote as unknown as Driver, call);
-  const driver: Driver = {
-    ...forwarded,
-    // A function cannot be cloned: it crosses as a proxy, called back from the engine thread.
-    onTablesChanged: (listener) => call(() => remote.onTablesChanged(listener ? Comlink.proxy(listener) : null)),
-    onSyncProgress: (listener) => call(() => remote.onSyncProgress(listener ? Comlink.proxy(listener) : null)),
-    close: async () => {
-      try {
-        await forwarded.close();
-      } finally {
-        await terminate();
-      }
-    },
-  };
+  const driver = remoteDriver(remote, call, terminate);
   return { driver, interrupt: (abortId) => Atomics.store(flag, 0, abortId), terminate };
 }

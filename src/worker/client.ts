@@ -9,9 +9,10 @@
  * hanging.
  */
 import * as Comlink from 'comlink';
-import { type Driver, forwardDriver } from '../driver.js';
+import type { Driver } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import { type BrokerPort, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
+import { remoteDriver } from './remote-driver.js';
 import { type BrokerMessage, type BrokerRequest, brokerWorkerName } from './tabs-protocol.js';
 
 export interface WorkerConnection {
@@ -100,21 +101,7 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
     remote[Comlink.releaseProxy]();
     worker.terminate();
   };
-  // Comlink's proxy has every method with the Driver's signature (promisified already).
-  const forwarded = forwardDriver(() => remote as unknown as Driver, call);
-  const driver: Driver = {
-    ...forwarded,
-    // A function cannot be cloned: it crosses as a proxy, called back from the worker.
-    onTablesChanged: (listener) => call(() => remote.onTablesChanged(listener ? Comlink.proxy(listener) : null)),
-    onSyncProgress: (listener) => call(() => remote.onSyncProgress(listener ? Comlink.proxy(listener) : null)),
-    close: async () => {
-      try {
-        await forwarded.close();
-      } finally {
-        terminate();
-      }
-    },
-  };
+  const driver = remoteDriver(remote, call, terminate);
   const flagView = flag ? new Int32Array(flag) : null;
   return { driver, terminate, interrupt: flagView ? (abortId) => Atomics.store(flagView, 0, abortId) : undefined, stepDown: (leaving) => call(() => remote.stepDown(leaving)) };
 }
