@@ -19,7 +19,7 @@ import { NodeDirectory } from '../opfs-vfs/storage/node.js';
 import { openDatabase } from '../sync/open.js';
 import { installErrorTransfer } from '../worker/protocol.js';
 import { hostMethods } from '../worker/remote-driver.js';
-import { type NodeEngineApi, portEndpoint } from './thread-protocol.js';
+import { type NodeEngineApi, installCallbackTransfer, portEndpoint } from './thread-protocol.js';
 
 let driver: Driver | null = null;
 
@@ -47,4 +47,5 @@ const api: NodeEngineApi = {
 
 if (!parentPort) throw new Error('node/engine-thread.ts runs only as a worker thread (node/thread.ts starts it)');
 installErrorTransfer();
+installCallbackTransfer();
 Comlink.expose(api, portEndpoint(parentPort));

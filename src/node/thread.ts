@@ -19,7 +19,7 @@ import type { Driver } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import { type SyncCallbacks, installErrorTransfer } from '../worker/protocol.js';
 import { remoteDriver } from '../worker/remote-driver.js';
-import { type NodeEngineApi, type NodeOpenRequest, portEndpoint } from './thread-protocol.js';
+import { type NodeEngineApi, type NodeOpenRequest, installCallbackTransfer, portEndpoint, threadCallback } from './thread-protocol.js';
 
 export interface ThreadConnection {
   driver: Driver;
@@ -43,6 +43,7 @@ function startThread(name: string): Worker {
 
 export async function openInThread(request: Omit<NodeOpenRequest, 'abortFlag'>, callbacks: SyncCallbacks, keepAlive: boolean): Promise<ThreadConnection> {
   installErrorTransfer();
+  installCallbackTransfer();
   const abortFlag = new SharedArrayBuffer(4);
   const flag = new Int32Array(abortFlag);
   const worker = startThread(request.path);
@@ -74,14 +75,14 @@ export async function openInThread(request: Omit<NodeOpenRequest, 'abortFlag'>, 
     await call(() =>
       remote.open(
         { ...request, abortFlag },
-        callbacks.authToken ? Comlink.proxy(callbacks.authToken) : undefined,
-        callbacks.transform ? Comlink.proxy(callbacks.transform) : undefined,
+        callbacks.authToken ? threadCallback(callbacks.authToken) : undefined,
+        callbacks.transform ? threadCallback(callbacks.transform) : undefined,
       ),
     );
   } catch (e) {
     await terminate();
     throw e;
   }
-  const driver = remoteDriver(remote, call, terminate);
+  const driver = remoteDriver(remote, call, terminate, threadCallback);
   return { driver, interrupt: (abortId) => Atomics.store(flag, 0, abortId), terminate };
 }
