@@ -11,7 +11,6 @@
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import type { Driver } from '../driver.js';
 import type { SyncOptions } from '../types.js';
 import type { SyncCallbacks } from '../worker/protocol.js';
 
@@ -23,11 +22,14 @@ export interface NodeOpenRequest {
   intMode: 'number' | 'bigint';
   /** Four bytes the calling thread writes a call's abort id into to stop it (driver.ts `EngineLimits`). */
   abortFlag: SharedArrayBuffer;
+  /** The port on which the engine thread serves this database's `Driver` (transferred). */
+  port: MessagePort;
   /** Sync settings; the token and transform functions travel as separate (proxied) arguments, and a custom fetch cannot cross. */
   sync?: (Omit<SyncOptions, 'authToken' | 'transform' | 'fetch'> & { authToken?: string | undefined }) | undefined;
 }
 
-export interface NodeEngineApi extends Driver {
+/** The engine thread's own API; each open database is served on the port of its request. */
+export interface NodeEngineApi {
   open(request: NodeOpenRequest, authToken?: SyncCallbacks['authToken'], transform?: SyncCallbacks['transform']): Promise<void>;
 }
 
