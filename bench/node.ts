@@ -10,6 +10,7 @@ import Sqlite from 'better-sqlite3';
 import { Connection } from '../src/engine/connection.js';
 import { open } from '../src/node/index.js';
 import { NodeDirectory } from '../src/opfs-vfs/storage/node.js';
+import { abortToStop } from './abort-stop.js';
 import { type ClassicAdapter, runClassic } from './classic.js';
 
 export const NODE_CONFIGS = ['node-outpost', 'node-better-sqlite3'] as const;
@@ -108,33 +109,17 @@ export async function runNodeWatchLatency(writes: number): Promise<{ ms: number;
   return { ms: lat[Math.floor(lat.length / 2)]!, p95Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.95))]! };
 }
 
-/** A statement that runs for hours unless stopped. */
-const SLOW_SQL = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000000) SELECT count(*) AS n FROM c';
-
 /**
- * Abort to stop: from `controller.abort()` while a slow statement runs on the engine thread to
- * the call's rejection with AbortError. Median and p99 of `times` aborts.
+ * Abort to stop (bench/abort-stop.ts) while a slow statement runs on the engine thread. Median
+ * and p99 of `times` aborts.
  */
 export async function runNodeAbortStop(times: number): Promise<{ ms: number; p99Ms: number }> {
   const db = await open(':memory:', { storage: 'memory' });
-  const lat: number[] = [];
   try {
-    for (let i = 0; i < times; i++) {
-      const controller = new AbortController();
-      const slow = db.get(SLOW_SQL, [], { signal: controller.signal }).catch((e: unknown) => e);
-      // Let the statement run a little first.
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      const t0 = performance.now();
-      controller.abort();
-      const e = await slow;
-      lat.push(performance.now() - t0);
-      if (!(e instanceof Error && e.name === 'AbortError')) throw new Error(`expected an AbortError, got ${String(e)}`);
-    }
+    return await abortToStop(db, times);
   } finally {
     await db.close();
   }
-  lat.sort((a, b) => a - b);
-  return { ms: lat[Math.floor(lat.length / 2)]!, p99Ms: lat[Math.min(lat.length - 1, Math.floor(lat.length * 0.99))]! };
 }
 
 /** `open()` of a new in-memory database to its first answer, with the engine in a thread or inline. */

@@ -431,3 +431,36 @@ describe.each([
     expect(answer.applied).toEqual([{ callId: 3, value: undefined }]);
   });
 });
+
+/**
+ * A SharedWorker that starts but never answers (a broker script replaced by a proxy, a worker
+ * stuck at start): the page must not wait on it forever (client.ts `BROKER_ANSWER_TIMEOUT_MS`).
+ */
+describe('a broker that never answers', () => {
+  beforeAll(() => {
+    kind = 'worker';
+    const silent = URL.createObjectURL(new Blob(['// A broker that never answers.\n'], { type: 'text/javascript' }));
+    class SilentSharedWorker extends SharedWorker {
+      constructor(_url: string | URL, options?: string | WorkerOptions) {
+        super(silent, options);
+      }
+    }
+    vi.stubGlobal('SharedWorker', SilentSharedWorker);
+  });
+  afterAll(() => {
+    vi.unstubAllGlobals();
+  });
+
+  test('open() takes the BroadcastChannel path after the bound, and another tab shares its engine', async () => {
+    const name = unique('tabs-silent-broker');
+    const announced = nextAnnouncement(name);
+    const db = await openHere(name);
+    // An engine without a broker announces none: its followers use the broadcast.
+    expect((await announced).brokerId).toBeNull();
+    await db.exec('CREATE TABLE t(v); INSERT INTO t VALUES (1)');
+    const other = tab();
+    await other.call({ op: 'open', name });
+    await other.call({ op: 'run', sql: 'INSERT INTO t VALUES (2)' });
+    expect(await db.query('SELECT v FROM t ORDER BY v')).toEqual([{ v: 1 }, { v: 2 }]);
+  });
+});

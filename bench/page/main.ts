@@ -5,6 +5,7 @@
  */
 import { type Queryable, open } from '../../src/index.js';
 import type { WorkerRequest } from './bench-worker.js';
+import { abortToStop } from '../abort-stop.js';
 import { type BenchValue, type ClassicAdapter, runClassic } from '../classic.js';
 // Named, not a bare import: the package has no side effects, so a bare import is dropped.
 import { benchTabs } from './tabs.js';
@@ -117,24 +118,6 @@ export interface ApiResult {
 
 function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
-/** Abort to stop: from `abort()` while a slow statement runs to its AbortError. Median and p99. */
-async function abortToStop(db: Awaited<ReturnType<typeof open>>, times: number): Promise<{ ms: number; p99Ms: number }> {
-  const slowSql = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10000000000) SELECT count(*) AS n FROM c';
-  const lat: number[] = [];
-  for (let i = 0; i < times; i++) {
-    const controller = new AbortController();
-    const slow = db.get(slowSql, [], { signal: controller.signal }).catch((e: unknown) => e);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const t0 = performance.now();
-    controller.abort();
-    const e = await slow;
-    lat.push(performance.now() - t0);
-    if (!(e instanceof Error && e.name === 'AbortError')) throw new Error(`expected an AbortError, got ${String(e)}`);
-  }
-  lat.sort((a, b) => a - b);
-  return { ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99) };
 }
 
 /** The public API's costs for one configuration ('outpost', 'outpost-full' or 'memory'). */

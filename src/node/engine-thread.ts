@@ -1,73 +1,63 @@
 /**
  * The entry of `outpost/node`'s engine thread (node/thread.ts starts it): one worker thread per
- * open database runs the engine, as a browser worker does, so that the calling thread stays free
- * while a statement runs and can stop it through the abort flag (driver.ts `EngineLimits`),
- * a SharedArrayBuffer, which Node always has.
+ * process runs the engine of every database opened with `engine: 'thread'`, so that the calling
+ * thread stays free while a statement runs and can stop it through the database's abort flag
+ * (driver.ts `EngineLimits`), a SharedArrayBuffer, which Node always has. SQLite's WASM module
+ * is loaded and compiled once, by the first open (engine/runtime.ts), and every connection
+ * shares it.
  *
  * It exposes `NodeEngineApi` with Comlink over the thread's `parentPort` before anything is
- * awaited; `open` must be the first call. Every call after it goes to `connectionDriver`, the
- * same adapter the in-process engine and the browser worker use; this file only adds the
- * transfer of result buffers and the callbacks of the sync options (proxies to the caller's
- * thread).
+ * awaited. Each `open` brings a message port of its own, on which the opened database's
+ * `Driver` is served: `connectionDriver`, the same adapter the in-process engine and the
+ * browser worker use, plus what worker/remote-driver.ts `hostMethods` adds; the callbacks of
+ * the sync options arrive as proxies to the caller's thread.
  */
 import { parentPort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { type Driver, connectionDriver, forwardDriver } from '../driver.js';
-import { transferables } from '../engine/packed-rows.js';
 import { OutpostError } from '../errors.js';
 import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
 import { NodeDirectory } from '../opfs-vfs/storage/node.js';
 import { openDatabase } from '../sync/open.js';
-import { installErrorTransfer } from '../worker/protocol.js';
-import { type NodeEngineApi, portEndpoint } from './thread-protocol.js';
+import { type SyncCallbacks, installErrorTransfer } from '../worker/protocol.js';
+import { hostMethods } from '../worker/remote-driver.js';
+import { type NodeEngineApi, type NodeOpenRequest, installCallbackTransfer, portEndpoint } from './thread-protocol.js';
 
-let driver: Driver | null = null;
-
-function opened(): Driver {
-  if (!driver) throw new OutpostError('the database is not open', 'DATABASE_CLOSED');
-  return driver;
+/** Opens one database and serves its `Driver` on `req.port` until it closes. */
+async function openOne(req: NodeOpenRequest, authToken: SyncCallbacks['authToken'], transform: SyncCallbacks['transform']): Promise<void> {
+  const directory = req.memory ? new MemoryDirectory(`memory:${req.path}`) : new NodeDirectory(req.path);
+  const sync = req.sync ? { ...req.sync, authToken: authToken ?? req.sync.authToken, ...(transform ? { transform } : {}) } : undefined;
+  const { conn, engine } = await openDatabase(directory, { durability: req.durability, intMode: req.intMode }, sync);
+  let driver: Driver | null = connectionDriver(conn, engine, new Int32Array(req.abortFlag));
+  const opened = (): Driver => {
+    if (!driver) throw new OutpostError('the database is not open', 'DATABASE_CLOSED');
+    return driver;
+  };
+  const host: Driver = {
+    ...forwardDriver(opened),
+    ...hostMethods(opened),
+    async close() {
+      const d = driver;
+      driver = null;
+      await d?.close();
+    },
+  };
+  // The calling thread closes the port after `close`, which ends this side too.
+  Comlink.expose(host, portEndpoint(req.port));
 }
 
 const api: NodeEngineApi = {
-  ...forwardDriver(opened),
   async open(req, authToken, transform) {
-    if (driver) throw new OutpostError('this engine thread already has a database open', 'INVALID_ARGUMENT');
-    const directory = req.memory ? new MemoryDirectory(`memory:${req.path}`) : new NodeDirectory(req.path);
-    const sync = req.sync ? { ...req.sync, authToken: authToken ?? req.sync.authToken, ...(transform ? { transform } : {}) } : undefined;
-    const { conn, engine } = await openDatabase(directory, { durability: req.durability, intMode: req.intMode }, sync);
-    driver = connectionDriver(conn, engine, new Int32Array(req.abortFlag));
-  },
-  async query(sql, params, maxRows, limits) {
-    const rows = await opened().query(sql, params, maxRows, limits);
-    return Comlink.transfer(rows, transferables(rows));
-  },
-  async statementRows(handle, sql, params, step, limits) {
-    const result = await opened().statementRows(handle, sql, params, step, limits);
-    return Comlink.transfer(result, transferables(result.rows));
-  },
-  async watchQuery(sql, params) {
-    const result = await opened().watchQuery(sql, params);
-    return Comlink.transfer(result, transferables(result.rows));
-  },
-  async onTablesChanged(listener) {
-    // The listener is a proxy of the caller's thread: a call returns a promise that rejects once
-    // that side is gone, and nothing here waits for it.
-    await opened().onTablesChanged(listener ? (tables) => void Promise.resolve(listener(tables)).catch(() => {}) : null);
-  },
-  async onSyncProgress(listener) {
-    await opened().onSyncProgress(listener ? (progress) => void Promise.resolve(listener(progress)).catch(() => {}) : null);
-  },
-  async export() {
-    const bytes = await opened().export();
-    return Comlink.transfer(bytes, [bytes.buffer]);
-  },
-  async close() {
-    const d = driver;
-    driver = null;
-    await d?.close();
+    try {
+      await openOne(req, authToken, transform);
+    } catch (e) {
+      req.port.close();
+      throw e;
+    }
   },
 };
 
 if (!parentPort) throw new Error('node/engine-thread.ts runs only as a worker thread (node/thread.ts starts it)');
 installErrorTransfer();
+installCallbackTransfer();
 Comlink.expose(api, portEndpoint(parentPort));

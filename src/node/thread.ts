@@ -1,36 +1,86 @@
 /**
  * The calling thread's side of `outpost/node`'s engine thread: starts one worker thread per
- * open database (node/engine-thread.ts) and turns its Comlink proxy into a `Driver`.
+ * process (node/engine-thread.ts), shared by every database opened with `engine: 'thread'`,
+ * and turns each database's Comlink proxy into a `Driver`.
  *
- * - Stopping a running call: the abort flag is a SharedArrayBuffer the engine's progress
- *   handler reads (driver.ts `EngineLimits`); `interrupt` writes a call's abort id into it.
- * - The thread keeps the process alive only while a call is in flight (or with live sync,
- *   which works in the background), so a script that forgets `close()` still exits, as it
- *   does with the in-process engine.
- * - If the thread dies, every pending and later call fails with `OutpostError('WORKER_FAILED')`.
+ * - Why one thread: starting a thread and compiling SQLite's WASM in it cost about 1.5 s per
+ *   `open()` under load; the second open of a process now pays neither. The price: one
+ *   database's long statement delays the calls of the others (each can still be stopped).
+ * - Stopping a running call: each database has its own abort flag, a SharedArrayBuffer the
+ *   engine's progress handler reads (driver.ts `EngineLimits`); `interrupt` writes a call's
+ *   abort id into it.
+ * - The thread keeps the process alive only while a call is in flight (or a database with live
+ *   sync, which works in the background, is open), so a script that forgets `close()` still
+ *   exits, as it does with the in-process engine; with no database open it stays, unref'd,
+ *   for the next `open()`.
+ * - If the thread dies, every pending and later call of its databases fails with
+ *   `OutpostError('WORKER_FAILED')`; the next `open()` starts a new thread.
  * - Run from source (the tests, `tsx`), the entry is TypeScript and the thread loads it
  *   through tsx; the published build starts the compiled `.js`.
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import { type Driver, forwardDriver } from '../driver.js';
+import type { Driver } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import { type SyncCallbacks, installErrorTransfer } from '../worker/protocol.js';
-import { type NodeEngineApi, type NodeOpenRequest, portEndpoint } from './thread-protocol.js';
+import { remoteDriver } from '../worker/remote-driver.js';
+import { type NodeEngineApi, type NodeOpenRequest, installCallbackTransfer, portEndpoint, threadCallback } from './thread-protocol.js';
 
 export interface ThreadConnection {
   driver: Driver;
   /** Stops the running call with this abort id. */
   interrupt(abortId: number): void;
-  terminate(): Promise<void>;
 }
 
-function startThread(name: string): Worker {
+/** The process's engine thread, while it runs. */
+interface EngineThread {
+  worker: Worker;
+  remote: Comlink.Remote<NodeEngineApi>;
+  /** Rejects once the thread has died. */
+  died: Promise<never>;
+  /** Calls in flight plus open live-sync databases: the thread is ref'd while any. */
+  holds: number;
+}
+
+let current: EngineThread | null = null;
+
+/** The running engine thread, started on first use and again after it died. */
+function engineThread(): EngineThread {
+  if (current) return current;
+  const worker = startThread();
+  let failWith: (e: Error) => void = () => {};
+  const died = new Promise<never>((_, reject) => {
+    failWith = reject;
+  });
+  // Keep the rejection from being reported as unhandled when nobody is waiting on it.
+  died.catch(() => {});
+  const thread: EngineThread = { worker, remote: Comlink.wrap<NodeEngineApi>(portEndpoint(worker)), died, holds: 0 };
+  const fail = (e: OutpostError): void => {
+    if (current === thread) current = null;
+    failWith(e);
+  };
+  worker.on('error', (e) => fail(new OutpostError(`the database engine thread failed: ${e.message}`, 'WORKER_FAILED')));
+  worker.on('exit', (code) => fail(new OutpostError(`the database engine thread exited (code ${code})`, 'WORKER_FAILED')));
+  // Idle, the thread must not keep the process alive: a script that forgets close() exits.
+  worker.unref();
+  current = thread;
+  return thread;
+}
+
+function hold(thread: EngineThread): void {
+  if (thread.holds++ === 0) thread.worker.ref();
+}
+
+function unhold(thread: EngineThread): void {
+  if (--thread.holds === 0) thread.worker.unref();
+}
+
+function startThread(): Worker {
   // A thread inherits the process's flags, but `--input-type` (of `node -e`) is only valid for
   // a string entry, and the bootstrap below is CommonJS whatever the parent's input type.
-  const options = { name: `outpost:${name}`, execArgv: process.execArgv.filter((arg) => !arg.startsWith('--input-type')) };
+  const options = { name: 'outpost:engine', execArgv: process.execArgv.filter((arg) => !arg.startsWith('--input-type')) };
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./engine-thread.js', import.meta.url), options);
   // From source: Node 20 applies no ESM loader hooks in a worker thread, so a small script
   // installs tsx's require hooks there and requires the TypeScript entry.
@@ -40,61 +90,54 @@ function startThread(name: string): Worker {
   return new Worker(bootstrap, { ...options, eval: true });
 }
 
-export async function openInThread(request: Omit<NodeOpenRequest, 'abortFlag'>, callbacks: SyncCallbacks, keepAlive: boolean): Promise<ThreadConnection> {
+export async function openInThread(request: Omit<NodeOpenRequest, 'abortFlag' | 'port'>, callbacks: SyncCallbacks, keepAlive: boolean): Promise<ThreadConnection> {
   installErrorTransfer();
+  installCallbackTransfer();
   const abortFlag = new SharedArrayBuffer(4);
   const flag = new Int32Array(abortFlag);
-  const worker = startThread(request.path);
-  let failWith: (e: Error) => void = () => {};
-  const died = new Promise<never>((_, reject) => {
-    failWith = reject;
-  });
-  // Keep the rejection from being reported as unhandled when nobody is waiting on it.
-  died.catch(() => {});
-  worker.on('error', (e) => failWith(new OutpostError(`the database engine thread failed: ${e.message}`, 'WORKER_FAILED')));
-  worker.on('exit', (code) => failWith(new OutpostError(`the database engine thread exited (code ${code})`, 'WORKER_FAILED')));
-  const remote = Comlink.wrap<NodeEngineApi>(portEndpoint(worker));
-  let inFlight = 0;
+  const thread = engineThread();
   const call = async <T>(start: () => Promise<T>): Promise<T> => {
-    if (inFlight++ === 0 && !keepAlive) worker.ref();
+    hold(thread);
     try {
-      return await Promise.race([start(), died]);
+      return await Promise.race([start(), thread.died]);
     } finally {
-      if (--inFlight === 0 && !keepAlive) worker.unref();
+      unhold(thread);
     }
   };
-  if (!keepAlive) worker.unref();
-
-  const terminate = async (): Promise<void> => {
+  // The database's own channel: its calls and answers never queue behind another's messages
+  // on the calling side, and closing it ends the database's host in the thread.
+  const { port1, port2 } = new MessageChannel();
+  const remote = Comlink.wrap<Driver>(portEndpoint(port1));
+  // A listening port keeps the process alive; `call` holds the thread instead, while it waits.
+  port1.unref();
+  let released = false;
+  let held = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
     remote[Comlink.releaseProxy]();
-    await worker.terminate();
+    port1.close();
+    if (held) unhold(thread);
   };
   try {
+    const openRequest: NodeOpenRequest = { ...request, abortFlag, port: port2 };
     await call(() =>
-      remote.open(
-        { ...request, abortFlag },
-        callbacks.authToken ? Comlink.proxy(callbacks.authToken) : undefined,
-        callbacks.transform ? Comlink.proxy(callbacks.transform) : undefined,
+      thread.remote.open(
+        // Node's MessagePort is transferable; the DOM typing of Transferable does not name it.
+        Comlink.transfer(openRequest, [port2 as unknown as Transferable]),
+        callbacks.authToken ? threadCallback(callbacks.authToken) : undefined,
+        callbacks.transform ? threadCallback(callbacks.transform) : undefined,
       ),
     );
   } catch (e) {
-    await terminate();
+    release();
     throw e;
   }
-  // Comlink's proxy has every method with the Driver's signature (promisified already).
-  const forwarded = forwardDriver(() => remote as unknown as Driver, call);
-  const driver: Driver = {
-    ...forwarded,
-    // A function cannot be cloned: it crosses as a proxy, called back from the engine thread.
-    onTablesChanged: (listener) => call(() => remote.onTablesChanged(listener ? Comlink.proxy(listener) : null)),
-    onSyncProgress: (listener) => call(() => remote.onSyncProgress(listener ? Comlink.proxy(listener) : null)),
-    close: async () => {
-      try {
-        await forwarded.close();
-      } finally {
-        await terminate();
-      }
-    },
-  };
-  return { driver, interrupt: (abortId) => Atomics.store(flag, 0, abortId), terminate };
+  // Live sync works in the background, between calls: the thread stays ref'd until close.
+  if (keepAlive) {
+    held = true;
+    hold(thread);
+  }
+  const driver = remoteDriver(remote, call, release, threadCallback);
+  return { driver, interrupt: (abortId) => Atomics.store(flag, 0, abortId) };
 }

@@ -9,9 +9,10 @@
  * hanging.
  */
 import * as Comlink from 'comlink';
-import { type Driver, forwardDriver } from '../driver.js';
+import type { Driver } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import { type BrokerPort, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
+import { remoteDriver } from './remote-driver.js';
 import { type BrokerMessage, type BrokerRequest, brokerWorkerName } from './tabs-protocol.js';
 
 export interface WorkerConnection {
@@ -34,10 +35,20 @@ function abortFlag(): SharedArrayBuffer | undefined {
 }
 
 /**
+ * How long a page waits for its broker's first answer before it takes the BroadcastChannel
+ * path. A broker answers as soon as its script runs; one that started but never answers (a
+ * script a proxy or extension replaced, a SharedWorker stuck at start) would otherwise hold
+ * `open()` forever. The bound is generous because a late broker only costs the faster path:
+ * tabs on either path share one engine.
+ */
+export const BROKER_ANSWER_TIMEOUT_MS = 5_000;
+
+/**
  * Starts (or joins) the broker of a shared database, a SharedWorker per database and origin
  * (broker.ts), and resolves with its port once it answers. Resolves undefined where
- * `SharedWorker` is missing (Android Chrome before 148, a dedicated worker) or the script
- * could not start: the tabs then reach the engine over BroadcastChannel (tabs.ts).
+ * `SharedWorker` is missing (Android Chrome before 148, a dedicated worker), the script could
+ * not start, or it did not answer within `BROKER_ANSWER_TIMEOUT_MS`: the tabs then reach the
+ * engine over BroadcastChannel (tabs.ts).
  */
 function connectBroker(name: string): Promise<BrokerPort | undefined> {
   if (typeof SharedWorker !== 'function') return Promise.resolve(undefined);
@@ -48,14 +59,23 @@ function connectBroker(name: string): Promise<BrokerPort | undefined> {
     return Promise.resolve(undefined);
   }
   return new Promise((resolve) => {
-    broker.addEventListener('error', () => resolve(undefined));
     const port = broker.port;
+    let settled = false;
+    const settle = (result: BrokerPort | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      port.onmessage = null;
+      // A port the page gave up on is closed, so a late answer finds nobody.
+      if (!result) port.close();
+      resolve(result);
+    };
+    const timer = setTimeout(() => settle(undefined), BROKER_ANSWER_TIMEOUT_MS);
+    broker.addEventListener('error', () => settle(undefined));
     port.onmessage = (event: MessageEvent<BrokerMessage>) => {
       // Nothing else arrives before the port moves to the database worker: the broker only
       // answers what that worker sends.
-      port.onmessage = null;
-      if (event.data.type === 'broker') resolve({ port, brokerId: event.data.brokerId });
-      else resolve(undefined);
+      settle(event.data.type === 'broker' ? { port, brokerId: event.data.brokerId } : undefined);
     };
     port.postMessage({ type: 'hello', name } satisfies BrokerRequest);
   });
@@ -100,21 +120,7 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
     remote[Comlink.releaseProxy]();
     worker.terminate();
   };
-  // Comlink's proxy has every method with the Driver's signature (promisified already).
-  const forwarded = forwardDriver(() => remote as unknown as Driver, call);
-  const driver: Driver = {
-    ...forwarded,
-    // A function cannot be cloned: it crosses as a proxy, called back from the worker.
-    onTablesChanged: (listener) => call(() => remote.onTablesChanged(listener ? Comlink.proxy(listener) : null)),
-    onSyncProgress: (listener) => call(() => remote.onSyncProgress(listener ? Comlink.proxy(listener) : null)),
-    close: async () => {
-      try {
-        await forwarded.close();
-      } finally {
-        terminate();
-      }
-    },
-  };
+  const driver = remoteDriver(remote, call, terminate);
   const flagView = flag ? new Int32Array(flag) : null;
   return { driver, terminate, interrupt: flagView ? (abortId) => Atomics.store(flagView, 0, abortId) : undefined, stepDown: (leaving) => call(() => remote.stepDown(leaving)) };
 }

@@ -5,13 +5,14 @@
  * WASM module loads inside the `open` handler instead.
  *
  * After `open`, every call goes to `connectionDriver` (../driver.ts), the same adapter Node
- * uses; the worker only adds the transfer of result buffers. An OPFS database opened with
+ * uses; the worker only adds what remote-driver.ts `hostMethods` adds (the transfer of result
+ * buffers, listeners that are proxies). An OPFS database opened with
  * `shared` (every `open()` without an explicit `lockTimeoutMs`) goes through `SharedDriver`
  * (tabs.ts): this worker runs the engine if it holds the database lock, else forwards to the
  * worker that does, and takes over when that one goes away.
  */
 import * as Comlink from 'comlink';
-import { transferables, unpackRows } from '../engine/packed-rows.js';
+import { unpackRows } from '../engine/packed-rows.js';
 import { type Driver, connectionDriver, forwardDriver } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import { DEFAULT_TAB_TIMEOUT_MS, publicStorageError } from '../options.js';
@@ -20,6 +21,7 @@ import { OpfsDirectory } from '../opfs-vfs/storage/opfs.js';
 import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { openDatabase } from '../sync/open.js';
 import { CallLog } from './call-log.js';
+import { hostMethods } from './remote-driver.js';
 import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 import { type OpenEngine, SharedDriver } from './tabs.js';
 import { loadRuntime } from '../engine/runtime.js';
@@ -82,38 +84,13 @@ async function openDriver(req: OpenRequest, callbacks: SyncCallbacks): Promise<D
   }
 }
 
-const forwarded = forwardDriver(opened);
-
 const api: WorkerApi = {
-  ...forwarded,
+  ...forwardDriver(opened),
+  ...hostMethods(opened),
   async open(req, authToken, transform) {
     if (driver) throw new OutpostError('this worker already has a database open', 'INVALID_ARGUMENT');
     abortFlag = req.abortFlag ? new Int32Array(req.abortFlag) : null;
     driver = await openDriver(req, { authToken, transform });
-  },
-  async query(sql, params, maxRows, limits) {
-    const rows = await opened().query(sql, params, maxRows, limits);
-    return Comlink.transfer(rows, transferables(rows));
-  },
-  async statementRows(handle, sql, params, step, limits) {
-    const result = await opened().statementRows(handle, sql, params, step, limits);
-    return Comlink.transfer(result, transferables(result.rows));
-  },
-  async watchQuery(sql, params) {
-    const result = await opened().watchQuery(sql, params);
-    return Comlink.transfer(result, transferables(result.rows));
-  },
-  async onTablesChanged(listener) {
-    // The listener is a Comlink proxy of the UI thread's: each call posts a message and returns
-    // a promise, which rejects once that side is gone; nothing here waits for it.
-    await opened().onTablesChanged(listener ? (tables) => void Promise.resolve(listener(tables)).catch(() => {}) : null);
-  },
-  async onSyncProgress(listener) {
-    await opened().onSyncProgress(listener ? (progress) => void Promise.resolve(listener(progress)).catch(() => {}) : null);
-  },
-  async export() {
-    const bytes = await opened().export();
-    return Comlink.transfer(bytes, [bytes.buffer]);
   },
   async stepDown(leaving) {
     await shared?.stepDown(leaving);
