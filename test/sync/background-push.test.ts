@@ -8,11 +8,12 @@
  * (counted by a trigger on the server), and the client drops what the server has.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
 import { open } from '../../src/node/index.js';
-import { isReplayablePush } from '../../src/protocol/turso-tables.js';
+import { type ReplayablePush, isReplayablePush, replayablePush } from '../../src/protocol/turso-tables.js';
 import type { OutpostServer } from '../../src/server/server.js';
-import { PushQueue, type PushStore, type StoredPush } from '../../src/sw/queue.js';
+import { PushQueue, liveBatches } from '../../src/sw/queue.js';
+import { MemoryStore } from '../support/push-store.js';
 import type { Database } from '../../src/types.js';
 import { batch, rawPipeline, startServer, tempDir } from '../support/server.js';
 
@@ -38,7 +39,8 @@ function serviceWorkerFetch(): { fetch: typeof fetch; offline: boolean; queued: 
   return state;
 }
 
-async function setup(db: string, pushBatchSize?: number): Promise<{ client: Database; sw: ReturnType<typeof serviceWorkerFetch>; url: string }> {
+async function setup(db: string, pushBatchSize?: number, on = { server, base }): Promise<{ client: Database; sw: ReturnType<typeof serviceWorkerFetch>; url: string }> {
+  const { server, base } = on;
   const url = `${base}/db/${db}`;
   await rawPipeline(url, batch('CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)', 'CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY, row_id INTEGER, v TEXT)'));
   // Counts the server's own applications of each row (tenants may not create TEMP objects).
@@ -146,20 +148,6 @@ test('without backgroundPush, nothing is sent while the server cannot be reached
   await client.close();
 });
 
-/** Workbox's Queue as an array, for `PushQueue`. */
-class MemoryStore implements PushStore {
-  readonly entries: StoredPush[] = [];
-  async pushRequest(entry: StoredPush): Promise<void> {
-    this.entries.push(entry);
-  }
-  async unshiftRequest(entry: StoredPush): Promise<void> {
-    this.entries.unshift(entry);
-  }
-  async shiftRequest(): Promise<StoredPush | undefined> {
-    return this.entries.shift();
-  }
-}
-
 /** Writes `count` rows offline with a batch size of 2 and keeps what the push hands over in a `PushQueue`. */
 async function offlineBatches(db: string, count: number): Promise<{ client: Database; url: string; store: MemoryStore; queue: PushQueue; bodies: string[] }> {
   const { client, sw, url } = await setup(db, 2);
@@ -223,7 +211,7 @@ test("a new offer replaces the queue's batches of its client and database, and k
     return { reopened, bodies: sw.queued.splice(0) };
   })();
   for (const body of again.bodies) await queue.keep(new Request(`${first.url}/v2/pipeline`, { method: 'POST', body }));
-  expect(store.entries.map((e) => e.request.url)).toEqual([`${other.url}/v2/pipeline`, `${first.url}/v2/pipeline`, `${first.url}/v2/pipeline`]);
+  expect(liveBatches(store.entries).map((e) => e.request.url)).toEqual([`${other.url}/v2/pipeline`, `${first.url}/v2/pipeline`, `${first.url}/v2/pipeline`]);
   await queue.replay();
   expect(await serverRows(first.url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1'], ['v2'], ['v3'], ['v4']]);
   expect(await serverRows(other.url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1']]);
@@ -239,5 +227,69 @@ test('a replay that cannot reach the server keeps the batch and every one after 
   expect(store.entries.map((e) => e.request.url)).toEqual(urls);
   await queue.replay();
   expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1'], ['v2'], ['v3']]);
+  await client.close();
+});
+
+test('each offline commit offers only its own batch, gated on the batch before, and a replay applies them all once', async () => {
+  const { client, sw, url } = await setup('incremental');
+  const store = new MemoryStore();
+  const queue = new PushQueue(store, { token: async () => null });
+  sw.offline = true;
+  const offers: string[][] = [];
+  for (const v of ['i1', 'i2', 'i3']) {
+    await client.run('INSERT INTO t(v) VALUES (?)', [v]);
+    await expect(client.push()).rejects.toMatchObject({ code: 'NETWORK' });
+    offers.push(sw.queued.splice(0));
+  }
+  sw.offline = false;
+  expect(offers.map((o) => o.length)).toEqual([1, 1, 1]);
+  for (const body of offers.flat()) await queue.keep(new Request(`${url}/v2/pipeline`, { method: 'POST', body }));
+  // Three adds, and the second offer (a full one: the pending changes doubled) replaced the first.
+  expect(store.writes).toBe(4);
+  await queue.replay();
+  expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['i1'], ['i2'], ['i3']]);
+  expect(await client.push()).toBe(0);
+  await client.close();
+});
+
+test('once the pending changes have doubled since the last full offer, a commit offers them all again', async () => {
+  const { client, sw } = await setup('doubling');
+  sw.offline = true;
+  const offers: (ReplayablePush | null)[][] = [];
+  for (let i = 1; i <= 4; i++) {
+    await client.run('INSERT INTO t(v) VALUES (?)', [`d${i}`]);
+    await expect(client.push()).rejects.toMatchObject({ code: 'NETWORK' });
+    offers.push(sw.queued.splice(0).map((body) => replayablePush(JSON.parse(body))));
+  }
+  // A full offer at 1 pending change, again at 2 (doubled), incremental at 3, full again at 4.
+  expect(offers.map((o) => o.map((b) => [b?.firstId, b?.lastId, b?.afterId]))).toEqual([[[1, 1, 0]], [[1, 2, 0]], [[3, 3, 2]], [[1, 4, 0]]]);
+  sw.offline = false;
+  await client.close();
+});
+
+test('a batch too large for one request is offered in parts on transaction boundaries, and a replay applies every change once', async () => {
+  // Its own server, with no fair-share limit: one replayed batch takes seconds of server time,
+  // which the default share answers with 429 (the batch would stay queued for a later replay).
+  const own = await startServer({ auth: false, shareOfServer: 1 });
+  onTestFinished(() => own.server.close());
+  const { client, sw, url } = await setup('split', 100_000, { server: own.server, base: own.url });
+  const store = new MemoryStore();
+  const queue = new PushQueue(store, { token: async () => null });
+  sw.offline = true;
+  // Three transactions of 8,000 rows: 24,000 statements, more than one request carries (20,000).
+  for (let tx = 0; tx < 3; tx++) {
+    await client.run("WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 7999) INSERT INTO t(v) SELECT 's' || ? || '-' || i FROM c", [tx]);
+  }
+  await expect(client.push()).rejects.toMatchObject({ code: 'NETWORK' });
+  sw.offline = false;
+  const bodies = sw.queued.splice(0);
+  expect(bodies.length).toBeGreaterThan(1);
+  for (const body of bodies) expect(await queue.keep(new Request(`${url}/v2/pipeline`, { method: 'POST', body }))).toBe(true);
+  // The first request after the long offline spell may meet a keep-alive socket the server has
+  // just closed (ECONNRESET); the batch then stays queued, as in a service worker, and the next
+  // replay sends it.
+  await queue.replay().catch(() => queue.replay());
+  expect(await serverRows(url, 'SELECT count(*), count(DISTINCT v) FROM audit')).toEqual([['24000', '24000']]);
+  expect(await client.push()).toBe(0);
   await client.close();
 });
