@@ -215,16 +215,21 @@ const offered = new WeakMap<LocalDatabase, Offered>();
  * and never over a gap. What happens to them is the service worker's business: the push fails
  * here as it would have.
  *
+ * One batch per transaction (record), whatever `pushBatchSize` says: the gate skips a whole batch
+ * once the server has its first change, so a batch that straddled the change the server
+ * acknowledges (reached by an earlier replay of differently cut batches) would be skipped with
+ * changes the server lacks, and every later batch would wait for them. With a batch per
+ * transaction every offer, old or new, full or incremental, cuts at the same places.
+ *
  * Incremental: when the records offered before in this session are still the first ones to
- * push, only the records after them are offered, gated on the last one offered; so each
- * offline commit sends (and the service worker stores) only its own batches. Everything is
+ * push, only the records after them are offered, the first gated on the last one offered; so
+ * each offline commit sends (and the service worker stores) only its own batch. Everything is
  * offered again, from the first pending change, once the pending records have doubled since
  * the last full offer (amortized linear, and it mends a batch the service worker missed), or
  * when they changed in another way (a refusal dropped or a held change freed).
  *
- * A batch too large for one request is split on transaction boundaries until each part fits;
- * a single transaction larger than one request cannot be replayed by a service worker (it
- * needs a Hrana stream), so the offer stops before it and the tab pushes it and the rest.
+ * A transaction larger than one request cannot be replayed by a service worker (it needs a
+ * Hrana stream across requests), so the offer stops before it; the tab pushes it and the rest.
  */
 async function offerForBackgroundPush(local: LocalDatabase, transport: SyncTransport, clientId: string, records: ChangeRecord[], options: PushOptions): Promise<void> {
   // Records sent under a previous client id wait for the server's answer about that id.
@@ -248,32 +253,14 @@ async function offerForBackgroundPush(local: LocalDatabase, transport: SyncTrans
   }
   const now: Offered = incremental ? before : { clientId, ids: [], fullCount: eligible.length };
   offered.set(local, now);
-  let afterId = now.ids.at(-1) ?? 0;
-  for (const batch of splitIntoBatches(fresh, options.pushBatchSize ?? 1000)) {
-    const sent = await offerBatch(local, transport, clientId, batch, options, afterId);
-    for (const r of batch.slice(0, sent)) now.ids.push(r.id);
-    if (sent < batch.length) return;
-    afterId = batch[batch.length - 1]!.id;
-  }
-}
-
-/**
- * Offers one batch, in parts on transaction boundaries when it does not fit one request; the
- * number of its records offered (fewer than all when one alone does not fit).
- */
-async function offerBatch(local: LocalDatabase, transport: SyncTransport, clientId: string, records: ChangeRecord[], options: PushOptions, afterId: number): Promise<number> {
-  const steps = await batchSteps(local, records, options.transform, options.upsertTables ?? []);
-  const split = splitSteps(steps);
-  if (!('oversized' in split) && split.parts.length === 1) {
-    const batch = buildPushBatch(clientId, records[0]!.id, records[records.length - 1]!.id, steps, afterId);
+  for (const record of fresh) {
+    const steps = await batchSteps(local, [record], options.transform, options.upsertTables ?? []);
+    const split = splitSteps(steps);
+    if ('oversized' in split || split.parts.length > 1) return;
+    const batch = buildPushBatch(clientId, record.id, record.id, steps, now.ids.at(-1) ?? 0);
     await transport.pipeline(batch.request).catch(() => undefined);
-    return records.length;
+    now.ids.push(record.id);
   }
-  if (records.length === 1) return 0;
-  const half = Math.ceil(records.length / 2);
-  const first = await offerBatch(local, transport, clientId, records.slice(0, half), options, afterId);
-  if (first < half) return first;
-  return half + (await offerBatch(local, transport, clientId, records.slice(half), options, records[half - 1]!.id));
 }
 
 /** The reason recorded for a refused insert collision: what happened and what the application can do. */
