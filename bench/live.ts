@@ -3,11 +3,11 @@
  * clients of one database, both `live: true`. Client A inserts a row; the time until client B's
  * `watch` callback shows it is one sample (A's debounced push, the server, B's long poll, B's
  * apply, B's watch). One write at a time, on loopback, through the Outpost server and through
- * `turso --sync-server`, each in its own process (both clients share this one). Prints p50/p95.
+ * `turso --sync-server`, each in its own process, and client B in its own (bench/live-client.ts),
+ * so that B's long poll and apply do not wait behind A's work in one Node thread. Prints p50/p95.
  */
 import { join } from 'node:path';
 import { open } from '../src/node/index.js';
-import type { Database } from '../src/types.js';
 import { stopGroup, spawnGroup } from '../test/support/processes.js';
 import { startTursoServer, tempDir } from '../test/support/server.js';
 import { quantile, waitForPort } from './server-load.js';
@@ -20,36 +20,52 @@ export interface LiveBenchRow {
   maxMs: number;
 }
 
-/** Resolves once `done(rows)` holds for `sql`, as B's watch reports it. */
-function until(db: Database, sql: string, done: (rows: { id: number }[]) => boolean): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = db.watch<{ id: number }>(sql, undefined, (rows) => {
-      if (!done(rows)) return;
-      stop();
-      resolve();
-    }, { throttleMs: 0, onError: () => {} });
+/** Client B in its own process: `seen(id)` resolves with B's wall-clock time when its watch first shows `id`. */
+async function startClientB(url: string, file: string): Promise<{ seen: (id: number) => Promise<number>; close: () => Promise<void> }> {
+  const child = spawnGroup(process.execPath, ['--import', 'tsx', 'bench/live-client.ts', url, file], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const waiting = new Map<number, (atMs: number) => void>();
+  const ready = new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`client B exited (${code}) before it was ready`)));
+    child.on('message', (message: 'ready' | { id: number; atMs: number }) => {
+      if (message === 'ready') return resolve();
+      waiting.get(message.id)?.(message.atMs);
+      waiting.delete(message.id);
+    });
   });
+  try {
+    await ready;
+  } catch (e) {
+    await stopGroup(child);
+    throw e;
+  }
+  return {
+    seen: (id) => new Promise((resolve) => waiting.set(id, resolve)),
+    close: async () => {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.send('close');
+      await exited;
+    },
+  };
 }
 
 async function measure(url: string, writes: number): Promise<number[]> {
   const dir = tempDir('outpost-livebench-');
   const a = await open(join(dir, 'a.db'), { sync: { url, live: true } });
-  const b = await open(join(dir, 'b.db'), { sync: { url, live: true } });
+  let b: Awaited<ReturnType<typeof startClientB>> | null = null;
   try {
     await a.exec('CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, at REAL)');
-    await until(b, "SELECT 1 AS id FROM sqlite_schema WHERE name = 't'", (rows) => rows.length === 1);
+    b = await startClientB(url, join(dir, 'b.db'));
     const samples: number[] = [];
     for (let i = 1; i <= writes; i++) {
-      const seen = until(b, 'SELECT max(id) AS id FROM t', (rows) => rows[0]?.id === i);
-      const t0 = performance.now();
+      const seen = b.seen(i);
+      const t0 = performance.timeOrigin + performance.now();
       await a.run('INSERT INTO t(id, at) VALUES (?, ?)', [i, t0]);
-      await seen;
-      samples.push(performance.now() - t0);
+      samples.push((await seen) - t0);
     }
     return samples;
   } finally {
     await a.close();
-    await b.close();
+    await b?.close();
   }
 }
 

@@ -67,6 +67,8 @@ export interface ReplayablePush {
   clientId: string;
   /** The first change id the batch carries. */
   firstId: number;
+  /** The change id the batch acknowledges: its last change. */
+  lastId: number;
   /** The last change id of the batch that must be on the server first; 0 for the first batch of an offer. */
   afterId: number;
 }
@@ -82,9 +84,10 @@ export function replayablePush(body: unknown): ReplayablePush | null {
   const argsOf = (sql: string): unknown[] => steps.find((s) => s.stmt.sql === sql)?.stmt.args?.map((a) => a.value) ?? [];
   const [clientId, firstId] = argsOf(PUSH_GATE);
   const [, afterId] = argsOf(PUSH_AFTER_GATE);
+  const [, , lastId] = argsOf(UPSERT_TURSO_SYNC);
   const id = (v: unknown): number => (typeof v === 'string' || typeof v === 'number' ? Number(v) : NaN);
-  if (typeof clientId !== 'string' || !Number.isSafeInteger(id(firstId))) return null;
-  return { clientId, firstId: id(firstId), afterId: afterId === undefined ? 0 : id(afterId) };
+  if (typeof clientId !== 'string' || !Number.isSafeInteger(id(firstId)) || !Number.isSafeInteger(id(lastId))) return null;
+  return { clientId, firstId: id(firstId), lastId: id(lastId), afterId: afterId === undefined ? 0 : id(afterId) };
 }
 
 /**

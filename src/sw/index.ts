@@ -8,7 +8,7 @@
  * a worker that could). So it never builds a push: it keeps the ones the engine built. With
  * `sync.backgroundPush`, a push that cannot reach the server still sends all its batches; those
  * fetches pass through here, fail, and each batch (self-gated, queue.ts) goes into a Workbox
- * background-sync `Queue` in IndexedDB. They are sent again on the `outpost-push` sync event
+ * background-sync `QueueStore` in IndexedDB, one write per batch. They are sent again on the `outpost-push` sync event
  * (Chromium fires it when the network returns, even with no tab open), and, where Background
  * Sync is missing (Firefox, Safari), whenever this worker starts or a tab posts
  * `REPLAY_MESSAGE` (`replayBackgroundPush` in `outpost/sw/page`).
@@ -22,12 +22,12 @@
  * `outpost/sw/page`), or the one your `token` option gives; with none, it is sent without one.
  */
 import { get } from 'idb-keyval';
-import { Queue } from 'workbox-background-sync';
-import { PushQueue } from './queue.js';
+import { Queue, QueueStore, StorableRequest } from 'workbox-background-sync';
+import { type PushStore, PushQueue } from './queue.js';
 import { QUEUE_NAME, REPLAY_MESSAGE, SYNC_TAG, tokenKey } from './keys.js';
 
 export { QUEUE_NAME, REPLAY_MESSAGE, SYNC_TAG, tokenKey } from './keys.js';
-export { PushQueue, type PushQueueOptions, type PushStore, type StoredPush } from './queue.js';
+export { PushQueue, type PushQueueOptions, type PushStore, type StoredPush, liveBatches } from './queue.js';
 
 /** What this file uses of a service worker's global scope (the DOM lib Outpost compiles with has none of it). */
 interface ExtendableEvent extends Event {
@@ -67,13 +67,15 @@ export function backgroundPush(options: BackgroundPushOptions = {}): BackgroundP
   const match = options.match ?? ((request: Request) => request.method === 'POST' && new URL(request.url).pathname.endsWith('/v2/pipeline'));
   let pushes: PushQueue | null = null;
   const replay = (): Promise<void> => pushes?.replay() ?? Promise.resolve();
-  const queue = new Queue(QUEUE_NAME, {
+  // The Queue answers its start-up fallback; the batches live in its QueueStore, which PushQueue
+  // reads and writes entry by entry (the Queue's shift-and-put-back would lose a batch to a kill).
+  new Queue(QUEUE_NAME, {
     // The sync event answered is `outpost-push` (below), not Workbox's own tag; Workbox's fallback
     // replays the queue each time the worker starts, which is what Firefox and Safari get.
     forceSyncFallback: true,
     onSync: () => replay(),
   });
-  pushes = new PushQueue(queue, { token });
+  pushes = new PushQueue(workboxStore(new QueueStore(QUEUE_NAME)), { token });
 
   scope.addEventListener('fetch', (event) => {
     if (match(event.request)) event.respondWith(forward(event.request));
@@ -98,4 +100,18 @@ export function backgroundPush(options: BackgroundPushOptions = {}): BackgroundP
   }
 
   return { replay };
+}
+
+/** PushQueue's store over Workbox's IndexedDB queue store: each call is one IndexedDB transaction. */
+function workboxStore(store: QueueStore): PushStore {
+  return {
+    async add({ request, metadata }) {
+      const requestData = (await StorableRequest.fromRequest(request)).toObject();
+      await store.pushEntry({ requestData, timestamp: Date.now(), metadata });
+    },
+    async all() {
+      return (await store.getAll()).map((e) => ({ id: e.id, request: new StorableRequest(e.requestData).toRequest(), ...(e.metadata ? { metadata: e.metadata } : {}) }));
+    },
+    remove: (id) => store.deleteEntry(id),
+  };
 }

@@ -90,6 +90,8 @@ async function pushRound(
     if (options.backgroundPush && e instanceof SyncError && e.code === 'NETWORK') await offerForBackgroundPush(local, transport, clientId, records, options);
     throw e;
   }
+  // The server is reachable: a later offer starts again from what it has.
+  offered.delete(local);
   if (acked > pushedUpTo(local.state.value)) {
     // The server acknowledged an id this replica never sent under its client id: a copy of it
     // pushes under the same id. Continue under a new one, or those changes would be skipped.
@@ -192,6 +194,18 @@ async function pushRound(
 }
 
 /**
+ * What this session offered a service worker for a database (`offerForBackgroundPush`): the
+ * records, in order, and how many the last full offer had. Forgotten when a push reaches the
+ * server, since the next offer then starts from what the server has.
+ */
+interface Offered {
+  clientId: string;
+  ids: number[];
+  fullCount: number;
+}
+const offered = new WeakMap<LocalDatabase, Offered>();
+
+/**
  * With `backgroundPush`, when the server cannot be reached: sends every batch of pending changes
  * all the same, in order, built without the server's acknowledgement, so that a service worker
  * intercepting the failed requests can queue them and replay them when the network returns
@@ -200,6 +214,22 @@ async function pushRound(
  * change of the batch before. So however the replays go, each change applies once, in order,
  * and never over a gap. What happens to them is the service worker's business: the push fails
  * here as it would have.
+ *
+ * One batch per transaction (record), whatever `pushBatchSize` says: the gate skips a whole batch
+ * once the server has its first change, so a batch that straddled the change the server
+ * acknowledges (reached by an earlier replay of differently cut batches) would be skipped with
+ * changes the server lacks, and every later batch would wait for them. With a batch per
+ * transaction every offer, old or new, full or incremental, cuts at the same places.
+ *
+ * Incremental: when the records offered before in this session are still the first ones to
+ * push, only the records after them are offered, the first gated on the last one offered; so
+ * each offline commit sends (and the service worker stores) only its own batch. Everything is
+ * offered again, from the first pending change, once the pending records have doubled since
+ * the last full offer (amortized linear, and it mends a batch the service worker missed), or
+ * when they changed in another way (a refusal dropped or a held change freed).
+ *
+ * A transaction larger than one request cannot be replayed by a service worker (it needs a
+ * Hrana stream across requests), so the offer stops before it; the tab pushes it and the rest.
  */
 async function offerForBackgroundPush(local: LocalDatabase, transport: SyncTransport, clientId: string, records: ChangeRecord[], options: PushOptions): Promise<void> {
   // Records sent under a previous client id wait for the server's answer about that id.
@@ -210,17 +240,26 @@ async function offerForBackgroundPush(local: LocalDatabase, transport: SyncTrans
     reasonOf,
     tableInfoLookup(local.conn),
   );
-  const batches = splitIntoBatches(recordsToPush(records, 0, (id) => reasonOf(id) !== undefined || held.has(id)), options.pushBatchSize ?? 1000);
-  const lastId = batches.at(-1)?.at(-1)?.id;
+  const eligible = recordsToPush(records, 0, (id) => reasonOf(id) !== undefined || held.has(id));
+  const before = offered.get(local);
+  const incremental =
+    before !== undefined && before.clientId === clientId && eligible.length < 2 * before.fullCount && before.ids.every((id, i) => eligible[i]?.id === id);
+  const fresh = incremental ? eligible.slice(before.ids.length) : eligible;
+  const lastId = fresh.at(-1)?.id;
   if (lastId === undefined) return;
   // Durably first, as every push does: the ids these batches carry are never handed out again.
   if (local.state.value.changeIdFloor < lastId || pushedUpTo(local.state.value) < lastId) {
     local.state.update({ changeIdFloor: Math.max(local.state.value.changeIdFloor, lastId), pushedUpTo: Math.max(pushedUpTo(local.state.value), lastId) });
   }
-  let afterId = 0;
-  for (const batch of batches) {
-    await sendBatch(local, transport, clientId, 0, batch, options.transform, options.upsertTables ?? [], afterId).catch(() => undefined);
-    afterId = batch[batch.length - 1]!.id;
+  const now: Offered = incremental ? before : { clientId, ids: [], fullCount: eligible.length };
+  offered.set(local, now);
+  for (const record of fresh) {
+    const steps = await batchSteps(local, [record], options.transform, options.upsertTables ?? []);
+    const split = splitSteps(steps);
+    if ('oversized' in split || split.parts.length > 1) return;
+    const batch = buildPushBatch(clientId, record.id, record.id, steps, now.ids.at(-1) ?? 0);
+    await transport.pipeline(batch.request).catch(() => undefined);
+    now.ids.push(record.id);
   }
 }
 
@@ -239,12 +278,8 @@ async function sendBatch(
   records: ChangeRecord[],
   transform: PushOptions['transform'],
   upsertTables: readonly string[],
-  /** A background push's later batch: the last change of the batch before (`buildPushBatch`). */
-  afterId = 0,
 ): Promise<PushResult> {
-  const decoded = records.map((r) => ({ id: r.id, segments: decodeSegments(r.segments) }));
-  const planned = pushSteps(decoded, tableInfoLookup(local.conn), transform !== undefined, upsertTables);
-  const steps = transform && planned.mutations.length > 0 ? applyTransform(planned, await transform(planned.mutations.map((m) => m.mutation))) : planned.steps;
+  const steps = await batchSteps(local, records, transform, upsertTables);
   const ackedAfter = Math.max(acked, records[records.length - 1]!.id);
   const split = splitSteps(steps);
   if ('oversized' in split) {
@@ -253,10 +288,17 @@ async function sendBatch(
     return { type: 'refused', reason, changeId: s.changeId, table: s.table };
   }
   if (split.parts.length === 1) {
-    const batch = buildPushBatch(clientId, records[0]!.id, ackedAfter, steps, afterId);
+    const batch = buildPushBatch(clientId, records[0]!.id, ackedAfter, steps);
     return readPushResult(batch, await transport.pipeline(batch.request));
   }
   return sendStream(transport, clientId, ackedAfter, split.parts, split.bytes, records);
+}
+
+/** The statements that apply `records` on the server, after the application's transform. */
+async function batchSteps(local: LocalDatabase, records: ChangeRecord[], transform: PushOptions['transform'], upsertTables: readonly string[]): Promise<PushStep[]> {
+  const decoded = records.map((r) => ({ id: r.id, segments: decodeSegments(r.segments) }));
+  const planned = pushSteps(decoded, tableInfoLookup(local.conn), transform !== undefined, upsertTables);
+  return transform && planned.mutations.length > 0 ? applyTransform(planned, await transform(planned.mutations.map((m) => m.mutation))) : planned.steps;
 }
 
 /**

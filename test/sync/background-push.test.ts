@@ -8,11 +8,12 @@
  * (counted by a trigger on the server), and the client drops what the server has.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
 import { open } from '../../src/node/index.js';
-import { isReplayablePush } from '../../src/protocol/turso-tables.js';
+import { type ReplayablePush, isReplayablePush, replayablePush } from '../../src/protocol/turso-tables.js';
 import type { OutpostServer } from '../../src/server/server.js';
-import { PushQueue, type PushStore, type StoredPush } from '../../src/sw/queue.js';
+import { PushQueue, liveBatches } from '../../src/sw/queue.js';
+import { MemoryStore } from '../support/push-store.js';
 import type { Database } from '../../src/types.js';
 import { batch, rawPipeline, startServer, tempDir } from '../support/server.js';
 
@@ -38,7 +39,8 @@ function serviceWorkerFetch(): { fetch: typeof fetch; offline: boolean; queued: 
   return state;
 }
 
-async function setup(db: string, pushBatchSize?: number): Promise<{ client: Database; sw: ReturnType<typeof serviceWorkerFetch>; url: string }> {
+async function setup(db: string, pushBatchSize?: number, on = { server, base }): Promise<{ client: Database; sw: ReturnType<typeof serviceWorkerFetch>; url: string }> {
+  const { server, base } = on;
   const url = `${base}/db/${db}`;
   await rawPipeline(url, batch('CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)', 'CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY, row_id INTEGER, v TEXT)'));
   // Counts the server's own applications of each row (tenants may not create TEMP objects).
@@ -61,26 +63,27 @@ async function replay(url: string, body: string): Promise<string[]> {
   return (res.json.results[0].response.result.step_errors as ({ message: string } | null)[]).flatMap((e) => (e ? [e.message] : []));
 }
 
-async function writeOffline(client: Database, sw: ReturnType<typeof serviceWorkerFetch>, ...values: string[]): Promise<string> {
+/** Writes each value in its own transaction offline; the batches the push hands over, one per transaction. */
+async function writeOffline(client: Database, sw: ReturnType<typeof serviceWorkerFetch>, ...values: string[]): Promise<string[]> {
   sw.offline = true;
   for (const v of values) await client.run('INSERT INTO t(v) VALUES (?)', [v]);
   await expect(client.push()).rejects.toMatchObject({ code: 'NETWORK' });
   sw.offline = false;
-  expect(sw.queued).toHaveLength(1);
-  return sw.queued.pop()!;
+  expect(sw.queued).toHaveLength(values.length);
+  return sw.queued.splice(0);
 }
 
-test('offline, a push hands over one self-gated batch of every pending change', async () => {
+test('offline, a push hands over a self-gated batch of every pending transaction', async () => {
   const { client, sw } = await setup('handed');
-  const body = await writeOffline(client, sw, 'a', 'b');
-  expect(body).toContain('outpost: batch already applied');
+  const bodies = await writeOffline(client, sw, 'a', 'b');
+  for (const body of bodies) expect(body).toContain('outpost: batch already applied');
   expect((await client.syncStatus())?.pendingChanges).toBe(2);
   await client.close();
 });
 
 test('a stored batch sent twice is applied once', async () => {
   const { client, sw, url } = await setup('twice');
-  const body = await writeOffline(client, sw, 'once');
+  const body = (await writeOffline(client, sw, 'once'))[0]!;
   expect(await replay(url, body)).toEqual([]);
   const second = await replay(url, body);
   expect(second.join()).toContain('outpost: batch already applied up to change');
@@ -90,8 +93,7 @@ test('a stored batch sent twice is applied once', async () => {
 
 test('after the replay, the client pushes nothing again and its pull drops what the server has', async () => {
   const { client, sw, url } = await setup('after-replay');
-  const body = await writeOffline(client, sw, 'x', 'y');
-  await replay(url, body);
+  for (const body of await writeOffline(client, sw, 'x', 'y')) await replay(url, body);
   expect(await client.push()).toBe(0);
   await client.pull();
   expect((await client.syncStatus())?.pendingChanges).toBe(0);
@@ -101,7 +103,7 @@ test('after the replay, the client pushes nothing again and its pull drops what 
 
 test('a batch the tab already pushed is skipped when the service worker replays it later', async () => {
   const { client, sw, url } = await setup('tab-first');
-  const body = await writeOffline(client, sw, 'tab');
+  const body = (await writeOffline(client, sw, 'tab'))[0]!;
   await client.sync();
   expect((await replay(url, body)).join()).toContain('outpost: batch already applied');
   expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['tab']]);
@@ -111,7 +113,7 @@ test('a batch the tab already pushed is skipped when the service worker replays 
 
 test('a replay that lands after the client read the acknowledgement makes its own batch stale, not a duplicate', async () => {
   const { client, sw, url } = await setup('race');
-  const body = await writeOffline(client, sw, 'r1', 'r2');
+  const bodies = await writeOffline(client, sw, 'r1', 'r2');
   await client.run("INSERT INTO t(v) VALUES ('r3')");
   // The replay lands between the client's read of the acknowledgement and its batch.
   let replayed = false;
@@ -119,7 +121,7 @@ test('a replay that lands after the client read the acknowledgement makes its ow
     const sent = init?.body instanceof Uint8Array ? new TextDecoder().decode(init.body) : '';
     if (!replayed && sent.includes('BEGIN IMMEDIATE')) {
       replayed = true;
-      await replay(url, body);
+      for (const body of bodies) await replay(url, body);
     }
     return fetch(input, init);
   }) as typeof fetch;
@@ -146,20 +148,6 @@ test('without backgroundPush, nothing is sent while the server cannot be reached
   await client.close();
 });
 
-/** Workbox's Queue as an array, for `PushQueue`. */
-class MemoryStore implements PushStore {
-  readonly entries: StoredPush[] = [];
-  async pushRequest(entry: StoredPush): Promise<void> {
-    this.entries.push(entry);
-  }
-  async unshiftRequest(entry: StoredPush): Promise<void> {
-    this.entries.unshift(entry);
-  }
-  async shiftRequest(): Promise<StoredPush | undefined> {
-    return this.entries.shift();
-  }
-}
-
 /** Writes `count` rows offline with a batch size of 2 and keeps what the push hands over in a `PushQueue`. */
 async function offlineBatches(db: string, count: number): Promise<{ client: Database; url: string; store: MemoryStore; queue: PushQueue; bodies: string[] }> {
   const { client, sw, url } = await setup(db, 2);
@@ -174,9 +162,9 @@ async function offlineBatches(db: string, count: number): Promise<{ client: Data
   return { client, url, store, queue, bodies };
 }
 
-test('offline, a push hands over every pending change, one gated batch per pushBatchSize, and a replay applies them all once, in order', async () => {
+test('offline, a push hands over every pending change, one gated batch per transaction whatever pushBatchSize says, and a replay applies them all once, in order', async () => {
   const { client, url, store, queue } = await offlineBatches('all-batches', 5);
-  expect(store.entries).toHaveLength(3);
+  expect(store.entries).toHaveLength(5);
   await queue.replay();
   expect(store.entries).toEqual([]);
   expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1'], ['v2'], ['v3'], ['v4'], ['v5']]);
@@ -195,12 +183,12 @@ test('batches replayed twice apply once', async () => {
 
 test('a later batch whose batch before is lost applies nothing, and the tab pushes the rest once', async () => {
   const { client, url, bodies } = await offlineBatches('lost-middle', 5);
-  expect(bodies).toHaveLength(3);
+  expect(bodies).toHaveLength(5);
   expect(await replay(url, bodies[0]!)).toEqual([]);
   // The second batch is lost: the third must not move the acknowledgement past it.
   expect((await replay(url, bodies[2]!)).join()).toContain('outpost: batch waits for the batch before it');
-  expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1'], ['v2']]);
-  expect(await client.push()).toBe(3);
+  expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1']]);
+  expect(await client.push()).toBe(4);
   expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1'], ['v2'], ['v3'], ['v4'], ['v5']]);
   await client.close();
 });
@@ -223,7 +211,7 @@ test("a new offer replaces the queue's batches of its client and database, and k
     return { reopened, bodies: sw.queued.splice(0) };
   })();
   for (const body of again.bodies) await queue.keep(new Request(`${first.url}/v2/pipeline`, { method: 'POST', body }));
-  expect(store.entries.map((e) => e.request.url)).toEqual([`${other.url}/v2/pipeline`, `${first.url}/v2/pipeline`, `${first.url}/v2/pipeline`]);
+  expect(liveBatches(store.entries).map((e) => e.request.url)).toEqual([`${other.url}/v2/pipeline`, ...Array<string>(4).fill(`${first.url}/v2/pipeline`)]);
   await queue.replay();
   expect(await serverRows(first.url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1'], ['v2'], ['v3'], ['v4']]);
   expect(await serverRows(other.url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1']]);
@@ -239,5 +227,79 @@ test('a replay that cannot reach the server keeps the batch and every one after 
   expect(store.entries.map((e) => e.request.url)).toEqual(urls);
   await queue.replay();
   expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['v1'], ['v2'], ['v3']]);
+  await client.close();
+});
+
+test('each offline commit offers only its own batch, gated on the batch before, and a replay applies them all once', async () => {
+  const { client, sw, url } = await setup('incremental');
+  const store = new MemoryStore();
+  const queue = new PushQueue(store, { token: async () => null });
+  sw.offline = true;
+  const offers: string[][] = [];
+  for (const v of ['i1', 'i2', 'i3']) {
+    await client.run('INSERT INTO t(v) VALUES (?)', [v]);
+    await expect(client.push()).rejects.toMatchObject({ code: 'NETWORK' });
+    offers.push(sw.queued.splice(0));
+  }
+  sw.offline = false;
+  // The second offer is a full one (the pending changes doubled); the third, only its own.
+  expect(offers.map((o) => o.length)).toEqual([1, 2, 1]);
+  expect(replayablePush(JSON.parse(offers[2]![0]!))).toMatchObject({ firstId: 3, lastId: 3, afterId: 2 });
+  const writes: number[] = [];
+  for (const offer of offers) {
+    const from = store.writes;
+    for (const body of offer) await queue.keep(new Request(`${url}/v2/pipeline`, { method: 'POST', body }));
+    writes.push(store.writes - from);
+  }
+  // One add per batch; the full offer's first batch also removes the stored batch it replaces.
+  expect(writes).toEqual([1, 3, 1]);
+  await queue.replay();
+  expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['i1'], ['i2'], ['i3']]);
+  expect(await client.push()).toBe(0);
+  await client.close();
+});
+
+test('once the pending changes have doubled since the last full offer, a commit offers them all again', async () => {
+  const { client, sw } = await setup('doubling');
+  sw.offline = true;
+  const offers: (ReplayablePush | null)[][] = [];
+  for (let i = 1; i <= 4; i++) {
+    await client.run('INSERT INTO t(v) VALUES (?)', [`d${i}`]);
+    await expect(client.push()).rejects.toMatchObject({ code: 'NETWORK' });
+    offers.push(sw.queued.splice(0).map((body) => replayablePush(JSON.parse(body))));
+  }
+  // A full offer at 1 pending change, again at 2 (doubled), incremental at 3, full again at 4.
+  expect(offers.map((o) => o.map((b) => [b?.firstId, b?.lastId, b?.afterId]))).toEqual([
+    [[1, 1, 0]],
+    [[1, 1, 0], [2, 2, 1]],
+    [[3, 3, 2]],
+    [[1, 1, 0], [2, 2, 1], [3, 3, 2], [4, 4, 3]],
+  ]);
+  sw.offline = false;
+  await client.close();
+});
+
+test('a transaction too large for one request ends the offer before it, and the tab pushes it and the rest once', async () => {
+  // Its own server, with no fair-share limit: the large push takes seconds of server time,
+  // which the default share answers with 429.
+  const own = await startServer({ auth: false, shareOfServer: 1 });
+  onTestFinished(() => own.server.close());
+  const { client, sw, url } = await setup('too-large', undefined, { server: own.server, base: own.url });
+  const store = new MemoryStore();
+  const queue = new PushQueue(store, { token: async () => null });
+  sw.offline = true;
+  await client.run("INSERT INTO t(v) VALUES ('before')");
+  // 24,000 statements in one transaction: more than one request carries (20,000).
+  await client.run("WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 23999) INSERT INTO t(v) SELECT 'big-' || i FROM c");
+  await client.run("INSERT INTO t(v) VALUES ('after')");
+  await expect(client.push()).rejects.toMatchObject({ code: 'NETWORK' });
+  sw.offline = false;
+  const bodies = sw.queued.splice(0);
+  expect(bodies.map((b) => replayablePush(JSON.parse(b))?.firstId)).toEqual([1]);
+  for (const body of bodies) await queue.keep(new Request(`${url}/v2/pipeline`, { method: 'POST', body }));
+  await queue.replay();
+  expect(await serverRows(url, 'SELECT v FROM audit ORDER BY id')).toEqual([['before']]);
+  expect(await client.push()).toBe(2);
+  expect(await serverRows(url, 'SELECT count(*), count(DISTINCT v) FROM audit')).toEqual([['24002', '24002']]);
   await client.close();
 });
