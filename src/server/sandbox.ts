@@ -20,7 +20,9 @@
  * - Bounded work: a value may be at most `valueBytesMax` bytes (a huge `zeroblob` fails at once
  *   with SQLITE_TOOBIG) and a statement runs at most `statementTimeoutMs` (SQLite's progress
  *   handler interrupts it; the connection stays usable and the transaction is rolled back by the
- *   pipeline as for any failed request).
+ *   pipeline as for any failed request). A pipeline's rows are at most `answerBytesMax`: a read
+ *   past it fails with SQLITE_TOOBIG (hrana.ts `AnswerBudget`), so one request cannot build an
+ *   answer of gigabytes (and encode it while every other tenant waits).
  *
  * The server's own statements (page reads, checkpoints) pass the same rules: they only read
  * pages and checkpoint, which tenants may do too.
@@ -47,6 +49,11 @@ export interface SandboxLimits {
   valueBytesMax: number;
   /** The long-run fraction of the server's time one database's statements may use (time-share.ts). */
   shareOfServer: number;
+  /**
+   * Most bytes of rows (text and blob bytes, 16 for any other value) one pipeline may answer
+   * with (default `valueBytesMax`); past it the reading statement fails with SQLITE_TOOBIG.
+   */
+  answerBytesMax?: number;
 }
 
 /** PRAGMAs tenants may run without a value (reading). */
