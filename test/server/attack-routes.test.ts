@@ -118,6 +118,26 @@ describe('connection state', () => {
   });
 });
 
+test('PRAGMAs that read by name (table_info(t), index_list(t), ...) are answered, for read tokens too, in either form', async () => {
+  await run('state2', 'write', 'CREATE TABLE IF NOT EXISTS named(id INTEGER PRIMARY KEY, v TEXT UNIQUE)');
+  for (const role of ['read', 'write'] as const) {
+    const r = await run(
+      'state2',
+      role,
+      'PRAGMA table_info(named)',
+      "SELECT name FROM pragma_table_info('named') ORDER BY cid",
+      'PRAGMA table_xinfo(named)',
+      'PRAGMA index_list(named)',
+      'PRAGMA foreign_key_list(named)',
+      'PRAGMA foreign_key_check(named)',
+      'PRAGMA integrity_check(10)',
+      'PRAGMA quick_check(named)',
+    );
+    expect(r.errors, role).toEqual([null, null, null, null, null, null, null, null]);
+    expect(r.rows[1]!.map((row) => (row as { value: string }[])[0]!.value), role).toEqual(['id', 'v']);
+  }
+});
+
 describe('values and answers', () => {
   test('generated routes to a value over the limit fail with SQLITE_TOOBIG, and the server goes on', async () => {
     const seed = testSeed();
