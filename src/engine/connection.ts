@@ -51,6 +51,7 @@ import { PreparedStatements } from './prepared.js';
 import { loadRuntime } from './runtime.js';
 import { AccessRecorder, ChangeTracker, schemaSnapshot, tablesOfPages } from './table-changes.js';
 import {
+  type CellObserver,
   type Statement,
   StatementCache,
   type StatementHost,
@@ -289,13 +290,14 @@ export class Connection {
   /**
    * Runs one statement and reports everything about it (columns, types, rows, changes). With
    * `exact`, every INTEGER is a bigint, so a whole REAL (a number) stays told apart from it.
+   * `onCell` sees each cell as it is read and may stop the statement by throwing.
    */
-  execute(sql: string, params: BindParams | undefined, exact = false): ExecuteResult {
+  execute(sql: string, params: BindParams | undefined, exact = false, onCell?: CellObserver): ExecuteResult {
     const stmt = this.prepare(sql);
     try {
       bindParams(this.host, stmt, params);
       const totalBefore = this.raw.sqlite3_total_changes(this.db);
-      const rows = this.runAtCommitPoints(stmt, () => collectRows(this.host, exact ? this.exactCells : this.cells, stmt));
+      const rows = this.runAtCommitPoints(stmt, () => collectRows(this.host, exact ? this.exactCells : this.cells, stmt, onCell));
       const decltypes: (string | null)[] = [];
       for (let i = 0; i < stmt.columns.length; i++) decltypes.push(this.sqlite3.capi.sqlite3_column_decltype(stmt.ptr, i));
       return {
@@ -349,13 +351,18 @@ export class Connection {
 
   /**
    * Runs every statement of `sql` and returns each one's result; stops at the first error.
-   * `around`, when given, wraps each statement's run (the server times each one).
+   * `around`, when given, wraps each statement's run (the server times each one); `onCell` is
+   * as for `execute`.
    */
-  execMany(sql: string, around?: <T>(sql: string, body: () => T) => T): StatementResult[] {
+  execMany(sql: string, around?: <T>(sql: string, body: () => T) => T, onCell?: CellObserver): StatementResult[] {
     this.ensureOpen();
     try {
-      return runScript(this.host, this.cells, sql, (stmt, body) =>
-        around ? around(stmt.sql, () => this.runAtCommitPoints(stmt, body)) : this.runAtCommitPoints(stmt, body),
+      return runScript(
+        this.host,
+        this.cells,
+        sql,
+        (stmt, body) => (around ? around(stmt.sql, () => this.runAtCommitPoints(stmt, body)) : this.runAtCommitPoints(stmt, body)),
+        onCell,
       );
     } finally {
       this.afterCall();

@@ -166,15 +166,27 @@ export function stepToEnd(host: StatementHost, stmt: Statement): void {
   }
 }
 
+/**
+ * Sees each cell as it is read, before the next: it may throw (a SqliteError) to stop the
+ * statement, as the server does when a request's rows outgrow its answer limit. Only a
+ * statement that writes nothing is observed: a write's RETURNING rows come after its changes
+ * are made, so stopping it would report a failure for changes that stay.
+ */
+export type CellObserver = (value: SqlValue) => void;
+
 /** Steps a bound statement to the end and returns its rows as arrays. */
-export function collectRows(host: StatementHost, cells: CellReader, stmt: Statement): SqlValue[][] {
+export function collectRows(host: StatementHost, cells: CellReader, stmt: Statement, onCell?: CellObserver): SqlValue[][] {
   const rows: SqlValue[][] = [];
   const n = stmt.columns.length;
+  const observe = onCell && host.raw.sqlite3_stmt_readonly(stmt.ptr) !== 0 ? onCell : undefined;
   for (;;) {
     const rc = host.raw.sqlite3_step(stmt.ptr);
     if (rc === SQLITE_ROW) {
       const row = new Array<SqlValue>(n);
-      for (let i = 0; i < n; i++) row[i] = cells.value(stmt.ptr, i);
+      for (let i = 0; i < n; i++) {
+        row[i] = cells.value(stmt.ptr, i);
+        observe?.(row[i]!);
+      }
       rows.push(row);
     } else if (rc === SQLITE_DONE) return rows;
     else throw host.error(rc, stmt.sql);
@@ -191,6 +203,7 @@ export function runScript(
   cells: CellReader,
   sql: string,
   run: <T>(stmt: Statement, body: () => T) => T,
+  onCell?: CellObserver,
 ): StatementResult[] {
   const results: StatementResult[] = [];
   const statements = splitStatements(host, sql);
@@ -206,7 +219,7 @@ export function runScript(
         break;
       }
       if (next.done) break;
-      const result = runReported(host, cells, next.value, run);
+      const result = runReported(host, cells, next.value, run, onCell);
       results.push(result);
       if (result.error) break;
     }
@@ -217,13 +230,13 @@ export function runScript(
 }
 
 /** Runs one prepared statement of a script to the end, then finalizes it. */
-function runReported(host: StatementHost, cells: CellReader, stmt: Statement, run: <T>(stmt: Statement, body: () => T) => T): StatementResult {
+function runReported(host: StatementHost, cells: CellReader, stmt: Statement, run: <T>(stmt: Statement, body: () => T) => T, onCell?: CellObserver): StatementResult {
   const started = performance.now();
   let rows: SqlValue[][];
   const totalBefore = host.raw.sqlite3_total_changes(host.db());
   try {
     try {
-      rows = run(stmt, () => collectRows(host, cells, stmt));
+      rows = run(stmt, () => collectRows(host, cells, stmt, onCell));
     } catch (e) {
       if (e instanceof SqliteError) return failedResult(stmt.sql, e, performance.now() - started);
       throw e;

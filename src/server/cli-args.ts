@@ -74,6 +74,7 @@ const SERVE = {
   'max-open': { type: 'string' },
   'max-body': { type: 'string' },
   'max-value': { type: 'string' },
+  'max-answer': { type: 'string' },
   'statement-timeout-ms': { type: 'string' },
   'share-of-server': { type: 'string' },
   'body-timeout-ms': { type: 'string' },
@@ -115,6 +116,7 @@ export interface ServeArgs {
   maxOpenDatabases?: number;
   maxBodyBytes?: number;
   valueBytesMax?: number;
+  maxAnswerBytes?: number;
   statementTimeoutMs?: number;
   shareOfServer?: number;
   bodyTimeoutMs?: number;
@@ -247,6 +249,7 @@ function serveArgs(v: Values<typeof SERVE>, env: Readonly<Record<string, string 
     maxOpenDatabases: count('max-open'),
     maxBodyBytes: bytes('max-body'),
     valueBytesMax: bytes('max-value'),
+    maxAnswerBytes: bytes('max-answer'),
     statementTimeoutMs: count('statement-timeout-ms'),
     shareOfServer: v['share-of-server'] !== undefined ? parseFraction('share-of-server', v['share-of-server']) : undefined,
     bodyTimeoutMs: count('body-timeout-ms'),

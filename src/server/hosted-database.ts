@@ -36,7 +36,7 @@ import type { PipelineResponse } from '../protocol/hrana.js';
 import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, type PullRequest, encodePage, encodePullHeader } from '../protocol/pull-updates.js';
 import { decodeRoaring } from '../protocol/roaring.js';
 import { TURSO_SYNC_TABLE, isSyncPush } from '../protocol/turso-tables.js';
-import { type StreamSession, checkPipelineBody, executePipeline, newStreamSession } from './hrana.js';
+import { AnswerBudget, type StreamSession, checkPipelineBody, executePipeline, newStreamSession } from './hrana.js';
 import { RevisionLog, syncDirectory } from './revlog.js';
 import { ClientOwners, type Writer } from './client-owners.js';
 import { type SandboxLimits, type SessionReset, type StatementClock, applySandbox } from './sandbox.js';
@@ -126,7 +126,11 @@ export class HostedDatabase {
     private readonly storedSqlCharsMax: number,
   ) {
     this.share = new TimeShare({ shareOfServer: limits.shareOfServer, burstMs: limits.statementTimeoutMs });
+    this.answerBytesMax = limits.answerBytesMax ?? limits.valueBytesMax;
   }
+
+  /** The most bytes of rows one pipeline may answer with (sandbox.ts, `answerBytesMax`). */
+  private readonly answerBytesMax: number;
 
   static async open(dataDir: string, name: string, options: HostedDatabaseOptions): Promise<HostedDatabase> {
     const file = path.join(dataDir, `${name}.db`);
@@ -260,7 +264,7 @@ export class HostedDatabase {
       this.clock.readOnly = true;
     }
     try {
-      const { response, open } = executePipeline({ conn: this.conn, clock: this.clock, session, trusted, storedSqlCharsMax: this.storedSqlCharsMax }, body);
+      const { response, open } = executePipeline({ conn: this.conn, clock: this.clock, session, trusted, storedSqlCharsMax: this.storedSqlCharsMax, answer: new AnswerBudget(this.answerBytesMax) }, body);
       if (!open) {
         this.endStream();
         return response;

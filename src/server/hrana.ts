@@ -10,6 +10,10 @@
  * Every statement, whichever request carries it, runs through `runStatement`: the statement
  * clock (time limit and time share) and the sandbox's authorizer apply to all of them.
  *
+ * A pipeline's rows are bounded (`AnswerBudget`): a statement that only reads fails with
+ * SQLITE_TOOBIG once the rows of the whole pipeline pass the limit. A write's RETURNING rows are
+ * not stopped (its changes are made before them; engine/statements.ts).
+ *
  * Result values keep SQLite's storage class: rows are read with every INTEGER as a bigint, so
  * a whole REAL goes out as a float (`2.0`), never as the integer `2`.
  *
@@ -19,6 +23,7 @@
  * (`SQLITE_CONSTRAINT_UNIQUE`).
  */
 import type { BindParam, BindParams } from '../engine/binding.js';
+import type { SqlValue } from '../types.js';
 import type { Connection, ExecuteResult } from '../engine/connection.js';
 import { type StoredValue, textValue } from '../engine/stored-value.js';
 import { OutpostError, ProtocolError, SqliteError } from '../errors.js';
@@ -160,6 +165,30 @@ export function newStreamSession(): StreamSession {
   return { storedSql: new Map(), storedChars: 0, readOnly: false };
 }
 
+/** SQLite's code for a string or blob too big (the same as a value over the value limit). */
+const SQLITE_TOOBIG = 18;
+
+/**
+ * What the rows of one pipeline may still add to its answer. Text counts its characters, a
+ * blob its bytes, anything else 16: close to the JSON they become, and cheap to count as each
+ * cell is read, before the next one is.
+ */
+export class AnswerBudget {
+  private bytes = 0;
+
+  constructor(readonly bytesMax: number) {}
+
+  count = (value: SqlValue): void => {
+    this.bytes += typeof value === 'string' ? value.length : value instanceof Uint8Array ? value.length : 16;
+    if (this.bytes <= this.bytesMax) return;
+    throw new SqliteError(
+      `the rows of this request pass the server's answer limit of ${this.bytesMax} bytes; read them in parts (LIMIT, or a WHERE on the key)`,
+      'SQLITE_TOOBIG',
+      SQLITE_TOOBIG,
+    );
+  };
+}
+
 /** Everything a pipeline runs with. */
 export interface PipelineContext {
   conn: Connection;
@@ -169,6 +198,8 @@ export interface PipelineContext {
   trusted: (sql: string) => void;
   /** Most characters of SQL one stream may keep stored. */
   storedSqlCharsMax: number;
+  /** What this pipeline's rows may still add to its answer. */
+  answer: AnswerBudget;
 }
 
 /** Most SQL texts one stream may keep stored (`@libsql/client` keeps at most 30). */
@@ -219,7 +250,7 @@ function runStatement(ctx: PipelineContext, sql: string, args: BindParams | unde
   clock.start(sql);
   let result: ExecuteResult;
   try {
-    result = conn.execute(readOnlyBegin ? 'BEGIN DEFERRED' : sql, args, true);
+    result = conn.execute(readOnlyBegin ? 'BEGIN DEFERRED' : sql, args, true, ctx.answer.count);
   } finally {
     clock.stop();
     if (session.readOnly && !conn.inTransaction) {
@@ -258,14 +289,18 @@ function executeRequest(ctx: PipelineContext, request: Record<string, unknown>):
       const sql = sqlOf(request, session, 'sequence');
       try {
         const failure = conn
-          .execMany(sql, (text, body) => {
-            ctx.clock.start(text);
-            try {
-              return body();
-            } finally {
-              ctx.clock.stop();
-            }
-          })
+          .execMany(
+            sql,
+            (text, body) => {
+              ctx.clock.start(text);
+              try {
+                return body();
+              } finally {
+                ctx.clock.stop();
+              }
+            },
+            ctx.answer.count,
+          )
           .find((r) => r.error)?.error;
         if (!failure) return ok({ type: 'sequence' });
         const interrupted = failure.code === 'SQLITE_INTERRUPT' && ctx.clock.expired;

@@ -4,7 +4,8 @@
  * answer in memory let ten unread 100 MB pulls take a gigabyte. Small answers stay in memory;
  * past `MEMORY_BYTES_MAX` the spool moves to an unlinked temporary file (the file vanishes
  * when its descriptor closes, even after a crash), and the answer is streamed from there with
- * backpressure, so a slow reader costs disk, not memory.
+ * backpressure, so a slow reader costs disk, not memory; one that reads nothing for the body
+ * time limit (`bodyTimeoutMs`) is cut off, so it cannot keep that disk (and a descriptor) forever.
  */
 import * as fs from 'node:fs';
 import type * as http from 'node:http';
@@ -38,10 +39,15 @@ export class PullSpool {
     writeAll(this.fd, chunk);
   };
 
-  /** Sends the answer and releases the spool (also when the client goes away). */
-  send(res: http.ServerResponse, type: string): Promise<void> {
+  /**
+   * Sends the answer and releases the spool (also when the client goes away). A client that
+   * reads nothing of it for `idleMs` is cut off: its socket, and the spool's file or memory,
+   * are let go.
+   */
+  send(res: http.ServerResponse, type: string, idleMs: number): Promise<void> {
     // CORS headers were set on `res` before the route ran (http.ts setCorsHeaders).
     const headers = { 'content-type': type, 'content-length': this.bytes };
+    res.setTimeout(idleMs, () => res.destroy());
     if (this.fd === null) {
       res.writeHead(200, headers);
       for (const c of this.chunks) res.write(c);

@@ -13,14 +13,17 @@
  *   PRAGMA that sets connection state, except the few a request may change for its own
  *   duration (`foreign_keys`, `defer_foreign_keys`, `query_only`: `@libsql/client`'s `migrate`
  *   turns foreign keys off and on), which the server puts back when the request, or its
- *   stream, ends (`SessionReset`). PRAGMAs that only read, and the two that write the
- *   database file's own header (`user_version`, `application_id`), are allowed.
+ *   stream, ends (`SessionReset`). PRAGMAs that only read (also given the name of what they
+ *   read: `table_info(t)`), and the two that write the database file's own header
+ *   (`user_version`, `application_id`), are allowed.
  * - No corruption: defensive mode (`Connection.restrict`) turns off `writable_schema` and writes
  *   to `sqlite_dbpage` and shadow tables, whatever the authorizer says.
  * - Bounded work: a value may be at most `valueBytesMax` bytes (a huge `zeroblob` fails at once
  *   with SQLITE_TOOBIG) and a statement runs at most `statementTimeoutMs` (SQLite's progress
  *   handler interrupts it; the connection stays usable and the transaction is rolled back by the
- *   pipeline as for any failed request).
+ *   pipeline as for any failed request). A pipeline's rows are at most `answerBytesMax`: a read
+ *   past it fails with SQLITE_TOOBIG (hrana.ts `AnswerBudget`), so one request cannot build an
+ *   answer of gigabytes (and encode it while every other tenant waits).
  *
  * The server's own statements (page reads, checkpoints) pass the same rules: they only read
  * pages and checkpoint, which tenants may do too.
@@ -47,6 +50,11 @@ export interface SandboxLimits {
   valueBytesMax: number;
   /** The long-run fraction of the server's time one database's statements may use (time-share.ts). */
   shareOfServer: number;
+  /**
+   * Most bytes of rows (text and blob bytes, 16 for any other value) one pipeline may answer
+   * with (default `valueBytesMax`); past it the reading statement fails with SQLITE_TOOBIG.
+   */
+  answerBytesMax?: number;
 }
 
 /** PRAGMAs tenants may run without a value (reading). */
@@ -81,6 +89,12 @@ const READ_PRAGMAS = new Set([
   'wal_checkpoint',
 ]);
 
+/**
+ * Reading PRAGMAs whose argument names what to read (a table, an index, a check's limit), not a
+ * value to set: `PRAGMA table_info(t)` and `pragma_table_info('t')` read, as without one.
+ */
+const NAMED_READ_PRAGMAS = new Set(['table_info', 'table_xinfo', 'index_info', 'index_xinfo', 'index_list', 'foreign_key_list', 'foreign_key_check', 'integrity_check', 'quick_check', 'table_list']);
+
 /** PRAGMAs that may also be given a value: they write the database's header, not the connection. */
 const WRITE_PRAGMAS = new Set(['user_version', 'application_id']);
 
@@ -112,6 +126,7 @@ export function sandboxAuthorizer(
         return false;
       case SQLITE_PRAGMA: {
         const name = (a ?? '').toLowerCase();
+        if (NAMED_READ_PRAGMAS.has(name)) return true;
         if (clock.readOnly && b !== null) return false;
         if ((SESSION_PRAGMAS as readonly string[]).includes(name)) {
           if (b !== null) clock.sessionChanged = true;

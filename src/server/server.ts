@@ -82,6 +82,11 @@ export interface ServerOptions {
   drainTimeoutMs?: number;
   /** Largest request body accepted (default 32 MiB). */
   maxBodyBytes?: number;
+  /**
+   * Most bytes of rows one pipeline may answer with (default: the body limit); a read past it
+   * fails with SQLITE_TOOBIG, so one request cannot make the server build and encode gigabytes.
+   */
+  maxAnswerBytes?: number;
   /** Largest TEXT or BLOB value (and SQL text) a statement may make (default: the body limit). */
   valueBytesMax?: number;
   /** Longest one statement of a pipeline may run before it is interrupted (default 2000 ms). */
@@ -195,6 +200,8 @@ class SyncServer implements OutpostServer {
   private readonly verifier: TokenVerifier | null;
   private readonly bodyBytesMax: number;
   private readonly longPollMsMax: number;
+  /** How long a client may read nothing of an answer being sent before it is cut off. */
+  private readonly answerIdleMs: number;
   private readonly log: Logger;
   private readonly metrics: ServerMetrics | null;
   private readonly front: RequestFront;
@@ -217,6 +224,7 @@ class SyncServer implements OutpostServer {
     this.verifier = options.auth === false ? null : verifierFor(options);
     this.bodyBytesMax = options.maxBodyBytes ?? 32 * 1024 * 1024;
     this.longPollMsMax = options.maxLongPollMs ?? 60_000;
+    this.answerIdleMs = Math.max(100, options.bodyTimeoutMs ?? 30_000);
     this.log = createLogger({ format: options.logFormat, level: options.logLevel, ...(options.log ? { sink: options.log } : {}) });
     this.metrics = options.metrics === false ? null : new ServerMetrics({ openDatabases: () => this.databases.size, ready: () => this.ready }, options.processMetrics !== false);
     this.front = new RequestFront(
@@ -229,6 +237,7 @@ class SyncServer implements OutpostServer {
       statementTimeoutMs: options.statementTimeoutMs ?? 2000,
       valueBytesMax: options.valueBytesMax ?? this.bodyBytesMax,
       shareOfServer: options.shareOfServer ?? 0.25,
+      answerBytesMax: options.maxAnswerBytes ?? this.bodyBytesMax,
     };
     const streams = { idleMs: Math.max(10, options.streamIdleMs ?? 10_000), lifetimeMs: Math.max(10, options.streamLifetimeMs ?? STREAM_LIFETIME_MS), slots: { open: 0, max: Math.max(1, options.maxOpenStreams ?? 64) } };
     const events = this.metrics ? { opened: () => this.metrics!.databasesOpened.inc(), evicted: () => this.metrics!.databasesEvicted.inc() } : {};
@@ -266,6 +275,10 @@ class SyncServer implements OutpostServer {
       (req, res) => this.handle(req, res),
     );
     server.keepAliveTimeout = 5000;
+    // A socket on which nothing moves for longer than any wait the server itself makes (a long
+    // poll, then a stream's turn) plus the body time is closed: a client that stops reading its
+    // answer cannot hold the socket, and the answer's memory or spool file, forever.
+    server.timeout = bodyTimeoutMs + this.longPollMsMax + Math.max(10, this.options.streamIdleMs ?? 10_000);
     return server;
   }
 
@@ -406,7 +419,7 @@ class SyncServer implements OutpostServer {
       // The answer is built: the database need not stay pinned while a slow client reads it.
       this.databases.release(db);
       released = true;
-      await spool.send(res, 'application/protobuf');
+      await spool.send(res, 'application/protobuf', this.answerIdleMs);
       return 200;
     } finally {
       if (!released) this.databases.release(db);

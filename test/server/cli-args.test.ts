@@ -1,5 +1,6 @@
 /** The command line's parser alone (no process): what each flag and variable turns into. */
 import { describe, expect, test } from 'vitest';
+import { int, pick, rng, testSeed } from '../support/generate.js';
 import { UsageError, parseBytes, parseCommandLine } from '../../src/server/cli-args.js';
 
 const SECRET = 'test-secret-0123456789abcdef';
@@ -88,5 +89,26 @@ describe('token and the rest', () => {
 
   test('sizes still parse as before', () => {
     expect(parseBytes('max-body', '512KiB')).toBe(512 * 1024);
+  });
+
+  test('generated sizes (every unit, any case, spaces) parse to their bytes and reach the serve options: --max-body 1MB is 1048576', () => {
+    const seed = testSeed();
+    const random = rng(seed);
+    const units: [string[], number][] = [
+      [['', 'b', 'B'], 1],
+      [['k', 'K', 'kb', 'KB', 'kib', 'KiB', 'KIB'], 1024],
+      [['m', 'M', 'mb', 'MB', 'mib', 'MiB'], 1024 ** 2],
+      [['g', 'G', 'gb', 'GB', 'gib', 'GiB'], 1024 ** 3],
+    ];
+    for (let i = 0; i < 200; i++) {
+      const [spellings, scale] = pick(random, units);
+      const n = int(random, 1, 4096);
+      const text = `${pick(random, ['', ' '])}${n}${pick(random, ['', ' '])}${pick(random, spellings)}${pick(random, ['', ' '])}`;
+      const flag = pick(random, ['max-body', 'max-value', 'max-answer']);
+      const key = { 'max-body': 'maxBodyBytes', 'max-value': 'valueBytesMax', 'max-answer': 'maxAnswerBytes' }[flag];
+      expect(serve(['-d', 'd', '--no-auth', `--${flag}`, text])[key as 'maxBodyBytes'], `seed ${seed}: --${flag} ${JSON.stringify(text)}`).toBe(n * scale);
+    }
+    expect(serve(['-d', 'd', '--no-auth', '--max-body', '1MB']).maxBodyBytes).toBe(1024 * 1024);
+    for (const bad of ['0', '0MB', '1.5MB', '-1', '1TB', 'MB', '1 M B', '']) expect(() => serve(['-d', 'd', '--no-auth', '--max-body', bad]), bad).toThrow(UsageError);
   });
 });
