@@ -12,7 +12,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import { type Driver, connectionDriver, forwardDriver } from '../driver.js';
+import { type Driver, connectionDriver, forwardDriver, sharedAbortFlag } from '../driver.js';
 import { transferables } from '../engine/packed-rows.js';
 import { OutpostError } from '../errors.js';
 import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
@@ -35,7 +35,7 @@ const api: NodeEngineApi = {
     const directory = req.memory ? new MemoryDirectory(`memory:${req.path}`) : new NodeDirectory(req.path);
     const sync = req.sync ? { ...req.sync, authToken: authToken ?? req.sync.authToken, ...(transform ? { transform } : {}) } : undefined;
     const { conn, engine } = await openDatabase(directory, { durability: req.durability, intMode: req.intMode }, sync);
-    driver = connectionDriver(conn, engine, new Int32Array(req.abortFlag));
+    driver = connectionDriver(conn, engine, sharedAbortFlag(new Int32Array(req.abortFlag)));
   },
   async query(sql, params, maxRows, limits) {
     const rows = await opened().query(sql, params, maxRows, limits);

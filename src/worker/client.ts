@@ -10,6 +10,7 @@
  */
 import * as Comlink from 'comlink';
 import { type Driver, forwardDriver } from '../driver.js';
+import { fileAbortWriter } from './abort-page.js';
 import { OutpostError } from '../errors.js';
 import { type BrokerPort, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 import { type BrokerMessage, type BrokerRequest, brokerWorkerName } from './tabs-protocol.js';
@@ -17,7 +18,11 @@ import { type BrokerMessage, type BrokerRequest, brokerWorkerName } from './tabs
 export interface WorkerConnection {
   driver: Driver;
   terminate(): void;
-  /** Stops the running call with this abort id; absent where the page is not cross-origin isolated. */
+  /**
+   * Stops the running call with this abort id: through the shared-memory flag where the page is
+   * cross-origin isolated, and through the database's abort file (abort-file.ts), which also
+   * reaches an engine in another tab and works without isolation in Chromium.
+   */
   interrupt?: ((abortId: number) => void) | undefined;
   /** Hands the engine of a shared database to another tab (worker/tabs.ts); best effort. */
   stepDown(leaving?: boolean): Promise<void>;
@@ -93,10 +98,12 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
     worker.terminate();
     throw e;
   }
+  const abortFile = fileAbortWriter(openRequest.name);
   let terminated = false;
   const terminate = (): void => {
     if (terminated) return;
     terminated = true;
+    abortFile.release();
     remote[Comlink.releaseProxy]();
     worker.terminate();
   };
@@ -116,5 +123,9 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
     },
   };
   const flagView = flag ? new Int32Array(flag) : null;
-  return { driver, terminate, interrupt: flagView ? (abortId) => Atomics.store(flagView, 0, abortId) : undefined, stepDown: (leaving) => call(() => remote.stepDown(leaving)) };
+  const interrupt = (abortId: number): void => {
+    if (flagView) Atomics.store(flagView, 0, abortId);
+    abortFile.interrupt(abortId);
+  };
+  return { driver, terminate, interrupt, stepDown: (leaving) => call(() => remote.stepDown(leaving)) };
 }
