@@ -56,6 +56,20 @@ export async function openAbortFile(name: string): Promise<AbortFileHandle | nul
   }
 }
 
+/**
+ * Removes the abort file of a deleted database, best effort: a context that still holds it
+ * open (a page whose writer has not yet closed it) keeps it, and it is four bytes.
+ */
+export async function removeAbortFile(name: string): Promise<void> {
+  try {
+    const root = await navigator.storage.getDirectory();
+    const dir = await root.getDirectoryHandle(ABORT_DIRECTORY);
+    await dir.removeEntry(name);
+  } catch {
+    // Never created, or still open somewhere: nothing to do.
+  }
+}
+
 /** Writes `abortId` as the file's four bytes (little-endian). */
 export function writeAbortId(handle: AbortFileHandle, abortId: number): void {
   const bytes = new Uint8Array(4);
