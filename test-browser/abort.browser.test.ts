@@ -6,7 +6,7 @@
 import { afterEach, expect, test } from 'vitest';
 import { type Database, open } from '../src/index.js';
 import { SLOW_SQL } from '../test/shared/statement-suite.js';
-import { Tab } from './tab.js';
+import { Tab, type TabKind } from './tab.js';
 
 const unique = (prefix: string): string => `${prefix}-${crypto.randomUUID()}`;
 
@@ -87,3 +87,18 @@ test("a follower tab's signal stops its query in the engine another tab runs; bo
   await follower.run('INSERT INTO t VALUES (2)');
   expect(await engine.call({ op: 'query', sql: 'SELECT v FROM t ORDER BY v' })).toEqual([{ v: 1 }, { v: 2 }]);
 });
+
+for (const kind of ['worker', 'frame'] as TabKind[]) {
+  test(`a follower tab (${kind}) aborts a query running in this page's engine; both keep working`, async () => {
+    const name = unique(`abort-engine-here-${kind}`);
+    const engine = await opened(name);
+    await engine.exec('CREATE TABLE t(v); INSERT INTO t VALUES (1)');
+    const follower = new Tab(kind);
+    tabs.push(follower);
+    await follower.call({ op: 'open', name });
+    expect(await follower.call({ op: 'abortRunning', sql: SLOW_SQL })).toBe('AbortError');
+    expect(await engine.query('SELECT v FROM t')).toEqual([{ v: 1 }]);
+    await follower.call({ op: 'run', sql: 'INSERT INTO t VALUES (2)' });
+    expect(await engine.query('SELECT v FROM t ORDER BY v')).toEqual([{ v: 1 }, { v: 2 }]);
+  });
+}
