@@ -52,10 +52,11 @@ export interface EngineLimits {
 /**
  * Where the engine looks for the abort of a running call. `watch(abortId)` is asked once when a
  * call with an abort id starts; the function it returns is asked by SQLite's progress handler,
- * so it must be cheap or pace itself, and says whether that call has been aborted.
+ * so it must be cheap or pace itself, and says whether that call has been aborted. Null: this
+ * flag cannot see an abort now (its file never opened), so the call needs no check for it.
  */
 export interface AbortFlag {
-  watch(abortId: number): () => boolean;
+  watch(abortId: number): (() => boolean) | null;
 }
 
 /** An abort flag in shared memory: whoever aborts a call stores its id with `Atomics.store`. */

@@ -105,13 +105,14 @@ export function fileAbortFlag(handle: AbortFileHandle): AbortFlag {
   };
 }
 
-/** Both flags: aborted when either says so. */
+/** Both flags (the second known later): aborted when either says so. */
 export function eitherAbortFlag(first: AbortFlag | null, second: () => AbortFlag | null): AbortFlag {
   return {
     watch(abortId) {
-      const a = first?.watch(abortId);
-      const b = second()?.watch(abortId);
-      return () => (a?.() ?? false) || (b?.() ?? false);
+      const a = first?.watch(abortId) ?? null;
+      const b = second()?.watch(abortId) ?? null;
+      if (!a || !b) return a ?? b;
+      return () => a() || b();
     },
   };
 }
