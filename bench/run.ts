@@ -199,6 +199,11 @@ export async function runBench(opts: Options): Promise<BenchReport> {
   });
   const address = server.httpServer.address();
   if (!address || typeof address === 'string') throw new Error('vite did not bind');
+  // The same build without COOP/COEP: Outpost's default page, where an abort reaches a running
+  // statement through the abort file instead of shared memory (src/worker/abort-file.ts).
+  const unisolatedServer = await preview({ root, configFile: false, logLevel: 'warn', build: { outDir }, preview: { host: '127.0.0.1', port: 0 } });
+  const unisolatedAddress = unisolatedServer.httpServer.address();
+  if (!unisolatedAddress || typeof unisolatedAddress === 'string') throw new Error('vite did not bind');
   const profile = mkdtempSync(join(tmpdir(), 'outpost-bench-profile-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath(),
@@ -224,6 +229,13 @@ export async function runBench(opts: Options): Promise<BenchReport> {
     }
     report.machine.browser = `Chromium ${context.browser()?.version() ?? (await page.evaluate(() => navigator.userAgent))}`;
     await page.evaluate(() => window.bench.cleanup());
+    const unisolated = opts.api ? await context.newPage() : null;
+    if (unisolated) {
+      unisolated.on('pageerror', (e) => console.error('page error (no isolation):', e.message));
+      await unisolated.goto(`http://127.0.0.1:${unisolatedAddress.port}/`);
+      await unisolated.waitForFunction(() => document.getElementById('status')?.textContent === 'ready', undefined, { timeout: 60_000 });
+      await unisolated.evaluate(() => window.bench.cleanup());
+    }
 
     for (let run = 0; run < opts.runs; run++) {
       for (const config of opts.configs) {
@@ -250,6 +262,13 @@ export async function runBench(opts: Options): Promise<BenchReport> {
           const opens: ApiResult[] = await page.evaluate(([c, id, s]) => window.bench.runOpen(c, id, s), [config, runId, opts.scale] as const);
           for (const r of [...api, ...opens]) record(report, r.metric, config, r);
         }
+        for (const config of ['outpost', 'memory'].filter((c) => opts.configs.includes(c))) {
+          const runId = `abort-${config}-${run}-${Date.now()}`;
+          const storage = config === 'memory' ? 'memory' : 'opfs';
+          const rows: ApiResult[] = await unisolated!.evaluate(([s, id, sc]) => window.bench.runAbort(s, id, sc), [storage, runId, opts.scale] as const);
+          for (const r of rows) record(report, r.metric, config, r);
+        }
+        await unisolated!.evaluate(() => window.bench.cleanup());
       }
       await page.evaluate(() => window.bench.cleanup());
     }
@@ -266,6 +285,7 @@ export async function runBench(opts: Options): Promise<BenchReport> {
     profiler?.close();
     await context.close();
     await server.close();
+    await unisolatedServer.close();
     rmSync(profile, { recursive: true, force: true });
     rmSync(outDir, { recursive: true, force: true });
   }
@@ -313,6 +333,9 @@ const TITLES: Record<string, string> = {
   'api-select1': 'API: SELECT 1 round trip, median (p99)',
   'api-select1-inline': 'API: SELECT 1 round trip, Node engine: "inline", median (p99)',
   'api-abort-stop': 'API: abort() of a running statement to its AbortError, median (p99)',
+  'api-abort-stop-unisolated': 'API: abort() of a running statement to its AbortError, page without cross-origin isolation, median (p99)',
+  'api-long-call-signal': 'API: a 2,000,000-step count with a signal, page without isolation (best of 3)',
+  'api-long-call': 'API: the same count without a signal (best of 3, interleaved)',
   'open-new-inline': 'open() a new database, Node engine: "inline"',
   'api-watch-latency': 'API: watch, commit to onRows (throttleMs 0, same process), median (p95)',
   'api-query-100k': 'API: query 100,000 rows x 5 columns',

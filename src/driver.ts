@@ -40,12 +40,28 @@ import type { BatchStatement, RunResult, SqlParams, StatementResult, SyncProgres
  * Limits of one call, enforced inside the engine by SQLite's progress handler: past
  * `timeoutMs` (counted from when the engine starts the call), or once the abort flag the
  * engine was given holds `abortId`, the running statement stops and the call rejects with
- * `AbortError`. The flag is a SharedArrayBuffer the page can write while the worker is busy,
- * so it exists only where the page is cross-origin isolated.
+ * `AbortError`. The flag is what another thread can write while the engine is busy in a
+ * statement: a SharedArrayBuffer (Node's engine thread, a cross-origin isolated page) or, in a
+ * page without isolation, a small OPFS file (worker/abort-file.ts).
  */
 export interface EngineLimits {
   timeoutMs?: number | undefined;
   abortId?: number | undefined;
+}
+
+/**
+ * Where the engine looks for the abort of a running call. `watch(abortId)` is asked once when a
+ * call with an abort id starts; the function it returns is asked by SQLite's progress handler,
+ * so it must be cheap or pace itself, and says whether that call has been aborted. Null: this
+ * flag cannot see an abort now (its file never opened), so the call needs no check for it.
+ */
+export interface AbortFlag {
+  watch(abortId: number): (() => boolean) | null;
+}
+
+/** An abort flag in shared memory: whoever aborts a call stores its id with `Atomics.store`. */
+export function sharedAbortFlag(view: Int32Array): AbortFlag {
+  return { watch: (abortId) => () => Atomics.load(view, 0) === abortId };
 }
 
 export interface Driver extends SyncDriver {
@@ -190,17 +206,17 @@ const PROGRESS_OPS = 1000;
 
 /**
  * Runs `fn` (one synchronous engine call) under `limits`: a progress handler stops its
- * statement past the deadline or when `abortFlag` holds the call's `abortId`, and SQLite's
+ * statement past the deadline or once `abortFlag` says the call's `abortId` was aborted, and SQLite's
  * interrupt then becomes an `AbortError` (with SQLite's error as its cause).
  */
-function limited<T>(conn: Connection, abortFlag: Int32Array | null, limits: EngineLimits | undefined, fn: () => T): T {
+function limited<T>(conn: Connection, abortFlag: AbortFlag | null, limits: EngineLimits | undefined, fn: () => T): T {
   const timeoutMs = limits?.timeoutMs;
-  const abortId = abortFlag ? limits?.abortId : undefined;
-  if (timeoutMs === undefined && abortId === undefined) return fn();
+  const aborted = abortFlag && limits?.abortId !== undefined ? abortFlag.watch(limits.abortId) : null;
+  if (timeoutMs === undefined && aborted === null) return fn();
   const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : performance.now() + timeoutMs;
   let stopped: 'timeout' | 'abort' | null = null;
   conn.setInterruptCheck(PROGRESS_OPS, () => {
-    if (abortId !== undefined && Atomics.load(abortFlag!, 0) === abortId) stopped = 'abort';
+    if (aborted?.()) stopped = 'abort';
     else if (performance.now() > deadline) stopped = 'timeout';
     return stopped !== null;
   });
@@ -220,7 +236,7 @@ function limited<T>(conn: Connection, abortFlag: Int32Array | null, limits: Engi
  * `sync.live`, live sync (sync/live.ts) runs from here until `close`. `abortFlag`: the page's
  * abort flag (`EngineLimits`), where it has one.
  */
-export function connectionDriver(conn: Connection, engine: SyncEngine | null = null, abortFlag: Int32Array | null = null): Driver {
+export function connectionDriver(conn: Connection, engine: SyncEngine | null = null, abortFlag: AbortFlag | null = null): Driver {
   const driver = plainConnectionDriver(conn, engine, abortFlag);
   if (!engine?.options.live) return driver;
   const gate = new IdleGate(() => conn.inTransaction);
@@ -245,7 +261,7 @@ export function connectionDriver(conn: Connection, engine: SyncEngine | null = n
   };
 }
 
-function plainConnectionDriver(conn: Connection, engine: SyncEngine | null, abortFlag: Int32Array | null): Driver {
+function plainConnectionDriver(conn: Connection, engine: SyncEngine | null, abortFlag: AbortFlag | null): Driver {
   const sync = syncDriver(engine);
   // Async, so a throw becomes a rejection; the call itself still runs at once, as before.
   const within = async <T>(limits: EngineLimits | undefined, fn: () => T): Promise<T> => limited(conn, abortFlag, limits, fn);

@@ -18,6 +18,8 @@ export type TabCommand =
   /** A transaction that runs `sql`, posts `inside`, waits for `resume`, runs `sql` again. */
   | { op: 'pausedTransaction'; sql: string }
   | { op: 'resume' }
+  /** Runs `sql` with a signal, aborts it once started; answers the error's name, or null if it ended. */
+  | { op: 'abortRunning'; sql: string }
   | { op: 'close' }
   /** Whether this context can start a SharedWorker (and so uses the broker). */
   | { op: 'hasSharedWorker' };
@@ -91,6 +93,17 @@ async function handle(command: TabCommand): Promise<unknown> {
     case 'resume':
       resume();
       return null;
+    case 'abortRunning': {
+      const controller = new AbortController();
+      const running = opened().get(command.sql, [], { signal: controller.signal });
+      // Its turn in line comes within a macrotask.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      controller.abort();
+      return running.then(
+        () => null,
+        (e: unknown) => (e as Error).name,
+      );
+    }
     case 'syncStatus':
       return opened().syncStatus();
     case 'close':

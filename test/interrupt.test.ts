@@ -7,7 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { expect, test } from 'vitest';
-import { connectionDriver } from '../src/driver.js';
+import { connectionDriver, sharedAbortFlag } from '../src/driver.js';
 import { Connection } from '../src/engine/connection.js';
 import { unpackRows } from '../src/engine/packed-rows.js';
 import { AbortError, SyncError } from '../src/errors.js';
@@ -28,7 +28,7 @@ parentPort.postMessage(at);
 test('a running statement stops when another thread writes its abort id into the flag; the connection stays usable', async () => {
   const conn = await Connection.open(new MemoryDirectory('memory:interrupt'), { durability: 'normal', intMode: 'number' });
   const flag = new SharedArrayBuffer(8);
-  const driver = connectionDriver(conn, null, new Int32Array(flag));
+  const driver = connectionDriver(conn, null, sharedAbortFlag(new Int32Array(flag)));
   const abortId = 4242;
   const page = new Worker(PAGE, { eval: true, workerData: { flag, abortId } });
   const abortedAt = new Promise<number>((resolve) => page.once('message', resolve));

@@ -120,6 +120,46 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
+/**
+ * What a signal costs a long call that is never aborted, in a page without cross-origin
+ * isolation, where the engine reads the abort file while the call runs (src/worker/abort-file.ts):
+ * the best of `times` runs of a 2,000,000-step count with a signal and without, interleaved.
+ */
+async function signalOverhead(db: Awaited<ReturnType<typeof open>>, times: number, scale: number): Promise<{ withMs: number; withoutMs: number }> {
+  const steps = Math.max(100_000, Math.round(2_000_000 * scale));
+  const sql = `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${steps}) SELECT count(*) AS n FROM c`;
+  let withMs = Number.POSITIVE_INFINITY;
+  let withoutMs = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < times; i++) {
+    let t0 = performance.now();
+    await db.get(sql, [], { signal: new AbortController().signal });
+    withMs = Math.min(withMs, performance.now() - t0);
+    t0 = performance.now();
+    await db.get(sql);
+    withoutMs = Math.min(withoutMs, performance.now() - t0);
+  }
+  return { withMs, withoutMs };
+}
+
+/**
+ * Abort to stop in this page, isolated or not (bench/run.ts opens a second page without COOP
+ * and COEP for it): an OPFS or memory database, abort to AbortError, and a signal's cost.
+ */
+async function runAbort(storage: 'opfs' | 'memory', runId: string, scale: number): Promise<ApiResult[]> {
+  const db = await open(`bench-abort-${runId}`, { storage });
+  try {
+    const stop = await abortToStop(db, Math.max(5, Math.round(20 * scale)));
+    const cost = await signalOverhead(db, 3, scale);
+    return [
+      { metric: crossOriginIsolated ? 'api-abort-stop' : 'api-abort-stop-unisolated', ...stop },
+      { metric: 'api-long-call-signal', ms: cost.withMs },
+      { metric: 'api-long-call', ms: cost.withoutMs },
+    ];
+  } finally {
+    await db.close();
+  }
+}
+
 /** The public API's costs for one configuration ('outpost', 'outpost-full' or 'memory'). */
 async function runApi(config: string, runId: string, scale: number): Promise<ApiResult[]> {
   const storage = config === 'memory' ? 'memory' : 'opfs';
@@ -170,8 +210,8 @@ async function runApi(config: string, runId: string, scale: number): Promise<Api
     for (let i = 0; i < calls; i++) await db.run('INSERT INTO runs VALUES (?)', [i]);
     results.push({ metric: 'api-run-1000', ms: performance.now() - t0 });
 
-    // The bench page is cross-origin isolated, so the abort reaches the worker through its
-    // SharedArrayBuffer flag; a page without isolation cannot stop a running statement.
+    // On the cross-origin isolated page the abort reaches the worker through its
+    // SharedArrayBuffer flag; the page without isolation is measured by runAbort.
     if (crossOriginIsolated) results.push({ metric: 'api-abort-stop', ...(await abortToStop(db, Math.max(5, Math.round(20 * scale)))) });
   } finally {
     await db.close();
@@ -234,13 +274,14 @@ declare global {
       runClassicConfig: typeof runClassicConfig;
       runApiClassic: typeof runApiClassic;
       runApi: typeof runApi;
+      runAbort: typeof runAbort;
       runOpen: typeof runOpen;
       cleanup: typeof cleanup;
     };
   }
 }
 
-window.bench = { runClassicConfig, runApiClassic, runApi, runOpen, cleanup };
+window.bench = { runClassicConfig, runApiClassic, runApi, runAbort, runOpen, cleanup };
 window.benchTabs = benchTabs;
 window.benchBootstrap = benchBootstrap;
 document.getElementById('status')!.textContent = 'ready';

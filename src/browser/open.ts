@@ -11,6 +11,7 @@ import { DEFAULT_TAB_TIMEOUT_MS, checkDatabaseName, engineSettings, publicStorag
 import { OpfsDirectory } from '../opfs-vfs/storage/opfs.js';
 import type { SimulatedQuota } from '../opfs-vfs/storage/simulated-quota.js';
 import type { Database as DatabaseApi, OpenOptions } from '../types.js';
+import { removeAbortFile } from '../worker/abort-file.js';
 import { openInWorker } from '../worker/client.js';
 
 /** Options of `open` that only tests use. */
@@ -97,6 +98,7 @@ export async function deleteDatabase(name: string, options: { lockTimeoutMs?: nu
   } catch (e) {
     throw publicStorageError(e, name);
   }
+  await removeAbortFile(name);
 }
 
 /** The names of the databases stored in OPFS. */

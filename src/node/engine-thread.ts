@@ -14,7 +14,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import { type Driver, connectionDriver, forwardDriver } from '../driver.js';
+import { type Driver, connectionDriver, forwardDriver, sharedAbortFlag } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
 import { NodeDirectory } from '../opfs-vfs/storage/node.js';
@@ -28,7 +28,7 @@ async function openOne(req: NodeOpenRequest, authToken: SyncCallbacks['authToken
   const directory = req.memory ? new MemoryDirectory(`memory:${req.path}`) : new NodeDirectory(req.path);
   const sync = req.sync ? { ...req.sync, authToken: authToken ?? req.sync.authToken, ...(transform ? { transform } : {}) } : undefined;
   const { conn, engine } = await openDatabase(directory, { durability: req.durability, intMode: req.intMode }, sync);
-  let driver: Driver | null = connectionDriver(conn, engine, new Int32Array(req.abortFlag));
+  let driver: Driver | null = connectionDriver(conn, engine, sharedAbortFlag(new Int32Array(req.abortFlag)));
   const opened = (): Driver => {
     if (!driver) throw new OutpostError('the database is not open', 'DATABASE_CLOSED');
     return driver;

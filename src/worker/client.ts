@@ -10,6 +10,7 @@
  */
 import * as Comlink from 'comlink';
 import type { Driver } from '../driver.js';
+import { fileAbortWriter } from './abort-page.js';
 import { OutpostError } from '../errors.js';
 import { type BrokerPort, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 import { remoteDriver } from './remote-driver.js';
@@ -18,7 +19,11 @@ import { type BrokerMessage, type BrokerRequest, brokerWorkerName } from './tabs
 export interface WorkerConnection {
   driver: Driver;
   terminate(): void;
-  /** Stops the running call with this abort id; absent where the page is not cross-origin isolated. */
+  /**
+   * Stops the running call with this abort id: through the shared-memory flag where the page is
+   * cross-origin isolated, and through the database's abort file (abort-file.ts), which also
+   * reaches an engine in another tab and works without isolation in Chromium.
+   */
   interrupt?: ((abortId: number) => void) | undefined;
   /** Hands the engine of a shared database to another tab (worker/tabs.ts); best effort. */
   stepDown(leaving?: boolean): Promise<void>;
@@ -113,14 +118,20 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
     worker.terminate();
     throw e;
   }
+  const abortFile = fileAbortWriter(openRequest.name);
   let terminated = false;
   const terminate = (): void => {
     if (terminated) return;
     terminated = true;
+    abortFile.release();
     remote[Comlink.releaseProxy]();
     worker.terminate();
   };
   const driver = remoteDriver(remote, call, terminate);
   const flagView = flag ? new Int32Array(flag) : null;
-  return { driver, terminate, interrupt: flagView ? (abortId) => Atomics.store(flagView, 0, abortId) : undefined, stepDown: (leaving) => call(() => remote.stepDown(leaving)) };
+  const interrupt = (abortId: number): void => {
+    if (flagView) Atomics.store(flagView, 0, abortId);
+    abortFile.interrupt(abortId);
+  };
+  return { driver, terminate, interrupt, stepDown: (leaving) => call(() => remote.stepDown(leaving)) };
 }

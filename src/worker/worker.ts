@@ -13,7 +13,8 @@
  */
 import * as Comlink from 'comlink';
 import { unpackRows } from '../engine/packed-rows.js';
-import { type Driver, connectionDriver, forwardDriver } from '../driver.js';
+import { type AbortFlag, type Driver, connectionDriver, forwardDriver, sharedAbortFlag } from '../driver.js';
+import { type AbortFileHandle, eitherAbortFlag, fileAbortFlag, openAbortFile } from './abort-file.js';
 import { OutpostError } from '../errors.js';
 import { DEFAULT_TAB_TIMEOUT_MS, publicStorageError } from '../options.js';
 import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
@@ -27,8 +28,12 @@ import { type OpenEngine, SharedDriver } from './tabs.js';
 import { loadRuntime } from '../engine/runtime.js';
 
 let driver: Driver | null = null;
-/** The page's abort flag (driver.ts `EngineLimits`), when the page is cross-origin isolated. */
-let abortFlag: Int32Array | null = null;
+/**
+ * Where a running call's abort shows (driver.ts `AbortFlag`): the page's shared memory when the
+ * page is cross-origin isolated, and the database's abort file (abort-file.ts) once it is open.
+ */
+let abortFlag: AbortFlag | null = null;
+let abortFile: AbortFileHandle | null = null;
 let shared: SharedDriver | null = null;
 
 function opened(): Driver {
@@ -89,8 +94,14 @@ const api: WorkerApi = {
   ...hostMethods(opened),
   async open(req, authToken, transform) {
     if (driver) throw new OutpostError('this worker already has a database open', 'INVALID_ARGUMENT');
-    abortFlag = req.abortFlag ? new Int32Array(req.abortFlag) : null;
-    driver = await openDriver(req, { authToken, transform });
+    // The file opens beside the database and before the first call: a statement started
+    // before it opened could never see it (nothing resolves while the worker is busy).
+    let file: AbortFlag | null = null;
+    abortFlag = eitherAbortFlag(req.abortFlag ? sharedAbortFlag(new Int32Array(req.abortFlag)) : null, () => file);
+    const [engineDriver, handle] = await Promise.all([openDriver(req, { authToken, transform }), openAbortFile(req.name)]);
+    abortFile = handle;
+    file = handle && fileAbortFlag(handle);
+    driver = engineDriver;
   },
   async stepDown(leaving) {
     await shared?.stepDown(leaving);
@@ -99,6 +110,8 @@ const api: WorkerApi = {
     shared = null;
     const d = driver;
     driver = null;
+    abortFile?.close();
+    abortFile = null;
     await d?.close();
   },
 };
