@@ -214,20 +214,6 @@ export class ChangeLog {
     return next;
   }
 
-  /**
-   * Gives records `ids` (oldest first) the next change ids, in that order, in one statement, so
-   * atomically: a crash never leaves part of them moved past the others. Returns old id to new.
-   */
-  renumberInOrder(ids: readonly number[]): Map<number, number> {
-    const first = Math.max(this.maxId(), this.idFloor()) + 1;
-    const moves = new Map(ids.map((id, i) => [id, first + i]));
-    if (ids.length === 0) return moves;
-    const cases = ids.map(() => 'WHEN ? THEN ?').join(' ');
-    const sql = `UPDATE ${CHANGES_TABLE} SET id = CASE id ${cases} END WHERE id IN (${ids.map(() => '?').join(', ')})`;
-    this.conn.withoutCapture(() => this.conn.run(sql, [...[...moves].flat(), ...ids]));
-    return moves;
-  }
-
   /** Deletes one record; its deletion is not itself captured. */
   delete(id: number): void {
     this.conn.withoutCapture(() => this.conn.run(`DELETE FROM ${CHANGES_TABLE} WHERE id = ?`, [id]));

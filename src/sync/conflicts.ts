@@ -42,9 +42,6 @@ import { readTableInfo, tableInfoLookup } from './schema.js';
 /** How a refusal's reason starts when the refused change is an insert collision. */
 export const COLLISION_REASON_PREFIX = 'insert collision:';
 
-/** How a refusal's reason starts when the change only waits for a refused one (`heldBehindRejected`). */
-export const HELD_REASON_PREFIX = 'waits for change ';
-
 /** A record with its changesets decoded, as the planners here read it. */
 export interface DecodedChangeRecord {
   id: number;
@@ -108,28 +105,6 @@ export function heldBehindRejected(records: readonly DecodedChangeRecord[], reje
     }
   }
   return held;
-}
-
-/**
- * What a retry of refused record `changeId` takes along (README, "A change built on a refused
- * one"): the record, then every later record that writes a row it or one taken along writes,
- * oldest first, among those `movable` allows (refused ones, and ones never sent). A retried
- * record whose id the acknowledgement passed gets a new id after every other record; moving
- * these with it, in their order, keeps every row's changes in the order they were made, so a
- * change retried after a later change of its row can never land after it and undo it. Pure;
- * `records` oldest first.
- */
-export function retryGroup(records: readonly DecodedChangeRecord[], changeId: number, movable: (id: number) => boolean, current: TableLookup): number[] {
-  const rows = new Set<string>();
-  const group: number[] = [];
-  for (const record of records) {
-    if (record.id < changeId || (record.id > changeId && !movable(record.id))) continue;
-    const written = [...rowChanges(record, current)].map(({ change, info }) => rowIdentity(change, info));
-    if (record.id > changeId && !written.some((row) => rows.has(row))) continue;
-    group.push(record.id);
-    for (const row of written) rows.add(row);
-  }
-  return group;
 }
 
 /** The rows (table and key) each record writes, for `touchesAny`. */

@@ -71,7 +71,6 @@ import type { PendingChange, SyncOptions, SyncProgress, SyncStatus } from '../ty
 import { applyPull, recover } from './apply.js';
 import { recordDdl } from './change-log.js';
 import { decodeSegments } from './changeset.js';
-import { HELD_REASON_PREFIX, retryGroup } from './conflicts.js';
 import type { LocalDatabase } from './local.js';
 import { maybeCheckpointLocal } from './local-checkpoint.js';
 import { type PulledUpdate, fetchPull } from './pull.js';
@@ -338,36 +337,19 @@ export class SyncEngine {
   }
 
   /**
-   * Forgets that the server refused a change, so the next push tries it again, with the later
-   * changes built on it (conflicts.ts `retryGroup`): those only waiting for a refused change
-   * (`waits for change N`) are retried too, and the next push holds them again if something
-   * they wait for is still refused. A change whose id the server's acknowledgement may have
-   * passed (later changes were pushed after it was refused) gets a new change id after every
-   * other: pushes skip ids at or below the acknowledgement and a pull drops them, so under its
-   * old id it would be lost. Then the changes of its group move with it, in their order, in
-   * one statement, so no row's older change is ever pushed after a newer one (refused ones keep
-   * their refusal under the new id). The renumbering comes first: a crash before the marks are
-   * rewritten leaves marks on ids that no longer exist (the next pull clears them) and the
-   * moved changes unmarked, so retried, never a change unmarked below the acknowledgement.
+   * Forgets that the server refused a change, so the next push tries it again. A change whose
+   * id the server's acknowledgement may have passed (later changes were pushed after it was
+   * refused) gets the next change id first: pushes skip ids at or below the acknowledgement and
+   * a pull drops them, so under its old id the retried change would be lost. It is then pushed
+   * after the changes made since. The renumbering comes first: a crash between the two steps
+   * leaves a mark on an id that no longer exists (the next pull clears it), never a change
+   * unmarked below the acknowledgement.
    */
   retryRejected(changeId: number): void {
-    const { state, changes, rejected, conn } = this.local;
+    const { state, changes, rejected } = this.local;
     if (!rejected.has(changeId)) return;
-    const records = changes.readAll().map((r) => ({ id: r.id, segments: decodeSegments(r.segments) }));
-    const floor = state.value.changeIdFloor;
-    const group = retryGroup(records, changeId, (id) => rejected.has(id) || id > floor, tableInfoLookup(conn));
-    const held = (id: number): boolean => rejected.reason(id)?.startsWith(HELD_REASON_PREFIX) === true;
-    const marks = new Map<number, string | null>();
-    if (changeId > floor) {
-      for (const id of group) if (id === changeId || held(id)) marks.set(id, null);
-    } else {
-      for (const [from, to] of changes.renumberInOrder(group)) {
-        const reason = rejected.reason(from);
-        marks.set(from, null);
-        if (from !== changeId && reason !== undefined && !held(from)) marks.set(to, reason);
-      }
-    }
-    rejected.record(marks);
+    if (changeId <= state.value.changeIdFloor) changes.renumber(changeId);
+    rejected.record(new Map([[changeId, null]]));
   }
 
   // ---- status ----------------------------------------------------------------------------

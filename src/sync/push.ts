@@ -20,7 +20,7 @@ import type { SyncOptions } from '../types.js';
 import type { ChangeRecord } from './change-log.js';
 import { decodeSegments } from './changeset.js';
 import type { LocalDatabase } from './local.js';
-import { COLLISION_REASON_PREFIX, HELD_REASON_PREFIX, heldBehindRejected, rekeyInserts, rowsOfRecords } from './conflicts.js';
+import { COLLISION_REASON_PREFIX, heldBehindRejected, rekeyInserts, rowsOfRecords } from './conflicts.js';
 import {
   type PushResult,
   REQUEST_BYTES_MAX,
@@ -140,7 +140,7 @@ async function pushRound(
     for (const [id, blocker] of heldBehindRejected(decoded, reasonOf, lookup)) {
       // Named by a table it writes (a row identity starts with its table), as every refusal is.
       const table = [...(rows.get(id) ?? [])][0]?.split('\u0000')[0] ?? null;
-      if (reasonOf(id) === undefined && id > acked) refuse(id, { type: 'refused', reason: `${HELD_REASON_PREFIX}${blocker}, which wrote a row this change writes to and was refused`, changeId: id, table });
+      if (reasonOf(id) === undefined && id > acked) refuse(id, { type: 'refused', reason: `waits for change ${blocker}, which wrote a row this change writes to and was refused`, changeId: id, table });
     }
   };
   holdBehindRefused();
