@@ -1,13 +1,14 @@
 /**
- * `npx tsx bench/engine-cpu.ts --base DIR [--rounds N] [--only c07,c12,c15] [--scale S]`
+ * `npx tsx bench/engine-cpu.ts --base DIR [--also DIR] [--rounds N] [--only c07,c12,c15] [--scale S]`
  *
  * The engine-level classic suite (a `Connection` over Node files, as `node-outpost` in
  * bench/node.ts runs it) of this checkout against another checkout of Outpost (`--base`, a
  * worktree of an older commit with its own `node_modules`), in CPU time rather than wall time:
  * on a machine shared with other work, the process's CPU time (`process.cpuUsage`, every
- * thread, GC included) moves far less than the clock. Each round runs both checkouts, each in
- * a fresh process, in alternating order; the table gives the median of the rounds and the
- * ratio of this checkout to the base.
+ * thread, GC included) moves far less than the clock. Each round runs every checkout, each in
+ * a fresh process, starting from a different one each round; the table gives the median of
+ * the rounds and each checkout's ratio to the base (and the ratio of best runs). `--also` adds
+ * a third checkout (the commit before a change, to see before and after in one run).
  *
  * The test bodies are this checkout's bench/classic.ts for both, so only the engine differs.
  * The older layouts are found by trying the paths each layout had.
@@ -16,7 +17,7 @@
  * and print JSON; with `--profile`, write a CPU profile of each test of `--only` into OUT.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -77,7 +78,6 @@ async function child(root: string, scale: number, only: Set<string> | undefined,
       undefined,
       async (id, phase) => {
         if (phase === 'start') {
-          if (process.env.OUTPOST_CPU_FILES) process.stderr.write(`${id} ${listFiles(dir)} notes=${(globalThis as any).__notes}\n`);
           if (profiled(id)) await session?.post('Profiler.start');
           started = cpuMs();
           return;
@@ -96,10 +96,6 @@ async function child(root: string, scale: number, only: Set<string> | undefined,
     rmSync(dir, { recursive: true, force: true });
   }
   return cpu;
-}
-
-function listFiles(dir: string): string {
-  return readdirSync(dir, { recursive: true }).map((f) => `${String(f)}=${statSync(join(dir, String(f))).size}`).join(' ');
 }
 
 function median(values: number[]): number {
@@ -123,29 +119,39 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const baseArg = arg(argv, '--base');
-  if (!baseArg) throw new Error('usage: tsx bench/engine-cpu.ts --base DIR [--rounds N] [--only c07,c12] [--scale S]');
-  const roots = { base: resolve(baseArg), current: resolve(import.meta.dirname, '..') };
+  if (!baseArg) throw new Error('usage: tsx bench/engine-cpu.ts --base DIR [--also DIR] [--rounds N] [--only c07,c12] [--scale S]');
+  // Checkouts by label: the base, optionally one more (`--also`, say the commit before a change), and this one.
+  const roots = new Map<string, string>([['base', resolve(baseArg)]]);
+  const also = arg(argv, '--also');
+  if (also) roots.set('also', resolve(also));
+  roots.set('current', resolve(import.meta.dirname, '..'));
+  const labels = [...roots.keys()];
   const rounds = Number(arg(argv, '--rounds') ?? 5);
-  const runs: Record<'base' | 'current', Record<string, number>[]> = { base: [], current: [] };
+  const runs = new Map<string, Record<string, number>[]>(labels.map((l) => [l, []]));
   for (let r = 0; r < rounds; r++) {
-    const order: ('base' | 'current')[] = r % 2 === 0 ? ['base', 'current'] : ['current', 'base'];
+    // Each round starts with a different checkout, so none always runs first or last.
+    const order = labels.map((_, i) => labels[(i + r) % labels.length]!);
     for (const which of order) {
-      const args = ['--import', 'tsx', join(import.meta.dirname, 'engine-cpu.ts'), '--child', roots[which], '--scale', String(scale)];
+      const args = ['--import', 'tsx', join(import.meta.dirname, 'engine-cpu.ts'), '--child', roots.get(which)!, '--scale', String(scale)];
       if (onlyArg) args.push('--only', onlyArg);
-      const out = execFileSync(process.execPath, args, { encoding: 'utf8', cwd: roots.current });
-      runs[which].push(JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>);
+      const out = execFileSync(process.execPath, args, { encoding: 'utf8', cwd: roots.get('current')! });
+      runs.get(which)!.push(JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>);
     }
     process.stderr.write(`round ${r + 1}/${rounds} done\n`);
   }
   const tests = [...CLASSIC_TESTS.map((t) => t.id).filter((id) => !only || only.has(id)), 'total'];
+  const others = labels.filter((l) => l !== 'base');
   // The median is the figure; the best run is a second look, since load only ever adds CPU time.
-  console.log(`CPU ms of ${rounds} interleaved rounds (scale ${scale}); base ${roots.base}`);
-  console.log('| test | base median | current median | ratio | base best | current best | ratio |\n|---|---|---|---|---|---|---|');
+  console.log(`CPU ms of ${rounds} interleaved rounds (scale ${scale}); ${labels.map((l) => `${l} = ${roots.get(l)}`).join(', ')}`);
+  const head = ['test', 'base', ...others.flatMap((l) => [l, `${l}/base`]), ...others.map((l) => `best ${l}/base`)];
+  console.log(`| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
   for (const id of tests) {
-    const of = (which: 'base' | 'current'): number[] => runs[which].map((x) => x[id] ?? Number.NaN);
-    const [b, c] = [median(of('base')), median(of('current'))];
-    const [bBest, cBest] = [Math.min(...of('base')), Math.min(...of('current'))];
-    console.log(`| ${id} | ${b.toFixed(0)} | ${c.toFixed(0)} | ${(c / b).toFixed(2)}x | ${bBest.toFixed(0)} | ${cBest.toFixed(0)} | ${(cBest / bBest).toFixed(2)}x |`);
+    const of = (label: string): number[] => runs.get(label)!.map((x) => x[id] ?? Number.NaN);
+    const b = median(of('base'));
+    const cells = [id, b.toFixed(0)];
+    for (const l of others) cells.push(median(of(l)).toFixed(0), `${(median(of(l)) / b).toFixed(2)}x`);
+    for (const l of others) cells.push(`${(Math.min(...of(l)) / Math.min(...of('base'))).toFixed(2)}x`);
+    console.log(`| ${cells.join(' | ')} |`);
   }
 }
 

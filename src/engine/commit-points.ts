@@ -17,7 +17,7 @@
  * - `run`: nothing to do around it. (A SAVEPOINT, ROLLBACK TO or RELEASE inside a transaction
  *   runs like this; after it succeeds the connection tells capture, which keeps its marks.)
  *
- * Only `Connection.runAtCommitPoints` acts on the answer; this module decides and keeps the one
+ * Only `CommitRunner.run` (commit-runner.ts) acts on the answer; this module decides and keeps the one
  * piece of state the decision needs (the savepoint that opened the current transaction).
  */
 

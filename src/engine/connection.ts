@@ -1,10 +1,10 @@
 /**
  * The engine: one SQLite connection over Outpost's VFS, with a synchronous API.
  *
- * Length: about 650 lines, because the statement API, the actions at commit points, the
- * live-query tracking and the sync and server hooks all work on the connection's private state (handle, statement cache,
- * capture); the parts that need none of it live beside it (statements, binding, cells,
- * commit-points, checkpointer, file-image, changesets, guards).
+ * Length: about 600 lines, because the statement API, the live-query tracking and the sync and
+ * server hooks all work on the connection's private state (handle, statement cache); the parts
+ * that need none of it live beside it (statements, binding, cells, commit-points and
+ * commit-runner, checkpointer, file-image, changesets, guards).
  *
  * It runs inside the worker in the browser and in-process under Node; `Database`
  * (`../database.ts`) puts the async public API on top of it.
@@ -23,7 +23,7 @@
  *   ASCII buffer), so a query crosses the worker boundary as a handful of transferred buffers
  *   rather than one object per row.
  * - With change capture, every committed write transaction leaves its change record inside it:
- *   `runAtCommitPoints` acts on what commit-points.ts decides for each statement.
+ *   every statement runs through commit-runner.ts, which acts on what commit-points.ts decides.
  * - Checkpoints follow checkpointer.ts; export and import are file-image.ts.
  *
  * Folder: `engine/` may import `sqlite/`, `opfs-vfs/` (with `storage/`), `types.ts` and
@@ -38,22 +38,24 @@ import { sqliteError } from '../sqlite/errors.js';
 import { PAGE_BYTES } from '../sqlite/format.js';
 import { type RawExports, type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
 import type { BatchStatement, RunResult, SqlParams, SqlValue, StatementResult } from '../types.js';
-import { type BindParams, bindParams, bindValue } from './binding.js';
+import { type BindParams, bindParams } from './binding.js';
 import { type CaptureHooks, ChangeCapture } from './capture.js';
 import { type ChangesetConflict, type ConflictResolution, applyChangeset } from './changesets.js';
 import { CellReader, PackingSink } from './cells.js';
 import { AUTOCHECKPOINT_PAGES, IdleCheckpointer, WalWriteCounter } from './checkpointer.js';
-import { CommitTracker, headerPragma } from './commit-points.js';
-import { type ConnectionLimits, createScalarFunction, restrictConnection, setProgressHandler } from './guards.js';
-import { exportImage, importImage, openSqlite } from './file-image.js';
+import { CommitRunner } from './commit-runner.js';
+import { type AuthorizerRules, type ConnectionLimits, InterruptCheck, createScalarFunction, installAuthorizer, restrictConnection, setProgressHandler } from './guards.js';
+import { DBPAGE_SQL, exportImage, importImage, openSqlite, readPages } from './file-image.js';
 import type { PackedRows } from './packed-rows.js';
 import { PreparedStatements } from './prepared.js';
 import { loadRuntime } from './runtime.js';
 import { AccessRecorder, ChangeTracker, schemaSnapshot, tablesOfPages } from './table-changes.js';
 import {
   type CellObserver,
+  type ExecuteResult,
   type Statement,
   StatementCache,
+  type StatementDescription,
   type StatementHost,
   collectRows,
   resetStatement,
@@ -61,6 +63,8 @@ import {
   splitStatements,
   stepToEnd,
 } from './statements.js';
+
+export type { ExecuteResult, StatementDescription } from './statements.js';
 
 export interface ConnectionOptions {
   durability: 'normal' | 'full';
@@ -89,25 +93,6 @@ export interface ConnectionOptions {
   afterWrite?: (() => void) | undefined;
 }
 
-/** The full result of one statement, as a remote protocol reports it. */
-export interface ExecuteResult {
-  columns: string[];
-  decltypes: (string | null)[];
-  rows: SqlValue[][];
-  changes: number;
-  lastInsertRowid: bigint;
-}
-
-/** A statement as preparing it describes it. */
-export interface StatementDescription {
-  /** Parameter names by position (null for a plain `?`). */
-  params: (string | null)[];
-  columns: string[];
-  decltypes: (string | null)[];
-  readonly: boolean;
-  explain: boolean;
-}
-
 export class Connection {
   private readonly raw: RawExports;
   /** This connection as the statement helpers see it (statements.ts, binding.ts). */
@@ -118,14 +103,16 @@ export class Connection {
   private readonly cells: CellReader;
   /** Reads every INTEGER as bigint whatever `intMode` says: `execute(..., exact)`. */
   private readonly exactCells: CellReader;
-  private readonly commitPoints = new CommitTracker();
   private readonly checkpointer: IdleCheckpointer;
   private closed = false;
-  private capture: ChangeCapture | null = null;
+  /** Runs every statement at its commit points, with change capture when configured (commit-runner.ts). */
+  private readonly runner: CommitRunner;
   /** The tables each statement reads and writes, and each commit's changed tables (table-changes.ts). */
   private readonly access = new AccessRecorder();
   private readonly changes: ChangeTracker;
-  private authorizer: ((action: number, a: string | null, b: string | null, trigger: string | null, dbName: string | null) => boolean) | null = null;
+  /** The progress handler that stops a running call (guards.ts). */
+  private readonly interrupts: InterruptCheck;
+  private authorizer: AuthorizerRules | null = null;
 
   private constructor(
     private readonly sqlite3: Sqlite3Runtime,
@@ -141,13 +128,15 @@ export class Connection {
     this.raw = rawExports(sqlite3);
     this.host = { sqlite3, raw: this.raw, db: () => this.db, error: (rc, sql) => this.error(rc, sql), access: this.access };
     this.changes = new ChangeTracker(this.access, { inTransaction: () => this.inTransaction, totalChanges: () => this.raw.sqlite3_total_changes(this.db) });
+    this.interrupts = new InterruptCheck(sqlite3);
+    this.runner = new CommitRunner({ host: this.host, prepare: (sql) => this.prepare(sql), readRows: (sql, params) => this.readRows(sql, params) }, this.changes);
     this.statements = new StatementCache(this.host, () => this.prepared.expire());
     this.cells = new CellReader(this.raw, sqlite3, options.intMode === 'bigint');
     this.exactCells = new CellReader(this.raw, sqlite3, true);
     this.prepared = new PreparedStatements({
       host: this.host,
       cells: this.cells,
-      run: (stmt, body) => this.runAtCommitPoints(stmt, body),
+      run: (stmt, body) => this.runner.run(stmt, body),
       afterCall: () => this.afterCall(),
       ensureOpen: () => this.ensureOpen(),
     });
@@ -201,13 +190,13 @@ export class Connection {
       this.exec(`PRAGMA wal_autocheckpoint=${this.options.checkpoint === 'manual' ? 0 : AUTOCHECKPOINT_PAGES}`);
       if (this.options.cacheKiB) this.exec(`PRAGMA cache_size=-${Math.max(64, Math.floor(this.options.cacheKiB))}`);
       // SQLite reopened under the sync layer: the interrupt check's handler goes with the new handle.
-      if (this.interruptOps > 0) this.installInterruptHandler();
+      this.interrupts.reinstall(this.db);
       if (this.options.checkpoint === 'manual' || this.options.checkpointOnClose === false) {
         // Closing must not checkpoint either: the sync layer decides what reaches the main file.
         this.sqlite3.capi.sqlite3_db_config(this.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, 0);
       }
       if (this.options.capture) {
-        this.capture = new ChangeCapture(this.sqlite3, this.db, this.options.capture, {
+        this.runner.capture = new ChangeCapture(this.sqlite3, this.db, this.options.capture, {
           // The schema cookie moves with every schema change: capture caches column names by it.
           version: () => Number(this.readRows('PRAGMA main.schema_version', undefined)[0]?.[0]),
           columns: (table) => this.readRows("SELECT name FROM pragma_table_info(?, 'main') ORDER BY cid", [table]).map((row) => String(row[0])),
@@ -237,7 +226,7 @@ export class Connection {
     this.ensureOpen();
     for (const stmt of splitStatements(this.host, sql)) {
       try {
-        this.runAtCommitPoints(stmt, () => stepToEnd(this.host, stmt));
+        this.runner.run(stmt, () => stepToEnd(this.host, stmt));
       } finally {
         this.sqlite3.capi.sqlite3_finalize(stmt.ptr);
       }
@@ -254,7 +243,7 @@ export class Connection {
       const n = stmt.columns.length;
       const { raw, cells } = this;
       let rows = 0;
-      this.runAtCommitPoints(stmt, () => {
+      this.runner.run(stmt, () => {
         for (; rows < maxRows; rows++) {
           const rc = raw.sqlite3_step(stmt.ptr);
           if (rc === SQLITE_ROW) {
@@ -275,7 +264,7 @@ export class Connection {
     const stmt = this.prepare(sql);
     try {
       bindParams(this.host, stmt, params);
-      return this.runAtCommitPoints(stmt, () => {
+      return this.runner.run(stmt, () => {
         const rc = this.raw.sqlite3_step(stmt.ptr);
         if (rc === SQLITE_ROW) return stmt.columns.length > 0 ? this.cells.value(stmt.ptr, 0) : null;
         if (rc === SQLITE_DONE) return null;
@@ -297,7 +286,7 @@ export class Connection {
     try {
       bindParams(this.host, stmt, params);
       const totalBefore = this.raw.sqlite3_total_changes(this.db);
-      const rows = this.runAtCommitPoints(stmt, () => collectRows(this.host, exact ? this.exactCells : this.cells, stmt, onCell));
+      const rows = this.runner.run(stmt, () => collectRows(this.host, exact ? this.exactCells : this.cells, stmt, onCell));
       const decltypes: (string | null)[] = [];
       for (let i = 0; i < stmt.columns.length; i++) decltypes.push(this.sqlite3.capi.sqlite3_column_decltype(stmt.ptr, i));
       return {
@@ -318,7 +307,7 @@ export class Connection {
     const stmt = this.prepare(sql);
     try {
       bindParams(this.host, stmt, params);
-      this.runAtCommitPoints(stmt, () => stepToEnd(this.host, stmt));
+      this.runner.run(stmt, () => stepToEnd(this.host, stmt));
       return { changes: this.raw.sqlite3_changes(this.db), lastInsertRowid: this.raw.sqlite3_last_insert_rowid(this.db) };
     } finally {
       resetStatement(this.raw, stmt);
@@ -361,7 +350,7 @@ export class Connection {
         this.host,
         this.cells,
         sql,
-        (stmt, body) => (around ? around(stmt.sql, () => this.runAtCommitPoints(stmt, body)) : this.runAtCommitPoints(stmt, body)),
+        (stmt, body) => (around ? around(stmt.sql, () => this.runner.run(stmt, body)) : this.runner.run(stmt, body)),
         onCell,
       );
     } finally {
@@ -422,7 +411,7 @@ export class Connection {
       }, allPages);
       // Statements prepared against the old schema must not be reused, nor columns read from it.
       this.statements.clear();
-      this.capture?.schemaReplaced();
+      this.runner.capture?.schemaReplaced();
     } finally {
       this.afterCall();
     }
@@ -434,8 +423,7 @@ export class Connection {
     this.closed = true;
     this.checkpointer.cancel();
     this.statements.clear();
-    this.capture?.dispose();
-    this.capture = null;
+    this.runner.dropCapture();
     const rc = this.sqlite3.capi.sqlite3_close_v2(this.db);
     this.db = 0;
     this.unmount();
@@ -454,108 +442,7 @@ export class Connection {
     if (failure) throw failure;
   }
 
-  // ---- change capture ---------------------------------------------------------------------
-
-  /**
-   * Runs one statement's execution (`body`) under change capture: autocommit writes are
-   * wrapped in BEGIN/COMMIT with their change record, and every commit point flushes the
-   * record of its transaction. commit-points.ts decides; this is the only place that acts.
-   */
-  private runAtCommitPoints<T>(stmt: Statement, body: () => T): T {
-    // Without capture there is nothing to plan, so no wrapper either (the path of every small call).
-    if (!this.capture) return this.changes.around(stmt, body);
-    return this.changes.around(stmt, () => this.runCaptured(stmt, body));
-  }
-
-  private runCaptured<T>(stmt: Statement, body: () => T): T {
-    const cap = this.capture;
-    if (!cap) return body();
-    if (cap.suspended > 0) {
-      const result = body();
-      // The owner's own DDL (replay) is not recorded, but it changes the schema all the same.
-      if (stmt.kind === 'ddl') cap.schemaChanged();
-      return result;
-    }
-    try {
-      switch (this.commitPoints.plan(stmt, this.raw.sqlite3_get_autocommit(this.db) === 0)) {
-        case 'wrap':
-          return this.runWrapped(cap, stmt, body);
-        case 'note-ddl': {
-          cap.beforeDdl();
-          const result = body();
-          cap.afterDdl(this.recordedText(stmt));
-          return result;
-        }
-        case 'record-first':
-          this.flushOrRollBack(cap);
-          return body();
-        case 'rollback':
-          try {
-            return body();
-          } finally {
-            if (this.raw.sqlite3_get_autocommit(this.db) !== 0) cap.rolledBack();
-          }
-        case 'run': {
-          const result = body();
-          if (this.raw.sqlite3_get_autocommit(this.db) === 0) cap.afterSavepointStatement(stmt);
-          return result;
-        }
-      }
-    } finally {
-      this.commitPoints.settle(this.raw.sqlite3_get_autocommit(this.db) === 0);
-    }
-  }
-
-  /**
-   * Writes the record of a transaction about to commit. When capture refuses it (a write sync
-   * cannot carry) or cannot write it, the transaction is rolled back, as SQLite does when a
-   * commit hook vetoes a COMMIT: left open, the caller's next statements would run inside it
-   * and be lost at close while each seemed to succeed.
-   */
-  private flushOrRollBack(cap: ChangeCapture): void {
-    try {
-      cap.flush();
-    } catch (e) {
-      if (this.raw.sqlite3_get_autocommit(this.db) === 0) this.stepRaw('ROLLBACK');
-      cap.rolledBack();
-      if (e instanceof Error) e.message = `${e.message} (the transaction was rolled back)`;
-      throw e;
-    }
-  }
-
-  /** An autocommit write: BEGIN, the statement, its change record, COMMIT, as one transaction. */
-  private runWrapped<T>(cap: ChangeCapture, stmt: Statement, body: () => T): T {
-    this.stepRaw('BEGIN');
-    try {
-      const noted = stmt.kind === 'ddl' || stmt.kind === 'header';
-      if (noted) cap.beforeDdl();
-      const result = body();
-      if (noted) cap.afterDdl(this.recordedText(stmt));
-      cap.flush();
-      this.stepRaw('COMMIT');
-      return result;
-    } catch (e) {
-      if (this.raw.sqlite3_get_autocommit(this.db) === 0) this.stepRaw('ROLLBACK');
-      cap.rolledBack();
-      throw e;
-    }
-  }
-
-  /** A noted statement's segment: DDL as written; a header PRAGMA as the value it left (one spelling for push and replay). */
-  private recordedText(stmt: Statement): string {
-    const name = stmt.kind === 'header' ? headerPragma(stmt.sql) : null;
-    return name ? `PRAGMA ${name} = ${String(this.readRows(`PRAGMA main.${name}`, undefined)[0]?.[0])}` : stmt.sql;
-  }
-
-  /** Steps a cached statement without capture (BEGIN/COMMIT/ROLLBACK around captured writes). */
-  private stepRaw(sql: string): void {
-    const stmt = this.prepare(sql);
-    try {
-      stepToEnd(this.host, stmt);
-    } finally {
-      resetStatement(this.raw, stmt);
-    }
-  }
+  // ---- change capture (commit-runner.ts acts at the commit points) ------------------------
 
   /** The rows of a read made on the engine's behalf (capture's schema reads): no capture planning, no idle bookkeeping. */
   private readRows(sql: string, params: BindParams | undefined): SqlValue[][] {
@@ -570,7 +457,7 @@ export class Connection {
 
   /** Runs `fn` with change capture off (the sync layer's own writes: replay, bookkeeping). */
   withoutCapture<T>(fn: () => T): T {
-    return this.capture ? this.capture.suspendWhile(fn) : fn();
+    return this.runner.withoutCapture(fn);
   }
 
   // ---- hooks for the sync layer and the server ----------------------------------------------
@@ -592,23 +479,7 @@ export class Connection {
    * Pages past the end are left out of the result.
    */
   readPages(pageNumbers: Iterable<number>): Map<number, Uint8Array> {
-    const out = new Map<number, Uint8Array>();
-    const stmt = this.prepare('SELECT data FROM sqlite_dbpage WHERE pgno = ?');
-    const raw = this.raw;
-    try {
-      for (const pgno of pageNumbers) {
-        raw.sqlite3_reset(stmt.ptr);
-        bindValue(this.host, stmt, 1, pgno);
-        const rc = raw.sqlite3_step(stmt.ptr);
-        if (rc === SQLITE_ROW) {
-          const p = raw.sqlite3_column_blob(stmt.ptr, 0);
-          out.set(pgno, this.sqlite3.wasm.heap8u().slice(p, p + raw.sqlite3_column_bytes(stmt.ptr, 0)));
-        } else if (rc !== SQLITE_DONE) throw this.error(rc, stmt.sql);
-      }
-      return out;
-    } finally {
-      resetStatement(raw, stmt);
-    }
+    return readPages(this.host, this.prepare(DBPAGE_SQL), pageNumbers);
   }
 
   /**
@@ -616,27 +487,15 @@ export class Connection {
    * statement as it is prepared (action codes in sqlite/constants.ts; `trigger` is set inside a
    * trigger). Cached statements are dropped, so none escapes the new rules.
    */
-  setAuthorizer(check: ((action: number, a: string | null, b: string | null, trigger: string | null, dbName: string | null) => boolean) | null): void {
+  setAuthorizer(check: AuthorizerRules | null): void {
     this.ensureOpen();
     this.statements.clear();
     this.authorizer = check;
   }
 
-  /**
-   * The one authorizer SQLite calls: it notes the tables each statement reads and writes
-   * (table-changes.ts), then asks the rules `setAuthorizer` installed, if any.
-   */
+  /** The one authorizer SQLite calls: it notes each statement's tables (table-changes.ts), then asks the rules above. */
   private installAuthorizer(): void {
-    const rc = this.sqlite3.capi.sqlite3_set_authorizer(
-      this.db,
-      (_ctx, action, a, b, dbName, trigger) => {
-        this.access.note(action, a || null, b || null);
-        const check = this.authorizer;
-        return !check || check(action, a || null, b || null, trigger || null, dbName || null) ? 0 : 1;
-      },
-      0,
-    );
-    if (rc !== SQLITE_OK) throw this.error(rc, 'set authorizer');
+    this.check(installAuthorizer(this.sqlite3, this.db, (action, a, b) => this.access.note(action, a, b), () => this.authorizer), 'set authorizer');
   }
 
   /**
@@ -683,22 +542,9 @@ export class Connection {
     setProgressHandler(this.sqlite3, this.ensureDb(), ops, shouldStop);
   }
 
-  /**
-   * The check that stops a running call (driver.ts `limited`), or null between such calls.
-   * The progress handler behind it is installed once and stays: installing one costs the WASM
-   * build far more than a call (about 0.8 ms), while an idle check costs next to nothing.
-   */
+  /** The check that stops a running call (driver.ts `limited`), or null between such calls (guards.ts `InterruptCheck`). */
   setInterruptCheck(ops: number, check: (() => boolean) | null): void {
-    this.interruptCheck = check;
-    if (check && this.interruptOps === 0) {
-      this.interruptOps = ops;
-      this.installInterruptHandler();
-    }
-  }
-  private interruptCheck: (() => boolean) | null = null;
-  private interruptOps = 0;
-  private installInterruptHandler(): void {
-    setProgressHandler(this.sqlite3, this.ensureDb(), this.interruptOps, () => this.interruptCheck?.() ?? false);
+    this.interrupts.set(ops, check, () => this.ensureDb());
   }
   private ensureDb(): number {
     this.ensureOpen();
@@ -731,8 +577,7 @@ export class Connection {
     if (this.inTransaction) throw new OutpostError('cannot rewrite the database files inside a transaction', 'INVALID_ARGUMENT');
     this.vfs.flushWrites();
     this.statements.clear();
-    this.capture?.dispose();
-    this.capture = null;
+    this.runner.dropCapture();
     this.sqlite3.capi.sqlite3_close_v2(this.db);
     this.db = 0;
     try {

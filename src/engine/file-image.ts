@@ -1,6 +1,7 @@
 /**
  * Whole-database images: export and import, and the SQLite handles they need (the connection's
- * own, an in-memory copy, a scratch database on memory files).
+ * own, an in-memory copy, a scratch database on memory files); and raw pages of the committed
+ * database, read through `sqlite_dbpage` (the sync server's page reads).
  *
  * Import is all or nothing. The image is validated (header, `integrity_check` on an in-memory
  * copy), brought to the connection's page size if it differs, and copied with SQLite's backup
@@ -24,6 +25,8 @@ import { sqliteError } from '../sqlite/errors.js';
 import { markRollbackMode, validateHeader } from '../sqlite/format.js';
 import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
 import type { SqlValue } from '../types.js';
+import { bindValue } from './binding.js';
+import { type Statement, type StatementHost, resetStatement } from './statements.js';
 
 /** Opens a SQLite handle on `path` with Outpost's VFS (or the default VFS when vfs is null). */
 export function openSqlite(sqlite3: Sqlite3Runtime, vfs: OutpostVfs | null, path: string): number {
@@ -187,5 +190,31 @@ function selectValue(sqlite3: Sqlite3Runtime, db: number, sql: string): SqlValue
     }
   } finally {
     wasm.dealloc(pp);
+  }
+}
+
+/** The statement `readPages` steps, prepared (and cached) by the connection. */
+export const DBPAGE_SQL = 'SELECT data FROM sqlite_dbpage WHERE pgno = ?';
+
+/**
+ * Reads raw pages (1-based numbers) of the committed database with `stmt`, a prepared
+ * `DBPAGE_SQL`. Pages past the end are left out of the result.
+ */
+export function readPages(host: StatementHost, stmt: Statement, pageNumbers: Iterable<number>): Map<number, Uint8Array> {
+  const out = new Map<number, Uint8Array>();
+  const { raw } = host;
+  try {
+    for (const pgno of pageNumbers) {
+      raw.sqlite3_reset(stmt.ptr);
+      bindValue(host, stmt, 1, pgno);
+      const rc = raw.sqlite3_step(stmt.ptr);
+      if (rc === SQLITE_ROW) {
+        const p = raw.sqlite3_column_blob(stmt.ptr, 0);
+        out.set(pgno, host.sqlite3.wasm.heap8u().slice(p, p + raw.sqlite3_column_bytes(stmt.ptr, 0)));
+      } else if (rc !== SQLITE_DONE) throw host.error(rc, stmt.sql);
+    }
+    return out;
+  } finally {
+    resetStatement(raw, stmt);
   }
 }

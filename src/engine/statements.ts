@@ -28,6 +28,25 @@ export interface Statement {
   access: TableAccess;
 }
 
+/** The full result of one statement, as a remote protocol reports it. */
+export interface ExecuteResult {
+  columns: string[];
+  decltypes: (string | null)[];
+  rows: SqlValue[][];
+  changes: number;
+  lastInsertRowid: bigint;
+}
+
+/** A statement as preparing it describes it. */
+export interface StatementDescription {
+  /** Parameter names by position (null for a plain `?`). */
+  params: (string | null)[];
+  columns: string[];
+  decltypes: (string | null)[];
+  readonly: boolean;
+  explain: boolean;
+}
+
 /** What statement work needs from its connection. */
 export interface StatementHost {
   readonly sqlite3: Sqlite3Runtime;
