@@ -122,7 +122,11 @@ export async function runNodeAbortStop(times: number): Promise<{ ms: number; p99
   }
 }
 
-/** `open()` of a new in-memory database to its first answer, with the engine in a thread or inline. */
+/**
+ * `open()` of a new in-memory database to its first answer, with the engine in a thread or
+ * inline. Run after the other Node figures, so the process's engine thread and SQLite are
+ * loaded already: this is the cost of every open after a process's first.
+ */
 export async function runNodeOpen(engine: 'thread' | 'inline'): Promise<{ ms: number }> {
   const t0 = performance.now();
   const db = await open(':memory:', { storage: 'memory', engine });
