@@ -82,8 +82,8 @@ export interface SyncOptions {
   retries?: number;
   /**
    * Browser PWAs with a service worker that queues push batches (README, "Background push"):
-   * when the server cannot be reached, a push still sends every batch of pending changes, in
-   * order, so that the service worker can store those requests and send them when the network returns,
+   * when the server cannot be reached, a push still sends its pending changes, one batch per
+   * transaction in order (only those it has not sent before in this session), so that the service worker can store those requests and send them when the network returns,
    * even with no tab open. Each batch carries its own gate on the server's acknowledgement (and
    * waits for the batch before it), so it is applied at most once however often it is sent.
    * Default false.
