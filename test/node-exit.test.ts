@@ -25,8 +25,8 @@ afterAll(async () => {
 });
 
 /** Runs `script` (an ES module body) in a child Node process; resolves with its exit code and output once it exits. */
-function runScript(script: string, env: Record<string, string>): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawnGroup(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: { ...process.env, ...env } });
+function runScript(script: string, env: Record<string, string>, flags: string[] = []): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawnGroup(process.execPath, [...flags, '--input-type=module', '-e', script], { cwd: root, env: { ...process.env, ...env } });
   // A script that hangs (the bug this file guards against) must not outlive its test.
   onTestFinished(() => stopGroup(child));
   let out = '';
@@ -75,4 +75,17 @@ test('a call in flight keeps the process alive until it answers, with nothing aw
   expect(result.err).toBe('');
   expect(result.code).toBe(0);
   expect(JSON.parse(result.out)).toEqual({ n: 300000 });
+});
+
+test('a process started with a flag Node refuses a worker thread (--expose-gc) still gets its engine thread', { timeout: 120_000 }, async () => {
+  const script = `
+    const { open } = await import('outpost/node');
+    const db = await open(process.env.DB_FILE);
+    console.log(JSON.stringify({ rows: await db.query('SELECT 1 AS x'), gc: typeof globalThis.gc }));
+    await db.close();
+  `;
+  const result = await runScript(script, { DB_FILE: join(dir, 'expose-gc.db') }, ['--expose-gc']);
+  expect(result.err).toBe('');
+  expect(result.code).toBe(0);
+  expect(JSON.parse(result.out)).toEqual({ rows: [{ x: 1 }], gc: 'function' });
 });

@@ -77,10 +77,43 @@ function unhold(thread: EngineThread): void {
   if (--thread.holds === 0) thread.worker.unref();
 }
 
+/** Flags (and the value after each) that shape how modules load, which a thread also needs. */
+const LOADER_FLAGS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader', '--conditions', '-C']);
+
+/**
+ * The process's flags a thread may take. A thread inherits them, but Node refuses a thread
+ * some of them (`--expose-gc`, heap sizes: ERR_WORKER_INVALID_EXEC_ARGV), so past that refusal
+ * only the module-loading flags are kept. `--input-type` (of `node -e`) is dropped always: it is
+ * only valid for a string entry, and the bootstrap below is CommonJS whatever the parent's type.
+ */
+function threadFlags(all: boolean): string[] {
+  const argv = process.execArgv.filter((arg) => !arg.startsWith('--input-type'));
+  if (all) return argv;
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const name = arg.split('=')[0]!;
+    if (LOADER_FLAGS.has(name)) {
+      kept.push(arg);
+      if (!arg.includes('=') && i + 1 < argv.length) kept.push(argv[++i]!);
+    } else if (arg === '--enable-source-maps' || arg.startsWith('--experimental-') || arg.startsWith('--no-warnings')) {
+      kept.push(arg);
+    }
+  }
+  return kept;
+}
+
 function startThread(): Worker {
-  // A thread inherits the process's flags, but `--input-type` (of `node -e`) is only valid for
-  // a string entry, and the bootstrap below is CommonJS whatever the parent's input type.
-  const options = { name: 'outpost:engine', execArgv: process.execArgv.filter((arg) => !arg.startsWith('--input-type')) };
+  try {
+    return startThreadWith(threadFlags(true));
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
+    return startThreadWith(threadFlags(false));
+  }
+}
+
+function startThreadWith(execArgv: string[]): Worker {
+  const options = { name: 'outpost:engine', execArgv };
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./engine-thread.js', import.meta.url), options);
   // From source: Node 20 applies no ESM loader hooks in a worker thread, so a small script
   // installs tsx's require hooks there and requires the TypeScript entry.
