@@ -111,6 +111,14 @@ export function isTrackedTable(name: string): boolean {
   return !(lower === CHANGES_TABLE || lower === CALLS_TABLE || lower === TURSO_SYNC_TABLE || lower.startsWith('sqlite_'));
 }
 
+/** Records from rows of (id, ddl, changeset). */
+function recordsOf(rows: readonly (readonly unknown[])[]): ChangeRecord[] {
+  return rows.map(([id, ddl, cs]) => ({
+    id: Number(id),
+    segments: decodeRecord(ddl === null ? null : String(ddl), cs instanceof Uint8Array ? cs : new Uint8Array(0)),
+  }));
+}
+
 export class ChangeLog {
   private constructor(
     private readonly conn: Connection,
@@ -188,11 +196,7 @@ export class ChangeLog {
   /** Every record, oldest first. */
   readAll(): ChangeRecord[] {
     if (!this.exists()) return [];
-    const rows = this.conn.execute(`SELECT id, ddl, changeset FROM ${CHANGES_TABLE} ORDER BY id`, undefined).rows;
-    return rows.map(([id, ddl, cs]) => ({
-      id: Number(id),
-      segments: decodeRecord(ddl === null ? null : String(ddl), cs instanceof Uint8Array ? cs : new Uint8Array(0)),
-    }));
+    return recordsOf(this.conn.execute(`SELECT id, ddl, changeset FROM ${CHANGES_TABLE} ORDER BY id`, undefined).rows);
   }
 
   count(): number {
@@ -212,6 +216,35 @@ export class ChangeLog {
     const next = Math.max(this.maxId(), this.idFloor()) + 1;
     this.conn.withoutCapture(() => this.conn.run(`UPDATE ${CHANGES_TABLE} SET id = ? WHERE id = ?`, [next, id]));
     return next;
+  }
+
+  /**
+   * Gives `ids` the next change ids, in the order given, in one statement (so atomically);
+   * returns each old id's new one. A retried change and the later changes of its rows need it
+   * together, to keep their order.
+   */
+  moveToEnd(ids: readonly number[]): Map<number, number> {
+    const next = Math.max(this.maxId(), this.idFloor()) + 1;
+    const order = JSON.stringify(ids);
+    this.conn.withoutCapture(() =>
+      this.conn.run(
+        `UPDATE ${CHANGES_TABLE} SET id = ? + (SELECT CAST(key AS INTEGER) FROM json_each(?) WHERE value = ${CHANGES_TABLE}.id) WHERE id IN (SELECT value FROM json_each(?))`,
+        [next, order, order],
+      ),
+    );
+    return new Map(ids.map((id, i) => [id, next + i]));
+  }
+
+  /** The records among `ids` that exist, oldest first. */
+  readSome(ids: readonly number[]): ChangeRecord[] {
+    if (!this.exists() || ids.length === 0) return [];
+    return recordsOf(this.conn.execute(`SELECT id, ddl, changeset FROM ${CHANGES_TABLE} WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`, [JSON.stringify(ids)]).rows);
+  }
+
+  /** The ids of the records above `id`, oldest first. */
+  idsAbove(id: number): number[] {
+    if (!this.exists()) return [];
+    return this.conn.execute(`SELECT id FROM ${CHANGES_TABLE} WHERE id > ? ORDER BY id`, [id]).rows.map(([v]) => Number(v));
   }
 
   /** Deletes one record; its deletion is not itself captured. */

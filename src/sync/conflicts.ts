@@ -107,6 +107,33 @@ export function heldBehindRejected(records: readonly DecodedChangeRecord[], reje
   return held;
 }
 
+/**
+ * What moves with a retried record that needs a new id (it goes after every record there is):
+ * the retried one, then each later record, oldest first, that writes a row the records taken so
+ * far write. Without them its older values would land after their newer ones. `rowsOf` gives a
+ * record's rows (table and key); `later` holds only records the server cannot have (refused, or
+ * never sent), oldest first, for a record the server has keeps its id. Pure.
+ */
+export function retryGroup(retriedId: number, later: readonly number[], rowsOf: (id: number) => ReadonlySet<string>): number[] {
+  const group = [retriedId];
+  const rows = new Set(rowsOf(retriedId));
+  for (const id of later) {
+    if (id <= retriedId) continue;
+    const theirs = rowsOf(id);
+    let shares = false;
+    for (const row of theirs) {
+      if (rows.has(row)) {
+        shares = true;
+        break;
+      }
+    }
+    if (!shares) continue;
+    group.push(id);
+    for (const row of theirs) rows.add(row);
+  }
+  return group;
+}
+
 /** The rows (table and key) each record writes, for `touchesAny`. */
 export function rowsOfRecords(records: readonly DecodedChangeRecord[], current: TableLookup): Map<number, Set<string>> {
   return new Map(records.map((record) => [record.id, new Set([...rowChanges(record, current)].map(({ change, info }) => rowIdentity(change, info)))]));

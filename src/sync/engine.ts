@@ -71,8 +71,10 @@ import type { PendingChange, SyncOptions, SyncProgress, SyncStatus } from '../ty
 import { applyPull, recover } from './apply.js';
 import { recordDdl } from './change-log.js';
 import { decodeSegments } from './changeset.js';
+import { retryGroup, rowsOfRecords } from './conflicts.js';
 import type { LocalDatabase } from './local.js';
 import { maybeCheckpointLocal } from './local-checkpoint.js';
+import { pushedUpTo } from './state-file.js';
 import { type PulledUpdate, fetchPull } from './pull.js';
 import { pushOnce } from './push.js';
 import { changeTableInfo, toMutation } from './push-sql.js';
@@ -125,6 +127,8 @@ export async function retrying<T>(op: () => Promise<T>, retries: number, ...sign
 export class SyncEngine {
   private lastError: { code: string; message: string } | null = null;
   private pushing: Promise<number> | null = null;
+  /** `rowsOfRecord`'s entries. */
+  private readonly retryRows = new Map<number, ReadonlySet<string>>();
   /**
    * A change was dropped since the last apply: its effects are still in the local database
    * until a rebase (revert to the synced image, replay what is pending), which the next pull
@@ -185,6 +189,7 @@ export class SyncEngine {
    * `REJECTED` naming the first such change.
    */
   applyPull(update: PulledUpdate): void {
+    this.retryRows.clear();
     // Downloaded for a revision another pull has moved past: its pages would mix two images.
     if (update.baseRevision !== undefined && update.baseRevision !== this.local.state.value.revision) return;
     this.progress({ phase: 'apply', pagesDone: update.pages.size, pagesTotal: update.pages.size, bytes: 0 });
@@ -220,6 +225,8 @@ export class SyncEngine {
   }
 
   private async pushOnce(): Promise<number> {
+    // A push may re-key pending inserts (conflicts.ts `rekeyInserts`): the rows cached for retries change.
+    this.retryRows.clear();
     if (this.local.changes.count() > 0) this.progress({ phase: 'push', pagesDone: 0, pagesTotal: 0, bytes: 0 });
     try {
       const outcome = await pushOnce(this.local, this.transport, this.options);
@@ -341,15 +348,50 @@ export class SyncEngine {
    * id the server's acknowledgement may have passed (later changes were pushed after it was
    * refused) gets the next change id first: pushes skip ids at or below the acknowledgement and
    * a pull drops them, so under its old id the retried change would be lost. It is then pushed
-   * after the changes made since. The renumbering comes first: a crash between the two steps
-   * leaves a mark on an id that no longer exists (the next pull clears it), never a change
-   * unmarked below the acknowledgement.
+   * after the changes made since, together with every later change of its rows the server
+   * cannot have (refused, or never sent), in their order (conflicts.ts `retryGroup`): alone it
+   * would land its older values after their newer ones, whichever order the app retries in.
+   * Moved refused changes keep their marks. The move comes first: a crash between the two
+   * steps leaves marks on ids that no longer exist (the next pull clears them) and moved changes
+   * unmarked (pushed in order, refused again if they still fail), never a change unmarked below
+   * the acknowledgement.
    */
   retryRejected(changeId: number): void {
     const { state, changes, rejected } = this.local;
     if (!rejected.has(changeId)) return;
-    if (changeId <= state.value.changeIdFloor) changes.renumber(changeId);
-    rejected.record(new Map([[changeId, null]]));
+    const marks = new Map<number, string | null>([[changeId, null]]);
+    if (changeId <= state.value.changeIdFloor) {
+      const sent = pushedUpTo(state.value);
+      // Refused ones from the marks (in memory), never-sent ones from the log (usually few).
+      const refused = rejected.all().map((m) => m.changeId).filter((id) => id > changeId && id <= sent);
+      const later = [...refused.sort((a, b) => a - b), ...changes.idsAbove(Math.max(changeId, sent))];
+      const lookup = tableInfoLookup(this.local.conn);
+      const group = retryGroup(changeId, later, (id) => this.rowsOfRecord(id, lookup));
+      for (const [from, to] of changes.moveToEnd(group)) {
+        this.retryRows.delete(from);
+        const reason = from === changeId ? undefined : rejected.reason(from);
+        if (reason === undefined) continue;
+        marks.set(from, null);
+        marks.set(to, reason);
+      }
+    }
+    rejected.record(marks);
+  }
+
+  /**
+   * The rows (table and key) a pending change writes, kept between retries: an app retrying
+   * thousands of refused changes one by one must not decode every later change each time.
+   * Records change ids only by moves (which drop their entries) and content only by a push's
+   * re-key (which clears this), so an entry stays true while its id does.
+   */
+  private rowsOfRecord(id: number, lookup: ReturnType<typeof tableInfoLookup>): ReadonlySet<string> {
+    let rows = this.retryRows.get(id);
+    if (!rows) {
+      const [record] = this.local.changes.readSome([id]);
+      rows = record ? (rowsOfRecords([{ id, segments: decodeSegments(record.segments) }], lookup).get(id) ?? new Set()) : new Set();
+      this.retryRows.set(id, rows);
+    }
+    return rows;
   }
 
   // ---- status ----------------------------------------------------------------------------

@@ -7,12 +7,6 @@
  * every refused change retried, in random order, until nothing is pending. The server's rows
  * must then equal the commits that were not dropped, replayed in their commit order.
  * `OUTPOST_RETRY_CASES` sets how many cases run (default 40).
- *
- * SKIPPED: it fails on main (an older value wins when a held change is retried before its
- * blocker; seeds 76789 and 978150 showed it). The fix that makes it pass (branch wt-trust10,
- * commit a131dd7: a retry moves the later changes of its rows with it, in order) was reverted
- * because it costs O(pending changes) per retry, and test/sync/rejections.test.ts (2,250
- * retries one by one) then ran past its time limit. Unskip with a fix that is also fast.
  */
 import { expect, test } from 'vitest';
 import { Database } from '../../src/database.js';
@@ -113,7 +107,7 @@ async function runCase(server: Endpoint, random: Random, log: string[]): Promise
   }
 }
 
-test.skip('refused and held changes retried and dropped in any order land as their commits did, in commit order (seeded)', async () => {
+test('refused and held changes retried and dropped in any order land as their commits did, in commit order (seeded)', async () => {
   const seed = testSeed();
   console.log(`retry-order seed ${seed}, ${CASES} cases`);
   const random = rng(seed);
