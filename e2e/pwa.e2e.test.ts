@@ -137,6 +137,9 @@ test('offline the PWA opens from its cache, and its offline writes reach the ser
   const committed = watcher.pull();
   await cdp.send('ServiceWorker.dispatchSyncEvent', { origin: new URL(url).origin, registrationId, tag: 'outpost-push', lastChance: false });
   await committed;
+  // The service worker sends one batch per transaction: the long poll can end at the first; each
+  // further pull waits for the server's next commit.
+  for (let pulls = 1; pulls < 10 && (await watcher.query<{ n: number }>('SELECT count(*) AS n FROM items'))[0]!.n < 3; pulls++) await watcher.pull();
   expect(await watcher.query('SELECT v FROM items ORDER BY v')).toEqual([{ v: 'one' }, { v: 'three' }, { v: 'two' }]);
   expect(await serverRows(remote, 'SELECT v, count(*) FROM items GROUP BY v ORDER BY v')).toEqual([
     ['one', '1'],
