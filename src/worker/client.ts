@@ -12,6 +12,8 @@ import * as Comlink from 'comlink';
 import { type Driver, forwardDriver } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import { type BrokerPort, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
+import { DEFAULT_TAB_TIMEOUT_MS } from '../options.js';
+import { SharedDriver } from './tabs.js';
 import { type BrokerMessage, type BrokerRequest, brokerWorkerName } from './tabs-protocol.js';
 
 export interface WorkerConnection {
@@ -64,11 +66,18 @@ function connectBroker(name: string): Promise<BrokerPort | undefined> {
 export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCallbacks = {}): Promise<WorkerConnection> {
   installErrorTransfer();
   const flag = abortFlag();
-  const brokerReady = openRequest.shared ? connectBroker(openRequest.name) : Promise.resolve(undefined);
+  // Sharing needs Web Locks (to elect the engine) and BroadcastChannel here; without them the
+  // worker takes the database alone.
+  const sharing = openRequest.shared === true && typeof navigator.locks?.request === 'function' && typeof BroadcastChannel === 'function';
+  const brokerReady = sharing ? connectBroker(openRequest.name) : Promise.resolve(undefined);
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: `outpost:${openRequest.name}` });
   let failWith: (e: Error) => void = () => {};
+  let shared: SharedDriver | null = null;
   const died = new Promise<never>((_, reject) => {
-    failWith = reject;
+    failWith = (e) => {
+      shared?.fail(e);
+      reject(e);
+    };
   });
   // Keep the rejection from being reported as unhandled when nobody is waiting on it.
   died.catch(() => {});
@@ -79,16 +88,22 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
   const remote = Comlink.wrap<WorkerApi>(worker);
   const call = <T>(start: () => Promise<T>): Promise<T> => Promise.race([start(), died]);
 
-  try {
-    const broker = await brokerReady;
-    const request: OpenRequest = { ...openRequest, abortFlag: flag, broker };
-    await call(() =>
+  const openRemote = (request: OpenRequest, transfer: Transferable[]): Promise<void> =>
+    call(() =>
       remote.open(
-        broker ? Comlink.transfer(request, [broker.port]) : request,
+        Comlink.transfer(request, transfer),
         callbacks.authToken ? Comlink.proxy(callbacks.authToken) : undefined,
         callbacks.transform ? Comlink.proxy(callbacks.transform) : undefined,
       ),
     );
+  try {
+    if (sharing) {
+      // This page calls the engine's worker directly (tabs.ts); its own worker only holds a seat.
+      const timeoutMs = openRequest.tabTimeoutMs ?? DEFAULT_TAB_TIMEOUT_MS;
+      shared = await SharedDriver.join(openRequest.name, timeoutMs, (seat) => openRemote({ ...openRequest, abortFlag: flag, seat }, [seat.port]), (await brokerReady) ?? null);
+    } else {
+      await openRemote({ ...openRequest, abortFlag: flag, shared: false }, []);
+    }
   } catch (e) {
     worker.terminate();
     throw e;
@@ -100,6 +115,25 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
     remote[Comlink.releaseProxy]();
     worker.terminate();
   };
+  const flagView = flag ? new Int32Array(flag) : null;
+  const interrupt = flagView ? (abortId: number) => Atomics.store(flagView, 0, abortId) : undefined;
+  const stepDown = (leaving?: boolean): Promise<void> => call(() => remote.stepDown(leaving));
+  if (shared) {
+    const page = shared;
+    const sharedDriver: Driver = {
+      ...page.driver,
+      // The seat first: an engine running here closes in order and hands the database over.
+      close: async () => {
+        try {
+          await call(() => remote.close());
+        } finally {
+          await page.close();
+          terminate();
+        }
+      },
+    };
+    return { driver: sharedDriver, terminate, interrupt, stepDown };
+  }
   // Comlink's proxy has every method with the Driver's signature (promisified already).
   const forwarded = forwardDriver(() => remote as unknown as Driver, call);
   const driver: Driver = {
@@ -115,6 +149,5 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
       }
     },
   };
-  const flagView = flag ? new Int32Array(flag) : null;
-  return { driver, terminate, interrupt: flagView ? (abortId) => Atomics.store(flagView, 0, abortId) : undefined, stepDown: (leaving) => call(() => remote.stepDown(leaving)) };
+  return { driver, terminate, interrupt, stepDown };
 }

@@ -6,28 +6,46 @@
  *
  * After `open`, every call goes to `connectionDriver` (../driver.ts), the same adapter Node
  * uses; the worker only adds the transfer of result buffers. An OPFS database opened with
- * `shared` (every `open()` without an explicit `lockTimeoutMs`) goes through `SharedDriver`
- * (tabs.ts): this worker runs the engine if it holds the database lock, else forwards to the
- * worker that does, and takes over when that one goes away.
+ * `shared` (every `open()` without an explicit `lockTimeoutMs`) gets a seat instead (seat.ts):
+ * this worker runs the engine while it holds the database lock, and the page (tabs.ts) sends
+ * its calls straight to whichever worker runs it; `open` then resolves at once.
  */
 import * as Comlink from 'comlink';
 import { transferables, unpackRows } from '../engine/packed-rows.js';
 import { type Driver, connectionDriver, forwardDriver } from '../driver.js';
 import { OutpostError } from '../errors.js';
-import { DEFAULT_TAB_TIMEOUT_MS, publicStorageError } from '../options.js';
+import { publicStorageError } from '../options.js';
 import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
 import { OpfsDirectory } from '../opfs-vfs/storage/opfs.js';
 import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { openDatabase } from '../sync/open.js';
 import { CallLog } from './call-log.js';
 import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
-import { type OpenEngine, SharedDriver } from './tabs.js';
-import { loadRuntime } from '../engine/runtime.js';
+import { EngineSeat, type OpenEngine } from './seat.js';
 
 let driver: Driver | null = null;
 /** The page's abort flag (driver.ts `EngineLimits`), when the page is cross-origin isolated. */
 let abortFlag: Int32Array | null = null;
-let shared: SharedDriver | null = null;
+let seat: EngineSeat | null = null;
+
+/** A shared database's seat: the engine opens on `dir` when this worker wins the lock. */
+function takeSeat(req: OpenRequest, callbacks: SyncCallbacks, joined: NonNullable<OpenRequest['seat']>): EngineSeat {
+  const dirOptions = { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota };
+  return new EngineSeat(
+    req.name,
+    joined.port,
+    joined.clientId,
+    async (release) => {
+      try {
+        return await openEngine(req, callbacks, await OpfsDirectory.locked(req.name, dirOptions, release));
+      } catch (e) {
+        // Also when this worker takes over later: the page's callers see the public error.
+        throw publicStorageError(e, req.name);
+      }
+    },
+    joined.brokerId,
+  );
+}
 
 function opened(): Driver {
   if (!driver) throw new OutpostError('the database is not open', 'DATABASE_CLOSED');
@@ -57,25 +75,6 @@ async function openDriver(req: OpenRequest, callbacks: SyncCallbacks): Promise<D
   if (req.storage === 'memory') return (await openEngine(req, callbacks, new MemoryDirectory(`memory:${req.name}`))).driver;
   const dirOptions = { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota };
   try {
-    if (req.shared && typeof navigator.locks?.request === 'function' && typeof BroadcastChannel === 'function') {
-      shared = await SharedDriver.join(
-        req.name,
-        req.tabTimeoutMs ?? DEFAULT_TAB_TIMEOUT_MS,
-        async (release) => {
-          try {
-            return await openEngine(req, callbacks, await OpfsDirectory.locked(req.name, dirOptions, release));
-          } catch (e) {
-            // Also when this worker takes over later: its callers see the public error.
-            throw publicStorageError(e, req.name);
-          }
-        },
-        req.broker ?? null,
-      );
-      // A follower may have to open the engine at any moment (hand-over): loading and compiling
-      // SQLite's WASM then took most of the hand-over time, so it is done now, while idle.
-      if (!shared.runsEngine()) void loadRuntime().catch(() => {});
-      return shared.driver;
-    }
     return (await openEngine(req, callbacks, await OpfsDirectory.lock(req.name, dirOptions))).driver;
   } catch (e) {
     throw publicStorageError(e, req.name);
@@ -87,9 +86,10 @@ const forwarded = forwardDriver(opened);
 const api: WorkerApi = {
   ...forwarded,
   async open(req, authToken, transform) {
-    if (driver) throw new OutpostError('this worker already has a database open', 'INVALID_ARGUMENT');
+    if (driver || seat) throw new OutpostError('this worker already has a database open', 'INVALID_ARGUMENT');
     abortFlag = req.abortFlag ? new Int32Array(req.abortFlag) : null;
-    driver = await openDriver(req, { authToken, transform });
+    if (req.seat) seat = takeSeat(req, { authToken, transform }, req.seat);
+    else driver = await openDriver(req, { authToken, transform });
   },
   async query(sql, params, maxRows, limits) {
     const rows = await opened().query(sql, params, maxRows, limits);
@@ -116,10 +116,12 @@ const api: WorkerApi = {
     return Comlink.transfer(bytes, [bytes.buffer]);
   },
   async stepDown(leaving) {
-    await shared?.stepDown(leaving);
+    await seat?.stepDown(leaving);
   },
   async close() {
-    shared = null;
+    const s = seat;
+    seat = null;
+    await s?.close();
     const d = driver;
     driver = null;
     await d?.close();
