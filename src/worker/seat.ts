@@ -8,9 +8,10 @@
  * engine tab's own does.
  *
  * Hand-over speed: the runtime (WASM compiled and instantiated) is loaded as soon as the seat
- * exists, so taking over costs only opening the database; a closing page steps down on
- * `pagehide` (browser/open.ts), and the engine answers and releases the lock before anything
- * else.
+ * exists, and a seat left waiting warms it up (`warmUp`: V8 compiles WASM and JS functions on
+ * their first call, and opening a database calls many), so taking over costs only opening the
+ * database; a closing page steps down on `pagehide` (browser/open.ts), and its engine gives the
+ * lock back first, then closes without a checkpoint.
  */
 import type { Driver } from '../driver.js';
 import { transferables } from '../engine/packed-rows.js';
@@ -22,10 +23,17 @@ import { EngineHost } from './engine-host.js';
 import { serializeError } from './protocol.js';
 import { type SeatEvent, type SeatRequest, type TabMessage, type TabReply, channelName } from './tabs-protocol.js';
 
-/** The engine this context opens when it wins the lock; `release` gives the lock back. */
-export type OpenEngine = (
-  release: () => void,
-) => Promise<{ driver: Driver; inTransaction: () => boolean; tables: () => Promise<string[]>; calls?: CallLog | undefined }>;
+/**
+ * The engine this context opens when it wins the lock; `release` gives the lock back.
+ * `leaving`: makes its close as short as it can be (no checkpoint), for a page going away.
+ */
+export type OpenEngine = (release: () => void) => Promise<{
+  driver: Driver;
+  inTransaction: () => boolean;
+  tables: () => Promise<string[]>;
+  calls?: CallLog | undefined;
+  leaving?: (() => void) | undefined;
+}>;
 
 /** The buffers of a result that can move to the page instead of being copied. */
 function resultTransfer(method: string, value: unknown): Transferable[] {
@@ -38,6 +46,12 @@ function resultTransfer(method: string, value: unknown): Transferable[] {
 
 export class EngineSeat {
   private host: EngineHost | null = null;
+  /** This seat has been granted the lock once (it runs or ran the engine). */
+  private seated = false;
+  /** Gives the database lock back (the engine's Driver does so too when it closes). */
+  private releaseLock: () => void = () => {};
+  /** Makes the engine's close short (OpenEngine). */
+  private leaving: () => void = () => {};
   private closed = false;
   private readonly stopWaiting = new AbortController();
   /** For `electing` only: the host has its own channel. */
@@ -53,13 +67,32 @@ export class EngineSeat {
     private readonly clientId: string,
     private readonly openEngine: OpenEngine,
     private brokerId: string | null,
+    /** Runs a throwaway engine in memory, so that the code an open runs is compiled already. */
+    warmUp: () => Promise<void> = async () => {},
   ) {
     this.channel = new BroadcastChannel(channelName(name));
     port.onmessage = (event: MessageEvent<SeatRequest>) => this.fromPage(event.data);
-    // Loaded now, while idle: at hand-over, compiling the WASM took most of the time.
-    void loadRuntime().catch(() => {});
+    this.queueForLock();
+    // Loaded now, while idle: at hand-over, compiling the WASM took most of the time. Warmed up
+    // only by a seat that did not get the lock at once (the first tab opens its engine now).
+    void loadRuntime()
+      .then(() => (this.seated || this.closed ? undefined : warmUp()))
+      .catch(() => {});
+  }
+
+  /**
+   * Waits for the database lock, to run the engine when this context gets it. The lock is
+   * held until `released` settles, which is returned as is (not through an async function),
+   * so that releasing it reaches the browser before any work that follows in this worker.
+   */
+  private queueForLock(): void {
     navigator.locks
-      .request(databaseLockName(name), { signal: this.stopWaiting.signal }, () => this.becomeEngine())
+      .request(databaseLockName(this.name), { signal: this.stopWaiting.signal }, () => {
+        let release: () => void = () => {};
+        const released = new Promise<void>((r) => (release = r));
+        void this.becomeEngine(release);
+        return released;
+      })
       .catch(() => {});
   }
 
@@ -93,22 +126,23 @@ export class EngineSeat {
     this.post(reply, reply.ok ? resultTransfer(method, reply.value) : []);
   }
 
-  /** Runs the engine while this context holds the lock; resolves to release it. */
-  private async becomeEngine(): Promise<void> {
-    if (this.closed) return;
+  /** Runs the engine while this context holds the lock; `release` gives it back. */
+  private async becomeEngine(release: () => void): Promise<void> {
+    if (this.closed) return release();
+    this.seated = true;
     const engineId = crypto.randomUUID();
     this.channel.postMessage({ type: 'electing', engineId } satisfies TabMessage);
     this.post({ type: 'electing', engineId });
-    let release: () => void = () => {};
-    const released = new Promise<void>((r) => (release = r));
+    this.releaseLock = release;
     try {
       const engine = await this.openEngine(release);
       if (this.closed) {
         // Closed while the engine opened: give the database to the next context at once.
         await engine.driver.close().catch(() => {});
         release();
-        return released;
+        return;
       }
+      this.leaving = engine.leaving ?? (() => {});
       const request = (r: SeatEvent & { type: 'broker' }): void => this.post(r);
       const host = new EngineHost(
         this.name,
@@ -134,7 +168,6 @@ export class EngineSeat {
       this.post({ type: 'failed', error: serializeError(e) });
       release();
     }
-    return released;
   }
 
   /**
@@ -147,13 +180,17 @@ export class EngineSeat {
     const host = this.host;
     if (!host || host.localTransactionOpen()) return;
     this.host = null;
+    // A closing page's worker is torn down soon, and its lock would be released only then
+    // (hundreds of milliseconds after pagehide, measured): release it first. The next engine cannot open
+    // the files before this one has closed them (OPFS sync access handles are exclusive;
+    // opfs.ts waits for them), so nothing runs on both.
+    if (leaving) {
+      this.releaseLock();
+      this.leaving();
+    }
     await host.close();
     this.post({ type: 'closed', engineId: host.engineId });
-    if (!this.closed && !leaving) {
-      navigator.locks
-        .request(databaseLockName(this.name), { signal: this.stopWaiting.signal }, () => this.becomeEngine())
-        .catch(() => {});
-    }
+    if (!this.closed && !leaving) this.queueForLock();
   }
 
   async close(): Promise<void> {

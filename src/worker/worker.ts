@@ -28,6 +28,23 @@ let driver: Driver | null = null;
 let abortFlag: Int32Array | null = null;
 let seat: EngineSeat | null = null;
 
+/**
+ * Opens an engine like `req`'s on a throwaway memory directory, writes, reads and closes it:
+ * a waiting seat's warm-up (seat.ts).
+ */
+async function warmUp(req: OpenRequest): Promise<void> {
+  const engine = await openEngine({ ...req, sync: undefined }, {}, new MemoryDirectory(`warm-up:${req.name}`));
+  try {
+    const d = engine.driver;
+    await d.exec('CREATE TABLE warm(id INTEGER PRIMARY KEY, v TEXT)');
+    await d.run('INSERT INTO warm(v) VALUES (?)', ['warm']);
+    await d.query('SELECT * FROM warm', undefined);
+    await engine.tables();
+  } finally {
+    await engine.driver.close();
+  }
+}
+
 /** A shared database's seat: the engine opens on `dir` when this worker wins the lock. */
 function takeSeat(req: OpenRequest, callbacks: SyncCallbacks, joined: NonNullable<OpenRequest['seat']>): EngineSeat {
   const dirOptions = { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota };
@@ -44,6 +61,7 @@ function takeSeat(req: OpenRequest, callbacks: SyncCallbacks, joined: NonNullabl
       }
     },
     joined.brokerId,
+    () => warmUp(req),
   );
 }
 
@@ -67,6 +85,7 @@ async function openEngine(req: OpenRequest, callbacks: SyncCallbacks, dir: Stora
     driver: connectionDriver(conn, engine, abortFlag),
     inTransaction: () => conn.inTransaction,
     calls: new CallLog(conn),
+    leaving: () => conn.skipCheckpointOnClose(),
     tables: async () => unpackRows<{ name: string }>(conn.query("SELECT name FROM sqlite_master WHERE type = 'table'", undefined)).map((r) => r.name),
   };
 }
