@@ -6,7 +6,9 @@
  * 'module' })`, the form bundlers (Vite, webpack 5, Rollup plugins) recognise and bundle
  * without configuration. If the worker dies (a script that fails to load, an out-of-memory
  * crash), every pending and later call fails with `OutpostError('WORKER_FAILED')` instead of
- * hanging.
+ * hanging. A database shared by the tabs (`shared`) gets the page's `SharedDriver` (tabs.ts)
+ * as its Driver instead: the worker only holds a seat (seat.ts), and calls go from this page
+ * straight to whichever worker runs the engine.
  */
 import * as Comlink from 'comlink';
 import { type Driver, forwardDriver } from '../driver.js';
@@ -132,7 +134,12 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
         }
       },
     };
-    return { driver: sharedDriver, terminate, interrupt, stepDown };
+    // The page's side goes with the worker: its lifetime lock, channels and watchdog.
+    const terminateBoth = (): void => {
+      void page.close();
+      terminate();
+    };
+    return { driver: sharedDriver, terminate: terminateBoth, interrupt, stepDown };
   }
   // Comlink's proxy has every method with the Driver's signature (promisified already).
   const forwarded = forwardDriver(() => remote as unknown as Driver, call);
