@@ -16,6 +16,8 @@ const quantile = (xs: number[], q: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? Number.NaN;
 };
+/** How long a follower has been open before the engine tab ends (handovers). */
+const SETTLE_MS = 1000;
 const row = (metric: string, xs: number[]): TabsRow => ({ metric, p50Ms: quantile(xs, 0.5), p95Ms: quantile(xs, 0.95), samples: xs.length });
 
 async function tab(context: BrowserContext, url: string, name: string): Promise<Page> {
@@ -38,15 +40,18 @@ async function endTab(context: BrowserContext, page: Page, how: 'close' | 'crash
 /**
  * Hand-over: the engine tab closes (or crashes), and a follower issues a write once it is
  * gone; the time from closing to that write's answer (which the next engine gives). Each round
- * opens a new follower first, so that the previous round's follower is the engine to end.
+ * opens a new follower first, so that the previous round's follower is the engine to end, and
+ * waits `settleMs` after it opened (a tab open for a moment has warmed up its standby engine;
+ * 0 measures a tab that takes over while it is still starting).
  */
-async function handovers(context: BrowserContext, url: string, rounds: number, how: 'close' | 'crash'): Promise<number[]> {
-  process.stderr.write(`multi-tab: ${rounds} hand-overs (${how})\n`);
+async function handovers(context: BrowserContext, url: string, rounds: number, how: 'close' | 'crash', settleMs: number): Promise<number[]> {
+  process.stderr.write(`multi-tab: ${rounds} hand-overs (${how}, follower open ${settleMs} ms before)\n`);
   const name = `bench-handover-${how}-${Date.now()}`;
   let engine = await tab(context, url, name);
   const times: number[] = [];
   for (let i = 0; i < rounds; i++) {
     const follower = await tab(context, url, name);
+    if (settleMs > 0) await new Promise((r) => setTimeout(r, settleMs));
     const t0 = await follower.evaluate(() => window.benchTabs.now());
     // The write is issued once the engine's page is gone, so the old engine cannot answer it.
     await endTab(context, engine, how);
@@ -63,8 +68,9 @@ async function handovers(context: BrowserContext, url: string, rounds: number, h
 
 export async function runTabsBench(context: BrowserContext, url: string, opts: { handovers: number; calls: number }): Promise<TabsRow[]> {
   const rows: TabsRow[] = [];
-  rows.push(row('hand-over, engine tab closed → first write answered', await handovers(context, url, opts.handovers, 'close')));
-  rows.push(row('hand-over, engine tab crashed → first write answered', await handovers(context, url, opts.handovers, 'crash')));
+  rows.push(row('hand-over, engine tab closed → first write answered', await handovers(context, url, opts.handovers, 'close', SETTLE_MS)));
+  rows.push(row('hand-over, engine tab crashed → first write answered', await handovers(context, url, opts.handovers, 'crash', SETTLE_MS)));
+  rows.push(row('hand-over, engine tab closed as the follower opened → first write answered', await handovers(context, url, opts.handovers, 'close', 0)));
 
   const name = `bench-tabs-${Date.now()}`;
   const engine = await tab(context, url, name);

@@ -417,6 +417,15 @@ export class Connection {
     }
   }
 
+  /**
+   * Closing will not checkpoint: the WAL stays for the next open to read, as after a crash,
+   * which WAL mode is safe against. For a tab going away, whose next engine waits for these
+   * files (worker/seat.ts): the checkpoint's writes and flush would delay it.
+   */
+  skipCheckpointOnClose(): void {
+    if (!this.closed) this.sqlite3.capi.sqlite3_db_config(this.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, 0);
+  }
+
   /** Closes SQLite, then the files, then releases the directory's lock. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -1,11 +1,12 @@
 /**
  * The broker between the tabs of one database: a SharedWorker that each page starts (worker/
- * client.ts) where `SharedWorker` exists, and hands to its database worker. It runs no SQLite
+ * client.ts) where `SharedWorker` exists, and keeps talking to (tabs.ts). It runs no SQLite
  * (a SharedWorker cannot open OPFS sync access handles in every browser, nor start a dedicated
  * worker in Chrome or Safari): the engine stays in the dedicated worker of the tab that holds
- * the database lock (tabs.ts). The broker only knows which contexts are alive and which one
- * runs the engine, and gives each follower a MessageChannel port to that engine, so calls and
- * answers go from worker to worker instead of through a broadcast that every tab receives.
+ * the database lock (seat.ts). The broker only knows which contexts are alive and which one
+ * runs the engine, and gives each follower's page a MessageChannel port to that engine's
+ * worker (the engine's page passes its end on to its worker), so calls and answers go straight
+ * from page to engine worker instead of through a broadcast that every tab receives.
  *
  * - A context `join`s holding its lifetime lock (`clientLockName`); the broker asks for that
  *   lock and forgets the context when it is granted (the context died or closed).

@@ -21,10 +21,9 @@ import { unpackRows } from '../engine/packed-rows.js';
 import { SqliteError } from '../errors.js';
 import { CALLS_TABLE } from '../sync/change-log.js';
 import type { RunResult } from '../types.js';
+import { RECORDED_METHODS } from './tabs-protocol.js';
 
-
-/** Methods whose calls are recorded; others that change data reject OUTCOME_UNKNOWN after a crash. */
-export const RECORDED_METHODS: ReadonlySet<string> = new Set(['exec', 'run', 'batch']);
+export { RECORDED_METHODS };
 
 /** How often (in calls of one follower) its answered records are deleted. */
 const PRUNE_EVERY_CALLS = 32;

@@ -6,7 +6,9 @@
  * 'module' })`, the form bundlers (Vite, webpack 5, Rollup plugins) recognise and bundle
  * without configuration. If the worker dies (a script that fails to load, an out-of-memory
  * crash), every pending and later call fails with `OutpostError('WORKER_FAILED')` instead of
- * hanging.
+ * hanging. A database shared by the tabs (`shared`) gets the page's `SharedDriver` (tabs.ts)
+ * as its Driver instead: the worker only holds a seat (seat.ts), and calls go from this page
+ * straight to whichever worker runs the engine.
  */
 import * as Comlink from 'comlink';
 import type { Driver } from '../driver.js';
@@ -14,6 +16,8 @@ import { fileAbortWriter } from './abort-page.js';
 import { OutpostError } from '../errors.js';
 import { type BrokerPort, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 import { remoteDriver } from './remote-driver.js';
+import { DEFAULT_TAB_TIMEOUT_MS } from '../options.js';
+import { SharedDriver } from './tabs.js';
 import { type BrokerMessage, type BrokerRequest, brokerWorkerName } from './tabs-protocol.js';
 
 export interface WorkerConnection {
@@ -89,11 +93,18 @@ function connectBroker(name: string): Promise<BrokerPort | undefined> {
 export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCallbacks = {}): Promise<WorkerConnection> {
   installErrorTransfer();
   const flag = abortFlag();
-  const brokerReady = openRequest.shared ? connectBroker(openRequest.name) : Promise.resolve(undefined);
+  // Sharing needs Web Locks (to elect the engine) and BroadcastChannel here; without them the
+  // worker takes the database alone.
+  const sharing = openRequest.shared === true && typeof navigator.locks?.request === 'function' && typeof BroadcastChannel === 'function';
+  const brokerReady = sharing ? connectBroker(openRequest.name) : Promise.resolve(undefined);
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: `outpost:${openRequest.name}` });
   let failWith: (e: Error) => void = () => {};
+  let shared: SharedDriver | null = null;
   const died = new Promise<never>((_, reject) => {
-    failWith = reject;
+    failWith = (e) => {
+      shared?.fail(e);
+      reject(e);
+    };
   });
   // Keep the rejection from being reported as unhandled when nobody is waiting on it.
   died.catch(() => {});
@@ -104,16 +115,22 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
   const remote = Comlink.wrap<WorkerApi>(worker);
   const call = <T>(start: () => Promise<T>): Promise<T> => Promise.race([start(), died]);
 
-  try {
-    const broker = await brokerReady;
-    const request: OpenRequest = { ...openRequest, abortFlag: flag, broker };
-    await call(() =>
+  const openRemote = (request: OpenRequest, transfer: Transferable[]): Promise<void> =>
+    call(() =>
       remote.open(
-        broker ? Comlink.transfer(request, [broker.port]) : request,
+        Comlink.transfer(request, transfer),
         callbacks.authToken ? Comlink.proxy(callbacks.authToken) : undefined,
         callbacks.transform ? Comlink.proxy(callbacks.transform) : undefined,
       ),
     );
+  try {
+    if (sharing) {
+      // This page calls the engine's worker directly (tabs.ts); its own worker only holds a seat.
+      const timeoutMs = openRequest.tabTimeoutMs ?? DEFAULT_TAB_TIMEOUT_MS;
+      shared = await SharedDriver.join(openRequest.name, timeoutMs, (seat) => openRemote({ ...openRequest, abortFlag: flag, seat }, [seat.port]), (await brokerReady) ?? null);
+    } else {
+      await openRemote({ ...openRequest, abortFlag: flag, shared: false }, []);
+    }
   } catch (e) {
     worker.terminate();
     throw e;
@@ -127,11 +144,33 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
     remote[Comlink.releaseProxy]();
     worker.terminate();
   };
-  const driver = remoteDriver(remote, call, terminate);
   const flagView = flag ? new Int32Array(flag) : null;
   const interrupt = (abortId: number): void => {
     if (flagView) Atomics.store(flagView, 0, abortId);
     abortFile.interrupt(abortId);
   };
-  return { driver, terminate, interrupt, stepDown: (leaving) => call(() => remote.stepDown(leaving)) };
+  const stepDown = (leaving?: boolean): Promise<void> => call(() => remote.stepDown(leaving));
+  if (shared) {
+    const page = shared;
+    const sharedDriver: Driver = {
+      ...page.driver,
+      // The seat first: an engine running here closes in order and hands the database over.
+      close: async () => {
+        try {
+          await call(() => remote.close());
+        } finally {
+          await page.close();
+          terminate();
+        }
+      },
+    };
+    // The page's side goes with the worker: its lifetime lock, channels and watchdog.
+    const terminateBoth = (): void => {
+      void page.close();
+      terminate();
+    };
+    return { driver: sharedDriver, terminate: terminateBoth, interrupt, stepDown };
+  }
+  const driver = remoteDriver(remote, call, terminate);
+  return { driver, terminate, interrupt, stepDown };
 }

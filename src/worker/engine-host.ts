@@ -73,6 +73,8 @@ export class EngineHost {
     /** Where follower write calls are recorded as they commit; null: nothing is recorded. */
     private readonly calls: CallLog | null = null,
     private readonly broker: HostBroker | null = null,
+    /** The client id of the page this engine's worker belongs to (seat.ts): it calls over `receiveLocal`. */
+    private readonly ownerId: string | null = null,
   ) {
     this.channel = new BroadcastChannel(channelName(name));
     this.channel.onmessage = (event: MessageEvent<TabMessage>) => this.receive(event.data);
@@ -99,7 +101,7 @@ export class EngineHost {
   }
 
   private announce(): void {
-    this.post({ type: 'engine', engineId: this.engineId, brokerId: this.broker?.brokerId() ?? null });
+    this.post({ type: 'engine', engineId: this.engineId, brokerId: this.broker?.brokerId() ?? null, ...(this.ownerId === null ? {} : { ownerId: this.ownerId }) });
   }
 
   /** A follower's port from the broker: its calls come in, and are answered, on it. */
@@ -199,6 +201,31 @@ export class EngineHost {
         ? (call: () => Promise<unknown>) => calls.run(clientId, callId, keepFrom, method, call, () => reply({ type: 'unrecorded', engineId, callId }))
         : undefined;
     this.dispatch(clientId, method, args, () => reply({ type: 'not-run', engineId, callId }), recorded, deadline, (outcome) =>
+      reply(
+        outcome.ok
+          ? { type: 'result', engineId, callId, ok: true, value: outcome.value, inTransaction: outcome.owns }
+          : { type: 'result', engineId, callId, ok: false, error: serializeError(outcome.error), inTransaction: outcome.owns },
+      ),
+    );
+  }
+
+  /**
+   * A message from this worker's own page (seat.ts): its calls run as the local client, so they
+   * are neither recorded nor refused when the engine closes in order (the page dies with its
+   * worker, and a stepping-down engine finishes them first), and are not held to a deadline.
+   */
+  receiveLocal(message: TabMessage, reply: (r: TabReply) => void): void {
+    if (message.type === 'outcomes') {
+      this.receive(message, reply);
+      return;
+    }
+    if (message.type !== 'call') return;
+    const { callId, engineId } = message;
+    if (this.closing || engineId !== this.engineId) {
+      reply({ type: 'not-run', engineId, callId });
+      return;
+    }
+    this.dispatch(LOCAL_CLIENT, message.method, message.args, () => {}, undefined, undefined, (outcome) =>
       reply(
         outcome.ok
           ? { type: 'result', engineId, callId, ok: true, value: outcome.value, inTransaction: outcome.owns }

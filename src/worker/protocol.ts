@@ -34,10 +34,12 @@ export interface OpenRequest {
    */
   abortFlag?: SharedArrayBuffer | undefined;
   /**
-   * Shared: the page's connection to the database's broker (broker.ts), where the page could
-   * start one (`SharedWorker` exists): transferred with the request.
+   * Shared, where the page has Web Locks and BroadcastChannel: this worker's seat (seat.ts).
+   * `port` (transferred with the request) goes to the page's side (tabs.ts), `clientId` is the
+   * page's, `brokerId` the broker the page joined (broker.ts), if any. Without it a shared
+   * request takes the database alone.
    */
-  broker?: BrokerPort | undefined;
+  seat?: { port: MessagePort; clientId: string; brokerId: string | null } | undefined;
   /** Shared: how long calls wait on a silent engine (tabs.ts). */
   tabTimeoutMs?: number | undefined;
   /** Tests only: make the OPFS files fail like a browser at quota past this many bytes. */

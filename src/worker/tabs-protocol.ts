@@ -29,8 +29,9 @@ export type TabMessage =
   /**
    * The engine is ready for calls. `brokerId`: the broker (broker.ts) it registered with, whose
    * followers wait for the port it hands out instead of calling over this channel; null: none.
+   * `ownerId`: the client whose worker runs it; that client calls it over its own port (seat.ts).
    */
-  | { type: 'engine'; engineId: string; brokerId: string | null }
+  | { type: 'engine'; engineId: string; brokerId: string | null; ownerId?: string | undefined }
   /** The engine's heartbeat, every `HEARTBEAT_MS`: a frozen (or busy) engine falls silent. */
   | { type: 'alive'; engineId: string }
   /** `keepFrom`: the sender's oldest unanswered call; its applied-call records below it may go. */
@@ -103,6 +104,34 @@ export type BrokerMessage =
   | { type: 'link'; engineId: string; port: MessagePort }
   /** To the engine: the port of follower `clientId`. */
   | { type: 'client'; clientId: string; port: MessagePort };
+
+/**
+ * Between a context's page side (tabs.ts, where `open()` was called) and its own database
+ * worker (seat.ts), on a private MessageChannel: the page's calls to the engine when its worker
+ * runs it, and what the worker tells the page about its seat.
+ */
+export type SeatRequest =
+  | Extract<TabMessage, { type: 'call' | 'outcomes' }>
+  /** A follower's port to this worker's engine, from the broker (which only the page talks to). */
+  | { type: 'client'; clientId: string; port: MessagePort }
+  /** The broker died: the engine announces itself without one. */
+  | { type: 'broker-gone' };
+
+export type SeatEvent =
+  | TabReply
+  /** The worker holds the database lock and is opening engine `engineId`. */
+  | { type: 'electing'; engineId: string }
+  /** The worker's engine `engineId` takes calls on this port now. */
+  | { type: 'local'; engineId: string }
+  /** The worker could not open the engine. */
+  | { type: 'failed'; error: SerializedError }
+  /** For the page to send to the broker. */
+  | { type: 'broker'; request: BrokerRequest }
+  | { type: 'tables'; engineId: string; tables: string[] }
+  | { type: 'progress'; engineId: string; progress: SyncProgress };
+
+/** Methods whose calls are recorded (call-log.ts); others that change data reject OUTCOME_UNKNOWN after a crash. */
+export const RECORDED_METHODS: ReadonlySet<string> = new Set(['exec', 'run', 'batch']);
 
 /** Held by a broker for its whole life: a context learns of its death by being granted it. */
 export const brokerLockName = (name: string, brokerId: string): string => `outpost-broker:${name}:${brokerId}`;

@@ -1,10 +1,12 @@
 /**
- * One database shared by every tab and worker of the origin. Each context's database worker
- * builds a `SharedDriver`: it queues for the database's Web Lock and, until it gets it, is a
- * follower that forwards every Driver call to the engine that holds it (over BroadcastChannel,
- * tabs-protocol.ts). The holder runs the engine (engine-host.ts). When it dies or closes, the
- * lock passes to the next waiting context, which opens the engine itself: hand-over needs no
- * action from the app.
+ * One database shared by every tab and worker of the origin. Each context that calls `open()`
+ * (the page, here) builds a `SharedDriver`, and its database worker a seat (seat.ts) that
+ * queues for the database's Web Lock. The holder's worker runs the engine (engine-host.ts).
+ * The page sends every Driver call straight to the worker that runs the engine: its own over
+ * the seat's port, another context's over a port from the broker (broker.ts) or over
+ * BroadcastChannel (tabs-protocol.ts), so a follower's call crosses one thread each way, as
+ * the engine tab's own does. When the engine dies or closes, the lock passes to the next
+ * waiting seat, which opens the engine itself: hand-over needs no action from the app.
  *
  * Every call settles:
  * - Sent to no engine yet (none known, or between engines): it waits for the next one, which
@@ -30,15 +32,15 @@ import type { Driver } from '../driver.js';
 import { DRIVER_METHODS } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import type { SyncProgress } from '../types.js';
-import { databaseLockName } from '../opfs-vfs/storage/opfs.js';
-import { type CallLog, RECORDED_METHODS } from './call-log.js';
-import { EngineHost, LOCAL_CLIENT } from './engine-host.js';
 import { type BrokerPort, deserializeError } from './protocol.js';
 import {
   type BrokerMessage,
   type BrokerRequest,
   HEARTBEAT_MS,
   MIN_TAB_TIMEOUT_MS,
+  RECORDED_METHODS,
+  type SeatEvent,
+  type SeatRequest,
   type TabMessage,
   type TabReply,
   UNQUEUED_METHODS,
@@ -55,10 +57,8 @@ import {
 
 const UNHEARD_PROGRESS_MAX = 1000;
 
-/** The engine this context opens when it wins the lock; `release` gives the lock back. */
-export type OpenEngine = (
-  release: () => void,
-) => Promise<{ driver: Driver; inTransaction: () => boolean; tables: () => Promise<string[]>; calls?: CallLog | undefined }>;
+/** Starts this context's seat (seat.ts) in its database worker, on the other end of `port`. */
+export type StartSeat = (seat: { port: MessagePort; clientId: string; brokerId: string | null }) => Promise<void>;
 
 interface PendingCall {
   method: string;
@@ -82,11 +82,13 @@ interface PendingCall {
   sentAt: number;
 }
 
-/** A remote engine is reached over its broker port (`link`), or over the broadcast (null). */
+/**
+ * The engine is reached over a port (`link`: this context's seat port when `own`, else a port
+ * from the broker) or over the broadcast (null).
+ */
 type State =
   | { kind: 'waiting' }
-  | { kind: 'remote'; engineId: string; link: MessagePort | null }
-  | { kind: 'local'; host: EngineHost }
+  | { kind: 'remote'; engineId: string; link: MessagePort | null; own: boolean }
   | { kind: 'failed'; error: Error }
   | { kind: 'closed' };
 
@@ -103,6 +105,11 @@ export class SharedDriver {
   /** The engine last announced on the channel as registered with our broker: its port is coming. */
   private announced: string | null = null;
   private readonly stopWaiting = new AbortController();
+  /** This context's end of its seat's port (seat.ts). */
+  private readonly seat: MessagePort;
+  private readonly seatEnd: MessagePort;
+  /** The engine this context's own worker runs or is opening. */
+  private ownEngine: string | null = null;
   private state: State = { kind: 'waiting' };
   private currentEngine: string | null = null;
   private nextCallId = 1;
@@ -132,10 +139,14 @@ export class SharedDriver {
   private constructor(
     private readonly name: string,
     timeoutMs: number,
-    private readonly openEngine: OpenEngine,
+    private readonly startSeat: StartSeat,
     broker: BrokerPort | null,
   ) {
     this.broker = broker;
+    const { port1, port2 } = new MessageChannel();
+    this.seat = port1;
+    this.seatEnd = port2;
+    this.seat.onmessage = (event: MessageEvent<SeatEvent>) => this.fromSeat(event.data);
     this.timeoutMs = Math.max(MIN_TAB_TIMEOUT_MS, timeoutMs);
     this.watchdog = setInterval(() => this.checkSilence(), HEARTBEAT_MS);
     this.ready = new Promise((resolve, reject) => {
@@ -168,10 +179,18 @@ export class SharedDriver {
     else if (this.unheardProgress && this.unheardProgress.push(progress) > UNHEARD_PROGRESS_MAX) this.unheardProgress.shift();
   }
 
-  /** Joins the database `name`: as its engine if nobody runs one, else as a follower. */
-  static async join(name: string, timeoutMs: number, openEngine: OpenEngine, broker: BrokerPort | null = null): Promise<SharedDriver> {
-    const shared = new SharedDriver(name, timeoutMs, openEngine, broker);
-    await shared.start();
+  /**
+   * Joins the database `name`; its worker's seat is started by `startSeat`. Resolves once
+   * there is an engine to call (this context's own, when nobody ran one).
+   */
+  static async join(name: string, timeoutMs: number, startSeat: StartSeat, broker: BrokerPort | null = null): Promise<SharedDriver> {
+    const shared = new SharedDriver(name, timeoutMs, startSeat, broker);
+    try {
+      await shared.start();
+    } catch (e) {
+      await shared.close();
+      throw e;
+    }
     return shared;
   }
 
@@ -184,9 +203,57 @@ export class SharedDriver {
       });
     });
     this.joinBroker();
-    this.queueForLock();
     this.channel.postMessage({ type: 'hello' } satisfies TabMessage);
+    await this.startSeat({ port: this.seatEnd, clientId: this.clientId, brokerId: this.broker?.brokerId ?? null });
     await this.ready;
+  }
+
+  /** What this context's own worker says of its seat, and its engine's answers to our calls. */
+  private fromSeat(event: SeatEvent): void {
+    switch (event.type) {
+      case 'electing':
+        this.ownEngine = event.engineId;
+        this.opening = true;
+        this.lastHeardAt = Date.now();
+        return;
+      case 'local':
+        this.opening = false;
+        this.engineReady(event.engineId, this.seat);
+        return;
+      case 'failed':
+        this.opening = false;
+        this.ownEngine = null;
+        this.fail(deserializeError(event.error));
+        return;
+      case 'broker':
+        this.toBroker(event.request);
+        return;
+      case 'tables':
+        if (this.isCurrent(event.engineId)) this.listener?.(event.tables);
+        return;
+      case 'progress':
+        if (this.isCurrent(event.engineId)) this.progressed(event.progress);
+        return;
+      default:
+        this.answer(event);
+    }
+  }
+
+  private isCurrent(engineId: string): boolean {
+    return this.state.kind === 'remote' && this.state.engineId === engineId;
+  }
+
+  private toSeat(request: SeatRequest, transfer: Transferable[] = []): void {
+    if (!this.closed()) this.seat.postMessage(request, transfer);
+  }
+
+  /** This context cannot reach an engine any more (its own failed to open, or its worker died). */
+  fail(error: Error): void {
+    if (this.closed()) return;
+    this.state = { kind: 'failed', error };
+    for (const call of this.pending.values()) call.reject(error);
+    this.pending.clear();
+    this.settleReady(error);
   }
 
   /** Joins the broker (after taking the lifetime lock it watches), and learns of its death. */
@@ -206,8 +273,8 @@ export class SharedDriver {
 
   private fromBroker(message: BrokerMessage): void {
     if (message.type === 'client') {
-      if (this.state.kind === 'local') this.state.host.addClient(message.clientId, message.port);
-      else message.port.close();
+      // A follower's port to our worker's engine (the broker knows no other engine of ours).
+      this.toSeat({ type: 'client', clientId: message.clientId, port: message.port }, [message.port]);
       return;
     }
     if (message.type !== 'link') return;
@@ -218,7 +285,7 @@ export class SharedDriver {
     const port = message.port;
     this.links.set(message.engineId, port);
     port.onmessage = (event: MessageEvent<TabReply>) => this.answer(event.data);
-    if (this.state.kind !== 'local') this.engineReady(message.engineId, port);
+    this.engineReady(message.engineId, port);
   }
 
   /**
@@ -227,48 +294,22 @@ export class SharedDriver {
    */
   private brokerGone(): void {
     this.broker = null;
+    this.toSeat({ type: 'broker-gone' });
     const announced = this.announced;
     if (announced !== null && this.state.kind === 'waiting' && !this.retired.has(announced)) this.engineReady(announced, null);
   }
 
-  /** Engine `engineId` is ready to take calls: over `link`, or over the channel when null. */
+  /**
+   * Engine `engineId` is ready to take calls: over `link` (this context's seat port for its
+   * own engine), or over the channel when null.
+   */
   private engineReady(engineId: string, link: MessagePort | null): void {
-    if (this.state.kind === 'local' || this.state.kind === 'closed' || this.state.kind === 'failed') return;
+    if (this.state.kind === 'closed' || this.state.kind === 'failed') return;
     if (this.state.kind === 'remote' && this.state.engineId === engineId) return;
     this.engineChanged(engineId);
-    this.state = { kind: 'remote', engineId, link };
+    this.state = { kind: 'remote', engineId, link, own: engineId === this.ownEngine };
     this.settleReady();
     this.flush();
-  }
-
-  /** Waits for the database lock, to run the engine when this context gets it. */
-  private queueForLock(): void {
-    navigator.locks
-      .request(databaseLockName(this.name), { signal: this.stopWaiting.signal }, () => this.becomeEngine())
-      .catch(() => {});
-  }
-
-  /**
-   * Hands the engine to another context, if this one runs it, and queues for it again: the
-   * page is about to be frozen or put in the back/forward cache, where it would keep the lock
-   * and leave the other tabs waiting (README). This tab's calls wait for the next engine
-   * meanwhile. Not while this tab's own transaction is open: closing would roll it back.
-   * `leaving`: the page is being closed or reloaded; the engine closes in order so the next
-   * tab takes over without waiting for the browser to tear this worker down, and this context
-   * does not queue again (it would only open an engine to be killed).
-   */
-  async stepDown(leaving = false): Promise<void> {
-    const state = this.state;
-    if (state.kind !== 'local' || state.host.localTransactionOpen()) return;
-    this.state = { kind: 'waiting' };
-    this.lastHeardAt = Date.now();
-    await state.host.close();
-    if (!this.closed() && !leaving) this.queueForLock();
-  }
-
-  /** Whether this context runs the engine now. */
-  runsEngine(): boolean {
-    return this.state.kind === 'local';
   }
 
   private closed(): boolean {
@@ -282,55 +323,6 @@ export class SharedDriver {
     else this.resolveReady();
   }
 
-  /** Runs the engine here while this context holds the lock; resolves to release it. */
-  private async becomeEngine(): Promise<void> {
-    if (this.state.kind === 'closed') return;
-    const engineId = crypto.randomUUID();
-    this.channel.postMessage({ type: 'electing', engineId } satisfies TabMessage);
-    this.state = { kind: 'waiting' };
-    this.opening = true;
-    let release: () => void = () => {};
-    const released = new Promise<void>((r) => (release = r));
-    try {
-      const engine = await this.openEngine(release);
-      if (this.closed()) {
-        // Closed while the engine opened: give the database to the next context at once.
-        await engine.driver.close().catch(() => {});
-        release();
-        return released;
-      }
-      const host = new EngineHost(
-        this.name,
-        engineId,
-        engine.driver,
-        engine.inTransaction,
-        (tables) => this.listener?.(tables),
-        (progress) => this.progressed(progress),
-        engine.calls ?? null,
-        {
-          brokerId: () => this.broker?.brokerId ?? null,
-          register: (id) => this.toBroker({ type: 'engine', name: this.name, clientId: this.clientId, engineId: id }),
-          retire: (id) => this.toBroker({ type: 'retired', name: this.name, engineId: id }),
-        },
-      );
-      this.engineChanged(engineId);
-      this.state = { kind: 'local', host };
-      await host.start(await engine.tables());
-      this.opening = false;
-      this.settleReady();
-      this.flush();
-    } catch (e) {
-      this.opening = false;
-      const error = e instanceof Error ? e : new Error(String(e));
-      if (!this.closed()) this.state = { kind: 'failed', error };
-      for (const call of this.pending.values()) call.reject(error);
-      this.pending.clear();
-      this.settleReady(error);
-      release();
-    }
-    return released;
-  }
-
   private receive(message: TabMessage): void {
     if (message.type === 'electing') this.lastHeardAt = Date.now();
     if (message.type === 'alive' || message.type === 'engine' || message.type === 'tables') {
@@ -339,7 +331,9 @@ export class SharedDriver {
     if (message.type === 'electing') {
       if (!this.retired.has(message.engineId)) this.engineChanging(message.engineId);
     } else if (message.type === 'engine') {
-      if (this.state.kind === 'local' || this.retired.has(message.engineId)) return;
+      // Our own worker's engine is called over the seat port, which says when it is ready.
+      if (message.engineId === this.ownEngine || (message.ownerId !== undefined && message.ownerId === this.clientId)) return;
+      if (this.retired.has(message.engineId)) return;
       // An engine registered with our broker is reached over the port the broker sends.
       if (this.broker && message.brokerId === this.broker.brokerId) {
         this.announced = message.engineId;
@@ -349,9 +343,10 @@ export class SharedDriver {
       }
       this.engineReady(message.engineId, null);
     } else if (message.type === 'tables') {
-      if (this.state.kind === 'remote' && message.engineId === this.state.engineId) this.listener?.(message.tables);
+      // Our own engine's events come over the seat port, in order with its answers.
+      if (this.isCurrent(message.engineId) && message.engineId !== this.ownEngine) this.listener?.(message.tables);
     } else if (message.type === 'progress') {
-      if (this.state.kind === 'remote' && message.engineId === this.state.engineId) this.progressed(message.progress);
+      if (this.isCurrent(message.engineId) && message.engineId !== this.ownEngine) this.progressed(message.progress);
     }
   }
 
@@ -457,41 +452,31 @@ export class SharedDriver {
   /** Sends every waiting call to the current engine, if there is one. */
   private flush(): void {
     const state = this.state;
-    if (state.kind !== 'local' && state.kind !== 'remote') return;
+    if (state.kind !== 'remote') return;
     this.askOutcomes(state);
     // Keeps the order of calls: nothing goes out while an older call's outcome is unknown.
     if ([...this.pending.values()].some((c) => c.ask !== null)) return;
     const keepFrom = this.pending.keys().next().value ?? this.nextCallId;
     for (const [callId, call] of this.pending) {
       if (call.sentTo !== null) continue;
-      if (state.kind === 'local') {
-        this.pending.delete(callId);
-        state.host.submit(LOCAL_CLIENT, call.method, call.args).then(call.resolve, call.reject);
-      } else {
-        call.sentTo = state.engineId;
-        const message: TabMessage = { type: 'call', engineId: state.engineId, clientId: this.clientId, callId, keepFrom, sentAt: Date.now(), timeoutMs: this.timeoutMs, method: call.method, args: call.args };
-        call.sentAt = Date.now();
-        this.postTo(state, message);
+      call.sentTo = state.engineId;
+      if (state.own) {
+        // Our own engine runs it unrecorded and says nothing before answering; if our worker
+        // died without closing in order, a write may have run (engineChanged).
+        call.accepted = true;
+        call.recorded = false;
       }
+      const message: TabMessage = { type: 'call', engineId: state.engineId, clientId: this.clientId, callId, keepFrom, sentAt: Date.now(), timeoutMs: this.timeoutMs, method: call.method, args: call.args };
+      call.sentAt = Date.now();
+      this.postTo(state, message);
     }
   }
 
   /** Asks the current engine whether the calls its predecessor died holding committed. */
-  private askOutcomes(state: Extract<State, { kind: 'local' | 'remote' }>): void {
+  private askOutcomes(state: Extract<State, { kind: 'remote' }>): void {
     const waiting = [...this.pending].filter(([, c]) => c.ask === 'waiting');
     if (waiting.length === 0) return;
     const calls = waiting.map(([callId, c]) => ({ callId, method: c.method }));
-    const asked = calls.map((c) => c.callId);
-    if (state.kind === 'local') {
-      for (const [, c] of waiting) c.ask = 'local';
-      state.host.appliedCalls(this.clientId, calls).then(
-        (applied) => this.outcomes(asked, applied),
-        (e: unknown) => {
-          for (const callId of asked) this.failAsked(callId, e);
-        },
-      );
-      return;
-    }
     for (const [, c] of waiting) c.ask = state.engineId;
     this.postTo(state, { type: 'outcomes', engineId: state.engineId, clientId: this.clientId, calls });
   }
@@ -502,13 +487,6 @@ export class SharedDriver {
     else this.channel.postMessage(message);
   }
 
-  private failAsked(callId: number, e: unknown): void {
-    const call = this.pending.get(callId);
-    if (!call) return;
-    this.pending.delete(callId);
-    call.reject(e instanceof Error ? e : new Error(String(e)));
-  }
-
   /**
    * Gives up on calls the engine has been silent on for `timeoutMs` (a frozen or busy engine
    * tab keeps its lock, so no other engine comes). The engine starts no call after such a
@@ -516,7 +494,8 @@ export class SharedDriver {
    * accepted may be the one it was running.
    */
   private checkSilence(): void {
-    if (this.state.kind === 'local' || this.state.kind === 'closed' || this.opening) return;
+    // Our own engine is not silent while this context lives; a busy statement there has no timeout.
+    if ((this.state.kind === 'remote' && this.state.own) || this.state.kind === 'closed' || this.opening) return;
     const now = Date.now();
     for (const [callId, call] of this.pending) {
       if (now - Math.max(this.lastHeardAt, call.sentAt) <= this.timeoutMs) continue;
@@ -546,8 +525,9 @@ export class SharedDriver {
     if (reply.type === 'closed') {
       this.retired.add(reply.engineId);
       this.dropLink(reply.engineId);
+      if (reply.engineId === this.ownEngine) this.ownEngine = null;
       // Every call it took has been answered before this: the others never reached it.
-      for (const call of this.pending.values()) if (call.sentTo === reply.engineId) call.sentTo = null;
+      for (const call of this.pending.values()) if (call.sentTo === reply.engineId) this.resend(call);
       this.engineChanging('');
       this.flush();
       return;
@@ -577,9 +557,9 @@ export class SharedDriver {
     else call.reject(deserializeError(reply.error));
   }
 
-  private async close(): Promise<void> {
+  /** Closes this context's side; the page closes its worker's seat after this (client.ts). */
+  async close(): Promise<void> {
     clearInterval(this.watchdog);
-    const state = this.state;
     this.state = { kind: 'closed' };
     this.stopWaiting.abort();
     for (const call of this.pending.values()) call.reject(new OutpostError(`database "${this.name}" is closed`, 'DATABASE_CLOSED'));
@@ -589,10 +569,7 @@ export class SharedDriver {
     for (const engineId of [...this.links.keys()]) this.dropLink(engineId);
     this.broker?.port.close();
     this.broker = null;
-    try {
-      if (state.kind === 'local') await state.host.close();
-    } finally {
-      this.releaseClientLock();
-    }
+    this.seat.close();
+    this.releaseClientLock();
   }
 }

@@ -6,17 +6,18 @@
  *
  * After `open`, every call goes to `connectionDriver` (../driver.ts), the same adapter Node
  * uses; the worker only adds what remote-driver.ts `hostMethods` adds (the transfer of result
- * buffers, listeners that are proxies). An OPFS database opened with
- * `shared` (every `open()` without an explicit `lockTimeoutMs`) goes through `SharedDriver`
- * (tabs.ts): this worker runs the engine if it holds the database lock, else forwards to the
- * worker that does, and takes over when that one goes away.
+ * buffers, listeners that are proxies). An OPFS database opened with `shared` (every `open()`
+ * without an explicit `lockTimeoutMs`) gets a seat instead (seat.ts): this worker runs the
+ * engine while it holds the database lock, and the page (tabs.ts) sends its calls straight to
+ * whichever worker runs it; `open` then resolves at once. Every worker opens the database's
+ * abort file (abort-file.ts) at `open`, seat or not, so the engine it may run later reads it.
  */
 import * as Comlink from 'comlink';
 import { unpackRows } from '../engine/packed-rows.js';
 import { type AbortFlag, type Driver, connectionDriver, forwardDriver, sharedAbortFlag } from '../driver.js';
 import { type AbortFileHandle, eitherAbortFlag, fileAbortFlag, openAbortFile } from './abort-file.js';
 import { OutpostError } from '../errors.js';
-import { DEFAULT_TAB_TIMEOUT_MS, publicStorageError } from '../options.js';
+import { publicStorageError } from '../options.js';
 import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
 import { OpfsDirectory } from '../opfs-vfs/storage/opfs.js';
 import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
@@ -24,8 +25,7 @@ import { openDatabase } from '../sync/open.js';
 import { CallLog } from './call-log.js';
 import { hostMethods } from './remote-driver.js';
 import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
-import { type OpenEngine, SharedDriver } from './tabs.js';
-import { loadRuntime } from '../engine/runtime.js';
+import { EngineSeat, type OpenEngine } from './seat.js';
 
 let driver: Driver | null = null;
 /**
@@ -34,7 +34,44 @@ let driver: Driver | null = null;
  */
 let abortFlag: AbortFlag | null = null;
 let abortFile: AbortFileHandle | null = null;
-let shared: SharedDriver | null = null;
+let seat: EngineSeat | null = null;
+
+/**
+ * Opens an engine like `req`'s on a throwaway memory directory, writes, reads and closes it:
+ * a waiting seat's warm-up (seat.ts).
+ */
+async function warmUp(req: OpenRequest): Promise<void> {
+  const engine = await openEngine({ ...req, sync: undefined }, {}, new MemoryDirectory(`warm-up:${req.name}`));
+  try {
+    const d = engine.driver;
+    await d.exec('CREATE TABLE warm(id INTEGER PRIMARY KEY, v TEXT)');
+    await d.run('INSERT INTO warm(v) VALUES (?)', ['warm']);
+    await d.query('SELECT * FROM warm', undefined);
+    await engine.tables();
+  } finally {
+    await engine.driver.close();
+  }
+}
+
+/** A shared database's seat: the engine opens on `dir` when this worker wins the lock. */
+function takeSeat(req: OpenRequest, callbacks: SyncCallbacks, joined: NonNullable<OpenRequest['seat']>): EngineSeat {
+  const dirOptions = { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota };
+  return new EngineSeat(
+    req.name,
+    joined.port,
+    joined.clientId,
+    async (release) => {
+      try {
+        return await openEngine(req, callbacks, await OpfsDirectory.locked(req.name, dirOptions, release));
+      } catch (e) {
+        // Also when this worker takes over later: the page's callers see the public error.
+        throw publicStorageError(e, req.name);
+      }
+    },
+    joined.brokerId,
+    () => warmUp(req),
+  );
+}
 
 function opened(): Driver {
   if (!driver) throw new OutpostError('the database is not open', 'DATABASE_CLOSED');
@@ -56,6 +93,7 @@ async function openEngine(req: OpenRequest, callbacks: SyncCallbacks, dir: Stora
     driver: connectionDriver(conn, engine, abortFlag),
     inTransaction: () => conn.inTransaction,
     calls: new CallLog(conn),
+    leaving: () => conn.skipCheckpointOnClose(),
     tables: async () => unpackRows<{ name: string }>(conn.query("SELECT name FROM sqlite_master WHERE type = 'table'", undefined)).map((r) => r.name),
   };
 }
@@ -64,25 +102,6 @@ async function openDriver(req: OpenRequest, callbacks: SyncCallbacks): Promise<D
   if (req.storage === 'memory') return (await openEngine(req, callbacks, new MemoryDirectory(`memory:${req.name}`))).driver;
   const dirOptions = { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota };
   try {
-    if (req.shared && typeof navigator.locks?.request === 'function' && typeof BroadcastChannel === 'function') {
-      shared = await SharedDriver.join(
-        req.name,
-        req.tabTimeoutMs ?? DEFAULT_TAB_TIMEOUT_MS,
-        async (release) => {
-          try {
-            return await openEngine(req, callbacks, await OpfsDirectory.locked(req.name, dirOptions, release));
-          } catch (e) {
-            // Also when this worker takes over later: its callers see the public error.
-            throw publicStorageError(e, req.name);
-          }
-        },
-        req.broker ?? null,
-      );
-      // A follower may have to open the engine at any moment (hand-over): loading and compiling
-      // SQLite's WASM then took most of the hand-over time, so it is done now, while idle.
-      if (!shared.runsEngine()) void loadRuntime().catch(() => {});
-      return shared.driver;
-    }
     return (await openEngine(req, callbacks, await OpfsDirectory.lock(req.name, dirOptions))).driver;
   } catch (e) {
     throw publicStorageError(e, req.name);
@@ -93,21 +112,30 @@ const api: WorkerApi = {
   ...forwardDriver(opened),
   ...hostMethods(opened),
   async open(req, authToken, transform) {
-    if (driver) throw new OutpostError('this worker already has a database open', 'INVALID_ARGUMENT');
+    if (driver || seat) throw new OutpostError('this worker already has a database open', 'INVALID_ARGUMENT');
     // The file opens beside the database and before the first call: a statement started
     // before it opened could never see it (nothing resolves while the worker is busy).
     let file: AbortFlag | null = null;
     abortFlag = eitherAbortFlag(req.abortFlag ? sharedAbortFlag(new Int32Array(req.abortFlag)) : null, () => file);
+    if (req.seat) {
+      // The file first: the seat's engine may open (and serve calls) as soon as it is taken.
+      abortFile = await openAbortFile(req.name);
+      file = abortFile && fileAbortFlag(abortFile);
+      seat = takeSeat(req, { authToken, transform }, req.seat);
+      return;
+    }
     const [engineDriver, handle] = await Promise.all([openDriver(req, { authToken, transform }), openAbortFile(req.name)]);
     abortFile = handle;
     file = handle && fileAbortFlag(handle);
     driver = engineDriver;
   },
   async stepDown(leaving) {
-    await shared?.stepDown(leaving);
+    await seat?.stepDown(leaving);
   },
   async close() {
-    shared = null;
+    const s = seat;
+    seat = null;
+    await s?.close();
     const d = driver;
     driver = null;
     abortFile?.close();

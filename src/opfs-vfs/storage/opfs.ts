@@ -193,8 +193,10 @@ export class OpfsDirectory implements StorageDirectory {
     const file = await this.dir.getFileHandle(fileName, { create: true });
     const deadline = Date.now() + this.options.lockTimeoutMs;
     // The Web Lock orders tabs, but a worker that was just terminated may still hold its
-    // handles for a moment after its lock is gone (Chrome closes them asynchronously).
-    for (let delayMs = 10; ; delayMs = Math.min(delayMs * 2, 200)) {
+    // handles for a moment after its lock is gone (Chrome closes them asynchronously), and a
+    // closing tab's engine gives its lock back before it closes its files (worker/seat.ts).
+    // Nothing says when a handle is free: try again soon, the next tab's engine waits on it.
+    for (let delayMs = 2; ; delayMs = Math.min(delayMs * 2, 20)) {
       try {
         // createSyncAccessHandle is declared in TypeScript's WebWorker lib only, not in DOM.
         const raw = await (file as unknown as { createSyncAccessHandle(): Promise<SyncAccessHandleLike> }).createSyncAccessHandle();

@@ -1,0 +1,208 @@
+/**
+ * A context's seat at a shared database, in its database worker: it queues for the database's
+ * Web Lock and, while it holds it, runs the engine (engine-host.ts) for every context. Which
+ * engine a call goes to, and how calls settle on hand-over, is decided in the context that
+ * called `open()` (tabs.ts, "the page"), which talks to whichever worker runs the engine
+ * straight over a port: to its own worker over the private port of this seat, to another's over
+ * a broker port or the broadcast. A follower's call thus crosses one thread each way, as the
+ * engine tab's own does.
+ *
+ * Hand-over speed: the runtime (WASM compiled and instantiated) is loaded as soon as the seat
+ * exists, and a seat left waiting warms it up (`warmUp`: V8 compiles WASM and JS functions on
+ * their first call, and opening a database calls many), so taking over costs only opening the
+ * database; a closing page steps down on `pagehide` (browser/open.ts), and its engine gives the
+ * lock back first, then closes without a checkpoint.
+ */
+import type { Driver } from '../driver.js';
+import { transferables } from '../engine/packed-rows.js';
+import type { PackedRows } from '../engine/packed-rows.js';
+import { loadRuntime } from '../engine/runtime.js';
+import { databaseLockName } from '../opfs-vfs/storage/opfs.js';
+import type { CallLog } from './call-log.js';
+import { EngineHost } from './engine-host.js';
+import { serializeError } from './protocol.js';
+import { type SeatEvent, type SeatRequest, type TabMessage, type TabReply, channelName } from './tabs-protocol.js';
+
+/**
+ * The engine this context opens when it wins the lock; `release` gives the lock back.
+ * `leaving`: makes its close as short as it can be (no checkpoint), for a page going away.
+ */
+export type OpenEngine = (release: () => void) => Promise<{
+  driver: Driver;
+  inTransaction: () => boolean;
+  tables: () => Promise<string[]>;
+  calls?: CallLog | undefined;
+  leaving?: (() => void) | undefined;
+}>;
+
+/** The buffers of a result that can move to the page instead of being copied. */
+function resultTransfer(method: string, value: unknown): Transferable[] {
+  if (method === 'query') return transferables(value as PackedRows);
+  // statementRows and watchQuery answer { rows: PackedRows, ... } (driver.ts).
+  if (method === 'statementRows' || method === 'watchQuery') return transferables((value as { rows: PackedRows }).rows);
+  if (method === 'export') return [(value as Uint8Array).buffer];
+  return [];
+}
+
+export class EngineSeat {
+  private host: EngineHost | null = null;
+  /** This seat has been granted the lock once (it runs or ran the engine). */
+  private seated = false;
+  /** Gives the database lock back (the engine's Driver does so too when it closes). */
+  private releaseLock: () => void = () => {};
+  /** Makes the engine's close short (OpenEngine). */
+  private leaving: () => void = () => {};
+  private closed = false;
+  private readonly stopWaiting = new AbortController();
+  /** For `electing` only: the host has its own channel. */
+  private readonly channel: BroadcastChannel;
+  /** The methods of the page's calls by id, to move their results' buffers. */
+  private readonly methods = new Map<number, string>();
+
+  constructor(
+    private readonly name: string,
+    /** The page's end is in tabs.ts. */
+    private readonly port: MessagePort,
+    /** The page's client id: the engine is registered and announced under it. */
+    private readonly clientId: string,
+    private readonly openEngine: OpenEngine,
+    private brokerId: string | null,
+    /** Runs a throwaway engine in memory, so that the code an open runs is compiled already. */
+    warmUp: () => Promise<void> = async () => {},
+  ) {
+    this.channel = new BroadcastChannel(channelName(name));
+    port.onmessage = (event: MessageEvent<SeatRequest>) => this.fromPage(event.data);
+    this.queueForLock();
+    // Loaded now, while idle: at hand-over, compiling the WASM took most of the time. Warmed up
+    // only by a seat that did not get the lock at once (the first tab opens its engine now).
+    void loadRuntime()
+      .then(() => (this.seated || this.closed ? undefined : warmUp()))
+      .catch(() => {});
+  }
+
+  /**
+   * Waits for the database lock, to run the engine when this context gets it. The lock is
+   * held until `released` settles, which is returned as is (not through an async function),
+   * so that releasing it reaches the browser before any work that follows in this worker.
+   */
+  private queueForLock(): void {
+    navigator.locks
+      .request(databaseLockName(this.name), { signal: this.stopWaiting.signal }, () => {
+        let release: () => void = () => {};
+        const released = new Promise<void>((r) => (release = r));
+        void this.becomeEngine(release);
+        return released;
+      })
+      .catch(() => {});
+  }
+
+  private post(message: SeatEvent, transfer: Transferable[] = []): void {
+    this.port.postMessage(message, transfer);
+  }
+
+  private fromPage(message: SeatRequest): void {
+    if (message.type === 'client') {
+      if (this.host) this.host.addClient(message.clientId, message.port);
+      else message.port.close();
+      return;
+    }
+    if (message.type === 'broker-gone') {
+      this.brokerId = null;
+      return;
+    }
+    const host = this.host;
+    if (!host) {
+      if (message.type === 'call') this.post({ type: 'not-run', engineId: message.engineId, callId: message.callId });
+      return;
+    }
+    if (message.type === 'call') this.methods.set(message.callId, message.method);
+    host.receiveLocal(message, (reply) => this.toPage(reply));
+  }
+
+  private toPage(reply: TabReply): void {
+    if (reply.type !== 'result') return this.post(reply);
+    const method = this.methods.get(reply.callId) ?? '';
+    this.methods.delete(reply.callId);
+    this.post(reply, reply.ok ? resultTransfer(method, reply.value) : []);
+  }
+
+  /** Runs the engine while this context holds the lock; `release` gives it back. */
+  private async becomeEngine(release: () => void): Promise<void> {
+    if (this.closed) return release();
+    this.seated = true;
+    const engineId = crypto.randomUUID();
+    this.channel.postMessage({ type: 'electing', engineId } satisfies TabMessage);
+    this.post({ type: 'electing', engineId });
+    this.releaseLock = release;
+    try {
+      const engine = await this.openEngine(release);
+      if (this.closed) {
+        // Closed while the engine opened: give the database to the next context at once.
+        await engine.driver.close().catch(() => {});
+        release();
+        return;
+      }
+      this.leaving = engine.leaving ?? (() => {});
+      const request = (r: SeatEvent & { type: 'broker' }): void => this.post(r);
+      const host = new EngineHost(
+        this.name,
+        engineId,
+        engine.driver,
+        engine.inTransaction,
+        (tables) => this.post({ type: 'tables', engineId, tables }),
+        (progress) => this.post({ type: 'progress', engineId, progress }),
+        engine.calls ?? null,
+        {
+          brokerId: () => this.brokerId,
+          register: (id) => request({ type: 'broker', request: { type: 'engine', name: this.name, clientId: this.clientId, engineId: id } }),
+          retire: (id) => request({ type: 'broker', request: { type: 'retired', name: this.name, engineId: id } }),
+        },
+        this.clientId,
+      );
+      this.host = host;
+      // Before the announcement: the page then calls over this port, not as a follower.
+      this.post({ type: 'local', engineId });
+      await host.start(await engine.tables());
+    } catch (e) {
+      this.host = null;
+      this.post({ type: 'failed', error: serializeError(e) });
+      release();
+    }
+  }
+
+  /**
+   * Hands the engine to another context, if this one runs it, and queues for it again
+   * (browser/open.ts: the page is being frozen, put in the back/forward cache, or closed).
+   * Not while the page's own transaction is open: closing would roll it back. `leaving`: the
+   * page is being closed or reloaded, and does not queue again.
+   */
+  async stepDown(leaving = false): Promise<void> {
+    const host = this.host;
+    if (!host || host.localTransactionOpen()) return;
+    this.host = null;
+    // A closing page's worker is torn down soon, and its lock would be released only then
+    // (hundreds of milliseconds after pagehide, measured): release it first. The next engine cannot open
+    // the files before this one has closed them (OPFS sync access handles are exclusive;
+    // opfs.ts waits for them), so nothing runs on both.
+    if (leaving) {
+      this.releaseLock();
+      this.leaving();
+    }
+    await host.close();
+    this.post({ type: 'closed', engineId: host.engineId });
+    if (!this.closed && !leaving) this.queueForLock();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stopWaiting.abort();
+    this.channel.close();
+    const host = this.host;
+    this.host = null;
+    try {
+      await host?.close();
+    } finally {
+      this.port.close();
+    }
+  }
+}
