@@ -11,7 +11,7 @@ import { mintToken } from '../../src/server/auth.js';
 import { encodePullRequest } from '../../src/protocol/pull-updates.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import { int, pick, rng, testSeed } from '../support/generate.js';
-import { SECRET, batch, rawPipeline, startServer } from '../support/server.js';
+import { type BatchOutcome, SECRET, batch, rawPipeline, runBatch, startServer } from '../support/server.js';
 
 const ANSWER_BYTES_MAX = 2 * 1024 * 1024;
 const BODY_BYTES_MAX = 1024 * 1024;
@@ -24,18 +24,9 @@ async function token(db: string, role: 'read' | 'write' = 'write'): Promise<stri
   return mintToken(SECRET, { role, db });
 }
 
-/** Runs statements as one Hrana batch on `db`; each step's error message (or null) and rows. */
-async function run(db: string, role: 'read' | 'write', ...sql: string[]): Promise<{ status: number; errors: (string | null)[]; rows: unknown[][] }> {
-  const { status, json } = await rawPipeline(`${base}/db/${db}`, batch(...sql), await token(db, role));
-  if (status !== 200) return { status, errors: [String(json?.error ?? status)], rows: [] };
-  const result = json.results[0];
-  if (result.type !== 'ok') return { status, errors: [result.error.message], rows: [] };
-  const r = result.response.result;
-  return {
-    status,
-    errors: r.step_errors.map((e: { message: string } | null) => e?.message ?? null),
-    rows: r.step_results.map((s: { rows: unknown[] } | null) => s?.rows ?? []),
-  };
+/** Runs statements as one Hrana batch on `db` with a token of `role`. */
+async function run(db: string, role: 'read' | 'write', ...sql: string[]): Promise<BatchOutcome> {
+  return runBatch(`${base}/db/${db}`, await token(db, role), ...sql);
 }
 
 const firstValue = (rows: unknown[] | undefined): string => String((rows?.[0] as { value: string }[] | undefined)?.[0]?.value);

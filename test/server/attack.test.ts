@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mintToken } from '../../src/server/auth.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import { int, pick, rng, testSeed } from '../support/generate.js';
-import { SECRET, batch, rawPipeline, startServer } from '../support/server.js';
+import { type BatchOutcome, SECRET, batch, rawPipeline, runBatch, startServer } from '../support/server.js';
 
 let server: OutpostServer;
 let base: string;
@@ -25,18 +25,9 @@ async function token(db: string): Promise<string> {
   return t;
 }
 
-/** Runs statements as one Hrana batch on `db`; returns each step's error message (or null). */
-async function run(db: string, ...sql: string[]): Promise<{ status: number; errors: (string | null)[]; rows: unknown[][] }> {
-  const { status, json } = await rawPipeline(`${base}/db/${db}`, batch(...sql), await token(db));
-  if (status !== 200) return { status, errors: [String(json?.error ?? status)], rows: [] };
-  const result = json.results[0];
-  if (result.type !== 'ok') return { status, errors: [result.error.message], rows: [] };
-  const r = result.response.result;
-  return {
-    status,
-    errors: r.step_errors.map((e: { message: string } | null) => e?.message ?? null),
-    rows: r.step_results.map((s: { rows: unknown[] } | null) => s?.rows ?? []),
-  };
+/** Runs statements as one Hrana batch on `db` with a write token. */
+async function run(db: string, ...sql: string[]): Promise<BatchOutcome> {
+  return runBatch(`${base}/db/${db}`, await token(db), ...sql);
 }
 
 async function count(db: string, table: string): Promise<number> {

@@ -55,6 +55,27 @@ export function batch(...sql: (string | { sql: string; args?: unknown[] })[]): u
   };
 }
 
+/** What one Hrana batch gave: the HTTP status, each step's error message (or null) and rows. */
+export interface BatchOutcome {
+  status: number;
+  errors: (string | null)[];
+  rows: unknown[][];
+}
+
+/** Runs statements as one Hrana batch at `dbUrl` (`…/db/NAME`) with `token`. */
+export async function runBatch(dbUrl: string, token: string, ...sql: string[]): Promise<BatchOutcome> {
+  const { status, json } = await rawPipeline(dbUrl, batch(...sql), token);
+  if (status !== 200) return { status, errors: [String(json?.error ?? status)], rows: [] };
+  const result = json.results[0];
+  if (result.type !== 'ok') return { status, errors: [result.error.message], rows: [] };
+  const r = result.response.result;
+  return {
+    status,
+    errors: r.step_errors.map((e: { message: string } | null) => e?.message ?? null),
+    rows: r.step_results.map((s: { rows: unknown[] } | null) => s?.rows ?? []),
+  };
+}
+
 /**
  * A port nothing listens on now, from the OS. (A random port could be another test's server:
  * tests run in parallel, and a client would then sync with that server instead.)
