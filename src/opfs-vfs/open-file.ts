@@ -11,7 +11,9 @@
  * - right after the page of a WAL commit frame (a frame header whose "database size after
  *   commit" field is set). SQLite counts the transaction as committed once that xWrite
  *   returns, so a failure there (a full disk) must fail that xWrite, and with it the COMMIT;
- * - whenever the engine finishes an API call (`OutpostVfs.flushWrites()`).
+ * - whenever the engine finishes an API call (`OutpostVfs.flushWrites()`). A file holding
+ *   joined bytes is in the VFS's `joined` set while it does, so that call writes out only those
+ *   files: a server with a thousand databases open must not visit every file after each call.
  * A committed transaction is therefore always in the backend before the caller hears of it,
  * and an autocommit write costs one backend write.
  *
@@ -59,6 +61,8 @@ export class OpenFile {
     /** Mounted files belong to the engine: the VFS never closes them, and joins their writes. */
     readonly mounted: boolean,
     private readonly observer: WalObserver | undefined,
+    /** The VFS's files holding joined bytes right now (see the header); this one is in it while its buffer is. */
+    private readonly joined: Set<OpenFile> | undefined = undefined,
   ) {
     this.isWal = (flags & SQLITE_OPEN_WAL) !== 0;
   }
@@ -100,6 +104,7 @@ export class OpenFile {
     const buffer = this.buffer!;
     this.bufferLength = 0;
     this.commitPending = false;
+    this.joined?.delete(this);
     // Thousands of open databases must not each keep a megabyte: big buffers are transient.
     if (buffer.length > INITIAL_BUFFER_BYTES) this.buffer = null;
     this.backend.write(buffer.subarray(0, n), this.bufferOffset);
@@ -146,5 +151,6 @@ export class OpenFile {
     this.buffer.set(src, 0);
     this.bufferOffset = offset;
     this.bufferLength = src.length;
+    this.joined?.add(this);
   }
 }

@@ -95,6 +95,8 @@ export class OutpostVfs {
   private readonly openMountedNames = new Set<string>();
   private readonly observers = new Map<string, WalObserver>();
   private readonly files = new Map<number, OpenFile>();
+  /** The open files holding joined writes not yet written out (open-file.ts). */
+  private readonly joined = new Set<OpenFile>();
   private lastError: VfsError | null = null;
   private nextMountId = 1;
 
@@ -139,7 +141,8 @@ export class OutpostVfs {
 
   /** Writes every joined write buffer out. Throws what the backend throws. */
   flushWrites(): void {
-    for (const file of this.files.values()) file.flush();
+    // Only files holding joined bytes: each leaves the set as its buffer is written out.
+    for (const file of this.joined) file.flush();
   }
 
   /** Records why a call failed and returns its code: SQLITE_FULL for a full store, else `code`. */
@@ -346,7 +349,7 @@ export class OutpostVfs {
       this.lastError = { code: SQLITE_CANTOPEN, message: `cannot open ${name}: it is open already, by the connection it belongs to` };
       return SQLITE_CANTOPEN;
     }
-    if (mounted) return new OpenFile(mounted, flags, true, this.observers.get(name!));
+    if (mounted) return new OpenFile(mounted, flags, true, this.observers.get(name!), this.joined);
     if (name === null || (flags & (TEMPORARY_KINDS | SQLITE_OPEN_MAIN_JOURNAL)) !== 0) {
       // A rollback journal is only ever needed for the one transaction that switches a
       // database into WAL mode (the pragma guard keeps it there), which rewrites nothing

@@ -28,6 +28,8 @@ const CHECK_FUNCTION = 'outpost_may_write_client';
 export class ClientOwners {
   private owners: Record<string, string>;
   private installed = false;
+  /** The commit count (`RevisionLog.seq`) at the last look for the table: none since, no new look. */
+  private lookedAtSeq = -1;
   /** The writer of the request being executed; set around each pipeline. */
   writer: Writer = { subject: null, admin: true };
 
@@ -54,11 +56,16 @@ export class ClientOwners {
 
   /**
    * Installs the triggers once the protocol's table exists, and gives the rows that were
-   * written before (by the request that created the table) to their writer.
+   * written before (by the request that created the table) to their writer. `seq` counts the
+   * database's commits: the table can only appear with one, so a request that committed
+   * nothing costs no query here.
    */
-  afterRequest(conn: Connection, execTrusted: (sql: string) => void): void {
-    if (this.installed) return;
-    if (Number(conn.value(`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '${TURSO_SYNC_TABLE}'`)) === 0) return;
+  afterRequest(conn: Connection, execTrusted: (sql: string) => void, seq: number): void {
+    if (this.installed || seq === this.lookedAtSeq) return;
+    if (Number(conn.value(`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '${TURSO_SYNC_TABLE}'`)) === 0) {
+      this.lookedAtSeq = seq;
+      return;
+    }
     for (const row of conn.execute(`SELECT client_id FROM ${TURSO_SYNC_TABLE}`, undefined).rows) this.check(String(row[0]));
     execTrusted(
       [

@@ -153,7 +153,7 @@ export class HostedDatabase {
       owners.register(conn);
       const streams = options.streams ?? defaultStreamLimits();
       const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.limits, streams, session, options.limits.valueBytesMax);
-      owners.afterRequest(conn, (sql) => hosted.execTrusted(sql));
+      owners.afterRequest(conn, (sql) => hosted.execTrusted(sql), revlog.seq);
       return hosted;
     } catch (e) {
       revlog.close();
@@ -299,7 +299,7 @@ export class HostedDatabase {
       // owner triggers are installed once it is. The stream over, the connection's session
       // settings go back to what every request starts from.
       if (!this.conn.inTransaction) {
-        this.owners.afterRequest(this.conn, trusted);
+        this.owners.afterRequest(this.conn, trusted, this.revlog.seq);
         this.sessionReset.reset(this.clock, trusted);
       }
       if (this.revlog.seq !== before) for (const wake of [...this.waiters]) wake();

@@ -27,6 +27,7 @@
  * pipeline and long polls are in hosted-database.ts. A database is created by its first
  * authorised write-capable request (a write token's pull or push) or by the admin route.
  */
+import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -222,6 +223,8 @@ class SyncServer implements OutpostServer {
     ownSocket: boolean,
   ) {
     this.verifier = options.auth === false ? null : verifierFor(options);
+    // Every long poll listens for the shutdown: thousands at once is the normal load, not a leak.
+    setMaxListeners(0, this.shutdown.signal);
     this.bodyBytesMax = options.maxBodyBytes ?? 32 * 1024 * 1024;
     this.longPollMsMax = options.maxLongPollMs ?? 60_000;
     this.answerIdleMs = Math.max(100, options.bodyTimeoutMs ?? 30_000);

@@ -108,6 +108,33 @@ describe('/metrics', () => {
     expect(sample(text, 'outpost_http_request_duration_seconds_count', { route: 'pull-updates' })).toBe(1);
   });
 
+  test('many long polls at once raise no listener-leak warning', async () => {
+    const polls = 24;
+    let waiting = 0;
+    let allWaiting!: () => void;
+    const everyPollWaits = new Promise<void>((resolve) => (allWaiting = resolve));
+    const sink = (line: string): void => {
+      if (line.includes('long poll waiting') && ++waiting === polls) allWaiting();
+    };
+    const { url } = await started({ logLevel: 'debug', log: sink });
+    await rawPipeline(`${url}/db/many`, batch('CREATE TABLE t(v)'));
+    const revision = revisionOf((await rawPull(`${url}/db/many`, {})).body);
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      const answers = Array.from({ length: polls }, () => rawPull(`${url}/db/many`, { clientRevision: revision, longPollTimeoutMs: 60_000 }));
+      await everyPollWaits;
+      await rawPipeline(`${url}/db/many`, batch("INSERT INTO t VALUES ('wake')"));
+      for (const answer of await Promise.all(answers)) expect(answer.status).toBe(200);
+      // A warning is emitted on a later tick than the listener that caused it.
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.filter((w) => w.includes('MaxListeners'))).toEqual([]);
+  });
+
   test('label values are route kinds, never database names', async () => {
     const { url } = await started();
     await rawPipeline(`${url}/db/secret-tenant-name`, batch('SELECT 1'));
