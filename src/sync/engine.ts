@@ -77,6 +77,7 @@ import { maybeCheckpointLocal } from './local-checkpoint.js';
 import { pushedUpTo } from './state-file.js';
 import { type PulledUpdate, fetchPull } from './pull.js';
 import { pushOnce } from './push.js';
+import { staged } from './staging.js';
 import { changeTableInfo, toMutation } from './push-sql.js';
 import { tableInfoLookup } from './schema.js';
 
@@ -168,8 +169,12 @@ export class SyncEngine {
   fetchPull(longPollTimeoutMs = this.options.longPollTimeoutMs ?? 0): Promise<PulledUpdate | null> {
     return this.withRetries(async () => {
       try {
-        const update = await fetchPull(this.transport, this.local.state.value.revision, this.rebaseOwed ? 0 : longPollTimeoutMs, (p) =>
-          this.progress(p),
+        const update = await fetchPull(
+          this.transport,
+          this.local.state.value.revision,
+          this.rebaseOwed ? 0 : longPollTimeoutMs,
+          (p) => this.progress(p),
+          staged(this.local.staging),
         );
         this.saveCounters();
         const { revision, syncedDbPages } = this.local.state.value;
@@ -190,14 +195,20 @@ export class SyncEngine {
    */
   applyPull(update: PulledUpdate): void {
     this.retryRows.clear();
-    // Downloaded for a revision another pull has moved past: its pages would mix two images.
-    if (update.baseRevision !== undefined && update.baseRevision !== this.local.state.value.revision) return;
-    this.progress({ phase: 'apply', pagesDone: update.pages.size, pagesTotal: update.pages.size, bytes: 0 });
     let refused: ReturnType<typeof applyPull>;
     try {
-      refused = applyPull(this.local, update);
+      // Downloaded for a revision another pull has moved past: its pages would mix two images.
+      if (update.baseRevision !== undefined && update.baseRevision !== this.local.state.value.revision) return;
+      this.progress({ phase: 'apply', pagesDone: update.pages.size, pagesTotal: update.pages.size, bytes: 0 });
+      try {
+        refused = applyPull(this.local, update);
+      } finally {
+        this.progress({ phase: 'idle', pagesDone: 0, pagesTotal: 0, bytes: 0 });
+      }
     } finally {
-      this.progress({ phase: 'idle', pagesDone: 0, pagesTotal: 0, bytes: 0 });
+      // Applied, failed or stale: the staged pages are not read again (a failed apply was
+      // undone, and the next pull downloads afresh).
+      update.pages.release?.();
     }
     this.rebaseOwed = false;
     this.lastError = null;
@@ -309,6 +320,7 @@ export class SyncEngine {
     this.local.revert.close();
     this.local.replay.close();
     this.local.rejected.close();
+    this.local.staging.close();
   }
 
   // ---- pending changes -------------------------------------------------------------------
