@@ -16,7 +16,8 @@
  *
  *   engine.ts            this facade: status, retries, the error last seen, progress
  *   live.ts              live sync: the long-poll loop, pushes after commits, backoff, offline
- *   pull.ts              download a pull or a bootstrap (network only)
+ *   pull.ts              download a pull or a bootstrap, its pages to a staging file as they arrive
+ *   staging.ts           staging files (db-pull-N): a pull's pages until the apply reads them
  *   bootstrap.ts         a fresh database's first image, streamed into its main file before SQLite opens it
  *   apply.ts             apply steps a–f, revert, replay, crash recovery
  *   recovery.ts          pure: what a revert keeps and what to finish after a crash
