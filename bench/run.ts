@@ -20,6 +20,7 @@ import { CLASSIC_TESTS } from './classic.js';
 import { NODE_CONFIGS, runNodeAbortStop, runNodeClassic, runNodeOpen, runNodeSelect1, runNodeWatchLatency } from './node.js';
 import { type LoadRow, loadTable, runServerLoad } from './server-load.js';
 import { type NeighbourRow, neighbourTable, runNeighbourBench } from './neighbour.js';
+import { type LargePullRow, largePullTable, runLargePullBench } from './large-pull.js';
 import { type BootstrapBenchRow, type BrowserBootstrapRow, type SyncBenchRow, bootstrapTable, browserBootstrapTable, runBootstrapBench, runBrowserBootstrapBench, runSyncBench, syncTable } from './sync.js';
 import { type LiveBenchRow, liveTable, runLiveBench } from './live.js';
 import { type TabsRow, runTabsBench, tabsTable } from './tabs.js';
@@ -48,6 +49,7 @@ export interface BenchReport {
   failures: Record<string, string>;
   sync?: SyncBenchRow[];
   bootstrap?: BootstrapBenchRow[];
+  largePull?: LargePullRow[];
   browserBootstrap?: BrowserBootstrapRow[];
   live?: LiveBenchRow[];
   serverLoad?: LoadRow[];
@@ -297,6 +299,8 @@ export async function runBench(opts: Options): Promise<BenchReport> {
     }
     process.stderr.write('sync: a 200 MB bootstrap per client, each in its own process\n');
     report.bootstrap = await runBootstrapBench(200);
+    process.stderr.write('sync: a 100 MB incremental pull, in its own process\n');
+    report.largePull = await runLargePullBench(100);
     if (!opts.bootstrapOnly) {
       process.stderr.write('live sync: a write in client A to the watch callback in client B\n');
       report.live = await runLiveBench(50);
@@ -371,6 +375,7 @@ export function toMarkdown(report: BenchReport): string {
   if (report.results['c01']?.['api-outpost']) lines.push('', "Issue 15's targets (best run of each figure; api-* run through the public API):", '', speedTable(report));
   if (report.sync) lines.push('', 'Sync (Node clients, both against the same server):', '', syncTable(report.sync));
   if (report.bootstrap) lines.push('', 'A 200 MB bootstrap (Node clients, each in its own process; memory is the peak RSS above the idle process):', '', bootstrapTable(report.bootstrap));
+  if (report.largePull) lines.push('', 'A 100 MB incremental pull after a small bootstrap (Node, each in its own process, Outpost server; memory is the sampled peak above the process after the open; CPU is the whole process):', '', largePullTable(report.largePull));
   if (report.browserBootstrap) lines.push('', 'A 200 MB bootstrap in Chromium (OPFS) against the Outpost server, beside @tursodatabase/sync in Node against the same server:', '', browserBootstrapTable(report.browserBootstrap));
   if (report.live) lines.push('', "Live sync: client A's insert to client B's watch callback (Node clients, both live, loopback, one write at a time):", '', liveTable(report.live));
   if (report.serverLoad) lines.push('', 'Sync server under load (loopback; 200 long-polling clients, 32 pushing):', '', loadTable(report.serverLoad));

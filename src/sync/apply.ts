@@ -16,6 +16,7 @@ import type { PulledUpdate } from './pull.js';
 import { type RevertPlan, recoveryPlan, revertPlan } from './recovery.js';
 import { type ReplayRefusal, replayRecord } from './replay.js';
 import { tableExists } from './schema.js';
+import { applyOrder } from './staging.js';
 import { pushedUpTo, rotateClientId } from './state-file.js';
 
 /**
@@ -134,19 +135,20 @@ function alreadySynced(local: LocalDatabase, plan: RevertPlan): boolean {
   return !plan.restoreMainFile || db.size() === local.state.value.syncedDbPages * PAGE_BYTES;
 }
 
-/** Step c: the pulled pages in one transaction through `sqlite_dbpage` (atomic via the WAL). */
+/** Step c: the pulled pages in one transaction through `sqlite_dbpage` (atomic via the WAL), read one at a time from where the download put them. */
 function writePages(conn: Connection, update: PulledUpdate): void {
   const before = conn.pageCount();
   conn.withoutCapture(() => {
     conn.exec('BEGIN IMMEDIATE');
     try {
-      // Page 1 (the schema) goes last: once it changes, SQLite re-reads the schema, which
-      // must by then find every page it points to.
       // A server that was never written to (a new `turso --sync-server`) has no pages at all; a
       // SQLite file keeps at least page 1, and sqlite_dbpage refuses to truncate below it.
       if (before > Math.max(1, update.dbPages)) conn.run('INSERT INTO sqlite_dbpage(pgno, data) VALUES (?, NULL)', [Math.max(1, update.dbPages) + 1]);
-      const ordered = [...update.pages].sort((a, b) => (a[0] === 1 ? 1 : b[0] === 1 ? -1 : a[0] - b[0]));
-      for (const [pgno, page] of ordered) conn.run('INSERT INTO sqlite_dbpage(pgno, data) VALUES (?, ?)', [pgno, page]);
+      for (const pgno of applyOrder(update.pages.keys(), update.dbPages)) {
+        const page = update.pages.get(pgno);
+        invariant(page !== undefined, `pulled page ${pgno} is where the download put it`);
+        conn.run('INSERT INTO sqlite_dbpage(pgno, data) VALUES (?, ?)', [pgno, page]);
+      }
       conn.exec('COMMIT');
     } catch (e) {
       conn.rollbackQuietly();

@@ -16,7 +16,8 @@
  *
  *   engine.ts            this facade: status, retries, the error last seen, progress
  *   live.ts              live sync: the long-poll loop, pushes after commits, backoff, offline
- *   pull.ts              download a pull or a bootstrap (network only)
+ *   pull.ts              download a pull or a bootstrap, its pages to a staging file as they arrive
+ *   staging.ts           staging files (db-pull-N): a pull's pages until the apply reads them
  *   bootstrap.ts         a fresh database's first image, streamed into its main file before SQLite opens it
  *   apply.ts             apply steps a–f, revert, replay, crash recovery
  *   recovery.ts          pure: what a revert keeps and what to finish after a crash
@@ -77,6 +78,7 @@ import { maybeCheckpointLocal } from './local-checkpoint.js';
 import { pushedUpTo } from './state-file.js';
 import { type PulledUpdate, fetchPull } from './pull.js';
 import { pushOnce } from './push.js';
+import { staged } from './staging.js';
 import { changeTableInfo, toMutation } from './push-sql.js';
 import { tableInfoLookup } from './schema.js';
 
@@ -168,8 +170,12 @@ export class SyncEngine {
   fetchPull(longPollTimeoutMs = this.options.longPollTimeoutMs ?? 0): Promise<PulledUpdate | null> {
     return this.withRetries(async () => {
       try {
-        const update = await fetchPull(this.transport, this.local.state.value.revision, this.rebaseOwed ? 0 : longPollTimeoutMs, (p) =>
-          this.progress(p),
+        const update = await fetchPull(
+          this.transport,
+          this.local.state.value.revision,
+          this.rebaseOwed ? 0 : longPollTimeoutMs,
+          (p) => this.progress(p),
+          staged(this.local.staging),
         );
         this.saveCounters();
         const { revision, syncedDbPages } = this.local.state.value;
@@ -190,14 +196,20 @@ export class SyncEngine {
    */
   applyPull(update: PulledUpdate): void {
     this.retryRows.clear();
-    // Downloaded for a revision another pull has moved past: its pages would mix two images.
-    if (update.baseRevision !== undefined && update.baseRevision !== this.local.state.value.revision) return;
-    this.progress({ phase: 'apply', pagesDone: update.pages.size, pagesTotal: update.pages.size, bytes: 0 });
     let refused: ReturnType<typeof applyPull>;
     try {
-      refused = applyPull(this.local, update);
+      // Downloaded for a revision another pull has moved past: its pages would mix two images.
+      if (update.baseRevision !== undefined && update.baseRevision !== this.local.state.value.revision) return;
+      this.progress({ phase: 'apply', pagesDone: update.pages.size, pagesTotal: update.pages.size, bytes: 0 });
+      try {
+        refused = applyPull(this.local, update);
+      } finally {
+        this.progress({ phase: 'idle', pagesDone: 0, pagesTotal: 0, bytes: 0 });
+      }
     } finally {
-      this.progress({ phase: 'idle', pagesDone: 0, pagesTotal: 0, bytes: 0 });
+      // Applied, failed or stale: the staged pages are not read again (a failed apply was
+      // undone, and the next pull downloads afresh).
+      update.pages.release?.();
     }
     this.rebaseOwed = false;
     this.lastError = null;
@@ -309,6 +321,7 @@ export class SyncEngine {
     this.local.revert.close();
     this.local.replay.close();
     this.local.rejected.close();
+    this.local.staging.close();
   }
 
   // ---- pending changes -------------------------------------------------------------------

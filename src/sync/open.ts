@@ -15,6 +15,7 @@ import { SyncEngine, retrying } from './engine.js';
 import { RejectionLog } from './rejected-file.js';
 import { ReplayFile } from './replay-file.js';
 import { RevertFile } from './revert-file.js';
+import { PullStaging } from './staging.js';
 import { SyncStateFile, rotateClientId } from './state-file.js';
 import { HttpTransport } from './transport.js';
 import { DB_FILE, REJECTED_FILE, REPLAY_FILE, REVERT_FILE, SYNC_STATE_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
@@ -98,6 +99,15 @@ export async function openSynced(
   }
   // A bootstrap into the main file that a crash interrupted: its partial image is never opened.
   if (state.value.phase === 'bootstrapping') await discardBootstrap(directory, state);
+  // Pages a crash left staged belong to a pull that never applied (staging.ts): thrown away.
+  const staging = new PullStaging(directory);
+  try {
+    await staging.discardLeftovers();
+  } catch (e) {
+    staging.close();
+    closeFiles();
+    throw e;
+  }
   transport ??= new HttpTransport({ url: sync.url, authToken: sync.authToken, timeoutMs: sync.timeoutMs, fetch: sync.fetch });
   const inPlace = behaviour.bootstrap && !sync.live && (await canBootstrapInPlace(directory, state));
   let bootstrapError: unknown = null;
@@ -122,6 +132,7 @@ export async function openSynced(
       () => state.value.changeIdFloor,
     ));
   } catch (e) {
+    staging.close();
     closeFiles();
     throw e;
   }
@@ -133,12 +144,13 @@ export async function openSynced(
         'INVALID_ARGUMENT',
       );
     }
-    const local = { conn, changes, state, revert: new RevertFile(files.revert, state.value.revertEntries), replay: new ReplayFile(files.replay), rejected };
+    const local = { conn, changes, state, revert: new RevertFile(files.revert, state.value.revertEntries), replay: new ReplayFile(files.replay), rejected, staging };
     engine = new SyncEngine(local, sync, transport);
     engine.recover();
     if (bootstrapError !== null) engine.recordError(bootstrapError);
   } catch (e) {
     await conn.close();
+    staging.close();
     closeFiles();
     throw e;
   }

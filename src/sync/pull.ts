@@ -1,6 +1,7 @@
 /**
- * Downloading a pull: network only, nothing local changes here. The whole update is in memory
- * and well-formed before `apply.ts` touches a file. (A fresh database's first bootstrap does
+ * Downloading a pull: nothing local changes here. Pages go to a staging file in the database's
+ * folder as they arrive (staging.ts; in memory when no slot is free), and the whole update is
+ * there and well-formed before `apply.ts` touches a database file. (A fresh database's first bootstrap does
  * not come here: bootstrap.ts streams it into the main file.)
  *
  * A database that has never synced bootstraps: the whole image, in chunks of
@@ -10,9 +11,10 @@
  */
 import { SyncError } from '../errors.js';
 import { encodeRoaring } from '../protocol/roaring.js';
-import type { PageData, PullHeader, PullRequest } from '../protocol/pull-updates.js';
-import type { PullResponse, SyncTransport } from '../protocol/transport.js';
+import { PAGE_BYTES, type PageData, type PullHeader, type PullRequest } from '../protocol/pull-updates.js';
+import type { SyncTransport } from '../protocol/transport.js';
 import type { SyncProgress } from '../types.js';
+import { type CollectorSource, type PageCollector, type PageSet, inMemory } from './staging.js';
 
 /** Told after each response of a download. */
 export type ProgressListener = (progress: SyncProgress) => void;
@@ -48,59 +50,62 @@ export interface PulledUpdate {
   baseRevision?: string | null;
   /** The database's size in pages at that revision. */
   dbPages: number;
-  /** Page images by 1-based page number. */
-  pages: Map<number, Uint8Array>;
+  /** Page images by 1-based page number: in a staging file (staging.ts) or in memory. */
+  pages: PageSet;
 }
 
-/** What changed since `revision` (a bootstrap when null); null when nothing did. */
+/**
+ * What changed since `revision` (a bootstrap when null); null when nothing did. The pages go
+ * to a collector from `collect` as they arrive (a staging file in the database's folder), which
+ * is released when the download fails or brings nothing; otherwise the apply releases it.
+ */
 export async function fetchPull(
   transport: SyncTransport,
   revision: string | null,
   longPollTimeoutMs: number,
   progress: ProgressListener = () => {},
+  collect: CollectorSource = inMemory,
 ): Promise<PulledUpdate | null> {
-  if (revision === null) return { ...(await fetchBootstrap(transport, progress)), baseRevision: null };
-  const res = await transport.pull({ clientRevision: revision, longPollTimeoutMs });
-  if (res.header.serverRevision === revision && res.pages.length === 0) return null;
-  const update: PulledUpdate = { revision: res.header.serverRevision, dbPages: res.header.dbSize, pages: new Map(), baseRevision: revision };
-  addPages(update.pages, res);
-  progress({ phase: 'pull', pagesDone: update.pages.size, pagesTotal: update.pages.size, bytes: pageBytes(update.pages) });
-  return update;
+  const pages = await collect();
+  try {
+    const update = revision === null ? { ...(await fetchBootstrap(transport, pages, progress)), baseRevision: null } : await fetchChanges(transport, revision, longPollTimeoutMs, pages, progress);
+    if (update === null) pages.release();
+    else pages.finish();
+    return update;
+  } catch (e) {
+    pages.release();
+    throw e;
+  }
 }
 
-function pageBytes(pages: Map<number, Uint8Array>): number {
-  let bytes = 0;
-  for (const page of pages.values()) bytes += page.length;
-  return bytes;
+/** The pages that changed since `revision`, streamed into `pages`. */
+async function fetchChanges(transport: SyncTransport, revision: string, longPollTimeoutMs: number, pages: PageCollector, progress: ProgressListener): Promise<PulledUpdate | null> {
+  const header = await pullPages(transport, { clientRevision: revision, longPollTimeoutMs }, (p) => pages.add(p.pageId + 1, p.page));
+  if (header.serverRevision === revision && pages.size === 0) return null;
+  progress({ phase: 'pull', pagesDone: pages.size, pagesTotal: pages.size, bytes: pages.size * PAGE_BYTES });
+  return { revision: header.serverRevision, dbPages: header.dbSize, pages, baseRevision: revision };
 }
 
 /** A whole image in chunks of pages, then the pages that changed while it downloaded. */
-async function fetchBootstrap(transport: SyncTransport, progress: ProgressListener): Promise<PulledUpdate> {
-  const pages = new Map<number, Uint8Array>();
+async function fetchBootstrap(transport: SyncTransport, pages: PageCollector, progress: ProgressListener): Promise<PulledUpdate> {
   const chunk = chunkSelector;
-  const first = await transport.pull({ clientRevision: '', serverPagesSelector: chunk(0) });
-  const base = first.header.serverRevision;
-  addPages(pages, first);
-  let dbPages = first.header.dbSize;
+  const add = (p: PageData): void => pages.add(p.pageId + 1, p.page);
+  const first = await pullPages(transport, { clientRevision: '', serverPagesSelector: chunk(0) }, add);
+  const base = first.serverRevision;
+  let dbPages = first.dbSize;
   let revision = base;
-  const told = (): void => progress({ phase: 'bootstrap', pagesDone: Math.min(pages.size, dbPages), pagesTotal: dbPages, bytes: pageBytes(pages) });
+  const told = (): void => progress({ phase: 'bootstrap', pagesDone: Math.min(pages.size, dbPages), pagesTotal: dbPages, bytes: pages.size * PAGE_BYTES });
   told();
   if (dbPages > BOOTSTRAP_CHUNK_PAGES) {
     for (let from = BOOTSTRAP_CHUNK_PAGES; from < dbPages; from += BOOTSTRAP_CHUNK_PAGES) {
-      addPages(pages, await transport.pull({ clientRevision: '', serverRevision: base, serverPagesSelector: chunk(from) }));
+      await pullPages(transport, { clientRevision: '', serverRevision: base, serverPagesSelector: chunk(from) }, add);
       told();
     }
-    const rest = await transport.pull({ clientRevision: base });
-    addPages(pages, rest);
-    dbPages = rest.header.dbSize;
-    revision = rest.header.serverRevision;
+    const rest = await pullPages(transport, { clientRevision: base }, add);
+    dbPages = rest.dbSize;
+    revision = rest.serverRevision;
   }
-  for (const pgno of pages.keys()) if (pgno > dbPages) pages.delete(pgno);
+  pages.dropPast(dbPages);
   if (pages.size < dbPages) throw new SyncError(`bootstrap: the server sent ${pages.size} of ${dbPages} pages`, 'PROTOCOL');
   return { revision, dbPages, pages };
-}
-
-/** The wire's page ids are zero-based; pages are numbered from 1 everywhere else. */
-function addPages(pages: Map<number, Uint8Array>, res: PullResponse): void {
-  for (const p of res.pages) pages.set(p.pageId + 1, p.page);
 }

@@ -5,7 +5,6 @@
  * with a plain directory.
  */
 import type { StorageBackend, StorageDirectory } from '../../src/opfs-vfs/storage/backend.js';
-import type { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
 
 export class Crash extends Error {
   override name = 'InjectedCrash';
@@ -16,14 +15,17 @@ export class CrashingDirectory implements StorageDirectory {
   readonly label: string;
   ops = 0;
   crashed = false;
+  /** The file and kind of each mutating operation, in order (`fileOps[k - 1]` is the k-th's). */
+  readonly fileOps: { name: string; kind: 'write' | 'truncate' | 'flush' }[] = [];
   constructor(
-    private readonly inner: NodeDirectory,
+    private readonly inner: StorageDirectory,
     private readonly crashAt: number,
   ) {
     this.label = inner.label;
   }
-  private tick(): void {
+  private tick(name: string, kind: 'write' | 'truncate' | 'flush'): void {
     if (this.crashed) throw new Crash('the process is gone');
+    this.fileOps.push({ name, kind });
     if (++this.ops >= this.crashAt) {
       this.crashed = true;
       throw new Crash(`injected crash at operation ${this.ops}`);
@@ -40,15 +42,15 @@ export class CrashingDirectory implements StorageDirectory {
         return f.read(d, o);
       },
       write: (s, o) => {
-        this.tick();
+        this.tick(name, 'write');
         f.write(s, o);
       },
       truncate: (n) => {
-        this.tick();
+        this.tick(name, 'truncate');
         f.truncate(n);
       },
       flush: () => {
-        this.tick();
+        this.tick(name, 'flush');
         f.flush();
       },
       size: () => f.size(),

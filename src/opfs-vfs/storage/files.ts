@@ -20,8 +20,11 @@ export const REPLAY_FILE = 'db-replay';
 /** The sync layer's marks of refused change records, with why. */
 export const REJECTED_FILE = 'db-rejected';
 
+/** The sync layer's staging files: pages of a pull waiting to be applied (`db-pull-0`, ...; sync/staging.ts). */
+export const PULL_FILES: readonly string[] = ['db-pull-0', 'db-pull-1', 'db-pull-2', 'db-pull-3'];
+
 /** Every file a database may have, main file first. */
-export const DATABASE_FILES: readonly string[] = [DB_FILE, WAL_FILE, SYNC_STATE_FILE, REVERT_FILE, REPLAY_FILE, REJECTED_FILE];
+export const DATABASE_FILES: readonly string[] = [DB_FILE, WAL_FILE, SYNC_STATE_FILE, REVERT_FILE, REPLAY_FILE, REJECTED_FILE, ...PULL_FILES];
 
 /** What Node appends to a database's path for file `name`: '' for `db`, '-wal' for `db-wal`. */
 export function nodeSuffix(name: string): string {

@@ -39,6 +39,8 @@ export class MemoryBackend implements StorageBackend {
   truncate(sizeBytes: number): void {
     assertByteOffset(sizeBytes, 'truncate size');
     if (sizeBytes > this.quotaBytes) throw new StorageFullError('memory store is full');
+    // An emptied file (a sync staging file after its pull applied) gives its memory back.
+    if (sizeBytes === 0) this.bytes = new Uint8Array(0);
     this.reserve(sizeBytes);
     // Bytes past the new end must read as zeros if the file grows again.
     if (sizeBytes < this.length) this.bytes.fill(0, sizeBytes, this.length);
