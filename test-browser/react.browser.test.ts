@@ -5,9 +5,9 @@
 import { createElement } from 'react';
 import { flushSync } from 'react-dom';
 import { type Root, createRoot } from 'react-dom/client';
-import { afterEach, expect, test } from 'vitest';
+import { afterEach, expect, inject, test } from 'vitest';
 import { type Database, open } from '../src/index.js';
-import { OutpostProvider, type QueryState, useDatabase, useQuery } from '../src/react/index.js';
+import { OutpostProvider, type QueryState, useDatabase, useQuery, useSyncStatus } from '../src/react/index.js';
 
 const roots: { root: Root; div: HTMLElement }[] = [];
 const databases: Database[] = [];
@@ -101,4 +101,41 @@ test('OutpostProvider passes the database to useDatabase', async () => {
 test('useQuery waits while the database is still null', async () => {
   const div = render(createElement(Values, { db: null }));
   expect(div.textContent).toBe('loading');
+});
+
+function Status(props: { db: Database | null }): ReturnType<typeof createElement> {
+  const status = useSyncStatus(props.db);
+  return createElement('p', null, status ? `pending ${status.pendingChanges} of ${status.url}` : 'none');
+}
+
+/** A database syncing with the Outpost server of the browser project (global-setup.ts). */
+async function synced(): Promise<Database> {
+  const db = await open(`react-sync-${crypto.randomUUID()}`, { sync: { url: `${inject('outpostServerUrl')}/db/react-${crypto.randomUUID()}` } });
+  databases.push(db);
+  await db.exec('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)');
+  return db;
+}
+
+test('useSyncStatus shows the status, and the status after a sync', async () => {
+  const db = await synced();
+  await db.run("INSERT INTO t(v) VALUES ('a')");
+  const div = render(createElement(Status, { db }));
+  await text(div, (t) => /^pending [1-9]/.test(t));
+  // A push and the pull that brings its acknowledgement back.
+  await db.sync();
+  await text(div, (t) => t.startsWith('pending 0 of '));
+});
+
+test("useSyncStatus shows none, not the last database's status, once its database is null or has no sync", async () => {
+  const db = await synced();
+  const div = render(createElement(Status, { db }));
+  await text(div, (t) => t.startsWith('pending'));
+  const root = roots[0]!.root;
+  flushSync(() => root.render(createElement(Status, { db: null })));
+  expect(div.textContent).toBe('none');
+  flushSync(() => root.render(createElement(Status, { db })));
+  await text(div, (t) => t.startsWith('pending'));
+  const plain = await database();
+  flushSync(() => root.render(createElement(Status, { db: plain })));
+  expect(div.textContent).toBe('none');
 });

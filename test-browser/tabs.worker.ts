@@ -5,6 +5,7 @@
  * posts `{ event, ... }` as things happen, `{ event: 'loaded' }` first.
  */
 import { type Database, OutpostError, open } from '../src/index.js';
+import { rng } from '../test/support/generate.js';
 
 export type TabCommand =
   /** With `liveSyncUrl`, the database syncs live with it. */
@@ -12,6 +13,13 @@ export type TabCommand =
   | { op: 'run'; sql: string; params?: unknown[] }
   | { op: 'query'; sql: string }
   | { op: 'writeLoop'; who: string; count: number }
+  /**
+   * `count` steps, each (seeded) a plain insert into t(who, seq) or a transaction that reads
+   * the counter ctr, logs what it read in txlog(who, seq, seen) and stores it plus one. Posts
+   * `{ event: 'step', who, seq }` after each settled step; ends early after `stopLoop`.
+   */
+  | { op: 'mixLoop'; who: string; count: number; seed: number }
+  | { op: 'stopLoop' }
   | { op: 'hangInTransaction'; sql: string }
   | { op: 'watch'; sql: string }
   | { op: 'syncStatus' }
@@ -30,7 +38,16 @@ export interface WriteLoopResult {
   failed: { seq: number; message: string }[];
 }
 
+/** How each step of a mixLoop settled. `lost`: a transaction rejected TRANSACTION_LOST. */
+export interface MixStep {
+  seq: number;
+  kind: 'insert' | 'transaction';
+  fate: 'acked' | 'unknown' | 'lost' | 'failed';
+  message?: string;
+}
+
 let db: Database | null = null;
+let stopLoop = false;
 let resume: () => void = () => {};
 const inFrame = typeof window !== 'undefined' && window.parent !== window;
 const post = (message: unknown): void => (inFrame ? window.parent.postMessage(message, '*') : (self as unknown as Worker).postMessage(message));
@@ -54,6 +71,30 @@ async function writeLoop(who: string, count: number): Promise<WriteLoopResult> {
   return result;
 }
 
+async function mixLoop(who: string, count: number, seed: number): Promise<MixStep[]> {
+  const random = rng(seed);
+  const steps: MixStep[] = [];
+  for (let seq = 0; seq < count && !stopLoop; seq++) {
+    const kind = random() < 0.4 ? 'transaction' : 'insert';
+    try {
+      if (kind === 'insert') await opened().run('INSERT INTO t(who, seq) VALUES (?, ?)', [who, seq]);
+      else
+        await opened().transaction(async (tx) => {
+          const seen = (await tx.get<{ v: number }>('SELECT v FROM ctr WHERE id = 1'))!.v;
+          await tx.run('INSERT INTO txlog(who, seq, seen) VALUES (?, ?, ?)', [who, seq, seen]);
+          await tx.run('UPDATE ctr SET v = ? WHERE id = 1', [seen + 1]);
+        });
+      steps.push({ seq, kind, fate: 'acked' });
+    } catch (e) {
+      const code = e instanceof OutpostError ? e.code : undefined;
+      const fate = code === 'OUTCOME_UNKNOWN' ? 'unknown' : code === 'TRANSACTION_LOST' ? 'lost' : 'failed';
+      steps.push({ seq, kind, fate, ...(fate === 'failed' ? { message: `${(e as Error).name} ${String(code)} ${(e as Error).message}` } : {}) });
+    }
+    post({ event: 'step', who, seq });
+  }
+  return steps;
+}
+
 async function handle(command: TabCommand): Promise<unknown> {
   switch (command.op) {
     case 'open':
@@ -71,6 +112,11 @@ async function handle(command: TabCommand): Promise<unknown> {
     }
     case 'writeLoop':
       return writeLoop(command.who, command.count);
+    case 'mixLoop':
+      return mixLoop(command.who, command.count, command.seed);
+    case 'stopLoop':
+      stopLoop = true;
+      return null;
     case 'hangInTransaction':
       void opened().transaction(async (tx) => {
         await tx.run(command.sql);

@@ -54,14 +54,16 @@ export function useQuery<T = Row>(db: Database | null | undefined, sql: string, 
 
 /** The database's latest sync status (null without sync or until known). */
 export function useSyncStatus(db: Database | null | undefined): SyncStatus | null {
-  const [status, setStatus] = useState<SyncStatus | null>(null);
+  // Kept with the database it belongs to: after a switch to another database (or none), the
+  // last one's status is not shown as this one's.
+  const [seen, setSeen] = useState<{ db: Database; status: SyncStatus | null } | null>(null);
   useEffect(() => {
     if (!db) return;
     let live = true;
-    const off = db.onSyncStatus((s) => setStatus(s));
+    const off = db.onSyncStatus((status) => setSeen({ db, status }));
     db.syncStatus().then(
-      (s) => {
-        if (live) setStatus(s);
+      (status) => {
+        if (live) setSeen({ db, status });
       },
       () => {},
     );
@@ -70,7 +72,7 @@ export function useSyncStatus(db: Database | null | undefined): SyncStatus | nul
       off();
     };
   }, [db]);
-  return status;
+  return seen && seen.db === db ? seen.status : null;
 }
 
 const DatabaseContext = createContext<Database | null>(null);
