@@ -52,6 +52,10 @@ export interface HostedDatabaseOptions {
   limits: SandboxLimits;
   /** Streams across requests (see the header); the slots are shared by the server's databases. */
   streams?: StreamLimits;
+  /** How pull answers are built (default `PULL_SLICES`); tests make every page a slice. */
+  pullSlices?: PullSlices;
+  /** Told of each slice a pull yields after, and of each finished build (tests observe the order of events with it). */
+  pullEvents?: (event: 'slice' | 'built', database: string) => void;
   /** Where the database's files live (default: Node files at `<dataDir>/<name>.db`); tests inject crashes here. */
   directory?: (file: string) => StorageDirectory;
 }
@@ -96,8 +100,21 @@ interface HeldStream {
   endsAtMs: number;
 }
 
-/** Pages read and encoded at a time while a pull is written out (1 MiB of page images). */
-const PULL_CHUNK_PAGES = 256;
+/**
+ * How a pull answer is built: `groupPages` pages are read and encoded at a time, and after
+ * each group that ends a slice of at least `sliceMs`, the build yields to other requests.
+ */
+export interface PullSlices {
+  groupPages: number;
+  sliceMs: number;
+}
+
+/**
+ * The default: 1 MiB of page images at a time, yielding every 10 ms or so. At the build's
+ * speed here (30-100 MB/s) that is a few hundred KiB to 1 MiB a slice, so another tenant's
+ * request waits about one slice, and a 200 MB bootstrap yields only a few hundred times.
+ */
+export const PULL_SLICES: PullSlices = { groupPages: 256, sliceMs: 10 };
 
 export class HostedDatabase {
   lastUsedMs = Date.now();
@@ -110,6 +127,8 @@ export class HostedDatabase {
   private readonly queue: ((turn: boolean) => void)[] = [];
   /** A request was woken for its turn and has not run yet: newcomers queue behind it. */
   private turnPending = false;
+  /** An asynchronous turn (a pull being built in slices) holds the database: newcomers queue behind it. */
+  private busy = false;
   private closed = false;
 
   private constructor(
@@ -124,6 +143,8 @@ export class HostedDatabase {
     private readonly streams: StreamLimits,
     private readonly sessionReset: SessionReset,
     private readonly storedSqlCharsMax: number,
+    private readonly pullSlices: PullSlices,
+    private readonly pullEvents: HostedDatabaseOptions['pullEvents'],
   ) {
     this.share = new TimeShare({ shareOfServer: limits.shareOfServer, burstMs: limits.statementTimeoutMs });
     this.answerBytesMax = limits.answerBytesMax ?? limits.valueBytesMax;
@@ -152,7 +173,7 @@ export class HostedDatabase {
       const owners = new ClientOwners(`${file}-owners`, options.durability === 'full');
       owners.register(conn);
       const streams = options.streams ?? defaultStreamLimits();
-      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.limits, streams, session, options.limits.valueBytesMax);
+      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.limits, streams, session, options.limits.valueBytesMax, options.pullSlices ?? PULL_SLICES, options.pullEvents);
       owners.afterRequest(conn, (sql) => hosted.execTrusted(sql));
       return hosted;
     } catch (e) {
@@ -166,13 +187,18 @@ export class HostedDatabase {
   }
 
   /**
-   * Writes a pull-updates response body (header, then pages, length-delimited) to `sink`, a
-   * few hundred pages at a time: the whole answer is never in memory at once. It runs
-   * synchronously, so it reads one consistent revision.
+   * Writes a pull-updates response body (header, then pages, length-delimited) to `sink`, one
+   * slice at a time (`PullSlices`): between slices it yields, so other databases' requests run
+   * while a large answer is built, and each slice's time is charged to this database's share
+   * of the server, as statement time is. The caller holds this database's turn (`inTurn`), so
+   * nothing commits between slices: the answer is one revision. 429 BUSY when the database has
+   * used its share before the pull starts; a pull under way is not cut for it. Stops (throws
+   * the signal's reason) when `signal` aborts, and with 503 when the database closes.
    */
-  pull(req: PullRequest, sink: (chunk: Uint8Array) => void): void {
+  async pull(req: PullRequest, sink: (chunk: Uint8Array) => void, signal?: AbortSignal): Promise<void> {
     if (req.encoding !== ENCODING_RAW) throw new ProtocolError('only raw page encoding is supported (zstd was requested)');
     if (req.streamKind !== 0) throw new ProtocolError('only the Pages stream kind is supported');
+    this.share.check(this.name, performance.now());
     const dbPages = this.conn.pageCount();
     const selector = req.serverPagesSelector.length > 0 ? new Set(decodeRoaring(req.serverPagesSelector, 1 << 22).map((id) => id + 1)) : null;
     let applyMode = APPLY_INCREMENTAL;
@@ -188,21 +214,37 @@ export class HostedDatabase {
         pages = [...changed].filter((p) => p <= dbPages && (!selector || selector.has(p))).sort((a, b) => a - b);
       }
     }
-    sink(encodePullHeader({ serverRevision: this.revlog.revision, dbSize: dbPages, applyMode }));
+    const revision = this.revlog.revision;
+    sink(encodePullHeader({ serverRevision: revision, dbSize: dbPages, applyMode }));
+    const { groupPages, sliceMs } = this.pullSlices;
     let group: number[] = [];
-    const flush = (): void => {
+    let sliceStartMs = performance.now();
+    const flush = async (): Promise<void> => {
       const images = this.conn.readPages(group);
       const parts: Uint8Array[] = [];
       for (const [pgno, data] of images) parts.push(encodePage(pgno - 1, data));
       sink(concat(parts));
       group = [];
+      const nowMs = performance.now();
+      if (nowMs - sliceStartMs < sliceMs) return;
+      this.share.charge(nowMs - sliceStartMs, nowMs);
+      this.pullEvents?.('slice', this.name);
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.closed) throw new HttpError(503, 'the server is closing this database; pull again', 'BUSY');
+      signal?.throwIfAborted();
+      // The turn is held, so nothing may have committed; this guards that rule.
+      if (this.revlog.revision !== revision) throw new Error('the database changed while a pull was built');
+      sliceStartMs = performance.now();
     };
     for (const p of pages) {
       if (p < 1 || p > dbPages) continue;
       group.push(p);
-      if (group.length === PULL_CHUNK_PAGES) flush();
+      if (group.length === groupPages) await flush();
     }
-    if (group.length > 0) flush();
+    if (group.length > 0) await flush();
+    const endMs = performance.now();
+    this.share.charge(endMs - sliceStartMs, endMs);
+    this.pullEvents?.('built', this.name);
   }
 
   /** True when a pull from `clientRevision` would return nothing new. */
@@ -313,23 +355,26 @@ export class HostedDatabase {
    * ended instead of waited for. 503 BUSY when the wait outlasts every bound (the database
    * closed, or a stream outlived its lifetime).
    */
-  async inTurn<T>(body: unknown, work: () => T): Promise<T> {
+  async inTurn<T>(body: unknown, work: () => T | Promise<T>): Promise<T> {
     const baton = typeof body === 'object' && body !== null ? (body as { baton?: unknown }).baton : null;
     if (baton !== null && baton !== undefined) {
       try {
-        return work();
+        return await work();
       } finally {
         this.passTurn();
       }
     }
     if (this.stream?.readOnly) this.abandonStream();
-    if (this.stream || this.queue.length > 0 || this.turnPending) {
+    if (this.stream || this.busy || this.queue.length > 0 || this.turnPending) {
       if (!(await this.queueForTurn())) throw new HttpError(503, "a stream holds this database's write transaction; try again later", 'BUSY');
       this.turnPending = false;
     }
+    // Asynchronous work (a pull built in slices) keeps the turn until it is done.
+    this.busy = true;
     try {
-      return work();
+      return await work();
     } finally {
+      this.busy = false;
       this.passTurn();
     }
   }
@@ -355,7 +400,7 @@ export class HostedDatabase {
 
   /** Wakes the first queued request when nothing holds the database and no woken one is still to run. */
   private passTurn(): void {
-    if (this.stream || this.turnPending) return;
+    if (this.stream || this.turnPending || this.busy) return;
     const next = this.queue.shift();
     if (!next) return;
     this.turnPending = true;

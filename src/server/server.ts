@@ -40,7 +40,7 @@ import { type Grant, type Role, type TokenVerifier, authorize, createVerifier, v
 import { nameFromGrant, resolveTarget } from './addressing.js';
 import { DatabaseCache } from './database-cache.js';
 import { RequestFront } from './front.js';
-import { type HostedDatabase, STREAM_LIFETIME_MS } from './hosted-database.js';
+import { type HostedDatabase, type PullSlices, STREAM_LIFETIME_MS } from './hosted-database.js';
 import { type CorsOrigins, HttpError, pathParts, readBody, send, sendJson } from './http.js';
 import { type LogFormat, type LogLevel, type Logger, createLogger } from './log.js';
 import { ServerMetrics } from './metrics.js';
@@ -114,6 +114,10 @@ export interface ServerOptions {
   maxOpenStreams?: number;
   /** Databases kept open at once (default 1000; about a third of a MiB each). */
   maxOpenDatabases?: number;
+  /** How pull answers are built between yields (default `PULL_SLICES`, hosted-database.ts); for tests. */
+  pullSlices?: PullSlices;
+  /** Told of each slice after which a pull's build yields, and of each finished build; for tests that observe the order of events. */
+  pullEvents?: (event: 'slice' | 'built', database: string) => void;
   /** Page cache per open database in KiB (default 256). */
   cacheKiB?: number;
   durability?: 'normal' | 'full';
@@ -250,6 +254,8 @@ class SyncServer implements OutpostServer {
         writableTables: options.writeRules?.[name],
         limits,
         streams,
+        ...(options.pullSlices ? { pullSlices: options.pullSlices } : {}),
+        ...(options.pullEvents ? { pullEvents: options.pullEvents } : {}),
       }),
       events,
     );
@@ -405,17 +411,22 @@ class SyncServer implements OutpostServer {
         await this.longPoll(db, Math.min(request.longPollTimeoutMs, this.longPollMsMax), res);
       }
       // A stream's open transaction is not the database's committed state: wait for it to end.
-      const spool = await db.inTurn(null, () => {
-        db.lastUsedMs = Date.now();
-        const spool = new PullSpool(path.join(this.options.dataDir, '.pulls'));
-        try {
-          db.pull(request, spool.write);
-        } catch (e) {
-          spool.discard();
-          throw e;
-        }
-        return spool;
-      });
+      // The answer is built in slices (HostedDatabase.pull); a client gone meanwhile stops it.
+      const spool = new PullSpool(path.join(this.options.dataDir, '.pulls'));
+      const gone = new AbortController();
+      const onClose = (): void => gone.abort(new HttpError(499, 'the client went away before its pull was built', 'CLOSED'));
+      res.on('close', onClose);
+      try {
+        await db.inTurn(null, () => {
+          db.lastUsedMs = Date.now();
+          return db.pull(request, spool.write, gone.signal);
+        });
+      } catch (e) {
+        spool.discard();
+        throw e;
+      } finally {
+        res.off('close', onClose);
+      }
       // The answer is built: the database need not stay pinned while a slow client reads it.
       this.databases.release(db);
       released = true;
