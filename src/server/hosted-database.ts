@@ -9,7 +9,8 @@
  * pipeline that ends with a transaction open (and no `close`) keeps it open on the database's
  * connection and answers with a baton, a random 128-bit name that only the next request of the
  * same stream, on the same database and with a token of the same subject, can present (each
- * answer names a new one). At most `streams.slots.max` streams are open in the whole server.
+ * answer names a new one). At most `streams.slots.max` streams are open in the whole server,
+ * and at most `streams.slots.perHolderMax` of them for one token's subject (`StreamSlots`).
  *
  * No stream keeps the database from the others for longer than a bound (`inTurn`):
  * - While a stream holds the transaction, every other request to this database, pulls
@@ -69,7 +70,22 @@ export interface StreamLimits {
    */
   lifetimeMs?: number;
   /** Open streams in the whole server, and how many may be. */
-  slots: { open: number; max: number };
+  slots: StreamSlots;
+}
+
+/**
+ * The server's stream slots. Besides the total, each holder (a token's subject; for a token
+ * without one, the databases it names; for the admin or an unauthenticated server, the
+ * database) may hold at most `perHolderMax` at once, so one tenant renewing streams on many
+ * databases cannot take every slot and block streams server-wide.
+ */
+export interface StreamSlots {
+  open: number;
+  max: number;
+  /** Default: the whole `max` (no share). */
+  perHolderMax?: number;
+  /** Open streams by holder; entries at 0 are removed. */
+  byHolder?: Map<string, number>;
 }
 
 /**
@@ -80,9 +96,12 @@ export interface StreamLimits {
  */
 export const STREAM_LIFETIME_MS = 30_000;
 
+/** The default share of the stream slots one holder may use (a token's subject: see `StreamSlots`). */
+export const STREAMS_PER_HOLDER = 8;
+
 /** The default: a stream idle for 10 s or open for 30 s is rolled back, at most 64 open in one server. */
 export function defaultStreamLimits(): StreamLimits {
-  return { idleMs: 10_000, lifetimeMs: STREAM_LIFETIME_MS, slots: { open: 0, max: 64 } };
+  return { idleMs: 10_000, lifetimeMs: STREAM_LIFETIME_MS, slots: { open: 0, max: 64, perHolderMax: STREAMS_PER_HOLDER } };
 }
 
 /** The stream holding the database's write transaction between its requests. */
@@ -98,6 +117,8 @@ interface HeldStream {
   readOnly: boolean;
   /** When (`performance.now()`) its lifetime is over and it is rolled back. */
   endsAtMs: number;
+  /** Whose share of the stream slots it takes (`StreamSlots`). */
+  holder: string;
 }
 
 /**
@@ -274,7 +295,7 @@ export class HostedDatabase {
    * the request's first statement to its last, and the sandbox's authorizer keeps it on
    * (`StatementClock.readOnly`); the next request starts with it off again.
    */
-  pipeline(body: unknown, writer: Writer = { subject: null, admin: true }, readOnly = false): PipelineResponse {
+  pipeline(body: unknown, writer: Writer = { subject: null, admin: true }, readOnly = false, holder = `database:${this.name}`): PipelineResponse {
     checkPipelineBody(body);
     const baton = body.baton ?? null;
     if (this.stream && performance.now() >= this.stream.endsAtMs) this.abandonStream();
@@ -315,13 +336,19 @@ export class HostedDatabase {
         this.conn.rollbackQuietly();
         throw new HttpError(503, `the server has ${this.streams.slots.max} streams open, its limit; the transaction was rolled back, try again later`, 'BUSY');
       }
+      const holding = this.streams.slots.byHolder?.get(holder) ?? 0;
+      const share = this.streams.slots.perHolderMax ?? this.streams.slots.max;
+      if (!held && holding >= share) {
+        this.conn.rollbackQuietly();
+        throw new HttpError(503, `this token already holds ${holding} streams open, its share of the server's ${this.streams.slots.max}; the transaction was rolled back: finish or close another stream first`, 'BUSY');
+      }
       if (!held && this.queue.length > 0) {
         // Opening a stream now would make the requests queued behind this one wait a second
         // stream's lifetime; refusing it bounds every wait by one (see the header).
         this.conn.rollbackQuietly();
         throw new HttpError(503, 'other requests are waiting for this database, so a transaction may not stay open across requests now; it was rolled back, try again later', 'BUSY');
       }
-      const next = this.holdStream(writer.subject, endEffects, session, (readOnly || session.readOnly) && (!held || held.readOnly));
+      const next = this.holdStream(writer.subject, endEffects, session, (readOnly || session.readOnly) && (!held || held.readOnly), holder);
       endEffects = null;
       return { ...response, baton: next };
     } catch (e) {
@@ -417,16 +444,21 @@ export class HostedDatabase {
   }
 
   /** Keeps the open transaction for the stream's next request; returns that request's baton. */
-  private holdStream(subject: string | null, endEffects: (() => void) | null, session: StreamSession, readOnly: boolean): string {
+  private holdStream(subject: string | null, endEffects: (() => void) | null, session: StreamSession, readOnly: boolean, holder: string): string {
     const endsAtMs = this.stream ? this.stream.endsAtMs : performance.now() + this.lifetimeMs;
-    if (this.stream) clearTimeout(this.stream.timer);
-    else {
+    // A stream keeps the holder its first request counted it against.
+    if (this.stream) {
+      clearTimeout(this.stream.timer);
+      holder = this.stream.holder;
+    } else {
       this.streams.slots.open++;
+      const byHolder = (this.streams.slots.byHolder ??= new Map());
+      byHolder.set(holder, (byHolder.get(holder) ?? 0) + 1);
       this.pins++;
     }
     const baton = randomHex(16);
     const timer = setTimeout(() => this.abandonStream(), Math.max(0, Math.min(this.streams.idleMs, endsAtMs - performance.now())));
-    this.stream = { baton, subject, timer, endEffects, session, readOnly, endsAtMs };
+    this.stream = { baton, subject, timer, endEffects, session, readOnly, endsAtMs, holder };
     return baton;
   }
 
@@ -445,6 +477,10 @@ export class HostedDatabase {
     if (!this.stream) return;
     clearTimeout(this.stream.timer);
     this.stream.endEffects?.();
+    const byHolder = this.streams.slots.byHolder;
+    const left = (byHolder?.get(this.stream.holder) ?? 1) - 1;
+    if (left > 0) byHolder?.set(this.stream.holder, left);
+    else byHolder?.delete(this.stream.holder);
     this.stream = null;
     this.streams.slots.open--;
     this.pins--;
