@@ -3,7 +3,10 @@
  * WAL), its revision log fed by the VFS's WAL observer, and the long polls waiting on it.
  *
  * Everything the engine does is synchronous, so one request's SQL never interleaves with
- * another's: a pull reads a consistent snapshot, and a pipeline runs as one stream.
+ * another's, and a pipeline runs as one stream. A pull answer is built in slices that yield to
+ * other databases' requests (`pull`); it keeps this database's turn (`inTurn`) from its first
+ * slice to its last, so nothing commits meanwhile and the answer is one revision, and its
+ * slices are charged to the database's time share like statement time.
  *
  * Streams across requests (Hrana batons), for transactions too large for one request: a
  * pipeline that ends with a transaction open (and no `close`) keeps it open on the database's
