@@ -79,6 +79,8 @@ const SERVE = {
   'share-of-server': { type: 'string' },
   'body-timeout-ms': { type: 'string' },
   'drain-timeout-ms': { type: 'string' },
+  'stream-idle-ms': { type: 'string' },
+  'stream-lifetime-ms': { type: 'string' },
   durability: { type: 'string' },
   'write-rules': { type: 'string' },
   'log-format': { type: 'string' },
@@ -121,6 +123,8 @@ export interface ServeArgs {
   shareOfServer?: number;
   bodyTimeoutMs?: number;
   drainTimeoutMs?: number;
+  streamIdleMs?: number;
+  streamLifetimeMs?: number;
 }
 
 export interface TokenArgs {
@@ -171,8 +175,8 @@ function strictParse<S extends Spec>(args: readonly string[], spec: S): Values<S
   }
 }
 
-/** Flags of earlier versions, now spelled as in every other command. */
-const RENAMED: Readonly<Record<string, string>> = { secret: 'auth-secret' };
+/** Flags of earlier versions, and spellings without the unit every other duration flag has. */
+const RENAMED: Readonly<Record<string, string>> = { secret: 'auth-secret', 'stream-idle': 'stream-idle-ms', 'stream-lifetime': 'stream-lifetime-ms' };
 
 /** The known flag nearest to a mistyped one, when it is a typo away (at most 2 edits). */
 function closest(typed: string, known: string[]): string | null {
@@ -254,6 +258,8 @@ function serveArgs(v: Values<typeof SERVE>, env: Readonly<Record<string, string 
     shareOfServer: v['share-of-server'] !== undefined ? parseFraction('share-of-server', v['share-of-server']) : undefined,
     bodyTimeoutMs: count('body-timeout-ms'),
     drainTimeoutMs: count('drain-timeout-ms'),
+    streamIdleMs: count('stream-idle-ms'),
+    streamLifetimeMs: count('stream-lifetime-ms'),
   };
   for (const [k, value] of Object.entries(optional)) if (value !== undefined) Object.assign(args, { [k]: value });
   return args;

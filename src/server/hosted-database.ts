@@ -3,13 +3,17 @@
  * WAL), its revision log fed by the VFS's WAL observer, and the long polls waiting on it.
  *
  * Everything the engine does is synchronous, so one request's SQL never interleaves with
- * another's: a pull reads a consistent snapshot, and a pipeline runs as one stream.
+ * another's, and a pipeline runs as one stream. A pull answer is built in slices that yield to
+ * other databases' requests (`pull`); it keeps this database's turn (`inTurn`) from its first
+ * slice to its last, so nothing commits meanwhile and the answer is one revision, and its
+ * slices are charged to the database's time share like statement time.
  *
  * Streams across requests (Hrana batons), for transactions too large for one request: a
  * pipeline that ends with a transaction open (and no `close`) keeps it open on the database's
  * connection and answers with a baton, a random 128-bit name that only the next request of the
  * same stream, on the same database and with a token of the same subject, can present (each
- * answer names a new one). At most `streams.slots.max` streams are open in the whole server.
+ * answer names a new one). At most `streams.slots.max` streams are open in the whole server,
+ * and at most `streams.slots.perHolderMax` of them for one token's subject (`StreamSlots`).
  *
  * No stream keeps the database from the others for longer than a bound (`inTurn`):
  * - While a stream holds the transaction, every other request to this database, pulls
@@ -52,6 +56,10 @@ export interface HostedDatabaseOptions {
   limits: SandboxLimits;
   /** Streams across requests (see the header); the slots are shared by the server's databases. */
   streams?: StreamLimits;
+  /** How pull answers are built (default `PULL_SLICES`); tests make every page a slice. */
+  pullSlices?: PullSlices;
+  /** Told of each slice a pull yields after, and of each finished build (tests observe the order of events with it). */
+  pullEvents?: (event: 'slice' | 'built', database: string) => void;
   /** Where the database's files live (default: Node files at `<dataDir>/<name>.db`); tests inject crashes here. */
   directory?: (file: string) => StorageDirectory;
 }
@@ -65,7 +73,22 @@ export interface StreamLimits {
    */
   lifetimeMs?: number;
   /** Open streams in the whole server, and how many may be. */
-  slots: { open: number; max: number };
+  slots: StreamSlots;
+}
+
+/**
+ * The server's stream slots. Besides the total, each holder (a token's subject; for a token
+ * without one, the databases it names; for the admin or an unauthenticated server, the
+ * database) may hold at most `perHolderMax` at once, so one tenant renewing streams on many
+ * databases cannot take every slot and block streams server-wide.
+ */
+export interface StreamSlots {
+  open: number;
+  max: number;
+  /** Default: the whole `max` (no share). */
+  perHolderMax?: number;
+  /** Open streams by holder; entries at 0 are removed. */
+  byHolder?: Map<string, number>;
 }
 
 /**
@@ -76,9 +99,12 @@ export interface StreamLimits {
  */
 export const STREAM_LIFETIME_MS = 30_000;
 
+/** The default share of the stream slots one holder may use (a token's subject: see `StreamSlots`). */
+export const STREAMS_PER_HOLDER = 8;
+
 /** The default: a stream idle for 10 s or open for 30 s is rolled back, at most 64 open in one server. */
 export function defaultStreamLimits(): StreamLimits {
-  return { idleMs: 10_000, lifetimeMs: STREAM_LIFETIME_MS, slots: { open: 0, max: 64 } };
+  return { idleMs: 10_000, lifetimeMs: STREAM_LIFETIME_MS, slots: { open: 0, max: 64, perHolderMax: STREAMS_PER_HOLDER } };
 }
 
 /** The stream holding the database's write transaction between its requests. */
@@ -94,10 +120,25 @@ interface HeldStream {
   readOnly: boolean;
   /** When (`performance.now()`) its lifetime is over and it is rolled back. */
   endsAtMs: number;
+  /** Whose share of the stream slots it takes (`StreamSlots`). */
+  holder: string;
 }
 
-/** Pages read and encoded at a time while a pull is written out (1 MiB of page images). */
-const PULL_CHUNK_PAGES = 256;
+/**
+ * How a pull answer is built: `groupPages` pages are read and encoded at a time, and after
+ * each group that ends a slice of at least `sliceMs`, the build yields to other requests.
+ */
+export interface PullSlices {
+  groupPages: number;
+  sliceMs: number;
+}
+
+/**
+ * The default: 1 MiB of page images at a time, yielding every 10 ms or so. At the build's
+ * speed here (30-100 MB/s) that is a few hundred KiB to 1 MiB a slice, so another tenant's
+ * request waits about one slice, and a 200 MB bootstrap yields only a few hundred times.
+ */
+export const PULL_SLICES: PullSlices = { groupPages: 256, sliceMs: 10 };
 
 export class HostedDatabase {
   lastUsedMs = Date.now();
@@ -110,6 +151,8 @@ export class HostedDatabase {
   private readonly queue: ((turn: boolean) => void)[] = [];
   /** A request was woken for its turn and has not run yet: newcomers queue behind it. */
   private turnPending = false;
+  /** An asynchronous turn (a pull being built in slices) holds the database: newcomers queue behind it. */
+  private busy = false;
   private closed = false;
 
   private constructor(
@@ -124,6 +167,8 @@ export class HostedDatabase {
     private readonly streams: StreamLimits,
     private readonly sessionReset: SessionReset,
     private readonly storedSqlCharsMax: number,
+    private readonly pullSlices: PullSlices,
+    private readonly pullEvents: HostedDatabaseOptions['pullEvents'],
   ) {
     this.share = new TimeShare({ shareOfServer: limits.shareOfServer, burstMs: limits.statementTimeoutMs });
     this.answerBytesMax = limits.answerBytesMax ?? limits.valueBytesMax;
@@ -152,7 +197,7 @@ export class HostedDatabase {
       const owners = new ClientOwners(`${file}-owners`, options.durability === 'full');
       owners.register(conn);
       const streams = options.streams ?? defaultStreamLimits();
-      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.limits, streams, session, options.limits.valueBytesMax);
+      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.limits, streams, session, options.limits.valueBytesMax, options.pullSlices ?? PULL_SLICES, options.pullEvents);
       owners.afterRequest(conn, (sql) => hosted.execTrusted(sql), revlog.seq);
       return hosted;
     } catch (e) {
@@ -166,13 +211,18 @@ export class HostedDatabase {
   }
 
   /**
-   * Writes a pull-updates response body (header, then pages, length-delimited) to `sink`, a
-   * few hundred pages at a time: the whole answer is never in memory at once. It runs
-   * synchronously, so it reads one consistent revision.
+   * Writes a pull-updates response body (header, then pages, length-delimited) to `sink`, one
+   * slice at a time (`PullSlices`): between slices it yields, so other databases' requests run
+   * while a large answer is built, and each slice's time is charged to this database's share
+   * of the server, as statement time is. The caller holds this database's turn (`inTurn`), so
+   * nothing commits between slices: the answer is one revision. 429 BUSY when the database has
+   * used its share before the pull starts; a pull under way is not cut for it. Stops (throws
+   * the signal's reason) when `signal` aborts, and with 503 when the database closes.
    */
-  pull(req: PullRequest, sink: (chunk: Uint8Array) => void): void {
+  async pull(req: PullRequest, sink: (chunk: Uint8Array) => void, signal?: AbortSignal): Promise<void> {
     if (req.encoding !== ENCODING_RAW) throw new ProtocolError('only raw page encoding is supported (zstd was requested)');
     if (req.streamKind !== 0) throw new ProtocolError('only the Pages stream kind is supported');
+    this.share.check(this.name, performance.now());
     const dbPages = this.conn.pageCount();
     const selector = req.serverPagesSelector.length > 0 ? new Set(decodeRoaring(req.serverPagesSelector, 1 << 22).map((id) => id + 1)) : null;
     let applyMode = APPLY_INCREMENTAL;
@@ -188,21 +238,37 @@ export class HostedDatabase {
         pages = [...changed].filter((p) => p <= dbPages && (!selector || selector.has(p))).sort((a, b) => a - b);
       }
     }
-    sink(encodePullHeader({ serverRevision: this.revlog.revision, dbSize: dbPages, applyMode }));
+    const revision = this.revlog.revision;
+    sink(encodePullHeader({ serverRevision: revision, dbSize: dbPages, applyMode }));
+    const { groupPages, sliceMs } = this.pullSlices;
     let group: number[] = [];
-    const flush = (): void => {
+    let sliceStartMs = performance.now();
+    const flush = async (): Promise<void> => {
       const images = this.conn.readPages(group);
       const parts: Uint8Array[] = [];
       for (const [pgno, data] of images) parts.push(encodePage(pgno - 1, data));
       sink(concat(parts));
       group = [];
+      const nowMs = performance.now();
+      if (nowMs - sliceStartMs < sliceMs) return;
+      this.share.charge(nowMs - sliceStartMs, nowMs);
+      this.pullEvents?.('slice', this.name);
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.closed) throw new HttpError(503, 'the server is closing this database; pull again', 'BUSY');
+      signal?.throwIfAborted();
+      // The turn is held, so nothing may have committed; this guards that rule.
+      if (this.revlog.revision !== revision) throw new Error('the database changed while a pull was built');
+      sliceStartMs = performance.now();
     };
     for (const p of pages) {
       if (p < 1 || p > dbPages) continue;
       group.push(p);
-      if (group.length === PULL_CHUNK_PAGES) flush();
+      if (group.length === groupPages) await flush();
     }
-    if (group.length > 0) flush();
+    if (group.length > 0) await flush();
+    const endMs = performance.now();
+    this.share.charge(endMs - sliceStartMs, endMs);
+    this.pullEvents?.('built', this.name);
   }
 
   /** True when a pull from `clientRevision` would return nothing new. */
@@ -232,7 +298,7 @@ export class HostedDatabase {
    * the request's first statement to its last, and the sandbox's authorizer keeps it on
    * (`StatementClock.readOnly`); the next request starts with it off again.
    */
-  pipeline(body: unknown, writer: Writer = { subject: null, admin: true }, readOnly = false): PipelineResponse {
+  pipeline(body: unknown, writer: Writer = { subject: null, admin: true }, readOnly = false, holder = `database:${this.name}`): PipelineResponse {
     checkPipelineBody(body);
     const baton = body.baton ?? null;
     if (this.stream && performance.now() >= this.stream.endsAtMs) this.abandonStream();
@@ -273,13 +339,19 @@ export class HostedDatabase {
         this.conn.rollbackQuietly();
         throw new HttpError(503, `the server has ${this.streams.slots.max} streams open, its limit; the transaction was rolled back, try again later`, 'BUSY');
       }
+      const holding = this.streams.slots.byHolder?.get(holder) ?? 0;
+      const share = this.streams.slots.perHolderMax ?? this.streams.slots.max;
+      if (!held && holding >= share) {
+        this.conn.rollbackQuietly();
+        throw new HttpError(503, `this token already holds ${holding} streams open, its share of the server's ${this.streams.slots.max}; the transaction was rolled back: finish or close another stream first`, 'BUSY');
+      }
       if (!held && this.queue.length > 0) {
         // Opening a stream now would make the requests queued behind this one wait a second
         // stream's lifetime; refusing it bounds every wait by one (see the header).
         this.conn.rollbackQuietly();
         throw new HttpError(503, 'other requests are waiting for this database, so a transaction may not stay open across requests now; it was rolled back, try again later', 'BUSY');
       }
-      const next = this.holdStream(writer.subject, endEffects, session, (readOnly || session.readOnly) && (!held || held.readOnly));
+      const next = this.holdStream(writer.subject, endEffects, session, (readOnly || session.readOnly) && (!held || held.readOnly), holder);
       endEffects = null;
       return { ...response, baton: next };
     } catch (e) {
@@ -313,23 +385,26 @@ export class HostedDatabase {
    * ended instead of waited for. 503 BUSY when the wait outlasts every bound (the database
    * closed, or a stream outlived its lifetime).
    */
-  async inTurn<T>(body: unknown, work: () => T): Promise<T> {
+  async inTurn<T>(body: unknown, work: () => T | Promise<T>): Promise<T> {
     const baton = typeof body === 'object' && body !== null ? (body as { baton?: unknown }).baton : null;
     if (baton !== null && baton !== undefined) {
       try {
-        return work();
+        return await work();
       } finally {
         this.passTurn();
       }
     }
     if (this.stream?.readOnly) this.abandonStream();
-    if (this.stream || this.queue.length > 0 || this.turnPending) {
+    if (this.stream || this.busy || this.queue.length > 0 || this.turnPending) {
       if (!(await this.queueForTurn())) throw new HttpError(503, "a stream holds this database's write transaction; try again later", 'BUSY');
       this.turnPending = false;
     }
+    // Asynchronous work (a pull built in slices) keeps the turn until it is done.
+    this.busy = true;
     try {
-      return work();
+      return await work();
     } finally {
+      this.busy = false;
       this.passTurn();
     }
   }
@@ -355,7 +430,7 @@ export class HostedDatabase {
 
   /** Wakes the first queued request when nothing holds the database and no woken one is still to run. */
   private passTurn(): void {
-    if (this.stream || this.turnPending) return;
+    if (this.stream || this.turnPending || this.busy) return;
     const next = this.queue.shift();
     if (!next) return;
     this.turnPending = true;
@@ -372,16 +447,21 @@ export class HostedDatabase {
   }
 
   /** Keeps the open transaction for the stream's next request; returns that request's baton. */
-  private holdStream(subject: string | null, endEffects: (() => void) | null, session: StreamSession, readOnly: boolean): string {
+  private holdStream(subject: string | null, endEffects: (() => void) | null, session: StreamSession, readOnly: boolean, holder: string): string {
     const endsAtMs = this.stream ? this.stream.endsAtMs : performance.now() + this.lifetimeMs;
-    if (this.stream) clearTimeout(this.stream.timer);
-    else {
+    // A stream keeps the holder its first request counted it against.
+    if (this.stream) {
+      clearTimeout(this.stream.timer);
+      holder = this.stream.holder;
+    } else {
       this.streams.slots.open++;
+      const byHolder = (this.streams.slots.byHolder ??= new Map());
+      byHolder.set(holder, (byHolder.get(holder) ?? 0) + 1);
       this.pins++;
     }
     const baton = randomHex(16);
     const timer = setTimeout(() => this.abandonStream(), Math.max(0, Math.min(this.streams.idleMs, endsAtMs - performance.now())));
-    this.stream = { baton, subject, timer, endEffects, session, readOnly, endsAtMs };
+    this.stream = { baton, subject, timer, endEffects, session, readOnly, endsAtMs, holder };
     return baton;
   }
 
@@ -400,6 +480,10 @@ export class HostedDatabase {
     if (!this.stream) return;
     clearTimeout(this.stream.timer);
     this.stream.endEffects?.();
+    const byHolder = this.streams.slots.byHolder;
+    const left = (byHolder?.get(this.stream.holder) ?? 1) - 1;
+    if (left > 0) byHolder?.set(this.stream.holder, left);
+    else byHolder?.delete(this.stream.holder);
     this.stream = null;
     this.streams.slots.open--;
     this.pins--;

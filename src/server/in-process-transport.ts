@@ -116,7 +116,7 @@ export class InProcessTransport implements SyncTransport {
     }
     const chunks: Uint8Array[] = [];
     let bytes = 0;
-    await this.db.inTurn(null, () =>
+    await this.db.inTurn(null, async () =>
       this.db.pull(request, (chunk) => {
         chunks.push(chunk);
         bytes += chunk.length;

@@ -41,7 +41,7 @@ import { type Grant, type Role, type TokenVerifier, authorize, createVerifier, v
 import { nameFromGrant, resolveTarget } from './addressing.js';
 import { DatabaseCache } from './database-cache.js';
 import { RequestFront } from './front.js';
-import { type HostedDatabase, STREAM_LIFETIME_MS } from './hosted-database.js';
+import { type HostedDatabase, type PullSlices, STREAMS_PER_HOLDER, STREAM_LIFETIME_MS } from './hosted-database.js';
 import { type CorsOrigins, HttpError, pathParts, readBody, send, sendJson } from './http.js';
 import { type LogFormat, type LogLevel, type Logger, createLogger } from './log.js';
 import { ServerMetrics } from './metrics.js';
@@ -113,8 +113,18 @@ export interface ServerOptions {
   streamLifetimeMs?: number;
   /** Streams across requests open at once in the whole server (default 64). */
   maxOpenStreams?: number;
+  /**
+   * Of those, how many one holder may have open at once (default 8): a token's subject, or
+   * for a token without one, the databases it names; for the admin and an unauthenticated
+   * server, each database. More gets 503 BUSY, so one tenant cannot take every slot.
+   */
+  maxOpenStreamsPerHolder?: number;
   /** Databases kept open at once (default 1000; about a third of a MiB each). */
   maxOpenDatabases?: number;
+  /** How pull answers are built between yields (default `PULL_SLICES`, hosted-database.ts); for tests. */
+  pullSlices?: PullSlices;
+  /** Told of each slice after which a pull's build yields, and of each finished build; for tests that observe the order of events. */
+  pullEvents?: (event: 'slice' | 'built', database: string) => void;
   /** Page cache per open database in KiB (default 256). */
   cacheKiB?: number;
   durability?: 'normal' | 'full';
@@ -242,7 +252,7 @@ class SyncServer implements OutpostServer {
       shareOfServer: options.shareOfServer ?? 0.25,
       answerBytesMax: options.maxAnswerBytes ?? this.bodyBytesMax,
     };
-    const streams = { idleMs: Math.max(10, options.streamIdleMs ?? 10_000), lifetimeMs: Math.max(10, options.streamLifetimeMs ?? STREAM_LIFETIME_MS), slots: { open: 0, max: Math.max(1, options.maxOpenStreams ?? 64) } };
+    const streams = { idleMs: Math.max(10, options.streamIdleMs ?? 10_000), lifetimeMs: Math.max(10, options.streamLifetimeMs ?? STREAM_LIFETIME_MS), slots: { open: 0, max: Math.max(1, options.maxOpenStreams ?? 64), perHolderMax: Math.max(1, options.maxOpenStreamsPerHolder ?? STREAMS_PER_HOLDER) } };
     const events = this.metrics ? { opened: () => this.metrics!.databasesOpened.inc(), evicted: () => this.metrics!.databasesEvicted.inc() } : {};
     this.databases = new DatabaseCache(
       options.dataDir,
@@ -253,6 +263,8 @@ class SyncServer implements OutpostServer {
         writableTables: options.writeRules?.[name],
         limits,
         streams,
+        ...(options.pullSlices ? { pullSlices: options.pullSlices } : {}),
+        ...(options.pullEvents ? { pullEvents: options.pullEvents } : {}),
       }),
       events,
     );
@@ -408,17 +420,22 @@ class SyncServer implements OutpostServer {
         await this.longPoll(db, Math.min(request.longPollTimeoutMs, this.longPollMsMax), res);
       }
       // A stream's open transaction is not the database's committed state: wait for it to end.
-      const spool = await db.inTurn(null, () => {
-        db.lastUsedMs = Date.now();
-        const spool = new PullSpool(path.join(this.options.dataDir, '.pulls'));
-        try {
-          db.pull(request, spool.write);
-        } catch (e) {
-          spool.discard();
-          throw e;
-        }
-        return spool;
-      });
+      // The answer is built in slices (HostedDatabase.pull); a client gone meanwhile stops it.
+      const spool = new PullSpool(path.join(this.options.dataDir, '.pulls'));
+      const gone = new AbortController();
+      const onClose = (): void => gone.abort(new HttpError(499, 'the client went away before its pull was built', 'CLOSED'));
+      res.on('close', onClose);
+      try {
+        await db.inTurn(null, () => {
+          db.lastUsedMs = Date.now();
+          return db.pull(request, spool.write, gone.signal);
+        });
+      } catch (e) {
+        spool.discard();
+        throw e;
+      } finally {
+        res.off('close', onClose);
+      }
       // The answer is built: the database need not stay pinned while a slow client reads it.
       this.databases.release(db);
       released = true;
@@ -468,7 +485,7 @@ class SyncServer implements OutpostServer {
     try {
       const answer = await db.inTurn(body, () => {
         db.lastUsedMs = Date.now();
-        return db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true }, readOnly);
+        return db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true }, readOnly, streamHolder(grant, name));
       });
       if (cursor) send(res, 200, 'text/plain', cursorAnswer(answer));
       else sendJson(res, 200, answer);
@@ -533,4 +550,11 @@ function metricsTokenOf(options: ServerOptions): string | null {
   if (options.metricsToken === undefined) return null;
   if (options.metricsToken.length < 16) throw new Error('the metrics token must be at least 16 characters');
   return options.metricsToken;
+}
+
+/** Whose share of the stream slots a request's stream takes (`StreamSlots`, hosted-database.ts). */
+function streamHolder(grant: Grant | null, database: string): string {
+  if (!grant || grant.role === 'admin') return `database:${database}`;
+  if (grant.subject !== null) return `subject:${grant.subject}`;
+  return `databases:${grant.databases === '*' ? '*' : [...grant.databases].sort().join(',')}`;
 }

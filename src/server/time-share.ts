@@ -2,7 +2,8 @@
  * Each database's share of the server's time. The server runs every tenant's SQL on one thread,
  * so a statement that runs for its whole time limit stalls every other tenant meanwhile; a
  * tenant sending such statements one after another would keep the server to itself. The share
- * bounds that: the time a database's statements run is charged to it, the charge drains at
+ * bounds that: the time a database's statements run, and the time its pull answers take to build
+ * (HostedDatabase.pull), is charged to it, the charge drains at
  * `shareOfServer` of wall-clock time (0.25: a database may use a quarter of the server's time
  * over the long run), and while it is above `burstMs` the database's pipelines are refused
  * with 429 BUSY and a Retry-After of the time it takes to drain. A burst (one statement at its

@@ -63,7 +63,7 @@ test('a crash at any write of a checkpoint loses no acknowledged push and leaves
     expect(rows(reopened, 'SELECT count(*), sum(id), sum(length(v)) FROM t'), `crash at ${k}`).toEqual(expected);
     reopened.pipeline(batch({ sql: 'INSERT INTO t VALUES (?, x\'00\')', args: [{ type: 'integer', value: String(ROWS + 1) }] }));
     const chunks: Uint8Array[] = [];
-    reopened.pull(decodePullRequest(encodePullRequest({ clientRevision: '' })), (c) => chunks.push(c));
+    await reopened.pull(decodePullRequest(encodePullRequest({ clientRevision: '' })), (c) => chunks.push(c));
     expect(chunks.length, `crash at ${k}: a full pull`).toBeGreaterThan(0);
     await reopened.close();
   }

@@ -111,4 +111,20 @@ describe('token and the rest', () => {
     expect(serve(['-d', 'd', '--no-auth', '--max-body', '1MB']).maxBodyBytes).toBe(1024 * 1024);
     for (const bad of ['0', '0MB', '1.5MB', '-1', '1TB', 'MB', '1 M B', '']) expect(() => serve(['-d', 'd', '--no-auth', '--max-body', bad]), bad).toThrow(UsageError);
   });
+
+  test('generated stream durations: --stream-idle-ms and --stream-lifetime-ms take milliseconds like the other duration flags; anything else is a usage error', () => {
+    const seed = testSeed();
+    const random = rng(seed);
+    const keys = { 'stream-idle-ms': 'streamIdleMs', 'stream-lifetime-ms': 'streamLifetimeMs' } as const;
+    for (let i = 0; i < 100; i++) {
+      const flag = pick(random, ['stream-idle-ms', 'stream-lifetime-ms'] as const);
+      const ms = int(random, 1, 3_600_000);
+      expect(serve(['-d', 'd', '--no-auth', `--${flag}`, `${pick(random, ['', ' '])}${ms}`])[keys[flag]], `seed ${seed}: --${flag} ${ms}`).toBe(ms);
+      const bad = pick(random, ['0', '-5', '1.5', '30s', '1e3', 'soon', '', `${ms}ms`]);
+      expect(() => serve(['-d', 'd', '--no-auth', `--${flag}`, bad]), `seed ${seed}: --${flag} ${JSON.stringify(bad)}`).toThrow(UsageError);
+    }
+    expect(serve(['-d', 'd', '--no-auth'])).not.toHaveProperty('streamLifetimeMs');
+    expect(() => serve(['-d', 'd', '--no-auth', '--stream-lifetime', '5000'])).toThrow(/did you mean --stream-lifetime-ms/);
+    expect(() => serve(['-d', 'd', '--no-auth', '--stream-idle-ms'])).toThrow(UsageError);
+  });
 });

@@ -22,13 +22,13 @@ export async function startServer(options: Partial<ServerOptions> = {}): Promise
 }
 
 /** A raw pull-updates request; returns the status and body. */
-export async function rawPull(url: string, body: Parameters<typeof encodePullRequest>[0], token?: string): Promise<{ status: number; body: Uint8Array }> {
+export async function rawPull(url: string, body: Parameters<typeof encodePullRequest>[0], token?: string): Promise<{ status: number; body: Uint8Array; headers: Headers }> {
   const res = await fetch(`${url}/pull-updates`, {
     method: 'POST',
     headers: { 'content-type': 'application/protobuf', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: encodePullRequest(body) as BodyInit,
   });
-  return { status: res.status, body: new Uint8Array(await res.arrayBuffer()) };
+  return { status: res.status, body: new Uint8Array(await res.arrayBuffer()), headers: res.headers };
 }
 
 /** A raw Hrana pipeline with one batch of statements; returns status and JSON. */
