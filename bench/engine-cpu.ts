@@ -13,6 +13,8 @@
  * The test bodies are this checkout's bench/classic.ts for both, so only the engine differs.
  * The older layouts are found by trying the paths each layout had.
  *
+ * `--raw FILE` also writes every run's figures (per checkout, per round) as JSON, for spreads.
+ *
  * `--child DIR [--profile OUT]` is the child process's mode: run the suite once on DIR's engine
  * and print JSON; with `--profile`, write a CPU profile of each test of `--only` into OUT.
  */
@@ -139,6 +141,8 @@ async function main(argv: string[]): Promise<void> {
     }
     process.stderr.write(`round ${r + 1}/${rounds} done\n`);
   }
+  const rawFile = arg(argv, '--raw');
+  if (rawFile) writeFileSync(rawFile, JSON.stringify(Object.fromEntries(runs), null, 1));
   const tests = [...CLASSIC_TESTS.map((t) => t.id).filter((id) => !only || only.has(id)), 'total'];
   const others = labels.filter((l) => l !== 'base');
   // The median is the figure; the best run is a second look, since load only ever adds CPU time.

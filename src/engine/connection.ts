@@ -1,10 +1,10 @@
 /**
  * The engine: one SQLite connection over Outpost's VFS, with a synchronous API.
  *
- * Length: about 600 lines, because the statement API, the live-query tracking and the sync and
+ * Length: close to 600 lines, because the statement API, the live-query tracking and the sync and
  * server hooks all work on the connection's private state (handle, statement cache); the parts
  * that need none of it live beside it (statements, binding, cells, commit-points and
- * commit-runner, checkpointer, file-image, changesets, guards).
+ * commit-runner, checkpointer, file-image, changesets, guards, open).
  *
  * It runs inside the worker in the browser and in-process under Node; `Database`
  * (`../database.ts`) puts the async public API on top of it.
@@ -13,7 +13,7 @@
  * - `Connection.open(directory, options)` opens every file of the database, mounts them in the
  *   VFS, opens SQLite on them and sets `locking_mode=EXCLUSIVE`, `journal_mode=WAL` and
  *   `synchronous` from `durability`, in that order (EXCLUSIVE first, so that SQLite never needs
- *   shared memory for the WAL index).
+ *   shared memory for the WAL index): open.ts, which also holds `ConnectionOptions`.
  * - Every method either completes or throws `SqliteError` (SQLite's extended code and message,
  *   with the VFS's reason appended for I/O errors) or `OutpostError`. After an error the
  *   connection stays usable.
@@ -31,24 +31,22 @@
  */
 import { OutpostError, SqliteError } from '../errors.js';
 import type { StorageBackend, StorageDirectory } from '../opfs-vfs/storage/backend.js';
-import { DB_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
-import type { OutpostVfs, WalObserver } from '../opfs-vfs/vfs.js';
+import type { OutpostVfs } from '../opfs-vfs/vfs.js';
 import { SQLITE_DBCONFIG_ENABLE_TRIGGER, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, SQLITE_DONE, SQLITE_IOERR_WRITE, SQLITE_OK, SQLITE_ROW } from '../sqlite/constants.js';
 import { sqliteError } from '../sqlite/errors.js';
-import { PAGE_BYTES } from '../sqlite/format.js';
 import { type RawExports, type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
 import type { BatchStatement, RunResult, SqlParams, SqlValue, StatementResult } from '../types.js';
 import { type BindParams, bindParams } from './binding.js';
-import { type CaptureHooks, ChangeCapture } from './capture.js';
+import { ChangeCapture } from './capture.js';
 import { type ChangesetConflict, type ConflictResolution, applyChangeset } from './changesets.js';
 import { CellReader, PackingSink } from './cells.js';
-import { AUTOCHECKPOINT_PAGES, IdleCheckpointer, WalWriteCounter } from './checkpointer.js';
+import { IdleCheckpointer, type WalWriteCounter } from './checkpointer.js';
 import { CommitRunner } from './commit-runner.js';
 import { type AuthorizerRules, type ConnectionLimits, InterruptCheck, createScalarFunction, installAuthorizer, restrictConnection, setProgressHandler } from './guards.js';
 import { DBPAGE_SQL, exportImage, importImage, openSqlite, readPages } from './file-image.js';
+import { type ConnectionOptions, applyCloseSetting, applySettings, notADatabase, openDatabase } from './open.js';
 import type { PackedRows } from './packed-rows.js';
 import { PreparedStatements } from './prepared.js';
-import { loadRuntime } from './runtime.js';
 import { AccessRecorder, ChangeTracker, schemaSnapshot, tablesOfPages } from './table-changes.js';
 import {
   type CellObserver,
@@ -64,34 +62,8 @@ import {
   stepToEnd,
 } from './statements.js';
 
+export type { ConnectionOptions } from './open.js';
 export type { ExecuteResult, StatementDescription } from './statements.js';
-
-export interface ConnectionOptions {
-  durability: 'normal' | 'full';
-  intMode: 'number' | 'bigint';
-  /**
-   * `'auto'` (default): checkpoint when idle, and at the latest when the WAL holds
-   * `AUTOCHECKPOINT_PAGES`. `'manual'`: never on its own (the sync layer decides).
-   */
-  checkpoint?: 'auto' | 'manual';
-  /**
-   * With false, closing leaves the WAL as it is instead of checkpointing it (with its two
-   * flushes); the next open recovers it. The server uses this so that evicting an idle
-   * database from its cache is cheap. Default true (always false with `checkpoint: 'manual'`).
-   */
-  checkpointOnClose?: boolean | undefined;
-  /** Sees every WAL frame header as it is written (the sync server's page tracking). */
-  walObserver?: WalObserver | undefined;
-  /** Page cache size in KiB (SQLite's default is 2000). */
-  cacheKiB?: number | undefined;
-  /**
-   * Change capture (capture.ts): every committed write transaction to a table `tracks` accepts
-   * is handed to `onCommit`, inside that transaction, right before it commits.
-   */
-  capture?: CaptureHooks | undefined;
-  /** Called after an API call that wrote to the WAL, outside any transaction. */
-  afterWrite?: (() => void) | undefined;
-}
 
 export class Connection {
   private readonly raw: RawExports;
@@ -147,54 +119,23 @@ export class Connection {
     });
   }
 
-  /** Opens (creating when missing) the database in `directory`. */
-  static async open(directory: StorageDirectory, options: ConnectionOptions): Promise<Connection> {
-    const { sqlite3, vfs } = await loadRuntime();
-    const files: StorageBackend[] = [];
-    try {
-      const db = await directory.open(DB_FILE);
-      files.push(db);
-      const wal = new WalWriteCounter(await directory.open(WAL_FILE));
-      files.push(wal);
-      const mount = vfs.mount({ db, wal }, options.walObserver);
-      let pDb = 0;
-      try {
-        pDb = openSqlite(sqlite3, vfs, mount.path);
-        const conn = new Connection(sqlite3, vfs, pDb, files, wal, mount.path, mount.unmount, directory, options);
-        conn.configure();
-        return conn;
-      } catch (e) {
-        if (pDb) sqlite3.capi.sqlite3_close_v2(pDb);
-        mount.unmount();
-        throw e;
-      }
-    } catch (e) {
-      for (const f of files) f.close();
-      await directory.release();
-      throw e;
-    }
+  /** Opens (creating when missing) the database in `directory` (open.ts). */
+  static open(directory: StorageDirectory, options: ConnectionOptions): Promise<Connection> {
+    return openDatabase(directory, options, (o) => {
+      const conn = new Connection(o.sqlite3, o.vfs, o.db, o.files, o.wal, o.mountPath, o.unmount, directory, options);
+      conn.configure();
+      return conn;
+    });
   }
 
+  /** Settings for a new SQLite handle (open.ts), then the authorizer, interrupt check and capture, which go with the handle. */
   private configure(): void {
     try {
-      // The WASM build defaults to 8192-byte pages; the sync protocol's pages are 4096 bytes.
-      // This only takes effect on a new, empty database.
       this.installAuthorizer();
-      this.exec(`PRAGMA page_size=${PAGE_BYTES}`);
-      this.exec('PRAGMA locking_mode=EXCLUSIVE');
-      const mode = this.value('PRAGMA journal_mode=WAL');
-      if (mode !== 'wal') {
-        throw new OutpostError(`could not switch ${this.directory.label} to WAL mode (got ${String(mode)})`, 'NOT_A_DATABASE');
-      }
-      this.exec(`PRAGMA synchronous=${this.options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
-      this.exec(`PRAGMA wal_autocheckpoint=${this.options.checkpoint === 'manual' ? 0 : AUTOCHECKPOINT_PAGES}`);
-      if (this.options.cacheKiB) this.exec(`PRAGMA cache_size=-${Math.max(64, Math.floor(this.options.cacheKiB))}`);
+      applySettings(this, this.options, this.directory.label);
       // SQLite reopened under the sync layer: the interrupt check's handler goes with the new handle.
       this.interrupts.reinstall(this.db);
-      if (this.options.checkpoint === 'manual' || this.options.checkpointOnClose === false) {
-        // Closing must not checkpoint either: the sync layer decides what reaches the main file.
-        this.sqlite3.capi.sqlite3_db_config(this.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, 0);
-      }
+      applyCloseSetting(this.sqlite3, this.db, this.options);
       if (this.options.capture) {
         this.runner.capture = new ChangeCapture(this.sqlite3, this.db, this.options.capture, {
           // The schema cookie moves with every schema change: capture caches column names by it.
@@ -203,10 +144,7 @@ export class Connection {
         });
       }
     } catch (e) {
-      if (e instanceof SqliteError && (e.code === 'SQLITE_NOTADB' || e.code.startsWith('SQLITE_CORRUPT'))) {
-        throw new OutpostError(`${this.directory.label} is not a SQLite database (${e.message})`, 'NOT_A_DATABASE');
-      }
-      throw e;
+      throw notADatabase(e, this.directory.label);
     }
   }
 

@@ -1,0 +1,126 @@
+/**
+ * Opening a connection: the options it takes, its files and VFS mount, and the settings every
+ * new SQLite handle gets (connection.ts calls these when it opens, and again when the sync
+ * layer reopens SQLite under it).
+ *
+ * Order of the settings: `page_size` (only takes effect on a new, empty database), then
+ * `locking_mode=EXCLUSIVE` before `journal_mode=WAL`, so that SQLite never needs shared memory
+ * for the WAL index, then `synchronous` from `durability` and the autocheckpoint threshold.
+ */
+import { OutpostError, SqliteError } from '../errors.js';
+import type { StorageBackend, StorageDirectory } from '../opfs-vfs/storage/backend.js';
+import { DB_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
+import type { OutpostVfs, WalObserver } from '../opfs-vfs/vfs.js';
+import { SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE } from '../sqlite/constants.js';
+import { PAGE_BYTES } from '../sqlite/format.js';
+import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
+import type { SqlValue } from '../types.js';
+import type { CaptureHooks } from './capture.js';
+import { AUTOCHECKPOINT_PAGES, WalWriteCounter } from './checkpointer.js';
+import { openSqlite } from './file-image.js';
+import { loadRuntime } from './runtime.js';
+
+export interface ConnectionOptions {
+  durability: 'normal' | 'full';
+  intMode: 'number' | 'bigint';
+  /**
+   * `'auto'` (default): checkpoint when idle, and at the latest when the WAL holds
+   * `AUTOCHECKPOINT_PAGES`. `'manual'`: never on its own (the sync layer decides).
+   */
+  checkpoint?: 'auto' | 'manual';
+  /**
+   * With false, closing leaves the WAL as it is instead of checkpointing it (with its two
+   * flushes); the next open recovers it. The server uses this so that evicting an idle
+   * database from its cache is cheap. Default true (always false with `checkpoint: 'manual'`).
+   */
+  checkpointOnClose?: boolean | undefined;
+  /** Sees every WAL frame header as it is written (the sync server's page tracking). */
+  walObserver?: WalObserver | undefined;
+  /** Page cache size in KiB (SQLite's default is 2000). */
+  cacheKiB?: number | undefined;
+  /**
+   * Change capture (capture.ts): every committed write transaction to a table `tracks` accepts
+   * is handed to `onCommit`, inside that transaction, right before it commits.
+   */
+  capture?: CaptureHooks | undefined;
+  /** Called after an API call that wrote to the WAL, outside any transaction. */
+  afterWrite?: (() => void) | undefined;
+}
+
+/** What `openDatabase` hands to the connection it builds: SQLite open on the mounted files. */
+export interface OpenedDatabase {
+  sqlite3: Sqlite3Runtime;
+  vfs: OutpostVfs;
+  /** The SQLite handle. */
+  db: number;
+  /** Every file opened, the main file first. */
+  files: StorageBackend[];
+  wal: WalWriteCounter;
+  mountPath: string;
+  unmount: () => void;
+}
+
+/**
+ * Opens the database's files in `directory`, mounts them in the VFS, opens SQLite on them and
+ * returns what `build` makes of that. If anything fails, `build` included, everything opened so
+ * far is closed again and the directory released, so a failed open holds nothing.
+ */
+export async function openDatabase<T>(directory: StorageDirectory, options: ConnectionOptions, build: (opened: OpenedDatabase) => T): Promise<T> {
+  const { sqlite3, vfs } = await loadRuntime();
+  const files: StorageBackend[] = [];
+  try {
+    const db = await directory.open(DB_FILE);
+    files.push(db);
+    const wal = new WalWriteCounter(await directory.open(WAL_FILE));
+    files.push(wal);
+    const mount = vfs.mount({ db, wal }, options.walObserver);
+    let pDb = 0;
+    try {
+      pDb = openSqlite(sqlite3, vfs, mount.path);
+      return build({ sqlite3, vfs, db: pDb, files, wal, mountPath: mount.path, unmount: mount.unmount });
+    } catch (e) {
+      if (pDb) sqlite3.capi.sqlite3_close_v2(pDb);
+      mount.unmount();
+      throw e;
+    }
+  } catch (e) {
+    for (const f of files) f.close();
+    await directory.release();
+    throw e;
+  }
+}
+
+/** The statements `applySettings` runs them through (the connection's own `exec` and `value`). */
+export interface SettingsRunner {
+  exec(sql: string): void;
+  value(sql: string): SqlValue;
+}
+
+/** Applies the settings in the order the header gives; `label` names the database in errors. */
+export function applySettings(run: SettingsRunner, options: ConnectionOptions, label: string): void {
+  // The WASM build defaults to 8192-byte pages; the sync protocol's pages are 4096 bytes.
+  run.exec(`PRAGMA page_size=${PAGE_BYTES}`);
+  run.exec('PRAGMA locking_mode=EXCLUSIVE');
+  const mode = run.value('PRAGMA journal_mode=WAL');
+  if (mode !== 'wal') {
+    throw new OutpostError(`could not switch ${label} to WAL mode (got ${String(mode)})`, 'NOT_A_DATABASE');
+  }
+  run.exec(`PRAGMA synchronous=${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
+  run.exec(`PRAGMA wal_autocheckpoint=${options.checkpoint === 'manual' ? 0 : AUTOCHECKPOINT_PAGES}`);
+  if (options.cacheKiB) run.exec(`PRAGMA cache_size=-${Math.max(64, Math.floor(options.cacheKiB))}`);
+}
+
+/** With a manual checkpoint or `checkpointOnClose: false`, closing must not checkpoint either: the sync layer decides what reaches the main file. */
+export function applyCloseSetting(sqlite3: Sqlite3Runtime, db: number, options: ConnectionOptions): void {
+  if (options.checkpoint === 'manual' || options.checkpointOnClose === false) {
+    sqlite3.capi.sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, 0);
+  }
+}
+
+/** A file that is not a database fails its first statement: that error, said as such. */
+export function notADatabase(e: unknown, label: string): unknown {
+  if (e instanceof SqliteError && (e.code === 'SQLITE_NOTADB' || e.code.startsWith('SQLITE_CORRUPT'))) {
+    return new OutpostError(`${label} is not a SQLite database (${e.message})`, 'NOT_A_DATABASE');
+  }
+  return e;
+}
