@@ -96,8 +96,8 @@ function tab(): Tab {
   tabs.push(t);
   return t;
 }
-async function openHere(name: string): Promise<Database> {
-  const db = await open(name);
+async function openHere(name: string, options: { tabTimeoutMs?: number } = {}): Promise<Database> {
+  const db = await open(name, options);
   databases.push(db);
   return db;
 }
@@ -130,7 +130,11 @@ describe.each([
     const name = unique('tabs-path');
     const announced = nextAnnouncement(name);
     const engine = tab();
-    await engine.call({ op: 'open', name });
+    // What this test checks is the path, not liveness: a generous silence bound keeps a machine
+    // starved of CPU (CI at load 30 starved the engine's heartbeats past the 10 s default) from
+    // turning a slow answer into a refusal.
+    const tabTimeoutMs = 120_000;
+    await engine.call({ op: 'open', name, tabTimeoutMs });
     expect(await engine.call({ op: 'hasSharedWorker' })).toBe(sharedWorker);
     const announcement = await announced;
     // An engine registered with a broker names it: its followers then wait for the broker's port.
@@ -141,7 +145,7 @@ describe.each([
     broadcast.onmessage = (event: MessageEvent<TabMessage>) => {
       if (event.data.type === 'call') broadcastCalls++;
     };
-    const page = await openHere(name);
+    const page = await openHere(name, { tabTimeoutMs });
     await page.exec('CREATE TABLE t(x)');
     expect(await engine.call({ op: 'query', sql: "SELECT name FROM sqlite_schema WHERE name = 't'" })).toEqual([{ name: 't' }]);
     broadcast.close();
