@@ -24,6 +24,7 @@ import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { openDatabase } from '../sync/open.js';
 import { CallLog } from './call-log.js';
 import { hostMethods } from './remote-driver.js';
+import { serveCalls } from './call-port.js';
 import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 import { EngineSeat, type OpenEngine } from './seat.js';
 
@@ -128,6 +129,7 @@ const api: WorkerApi = {
     abortFile = handle;
     file = handle && fileAbortFlag(handle);
     driver = engineDriver;
+    if (req.calls) serveCalls(req.calls, opened, () => api.close());
   },
   async stepDown(leaving) {
     await seat?.stepDown(leaving);
