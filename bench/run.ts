@@ -159,6 +159,13 @@ async function runApiClassicPair(page: Page, report: BenchReport, opts: Options,
     for (const [test, ms] of Object.entries(reply.times ?? {})) record(report, test, config, { ms });
     process.stderr.write(`run ${run + 1}/${opts.runs} ${config}: classic through the API done\n`);
   }
+  // The same suite through the official Worker1 promiser on opfs-sahpool (page/worker1.ts).
+  profileLabel = `api-worker1-run${run + 1}`;
+  const worker1 = await page.evaluate(([id, sc, only]) => window.bench.runWorker1Classic(id, sc, only), [`worker1-${run}-${Date.now()}`, opts.scale, opts.only ? [...opts.only] : undefined] as const);
+  if (worker1.ok) {
+    for (const [test, ms] of Object.entries(worker1.times ?? {})) record(report, test, 'api-worker1', { ms });
+    process.stderr.write(`run ${run + 1}/${opts.runs} api-worker1: classic through Worker1 done\n`);
+  } else report.failures['api-worker1'] = worker1.error ?? 'failed';
   const appends = await page.evaluate((req) => window.bench.runClassicConfig(req), {
     config: 'raw-appends', runId: `appends-${run}-${Date.now()}`, scale: opts.scale, timeoutMs: opts.timeoutMs, pragmas: undefined,
   });
@@ -173,7 +180,7 @@ export async function runBench(opts: Options): Promise<BenchReport> {
       memoryGiB: Math.round(totalmem() / 2 ** 30),
       node: process.version,
     },
-    configs: [...opts.configs, ...(opts.api && opts.configs.includes('outpost') ? ['api-outpost', 'api-memory'] : []), ...(opts.node ? NODE_CONFIGS : [])],
+    configs: [...opts.configs, ...(opts.api && opts.configs.includes('outpost') ? ['api-outpost', 'api-memory', 'api-worker1'] : []), ...(opts.node ? NODE_CONFIGS : [])],
     results: {},
     failures: {},
   };
@@ -335,6 +342,7 @@ export async function runBench(opts: Options): Promise<BenchReport> {
 const TITLES: Record<string, string> = {
   ...Object.fromEntries(CLASSIC_TESTS.map((t) => [t.id, `${t.id} ${t.title}`])),
   'api-select1': 'API: SELECT 1 round trip, median (p99)',
+  'api-echo': 'API floor: a bare postMessage round trip to an echoing worker, median',
   'api-select1-inline': 'API: SELECT 1 round trip, Node engine: "inline", median (p99)',
   'api-abort-stop': 'API: abort() of a running statement to its AbortError, median (p99)',
   'api-abort-stop-unisolated': 'API: abort() of a running statement to its AbortError, page without cross-origin isolation, median (p99)',

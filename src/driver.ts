@@ -1,7 +1,8 @@
 /**
  * The Driver: the one seam between the public `Database` (database.ts) and an engine, wherever
- * the engine runs. In the browser the engine is in a dedicated worker and the Driver is a
- * Comlink proxy (worker/client.ts forwards to worker/worker.ts); under Node it is called
+ * the engine runs. In the browser the engine is in a dedicated worker and the Driver sends
+ * each call over a MessagePort (worker/call-port.ts, or worker/tabs.ts for a shared database)
+ * to worker/worker.ts; under Node it is called
  * in-process. Both sides are built from `connectionDriver`, so the engine is adapted once.
  *
  * Contract

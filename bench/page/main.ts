@@ -108,6 +108,52 @@ async function runApiClassic(storage: 'memory' | 'opfs', runId: string, scale: n
   }
 }
 
+/** What main.ts needs of Worker1's promiser (its typings are marked deprecated upstream). */
+type Worker1Call = (type: string, args: Record<string, unknown>) => Promise<{ dbId?: string; result: { dbId?: string } }>;
+
+/**
+ * The classic tests through the official public worker API of @sqlite.org/sqlite-wasm: its
+ * Worker1 promiser, talking to a worker that installs opfs-sahpool and starts Worker1
+ * (worker1.ts), with the same pragmas as the sahpool-wal configuration. The like-for-like
+ * baseline of the suite through Outpost's public API: writes are `exec` with `bind`, SELECTs
+ * ask for their rows as objects, and transactions are BEGIN and COMMIT, as a Worker1 user
+ * writes them.
+ */
+async function runWorker1Classic(runId: string, scale: number, only?: string[]): Promise<ClassicReply> {
+  const worker = new Worker(new URL('./worker1.ts', import.meta.url), { type: 'module', name: runId });
+  try {
+    // The module exports the promiser's v2 form, which resolves once the worker is ready.
+    const { sqlite3Worker1Promiser } = (await import('@sqlite.org/sqlite-wasm')) as unknown as {
+      sqlite3Worker1Promiser: (config: { worker: Worker; onerror?: (...args: unknown[]) => void }) => Promise<Worker1Call>;
+    };
+    const promiser = await sqlite3Worker1Promiser({ worker, onerror: () => {} });
+    const opened = await promiser('open', { filename: 'file:/bench.db?vfs=opfs-sahpool' });
+    const dbId = opened.dbId ?? opened.result.dbId;
+    await promiser('exec', { dbId, sql: 'PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;' });
+    const times = await runClassic(
+      {
+        exec: async (sql) => {
+          await promiser('exec', { dbId, sql });
+        },
+        prepare: (sql) => ({
+          run: /^\s*SELECT/i.test(sql)
+            ? (params) => promiser('exec', { dbId, sql, bind: params, rowMode: 'object', resultRows: [] })
+            : (params) => promiser('exec', { dbId, sql, bind: params }),
+        }),
+      },
+      scale,
+      only ? new Set(only) : undefined,
+    );
+    await promiser('close', { dbId });
+    return { ok: true, times };
+  } catch (e) {
+    // Worker1 rejects with its error message object, not an Error.
+    return { ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : JSON.stringify(e) };
+  } finally {
+    worker.terminate();
+  }
+}
+
 export interface ApiResult {
   metric: string;
   ms: number;
@@ -160,6 +206,31 @@ async function runAbort(storage: 'opfs' | 'memory', runId: string, scale: number
   }
 }
 
+/**
+ * The floor of any call from the page to a worker and back: a bare postMessage round trip to a
+ * worker that echoes it, with a message shaped like a statement call. Median of `calls`.
+ */
+async function echoRoundTrip(calls: number): Promise<number> {
+  const worker = new Worker(new URL('./echo-worker.ts', import.meta.url), { type: 'module' });
+  try {
+    const ping = (): Promise<unknown> =>
+      new Promise((resolve) => {
+        worker.onmessage = (e) => resolve(e.data);
+        worker.postMessage([1, 'query', ['SELECT 1', undefined]]);
+      });
+    for (let i = 0; i < 50; i++) await ping();
+    const lat: number[] = [];
+    for (let i = 0; i < calls; i++) {
+      const t0 = performance.now();
+      await ping();
+      lat.push(performance.now() - t0);
+    }
+    return quantile(lat.sort((a, b) => a - b), 0.5);
+  } finally {
+    worker.terminate();
+  }
+}
+
 /** The public API's costs for one configuration ('outpost', 'outpost-full' or 'memory'). */
 async function runApi(config: string, runId: string, scale: number): Promise<ApiResult[]> {
   const storage = config === 'memory' ? 'memory' : 'opfs';
@@ -179,6 +250,7 @@ async function runApi(config: string, runId: string, scale: number): Promise<Api
     await window.benchStep?.('select1', 'end');
     lat.sort((a, b) => a - b);
     results.push({ metric: 'api-select1', ms: quantile(lat, 0.5), p99Ms: quantile(lat, 0.99) });
+    results.push({ metric: 'api-echo', ms: await echoRoundTrip(calls) });
 
     const rows = Math.max(100, Math.round(100_000 * scale));
     await db.exec(`CREATE TABLE big(id INTEGER PRIMARY KEY, x REAL, label TEXT, tag TEXT, n INTEGER);
@@ -273,6 +345,7 @@ declare global {
     bench: {
       runClassicConfig: typeof runClassicConfig;
       runApiClassic: typeof runApiClassic;
+      runWorker1Classic: typeof runWorker1Classic;
       runApi: typeof runApi;
       runAbort: typeof runAbort;
       runOpen: typeof runOpen;
@@ -281,7 +354,7 @@ declare global {
   }
 }
 
-window.bench = { runClassicConfig, runApiClassic, runApi, runAbort, runOpen, cleanup };
+window.bench = { runClassicConfig, runApiClassic, runWorker1Classic, runApi, runAbort, runOpen, cleanup };
 window.benchTabs = benchTabs;
 window.benchBootstrap = benchBootstrap;
 document.getElementById('status')!.textContent = 'ready';

@@ -29,12 +29,8 @@ export interface CellSink {
 
 const textDecoder = new TextDecoder();
 
-/** The row packer as a sink: a TEXT cell's bytes are viewed out of the heap, then packed. */
-export class PackingSink extends RowPacker implements CellSink {
-  textAt(heap: Uint8Array, start: number, end: number): void {
-    this.text(heap.subarray(start, end));
-  }
-}
+/** The row packer as a sink: a TEXT cell's bytes are copied out of the heap as they are checked. */
+export class PackingSink extends RowPacker implements CellSink {}
 
 /** A sink that keeps the last cell as a JS value. */
 export class ValueSink implements CellSink {
@@ -72,6 +68,18 @@ export class CellReader {
     private readonly bigints: boolean,
   ) {}
 
+  /**
+   * The WASM heap as last seen. Growing the memory detaches the old buffer, which makes this
+   * view empty, so a range past its end means "look again"; asking the runtime per cell (it
+   * reads `memory.buffer` each time) was a visible cost of reading many TEXT cells.
+   */
+  private heap: Uint8Array = new Uint8Array(0);
+
+  private heapFor(end: number): Uint8Array {
+    if (end > this.heap.length) this.heap = this.sqlite3.wasm.heap8u();
+    return this.heap;
+  }
+
   /** Feeds column `i` of the current row of `stmt` to `sink`. */
   read(stmt: number, i: number, sink: CellSink): void {
     const x = this.raw;
@@ -87,12 +95,12 @@ export class CellReader {
       case SQLITE_TEXT: {
         const p = x.sqlite3_column_text(stmt, i);
         const n = x.sqlite3_column_bytes(stmt, i);
-        return sink.textAt(this.sqlite3.wasm.heap8u(), p, p + n);
+        return sink.textAt(this.heapFor(p + n), p, p + n);
       }
       case SQLITE_BLOB: {
         const p = x.sqlite3_column_blob(stmt, i);
         const n = x.sqlite3_column_bytes(stmt, i);
-        return sink.blob(this.sqlite3.wasm.heap8u().slice(p, p + n));
+        return sink.blob(this.heapFor(p + n).slice(p, p + n));
       }
       default:
         return sink.null();

@@ -1,6 +1,7 @@
 /**
- * The UI-thread side of the worker protocol: starts one module worker per open database and
- * turns its Comlink proxy into a `Driver` for `Database`.
+ * The UI-thread side of the worker protocol: starts one module worker per open database, opens
+ * it over Comlink (the control plane), and gives `Database` a `Driver` whose calls take one
+ * MessagePort to the worker (call-port.ts), not Comlink.
  *
  * The worker is created with `new Worker(new URL('./worker.js', import.meta.url), { type:
  * 'module' })`, the form bundlers (Vite, webpack 5, Rollup plugins) recognise and bundle
@@ -15,7 +16,7 @@ import type { Driver } from '../driver.js';
 import { fileAbortWriter } from './abort-page.js';
 import { OutpostError } from '../errors.js';
 import { type BrokerPort, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
-import { remoteDriver } from './remote-driver.js';
+import { CallPort } from './call-port.js';
 import { DEFAULT_TAB_TIMEOUT_MS } from '../options.js';
 import { SharedDriver } from './tabs.js';
 import { type BrokerMessage, type BrokerRequest, brokerWorkerName } from './tabs-protocol.js';
@@ -100,9 +101,13 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: `outpost:${openRequest.name}` });
   let failWith: (e: Error) => void = () => {};
   let shared: SharedDriver | null = null;
+  // A database opened alone takes its Driver calls over this port (call-port.ts).
+  const calls = sharing ? null : new MessageChannel();
+  const callPort = calls ? new CallPort(calls.port1) : null;
   const died = new Promise<never>((_, reject) => {
     failWith = (e) => {
       shared?.fail(e);
+      callPort?.fail(e);
       reject(e);
     };
   });
@@ -129,9 +134,10 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
       const timeoutMs = openRequest.tabTimeoutMs ?? DEFAULT_TAB_TIMEOUT_MS;
       shared = await SharedDriver.join(openRequest.name, timeoutMs, (seat) => openRemote({ ...openRequest, abortFlag: flag, seat }, [seat.port]), (await brokerReady) ?? null);
     } else {
-      await openRemote({ ...openRequest, abortFlag: flag, shared: false }, []);
+      await openRemote({ ...openRequest, abortFlag: flag, shared: false, calls: calls!.port2 }, [calls!.port2]);
     }
   } catch (e) {
+    callPort?.fail(e instanceof Error ? e : new Error(String(e)));
     worker.terminate();
     throw e;
   }
@@ -141,6 +147,7 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
     if (terminated) return;
     terminated = true;
     abortFile.release();
+    callPort?.fail(new OutpostError(`database "${openRequest.name}" is closed`, 'DATABASE_CLOSED'));
     remote[Comlink.releaseProxy]();
     worker.terminate();
   };
@@ -171,6 +178,16 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
     };
     return { driver: sharedDriver, terminate: terminateBoth, interrupt, stepDown };
   }
-  const driver = remoteDriver(remote, call, terminate);
+  const port = callPort!;
+  const driver: Driver = {
+    ...port.driver,
+    close: async () => {
+      try {
+        await port.driver.close();
+      } finally {
+        terminate();
+      }
+    },
+  };
   return { driver, terminate, interrupt, stepDown };
 }

@@ -40,6 +40,11 @@ export interface OpenRequest {
    * request takes the database alone.
    */
   seat?: { port: MessagePort; clientId: string; brokerId: string | null } | undefined;
+  /**
+   * Not shared: the worker's end of the port the page sends its Driver calls over
+   * (call-port.ts), transferred with the request.
+   */
+  calls?: MessagePort | undefined;
   /** Shared: how long calls wait on a silent engine (tabs.ts). */
   tabTimeoutMs?: number | undefined;
   /** Tests only: make the OPFS files fail like a browser at quota past this many bytes. */

@@ -1,7 +1,8 @@
 /**
- * Both ends of a `Driver` that runs in another thread over Comlink: the browser's database
- * worker (worker.ts, client.ts) and `outpost/node`'s engine thread (node/engine-thread.ts,
- * node/thread.ts) share them, so the two stay one protocol.
+ * Both ends of a `Driver` that runs in another thread over Comlink: `outpost/node`'s engine
+ * thread (node/engine-thread.ts, node/thread.ts) uses both; the browser's database worker
+ * (worker.ts) still exposes `hostMethods` on its Comlink API, but the page sends its calls over
+ * call-port.ts (a database opened alone) or tabs.ts (a shared one) instead.
  *
  * - The engine's end (`hostMethods`) adds what a plain forward lacks: result buffers are
  *   transferred, not copied, and the listeners, which arrive as proxies of the caller's thread,

@@ -5,8 +5,9 @@
  * WASM module loads inside the `open` handler instead.
  *
  * After `open`, every call goes to `connectionDriver` (../driver.ts), the same adapter Node
- * uses; the worker only adds what remote-driver.ts `hostMethods` adds (the transfer of result
- * buffers, listeners that are proxies). An OPFS database opened with `shared` (every `open()`
+ * uses: the page's calls arrive on the port `open` brought (call-port.ts `serveCalls`, which
+ * transfers result buffers and posts the engine's events on that port); the Comlink API keeps
+ * remote-driver.ts `hostMethods` for anything that still calls through it. An OPFS database opened with `shared` (every `open()`
  * without an explicit `lockTimeoutMs`) gets a seat instead (seat.ts): this worker runs the
  * engine while it holds the database lock, and the page (tabs.ts) sends its calls straight to
  * whichever worker runs it; `open` then resolves at once. Every worker opens the database's
@@ -24,6 +25,7 @@ import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { openDatabase } from '../sync/open.js';
 import { CallLog } from './call-log.js';
 import { hostMethods } from './remote-driver.js';
+import { serveCalls } from './call-port.js';
 import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 import { EngineSeat, type OpenEngine } from './seat.js';
 
@@ -128,6 +130,7 @@ const api: WorkerApi = {
     abortFile = handle;
     file = handle && fileAbortFlag(handle);
     driver = engineDriver;
+    if (req.calls) serveCalls(req.calls, opened, () => api.close());
   },
   async stepDown(leaving) {
     await seat?.stepDown(leaving);
