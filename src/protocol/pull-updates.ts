@@ -138,28 +138,42 @@ export class PullStreamReader {
   private buffer: Uint8Array = new Uint8Array(0);
   private offset = 0;
   header: PullHeader | null = null;
+  /** The `i`th byte not read yet. */
+  private readonly unreadByte = (i: number): number => this.buffer[this.offset + i]!;
 
   push(chunk: Uint8Array): PageData[] {
-    if (this.offset === this.buffer.length) {
-      // Nothing left over: the chunk is read in place (its pages are views into it).
-      this.buffer = chunk;
-    } else {
-      // Only the tail of one message is left over, so the copy stays small.
-      const rest = this.buffer.subarray(this.offset);
-      const joined = new Uint8Array(rest.length + chunk.length);
-      joined.set(rest);
-      joined.set(chunk, rest.length);
-      this.buffer = joined;
-    }
-    this.offset = 0;
     const pages: PageData[] = [];
+    let piece = chunk;
+    if (this.offset < this.buffer.length) {
+      // A message was cut by the piece boundary (most pieces cut one): only that message is
+      // joined, from the tail left over and the head of this piece; the rest of the piece is
+      // read in place. Joining the whole piece copied almost every byte of a bootstrap again.
+      const rest = this.buffer.subarray(this.offset);
+      const needed = bytesToComplete(rest, chunk);
+      const joined = new Uint8Array(rest.length + (needed ?? chunk.length));
+      joined.set(rest);
+      joined.set(chunk.subarray(0, needed ?? chunk.length), rest.length);
+      this.buffer = joined;
+      this.offset = 0;
+      // Still incomplete: the whole piece is part of one long message.
+      if (needed === null) return pages;
+      this.takeMessages(pages);
+      piece = chunk.subarray(needed);
+    }
+    // Nothing left over: the piece is read in place (its pages are views into it).
+    this.buffer = piece;
+    this.offset = 0;
+    this.takeMessages(pages);
+    return pages;
+  }
+
+  private takeMessages(pages: PageData[]): void {
     for (;;) {
       const message = this.nextMessage();
       if (!message) break;
       if (!this.header) this.header = decodeHeader(message);
       else pages.push(decodePage(message));
     }
-    return pages;
   }
 
   finish(): PullHeader {
@@ -171,21 +185,44 @@ export class PullStreamReader {
   }
 
   private nextMessage(): Uint8Array | null {
-    let length = 0;
-    let shift = 0;
-    let at = this.offset;
-    for (;;) {
-      if (at >= this.buffer.length) return null;
-      const b = this.buffer[at++]!;
-      length += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) break;
-      shift += 7;
-      if (shift > 35) throw new ProtocolError('pull-updates stream has an invalid length prefix');
+    const buffer = this.buffer;
+    const prefix = readLengthPrefix(buffer.length - this.offset, this.unreadByte);
+    if (!prefix) return null;
+    const at = this.offset + prefix.prefixBytes;
+    if (at + prefix.length > buffer.length) return null;
+    this.offset = at + prefix.length;
+    return buffer.subarray(at, at + prefix.length);
+  }
+}
+
+/**
+ * How many bytes of `next` complete the message whose start is `rest` (a message's length
+ * prefix may itself be cut), or null when all of `next` is not enough.
+ */
+function bytesToComplete(rest: Uint8Array, next: Uint8Array): number | null {
+  const prefix = readLengthPrefix(rest.length + next.length, (i) => (i < rest.length ? rest[i]! : next[i - rest.length]!));
+  if (!prefix) return null;
+  const total = prefix.prefixBytes + prefix.length;
+  return total <= rest.length + next.length ? total - rest.length : null;
+}
+
+/**
+ * A message's varint length prefix, read from `available` bytes through `byteAt`; null when
+ * they end inside it. Refuses a prefix that is too long and a message over 16 MiB.
+ */
+function readLengthPrefix(available: number, byteAt: (i: number) => number): { length: number; prefixBytes: number } | null {
+  let length = 0;
+  let shift = 0;
+  for (let i = 0; ; ) {
+    if (i >= available) return null;
+    const b = byteAt(i++);
+    length += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) {
+      if (length > 16 * 1024 * 1024) throw new ProtocolError(`pull-updates message of ${length} bytes is too large`);
+      return { length, prefixBytes: i };
     }
-    if (length > 16 * 1024 * 1024) throw new ProtocolError(`pull-updates message of ${length} bytes is too large`);
-    if (at + length > this.buffer.length) return null;
-    this.offset = at + length;
-    return this.buffer.subarray(at, at + length);
+    shift += 7;
+    if (shift > 35) throw new ProtocolError('pull-updates stream has an invalid length prefix');
   }
 }
 

@@ -74,10 +74,18 @@ export class EngineSeat {
     port.onmessage = (event: MessageEvent<SeatRequest>) => this.fromPage(event.data);
     this.queueForLock();
     // Loaded now, while idle: at hand-over, compiling the WASM took most of the time. Warmed up
-    // only by a seat that did not get the lock at once (the first tab opens its engine now).
+    // only by a seat that waits for another context's engine: the worker starts loading the
+    // runtime before `open` (worker.ts), so it is often ready before a free lock is granted,
+    // and a warm-up then would run in front of this tab's own first open.
     void loadRuntime()
-      .then(() => (this.seated || this.closed ? undefined : warmUp()))
+      .then(async () => (this.seated || this.closed || !(await this.lockHeldElsewhere()) ? undefined : warmUp()))
       .catch(() => {});
+  }
+
+  /** True while another context holds the database lock: this seat would wait for it. */
+  private async lockHeldElsewhere(): Promise<boolean> {
+    const held = (await navigator.locks.query()).held ?? [];
+    return !this.seated && held.some((l) => l.name === databaseLockName(this.name));
   }
 
   /**

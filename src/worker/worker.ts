@@ -23,6 +23,7 @@ import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
 import { OpfsDirectory } from '../opfs-vfs/storage/opfs.js';
 import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
 import { openDatabase } from '../sync/open.js';
+import { loadRuntime } from '../engine/runtime.js';
 import { CallLog } from './call-log.js';
 import { hostMethods } from './remote-driver.js';
 import { serveCalls } from './call-port.js';
@@ -149,3 +150,9 @@ const api: WorkerApi = {
 
 installErrorTransfer();
 Comlink.expose(api);
+// Every worker runs an engine or a seat, and both need SQLite: fetching and compiling its WASM
+// and initialising its runtime start now, while the page is still taking its locks and sending
+// `open`, instead of after that message and the abort file (measured: most of an open's time
+// was this load, which then started a tenth of the total late). A failure shows at `open`,
+// which loads the same promise again.
+void loadRuntime().catch(() => {});
