@@ -9,7 +9,7 @@ import { parseArgs, runBench, toMarkdown } from '../bench/run.js';
 test('the benchmark harness runs every part and reports medians', async () => {
   const report = await runBench(parseArgs(['--quick']));
   expect(report.failures).toEqual({});
-  expect(report.configs).toEqual(['outpost', 'memory', 'sahpool-wal', 'api-outpost', 'api-memory', 'node-outpost', 'node-better-sqlite3']);
+  expect(report.configs).toEqual(['outpost', 'memory', 'sahpool-wal', 'api-outpost', 'api-memory', 'api-worker1', 'node-outpost', 'node-better-sqlite3']);
   for (const test of ['c01', 'c02', 'c07']) {
     for (const config of report.configs) {
       const cell = report.results[test]?.[config];
