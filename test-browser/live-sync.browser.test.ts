@@ -6,6 +6,7 @@
  */
 import { afterEach, expect, inject, test } from 'vitest';
 import { type Database, open } from '../src/index.js';
+import { watchUntil as until } from '../test/support/watch.js';
 import type { TabCommand } from './tabs.worker.js';
 
 const unique = (prefix: string): string => `${prefix}-${crypto.randomUUID()}`;
@@ -62,17 +63,6 @@ afterEach(async () => {
   for (const t of tabs.splice(0)) t.worker.terminate();
   for (const db of databases.splice(0)) await db.close().catch(() => {});
 });
-
-/** Resolves with the rows of `sql` once `done(rows)` holds, as `watch` reports them. */
-function until<T>(db: Database, sql: string, done: (rows: T[]) => boolean): Promise<T[]> {
-  return new Promise((resolve) => {
-    const stop = db.watch<T>(sql, undefined, (rows) => {
-      if (!done(rows)) return;
-      stop();
-      resolve(rows);
-    }, { throttleMs: 0, onError: () => {} });
-  });
-}
 
 test("two live databases converge, and a write reaches the other's watch through the server", async () => {
   const url = serverUrl(unique('live'));

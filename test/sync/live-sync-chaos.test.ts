@@ -12,6 +12,7 @@ import { afterAll, expect, test } from 'vitest';
 import { open } from '../../src/node/index.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import type { Database, SyncStatus } from '../../src/types.js';
+import { watchUntil as until } from '../support/watch.js';
 import { int, pick, rng, testSeed } from '../support/generate.js';
 import { freePort, startServer, tempDir } from '../support/server.js';
 
@@ -39,17 +40,6 @@ function net(): Net {
     }) as typeof fetch,
   };
   return state;
-}
-
-/** Resolves with the rows of `sql` once `done(rows)` holds, as `watch` reports them. */
-function until<T>(db: Database, sql: string, done: (rows: T[]) => boolean): Promise<T[]> {
-  return new Promise((resolve) => {
-    const stop = db.watch<T>(sql, undefined, (rows) => {
-      if (!done(rows)) return;
-      stop();
-      resolve(rows);
-    }, { throttleMs: 0, onError: () => {} });
-  });
 }
 
 /** Resolves once the status says nothing is pending. */

@@ -13,6 +13,7 @@ import { backoffMs } from '../../src/sync/live.js';
 import { openSynced } from '../../src/sync/open.js';
 import { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
 import type { Database, SyncOptions, SyncProgress } from '../../src/types.js';
+import { watchUntil as until } from '../support/watch.js';
 import { int, rng, testSeed } from '../support/generate.js';
 import { startServer, tempDir } from '../support/server.js';
 
@@ -34,17 +35,6 @@ async function liveClient(db: string, extra: Partial<SyncOptions> = {}): Promise
   const handle = await open(join(dir, `c${++n}.db`), { sync: { url: `${base}/db/${db}`, live: true, ...extra } });
   opened.push(handle);
   return handle;
-}
-
-/** Resolves with the rows of `sql` once `done(rows)` holds, as `watch` reports them. */
-function until<T>(db: Database, sql: string, done: (rows: T[]) => boolean): Promise<T[]> {
-  return new Promise((resolve) => {
-    const stop = db.watch<T>(sql, undefined, (rows) => {
-      if (!done(rows)) return;
-      stop();
-      resolve(rows);
-    }, { throttleMs: 0, onError: () => {} });
-  });
 }
 
 /** A fetch that counts requests, and those still in flight. */
