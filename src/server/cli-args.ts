@@ -81,6 +81,8 @@ const SERVE = {
   'drain-timeout-ms': { type: 'string' },
   'stream-idle-ms': { type: 'string' },
   'stream-lifetime-ms': { type: 'string' },
+  'max-streams': { type: 'string' },
+  'streams-per-holder': { type: 'string' },
   durability: { type: 'string' },
   'write-rules': { type: 'string' },
   'log-format': { type: 'string' },
@@ -125,6 +127,10 @@ export interface ServeArgs {
   drainTimeoutMs?: number;
   streamIdleMs?: number;
   streamLifetimeMs?: number;
+  /** Streams open at once in the whole server (`maxOpenStreams`). */
+  maxOpenStreams?: number;
+  /** Of those, at most this many for one token holder (`maxOpenStreamsPerHolder`). */
+  maxOpenStreamsPerHolder?: number;
 }
 
 export interface TokenArgs {
@@ -260,6 +266,8 @@ function serveArgs(v: Values<typeof SERVE>, env: Readonly<Record<string, string 
     drainTimeoutMs: count('drain-timeout-ms'),
     streamIdleMs: count('stream-idle-ms'),
     streamLifetimeMs: count('stream-lifetime-ms'),
+    maxOpenStreams: count('max-streams'),
+    maxOpenStreamsPerHolder: count('streams-per-holder'),
   };
   for (const [k, value] of Object.entries(optional)) if (value !== undefined) Object.assign(args, { [k]: value });
   return args;

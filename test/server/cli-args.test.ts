@@ -127,4 +127,18 @@ describe('token and the rest', () => {
     expect(() => serve(['-d', 'd', '--no-auth', '--stream-lifetime', '5000'])).toThrow(/did you mean --stream-lifetime-ms/);
     expect(() => serve(['-d', 'd', '--no-auth', '--stream-idle-ms'])).toThrow(UsageError);
   });
+
+  test('generated stream slots: --max-streams and --streams-per-holder take a positive count; anything else is a usage error', () => {
+    const seed = testSeed();
+    const random = rng(seed);
+    const keys = { 'max-streams': 'maxOpenStreams', 'streams-per-holder': 'maxOpenStreamsPerHolder' } as const;
+    for (let i = 0; i < 100; i++) {
+      const flag = pick(random, ['max-streams', 'streams-per-holder'] as const);
+      const n = int(random, 1, 100_000);
+      expect(serve(['-d', 'd', '--no-auth', `--${flag}`, `${n}`])[keys[flag]], `seed ${seed}: --${flag} ${n}`).toBe(n);
+      const bad = pick(random, ['0', '-5', '1.5', '8x', 'many', '']);
+      expect(() => serve(['-d', 'd', '--no-auth', `--${flag}`, bad]), `seed ${seed}: --${flag} ${JSON.stringify(bad)}`).toThrow(UsageError);
+    }
+    expect(serve(['-d', 'd', '--no-auth'])).not.toHaveProperty('maxOpenStreamsPerHolder');
+  });
 });
