@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/engine-cpu.ts --base DIR [--also DIR] [--rounds N] [--only c07,c12,c15] [--scale S]`
+ * `npx tsx bench/engine-cpu.ts --base DIR [--also DIR] [--rounds N] [--only c07,c12,c15] [--scale S] [--gc]`
  *
  * The engine-level classic suite (a `Connection` over Node files, as `node-outpost` in
  * bench/node.ts runs it) of this checkout against another checkout of Outpost (`--base`, a
@@ -14,6 +14,10 @@
  * The older layouts are found by trying the paths each layout had.
  *
  * `--raw FILE` also writes every run's figures (per checkout, per round) as JSON, for spreads.
+ *
+ * `--gc` runs each child with `--expose-gc` and collects garbage before every test, outside
+ * its measured window, so a test is not charged for a collection its predecessors' garbage
+ * caused (which lands in whichever test crosses the threshold, and moves when they change).
  *
  * `--child DIR [--profile OUT]` is the child process's mode: run the suite once on DIR's engine
  * and print JSON; with `--profile`, write a CPU profile of each test of `--only` into OUT.
@@ -80,6 +84,7 @@ async function child(root: string, scale: number, only: Set<string> | undefined,
       undefined,
       async (id, phase) => {
         if (phase === 'start') {
+          (globalThis as { gc?: () => void }).gc?.();
           if (profiled(id)) await session?.post('Profiler.start');
           started = cpuMs();
           return;
@@ -121,7 +126,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const baseArg = arg(argv, '--base');
-  if (!baseArg) throw new Error('usage: tsx bench/engine-cpu.ts --base DIR [--also DIR] [--rounds N] [--only c07,c12] [--scale S]');
+  if (!baseArg) throw new Error('usage: tsx bench/engine-cpu.ts --base DIR [--also DIR] [--rounds N] [--only c07,c12] [--scale S] [--gc] [--raw FILE]');
   // Checkouts by label: the base, optionally one more (`--also`, say the commit before a change), and this one.
   const roots = new Map<string, string>([['base', resolve(baseArg)]]);
   const also = arg(argv, '--also');
@@ -134,7 +139,7 @@ async function main(argv: string[]): Promise<void> {
     // Each round starts with a different checkout, so none always runs first or last.
     const order = labels.map((_, i) => labels[(i + r) % labels.length]!);
     for (const which of order) {
-      const args = ['--import', 'tsx', join(import.meta.dirname, 'engine-cpu.ts'), '--child', roots.get(which)!, '--scale', String(scale)];
+      const args = [...(argv.includes('--gc') ? ['--expose-gc'] : []), '--import', 'tsx', join(import.meta.dirname, 'engine-cpu.ts'), '--child', roots.get(which)!, '--scale', String(scale)];
       if (onlyArg) args.push('--only', onlyArg);
       const out = execFileSync(process.execPath, args, { encoding: 'utf8', cwd: roots.get('current')! });
       runs.get(which)!.push(JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>);
