@@ -112,33 +112,31 @@ describe('token and the rest', () => {
     for (const bad of ['0', '0MB', '1.5MB', '-1', '1TB', 'MB', '1 M B', '']) expect(() => serve(['-d', 'd', '--no-auth', '--max-body', bad]), bad).toThrow(UsageError);
   });
 
-  test('generated stream durations: --stream-idle-ms and --stream-lifetime-ms take milliseconds like the other duration flags; anything else is a usage error', () => {
+  /**
+   * 100 generated values for whole-number flags: a value in `1..max` (some with a leading
+   * space) reaches its option, and one of `bad` is a usage error.
+   */
+  function generatedWholeNumbers(keys: Record<string, keyof ReturnType<typeof serve>>, max: number, bad: string[], pad: boolean): void {
     const seed = testSeed();
     const random = rng(seed);
-    const keys = { 'stream-idle-ms': 'streamIdleMs', 'stream-lifetime-ms': 'streamLifetimeMs' } as const;
+    const flags = Object.keys(keys);
     for (let i = 0; i < 100; i++) {
-      const flag = pick(random, ['stream-idle-ms', 'stream-lifetime-ms'] as const);
-      const ms = int(random, 1, 3_600_000);
-      expect(serve(['-d', 'd', '--no-auth', `--${flag}`, `${pick(random, ['', ' '])}${ms}`])[keys[flag]], `seed ${seed}: --${flag} ${ms}`).toBe(ms);
-      const bad = pick(random, ['0', '-5', '1.5', '30s', '1e3', 'soon', '', `${ms}ms`]);
-      expect(() => serve(['-d', 'd', '--no-auth', `--${flag}`, bad]), `seed ${seed}: --${flag} ${JSON.stringify(bad)}`).toThrow(UsageError);
+      const flag = pick(random, flags);
+      const n = int(random, 1, max);
+      expect(serve(['-d', 'd', '--no-auth', `--${flag}`, `${pad ? pick(random, ['', ' ']) : ''}${n}`])[keys[flag]!], `seed ${seed}: --${flag} ${n}`).toBe(n);
+      const wrong = pick(random, [...bad, `${n}x`]);
+      expect(() => serve(['-d', 'd', '--no-auth', `--${flag}`, wrong]), `seed ${seed}: --${flag} ${JSON.stringify(wrong)}`).toThrow(UsageError);
     }
-    expect(serve(['-d', 'd', '--no-auth'])).not.toHaveProperty('streamLifetimeMs');
+    for (const flag of flags) expect(serve(['-d', 'd', '--no-auth'])).not.toHaveProperty(keys[flag]!);
+  }
+
+  test('generated stream durations: --stream-idle-ms and --stream-lifetime-ms take milliseconds like the other duration flags; anything else is a usage error', () => {
+    generatedWholeNumbers({ 'stream-idle-ms': 'streamIdleMs', 'stream-lifetime-ms': 'streamLifetimeMs' }, 3_600_000, ['0', '-5', '1.5', '30s', '1e3', 'soon', ''], true);
     expect(() => serve(['-d', 'd', '--no-auth', '--stream-lifetime', '5000'])).toThrow(/did you mean --stream-lifetime-ms/);
     expect(() => serve(['-d', 'd', '--no-auth', '--stream-idle-ms'])).toThrow(UsageError);
   });
 
   test('generated stream slots: --max-streams and --streams-per-holder take a positive count; anything else is a usage error', () => {
-    const seed = testSeed();
-    const random = rng(seed);
-    const keys = { 'max-streams': 'maxOpenStreams', 'streams-per-holder': 'maxOpenStreamsPerHolder' } as const;
-    for (let i = 0; i < 100; i++) {
-      const flag = pick(random, ['max-streams', 'streams-per-holder'] as const);
-      const n = int(random, 1, 100_000);
-      expect(serve(['-d', 'd', '--no-auth', `--${flag}`, `${n}`])[keys[flag]], `seed ${seed}: --${flag} ${n}`).toBe(n);
-      const bad = pick(random, ['0', '-5', '1.5', '8x', 'many', '']);
-      expect(() => serve(['-d', 'd', '--no-auth', `--${flag}`, bad]), `seed ${seed}: --${flag} ${JSON.stringify(bad)}`).toThrow(UsageError);
-    }
-    expect(serve(['-d', 'd', '--no-auth'])).not.toHaveProperty('maxOpenStreamsPerHolder');
+    generatedWholeNumbers({ 'max-streams': 'maxOpenStreams', 'streams-per-holder': 'maxOpenStreamsPerHolder' }, 100_000, ['0', '-5', '1.5', 'many', ''], false);
   });
 });
