@@ -5,28 +5,14 @@
  * process's idle level (measured after the client's code and engine are loaded, before the
  * bootstrap). The source root lets the bench run an older Outpost beside this one.
  */
-import { resourceUsage } from 'node:process';
+import { type ChildSample, measure } from './child-sample.js';
 
-export interface BootstrapSample {
-  ms: number;
-  rssAboveIdleBytes: number;
-  jsAboveIdleBytes: number;
+export interface BootstrapSample extends ChildSample {
   idleRssBytes: number;
-  /** CPU time (user + system, every thread of the process) the bootstrap took: steadier than `ms` on a loaded machine. */
-  cpuMs: number;
 }
 
 const [client, url, path, root] = process.argv.slice(2);
 if (!client || !url || !path) throw new Error('usage: bootstrap-child.ts <outpost|official> <url> <path> [root]');
-
-const jsBytes = (): number => {
-  const m = process.memoryUsage();
-  return m.heapUsed + m.external;
-};
-const settle = async (): Promise<void> => {
-  (globalThis as { gc?: () => void }).gc?.();
-  await new Promise((r) => setTimeout(r, 50));
-};
 
 let bootstrap: () => Promise<() => Promise<void>>;
 if (client === 'outpost') {
@@ -49,21 +35,7 @@ if (client === 'outpost') {
   };
 }
 
-await settle();
-const idleRss = process.memoryUsage().rss;
-const idleJs = jsBytes();
-let peakJs = idleJs;
-const sampler = setInterval(() => {
-  peakJs = Math.max(peakJs, jsBytes());
-}, 10);
-const t0 = performance.now();
-const cpu0 = process.cpuUsage();
-const close = await bootstrap();
-const ms = performance.now() - t0;
-const cpu = process.cpuUsage(cpu0);
-clearInterval(sampler);
-peakJs = Math.max(peakJs, jsBytes());
-const peakRss = resourceUsage().maxRSS * 1024;
+const { sample, result: close, idleRssBytes } = await measure(bootstrap, 'lifetime');
 await close();
-const sample: BootstrapSample = { ms, rssAboveIdleBytes: peakRss - idleRss, jsAboveIdleBytes: peakJs - idleJs, idleRssBytes: idleRss, cpuMs: (cpu.user + cpu.system) / 1000 };
-process.stdout.write(`${JSON.stringify(sample)}\n`);
+const result: BootstrapSample = { ...sample, idleRssBytes };
+process.stdout.write(`${JSON.stringify(result)}\n`);

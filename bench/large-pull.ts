@@ -7,10 +7,9 @@
  * `OUTPOST_BENCH_BASELINE_ROOT` names another checkout whose Outpost runs beside this one.
  * `tsx bench/large-pull.ts [megabytes] [runs]` runs it alone.
  */
-import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { type SampleSummary, runChild, summarise } from './child-sample.js';
 import type { PullSample } from './pull-child.js';
 import { fill } from './sync.js';
 import { open } from '../src/node/index.js';
@@ -20,17 +19,10 @@ import { batch, rawPipeline, startServer, tempDir } from '../test/support/server
 /** The target: memory above idle during the pull. */
 export const LARGE_PULL_MEMORY_TARGET_BYTES = 64 * 1024 * 1024;
 
-export interface LargePullRow {
+export interface LargePullRow extends SampleSummary {
   client: string;
   engine: string;
   megabytes: number;
-  /** Best of the runs. */
-  ms: number;
-  cpuMs: number;
-  /** Worst of the runs. */
-  rssAboveIdleBytes: number;
-  jsAboveIdleBytes: number;
-  runs: number;
 }
 
 export async function runLargePullBench(megabytes = 100, runs = 2): Promise<LargePullRow[]> {
@@ -56,7 +48,7 @@ export async function runLargePullBench(megabytes = 100, runs = 2): Promise<Larg
           process.stderr.write(`large pull ${megabytes} MB: ${c.name}, ${engine} engine, run ${run + 1}\n`);
           const path = join(dir, `run-${run}-${engine}-${c.root ? 'base' : 'new'}.db`);
           for (const suffix of NODE_SUFFIXES) if (existsSync(template + suffix)) copyFileSync(template + suffix, path + suffix);
-          const sample = await pullInChild(path, engine, c.root);
+          const sample = await runChild<PullSample>('./pull-child.ts', [path, engine, ...(c.root ? [c.root] : [])]);
           if (!sample.pulled) throw new Error('the pull brought nothing');
           const key = `${c.name}\t${engine}`;
           samples.set(key, [...(samples.get(key) ?? []), sample]);
@@ -68,23 +60,8 @@ export async function runLargePullBench(megabytes = 100, runs = 2): Promise<Larg
   }
   return [...samples].map(([key, list]) => {
     const [client, engine] = key.split('\t') as [string, string];
-    return {
-      client,
-      engine,
-      megabytes,
-      ms: Math.min(...list.map((x) => x.ms)),
-      cpuMs: Math.min(...list.map((x) => x.cpuMs)),
-      rssAboveIdleBytes: Math.max(...list.map((x) => x.rssAboveIdleBytes)),
-      jsAboveIdleBytes: Math.max(...list.map((x) => x.jsAboveIdleBytes)),
-      runs: list.length,
-    };
+    return { client, engine, megabytes, ...summarise(list) };
   });
-}
-
-async function pullInChild(path: string, engine: string, root: string | undefined): Promise<PullSample> {
-  const script = new URL('./pull-child.ts', import.meta.url).pathname;
-  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', 'tsx', script, path, engine, ...(root ? [root] : [])], { maxBuffer: 1024 * 1024 });
-  return JSON.parse(stdout.trim().split('\n').pop()!) as PullSample;
 }
 
 export function largePullTable(rows: LargePullRow[]): string {

@@ -4,12 +4,11 @@
  * for each server (turso --sync-server and the Outpost server). Bytes are what each client
  * reports receiving.
  */
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { connect } from '@tursodatabase/sync';
 import type { Page } from 'playwright';
 import type { BootstrapSample } from './bootstrap-child.js';
+import { type SampleSummary, runChild, summarise } from './child-sample.js';
 import type { BrowserBootstrapResult } from './page/bootstrap.js';
 import { open } from '../src/node/index.js';
 import { batch, rawPipeline, startServer, startTursoServer, tempDir } from '../test/support/server.js';
@@ -110,18 +109,10 @@ export function syncTable(rows: SyncBenchRow[]): string {
 /** The bootstrap targets of issue 15: memory above idle, and time against the official client. */
 export const BOOTSTRAP_MEMORY_TARGET_BYTES = 64 * 1024 * 1024;
 
-export interface BootstrapBenchRow {
+export interface BootstrapBenchRow extends SampleSummary {
   server: string;
   client: string;
   megabytes: number;
-  /** Best of the runs. */
-  ms: number;
-  /** CPU time of the client's process (every thread), best of the runs: steadier than `ms` on a loaded machine. */
-  cpuMs: number;
-  /** Worst of the runs. */
-  rssAboveIdleBytes: number;
-  jsAboveIdleBytes: number;
-  runs: number;
 }
 
 /**
@@ -147,22 +138,10 @@ export async function runBootstrapBench(megabytes = 200, runs = 2): Promise<Boot
         for (const c of clients) {
           process.stderr.write(`bootstrap ${megabytes} MB: ${server.name}, ${c.name}, run ${run + 1}\n`);
           const dir = tempDir('outpost-bootstrapbench-');
-          samples.get(c.name)!.push(await bootstrapInChild(c.kind, url, join(dir, 'db'), c.root));
+          samples.get(c.name)!.push(await runChild<BootstrapSample>('./bootstrap-child.ts', [c.kind, url, join(dir, 'db'), ...(c.root ? [c.root] : [])]));
         }
       }
-      for (const c of clients) {
-        const s = samples.get(c.name)!;
-        rows.push({
-          server: server.name,
-          client: c.name,
-          megabytes,
-          ms: Math.min(...s.map((x) => x.ms)),
-          cpuMs: Math.min(...s.map((x) => x.cpuMs)),
-          rssAboveIdleBytes: Math.max(...s.map((x) => x.rssAboveIdleBytes)),
-          jsAboveIdleBytes: Math.max(...s.map((x) => x.jsAboveIdleBytes)),
-          runs: s.length,
-        });
-      }
+      for (const c of clients) rows.push({ server: server.name, client: c.name, megabytes, ...summarise(samples.get(c.name)!) });
     } finally {
       await stop();
     }
@@ -175,14 +154,6 @@ function benchServers(): { name: string; start: () => Promise<{ url: string; sto
     { name: 'turso --sync-server', start: async () => { const t = await startTursoServer(); return { url: t.url, stop: t.stop }; } },
     { name: 'Outpost server', start: async () => { const s = await startServer({ auth: false }); return { url: `${s.url}/db/bench`, stop: () => s.server.close() }; } },
   ];
-}
-
-async function bootstrapInChild(kind: string, url: string, path: string, root: string | undefined): Promise<BootstrapSample> {
-  const script = new URL('./bootstrap-child.ts', import.meta.url).pathname;
-  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', 'tsx', script, kind, url, path, ...(root ? [root] : [])], {
-    maxBuffer: 1024 * 1024,
-  });
-  return JSON.parse(stdout.trim().split('\n').pop()!) as BootstrapSample;
 }
 
 export function bootstrapTable(rows: BootstrapBenchRow[]): string {
@@ -229,7 +200,7 @@ export async function runBrowserBootstrapBench(page: Page, megabytes = 200, runs
       process.stderr.write(`browser bootstrap ${megabytes} MB, run ${run + 1}\n`);
       const name = `bench-bootstrap-${run}-${Date.now()}`;
       timed.push((await page.evaluate(([u, n]) => window.benchBootstrap(u, n, false), [url, `${name}-t`] as const)).ms);
-      official.push((await bootstrapInChild('official', url, join(tempDir('outpost-bootstrapbench-'), 'db'), undefined)).ms);
+      official.push((await runChild<BootstrapSample>('./bootstrap-child.ts', ['official', url, join(tempDir('outpost-bootstrapbench-'), 'db')])).ms);
       measured.push(await page.evaluate(([u, n]) => window.benchBootstrap(u, n, true), [url, `${name}-m`] as const));
       await page.evaluate(() => window.bench.cleanup());
     }

@@ -1,0 +1,79 @@
+/**
+ * Measuring one operation in a bench child process, whose memory is its own (the bootstrap and
+ * large-pull benches each start one process per run), and reading the children's results.
+ *
+ * A child calls `measure` once after its code and engine are loaded and prints `sample` as its
+ * last line; the parent runs it with `runChild` and folds the runs with `summarise`.
+ */
+import { execFile } from 'node:child_process';
+import { resourceUsage } from 'node:process';
+import { promisify } from 'node:util';
+
+/** One run: wall and CPU time of the operation, and its memory above the process's idle level. */
+export interface ChildSample {
+  ms: number;
+  /** CPU time (user + system, every thread of the process): steadier than `ms` on a loaded machine. */
+  cpuMs: number;
+  rssAboveIdleBytes: number;
+  /** JS heap + external. */
+  jsAboveIdleBytes: number;
+}
+
+/** The runs of one row: best time, worst memory. */
+export interface SampleSummary extends ChildSample {
+  runs: number;
+}
+
+const jsBytes = (): number => {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.external;
+};
+
+/**
+ * Runs `op` after a garbage collection (the child runs with `--expose-gc`) and measures it.
+ * `rss: 'lifetime'` takes the process's lifetime peak RSS (nothing before `op` may peak higher);
+ * `'sampled'` samples RSS every 10 ms, for a process whose loading peaked above the operation
+ * (a peak inside a blocking call then shows only as far as it is still there afterwards).
+ */
+export async function measure<T>(op: () => Promise<T>, rss: 'lifetime' | 'sampled'): Promise<{ sample: ChildSample; result: T; idleRssBytes: number }> {
+  (globalThis as { gc?: () => void }).gc?.();
+  await new Promise((r) => setTimeout(r, 50));
+  const idleRss = process.memoryUsage().rss;
+  const idleJs = jsBytes();
+  let peakJs = idleJs;
+  let peakRss = idleRss;
+  const poll = (): void => {
+    peakJs = Math.max(peakJs, jsBytes());
+    if (rss === 'sampled') peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  };
+  const sampler = setInterval(poll, 10);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  try {
+    const result = await op();
+    const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    poll();
+    if (rss === 'lifetime') peakRss = resourceUsage().maxRSS * 1024;
+    return { sample: { ms, cpuMs: (cpu.user + cpu.system) / 1000, rssAboveIdleBytes: peakRss - idleRss, jsAboveIdleBytes: peakJs - idleJs }, result, idleRssBytes: idleRss };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+/** Runs `script` (next to this file) in a fresh Node process with `args`; its last output line, parsed. */
+export async function runChild<T>(script: string, args: string[]): Promise<T> {
+  const path = new URL(script, import.meta.url).pathname;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', 'tsx', path, ...args], { maxBuffer: 1024 * 1024 });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as T;
+}
+
+export function summarise(samples: ChildSample[]): SampleSummary {
+  return {
+    ms: Math.min(...samples.map((x) => x.ms)),
+    cpuMs: Math.min(...samples.map((x) => x.cpuMs)),
+    rssAboveIdleBytes: Math.max(...samples.map((x) => x.rssAboveIdleBytes)),
+    jsAboveIdleBytes: Math.max(...samples.map((x) => x.jsAboveIdleBytes)),
+    runs: samples.length,
+  };
+}
