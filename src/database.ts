@@ -1,6 +1,7 @@
 /**
- * The public `Database` over a `Driver`: the worker behind Comlink in the browser, the engine
- * in-process under Node. Both entry points share this file, so the API behaves the same.
+ * The public `Database` over a `Driver`: the database worker in the browser (over a
+ * MessagePort), the engine thread or the in-process engine under Node. Both entry points share
+ * this file, so the API behaves the same.
  *
  * Ordering: every top-level call takes the database's queue in call order. `transaction(fn)`
  * holds the queue from `BEGIN IMMEDIATE` until its `COMMIT` or `ROLLBACK`, so other callers

@@ -2,8 +2,9 @@
  * The Driver: the one seam between the public `Database` (database.ts) and an engine, wherever
  * the engine runs. In the browser the engine is in a dedicated worker and the Driver sends
  * each call over a MessagePort (worker/call-port.ts, or worker/tabs.ts for a shared database)
- * to worker/worker.ts; under Node it is called
- * in-process. Both sides are built from `connectionDriver`, so the engine is adapted once.
+ * to worker/worker.ts; under Node it goes to the process's engine thread (node/thread.ts), or
+ * with `engine: 'inline'` is called in-process. Every engine serves `connectionDriver`, so the
+ * engine is adapted once.
  *
  * Contract
  * - Calls arrive in the order `Database` issues them and the engine runs each to completion
@@ -25,7 +26,8 @@
  * - With `sync.live`, `connectionDriver` runs live sync (sync/live.ts) until `close`; its
  *   applies wait in an idle gate here for the open transaction, if any, to end.
  *
- * May import: everything below the API (engine, sync, types, errors).
+ * Layer api (database.ts, driver.ts, statement.ts). May import: engine/, sync/, options.ts,
+ * types.ts, errors.ts; nothing above it (worker/, browser/, node/).
  */
 import type { Connection } from './engine/connection.js';
 import type { PackedRows } from './engine/packed-rows.js';
@@ -103,7 +105,7 @@ export interface Driver extends SyncDriver {
   watchQuery(sql: string, params: SqlParams | undefined): Promise<{ rows: PackedRows; tables: string[] }>;
 }
 
-/** Every method of the Driver, so forwarders (the worker's API, its client) list them once. */
+/** Every method of the Driver, so forwarders (`forwardDriver`, the call port, tabs.ts) list them once. */
 export const DRIVER_METHODS = [
   'exec',
   'query',

@@ -7,8 +7,9 @@
  *
  * Errors: Comlink's default `throw` handler keeps only `name`, `message` and `stack`. The
  * handler installed by `installErrorTransfer()` (on both sides) sends every own field
- * (`code`, `resultCode`, `sql`, `database`) and rebuilds `SqliteError`, `DatabaseLockedError`
- * and `OutpostError` by name, so `instanceof` and `code` work on the UI thread.
+ * (`code`, `resultCode`, `sql`, `database`, ...) and its `cause`, and rebuilds `SqliteError`,
+ * `AbortError`, `DatabaseLockedError`, `OutpostError` and `SyncError` by name, so `instanceof`
+ * and `code` work on the UI thread.
  */
 import * as Comlink from 'comlink';
 import type { Driver } from '../driver.js';

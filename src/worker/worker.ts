@@ -2,7 +2,8 @@
  * The database worker's entry. It exposes `WorkerApi` with Comlink synchronously, before
  * anything is awaited: a message posted to a module worker while a top-level `await` is pending
  * is lost, and Vite builds workers as IIFE by default, which rejects top-level `await`. The
- * WASM module loads inside the `open` handler instead.
+ * WASM module starts loading at the same time, without being awaited (the end of this file),
+ * and `open` awaits that same load.
  *
  * After `open`, every call goes to `connectionDriver` (../driver.ts), the same adapter Node
  * uses: the page's calls arrive on the port `open` brought (call-port.ts `serveCalls`, which
@@ -12,6 +13,10 @@
  * engine while it holds the database lock, and the page (tabs.ts) sends its calls straight to
  * whichever worker runs it; `open` then resolves at once. Every worker opens the database's
  * abort file (abort-file.ts) at `open`, seat or not, so the engine it may run later reads it.
+ *
+ * Layer worker/ (this file, the page's client.ts and tabs.ts, the broker, the abort writer).
+ * May import: database.ts, driver.ts, statement.ts (api), engine/, sync/, opfs-vfs/storage/,
+ * options.ts, types.ts, errors.ts; never browser/ or node/, which import it.
  */
 import * as Comlink from 'comlink';
 import { unpackRows } from '../engine/packed-rows.js';

@@ -2,7 +2,8 @@
  * The Node backend: one file descriptor per file, read and written with positional
  * `readSync`/`writeSync`. `flush()` is `fdatasync`. ENOSPC and EDQUOT become
  * `StorageFullError`. A database at `path` keeps its files beside it: `path`, `path-wal`, and
- * for a synced database the sync layer's `path-sync`, `path-revert` and `path-replay`.
+ * for a synced database the sync layer's `path-sync`, `path-revert`, `path-replay`,
+ * `path-rejected` and `path-pull-0` .. `path-pull-3` (files.ts).
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
