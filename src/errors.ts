@@ -2,6 +2,8 @@
  * Outpost's error classes. They are plain data plus a name, so that the worker protocol
  * (`src/worker/protocol.ts`) can carry them across the worker boundary and rebuild the same
  * class on the other side, with `code`, `resultCode` and the SQL intact.
+ *
+ * May import: nothing internal, so that every layer may use it without a cycle.
  */
 
 /**

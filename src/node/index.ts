@@ -13,6 +13,10 @@
  * fire while a statement runs there, so only `timeoutMs`, which the engine checks itself,
  * stops a running statement. A sync option `fetch` (a function of this thread) needs the
  * inline engine and gets it by default.
+ *
+ * May import: database.ts, driver.ts (api), worker/ (its protocol: the engine thread speaks the
+ * browser worker's error transfer and remote Driver), engine/, sync/, opfs-vfs/storage/,
+ * options.ts, types.ts, errors.ts.
  */
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';

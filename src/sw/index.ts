@@ -20,6 +20,8 @@
  * Tokens: a queued request is stored without its Authorization header. The replay sends the
  * token the page stored for its database with `storeTokenForServiceWorker` (an explicit opt-in,
  * `outpost/sw/page`), or the one your `token` option gives; with none, it is sent without one.
+ *
+ * May import: protocol/ only (it reads push batches, never SQLite), and the two peers.
  */
 import { get } from 'idb-keyval';
 import { Queue, QueueStore, StorableRequest } from 'workbox-background-sync';

@@ -2,7 +2,8 @@
  * sync/: the sync engine of one database: bootstrap, pull (revert, apply pages, replay), push
  * (exactly once), and the local checkpoint that keeps a long offline session's WAL bounded.
  * It runs where the engine runs (the worker, or Node) and drives a `Connection`.
- * May import: engine/, protocol/, opfs-vfs/ storage, types.ts, errors.ts.
+ * May import: engine/, protocol/, sqlite/ (constants, formats), opfs-vfs/storage/, types.ts,
+ * errors.ts; never the server, the API or the worker above it.
  *
  * ```
  *            pull-updates (pages)                          v2/pipeline (row SQL)
