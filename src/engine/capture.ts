@@ -64,8 +64,8 @@ export interface CapturedTransaction {
  *   that commits it, with what the transaction changed; never for a transaction that changed
  *   nothing (a transaction that wrote a tracked table changed something, even when the session
  *   recorded none of its rows). Capture is suspended while it runs, so its own writes are not recorded. When it
- *   throws, the commit does not happen: the committing statement fails with that error (an
- *   autocommit write is rolled back; an explicit transaction stays open).
+ *   throws, the commit does not happen: the committing statement fails with that error and the
+ *   transaction is rolled back, an explicit one too (commit-runner.ts says why).
  */
 export interface CaptureHooks {
   tracks(table: string): boolean;
