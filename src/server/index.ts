@@ -21,7 +21,8 @@
  * registry), log.ts (text or JSON lines), http.ts (bodies, CORS headers, error -> status), database-cache.ts
  * (the LRU of open databases), hosted-database.ts (one database: pull, pipeline, long polls),
  * hrana.ts (pipeline execution), addressing.ts (which database a request names), revlog.ts (revisions), write-rules.ts (the `--write-rules`
- * authorizer), sandbox.ts (what tenant SQL may do), client-owners.ts (who may write which
+ * authorizer), sandbox.ts (what tenant SQL may do), time-share.ts (each database's share of the
+ * server's time: 429 BUSY past it), client-owners.ts (who may write which
  * client's acknowledgement), pull-spool.ts (pull answers off the heap), auth.ts (tokens),
  * cli.ts and cli-args.ts (`outpost serve`, `outpost token`), in-process-transport.ts (the sync
  * transport without a socket, for the simulation), haproxy.ts (the balancer's configuration for

@@ -34,6 +34,10 @@
  *   state-file.ts, revert-file.ts, replay-file.ts, rejected-file.ts   the four sync files, one format each
  *   transport.ts         the HTTP SyncTransport (protocol/transport.ts states the contract)
  *   open.ts, driver.ts   opening a synced database; the sync calls behind the Driver
+ *   local.ts             one database's connection, change log, sync and staging files, together
+ *   null-keys.ts         refuses a commit that leaves a NULL primary key (the session skips such rows)
+ *   schema.ts            whether a table exists; its columns and primary key
+ *   invariant.ts         `invariant()`, the assertions below
  *
  * Invariants (asserted with `invariant()` where the code can check them):
  * 1. The main file with the revert file's pre-images written back, truncated to
