@@ -1,7 +1,8 @@
 /**
  * The HTTP plumbing under the server's routes: reading a bounded body, CORS headers, JSON answers, and
- * the one mapping from a thrown error to a status and an error code. Every error answer is
- * JSON `{ "error": message, "code": CODE }`:
+ * the one mapping from a thrown error to a status and an error code. An error mapped here is
+ * answered (front.ts) as JSON `{ "error": message, "message": message, "code": CODE }`: the
+ * message twice, because `@libsql/client` reads an error's code only beside a `message`:
  * - `HttpError`: its own status and code (404 DATABASE_NOT_FOUND, 413 BODY_TOO_LARGE, ...);
  * - `AuthError`: 401 UNAUTHORIZED, 403 FORBIDDEN, or 503 AUTH_UNAVAILABLE (the JWKS is unreachable);
  * - `ProtocolError` (a malformed request): 400 PROTOCOL_ERROR;
