@@ -14,9 +14,11 @@
  *   calls one at a time, and a tab whose call leaves a transaction open keeps the engine until
  *   it ends, so a `Database` sees the same contract as if it were alone.
  * - Every method either resolves or rejects with `SqliteError`, `OutpostError`,
- *   `DatabaseLockedError` or `SyncError` (the worker rebuilds them by name on the UI side).
- * - `query` returns `PackedRows`, whose buffers the worker transfers (not copies); `export`
- *   transfers its bytes too. The sender must not touch them afterwards.
+ *   `DatabaseLockedError`, `SyncError` or `AbortError` (the worker rebuilds them by name on the
+ *   UI side).
+ * - `query` returns `PackedRows`, whose buffers the worker transfers (not copies) once they
+ *   pass 64 KiB in all (packed-rows.ts `TRANSFER_MIN_BYTES`; a smaller result is copied, which
+ *   costs less); `export` transfers its bytes. The sender must not touch them afterwards.
  * - Method names follow the public API (`pendingChanges`, not `syncPending`).
  * - Statement calls take `EngineLimits` last; the engine enforces them itself (`limited`) and
  *   rejects a stopped call with `AbortError`. Prepared statements are named by a handle the
