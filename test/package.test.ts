@@ -77,10 +77,17 @@ describe('package', () => {
   });
 
   test("import 'outpost' in Node fails with an error naming outpost/node, and the subpaths load", () => {
+    // Every value the browser entry exports must exist under Node too, or shared code that
+    // imports it fails as it loads: the names are read from src/index.ts's export lists.
+    const exported = [...readFileSync(join(root, 'src/index.ts'), 'utf8').matchAll(/^export \{([^}]*)\}/gm)]
+      .flatMap((m) => m[1]!.split(','))
+      .map((n) => n.trim())
+      .filter((n) => n && !n.startsWith('type '));
+    expect(exported).toContain('AbortError');
     // A separate Node process resolves the package by its own name, as an application would.
     const script = `
       const outpost = await import('outpost');
-      const names = ['open', 'deleteDatabase', 'listDatabases', 'SqliteError', 'OutpostError'].filter((n) => !(n in outpost));
+      const names = ${JSON.stringify(exported)}.filter((n) => !(n in outpost));
       const error = await outpost.open('notes').then(() => null, (e) => ({ name: e.name, code: e.code, message: e.message }));
       const drizzle = typeof (await import('outpost/drizzle')).drizzle;
       const kysely = typeof (await import('outpost/kysely')).OutpostDialect;

@@ -9,7 +9,7 @@ import { OutpostError } from '../errors.js';
 import type { Database, OpenOptions } from '../types.js';
 
 export type * from '../types.js';
-export { SqliteError, DatabaseLockedError, OutpostError, SyncError, type OutpostErrorCode, type SyncErrorCode } from '../errors.js';
+export { SqliteError, DatabaseLockedError, OutpostError, SyncError, AbortError, type OutpostErrorCode, type SyncErrorCode } from '../errors.js';
 
 function browserOnly(call: string): OutpostError {
   return new OutpostError(
