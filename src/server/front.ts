@@ -15,7 +15,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type * as http from 'node:http';
-import { type CorsOrigins, errorAnswer, sendJson, sendPreflight, setCorsHeaders, send } from './http.js';
+import { type CorsOrigins, errorAnswer, sendError, sendJson, sendPreflight, setCorsHeaders, send } from './http.js';
 import type { Logger } from './log.js';
 import { type Route, type ServerMetrics, routeOf } from './metrics.js';
 
@@ -105,7 +105,7 @@ export class RequestFront {
   handle(req: http.IncomingMessage, res: http.ServerResponse, next?: (error?: unknown) => void): void {
     if (!this.strip(req)) {
       if (next) return next();
-      return sendJson(res, 404, { error: `no such endpoint: ${req.url} (this server is mounted at ${this.options.basePath})`, code: 'NOT_FOUND' });
+      return sendError(res, 404, `no such endpoint: ${req.url} (this server is mounted at ${this.options.basePath})`, 'NOT_FOUND');
     }
     const startedMs = performance.now();
     const pathname = (req.url ?? '/').split('?')[0]!;
@@ -130,7 +130,7 @@ export class RequestFront {
     if (route === 'preflight') return sendPreflight(res);
     this.options.log.debug('request started', { method, path: req.url, route });
     if (method === 'GET' && (route === 'ready' || route === 'metrics')) return void this.serveOwn(route, req, res);
-    if (this.draining) return sendJson(res, 503, { error: 'the server is shutting down', code: 'SHUTTING_DOWN' });
+    if (this.draining) return sendError(res, 503, 'the server is shutting down', 'SHUTTING_DOWN');
     const elapsedMs = (): number => Number((performance.now() - startedMs).toFixed(1));
     this.route(req, res)
       .then(({ status, db }) => this.options.log.info('request', { method, path: req.url, status, ms: elapsedMs(), db }))
@@ -141,8 +141,7 @@ export class RequestFront {
         const unread = !req.complete;
         if (!res.headersSent) for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
         if (unread && !res.headersSent) res.setHeader('connection', 'close');
-        // `message` as well: Hrana clients (@libsql/client) read an error's code only beside it.
-        sendJson(res, status, { error: message, message, code });
+        sendError(res, status, message, code);
         if (unread) res.once('finish', () => req.socket.destroy());
         const fields = { method, path: req.url, status, ms: elapsedMs(), code, error: message };
         if (status >= 500) this.options.log.error('request', fields);
@@ -156,17 +155,17 @@ export class RequestFront {
       return sendJson(res, this.ready ? 200 : 503, { ready: this.ready, draining: this.draining });
     }
     const metrics = this.options.metrics;
-    if (!metrics) return sendJson(res, 404, { error: 'metrics are turned off', code: 'NOT_FOUND' });
+    if (!metrics) return sendError(res, 404, 'metrics are turned off', 'NOT_FOUND');
     if (!bearerMatches(req.headers.authorization, this.options.metricsToken)) {
       res.setHeader('www-authenticate', 'Bearer realm="metrics"');
-      return sendJson(res, 401, { error: '/metrics needs the metrics token: Authorization: Bearer <token>', code: 'UNAUTHORIZED' });
+      return sendError(res, 401, '/metrics needs the metrics token: Authorization: Bearer <token>', 'UNAUTHORIZED');
     }
     try {
       const { type, body } = await metrics.scrape();
       send(res, 200, type, body);
     } catch (e) {
       this.options.log.error('metrics scrape failed', { error: (e as Error).message });
-      sendJson(res, 500, { error: 'metrics could not be collected', code: 'INTERNAL' });
+      sendError(res, 500, 'metrics could not be collected', 'INTERNAL');
     }
   }
 

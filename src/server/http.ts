@@ -74,6 +74,14 @@ export function sendJson(res: http.ServerResponse, status: number, value: unknow
 }
 
 /**
+ * Sends an error answer in the one shape every error has: `{ error, message, code }`. The text
+ * is in both fields because Hrana clients (@libsql/client) read a code only beside a `message`.
+ */
+export function sendError(res: http.ServerResponse, status: number, message: string, code: string): void {
+  sendJson(res, status, { error: message, message, code });
+}
+
+/**
  * Reads the whole body, refusing (413) one over `bodyBytesMax` before or while it arrives. On
  * refusal the rest is not read (the caller closes the connection after answering), and a later
  * error on the request stream is swallowed: a client that misbehaves must never crash the

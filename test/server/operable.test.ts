@@ -158,6 +158,14 @@ describe('/metrics', () => {
     }
   });
 
+  test('its refusals have the shape of every error answer: error, message and code', async () => {
+    // @libsql/client reads an error's code only beside a `message`.
+    const off = await fetch(`${(await started({ metrics: false })).url}/metrics`);
+    expect(await off.json()).toEqual({ error: 'metrics are turned off', message: 'metrics are turned off', code: 'NOT_FOUND' });
+    const unauthorized = await fetch(`${(await started({ metricsToken: 'metrics-token-0123456789' })).url}/metrics`);
+    expect(await unauthorized.json()).toMatchObject({ message: expect.stringContaining('metrics token'), code: 'UNAUTHORIZED' });
+  });
+
   test('with a metrics token, a scrape that sends it gets the metrics', async () => {
     const { url } = await started({ metricsToken: 'metrics-token-0123456789' });
     const res = await fetch(`${url}/metrics`, { headers: { authorization: 'Bearer metrics-token-0123456789' } });
@@ -217,7 +225,7 @@ describe('/ready and drain', () => {
     expect((await fetch(`${url}/ready`)).status).toBe(503);
     const refused = await fetch(`${url}/db/d/v2/pipeline`, { method: 'POST', body: JSON.stringify(batch('SELECT 1')) });
     expect(refused.status).toBe(503);
-    expect(await refused.json()).toMatchObject({ code: 'SHUTTING_DOWN' });
+    expect(await refused.json()).toEqual({ error: 'the server is shutting down', message: 'the server is shutting down', code: 'SHUTTING_DOWN' });
     inFlight.finish();
     expect(await inFlight.status).toBe(200);
     await drained;
