@@ -8,9 +8,10 @@
  * without configuration. Its first message is the SQLite module the page compiled already
  * (`startWorker`), so only a page's first worker fetches and compiles the WASM. If the worker
  * dies (a script that fails to load, an out-of-memory crash), every pending and later call
- * fails with `OutpostError('WORKER_FAILED')` instead of hanging. A database shared by the tabs (`shared`) gets the page's `SharedDriver` (tabs.ts)
- * as its Driver instead: the worker only holds a seat (seat.ts), and calls go from this page
- * straight to whichever worker runs the engine.
+ * fails with `OutpostError('WORKER_FAILED')` instead of hanging. A database shared by the
+ * tabs (`shared`) gets the page's `SharedDriver` (tabs.ts) as its Driver instead: the worker
+ * only holds a seat (seat.ts), and calls go from this page straight to whichever worker runs
+ * the engine.
  */
 import * as Comlink from 'comlink';
 import type { Driver } from '../driver.js';
