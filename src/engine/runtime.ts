@@ -4,8 +4,10 @@
  * the engine's step, since the `sqlite/` layer knows nothing of Outpost's storage.
  */
 import { OutpostVfs } from '../opfs-vfs/vfs.js';
-import { loadSqlite } from '../sqlite/load.js';
+import { type LoadOptions, loadSqlite } from '../sqlite/load.js';
 import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
+
+export type { LoadOptions } from '../sqlite/load.js';
 
 export interface SqliteRuntime {
   sqlite3: Sqlite3Runtime;
@@ -14,8 +16,11 @@ export interface SqliteRuntime {
 
 let runtime: Promise<SqliteRuntime> | null = null;
 
-/** The WASM module and the VFS, loaded and installed on first use. */
-export function loadRuntime(): Promise<SqliteRuntime> {
-  runtime ??= loadSqlite().then((sqlite3) => ({ sqlite3, vfs: OutpostVfs.install(sqlite3) }));
+/**
+ * The WASM module and the VFS, loaded and installed on first use. `options` (a compiled module
+ * to reuse, or where to hand the one compiled here) count only on that first call.
+ */
+export function loadRuntime(options?: LoadOptions): Promise<SqliteRuntime> {
+  runtime ??= loadSqlite(options).then((sqlite3) => ({ sqlite3, vfs: OutpostVfs.install(sqlite3) }));
   return runtime;
 }

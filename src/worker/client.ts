@@ -5,17 +5,19 @@
  *
  * The worker is created with `new Worker(new URL('./worker.js', import.meta.url), { type:
  * 'module' })`, the form bundlers (Vite, webpack 5, Rollup plugins) recognise and bundle
- * without configuration. If the worker dies (a script that fails to load, an out-of-memory
- * crash), every pending and later call fails with `OutpostError('WORKER_FAILED')` instead of
- * hanging. A database shared by the tabs (`shared`) gets the page's `SharedDriver` (tabs.ts)
- * as its Driver instead: the worker only holds a seat (seat.ts), and calls go from this page
- * straight to whichever worker runs the engine.
+ * without configuration. Its first message is the SQLite module the page compiled already
+ * (`startWorker`), so only a page's first worker fetches and compiles the WASM. If the worker
+ * dies (a script that fails to load, an out-of-memory crash), every pending and later call
+ * fails with `OutpostError('WORKER_FAILED')` instead of hanging. A database shared by the
+ * tabs (`shared`) gets the page's `SharedDriver` (tabs.ts) as its Driver instead: the worker
+ * only holds a seat (seat.ts), and calls go from this page straight to whichever worker runs
+ * the engine.
  */
 import * as Comlink from 'comlink';
 import type { Driver } from '../driver.js';
 import { fileAbortWriter } from './abort-page.js';
 import { OutpostError } from '../errors.js';
-import { type BrokerPort, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
+import { type BootMessage, type BrokerPort, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer, isCompiledMessage } from './protocol.js';
 import { CallPort } from './call-port.js';
 import { DEFAULT_TAB_TIMEOUT_MS } from '../options.js';
 import { SharedDriver } from './tabs.js';
@@ -91,6 +93,29 @@ function connectBroker(name: string): Promise<BrokerPort | undefined> {
   });
 }
 
+/**
+ * SQLite's compiled WASM, as the first database worker of this page compiled it: every later
+ * worker instantiates it instead of fetching and compiling the WASM again. Kept for the page's
+ * life (the workers hold the same module while they run). A SharedWorker cannot take it (a
+ * module moves only within its agent cluster), so each page compiles once.
+ */
+let compiledSqlite: WebAssembly.Module | null = null;
+
+/** Creates a database worker and gives it the page's compiled SQLite, or takes the one it compiles. */
+function startWorker(name: string): Worker {
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: `outpost:${name}` });
+  worker.postMessage({ type: 'outpost:boot', wasm: compiledSqlite } satisfies BootMessage);
+  if (!compiledSqlite) {
+    const keep = (event: MessageEvent<unknown>): void => {
+      if (!isCompiledMessage(event.data)) return;
+      worker.removeEventListener('message', keep);
+      compiledSqlite ??= event.data.module;
+    };
+    worker.addEventListener('message', keep);
+  }
+  return worker;
+}
+
 export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCallbacks = {}): Promise<WorkerConnection> {
   installErrorTransfer();
   const flag = abortFlag();
@@ -98,7 +123,7 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
   // worker takes the database alone.
   const sharing = openRequest.shared === true && typeof navigator.locks?.request === 'function' && typeof BroadcastChannel === 'function';
   const brokerReady = sharing ? connectBroker(openRequest.name) : Promise.resolve(undefined);
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: `outpost:${openRequest.name}` });
+  const worker = startWorker(openRequest.name);
   let failWith: (e: Error) => void = () => {};
   let shared: SharedDriver | null = null;
   // A database opened alone takes its Driver calls over this port (call-port.ts).

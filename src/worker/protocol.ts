@@ -54,6 +54,30 @@ export interface OpenRequest {
   sync?: (Omit<SyncOptions, 'authToken' | 'transform'> & { authToken?: string | undefined }) | undefined;
 }
 
+/**
+ * The page's first message to a new database worker, posted as soon as it is created (before
+ * `open`): the compiled SQLite module the page kept from an earlier worker, or null. The worker
+ * starts loading SQLite when it arrives, right after its script ran.
+ */
+export interface BootMessage {
+  type: 'outpost:boot';
+  wasm: WebAssembly.Module | null;
+}
+
+/** A worker that compiled SQLite's WASM itself gives the module to its page, for the next worker. */
+export interface CompiledMessage {
+  type: 'outpost:wasm';
+  module: WebAssembly.Module;
+}
+
+export function isBootMessage(data: unknown): data is BootMessage {
+  return typeof data === 'object' && data !== null && (data as { type?: unknown }).type === 'outpost:boot';
+}
+
+export function isCompiledMessage(data: unknown): data is CompiledMessage {
+  return typeof data === 'object' && data !== null && (data as { type?: unknown }).type === 'outpost:wasm' && (data as { module?: unknown }).module instanceof WebAssembly.Module;
+}
+
 /** The functions of the sync options, called back on the UI thread. */
 export interface SyncCallbacks {
   authToken?: ((options: { refresh: boolean }) => Promise<string | undefined>) | undefined;

@@ -32,7 +32,7 @@ import { loadRuntime } from '../engine/runtime.js';
 import { CallLog } from './call-log.js';
 import { hostMethods } from './remote-driver.js';
 import { serveCalls } from './call-port.js';
-import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
+import { type CompiledMessage, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer, isBootMessage } from './protocol.js';
 import { EngineSeat, type OpenEngine } from './seat.js';
 
 let driver: Driver | null = null;
@@ -153,11 +153,28 @@ const api: WorkerApi = {
   },
 };
 
+/**
+ * Every worker runs an engine or a seat, and both need SQLite: loading it starts at the page's
+ * first message (client.ts posts it as it creates the worker, so it is delivered as soon as
+ * this script has run), while the page is still taking its locks and sending `open`, instead
+ * of after that message and the abort file (measured: most of an open's time was this load).
+ * The message brings the compiled module the page kept, if any; a worker that compiles it
+ * itself sends it to the page for the next one. A failure shows at `open`, which loads the
+ * same promise again (and without the message, loads SQLite itself).
+ */
+function boot(event: MessageEvent<unknown>): void {
+  if (!isBootMessage(event.data)) return;
+  removeEventListener('message', boot);
+  const keep = (module: WebAssembly.Module): void => {
+    try {
+      postMessage({ type: 'outpost:wasm', module } satisfies CompiledMessage);
+    } catch {
+      // A page that cannot take the module (another agent cluster) compiles again next time.
+    }
+  };
+  void loadRuntime(event.data.wasm ? { module: event.data.wasm } : { compiled: keep }).catch(() => {});
+}
+
 installErrorTransfer();
 Comlink.expose(api);
-// Every worker runs an engine or a seat, and both need SQLite: fetching and compiling its WASM
-// and initialising its runtime start now, while the page is still taking its locks and sending
-// `open`, instead of after that message and the abort file (measured: most of an open's time
-// was this load, which then started a tenth of the total late). A failure shows at `open`,
-// which loads the same promise again.
-void loadRuntime().catch(() => {});
+addEventListener('message', boot);
