@@ -82,7 +82,7 @@ function callbackTable(sqlite3: Sqlite3Runtime): CallbackTable {
   const authorizers = new Map<number, AuthorizerCallback>();
   const progress = new Map<number, () => boolean>();
   const functions = new Map<number, (...args: unknown[]) => SqlValue>();
-  const raw = wasm.exports as CallbackExports;
+  const raw = callbackExports(sqlite3);
   table = {
     authorizers,
     progress,
