@@ -202,7 +202,9 @@ async function outpostRow(name: string, root: string, count: number, seconds: nu
   const port = 22000 + Math.floor(Math.random() * 10000);
   const data = tempDir('outpost-load-');
   const nodeArgs = (process.env.LOAD_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const serverArgs = ['serve', '--data', data, '--port', String(port), '--auth-secret', SECRET, '--quiet', '--max-open', process.env.LOAD_MAX_OPEN ?? '1000'];
+  // The server's own open limit unless LOAD_MAX_OPEN sets one (a baseline runs with its own default).
+  const maxOpen = process.env.LOAD_MAX_OPEN ? ['--max-open', process.env.LOAD_MAX_OPEN] : [];
+  const serverArgs = ['serve', '--data', data, '--port', String(port), '--auth-secret', SECRET, '--quiet', ...maxOpen];
   const child = spawnGroup(process.execPath, [...nodeArgs, '--import', 'tsx', join(root, 'src/server/cli.ts'), ...serverArgs], { stdio: 'ignore', cwd: root });
   try {
     await waitForPort(`http://127.0.0.1:${port}`);

@@ -42,9 +42,9 @@ import { type ChangesetConflict, type ConflictResolution, applyChangeset } from 
 import { CellReader, PackingSink } from './cells.js';
 import { IdleCheckpointer, type WalWriteCounter } from './checkpointer.js';
 import { CommitRunner } from './commit-runner.js';
-import { type AuthorizerRules, type ConnectionLimits, InterruptCheck, createScalarFunction, installAuthorizer, restrictConnection, setProgressHandler } from './guards.js';
+import { type AuthorizerRules, type ConnectionLimits, InterruptCheck, closeHandle, createScalarFunction, installAuthorizer, restrictConnection, setProgressHandler } from './guards.js';
 import { DBPAGE_SQL, exportImage, importImage, openSqlite, readPages } from './file-image.js';
-import { type ConnectionOptions, applyCloseSetting, applySettings, notADatabase, openDatabase } from './open.js';
+import { type ConnectionOptions, applyCloseSetting, applyLookaside, applySettings, notADatabase, openDatabase } from './open.js';
 import type { PackedRows } from './packed-rows.js';
 import { PreparedStatements } from './prepared.js';
 import { AccessRecorder, ChangeTracker, schemaSnapshot, tablesOfPages } from './table-changes.js';
@@ -131,6 +131,7 @@ export class Connection {
   /** Settings for a new SQLite handle (open.ts), then the authorizer, interrupt check and capture, which go with the handle. */
   private configure(): void {
     try {
+      this.check(applyLookaside(this.sqlite3, this.db, this.options), 'turn lookaside off');
       this.installAuthorizer();
       applySettings(this, this.options, this.directory.label);
       // SQLite reopened under the sync layer: the interrupt check's handler goes with the new handle.
@@ -371,7 +372,7 @@ export class Connection {
     this.checkpointer.cancel();
     this.statements.clear();
     this.runner.dropCapture();
-    const rc = this.sqlite3.capi.sqlite3_close_v2(this.db);
+    const rc = closeHandle(this.sqlite3, this.db);
     this.db = 0;
     this.unmount();
     let failure: unknown = null;
@@ -525,7 +526,7 @@ export class Connection {
     this.vfs.flushWrites();
     this.statements.clear();
     this.runner.dropCapture();
-    this.sqlite3.capi.sqlite3_close_v2(this.db);
+    closeHandle(this.sqlite3, this.db);
     this.db = 0;
     try {
       return fn({ db: this.files[0]!, wal: this.wal });

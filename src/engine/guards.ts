@@ -42,12 +42,108 @@ export function restrictConnection(sqlite3: Sqlite3Runtime, db: number, limits: 
 }
 
 /**
+ * JS callbacks by handle. Handing the WASM build a JS function makes it compile a small WASM
+ * module for it and install that in the function table (a few tenths of a millisecond each);
+ * a server that opens a database on a cache miss paid that for its authorizer, progress
+ * handler and functions at every open. Instead each kind of callback is installed once per
+ * runtime, with the handle (or the function's id) as its context pointer, and finds its JS
+ * target in these maps. `releaseCallbacks` drops a handle's entries when it closes.
+ */
+interface CallbackTable {
+  authorizers: Map<number, AuthorizerCallback>;
+  progress: Map<number, () => boolean>;
+  /** Scalar functions by id (their `pApp`), and the ids of each handle. */
+  functions: Map<number, (...args: unknown[]) => SqlValue>;
+  functionsOf: Map<number, number[]>;
+  nextFunctionId: number;
+  authorizerPointer: number;
+  progressPointer: number;
+  functionPointer: number;
+}
+
+type AuthorizerCallback = (action: number, a: string | null, b: string | null, dbName: string | null, trigger: string | null) => number;
+
+/** The bare exports the callbacks are registered with (the build's wrappers would install a new WASM function per call). */
+interface CallbackExports {
+  sqlite3_set_authorizer(db: number, auth: number, ctx: number): number;
+  sqlite3_progress_handler(db: number, ops: number, handler: number, ctx: number): void;
+  sqlite3_create_function_v2(db: number, name: number, nArg: number, eTextRep: number, pApp: number, xFunc: number, xStep: number, xFinal: number, xDestroy: number): number;
+  sqlite3_user_data(ctx: number): number;
+}
+
+const tables = new WeakMap<Sqlite3Runtime, CallbackTable>();
+
+function callbackTable(sqlite3: Sqlite3Runtime): CallbackTable {
+  let table = tables.get(sqlite3);
+  if (table) return table;
+  const { wasm, capi } = sqlite3;
+  // As the build's own conversion did for the callback before: an empty string counts as none.
+  const text = (p: number): string | null => (p ? wasm.cstrToJs(p) || null : null);
+  const authorizers = new Map<number, AuthorizerCallback>();
+  const progress = new Map<number, () => boolean>();
+  const functions = new Map<number, (...args: unknown[]) => SqlValue>();
+  const raw = callbackExports(sqlite3);
+  table = {
+    authorizers,
+    progress,
+    functions,
+    functionsOf: new Map(),
+    nextFunctionId: 1,
+    // A handle without an entry (closing) allows everything: SQLite prepares nothing then.
+    authorizerPointer: wasm.installFunction('i(pipppp)', (ctx: number, action: number, a: number, b: number, dbName: number, trigger: number) => {
+      const callback = authorizers.get(ctx);
+      return callback ? callback(action, text(a), text(b), text(dbName), text(trigger)) : 0;
+    }),
+    progressPointer: wasm.installFunction('i(p)', (ctx: number) => (progress.get(ctx)?.() ? 1 : 0)),
+    functionPointer: wasm.installFunction('v(pip)', (ctx: number, argc: number, argv: number) => {
+      const fn = functions.get(raw.sqlite3_user_data(ctx));
+      try {
+        if (!fn) throw new Error('this function is no longer registered');
+        capi.sqlite3_result_js(ctx, fn(...capi.sqlite3_values_to_js(argc, argv)));
+      } catch (e) {
+        capi.sqlite3_result_error_js(ctx, e);
+      }
+    }),
+  };
+  tables.set(sqlite3, table);
+  return table;
+}
+
+function callbackExports(sqlite3: Sqlite3Runtime): CallbackExports {
+  // `wasm.exports` is untyped; these are the C functions of the same names.
+  return sqlite3.wasm.exports as CallbackExports;
+}
+
+/** Forgets the callbacks of handle `db` (it is about to close): the next handle at that address starts without them. */
+export function releaseCallbacks(sqlite3: Sqlite3Runtime, db: number): void {
+  const table = tables.get(sqlite3);
+  if (!table) return;
+  table.authorizers.delete(db);
+  table.progress.delete(db);
+  for (const id of table.functionsOf.get(db) ?? []) table.functions.delete(id);
+  table.functionsOf.delete(db);
+}
+
+/** Closes handle `db` after forgetting its callbacks (`releaseCallbacks`). Returns SQLite's result code. */
+export function closeHandle(sqlite3: Sqlite3Runtime, db: number): number {
+  releaseCallbacks(sqlite3, db);
+  return sqlite3.capi.sqlite3_close_v2(db);
+}
+
+/**
  * Calls `shouldStop` about every `ops` virtual-machine steps of any statement; when it returns
  * true the statement ends with SQLITE_INTERRUPT (the connection stays usable). With null,
  * removes the handler. The server bounds how long one tenant's statement holds the process.
  */
 export function setProgressHandler(sqlite3: Sqlite3Runtime, db: number, ops: number, shouldStop: (() => boolean) | null): void {
-  sqlite3.capi.sqlite3_progress_handler(db, shouldStop ? ops : 0, shouldStop ? () => (shouldStop() ? 1 : 0) : 0, 0);
+  const table = callbackTable(sqlite3);
+  if (shouldStop) {
+    table.progress.set(db, shouldStop);
+    callbackExports(sqlite3).sqlite3_progress_handler(db, ops, table.progressPointer, db);
+  } else {
+    table.progress.delete(db);
+    callbackExports(sqlite3).sqlite3_progress_handler(db, 0, 0, 0);
+  }
 }
 
 /**
@@ -55,7 +151,22 @@ export function setProgressHandler(sqlite3: Sqlite3Runtime, db: number, ops: num
  * throw fails the calling statement with the thrown message. Returns SQLite's result code.
  */
 export function createScalarFunction(sqlite3: Sqlite3Runtime, db: number, name: string, nArgs: number, fn: (...args: unknown[]) => SqlValue): number {
-  return sqlite3.capi.sqlite3_create_function(db, name, nArgs, SQLITE_UTF8, 0, (_ctx, ...args) => fn(...args), 0, 0);
+  const table = callbackTable(sqlite3);
+  const id = table.nextFunctionId++;
+  const zName = sqlite3.wasm.allocCString(name);
+  try {
+    const rc = callbackExports(sqlite3).sqlite3_create_function_v2(db, zName, nArgs, SQLITE_UTF8, id, table.functionPointer, 0, 0, 0);
+    if (rc === SQLITE_OK) {
+      table.functions.set(id, fn);
+      const ids = table.functionsOf.get(db);
+      if (ids) ids.push(id);
+      else table.functionsOf.set(db, [id]);
+    }
+    return rc;
+  } finally {
+    // SQLite copies the name.
+    sqlite3.wasm.dealloc(zName);
+  }
 }
 
 /** Rules for every action of every statement as it is prepared (`Connection.setAuthorizer`): true allows it. */
@@ -72,15 +183,13 @@ export function installAuthorizer(
   note: (action: number, a: string | null, b: string | null) => void,
   rules: () => AuthorizerRules | null,
 ): number {
-  return sqlite3.capi.sqlite3_set_authorizer(
-    db,
-    (_ctx, action, a, b, dbName, trigger) => {
-      note(action, a || null, b || null);
-      const check = rules();
-      return !check || check(action, a || null, b || null, trigger || null, dbName || null) ? 0 : 1;
-    },
-    0,
-  );
+  const table = callbackTable(sqlite3);
+  table.authorizers.set(db, (action, a, b, dbName, trigger) => {
+    note(action, a, b);
+    const check = rules();
+    return !check || check(action, a, b, trigger, dbName) ? 0 : 1;
+  });
+  return callbackExports(sqlite3).sqlite3_set_authorizer(db, table.authorizerPointer, db);
 }
 
 /**

@@ -34,8 +34,14 @@ import type { StorageBackend } from './storage/backend.js';
 
 /** Largest run of adjacent writes joined into one backend write. */
 export const WRITE_BUFFER_BYTES = 1024 * 1024;
-/** A join buffer starts this small and grows; a large one is dropped when it is written out. */
+/**
+ * A join buffer starts this small and grows. A file holds its buffer only while it holds
+ * joined bytes: once written out, a buffer of this size becomes the realm's one spare, which
+ * the next file to join takes, and a larger one is dropped. A server with thousands of
+ * databases open would otherwise keep one per file it ever wrote.
+ */
 const INITIAL_BUFFER_BYTES = 32 * 1024;
+let spareBuffer: Uint8Array | null = null;
 
 /**
  * Sees every WAL frame header SQLite writes for one database, before the frame reaches the
@@ -105,9 +111,12 @@ export class OpenFile {
     this.bufferLength = 0;
     this.commitPending = false;
     this.joined?.delete(this);
-    // Thousands of open databases must not each keep a megabyte: big buffers are transient.
-    if (buffer.length > INITIAL_BUFFER_BYTES) this.buffer = null;
-    this.backend.write(buffer.subarray(0, n), this.bufferOffset);
+    this.buffer = null;
+    try {
+      this.backend.write(buffer.subarray(0, n), this.bufferOffset);
+    } finally {
+      if (buffer.length === INITIAL_BUFFER_BYTES) spareBuffer = buffer;
+    }
   }
 
   size(): number {
@@ -147,7 +156,14 @@ export class OpenFile {
   }
 
   private startBuffer(src: Uint8Array, offset: number): void {
-    if (!this.buffer || this.buffer.length < src.length) this.buffer = new Uint8Array(Math.max(INITIAL_BUFFER_BYTES, src.length * 2));
+    if (!this.buffer || this.buffer.length < src.length) {
+      if (spareBuffer && spareBuffer.length >= src.length) {
+        this.buffer = spareBuffer;
+        spareBuffer = null;
+      } else {
+        this.buffer = new Uint8Array(Math.max(INITIAL_BUFFER_BYTES, src.length * 2));
+      }
+    }
     this.buffer.set(src, 0);
     this.bufferOffset = offset;
     this.bufferLength = src.length;

@@ -168,6 +168,8 @@ export class OutpostVfs {
     const vfs = new capi.sqlite3_vfs();
     vfs.$iVersion = 2;
     vfs.$szOsFile = capi.sqlite3_file.structInfo.sizeof;
+    // xOpen writes the io-methods pointer straight into the struct (its only member).
+    if (vfs.$szOsFile !== this.sqlite3.wasm.ptr.size) throw new Error('VFS: unexpected sqlite3_file layout');
     vfs.$mxPathname = 512;
     this.sqlite3.vfs.installVfs({ vfs: { struct: vfs, methods: this.vfsMethods(io.pointer), name: VFS_NAME } });
   }
@@ -318,9 +320,9 @@ export class OutpostVfs {
             this.openMounted.set(pFile, name);
             this.openMountedNames.add(name);
           }
-          const s3File = new this.sqlite3.capi.sqlite3_file(pFile);
-          s3File.$pMethods = ioPointer;
-          s3File.dispose();
+          // sqlite3_file has one member, pMethods, at offset 0 (the build's struct wrapper
+          // would cost more than the rest of xOpen).
+          wasm.pokePtr(pFile, ioPointer);
           wasm.poke32(pOutFlags, flags & ~SQLITE_OPEN_DELETEONCLOSE);
           return SQLITE_OK;
         } catch (e) {

@@ -26,7 +26,8 @@ export type Writer = { subject: string | null; admin: boolean };
 const CHECK_FUNCTION = 'outpost_may_write_client';
 
 export class ClientOwners {
-  private owners: Record<string, string>;
+  /** Read from the file at the first check: most opens (a push, a pull) never need it. */
+  private ownersRead: Record<string, string> | null = null;
   private installed = false;
   /** The commit count (`RevisionLog.seq`) at the last look for the table: none since, no new look. */
   private lookedAtSeq = -1;
@@ -37,13 +38,17 @@ export class ClientOwners {
   constructor(
     private readonly file: string,
     private readonly durable = false,
-  ) {
+  ) {}
+
+  private get owners(): Record<string, string> {
+    if (this.ownersRead) return this.ownersRead;
     try {
-      this.owners = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string>;
+      this.ownersRead = JSON.parse(fs.readFileSync(this.file, 'utf8')) as Record<string, string>;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      this.owners = {};
+      this.ownersRead = {};
     }
+    return this.ownersRead;
   }
 
   /** Registers the check function on a freshly opened connection. */

@@ -92,6 +92,7 @@ export const SQLITE_PREPARE_PERSISTENT = 0x1;
 /** Text encoding of a function's arguments (`sqlite3_create_function`). */
 export const SQLITE_UTF8 = 1;
 /** Main-schema triggers on or off (TEMP triggers fire either way, since SQLite 3.35). */
+export const SQLITE_DBCONFIG_LOOKASIDE = 1001;
 export const SQLITE_DBCONFIG_ENABLE_TRIGGER = 1003;
 export const SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE = 1006;
 export const SQLITE_DBCONFIG_DEFENSIVE = 1010;

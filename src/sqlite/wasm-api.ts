@@ -46,6 +46,8 @@ export interface Sqlite3Runtime {
     sqlite3_backup_step(backup: number, pages: number): number;
     sqlite3_backup_finish(backup: number): number;
     sqlite3_db_config(db: number, op: number, value: number, out: number): number;
+    /** SQLITE_DBCONFIG_LOOKASIDE: buffer (0: SQLite allocates), slot size, slot count. */
+    sqlite3_db_config(db: number, op: number, buffer: number, slotBytes: number, slots: number): number;
     sqlite3_free(p: number): void;
     sqlite3_limit(db: number, category: number, value: number): number;
     /** The JS-callback form: the build converts arguments and sets the result (a throw becomes an SQL error). */
@@ -65,6 +67,11 @@ export interface Sqlite3Runtime {
       auth: ((ctx: number, action: number, a: string | 0, b: string | 0, dbName: string | 0, trigger: string | 0) => number) | 0,
       ctx: number,
     ): number;
+    /** Converts a scalar function's arguments as the build's own function wrapper does. */
+    sqlite3_values_to_js(argc: number, argv: number): unknown[];
+    /** Sets a scalar function's result from a JS value (an Error sets an error). */
+    sqlite3_result_js(ctx: number, value: unknown): void;
+    sqlite3_result_error_js(ctx: number, error: unknown): void;
     sqlite3session_create(db: number, schema: string, ppSession: number): number;
     sqlite3session_object_config(session: number, op: number, pArg: number): number;
     sqlite3session_table_filter(session: number, filter: (ctx: number, table: string) => number, ctx: number): void;
@@ -97,6 +104,8 @@ export interface Sqlite3Runtime {
     allocCString(s: string): number;
     allocCString(s: string, returnWithLength: true): [number, number];
     allocFromTypedArray(bytes: Uint8Array): number;
+    /** Installs a JS function in the function table with a signature such as 'i(pi)'; returns its pointer. */
+    installFunction(signature: string, fn: (...args: never[]) => unknown): number;
     cstrToJs(p: number): string;
     cstrncpy(dst: number, src: number, n: number): number;
     peekPtr(p: number): number;
