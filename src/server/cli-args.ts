@@ -75,6 +75,7 @@ const SERVE = {
   'max-body': { type: 'string' },
   'max-value': { type: 'string' },
   'max-answer': { type: 'string' },
+  'max-heap': { type: 'string' },
   'statement-timeout-ms': { type: 'string' },
   'share-of-server': { type: 'string' },
   'body-timeout-ms': { type: 'string' },
@@ -121,6 +122,8 @@ export interface ServeArgs {
   maxBodyBytes?: number;
   valueBytesMax?: number;
   maxAnswerBytes?: number;
+  /** SQLite's memory in the whole process (`maxHeapBytes`). */
+  maxHeapBytes?: number;
   statementTimeoutMs?: number;
   shareOfServer?: number;
   bodyTimeoutMs?: number;
@@ -260,6 +263,7 @@ function serveArgs(v: Values<typeof SERVE>, env: Readonly<Record<string, string 
     maxBodyBytes: bytes('max-body'),
     valueBytesMax: bytes('max-value'),
     maxAnswerBytes: bytes('max-answer'),
+    maxHeapBytes: bytes('max-heap'),
     statementTimeoutMs: count('statement-timeout-ms'),
     shareOfServer: v['share-of-server'] !== undefined ? parseFraction('share-of-server', v['share-of-server']) : undefined,
     bodyTimeoutMs: count('body-timeout-ms'),

@@ -47,6 +47,7 @@ import { type LogFormat, type LogLevel, type Logger, createLogger } from './log.
 import { ServerMetrics } from './metrics.js';
 import { cursorAnswer, cursorAsPipeline } from './hrana.js';
 import { PullSpool } from './pull-spool.js';
+import { HEAP_BYTES_MAX, holdHeapLimit, releaseHeapLimit } from './heap-limit.js';
 
 export interface ServerOptions {
   /** Where the databases live (created when missing). */
@@ -90,6 +91,13 @@ export interface ServerOptions {
   maxAnswerBytes?: number;
   /** Largest TEXT or BLOB value (and SQL text) a statement may make (default: the body limit). */
   valueBytesMax?: number;
+  /**
+   * Most memory SQLite may hold in this process, all open databases and the running statement
+   * together (default 512 MiB, `HEAP_BYTES_MAX`): a statement that would need more fails with
+   * SQLITE_NOMEM, so one tenant's query cannot grow the process's memory for good (heap-limit.ts).
+   * Servers in one process share one SQLite: the smallest limit of those running applies.
+   */
+  maxHeapBytes?: number;
   /** Longest one statement of a pipeline may run before it is interrupted (default 2000 ms). */
   statementTimeoutMs?: number;
   /**
@@ -227,6 +235,8 @@ class SyncServer implements OutpostServer {
   private closed: Promise<void> | null = null;
   /** Aborted by drain() and close(): ends every long poll. */
   private readonly shutdown = new AbortController();
+  /** Resolves once SQLite's heap limit is set: no database opens before (heap-limit.ts). */
+  private readonly heapLimited: Promise<void>;
 
   constructor(
     private readonly options: ServerOptions,
@@ -246,6 +256,7 @@ class SyncServer implements OutpostServer {
     );
     this.baseHost = options.baseHost ? options.baseHost.toLowerCase().replace(/^\.+|\.+$/g, '') : null;
     fs.mkdirSync(options.dataDir, { recursive: true });
+    this.heapLimited = holdHeapLimit(this, options.maxHeapBytes ?? HEAP_BYTES_MAX);
     const limits = {
       statementTimeoutMs: options.statementTimeoutMs ?? 2000,
       valueBytesMax: options.valueBytesMax ?? this.bodyBytesMax,
@@ -270,7 +281,7 @@ class SyncServer implements OutpostServer {
     );
     this.server = ownSocket ? this.createSocketServer() : null;
     // Startup: the data folder must be writable; a listening server is also ready only once it listens.
-    this.started = fs.promises.access(options.dataDir, fs.constants.W_OK).then(() => {
+    this.started = Promise.all([fs.promises.access(options.dataDir, fs.constants.W_OK), this.heapLimited]).then(() => {
       if (!ownSocket) this.front.markStarted();
     });
     // An embedding app that never awaits whenReady() must not see an unhandled rejection.
@@ -387,6 +398,7 @@ class SyncServer implements OutpostServer {
       });
     }
     await this.databases.closeAll();
+    await releaseHeapLimit(this);
   }
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<{ status: number; db: string }> {
@@ -515,6 +527,7 @@ class SyncServer implements OutpostServer {
 
   /** The database pinned for this request (see `DatabaseCache`); 404 when it may not be created. */
   private async acquire(name: string, create: boolean): Promise<HostedDatabase> {
+    await this.heapLimited;
     const db = await this.databases.acquire(name, create);
     if (!db) throw new HttpError(404, `database "${name}" does not exist`, 'DATABASE_NOT_FOUND');
     return db;
