@@ -84,6 +84,7 @@ const SERVE = {
   'stream-lifetime-ms': { type: 'string' },
   'max-streams': { type: 'string' },
   'streams-per-holder': { type: 'string' },
+  'streams-without-subject': { type: 'string' },
   durability: { type: 'string' },
   'write-rules': { type: 'string' },
   'log-format': { type: 'string' },
@@ -134,6 +135,8 @@ export interface ServeArgs {
   maxOpenStreams?: number;
   /** Of those, at most this many for one token holder (`maxOpenStreamsPerHolder`). */
   maxOpenStreamsPerHolder?: number;
+  /** Of those, at most this many for all tokens without a subject together (`maxOpenStreamsWithoutSubject`). */
+  maxOpenStreamsWithoutSubject?: number;
 }
 
 export interface TokenArgs {
@@ -272,6 +275,7 @@ function serveArgs(v: Values<typeof SERVE>, env: Readonly<Record<string, string 
     streamLifetimeMs: count('stream-lifetime-ms'),
     maxOpenStreams: count('max-streams'),
     maxOpenStreamsPerHolder: count('streams-per-holder'),
+    maxOpenStreamsWithoutSubject: count('streams-without-subject'),
   };
   for (const [k, value] of Object.entries(optional)) if (value !== undefined) Object.assign(args, { [k]: value });
   return args;

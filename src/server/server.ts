@@ -41,7 +41,7 @@ import { type Grant, type Role, type TokenVerifier, authorize, createVerifier, v
 import { nameFromGrant, resolveTarget } from './addressing.js';
 import { DatabaseCache } from './database-cache.js';
 import { RequestFront } from './front.js';
-import { type HostedDatabase, type PullSlices, STREAMS_PER_HOLDER, STREAM_LIFETIME_MS } from './hosted-database.js';
+import { type HostedDatabase, type PullSlices, STREAMS_PER_HOLDER, STREAM_LIFETIME_MS, WITHOUT_SUBJECT } from './hosted-database.js';
 import { type CorsOrigins, HttpError, pathParts, readBody, send, sendJson } from './http.js';
 import { type LogFormat, type LogLevel, type Logger, createLogger } from './log.js';
 import { ServerMetrics } from './metrics.js';
@@ -127,6 +127,12 @@ export interface ServerOptions {
    * server, each database. More gets 503 BUSY, so one tenant cannot take every slot.
    */
   maxOpenStreamsPerHolder?: number;
+  /**
+   * How many streams tokens without a subject may have open at once, all of them together
+   * (default half of `maxOpenStreams`): such tokens cannot be told apart, so many of them
+   * cannot take the slots of tokens with a subject.
+   */
+  maxOpenStreamsWithoutSubject?: number;
   /** Databases kept open at once (default 1000; about a third of a MiB each). */
   maxOpenDatabases?: number;
   /** How pull answers are built between yields (default `PULL_SLICES`, hosted-database.ts); for tests. */
@@ -263,7 +269,8 @@ class SyncServer implements OutpostServer {
       shareOfServer: options.shareOfServer ?? 0.25,
       answerBytesMax: options.maxAnswerBytes ?? this.bodyBytesMax,
     };
-    const streams = { idleMs: Math.max(10, options.streamIdleMs ?? 10_000), lifetimeMs: Math.max(10, options.streamLifetimeMs ?? STREAM_LIFETIME_MS), slots: { open: 0, max: Math.max(1, options.maxOpenStreams ?? 64), perHolderMax: Math.max(1, options.maxOpenStreamsPerHolder ?? STREAMS_PER_HOLDER) } };
+    const streams = { idleMs: Math.max(10, options.streamIdleMs ?? 10_000), lifetimeMs: Math.max(10, options.streamLifetimeMs ?? STREAM_LIFETIME_MS), slots: { open: 0, max: Math.max(1, options.maxOpenStreams ?? 64), perHolderMax: Math.max(1, options.maxOpenStreamsPerHolder ?? STREAMS_PER_HOLDER), withoutSubjectMax: 0 } };
+    streams.slots.withoutSubjectMax = Math.max(1, options.maxOpenStreamsWithoutSubject ?? Math.floor(streams.slots.max / 2));
     const events = this.metrics ? { opened: () => this.metrics!.databasesOpened.inc(), evicted: () => this.metrics!.databasesEvicted.inc() } : {};
     this.databases = new DatabaseCache(
       options.dataDir,
@@ -569,5 +576,5 @@ function metricsTokenOf(options: ServerOptions): string | null {
 function streamHolder(grant: Grant | null, database: string): string {
   if (!grant || grant.role === 'admin') return `database:${database}`;
   if (grant.subject !== null) return `subject:${grant.subject}`;
-  return `databases:${grant.databases === '*' ? '*' : [...grant.databases].sort().join(',')}`;
+  return `${WITHOUT_SUBJECT}${grant.databases === '*' ? '*' : [...grant.databases].sort().join(',')}`;
 }

@@ -104,12 +104,15 @@ describe('token and the rest', () => {
       const [spellings, scale] = pick(random, units);
       const n = int(random, 1, 4096);
       const text = `${pick(random, ['', ' '])}${n}${pick(random, ['', ' '])}${pick(random, spellings)}${pick(random, ['', ' '])}`;
-      const flag = pick(random, ['max-body', 'max-value', 'max-answer']);
-      const key = { 'max-body': 'maxBodyBytes', 'max-value': 'valueBytesMax', 'max-answer': 'maxAnswerBytes' }[flag];
+      const flag = pick(random, ['max-body', 'max-value', 'max-answer', 'max-heap']);
+      const key = { 'max-body': 'maxBodyBytes', 'max-value': 'valueBytesMax', 'max-answer': 'maxAnswerBytes', 'max-heap': 'maxHeapBytes' }[flag];
       expect(serve(['-d', 'd', '--no-auth', `--${flag}`, text])[key as 'maxBodyBytes'], `seed ${seed}: --${flag} ${JSON.stringify(text)}`).toBe(n * scale);
     }
     expect(serve(['-d', 'd', '--no-auth', '--max-body', '1MB']).maxBodyBytes).toBe(1024 * 1024);
-    for (const bad of ['0', '0MB', '1.5MB', '-1', '1TB', 'MB', '1 M B', '']) expect(() => serve(['-d', 'd', '--no-auth', '--max-body', bad]), bad).toThrow(UsageError);
+    for (const bad of ['0', '0MB', '1.5MB', '-1', '1TB', 'MB', '1 M B', '']) {
+      expect(() => serve(['-d', 'd', '--no-auth', '--max-body', bad]), bad).toThrow(UsageError);
+      expect(() => serve(['-d', 'd', '--no-auth', '--max-heap', bad]), bad).toThrow(UsageError);
+    }
   });
 
   test('generated stream durations: --stream-idle-ms and --stream-lifetime-ms take milliseconds like the other duration flags; anything else is a usage error', () => {
@@ -128,12 +131,12 @@ describe('token and the rest', () => {
     expect(() => serve(['-d', 'd', '--no-auth', '--stream-idle-ms'])).toThrow(UsageError);
   });
 
-  test('generated stream slots: --max-streams and --streams-per-holder take a positive count; anything else is a usage error', () => {
+  test('generated stream slots: --max-streams, --streams-per-holder and --streams-without-subject take a positive count; anything else is a usage error', () => {
     const seed = testSeed();
     const random = rng(seed);
-    const keys = { 'max-streams': 'maxOpenStreams', 'streams-per-holder': 'maxOpenStreamsPerHolder' } as const;
+    const keys = { 'max-streams': 'maxOpenStreams', 'streams-per-holder': 'maxOpenStreamsPerHolder', 'streams-without-subject': 'maxOpenStreamsWithoutSubject' } as const;
     for (let i = 0; i < 100; i++) {
-      const flag = pick(random, ['max-streams', 'streams-per-holder'] as const);
+      const flag = pick(random, ['max-streams', 'streams-per-holder', 'streams-without-subject'] as const);
       const n = int(random, 1, 100_000);
       expect(serve(['-d', 'd', '--no-auth', `--${flag}`, `${n}`])[keys[flag]], `seed ${seed}: --${flag} ${n}`).toBe(n);
       const bad = pick(random, ['0', '-5', '1.5', '8x', 'many', '']);
