@@ -269,8 +269,9 @@ class SyncServer implements OutpostServer {
       shareOfServer: options.shareOfServer ?? 0.25,
       answerBytesMax: options.maxAnswerBytes ?? this.bodyBytesMax,
     };
-    const streams = { idleMs: Math.max(10, options.streamIdleMs ?? 10_000), lifetimeMs: Math.max(10, options.streamLifetimeMs ?? STREAM_LIFETIME_MS), slots: { open: 0, max: Math.max(1, options.maxOpenStreams ?? 64), perHolderMax: Math.max(1, options.maxOpenStreamsPerHolder ?? STREAMS_PER_HOLDER), withoutSubjectMax: 0 } };
-    streams.slots.withoutSubjectMax = Math.max(1, options.maxOpenStreamsWithoutSubject ?? Math.floor(streams.slots.max / 2));
+    const streamsMax = Math.max(1, options.maxOpenStreams ?? 64);
+    const slots = { open: 0, max: streamsMax, perHolderMax: Math.max(1, options.maxOpenStreamsPerHolder ?? STREAMS_PER_HOLDER), withoutSubjectMax: Math.max(1, options.maxOpenStreamsWithoutSubject ?? Math.floor(streamsMax / 2)) };
+    const streams = { idleMs: Math.max(10, options.streamIdleMs ?? 10_000), lifetimeMs: Math.max(10, options.streamLifetimeMs ?? STREAM_LIFETIME_MS), slots };
     const events = this.metrics ? { opened: () => this.metrics!.databasesOpened.inc(), evicted: () => this.metrics!.databasesEvicted.inc() } : {};
     this.databases = new DatabaseCache(
       options.dataDir,
