@@ -11,7 +11,8 @@
  * Value mapping: INTEGER -> number when it is a safe integer, else bigint (always bigint with
  * `intMode: 'bigint'`); REAL -> number; TEXT -> string; BLOB -> Uint8Array (a copy); NULL -> null.
  */
-import { SQLITE_BLOB, SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_TEXT } from '../sqlite/constants.js';
+import { SQLITE_BLOB, SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NOMEM, SQLITE_TEXT } from '../sqlite/constants.js';
+import { sqliteError } from '../sqlite/errors.js';
 import type { RawExports, Sqlite3Runtime } from '../sqlite/wasm-api.js';
 import type { SqlValue } from '../types.js';
 import { RowPacker } from './packed-rows.js';
@@ -95,16 +96,27 @@ export class CellReader {
       case SQLITE_TEXT: {
         const p = x.sqlite3_column_text(stmt, i);
         const n = x.sqlite3_column_bytes(stmt, i);
+        if (p === 0 && n > 0) throw this.outOfMemory();
         return sink.textAt(this.heapFor(p + n), p, p + n);
       }
       case SQLITE_BLOB: {
         const p = x.sqlite3_column_blob(stmt, i);
         const n = x.sqlite3_column_bytes(stmt, i);
+        if (p === 0 && n > 0) throw this.outOfMemory();
         return sink.blob(this.heapFor(p + n).slice(p, p + n));
       }
       default:
         return sink.null();
     }
+  }
+
+  /**
+   * A cell SQLite could not hand over: making it (a `zeroblob` filled in as it is read) needed
+   * memory the allocator refused. Its length is still reported, so reading on would copy the
+   * first bytes of the heap (other data) as the value.
+   */
+  private outOfMemory(): Error {
+    return sqliteError(this.sqlite3, SQLITE_NOMEM, { message: 'out of memory while reading a result value' });
   }
 
   /** Column `i` of the current row of `stmt` as a JS value. */

@@ -75,6 +75,7 @@ const SERVE = {
   'max-body': { type: 'string' },
   'max-value': { type: 'string' },
   'max-answer': { type: 'string' },
+  'max-heap': { type: 'string' },
   'statement-timeout-ms': { type: 'string' },
   'share-of-server': { type: 'string' },
   'body-timeout-ms': { type: 'string' },
@@ -83,6 +84,7 @@ const SERVE = {
   'stream-lifetime-ms': { type: 'string' },
   'max-streams': { type: 'string' },
   'streams-per-holder': { type: 'string' },
+  'streams-without-subject': { type: 'string' },
   durability: { type: 'string' },
   'write-rules': { type: 'string' },
   'log-format': { type: 'string' },
@@ -121,6 +123,8 @@ export interface ServeArgs {
   maxBodyBytes?: number;
   valueBytesMax?: number;
   maxAnswerBytes?: number;
+  /** SQLite's memory in the whole process (`maxHeapBytes`). */
+  maxHeapBytes?: number;
   statementTimeoutMs?: number;
   shareOfServer?: number;
   bodyTimeoutMs?: number;
@@ -131,6 +135,8 @@ export interface ServeArgs {
   maxOpenStreams?: number;
   /** Of those, at most this many for one token holder (`maxOpenStreamsPerHolder`). */
   maxOpenStreamsPerHolder?: number;
+  /** Of those, at most this many for all tokens without a subject together (`maxOpenStreamsWithoutSubject`). */
+  maxOpenStreamsWithoutSubject?: number;
 }
 
 export interface TokenArgs {
@@ -260,6 +266,7 @@ function serveArgs(v: Values<typeof SERVE>, env: Readonly<Record<string, string 
     maxBodyBytes: bytes('max-body'),
     valueBytesMax: bytes('max-value'),
     maxAnswerBytes: bytes('max-answer'),
+    maxHeapBytes: bytes('max-heap'),
     statementTimeoutMs: count('statement-timeout-ms'),
     shareOfServer: v['share-of-server'] !== undefined ? parseFraction('share-of-server', v['share-of-server']) : undefined,
     bodyTimeoutMs: count('body-timeout-ms'),
@@ -268,6 +275,7 @@ function serveArgs(v: Values<typeof SERVE>, env: Readonly<Record<string, string 
     streamLifetimeMs: count('stream-lifetime-ms'),
     maxOpenStreams: count('max-streams'),
     maxOpenStreamsPerHolder: count('streams-per-holder'),
+    maxOpenStreamsWithoutSubject: count('streams-without-subject'),
   };
   for (const [k, value] of Object.entries(optional)) if (value !== undefined) Object.assign(args, { [k]: value });
   return args;

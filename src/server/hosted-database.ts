@@ -13,7 +13,8 @@
  * connection and answers with a baton, a random 128-bit name that only the next request of the
  * same stream, on the same database and with a token of the same subject, can present (each
  * answer names a new one). At most `streams.slots.max` streams are open in the whole server,
- * and at most `streams.slots.perHolderMax` of them for one token's subject (`StreamSlots`).
+ * at most `streams.slots.perHolderMax` of them for one token's subject, and at most
+ * `streams.slots.withoutSubjectMax` for all tokens without a subject together (`StreamSlots`).
  *
  * No stream keeps the database from the others for longer than a bound (`inTurn`):
  * - While a stream holds the transaction, every other request to this database, pulls
@@ -81,6 +82,11 @@ export interface StreamLimits {
  * without one, the databases it names; for the admin or an unauthenticated server, the
  * database) may hold at most `perHolderMax` at once, so one tenant renewing streams on many
  * databases cannot take every slot and block streams server-wide.
+ *
+ * Tokens without a subject cannot be told apart: many of them, each naming another database,
+ * would each be a holder of its own and could fill every slot. So all their streams together
+ * may take at most `withoutSubjectMax` (by default half the slots): the other half stays for
+ * tokens with a subject (each within its share) and the admin.
  */
 export interface StreamSlots {
   open: number;
@@ -89,7 +95,14 @@ export interface StreamSlots {
   perHolderMax?: number;
   /** Open streams by holder; entries at 0 are removed. */
   byHolder?: Map<string, number>;
+  /** Most streams all holders without a subject (`WITHOUT_SUBJECT`) may have open together; default the whole `max`. */
+  withoutSubjectMax?: number;
+  /** Streams open now of holders without a subject. */
+  withoutSubjectOpen?: number;
 }
+
+/** How the holder of a token without a subject starts: `databases:` and the databases it names. */
+export const WITHOUT_SUBJECT = 'databases:';
 
 /**
  * The default stream lifetime, 30 s: far longer than an interactive transaction needs, long
@@ -347,6 +360,11 @@ export class HostedDatabase {
         this.conn.rollbackQuietly();
         throw new HttpError(503, `this token already holds ${holding} streams open, its share of the server's ${this.streams.slots.max}; the transaction was rolled back: finish or close another stream first`, 'BUSY');
       }
+      const withoutSubjectMax = this.streams.slots.withoutSubjectMax ?? this.streams.slots.max;
+      if (!held && holder.startsWith(WITHOUT_SUBJECT) && (this.streams.slots.withoutSubjectOpen ?? 0) >= withoutSubjectMax) {
+        this.conn.rollbackQuietly();
+        throw new HttpError(503, `tokens without a subject hold ${withoutSubjectMax} streams open, all the server lets them share; the transaction was rolled back, try again later (a token with a subject, sub, gets a share of its own)`, 'BUSY');
+      }
       if (!held && this.queue.length > 0) {
         // Opening a stream now would make the requests queued behind this one wait a second
         // stream's lifetime; refusing it bounds every wait by one (see the header).
@@ -459,6 +477,7 @@ export class HostedDatabase {
       this.streams.slots.open++;
       const byHolder = (this.streams.slots.byHolder ??= new Map());
       byHolder.set(holder, (byHolder.get(holder) ?? 0) + 1);
+      if (holder.startsWith(WITHOUT_SUBJECT)) this.streams.slots.withoutSubjectOpen = (this.streams.slots.withoutSubjectOpen ?? 0) + 1;
       this.pins++;
     }
     const baton = randomHex(16);
@@ -486,6 +505,7 @@ export class HostedDatabase {
     const left = (byHolder?.get(this.stream.holder) ?? 1) - 1;
     if (left > 0) byHolder?.set(this.stream.holder, left);
     else byHolder?.delete(this.stream.holder);
+    if (this.stream.holder.startsWith(WITHOUT_SUBJECT)) this.streams.slots.withoutSubjectOpen = (this.streams.slots.withoutSubjectOpen ?? 1) - 1;
     this.stream = null;
     this.streams.slots.open--;
     this.pins--;

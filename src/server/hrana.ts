@@ -92,9 +92,23 @@ function interruptedError(clock: StatementClock): HranaError {
 /** A statement's failure as a Hrana error; anything else (a ProtocolError, a bug) propagates. */
 function errorOf(e: unknown, clock: StatementClock): HranaError {
   if (e instanceof SqliteError && e.code === 'SQLITE_INTERRUPT' && clock.expired) return interruptedError(clock);
+  // The build's allocator refused a value the engine copies in (a bound argument): the same limit.
+  if ((e instanceof SqliteError && e.code === 'SQLITE_NOMEM') || (e instanceof Error && e.name === 'WasmAllocError')) return outOfMemoryError();
   if (e instanceof SqliteError && clock.readOnly) return readOnlyError(e.code, e.message);
   if (e instanceof SqliteError || e instanceof OutpostError) return { message: e.message, code: e.code };
   throw e;
+}
+
+/**
+ * A statement stopped by SQLite's heap limit (heap-limit.ts), before the process's memory grew
+ * past it. SQLite may roll back the whole transaction such a statement ran in, or only the statement.
+ */
+function outOfMemoryError(): HranaError {
+  return {
+    message:
+      "out of memory: this statement needed more memory than the server lets SQLite use (its heap limit), so it was stopped (SQLite may have rolled back the transaction it ran in); ask for fewer or smaller values at once (LIMIT, substr(), a WHERE on the key)",
+    code: 'SQLITE_NOMEM',
+  };
 }
 
 /**
@@ -305,6 +319,7 @@ function executeRequest(ctx: PipelineContext, request: Record<string, unknown>):
         if (!failure) return ok({ type: 'sequence' });
         const interrupted = failure.code === 'SQLITE_INTERRUPT' && ctx.clock.expired;
         if (interrupted) return { type: 'error', error: interruptedError(ctx.clock) };
+        if (failure.code === 'SQLITE_NOMEM') return { type: 'error', error: outOfMemoryError() };
         return { type: 'error', error: ctx.clock.readOnly ? readOnlyError(failure.code, failure.message) : { message: failure.message, code: failure.code } };
       } catch (e) {
         return failed(e);

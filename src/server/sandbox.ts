@@ -23,7 +23,9 @@
  *   handler interrupts it; the connection stays usable and the transaction is rolled back by the
  *   pipeline as for any failed request). A pipeline's rows are at most `answerBytesMax`: a read
  *   past it fails with SQLITE_TOOBIG (hrana.ts `AnswerBudget`), so one request cannot build an
- *   answer of gigabytes (and encode it while every other tenant waits).
+ *   answer of gigabytes (and encode it while every other tenant waits). What statements hold in
+ *   SQLite's memory is bounded for the whole process (heap-limit.ts): past it a statement fails
+ *   with SQLITE_NOMEM; the heap PRAGMAs that would move the bound are refused here.
  *
  * The server's own statements (page reads, checkpoints) pass the same rules: they only read
  * pages and checkpoint, which tenants may do too.

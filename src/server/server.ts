@@ -41,12 +41,13 @@ import { type Grant, type Role, type TokenVerifier, authorize, createVerifier, v
 import { nameFromGrant, resolveTarget } from './addressing.js';
 import { DatabaseCache } from './database-cache.js';
 import { RequestFront } from './front.js';
-import { type HostedDatabase, type PullSlices, STREAMS_PER_HOLDER, STREAM_LIFETIME_MS } from './hosted-database.js';
+import { type HostedDatabase, type PullSlices, STREAMS_PER_HOLDER, STREAM_LIFETIME_MS, WITHOUT_SUBJECT } from './hosted-database.js';
 import { type CorsOrigins, HttpError, pathParts, readBody, send, sendJson } from './http.js';
 import { type LogFormat, type LogLevel, type Logger, createLogger } from './log.js';
 import { ServerMetrics } from './metrics.js';
 import { cursorAnswer, cursorAsPipeline } from './hrana.js';
 import { PullSpool } from './pull-spool.js';
+import { HEAP_BYTES_MAX, holdHeapLimit, releaseHeapLimit } from './heap-limit.js';
 
 /**
  * The default open limit: 5,000 databases of about 160 KiB each stay under 1 GiB with the
@@ -97,6 +98,13 @@ export interface ServerOptions {
   maxAnswerBytes?: number;
   /** Largest TEXT or BLOB value (and SQL text) a statement may make (default: the body limit). */
   valueBytesMax?: number;
+  /**
+   * Most memory SQLite may hold in this process, all open databases and the running statement
+   * together (default 512 MiB, `HEAP_BYTES_MAX`): a statement that would need more fails with
+   * SQLITE_NOMEM, so one tenant's query cannot grow the process's memory for good (heap-limit.ts).
+   * Servers in one process share one SQLite: the smallest limit of those running applies.
+   */
+  maxHeapBytes?: number;
   /** Longest one statement of a pipeline may run before it is interrupted (default 2000 ms). */
   statementTimeoutMs?: number;
   /**
@@ -126,6 +134,12 @@ export interface ServerOptions {
    * server, each database. More gets 503 BUSY, so one tenant cannot take every slot.
    */
   maxOpenStreamsPerHolder?: number;
+  /**
+   * How many streams tokens without a subject may have open at once, all of them together
+   * (default half of `maxOpenStreams`): such tokens cannot be told apart, so many of them
+   * cannot take the slots of tokens with a subject.
+   */
+  maxOpenStreamsWithoutSubject?: number;
   /**
    * Databases kept open at once (default `MAX_OPEN_DATABASES`). An open database holds about
    * 160 KiB (its page cache's first allocation, the WAL index, SQLite's connection), plus up
@@ -238,6 +252,8 @@ class SyncServer implements OutpostServer {
   private closed: Promise<void> | null = null;
   /** Aborted by drain() and close(): ends every long poll. */
   private readonly shutdown = new AbortController();
+  /** Resolves once SQLite's heap limit is set: no database opens before (heap-limit.ts). */
+  private readonly heapLimited: Promise<void>;
 
   constructor(
     private readonly options: ServerOptions,
@@ -257,13 +273,16 @@ class SyncServer implements OutpostServer {
     );
     this.baseHost = options.baseHost ? options.baseHost.toLowerCase().replace(/^\.+|\.+$/g, '') : null;
     fs.mkdirSync(options.dataDir, { recursive: true });
+    this.heapLimited = holdHeapLimit(this, options.maxHeapBytes ?? HEAP_BYTES_MAX);
     const limits = {
       statementTimeoutMs: options.statementTimeoutMs ?? 2000,
       valueBytesMax: options.valueBytesMax ?? this.bodyBytesMax,
       shareOfServer: options.shareOfServer ?? 0.25,
       answerBytesMax: options.maxAnswerBytes ?? this.bodyBytesMax,
     };
-    const streams = { idleMs: Math.max(10, options.streamIdleMs ?? 10_000), lifetimeMs: Math.max(10, options.streamLifetimeMs ?? STREAM_LIFETIME_MS), slots: { open: 0, max: Math.max(1, options.maxOpenStreams ?? 64), perHolderMax: Math.max(1, options.maxOpenStreamsPerHolder ?? STREAMS_PER_HOLDER) } };
+    const streamsMax = Math.max(1, options.maxOpenStreams ?? 64);
+    const slots = { open: 0, max: streamsMax, perHolderMax: Math.max(1, options.maxOpenStreamsPerHolder ?? STREAMS_PER_HOLDER), withoutSubjectMax: Math.max(1, options.maxOpenStreamsWithoutSubject ?? Math.floor(streamsMax / 2)) };
+    const streams = { idleMs: Math.max(10, options.streamIdleMs ?? 10_000), lifetimeMs: Math.max(10, options.streamLifetimeMs ?? STREAM_LIFETIME_MS), slots };
     const events = this.metrics ? { opened: () => this.metrics!.databasesOpened.inc(), evicted: () => this.metrics!.databasesEvicted.inc() } : {};
     this.databases = new DatabaseCache(
       options.dataDir,
@@ -281,7 +300,7 @@ class SyncServer implements OutpostServer {
     );
     this.server = ownSocket ? this.createSocketServer() : null;
     // Startup: the data folder must be writable; a listening server is also ready only once it listens.
-    this.started = fs.promises.access(options.dataDir, fs.constants.W_OK).then(() => {
+    this.started = Promise.all([fs.promises.access(options.dataDir, fs.constants.W_OK), this.heapLimited]).then(() => {
       if (!ownSocket) this.front.markStarted();
     });
     // An embedding app that never awaits whenReady() must not see an unhandled rejection.
@@ -398,6 +417,7 @@ class SyncServer implements OutpostServer {
       });
     }
     await this.databases.closeAll();
+    await releaseHeapLimit(this);
   }
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<{ status: number; db: string }> {
@@ -526,6 +546,7 @@ class SyncServer implements OutpostServer {
 
   /** The database pinned for this request (see `DatabaseCache`); 404 when it may not be created. */
   private async acquire(name: string, create: boolean): Promise<HostedDatabase> {
+    await this.heapLimited;
     const db = await this.databases.acquire(name, create);
     if (!db) throw new HttpError(404, `database "${name}" does not exist`, 'DATABASE_NOT_FOUND');
     return db;
@@ -567,5 +588,5 @@ function metricsTokenOf(options: ServerOptions): string | null {
 function streamHolder(grant: Grant | null, database: string): string {
   if (!grant || grant.role === 'admin') return `database:${database}`;
   if (grant.subject !== null) return `subject:${grant.subject}`;
-  return `databases:${grant.databases === '*' ? '*' : [...grant.databases].sort().join(',')}`;
+  return `${WITHOUT_SUBJECT}${grant.databases === '*' ? '*' : [...grant.databases].sort().join(',')}`;
 }

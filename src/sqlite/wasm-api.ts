@@ -156,6 +156,7 @@ export interface RawExports {
   sqlite3_value_blob(value: number): number;
   sqlite3_value_bytes(value: number): number;
   sqlite3session_enable(session: number, enable: number): number;
+  sqlite3_status64(op: number, pCurrent: number, pHighwater: number, resetFlag: number): number;
 }
 
 /** The raw exports of a loaded module. */

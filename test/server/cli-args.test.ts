@@ -104,12 +104,15 @@ describe('token and the rest', () => {
       const [spellings, scale] = pick(random, units);
       const n = int(random, 1, 4096);
       const text = `${pick(random, ['', ' '])}${n}${pick(random, ['', ' '])}${pick(random, spellings)}${pick(random, ['', ' '])}`;
-      const flag = pick(random, ['max-body', 'max-value', 'max-answer']);
-      const key = { 'max-body': 'maxBodyBytes', 'max-value': 'valueBytesMax', 'max-answer': 'maxAnswerBytes' }[flag];
+      const flag = pick(random, ['max-body', 'max-value', 'max-answer', 'max-heap']);
+      const key = { 'max-body': 'maxBodyBytes', 'max-value': 'valueBytesMax', 'max-answer': 'maxAnswerBytes', 'max-heap': 'maxHeapBytes' }[flag];
       expect(serve(['-d', 'd', '--no-auth', `--${flag}`, text])[key as 'maxBodyBytes'], `seed ${seed}: --${flag} ${JSON.stringify(text)}`).toBe(n * scale);
     }
     expect(serve(['-d', 'd', '--no-auth', '--max-body', '1MB']).maxBodyBytes).toBe(1024 * 1024);
-    for (const bad of ['0', '0MB', '1.5MB', '-1', '1TB', 'MB', '1 M B', '']) expect(() => serve(['-d', 'd', '--no-auth', '--max-body', bad]), bad).toThrow(UsageError);
+    for (const bad of ['0', '0MB', '1.5MB', '-1', '1TB', 'MB', '1 M B', '']) {
+      expect(() => serve(['-d', 'd', '--no-auth', '--max-body', bad]), bad).toThrow(UsageError);
+      expect(() => serve(['-d', 'd', '--no-auth', '--max-heap', bad]), bad).toThrow(UsageError);
+    }
   });
 
   /**
@@ -136,7 +139,7 @@ describe('token and the rest', () => {
     expect(() => serve(['-d', 'd', '--no-auth', '--stream-idle-ms'])).toThrow(UsageError);
   });
 
-  test('generated stream slots: --max-streams and --streams-per-holder take a positive count; anything else is a usage error', () => {
-    generatedWholeNumbers({ 'max-streams': 'maxOpenStreams', 'streams-per-holder': 'maxOpenStreamsPerHolder' }, 100_000, ['0', '-5', '1.5', 'many', ''], false);
+  test('generated stream slots: --max-streams, --streams-per-holder and --streams-without-subject take a positive count; anything else is a usage error', () => {
+    generatedWholeNumbers({ 'max-streams': 'maxOpenStreams', 'streams-per-holder': 'maxOpenStreamsPerHolder', 'streams-without-subject': 'maxOpenStreamsWithoutSubject' }, 100_000, ['0', '-5', '1.5', 'many', ''], false);
   });
 });
