@@ -9,9 +9,20 @@
  * - Two requests for a database that is still opening share the one open.
  * - Eviction is cheap: a hosted database does not checkpoint when it closes (the idle
  *   checkpoint keeps its WAL small; see `HostedDatabase.open`).
+ * - The open databases share SQLite's heap bound with every statement (heap-limit.ts), so the
+ *   count is not the only limit: idle databases are also closed while SQLite's heap holds more
+ *   than `heap.openBytesMax`, which leaves the rest of the bound for statements. An open that
+ *   fails for memory (SQLITE_NOMEM) closes every idle database and tries once more.
  */
 import * as fs from 'node:fs';
+import { SqliteError } from '../errors.js';
 import { HostedDatabase, type HostedDatabaseOptions } from './hosted-database.js';
+
+/** How much of SQLite's heap the open databases may hold, and what it holds now. */
+export interface HeapBudget {
+  usedBytes(): number;
+  openBytesMax: number;
+}
 
 export class DatabaseCache {
   /** Open databases; the Map's insertion order is the LRU order, least recent first. */
@@ -24,6 +35,7 @@ export class DatabaseCache {
     private readonly optionsFor: (name: string) => HostedDatabaseOptions,
     /** Told of each open and each eviction (the server's metrics). */
     private readonly events: { opened?: () => void; evicted?: () => void } = {},
+    private readonly heap: HeapBudget | null = null,
   ) {}
 
   /** Number of databases open right now. */
@@ -71,7 +83,7 @@ export class DatabaseCache {
       return db;
     }
     if (!create && !fs.existsSync(this.fileOf(name))) return null;
-    const opened = HostedDatabase.open(this.dataDir, name, this.optionsFor(name));
+    const opened = this.openFresh(name);
     this.opening.set(name, opened);
     try {
       const db = await opened;
@@ -87,10 +99,25 @@ export class DatabaseCache {
     }
   }
 
-  /** Closes least-recently-used idle databases beyond the limit. */
-  private async evict(): Promise<void> {
+  /** Opens `name`; when SQLite's heap is too full for it, closes every idle database and tries once more. */
+  private async openFresh(name: string): Promise<HostedDatabase> {
+    try {
+      return await HostedDatabase.open(this.dataDir, name, this.optionsFor(name));
+    } catch (e) {
+      if (!(e instanceof SqliteError && e.code === 'SQLITE_NOMEM')) throw e;
+      await this.evict(true);
+      return HostedDatabase.open(this.dataDir, name, this.optionsFor(name));
+    }
+  }
+
+  /**
+   * Closes least-recently-used idle databases beyond the limit, or while SQLite's heap holds
+   * more than the open databases' share; with `all`, every idle one.
+   */
+  private async evict(all = false): Promise<void> {
+    const over = (): boolean => all || this.open.size > this.openMax || (this.heap !== null && this.heap.usedBytes() > this.heap.openBytesMax);
     for (const [name, db] of this.open) {
-      if (this.open.size <= this.openMax) break;
+      if (!over()) break;
       if (db.pins > 0) continue;
       this.open.delete(name);
       this.events.evicted?.();

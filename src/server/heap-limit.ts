@@ -20,7 +20,7 @@
  */
 import { openSqlite } from '../engine/file-image.js';
 import { loadRuntime } from '../engine/runtime.js';
-import { rawExports } from '../sqlite/wasm-api.js';
+import { type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
 
 /** The default bound: room for 1,000 open databases' caches and statements far larger than the default value limit. */
 export const HEAP_BYTES_MAX = 512 * 1024 * 1024;
@@ -40,24 +40,44 @@ export async function releaseHeapLimit(owner: object): Promise<void> {
   await applyLimit();
 }
 
+/**
+ * The runtime the limit was applied to, and 16 bytes kept for reading its statistics: what
+ * `heapUsedBytes` reads (a server applies its limit before it opens a database). The bytes are
+ * allocated once, so reading never needs memory when the heap is at its limit.
+ */
+let limited: { sqlite3: Sqlite3Runtime; scratch: number } | null = null;
+
+/**
+ * What SQLite's allocator holds now, read without waiting; 0 before any limit was applied. The
+ * database cache reads it after each open, to close idle databases before the open ones' caches
+ * and schemas leave a statement too little of the limit.
+ */
+export function heapUsedBytes(): number {
+  return limited ? readHeap(limited.sqlite3, limited.scratch).usedBytes : 0;
+}
+
 /** What SQLite's allocator holds now and at most since the process started, and the WASM memory's size. */
 export async function sqliteHeap(): Promise<{ usedBytes: number; peakBytes: number; wasmBytes: number }> {
   const { sqlite3 } = await loadRuntime();
-  const { wasm } = sqlite3;
-  const out = wasm.alloc(16);
+  const out = sqlite3.wasm.alloc(16);
   try {
-    // SQLITE_STATUS_MEMORY_USED: current and highwater, as two 64-bit integers.
-    rawExports(sqlite3).sqlite3_status64(0, out, out + 8, 0);
-    const heap = wasm.heap8u();
-    const view = new DataView(heap.buffer, heap.byteOffset);
-    return { usedBytes: Number(view.getBigInt64(out, true)), peakBytes: Number(view.getBigInt64(out + 8, true)), wasmBytes: heap.byteLength };
+    return readHeap(sqlite3, out);
   } finally {
-    wasm.dealloc(out);
+    sqlite3.wasm.dealloc(out);
   }
+}
+
+/** SQLITE_STATUS_MEMORY_USED (current and highwater, two 64-bit integers written at `out`) and the WASM memory's size. */
+function readHeap(sqlite3: Sqlite3Runtime, out: number): { usedBytes: number; peakBytes: number; wasmBytes: number } {
+  rawExports(sqlite3).sqlite3_status64(0, out, out + 8, 0);
+  const heap = sqlite3.wasm.heap8u();
+  const view = new DataView(heap.buffer, heap.byteOffset);
+  return { usedBytes: Number(view.getBigInt64(out, true)), peakBytes: Number(view.getBigInt64(out + 8, true)), wasmBytes: heap.byteLength };
 }
 
 async function applyLimit(): Promise<void> {
   const { sqlite3 } = await loadRuntime();
+  limited ??= { sqlite3, scratch: sqlite3.wasm.alloc(16) };
   // Read after the wait: the limits held now, whatever order calls arrived in.
   const hardBytes = held.size > 0 ? Math.min(...held.values()) : 0;
   const softBytes = Math.floor(hardBytes * 0.75);

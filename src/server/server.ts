@@ -47,7 +47,7 @@ import { type LogFormat, type LogLevel, type Logger, createLogger } from './log.
 import { ServerMetrics } from './metrics.js';
 import { cursorAnswer, cursorAsPipeline } from './hrana.js';
 import { PullSpool } from './pull-spool.js';
-import { HEAP_BYTES_MAX, holdHeapLimit, releaseHeapLimit } from './heap-limit.js';
+import { HEAP_BYTES_MAX, heapUsedBytes, holdHeapLimit, releaseHeapLimit } from './heap-limit.js';
 
 /**
  * The default open limit: 5,000 databases of about 160 KiB each stay under 1 GiB with the
@@ -297,6 +297,9 @@ class SyncServer implements OutpostServer {
         ...(options.pullEvents ? { pullEvents: options.pullEvents } : {}),
       }),
       events,
+      // The open databases may hold up to the soft limit (three quarters of the bound, where page
+      // caches stop growing); the last quarter stays for statements.
+      { usedBytes: heapUsedBytes, openBytesMax: Math.floor((options.maxHeapBytes ?? HEAP_BYTES_MAX) * 0.75) },
     );
     this.server = ownSocket ? this.createSocketServer() : null;
     // Startup: the data folder must be writable; a listening server is also ready only once it listens.
