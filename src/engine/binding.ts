@@ -3,7 +3,7 @@
  * object for named `:a`/`@a`/`$a`) to `sqlite3_bind_*`.
  *
  * Value mapping: null -> NULL; number -> INTEGER when it is a safe integer (32-bit through
- * bind_int, otherwise bind_int64), else REAL; bigint -> INTEGER (it must fit in 64 bits);
+ * bind_int, otherwise bind_int64), else REAL (-0 too, which keeps its sign only as a REAL); bigint -> INTEGER (it must fit in 64 bits);
  * string -> TEXT; boolean -> 1/0; Uint8Array or ArrayBuffer -> BLOB. Anything else, a missing
  * value, or a count that does not match is an `OutpostError` `INVALID_ARGUMENT`.
  *
@@ -58,7 +58,9 @@ export function bindValue(host: StatementHost, stmt: Statement, i: number, v: Bi
   let rc: number;
   if (v === null) rc = x.sqlite3_bind_null(p, i);
   else if (typeof v === 'number') {
-    if (Number.isInteger(v) && v >= -2147483648 && v <= 2147483647) rc = x.sqlite3_bind_int(p, i, v);
+    // -0 is a whole number to JavaScript, but only a REAL keeps its sign (found by the outside adversary).
+    if (v === 0 && Object.is(v, -0)) rc = x.sqlite3_bind_double(p, i, v);
+    else if (Number.isInteger(v) && v >= -2147483648 && v <= 2147483647) rc = x.sqlite3_bind_int(p, i, v);
     else if (Number.isSafeInteger(v)) rc = x.sqlite3_bind_int64(p, i, BigInt(v));
     else rc = x.sqlite3_bind_double(p, i, v);
   } else if (typeof v === 'string') rc = bindString(host, stmt, i, v); else if (typeof v === 'bigint') {

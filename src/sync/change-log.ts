@@ -33,6 +33,7 @@ import type { RecordSegment } from './changeset.js';
 import { OutpostError } from '../errors.js';
 import { invariant } from './invariant.js';
 import { NullKeys } from './null-keys.js';
+import { rowidAliasFor } from './push-sql.js';
 import { tableExists } from './schema.js';
 
 export const CHANGES_TABLE = '_outpost_changes';
@@ -141,7 +142,7 @@ export class ChangeLog {
       tracks: (table) => isTrackedTable(table) && shadows.tracks(table),
       onCommit: (record) => {
         invariant(changes !== null, 'a transaction committed before the change log was bound');
-        shadows.checkCommit(record.segments);
+        shadows.checkCommit(record.segments, record.tables);
         nullKeys.check(record.tables);
         // A transaction whose only rows the session skipped leaves nothing to record.
         if (record.segments.length > 0) changes.append(record);
@@ -261,10 +262,17 @@ export class ChangeLog {
  * hold the only copy of the data (an FTS5 table with its own content, an R*Tree), there is no
  * row to sync it by: such a write is refused at its COMMIT, with the reason, rather than kept
  * locally and silently never synced.
+ *
+ * The same holds for a table without a primary key, whose rows sync by their rowid, when a
+ * column takes the rowid's names: SQLite's session records no row of such a table that has a
+ * column named `_rowid_` after its first (found by the outside adversary: its writes committed
+ * and never synced), and when columns take every name (`rowid`, `_rowid_`, `oid`, a generated
+ * column included) no SQL can name the rowid. Its writes are refused too; a column named
+ * `_rowid_` is refused wherever it stands, so the rule does not hang on column order.
  */
 class ShadowTables {
   /** What to do with each table asked about: capture it, skip it (derived), or refuse it. */
-  private readonly known = new Map<string, 'track' | 'skip' | 'refuse'>();
+  private readonly known = new Map<string, 'track' | 'skip' | 'refuse' | 'no-rowid-name'>();
 
   constructor(private readonly conn: () => Connection | null) {}
 
@@ -282,9 +290,18 @@ class ShadowTables {
    * At a commit: refuses a transaction that wrote a virtual table's own data (an R*Tree is
    * refused at its creation, which writes its first node).
    */
-  checkCommit(segments: readonly RecordSegment[]): void {
+  checkCommit(segments: readonly RecordSegment[], written: readonly string[]): void {
     // Classified afresh where needed: a ROLLBACK TO since the write may have cleared the cache.
-    const refused = segments.flatMap((s) => ('ddl' in s || !s.columns ? [] : Object.keys(s.columns).filter((t) => this.classify(t) === 'refuse')));
+    const tables = segments.flatMap((s) => ('ddl' in s || !s.columns ? [] : Object.keys(s.columns)));
+    // The session records no row of such a table, so it is found among the tables written.
+    const unnamed = written.find((t) => this.classify(t) === 'no-rowid-name');
+    if (unnamed !== undefined) {
+      throw new OutpostError(
+        `table ${unnamed} has no primary key, and a column named _rowid_, or columns (generated ones too) taking every name of its rowid (rowid, _rowid_, oid), leave sync no way to record or name its rows: rename the column or declare a primary key`,
+        'INVALID_ARGUMENT',
+      );
+    }
+    const refused = tables.filter((t) => this.classify(t) === 'refuse');
     if (refused.length > 0) {
       const owner = refused[0]!.replace(/_(content|node|rowid|parent)$/i, '');
       throw new OutpostError(
@@ -294,12 +311,12 @@ class ShadowTables {
     }
   }
 
-  private classify(table: string): 'track' | 'skip' | 'refuse' {
+  private classify(table: string): 'track' | 'skip' | 'refuse' | 'no-rowid-name' {
     const cached = this.known.get(table);
     if (cached !== undefined) return cached;
     const conn = this.conn();
     if (!conn) return 'track';
-    let kind: 'track' | 'skip' | 'refuse' = 'track';
+    let kind: 'track' | 'skip' | 'refuse' | 'no-rowid-name' = rowidUnnamed(conn, table) ? 'no-rowid-name' : 'track';
     if (Number(conn.value("SELECT count(*) FROM pragma_table_list WHERE schema = 'main' AND type = 'shadow' AND name = ?", [table])) > 0) {
       kind = 'skip';
       const owner = /^(.*)_(content|node|rowid|parent)$/i.exec(table);
@@ -311,4 +328,18 @@ class ShadowTables {
     this.known.set(table, kind);
     return kind;
   }
+}
+
+/**
+ * Whether `table` is a rowid table without a primary key (its rows sync by rowid) with a column
+ * named `_rowid_`, or whose rowid alias, chosen from its visible columns as push-sql.ts chooses
+ * it, names a column after all (a generated one is hidden from `table_info`, not from
+ * `table_xinfo`).
+ */
+function rowidUnnamed(conn: Connection, table: string): boolean {
+  const columns = conn.execute('SELECT name, pk, hidden FROM pragma_table_xinfo(?)', [table]).rows;
+  if (columns.length === 0 || columns.some((c) => Number(c[1]) > 0)) return false;
+  if (Number(conn.value("SELECT count(*) FROM pragma_table_list WHERE schema = 'main' AND name = ? AND type = 'table' AND wr = 0", [table])) === 0) return false;
+  const alias = rowidAliasFor(columns.filter((c) => Number(c[2]) === 0).map((c) => String(c[0])));
+  return columns.some((c) => ['_rowid_', alias].includes(String(c[0]).toLowerCase()));
 }

@@ -37,7 +37,7 @@
  * transaction there); the middle parts end with a gated `SELECT 1` that says they went through.
  */
 import { OutpostError, ProtocolError, SyncError } from '../errors.js';
-import type { HranaBatchStep, HranaCondition, HranaValue, PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
+import type { HranaBatchStep, HranaCondition, HranaError, HranaValue, PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
 import { BATCH_ALREADY_APPLIED, BATCH_WAITS_FOR, CREATE_TURSO_SYNC_TABLE, PULL_GEN, PUSH_AFTER_GATE, PUSH_GATE, SELECT_TURSO_SYNC, UPSERT_TURSO_SYNC } from '../protocol/turso-tables.js';
 import type { Mutation, MutationResult, SqlValue } from '../types.js';
 import { isTrackedTable } from './change-log.js';
@@ -296,7 +296,7 @@ export function readPushResult(batch: PushBatch, response: PipelineResponse): Pu
   const r = response.results[0];
   if (r?.type === 'error') throw new SyncError(`v2/pipeline: ${r.error.message}`, 'HTTP');
   if (r?.type !== 'ok' || r.response.type !== 'batch') throw new SyncError('v2/pipeline: unexpected answer to a push', 'PROTOCOL');
-  const errors = r.response.result.step_errors;
+  const errors = batchOutcome(r.response.result, batch.stepAt.length, 'a push');
   for (let i = 0; i < errors.length; i++) {
     const e = errors[i];
     if (!e) continue;
@@ -317,9 +317,31 @@ export function readPushResult(batch: PushBatch, response: PipelineResponse): Pu
     return { type: 'refused', reason: `${e.message}${where}`, changeId: step?.changeId ?? null, table: step?.table ?? null };
   }
   if (r.response.result.step_results[batch.commitStep] === null) {
-    return { type: 'refused', reason: 'the server skipped the COMMIT of a push batch', changeId: null, table: null };
+    // Every step runs only after the one before it succeeded, so a COMMIT skipped with no step
+    // failing is an answer no server gives for this batch (a proxy's or a broken server's):
+    // the changes are not at fault and stay pending, never recorded as refused.
+    throw new SyncError('v2/pipeline: the answer to a push skipped its COMMIT with no step failing', 'PROTOCOL');
   }
   return { type: 'ok' };
+}
+
+/**
+ * The step errors of a batch answer, after checking that it has one result and one error entry
+ * per step: an answer cut short or of another shape must not read as a batch that committed.
+ */
+function batchOutcome(result: unknown, steps: number, what: string): (HranaError | null)[] {
+  // The answer is parsed JSON from the network; its shape is what is checked here.
+  const r = result as { step_results?: unknown; step_errors?: unknown } | null;
+  const wellFormed =
+    r !== null &&
+    typeof r === 'object' &&
+    Array.isArray(r.step_results) &&
+    Array.isArray(r.step_errors) &&
+    r.step_results.length === steps &&
+    r.step_errors.length === steps &&
+    r.step_errors.every((e) => e === null || (typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string'));
+  if (!wellFormed) throw new SyncError(`v2/pipeline: the answer to ${what} does not have one result and one error per statement (${steps})`, 'PROTOCOL');
+  return r.step_errors as (HranaError | null)[];
 }
 
 /** The request that reads this client's acknowledged change id from the server. */
@@ -334,7 +356,7 @@ export function ackRequest(clientId: string): PipelineRequest {
 export function readAck(response: PipelineResponse): number {
   const r = response.results[0];
   if (r?.type !== 'ok' || r.response.type !== 'batch') throw new SyncError('v2/pipeline: unexpected answer to the acknowledgement query', 'PROTOCOL');
-  const error = r.response.result.step_errors[0];
+  const error = batchOutcome(r.response.result, 1, 'the acknowledgement query')[0];
   if (error) {
     // A server that never saw a push has no protocol table yet.
     if (/no such table/i.test(error.message)) return 0;

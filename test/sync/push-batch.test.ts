@@ -258,8 +258,16 @@ describe('readPushResult', () => {
     const result = readPushResult(batch, answer(n, { 2: "bad JSON path: 'outpost: batch already applied up to change 9'" }, [3, 4, 5, 6, 7, 8, 9]));
     expect(result).toEqual({ type: 'stale', reason: "bad JSON path: 'outpost: batch already applied up to change 9'" });
   });
-  test('a skipped COMMIT refuses', () => {
-    expect(readPushResult(batch, answer(n, {}, [batch.commitStep]))).toMatchObject({ type: 'refused', reason: 'the server skipped the COMMIT of a push batch' });
+  test('an answer with fewer step results than statements, or none, is a PROTOCOL error, never a commit', () => {
+    // An outside adversary's server answered with empty step lists: push() reported the change pushed.
+    for (const steps of [0, 1, n - 1]) expect(() => readPushResult(batch, answer(steps))).toThrow(expect.objectContaining({ code: 'PROTOCOL' }));
+    // A result without its step lists, which the type does not allow and a server may still send.
+    const noLists: PipelineResponse = { baton: null, base_url: null, results: [{ type: 'ok', response: { type: 'batch', result: {} as never } }] };
+    expect(() => readPushResult(batch, noLists)).toThrow(expect.objectContaining({ code: 'PROTOCOL' }));
+  });
+  test('a COMMIT skipped with no step failing is a PROTOCOL error, never a refusal', () => {
+    // An outside adversary's server answered so: the change was recorded refused for good.
+    expect(() => readPushResult(batch, answer(n, {}, [batch.commitStep]))).toThrow(expect.objectContaining({ code: 'PROTOCOL' }));
   });
   test('a stream error is HTTP, another shape is PROTOCOL', () => {
     const streamError: PipelineResponse = { baton: null, base_url: null, results: [{ type: 'error', error: { message: 'boom', code: 'X' } }] };
