@@ -17,6 +17,7 @@ import { fileAbortWriter } from './abort-page.js';
 import { OutpostError } from '../errors.js';
 import { type BrokerPort, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 import { CallPort } from './call-port.js';
+import { linkToWorker } from './worker-link.js';
 import { DEFAULT_TAB_TIMEOUT_MS } from '../options.js';
 import { SharedDriver } from './tabs.js';
 import { type BrokerMessage, type BrokerRequest, brokerWorkerName } from './tabs-protocol.js';
@@ -101,9 +102,10 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: `outpost:${openRequest.name}` });
   let failWith: (e: Error) => void = () => {};
   let shared: SharedDriver | null = null;
-  // A database opened alone takes its Driver calls over this port (call-port.ts).
-  const calls = sharing ? null : new MessageChannel();
-  const callPort = calls ? new CallPort(calls.port1) : null;
+  // The page's line to this worker (worker-link.ts): a database opened alone takes its Driver
+  // calls over it (call-port.ts), a shared one talks to its seat over it (tabs.ts, seat.ts).
+  const link = linkToWorker(worker);
+  const callPort = sharing ? null : new CallPort(link);
   const died = new Promise<never>((_, reject) => {
     failWith = (e) => {
       shared?.fail(e);
@@ -132,9 +134,9 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
     if (sharing) {
       // This page calls the engine's worker directly (tabs.ts); its own worker only holds a seat.
       const timeoutMs = openRequest.tabTimeoutMs ?? DEFAULT_TAB_TIMEOUT_MS;
-      shared = await SharedDriver.join(openRequest.name, timeoutMs, (seat) => openRemote({ ...openRequest, abortFlag: flag, seat }, [seat.port]), (await brokerReady) ?? null);
+      shared = await SharedDriver.join(openRequest.name, timeoutMs, (seat) => openRemote({ ...openRequest, abortFlag: flag, seat }, []), (await brokerReady) ?? null, link);
     } else {
-      await openRemote({ ...openRequest, abortFlag: flag, shared: false, calls: calls!.port2 }, [calls!.port2]);
+      await openRemote({ ...openRequest, abortFlag: flag, shared: false, calls: true }, []);
     }
   } catch (e) {
     callPort?.fail(e instanceof Error ? e : new Error(String(e)));

@@ -21,6 +21,7 @@ import { databaseLockName } from '../opfs-vfs/storage/opfs.js';
 import type { CallLog } from './call-log.js';
 import { EngineHost } from './engine-host.js';
 import { serializeError } from './protocol.js';
+import type { LinkPort } from './worker-link.js';
 import { type SeatEvent, type SeatRequest, type TabMessage, type TabReply, channelName } from './tabs-protocol.js';
 
 /**
@@ -62,7 +63,7 @@ export class EngineSeat {
   constructor(
     private readonly name: string,
     /** The page's end is in tabs.ts. */
-    private readonly port: MessagePort,
+    private readonly port: LinkPort,
     /** The page's client id: the engine is registered and announced under it. */
     private readonly clientId: string,
     private readonly openEngine: OpenEngine,

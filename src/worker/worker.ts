@@ -27,6 +27,7 @@ import { loadRuntime } from '../engine/runtime.js';
 import { CallLog } from './call-log.js';
 import { hostMethods } from './remote-driver.js';
 import { serveCalls } from './call-port.js';
+import { type WorkerScope, acceptLink } from './worker-link.js';
 import { type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer } from './protocol.js';
 import { EngineSeat, type OpenEngine } from './seat.js';
 
@@ -61,7 +62,7 @@ function takeSeat(req: OpenRequest, callbacks: SyncCallbacks, joined: NonNullabl
   const dirOptions = { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota };
   return new EngineSeat(
     req.name,
-    joined.port,
+    link,
     joined.clientId,
     async (release) => {
       try {
@@ -131,7 +132,7 @@ const api: WorkerApi = {
     abortFile = handle;
     file = handle && fileAbortFlag(handle);
     driver = engineDriver;
-    if (req.calls) serveCalls(req.calls, opened, () => api.close());
+    if (req.calls) serveCalls(link, opened, () => api.close());
   },
   async stepDown(leaving) {
     await seat?.stepDown(leaving);
@@ -149,6 +150,9 @@ const api: WorkerApi = {
 };
 
 installErrorTransfer();
+// Before Comlink's listener: the line's messages stop at its own (worker-link.ts).
+// The project's DOM typings see `self` as a Window; here it is a dedicated worker's scope.
+const link = acceptLink(self as unknown as WorkerScope);
 Comlink.expose(api);
 // Every worker runs an engine or a seat, and both need SQLite: fetching and compiling its WASM
 // and initialising its runtime start now, while the page is still taking its locks and sending
