@@ -1,7 +1,8 @@
 /**
  * The UI-thread side of the worker protocol: starts one module worker per open database, opens
- * it over Comlink (the control plane), and gives `Database` a `Driver` whose calls take one
- * MessagePort to the worker (call-port.ts), not Comlink.
+ * it over Comlink (the control plane), and gives `Database` a `Driver` whose calls take the
+ * worker's line (worker-link.ts, call-port.ts), not Comlink. A memory database is always opened
+ * alone (browser/open.ts).
  *
  * The worker is created with `new Worker(new URL('./worker.js', import.meta.url), { type:
  * 'module' })`, the form bundlers (Vite, webpack 5, Rollup plugins) recognise and bundle

@@ -3,7 +3,7 @@
  * Web Lock and, while it holds it, runs the engine (engine-host.ts) for every context. Which
  * engine a call goes to, and how calls settle on hand-over, is decided in the context that
  * called `open()` (tabs.ts, "the page"), which talks to whichever worker runs the engine
- * straight over a port: to its own worker over the private port of this seat, to another's over
+ * straight over a port: to its own worker over the worker's line (worker-link.ts), to another's over
  * a broker port or the broadcast. A follower's call thus crosses one thread each way, as the
  * engine tab's own does.
  *

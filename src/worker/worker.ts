@@ -5,8 +5,8 @@
  * WASM module loads inside the `open` handler instead.
  *
  * After `open`, every call goes to `connectionDriver` (../driver.ts), the same adapter Node
- * uses: the page's calls arrive on the port `open` brought (call-port.ts `serveCalls`, which
- * transfers result buffers and posts the engine's events on that port); the Comlink API keeps
+ * uses: the page's calls arrive on the worker's line (worker-link.ts, call-port.ts `serveCalls`, which
+ * transfers result buffers and posts the engine's events on that line); the Comlink API keeps
  * remote-driver.ts `hostMethods` for anything that still calls through it. An OPFS database opened with `shared` (every `open()`
  * without an explicit `lockTimeoutMs`) gets a seat instead (seat.ts): this worker runs the
  * engine while it holds the database lock, and the page (tabs.ts) sends its calls straight to
