@@ -4,7 +4,7 @@
  */
 import { expect, test } from 'vitest';
 import { OutpostError } from '../src/errors.js';
-import { open } from '../src/index.js';
+import { deleteDatabase, open } from '../src/index.js';
 import { openInWorker } from '../src/worker/client.js';
 import { unpackRows } from '../src/engine/packed-rows.js';
 import { int, rng, testSeed } from '../test/support/generate.js';
@@ -59,4 +59,25 @@ test('terminating the worker settles the running call and every later one', asyn
   conn.terminate();
   await expect(long).rejects.toBeInstanceOf(OutpostError);
   await expect(conn.driver.query('SELECT 1', undefined)).rejects.toMatchObject({ code: 'DATABASE_CLOSED' });
+});
+
+test('a memory database is its own: gone once closed, and apart from the OPFS database of its name', async () => {
+  const name = `call-port-${crypto.randomUUID()}`;
+  const memory = await open(name, { storage: 'memory' });
+  await memory.exec('CREATE TABLE kept(x)');
+  // The OPFS database of the same name is another database (a memory one used to run on it).
+  const opfs = await open(name);
+  try {
+    expect(await opfs.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'kept'")).toEqual([]);
+  } finally {
+    await opfs.close();
+    await memory.close();
+    await deleteDatabase(name);
+  }
+  const again = await open(name, { storage: 'memory' });
+  try {
+    expect(await again.query("SELECT name FROM sqlite_master WHERE type = 'table'")).toEqual([]);
+  } finally {
+    await again.close();
+  }
 });

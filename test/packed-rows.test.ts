@@ -1,6 +1,6 @@
 /** The wire format of query results: what the engine packs, the page unpacks unchanged. */
 import { expect, test } from 'vitest';
-import { RowPacker, unpackRows, unpackValues } from '../src/engine/packed-rows.js';
+import { RowPacker, SMALL_RESULT_CELLS, TRANSFER_MIN_BYTES, transferables, unpackRows, unpackValues } from '../src/engine/packed-rows.js';
 import type { SqlValue } from '../src/types.js';
 import { int, rng, sqlValue, testSeed } from './support/generate.js';
 
@@ -47,4 +47,25 @@ test('rows of every kind of value come back as they were packed, as objects and 
 test('a later column with the same name wins in row objects', () => {
   const packed = pack(['a', 'a'], [[1, 'two']], rng(1));
   expect(unpackRows(packed)).toEqual([{ a: 'two' }]);
+});
+
+test('results on both sides of the small-result bound keep every value, and only large buffers are transferred (generated)', () => {
+  const seed = testSeed();
+  console.log(`packed-rows bound seed ${seed} (OUTPOST_SEED=${seed} replays)`);
+  const random = rng(seed);
+  for (let round = 0; round < 200; round++) {
+    const width = int(random, 1, 4);
+    const columns = Array.from({ length: width }, (_, i) => `c${i}`);
+    // Cell counts around the bound, where the packer turns from plain values to typed arrays.
+    const cells = SMALL_RESULT_CELLS + int(random, -6, 6);
+    const rows = Array.from({ length: Math.max(0, Math.floor(cells / width)) }, () => Array.from({ length: width }, () => sqlValue(random)));
+    const packed = pack(columns, rows, random);
+    expect('values' in packed).toBe(rows.length * width <= SMALL_RESULT_CELLS);
+    expect(unpackValues(packed)).toEqual(rows);
+    expect(unpackRows(packed)).toEqual(rows.map((row) => Object.fromEntries(columns.map((name, i) => [name, row[i]]))));
+  }
+  // One large BLOB is a small result, and its buffer is still transferred, not copied.
+  const big = pack(['b'], [[new Uint8Array(TRANSFER_MIN_BYTES)]], random);
+  expect('values' in big && transferables(big)).toHaveLength(1);
+  expect(transferables(pack(['n'], [[1]], random))).toEqual([]);
 });

@@ -44,8 +44,10 @@ export async function open(name: string, options: OpenOptions & TestingOptions =
     {
       name,
       storage: options.storage === 'memory' ? 'memory' : 'opfs',
-      // A lock timeout the caller asked for keeps the database to this context alone.
-      shared: options.lockTimeoutMs === undefined,
+      // A lock timeout the caller asked for keeps the database to this context alone. A memory
+      // database is always alone: its bytes live in this context's worker, and a seat would
+      // run its engine on OPFS, where it outlived its close.
+      shared: options.storage !== 'memory' && options.lockTimeoutMs === undefined,
       tabTimeoutMs: options.tabTimeoutMs ?? DEFAULT_TAB_TIMEOUT_MS,
       ...engineSettings(options),
       simulatedQuota: options.simulatedQuota,

@@ -15,7 +15,7 @@ import { SQLITE_BLOB, SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NOMEM, SQLITE_TEXT } 
 import { sqliteError } from '../sqlite/errors.js';
 import type { RawExports, Sqlite3Runtime } from '../sqlite/wasm-api.js';
 import type { SqlValue } from '../types.js';
-import { RowPacker } from './packed-rows.js';
+import { RowPacker, decodeText } from './packed-rows.js';
 
 /** Receives one cell at a time, in row-major order. */
 export interface CellSink {
@@ -27,8 +27,6 @@ export interface CellSink {
   /** A BLOB value, already copied out of the heap. */
   blob(bytes: Uint8Array): void;
 }
-
-const textDecoder = new TextDecoder();
 
 /** The row packer as a sink: a TEXT cell's bytes are copied out of the heap as they are checked. */
 export class PackingSink extends RowPacker implements CellSink {}
@@ -127,18 +125,4 @@ export class CellReader {
     this.valueSink.value = null;
     return v;
   }
-}
-
-/** Decodes the UTF-8 in `heap[start, end)`; short ASCII strings skip TextDecoder's call overhead. */
-function decodeText(heap: Uint8Array, start: number, end: number): string {
-  if (end - start <= 24) {
-    let s = '';
-    for (let i = start; i < end; i++) {
-      const c = heap[i]!;
-      if (c >= 0x80) return textDecoder.decode(heap.subarray(start, end));
-      s += String.fromCharCode(c);
-    }
-    return s;
-  }
-  return textDecoder.decode(heap.subarray(start, end));
 }

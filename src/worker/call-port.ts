@@ -1,6 +1,7 @@
 /**
- * The fast path of a database worker's `Driver` calls (issue 15): both ends of one
- * MessagePort that carries every Driver call of a database opened without sharing, in order.
+ * The fast path of a database worker's `Driver` calls (issue 15): both ends of the line to the
+ * worker (worker-link.ts: the worker's own channel, which is faster than a MessageChannel)
+ * that carries every Driver call of a database opened without sharing, in order.
  *
  * Why not Comlink for these: Comlink gives each call a random string id, adds and removes a
  * message listener per call, and wraps every argument and result in wire values; for a call
@@ -21,6 +22,7 @@ import { DRIVER_METHODS } from '../driver.js';
 import { type PackedRows, transferables } from '../engine/packed-rows.js';
 import type { SyncProgress } from '../types.js';
 import { type SerializedError, deserializeError, serializeError } from './protocol.js';
+import type { LinkPort } from './worker-link.js';
 
 /** A call: its id (from 1), the Driver method, and its arguments (listeners as booleans). */
 export type CallMessage = [id: number, method: string, args: unknown[]];
@@ -45,7 +47,7 @@ export function resultTransferables(method: string, value: unknown): Transferabl
  * another as they arrive (the engine runs them in order anyway), and answers on the port.
  * `close` is the worker's own (it also closes what the worker holds beside the engine).
  */
-export function serveCalls(port: MessagePort, opened: () => Driver, close: () => Promise<void>): void {
+export function serveCalls(port: LinkPort, opened: () => Driver, close: () => Promise<void>): void {
   const post = (answer: CallAnswer, transfer: Transferable[] = []): void => port.postMessage(answer, transfer);
   port.onmessage = (event: MessageEvent<CallMessage>) => {
     const [id, method, args] = event.data;
@@ -88,7 +90,7 @@ export class CallPort {
   private progressListener: ((progress: SyncProgress) => void) | null = null;
   readonly driver: Driver;
 
-  constructor(private readonly port: MessagePort) {
+  constructor(private readonly port: LinkPort) {
     port.onmessage = (event: MessageEvent<CallAnswer>) => this.answer(event.data);
     const entries = DRIVER_METHODS.map((name) => [name, (...args: unknown[]) => this.call(name, args)]);
     const driver = Object.fromEntries(entries) as unknown as Driver;

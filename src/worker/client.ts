@@ -1,7 +1,8 @@
 /**
  * The UI-thread side of the worker protocol: starts one module worker per open database, opens
- * it over Comlink (the control plane), and gives `Database` a `Driver` whose calls take one
- * MessagePort to the worker (call-port.ts), not Comlink.
+ * it over Comlink (the control plane), and gives `Database` a `Driver` whose calls take the
+ * worker's line (worker-link.ts, call-port.ts), not Comlink. A memory database is always opened
+ * alone (browser/open.ts).
  *
  * The worker is created with `new Worker(new URL('./worker.js', import.meta.url), { type:
  * 'module' })`, the form bundlers (Vite, webpack 5, Rollup plugins) recognise and bundle
@@ -19,6 +20,7 @@ import { fileAbortWriter } from './abort-page.js';
 import { OutpostError } from '../errors.js';
 import { type BootMessage, type BrokerPort, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer, isCompiledMessage } from './protocol.js';
 import { CallPort } from './call-port.js';
+import { linkToWorker } from './worker-link.js';
 import { DEFAULT_TAB_TIMEOUT_MS } from '../options.js';
 import { SharedDriver } from './tabs.js';
 import { type BrokerMessage, type BrokerRequest, brokerWorkerName } from './tabs-protocol.js';
@@ -126,9 +128,10 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
   const worker = startWorker(openRequest.name);
   let failWith: (e: Error) => void = () => {};
   let shared: SharedDriver | null = null;
-  // A database opened alone takes its Driver calls over this port (call-port.ts).
-  const calls = sharing ? null : new MessageChannel();
-  const callPort = calls ? new CallPort(calls.port1) : null;
+  // The page's line to this worker (worker-link.ts): a database opened alone takes its Driver
+  // calls over it (call-port.ts), a shared one talks to its seat over it (tabs.ts, seat.ts).
+  const link = linkToWorker(worker);
+  const callPort = sharing ? null : new CallPort(link);
   const died = new Promise<never>((_, reject) => {
     failWith = (e) => {
       shared?.fail(e);
@@ -157,9 +160,9 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
     if (sharing) {
       // This page calls the engine's worker directly (tabs.ts); its own worker only holds a seat.
       const timeoutMs = openRequest.tabTimeoutMs ?? DEFAULT_TAB_TIMEOUT_MS;
-      shared = await SharedDriver.join(openRequest.name, timeoutMs, (seat) => openRemote({ ...openRequest, abortFlag: flag, seat }, [seat.port]), (await brokerReady) ?? null);
+      shared = await SharedDriver.join(openRequest.name, timeoutMs, (seat) => openRemote({ ...openRequest, abortFlag: flag, seat }, []), (await brokerReady) ?? null, link);
     } else {
-      await openRemote({ ...openRequest, abortFlag: flag, shared: false, calls: calls!.port2 }, [calls!.port2]);
+      await openRemote({ ...openRequest, abortFlag: flag, shared: false, calls: true }, []);
     }
   } catch (e) {
     callPort?.fail(e instanceof Error ? e : new Error(String(e)));

@@ -35,17 +35,14 @@ export interface OpenRequest {
    */
   abortFlag?: SharedArrayBuffer | undefined;
   /**
-   * Shared, where the page has Web Locks and BroadcastChannel: this worker's seat (seat.ts).
-   * `port` (transferred with the request) goes to the page's side (tabs.ts), `clientId` is the
-   * page's, `brokerId` the broker the page joined (broker.ts), if any. Without it a shared
-   * request takes the database alone.
+   * Shared, where the page has Web Locks and BroadcastChannel: this worker's seat (seat.ts),
+   * which talks to the page's side (tabs.ts) over the worker's line (worker-link.ts).
+   * `clientId` is the page's, `brokerId` the broker the page joined (broker.ts), if any.
+   * Without it a shared request takes the database alone.
    */
-  seat?: { port: MessagePort; clientId: string; brokerId: string | null } | undefined;
-  /**
-   * Not shared: the worker's end of the port the page sends its Driver calls over
-   * (call-port.ts), transferred with the request.
-   */
-  calls?: MessagePort | undefined;
+  seat?: { clientId: string; brokerId: string | null } | undefined;
+  /** Not shared: the page sends its Driver calls over the worker's line (call-port.ts, worker-link.ts). */
+  calls?: boolean | undefined;
   /** Shared: how long calls wait on a silent engine (tabs.ts). */
   tabTimeoutMs?: number | undefined;
   /** Tests only: make the OPFS files fail like a browser at quota past this many bytes. */

@@ -3,7 +3,7 @@
  * Web Lock and, while it holds it, runs the engine (engine-host.ts) for every context. Which
  * engine a call goes to, and how calls settle on hand-over, is decided in the context that
  * called `open()` (tabs.ts, "the page"), which talks to whichever worker runs the engine
- * straight over a port: to its own worker over the private port of this seat, to another's over
+ * straight over a port: to its own worker over the worker's line (worker-link.ts), to another's over
  * a broker port or the broadcast. A follower's call thus crosses one thread each way, as the
  * engine tab's own does.
  *
@@ -21,6 +21,7 @@ import { databaseLockName } from '../opfs-vfs/storage/opfs.js';
 import type { CallLog } from './call-log.js';
 import { EngineHost } from './engine-host.js';
 import { serializeError } from './protocol.js';
+import type { LinkPort } from './worker-link.js';
 import { type SeatEvent, type SeatRequest, type TabMessage, type TabReply, channelName } from './tabs-protocol.js';
 
 /**
@@ -62,7 +63,7 @@ export class EngineSeat {
   constructor(
     private readonly name: string,
     /** The page's end is in tabs.ts. */
-    private readonly port: MessagePort,
+    private readonly port: LinkPort,
     /** The page's client id: the engine is registered and announced under it. */
     private readonly clientId: string,
     private readonly openEngine: OpenEngine,

@@ -3,7 +3,7 @@
  * (the page, here) builds a `SharedDriver`, and its database worker a seat (seat.ts) that
  * queues for the database's Web Lock. The holder's worker runs the engine (engine-host.ts).
  * The page sends every Driver call straight to the worker that runs the engine: its own over
- * the seat's port, another context's over a port from the broker (broker.ts) or over
+ * the seat's line (worker-link.ts), another context's over a port from the broker (broker.ts) or over
  * BroadcastChannel (tabs-protocol.ts), so a follower's call crosses one thread each way, as
  * the engine tab's own does. When the engine dies or closes, the lock passes to the next
  * waiting seat, which opens the engine itself: hand-over needs no action from the app.
@@ -33,6 +33,7 @@ import { DRIVER_METHODS } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import type { SyncProgress } from '../types.js';
 import { type BrokerPort, deserializeError } from './protocol.js';
+import type { LinkPort } from './worker-link.js';
 import {
   type BrokerMessage,
   type BrokerRequest,
@@ -57,8 +58,8 @@ import {
 
 const UNHEARD_PROGRESS_MAX = 1000;
 
-/** Starts this context's seat (seat.ts) in its database worker, on the other end of `port`. */
-export type StartSeat = (seat: { port: MessagePort; clientId: string; brokerId: string | null }) => Promise<void>;
+/** Starts this context's seat (seat.ts) in its database worker, at the other end of the seat's line (worker-link.ts). */
+export type StartSeat = (seat: { clientId: string; brokerId: string | null }) => Promise<void>;
 
 interface PendingCall {
   method: string;
@@ -88,7 +89,7 @@ interface PendingCall {
  */
 type State =
   | { kind: 'waiting' }
-  | { kind: 'remote'; engineId: string; link: MessagePort | null; own: boolean }
+  | { kind: 'remote'; engineId: string; link: LinkPort | null; own: boolean }
   | { kind: 'failed'; error: Error }
   | { kind: 'closed' };
 
@@ -105,9 +106,8 @@ export class SharedDriver {
   /** The engine last announced on the channel as registered with our broker: its port is coming. */
   private announced: string | null = null;
   private readonly stopWaiting = new AbortController();
-  /** This context's end of its seat's port (seat.ts). */
-  private readonly seat: MessagePort;
-  private readonly seatEnd: MessagePort;
+  /** This context's end of its seat's line (seat.ts): its own worker's channel (worker-link.ts). */
+  private readonly seat: LinkPort;
   /** The engine this context's own worker runs or is opening. */
   private ownEngine: string | null = null;
   private state: State = { kind: 'waiting' };
@@ -141,11 +141,10 @@ export class SharedDriver {
     timeoutMs: number,
     private readonly startSeat: StartSeat,
     broker: BrokerPort | null,
+    seat: LinkPort,
   ) {
     this.broker = broker;
-    const { port1, port2 } = new MessageChannel();
-    this.seat = port1;
-    this.seatEnd = port2;
+    this.seat = seat;
     this.seat.onmessage = (event: MessageEvent<SeatEvent>) => this.fromSeat(event.data);
     this.timeoutMs = Math.max(MIN_TAB_TIMEOUT_MS, timeoutMs);
     this.watchdog = setInterval(() => this.checkSilence(), HEARTBEAT_MS);
@@ -180,11 +179,12 @@ export class SharedDriver {
   }
 
   /**
-   * Joins the database `name`; its worker's seat is started by `startSeat`. Resolves once
-   * there is an engine to call (this context's own, when nobody ran one).
+   * Joins the database `name`; its worker's seat is started by `startSeat`, and this context
+   * talks to it over `seat` (worker-link.ts). Resolves once there is an engine to call (this
+   * context's own, when nobody ran one).
    */
-  static async join(name: string, timeoutMs: number, startSeat: StartSeat, broker: BrokerPort | null = null): Promise<SharedDriver> {
-    const shared = new SharedDriver(name, timeoutMs, startSeat, broker);
+  static async join(name: string, timeoutMs: number, startSeat: StartSeat, broker: BrokerPort | null, seat: LinkPort): Promise<SharedDriver> {
+    const shared = new SharedDriver(name, timeoutMs, startSeat, broker, seat);
     try {
       await shared.start();
     } catch (e) {
@@ -204,7 +204,7 @@ export class SharedDriver {
     });
     this.joinBroker();
     this.channel.postMessage({ type: 'hello' } satisfies TabMessage);
-    await this.startSeat({ port: this.seatEnd, clientId: this.clientId, brokerId: this.broker?.brokerId ?? null });
+    await this.startSeat({ clientId: this.clientId, brokerId: this.broker?.brokerId ?? null });
     await this.ready;
   }
 
@@ -303,7 +303,7 @@ export class SharedDriver {
    * Engine `engineId` is ready to take calls: over `link` (this context's seat port for its
    * own engine), or over the channel when null.
    */
-  private engineReady(engineId: string, link: MessagePort | null): void {
+  private engineReady(engineId: string, link: LinkPort | null): void {
     if (this.state.kind === 'closed' || this.state.kind === 'failed') return;
     if (this.state.kind === 'remote' && this.state.engineId === engineId) return;
     this.engineChanged(engineId);
@@ -482,7 +482,7 @@ export class SharedDriver {
   }
 
   /** Sends to the remote engine over its port, or over the channel when it has none. */
-  private postTo(state: { link: MessagePort | null }, message: TabMessage): void {
+  private postTo(state: { link: LinkPort | null }, message: TabMessage): void {
     if (state.link) state.link.postMessage(message);
     else this.channel.postMessage(message);
   }

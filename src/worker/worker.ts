@@ -6,8 +6,8 @@
  * and `open` awaits that same load.
  *
  * After `open`, every call goes to `connectionDriver` (../driver.ts), the same adapter Node
- * uses: the page's calls arrive on the port `open` brought (call-port.ts `serveCalls`, which
- * transfers result buffers and posts the engine's events on that port); the Comlink API keeps
+ * uses: the page's calls arrive on the worker's line (worker-link.ts, call-port.ts `serveCalls`, which
+ * transfers result buffers and posts the engine's events on that line); the Comlink API keeps
  * remote-driver.ts `hostMethods` for anything that still calls through it. An OPFS database opened with `shared` (every `open()`
  * without an explicit `lockTimeoutMs`) gets a seat instead (seat.ts): this worker runs the
  * engine while it holds the database lock, and the page (tabs.ts) sends its calls straight to
@@ -32,6 +32,7 @@ import { loadRuntime } from '../engine/runtime.js';
 import { CallLog } from './call-log.js';
 import { hostMethods } from './remote-driver.js';
 import { serveCalls } from './call-port.js';
+import { type WorkerScope, acceptLink } from './worker-link.js';
 import { type CompiledMessage, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer, isBootMessage } from './protocol.js';
 import { EngineSeat, type OpenEngine } from './seat.js';
 
@@ -66,7 +67,7 @@ function takeSeat(req: OpenRequest, callbacks: SyncCallbacks, joined: NonNullabl
   const dirOptions = { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota };
   return new EngineSeat(
     req.name,
-    joined.port,
+    link,
     joined.clientId,
     async (release) => {
       try {
@@ -136,7 +137,7 @@ const api: WorkerApi = {
     abortFile = handle;
     file = handle && fileAbortFlag(handle);
     driver = engineDriver;
-    if (req.calls) serveCalls(req.calls, opened, () => api.close());
+    if (req.calls) serveCalls(link, opened, () => api.close());
   },
   async stepDown(leaving) {
     await seat?.stepDown(leaving);
@@ -176,5 +177,8 @@ function boot(event: MessageEvent<unknown>): void {
 }
 
 installErrorTransfer();
+// Before Comlink's listener: the line's messages stop at its own (worker-link.ts).
+// The project's DOM typings see `self` as a Window; here it is a dedicated worker's scope.
+const link = acceptLink(self as unknown as WorkerScope);
 Comlink.expose(api);
 addEventListener('message', boot);
