@@ -165,7 +165,7 @@ export class Connection {
     this.ensureOpen();
     for (const stmt of splitStatements(this.host, sql)) {
       try {
-        this.runner.run(stmt, () => stepToEnd(this.host, stmt));
+        this.runner.step(stmt);
       } finally {
         this.sqlite3.capi.sqlite3_finalize(stmt.ptr);
       }
@@ -246,7 +246,7 @@ export class Connection {
     const stmt = this.prepare(sql);
     try {
       bindParams(this.host, stmt, params);
-      this.runner.run(stmt, () => stepToEnd(this.host, stmt));
+      this.runner.step(stmt);
       return { changes: this.raw.sqlite3_changes(this.db), lastInsertRowid: this.raw.sqlite3_last_insert_rowid(this.db) };
     } finally {
       resetStatement(this.raw, stmt);

@@ -157,27 +157,46 @@ export class ChangeTracker {
   /** Runs one statement's execution, then records what it wrote and emits at its commit. */
   around<T>(stmt: TrackedStatement, body: () => T): T {
     if (this.suspensions > 0) return body();
-    const changesBefore = this.conn.totalChanges();
-    this.recorder.begin();
+    const changesBefore = this.enter();
     let ok = false;
     try {
       const result = body();
       ok = true;
       return result;
     } finally {
-      // SQLite re-prepares a statement after a schema change, and the authorizer sees it again.
-      const again = this.recorder.take();
-      if (again) {
-        for (const t of again.reads) stmt.access.reads.add(t);
-        for (const t of again.writes) stmt.access.writes.add(t);
-      }
-      // A failed statement inside a transaction may keep some of its changes (ON CONFLICT FAIL).
-      if (this.conn.totalChanges() !== changesBefore || (ok && stmt.kind === 'ddl')) {
-        for (const t of stmt.access.writes) this.pending.add(t);
-      }
-      if (ok) this.savepoints(stmt);
-      if (!this.conn.inTransaction()) this.ended(ok && stmt.kind !== 'rollback');
+      this.leave(stmt, changesBefore, ok);
     }
+  }
+
+  /** While true, statements run untracked (`suspendWhile`): callers of `enter` check it first. */
+  get suspended(): boolean {
+    return this.suspensions > 0;
+  }
+
+  /**
+   * `around` in two halves, for a caller that runs its statement without a closure (the
+   * per-call path of `run()` and `exec()`): `enter` before the statement, returning the change
+   * count `leave` compares with, and `leave` after it, also when it threw (`ok` false).
+   */
+  enter(): number {
+    this.recorder.begin();
+    return this.conn.totalChanges();
+  }
+
+  leave(stmt: TrackedStatement, changesBefore: number, ok: boolean): void {
+    // SQLite re-prepares a statement after a schema change, and the authorizer sees it again.
+    const again = this.recorder.take();
+    if (again) {
+      for (const t of again.reads) stmt.access.reads.add(t);
+      for (const t of again.writes) stmt.access.writes.add(t);
+    }
+    // A failed statement inside a transaction may keep some of its changes (ON CONFLICT FAIL).
+    // A statement that writes no table has nothing to add, so a read skips the second count.
+    if (stmt.access.writes.size > 0 && (this.conn.totalChanges() !== changesBefore || (ok && stmt.kind === 'ddl'))) {
+      for (const t of stmt.access.writes) this.pending.add(t);
+    }
+    if (ok) this.savepoints(stmt);
+    if (!this.conn.inTransaction()) this.ended(ok && stmt.kind !== 'rollback');
   }
 
   /** Runs `fn` without recording (the sync layer reports what an apply changed itself). */

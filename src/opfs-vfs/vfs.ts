@@ -141,7 +141,9 @@ export class OutpostVfs {
 
   /** Writes every joined write buffer out. Throws what the backend throws. */
   flushWrites(): void {
-    // Only files holding joined bytes: each leaves the set as its buffer is written out.
+    // Only files holding joined bytes: each leaves the set as its buffer is written out. Most
+    // calls (reads) joined nothing, and skip making an iterator.
+    if (this.joined.size === 0) return;
     for (const file of this.joined) file.flush();
   }
 
