@@ -34,6 +34,7 @@
 import { SQLITE_OK, SQLITE_SESSION_OBJCONFIG_ROWID as SESSION_OBJCONFIG_ROWID } from '../sqlite/constants.js';
 import type { Classified } from './commit-points.js';
 import { type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
+import { callbackSlots } from './callbacks.js';
 
 /** One part of a transaction, in statement order: a DDL statement, or the row changes between two. */
 export type CapturedSegment =
@@ -103,6 +104,12 @@ export class ChangeCapture {
    */
   private columnsCache = new Map<string, string[]>();
   private columnsVersion = -1;
+  /**
+   * The context id of this capture's table filter (callbacks.ts): one installed WASM function
+   * serves every session, where a JS function handed to each new session (one per commit)
+   * compiled a WASM wrapper each time.
+   */
+  private readonly filterId: number;
 
   constructor(
     private readonly sqlite3: Sqlite3Runtime,
@@ -110,6 +117,12 @@ export class ChangeCapture {
     private readonly hooks: CaptureHooks,
     private readonly schema: SchemaReader,
   ) {
+    this.filterId = callbackSlots(sqlite3).tableFilter.add((table) => {
+      if (!this.hooks.tracks(table)) return 0;
+      this.tables.add(table);
+      this.touched.add(table);
+      return 1;
+    });
     this.start();
     this.hooks.schemaMayHaveChanged?.();
   }
@@ -164,16 +177,7 @@ export class ChangeCapture {
     } finally {
       wasm.dealloc(pInt);
     }
-    capi.sqlite3session_table_filter(
-      this.session,
-      (_ctx: number, table: string) => {
-        if (!this.hooks.tracks(table)) return 0;
-        this.tables.add(table);
-        this.touched.add(table);
-        return 1;
-      },
-      0,
-    );
+    capi.sqlite3session_table_filter(this.session, callbackSlots(this.sqlite3).tableFilter.pointer, this.filterId);
     const rc = capi.sqlite3session_attach(this.session, 0);
     if (rc !== SQLITE_OK) throw new Error(`sqlite3session_attach failed (${rc})`);
     if (this.suspensions > 0) this.enableSession(false);
@@ -309,5 +313,6 @@ export class ChangeCapture {
   dispose(): void {
     if (this.session) this.sqlite3.capi.sqlite3session_delete(this.session);
     this.session = 0;
+    callbackSlots(this.sqlite3).tableFilter.remove(this.filterId);
   }
 }

@@ -42,7 +42,7 @@ import { type ChangesetConflict, type ConflictResolution, applyChangeset } from 
 import { CellReader, PackingSink } from './cells.js';
 import { IdleCheckpointer, type WalWriteCounter } from './checkpointer.js';
 import { CommitRunner } from './commit-runner.js';
-import { type AuthorizerRules, type ConnectionLimits, InterruptCheck, createScalarFunction, installAuthorizer, restrictConnection, setProgressHandler } from './guards.js';
+import { Authorizer, type AuthorizerRules, type ConnectionLimits, InterruptCheck, createScalarFunction, restrictConnection, setProgressHandler } from './guards.js';
 import { DBPAGE_SQL, exportImage, importImage, openSqlite, readPages } from './file-image.js';
 import { type ConnectionOptions, applyCloseSetting, applySettings, notADatabase, openDatabase } from './open.js';
 import type { PackedRows } from './packed-rows.js';
@@ -85,6 +85,8 @@ export class Connection {
   /** The progress handler that stops a running call (guards.ts). */
   private readonly interrupts: InterruptCheck;
   private authorizer: AuthorizerRules | null = null;
+  /** The one authorizer SQLite calls, set on each handle: it notes each statement's tables (table-changes.ts), then asks the rules above. */
+  private readonly authorizerCallback: Authorizer;
 
   private constructor(
     private readonly sqlite3: Sqlite3Runtime,
@@ -101,6 +103,7 @@ export class Connection {
     this.host = { sqlite3, raw: this.raw, db: () => this.db, error: (rc, sql) => this.error(rc, sql), access: this.access };
     this.changes = new ChangeTracker(this.access, { inTransaction: () => this.inTransaction, totalChanges: () => this.raw.sqlite3_total_changes(this.db) });
     this.interrupts = new InterruptCheck(sqlite3);
+    this.authorizerCallback = new Authorizer(sqlite3, (action, a, b) => this.access.note(action, a, b), () => this.authorizer);
     this.runner = new CommitRunner({ host: this.host, prepare: (sql) => this.prepare(sql), readRows: (sql, params) => this.readRows(sql, params) }, this.changes);
     this.statements = new StatementCache(this.host, () => this.prepared.expire());
     this.cells = new CellReader(this.raw, sqlite3, options.intMode === 'bigint');
@@ -123,7 +126,13 @@ export class Connection {
   static open(directory: StorageDirectory, options: ConnectionOptions): Promise<Connection> {
     return openDatabase(directory, options, (o) => {
       const conn = new Connection(o.sqlite3, o.vfs, o.db, o.files, o.wal, o.mountPath, o.unmount, directory, options);
-      conn.configure();
+      try {
+        conn.configure();
+      } catch (e) {
+        // openDatabase closes the handle; the authorizer's handler goes with it.
+        conn.authorizerCallback.dispose();
+        throw e;
+      }
       return conn;
     });
   }
@@ -373,6 +382,7 @@ export class Connection {
     this.runner.dropCapture();
     const rc = this.sqlite3.capi.sqlite3_close_v2(this.db);
     this.db = 0;
+    this.authorizerCallback.dispose();
     this.unmount();
     let failure: unknown = null;
     for (const f of this.files) {
@@ -440,9 +450,8 @@ export class Connection {
     this.authorizer = check;
   }
 
-  /** The one authorizer SQLite calls: it notes each statement's tables (table-changes.ts), then asks the rules above. */
   private installAuthorizer(): void {
-    this.check(installAuthorizer(this.sqlite3, this.db, (action, a, b) => this.access.note(action, a, b), () => this.authorizer), 'set authorizer');
+    this.check(this.authorizerCallback.install(this.db), 'set authorizer');
   }
 
   /**

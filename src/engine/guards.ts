@@ -12,6 +12,7 @@ import {
   SQLITE_UTF8,
 } from '../sqlite/constants.js';
 import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
+import { callbackSlots } from './callbacks.js';
 import type { SqlValue } from '../types.js';
 
 export interface ConnectionLimits {
@@ -62,25 +63,33 @@ export function createScalarFunction(sqlite3: Sqlite3Runtime, db: number, name: 
 export type AuthorizerRules = (action: number, a: string | null, b: string | null, trigger: string | null, dbName: string | null) => boolean;
 
 /**
- * Installs the one authorizer SQLite calls on `db`: it hands every action to `note` (the tables
- * each statement reads and writes, table-changes.ts), then asks `rules()`, if any. Returns
- * SQLite's result code.
+ * A connection's one authorizer: registered once (callbacks.ts), then set on each SQLite handle
+ * the connection opens. Every action is first noted (`note`: the tables each statement reads and
+ * writes), then asked of the current rules, if any. `dispose` after the last handle closed.
  */
-export function installAuthorizer(
-  sqlite3: Sqlite3Runtime,
-  db: number,
-  note: (action: number, a: string | null, b: string | null) => void,
-  rules: () => AuthorizerRules | null,
-): number {
-  return sqlite3.capi.sqlite3_set_authorizer(
-    db,
-    (_ctx, action, a, b, dbName, trigger) => {
-      note(action, a || null, b || null);
+export class Authorizer {
+  private readonly id: number;
+
+  constructor(
+    private readonly sqlite3: Sqlite3Runtime,
+    note: (action: number, a: string | null, b: string | null) => void,
+    rules: () => AuthorizerRules | null,
+  ) {
+    this.id = callbackSlots(sqlite3).authorizer.add((action, a, b, dbName, trigger) => {
+      note(action, a, b);
       const check = rules();
-      return !check || check(action, a || null, b || null, trigger || null, dbName || null) ? 0 : 1;
-    },
-    0,
-  );
+      return !check || check(action, a, b, trigger, dbName) ? 0 : 1;
+    });
+  }
+
+  /** Sets the authorizer on handle `db`; returns SQLite's result code. */
+  install(db: number): number {
+    return this.sqlite3.capi.sqlite3_set_authorizer(db, callbackSlots(this.sqlite3).authorizer.pointer, this.id);
+  }
+
+  dispose(): void {
+    callbackSlots(this.sqlite3).authorizer.remove(this.id);
+  }
 }
 
 /**
