@@ -12,7 +12,7 @@
  * A handler must not throw into WASM: the dispatcher catches and answers as the build's own
  * wrappers did (the error's `resultCode`, else SQLITE_ERROR).
  */
-import { SQLITE_ERROR } from '../sqlite/constants.js';
+import { SQLITE_DENY, SQLITE_ERROR } from '../sqlite/constants.js';
 import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
 
 /** An authorizer's handler: the action, then its four C strings as JS strings (null when absent or empty). */
@@ -71,8 +71,9 @@ function authorizerSlot(sqlite3: Sqlite3Runtime): CallbackSlot<AuthorizerHandler
   const pointer = wasm.installFunction('i(pipppp)', (ctx: number, action: number, a: number, b: number, dbName: number, trigger: number) => {
     try {
       const handler = handlers.get(ctx);
-      // A handle whose owner is gone runs nothing more; allow what is left of its statements.
-      return handler ? handler(action, text(a), text(b), text(dbName), text(trigger)) | 0 : 0;
+      // A handler is removed only after its connection closed, so no statement should get here;
+      // if one did, it is denied (SQLITE_DENY), never let past a host's rules.
+      return handler ? handler(action, text(a), text(b), text(dbName), text(trigger)) | 0 : SQLITE_DENY;
     } catch (e) {
       return resultCode(e);
     }
