@@ -34,6 +34,7 @@
 import { SQLITE_OK, SQLITE_SESSION_OBJCONFIG_ROWID as SESSION_OBJCONFIG_ROWID } from '../sqlite/constants.js';
 import type { Classified } from './commit-points.js';
 import { type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
+import { setTableFilter } from './guards.js';
 
 /** One part of a transaction, in statement order: a DDL statement, or the row changes between two. */
 export type CapturedSegment =
@@ -103,6 +104,17 @@ export class ChangeCapture {
    */
   private columnsCache = new Map<string, string[]>();
   private columnsVersion = -1;
+  /**
+   * The session's table filter, one function for the capture's life: it is installed once per
+   * runtime and found by the handle (guards.ts `setTableFilter`), where a JS function handed to
+   * each new session (one per commit) made the WASM build compile a wrapper each time.
+   */
+  private readonly filter = (table: string): number => {
+    if (!this.hooks.tracks(table)) return 0;
+    this.tables.add(table);
+    this.touched.add(table);
+    return 1;
+  };
 
   constructor(
     private readonly sqlite3: Sqlite3Runtime,
@@ -164,16 +176,7 @@ export class ChangeCapture {
     } finally {
       wasm.dealloc(pInt);
     }
-    capi.sqlite3session_table_filter(
-      this.session,
-      (_ctx: number, table: string) => {
-        if (!this.hooks.tracks(table)) return 0;
-        this.tables.add(table);
-        this.touched.add(table);
-        return 1;
-      },
-      0,
-    );
+    setTableFilter(this.sqlite3, this.db, this.session, this.filter);
     const rc = capi.sqlite3session_attach(this.session, 0);
     if (rc !== SQLITE_OK) throw new Error(`sqlite3session_attach failed (${rc})`);
     if (this.suspensions > 0) this.enableSession(false);
@@ -309,5 +312,6 @@ export class ChangeCapture {
   dispose(): void {
     if (this.session) this.sqlite3.capi.sqlite3session_delete(this.session);
     this.session = 0;
+    setTableFilter(this.sqlite3, this.db, 0, null);
   }
 }

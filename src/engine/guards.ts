@@ -2,10 +2,14 @@
  * What a host that runs other people's SQL (the sync server) sets on a connection: defensive
  * mode and size limits, a progress handler that can stop any statement, and JS functions its
  * own triggers call. Functions over a raw handle; `Connection` exposes each as a method.
+ * Also the engine's frequent C callbacks (the authorizer every connection sets, and change
+ * capture's table filter), installed once per runtime (`CallbackTable`).
  */
 import {
   SQLITE_DBCONFIG_DEFENSIVE,
   SQLITE_DBCONFIG_TRUSTED_SCHEMA,
+  SQLITE_DENY,
+  SQLITE_ERROR,
   SQLITE_LIMIT_LENGTH,
   SQLITE_LIMIT_SQL_LENGTH,
   SQLITE_OK,
@@ -51,6 +55,8 @@ export function restrictConnection(sqlite3: Sqlite3Runtime, db: number, limits: 
  */
 interface CallbackTable {
   authorizers: Map<number, AuthorizerCallback>;
+  /** Change capture's session table filter, by handle (a new session at every captured commit, capture.ts). */
+  tableFilters: Map<number, (table: string) => number>;
   progress: Map<number, () => boolean>;
   /** Scalar functions by id (their `pApp`), and the ids of each handle. */
   functions: Map<number, (...args: unknown[]) => SqlValue>;
@@ -59,6 +65,7 @@ interface CallbackTable {
   authorizerPointer: number;
   progressPointer: number;
   functionPointer: number;
+  tableFilterPointer: number;
 }
 
 type AuthorizerCallback = (action: number, a: string | null, b: string | null, dbName: string | null, trigger: string | null) => number;
@@ -81,18 +88,30 @@ function callbackTable(sqlite3: Sqlite3Runtime): CallbackTable {
   const text = (p: number): string | null => (p ? wasm.cstrToJs(p) || null : null);
   const authorizers = new Map<number, AuthorizerCallback>();
   const progress = new Map<number, () => boolean>();
+  const tableFilters = new Map<number, (table: string) => number>();
   const functions = new Map<number, (...args: unknown[]) => SqlValue>();
   const raw = callbackExports(sqlite3);
   table = {
     authorizers,
+    tableFilters,
     progress,
     functions,
     functionsOf: new Map(),
     nextFunctionId: 1,
-    // A handle without an entry (closing) allows everything: SQLite prepares nothing then.
+    // A handle loses its entry only as it closes, when SQLite prepares nothing; should a statement
+    // get here anyway, it is denied, never let past a host's rules.
     authorizerPointer: wasm.installFunction('i(pipppp)', (ctx: number, action: number, a: number, b: number, dbName: number, trigger: number) => {
       const callback = authorizers.get(ctx);
-      return callback ? callback(action, text(a), text(b), text(dbName), text(trigger)) : 0;
+      return callback ? callback(action, text(a), text(b), text(dbName), text(trigger)) : SQLITE_DENY;
+    }),
+    // int xFilter(void *ctx, const char *zTab): non-zero attaches the table. A throw must not
+    // unwind through WASM: it becomes the error's result code, as the build's own wrapper did.
+    tableFilterPointer: wasm.installFunction('i(pp)', (ctx: number, table: number) => {
+      try {
+        return tableFilters.get(ctx)?.(wasm.cstrToJs(table)) ?? 0;
+      } catch (e) {
+        return resultCodeOf(e);
+      }
     }),
     progressPointer: wasm.installFunction('i(p)', (ctx: number) => (progress.get(ctx)?.() ? 1 : 0)),
     functionPointer: wasm.installFunction('v(pip)', (ctx: number, argc: number, argv: number) => {
@@ -119,9 +138,30 @@ export function releaseCallbacks(sqlite3: Sqlite3Runtime, db: number): void {
   const table = tables.get(sqlite3);
   if (!table) return;
   table.authorizers.delete(db);
+  table.tableFilters.delete(db);
   table.progress.delete(db);
   for (const id of table.functionsOf.get(db) ?? []) table.functions.delete(id);
   table.functionsOf.delete(db);
+}
+
+/**
+ * Sets `filter` as the table filter of `session`, a session of handle `db` (one filter per
+ * handle: each captured commit makes a new session); with null, forgets the handle's filter.
+ */
+export function setTableFilter(sqlite3: Sqlite3Runtime, db: number, session: number, filter: ((table: string) => number) | null): void {
+  const table = callbackTable(sqlite3);
+  if (!filter) {
+    table.tableFilters.delete(db);
+    return;
+  }
+  table.tableFilters.set(db, filter);
+  sqlite3.capi.sqlite3session_table_filter(session, table.tableFilterPointer, db);
+}
+
+/** What the WASM build's own callback wrappers answer for a thrown error. */
+function resultCodeOf(e: unknown): number {
+  const rc = (e as { resultCode?: unknown } | null)?.resultCode;
+  return typeof rc === 'number' && rc !== 0 ? rc : SQLITE_ERROR;
 }
 
 /** Closes handle `db` after forgetting its callbacks (`releaseCallbacks`). Returns SQLite's result code. */

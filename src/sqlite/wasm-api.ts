@@ -64,7 +64,8 @@ export interface Sqlite3Runtime {
     sqlite3_progress_handler(db: number, ops: number, handler: ((ctx: number) => number) | 0, ctx: number): void;
     sqlite3_set_authorizer(
       db: number,
-      auth: ((ctx: number, action: number, a: string | 0, b: string | 0, dbName: string | 0, trigger: string | 0) => number) | 0,
+      /** A JS function (the build wraps it in a new WASM function each call) or an installed function's pointer. */
+      auth: ((ctx: number, action: number, a: string | 0, b: string | 0, dbName: string | 0, trigger: string | 0) => number) | number,
       ctx: number,
     ): number;
     /** Converts a scalar function's arguments as the build's own function wrapper does. */
@@ -74,7 +75,8 @@ export interface Sqlite3Runtime {
     sqlite3_result_error_js(ctx: number, error: unknown): void;
     sqlite3session_create(db: number, schema: string, ppSession: number): number;
     sqlite3session_object_config(session: number, op: number, pArg: number): number;
-    sqlite3session_table_filter(session: number, filter: (ctx: number, table: string) => number, ctx: number): void;
+    /** A JS function (the build wraps it in a new WASM function each call) or an installed function's pointer. */
+    sqlite3session_table_filter(session: number, filter: ((ctx: number, table: string) => number) | number, ctx: number): void;
     sqlite3session_attach(session: number, table: number): number;
     sqlite3session_changeset(session: number, pnChangeset: number, ppChangeset: number): number;
     sqlite3session_delete(session: number): void;
@@ -107,6 +109,8 @@ export interface Sqlite3Runtime {
     /** Installs a JS function in the function table with a signature such as 'i(pi)'; returns its pointer. */
     installFunction(signature: string, fn: (...args: never[]) => unknown): number;
     cstrToJs(p: number): string;
+    /** Adds `fn` to the function table (compiling a WASM wrapper for it); returns its pointer. */
+    installFunction(signature: string, fn: (...args: number[]) => number): number;
     cstrncpy(dst: number, src: number, n: number): number;
     peekPtr(p: number): number;
     pokePtr(p: number, v: number): void;

@@ -98,7 +98,8 @@ async function streamImage(transport: SyncTransport, runs: PageRuns, progress: P
 
 /** Writes pages to a file, gathering consecutive ones into runs of up to `RUN_PAGES`. */
 class PageRuns {
-  private readonly run = new Uint8Array(RUN_PAGES * PAGE_BYTES);
+  /** Grown as pages come, up to RUN_PAGES: a small database never pays for zeroing 1 MiB. */
+  private run = new Uint8Array(PAGE_BYTES);
   /** The page number of the run's first page. */
   private first = 0;
   private count = 0;
@@ -108,6 +109,11 @@ class PageRuns {
   write(pgno: number, page: Uint8Array): void {
     if (this.count > 0 && (pgno !== this.first + this.count || this.count === RUN_PAGES)) this.end();
     if (this.count === 0) this.first = pgno;
+    if ((this.count + 1) * PAGE_BYTES > this.run.length) {
+      const grown = new Uint8Array(Math.min(RUN_PAGES, (this.run.length / PAGE_BYTES) * 2) * PAGE_BYTES);
+      grown.set(this.run.subarray(0, this.count * PAGE_BYTES));
+      this.run = grown;
+    }
     this.run.set(page, this.count * PAGE_BYTES);
     this.count++;
   }

@@ -278,9 +278,12 @@ export function optionsFromEnv(): SimulationOptions {
   return { midOperationCrashes: process.env.OUTPOST_SIM_CRASH_POINTS !== '0' };
 }
 
+/** A long run logs its progress every this many seeds. */
+const PROGRESS_SEEDS = 500;
+
 /**
- * Runs `count` seeds from `first` and sums what they did; logs the range first and seeds/s
- * after. A failing seed does not stop the run: every failure is collected, printed as it
+ * Runs `count` seeds from `first` and sums what they did; logs the range first, a long run's
+ * progress every PROGRESS_SEEDS seeds, and seeds/s and CPU time per seed after. A failing seed does not stop the run: every failure is collected, printed as it
  * happens, and thrown together at the end (each names its seed).
  */
 export async function runSeeds(network: Network, first: number, count: number, options: SimulationOptions = {}, label = 'simulation'): Promise<SimulationResult> {
@@ -289,6 +292,8 @@ export async function runSeeds(network: Network, first: number, count: number, o
   const total: SimulationResult = { crashes: 0, lost: 0 };
   const failures: string[] = [];
   const started = performance.now();
+  // CPU time says what a seed costs when other processes share the cores (wall time does not).
+  const cpuAtStart = process.cpuUsage();
   for (let seed = first; seed < first + count; seed++) {
     try {
       const r = await runSimulation(network, seed, options);
@@ -300,9 +305,17 @@ export async function runSeeds(network: Network, first: number, count: number, o
       console.error(message);
       failures.push(message);
     }
+    const done = seed - first + 1;
+    // A long run (npm run simulate) says how far it got, so one stopped early still reports.
+    if (count >= 2 * PROGRESS_SEEDS && done % PROGRESS_SEEDS === 0 && done < count) {
+      const seconds = (performance.now() - started) / 1000;
+      console.log(`${label}: ${done} of ${count} seeds in ${seconds.toFixed(1)} s (${(done / seconds).toFixed(1)} seeds/s), ${failures.length} failed so far`);
+    }
   }
   const seconds = (performance.now() - started) / 1000;
-  console.log(`${label}: ${count} seeds in ${seconds.toFixed(1)} s (${(count / seconds).toFixed(1)} seeds/s), ${total.crashes} crashes, ${total.lost} lost answers, ${failures.length} failed`);
+  const cpu = process.cpuUsage(cpuAtStart);
+  const cpuMsPerSeed = (cpu.user + cpu.system) / 1000 / Math.max(1, count);
+  console.log(`${label}: ${count} seeds in ${seconds.toFixed(1)} s (${(count / seconds).toFixed(1)} seeds/s, ${cpuMsPerSeed.toFixed(0)} ms CPU per seed), ${total.crashes} crashes, ${total.lost} lost answers, ${failures.length} failed`);
   if (failures.length > 0) {
     const shown = failures.slice(0, 20).join('\n');
     throw new Error(`${failures.length} of ${count} seeds failed:\n${shown}${failures.length > 20 ? `\n... and ${failures.length - 20} more` : ''}`);
