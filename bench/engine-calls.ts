@@ -16,28 +16,13 @@
  * or a collection landed in, which is what makes a difference of a few microseconds visible.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { numberName, runClassic } from './classic.js';
+import { type EngineConnection, engineOf } from './checkout.js';
 import { type CpuProfile, summarise } from './profile.js';
-
-interface EngineConnection {
-  exec(sql: string): void;
-  run(sql: string, params: unknown[]): unknown;
-  close(): Promise<void>;
-}
-
-/** The first of `paths` (relative to `root`) that exists, imported. */
-async function importFirst(root: string, paths: string[]): Promise<Record<string, unknown>> {
-  for (const p of paths) {
-    const file = join(root, p);
-    if (existsSync(file)) return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  }
-  throw new Error(`none of ${paths.join(', ')} in ${root}`);
-}
 
 function cpuUs(): number {
   const u = process.cpuUsage();
@@ -79,13 +64,7 @@ function fillT2(conn: EngineConnection, seed: number): void {
 
 /** One child run: the figure of each repeat (µs per call for c07, ms for c12). */
 async function child(root: string, test: string, calls: number, repeats: number, suiteState: boolean, cachePages?: number, profileFile?: string, count = false, settleMs = 0): Promise<number[]> {
-  const { Connection } = (await importFirst(root, ['src/engine/connection.ts'])) as {
-    Connection: { open(dir: unknown, options: object): Promise<EngineConnection> };
-  };
-  const { NodeDirectory, NodeFileBackend } = (await importFirst(root, ['src/opfs-vfs/storage/node.ts', 'src/opfs-vfs/node-backend.ts'])) as {
-    NodeDirectory: new (path: string) => unknown;
-    NodeFileBackend: { prototype: Record<string, unknown> };
-  };
+  const { Connection, NodeDirectory, NodeFileBackend } = await engineOf(root);
   // `--count`: counts the storage calls (per method and file) in the measured calls, instead of timing alone.
   const counts = new Map<string, number>();
   let counting = false;

@@ -23,28 +23,13 @@
  * and print JSON; with `--profile`, write a CPU profile of each test of `--only` into OUT.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { CLASSIC_TESTS, runClassic } from './classic.js';
+import { type EngineConnection, engineOf } from './checkout.js';
 import { type CpuProfile, summarise } from './profile.js';
-
-interface EngineConnection {
-  exec(sql: string): void;
-  run(sql: string, params: unknown[]): unknown;
-  close(): Promise<void>;
-}
-
-/** The first of `paths` (relative to `root`) that exists, imported. */
-async function importFirst(root: string, paths: string[]): Promise<Record<string, unknown>> {
-  for (const p of paths) {
-    const file = join(root, p);
-    if (existsSync(file)) return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  }
-  throw new Error(`none of ${paths.join(', ')} in ${root}`);
-}
 
 function cpuMs(): number {
   const u = process.cpuUsage();
@@ -57,13 +42,7 @@ function cpuMs(): number {
  * and `.cpuprofile`.
  */
 async function child(root: string, scale: number, only: Set<string> | undefined, profileDir?: string): Promise<Record<string, number>> {
-  // Both layouts export `Connection` from engine/connection.ts; the Node backend moved.
-  const { Connection } = (await importFirst(root, ['src/engine/connection.ts'])) as {
-    Connection: { open(dir: unknown, options: object): Promise<EngineConnection> };
-  };
-  const { NodeDirectory } = (await importFirst(root, ['src/opfs-vfs/storage/node.ts', 'src/opfs-vfs/node-backend.ts'])) as {
-    NodeDirectory: new (path: string) => unknown;
-  };
+  const { Connection, NodeDirectory } = await engineOf(root);
   const dir = mkdtempSync(join(tmpdir(), 'outpost-cpu-'));
   const cpu: Record<string, number> = {};
   try {
