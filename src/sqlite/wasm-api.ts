@@ -64,8 +64,7 @@ export interface Sqlite3Runtime {
     sqlite3_progress_handler(db: number, ops: number, handler: ((ctx: number) => number) | 0, ctx: number): void;
     sqlite3_set_authorizer(
       db: number,
-      /** A JS function (the build wraps it in a new WASM function each call) or an installed function's pointer. */
-      auth: ((ctx: number, action: number, a: string | 0, b: string | 0, dbName: string | 0, trigger: string | 0) => number) | number,
+      auth: ((ctx: number, action: number, a: string | 0, b: string | 0, dbName: string | 0, trigger: string | 0) => number) | 0,
       ctx: number,
     ): number;
     /** Converts a scalar function's arguments as the build's own function wrapper does. */
@@ -109,8 +108,6 @@ export interface Sqlite3Runtime {
     /** Installs a JS function in the function table with a signature such as 'i(pi)'; returns its pointer. */
     installFunction(signature: string, fn: (...args: never[]) => unknown): number;
     cstrToJs(p: number): string;
-    /** Adds `fn` to the function table (compiling a WASM wrapper for it); returns its pointer. */
-    installFunction(signature: string, fn: (...args: number[]) => number): number;
     cstrncpy(dst: number, src: number, n: number): number;
     peekPtr(p: number): number;
     pokePtr(p: number, v: number): void;
