@@ -6,6 +6,7 @@
  */
 import { expect, test } from 'vitest';
 import { Connection } from '../src/engine/connection.js';
+import { SqliteError } from '../src/errors.js';
 import { MemoryDirectory } from '../src/opfs-vfs/storage/memory.js';
 import { rng, testSeed } from './support/generate.js';
 
@@ -58,6 +59,24 @@ test('a function that throws fails its statement with the thrown message, and th
   });
   expect(() => conn.value("SELECT boom('now')")).toThrow(/boom now/);
   expect(conn.value('SELECT 1')).toBe(1);
+  await conn.close();
+});
+
+test('rules or a progress check that throw fail only the statement, and the connection goes on', async () => {
+  const conn = await openConnection();
+  conn.exec('CREATE TABLE t(x)');
+  conn.setAuthorizer(() => {
+    throw new Error('rules broke');
+  });
+  // SQLite reports it (a SqliteError); the JS error never unwound through SQLite's frames.
+  expect(() => conn.value('SELECT count(*) FROM t')).toThrow(SqliteError);
+  conn.setAuthorizer(null);
+  conn.setProgressHandler(1, () => {
+    throw new Error('check broke');
+  });
+  expect(() => conn.value('WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000) SELECT count(*) FROM c')).toThrow(/interrupt/i);
+  conn.setProgressHandler(1, null);
+  expect(conn.value('SELECT count(*) FROM t')).toBe(0);
   await conn.close();
 });
 

@@ -100,9 +100,15 @@ function callbackTable(sqlite3: Sqlite3Runtime): CallbackTable {
     nextFunctionId: 1,
     // A handle loses its entry only as it closes, when SQLite prepares nothing; should a statement
     // get here anyway, it is denied, never let past a host's rules.
+    // A throw must not unwind through WASM: it becomes the error's result code, which SQLite
+    // reports as the statement's failure, as the build's own wrapper did.
     authorizerPointer: wasm.installFunction('i(pipppp)', (ctx: number, action: number, a: number, b: number, dbName: number, trigger: number) => {
-      const callback = authorizers.get(ctx);
-      return callback ? callback(action, text(a), text(b), text(dbName), text(trigger)) : SQLITE_DENY;
+      try {
+        const callback = authorizers.get(ctx);
+        return callback ? callback(action, text(a), text(b), text(dbName), text(trigger)) : SQLITE_DENY;
+      } catch (e) {
+        return resultCodeOf(e);
+      }
     }),
     // int xFilter(void *ctx, const char *zTab): non-zero attaches the table. A throw must not
     // unwind through WASM: it becomes the error's result code, as the build's own wrapper did.
@@ -113,7 +119,14 @@ function callbackTable(sqlite3: Sqlite3Runtime): CallbackTable {
         return resultCodeOf(e);
       }
     }),
-    progressPointer: wasm.installFunction('i(p)', (ctx: number) => (progress.get(ctx)?.() ? 1 : 0)),
+    // A check that throws stops the statement rather than unwinding through WASM.
+    progressPointer: wasm.installFunction('i(p)', (ctx: number) => {
+      try {
+        return progress.get(ctx)?.() ? 1 : 0;
+      } catch {
+        return 1;
+      }
+    }),
     functionPointer: wasm.installFunction('v(pip)', (ctx: number, argc: number, argv: number) => {
       const fn = functions.get(raw.sqlite3_user_data(ctx));
       try {
