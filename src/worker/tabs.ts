@@ -118,6 +118,13 @@ export class SharedDriver {
   /** The engine died inside this tab's transaction, which `Database` has not yet rolled back. */
   private transactionLost = false;
   private listener: ((tables: string[]) => void) | null = null;
+  /**
+   * Tables an engine announced as changed before this context could call it (its port from
+   * the broker comes by another road than the channel, and may come later): heard when it
+   * becomes current. A new engine's first announcement (every table: the previous engine may
+   * have committed writes it never announced) must not be lost, or a live query misses them.
+   */
+  private readonly earlyTables = new Map<string, Set<string>>();
   private progressListener: ((progress: SyncProgress) => void) | null = null;
   /** Progress before anyone listened (a live bootstrap can end before the app's first `onSyncProgress`): the first listener hears it. */
   private unheardProgress: SyncProgress[] | null = [];
@@ -308,8 +315,23 @@ export class SharedDriver {
     if (this.state.kind === 'remote' && this.state.engineId === engineId) return;
     this.engineChanged(engineId);
     this.state = { kind: 'remote', engineId, link, own: engineId === this.ownEngine };
+    const early = this.earlyTables.get(engineId);
+    this.earlyTables.clear();
+    if (early) this.listener?.([...early]);
     this.settleReady();
     this.flush();
+  }
+
+  /** Keeps what a not-yet-current engine announced (earlyTables), for the last few engines only. */
+  private holdTables(engineId: string, tables: readonly string[]): void {
+    let held = this.earlyTables.get(engineId);
+    if (!held) {
+      // Engines come one at a time: more than a few waiting means the oldest will never be current.
+      if (this.earlyTables.size >= 4) this.earlyTables.delete(this.earlyTables.keys().next().value as string);
+      held = new Set();
+      this.earlyTables.set(engineId, held);
+    }
+    for (const t of tables) held.add(t);
   }
 
   private closed(): boolean {
@@ -344,7 +366,9 @@ export class SharedDriver {
       this.engineReady(message.engineId, null);
     } else if (message.type === 'tables') {
       // Our own engine's events come over the seat port, in order with its answers.
-      if (this.isCurrent(message.engineId) && message.engineId !== this.ownEngine) this.listener?.(message.tables);
+      if (message.engineId === this.ownEngine) return;
+      if (this.isCurrent(message.engineId)) this.listener?.(message.tables);
+      else if (!this.retired.has(message.engineId)) this.holdTables(message.engineId, message.tables);
     } else if (message.type === 'progress') {
       if (this.isCurrent(message.engineId) && message.engineId !== this.ownEngine) this.progressed(message.progress);
     }
