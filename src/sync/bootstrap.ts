@@ -16,14 +16,12 @@ import type { StorageBackend, StorageDirectory } from '../opfs-vfs/storage/backe
 import { DB_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
 import { PAGE_BYTES, type PageData, type PullHeader } from '../protocol/pull-updates.js';
 import type { SyncTransport } from '../protocol/transport.js';
+import { PageRun } from './page-run.js';
 import { type ProgressListener, pullPages } from './pull.js';
 import type { SyncStateFile } from './state-file.js';
 
 /** Progress is told every this many pages (8 MiB). */
 const PROGRESS_PAGES = 2048;
-
-/** Pages gathered into one write (1 MiB): consecutive pages arrive together, one write is cheaper than 256. */
-const RUN_PAGES = 256;
 
 /** Whether `directory` can take its bootstrap straight into its main file (see the header). */
 export async function canBootstrapInPlace(directory: StorageDirectory, state: SyncStateFile): Promise<boolean> {
@@ -96,32 +94,24 @@ async function streamImage(transport: SyncTransport, runs: PageRuns, progress: P
   return { revision: header.serverRevision, dbPages };
 }
 
-/** Writes pages to a file, gathering consecutive ones into runs of up to `RUN_PAGES`. */
+/** Writes pages to a file, gathering consecutive ones into runs (page-run.ts). */
 class PageRuns {
-  /** Grown as pages come, up to RUN_PAGES: a small database never pays for zeroing 1 MiB. */
-  private run = new Uint8Array(PAGE_BYTES);
+  private readonly run = new PageRun();
   /** The page number of the run's first page. */
   private first = 0;
-  private count = 0;
 
   constructor(private readonly file: StorageBackend) {}
 
   write(pgno: number, page: Uint8Array): void {
-    if (this.count > 0 && (pgno !== this.first + this.count || this.count === RUN_PAGES)) this.end();
-    if (this.count === 0) this.first = pgno;
-    if ((this.count + 1) * PAGE_BYTES > this.run.length) {
-      const grown = new Uint8Array(Math.min(RUN_PAGES, (this.run.length / PAGE_BYTES) * 2) * PAGE_BYTES);
-      grown.set(this.run.subarray(0, this.count * PAGE_BYTES));
-      this.run = grown;
-    }
-    this.run.set(page, this.count * PAGE_BYTES);
-    this.count++;
+    if (this.run.count > 0 && (pgno !== this.first + this.run.count || this.run.full)) this.end();
+    if (this.run.count === 0) this.first = pgno;
+    this.run.add(page);
   }
 
   /** Writes the run gathered so far. */
   end(): void {
-    if (this.count === 0) return;
-    this.file.write(this.run.subarray(0, this.count * PAGE_BYTES), (this.first - 1) * PAGE_BYTES);
-    this.count = 0;
+    if (this.run.count === 0) return;
+    this.file.write(this.run.bytes(), (this.first - 1) * PAGE_BYTES);
+    this.run.clear();
   }
 }

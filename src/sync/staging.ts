@@ -24,6 +24,7 @@ import type { StorageBackend, StorageDirectory } from '../opfs-vfs/storage/backe
 import { PULL_FILES } from '../opfs-vfs/storage/files.js';
 import { PAGE_BYTES } from '../protocol/pull-updates.js';
 import { invariant } from './invariant.js';
+import { PageRun } from './page-run.js';
 
 /** How many downloads may stage at once; more wait in memory. */
 export const STAGING_SLOTS = PULL_FILES.length;
@@ -32,9 +33,6 @@ export const STAGING_SLOTS = PULL_FILES.length;
 export function stagingFileName(slot: number): string {
   return PULL_FILES[slot]!;
 }
-
-/** Pages gathered before one write to the staging file (1 MiB). */
-const RUN_PAGES = 256;
 
 /** The pages of one pull, as the apply reads them: a `Map` (tests, an empty rebase), `MemoryPages` or `StagedPages`. */
 export interface PageSet {
@@ -180,12 +178,8 @@ export class PullStaging {
 export class StagedPages implements PageCollector {
   /** Page number to its slot in the file (0-based, in pages). */
   private readonly index = new Map<number, number>();
-  /**
-   * The pages gathered for the next write: grown as they come, up to RUN_PAGES. Most pulls
-   * bring a few pages; zeroing a 1 MiB buffer for each was 2% of the sync simulation's CPU.
-   */
-  private run = new Uint8Array(PAGE_BYTES);
-  private runCount = 0;
+  /** The pages gathered for the next write (page-run.ts). */
+  private readonly run = new PageRun();
   private written = 0;
   private released = false;
 
@@ -198,11 +192,9 @@ export class StagedPages implements PageCollector {
   add(pageNumber: number, page: Uint8Array): void {
     invariant(!this.released, 'no page is staged into a released staging file');
     invariant(page.length === PAGE_BYTES, `a staged page is ${PAGE_BYTES} bytes, not ${page.length}`);
-    if ((this.runCount + 1) * PAGE_BYTES > this.run.length) this.growRun();
-    this.run.set(page, this.runCount * PAGE_BYTES);
-    this.index.set(pageNumber, this.written + this.runCount);
-    this.runCount++;
-    if (this.runCount === RUN_PAGES) this.endRun();
+    this.index.set(pageNumber, this.written + this.run.count);
+    this.run.add(page);
+    if (this.run.full) this.endRun();
   }
 
   dropPast(dbPages: number): void {
@@ -226,7 +218,7 @@ export class StagedPages implements PageCollector {
     const slot = this.index.get(pageNumber);
     if (slot === undefined) return undefined;
     invariant(!this.released, 'no page is read from a released staging file');
-    if (slot >= this.written) return this.run.slice((slot - this.written) * PAGE_BYTES, (slot - this.written + 1) * PAGE_BYTES);
+    if (slot >= this.written) return this.run.page(slot - this.written);
     const page = new Uint8Array(PAGE_BYTES);
     const n = this.file.read(page, slot * PAGE_BYTES);
     invariant(n === PAGE_BYTES, `staged page ${pageNumber} reads ${n} of ${PAGE_BYTES} bytes`);
@@ -241,18 +233,11 @@ export class StagedPages implements PageCollector {
     this.onRelease();
   }
 
-  /** Doubles the gathering buffer (at most RUN_PAGES pages), keeping what it holds. */
-  private growRun(): void {
-    const grown = new Uint8Array(Math.min(RUN_PAGES, (this.run.length / PAGE_BYTES) * 2) * PAGE_BYTES);
-    grown.set(this.run.subarray(0, this.runCount * PAGE_BYTES));
-    this.run = grown;
-  }
-
   private endRun(): void {
-    if (this.runCount === 0) return;
-    this.file.write(this.run.subarray(0, this.runCount * PAGE_BYTES), this.written * PAGE_BYTES);
-    this.written += this.runCount;
-    this.runCount = 0;
+    if (this.run.count === 0) return;
+    this.file.write(this.run.bytes(), this.written * PAGE_BYTES);
+    this.written += this.run.count;
+    this.run.clear();
   }
 }
 
