@@ -91,12 +91,18 @@ function interruptedError(clock: StatementClock): HranaError {
 
 /** A statement's failure as a Hrana error; anything else (a ProtocolError, a bug) propagates. */
 function errorOf(e: unknown, clock: StatementClock): HranaError {
-  if (e instanceof SqliteError && e.code === 'SQLITE_INTERRUPT' && clock.expired) return interruptedError(clock);
+  if (e instanceof SqliteError) return sqliteErrorOf(e.code, e.message, clock);
   // The build's allocator refused a value the engine copies in (a bound argument): the same limit.
-  if ((e instanceof SqliteError && e.code === 'SQLITE_NOMEM') || (e instanceof Error && e.name === 'WasmAllocError')) return outOfMemoryError();
-  if (e instanceof SqliteError && clock.readOnly) return readOnlyError(e.code, e.message);
-  if (e instanceof SqliteError || e instanceof OutpostError) return { message: e.message, code: e.code };
+  if (e instanceof Error && e.name === 'WasmAllocError') return outOfMemoryError();
+  if (e instanceof OutpostError) return { message: e.message, code: e.code };
   throw e;
+}
+
+/** SQLite's failure `code` of a statement as a Hrana error: its limits and a read token's refusals say why in words. */
+function sqliteErrorOf(code: string, message: string, clock: StatementClock): HranaError {
+  if (code === 'SQLITE_INTERRUPT' && clock.expired) return interruptedError(clock);
+  if (code === 'SQLITE_NOMEM') return outOfMemoryError();
+  return clock.readOnly ? readOnlyError(code, message) : { message, code };
 }
 
 /**
@@ -317,10 +323,7 @@ function executeRequest(ctx: PipelineContext, request: Record<string, unknown>):
           )
           .find((r) => r.error)?.error;
         if (!failure) return ok({ type: 'sequence' });
-        const interrupted = failure.code === 'SQLITE_INTERRUPT' && ctx.clock.expired;
-        if (interrupted) return { type: 'error', error: interruptedError(ctx.clock) };
-        if (failure.code === 'SQLITE_NOMEM') return { type: 'error', error: outOfMemoryError() };
-        return { type: 'error', error: ctx.clock.readOnly ? readOnlyError(failure.code, failure.message) : { message: failure.message, code: failure.code } };
+        return { type: 'error', error: sqliteErrorOf(failure.code, failure.message, ctx.clock) };
       } catch (e) {
         return failed(e);
       }
