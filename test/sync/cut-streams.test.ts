@@ -5,10 +5,14 @@
  * the server streams its answer (a truncated pull body, a push answer cut after its commit).
  * After the cut a clean sync must leave the replica with exactly the server's rows, every
  * local insert applied on the server exactly once (a TEMP trigger counts the server's
- * applications), nothing pending, and integrity_check ok.
+ * applications), nothing pending, and integrity_check ok. A second test puts Turso's own client
+ * (@tursodatabase/sync) behind the same proxy, beside an Outpost client of the same database:
+ * after its cut sync and a clean one, Turso's replica, Outpost's and the server hold the same
+ * rows, and Outpost's inserts were applied once.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { connect } from '@tursodatabase/sync';
 import { open } from '../../src/node/index.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import type { Database } from '../../src/types.js';
@@ -100,4 +104,64 @@ test('a connection cut at any byte of a push or a pull loses nothing and applies
     }
   }
   console.log(`cut streams: ${CASES} cases, whole sync ${span.up} bytes up and ${span.down} down; outcomes ${JSON.stringify(seen)}`);
+}, 600_000);
+
+test("Turso's client cut at any byte of its push or pull, beside an Outpost client: all converge", async () => {
+  const span = { up: 1, down: 1 };
+  const seen: Record<string, number> = {};
+  const cases = Math.ceil(CASES / 2);
+  for (let c = 0; c < cases; c++) {
+    const random = rng(seed + 7 + c * 15485863);
+    const name = `cutturso${c}`;
+    const what = `seed ${seed} Turso case ${c}`;
+    await rawPipeline(`${base}/db/${name}`, batch('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)', 'CREATE TABLE audit(n INTEGER PRIMARY KEY, id INTEGER)'));
+    await server.execTrusted(name, 'CREATE TEMP TRIGGER t_audit AFTER INSERT ON main.t BEGIN INSERT INTO audit(id) VALUES (new.id); END');
+    await rawPipeline(`${base}/db/${name}`, batch(`INSERT INTO t(id, v) SELECT value, hex(randomblob(${int(random, 10, 400)})) FROM generate_series(1, ${int(random, 10, 60)})`));
+    const turso = await connect({ path: join(dir, `${name}-turso.db`), url: `${proxied}/db/${name}`, clientName: 'turso' });
+    const db = await open(join(dir, `${name}-outpost.db`), { sync: { url: `${proxied}/db/${name}`, retries: 0 } });
+    try {
+      await turso.pull();
+      await db.pull();
+      let tursoId = 2000;
+      for (let i = int(random, 1, 4); i > 0; i--) await (await turso.prepare('INSERT INTO t VALUES (?, ?)')).run(tursoId++, 'turso '.repeat(int(random, 0, 300)));
+      if (random() < 0.5) await (await turso.prepare("UPDATE t SET v = 'turso edit' WHERE id = ?")).run(int(random, 1, 10));
+      let id = 1000;
+      for (let i = int(random, 1, 3); i > 0; i--) await db.run('INSERT INTO t VALUES (?, ?)', [id++, 'outpost']);
+      await db.sync();
+
+      const before = { ...proxy.bytes };
+      const direction: Direction = pick(random, ['up', 'down'] as const);
+      const kind: CutKind = pick(random, ['reset', 'close'] as const);
+      if (c > 0) proxy.cutAt(direction, int(random, 0, span[direction] - 1), kind);
+      const cut = await turso
+        .push()
+        .then(() => turso.pull())
+        .then(
+          () => 'went through',
+          (e: Error) => `error: ${e.message}`,
+        );
+      if (c === 0) {
+        span.up = proxy.bytes.up - before.up;
+        span.down = proxy.bytes.down - before.down;
+      }
+      const key = `${direction}/${kind}/${cut === 'went through' ? cut : 'error'}`;
+      seen[key] = (seen[key] ?? 0) + 1;
+      proxy.disarm();
+
+      await turso.push();
+      await turso.pull();
+      await db.sync();
+      const onServer = await serverQuery(name, 'SELECT id, v FROM t ORDER BY id');
+      expect(await localRows(db), `${what} (${cut})`).toEqual(onServer);
+      const tursoRows = ((await (await turso.prepare('SELECT id, v FROM t ORDER BY id')).all()) as { id: number; v: string | null }[]).map((r) => [String(r.id), r.v === null ? null : String(r.v)]);
+      expect(tursoRows, `${what} (${cut})`).toEqual(onServer);
+      expect(onServer.filter(([k]) => Number(k) >= 2000).length, `${what}: Turso's inserts`).toBe(tursoId - 2000);
+      const applied = await serverQuery(name, 'SELECT id, count(*) FROM audit WHERE id BETWEEN 1000 AND 1999 GROUP BY id ORDER BY id');
+      expect(applied, what).toEqual(Array.from({ length: id - 1000 }, (_, k) => [String(1000 + k), '1']));
+    } finally {
+      await db.close();
+      await turso.close();
+    }
+  }
+  console.log(`cut streams with Turso's client: ${cases} cases, its whole sync ${span.up} bytes up and ${span.down} down; outcomes ${JSON.stringify(seen)}`);
 }, 600_000);
