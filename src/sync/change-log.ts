@@ -35,6 +35,7 @@ import { invariant } from './invariant.js';
 import { NullKeys } from './null-keys.js';
 import { rowidAliasFor } from './push-sql.js';
 import { tableExists } from './schema.js';
+import { shadowDataIsDerived } from './virtual-table-sql.js';
 
 export const CHANGES_TABLE = '_outpost_changes';
 /** Multi-tab bookkeeping (worker/call-log.ts): which follower calls committed. Local only. */
@@ -259,9 +260,11 @@ export class ChangeLog {
  * Their rows are never pushed as rows: a server (and another replica) rebuilds them from the
  * rows of the tables they index. An FTS5 table with external content (`content='notes'`, kept
  * up to date by triggers) therefore syncs through its content table. Where the shadow tables
- * hold the only copy of the data (an FTS5 table with its own content, an R*Tree), there is no
- * row to sync it by: such a write is refused at its COMMIT, with the reason, rather than kept
- * locally and silently never synced.
+ * hold the only copy of the data (an FTS5 table with its own content or contentless, an
+ * R*Tree, any other module), there is no row to sync it by: such a write is refused at its
+ * COMMIT, with the reason, rather than kept locally, never synced and lost at the next pull.
+ * Only external-content FTS5 is skipped, read from its statement as SQLite reads it
+ * (virtual-table-sql.ts); anything else with shadow tables is refused.
  *
  * The same holds for a table without a primary key, whose rows sync by their rowid, when a
  * column takes the rowid's names: SQLite's session records no row of such a table that has a
@@ -273,12 +276,15 @@ export class ChangeLog {
 class ShadowTables {
   /** What to do with each table asked about: capture it, skip it (derived), or refuse it. */
   private readonly known = new Map<string, 'track' | 'skip' | 'refuse' | 'no-rowid-name'>();
+  /** The virtual table each classified shadow table belongs to, for the refusal's message. */
+  private readonly owners = new Map<string, string>();
 
   constructor(private readonly conn: () => Connection | null) {}
 
   /** Forgets every classification (the schema may have changed). */
   forget(): void {
     this.known.clear();
+    this.owners.clear();
   }
 
   /** The session's question; a table to refuse is tracked, so its commit can be seen and refused. */
@@ -303,7 +309,7 @@ class ShadowTables {
     }
     const refused = tables.filter((t) => this.classify(t) === 'refuse');
     if (refused.length > 0) {
-      const owner = refused[0]!.replace(/_(content|node|rowid|parent)$/i, '');
+      const owner = this.owners.get(refused[0]!) ?? refused[0]!;
       throw new OutpostError(
         `${owner} keeps its data in its own shadow tables, which sync cannot carry: in a synced database, use an FTS5 table with external content (content='your_table', kept current by triggers), and keep R*Tree indexes out of synced databases (rebuild them locally from synced rows)`,
         'INVALID_ARGUMENT',
@@ -318,12 +324,16 @@ class ShadowTables {
     if (!conn) return 'track';
     let kind: 'track' | 'skip' | 'refuse' | 'no-rowid-name' = rowidUnnamed(conn, table) ? 'no-rowid-name' : 'track';
     if (Number(conn.value("SELECT count(*) FROM pragma_table_list WHERE schema = 'main' AND type = 'shadow' AND name = ?", [table])) > 0) {
-      kind = 'skip';
-      const owner = /^(.*)_(content|node|rowid|parent)$/i.exec(table);
-      if (owner) {
-        const sql = String(conn.value("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ? AND sql LIKE 'CREATE VIRTUAL TABLE%'", [owner[1]!]) ?? '');
-        if ((/\busing\s+fts5\b/i.test(sql) && owner[2]!.toLowerCase() === 'content') || /\busing\s+rtree/i.test(sql)) kind = 'refuse';
-      }
+      // The owner is the virtual table whose name, then `_`, starts the shadow table's (the
+      // longest such). Only derived data may be skipped; a table whose owner cannot be read
+      // is refused rather than left to be lost at the next pull.
+      const owners = conn
+        .execute("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'", undefined)
+        .rows.filter((row) => table.toLowerCase().startsWith(`${String(row[0]).toLowerCase()}_`))
+        .sort((a, b) => String(b[0]).length - String(a[0]).length);
+      const owner = owners[0];
+      kind = owner && shadowDataIsDerived(String(owner[1])) ? 'skip' : 'refuse';
+      if (owner) this.owners.set(table, String(owner[0]));
     }
     this.known.set(table, kind);
     return kind;
