@@ -32,6 +32,7 @@ import type { Driver } from '../driver.js';
 import { DRIVER_METHODS } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import type { SyncProgress } from '../types.js';
+import { EarlyEvents } from './early-events.js';
 import { type BrokerPort, deserializeError } from './protocol.js';
 import type { LinkPort } from './worker-link.js';
 import {
@@ -118,13 +119,8 @@ export class SharedDriver {
   /** The engine died inside this tab's transaction, which `Database` has not yet rolled back. */
   private transactionLost = false;
   private listener: ((tables: string[]) => void) | null = null;
-  /**
-   * Tables an engine announced as changed before this context could call it (its port from
-   * the broker comes by another road than the channel, and may come later): heard when it
-   * becomes current. A new engine's first announcement (every table: the previous engine may
-   * have committed writes it never announced) must not be lost, or a live query misses them.
-   */
-  private readonly earlyTables = new Map<string, Set<string>>();
+  /** What engines announced before this context could call them: heard when they become current. */
+  private readonly early = new EarlyEvents(UNHEARD_PROGRESS_MAX);
   private progressListener: ((progress: SyncProgress) => void) | null = null;
   /** Progress before anyone listened (a live bootstrap can end before the app's first `onSyncProgress`): the first listener hears it. */
   private unheardProgress: SyncProgress[] | null = [];
@@ -132,6 +128,11 @@ export class SharedDriver {
   private readySettled = false;
   /** This context is opening the engine (a slow open is not a silent engine). */
   private opening = false;
+  /**
+   * This context's own worker has started its seat. Until then no silence counts: loading the
+   * worker's scripts can take seconds on a busy machine, and is not an engine falling silent.
+   */
+  private seatStarted = false;
   /** When the current (or awaited) engine was last heard from. */
   private lastHeardAt = Date.now();
   private readonly watchdog: ReturnType<typeof setInterval>;
@@ -159,6 +160,8 @@ export class SharedDriver {
       this.resolveReady = resolve;
       this.rejectReady = reject;
     });
+    // It can reject before start() awaits it (the worker failed while loading): not unhandled.
+    this.ready.catch(() => {});
     this.channel = new BroadcastChannel(channelName(name));
     this.channel.onmessage = (event: MessageEvent<TabMessage>) => this.receive(event.data);
     this.replies = new BroadcastChannel(replyChannelName(name, this.clientId));
@@ -212,6 +215,9 @@ export class SharedDriver {
     this.joinBroker();
     this.channel.postMessage({ type: 'hello' } satisfies TabMessage);
     await this.startSeat({ clientId: this.clientId, brokerId: this.broker?.brokerId ?? null });
+    // The seat now queues for the database lock: from here, a silence is another engine's.
+    this.seatStarted = true;
+    this.lastHeardAt = Date.now();
     await this.ready;
   }
 
@@ -315,23 +321,11 @@ export class SharedDriver {
     if (this.state.kind === 'remote' && this.state.engineId === engineId) return;
     this.engineChanged(engineId);
     this.state = { kind: 'remote', engineId, link, own: engineId === this.ownEngine };
-    const early = this.earlyTables.get(engineId);
-    this.earlyTables.clear();
-    if (early) this.listener?.([...early]);
+    const early = this.early.take(engineId);
+    if (early.tables.length > 0) this.listener?.(early.tables);
+    for (const progress of early.progress) this.progressed(progress);
     this.settleReady();
     this.flush();
-  }
-
-  /** Keeps what a not-yet-current engine announced (earlyTables), for the last few engines only. */
-  private holdTables(engineId: string, tables: readonly string[]): void {
-    let held = this.earlyTables.get(engineId);
-    if (!held) {
-      // Engines come one at a time: more than a few waiting means the oldest will never be current.
-      if (this.earlyTables.size >= 4) this.earlyTables.delete(this.earlyTables.keys().next().value as string);
-      held = new Set();
-      this.earlyTables.set(engineId, held);
-    }
-    for (const t of tables) held.add(t);
   }
 
   private closed(): boolean {
@@ -368,9 +362,11 @@ export class SharedDriver {
       // Our own engine's events come over the seat port, in order with its answers.
       if (message.engineId === this.ownEngine) return;
       if (this.isCurrent(message.engineId)) this.listener?.(message.tables);
-      else if (!this.retired.has(message.engineId)) this.holdTables(message.engineId, message.tables);
+      else if (!this.retired.has(message.engineId)) this.early.tables(message.engineId, message.tables);
     } else if (message.type === 'progress') {
-      if (this.isCurrent(message.engineId) && message.engineId !== this.ownEngine) this.progressed(message.progress);
+      if (message.engineId === this.ownEngine) return;
+      if (this.isCurrent(message.engineId)) this.progressed(message.progress);
+      else if (!this.retired.has(message.engineId)) this.early.progress(message.engineId, message.progress);
     }
   }
 
@@ -519,7 +515,7 @@ export class SharedDriver {
    */
   private checkSilence(): void {
     // Our own engine is not silent while this context lives; a busy statement there has no timeout.
-    if ((this.state.kind === 'remote' && this.state.own) || this.state.kind === 'closed' || this.opening) return;
+    if ((this.state.kind === 'remote' && this.state.own) || this.state.kind === 'closed' || this.opening || !this.seatStarted) return;
     const now = Date.now();
     for (const [callId, call] of this.pending) {
       if (now - Math.max(this.lastHeardAt, call.sentAt) <= this.timeoutMs) continue;
@@ -547,12 +543,14 @@ export class SharedDriver {
       return;
     }
     if (reply.type === 'closed') {
+      const wasCurrent = this.isCurrent(reply.engineId);
       this.retired.add(reply.engineId);
       this.dropLink(reply.engineId);
       if (reply.engineId === this.ownEngine) this.ownEngine = null;
       // Every call it took has been answered before this: the others never reached it.
       for (const call of this.pending.values()) if (call.sentTo === reply.engineId) this.resend(call);
-      this.engineChanging('');
+      // Read after its successor took over (it came by another road), it must not unseat that one.
+      if (wasCurrent) this.state = { kind: 'waiting' };
       this.flush();
       return;
     }
@@ -569,10 +567,11 @@ export class SharedDriver {
       return;
     }
     if (reply.type === 'not-run') {
-      // The engine is closing: wait for the next one.
-      call.sentTo = null;
-      call.accepted = false;
-      this.engineChanging('');
+      // The engine is closing: the call goes to the next one, which may be current already
+      // (this came by another road than its announcement) and may have been asked about it.
+      this.resend(call);
+      if (this.isCurrent(reply.engineId)) this.state = { kind: 'waiting' };
+      else this.flush();
       return;
     }
     this.pending.delete(reply.callId);
