@@ -308,24 +308,76 @@ class CellCursor {
   }
 }
 
+/**
+ * How rows are made: each starts as a copy of `template` (every column's key in order, each
+ * null) and is filled in by `keys` (the column names as the template's own key strings).
+ * - A copy of one shape filled in costs less than a row built key by key, which walks shape
+ *   transitions through a lookup shared by every column name of every query.
+ * - The keys are the template's own strings because the engine's column names are decoded from
+ *   UTF-8, and a key string V8 has not interned is looked up in its string table at every store:
+ *   with them, storing by name was about half of a 100,000-row `query()`'s objects (Node).
+ * A duplicate name keeps its first place and its last value, as when the keys were added one by
+ * one.
+ */
+function rowShape(columns: string[]): { template: Record<string, SqlValue>; keys: string[] } {
+  const template: Record<string, SqlValue> = {};
+  // A `__proto__` column's value may set a row's prototype, and later keys then behave as
+  // that prototype says: such rows are built key by key from an empty template, as always.
+  if (!columns.includes('__proto__')) for (const c of columns) template[c] = null;
+  const interned = new Map<string, string>();
+  for (const k of Object.keys(template)) interned.set(k, k);
+  return { template, keys: columns.map((c) => interned.get(c) ?? c) };
+}
+
 /** Rows as objects keyed by column name (a later duplicate name wins). */
 export function unpackRows<T>(rows: PackedRows): T[] {
   const out: T[] = new Array<T>(rows.rowCount);
   const { columns } = rows;
   const width = columns.length;
+  const { template, keys } = rowShape(columns);
   if ('values' in rows) {
     const { values } = rows;
     for (let r = 0, i = 0; r < rows.rowCount; r++) {
-      const row: Record<string, SqlValue> = {};
-      for (let c = 0; c < width; c++) row[columns[c]!] = values[i++]!;
+      const row = { ...template };
+      for (let c = 0; c < width; c++) row[keys[c]!] = values[i++]!;
       out[r] = row as T;
     }
     return out;
   }
-  const cursor = new CellCursor(rows);
-  for (let r = 0; r < rows.rowCount; r++) {
-    const row: Record<string, SqlValue> = {};
-    for (let c = 0; c < width; c++) row[columns[c]!] = cursor.next();
+  // The cursor's reads, inlined: a call per cell was a third of this loop.
+  const { types, numbers, asciiLengths, strings, bigints, blobs } = rows;
+  const ascii = rows.ascii.length > 0 ? textDecoder.decode(rows.ascii) : '';
+  let asciiAt = 0;
+  let asciiK = 0;
+  let s = 0;
+  let b = 0;
+  let bl = 0;
+  for (let r = 0, i = 0; r < rows.rowCount; r++) {
+    const row = { ...template };
+    for (let c = 0; c < width; c++, i++) {
+      let v: SqlValue = null;
+      switch (types[i]) {
+        case CELL_NUMBER:
+          v = numbers[i]!;
+          break;
+        case CELL_ASCII: {
+          const at = asciiAt;
+          asciiAt += asciiLengths[asciiK++]!;
+          v = ascii.substring(at, asciiAt);
+          break;
+        }
+        case CELL_STRING:
+          v = strings[s++]!;
+          break;
+        case CELL_BIGINT:
+          v = bigints[b++]!;
+          break;
+        case CELL_BLOB:
+          v = blobs[bl++]!;
+          break;
+      }
+      row[keys[c]!] = v;
+    }
     out[r] = row as T;
   }
   return out;
