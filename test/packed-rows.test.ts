@@ -2,7 +2,7 @@
 import { expect, test } from 'vitest';
 import { RowPacker, SMALL_RESULT_CELLS, TRANSFER_MIN_BYTES, transferables, unpackRows, unpackValues } from '../src/engine/packed-rows.js';
 import type { SqlValue } from '../src/types.js';
-import { int, rng, sqlValue, testSeed } from './support/generate.js';
+import { int, pick, rng, sqlValue, testSeed } from './support/generate.js';
 
 const encoder = new TextEncoder();
 
@@ -68,4 +68,29 @@ test('results on both sides of the small-result bound keep every value, and only
   const big = pack(['b'], [[new Uint8Array(TRANSFER_MIN_BYTES)]], random);
   expect('values' in big && transferables(big)).toHaveLength(1);
   expect(transferables(pack(['n'], [[1]], random))).toEqual([]);
+});
+
+test('rows built from a shared shape have the keys, order and values of rows built key by key, for any column names (generated)', () => {
+  const seed = testSeed();
+  console.log(`packed-rows shape seed ${seed} (OUTPOST_SEED=${seed} replays)`);
+  const random = rng(seed);
+  // Duplicates, integer-like names (which objects order first), and names of Object.prototype.
+  // (A `__proto__` column keeps the key-by-key rows, whose value may even set the prototype.)
+  const names = ['id', 'x', 'id', '0', '10', '2', 'constructor', 'toString', 'é', '', 'a b'];
+  for (let round = 0; round < 100; round++) {
+    const width = int(random, 1, 7);
+    // Column names as the engine gives them: decoded from UTF-8, not literals.
+    const columns = Array.from({ length: width }, () => new TextDecoder().decode(encoder.encode(pick(random, names))));
+    const rows = Array.from({ length: int(random, 0, 40) }, () => Array.from({ length: width }, () => sqlValue(random)));
+    const got = unpackRows<Record<string, SqlValue>>(pack(columns, rows, random));
+    expect(got.length).toBe(rows.length);
+    for (let r = 0; r < rows.length; r++) {
+      const want: Record<string, SqlValue> = {};
+      for (let c = 0; c < width; c++) want[columns[c]!] = rows[r]![c]!;
+      const row = got[r]!;
+      expect(Object.getPrototypeOf(row)).toBe(Object.getPrototypeOf(want));
+      expect(Object.keys(row)).toEqual(Object.keys(want));
+      for (const k of Object.keys(want)) expect(row[k]).toEqual(want[k]);
+    }
+  }
 });

@@ -1,0 +1,78 @@
+/**
+ * The hot-path probe's page (`bench/hot.ts` drives it): through the public API, the `SELECT 1`
+ * round trip, a bare postMessage echo (the floor of any call) and `query()` of N rows x 5
+ * columns, each as `bench/page/main.ts` `runApi` measures it, but nothing else.
+ */
+import { open, type Database } from '../../src/index.js';
+
+let db: Database | null = null;
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Opens a fresh database (`storage`: 'opfs' or 'memory') with the `big` table of `rows` rows. */
+async function prepare(name: string, storage: 'opfs' | 'memory', rows: number): Promise<void> {
+  db = await open(name, { storage });
+  await db.exec(`DROP TABLE IF EXISTS big; CREATE TABLE big(id INTEGER PRIMARY KEY, x REAL, label TEXT, tag TEXT, n INTEGER);
+    WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${rows})
+    INSERT INTO big SELECT i, i * 1.5, 'label number ' || i, hex(i * 7919), i % 97 FROM s;`);
+}
+
+/** Median ms of `calls` `SELECT 1` round trips after 50 warm-up calls. */
+async function select1(calls: number): Promise<number> {
+  for (let i = 0; i < 50; i++) await db!.get('SELECT 1');
+  const lat: number[] = [];
+  for (let i = 0; i < calls; i++) {
+    const t0 = performance.now();
+    await db!.get('SELECT 1');
+    lat.push(performance.now() - t0);
+  }
+  return median(lat);
+}
+
+/** Median ms of `calls` bare postMessage round trips to an echoing worker. */
+async function echo(calls: number): Promise<number> {
+  const worker = new Worker(new URL('../page/echo-worker.ts', import.meta.url), { type: 'module' });
+  try {
+    const ping = (): Promise<unknown> =>
+      new Promise((resolve) => {
+        worker.onmessage = (e) => resolve(e.data);
+        worker.postMessage([1, 'query', ['SELECT 1', undefined]]);
+      });
+    for (let i = 0; i < 50; i++) await ping();
+    const lat: number[] = [];
+    for (let i = 0; i < calls; i++) {
+      const t0 = performance.now();
+      await ping();
+      lat.push(performance.now() - t0);
+    }
+    return median(lat);
+  } finally {
+    worker.terminate();
+  }
+}
+
+/** ms of one `query()` of every row of `big`, 5 columns. */
+async function query(): Promise<number> {
+  const t0 = performance.now();
+  const got = await db!.query('SELECT id, x, label, tag, n FROM big');
+  const ms = performance.now() - t0;
+  if (got.length === 0) throw new Error('no rows');
+  return ms;
+}
+
+async function close(): Promise<void> {
+  await db?.close();
+  db = null;
+}
+
+declare global {
+  interface Window {
+    hot: { prepare: typeof prepare; select1: typeof select1; echo: typeof echo; query: typeof query; close: typeof close };
+  }
+}
+window.hot = { prepare, select1, echo, query, close };
+document.getElementById('status')!.textContent = 'ready';

@@ -1,0 +1,140 @@
+/**
+ * `npx tsx bench/hot.ts [--base DIR] [--rounds N] [--calls C] [--rows R] [--queries Q] [--storage opfs|memory]`
+ *
+ * The per-call figures of issue 15 alone, in headless Chromium through the public API: the
+ * `SELECT 1` round trip (median of C calls), a bare postMessage echo to a worker in the same page
+ * (the floor), and `query()` of R rows x 5 columns (the best of Q queries). With --base, the same
+ * page built from another checkout (DIR, which gets bench/hot-page copied in if it lacks it) runs
+ * in the same browser, interleaved round by round with alternating order: on a busy machine only
+ * such same-run ratios mean anything. Prints per-round figures and the medians over rounds.
+ */
+import { cpSync, existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright';
+import { build, preview } from 'vite';
+import { chromiumPath } from '../scripts/chromium.js';
+
+interface Args {
+  base?: string | undefined;
+  rounds: number;
+  calls: number;
+  rows: number;
+  queries: number;
+  storage: 'opfs' | 'memory';
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { rounds: 6, calls: 2000, rows: 100_000, queries: 3, storage: 'opfs' };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--base') args.base = resolve(next());
+    else if (a === '--rounds') args.rounds = Number(next());
+    else if (a === '--calls') args.calls = Number(next());
+    else if (a === '--rows') args.rows = Number(next());
+    else if (a === '--queries') args.queries = Number(next());
+    else if (a === '--storage') {
+      const s = next();
+      if (s !== 'opfs' && s !== 'memory') throw new Error('--storage is opfs or memory');
+      args.storage = s;
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  return args;
+}
+
+/** Builds `tree`'s hot page and serves it (cross-origin isolated, as the bench's page); resolves with its address. */
+async function serve(tree: string): Promise<string> {
+  const root = join(tree, 'bench', 'hot-page');
+  if (!existsSync(root)) cpSync(new URL('./hot-page/', import.meta.url).pathname, root, { recursive: true });
+  const outDir = mkdtempSync(join(tmpdir(), 'outpost-hot-build-'));
+  await build({ root, configFile: false, logLevel: 'warn', build: { outDir, emptyOutDir: true, target: 'es2022' }, worker: { format: 'es' } });
+  const server = await preview({
+    root,
+    configFile: false,
+    logLevel: 'warn',
+    build: { outDir },
+    preview: {
+      host: '127.0.0.1',
+      port: 0,
+      headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
+    },
+  });
+  const address = server.httpServer.address();
+  if (!address || typeof address === 'string') throw new Error('vite did not bind');
+  return `http://127.0.0.1:${address.port}/`;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+interface Round {
+  select1Ms: number;
+  echoMs: number;
+  queryMs: number;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const trees: Record<string, string> = { current: resolve(new URL('..', import.meta.url).pathname) };
+  if (args.base) trees.base = args.base;
+  const urls: Record<string, string> = {};
+  for (const [label, tree] of Object.entries(trees)) urls[label] = await serve(tree);
+  const profile = mkdtempSync(join(tmpdir(), 'outpost-hot-profile-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath(),
+    headless: true,
+    args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  const rounds: Record<string, Round[]> = {};
+  try {
+    for (let round = 0; round < args.rounds; round++) {
+      const order = Object.keys(urls);
+      if (round % 2) order.reverse();
+      for (const label of order) {
+        const page = await context.newPage();
+        page.on('pageerror', (e) => console.error(`${label}: page error: ${e.message}`));
+        await page.goto(urls[label]!);
+        await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready', undefined, { timeout: 60_000 });
+        await page.evaluate(([n, s, r]) => window.hot.prepare(n, s, r), [`hot-${label}-${round}`, args.storage, args.rows] as const);
+        const select1Ms = await page.evaluate((c) => window.hot.select1(c), args.calls);
+        const echoMs = await page.evaluate((c) => window.hot.echo(c), args.calls);
+        const queries: number[] = [];
+        for (let q = 0; q < args.queries; q++) queries.push(await page.evaluate(() => window.hot.query()));
+        await page.evaluate(() => window.hot.close());
+        await page.close();
+        const r: Round = { select1Ms, echoMs, queryMs: Math.min(...queries) };
+        (rounds[label] ??= []).push(r);
+        process.stderr.write(
+          `round ${round + 1} ${label}: SELECT 1 ${select1Ms.toFixed(3)} ms (echo ${echoMs.toFixed(3)}, ${(select1Ms / echoMs).toFixed(2)}x); ` +
+            `query ${queries.map((q) => ((args.rows / q) * 1e-3).toFixed(2)).join(' ')} M rows/s\n`,
+        );
+      }
+    }
+  } finally {
+    await context.close();
+  }
+  console.log(`| ${args.storage}, ${args.rounds} rounds, median over rounds (best) | ${Object.keys(urls).join(' | ')} |`);
+  console.log(`|---|${Object.keys(urls).map(() => '---:').join('|')}|`);
+  const row = (name: string, f: (r: Round) => number, fmt: (x: number) => string, higherBetter = false): void => {
+    const cells = Object.keys(urls).map((l) => {
+      const xs = (rounds[l] ?? []).map(f);
+      return `${fmt(median(xs))} (${fmt(higherBetter ? Math.max(...xs) : Math.min(...xs))})`;
+    });
+    console.log(`| ${name} | ${cells.join(' | ')} |`);
+  };
+  row('SELECT 1 median, ms', (r) => r.select1Ms, (x) => x.toFixed(3));
+  row('bare echo median, ms', (r) => r.echoMs, (x) => x.toFixed(3));
+  row('SELECT 1 / echo', (r) => r.select1Ms / r.echoMs, (x) => `${x.toFixed(2)}x`);
+  row(`query() ${args.rows} x 5, M rows/s`, (r) => args.rows / r.queryMs / 1e3, (x) => x.toFixed(2), true);
+  process.exit(0);
+}
+
+await main();
