@@ -4,7 +4,8 @@
  * incremental pulls. The load generator is this process; the server is another. Reports
  * pushes/s, pull latency p50/p99, the server's peak RSS and the server's CPU time per pushed
  * transaction (all its work, pulls and long polls included, divided by the pushes: a figure
- * that holds on a busy machine, where throughput says as much about the neighbours), each
+ * that holds on a busy machine, where throughput says as much about the neighbours; the load
+ * generator's own CPU per push beside it, which bounds the throughput from its side), each
  * beside its target, and the same workload against `turso --sync-server` (which hosts a single
  * database). With `LOAD_BASELINE=DIR` (a checkout's root, whose `src/server/cli.ts` is run), a
  * baseline server runs the same workload right after each Outpost row, so before/after figures

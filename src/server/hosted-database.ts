@@ -540,7 +540,13 @@ export class HostedDatabase {
    * pushes apply). Never reachable from a request.
    */
   execTrusted(sql: string): void {
-    this.conn.execWithoutRules(sql);
+    try {
+      this.conn.execWithoutRules(sql);
+    } catch (e) {
+      // A commit frame the revision log saw may not have committed (see `committedPages`).
+      this.revlog.forgetSize();
+      throw e;
+    }
   }
 
   async close(): Promise<void> {

@@ -261,9 +261,7 @@ class SyncServer implements OutpostServer {
     ownSocket: boolean,
   ) {
     this.verifier = options.auth === false ? null : verifierFor(options);
-    this.shutdown.signal.addEventListener('abort', () => {
-      for (const end of [...this.longPolls]) end();
-    });
+    this.shutdown.signal.addEventListener('abort', () => [...this.longPolls].forEach((end) => end()));
     this.bodyBytesMax = options.maxBodyBytes ?? 32 * 1024 * 1024;
     this.longPollMsMax = options.maxLongPollMs ?? 60_000;
     this.answerIdleMs = Math.max(100, options.bodyTimeoutMs ?? 30_000);
@@ -482,12 +480,7 @@ class SyncServer implements OutpostServer {
     }
   }
 
-  /**
-   * Waits for a commit, the timeout, the client going away, or the server closing. Thousands
-   * wait at once and pushes wake them: a wait is a timer and two entries in sets, with no
-   * AbortController or shutdown listener of its own (making those showed in a loaded server's
-   * profile).
-   */
+  /** Waits for a commit, the timeout, the client going away, or the server closing (a timer and two set entries: thousands wait at once). */
   private async longPoll(db: HostedDatabase, timeoutMs: number, res: http.ServerResponse): Promise<void> {
     // A pull that reaches here while draining answers at once (the abort below already fired).
     if (this.shutdown.signal.aborted) return;
