@@ -68,7 +68,8 @@ async function phases(name: string, root: string, databases: number, pushes: num
       while (!stop) {
         waiting.add(url);
         for (const f of arrived.splice(0)) f();
-        rev = await pull(url, rev, 60_000, token);
+        // Once the server stops, the last poll may break off; that ends the loop.
+        rev = await pull(url, rev, 60_000, token).catch(() => rev);
         woken++;
       }
     });
