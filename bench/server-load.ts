@@ -4,18 +4,22 @@
  * incremental pulls. The load generator is this process; the server is another. Reports
  * pushes/s, pull latency p50/p99, the server's peak RSS and the server's CPU time per pushed
  * transaction (all its work, pulls and long polls included, divided by the pushes: a figure
- * that holds on a busy machine, where throughput says as much about the neighbours), each
+ * that holds on a busy machine, where throughput says as much about the neighbours; the load
+ * generator's own CPU per push beside it, which bounds the throughput from its side), each
  * beside its target, and the same workload against `turso --sync-server` (which hosts a single
  * database). With `LOAD_BASELINE=DIR` (a checkout's root, whose `src/server/cli.ts` is run), a
  * baseline server runs the same workload right after each Outpost row, so before/after figures
  * come from one run. Requests go over kept-alive `node:http` sockets (fetch costs the generator
  * several times as much CPU), with a write token when the server checks them, as in production.
- * Every loop is bounded in count and time, and stops by itself.
+ * Every loop is bounded in count and time, and stops by itself. With `LOAD_PROFILE=DIR`, each
+ * Outpost server is CPU-profiled over the measured window alone (server-profile-hook.ts), into
+ * `DIR/<server>-<databases>.cpuprofile` and a summary beside it (`.txt`). `LOAD_TURSO=0` leaves
+ * turso's row out.
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawnGroup, stopGroup } from '../test/support/processes.js';
 import * as http from 'node:http';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { mintToken } from '../src/server/auth.js';
 import { PullStreamReader, encodePullRequest } from '../src/protocol/pull-updates.js';
@@ -30,13 +34,18 @@ export interface LoadRow {
   peakRssMiB: number;
   /** The server's CPU time (user + system, every process of its group) per pushed transaction. */
   cpuMsPerPush: number;
+  /**
+   * This process's (the load generator's) CPU time per pushed transaction: with the server on
+   * one core and this on the other, the throughput can be no more than 1000 / this.
+   */
+  generatorCpuMsPerPush: number;
 }
 
 /** The issue's targets (on this machine, the generator in another process). */
 export const TARGETS = { pushesPerSecond: 2000, pullP99Ms: 20, rssMiB: 1024 } as const;
 
 /** The processes of the group `pgid` leads (the npm `turso` wrapper and its binary, or one node). */
-function groupPids(pgid: number): number[] {
+export function groupPids(pgid: number): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -66,7 +75,7 @@ function peakRssMiB(pgid: number): number {
 }
 
 /** CPU milliseconds (user + system) the group has used so far. */
-function cpuMs(pgid: number): number {
+export function cpuMs(pgid: number): number {
   const tickMs = 10; // USER_HZ is 100 on Linux.
   let ticks = 0;
   for (const pid of groupPids(pgid)) {
@@ -94,7 +103,7 @@ export async function waitForPort(url: string): Promise<void> {
   throw new Error(`server at ${url} did not start`);
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
+export const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
 
 /** One POST over the kept-alive agent; the status and body. */
 function post(url: string, body: Uint8Array | string, token: string | null): Promise<{ status: number; body: Buffer }> {
@@ -112,7 +121,7 @@ function post(url: string, body: Uint8Array | string, token: string | null): Pro
   });
 }
 
-async function pipeline(url: string, body: unknown, token: string | null): Promise<void> {
+export async function pipeline(url: string, body: unknown, token: string | null): Promise<void> {
   const res = await post(`${url}/v2/pipeline`, JSON.stringify(body), token);
   if (res.status !== 200) throw new Error(`pipeline ${res.status}: ${res.body.toString().slice(0, 200)}`);
 }
@@ -126,7 +135,7 @@ export async function pull(url: string, clientRevision: string, longPollTimeoutM
   return reader.finish().serverRevision;
 }
 
-async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+export async function pool<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < items.length) await fn(items[next++]!);
@@ -138,11 +147,38 @@ export const quantile = (xs: number[], q: number): number => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
 };
 
-async function workload(name: string, dbUrls: string[], child: ChildProcess, seconds: number, token: string | null): Promise<LoadRow> {
-  // Create and fill every database.
+/** Where a profiled server writes its profile (without the extension), or null when not profiled. */
+export type ProfileBase = string | null;
+
+/** Tells a profiled server that the measured window starts or ends (server-profile-hook.ts). */
+export function markWindow(child: ChildProcess, profile: ProfileBase): void {
+  if (profile !== null) process.kill(child.pid!, 'SIGUSR2');
+}
+
+/** Waits (bounded) for a profiled server to write its profile once its window ended. */
+export async function profileWritten(profile: ProfileBase): Promise<void> {
+  for (let i = 0; profile !== null && i < 200 && !existsSync(`${profile}.txt`); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** The pushed transaction: one row in a Hrana batch, as a libsql client's transaction sends it. */
+export function pushBody(value: string): unknown {
+  return {
+    baton: null,
+    requests: [{ type: 'batch', batch: { steps: [{ stmt: { sql: 'BEGIN IMMEDIATE' } }, { stmt: { sql: 'INSERT INTO t(v) VALUES (?)', args: [{ type: 'text', value }] }, condition: { type: 'ok', step: 0 } }, { stmt: { sql: 'COMMIT' }, condition: { type: 'ok', step: 1 } }] } }],
+  };
+}
+
+/** Creates and fills every database (one table, one row). */
+export async function fillDatabases(dbUrls: string[], token: string | null): Promise<void> {
   await pool(dbUrls, 16, (url) => pipeline(url, batch('CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)', "INSERT INTO t(v) VALUES ('seed')"), token));
+}
+
+async function workload(name: string, dbUrls: string[], child: ChildProcess, seconds: number, token: string | null, profile: ProfileBase = null): Promise<LoadRow> {
+  await fillDatabases(dbUrls, token);
+  markWindow(child, profile);
   const deadline = Date.now() + seconds * 1000;
   const cpuBefore = cpuMs(child.pid!);
+  const generatorBefore = process.cpuUsage();
   let stop = false;
   // 200 long-polling clients, spread over the databases.
   const pollers = Array.from({ length: 200 }, async (_, i) => {
@@ -156,14 +192,7 @@ async function workload(name: string, dbUrls: string[], child: ChildProcess, sec
   const pushers = Array.from({ length: 32 }, async () => {
     while (Date.now() < deadline) {
       const url = dbUrls[Math.floor(Math.random() * dbUrls.length)]!;
-      await pipeline(
-        url,
-        {
-          baton: null,
-          requests: [{ type: 'batch', batch: { steps: [{ stmt: { sql: 'BEGIN IMMEDIATE' } }, { stmt: { sql: 'INSERT INTO t(v) VALUES (?)', args: [{ type: 'text', value: `push ${n++}` }] }, condition: { type: 'ok', step: 0 } }, { stmt: { sql: 'COMMIT' }, condition: { type: 'ok', step: 1 } }] } }],
-        },
-        token,
-      );
+      await pipeline(url, pushBody(`push ${n++}`), token);
       pushes++;
     }
   });
@@ -180,8 +209,11 @@ async function workload(name: string, dbUrls: string[], child: ChildProcess, sec
   })();
   await Promise.all([...pushers, sampler]);
   const cpuSpent = cpuMs(child.pid!) - cpuBefore;
+  const generator = process.cpuUsage(generatorBefore);
+  markWindow(child, profile);
   stop = true;
   await Promise.all(pollers);
+  await profileWritten(profile);
   return {
     server: name,
     databases: dbUrls.length,
@@ -190,6 +222,7 @@ async function workload(name: string, dbUrls: string[], child: ChildProcess, sec
     pullP99Ms: quantile(latencies, 0.99),
     peakRssMiB: peakRssMiB(child.pid!),
     cpuMsPerPush: cpuSpent / Math.max(1, pushes),
+    generatorCpuMsPerPush: (generator.user + generator.system) / 1000 / Math.max(1, pushes),
   };
 }
 
@@ -197,22 +230,55 @@ function stopChild(child: ChildProcess): Promise<void> {
   return stopGroup(child, 'SIGTERM');
 }
 
-/** One Outpost server (the source at `root`) under the workload with `count` databases. */
-async function outpostRow(name: string, root: string, count: number, seconds: number): Promise<LoadRow> {
+/** A running Outpost server started by `startOutpost`. */
+export interface OutpostProcess {
+  child: ChildProcess;
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  /** A write token for every database. */
+  token: string;
+  /** Where it writes its profile when profiled (`LOAD_PROFILE`), else null. */
+  profile: ProfileBase;
+  stop(): Promise<void>;
+}
+
+/** Starts an Outpost server (the source at `root`) in its own process and waits until it answers. */
+export async function startOutpost(name: string, root: string, count: number): Promise<OutpostProcess> {
   const port = 22000 + Math.floor(Math.random() * 10000);
   const data = tempDir('outpost-load-');
   const nodeArgs = (process.env.LOAD_NODE_ARGS ?? '').split(' ').filter(Boolean);
   // The server's own open limit unless LOAD_MAX_OPEN sets one (a baseline runs with its own default).
   const maxOpen = process.env.LOAD_MAX_OPEN ? ['--max-open', process.env.LOAD_MAX_OPEN] : [];
   const serverArgs = ['serve', '--data', data, '--port', String(port), '--auth-secret', SECRET, '--quiet', ...maxOpen];
-  const child = spawnGroup(process.execPath, [...nodeArgs, '--import', 'tsx', join(root, 'src/server/cli.ts'), ...serverArgs], { stdio: 'ignore', cwd: root });
+  const profileDir = process.env.LOAD_PROFILE;
+  const profile = profileDir ? join(profileDir, `${name.replace(/\W+/g, '-').replace(/^-|-$/g, '')}-${count}`) : null;
+  if (profile !== null) {
+    mkdirSync(profileDir!, { recursive: true });
+    rmSync(`${profile}.txt`, { force: true });
+  }
+  // This checkout's hook profiles a baseline's server too.
+  const hook = profile !== null ? ['--import', join(process.cwd(), 'bench/server-profile-hook.ts')] : [];
+  const env = profile !== null ? { ...process.env, LOAD_PROFILE: profile } : process.env;
+  const child = spawnGroup(process.execPath, [...nodeArgs, '--import', 'tsx', ...hook, join(root, 'src/server/cli.ts'), ...serverArgs], { stdio: 'ignore', cwd: root, env });
+  const url = `http://127.0.0.1:${port}`;
   try {
-    await waitForPort(`http://127.0.0.1:${port}`);
-    const token = await mintToken(SECRET, { db: '*', role: 'write' });
-    const urls = Array.from({ length: count }, (_, i) => `http://127.0.0.1:${port}/db/d${i}`);
-    return await workload(name, urls, child, seconds, token);
-  } finally {
+    await waitForPort(url);
+  } catch (e) {
     await stopChild(child);
+    throw e;
+  }
+  const token = await mintToken(SECRET, { db: '*', role: 'write' });
+  return { child, url, token, profile, stop: () => stopChild(child) };
+}
+
+/** One Outpost server (the source at `root`) under the workload with `count` databases. */
+async function outpostRow(name: string, root: string, count: number, seconds: number): Promise<LoadRow> {
+  const server = await startOutpost(name, root, count);
+  try {
+    const urls = Array.from({ length: count }, (_, i) => `${server.url}/db/d${i}`);
+    return await workload(name, urls, server.child, seconds, server.token, server.profile);
+  } finally {
+    await server.stop();
   }
 }
 
@@ -222,6 +288,11 @@ export async function runServerLoad(databaseCounts = [1000, 10000], seconds = 5)
   for (const count of databaseCounts) {
     rows.push(await outpostRow('Outpost server', process.cwd(), count, seconds));
     if (baseline) rows.push(await outpostRow('Outpost server (baseline)', baseline, count, seconds));
+  }
+  // LOAD_TURSO=0 leaves turso's row out (for runs that compare Outpost with its baseline only).
+  if (process.env.LOAD_TURSO === '0') {
+    agent.destroy();
+    return rows;
   }
   const port = 32000 + Math.floor(Math.random() * 10000);
   const dir = tempDir('outpost-load-turso-');
@@ -254,11 +325,11 @@ function against(figure: number, target: number, higherIsBetter: boolean, digits
 
 export function loadTable(rows: LoadRow[]): string {
   return [
-    `| server | databases | pushed transactions/s (target ≥ ${TARGETS.pushesPerSecond}) | pull p50 ms | pull p99 ms (target ≤ ${TARGETS.pullP99Ms}) | peak RSS MiB (target ≤ ${TARGETS.rssMiB}) | server CPU ms per push |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| server | databases | pushed transactions/s (target ≥ ${TARGETS.pushesPerSecond}) | pull p50 ms | pull p99 ms (target ≤ ${TARGETS.pullP99Ms}) | peak RSS MiB (target ≤ ${TARGETS.rssMiB}) | server CPU ms per push | load generator CPU ms per push |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${r.server} | ${r.databases} | ${against(r.pushesPerSecond, TARGETS.pushesPerSecond, true, 0)} | ${r.pullP50Ms.toFixed(2)} | ${against(r.pullP99Ms, TARGETS.pullP99Ms, false, 2)} | ${against(r.peakRssMiB, TARGETS.rssMiB, false, 0)} | ${r.cpuMsPerPush.toFixed(2)} |`,
+        `| ${r.server} | ${r.databases} | ${against(r.pushesPerSecond, TARGETS.pushesPerSecond, true, 0)} | ${r.pullP50Ms.toFixed(2)} | ${against(r.pullP99Ms, TARGETS.pullP99Ms, false, 2)} | ${against(r.peakRssMiB, TARGETS.rssMiB, false, 0)} | ${r.cpuMsPerPush.toFixed(2)} | ${r.generatorCpuMsPerPush.toFixed(2)} |`,
     ),
   ].join('\n');
 }

@@ -55,7 +55,6 @@ const root = protobuf.Root.fromJSON({
 
 const PullRequestType = root.lookupType('PullUpdatesReqProtoBody');
 const PullHeaderType = root.lookupType('PullUpdatesRespProtoBody');
-const PageDataType = root.lookupType('PageData');
 
 export const ENCODING_RAW = 0;
 export const APPLY_INCREMENTAL = 0;
@@ -96,38 +95,136 @@ export function encodePullRequest(req: Partial<PullRequest>): Uint8Array {
   return PullRequestType.encode(PullRequestType.create(req)).finish();
 }
 
+/**
+ * Decodes a pull-updates request by hand (the server reads one per pull, a long poll's every
+ * return included; protobufjs's decode and `toObject` with defaults cost more than the pull of
+ * an unchanged database). Proto3 rules: a missing field has its default, the last occurrence
+ * of a field wins, unknown fields are skipped; a field of the wrong wire type, a truncated
+ * field or varint, and a wire type protobuf does not have are refused (ProtocolError).
+ */
 export function decodePullRequest(bytes: Uint8Array): PullRequest {
-  let m: Record<string, unknown>;
-  try {
-    m = PullRequestType.toObject(PullRequestType.decode(bytes), { defaults: true, longs: Number, bytes: Uint8Array }) as Record<string, unknown>;
-  } catch (e) {
-    throw new ProtocolError(`malformed pull-updates request: ${(e as Error).message}`);
+  const request: PullRequest = { encoding: 0, serverRevision: '', clientRevision: '', longPollTimeoutMs: 0, serverPagesSelector: new Uint8Array(0), streamKind: 0 };
+  const cursor = { at: 0 };
+  while (cursor.at < bytes.length) {
+    const tag = readRequestVarint(bytes, cursor);
+    const field = tag >>> 3;
+    const wireType = tag & 7;
+    const expected = REQUEST_WIRE_TYPES[field];
+    if (expected !== undefined && expected !== wireType) throw new ProtocolError(`malformed pull-updates request: field ${field} has wire type ${wireType}, expected ${expected}`);
+    if (wireType === 0) {
+      const value = readRequestVarint(bytes, cursor);
+      if (field === 1) request.encoding = value | 0;
+      else if (field === 4) request.longPollTimeoutMs = value >>> 0;
+      else if (field === 8) request.streamKind = value | 0;
+    } else if (wireType === 2) {
+      const length = readRequestVarint(bytes, cursor) >>> 0;
+      if (length > bytes.length - cursor.at) throw new ProtocolError('malformed pull-updates request: a field runs past its end');
+      const value = bytes.subarray(cursor.at, cursor.at + length);
+      cursor.at += length;
+      if (field === 2) request.serverRevision = utf8.decode(value);
+      else if (field === 3) request.clientRevision = utf8.decode(value);
+      else if (field === 5) request.serverPagesSelector = value.slice();
+    } else if (wireType === 1 || wireType === 5) {
+      cursor.at += wireType === 1 ? 8 : 4;
+      if (cursor.at > bytes.length) throw new ProtocolError('malformed pull-updates request: a field runs past its end');
+    } else {
+      throw new ProtocolError(`malformed pull-updates request: wire type ${wireType}`);
+    }
   }
-  return {
-    encoding: Number(m.encoding),
-    serverRevision: String(m.serverRevision ?? ''),
-    clientRevision: String(m.clientRevision ?? ''),
-    longPollTimeoutMs: toNumber(m.longPollTimeoutMs, 'long_poll_timeout_ms'),
-    serverPagesSelector: (m.serverPagesSelector as Uint8Array | undefined) ?? new Uint8Array(0),
-    streamKind: Number(m.streamKind ?? 0),
-  };
+  return request;
 }
 
-/** Encodes the header and pages of a pull-updates response, each length-delimited. */
+/** The wire type of each field a request may carry (0: varint, 2: length-delimited). */
+const REQUEST_WIRE_TYPES: Readonly<Record<number, number>> = { 1: 0, 2: 2, 3: 2, 4: 0, 5: 2, 6: 2, 7: 2, 8: 0 };
+
+const utf8 = new TextDecoder();
+
+/** A varint of a request: its low 32 bits (as protobuf reads int32 and uint32 fields); at most 10 bytes. */
+function readRequestVarint(bytes: Uint8Array, cursor: { at: number }): number {
+  let value = 0;
+  for (let i = 0; i < 10; i++) {
+    if (cursor.at >= bytes.length) throw new ProtocolError('malformed pull-updates request: truncated varint');
+    const b = bytes[cursor.at++]!;
+    // Bits past the 32nd fall off, as protobuf's 32-bit fields drop them.
+    if (i < 5) value = (value | ((b & 0x7f) << (7 * i))) >>> 0;
+    if (b < 0x80) return value;
+  }
+  throw new ProtocolError('malformed pull-updates request: a varint is too long');
+}
+
+/** How many bytes `value` (a non-negative safe integer) takes as a varint. */
+function varintBytes(value: number): number {
+  let n = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 128);
+    n++;
+  }
+  return n;
+}
+
+/** Writes `value` (a non-negative safe integer) as a varint at `at`; returns the offset after it. */
+function writeVarint(out: Uint8Array, at: number, value: number): number {
+  while (value >= 0x80) {
+    out[at++] = (value % 128) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  out[at++] = value;
+  return at;
+}
+
+const utf8Encoder = new TextEncoder();
+
+/**
+ * Encodes the header of a pull-updates response, length-delimited, by hand: the bytes
+ * protobufjs wrote for it, without its message objects, once per pull. Fields go by number
+ * (server_revision, db_size, an empty raw_encoding, apply_mode, protocol); as protobufjs did,
+ * a field at its default (empty text, 0) is left out.
+ */
 export function encodePullHeader(h: { serverRevision: string; dbSize: number; applyMode: number }): Uint8Array {
-  return PullHeaderType.encodeDelimited(
-    PullHeaderType.create({
-      serverRevision: h.serverRevision,
-      dbSize: h.dbSize,
-      rawEncoding: {},
-      applyMode: h.applyMode,
-      protocol: PROTOCOL_PAGES,
-    }),
-  ).finish();
+  const revision = utf8Encoder.encode(h.serverRevision);
+  const revisionBytes = revision.length > 0 ? 1 + varintBytes(revision.length) + revision.length : 0;
+  const body = revisionBytes + fieldBytes(h.dbSize) + 2 + fieldBytes(h.applyMode) + 2;
+  const out = new Uint8Array(varintBytes(body) + body);
+  let at = writeVarint(out, 0, body);
+  if (revision.length > 0) {
+    out[at++] = (1 << 3) | 2;
+    at = writeVarint(out, at, revision.length);
+    out.set(revision, at);
+    at += revision.length;
+  }
+  at = writeField(out, at, 2, h.dbSize);
+  out[at++] = (3 << 3) | 2;
+  out[at++] = 0;
+  at = writeField(out, at, 6, h.applyMode);
+  out[at++] = 8 << 3;
+  out[at++] = PROTOCOL_PAGES;
+  return out;
 }
 
+/** Encodes one `PageData` message, length-delimited, by hand (the bytes protobufjs wrote): one copy of the page. */
 export function encodePage(pageId: number, page: Uint8Array): Uint8Array {
-  return PageDataType.encodeDelimited(PageDataType.create({ pageId, encodedPage: page })).finish();
+  const pageBytes = page.length > 0 ? 1 + varintBytes(page.length) + page.length : 0;
+  const body = fieldBytes(pageId) + pageBytes;
+  const out = new Uint8Array(varintBytes(body) + body);
+  let at = writeField(out, writeVarint(out, 0, body), 1, pageId);
+  if (page.length > 0) {
+    out[at++] = (2 << 3) | 2;
+    at = writeVarint(out, at, page.length);
+    out.set(page, at);
+  }
+  return out;
+}
+
+/** The bytes of varint field (a one-byte tag) holding `value`; none for 0, which protobuf leaves out. */
+function fieldBytes(value: number): number {
+  return value === 0 ? 0 : 1 + varintBytes(value);
+}
+
+/** Writes varint field `field` holding `value` (nothing for 0); returns the offset after it. */
+function writeField(out: Uint8Array, at: number, field: number, value: number): number {
+  if (value === 0) return at;
+  out[at++] = field << 3;
+  return writeVarint(out, at, value);
 }
 
 /**

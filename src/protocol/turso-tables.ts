@@ -44,6 +44,9 @@ export const PUSH_AFTER_GATE = `SELECT json_extract('{}', '${BATCH_WAITS_FOR} ' 
  */
 export const PULL_GEN = 1;
 
+/** A statement that writes (or creates) the protocol's table; compiled once, not per request. */
+const SYNC_TABLE_WRITE = new RegExp(String.raw`^\s*(?:INSERT|UPDATE|REPLACE|CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS)\b[\s\S]*\b${TURSO_SYNC_TABLE}\b`, 'i');
+
 /**
  * Whether a Hrana pipeline body is a sync client's push: it writes `turso_sync_last_change_id`
  * (Outpost's and Turso's clients both upsert or update their row in the push's transaction) or
@@ -53,8 +56,7 @@ export const PULL_GEN = 1;
 export function isSyncPush(body: unknown): boolean {
   const requests = (body as { requests?: unknown } | null)?.requests;
   if (!Array.isArray(requests)) return false;
-  const writes = new RegExp(String.raw`^\s*(?:INSERT|UPDATE|REPLACE|CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS)\b[\s\S]*\b${TURSO_SYNC_TABLE}\b`, 'i');
-  const isWrite = (stmt: unknown): boolean => typeof (stmt as { sql?: unknown } | null)?.sql === 'string' && writes.test((stmt as { sql: string }).sql);
+  const isWrite = (stmt: unknown): boolean => typeof (stmt as { sql?: unknown } | null)?.sql === 'string' && SYNC_TABLE_WRITE.test((stmt as { sql: string }).sql);
   return requests.some((r: unknown) => {
     const req = r as { stmt?: unknown; batch?: { steps?: unknown } } | null;
     const steps = req?.batch?.steps;

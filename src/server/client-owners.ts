@@ -63,10 +63,16 @@ export class ClientOwners {
    * Installs the triggers once the protocol's table exists, and gives the rows that were
    * written before (by the request that created the table) to their writer. `seq` counts the
    * database's commits: the table can only appear with one, so a request that committed
-   * nothing costs no query here.
+   * nothing costs no query here. Nor does one whose commits left page 1 alone
+   * (`wrotePage1Since(lookedAtSeq)` false): a new table changes the schema, and every schema
+   * change rewrites the schema cookie in page 1's header.
    */
-  afterRequest(conn: Connection, execTrusted: (sql: string) => void, seq: number): void {
+  afterRequest(conn: Connection, execTrusted: (sql: string) => void, seq: number, wrotePage1Since: (seq: number) => boolean = () => true): void {
     if (this.installed || seq === this.lookedAtSeq) return;
+    if (this.lookedAtSeq >= 0 && !wrotePage1Since(this.lookedAtSeq)) {
+      this.lookedAtSeq = seq;
+      return;
+    }
     if (Number(conn.value(`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '${TURSO_SYNC_TABLE}'`)) === 0) {
       this.lookedAtSeq = seq;
       return;

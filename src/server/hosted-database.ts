@@ -37,7 +37,7 @@ import { NodeDirectory } from '../opfs-vfs/storage/node.js';
 import { ProtocolError } from '../errors.js';
 import { randomHex } from '../protocol/ids.js';
 import { HttpError } from './http.js';
-import type { PipelineResponse } from '../protocol/hrana.js';
+import type { HranaStreamResult, PipelineResponse } from '../protocol/hrana.js';
 import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, type PullRequest, encodePage, encodePullHeader } from '../protocol/pull-updates.js';
 import { decodeRoaring } from '../protocol/roaring.js';
 import { TURSO_SYNC_TABLE, isSyncPush } from '../protocol/turso-tables.js';
@@ -174,7 +174,6 @@ export class HostedDatabase {
     private readonly revlog: RevisionLog,
     private readonly durable: boolean,
     private readonly clock: StatementClock,
-    private readonly authorizer: Parameters<Connection['setAuthorizer']>[0],
     private readonly owners: ClientOwners,
     limits: SandboxLimits,
     private readonly streams: StreamLimits,
@@ -189,6 +188,19 @@ export class HostedDatabase {
 
   /** The most bytes of rows one pipeline may answer with (sandbox.ts, `answerBytesMax`). */
   private readonly answerBytesMax: number;
+
+  /** Whether a commit after `seq` rewrote page 1, where every schema change lands (client-owners.ts). */
+  private readonly wrotePage1Since = (seq: number): boolean => this.revlog.wrotePageSince(seq, 1);
+
+  /**
+   * The committed database's size in pages: the last commit frame's, which the revision log
+   * saw; SQLite's own count (a read transaction) only before the first commit since the open
+   * or after a request that failed.
+   */
+  private committedPages(): number {
+    this.revlog.dbPages ??= this.conn.pageCount();
+    return this.revlog.dbPages;
+  }
 
   static async open(dataDir: string, name: string, options: HostedDatabaseOptions): Promise<HostedDatabase> {
     const file = path.join(dataDir, `${name}.db`);
@@ -208,11 +220,11 @@ export class HostedDatabase {
         lookaside: false,
       });
       if (creates) syncDirectory(dataDir);
-      const { clock, authorizer, session } = applySandbox(conn, options.limits, options.writableTables ? writeRulesAuthorizer(options.writableTables) : undefined);
+      const { clock, session } = applySandbox(conn, options.limits, options.writableTables ? writeRulesAuthorizer(options.writableTables) : undefined);
       const owners = new ClientOwners(`${file}-owners`, options.durability === 'full');
       owners.register(conn);
       const streams = options.streams ?? defaultStreamLimits();
-      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, authorizer, owners, options.limits, streams, session, options.limits.valueBytesMax, options.pullSlices ?? PULL_SLICES, options.pullEvents);
+      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, owners, options.limits, streams, session, options.limits.valueBytesMax, options.pullSlices ?? PULL_SLICES, options.pullEvents);
       owners.afterRequest(conn, (sql) => hosted.execTrusted(sql), revlog.seq);
       return hosted;
     } catch (e) {
@@ -238,7 +250,7 @@ export class HostedDatabase {
     if (req.encoding !== ENCODING_RAW) throw new ProtocolError('only raw page encoding is supported (zstd was requested)');
     if (req.streamKind !== 0) throw new ProtocolError('only the Pages stream kind is supported');
     this.share.check(this.name, performance.now());
-    const dbPages = this.conn.pageCount();
+    const dbPages = this.committedPages();
     const selector = req.serverPagesSelector.length > 0 ? new Set(decodeRoaring(req.serverPagesSelector, 1 << 22).map((id) => id + 1)) : null;
     let applyMode = APPLY_INCREMENTAL;
     let pages: Iterable<number>;
@@ -291,19 +303,23 @@ export class HostedDatabase {
     return clientRevision === this.revlog.revision;
   }
 
-  /** Resolves when a new revision commits, or after `timeoutMs`. */
-  waitForChange(timeoutMs: number, signal: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
+  /**
+   * A wait for the next commit: `changed` resolves when a new revision commits, after
+   * `timeoutMs`, when the database closes, or when `end` is called (the client went away, the
+   * server drains), whichever comes first.
+   */
+  waitForChange(timeoutMs: number): { changed: Promise<void>; end: () => void } {
+    let end: () => void = () => {};
+    const changed = new Promise<void>((resolve) => {
+      end = (): void => {
         clearTimeout(timer);
-        this.waiters.delete(done);
-        signal.removeEventListener('abort', done);
+        this.waiters.delete(end);
         resolve();
       };
-      const timer = setTimeout(done, timeoutMs);
-      this.waiters.add(done);
-      signal.addEventListener('abort', done);
+      const timer = setTimeout(end, timeoutMs);
+      this.waiters.add(end);
     });
+    return { changed, end };
   }
 
   /**
@@ -344,8 +360,11 @@ export class HostedDatabase {
       trusted('PRAGMA query_only = 1');
       this.clock.readOnly = true;
     }
+    // Until the answer shows none failed, a commit frame the log saw may not have committed.
+    let failed = true;
     try {
       const { response, open } = executePipeline({ conn: this.conn, clock: this.clock, session, trusted, storedSqlCharsMax: this.storedSqlCharsMax, answer: new AnswerBudget(this.answerBytesMax) }, body);
+      failed = response.results.some(resultFailed);
       if (!open) {
         this.endStream();
         return response;
@@ -391,10 +410,13 @@ export class HostedDatabase {
       // owner triggers are installed once it is. The stream over, the connection's session
       // settings go back to what every request starts from.
       if (!this.conn.inTransaction) {
-        this.owners.afterRequest(this.conn, trusted, this.revlog.seq);
+        this.owners.afterRequest(this.conn, trusted, this.revlog.seq, this.wrotePage1Since);
         this.sessionReset.reset(this.clock, trusted);
       }
-      if (this.revlog.seq !== before) for (const wake of [...this.waiters]) wake();
+      if (this.revlog.seq !== before) {
+        if (failed) this.revlog.forgetSize();
+        for (const wake of [...this.waiters]) wake();
+      }
     }
   }
 
@@ -518,11 +540,12 @@ export class HostedDatabase {
    * pushes apply). Never reachable from a request.
    */
   execTrusted(sql: string): void {
-    this.conn.setAuthorizer(null);
     try {
-      this.conn.exec(sql);
-    } finally {
-      this.conn.setAuthorizer(this.authorizer);
+      this.conn.execWithoutRules(sql);
+    } catch (e) {
+      // A commit frame the revision log saw may not have committed (see `committedPages`).
+      this.revlog.forgetSize();
+      throw e;
     }
   }
 
@@ -537,6 +560,12 @@ export class HostedDatabase {
     await this.conn.close();
     this.revlog.close(this.durable);
   }
+}
+
+/** Whether a pipeline's result (or, for a batch, one of its steps) is an error. */
+function resultFailed(result: HranaStreamResult): boolean {
+  if (result.type === 'error') return true;
+  return result.response.type === 'batch' && result.response.result.step_errors.some((e) => e !== null);
 }
 
 function* range(from: number, to: number): Generator<number> {

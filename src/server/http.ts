@@ -51,9 +51,12 @@ export function corsHeaders(origins: CorsOrigins, origin: string | undefined): R
   return { vary: 'Origin' };
 }
 
+/** The headers every request gets with the default `'*'`, listed once: they are set on every answer. */
+const CORS_ANY = Object.entries(corsHeaders('*', undefined));
+
 /** Sets the CORS headers on an answer before it is written (send() and the pull spool keep them). */
 export function setCorsHeaders(res: http.ServerResponse, origins: CorsOrigins, origin: string | undefined): void {
-  for (const [name, value] of Object.entries(corsHeaders(origins, origin))) res.setHeader(name, value);
+  for (const [name, value] of origins === '*' ? CORS_ANY : Object.entries(corsHeaders(origins, origin))) res.setHeader(name, value);
 }
 
 /** Answers a CORS preflight (its headers set by setCorsHeaders). */

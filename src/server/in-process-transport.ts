@@ -112,7 +112,11 @@ export class InProcessTransport implements SyncTransport {
   private async servePull(body: Uint8Array): Promise<Uint8Array> {
     const request = decodePullRequest(body);
     if (request.clientRevision !== '' && request.serverRevision === '' && request.longPollTimeoutMs > 0 && this.db.isCurrent(request.clientRevision)) {
-      await this.db.waitForChange(Math.min(request.longPollTimeoutMs, this.longPollMsMax), this.shutdown.signal);
+      const wait = this.db.waitForChange(Math.min(request.longPollTimeoutMs, this.longPollMsMax));
+      if (this.shutdown.signal.aborted) wait.end();
+      else this.shutdown.signal.addEventListener('abort', wait.end, { once: true });
+      await wait.changed;
+      this.shutdown.signal.removeEventListener('abort', wait.end);
     }
     const chunks: Uint8Array[] = [];
     let bytes = 0;

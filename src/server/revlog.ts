@@ -60,6 +60,12 @@ export class RevisionLog {
   seq = 0;
   /** The oldest seq a client may hold and still get an incremental pull. */
   minSeq = 0;
+  /**
+   * The database's size in pages as the last commit frame seen gave it; null until a commit
+   * since this open, or after `forgetSize` (a commit whose frames were seen may have failed).
+   * Read by a pull instead of asking SQLite (`PRAGMA page_count` cost a read transaction).
+   */
+  dbPages: number | null = null;
 
   /**
    * Opens (or starts) the log at `path`. With `durable` (the server's `durability: 'full'`),
@@ -107,6 +113,7 @@ export class RevisionLog {
     if (dbSizeAfterCommit === 0) return;
     const pages = Uint32Array.from([...this.pending].sort((a, b) => a - b));
     this.pending.clear();
+    this.dbPages = dbSizeAfterCommit;
     this.seq++;
     this.append(KIND_COMMIT, this.seq, dbSizeAfterCommit, pages);
     this.records.push({ seq: this.seq, pages });
@@ -116,6 +123,20 @@ export class RevisionLog {
       fs.closeSync(this.fd);
       this.fd = this.rewrite();
     }
+  }
+
+  /** Forgets the size: the next pull asks SQLite (after a request that failed, whose commit frame may not have committed). */
+  forgetSize(): void {
+    this.dbPages = null;
+  }
+
+  /** Whether a commit after `seq` wrote page `pageNumber` (true when it cannot tell: `seq` is older than the records kept). */
+  wrotePageSince(seq: number, pageNumber: number): boolean {
+    if (seq < this.minSeq) return true;
+    for (let i = this.records.length - 1; i >= 0 && this.records[i]!.seq > seq; i--) {
+      if (this.records[i]!.pages.includes(pageNumber)) return true;
+    }
+    return false;
   }
 
   /**

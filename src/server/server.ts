@@ -27,7 +27,6 @@
  * pipeline and long polls are in hosted-database.ts. A database is created by its first
  * authorised write-capable request (a write token's pull or push) or by the admin route.
  */
-import { setMaxListeners } from 'node:events';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
@@ -252,6 +251,8 @@ class SyncServer implements OutpostServer {
   private closed: Promise<void> | null = null;
   /** Aborted by drain() and close(): ends every long poll. */
   private readonly shutdown = new AbortController();
+  /** What ends each long poll waiting now (the shutdown calls them all). */
+  private readonly longPolls = new Set<() => void>();
   /** Resolves once SQLite's heap limit is set: no database opens before (heap-limit.ts). */
   private readonly heapLimited: Promise<void>;
 
@@ -260,8 +261,7 @@ class SyncServer implements OutpostServer {
     ownSocket: boolean,
   ) {
     this.verifier = options.auth === false ? null : verifierFor(options);
-    // Every long poll listens for the shutdown: thousands at once is the normal load, not a leak.
-    setMaxListeners(0, this.shutdown.signal);
+    this.shutdown.signal.addEventListener('abort', () => [...this.longPolls].forEach((end) => end()));
     this.bodyBytesMax = options.maxBodyBytes ?? 32 * 1024 * 1024;
     this.longPollMsMax = options.maxLongPollMs ?? 60_000;
     this.answerIdleMs = Math.max(100, options.bodyTimeoutMs ?? 30_000);
@@ -480,18 +480,17 @@ class SyncServer implements OutpostServer {
     }
   }
 
-  /** Waits for a commit, the timeout, the client going away, or the server closing. */
+  /** Waits for a commit, the timeout, the client going away, or the server closing (a timer and two set entries: thousands wait at once). */
   private async longPoll(db: HostedDatabase, timeoutMs: number, res: http.ServerResponse): Promise<void> {
     // A pull that reaches here while draining answers at once (the abort below already fired).
     if (this.shutdown.signal.aborted) return;
     const ended = this.front.markLongPoll(res, db.name);
-    const abort = new AbortController();
-    const onClose = (): void => abort.abort();
-    res.on('close', onClose);
-    this.shutdown.signal.addEventListener('abort', onClose);
-    await db.waitForChange(timeoutMs, abort.signal);
-    res.off('close', onClose);
-    this.shutdown.signal.removeEventListener('abort', onClose);
+    const wait = db.waitForChange(timeoutMs);
+    res.once('close', wait.end);
+    this.longPolls.add(wait.end);
+    await wait.changed;
+    res.off('close', wait.end);
+    this.longPolls.delete(wait.end);
     ended();
   }
 
@@ -505,7 +504,8 @@ class SyncServer implements OutpostServer {
     const raw = await readBody(req, this.bodyBytesMax);
     let body: unknown;
     try {
-      body = JSON.parse(new TextDecoder().decode(raw));
+      // Buffer's UTF-8 decoding (U+FFFD for bad bytes, as TextDecoder) without a decoder per request.
+      body = JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8'));
     } catch (e) {
       throw new ProtocolError(`the body is not valid JSON: ${(e as Error).message}`);
     }
