@@ -112,12 +112,16 @@ describe('identical whole pulls share one answer', () => {
     for (const name of names) await write(`${url}/db/${name}`, 'CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)', bulk('t', 400, 3000));
     /** Reference answers by database, client revision and revision. */
     const references = new Map<string, Uint8Array>();
+    /** The newest revision of each database known to the test: an answer to a later pull is never older. */
+    const latest = new Map<string, string>();
+    const seqOf = (revision: string): number => Number(revision.slice(revision.lastIndexOf('.') + 1));
     const takeReferences = async (name: string): Promise<void> => {
       const db = `${url}/db/${name}`;
       for (const clientRevision of ['', 'gone.7']) {
         // The header of a small selector pull names the revision and size; nothing writes meanwhile.
         const probe = await retried(() => rawPull(db, { clientRevision, serverPagesSelector: encodeRoaring([0]) }));
         const { revision, dbSize } = headerOf(probe.body);
+        latest.set(name, revision);
         references.set(`${name} ${clientRevision} ${revision}`, await referencePull(db, clientRevision, dbSize));
       }
     };
@@ -131,9 +135,11 @@ describe('identical whole pulls share one answer', () => {
       for (let i = 0; i < count; i++) {
         const name = pick(random, names);
         const clientRevision = pick(random, ['', '', 'gone.7']);
+        const known = latest.get(name)!;
         answers.push(
           wholePull(`${url}/db/${name}`, clientRevision).then(({ body }) => {
             const { revision } = headerOf(body);
+            expect(seqOf(revision), `seed ${seed}: a pull issued at ${known} got ${revision}`).toBeGreaterThanOrEqual(seqOf(known));
             keys.add(`${name} ${clientRevision} ${revision}`);
             pulls++;
             // Checked once the round's references are all taken.
