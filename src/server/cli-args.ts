@@ -76,6 +76,7 @@ const SERVE = {
   'max-value': { type: 'string' },
   'max-answer': { type: 'string' },
   'max-heap': { type: 'string' },
+  'pull-spool': { type: 'string' },
   'statement-timeout-ms': { type: 'string' },
   'share-of-server': { type: 'string' },
   'body-timeout-ms': { type: 'string' },
@@ -125,6 +126,8 @@ export interface ServeArgs {
   maxAnswerBytes?: number;
   /** SQLite's memory in the whole process (`maxHeapBytes`). */
   maxHeapBytes?: number;
+  /** Disk for whole pulls' answers kept for identical pulls (`maxPullSpoolBytes`). */
+  maxPullSpoolBytes?: number;
   statementTimeoutMs?: number;
   shareOfServer?: number;
   bodyTimeoutMs?: number;
@@ -267,6 +270,8 @@ function serveArgs(v: Values<typeof SERVE>, env: Readonly<Record<string, string 
     valueBytesMax: bytes('max-value'),
     maxAnswerBytes: bytes('max-answer'),
     maxHeapBytes: bytes('max-heap'),
+    // 0 is a setting here (share no answers), not a mistake.
+    maxPullSpoolBytes: v['pull-spool']?.trim() === '0' ? 0 : bytes('pull-spool'),
     statementTimeoutMs: count('statement-timeout-ms'),
     shareOfServer: v['share-of-server'] !== undefined ? parseFraction('share-of-server', v['share-of-server']) : undefined,
     bodyTimeoutMs: count('body-timeout-ms'),

@@ -33,6 +33,7 @@ const USAGE = `usage:
         --no-metrics               no GET /metrics
         --metrics-token TOKEN      GET /metrics needs Authorization: Bearer TOKEN (or $OUTPOST_METRICS_TOKEN)
         --max-open N  --max-body SIZE  --max-value SIZE  --max-answer SIZE  --max-heap SIZE (512MiB)
+        --pull-spool SIZE (1GiB; 0 shares no pull answers)
         --statement-timeout-ms MS  --share-of-server FRACTION  --body-timeout-ms MS  --drain-timeout-ms MS
         --stream-idle-ms MS  --stream-lifetime-ms MS  --max-streams N (64)  --streams-per-holder N (8)
         --streams-without-subject N (half of --max-streams)
@@ -96,7 +97,7 @@ function serverOptions(args: ServeArgs): ServerOptions {
   if (auth?.issuer !== undefined) options.authIssuer = auth.issuer;
   if (auth?.audience !== undefined) options.authAudience = auth.audience;
   if (args.writeRulesFile !== undefined) options.writeRules = readWriteRules(args.writeRulesFile);
-  for (const k of ['maxOpenDatabases', 'maxBodyBytes', 'valueBytesMax', 'maxAnswerBytes', 'maxHeapBytes', 'statementTimeoutMs', 'shareOfServer', 'bodyTimeoutMs', 'drainTimeoutMs', 'streamIdleMs', 'streamLifetimeMs', 'maxOpenStreams', 'maxOpenStreamsPerHolder', 'maxOpenStreamsWithoutSubject'] as const) {
+  for (const k of ['maxOpenDatabases', 'maxBodyBytes', 'valueBytesMax', 'maxAnswerBytes', 'maxHeapBytes', 'maxPullSpoolBytes', 'statementTimeoutMs', 'shareOfServer', 'bodyTimeoutMs', 'drainTimeoutMs', 'streamIdleMs', 'streamLifetimeMs', 'maxOpenStreams', 'maxOpenStreamsPerHolder', 'maxOpenStreamsWithoutSubject'] as const) {
     if (args[k] !== undefined) options[k] = args[k];
   }
   return options;

@@ -56,6 +56,19 @@ export function heapUsedBytes(): number {
   return limited ? readHeap(limited.sqlite3, limited.scratch).usedBytes : 0;
 }
 
+/**
+ * What SQLite's allocator holds now and at most since the process started, and the WASM
+ * memory's size, read without waiting (for `/metrics`); zeros before any limit was applied.
+ */
+export function heapUsage(): { usedBytes: number; peakBytes: number; wasmBytes: number } {
+  return limited ? readHeap(limited.sqlite3, limited.scratch) : { usedBytes: 0, peakBytes: 0, wasmBytes: 0 };
+}
+
+/** The bound in force in this process: the smallest limit of the servers running, 0 for none. */
+export function heapLimitBytes(): number {
+  return held.size > 0 ? Math.min(...held.values()) : 0;
+}
+
 /** What SQLite's allocator holds now and at most since the process started, and the WASM memory's size. */
 export async function sqliteHeap(): Promise<{ usedBytes: number; peakBytes: number; wasmBytes: number }> {
   const { sqlite3 } = await loadRuntime();
@@ -79,7 +92,7 @@ async function applyLimit(): Promise<void> {
   const { sqlite3 } = await loadRuntime();
   limited ??= { sqlite3, scratch: sqlite3.wasm.alloc(16) };
   // Read after the wait: the limits held now, whatever order calls arrived in.
-  const hardBytes = held.size > 0 ? Math.min(...held.values()) : 0;
+  const hardBytes = heapLimitBytes();
   const softBytes = Math.floor(hardBytes * 0.75);
   // The PRAGMAs set process-wide values; any connection will do, so a private in-memory one.
   const db = openSqlite(sqlite3, null, ':memory:');

@@ -38,7 +38,7 @@ import { ProtocolError } from '../errors.js';
 import { randomHex } from '../protocol/ids.js';
 import { HttpError } from './http.js';
 import type { HranaStreamResult, PipelineResponse } from '../protocol/hrana.js';
-import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, type PullRequest, encodePage, encodePullHeader } from '../protocol/pull-updates.js';
+import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, PAGE_BYTES, type PullRequest, encodePage, encodePullHeader } from '../protocol/pull-updates.js';
 import { decodeRoaring } from '../protocol/roaring.js';
 import { TURSO_SYNC_TABLE, isSyncPush } from '../protocol/turso-tables.js';
 import { AnswerBudget, type StreamSession, checkPipelineBody, executePipeline, newStreamSession } from './hrana.js';
@@ -244,9 +244,10 @@ export class HostedDatabase {
    * of the server, as statement time is. The caller holds this database's turn (`inTurn`), so
    * nothing commits between slices: the answer is one revision. 429 BUSY when the database has
    * used its share before the pull starts; a pull under way is not cut for it. Stops (throws
-   * the signal's reason) when `signal` aborts, and with 503 when the database closes.
+   * the signal's reason) when `signal` aborts, and with 503 when the database closes. Returns
+   * the key under which the answer may be shared (`wholePullKey`).
    */
-  async pull(req: PullRequest, sink: (chunk: Uint8Array) => void, signal?: AbortSignal): Promise<void> {
+  async pull(req: PullRequest, sink: (chunk: Uint8Array) => void, signal?: AbortSignal): Promise<PullBuilt> {
     if (req.encoding !== ENCODING_RAW) throw new ProtocolError('only raw page encoding is supported (zstd was requested)');
     if (req.streamKind !== 0) throw new ProtocolError('only the Pages stream kind is supported');
     this.share.check(this.name, performance.now());
@@ -266,6 +267,8 @@ export class HostedDatabase {
       }
     }
     const revision = this.revlog.revision;
+    // Only a whole-database answer is the same for every client at this revision.
+    const key = selector === null && (req.clientRevision === '' || applyMode === APPLY_REPLACE_BASE) ? wholePullKey(this.name, revision, applyMode) : null;
     sink(encodePullHeader({ serverRevision: revision, dbSize: dbPages, applyMode }));
     const { groupPages, sliceMs } = this.pullSlices;
     let group: number[] = [];
@@ -296,6 +299,21 @@ export class HostedDatabase {
     const endMs = performance.now();
     this.share.charge(endMs - sliceStartMs, endMs);
     this.pullEvents?.('built', this.name);
+    return { key };
+  }
+
+  /**
+   * The key of the answer `req` would get if it is the whole database at the committed
+   * revision (raw pages, no page selector, and a first pull or one from a revision the log
+   * cannot answer); null for any other pull, whose answer depends on the client's revision.
+   * Identical whole pulls may share one answer (pull-share.ts). Read outside this database's
+   * turn it still names committed state: the revision moves only when a commit frame is
+   * written (revlog.ts), whatever a stream's open transaction holds.
+   */
+  wholePullKey(req: PullRequest): string | null {
+    if (req.encoding !== ENCODING_RAW || req.streamKind !== 0 || req.serverPagesSelector.length > 0) return null;
+    if (req.clientRevision === '') return wholePullKey(this.name, this.revlog.revision, APPLY_INCREMENTAL);
+    return this.revlog.pagesSince(req.clientRevision) === null ? wholePullKey(this.name, this.revlog.revision, APPLY_REPLACE_BASE) : null;
   }
 
   /** True when a pull from `clientRevision` would return nothing new. */
@@ -566,6 +584,16 @@ export class HostedDatabase {
 function resultFailed(result: HranaStreamResult): boolean {
   if (result.type === 'error') return true;
   return result.response.type === 'batch' && result.response.result.step_errors.some((e) => e !== null);
+}
+
+/** What a pull's build answered: the key under which its answer may be shared, null when it is not the whole database. */
+export interface PullBuilt {
+  key: string | null;
+}
+
+/** A whole-database answer is determined by these: the database, its revision, the apply mode in the header, and the page size and encoding (raw). */
+function wholePullKey(name: string, revision: string, applyMode: number): string {
+  return `${name}\n${revision}\n${applyMode}\n${PAGE_BYTES}\nraw`;
 }
 
 function* range(from: number, to: number): Generator<number> {

@@ -23,7 +23,8 @@
  * hrana.ts (pipeline execution), addressing.ts (which database a request names), revlog.ts (revisions), write-rules.ts (the `--write-rules`
  * authorizer), sandbox.ts (what tenant SQL may do), time-share.ts (each database's share of the
  * server's time: 429 BUSY past it), client-owners.ts (who may write which
- * client's acknowledgement), pull-spool.ts (pull answers off the heap), auth.ts (tokens),
+ * client's acknowledgement), pull-spool.ts (pull answers off the heap), pull-share.ts (identical
+ * whole pulls share one answer), auth.ts (tokens),
  * cli.ts and cli-args.ts (`outpost serve`, `outpost token`), in-process-transport.ts (the sync
  * transport without a socket, for the simulation), haproxy.ts (the balancer's configuration for
  * several processes).

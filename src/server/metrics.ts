@@ -15,6 +15,14 @@
  *   `outpost_pulls_total{outcome}` (pull-updates requests);
  * - `outpost_long_polls_waiting`, `outpost_long_polls_total`, `outpost_long_poll_duration_seconds`;
  * - `outpost_databases_open`, `outpost_databases_opened_total`, `outpost_databases_evicted_total`;
+ * - `outpost_sqlite_heap_bytes`, `outpost_sqlite_heap_peak_bytes` (SQLite's allocator, the whole
+ *   process's), `outpost_sqlite_heap_limit_bytes` (the bound in force: `--max-heap`, or the
+ *   smallest of the servers in the process) and `outpost_sqlite_wasm_memory_bytes` (the WASM
+ *   memory, which only grows), read at each scrape (heap-limit.ts);
+ * - `outpost_pull_spool_answers`, `outpost_pull_spool_bytes` (whole pulls' answers kept on disk
+ *   for identical pulls, and their bytes, dropped ones still being read included),
+ *   `outpost_pull_spool_hits_total` (pulls answered from one) and `outpost_pull_spool_kept_total`
+ *   (answers built and kept) (pull-share.ts);
  * - `outpost_ready` (1 when /ready answers 200) and, unless turned off, Node's process
  *   metrics (`process_*`, `nodejs_*`: memory, CPU, event loop lag). Those describe the
  *   process, not a server, so they are collected once per process in a registry of their own
@@ -49,6 +57,28 @@ function processMetricsRegistry(): Registry {
   return processRegistry;
 }
 
+/** What the gauges read at each scrape. */
+export interface MetricsState {
+  openDatabases: () => number;
+  ready: () => boolean;
+  heap: () => { usedBytes: number; peakBytes: number; wasmBytes: number; limitBytes: number };
+  pullSpool: () => { answers: number; bytes: number };
+}
+
+/** Gauges read at each scrape, by name: their help and how to read them. */
+function gauges(registers: Registry[], byName: Record<string, [string, () => number]>): void {
+  for (const [name, [help, read]] of Object.entries(byName)) {
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read());
+      },
+    });
+  }
+}
+
 const LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const LONG_POLL_BUCKETS_S = [0.1, 0.5, 1, 5, 10, 30, 60, 120];
 
@@ -72,10 +102,12 @@ export class ServerMetrics {
   private readonly longPollSeconds: Histogram;
   readonly databasesOpened: Counter;
   readonly databasesEvicted: Counter;
+  readonly pullSpoolHits: Counter;
+  readonly pullSpoolKept: Counter;
   private readonly sockets = new WeakMap<Socket, SocketMark>();
 
   constructor(
-    state: { openDatabases: () => number; ready: () => boolean },
+    state: MetricsState,
     private readonly processMetrics = true,
   ) {
     const registers = [this.registry];
@@ -99,6 +131,16 @@ export class ServerMetrics {
     });
     this.databasesOpened = new Counter({ name: 'outpost_databases_opened_total', help: 'Databases opened (a database evicted and used again counts again).', registers });
     this.databasesEvicted = new Counter({ name: 'outpost_databases_evicted_total', help: 'Idle databases closed to stay within the open limit.', registers });
+    gauges(registers, {
+      outpost_sqlite_heap_bytes: ["Bytes SQLite's allocator holds now, all databases and statements of the process together.", () => state.heap().usedBytes],
+      outpost_sqlite_heap_peak_bytes: ["Most bytes SQLite's allocator has held at once since the process started.", () => state.heap().peakBytes],
+      outpost_sqlite_heap_limit_bytes: ["The bound on SQLite's heap in force in this process (--max-heap; the smallest of the servers running in it).", () => state.heap().limitBytes],
+      outpost_sqlite_wasm_memory_bytes: ["Bytes of SQLite's WASM memory (it only grows; the allocator's use is outpost_sqlite_heap_bytes).", () => state.heap().wasmBytes],
+      outpost_pull_spool_answers: ["Whole pulls' answers kept on disk for identical pulls.", () => state.pullSpool().answers],
+      outpost_pull_spool_bytes: ['Bytes of kept pull answers on disk, dropped ones still being read included.', () => state.pullSpool().bytes],
+    });
+    this.pullSpoolHits = new Counter({ name: 'outpost_pull_spool_hits_total', help: 'Pulls answered from a kept answer, without a build.', registers });
+    this.pullSpoolKept = new Counter({ name: 'outpost_pull_spool_kept_total', help: 'Whole pull answers built and kept for identical pulls.', registers });
     new Gauge({
       name: 'outpost_ready',
       help: '1 when the server is ready for traffic (GET /ready answers 200), 0 before startup completes and while draining.',

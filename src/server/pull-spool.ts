@@ -73,6 +73,18 @@ export class PullSpool {
     });
   }
 
+  /**
+   * Hands the answer's file over (pull-share.ts shares it between identical pulls): null when
+   * the answer is small enough to stay in memory (cheaper to build again than to share) or
+   * larger than `bytesMax`. The spool no longer owns a file it handed over.
+   */
+  takeFile(bytesMax: number): { fd: number; bytes: number } | null {
+    if (this.fd === null || this.bytes > bytesMax) return null;
+    const file = { fd: this.fd, bytes: this.bytes };
+    this.fd = null;
+    return file;
+  }
+
   /** Drops the spool without sending it (the pull failed). Idempotent. */
   discard(): void {
     if (this.fd !== null) fs.closeSync(this.fd);

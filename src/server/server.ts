@@ -45,8 +45,8 @@ import { type CorsOrigins, HttpError, pathParts, readBody, send, sendJson } from
 import { type LogFormat, type LogLevel, type Logger, createLogger } from './log.js';
 import { ServerMetrics } from './metrics.js';
 import { cursorAnswer, cursorAsPipeline } from './hrana.js';
-import { PullSpool } from './pull-spool.js';
-import { HEAP_BYTES_MAX, heapUsedBytes, holdHeapLimit, releaseHeapLimit } from './heap-limit.js';
+import { PULL_SPOOL_BYTES, SharedPulls } from './pull-share.js';
+import { HEAP_BYTES_MAX, heapLimitBytes, heapUsage, heapUsedBytes, holdHeapLimit, releaseHeapLimit } from './heap-limit.js';
 
 /**
  * The default open limit: 5,000 databases of about 160 KiB each stay under 1 GiB with the
@@ -145,6 +145,11 @@ export interface ServerOptions {
    * to `cacheKiB` of page cache as its pages are read.
    */
   maxOpenDatabases?: number;
+  /**
+   * Disk that answers to whole pulls may keep for identical pulls of the same database at the same
+   * revision (default 1 GiB, `PULL_SPOOL_BYTES`; 0 builds every pull's answer, pull-share.ts).
+   */
+  maxPullSpoolBytes?: number;
   /** How pull answers are built between yields (default `PULL_SLICES`, hosted-database.ts); for tests. */
   pullSlices?: PullSlices;
   /** Told of each slice after which a pull's build yields, and of each finished build; for tests that observe the order of events. */
@@ -255,6 +260,8 @@ class SyncServer implements OutpostServer {
   private readonly longPolls = new Set<() => void>();
   /** Resolves once SQLite's heap limit is set: no database opens before (heap-limit.ts). */
   private readonly heapLimited: Promise<void>;
+  /** Whole pulls' answers kept for identical pulls (pull-share.ts). */
+  private readonly pulls: SharedPulls;
 
   constructor(
     private readonly options: ServerOptions,
@@ -266,7 +273,9 @@ class SyncServer implements OutpostServer {
     this.longPollMsMax = options.maxLongPollMs ?? 60_000;
     this.answerIdleMs = Math.max(100, options.bodyTimeoutMs ?? 30_000);
     this.log = createLogger({ format: options.logFormat, level: options.logLevel, ...(options.log ? { sink: options.log } : {}) });
-    this.metrics = options.metrics === false ? null : new ServerMetrics({ openDatabases: () => this.databases.size, ready: () => this.ready }, options.processMetrics !== false);
+    const state = { openDatabases: () => this.databases.size, ready: () => this.ready, heap: () => ({ ...heapUsage(), limitBytes: heapLimitBytes() }), pullSpool: () => this.pulls.usage };
+    this.metrics = options.metrics === false ? null : new ServerMetrics(state, options.processMetrics !== false);
+    this.pulls = new SharedPulls(path.join(options.dataDir, '.pulls'), Math.max(0, options.maxPullSpoolBytes ?? PULL_SPOOL_BYTES), this.answerIdleMs, { hit: () => this.metrics?.pullSpoolHits.inc(), kept: () => this.metrics?.pullSpoolKept.inc() });
     this.front = new RequestFront(
       { log: this.log, metrics: this.metrics, corsOrigins: options.corsOrigins ?? '*', basePath: (options.basePath ?? '').replace(/\/+$/, ''), metricsToken: metricsTokenOf(options) },
       (req, res) => this.route(req, res),
@@ -419,6 +428,7 @@ class SyncServer implements OutpostServer {
         server.closeAllConnections();
       });
     }
+    this.pulls.close();
     await this.databases.closeAll();
     await releaseHeapLimit(this);
   }
@@ -453,27 +463,21 @@ class SyncServer implements OutpostServer {
       if (request.clientRevision !== '' && request.serverRevision === '' && request.longPollTimeoutMs > 0 && db.isCurrent(request.clientRevision)) {
         await this.longPoll(db, Math.min(request.longPollTimeoutMs, this.longPollMsMax), res);
       }
-      // A stream's open transaction is not the database's committed state: wait for it to end.
-      // The answer is built in slices (HostedDatabase.pull); a client gone meanwhile stops it.
-      const spool = new PullSpool(path.join(this.options.dataDir, '.pulls'));
+      // A build waits for a stream's open transaction to end, and a client gone meanwhile stops
+      // it; an identical whole pull's kept answer needs no build (pull-share.ts).
       const gone = new AbortController();
       const onClose = (): void => gone.abort(new HttpError(499, 'the client went away before its pull was built', 'CLOSED'));
       res.on('close', onClose);
+      let answer;
       try {
-        await db.inTurn(null, () => {
-          db.lastUsedMs = Date.now();
-          return db.pull(request, spool.write, gone.signal);
-        });
-      } catch (e) {
-        spool.discard();
-        throw e;
+        answer = await this.pulls.answer(db, request, gone.signal);
       } finally {
         res.off('close', onClose);
       }
       // The answer is built: the database need not stay pinned while a slow client reads it.
       this.databases.release(db);
       released = true;
-      await spool.send(res, 'application/protobuf', this.answerIdleMs);
+      await answer.send(res, 'application/protobuf', this.answerIdleMs);
       return 200;
     } finally {
       if (!released) this.databases.release(db);

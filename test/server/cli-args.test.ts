@@ -104,11 +104,12 @@ describe('token and the rest', () => {
       const [spellings, scale] = pick(random, units);
       const n = int(random, 1, 4096);
       const text = `${pick(random, ['', ' '])}${n}${pick(random, ['', ' '])}${pick(random, spellings)}${pick(random, ['', ' '])}`;
-      const flag = pick(random, ['max-body', 'max-value', 'max-answer', 'max-heap']);
-      const key = { 'max-body': 'maxBodyBytes', 'max-value': 'valueBytesMax', 'max-answer': 'maxAnswerBytes', 'max-heap': 'maxHeapBytes' }[flag];
+      const flag = pick(random, ['max-body', 'max-value', 'max-answer', 'max-heap', 'pull-spool']);
+      const key = { 'max-body': 'maxBodyBytes', 'max-value': 'valueBytesMax', 'max-answer': 'maxAnswerBytes', 'max-heap': 'maxHeapBytes', 'pull-spool': 'maxPullSpoolBytes' }[flag];
       expect(serve(['-d', 'd', '--no-auth', `--${flag}`, text])[key as 'maxBodyBytes'], `seed ${seed}: --${flag} ${JSON.stringify(text)}`).toBe(n * scale);
     }
     expect(serve(['-d', 'd', '--no-auth', '--max-body', '1MB']).maxBodyBytes).toBe(1024 * 1024);
+    expect(serve(['-d', 'd', '--no-auth', '--pull-spool', '0']).maxPullSpoolBytes).toBe(0);
     for (const bad of ['0', '0MB', '1.5MB', '-1', '1TB', 'MB', '1 M B', '']) {
       expect(() => serve(['-d', 'd', '--no-auth', '--max-body', bad]), bad).toThrow(UsageError);
       expect(() => serve(['-d', 'd', '--no-auth', '--max-heap', bad]), bad).toThrow(UsageError);

@@ -115,7 +115,7 @@ describe('pull answers built in slices', () => {
     console.log(`pull slices: seed ${seed}, ${rounds} full pulls of up to ${rows} rows, ${answeredDuringBuilds} other tenants' requests answered while they were built`);
   });
 
-  test("a pull's build is charged to its database's share: once used up, its next pull and pipeline get 429 BUSY with Retry-After, other databases go on", async () => {
+  test("a pull's build is charged to its database's share: once used up, its next pull that needs a build and its pipeline get 429 BUSY with Retry-After, other databases go on", async () => {
     // A 16 MiB database made before the server starts, so no statement has been charged yet;
     // a burst of 5 ms (the statement limit) and a tiny share, so that one full pull of it
     // (4,000 pages read, well over 5 ms of work) uses the share up for a long while.
@@ -126,9 +126,15 @@ describe('pull answers built in slices', () => {
     const { server: tight, url: tightUrl } = await startServer({ dataDir, shareOfServer: 0.0001, statementTimeoutMs: 5 });
     try {
       const db = `${tightUrl}/db/heavy`;
-      expect((await rawPull(db, { clientRevision: '' }, token)).status).toBe(200);
-      const second = await rawPull(db, { clientRevision: '' }, token);
+      const first = await rawPull(db, { clientRevision: '' }, token);
+      expect(first.status).toBe(200);
+      // A pull that needs a build of its own (ReplaceBase: a revision the server does not know).
+      const second = await rawPull(db, { clientRevision: 'gone.1' }, token);
       expect(second.status).toBe(429);
+      // An identical whole pull needs no build: it is answered from the kept answer (pull-share.ts).
+      const identical = await rawPull(db, { clientRevision: '' }, token);
+      expect(identical.status).toBe(200);
+      expect(Buffer.compare(identical.body, first.body)).toBe(0);
       const third = await rawPipeline(db, { baton: null, requests: [exec('SELECT 1')] }, token);
       expect(third.status).toBe(429);
       expect(third.json.code).toBe('BUSY');
