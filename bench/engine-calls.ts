@@ -193,7 +193,12 @@ async function main(argv: string[]): Promise<void> {
     for (const which of order) {
       const childArgs = ['--expose-gc', '--import', 'tsx', join(import.meta.dirname, 'engine-calls.ts'), '--child', roots.get(which)!];
       childArgs.push('--test', test, '--calls', String(calls), '--repeats', String(repeats));
-      if (argv.includes('--suite-state'), args(argv, '--cache-pages')[0] === undefined ? undefined : Number(args(argv, '--cache-pages')[0]), args(argv, '--profile')[0], argv.includes('--count'), Number(args(argv, '--settle-ms')[0] ?? 0)) childArgs.push('--suite-state');
+      // The child's options, passed on as given (a comma expression here once passed none of them).
+      for (const flag of ['--suite-state', '--count']) if (argv.includes(flag)) childArgs.push(flag);
+      for (const flag of ['--cache-pages', '--profile', '--settle-ms']) {
+        const value = args(argv, flag)[0];
+        if (value !== undefined) childArgs.push(flag, value);
+      }
       const out = execFileSync(process.execPath, childArgs, { encoding: 'utf8', cwd: roots.get('current')! });
       const figures = JSON.parse(out.trim().split('\n').pop()!) as number[];
       best.get(which)!.push(Math.min(...figures));

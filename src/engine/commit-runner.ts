@@ -58,7 +58,7 @@ export class CommitRunner {
       this.run(stmt, () => stepToEnd(this.conn.host, stmt));
       return;
     }
-    const changesBefore = this.changes.enter();
+    const changesBefore = this.changes.enter(stmt);
     let ok = false;
     try {
       stepToEnd(this.conn.host, stmt);

@@ -109,6 +109,7 @@ export class Connection {
       host: this.host,
       cells: this.cells,
       run: (stmt, body) => this.runner.run(stmt, body),
+      step: (stmt) => this.runner.step(stmt),
       afterCall: () => this.afterCall(),
       ensureOpen: () => this.ensureOpen(),
     });

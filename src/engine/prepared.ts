@@ -23,7 +23,7 @@ import type { ColumnInfo, RunResult, SqlParams } from '../types.js';
 import { bindParams } from './binding.js';
 import { type CellReader, PackingSink } from './cells.js';
 import type { PackedRows } from './packed-rows.js';
-import { type Statement, type StatementHost, resetStatement, splitStatements, stepToEnd } from './statements.js';
+import { type Statement, type StatementHost, resetStatement, splitStatements } from './statements.js';
 
 /** What the registry needs of its connection (Connection builds it from its private state). */
 export interface PreparedHost {
@@ -31,6 +31,8 @@ export interface PreparedHost {
   readonly cells: CellReader;
   /** Runs one statement's execution at the connection's commit points. */
   run<T>(stmt: Statement, body: () => T): T;
+  /** `run(stmt, () => stepToEnd(host, stmt))` without the closure (commit-runner.ts `step`): the path of `prepare().run()`. */
+  step(stmt: Statement): void;
   /** Flushes joined writes and schedules checkpoints, as every API call ends. */
   afterCall(): void;
   ensureOpen(): void;
@@ -123,7 +125,7 @@ export class PreparedStatements {
     const { raw } = this.h.host;
     try {
       bindParams(this.h.host, stmt, params);
-      this.h.run(stmt, () => stepToEnd(this.h.host, stmt));
+      this.h.step(stmt);
       const db = this.h.host.db();
       return { changes: raw.sqlite3_changes(db), lastInsertRowid: raw.sqlite3_last_insert_rowid(db) };
     } finally {

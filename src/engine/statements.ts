@@ -176,12 +176,19 @@ export class StatementCache {
   }
 }
 
-/** Steps a bound statement to the end, ignoring its rows. */
+/**
+ * Steps a bound statement to the end, ignoring its rows. Both comparisons run on every call,
+ * a write's (DONE at once) as a read's (ROW first): the JIT then has seen every operation
+ * before it optimizes, and the first read after many writes does not deoptimize the per-call
+ * path (it did in the classic suite, and was recompiled at the next test's cost).
+ */
 export function stepToEnd(host: StatementHost, stmt: Statement): void {
   for (;;) {
     const rc = host.raw.sqlite3_step(stmt.ptr);
-    if (rc === SQLITE_DONE) return;
-    if (rc !== SQLITE_ROW) throw host.error(rc, stmt.sql);
+    if (rc !== SQLITE_ROW) {
+      if (rc !== SQLITE_DONE) throw host.error(rc, stmt.sql);
+      return;
+    }
   }
 }
 

@@ -99,39 +99,57 @@ export function tableName(name: string): string {
 /**
  * Collects the authorizer's actions into the access of the statement being compiled.
  *
- * The authorizer only speaks while SQLite compiles, and every call brackets its statement with
- * `begin`/`take`: so the set is made on the first action noted, and a call whose statement was
- * not (re)compiled allocates nothing (the per-call path of small statements is measured).
+ * The authorizer only speaks while SQLite compiles. A prepare brackets itself with
+ * `begin`/`take`, and the set is made on the first action noted, so a call whose statement was
+ * not (re)compiled allocates nothing (the per-call path of small statements is measured). While
+ * a statement runs (`running`), a re-prepare (SQLite does one after a schema change, or for a
+ * bound LIKE pattern) notes straight into that statement's own access: the tracker then has no
+ * branch of its own for it, which the JIT would meet for the first time at some later call and
+ * deoptimize the per-call path for.
  */
 export class AccessRecorder {
-  private current: TableAccess | null = null;
+  /** What the prepare under way noted so far; null when nothing yet (or no prepare is under way). */
+  private preparing: TableAccess | null = null;
+  private inPrepare = false;
+  /** The running statement's access, which a re-prepare adds to. */
+  private statement: TableAccess | null = null;
 
   /** Called by the connection's authorizer for every action; never refuses anything. */
   note(action: number, a: string | null, b: string | null): void {
     if (action === SQLITE_READ) {
-      if (a) this.noted().reads.add(tableName(a));
+      if (a) this.noted()?.reads.add(tableName(a));
     } else if (WRITES_FIRST.has(action)) {
-      if (a) this.noted().writes.add(tableName(a));
+      if (a) this.noted()?.writes.add(tableName(a));
     } else if (WRITES_SECOND.has(action)) {
-      if (b) this.noted().writes.add(tableName(b));
+      if (b) this.noted()?.writes.add(tableName(b));
     }
   }
 
-  /** Forgets what was noted (before a prepare, so other prepares' actions do not leak in). */
+  /** Before a prepare: forgets what was noted, so other prepares' actions do not leak in. */
   begin(): void {
-    this.current = null;
+    this.preparing = null;
+    this.inPrepare = true;
   }
 
   /** What was noted since `begin`, or null when nothing was. */
   take(): TableAccess | null {
-    const taken = this.current;
-    this.current = null;
+    const taken = this.preparing;
+    this.preparing = null;
+    this.inPrepare = false;
     return taken;
   }
 
-  private noted(): TableAccess {
-    this.current ??= emptyAccess();
-    return this.current;
+  /** The access a statement about to run adds to when SQLite re-prepares it; null after it ran. */
+  running(access: TableAccess | null): void {
+    this.statement = access;
+    // A prepare that failed never reached its `take`: it is over all the same.
+    this.inPrepare = false;
+  }
+
+  private noted(): TableAccess | null {
+    if (!this.inPrepare) return this.statement;
+    this.preparing ??= emptyAccess();
+    return this.preparing;
   }
 }
 
@@ -157,7 +175,7 @@ export class ChangeTracker {
   /** Runs one statement's execution, then records what it wrote and emits at its commit. */
   around<T>(stmt: TrackedStatement, body: () => T): T {
     if (this.suspensions > 0) return body();
-    const changesBefore = this.enter();
+    const changesBefore = this.enter(stmt);
     let ok = false;
     try {
       const result = body();
@@ -178,24 +196,24 @@ export class ChangeTracker {
    * per-call path of `run()` and `exec()`): `enter` before the statement, returning the change
    * count `leave` compares with, and `leave` after it, also when it threw (`ok` false).
    */
-  enter(): number {
-    this.recorder.begin();
+  enter(stmt: TrackedStatement): number {
+    // SQLite may prepare the statement again as it runs, and the authorizer sees it again.
+    this.recorder.running(stmt.access);
     return this.conn.totalChanges();
   }
 
   leave(stmt: TrackedStatement, changesBefore: number, ok: boolean): void {
-    // SQLite re-prepares a statement after a schema change, and the authorizer sees it again.
-    const again = this.recorder.take();
-    if (again) {
-      for (const t of again.reads) stmt.access.reads.add(t);
-      for (const t of again.writes) stmt.access.writes.add(t);
-    }
+    this.recorder.running(null);
     // A failed statement inside a transaction may keep some of its changes (ON CONFLICT FAIL).
     // A statement that writes no table has nothing to add, so a read skips the second count.
-    if (stmt.access.writes.size > 0 && (this.conn.totalChanges() !== changesBefore || (ok && stmt.kind === 'ddl'))) {
-      for (const t of stmt.access.writes) this.pending.add(t);
+    const writes = stmt.access.writes;
+    if (writes.size > 0) {
+      // Both tests run for every write (the first DDL must not meet an unseen comparison).
+      const changed = this.conn.totalChanges() !== changesBefore;
+      const ddl = stmt.kind === 'ddl';
+      if (changed || (ok && ddl)) for (const t of writes) this.pending.add(t);
     }
-    if (ok) this.savepoints(stmt);
+    if (ok && stmt.savepoint !== null) this.savepoints(stmt);
     if (!this.conn.inTransaction()) this.ended(ok && stmt.kind !== 'rollback');
   }
 
@@ -228,7 +246,9 @@ export class ChangeTracker {
 
   private ended(committed: boolean): void {
     // Most calls are a statement in autocommit that wrote nothing: nothing to drop or emit.
-    if (this.pending.size === 0 && this.marks.length === 0) return;
+    // Both sizes are read on every call, so the JIT has seen both before it optimizes (with
+    // `&&`, the first transaction that wrote nothing deoptimized the per-call path).
+    if (this.pending.size + this.marks.length === 0) return;
     const written = this.pending;
     this.pending = new Set();
     this.marks = [];
