@@ -48,6 +48,9 @@ export default defineConfig({
           include: ['test/**/*.test.ts'],
           environment: 'node',
           testTimeout: 60_000,
+          // Hooks start servers and open synced databases: real work that waits on events, which
+          // a busy machine (CI at load 30) stretched past vitest's default 10 s.
+          hookTimeout: 60_000,
         },
       },
       {
@@ -71,6 +74,7 @@ export default defineConfig({
           include: ['test-browser/**/*.browser.test.ts'],
           globalSetup: ['test-browser/global-setup.ts'],
           testTimeout: 60_000,
+          hookTimeout: 60_000,
           browser: {
             enabled: true,
             headless: true,
