@@ -1,8 +1,11 @@
 /**
  * Opens a database, synced or not: the one entry the worker and Node use. A database that
- * does not sync opens here without loading the sync client; one that does loads
- * open-synced.ts (with the sync engine, the transport and protobufjs) on its first open, by a
- * dynamic import, so a page that never syncs never fetches or parses that code.
+ * does not sync opens here without loading the sync client; in the browser worker one that
+ * does loads open-synced.ts (with the sync engine, the transport and protobufjs) on its first
+ * open, by a dynamic import, so a page that never syncs never fetches or parses that code.
+ * Node passes open-synced.ts's `openSynced` itself (node/): it has no bundle to keep small,
+ * and its engine thread, run from source, loads TypeScript through CommonJS hooks that a
+ * dynamic import would bypass.
  */
 import { Connection } from '../engine/connection.js';
 import type { StorageDirectory } from '../opfs-vfs/storage/backend.js';
@@ -10,7 +13,7 @@ import { SYNC_STATE_FILE } from '../opfs-vfs/storage/files.js';
 import type { SyncTransport } from '../protocol/transport.js';
 import type { SyncOptions } from '../types.js';
 import type { SyncEngine } from './engine.js';
-import type { SyncedOpenOptions } from './open-synced.js';
+import type { openSynced as OpenSynced, SyncedOpenOptions } from './open-synced.js';
 import { SyncStateFile } from './state-file.js';
 
 /**
@@ -21,8 +24,14 @@ import { SyncStateFile } from './state-file.js';
  * an open makes no network request by itself; `pull`/`push` use the stored URL (pass the sync
  * options to give them a token).
  */
-export async function openDatabase(directory: StorageDirectory, options: SyncedOpenOptions, sync?: SyncOptions): Promise<{ conn: Connection; engine: SyncEngine | null }> {
-  if (sync) return openSynced(directory, options, sync);
+export async function openDatabase(
+  directory: StorageDirectory,
+  options: SyncedOpenOptions,
+  sync?: SyncOptions,
+  /** How a synced database opens: open-synced.ts, loaded on first use unless given. */
+  synced: typeof OpenSynced = openSynced,
+): Promise<{ conn: Connection; engine: SyncEngine | null }> {
+  if (sync) return synced(directory, options, sync);
   if (((await directory.fileSize(SYNC_STATE_FILE)) ?? 0) > 0) {
     const file = await directory.open(SYNC_STATE_FILE);
     let url: string | null;
@@ -31,7 +40,7 @@ export async function openDatabase(directory: StorageDirectory, options: SyncedO
     } finally {
       file.close();
     }
-    if (url !== null) return openSynced(directory, options, { url }, undefined, { bootstrap: false });
+    if (url !== null) return synced(directory, options, { url }, undefined, { bootstrap: false });
   }
   return { conn: await Connection.open(directory, options), engine: null };
 }
