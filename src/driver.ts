@@ -35,7 +35,7 @@ import type { Connection } from './engine/connection.js';
 import type { PackedRows } from './engine/packed-rows.js';
 import { type RowsStep, type StatementInfo, isInterrupt } from './engine/prepared.js';
 import { AbortError, OutpostError } from './errors.js';
-import { CALLS_TABLE } from './sync/change-log.js';
+import { CALLS_TABLE } from './sync/calls-table.js';
 import { type SyncDriver, syncDriver } from './sync/driver.js';
 import type { SyncEngine } from './sync/engine.js';
 import { LiveSync } from './sync/live.js';

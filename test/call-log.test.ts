@@ -5,7 +5,8 @@
 import { expect, test } from 'vitest';
 import { connectionDriver } from '../src/driver.js';
 import { Connection } from '../src/engine/connection.js';
-import { CALLS_TABLE, CHANGES_TABLE, ChangeLog } from '../src/sync/change-log.js';
+import { CALLS_TABLE } from '../src/sync/calls-table.js';
+import { CHANGES_TABLE, ChangeLog } from '../src/sync/change-log.js';
 import { MemoryDirectory } from '../src/opfs-vfs/storage/memory.js';
 import { CallLog } from '../src/worker/call-log.js';
 import { int, rng, testSeed } from './support/generate.js';

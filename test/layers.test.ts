@@ -79,11 +79,22 @@ function sourceFiles(dir: string): string[] {
 /** The internal files a source file imports: static, re-exports and dynamic, types included. */
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  const specifiers = [
-    ...text.matchAll(/^\s*(?:import|export)\s[^'";]*?from\s*['"]([^'"]+)['"]/gm),
-    ...text.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm),
-    ...text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g),
-  ].map((m) => m[1]!);
+  return internal(file, [...staticSpecifiers(text), ...[...text.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1]!)]);
+}
+
+/** What a file's static imports and re-exports name, types included. */
+function staticSpecifiers(text: string): string[] {
+  return [...text.matchAll(/^\s*(?:import|export)\s[^'";]*?from\s*['"]([^'"]+)['"]/gm), ...text.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm)].map((m) => m[1]!);
+}
+
+/** The internal files whose code loading `file` loads with it: static value imports only (no `import type`, no `import()`). */
+function loadedWith(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const values = [...text.matchAll(/^\s*(?:import|export)\s+(type\s)?[^'";]*?from\s*['"]([^'"]+)['"]/gm)].filter((m) => m[1] === undefined).map((m) => m[2]!);
+  return internal(file, [...values, ...[...text.matchAll(/^\s*import\s*['"]([^'"]+)['"]/gm)].map((m) => m[1]!)]);
+}
+
+function internal(file: string, specifiers: string[]): string[] {
   return specifiers
     .filter((s) => s.startsWith('.'))
     .map((s) => relative(SRC, resolve(dirname(file), s.replace(/\.js$/, '.ts'))).split('\\').join('/'));
@@ -130,6 +141,20 @@ describe('layers', () => {
     };
     for (const file of graph.keys()) if (!state.has(file)) visit(file);
     expect(cycles).toEqual([]);
+  });
+
+  test('a database that does not sync loads no sync client: the worker and the page reach sync/open-synced.ts only by import()', () => {
+    // The sync engine, the transport and protobufjs are about a third of the worker's bundle
+    // (ARCHITECTURE.md, "The sync client loads when a database syncs").
+    const reached = (entry: string): Set<string> => {
+      const seen = new Set([entry]);
+      for (const file of seen) for (const next of loadedWith(join(SRC, file))) if (graph.has(next)) seen.add(next);
+      return seen;
+    };
+    for (const entry of ['worker/worker.ts', 'index.ts']) {
+      const loaded = reached(entry);
+      expect([...loaded].filter((f) => f === 'sync/open-synced.ts' || f === 'sync/engine.ts' || f.startsWith('protocol/pull-updates')), entry).toEqual([]);
+    }
   });
 
   test('no source file over 600 lines without a stated reason', () => {

@@ -29,6 +29,7 @@
 import type { CaptureHooks, CapturedTransaction } from '../engine/capture.js';
 import type { Connection } from '../engine/connection.js';
 import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
+import { CALLS_TABLE } from './calls-table.js';
 import type { RecordSegment } from './changeset.js';
 import { OutpostError } from '../errors.js';
 import { invariant } from './invariant.js';
@@ -38,8 +39,6 @@ import { tableExists } from './schema.js';
 import { shadowDataIsDerived } from './virtual-table-sql.js';
 
 export const CHANGES_TABLE = '_outpost_changes';
-/** Multi-tab bookkeeping (worker/call-log.ts): which follower calls committed. Local only. */
-export const CALLS_TABLE = '_outpost_calls';
 
 /** One committed local transaction, as the change log keeps it. */
 export interface ChangeRecord {

@@ -80,6 +80,7 @@ import { decodeSegments } from './changeset.js';
 import { retryGroup, rowsOfRecords } from './conflicts.js';
 import type { LocalDatabase } from './local.js';
 import { maybeCheckpointLocal } from './local-checkpoint.js';
+import { sleep } from './sleep.js';
 import { pushedUpTo } from './state-file.js';
 import { type PulledUpdate, fetchPull } from './pull.js';
 import { pushOnce } from './push.js';
@@ -93,25 +94,6 @@ const DEFAULT_MAX_LOCAL_WAL_BYTES = 8 * 1024 * 1024;
 const RETRY_BASE_DELAY_MS = 250;
 /** The longest a retry waits for a server's Retry-After; a longer wait is the next sync's business. */
 const RETRY_AFTER_MAX_MS = 30_000;
-
-/**
- * Waits `delayMs` (forever when null); resolves false at once when one of `signals` aborts.
- * Leaves no timer and no listener behind.
- */
-export function sleep(delayMs: number | null, ...signals: AbortSignal[]): Promise<boolean> {
-  if (signals.some((s) => s.aborted)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    let timer: ReturnType<typeof setTimeout> | null = null;
-    const end = (completed: boolean): void => {
-      if (timer !== null) clearTimeout(timer);
-      for (const s of signals) s.removeEventListener('abort', aborted);
-      resolve(completed);
-    };
-    const aborted = (): void => end(false);
-    for (const s of signals) s.addEventListener('abort', aborted, { once: true });
-    if (delayMs !== null) timer = setTimeout(() => end(true), delayMs);
-  });
-}
 
 /**
  * Runs `op`, again up to `retries` times after a backoff when it fails for a transient reason;

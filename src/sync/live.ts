@@ -19,7 +19,8 @@
  * - `stop()`: clears every timer, aborts every request, and resolves when the loop has ended.
  */
 import { SyncError, isTransient } from '../errors.js';
-import { type SyncEngine, sleep } from './engine.js';
+import type { SyncEngine } from './engine.js';
+import { sleep } from './sleep.js';
 import type { PulledUpdate } from './pull.js';
 
 /** Whether the network is there, and a way to hear when that changes. */

@@ -19,7 +19,7 @@
 import type { Connection } from '../engine/connection.js';
 import { unpackRows } from '../engine/packed-rows.js';
 import { SqliteError } from '../errors.js';
-import { CALLS_TABLE } from '../sync/change-log.js';
+import { CALLS_TABLE } from '../sync/calls-table.js';
 import type { RunResult } from '../types.js';
 import { RECORDED_METHODS } from './tabs-protocol.js';
 

@@ -14,7 +14,7 @@
  */
 import type { Driver } from '../driver.js';
 import type { SyncProgress } from '../types.js';
-import { CALLS_TABLE } from '../sync/change-log.js';
+import { CALLS_TABLE } from '../sync/calls-table.js';
 import { type CallLog, RECORDED_METHODS } from './call-log.js';
 import { serializeError } from './protocol.js';
 import { HEARTBEAT_MS, type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';

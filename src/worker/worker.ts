@@ -43,6 +43,8 @@ let driver: Driver | null = null;
  */
 let abortFlag: AbortFlag | null = null;
 let abortFile: AbortFileHandle | null = null;
+/** The abort file's opening, which a seat does not wait for before it asks for the lock; `close` waits for it. */
+let abortFileOpening: Promise<void> | null = null;
 let seat: EngineSeat | null = null;
 
 /**
@@ -62,8 +64,11 @@ async function warmUp(req: OpenRequest): Promise<void> {
   }
 }
 
-/** A shared database's seat: the engine opens on `dir` when this worker wins the lock. */
-function takeSeat(req: OpenRequest, callbacks: SyncCallbacks, joined: NonNullable<OpenRequest['seat']>): EngineSeat {
+/**
+ * A shared database's seat: the engine opens on `dir` when this worker wins the lock, and not
+ * before `fileReady` (the abort file) settles.
+ */
+function takeSeat(req: OpenRequest, callbacks: SyncCallbacks, joined: NonNullable<OpenRequest['seat']>, fileReady: Promise<void>): EngineSeat {
   const dirOptions = { lockTimeoutMs: req.lockTimeoutMs, simulatedQuota: req.simulatedQuota };
   return new EngineSeat(
     req.name,
@@ -71,6 +76,8 @@ function takeSeat(req: OpenRequest, callbacks: SyncCallbacks, joined: NonNullabl
     joined.clientId,
     async (release) => {
       try {
+        // The file before the engine: a statement started before it opened could never see it.
+        await fileReady;
         return await openEngine(req, callbacks, await OpfsDirectory.locked(req.name, dirOptions, release));
       } catch (e) {
         // Also when this worker takes over later: the page's callers see the public error.
@@ -127,10 +134,13 @@ const api: WorkerApi = {
     let file: AbortFlag | null = null;
     abortFlag = eitherAbortFlag(req.abortFlag ? sharedAbortFlag(new Int32Array(req.abortFlag)) : null, () => file);
     if (req.seat) {
-      // The file first: the seat's engine may open (and serve calls) as soon as it is taken.
-      abortFile = await openAbortFile(req.name);
-      file = abortFile && fileAbortFlag(abortFile);
-      seat = takeSeat(req, { authToken, transform }, req.seat);
+      // The seat asks for the lock while the file opens (on a first open this worker is busy
+      // loading SQLite, and both wait for it); its engine opens only once the file has.
+      abortFileOpening = openAbortFile(req.name).then((handle) => {
+        abortFile = handle;
+        file = handle && fileAbortFlag(handle);
+      });
+      seat = takeSeat(req, { authToken, transform }, req.seat, abortFileOpening);
       return;
     }
     const [engineDriver, handle] = await Promise.all([openDriver(req, { authToken, transform }), openAbortFile(req.name)]);
@@ -146,6 +156,8 @@ const api: WorkerApi = {
     const s = seat;
     seat = null;
     await s?.close();
+    // A file still opening is closed with the rest.
+    await abortFileOpening;
     const d = driver;
     driver = null;
     abortFile?.close();
