@@ -37,11 +37,11 @@ import { NodeDirectory } from '../opfs-vfs/storage/node.js';
 import { ProtocolError } from '../errors.js';
 import { randomHex } from '../protocol/ids.js';
 import { HttpError } from './http.js';
-import type { HranaStreamResult, PipelineResponse } from '../protocol/hrana.js';
+import type { PipelineResponse } from '../protocol/hrana.js';
 import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, PAGE_BYTES, type PullRequest, encodePage, encodePullHeader } from '../protocol/pull-updates.js';
 import { decodeRoaring } from '../protocol/roaring.js';
 import { TURSO_SYNC_TABLE, isSyncPush } from '../protocol/turso-tables.js';
-import { AnswerBudget, type StreamSession, checkPipelineBody, executePipeline, newStreamSession } from './hrana.js';
+import { AnswerBudget, type StreamSession, checkPipelineBody, executePipeline, newStreamSession, pipelineResultFailed } from './hrana.js';
 import { RevisionLog, syncDirectory } from './revlog.js';
 import { ClientOwners, type Writer } from './client-owners.js';
 import { type SandboxLimits, type SessionReset, type StatementClock, applySandbox } from './sandbox.js';
@@ -277,7 +277,7 @@ export class HostedDatabase {
       const images = this.conn.readPages(group);
       const parts: Uint8Array[] = [];
       for (const [pgno, data] of images) parts.push(encodePage(pgno - 1, data));
-      sink(concat(parts));
+      sink(Buffer.concat(parts));
       group = [];
       const nowMs = performance.now();
       if (nowMs - sliceStartMs < sliceMs) return;
@@ -382,7 +382,7 @@ export class HostedDatabase {
     let failed = true;
     try {
       const { response, open } = executePipeline({ conn: this.conn, clock: this.clock, session, trusted, storedSqlCharsMax: this.storedSqlCharsMax, answer: new AnswerBudget(this.answerBytesMax) }, body);
-      failed = response.results.some(resultFailed);
+      failed = response.results.some(pipelineResultFailed);
       if (!open) {
         this.endStream();
         return response;
@@ -580,12 +580,6 @@ export class HostedDatabase {
   }
 }
 
-/** Whether a pipeline's result (or, for a batch, one of its steps) is an error. */
-function resultFailed(result: HranaStreamResult): boolean {
-  if (result.type === 'error') return true;
-  return result.response.type === 'batch' && result.response.result.step_errors.some((e) => e !== null);
-}
-
 /** What a pull's build answered: the key under which its answer may be shared, null when it is not the whole database. */
 export interface PullBuilt {
   key: string | null;
@@ -598,14 +592,4 @@ function wholePullKey(name: string, revision: string, applyMode: number): string
 
 function* range(from: number, to: number): Generator<number> {
   for (let i = from; i <= to; i++) yield i;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -167,6 +167,12 @@ function checkStmt(stmt: unknown, session: StreamSession): { sql: string; stmt: 
   return { sql: sqlOf(stmt, session, 'stmt'), stmt: stmt as HranaStmt };
 }
 
+/** Whether a pipeline's result (or, for a batch, one of its steps) is an error. */
+export function pipelineResultFailed(result: HranaStreamResult): boolean {
+  if (result.type === 'error') return true;
+  return result.response.type === 'batch' && result.response.result.step_errors.some((e) => e !== null);
+}
+
 /** Whether a pipeline body is well formed at its top level (the baton is the caller's to check). */
 export function checkPipelineBody(body: unknown): asserts body is { baton?: unknown; requests: unknown[] } {
   if (!isObject(body) || !Array.isArray(body.requests)) throw new ProtocolError('the body must be {"baton": null, "requests": [...]}');
