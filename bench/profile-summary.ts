@@ -4,25 +4,9 @@
  * `npx tsx bench/profile-summary.ts FILE.cpuprofile [top]`.
  */
 import { readFileSync } from 'node:fs';
+import { type CallFrame, type CpuProfile, tallyProfile } from './profile.js';
 
-interface CallFrame {
-  functionName: string;
-  url: string;
-  lineNumber: number;
-  columnNumber: number;
-}
-interface ProfileNode {
-  id: number;
-  callFrame: CallFrame;
-  children?: number[];
-}
-export interface CpuProfile {
-  nodes: ProfileNode[];
-  startTime: number;
-  endTime: number;
-  samples?: number[];
-  timeDeltas?: number[];
-}
+export type { CpuProfile };
 
 /** The slice of node:module's SourceMap this uses. */
 interface SourceMapLike {
@@ -52,34 +36,8 @@ function frameName(frame: CallFrame): string {
 
 /** Self time by function and by file, inclusive time by function: the `top` heaviest of each. */
 export function summariseServer(profile: CpuProfile, top = 40): string {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const self = new Map<string, number>();
-  const byFile = new Map<string, number>();
-  const inclusive = new Map<string, number>();
-  const add = (m: Map<string, number>, key: string, ms: number): void => void m.set(key, (m.get(key) ?? 0) + ms);
-  const samples = profile.samples ?? [];
-  const deltas = profile.timeDeltas ?? [];
-  let total = 0;
-  let idle = 0;
-  for (let i = 0; i < samples.length; i++) {
-    // A sample's time is the gap to the next one.
-    const ms = (deltas[i + 1] ?? 0) / 1000;
-    const node = byId.get(samples[i]!);
-    if (!node) continue;
-    total += ms;
-    if (node.callFrame.functionName === '(idle)') idle += ms;
-    add(self, frameName(node.callFrame), ms);
-    add(byFile, shortUrl(node.callFrame.url) || `(${node.callFrame.functionName})`, ms);
-    const seen = new Set<string>();
-    for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
-      const key = frameName(byId.get(id)!.callFrame);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      add(inclusive, key, ms);
-    }
-  }
+  const fileOf = (frame: CallFrame): string => shortUrl(frame.url) || `(${frame.functionName})`;
+  const { totalMs: total, idleMs: idle, self, selfByFile: byFile, inclusive } = tallyProfile(profile, frameName, fileOf);
   const busy = total - idle;
   const list = (m: Map<string, number>): string[] =>
     [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, v]) => `${v.toFixed(0).padStart(7)} ms  ${((100 * v) / (busy || 1)).toFixed(1).padStart(5)}% of busy  ${k}`);

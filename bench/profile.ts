@@ -13,10 +13,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-interface CallFrame {
+export interface CallFrame {
   functionName: string;
   url: string;
   lineNumber: number;
+  columnNumber: number;
 }
 interface ProfileNode {
   id: number;
@@ -142,35 +143,50 @@ export class WorkerProfiler {
   }
 }
 
-/** Self and inclusive milliseconds by function, the heaviest first. */
-export function summarise(profile: CpuProfile, top = 25): string {
+/** Sampled milliseconds of a profile: self and inclusive by `nameOf` a frame, self by `fileOf` it. */
+export interface ProfileTally {
+  totalMs: number;
+  idleMs: number;
+  self: Map<string, number>;
+  inclusive: Map<string, number>;
+  selfByFile: Map<string, number>;
+}
+
+export function tallyProfile(profile: CpuProfile, nameOf: (frame: CallFrame) => string, fileOf: (frame: CallFrame) => string = () => ''): ProfileTally {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const name = (n: ProfileNode): string => {
-    const file = n.callFrame.url.split('/').pop() ?? '';
-    return `${n.callFrame.functionName || '(anonymous)'}${file ? ` ${file}:${n.callFrame.lineNumber + 1}` : ''}`;
-  };
-  const self = new Map<string, number>();
-  const inclusive = new Map<string, number>();
+  const tally: ProfileTally = { totalMs: 0, idleMs: 0, self: new Map(), inclusive: new Map(), selfByFile: new Map() };
+  const add = (m: Map<string, number>, key: string, ms: number): void => void m.set(key, (m.get(key) ?? 0) + ms);
   const samples = profile.samples ?? [];
   const deltas = profile.timeDeltas ?? [];
-  let total = 0;
   for (let i = 0; i < samples.length; i++) {
     // A sample's time is the gap to the next one.
     const ms = (deltas[i + 1] ?? 0) / 1000;
-    total += ms;
+    tally.totalMs += ms;
     const node = byId.get(samples[i]!);
     if (!node) continue;
-    self.set(name(node), (self.get(name(node)) ?? 0) + ms);
+    if (node.callFrame.functionName === '(idle)') tally.idleMs += ms;
+    add(tally.self, nameOf(node.callFrame), ms);
+    add(tally.selfByFile, fileOf(node.callFrame), ms);
     const seen = new Set<string>();
     for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
-      const n = name(byId.get(id)!);
-      if (seen.has(n)) continue;
-      seen.add(n);
-      inclusive.set(n, (inclusive.get(n) ?? 0) + ms);
+      const key = nameOf(byId.get(id)!.callFrame);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      add(tally.inclusive, key, ms);
     }
   }
+  return tally;
+}
+
+/** Self and inclusive milliseconds by function, the heaviest first. */
+export function summarise(profile: CpuProfile, top = 25): string {
+  const name = (frame: CallFrame): string => {
+    const file = frame.url.split('/').pop() ?? '';
+    return `${frame.functionName || '(anonymous)'}${file ? ` ${file}:${frame.lineNumber + 1}` : ''}`;
+  };
+  const { totalMs: total, self, inclusive } = tallyProfile(profile, name);
   const list = (m: Map<string, number>): string[] =>
     [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, v]) => `${v.toFixed(1).padStart(8)} ms  ${(100 * v / (total || 1)).toFixed(1).padStart(5)}%  ${k}`);
   return [`sampled ${total.toFixed(1)} ms`, '', 'self:', ...list(self), '', 'inclusive:', ...list(inclusive)].join('\n');
