@@ -8,12 +8,12 @@
  * in the same browser, interleaved round by round with alternating order: on a busy machine only
  * such same-run ratios mean anything. Prints per-round figures and the medians over rounds.
  */
-import { cpSync, existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright';
-import { build, preview } from 'vite';
 import { chromiumPath } from '../scripts/chromium.js';
+import { serveCheckoutPage } from './checkout.js';
 
 interface Args {
   base?: string | undefined;
@@ -47,28 +47,6 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-/** Builds `tree`'s hot page and serves it (cross-origin isolated, as the bench's page); resolves with its address. */
-async function serve(tree: string): Promise<string> {
-  const root = join(tree, 'bench', 'hot-page');
-  if (!existsSync(root)) cpSync(new URL('./hot-page/', import.meta.url).pathname, root, { recursive: true });
-  const outDir = mkdtempSync(join(tmpdir(), 'outpost-hot-build-'));
-  await build({ root, configFile: false, logLevel: 'warn', build: { outDir, emptyOutDir: true, target: 'es2022' }, worker: { format: 'es' } });
-  const server = await preview({
-    root,
-    configFile: false,
-    logLevel: 'warn',
-    build: { outDir },
-    preview: {
-      host: '127.0.0.1',
-      port: 0,
-      headers: { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' },
-    },
-  });
-  const address = server.httpServer.address();
-  if (!address || typeof address === 'string') throw new Error('vite did not bind');
-  return `http://127.0.0.1:${address.port}/`;
-}
-
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -86,7 +64,7 @@ async function main(): Promise<void> {
   const trees: Record<string, string> = { current: resolve(new URL('..', import.meta.url).pathname) };
   if (args.base) trees.base = args.base;
   const urls: Record<string, string> = {};
-  for (const [label, tree] of Object.entries(trees)) urls[label] = await serve(tree);
+  for (const [label, tree] of Object.entries(trees)) urls[label] = await serveCheckoutPage(tree, 'hot-page', true);
   const profile = mkdtempSync(join(tmpdir(), 'outpost-hot-profile-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath(),

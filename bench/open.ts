@@ -10,12 +10,12 @@
  * lockTimeoutMs (the database alone, no tab sharing); the default is `open(name)`, shared.
  * Prints the min and median of each open by position.
  */
-import { cpSync, existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright';
-import { build, preview } from 'vite';
 import { chromiumPath } from '../scripts/chromium.js';
+import { serveCheckoutPage } from './checkout.js';
 
 interface Args {
   base?: string | undefined;
@@ -44,18 +44,6 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-/** Builds `tree`'s open page and serves it; resolves with its address. */
-async function serve(tree: string): Promise<string> {
-  const root = join(tree, 'bench', 'open-page');
-  if (!existsSync(root)) cpSync(new URL('./open-page/', import.meta.url).pathname, root, { recursive: true });
-  const outDir = mkdtempSync(join(tmpdir(), 'outpost-open-build-'));
-  await build({ root, configFile: false, logLevel: 'warn', build: { outDir, emptyOutDir: true, target: 'es2022' }, worker: { format: 'es' } });
-  const server = await preview({ root, configFile: false, logLevel: 'warn', build: { outDir }, preview: { host: '127.0.0.1', port: 0 } });
-  const address = server.httpServer.address();
-  if (!address || typeof address === 'string') throw new Error('vite did not bind');
-  return `http://127.0.0.1:${address.port}/`;
-}
-
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -67,7 +55,7 @@ async function main(): Promise<void> {
   const trees: Record<string, string> = { current: resolve(new URL('..', import.meta.url).pathname) };
   if (args.base) trees.base = args.base;
   const urls: Record<string, string> = {};
-  for (const [label, tree] of Object.entries(trees)) urls[label] = await serve(tree);
+  for (const [label, tree] of Object.entries(trees)) urls[label] = await serveCheckoutPage(tree, 'open-page');
   const profile = mkdtempSync(join(tmpdir(), 'outpost-open-profile-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath(),
