@@ -13,10 +13,15 @@
  *   count is not the only limit: idle databases are also closed while SQLite's heap holds more
  *   than `heap.openBytesMax`, which leaves the rest of the bound for statements. An open that
  *   fails for memory (SQLITE_NOMEM) closes every idle database and tries once more.
+ * - A database's file carries its name exactly: on a case-insensitive file system (macOS,
+ *   Windows) `A.db` is `a.db`, so a token for database `A` would reach database `a`'s rows.
+ *   An open whose file turns out to be another name's is refused (`refuseCaseAlias`).
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { SqliteError } from '../errors.js';
 import { HostedDatabase, type HostedDatabaseOptions } from './hosted-database.js';
+import { HttpError } from './http.js';
 
 /** How much of SQLite's heap the open databases may hold, and what it holds now. */
 export interface HeapBudget {
@@ -101,6 +106,7 @@ export class DatabaseCache {
 
   /** Opens `name`; when SQLite's heap is too full for it, closes every idle database and tries once more. */
   private async openFresh(name: string): Promise<HostedDatabase> {
+    refuseCaseAlias(this.fileOf(name), name);
     try {
       return await HostedDatabase.open(this.dataDir, name, this.optionsFor(name));
     } catch (e) {
@@ -128,4 +134,16 @@ export class DatabaseCache {
   private fileOf(name: string): string {
     return `${this.dataDir}/${name}.db`;
   }
+}
+
+/**
+ * Refuses to open `name` when its file `file` exists under a name that differs only in case
+ * (the file system folds case, or a link does): that file is another database's.
+ */
+export function refuseCaseAlias(file: string, name: string): void {
+  if (!fs.existsSync(file)) return;
+  const wanted = path.basename(file);
+  const real = path.basename(fs.realpathSync.native(file));
+  if (real === wanted || real.toLowerCase() !== wanted.toLowerCase()) return;
+  throw new HttpError(409, `database "${name}" would open the file of another database (${real}): on this server's file system, database names must differ by more than case`, 'NAME_CONFLICT');
 }
