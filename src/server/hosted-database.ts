@@ -423,14 +423,15 @@ export class HostedDatabase {
       // Effects begun for this request alone end with it; a stream's end with the stream.
       if (!held) endEffects?.();
       this.share.charge(this.clock.takeSpentMs(), performance.now());
-      this.owners.writer = { subject: null, admin: true };
       // Inside a stream's open transaction the protocol table may not be committed yet: the
-      // owner triggers are installed once it is. The stream over, the connection's session
-      // settings go back to what every request starts from.
+      // owner triggers are installed once it is, and the rows of the request that created it go
+      // to that request's writer (so the writer is reset only after). The stream over, the
+      // connection's session settings go back to what every request starts from.
       if (!this.conn.inTransaction) {
         this.owners.afterRequest(this.conn, trusted, this.revlog.seq, this.wrotePage1Since);
         this.sessionReset.reset(this.clock, trusted);
       }
+      this.owners.writer = { subject: null, admin: true };
       if (this.revlog.seq !== before) {
         if (failed) this.revlog.forgetSize();
         for (const wake of [...this.waiters]) wake();
