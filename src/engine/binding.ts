@@ -13,6 +13,7 @@
  */
 import { OutpostError } from '../errors.js';
 import { SQLITE_OK } from '../sqlite/constants.js';
+import { heapBytes } from '../sqlite/heap.js';
 import type { RawExports } from '../sqlite/wasm-api.js';
 import type { SqlParam } from '../types.js';
 import type { Statement, StatementHost } from './statements.js';
@@ -153,7 +154,7 @@ function bindString(host: StatementHost, stmt: Statement, i: number, v: string):
   const { wasm, capi } = host.sqlite3;
   const capacity = Math.max(1, v.length * 3);
   const ptr = wasm.alloc(capacity);
-  const { written } = textEncoder.encodeInto(v, wasm.heap8u().subarray(ptr, ptr + capacity));
+  const { written } = textEncoder.encodeInto(v, heapBytes(wasm.memory, ptr, capacity));
   return host.raw.sqlite3_bind_text(stmt.ptr, i, ptr, written, capi.SQLITE_WASM_DEALLOC);
 }
 
@@ -162,7 +163,7 @@ function bindBytes(host: StatementHost, stmt: Statement, i: number, bytes: Uint8
   const { wasm, capi } = host.sqlite3;
   // A zero-length value still needs a non-null pointer, or SQLite binds NULL.
   const ptr = wasm.alloc(Math.max(1, bytes.length));
-  wasm.heap8u().set(bytes, ptr);
+  heapBytes(wasm.memory, ptr, bytes.length).set(bytes);
   const bind = as === 'text' ? host.raw.sqlite3_bind_text : host.raw.sqlite3_bind_blob;
   return bind(stmt.ptr, i, ptr, bytes.length, capi.SQLITE_WASM_DEALLOC);
 }

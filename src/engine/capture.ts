@@ -32,6 +32,7 @@
  * is then recorded, so the owner's own writes (replay, bookkeeping) never become records.
  */
 import { SQLITE_OK, SQLITE_SESSION_OBJCONFIG_ROWID as SESSION_OBJCONFIG_ROWID } from '../sqlite/constants.js';
+import { heapBytes } from '../sqlite/heap.js';
 import type { Classified } from './commit-points.js';
 import { type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
 import { setTableFilter } from './guards.js';
@@ -300,7 +301,7 @@ export class ChangeCapture {
       if (rc !== SQLITE_OK) throw new Error(`sqlite3session_changeset failed (${rc}); a table's schema may have changed under the session`);
       const n = wasm.peek32(pN);
       const p = wasm.peekPtr(pBuf);
-      const out = n > 0 ? wasm.heap8u().slice(p, p + n) : new Uint8Array(0);
+      const out = n > 0 ? heapBytes(wasm.memory, p, n).slice() : new Uint8Array(0);
       if (p) capi.sqlite3_free(p);
       return out;
     } finally {

@@ -23,6 +23,7 @@ import {
 } from '../sqlite/constants.js';
 import { sqliteError } from '../sqlite/errors.js';
 import { markRollbackMode, validateHeader } from '../sqlite/format.js';
+import { heapBytes } from '../sqlite/heap.js';
 import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
 import type { SqlValue } from '../types.js';
 import { bindValue } from './binding.js';
@@ -210,7 +211,7 @@ export function readPages(host: StatementHost, stmt: Statement, pageNumbers: Ite
       const rc = raw.sqlite3_step(stmt.ptr);
       if (rc === SQLITE_ROW) {
         const p = raw.sqlite3_column_blob(stmt.ptr, 0);
-        out.set(pgno, host.sqlite3.wasm.heap8u().slice(p, p + raw.sqlite3_column_bytes(stmt.ptr, 0)));
+        out.set(pgno, heapBytes(host.sqlite3.wasm.memory, p, raw.sqlite3_column_bytes(stmt.ptr, 0)).slice());
       } else if (rc !== SQLITE_DONE) throw host.error(rc, stmt.sql);
     }
     return out;

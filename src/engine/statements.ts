@@ -5,6 +5,7 @@
  */
 import { OutpostError, SqliteError } from '../errors.js';
 import { SQLITE_DONE, SQLITE_OK, SQLITE_PREPARE_PERSISTENT, SQLITE_ROW } from '../sqlite/constants.js';
+import { heapBytes } from '../sqlite/heap.js';
 import type { RawExports, Sqlite3Runtime } from '../sqlite/wasm-api.js';
 import type { SqlValue, StatementResult } from '../types.js';
 import type { CellReader } from './cells.js';
@@ -70,15 +71,16 @@ export function* splitStatements(host: StatementHost, sql: string, flags = 0): G
   const ppStmt = wasm.alloc(2 * wasm.ptr.size);
   const pzTail = ppStmt + wasm.ptr.size;
   try {
-    wasm.heap8u().set(bytes, pSql);
-    wasm.heap8u()[pSql + bytes.length] = 0;
+    const sqlBytes = heapBytes(wasm.memory, pSql, bytes.length + 1);
+    sqlBytes.set(bytes);
+    sqlBytes[bytes.length] = 0;
     let pos = pSql;
     const end = pSql + bytes.length;
     while (pos < end) {
       host.access?.begin();
       const rc = capi.sqlite3_prepare_v3(host.db(), pos, end - pos, flags, ppStmt, pzTail);
       const tail = wasm.peekPtr(pzTail);
-      const text = stripLeadingComments(textDecoder.decode(wasm.heap8u().subarray(pos, tail)));
+      const text = stripLeadingComments(textDecoder.decode(heapBytes(wasm.memory, pos, tail - pos)));
       if (rc !== SQLITE_OK) throw host.error(rc, text || sql);
       pos = tail;
       const ptr = wasm.peekPtr(ppStmt);

@@ -66,6 +66,7 @@ import {
   SQLITE_OPEN_TEMP_JOURNAL,
   SQLITE_OPEN_TRANSIENT_DB,
 } from '../sqlite/constants.js';
+import { heapBytes } from '../sqlite/heap.js';
 import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
 import { OpenFile, type WalObserver } from './open-file.js';
 import { type StorageBackend, StorageFullError } from './storage/backend.js';
@@ -179,6 +180,8 @@ export class OutpostVfs {
   /** The methods of an open file. Maintenance reminder: keep them in alphabetical order. */
   private ioMethods(): MethodTable {
     const { wasm } = this.sqlite3;
+    // The Memory object never changes; its buffer does, on growth: heapBytes reads it per call.
+    const { memory } = wasm;
     return {
       xCheckReservedLock: (_pFile: number, pOut: number): number => {
         // No other connection can exist (see the header), so nobody else holds RESERVED.
@@ -226,10 +229,12 @@ export class OutpostVfs {
       xLock: (_pFile: number, _level: number): number => SQLITE_OK,
       xRead: (pFile: number, pDest: number, n: number, offset: bigint | number): number => {
         try {
-          const got = this.file(pFile).read(wasm.heap8u().subarray(pDest, pDest + n), Number(offset));
+          // A backend never calls into WASM, so the view stays valid through the read.
+          const dst = heapBytes(memory, pDest, n);
+          const got = this.file(pFile).read(dst, Number(offset));
           if (got < n) {
             // SQLite requires the unread tail to be zeroed on a short read.
-            wasm.heap8u().fill(0, pDest + got, pDest + n);
+            dst.fill(0, got);
             return SQLITE_IOERR_SHORT_READ;
           }
           return SQLITE_OK;
@@ -257,7 +262,7 @@ export class OutpostVfs {
       xUnlock: (_pFile: number, _level: number): number => SQLITE_OK,
       xWrite: (pFile: number, pSrc: number, n: number, offset: bigint | number): number => {
         try {
-          this.file(pFile).write(wasm.heap8u().subarray(pSrc, pSrc + n), Number(offset));
+          this.file(pFile).write(heapBytes(memory, pSrc, n), Number(offset));
           return SQLITE_OK;
         } catch (e) {
           return this.fail(e, SQLITE_IOERR_WRITE);
@@ -307,8 +312,9 @@ export class OutpostVfs {
         const e = this.lastError;
         if (e && nOut > 0) {
           const bytes = new TextEncoder().encode(e.message).subarray(0, nOut - 1);
-          wasm.heap8u().set(bytes, pOut);
-          wasm.heap8u()[pOut + bytes.length] = 0;
+          const out = heapBytes(wasm.memory, pOut, bytes.length + 1);
+          out.set(bytes);
+          out[bytes.length] = 0;
         }
         return e ? e.code : SQLITE_OK;
       },
@@ -332,7 +338,7 @@ export class OutpostVfs {
         }
       },
       xRandomness: (_pVfs: number, nOut: number, pOut: number): number => {
-        crypto.getRandomValues(wasm.heap8u().subarray(pOut, pOut + nOut));
+        crypto.getRandomValues(heapBytes(wasm.memory, pOut, nOut));
         return nOut;
       },
       // Only this connection uses the files, so waiting could never help: never sleep.

@@ -99,6 +99,8 @@ export interface Sqlite3Runtime {
     /** The raw exports; cast once to `RawExports` (the engine's hot paths call them). */
     exports: unknown;
     ptr: { size: number };
+    /** The module's memory (imported by this build); read bytes through `heap.ts`'s `heapBytes`. */
+    memory: WebAssembly.Memory;
     heap8u(): Uint8Array;
     alloc(n: number): number;
     dealloc(p: number): void;
