@@ -80,7 +80,10 @@ export function* splitStatements(host: StatementHost, sql: string, flags = 0): G
       host.access?.begin();
       const rc = capi.sqlite3_prepare_v3(host.db(), pos, end - pos, flags, ppStmt, pzTail);
       const tail = wasm.peekPtr(pzTail);
-      const text = stripLeadingComments(textDecoder.decode(heapBytes(wasm.memory, pos, tail - pos)));
+      // Clamped: the tail slot is not zeroed before the call, and heapBytes throws on a range
+      // outside the memory where the old subarray() clamped, so an error path that left it
+      // unset still reaches host.error below.
+      const text = stripLeadingComments(textDecoder.decode(heapBytes(wasm.memory, pos, Math.max(0, Math.min(tail, end) - pos))));
       if (rc !== SQLITE_OK) throw host.error(rc, text || sql);
       pos = tail;
       const ptr = wasm.peekPtr(ppStmt);
