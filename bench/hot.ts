@@ -1,12 +1,14 @@
 /**
- * `npx tsx bench/hot.ts [--base DIR] [--rounds N] [--calls C] [--rows R] [--queries Q] [--storage opfs|memory]`
+ * `npx tsx bench/hot.ts [--base DIR] [--rounds N] [--calls C] [--rows R] [--queries Q] [--storage opfs|memory] [--no-t1]`
  *
  * The per-call figures of issue 15 alone, in headless Chromium through the public API: the
  * `SELECT 1` round trip (median of C calls), a bare postMessage echo to a worker in the same page
  * (the floor), and `query()` of R rows x 5 columns (the best of Q queries). With --base, the same
  * page built from another checkout (DIR, which gets bench/hot-page copied in if it lacks it) runs
  * in the same browser, interleaved round by round with alternating order: on a busy machine only
- * such same-run ratios mean anything. Prints per-round figures and the medians over rounds.
+ * such same-run ratios mean anything. Unless --no-t1, also T1 of the classic suite through the
+ * public API (1,000 awaited autocommit INSERTs) on OPFS and on memory, and its floor (memory T1
+ * plus 1,000 raw OPFS frame appends). Prints per-round figures and the medians over rounds.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,10 +24,11 @@ interface Args {
   rows: number;
   queries: number;
   storage: 'opfs' | 'memory';
+  t1: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { rounds: 6, calls: 2000, rows: 100_000, queries: 3, storage: 'opfs' };
+  const args: Args = { rounds: 6, calls: 2000, rows: 100_000, queries: 3, storage: 'opfs', t1: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): string => {
@@ -38,6 +41,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--calls') args.calls = Number(next());
     else if (a === '--rows') args.rows = Number(next());
     else if (a === '--queries') args.queries = Number(next());
+    else if (a === '--no-t1') args.t1 = false;
     else if (a === '--storage') {
       const s = next();
       if (s !== 'opfs' && s !== 'memory') throw new Error('--storage is opfs or memory');
@@ -57,6 +61,10 @@ interface Round {
   select1Ms: number;
   echoMs: number;
   queryMs: number;
+  /** T1 (1,000 awaited autocommit INSERTs) on OPFS and on memory, and 1,000 raw frame appends; NaN with --no-t1. */
+  t1Ms: number;
+  t1MemoryMs: number;
+  appendsMs: number;
 }
 
 async function main(): Promise<void> {
@@ -87,12 +95,18 @@ async function main(): Promise<void> {
         const queries: number[] = [];
         for (let q = 0; q < args.queries; q++) queries.push(await page.evaluate(() => window.hot.query()));
         await page.evaluate(() => window.hot.close());
+        // T1 and its floor (issue 15): the pages of checkouts without them measure NaN.
+        const hasT1 = args.t1 && (await page.evaluate(() => typeof window.hot.t1 === 'function'));
+        const t1Ms = hasT1 ? await page.evaluate((n) => window.hot.t1(n, 'opfs'), `t1-${label}-${round}`) : Number.NaN;
+        const t1MemoryMs = hasT1 ? await page.evaluate((n) => window.hot.t1(n, 'memory'), `t1m-${label}-${round}`) : Number.NaN;
+        const appendsMs = hasT1 ? await page.evaluate((n) => window.hot.appends(n), `app-${label}-${round}`) : Number.NaN;
         await page.close();
-        const r: Round = { select1Ms, echoMs, queryMs: Math.min(...queries) };
+        const r: Round = { select1Ms, echoMs, queryMs: Math.min(...queries), t1Ms, t1MemoryMs, appendsMs };
         (rounds[label] ??= []).push(r);
         process.stderr.write(
           `round ${round + 1} ${label}: SELECT 1 ${select1Ms.toFixed(3)} ms (echo ${echoMs.toFixed(3)}, ${(select1Ms / echoMs).toFixed(2)}x); ` +
-            `query ${queries.map((q) => ((args.rows / q) * 1e-3).toFixed(2)).join(' ')} M rows/s\n`,
+            `query ${queries.map((q) => ((args.rows / q) * 1e-3).toFixed(2)).join(' ')} M rows/s; ` +
+            `T1 ${t1Ms.toFixed(1)} ms (memory ${t1MemoryMs.toFixed(1)}, appends ${appendsMs.toFixed(1)}, ${(t1Ms / (t1MemoryMs + appendsMs)).toFixed(2)}x floor)\n`,
         );
       }
     }
@@ -112,6 +126,12 @@ async function main(): Promise<void> {
   row('bare echo median, ms', (r) => r.echoMs, (x) => x.toFixed(3));
   row('SELECT 1 / echo', (r) => r.select1Ms / r.echoMs, (x) => `${x.toFixed(2)}x`);
   row(`query() ${args.rows} x 5, M rows/s`, (r) => args.rows / r.queryMs / 1e3, (x) => x.toFixed(2), true);
+  if (args.t1) {
+    row('T1 through the API, opfs, ms', (r) => r.t1Ms, (x) => x.toFixed(1));
+    row('T1 through the API, memory, ms', (r) => r.t1MemoryMs, (x) => x.toFixed(1));
+    row('1,000 raw frame appends, ms', (r) => r.appendsMs, (x) => x.toFixed(1));
+    row('T1 / floor (memory T1 + appends; target 1.3x)', (r) => r.t1Ms / (r.t1MemoryMs + r.appendsMs), (x) => `${x.toFixed(2)}x`);
+  }
   process.exit(0);
 }
 

@@ -11,6 +11,18 @@
  * engine), the running one finishes, a follower's open transaction is rolled back, every
  * follower that called is told `closed` (after its last answer), then the Driver closes, which
  * releases the database lock and lets the next tab take over.
+ *
+ * Change events: the tables a commit changed go to this tab's page (seat.ts) and, on the
+ * channel, to every other context. A posted BroadcastChannel message costs about as much as a
+ * small call's round trip, so a commit is broadcast only while another context may listen
+ * (`othersMayListen`). Every other context holds its lifetime lock (`clientLockName`) from
+ * before its first message until it dies: the engine assumes listeners until a look at the
+ * held locks finds none but its own page's, and any sign of another context (its `hello`, a
+ * call, a broker port) counts again from then on. A context that joins later takes its lock
+ * before it says `hello`, and the look starts after this engine's channel exists, so either
+ * the look sees its lock or the engine hears its `hello`; a follower cannot read the database
+ * before either has happened, so it never misses a commit after its first read. The engine's
+ * first event (every table changed) is always broadcast.
  */
 import type { Driver } from '../driver.js';
 import type { SyncProgress } from '../types.js';
@@ -62,6 +74,10 @@ export class EngineHost {
   private lastBeatAt = Date.now();
   /** Recent stretches without a heartbeat, longer than two beats: [from, to]. */
   private silences: [number, number][] = [];
+  /** Another context may listen to the broadcast events (header): true until a look finds none. */
+  private othersMayListen = true;
+  /** Signs of another context so far: a look at the locks started before the latest one is stale. */
+  private otherSigns = 0;
 
   constructor(
     private readonly name: string,
@@ -94,10 +110,32 @@ export class EngineHost {
     this.announce();
     // After the announcement, which waits for nothing else: this deletes only records of
     // followers that are gone, which no live follower will ask about.
-    await this.forgetDeadClients();
+    const alive = await this.liveClients();
+    this.forgetDeadClients(alive);
     // Writes the previous engine committed without telling anyone may have changed anything.
     const userTables = allTables.filter((t) => t !== CALLS_TABLE);
-    if (userTables.length > 0) this.tablesChanged(userTables);
+    if (userTables.length > 0) this.tablesChanged(userTables, true);
+  }
+
+  /**
+   * The client ids of the contexts alive now (their lifetime locks), other than this engine's
+   * own page; then, unless another context showed itself meanwhile, whether any may listen.
+   */
+  private async liveClients(): Promise<Set<string>> {
+    const signs = this.otherSigns;
+    const prefix = clientLockName(this.name, '');
+    const locks = await navigator.locks.query();
+    const names = [...(locks.held ?? []), ...(locks.pending ?? [])].map((l) => l.name ?? '');
+    const alive = new Set(names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)));
+    if (this.ownerId !== null) alive.delete(this.ownerId);
+    if (this.otherSigns === signs) this.othersMayListen = alive.size > 0;
+    return alive;
+  }
+
+  /** Another context showed itself: broadcast the events from now on. */
+  private otherContext(): void {
+    this.otherSigns++;
+    this.othersMayListen = true;
   }
 
   private announce(): void {
@@ -112,6 +150,7 @@ export class EngineHost {
       port.close();
       return;
     }
+    this.otherContext();
     this.links.get(clientId)?.close();
     this.links.set(clientId, port);
     port.onmessage = (event: MessageEvent<TabMessage>) => this.receive(event.data, (r) => port.postMessage(r));
@@ -138,13 +177,9 @@ export class EngineHost {
   }
 
   /** Deletes the applied-call records of followers that are gone (their lifetime lock is free). */
-  private async forgetDeadClients(): Promise<void> {
-    if (!this.calls) return;
-    const prefix = clientLockName(this.name, '');
-    const held = (await navigator.locks.query()).held ?? [];
-    const alive = new Set(held.map((l) => l.name ?? '').filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)));
+  private forgetDeadClients(alive: ReadonlySet<string>): void {
     const calls = this.calls;
-    this.enqueueSystem(() => calls.forget((client) => alive.has(client)));
+    if (calls) this.enqueueSystem(() => calls.forget((client) => alive.has(client)));
   }
 
   /** Bookkeeping run in the queue, outside every follower's transaction. */
@@ -153,12 +188,13 @@ export class EngineHost {
     this.pump();
   }
 
-  private tablesChanged(changed: string[]): void {
+  /** `always`: broadcast even when no other context may listen (header). */
+  private tablesChanged(changed: string[], always = false): void {
     // The applied-call records are bookkeeping: nobody watches them.
     const tables = changed.filter((t) => t !== CALLS_TABLE);
     if (tables.length === 0) return;
     this.localTables(tables);
-    this.post({ type: 'tables', engineId: this.engineId, tables });
+    if (always || this.othersMayListen) this.post({ type: 'tables', engineId: this.engineId, tables });
   }
 
   private post(message: TabMessage): void {
@@ -171,11 +207,13 @@ export class EngineHost {
    */
   private receive(message: TabMessage, via?: (r: TabReply) => void): void {
     if (message.type === 'hello') {
+      this.otherContext();
       if (!this.closing) this.announce();
       return;
     }
     if (message.type !== 'call' && message.type !== 'outcomes') return;
     if (message.engineId !== this.engineId) return;
+    this.otherContext();
     const { clientId } = message;
     const reply = via ?? ((r: TabReply): void => this.replyChannel(clientId).postMessage(r));
     if (message.type === 'outcomes') {
@@ -259,6 +297,8 @@ export class EngineHost {
     if (this.owner === clientId) this.rollbackFor(clientId);
     const calls = this.calls;
     if (calls && !this.closing) this.enqueueSystem(() => calls.forget((client) => client !== clientId));
+    // It may have been the last other context: look again whether anyone may listen.
+    if (!this.closing) void this.liveClients().catch(() => {});
   }
 
   /** Which of `clientId`'s calls committed, from the records (for a tab whose engine died). */

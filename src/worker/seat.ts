@@ -59,6 +59,12 @@ export class EngineSeat {
   private readonly channel: BroadcastChannel;
   /** The methods of the page's calls by id, to move their results' buffers. */
   private readonly methods = new Map<number, string>();
+  /**
+   * Tables the engine's commits changed that the page has not been told of: they go with the
+   * next message to the page (inside an answer, which saves a message per autocommit write), or
+   * on their own at the end of this task. Either way before anything the page hears after.
+   */
+  private unsentTables: { engineId: string; tables: Set<string> } | null = null;
 
   constructor(
     private readonly name: string,
@@ -106,7 +112,30 @@ export class EngineSeat {
   }
 
   private post(message: SeatEvent, transfer: Transferable[] = []): void {
+    const unsent = this.unsentTables;
+    if (unsent) {
+      this.unsentTables = null;
+      if (message.type === 'result' && message.engineId === unsent.engineId) message = { ...message, tables: [...unsent.tables] };
+      else this.port.postMessage({ type: 'tables', engineId: unsent.engineId, tables: [...unsent.tables] } satisfies SeatEvent);
+    }
     this.port.postMessage(message, transfer);
+  }
+
+  /** Engine `engineId` committed changes to `tables`: the page hears of them with its next message (`unsentTables`). */
+  private tablesChanged(engineId: string, tables: string[]): void {
+    if (this.unsentTables && this.unsentTables.engineId !== engineId) this.sendTables();
+    if (!this.unsentTables) {
+      this.unsentTables = { engineId, tables: new Set() };
+      setTimeout(() => this.sendTables(), 0);
+    }
+    for (const table of tables) this.unsentTables.tables.add(table);
+  }
+
+  private sendTables(): void {
+    const unsent = this.unsentTables;
+    if (!unsent) return;
+    this.unsentTables = null;
+    this.port.postMessage({ type: 'tables', engineId: unsent.engineId, tables: [...unsent.tables] } satisfies SeatEvent);
   }
 
   private fromPage(message: SeatRequest): void {
@@ -158,7 +187,7 @@ export class EngineSeat {
         engineId,
         engine.driver,
         engine.inTransaction,
-        (tables) => this.post({ type: 'tables', engineId, tables }),
+        (tables) => this.tablesChanged(engineId, tables),
         (progress) => this.post({ type: 'progress', engineId, progress }),
         engine.calls ?? null,
         {

@@ -53,9 +53,13 @@ export type TabMessage =
  * reached it and go to the next engine.
  */
 export type TabReply =
-  /** `inTransaction`: the caller's transaction is open on the engine after this call. */
-  | { type: 'result'; engineId: string; callId: number; ok: true; value: unknown; inTransaction: boolean }
-  | { type: 'result'; engineId: string; callId: number; ok: false; error: SerializedError; inTransaction: boolean }
+  /**
+   * `inTransaction`: the caller's transaction is open on the engine after this call. `tables`:
+   * from the context's own worker only (seat.ts), the tables changed since its last event, in
+   * place of a `tables` event just before this answer.
+   */
+  | { type: 'result'; engineId: string; callId: number; ok: true; value: unknown; inTransaction: boolean; tables?: string[] | undefined }
+  | { type: 'result'; engineId: string; callId: number; ok: false; error: SerializedError; inTransaction: boolean; tables?: string[] | undefined }
   /**
    * The engine received the call, posted before it starts it: a call never `accepted` by an
    * engine that died never ran there and goes to the next one. Not posted for a call that

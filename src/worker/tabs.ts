@@ -359,7 +359,7 @@ export class SharedDriver {
       }
       this.engineReady(message.engineId, null);
     } else if (message.type === 'tables') {
-      // Our own engine's events come over the seat port, in order with its answers.
+      // Our own engine's events come over the seat port, in order with its answers or inside them (seat.ts).
       if (message.engineId === this.ownEngine) return;
       if (this.isCurrent(message.engineId)) this.listener?.(message.tables);
       else if (!this.retired.has(message.engineId)) this.early.tables(message.engineId, message.tables);
@@ -554,6 +554,7 @@ export class SharedDriver {
       this.flush();
       return;
     }
+    if (reply.type === 'result' && reply.tables && this.isCurrent(reply.engineId)) this.listener?.(reply.tables);
     const call = this.pending.get(reply.callId);
     // An answer from an engine the call is no longer waiting on (it was sent on) is stale.
     if (!call || call.sentTo !== reply.engineId) return;
