@@ -67,6 +67,8 @@ export class EngineHost {
   private readonly queue: Job[] = [];
   private owner: string | null = null;
   private running: Promise<void> | null = null;
+  /** Whose call is running (its `Job.clientId`), while one is. */
+  private runningClient: string | null = null;
   private closing = false;
   private idle: (() => void) | null = null;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
@@ -84,7 +86,8 @@ export class EngineHost {
     readonly engineId: string,
     private readonly driver: Driver,
     private readonly inTransaction: () => boolean,
-    private readonly localTables: (tables: string[]) => void,
+    /** `answering`: the running call is this tab's page's (`callLocal`), whose answer follows. */
+    private readonly localTables: (tables: string[], answering: boolean) => void,
     private readonly localProgress: (progress: SyncProgress) => void = () => {},
     /** Where follower write calls are recorded as they commit; null: nothing is recorded. */
     private readonly calls: CallLog | null = null,
@@ -193,7 +196,7 @@ export class EngineHost {
     // The applied-call records are bookkeeping: nobody watches them.
     const tables = changed.filter((t) => t !== CALLS_TABLE);
     if (tables.length === 0) return;
-    this.localTables(tables);
+    this.localTables(tables, this.runningClient === LOCAL_CLIENT);
     if (always || this.othersMayListen) this.post({ type: 'tables', engineId: this.engineId, tables });
   }
 
@@ -257,13 +260,16 @@ export class EngineHost {
       this.receive(message, reply);
       return;
     }
-    if (message.type !== 'call') return;
-    const { callId, engineId } = message;
+    if (message.type === 'call') this.callLocal(message.engineId, message.callId, message.method, message.args, reply);
+  }
+
+  /** A call of this worker's own page (`receiveLocal`), as the page sends it (tabs-protocol.ts `LocalCall`). */
+  callLocal(engineId: string, callId: number, method: string, args: unknown[], reply: (r: TabReply) => void): void {
     if (this.closing || engineId !== this.engineId) {
       reply({ type: 'not-run', engineId, callId });
       return;
     }
-    this.dispatch(LOCAL_CLIENT, message.method, message.args, () => {}, undefined, undefined, (outcome) =>
+    this.dispatch(LOCAL_CLIENT, method, args, () => {}, undefined, undefined, (outcome) =>
       reply(
         outcome.ok
           ? { type: 'result', engineId, callId, ok: true, value: outcome.value, inTransaction: outcome.owns }
@@ -323,13 +329,6 @@ export class EngineHost {
     return this.owner === LOCAL_CLIENT;
   }
 
-  /** Runs `method` for this tab's own `Database`, in the same queue as the other tabs' calls. */
-  submit(clientId: string, method: string, args: unknown[]): Promise<unknown> {
-    return new Promise((resolve, reject) =>
-      this.dispatch(clientId, method, args, () => {}, undefined, undefined, (outcome) => (outcome.ok ? resolve(outcome.value) : reject(outcome.error))),
-    );
-  }
-
   /** Runs `method` for `clientId`: in the engine's queue, behind any other tab's transaction. */
   private dispatch(
     clientId: string,
@@ -380,9 +379,11 @@ export class EngineHost {
     const finish = (result: { ok: true; value: unknown } | { ok: false; error: unknown }): void => {
       this.owner = this.inTransaction() ? job.clientId : null;
       this.running = null;
+      this.runningClient = null;
       job.settle({ ...result, owns: this.owner === job.clientId });
       this.pump();
     };
+    this.runningClient = job.clientId;
     this.running = job.run().then(
       (value) => finish({ ok: true, value }),
       (error: unknown) => finish({ ok: false, error }),

@@ -22,7 +22,7 @@ import type { CallLog } from './call-log.js';
 import { EngineHost } from './engine-host.js';
 import { serializeError } from './protocol.js';
 import type { LinkPort } from './worker-link.js';
-import { type SeatEvent, type SeatRequest, type TabMessage, type TabReply, channelName } from './tabs-protocol.js';
+import { type SeatEvent, type SeatRequest, type TabMessage, type TabReply, channelName, toLocalResult } from './tabs-protocol.js';
 
 /**
  * The engine this context opens when it wins the lock; `release` gives the lock back.
@@ -115,18 +115,22 @@ export class EngineSeat {
     const unsent = this.unsentTables;
     if (unsent) {
       this.unsentTables = null;
-      if (message.type === 'result' && message.engineId === unsent.engineId) message = { ...message, tables: [...unsent.tables] };
+      if (Array.isArray(message) && message[0] === unsent.engineId) message[5] = [...unsent.tables];
       else this.port.postMessage({ type: 'tables', engineId: unsent.engineId, tables: [...unsent.tables] } satisfies SeatEvent);
     }
     this.port.postMessage(message, transfer);
   }
 
-  /** Engine `engineId` committed changes to `tables`: the page hears of them with its next message (`unsentTables`). */
-  private tablesChanged(engineId: string, tables: string[]): void {
+  /**
+   * Engine `engineId` committed changes to `tables`: the page hears of them with its next
+   * message (`unsentTables`), which is the answer of the running call when it is the page's
+   * (`answering`); else at the end of this task.
+   */
+  private tablesChanged(engineId: string, tables: string[], answering: boolean): void {
     if (this.unsentTables && this.unsentTables.engineId !== engineId) this.sendTables();
     if (!this.unsentTables) {
       this.unsentTables = { engineId, tables: new Set() };
-      setTimeout(() => this.sendTables(), 0);
+      if (!answering) setTimeout(() => this.sendTables(), 0);
     }
     for (const table of tables) this.unsentTables.tables.add(table);
   }
@@ -139,6 +143,12 @@ export class EngineSeat {
   }
 
   private fromPage(message: SeatRequest): void {
+    if (Array.isArray(message)) {
+      const [engineId, callId, method, args] = message;
+      if (!this.host) return this.post({ type: 'not-run', engineId, callId });
+      this.methods.set(callId, method);
+      return this.host.callLocal(engineId, callId, method, args, (reply) => this.toPage(reply));
+    }
     if (message.type === 'client') {
       if (this.host) this.host.addClient(message.clientId, message.port);
       else message.port.close();
@@ -161,7 +171,7 @@ export class EngineSeat {
     if (reply.type !== 'result') return this.post(reply);
     const method = this.methods.get(reply.callId) ?? '';
     this.methods.delete(reply.callId);
-    this.post(reply, reply.ok ? resultTransfer(method, reply.value) : []);
+    this.post(toLocalResult(reply), reply.ok ? resultTransfer(method, reply.value) : []);
   }
 
   /** Runs the engine while this context holds the lock; `release` gives it back. */
@@ -187,7 +197,7 @@ export class EngineSeat {
         engineId,
         engine.driver,
         engine.inTransaction,
-        (tables) => this.tablesChanged(engineId, tables),
+        (tables, answering) => this.tablesChanged(engineId, tables, answering),
         (progress) => this.post({ type: 'progress', engineId, progress }),
         engine.calls ?? null,
         {
