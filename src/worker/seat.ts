@@ -113,11 +113,10 @@ export class EngineSeat {
 
   private post(message: SeatEvent, transfer: Transferable[] = []): void {
     const unsent = this.unsentTables;
-    if (unsent) {
+    if (unsent && Array.isArray(message) && message[0] === unsent.engineId) {
       this.unsentTables = null;
-      if (Array.isArray(message) && message[0] === unsent.engineId) message[5] = [...unsent.tables];
-      else this.port.postMessage({ type: 'tables', engineId: unsent.engineId, tables: [...unsent.tables] } satisfies SeatEvent);
-    }
+      message[5] = [...unsent.tables];
+    } else this.sendTables();
     this.port.postMessage(message, transfer);
   }
 

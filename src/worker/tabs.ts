@@ -475,7 +475,7 @@ export class SharedDriver {
     if (state.kind !== 'remote') return;
     this.askOutcomes(state);
     // Keeps the order of calls: nothing goes out while an older call's outcome is unknown.
-    if ([...this.pending.values()].some((c) => c.ask !== null)) return;
+    for (const c of this.pending.values()) if (c.ask !== null) return;
     const keepFrom = this.pending.keys().next().value ?? this.nextCallId;
     for (const [callId, call] of this.pending) {
       if (call.sentTo !== null) continue;
@@ -493,8 +493,9 @@ export class SharedDriver {
 
   /** Asks the current engine whether the calls its predecessor died holding committed. */
   private askOutcomes(state: Extract<State, { kind: 'remote' }>): void {
-    const waiting = [...this.pending].filter(([, c]) => c.ask === 'waiting');
-    if (waiting.length === 0) return;
+    let waiting: [number, PendingCall][] | null = null;
+    for (const entry of this.pending) if (entry[1].ask === 'waiting') (waiting ??= []).push(entry);
+    if (waiting === null) return;
     const calls = waiting.map(([callId, c]) => ({ callId, method: c.method }));
     for (const [, c] of waiting) c.ask = state.engineId;
     this.postTo(state, { type: 'outcomes', engineId: state.engineId, clientId: this.clientId, calls });
