@@ -100,8 +100,9 @@ interface Round {
   select1Ms: number;
   echoMs: number;
   queryMs: number;
-  /** CPU ms of Chromium per `SELECT 1` call (treeCpuMs), and of T1 on OPFS. */
+  /** CPU ms of Chromium per `SELECT 1` call (treeCpuMs), per `query()`, and of T1 on OPFS. */
   select1CpuMs: number;
+  queryCpuMs: number;
   t1CpuMs: number;
   /** T1 (1,000 awaited autocommit INSERTs) on OPFS and on memory, and 1,000 raw frame appends; NaN with --no-t1. */
   t1Ms: number;
@@ -137,7 +138,9 @@ async function main(): Promise<void> {
         const select1CpuMs = (treeCpuMs() - cpu0) / (args.calls + 50);
         const echoMs = await page.evaluate((c) => window.hot.echo(c), args.calls);
         const queries: number[] = [];
+        const cpu2 = treeCpuMs();
         for (let q = 0; q < args.queries; q++) queries.push(await page.evaluate(() => window.hot.query()));
+        const queryCpuMs = (treeCpuMs() - cpu2) / args.queries;
         await page.evaluate(() => window.hot.close());
         // T1 and its floor (issue 15): the pages of checkouts without them measure NaN.
         const hasT1 = args.t1 && (await page.evaluate(() => typeof window.hot.t1 === 'function'));
@@ -147,7 +150,7 @@ async function main(): Promise<void> {
         const t1MemoryMs = hasT1 ? await page.evaluate((n) => window.hot.t1(n, 'memory'), `t1m-${label}-${round}`) : Number.NaN;
         const appendsMs = hasT1 ? await page.evaluate((n) => window.hot.appends(n), `app-${label}-${round}`) : Number.NaN;
         await page.close();
-        const r: Round = { select1Ms, echoMs, queryMs: Math.min(...queries), select1CpuMs, t1CpuMs, t1Ms, t1MemoryMs, appendsMs };
+        const r: Round = { select1Ms, echoMs, queryMs: Math.min(...queries), select1CpuMs, queryCpuMs, t1CpuMs, t1Ms, t1MemoryMs, appendsMs };
         (rounds[label] ??= []).push(r);
         process.stderr.write(
           `round ${round + 1} ${label}: SELECT 1 ${select1Ms.toFixed(3)} ms (echo ${echoMs.toFixed(3)}, ${(select1Ms / echoMs).toFixed(2)}x; CPU ${select1CpuMs.toFixed(3)} ms a call); ` +
@@ -173,6 +176,7 @@ async function main(): Promise<void> {
   row('SELECT 1 / echo', (r) => r.select1Ms / r.echoMs, (x) => `${x.toFixed(2)}x`);
   row('SELECT 1, Chromium CPU ms a call (all processes)', (r) => r.select1CpuMs, (x) => x.toFixed(4));
   row(`query() ${args.rows} x 5, M rows/s`, (r) => args.rows / r.queryMs / 1e3, (x) => x.toFixed(2), true);
+  row('query(), Chromium CPU ms a query', (r) => r.queryCpuMs, (x) => x.toFixed(0));
   if (args.t1) {
     row('T1 through the API, opfs, ms', (r) => r.t1Ms, (x) => x.toFixed(1));
     row('T1 through the API, opfs, Chromium CPU ms', (r) => r.t1CpuMs, (x) => x.toFixed(0));
