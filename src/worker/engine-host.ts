@@ -122,15 +122,17 @@ export class EngineHost {
 
   /**
    * The client ids of the contexts alive now (their lifetime locks), other than this engine's
-   * own page; then, unless another context showed itself meanwhile, whether any may listen.
+   * own page and `gone`; then, unless another context showed itself meanwhile, whether any may
+   * listen. `gone`: a follower whose lock this engine holds right now, having learnt of its death.
    */
-  private async liveClients(): Promise<Set<string>> {
+  private async liveClients(gone?: string): Promise<Set<string>> {
     const signs = this.otherSigns;
     const prefix = clientLockName(this.name, '');
     const locks = await navigator.locks.query();
     const names = [...(locks.held ?? []), ...(locks.pending ?? [])].map((l) => l.name ?? '');
     const alive = new Set(names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)));
     if (this.ownerId !== null) alive.delete(this.ownerId);
+    if (gone !== undefined) alive.delete(gone);
     if (this.otherSigns === signs) this.othersMayListen = alive.size > 0;
     return alive;
   }
@@ -304,7 +306,7 @@ export class EngineHost {
     const calls = this.calls;
     if (calls && !this.closing) this.enqueueSystem(() => calls.forget((client) => client !== clientId));
     // It may have been the last other context: look again whether anyone may listen.
-    if (!this.closing) void this.liveClients().catch(() => {});
+    if (!this.closing) void this.liveClients(clientId).catch(() => {});
   }
 
   /** Which of `clientId`'s calls committed, from the records (for a tab whose engine died). */
