@@ -1,14 +1,18 @@
 /**
- * `npx tsx bench/hot.ts [--base DIR] [--rounds N] [--calls C] [--rows R] [--queries Q] [--storage opfs|memory]`
+ * `npx tsx bench/hot.ts [--base DIR] [--rounds N] [--calls C] [--rows R] [--queries Q] [--storage opfs|memory] [--no-t1]`
  *
  * The per-call figures of issue 15 alone, in headless Chromium through the public API: the
  * `SELECT 1` round trip (median of C calls), a bare postMessage echo to a worker in the same page
  * (the floor), and `query()` of R rows x 5 columns (the best of Q queries). With --base, the same
  * page built from another checkout (DIR, which gets bench/hot-page copied in if it lacks it) runs
  * in the same browser, interleaved round by round with alternating order: on a busy machine only
- * such same-run ratios mean anything. Prints per-round figures and the medians over rounds.
+ * such same-run ratios mean anything. Unless --no-t1, also T1 of the classic suite through the
+ * public API (1,000 awaited autocommit INSERTs) on OPFS and on memory, and its floor (memory T1
+ * plus 1,000 raw OPFS frame appends). On Linux also the CPU time of the whole Chromium (every
+ * process, `treeCpuMs`) over the `SELECT 1` calls and over T1. Prints per-round figures and the
+ * medians over rounds.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright';
@@ -22,10 +26,11 @@ interface Args {
   rows: number;
   queries: number;
   storage: 'opfs' | 'memory';
+  t1: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { rounds: 6, calls: 2000, rows: 100_000, queries: 3, storage: 'opfs' };
+  const args: Args = { rounds: 6, calls: 2000, rows: 100_000, queries: 3, storage: 'opfs', t1: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): string => {
@@ -38,6 +43,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--calls') args.calls = Number(next());
     else if (a === '--rows') args.rows = Number(next());
     else if (a === '--queries') args.queries = Number(next());
+    else if (a === '--no-t1') args.t1 = false;
     else if (a === '--storage') {
       const s = next();
       if (s !== 'opfs' && s !== 'memory') throw new Error('--storage is opfs or memory');
@@ -53,10 +59,55 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
+/**
+ * CPU milliseconds (user + system) used so far by every process descended from this one: the
+ * Chromium this bench started (browser, renderers, their threads: the page and its workers, and
+ * the browser process that carries BroadcastChannel, Web Locks and OPFS). On a loaded machine
+ * this is steadier than wall time. Linux only (/proc); NaN elsewhere. Ticks are 10 ms, so a
+ * measured section should take hundreds of them.
+ */
+function treeCpuMs(): number {
+  let procs: string[];
+  try {
+    procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return Number.NaN;
+  }
+  const parentOf = new Map<number, number>();
+  const ticksOf = new Map<number, number>();
+  for (const pid of procs) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // Fields after the command (which may hold spaces) in parentheses: state ppid ... utime(14) stime(15) cutime cstime.
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parentOf.set(Number(pid), Number(rest[1]));
+      ticksOf.set(Number(pid), Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]));
+    } catch {
+      // The process ended while the list was read.
+    }
+  }
+  const descends = (pid: number): boolean => {
+    for (let p = parentOf.get(pid); p !== undefined && p > 1; p = parentOf.get(p)) if (p === process.pid) return true;
+    return false;
+  };
+  let ticks = 0;
+  for (const [pid, t] of ticksOf) if (descends(pid)) ticks += t;
+  // USER_HZ is 100 on every Linux this runs on.
+  return ticks * 10;
+}
+
 interface Round {
   select1Ms: number;
   echoMs: number;
   queryMs: number;
+  /** CPU ms of Chromium per `SELECT 1` call (treeCpuMs), per `query()`, and of T1 on OPFS. */
+  select1CpuMs: number;
+  queryCpuMs: number;
+  t1CpuMs: number;
+  /** T1 (1,000 awaited autocommit INSERTs) on OPFS and on memory, and 1,000 raw frame appends; NaN with --no-t1. */
+  t1Ms: number;
+  t1MemoryMs: number;
+  appendsMs: number;
 }
 
 async function main(): Promise<void> {
@@ -82,17 +133,29 @@ async function main(): Promise<void> {
         await page.goto(urls[label]!);
         await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready', undefined, { timeout: 60_000 });
         await page.evaluate(([n, s, r]) => window.hot.prepare(n, s, r), [`hot-${label}-${round}`, args.storage, args.rows] as const);
+        const cpu0 = treeCpuMs();
         const select1Ms = await page.evaluate((c) => window.hot.select1(c), args.calls);
+        const select1CpuMs = (treeCpuMs() - cpu0) / (args.calls + 50);
         const echoMs = await page.evaluate((c) => window.hot.echo(c), args.calls);
         const queries: number[] = [];
+        const cpu2 = treeCpuMs();
         for (let q = 0; q < args.queries; q++) queries.push(await page.evaluate(() => window.hot.query()));
+        const queryCpuMs = (treeCpuMs() - cpu2) / args.queries;
         await page.evaluate(() => window.hot.close());
+        // T1 and its floor (issue 15): the pages of checkouts without them measure NaN.
+        const hasT1 = args.t1 && (await page.evaluate(() => typeof window.hot.t1 === 'function'));
+        const cpu1 = treeCpuMs();
+        const t1Ms = hasT1 ? await page.evaluate((n) => window.hot.t1(n, 'opfs'), `t1-${label}-${round}`) : Number.NaN;
+        const t1CpuMs = treeCpuMs() - cpu1;
+        const t1MemoryMs = hasT1 ? await page.evaluate((n) => window.hot.t1(n, 'memory'), `t1m-${label}-${round}`) : Number.NaN;
+        const appendsMs = hasT1 ? await page.evaluate((n) => window.hot.appends(n), `app-${label}-${round}`) : Number.NaN;
         await page.close();
-        const r: Round = { select1Ms, echoMs, queryMs: Math.min(...queries) };
+        const r: Round = { select1Ms, echoMs, queryMs: Math.min(...queries), select1CpuMs, queryCpuMs, t1CpuMs, t1Ms, t1MemoryMs, appendsMs };
         (rounds[label] ??= []).push(r);
         process.stderr.write(
-          `round ${round + 1} ${label}: SELECT 1 ${select1Ms.toFixed(3)} ms (echo ${echoMs.toFixed(3)}, ${(select1Ms / echoMs).toFixed(2)}x); ` +
-            `query ${queries.map((q) => ((args.rows / q) * 1e-3).toFixed(2)).join(' ')} M rows/s\n`,
+          `round ${round + 1} ${label}: SELECT 1 ${select1Ms.toFixed(3)} ms (echo ${echoMs.toFixed(3)}, ${(select1Ms / echoMs).toFixed(2)}x; CPU ${select1CpuMs.toFixed(3)} ms a call); ` +
+            `query ${queries.map((q) => ((args.rows / q) * 1e-3).toFixed(2)).join(' ')} M rows/s` +
+            (hasT1 ? `; T1 ${t1Ms.toFixed(1)} ms (CPU ${t1CpuMs.toFixed(0)}; memory ${t1MemoryMs.toFixed(1)}, appends ${appendsMs.toFixed(1)}, ${(t1Ms / (t1MemoryMs + appendsMs)).toFixed(2)}x floor)\n` : '\n'),
         );
       }
     }
@@ -111,7 +174,16 @@ async function main(): Promise<void> {
   row('SELECT 1 median, ms', (r) => r.select1Ms, (x) => x.toFixed(3));
   row('bare echo median, ms', (r) => r.echoMs, (x) => x.toFixed(3));
   row('SELECT 1 / echo', (r) => r.select1Ms / r.echoMs, (x) => `${x.toFixed(2)}x`);
+  row('SELECT 1, Chromium CPU ms a call (all processes)', (r) => r.select1CpuMs, (x) => x.toFixed(4));
   row(`query() ${args.rows} x 5, M rows/s`, (r) => args.rows / r.queryMs / 1e3, (x) => x.toFixed(2), true);
+  row('query(), Chromium CPU ms a query', (r) => r.queryCpuMs, (x) => x.toFixed(0));
+  if (args.t1) {
+    row('T1 through the API, opfs, ms', (r) => r.t1Ms, (x) => x.toFixed(1));
+    row('T1 through the API, opfs, Chromium CPU ms', (r) => r.t1CpuMs, (x) => x.toFixed(0));
+    row('T1 through the API, memory, ms', (r) => r.t1MemoryMs, (x) => x.toFixed(1));
+    row('1,000 raw frame appends, ms', (r) => r.appendsMs, (x) => x.toFixed(1));
+    row('T1 / floor (memory T1 + appends; target 1.3x)', (r) => r.t1Ms / (r.t1MemoryMs + r.appendsMs), (x) => `${x.toFixed(2)}x`);
+  }
   process.exit(0);
 }
 

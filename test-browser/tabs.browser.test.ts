@@ -341,6 +341,42 @@ describe.each([
     expect(await seenHere).toEqual(['t']);
   });
 
+  test('a context that never calls hears every commit by onChange alone: of an engine that first committed alone, and of the next one after a crash', async () => {
+    const seed = testSeed();
+    console.log(`tabs onChange-only seed ${seed} (OUTPOST_SEED replays it)`);
+    const random = rng(seed);
+    const name = unique('tabs-listen-only');
+    const engine = tab();
+    await engine.call({ op: 'open', name });
+    await engine.call({ op: 'run', sql: 'CREATE TABLE t(v INTEGER)' });
+    // Alone, the engine broadcasts its commits to nobody (engine-host.ts): a context joining later must still hear the next ones.
+    const alone = int(random, 1, 30);
+    for (let i = 0; i < alone; i++) await engine.call({ op: 'run', sql: `INSERT INTO t VALUES (${i})` });
+    const writer = tab();
+    await writer.call({ op: 'open', name });
+    const page = await openHere(name);
+    const heard = (): Promise<string[]> =>
+      new Promise((resolve) => {
+        const stop = page.onChange(['t'], (tables) => {
+          stop();
+          resolve([...tables]);
+        });
+      });
+    const writes = async (writers: Tab[]): Promise<void> => {
+      for (let i = int(random, 2, 6); i > 0; i--) {
+        const next = heard();
+        await writers[int(random, 0, writers.length - 1)]!.call({ op: 'run', sql: `INSERT INTO t VALUES (${i})` });
+        expect(await next).toEqual(['t']);
+      }
+    };
+    await writes([engine, writer]);
+    // The next engine (the writer's worker or this page's) starts with every table changed.
+    const handedOver = heard();
+    engine.terminate();
+    await handedOver;
+    await writes([writer]);
+  });
+
   test("after the engine crashes, a follower's watch fires for a write through the new engine", async () => {
     const name = unique('tabs-watch-handover');
     const engine = tab();

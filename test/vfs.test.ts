@@ -11,6 +11,7 @@ import { SqliteError } from '../src/errors.js';
 import type { WalObserver } from '../src/opfs-vfs/vfs.js';
 import { type StorageBackend, type StorageDirectory, StorageFullError } from '../src/opfs-vfs/storage/backend.js';
 import { WAL_FILE } from '../src/opfs-vfs/storage/files.js';
+import { int, pick, rng, testSeed } from './support/generate.js';
 import { MemoryBackend } from '../src/opfs-vfs/storage/memory.js';
 import { PAGE_BYTES, WAL_FRAME_DB_PAGES_AFTER_COMMIT_OFFSET, WAL_FRAME_HEADER_BYTES, readUint32, walFramePageNumbers } from '../src/sqlite/format.js';
 import type { Sqlite3Runtime } from '../src/sqlite/wasm-api.js';
@@ -192,6 +193,34 @@ test('PRAGMA journal_mode=DELETE is refused and the database stays in WAL mode',
   expect(() => conn.exec('PRAGMA locking_mode=NORMAL')).toThrow(/locking_mode=EXCLUSIVE/);
   expect(conn.value('PRAGMA journal_mode')).toBe('wal');
   expect(conn.value('PRAGMA journal_mode=WAL')).toBe('wal');
+});
+
+test('the WAL and locking modes are refused however their PRAGMA is spelled, and other PRAGMAs with a value pass', async () => {
+  const seed = testSeed();
+  console.log(`vfs pragma spelling seed ${seed} (OUTPOST_SEED replays it)`);
+  const random = rng(seed);
+  const conn = await connect(new RecordingDirectory());
+  const anyCase = (text: string): string => [...text].map((c) => (random() < 0.5 ? c.toUpperCase() : c)).join('');
+  const quoted = (value: string): string => pick(random, [value, `'${value}'`, `"${value}"`]);
+  const schema = (): string => pick(random, ['', 'main.', 'MAIN.']);
+  for (let i = 0; i < 60; i++) {
+    const refused = pick(random, [
+      () => `PRAGMA ${schema()}${anyCase('journal_mode')} = ${quoted(anyCase(pick(random, ['delete', 'truncate', 'persist', 'memory', 'off'])))}`,
+      () => `PRAGMA ${schema()}${anyCase('locking_mode')} = ${quoted(anyCase('normal'))}`,
+    ])();
+    expect(() => conn.exec(refused), refused).toThrow(SqliteError);
+    // Names that share the checked ones' first letters, or not: SQLite answers them as usual.
+    const passes = pick(random, [
+      `PRAGMA ${anyCase('journal_size_limit')} = ${int(random, -1, 1 << 20)}`,
+      `PRAGMA ${anyCase('legacy_alter_table')} = ${pick(random, ['ON', 'off', '0'])}`,
+      `PRAGMA ${anyCase('cache_size')} = ${int(random, -4000, 4000)}`,
+      `PRAGMA ${schema()}${anyCase('journal_mode')} = ${quoted(anyCase('wal'))}`,
+      `PRAGMA ${schema()}${anyCase('locking_mode')} = ${quoted(anyCase('exclusive'))}`,
+    ]);
+    expect(() => conn.exec(passes), passes).not.toThrow();
+  }
+  expect(conn.value('PRAGMA journal_mode')).toBe('wal');
+  expect(conn.value('PRAGMA locking_mode')).toBe('exclusive');
 });
 
 test('a file that is not mounted cannot be opened: ATTACH fails with SQLITE_CANTOPEN and says why', async () => {

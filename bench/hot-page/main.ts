@@ -55,6 +55,45 @@ async function echo(calls: number): Promise<number> {
   }
 }
 
+/**
+ * T1 of the classic suite through the public API (bench/classic.ts c01): 1,000 autocommit
+ * INSERTs, each an awaited `run` of one prepared statement, on a fresh database `name` in
+ * `storage`. Returns the milliseconds of the 1,000 calls.
+ */
+async function t1(name: string, storage: 'opfs' | 'memory', keepOpen = false): Promise<number> {
+  const t = await open(name, { storage });
+  // Kept open for `close()` (a profile of its worker must be taken before the worker ends).
+  if (keepOpen) db = t;
+  try {
+    await t.exec('DROP TABLE IF EXISTS t1; CREATE TABLE t1(a INTEGER, b INTEGER, c VARCHAR(100))');
+    const ins = await t.prepare('INSERT INTO t1 VALUES(?, ?, ?)');
+    let seed = 1;
+    const t0 = performance.now();
+    for (let i = 1; i <= 1000; i++) {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      await ins.run([i, seed % 100000, `row ${seed % 100000}`]);
+    }
+    return performance.now() - t0;
+  } finally {
+    if (!keepOpen) await t.close();
+  }
+}
+
+/** T1's storage floor (bench/page/bench-worker.ts `rawAppends`): ms of 1,000 raw OPFS appends of one WAL frame. */
+async function appends(runId: string): Promise<number> {
+  const worker = new Worker(new URL('../page/bench-worker.ts', import.meta.url), { type: 'module' });
+  try {
+    const reply = await new Promise<{ ok: boolean; times?: { appends: number }; error?: string }>((resolve) => {
+      worker.onmessage = (e) => resolve(e.data);
+      worker.postMessage({ config: 'raw-appends', runId, scale: 1 });
+    });
+    if (!reply.ok || !reply.times) throw new Error(reply.error ?? 'raw appends failed');
+    return reply.times.appends;
+  } finally {
+    worker.terminate();
+  }
+}
+
 /** ms of one `query()` of every row of `big`, 5 columns. */
 async function query(): Promise<number> {
   const t0 = performance.now();
@@ -71,8 +110,8 @@ async function close(): Promise<void> {
 
 declare global {
   interface Window {
-    hot: { prepare: typeof prepare; select1: typeof select1; echo: typeof echo; query: typeof query; close: typeof close };
+    hot: { prepare: typeof prepare; select1: typeof select1; echo: typeof echo; query: typeof query; t1: typeof t1; appends: typeof appends; close: typeof close };
   }
 }
-window.hot = { prepare, select1, echo, query, close };
+window.hot = { prepare, select1, echo, query, t1, appends, close };
 document.getElementById('status')!.textContent = 'ready';

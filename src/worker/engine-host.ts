@@ -11,6 +11,18 @@
  * engine), the running one finishes, a follower's open transaction is rolled back, every
  * follower that called is told `closed` (after its last answer), then the Driver closes, which
  * releases the database lock and lets the next tab take over.
+ *
+ * Change events: the tables a commit changed go to this tab's page (seat.ts) and, on the
+ * channel, to every other context. A posted BroadcastChannel message costs about as much as a
+ * small call's round trip, so a commit is broadcast only while another context may listen
+ * (`othersMayListen`). Every other context holds its lifetime lock (`clientLockName`) from
+ * before its first message until it dies: the engine assumes listeners until a look at the
+ * held locks finds none but its own page's, and any sign of another context (its `hello`, a
+ * call, a broker port) counts again from then on. A context that joins later takes its lock
+ * before it says `hello`, and the look starts after this engine's channel exists, so either
+ * the look sees its lock or the engine hears its `hello`; a follower cannot read the database
+ * before either has happened, so it never misses a commit after its first read. The engine's
+ * first event (every table changed) is always broadcast.
  */
 import type { Driver } from '../driver.js';
 import type { SyncProgress } from '../types.js';
@@ -55,6 +67,8 @@ export class EngineHost {
   private readonly queue: Job[] = [];
   private owner: string | null = null;
   private running: Promise<void> | null = null;
+  /** Whose call is running (its `Job.clientId`), while one is. */
+  private runningClient: string | null = null;
   private closing = false;
   private idle: (() => void) | null = null;
   private heartbeat: ReturnType<typeof setInterval> | null = null;
@@ -62,13 +76,18 @@ export class EngineHost {
   private lastBeatAt = Date.now();
   /** Recent stretches without a heartbeat, longer than two beats: [from, to]. */
   private silences: [number, number][] = [];
+  /** Another context may listen to the broadcast events (header): true until a look finds none. */
+  private othersMayListen = true;
+  /** Signs of another context so far: a look at the locks started before the latest one is stale. */
+  private otherSigns = 0;
 
   constructor(
     private readonly name: string,
     readonly engineId: string,
     private readonly driver: Driver,
     private readonly inTransaction: () => boolean,
-    private readonly localTables: (tables: string[]) => void,
+    /** `answering`: the running call is this tab's page's (`callLocal`), whose answer follows. */
+    private readonly localTables: (tables: string[], answering: boolean) => void,
     private readonly localProgress: (progress: SyncProgress) => void = () => {},
     /** Where follower write calls are recorded as they commit; null: nothing is recorded. */
     private readonly calls: CallLog | null = null,
@@ -94,10 +113,34 @@ export class EngineHost {
     this.announce();
     // After the announcement, which waits for nothing else: this deletes only records of
     // followers that are gone, which no live follower will ask about.
-    await this.forgetDeadClients();
+    const alive = await this.liveClients();
+    this.forgetDeadClients(alive);
     // Writes the previous engine committed without telling anyone may have changed anything.
     const userTables = allTables.filter((t) => t !== CALLS_TABLE);
-    if (userTables.length > 0) this.tablesChanged(userTables);
+    if (userTables.length > 0) this.tablesChanged(userTables, true);
+  }
+
+  /**
+   * The client ids of the contexts alive now (their lifetime locks), other than this engine's
+   * own page and `gone`; then, unless another context showed itself meanwhile, whether any may
+   * listen. `gone`: a follower whose lock this engine holds right now, having learnt of its death.
+   */
+  private async liveClients(gone?: string): Promise<Set<string>> {
+    const signs = this.otherSigns;
+    const prefix = clientLockName(this.name, '');
+    const locks = await navigator.locks.query();
+    const names = [...(locks.held ?? []), ...(locks.pending ?? [])].map((l) => l.name ?? '');
+    const alive = new Set(names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)));
+    if (this.ownerId !== null) alive.delete(this.ownerId);
+    if (gone !== undefined) alive.delete(gone);
+    if (this.otherSigns === signs) this.othersMayListen = alive.size > 0;
+    return alive;
+  }
+
+  /** Another context showed itself: broadcast the events from now on. */
+  private otherContext(): void {
+    this.otherSigns++;
+    this.othersMayListen = true;
   }
 
   private announce(): void {
@@ -112,6 +155,7 @@ export class EngineHost {
       port.close();
       return;
     }
+    this.otherContext();
     this.links.get(clientId)?.close();
     this.links.set(clientId, port);
     port.onmessage = (event: MessageEvent<TabMessage>) => this.receive(event.data, (r) => port.postMessage(r));
@@ -138,13 +182,9 @@ export class EngineHost {
   }
 
   /** Deletes the applied-call records of followers that are gone (their lifetime lock is free). */
-  private async forgetDeadClients(): Promise<void> {
-    if (!this.calls) return;
-    const prefix = clientLockName(this.name, '');
-    const held = (await navigator.locks.query()).held ?? [];
-    const alive = new Set(held.map((l) => l.name ?? '').filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length)));
+  private forgetDeadClients(alive: ReadonlySet<string>): void {
     const calls = this.calls;
-    this.enqueueSystem(() => calls.forget((client) => alive.has(client)));
+    if (calls) this.enqueueSystem(() => calls.forget((client) => alive.has(client)));
   }
 
   /** Bookkeeping run in the queue, outside every follower's transaction. */
@@ -153,12 +193,13 @@ export class EngineHost {
     this.pump();
   }
 
-  private tablesChanged(changed: string[]): void {
+  /** `always`: broadcast even when no other context may listen (header). */
+  private tablesChanged(changed: string[], always = false): void {
     // The applied-call records are bookkeeping: nobody watches them.
     const tables = changed.filter((t) => t !== CALLS_TABLE);
     if (tables.length === 0) return;
-    this.localTables(tables);
-    this.post({ type: 'tables', engineId: this.engineId, tables });
+    this.localTables(tables, this.runningClient === LOCAL_CLIENT);
+    if (always || this.othersMayListen) this.post({ type: 'tables', engineId: this.engineId, tables });
   }
 
   private post(message: TabMessage): void {
@@ -171,11 +212,13 @@ export class EngineHost {
    */
   private receive(message: TabMessage, via?: (r: TabReply) => void): void {
     if (message.type === 'hello') {
+      this.otherContext();
       if (!this.closing) this.announce();
       return;
     }
     if (message.type !== 'call' && message.type !== 'outcomes') return;
     if (message.engineId !== this.engineId) return;
+    this.otherContext();
     const { clientId } = message;
     const reply = via ?? ((r: TabReply): void => this.replyChannel(clientId).postMessage(r));
     if (message.type === 'outcomes') {
@@ -219,13 +262,16 @@ export class EngineHost {
       this.receive(message, reply);
       return;
     }
-    if (message.type !== 'call') return;
-    const { callId, engineId } = message;
+    if (message.type === 'call') this.callLocal(message.engineId, message.callId, message.method, message.args, reply);
+  }
+
+  /** A call of this worker's own page (`receiveLocal`), as the page sends it (tabs-protocol.ts `LocalCall`). */
+  callLocal(engineId: string, callId: number, method: string, args: unknown[], reply: (r: TabReply) => void): void {
     if (this.closing || engineId !== this.engineId) {
       reply({ type: 'not-run', engineId, callId });
       return;
     }
-    this.dispatch(LOCAL_CLIENT, message.method, message.args, () => {}, undefined, undefined, (outcome) =>
+    this.dispatch(LOCAL_CLIENT, method, args, () => {}, undefined, undefined, (outcome) =>
       reply(
         outcome.ok
           ? { type: 'result', engineId, callId, ok: true, value: outcome.value, inTransaction: outcome.owns }
@@ -259,6 +305,8 @@ export class EngineHost {
     if (this.owner === clientId) this.rollbackFor(clientId);
     const calls = this.calls;
     if (calls && !this.closing) this.enqueueSystem(() => calls.forget((client) => client !== clientId));
+    // It may have been the last other context: look again whether anyone may listen.
+    if (!this.closing) void this.liveClients(clientId).catch(() => {});
   }
 
   /** Which of `clientId`'s calls committed, from the records (for a tab whose engine died). */
@@ -281,13 +329,6 @@ export class EngineHost {
   /** Whether this tab's own `Database` has a transaction open on the engine. */
   localTransactionOpen(): boolean {
     return this.owner === LOCAL_CLIENT;
-  }
-
-  /** Runs `method` for this tab's own `Database`, in the same queue as the other tabs' calls. */
-  submit(clientId: string, method: string, args: unknown[]): Promise<unknown> {
-    return new Promise((resolve, reject) =>
-      this.dispatch(clientId, method, args, () => {}, undefined, undefined, (outcome) => (outcome.ok ? resolve(outcome.value) : reject(outcome.error))),
-    );
   }
 
   /** Runs `method` for `clientId`: in the engine's queue, behind any other tab's transaction. */
@@ -340,9 +381,11 @@ export class EngineHost {
     const finish = (result: { ok: true; value: unknown } | { ok: false; error: unknown }): void => {
       this.owner = this.inTransaction() ? job.clientId : null;
       this.running = null;
+      this.runningClient = null;
       job.settle({ ...result, owns: this.owner === job.clientId });
       this.pump();
     };
+    this.runningClient = job.clientId;
     this.running = job.run().then(
       (value) => finish({ ok: true, value }),
       (error: unknown) => finish({ ok: false, error }),

@@ -22,7 +22,7 @@ import type { CallLog } from './call-log.js';
 import { EngineHost } from './engine-host.js';
 import { serializeError } from './protocol.js';
 import type { LinkPort } from './worker-link.js';
-import { type SeatEvent, type SeatRequest, type TabMessage, type TabReply, channelName } from './tabs-protocol.js';
+import { type SeatEvent, type SeatRequest, type TabMessage, type TabReply, channelName, toLocalResult } from './tabs-protocol.js';
 
 /**
  * The engine this context opens when it wins the lock; `release` gives the lock back.
@@ -59,6 +59,12 @@ export class EngineSeat {
   private readonly channel: BroadcastChannel;
   /** The methods of the page's calls by id, to move their results' buffers. */
   private readonly methods = new Map<number, string>();
+  /**
+   * Tables the engine's commits changed that the page has not been told of: they go with the
+   * next message to the page (inside an answer, which saves a message per autocommit write), or
+   * on their own at the end of this task. Either way before anything the page hears after.
+   */
+  private unsentTables: { engineId: string; tables: Set<string> } | null = null;
 
   constructor(
     private readonly name: string,
@@ -106,10 +112,42 @@ export class EngineSeat {
   }
 
   private post(message: SeatEvent, transfer: Transferable[] = []): void {
+    const unsent = this.unsentTables;
+    if (unsent && Array.isArray(message) && message[0] === unsent.engineId) {
+      this.unsentTables = null;
+      message[5] = [...unsent.tables];
+    } else this.sendTables();
     this.port.postMessage(message, transfer);
   }
 
+  /**
+   * Engine `engineId` committed changes to `tables`: the page hears of them with its next
+   * message (`unsentTables`), which is the answer of the running call when it is the page's
+   * (`answering`); else at the end of this task.
+   */
+  private tablesChanged(engineId: string, tables: string[], answering: boolean): void {
+    if (this.unsentTables && this.unsentTables.engineId !== engineId) this.sendTables();
+    if (!this.unsentTables) {
+      this.unsentTables = { engineId, tables: new Set() };
+      if (!answering) setTimeout(() => this.sendTables(), 0);
+    }
+    for (const table of tables) this.unsentTables.tables.add(table);
+  }
+
+  private sendTables(): void {
+    const unsent = this.unsentTables;
+    if (!unsent) return;
+    this.unsentTables = null;
+    this.port.postMessage({ type: 'tables', engineId: unsent.engineId, tables: [...unsent.tables] } satisfies SeatEvent);
+  }
+
   private fromPage(message: SeatRequest): void {
+    if (Array.isArray(message)) {
+      const [engineId, callId, method, args] = message;
+      if (!this.host) return this.post({ type: 'not-run', engineId, callId });
+      this.methods.set(callId, method);
+      return this.host.callLocal(engineId, callId, method, args, (reply) => this.toPage(reply));
+    }
     if (message.type === 'client') {
       if (this.host) this.host.addClient(message.clientId, message.port);
       else message.port.close();
@@ -132,7 +170,7 @@ export class EngineSeat {
     if (reply.type !== 'result') return this.post(reply);
     const method = this.methods.get(reply.callId) ?? '';
     this.methods.delete(reply.callId);
-    this.post(reply, reply.ok ? resultTransfer(method, reply.value) : []);
+    this.post(toLocalResult(reply), reply.ok ? resultTransfer(method, reply.value) : []);
   }
 
   /** Runs the engine while this context holds the lock; `release` gives it back. */
@@ -158,7 +196,7 @@ export class EngineSeat {
         engineId,
         engine.driver,
         engine.inTransaction,
-        (tables) => this.post({ type: 'tables', engineId, tables }),
+        (tables, answering) => this.tablesChanged(engineId, tables, answering),
         (progress) => this.post({ type: 'progress', engineId, progress }),
         engine.calls ?? null,
         {

@@ -1,12 +1,12 @@
 /**
  * One database shared by every tab and worker of the origin. Each context that calls `open()`
- * (the page, here) builds a `SharedDriver`, and its database worker a seat (seat.ts) that
- * queues for the database's Web Lock. The holder's worker runs the engine (engine-host.ts).
- * The page sends every Driver call straight to the worker that runs the engine: its own over
- * the seat's line (worker-link.ts), another context's over a port from the broker (broker.ts) or over
- * BroadcastChannel (tabs-protocol.ts), so a follower's call crosses one thread each way, as
- * the engine tab's own does. When the engine dies or closes, the lock passes to the next
- * waiting seat, which opens the engine itself: hand-over needs no action from the app.
+ * (the page, here) builds a `SharedDriver`, and its database worker a seat (seat.ts) that queues
+ * for the database's Web Lock. The holder's worker runs the engine (engine-host.ts). The page
+ * sends every Driver call straight to the worker that runs the engine: its own over the seat's
+ * line (worker-link.ts, in the short form `LocalCall`), another context's over a port from the
+ * broker (broker.ts) or over BroadcastChannel (tabs-protocol.ts), so a follower's call crosses
+ * one thread each way, as the engine tab's own does. When the engine dies or closes, the lock
+ * passes to the next waiting seat, which opens the engine: hand-over needs no action from the app.
  *
  * Every call settles:
  * - Sent to no engine yet (none known, or between engines): it waits for the next one, which
@@ -28,8 +28,7 @@
  *   life, a call it had not accepted rejects `ENGINE_UNRESPONSIVE` (the engine refuses to start
  *   it later: `expired`), one it had accepted `OUTCOME_UNKNOWN` (checkSilence).
  */
-import type { Driver } from '../driver.js';
-import { DRIVER_METHODS } from '../driver.js';
+import { DRIVER_METHODS, type Driver } from '../driver.js';
 import { OutpostError } from '../errors.js';
 import type { SyncProgress } from '../types.js';
 import { EarlyEvents } from './early-events.js';
@@ -39,6 +38,7 @@ import {
   type BrokerMessage,
   type BrokerRequest,
   HEARTBEAT_MS,
+  type LocalCall,
   MIN_TAB_TIMEOUT_MS,
   RECORDED_METHODS,
   type SeatEvent,
@@ -49,6 +49,7 @@ import {
   brokerLockName,
   channelName,
   clientLockName,
+  fromLocalResult,
   isRetriable,
   outcomeUnknown,
   replyChannelName,
@@ -223,6 +224,7 @@ export class SharedDriver {
 
   /** What this context's own worker says of its seat, and its engine's answers to our calls. */
   private fromSeat(event: SeatEvent): void {
+    if (Array.isArray(event)) return this.answer(fromLocalResult(event));
     switch (event.type) {
       case 'electing':
         this.ownEngine = event.engineId;
@@ -328,9 +330,7 @@ export class SharedDriver {
     this.flush();
   }
 
-  private closed(): boolean {
-    return this.state.kind === 'closed';
-  }
+  private readonly closed = (): boolean => this.state.kind === 'closed';
 
   private settleReady(error?: Error): void {
     if (this.readySettled) return;
@@ -359,7 +359,7 @@ export class SharedDriver {
       }
       this.engineReady(message.engineId, null);
     } else if (message.type === 'tables') {
-      // Our own engine's events come over the seat port, in order with its answers.
+      // Our own engine's events come over the seat port, in order with its answers or inside them (seat.ts).
       if (message.engineId === this.ownEngine) return;
       if (this.isCurrent(message.engineId)) this.listener?.(message.tables);
       else if (!this.retired.has(message.engineId)) this.early.tables(message.engineId, message.tables);
@@ -475,27 +475,27 @@ export class SharedDriver {
     if (state.kind !== 'remote') return;
     this.askOutcomes(state);
     // Keeps the order of calls: nothing goes out while an older call's outcome is unknown.
-    if ([...this.pending.values()].some((c) => c.ask !== null)) return;
+    for (const c of this.pending.values()) if (c.ask !== null) return;
     const keepFrom = this.pending.keys().next().value ?? this.nextCallId;
     for (const [callId, call] of this.pending) {
       if (call.sentTo !== null) continue;
       call.sentTo = state.engineId;
-      if (state.own) {
+      call.sentAt = Date.now();
+      if (state.own && state.link === this.seat) {
         // Our own engine runs it unrecorded and says nothing before answering; if our worker
         // died without closing in order, a write may have run (engineChanged).
         call.accepted = true;
         call.recorded = false;
-      }
-      const message: TabMessage = { type: 'call', engineId: state.engineId, clientId: this.clientId, callId, keepFrom, sentAt: Date.now(), timeoutMs: this.timeoutMs, method: call.method, args: call.args };
-      call.sentAt = Date.now();
-      this.postTo(state, message);
+        this.seat.postMessage([state.engineId, callId, call.method, call.args] satisfies LocalCall);
+      } else this.postTo(state, { type: 'call', engineId: state.engineId, clientId: this.clientId, callId, keepFrom, sentAt: call.sentAt, timeoutMs: this.timeoutMs, method: call.method, args: call.args });
     }
   }
 
   /** Asks the current engine whether the calls its predecessor died holding committed. */
   private askOutcomes(state: Extract<State, { kind: 'remote' }>): void {
-    const waiting = [...this.pending].filter(([, c]) => c.ask === 'waiting');
-    if (waiting.length === 0) return;
+    let waiting: [number, PendingCall][] | null = null;
+    for (const entry of this.pending) if (entry[1].ask === 'waiting') (waiting ??= []).push(entry);
+    if (waiting === null) return;
     const calls = waiting.map(([callId, c]) => ({ callId, method: c.method }));
     for (const [, c] of waiting) c.ask = state.engineId;
     this.postTo(state, { type: 'outcomes', engineId: state.engineId, clientId: this.clientId, calls });
@@ -554,6 +554,7 @@ export class SharedDriver {
       this.flush();
       return;
     }
+    if (reply.type === 'result' && reply.tables && this.isCurrent(reply.engineId)) this.listener?.(reply.tables);
     const call = this.pending.get(reply.callId);
     // An answer from an engine the call is no longer waiting on (it was sent on) is stale.
     if (!call || call.sentTo !== reply.engineId) return;
