@@ -189,8 +189,19 @@ function boot(event: MessageEvent<unknown>): void {
       // A page that cannot take the module (another agent cluster) compiles again next time.
     }
   };
-  const module = event.data.wasm ?? (event.data.compiling ? fromPage : undefined);
+  const module = event.data.wasm ?? (event.data.compiling ? afterQueued(fromPage) : undefined);
   void loadRuntime({ module, compiled: keep }).catch(() => {});
+}
+
+/**
+ * `value`, one task after it settles. SQLite's init, once it has the module, holds this thread
+ * for tens of milliseconds; the page's `open` is often queued behind the module the page
+ * compiled (both come at about the same time), and given this task it first asks for the lock
+ * and the abort file, which the browser grants meanwhile. A module in the boot message itself
+ * is not delayed: `open` comes after the page's lock handshake, well after it.
+ */
+function afterQueued<T>(value: Promise<T>): Promise<T> {
+  return value.then((ready) => new Promise<T>((resolve) => setTimeout(() => resolve(ready), 0)));
 }
 
 installErrorTransfer();
