@@ -6,11 +6,12 @@
  *
  * The worker is created with `new Worker(new URL('./worker.js', import.meta.url), { type:
  * 'module' })`, the form bundlers (Vite, webpack 5, Rollup plugins) recognise and bundle
- * without configuration. Its first message is the SQLite module the page compiled already
- * (`startWorker`), so only a page's first worker fetches and compiles the WASM. If the worker
- * dies (a script that fails to load, an out-of-memory crash), every pending and later call
- * fails with `OutpostError('WORKER_FAILED')` instead of hanging. A database shared by the
- * tabs (`shared`) gets the page's `SharedDriver` (tabs.ts) as its Driver instead: the worker
+ * without configuration. Its first message is the SQLite module the page compiled already, or
+ * says the page is compiling it (`startWorker`, `compileSqlite`): the page compiles the WASM
+ * once, while its first worker's script loads (a worker compiles it only where the page could
+ * not). If the worker dies (a script that fails to load, an out-of-memory crash), every
+ * pending and later call fails with `OutpostError('WORKER_FAILED')` instead of hanging. A
+ * database shared by the tabs (`shared`) gets the page's `SharedDriver` (tabs.ts) as its Driver instead: the worker
  * only holds a seat (seat.ts), and calls go from this page straight to whichever worker runs
  * the engine.
  */
