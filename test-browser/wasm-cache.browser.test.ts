@@ -40,7 +40,7 @@ afterEach(() => {
   Worker.prototype.postMessage = postMessage;
 });
 
-test("the page compiles SQLite for its first database worker and sends it the module", async () => {
+test('the page compiles SQLite for its first database worker and sends it the module', async () => {
   // The first test of this file: nothing compiled SQLite in this page yet.
   const { boots, modules } = watchBoots();
   const db = await open(`wasm-page-${crypto.randomUUID()}`, { storage: 'memory' });
