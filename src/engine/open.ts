@@ -74,13 +74,17 @@ export interface OpenedDatabase {
  * far is closed again and the directory released, so a failed open holds nothing.
  */
 export async function openDatabase<T>(directory: StorageDirectory, options: ConnectionOptions, build: (opened: OpenedDatabase) => T): Promise<T> {
-  const { sqlite3, vfs } = await loadRuntime();
+  // The files open while SQLite may still be loading (a first open in a worker); a failure of
+  // the load shows where it is awaited, unless the files failed first.
+  const runtime = loadRuntime();
+  runtime.catch(() => {});
   const files: StorageBackend[] = [];
   try {
     const db = await directory.open(DB_FILE);
     files.push(db);
     const wal = new WalWriteCounter(await directory.open(WAL_FILE));
     files.push(wal);
+    const { sqlite3, vfs } = await runtime;
     const mount = vfs.mount({ db, wal }, options.walObserver);
     let pDb = 0;
     try {

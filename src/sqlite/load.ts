@@ -4,9 +4,10 @@
  * Installing Outpost's VFS in the loaded module is the engine's job (`engine/runtime.ts`): this
  * layer knows SQLite, not Outpost's storage.
  *
- * A browser page may hand its database workers a compiled `WebAssembly.Module` (the first
- * worker's, sent back to the page: worker/client.ts), so later workers instantiate it instead
- * of fetching and compiling the WASM again. `LoadOptions` carries it both ways.
+ * A browser page may hand its database workers a compiled `WebAssembly.Module` (one it
+ * compiled itself while the worker's script loaded, or the first worker's, sent back to the
+ * page: worker/client.ts), so workers instantiate it instead of fetching and compiling the WASM.
+ * `LoadOptions` carries it both ways.
  *
  * Contract / may import: nothing internal.
  */
@@ -14,9 +15,12 @@ import sqlite3InitModule from '@sqlite.org/sqlite-wasm';
 import type { Sqlite3Runtime } from './wasm-api.js';
 
 export interface LoadOptions {
-  /** A module compiled from this build's sqlite3.wasm: instantiated instead of fetching it. */
-  module?: WebAssembly.Module | undefined;
-  /** Called with the module this realm compiled itself (only when `module` was not given). */
+  /**
+   * A module compiled from this build's sqlite3.wasm: instantiated instead of fetching it. A
+   * promise of one is waited for (the page is still compiling it); null: load the build's own.
+   */
+  module?: WebAssembly.Module | Promise<WebAssembly.Module | null> | undefined;
+  /** Called with the module this realm compiled itself (only when no `module` came). */
   compiled?: ((module: WebAssembly.Module) => void) | undefined;
 }
 
@@ -30,8 +34,14 @@ let loading: Promise<Sqlite3Runtime> | null = null;
  * of later calls are ignored).
  */
 export function loadSqlite(options: LoadOptions = {}): Promise<Sqlite3Runtime> {
-  loading ??= options.module ? fromModule(options.module).catch(() => init({})) : options.compiled ? keepingModule(options.compiled) : init({});
+  loading ??= load(options);
   return loading;
+}
+
+async function load(options: LoadOptions): Promise<Sqlite3Runtime> {
+  const module = await options.module;
+  if (module) return fromModule(module).catch(() => init({}));
+  return options.compiled ? keepingModule(options.compiled) : init({});
 }
 
 /**

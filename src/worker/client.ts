@@ -6,11 +6,12 @@
  *
  * The worker is created with `new Worker(new URL('./worker.js', import.meta.url), { type:
  * 'module' })`, the form bundlers (Vite, webpack 5, Rollup plugins) recognise and bundle
- * without configuration. Its first message is the SQLite module the page compiled already
- * (`startWorker`), so only a page's first worker fetches and compiles the WASM. If the worker
- * dies (a script that fails to load, an out-of-memory crash), every pending and later call
- * fails with `OutpostError('WORKER_FAILED')` instead of hanging. A database shared by the
- * tabs (`shared`) gets the page's `SharedDriver` (tabs.ts) as its Driver instead: the worker
+ * without configuration. Its first message is the SQLite module the page compiled already, or
+ * says the page is compiling it (`startWorker`, `compileSqlite`): the page compiles the WASM
+ * once, while its first worker's script loads (a worker compiles it only where the page could
+ * not). If the worker dies (a script that fails to load, an out-of-memory crash), every
+ * pending and later call fails with `OutpostError('WORKER_FAILED')` instead of hanging. A
+ * database shared by the tabs (`shared`) gets the page's `SharedDriver` (tabs.ts) as its Driver instead: the worker
  * only holds a seat (seat.ts), and calls go from this page straight to whichever worker runs
  * the engine.
  */
@@ -18,7 +19,7 @@ import * as Comlink from 'comlink';
 import type { Driver } from '../driver.js';
 import { fileAbortWriter } from './abort-page.js';
 import { OutpostError } from '../errors.js';
-import { type BootMessage, type BrokerPort, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer, isCompiledMessage } from './protocol.js';
+import { type BootMessage, type BrokerPort, type CompiledMessage, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer, isCompiledMessage } from './protocol.js';
 import { CallPort } from './call-port.js';
 import { linkToWorker } from './worker-link.js';
 import { DEFAULT_TAB_TIMEOUT_MS } from '../options.js';
@@ -96,25 +97,57 @@ function connectBroker(name: string): Promise<BrokerPort | undefined> {
 }
 
 /**
- * SQLite's compiled WASM, as the first database worker of this page compiled it: every later
- * worker instantiates it instead of fetching and compiling the WASM again. Kept for the page's
- * life (the workers hold the same module while they run). A SharedWorker cannot take it (a
- * module moves only within its agent cluster), so each page compiles once.
+ * SQLite's compiled WASM, kept for the page's life (the workers hold the same module while they
+ * run): every database worker after the first instantiates it instead of fetching and
+ * compiling the WASM again. A SharedWorker cannot take it (a module moves only within its
+ * agent cluster), so each page compiles once.
  */
 let compiledSqlite: WebAssembly.Module | null = null;
+/** The page's own compile of SQLite's WASM (`compileSqlite`), started by the first open. */
+let compilingSqlite: Promise<WebAssembly.Module | null> | null = null;
 
-/** Creates a database worker and gives it the page's compiled SQLite, or takes the one it compiles. */
+/**
+ * Compiles SQLite's WASM in the page, from the same file the worker's loader would fetch (the
+ * package's `sqlite3.wasm`, which bundlers emit once for both references). It starts as the
+ * first worker is created and runs while that worker's script loads and compiles, instead of
+ * after it: the two took about the same time, one after the other (issue 15). The streaming
+ * compile runs off the page's thread. Resolves null where it fails (no bundler resolved the
+ * address, a CSP without `wasm-unsafe-eval`, an offline page without the file): the worker
+ * then loads SQLite itself, as before.
+ */
+function compileSqlite(): Promise<WebAssembly.Module | null> {
+  compilingSqlite ??= (async () => {
+    try {
+      const url = new URL('@sqlite.org/sqlite-wasm/sqlite3.wasm', import.meta.url);
+      const response = fetch(url, { credentials: 'same-origin' });
+      const module = typeof WebAssembly.compileStreaming === 'function' ? await WebAssembly.compileStreaming(response) : await WebAssembly.compile(await (await response).arrayBuffer());
+      compiledSqlite ??= module;
+      return compiledSqlite;
+    } catch {
+      return null;
+    }
+  })();
+  return compilingSqlite;
+}
+
+/**
+ * Creates a database worker and boots it with the page's compiled SQLite. A page that has none
+ * yet compiles it now, while the worker's script loads, and sends it when ready; a page whose
+ * compile failed takes the module the worker compiles instead.
+ */
 function startWorker(name: string): Worker {
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: `outpost:${name}` });
-  worker.postMessage({ type: 'outpost:boot', wasm: compiledSqlite } satisfies BootMessage);
-  if (!compiledSqlite) {
-    const keep = (event: MessageEvent<unknown>): void => {
-      if (!isCompiledMessage(event.data)) return;
-      worker.removeEventListener('message', keep);
-      compiledSqlite ??= event.data.module;
-    };
-    worker.addEventListener('message', keep);
-  }
+  worker.postMessage({ type: 'outpost:boot', wasm: compiledSqlite, compiling: !compiledSqlite } satisfies BootMessage);
+  if (compiledSqlite) return worker;
+  const keep = (event: MessageEvent<unknown>): void => {
+    if (!isCompiledMessage(event.data)) return;
+    worker.removeEventListener('message', keep);
+    compiledSqlite ??= event.data.module;
+  };
+  void compileSqlite().then((module) => {
+    if (!module) worker.addEventListener('message', keep);
+    worker.postMessage({ type: 'outpost:wasm', module } satisfies CompiledMessage);
+  });
   return worker;
 }
 

@@ -53,18 +53,25 @@ export interface OpenRequest {
 
 /**
  * The page's first message to a new database worker, posted as soon as it is created (before
- * `open`): the compiled SQLite module the page kept from an earlier worker, or null. The worker
- * starts loading SQLite when it arrives, right after its script ran.
+ * `open`): the compiled SQLite module the page kept from an earlier worker, or null. With
+ * `compiling`, the page is compiling it itself and sends it (or null, if that failed) in a
+ * `CompiledMessage` next; the worker then waits for it instead of fetching its own. Otherwise
+ * the worker starts loading SQLite when this arrives, right after its script ran.
  */
 export interface BootMessage {
   type: 'outpost:boot';
   wasm: WebAssembly.Module | null;
+  compiling?: boolean | undefined;
 }
 
-/** A worker that compiled SQLite's WASM itself gives the module to its page, for the next worker. */
+/**
+ * SQLite's compiled module, from the page to a worker it booted with `compiling` (null: the
+ * page's compile failed), or from a worker that compiled it itself to its page, for the next
+ * worker (never null that way).
+ */
 export interface CompiledMessage {
   type: 'outpost:wasm';
-  module: WebAssembly.Module;
+  module: WebAssembly.Module | null;
 }
 
 export function isBootMessage(data: unknown): data is BootMessage {
@@ -72,7 +79,9 @@ export function isBootMessage(data: unknown): data is BootMessage {
 }
 
 export function isCompiledMessage(data: unknown): data is CompiledMessage {
-  return typeof data === 'object' && data !== null && (data as { type?: unknown }).type === 'outpost:wasm' && (data as { module?: unknown }).module instanceof WebAssembly.Module;
+  if (typeof data !== 'object' || data === null || (data as { type?: unknown }).type !== 'outpost:wasm') return false;
+  const module = (data as { module?: unknown }).module;
+  return module === null || module instanceof WebAssembly.Module;
 }
 
 /** The functions of the sync options, called back on the UI thread. */

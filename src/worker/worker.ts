@@ -33,7 +33,7 @@ import { CallLog } from './call-log.js';
 import { hostMethods } from './remote-driver.js';
 import { serveCalls } from './call-port.js';
 import { type WorkerScope, acceptLink } from './worker-link.js';
-import { type CompiledMessage, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer, isBootMessage } from './protocol.js';
+import { type CompiledMessage, type OpenRequest, type SyncCallbacks, type WorkerApi, installErrorTransfer, isBootMessage, isCompiledMessage } from './protocol.js';
 import { EngineSeat, type OpenEngine } from './seat.js';
 
 let driver: Driver | null = null;
@@ -171,12 +171,16 @@ const api: WorkerApi = {
  * first message (client.ts posts it as it creates the worker, so it is delivered as soon as
  * this script has run), while the page is still taking its locks and sending `open`, instead
  * of after that message and the abort file (measured: most of an open's time was this load).
- * The message brings the compiled module the page kept, if any; a worker that compiles it
- * itself sends it to the page for the next one. A failure shows at `open`, which loads the
- * same promise again (and without the message, loads SQLite itself).
+ * The message brings the compiled module the page kept, or says that the page is compiling it
+ * and sends it next (`CompiledMessage`); a worker that compiles it itself (the page had none
+ * and could not compile it) sends it to the page for the next one. `open` meanwhile takes the
+ * lock and opens the files, and awaits this same load for the engine. A failure shows at
+ * `open`, which loads the same promise again (and without the message, loads SQLite itself).
+ * Both messages stop here: Comlink would answer them as calls.
  */
 function boot(event: MessageEvent<unknown>): void {
   if (!isBootMessage(event.data)) return;
+  event.stopImmediatePropagation();
   removeEventListener('message', boot);
   const keep = (module: WebAssembly.Module): void => {
     try {
@@ -185,12 +189,34 @@ function boot(event: MessageEvent<unknown>): void {
       // A page that cannot take the module (another agent cluster) compiles again next time.
     }
   };
-  void loadRuntime(event.data.wasm ? { module: event.data.wasm } : { compiled: keep }).catch(() => {});
+  const module = event.data.wasm ?? (event.data.compiling ? afterQueued(fromPage) : undefined);
+  void loadRuntime({ module, compiled: keep }).catch(() => {});
+}
+
+/**
+ * `value`, one task after it settles. SQLite's init, once it has the module, holds this thread
+ * for tens of milliseconds; the page's `open` is often queued behind the module the page
+ * compiled (both come at about the same time), and given this task it first asks for the lock
+ * and the abort file, which the browser grants meanwhile. A module in the boot message itself
+ * is not delayed: `open` comes after the page's lock handshake, well after it.
+ */
+function afterQueued<T>(value: Promise<T>): Promise<T> {
+  return value.then((ready) => new Promise<T>((resolve) => setTimeout(() => resolve(ready), 0)));
 }
 
 installErrorTransfer();
 // Before Comlink's listener: the line's messages stop at its own (worker-link.ts).
 // The project's DOM typings see `self` as a Window; here it is a dedicated worker's scope.
 const link = acceptLink(self as unknown as WorkerScope);
-Comlink.expose(api);
 addEventListener('message', boot);
+/** The module the page sends after a `compiling` boot (null if its compile failed). */
+const fromPage = new Promise<WebAssembly.Module | null>((resolve) => {
+  const receive = (event: MessageEvent<unknown>): void => {
+    if (!isCompiledMessage(event.data)) return;
+    event.stopImmediatePropagation();
+    removeEventListener('message', receive);
+    resolve(event.data.module);
+  };
+  addEventListener('message', receive);
+});
+Comlink.expose(api);
