@@ -11,7 +11,6 @@ import { SqliteError } from '../src/errors.js';
 import type { WalObserver } from '../src/opfs-vfs/vfs.js';
 import { type StorageBackend, type StorageDirectory, StorageFullError } from '../src/opfs-vfs/storage/backend.js';
 import { WAL_FILE } from '../src/opfs-vfs/storage/files.js';
-import { int, pick, rng, testSeed } from './support/generate.js';
 import { MemoryBackend } from '../src/opfs-vfs/storage/memory.js';
 import { PAGE_BYTES, WAL_FRAME_DB_PAGES_AFTER_COMMIT_OFFSET, WAL_FRAME_HEADER_BYTES, readUint32, walFramePageNumbers } from '../src/sqlite/format.js';
 import type { Sqlite3Runtime } from '../src/sqlite/wasm-api.js';
