@@ -28,8 +28,28 @@ import { startServer, tempDir } from '../support/server.js';
 const ROUNDS = Number(process.env.OUTPOST_TURSO_VALUE_ROUNDS ?? 1);
 type Official = Awaited<ReturnType<typeof connect>>;
 
+/**
+ * What Turso's engine stores differently from SQLite, whoever pushes it (not a transport's
+ * doing, so left out of what Turso's client writes): a double written to a TEXT or NUMERIC
+ * column (Turso renders it as text with other digits, "4.919230137020350e-152" where SQLite
+ * writes "4.9192301370203487e-152", and its client pushes the double, which the server renders
+ * the SQLite way), and -0.0 in a column with REAL, INTEGER or NUMERIC affinity (SQLite stores it
+ * as the integer 0 and reads 0.0; Turso keeps the sign).
+ */
+const ENGINE_RENDERED = { doubles: ['x', 'n'], negativeZero: ['r', 'i', 'n'] };
+
 /** A random SQL expression of an exactly known storage class; `odd` adds what Turso's client may not carry. */
-function valueExpr(random: Random, odd: { invalidUtf8: boolean; infinities: boolean }): string {
+function valueExpr(random: Random, odd: { invalidUtf8: boolean; infinities: boolean }, column = '', turso = false): string {
+  for (;;) {
+    const e = anyValueExpr(random, odd);
+    if (!turso) return e;
+    if (ENGINE_RENDERED.negativeZero.includes(column) && e === '-0.0') continue;
+    if (ENGINE_RENDERED.doubles.includes(column) && /^[-\d.e+]+$/i.test(e) && !/^-?\d+$/.test(e)) continue;
+    return e;
+  }
+}
+
+function anyValueExpr(random: Random, odd: { invalidUtf8: boolean; infinities: boolean }): string {
   switch (int(random, 0, 9)) {
     case 0:
       return pick(random, ['NULL', "x''", "x'00'", "x'0000000000'", 'zeroblob(17)', "x'00ff00'"]);
@@ -128,9 +148,9 @@ test('generated values keep their class and bytes between Outpost and Turso clie
   let nextId = 1;
   let values = 0;
   const written = new Map<number, string>();
-  const insert = (odd: { invalidUtf8: boolean; infinities: boolean }): string => {
+  const insert = (odd: { invalidUtf8: boolean; infinities: boolean }, turso = false): string => {
     const id = nextId++;
-    const exprs = COLUMNS.map(() => valueExpr(random, odd));
+    const exprs = COLUMNS.map((column) => valueExpr(random, odd, column, turso));
     written.set(id, exprs.join(', '));
     values += exprs.length;
     return `INSERT INTO ${t}(id, ${COLUMNS.join(', ')}) VALUES (${id}, ${exprs.join(', ')})`;
@@ -157,8 +177,11 @@ test('generated values keep their class and bytes between Outpost and Turso clie
     compare(await outpostRows(a, t), await officialRows(o, t), `round ${round}, Outpost -> Turso`);
 
     // Turso's client -> Outpost: the kinds its client can carry in its JSON (no ±Infinity).
-    for (let i = 0; i < 30; i++) await o.exec(insert({ invalidUtf8: true, infinities: false }));
-    for (let i = 0; i < 6; i++) await o.exec(`UPDATE ${t} SET ${pick(random, COLUMNS)} = ${valueExpr(random, { invalidUtf8: true, infinities: false })} WHERE id = ${int(random, 1, nextId - 1)}`);
+    for (let i = 0; i < 30; i++) await o.exec(insert({ invalidUtf8: true, infinities: false }, true));
+    for (let i = 0; i < 6; i++) {
+      const column = pick(random, COLUMNS);
+      await o.exec(`UPDATE ${t} SET ${column} = ${valueExpr(random, { invalidUtf8: true, infinities: false }, column, true)} WHERE id = ${int(random, 1, nextId - 1)}`);
+    }
     const before = await officialRows(o, t);
     let refused: unknown = null;
     await o.push().catch((e: unknown) => (refused = e));
