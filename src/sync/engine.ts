@@ -70,6 +70,9 @@
  *              (step c's pages are past the old watermark, so the revert drops them).
  *   replaying  a crash after d: revert to the new image and replay. A WAL shorter than the
  *              recorded watermark means step e's checkpoint ran: the main file is the image.
+ * An apply that fails with the process alive (a full disk) is recovered the same way at once,
+ * or, when that fails too, before the next pull or push (`undoFailedApply`). Step b grows the
+ * main file to the new image's size, so step e's checkpoint never needs room (apply.ts).
  */
 import { SqliteError, SyncError, isTransient, withCause } from '../errors.js';
 import { StorageFullError } from '../opfs-vfs/storage/backend.js';
