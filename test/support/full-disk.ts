@@ -1,8 +1,9 @@
 /**
  * A disk that fills up: every file of a database lives in one `MemoryDirectory` that outlives
  * the processes, and the disk holds at most `roomBytes` bytes over all of them (null: no limit).
- * A write or truncation that would pass it throws `StorageFullError` and changes nothing, as a
- * full disk or an exhausted OPFS quota does. Unlike `MemoryDirectory`'s per-file quota, the room
+ * A write or truncation that would pass it throws `StorageFullError`, as a full disk or an
+ * exhausted OPFS quota does; with `partialWrites`, a refused write first stores the prefix that
+ * fits, as a browser that reports a short count does (the backend contract allows a prefix). Unlike `MemoryDirectory`'s per-file quota, the room
  * is shared, so whichever file grows next (the database, its WAL, the sync layer's side files)
  * meets the full disk.
  */
@@ -16,7 +17,11 @@ export class FullDisk {
   /** How many writes or truncations the full disk refused. */
   refusals = 0;
 
-  constructor(readonly base: MemoryDirectory = new MemoryDirectory('full-disk')) {}
+  constructor(
+    /** A refused write stores what fits before it throws. */
+    readonly partialWrites = false,
+    readonly base: MemoryDirectory = new MemoryDirectory('full-disk'),
+  ) {}
 
   /** Bytes the files hold now. */
   usedBytes(): number {
@@ -44,10 +49,14 @@ export class FullDisk {
     return f;
   }
 
-  /** Throws as a full disk would when `file` growing to `endBytes` passes the room. */
-  private claim(file: StorageBackend, endBytes: number): void {
+  /** How many more bytes `file` may grow by; Infinity when the disk has room for anything. */
+  private roomFor(file: StorageBackend, endBytes: number): number {
     const growth = endBytes - file.size();
-    if (this.roomBytes === null || growth <= 0 || this.usedBytes() + growth <= this.roomBytes) return;
+    if (this.roomBytes === null || growth <= 0) return Number.POSITIVE_INFINITY;
+    return this.roomBytes - this.usedBytes();
+  }
+
+  private refuse(growth: number): never {
     this.refusals++;
     throw new StorageFullError(`the disk is full: ${growth} more bytes do not fit in ${this.roomBytes}`);
   }
@@ -57,11 +66,17 @@ export class FullDisk {
       read: (dst, offset) => f.read(dst, offset),
       size: () => f.size(),
       write: (src, offset) => {
-        this.claim(f, offset + src.length);
-        f.write(src, offset);
+        const growth = offset + src.length - f.size();
+        const room = this.roomFor(f, offset + src.length);
+        if (growth <= room) return f.write(src, offset);
+        // The prefix that fits: up to the file's end plus the room left.
+        const fits = Math.max(0, f.size() + Math.max(0, room) - offset);
+        if (this.partialWrites && fits > 0) f.write(src.subarray(0, Math.min(fits, src.length)), offset);
+        this.refuse(growth);
       },
       truncate: (sizeBytes) => {
-        this.claim(f, sizeBytes);
+        const growth = sizeBytes - f.size();
+        if (growth > this.roomFor(f, sizeBytes)) this.refuse(growth);
         f.truncate(sizeBytes);
       },
       flush: () => f.flush(),

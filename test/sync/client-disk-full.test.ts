@@ -54,13 +54,14 @@ test('a full client disk in the middle of commits, pushes and pulls: clear error
     const random = rng(seed + c * 7919);
     const durability = pick(random, ['normal', 'full'] as const);
     const restart = random() < 0.5;
-    let what = `seed ${seed} case ${c} (${durability}, ${restart ? 'restart' : 'same process'})`;
+    let what = `seed ${seed} case ${c} (${durability}, ${restart ? 'restart' : 'same process'}`;
     /** What the case did, for the failure message. */
     const trace: string[] = [];
     const endpoint = await network.open(`full-${seed}-${c}`);
     await endpoint.execTrusted('CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB); CREATE TABLE audit(n INTEGER PRIMARY KEY, id INTEGER)');
     await endpoint.execTrusted('CREATE TEMP TRIGGER t_audit AFTER INSERT ON main.t BEGIN INSERT INTO audit(id) VALUES (new.id); END');
-    const disk = new FullDisk();
+    const disk = new FullDisk(random() < 0.5);
+    what += `${disk.partialWrites ? ', partial writes' : ''})`;
     let db = await openAt(disk, endpoint, durability);
     /** Rows of transactions whose commit returned. */
     const committed: number[] = [];
