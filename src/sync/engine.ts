@@ -209,7 +209,7 @@ export class SyncEngine {
         this.finishInterruptedApply();
         refused = applyPull(this.local, update);
       } catch (e) {
-        this.undoFailedApply();
+        this.undoFailedApply(update);
         throw this.recordError(e);
       } finally {
         this.progress({ phase: 'idle', pagesDone: 0, pagesTotal: 0, bytes: 0 });
@@ -464,10 +464,12 @@ export class SyncEngine {
    * pending changes, or the new image before the replay). When that fails too (the disk is still
    * full), the recovery is owed and runs before the next pull or push, or at the next open.
    */
-  private undoFailedApply(): void {
+  private undoFailedApply(update: PulledUpdate): void {
     if (this.local.state.value.phase === 'idle') return;
     try {
-      recover(this.local);
+      // From phase replaying the recovery lands on the new image: live queries hear of the
+      // tables that own its pages, as after an apply.
+      this.local.conn.replacingPages(() => recover(this.local), () => [...update.pages.keys()]);
       this.recoveryOwed = false;
     } catch {
       this.recoveryOwed = true;
