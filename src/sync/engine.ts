@@ -271,7 +271,14 @@ export class SyncEngine {
    * `maxLocalWalBytes` (local-checkpoint.ts), and tells live sync.
    */
   afterWrite(): void {
-    maybeCheckpointLocal(this.local, this.options.maxLocalWalBytes ?? DEFAULT_MAX_LOCAL_WAL_BYTES);
+    try {
+      maybeCheckpointLocal(this.local, this.options.maxLocalWalBytes ?? DEFAULT_MAX_LOCAL_WAL_BYTES);
+    } catch (e) {
+      // The write committed; its call must not report a failure (the application would take
+      // a durable commit for a lost one). The checkpoint runs again after the next write, and
+      // the status shows why it did not run (a full disk, say).
+      this.recordError(e);
+    }
     this.commitListener?.();
   }
 

@@ -32,9 +32,10 @@ beforeAll(() => {
   network = inProcessNetwork(scratchDataDir('outpost-client-full-'));
 });
 
-async function openAt(disk: FullDisk, endpoint: Endpoint, durability: 'normal' | 'full'): Promise<Database> {
+async function openAt(disk: FullDisk, endpoint: Endpoint, durability: 'normal' | 'full', maxLocalWalBytes?: number): Promise<Database> {
   const directory = disk.directory();
-  const { conn, engine } = await openSynced(directory, { durability, intMode: 'number' }, { url: endpoint.url, clientName: 'full', retries: 0 }, endpoint.client());
+  const sync = { url: endpoint.url, clientName: 'full', retries: 0, ...(maxLocalWalBytes ? { maxLocalWalBytes } : {}) };
+  const { conn, engine } = await openSynced(directory, { durability, intMode: 'number' }, sync, endpoint.client());
   return new Database(directory.label, connectionDriver(conn, engine));
 }
 
@@ -61,8 +62,10 @@ test('a full client disk in the middle of commits, pushes and pulls: clear error
     await endpoint.execTrusted('CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB); CREATE TABLE audit(n INTEGER PRIMARY KEY, id INTEGER)');
     await endpoint.execTrusted('CREATE TEMP TRIGGER t_audit AFTER INSERT ON main.t BEGIN INSERT INTO audit(id) VALUES (new.id); END');
     const disk = new FullDisk(random() < 0.5);
-    what += `${disk.partialWrites ? ', partial writes' : ''})`;
-    let db = await openAt(disk, endpoint, durability);
+    // A small local WAL bound: local checkpoints (pre-images saved, then folded) happen offline.
+    const maxLocalWalBytes = random() < 0.5 ? 16 * 1024 : undefined;
+    what += `${disk.partialWrites ? ', partial writes' : ''}${maxLocalWalBytes ? ', local checkpoints' : ''})`;
+    let db = await openAt(disk, endpoint, durability, maxLocalWalBytes);
     /** Rows of transactions whose commit returned. */
     const committed: number[] = [];
     /** Rows of transactions whose commit failed. */
@@ -120,7 +123,7 @@ test('a full client disk in the middle of commits, pushes and pulls: clear error
       what += `\n  ${trace.join('\n  ')}`;
       if (restart) {
         await db.close().catch(() => {});
-        db = await openAt(disk, endpoint, durability);
+        db = await openAt(disk, endpoint, durability, maxLocalWalBytes);
       }
       expect(await db.get('PRAGMA integrity_check'), what).toEqual({ integrity_check: 'ok' });
       await db.sync().catch((e: unknown) => {
