@@ -9,7 +9,8 @@
  * - No other files: ATTACH and DETACH are refused (an ATTACH by the name under which the VFS
  *   mounts another database's files would otherwise reach it), and so is `VACUUM INTO`; a
  *   plain `VACUUM` may attach its own nameless scratch database.
- * - No state that outlives a request: no TEMP tables, views, triggers or indexes, and no
+ * - No state that outlives a request: no TEMP tables, views, triggers or indexes (by the TEMP
+ *   keyword or by the schema name `temp.`), and no
  *   PRAGMA that sets connection state, except the few a request may change for its own
  *   duration (`foreign_keys`, `defer_foreign_keys`, `query_only`: `@libsql/client`'s `migrate`
  *   turns foreign keys off and on), which the server puts back when the request, or its
@@ -35,10 +36,15 @@ import { TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
 import {
   SQLITE_ALTER_TABLE,
   SQLITE_ATTACH,
+  SQLITE_CREATE_INDEX,
+  SQLITE_CREATE_TABLE,
   SQLITE_CREATE_TEMP_INDEX,
   SQLITE_CREATE_TEMP_TABLE,
   SQLITE_CREATE_TEMP_TRIGGER,
   SQLITE_CREATE_TEMP_VIEW,
+  SQLITE_CREATE_TRIGGER,
+  SQLITE_CREATE_VIEW,
+  SQLITE_CREATE_VTABLE,
   SQLITE_DETACH,
   SQLITE_DROP_TABLE,
   SQLITE_FUNCTION,
@@ -113,8 +119,8 @@ const REFUSED_FUNCTIONS = new Set(['load_extension', 'fts3_tokenizer', 'readfile
 export function sandboxAuthorizer(
   clock: StatementClock,
   inner?: (action: number, a: string | null, b: string | null, trigger: string | null) => boolean,
-): (action: number, a: string | null, b: string | null, trigger: string | null) => boolean {
-  return (action, a, b, trigger) => {
+): (action: number, a: string | null, b: string | null, trigger: string | null, dbName?: string | null) => boolean {
+  return (action, a, b, trigger, dbName) => {
     switch (action) {
       case SQLITE_ATTACH:
         // A plain VACUUM attaches a nameless temporary database of its own (and detaches it).
@@ -126,6 +132,17 @@ export function sandboxAuthorizer(
       case SQLITE_CREATE_TEMP_TRIGGER:
       case SQLITE_CREATE_TEMP_VIEW:
         return false;
+      // SQLite asks for the TEMP codes only when the statement says TEMP: `CREATE TABLE
+      // temp.t`, `CREATE TRIGGER temp.t ... ON main.x` and the like come as the plain codes
+      // with the schema `temp`, and made objects that outlived the request (a temp trigger
+      // would fire on other clients' writes).
+      case SQLITE_CREATE_TABLE:
+      case SQLITE_CREATE_INDEX:
+      case SQLITE_CREATE_TRIGGER:
+      case SQLITE_CREATE_VIEW:
+      case SQLITE_CREATE_VTABLE:
+        if ((dbName ?? '').toLowerCase() === 'temp') return false;
+        break;
       case SQLITE_PRAGMA: {
         const name = (a ?? '').toLowerCase();
         if (NAMED_READ_PRAGMAS.has(name)) return true;

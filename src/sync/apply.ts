@@ -40,6 +40,7 @@ function applySteps(local: LocalDatabase, update: PulledUpdate): ReplayRefused[]
   state.update({ phase: 'applying', replayEntries: pending.length });
   // b. back to the synced image
   revert(local, revertPlan(state.value, walBytes(conn)));
+  reserveMainFile(conn, update.dbPages);
   // c. the new pages, atomically
   writePages(conn, update);
   // d. the new revision
@@ -133,6 +134,20 @@ function alreadySynced(local: LocalDatabase, plan: RevertPlan): boolean {
   const { db, wal } = local.conn.rawFiles();
   if (wal.size() !== plan.keepWalBytes) return false;
   return !plan.restoreMainFile || db.size() === local.state.value.syncedDbPages * PAGE_BYTES;
+}
+
+/**
+ * Grows the main file to the pulled image's size before step c, so that step e's checkpoint
+ * only overwrites bytes the file holds: on a full disk (or at an OPFS quota) the apply then fails
+ * in step c, whose transaction rolls back, and never in step e, after which the connection
+ * would hold the new image without the replayed pending changes. The grown tail is zeros past
+ * every image the WAL describes (SQLite takes the size from the WAL's commit frame while it
+ * holds frames), and step e's checkpoint truncates the file to the image's size. Growing a file
+ * under an open SQLite is what SQLite's own size hint does.
+ */
+function reserveMainFile(conn: Connection, dbPages: number): void {
+  const { db } = conn.rawFiles();
+  if (db.size() < dbPages * PAGE_BYTES) db.truncate(dbPages * PAGE_BYTES);
 }
 
 /** Step c: the pulled pages in one transaction through `sqlite_dbpage` (atomic via the WAL), read one at a time from where the download put them. */

@@ -70,8 +70,13 @@
  *              (step c's pages are past the old watermark, so the revert drops them).
  *   replaying  a crash after d: revert to the new image and replay. A WAL shorter than the
  *              recorded watermark means step e's checkpoint ran: the main file is the image.
+ * An apply that fails with the process alive (a full disk) is recovered the same way at once,
+ * or, when that fails too, before the next pull or push (`undoFailedApply`). Step b grows the
+ * main file to the new image's size, so step e's checkpoint never needs room (apply.ts).
  */
-import { SyncError, isTransient } from '../errors.js';
+import { SqliteError, SyncError, isTransient, withCause } from '../errors.js';
+import { StorageFullError } from '../opfs-vfs/storage/backend.js';
+import { SQLITE_FULL } from '../sqlite/constants.js';
 import type { SyncTransport } from '../protocol/transport.js';
 import type { PendingChange, SyncOptions, SyncProgress, SyncStatus } from '../types.js';
 import { applyPull, recover } from './apply.js';
@@ -113,6 +118,16 @@ export async function retrying<T>(op: () => Promise<T>, retries: number, ...sign
   }
 }
 
+/**
+ * A sync file (state, staging, replay, rejection log) that met a full disk reports it as SQLite
+ * reports a full disk in the database's own files: `SqliteError` `SQLITE_FULL`, so that one
+ * check tells the application to free room, whichever file was written.
+ */
+function asSqliteFull(e: Error): Error {
+  if (!(e instanceof StorageFullError)) return e;
+  return withCause(new SqliteError(`database or disk is full: ${e.message}`, 'SQLITE_FULL', SQLITE_FULL), e);
+}
+
 export class SyncEngine {
   private lastError: { code: string; message: string } | null = null;
   private pushing: Promise<number> | null = null;
@@ -125,6 +140,8 @@ export class SyncEngine {
    * for the next new revision.
    */
   private rebaseOwed = false;
+  /** An apply failed part-way and its recovery failed too: the files hold a half-applied pull (`undoFailedApply`). */
+  private recoveryOwed = false;
   /** The persisted traffic counters when this engine started; the transport counts on from there. */
   private readonly bytesBefore: { sent: number; received: number };
   /** Aborted by `close()`: ends a retry's wait at once. */
@@ -189,7 +206,11 @@ export class SyncEngine {
       if (update.baseRevision !== undefined && update.baseRevision !== this.local.state.value.revision) return;
       this.progress({ phase: 'apply', pagesDone: update.pages.size, pagesTotal: update.pages.size, bytes: 0 });
       try {
+        this.finishInterruptedApply();
         refused = applyPull(this.local, update);
+      } catch (e) {
+        this.undoFailedApply(update);
+        throw this.recordError(e);
       } finally {
         this.progress({ phase: 'idle', pagesDone: 0, pagesTotal: 0, bytes: 0 });
       }
@@ -228,6 +249,7 @@ export class SyncEngine {
     this.retryRows.clear();
     if (this.local.changes.count() > 0) this.progress({ phase: 'push', pagesDone: 0, pagesTotal: 0, bytes: 0 });
     try {
+      this.finishInterruptedApply();
       const outcome = await pushOnce(this.local, this.transport, this.options);
       if (!outcome) return 0;
       this.saveCounters();
@@ -249,7 +271,14 @@ export class SyncEngine {
    * `maxLocalWalBytes` (local-checkpoint.ts), and tells live sync.
    */
   afterWrite(): void {
-    maybeCheckpointLocal(this.local, this.options.maxLocalWalBytes ?? DEFAULT_MAX_LOCAL_WAL_BYTES);
+    try {
+      maybeCheckpointLocal(this.local, this.options.maxLocalWalBytes ?? DEFAULT_MAX_LOCAL_WAL_BYTES);
+    } catch (e) {
+      // The write committed; its call must not report a failure (the application would take
+      // a durable commit for a lost one). The checkpoint runs again after the next write, and
+      // the status shows why it did not run (a full disk, say).
+      this.recordError(e);
+    }
     this.commitListener?.();
   }
 
@@ -435,9 +464,35 @@ export class SyncEngine {
     }
   }
 
+  /**
+   * After an apply failed part-way (a full disk, a failed write): finishes it now, as a crash
+   * recovery at the next open would, so that the open connection holds the synced image with
+   * every pending change replayed, never the half-applied files (the reverted image without the
+   * pending changes, or the new image before the replay). When that fails too (the disk is still
+   * full), the recovery is owed and runs before the next pull or push, or at the next open.
+   */
+  private undoFailedApply(update: PulledUpdate): void {
+    if (this.local.state.value.phase === 'idle') return;
+    try {
+      // From phase replaying the recovery lands on the new image: live queries hear of the
+      // tables that own its pages, as after an apply.
+      this.local.conn.replacingPages(() => recover(this.local), () => [...update.pages.keys()]);
+      this.recoveryOwed = false;
+    } catch {
+      this.recoveryOwed = true;
+    }
+  }
+
+  /** Runs the recovery a failed apply left owed; throws (SQLITE_FULL, say) while it cannot. */
+  private finishInterruptedApply(): void {
+    if (!this.recoveryOwed) return;
+    recover(this.local);
+    this.recoveryOwed = false;
+  }
+
   /** Remembers `e` as the status's last error (open.ts: a failed bootstrap), and returns it as an Error to throw. */
   recordError(e: unknown): Error {
-    const err = e instanceof Error ? e : new Error(String(e));
+    const err = asSqliteFull(e instanceof Error ? e : new Error(String(e)));
     // SyncError, SqliteError, OutpostError and Node's system errors all carry a string code.
     const code = 'code' in err && typeof err.code === 'string' ? err.code : 'ERROR';
     this.lastError = { code, message: err.message };

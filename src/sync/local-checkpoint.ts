@@ -22,15 +22,24 @@ export function maybeCheckpointLocal(local: LocalDatabase, maxLocalWalBytes: num
   if (wal.size() < maxLocalWalBytes) return;
   const page = new Uint8Array(PAGE_BYTES);
   let added = 0;
-  for (const pgno of walPageNumbers(wal)) {
-    // Pages past the synced size need no pre-image: revert truncates them away.
-    if (pgno > synced.syncedDbPages || local.revert.has(pgno)) continue;
-    db.read(page, (pgno - 1) * PAGE_BYTES);
-    local.revert.append(pgno, page);
-    added++;
+  try {
+    for (const pgno of walPageNumbers(wal)) {
+      // Pages past the synced size need no pre-image: revert truncates them away.
+      if (pgno > synced.syncedDbPages || local.revert.has(pgno)) continue;
+      db.read(page, (pgno - 1) * PAGE_BYTES);
+      local.revert.append(pgno, page);
+      added++;
+    }
+    local.revert.flush();
+    if (added > 0) state.update({ revertEntries: local.revert.count });
+  } catch (e) {
+    // A full disk: the pre-images whose count was not recorded are not valid. Nothing was
+    // checkpointed, so the files are as before.
+    local.revert.forgetAfter(state.value.revertEntries);
+    throw e;
   }
-  local.revert.flush();
-  if (added > 0) state.update({ revertEntries: local.revert.count });
+  // A checkpoint that fails (the main file cannot grow) leaves the WAL whole: the saved
+  // pre-images equal the main file's pages then, and writing them back changes nothing.
   conn.exec('PRAGMA wal_checkpoint(TRUNCATE)');
 }
 

@@ -71,6 +71,20 @@ export class RevertFile {
     }
   }
 
+  /**
+   * Forgets the entries appended after the first `count`, the count the sync state records:
+   * appends whose count was never recorded (a local checkpoint that met a full disk) are not
+   * valid, and the next checkpoint saves those pages again.
+   */
+  forgetAfter(count: number): void {
+    const head = new Uint8Array(PAGE_NUMBER_BYTES);
+    for (let i = count; i < this.entries; i++) {
+      this.file.read(head, i * REVERT_ENTRY_BYTES);
+      this.saved.delete(new DataView(head.buffer).getUint32(0, true));
+    }
+    this.entries = Math.min(this.entries, count);
+  }
+
   /** Forgets every entry (record a count of 0 with it). */
   clear(): void {
     this.saved.clear();
