@@ -10,8 +10,9 @@
  * with the result buffers transferred (packed-rows.ts `transferables`). Comlink still carries
  * the control plane (`open`, `stepDown`, the sync callbacks the worker calls back).
  *
- * A large `query()` result comes back in parts before its answer (`[id, null, part]`, packed-rows.ts
- * "Parts"): the caller's end makes each part's objects as it arrives, while the engine steps on.
+ * A large `query()` result comes back in parts before its answer (`[id, null, part]`,
+ * packed-rows.ts "Parts"): the caller's end makes each part's objects as it arrives, while the
+ * engine steps on.
  *
  * The engine's events (`onTablesChanged`, `onSyncProgress`) come back on the same port with id
  * 0, so a subscription and the calls around it stay in one ordered stream and no function has
