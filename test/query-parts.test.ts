@@ -26,7 +26,7 @@ test('a result sent in parts gives the rows of the same result sent whole, and e
       const width = int(random, 3, 9);
       const names = Array.from({ length: width }, (_, i) => `c${i}`);
       // From just under one part to several, so the seams fall at varying rows.
-      const rows = int(random, Math.floor((0.8 * PART_CELLS) / width), Math.ceil((3.5 * PART_CELLS) / width));
+      const rows = int(random, Math.floor((0.8 * PART_CELLS) / width), Math.ceil((2.6 * PART_CELLS) / width));
       conn.exec(`DROP TABLE IF EXISTS g; CREATE TABLE g(${names.join(', ')})`);
       conn.batch(
         Array.from({ length: rows }, (_, r) => ({

@@ -386,10 +386,11 @@ export function databaseSuite(name: string, open: Opener): void {
       withDb(open, async (db) => {
         const seed = testSeed();
         const random = rng(seed);
-        const names = ['a', 'b', 'c', 'd'];
-        // Past PART_CELLS (packed-rows.ts) three times over, so a large result leaves the engine
-        // in parts where the engine serves another thread: the parts' seams fall at random rows.
-        const rows = Math.ceil((3 * PART_CELLS) / (names.length + 1)) + int(random, 0, 5000);
+        const names = ['a', 'b', 'c', 'd', 'e', 'f'];
+        // Past PART_CELLS (packed-rows.ts) three times over (the id, each value and its type),
+        // so a large result leaves the engine in parts where the engine serves another thread:
+        // the parts' seams fall at random rows.
+        const rows = Math.ceil((3 * PART_CELLS) / (2 * names.length + 1)) + int(random, 0, 2000);
         const expected: SqlValue[][] = [];
         for (let r = 0; r < rows; r++) {
           // Long ASCII text is rarer early on: a later part outgrows the buffers sized from the one before.
@@ -397,7 +398,8 @@ export function databaseSuite(name: string, open: Opener): void {
           expected.push(names.map(() => (random() < long ? 'z'.repeat(int(random, 1000, 3000)) : sqlValue(random))));
         }
         await db.exec(`CREATE TABLE p(id INTEGER PRIMARY KEY, ${names.join(', ')})`);
-        await db.batch(expected.map((values, r) => ({ sql: 'INSERT INTO p VALUES (?, ?, ?, ?, ?)', params: [r, ...values] })));
+        const insert = `INSERT INTO p VALUES (?, ${names.map(() => '?').join(', ')})`;
+        await db.batch(expected.map((values, r) => ({ sql: insert, params: [r, ...values] })));
         const types = names.map((n) => `typeof(${n}) AS t_${n}`).join(', ');
         const got = await db.query<Record<string, SqlValue>>(`SELECT id, ${names.join(', ')}, ${types} FROM p ORDER BY id`);
         const context = `seed ${seed} (replay with OUTPOST_SEED=${seed}), ${rows} rows`;
