@@ -19,6 +19,10 @@
  * - `query` returns `PackedRows`, whose buffers the worker transfers (not copies) once they
  *   pass 64 KiB in all (packed-rows.ts `TRANSFER_MIN_BYTES`; a smaller result is copied, which
  *   costs less); `export` transfers its bytes. The sender must not touch them afterwards.
+ * - `onPart` of `query` is given only on the engine's own side, by what serves a thread's
+ *   calls (worker/call-port.ts, worker/engine-host.ts): a large result then leaves in parts as
+ *   it is read (packed-rows.ts, "Parts"), and the receiving end answers its caller with the
+ *   parts' objects (`ObjectRows`). A function cannot cross a thread, so no caller passes one.
  * - Method names follow the public API (`pendingChanges`, not `syncPending`).
  * - Statement calls take `EngineLimits` last; the engine enforces them itself (`limited`) and
  *   rejects a stopped call with `AbortError`. Prepared statements are named by a handle the
@@ -32,7 +36,7 @@
  * types.ts, errors.ts; nothing above it (worker/, browser/, node/).
  */
 import type { Connection } from './engine/connection.js';
-import type { PackedRows } from './engine/packed-rows.js';
+import type { PackedRows, QueryRows } from './engine/packed-rows.js';
 import { type RowsStep, type StatementInfo, isInterrupt } from './engine/prepared.js';
 import { AbortError, OutpostError } from './errors.js';
 import { CALLS_TABLE } from './sync/calls-table.js';
@@ -72,7 +76,7 @@ export function sharedAbortFlag(view: Int32Array): AbortFlag {
 export interface Driver extends SyncDriver {
   exec(sql: string, limits?: EngineLimits): Promise<void>;
   /** Rows of one statement; at most `maxRows` when given. */
-  query(sql: string, params: SqlParams | undefined, maxRows?: number, limits?: EngineLimits): Promise<PackedRows>;
+  query(sql: string, params: SqlParams | undefined, maxRows?: number, limits?: EngineLimits, onPart?: (rows: PackedRows) => void): Promise<QueryRows>;
   run(sql: string, params: SqlParams | undefined, limits?: EngineLimits): Promise<RunResult>;
   batch(statements: readonly BatchStatement[], limits?: EngineLimits): Promise<RunResult[]>;
   execMany(sql: string, limits?: EngineLimits): Promise<StatementResult[]>;
@@ -273,7 +277,7 @@ function plainConnectionDriver(conn: Connection, engine: SyncEngine | null, abor
   return {
     ...sync,
     exec: (sql, limits) => within(limits, () => conn.exec(sql)),
-    query: (sql, params, maxRows, limits) => within(limits, () => conn.query(sql, params, maxRows)),
+    query: (sql, params, maxRows, limits, onPart) => within(limits, () => conn.query(sql, params, maxRows, onPart)),
     run: (sql, params, limits) => within(limits, () => conn.run(sql, params)),
     batch: (statements, limits) => within(limits, () => conn.batch(statements)),
     execMany: (sql, limits) => within(limits, () => conn.execMany(sql)),

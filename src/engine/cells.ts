@@ -1,8 +1,8 @@
 /**
  * Reading result cells: the one switch over SQLite's column types, feeding a `CellSink`.
  *
- * Two sinks exist: `PackingSink` (the `RowPacker` of packed-rows.ts: `query()`, the hot path,
- * which packs cells for the worker boundary) and `ValueSink` (one JS value at a time: `value()`,
+ * Two sinks exist: the `RowPacker` of packed-rows.ts (`query()`, the hot path, which packs
+ * cells for the worker boundary) and `ValueSink` (one JS value at a time: `value()`,
  * `execute()`, `execMany()`). The reader allocates nothing per cell beyond the value itself: a
  * TEXT cell is handed over as a byte range of the WASM heap, a BLOB as a copy. (A range, not a
  * `subarray` view: creating a typed-array view per cell made `execute()` of 20,000 rows of
@@ -15,7 +15,7 @@ import { SQLITE_BLOB, SQLITE_FLOAT, SQLITE_INTEGER, SQLITE_NOMEM, SQLITE_TEXT } 
 import { sqliteError } from '../sqlite/errors.js';
 import type { RawExports, Sqlite3Runtime } from '../sqlite/wasm-api.js';
 import type { SqlValue } from '../types.js';
-import { RowPacker, decodeText } from './packed-rows.js';
+import { decodeText } from './packed-rows.js';
 
 /** Receives one cell at a time, in row-major order. */
 export interface CellSink {
@@ -27,9 +27,6 @@ export interface CellSink {
   /** A BLOB value, already copied out of the heap. */
   blob(bytes: Uint8Array): void;
 }
-
-/** The row packer as a sink: a TEXT cell's bytes are copied out of the heap as they are checked. */
-export class PackingSink extends RowPacker implements CellSink {}
 
 /** A sink that keeps the last cell as a JS value. */
 export class ValueSink implements CellSink {
@@ -70,7 +67,9 @@ export class CellReader {
   /**
    * The WASM heap as last seen. Growing the memory detaches the old buffer, which makes this
    * view empty, so a range past its end means "look again"; asking the runtime per cell (it
-   * reads `memory.buffer` each time) was a visible cost of reading many TEXT cells.
+   * reads `memory.buffer` each time) was a visible cost of reading many TEXT cells. An empty
+   * range (p + n = 0: SQLite gives an empty BLOB a null pointer) is never past its end, so an
+   * empty BLOB is made without the view, which may be detached (slicing it threw).
    */
   private heap: Uint8Array = new Uint8Array(0);
 
@@ -101,7 +100,7 @@ export class CellReader {
         const p = x.sqlite3_column_blob(stmt, i);
         const n = x.sqlite3_column_bytes(stmt, i);
         if (p === 0 && n > 0) throw this.outOfMemory();
-        return sink.blob(this.heapFor(p + n).slice(p, p + n));
+        return sink.blob(n === 0 ? new Uint8Array(0) : this.heapFor(p + n).slice(p, p + n));
       }
       default:
         return sink.null();

@@ -39,13 +39,13 @@ import type { BatchStatement, RunResult, SqlParams, SqlValue, StatementResult } 
 import { type BindParams, bindParams } from './binding.js';
 import { ChangeCapture } from './capture.js';
 import { type ChangesetConflict, type ConflictResolution, applyChangeset } from './changesets.js';
-import { CellReader, PackingSink } from './cells.js';
+import { CellReader } from './cells.js';
 import { IdleCheckpointer, type WalWriteCounter } from './checkpointer.js';
 import { CommitRunner } from './commit-runner.js';
 import { type AuthorizerRules, type ConnectionLimits, InterruptCheck, closeHandle, createScalarFunction, installAuthorizer, restrictConnection, setProgressHandler } from './guards.js';
 import { DBPAGE_SQL, exportImage, importImage, openSqlite, readPages } from './file-image.js';
 import { type ConnectionOptions, applyCloseSetting, applyLookaside, applySettings, notADatabase, openDatabase } from './open.js';
-import type { PackedRows } from './packed-rows.js';
+import { PART_CELLS, type PackedRows, RowPacker } from './packed-rows.js';
 import { PreparedStatements } from './prepared.js';
 import { AccessRecorder, ChangeTracker, schemaSnapshot, tablesOfPages } from './table-changes.js';
 import {
@@ -174,25 +174,37 @@ export class Connection {
     this.afterCall();
   }
 
-  /** Runs one statement and returns its rows packed; at most `maxRows` rows when given. */
-  query(sql: string, params: SqlParams | undefined, maxRows = Number.POSITIVE_INFINITY): PackedRows {
+  /**
+   * Runs one statement and returns its rows packed; at most `maxRows` rows when given. With
+   * `onPart`, a large result is handed out in parts as it is read (packed-rows.ts, "Parts"):
+   * the answer is then the last part.
+   */
+  query(sql: string, params: SqlParams | undefined, maxRows = Number.POSITIVE_INFINITY, onPart?: (rows: PackedRows) => void): PackedRows {
     const stmt = this.prepare(sql);
     try {
       bindParams(this.host, stmt, params);
-      const packer = new PackingSink(stmt.columns);
+      let packer = new RowPacker(stmt.columns);
       const n = stmt.columns.length;
       const { raw, cells } = this;
       let rows = 0;
+      /** Rows in `packer`, the part being packed. */
+      let partRows = 0;
       this.runner.run(stmt, () => {
-        for (; rows < maxRows; rows++) {
+        for (; rows < maxRows; rows++, partRows++) {
           const rc = raw.sqlite3_step(stmt.ptr);
           if (rc === SQLITE_ROW) {
+            // Sent only once another row exists, so the answer (the last part) is never empty.
+            if (onPart && packer.cellCount >= PART_CELLS) {
+              onPart(packer.finish(partRows));
+              packer = packer.successor();
+              partRows = 0;
+            }
             for (let i = 0; i < n; i++) cells.read(stmt.ptr, i, packer);
           } else if (rc === SQLITE_DONE) break;
           else throw this.error(rc, sql);
         }
       });
-      return packer.finish(rows);
+      return packer.finish(partRows);
     } finally {
       resetStatement(this.raw, stmt);
       this.afterCall();

@@ -21,6 +21,13 @@
  *
  * `transferables(rows)` lists the buffers a sender should transfer instead of copying (none
  * for a small result, where copying is cheaper).
+ *
+ * Parts (issue 15): a large `query()` result leaves the engine in parts of about `PART_CELLS`
+ * cells, each sent as soon as it is packed, while the engine steps on. The receiving thread
+ * makes each part's objects as it arrives (`RowParts`), so the page's unpacking overlaps the
+ * worker's stepping instead of following it, and the call resolves with the objects made
+ * (`ObjectRows`). Every part but the last holds at least one row, and the last (the call's
+ * answer) holds the rest; the rows are the parts' rows in order.
  */
 import type { SqlValue } from '../types.js';
 
@@ -52,6 +59,22 @@ export interface SmallRows {
 }
 
 export type PackedRows = TypedRows | SmallRows;
+
+/** A result whose parts were made into objects as they arrived (`RowParts`, the header). */
+export interface ObjectRows {
+  columns: string[];
+  rowCount: number;
+  objects: Record<string, SqlValue>[];
+}
+
+/** What a `query()` answers on the receiving side: packed, or its parts' objects. */
+export type QueryRows = PackedRows | ObjectRows;
+
+/**
+ * The cells after which a `query()` sends the rows packed so far as a part: about 13,000 rows
+ * of 5 columns, half a megabyte of buffers.
+ */
+export const PART_CELLS = 64 * 1024;
 
 /**
  * The most cells a result carries as plain values. Measured in Node (structuredClone, which
@@ -99,7 +122,34 @@ export class RowPacker {
   private readonly bigints: bigint[] = [];
   private readonly blobs: Uint8Array[] = [];
 
-  constructor(private readonly columns: string[]) {}
+  /**
+   * `hint`: start typed, with room for `cells` cells and `asciiBytes` ASCII bytes (a part after
+   * the first: its size is known from the part before, so its buffers need not grow).
+   */
+  constructor(
+    private readonly columns: string[],
+    hint?: { cells: number; asciiBytes: number },
+  ) {
+    if (hint) this.typed(hint.cells, hint.asciiBytes);
+  }
+
+  /** Cells packed so far. */
+  get cellCount(): number {
+    return this.values ? this.values.length : this.cells;
+  }
+
+  /** A packer for the next part of the same result, sized from this one. */
+  successor(): RowPacker {
+    return new RowPacker(this.columns, { cells: Math.max(this.cells, PART_CELLS) + this.columns.length, asciiBytes: this.asciiBytes + (this.asciiBytes >> 3) });
+  }
+
+  private typed(cells: number, asciiBytes: number): void {
+    this.values = null;
+    this.types = new Uint8Array(cells);
+    this.numbers = new Float64Array(cells);
+    this.ascii = new Uint8Array(Math.max(asciiBytes, 1024));
+    this.asciiLengths = new Uint32Array(Math.max(cells >> 1, 64));
+  }
 
   /** A cell of a result still small; past the bound, the result turns typed. */
   private plain(v: SqlValue): void {
@@ -110,11 +160,7 @@ export class RowPacker {
 
   /** Packs the plain cells so far into the typed form, which takes every later cell. */
   private toTyped(values: SqlValue[]): void {
-    this.values = null;
-    this.types = new Uint8Array(4 * SMALL_RESULT_CELLS);
-    this.numbers = new Float64Array(4 * SMALL_RESULT_CELLS);
-    this.ascii = new Uint8Array(1024);
-    this.asciiLengths = new Uint32Array(64);
+    this.typed(4 * SMALL_RESULT_CELLS, 1024);
     for (const v of values) {
       if (v === null) this.null();
       else if (typeof v === 'number') this.number(v);
@@ -252,7 +298,8 @@ export class RowPacker {
 export const TRANSFER_MIN_BYTES = 64 * 1024;
 
 /** The buffers of `rows` to transfer rather than copy: none for a small result. */
-export function transferables(rows: PackedRows): ArrayBuffer[] {
+export function transferables(rows: QueryRows): ArrayBuffer[] {
+  if ('objects' in rows) return [];
   // A small result's BLOBs (one large BLOB is a small result) are its only buffers.
   const views = 'values' in rows ? rows.values.filter((v) => v instanceof Uint8Array) : [rows.types, rows.numbers, rows.ascii, rows.asciiLengths, ...rows.blobs];
   const buffers = new Set<ArrayBuffer>();
@@ -325,7 +372,9 @@ function rowTemplate(columns: string[]): Record<string, SqlValue> {
 }
 
 /** Rows as objects keyed by column name (a later duplicate name wins). */
-export function unpackRows<T>(rows: PackedRows): T[] {
+export function unpackRows<T>(rows: QueryRows): T[] {
+  // Made by `RowParts` from rows of this shape; the caller names their type, as for the others.
+  if ('objects' in rows) return rows.objects as T[];
   const out: T[] = new Array<T>(rows.rowCount);
   const { columns } = rows;
   const width = columns.length;
@@ -393,4 +442,22 @@ export function unpackValues(rows: PackedRows): SqlValue[][] {
     out[r] = row;
   }
   return out;
+}
+
+/**
+ * The receiving side of a result that arrives in parts (see the header): each part is made
+ * into objects as it arrives, and `finish` adds the answer's rows to them.
+ */
+export class RowParts {
+  private readonly parts: Record<string, SqlValue>[][] = [];
+
+  add(part: PackedRows): void {
+    this.parts.push(unpackRows(part));
+  }
+
+  finish(last: QueryRows): ObjectRows {
+    this.parts.push(unpackRows(last));
+    const objects = ([] as Record<string, SqlValue>[]).concat(...this.parts);
+    return { columns: last.columns, rowCount: objects.length, objects };
+  }
 }

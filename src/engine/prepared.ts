@@ -21,8 +21,8 @@ import { OutpostError, SqliteError } from '../errors.js';
 import { SQLITE_DONE, SQLITE_PREPARE_PERSISTENT, SQLITE_ROW } from '../sqlite/constants.js';
 import type { ColumnInfo, RunResult, SqlParams } from '../types.js';
 import { bindParams } from './binding.js';
-import { type CellReader, PackingSink } from './cells.js';
-import type { PackedRows } from './packed-rows.js';
+import type { CellReader } from './cells.js';
+import { type PackedRows, RowPacker } from './packed-rows.js';
 import { type Statement, type StatementHost, resetStatement, splitStatements } from './statements.js';
 
 /** What the registry needs of its connection (Connection builds it from its private state). */
@@ -93,13 +93,13 @@ export class PreparedStatements {
     try {
       if (!continuing) bindParams(this.h.host, stmt, params);
       if (step.cursor !== undefined) entry.cursor = step.cursor;
-      let packer = new PackingSink(stmt.columns);
+      let packer = new RowPacker(stmt.columns);
       let count = 0;
       this.h.run(stmt, () => {
         for (; count < maxRows; count++) {
           const rc = raw.sqlite3_step(stmt.ptr);
           // SQLite prepares the statement again after a schema change: its columns may differ.
-          if (count === 0 && !continuing && this.refreshColumns(stmt)) packer = new PackingSink(stmt.columns);
+          if (count === 0 && !continuing && this.refreshColumns(stmt)) packer = new RowPacker(stmt.columns);
           if (rc === SQLITE_ROW) {
             for (let i = 0; i < stmt.columns.length; i++) this.h.cells.read(stmt.ptr, i, packer);
           } else if (rc === SQLITE_DONE) {

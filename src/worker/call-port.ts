@@ -10,6 +10,10 @@
  * with the result buffers transferred (packed-rows.ts `transferables`). Comlink still carries
  * the control plane (`open`, `stepDown`, the sync callbacks the worker calls back).
  *
+ * A large `query()` result comes back in parts before its answer (`[id, null, part]`,
+ * packed-rows.ts "Parts"): the caller's end makes each part's objects as it arrives, while the
+ * engine steps on.
+ *
  * The engine's events (`onTablesChanged`, `onSyncProgress`) come back on the same port with id
  * 0, so a subscription and the calls around it stay in one ordered stream and no function has
  * to cross as a proxy.
@@ -19,7 +23,7 @@
  */
 import type { Driver } from '../driver.js';
 import { DRIVER_METHODS } from '../driver.js';
-import { type PackedRows, transferables } from '../engine/packed-rows.js';
+import { type PackedRows, RowParts, type QueryRows, transferables } from '../engine/packed-rows.js';
 import type { SyncProgress } from '../types.js';
 import { type SerializedError, deserializeError, serializeError } from './protocol.js';
 import type { LinkPort } from './worker-link.js';
@@ -31,12 +35,14 @@ export type CallMessage = [id: number, method: string, args: unknown[]];
 export type CallAnswer =
   | [id: number, ok: true, value: unknown]
   | [id: number, ok: false, error: SerializedError]
+  /** A part of query `id`'s rows, before its answer. */
+  | [id: number, ok: null, part: PackedRows]
   | [id: 0, event: 'tables', tables: string[]]
   | [id: 0, event: 'progress', progress: SyncProgress];
 
 /** The buffers of a method's result to transfer rather than copy (none for a small result). */
 export function resultTransferables(method: string, value: unknown): Transferable[] {
-  if (method === 'query') return transferables(value as PackedRows);
+  if (method === 'query') return transferables(value as QueryRows);
   if (method === 'statementRows' || method === 'watchQuery') return transferables((value as { rows: PackedRows }).rows);
   if (method === 'export') return [(value as Uint8Array).buffer as ArrayBuffer];
   return [];
@@ -69,6 +75,10 @@ export function serveCalls(port: LinkPort, opened: () => Driver, close: () => Pr
     if (method === 'onTablesChanged') return driver.onTablesChanged(args[0] ? (tables) => post([0, 'tables', tables]) : null);
     if (method === 'onSyncProgress') return driver.onSyncProgress(args[0] ? (progress) => post([0, 'progress', progress]) : null);
     if (!(DRIVER_METHODS as readonly string[]).includes(method)) throw new Error(`unknown driver method ${method} (call ${id})`);
+    if (method === 'query') {
+      const [sql, params, maxRows, limits] = args as Parameters<Driver['query']>;
+      return driver.query(sql, params, maxRows, limits, (part) => post([id, null, part], transferables(part)));
+    }
     // The method and its arguments are typed by Driver at both ends; the name from the
     // message loses the pairing, so this one call site is untyped.
     const target = driver as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
@@ -79,6 +89,8 @@ export function serveCalls(port: LinkPort, opened: () => Driver, close: () => Pr
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (e: Error) => void;
+  /** The parts of a query's rows so far, made into objects. */
+  parts?: RowParts;
 }
 
 /** The caller's end: a `Driver` whose every call goes over `port` (see the header). */
@@ -131,8 +143,12 @@ export class CallPort {
     }
     const pending = this.pending.get(message[0]);
     if (!pending) return;
+    if (message[1] === null) {
+      (pending.parts ??= new RowParts()).add(message[2]);
+      return;
+    }
     this.pending.delete(message[0]);
-    if (message[1]) pending.resolve(message[2]);
+    if (message[1]) pending.resolve(pending.parts ? pending.parts.finish(message[2] as QueryRows) : message[2]);
     else pending.reject(deserializeError(message[2]));
   }
 

@@ -25,6 +25,7 @@
  * first event (every table changed) is always broadcast.
  */
 import type { Driver } from '../driver.js';
+import type { PackedRows } from '../engine/packed-rows.js';
 import type { SyncProgress } from '../types.js';
 import { CALLS_TABLE } from '../sync/calls-table.js';
 import { type CallLog, RECORDED_METHODS } from './call-log.js';
@@ -32,6 +33,13 @@ import { serializeError } from './protocol.js';
 import { HEARTBEAT_MS, type TabMessage, type TabReply, UNQUEUED_METHODS, channelName, clientLockName, isRetriable, replyChannelName } from './tabs-protocol.js';
 
 export const LOCAL_CLIENT = 'local';
+
+/** A query's arguments with its `onPart` (driver.ts) replying each part of its rows to the caller. */
+function withParts(method: string, args: unknown[], engineId: string, callId: number, reply: (r: TabReply) => void): unknown[] {
+  if (method !== 'query') return args;
+  const part = (rows: PackedRows): void => reply({ type: 'part', engineId, callId, rows });
+  return [args[0], args[1], args[2], args[3], part];
+}
 /** The host's own bookkeeping jobs (applied-call records). */
 const SYSTEM_CLIENT = 'system';
 
@@ -243,7 +251,7 @@ export class EngineHost {
       calls && RECORDED_METHODS.has(method) && !retriable
         ? (call: () => Promise<unknown>) => calls.run(clientId, callId, keepFrom, method, call, () => reply({ type: 'unrecorded', engineId, callId }))
         : undefined;
-    this.dispatch(clientId, method, args, () => reply({ type: 'not-run', engineId, callId }), recorded, deadline, (outcome) =>
+    this.dispatch(clientId, method, withParts(method, args, engineId, callId, reply), () => reply({ type: 'not-run', engineId, callId }), recorded, deadline, (outcome) =>
       reply(
         outcome.ok
           ? { type: 'result', engineId, callId, ok: true, value: outcome.value, inTransaction: outcome.owns }
@@ -271,7 +279,7 @@ export class EngineHost {
       reply({ type: 'not-run', engineId, callId });
       return;
     }
-    this.dispatch(LOCAL_CLIENT, method, args, () => {}, undefined, undefined, (outcome) =>
+    this.dispatch(LOCAL_CLIENT, method, withParts(method, args, engineId, callId, reply), () => {}, undefined, undefined, (outcome) =>
       reply(
         outcome.ok
           ? { type: 'result', engineId, callId, ok: true, value: outcome.value, inTransaction: outcome.owns }

@@ -14,8 +14,7 @@
  * lock back first, then closes without a checkpoint.
  */
 import type { Driver } from '../driver.js';
-import { transferables } from '../engine/packed-rows.js';
-import type { PackedRows } from '../engine/packed-rows.js';
+import { type PackedRows, type QueryRows, transferables } from '../engine/packed-rows.js';
 import { loadRuntime } from '../engine/runtime.js';
 import { databaseLockName } from '../opfs-vfs/storage/opfs.js';
 import type { CallLog } from './call-log.js';
@@ -38,7 +37,7 @@ export type OpenEngine = (release: () => void) => Promise<{
 
 /** The buffers of a result that can move to the page instead of being copied. */
 function resultTransfer(method: string, value: unknown): Transferable[] {
-  if (method === 'query') return transferables(value as PackedRows);
+  if (method === 'query') return transferables(value as QueryRows);
   // statementRows and watchQuery answer { rows: PackedRows, ... } (driver.ts).
   if (method === 'statementRows' || method === 'watchQuery') return transferables((value as { rows: PackedRows }).rows);
   if (method === 'export') return [(value as Uint8Array).buffer];
@@ -167,6 +166,7 @@ export class EngineSeat {
   }
 
   private toPage(reply: TabReply): void {
+    if (reply.type === 'part') return this.post(reply, transferables(reply.rows));
     if (reply.type !== 'result') return this.post(reply);
     const method = this.methods.get(reply.callId) ?? '';
     this.methods.delete(reply.callId);

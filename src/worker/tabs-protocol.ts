@@ -17,6 +17,7 @@
  * A call names the engine it is meant for (`engineId`); an engine ignores calls for another,
  * so a call sent to an engine that died is never run by its successor behind its sender's back.
  */
+import type { PackedRows } from '../engine/packed-rows.js';
 import { OutpostError } from '../errors.js';
 import type { SyncProgress } from '../types.js';
 import type { SerializedError } from './protocol.js';
@@ -60,6 +61,8 @@ export type TabReply =
    */
   | { type: 'result'; engineId: string; callId: number; ok: true; value: unknown; inTransaction: boolean; tables?: string[] | undefined }
   | { type: 'result'; engineId: string; callId: number; ok: false; error: SerializedError; inTransaction: boolean; tables?: string[] | undefined }
+  /** A part of a query's rows, before its `result` (packed-rows.ts, "Parts"). */
+  | { type: 'part'; engineId: string; callId: number; rows: PackedRows }
   /**
    * The engine received the call, posted before it starts it: a call never `accepted` by an
    * engine that died never ran there and goes to the next one. Not posted for a call that

@@ -29,34 +29,15 @@
  *   it later: `expired`), one it had accepted `OUTCOME_UNKNOWN` (checkSilence).
  */
 import { DRIVER_METHODS, type Driver } from '../driver.js';
+import { type QueryRows, RowParts } from '../engine/packed-rows.js';
 import { OutpostError } from '../errors.js';
 import type { SyncProgress } from '../types.js';
 import { EarlyEvents } from './early-events.js';
 import { type BrokerPort, deserializeError } from './protocol.js';
 import type { LinkPort } from './worker-link.js';
-import {
-  type BrokerMessage,
-  type BrokerRequest,
-  HEARTBEAT_MS,
-  type LocalCall,
-  MIN_TAB_TIMEOUT_MS,
-  RECORDED_METHODS,
-  type SeatEvent,
-  type SeatRequest,
-  type TabMessage,
-  type TabReply,
-  UNQUEUED_METHODS,
-  brokerLockName,
-  channelName,
-  clientLockName,
-  fromLocalResult,
-  isRetriable,
-  outcomeUnknown,
-  replyChannelName,
-  silentOutcomeUnknown,
-  transactionLost,
-  unresponsive,
-} from './tabs-protocol.js';
+import type { BrokerMessage, BrokerRequest, LocalCall, SeatEvent, SeatRequest, TabMessage, TabReply } from './tabs-protocol.js';
+import { HEARTBEAT_MS, MIN_TAB_TIMEOUT_MS, RECORDED_METHODS, UNQUEUED_METHODS, brokerLockName, channelName, clientLockName } from './tabs-protocol.js';
+import { fromLocalResult, isRetriable, outcomeUnknown, replyChannelName, silentOutcomeUnknown, transactionLost, unresponsive } from './tabs-protocol.js';
 
 const UNHEARD_PROGRESS_MAX = 1000;
 
@@ -83,6 +64,8 @@ interface PendingCall {
   inLostTransaction: boolean;
   /** When it was last sent, or queued (wall clock, as the engine's heartbeats). */
   sentAt: number;
+  /** The parts of a query's rows from the engine it was sent to, made into objects. */
+  parts?: RowParts | undefined;
 }
 
 /**
@@ -103,13 +86,9 @@ export class SharedDriver {
   private readonly retired = new Set<string>();
   /** Ports to engines, from the broker, by engine id. */
   private readonly links = new Map<string, MessagePort>();
-  /** The broker, while it lives (its lifetime lock is not granted to us). */
-  private broker: BrokerPort | null;
   /** The engine last announced on the channel as registered with our broker: its port is coming. */
   private announced: string | null = null;
   private readonly stopWaiting = new AbortController();
-  /** This context's end of its seat's line (seat.ts): its own worker's channel (worker-link.ts). */
-  private readonly seat: LinkPort;
   /** The engine this context's own worker runs or is opening. */
   private ownEngine: string | null = null;
   private state: State = { kind: 'waiting' };
@@ -149,11 +128,11 @@ export class SharedDriver {
     private readonly name: string,
     timeoutMs: number,
     private readonly startSeat: StartSeat,
-    broker: BrokerPort | null,
-    seat: LinkPort,
+    /** The broker, while it lives (its lifetime lock is not granted to us). */
+    private broker: BrokerPort | null,
+    /** This context's end of its seat's line (seat.ts): its own worker's channel (worker-link.ts). */
+    private readonly seat: LinkPort,
   ) {
-    this.broker = broker;
-    this.seat = seat;
     this.seat.onmessage = (event: MessageEvent<SeatEvent>) => this.fromSeat(event.data);
     this.timeoutMs = Math.max(MIN_TAB_TIMEOUT_MS, timeoutMs);
     this.watchdog = setInterval(() => this.checkSilence(), HEARTBEAT_MS);
@@ -424,6 +403,7 @@ export class SharedDriver {
 
   private resend(call: PendingCall): void {
     call.sentTo = null;
+    call.parts = undefined;
     call.accepted = false;
     call.recorded = false;
     call.ask = null;
@@ -567,6 +547,7 @@ export class SharedDriver {
       call.recorded = false;
       return;
     }
+    if (reply.type === 'part') return (call.parts ??= new RowParts()).add(reply.rows);
     if (reply.type === 'not-run') {
       // The engine is closing: the call goes to the next one, which may be current already
       // (this came by another road than its announcement) and may have been asked about it.
@@ -577,7 +558,7 @@ export class SharedDriver {
     }
     this.pending.delete(reply.callId);
     this.inTransaction = reply.inTransaction;
-    if (reply.ok) call.resolve(reply.value);
+    if (reply.ok) call.resolve(call.parts ? call.parts.finish(reply.value as QueryRows) : reply.value);
     else call.reject(deserializeError(reply.error));
   }
 
