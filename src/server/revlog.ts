@@ -21,13 +21,17 @@
  * generation.
  *
  * So after any crash the log must read as unclean, or a new commit would reuse a seq that a
- * client already holds with other pages (its next pull would miss pages). With `durable` (the
- * server's `durability: 'full'`), the one write whose loss could hide a crash, cutting off the
- * clean-close marker when the log is reopened, is fsynced before the log is used, so before
- * any commit is acknowledged. Commit records need no fsync of their own: losing some only
- * makes the log unclean, which starts a new generation. The marker itself is fsynced with
- * everything before it at close, and a rewritten log is fsynced before it is renamed into
- * place, the rename with its directory.
+ * client already holds with other pages (its next pull would miss pages, and its replica
+ * would be corrupt). The one write whose loss could hide a crash, cutting off the clean-close
+ * marker when the log is reopened, is fsynced before the first commit record after the reopen,
+ * under either durability: until a commit, no revision past the marker's has been handed out,
+ * so a lost cut is harmless; after one, a lost cut would let the next process reuse that
+ * commit's seq (under 'normal' too, where the commit itself may be lost: its revision reached
+ * clients all the same). A database only read after a reopen pays no fsync. Commit records
+ * need no fsync of their own: losing some only makes the log unclean, which starts a new
+ * generation. With `durable` (the server's `durability: 'full'`) the marker itself is fsynced
+ * with everything before it at close; a rewritten log is fsynced before it is renamed into
+ * place, and under `durable` the rename with its directory.
  */
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
@@ -47,15 +51,27 @@ interface Record {
   pages: Uint32Array;
 }
 
-/** The file system calls whose order matters for a power loss (a test watches them). */
-export interface SyncCalls {
+/**
+ * The file system calls the log makes (`node:fs` by default). A power-loss simulation passes
+ * its own, which keeps what a device would after losing power (test/support/power-loss-disk.ts).
+ */
+export interface LogFiles {
+  readFileSync(path: string): Uint8Array;
+  /** 'a' appends (created when missing), 'w' creates or empties, 'r' opens a folder to fsync it. */
+  openSync(path: string, flags: 'a' | 'w' | 'r'): number;
+  writeSync(fd: number, bytes: Uint8Array): number;
+  ftruncateSync(fd: number, length: number): void;
   fsyncSync(fd: number): void;
+  closeSync(fd: number): void;
+  renameSync(from: string, to: string): void;
 }
 
 export class RevisionLog {
   private fd = -1;
   private records: Record[] = [];
   private pending = new Set<number>();
+  /** The cut of a clean reopen's marker may not be on the device yet (see the header). */
+  private cutUnsynced = false;
   generation: string;
   seq = 0;
   /** The oldest seq a client may hold and still get an incremental pull. */
@@ -74,11 +90,11 @@ export class RevisionLog {
   constructor(
     readonly path: string,
     private readonly durable = false,
-    private readonly files: SyncCalls = fs,
+    private readonly files: LogFiles = fs,
   ) {
     let bytes: Uint8Array | null = null;
     try {
-      bytes = fs.readFileSync(path);
+      bytes = this.files.readFileSync(path);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
@@ -91,10 +107,11 @@ export class RevisionLog {
       // Cut the clean-close marker off, so that a crash from now on is noticed. Opened for
       // appending: every record goes at the end (opened 'r+', the first record after a clean
       // reopen overwrote the header, and the next open started a new generation).
-      this.fd = fs.openSync(path, 'a');
-      fs.ftruncateSync(this.fd, parsed.cleanAt);
-      // Lost in a power loss, the cut would leave a crashed log looking clean.
-      if (durable) this.files.fsyncSync(this.fd);
+      this.fd = this.files.openSync(path, 'a');
+      this.files.ftruncateSync(this.fd, parsed.cleanAt);
+      // Lost in a power loss, the cut would leave a crashed log looking clean: it reaches the
+      // device before the first commit record (`onWalFrame`).
+      this.cutUnsynced = true;
     } else {
       this.generation = randomHex(16);
       this.seq = 0;
@@ -115,12 +132,16 @@ export class RevisionLog {
     this.pending.clear();
     this.dbPages = dbSizeAfterCommit;
     this.seq++;
+    if (this.cutUnsynced) {
+      this.files.fsyncSync(this.fd);
+      this.cutUnsynced = false;
+    }
     this.append(KIND_COMMIT, this.seq, dbSizeAfterCommit, pages);
     this.records.push({ seq: this.seq, pages });
     if (this.records.length > MAX_RECORDS * 2) {
       this.records = this.records.slice(-MAX_RECORDS);
       this.minSeq = this.records[0]!.seq - 1;
-      fs.closeSync(this.fd);
+      this.files.closeSync(this.fd);
       this.fd = this.rewrite();
     }
   }
@@ -164,7 +185,7 @@ export class RevisionLog {
   close(durable = this.durable): void {
     this.append(KIND_CLEAN, this.seq, 0, new Uint32Array(0));
     if (durable) this.files.fsyncSync(this.fd);
-    fs.closeSync(this.fd);
+    this.files.closeSync(this.fd);
   }
 
   private append(kind: number, seq: number, dbSize: number, pages: Uint32Array): void {
@@ -178,19 +199,19 @@ export class RevisionLog {
     const record = new Uint8Array(body.length + 4);
     record.set(body);
     new DataView(record.buffer).setUint32(body.length, fnv1a(body), true);
-    fs.writeSync(this.fd, record);
+    this.files.writeSync(this.fd, record);
   }
 
   /** Writes header and kept records to a new file, renames it over the log, returns its fd. */
   private rewrite(): number {
     const tmp = `${this.path}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
+    const fd = this.files.openSync(tmp, 'w');
     const header = new Uint8Array(HEADER_BYTES);
     const view = new DataView(header.buffer);
     view.setUint32(0, MAGIC, true);
     view.setUint32(4, VERSION, true);
     header.set(new TextEncoder().encode(this.generation), 8);
-    fs.writeSync(fd, header);
+    this.files.writeSync(fd, header);
     const previous = this.fd;
     this.fd = fd;
     for (const r of this.records) this.append(KIND_COMMIT, r.seq, 0, r.pages);
@@ -198,7 +219,7 @@ export class RevisionLog {
     if (this.records.length === 0 && this.seq > 0) this.append(KIND_COMMIT, this.seq, 0, new Uint32Array(0));
     this.fd = previous;
     this.files.fsyncSync(fd);
-    fs.renameSync(tmp, this.path);
+    this.files.renameSync(tmp, this.path);
     if (this.durable) syncDirectory(dirname(this.path), this.files);
     return fd;
   }
@@ -235,11 +256,11 @@ export class RevisionLog {
 }
 
 /** Makes a rename or a new file in `dir` durable: the directory's own entry list is fsynced. */
-export function syncDirectory(dir: string, files: SyncCalls = fs): void {
-  const fd = fs.openSync(dir, 'r');
+export function syncDirectory(dir: string, files: Pick<LogFiles, 'openSync' | 'fsyncSync' | 'closeSync'> = fs): void {
+  const fd = files.openSync(dir, 'r');
   try {
     files.fsyncSync(fd);
   } finally {
-    fs.closeSync(fd);
+    files.closeSync(fd);
   }
 }

@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { APPLY_INCREMENTAL, PullStreamReader } from '../../src/protocol/pull-updates.js';
-import { RevisionLog, type SyncCalls } from '../../src/server/revlog.js';
+import { RevisionLog } from '../../src/server/revlog.js';
+import { PowerLossDisk } from '../support/power-loss-disk.js';
 import { batch, rawPipeline, rawPull, startServer, tempDir } from '../support/server.js';
 
 describe('revision log', () => {
@@ -27,24 +28,29 @@ describe('revision log', () => {
     third.close();
   });
 
-  test("under durability 'full', a power loss after a clean reopen and a commit never lets a new commit reuse a revision a client holds", () => {
-    const file = `${tempDir('outpost-revlog-')}/db-revlog`;
-    const device = new Device(file);
-    const first = new RevisionLog(file, true, device);
-    first.onWalFrame(2, 3);
-    first.close();
-    const second = new RevisionLog(file, true, device);
-    second.onWalFrame(1, 3);
-    // A client pulls this revision (page 1 changed); then the power goes, the log still open.
-    const held = second.revision;
-    device.powerLoss();
-    const third = new RevisionLog(file, true, device);
-    third.onWalFrame(5, 3);
-    // Served from `held`, the client must get page 5, or be sent the whole database.
-    const since = third.pagesSince(held);
-    expect(since === null || since.has(5), `revision ${held} now means another commit`).toBe(true);
-    third.close();
-  });
+  for (const durable of [false, true]) {
+    test(`under durability '${durable ? 'full' : 'normal'}', a power loss after a clean reopen and a commit never lets a new commit reuse a revision a client holds`, () => {
+      // The device keeps what was flushed and none of the rest (every unflushed change is dropped).
+      const disk = new PowerLossDisk(() => 0);
+      const file = '/server/db-revlog';
+      const first = new RevisionLog(file, durable, disk.logFiles(disk.process()));
+      first.onWalFrame(2, 3);
+      first.close();
+      // Time passes: the clean-close marker reaches the device whatever the durability.
+      disk.settle();
+      const second = new RevisionLog(file, durable, disk.logFiles(disk.process()));
+      second.onWalFrame(1, 3);
+      // A client pulls this revision (page 1 changed); then the power goes, the log still open.
+      const held = second.revision;
+      disk.loseNow();
+      const third = new RevisionLog(file, durable, disk.logFiles(disk.process()));
+      third.onWalFrame(5, 3);
+      // Served from `held`, the client must get page 5, or be sent the whole database.
+      const since = third.pagesSince(held);
+      expect(since === null || since.has(5), `revision ${held} now means another commit`).toBe(true);
+      third.close();
+    });
+  }
 
   test('a log reopened after a crash (no clean close) starts a new generation', () => {
     const file = `${tempDir('outpost-revlog-')}/db-revlog`;
@@ -79,27 +85,3 @@ describe('revision log', () => {
     }
   });
 });
-
-/**
- * What the device holds of one log file: its bytes as of the last fsync of the file (or of the
- * temporary file renamed over it). A power loss puts the file back to them.
- */
-class Device implements SyncCalls {
-  private readonly synced = new Map<number, Uint8Array>();
-
-  constructor(private readonly file: string) {}
-
-  fsyncSync(fd: number): void {
-    fs.fsyncSync(fd);
-    const inode = fs.fstatSync(fd).ino;
-    for (const path of [this.file, `${this.file}.tmp`]) {
-      if (fs.existsSync(path) && fs.statSync(path).ino === inode) this.synced.set(inode, fs.readFileSync(path));
-    }
-  }
-
-  powerLoss(): void {
-    const kept = this.synced.get(fs.statSync(this.file).ino);
-    if (kept) fs.writeFileSync(this.file, kept);
-    else fs.rmSync(this.file);
-  }
-}
