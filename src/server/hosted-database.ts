@@ -64,6 +64,8 @@ export interface HostedDatabaseOptions {
   /** Where the database's files live (default: Node files at `<dataDir>/<name>.db`); tests inject crashes here, and power losses with `revlogFiles`. */
   directory?: (file: string) => StorageDirectory;
   revlogFiles?: LogFiles;
+  /** Told of each commit as the revision log records it (its revision has moved): whole-pull answers kept for older ones are stale (pull-share.ts). */
+  onCommit?: (database: string) => void;
 }
 
 export interface StreamLimits {
@@ -213,7 +215,7 @@ export class HostedDatabase {
       const conn = await Connection.open(options.directory ? options.directory(file) : new NodeDirectory(file), {
         durability: options.durability,
         intMode: 'number',
-        walObserver: revlog,
+        walObserver: { onWalFrame: (page: number, dbSize: number) => (revlog.onWalFrame(page, dbSize), dbSize !== 0 && options.onCommit?.(name)) },
         cacheKiB: options.cacheKiB,
         // Eviction from the server's cache must be cheap; the idle checkpoint keeps WALs small.
         checkpointOnClose: false,
