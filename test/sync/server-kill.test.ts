@@ -146,7 +146,7 @@ test("a server killed at seeded moments while Outpost's and Turso's clients push
 
       await untilDone(`${what}: Outpost's sync`, () => outpost.sync());
       await untilDone(`${what}: Turso's push`, () => turso.push());
-      // Turso's client (0.6) cannot apply a ReplaceBase answer ("wal_pull_to_file_v1 does not
+      // Turso's client (0.7.2) cannot apply a ReplaceBase answer ("wal_pull_to_file_v1 does not
       // support replace-base page streams yet"), which is what a server sends after any unclean
       // stop (its revision log starts a new generation): its pulls fail from then on. Its
       // pushes still go through, and are checked below.
