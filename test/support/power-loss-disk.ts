@@ -182,6 +182,8 @@ export class PowerLossDisk {
       closeSync: (fd) => {
         open.delete(fd);
       },
+      // A power loss is a new boot: a log the process left open is not trusted across it.
+      bootId: () => this.losses.toString(16).padStart(32, '0'),
       renameSync: (from, to) => {
         const file = this.names.get(from);
         if (!file) throw Object.assign(new Error(`ENOENT: ${from}`), { code: 'ENOENT' });
