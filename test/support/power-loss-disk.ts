@@ -88,6 +88,12 @@ export class PowerLossDisk {
     this.unflushedNames = [];
   }
 
+  /** The processes die, the machine runs on: every write they made stays, and it is the same boot. */
+  killProcesses(): void {
+    for (const life of this.alive) life.dead = true;
+    this.alive.clear();
+  }
+
   /** The power goes now: every process dies, and each file keeps its durable bytes and some of the rest. */
   loseNow(): void {
     for (const life of this.alive) life.dead = true;

@@ -6,7 +6,8 @@
  * passed) and sometimes the database is closed and reopened cleanly (evicted from the
  * server's cache); then the power goes either at a seeded change to the server's files (before
  * a push's commit, in it, in its revision log record, in a checkpoint) or after a request ran
- * and before its answer left (after the commit, before the answer). The server restarts on
+ * and before its answer left (after the commit, before the answer); the server process alone
+ * may also be killed on the way (nothing lost, the same boot). The server restarts on
  * what the device kept, under its durability ('normal' or 'full'), and the clients retry until
  * they sync. It must hold:
  * - the server's database passes integrity_check, and so does every replica;
@@ -237,8 +238,12 @@ async function runCase(durability: Durability, c: number, phaseChanges: number):
       if (r < 0.4) await commit(client, nextIds());
       else if (r < 0.6) await tolerate(push(client));
       else if (r < 0.75) await tolerate(pull(client));
-      else if (r < 0.9) await tolerate(syncAll(client));
-      else if (!server.dead) {
+      else if (r < 0.85) await tolerate(syncAll(client));
+      else if (r < 0.9 && !server.dead) {
+        // The server process alone is killed (the machine runs on): its revision log is trusted.
+        server.disk.killProcesses();
+        await server.restart();
+      } else if (!server.dead) {
         // The server's idle checkpoint; the power may go in it.
         try {
           server.execTrusted('PRAGMA wal_checkpoint(TRUNCATE)');
