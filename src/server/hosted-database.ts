@@ -42,7 +42,7 @@ import { APPLY_INCREMENTAL, APPLY_REPLACE_BASE, ENCODING_RAW, PAGE_BYTES, type P
 import { decodeRoaring } from '../protocol/roaring.js';
 import { TURSO_SYNC_TABLE, isSyncPush } from '../protocol/turso-tables.js';
 import { AnswerBudget, type StreamSession, checkPipelineBody, executePipeline, newStreamSession, pipelineResultFailed } from './hrana.js';
-import { RevisionLog, syncDirectory } from './revlog.js';
+import { type LogFiles, RevisionLog, syncDirectory } from './revlog.js';
 import { ClientOwners, type Writer } from './client-owners.js';
 import { type SandboxLimits, type SessionReset, type StatementClock, applySandbox } from './sandbox.js';
 import { TimeShare } from './time-share.js';
@@ -61,8 +61,11 @@ export interface HostedDatabaseOptions {
   pullSlices?: PullSlices;
   /** Told of each slice a pull yields after, and of each finished build (tests observe the order of events with it). */
   pullEvents?: (event: 'slice' | 'built', database: string) => void;
-  /** Where the database's files live (default: Node files at `<dataDir>/<name>.db`); tests inject crashes here. */
+  /** Where the database's files live (default: Node files at `<dataDir>/<name>.db`); tests inject crashes here, and power losses with `revlogFiles`. */
   directory?: (file: string) => StorageDirectory;
+  revlogFiles?: LogFiles;
+  /** Told of each commit as the revision log records it (its revision has moved): whole-pull answers kept for older ones are stale (pull-share.ts). */
+  onCommit?: (database: string) => void;
 }
 
 export interface StreamLimits {
@@ -204,7 +207,7 @@ export class HostedDatabase {
 
   static async open(dataDir: string, name: string, options: HostedDatabaseOptions): Promise<HostedDatabase> {
     const file = path.join(dataDir, `${name}.db`);
-    const revlog = new RevisionLog(`${file}-revlog`, options.durability === 'full');
+    const revlog = new RevisionLog(`${file}-revlog`, options.durability === 'full', options.revlogFiles);
     // Under 'full', files this open creates are made durable in the folder before any commit in
     // them is acknowledged: otherwise a power loss could take a new database's WAL, commits and all.
     const creates = options.durability === 'full' && !options.directory && !(fs.existsSync(file) && fs.existsSync(`${file}-wal`));
@@ -212,7 +215,7 @@ export class HostedDatabase {
       const conn = await Connection.open(options.directory ? options.directory(file) : new NodeDirectory(file), {
         durability: options.durability,
         intMode: 'number',
-        walObserver: revlog,
+        walObserver: { onWalFrame: (page: number, dbSize: number) => (revlog.onWalFrame(page, dbSize), dbSize !== 0 && options.onCommit?.(name)) },
         cacheKiB: options.cacheKiB,
         // Eviction from the server's cache must be cheap; the idle checkpoint keeps WALs small.
         checkpointOnClose: false,

@@ -17,9 +17,11 @@
  * - Memory: none per reader beyond a read buffer. Readers stream the shared file with
  *   backpressure; a client that reads nothing holds a reference, not a descriptor, until the
  *   body time limit cuts it off.
- * - Revision: the key holds the revision, so an answer is served only for its own revision. An
- *   older revision's answer is dropped when a pull sees that its database has moved on, and in
- *   any case by the two bounds above.
+ * - Revision: the key holds the revision, so an answer is served only for its own revision. A
+ *   database's kept answers are dropped at its next commit (`dropDatabase`, told by the revision
+ *   log as the commit is recorded), which makes them all stale: no build runs during a commit (a
+ *   pull holds the database's turn), so every kept answer is of an older revision. Readers
+ *   under way finish theirs (they asked before the commit).
  *
  * Crash and restart: spool files are unlinked as soon as they are created, and the index of kept
  * answers lives in memory only. A new process starts with none, so nothing on disk can be served
@@ -54,7 +56,6 @@ export interface SharedPullEvents {
 interface Kept {
   key: string;
   database: string;
-  revision: string;
   fd: number;
   bytes: number;
   readers: number;
@@ -92,14 +93,14 @@ export class SharedPulls {
    */
   async answer(db: HostedDatabase, request: PullRequest, signal: AbortSignal): Promise<PullAnswer> {
     const key = this.budgetBytes > 0 ? db.wholePullKey(request) : null;
-    const early = this.lookup(db, key);
+    const early = this.lookup(key);
     if (early) return early;
     const spool = new PullSpool(this.tempDir);
     try {
       return await db.inTurn(null, async () => {
         db.lastUsedMs = Date.now();
         // The same answer may have been built while this pull waited for its turn.
-        const late = key === null ? null : this.lookup(db, db.wholePullKey(request));
+        const late = key === null ? null : this.lookup(db.wholePullKey(request));
         if (late) return late;
         const built = await db.pull(request, spool.write, signal);
         return this.keep(db, built.key, spool) ?? spool;
@@ -110,15 +111,19 @@ export class SharedPulls {
     }
   }
 
+  /** Drops every kept answer of `database` (a commit made them stale); readers finish what they read. */
+  dropDatabase(database: string): void {
+    if (this.kept.size === 0) return;
+    for (const k of [...this.kept.values()]) if (k.database === database) this.drop(k);
+  }
+
   /** Drops every kept answer (the server is closing); readers finish what they read. */
   close(): void {
     for (const k of [...this.kept.values()]) this.drop(k);
   }
 
-  private lookup(db: HostedDatabase, key: string | null): PullAnswer | null {
+  private lookup(key: string | null): PullAnswer | null {
     if (key === null) return null;
-    const revision = db.revision;
-    for (const k of [...this.kept.values()]) if (k.database === db.name && k.revision !== revision) this.drop(k);
     const k = this.kept.get(key);
     if (!k) return null;
     this.kept.delete(key);
@@ -127,7 +132,7 @@ export class SharedPulls {
     return this.reader(k);
   }
 
-  /** Keeps a just-built whole answer (called in the database's turn, so `db.revision` is the answer's). */
+  /** Keeps a just-built whole answer (called in the database's turn: nothing committed since its build). */
   private keep(db: HostedDatabase, key: string | null, spool: PullSpool): PullAnswer | null {
     if (key === null) return null;
     const file = spool.takeFile(this.budgetBytes);
@@ -138,7 +143,7 @@ export class SharedPulls {
       if (this.keptBytes + file.bytes <= this.budgetBytes) break;
       this.drop(k);
     }
-    const k: Kept = { key, database: db.name, revision: db.revision, fd: file.fd, bytes: file.bytes, readers: 0, dropped: false, idle: null };
+    const k: Kept = { key, database: db.name, fd: file.fd, bytes: file.bytes, readers: 0, dropped: false, idle: null };
     this.kept.set(key, k);
     this.keptBytes += k.bytes;
     this.events.kept?.();

@@ -13,21 +13,34 @@
  * File `<db>-revlog`, little endian:
  *   header: "OPRL" | u32 version (1) | 32 ASCII bytes generation
  *   records: u8 kind | f64 seq | u32 dbSizePages | u32 pageCount | u32 page[pageCount] | u32 checksum
- *   kind 1 = commit, kind 2 = clean close (only ever the last record).
+ *   kind 1 = commit, kind 2 = clean close (only ever the last record), kind 3 = boot (the
+ *   machine's boot id as 4 page words; written at each open, seq and size as the log stands).
  * A commit record is appended (by the WAL observer, synchronously) before the commit frame
  * reaches the WAL, so a process crash cannot leave a commit without its record; a record
  * without a commit only makes a later pull send pages that did not change, which is harmless.
  * Power loss could reorder the two writes, which is why an unclean open starts a new
  * generation.
  *
+ * A crash of the server process alone loses nothing the process wrote (the OS keeps it), so the
+ * log still lists every commit, and an unclean log whose last boot record names the machine's
+ * boot now (Linux: /proc/sys/kernel/random/boot_id) is trusted like a clean one: the same
+ * generation, its seq and records, cut after its last whole record. Clients keep pulling
+ * incrementally after a kill or a crash; only a new boot (the power went, the OS crashed) or
+ * a system without a boot id starts a new generation. (Turso's client cannot apply the
+ * ReplaceBase answer of a new generation at all.)
+ *
  * So after any crash the log must read as unclean, or a new commit would reuse a seq that a
- * client already holds with other pages (its next pull would miss pages). With `durable` (the
- * server's `durability: 'full'`), the one write whose loss could hide a crash, cutting off the
- * clean-close marker when the log is reopened, is fsynced before the log is used, so before
- * any commit is acknowledged. Commit records need no fsync of their own: losing some only
- * makes the log unclean, which starts a new generation. The marker itself is fsynced with
- * everything before it at close, and a rewritten log is fsynced before it is renamed into
- * place, the rename with its directory.
+ * client already holds with other pages (its next pull would miss pages, and its replica
+ * would be corrupt). The one write whose loss could hide a crash, cutting off the clean-close
+ * marker when the log is reopened, is fsynced before the first commit record after the reopen,
+ * under either durability: until a commit, no revision past the marker's has been handed out,
+ * so a lost cut is harmless; after one, a lost cut would let the next process reuse that
+ * commit's seq (under 'normal' too, where the commit itself may be lost: its revision reached
+ * clients all the same). A database only read after a reopen pays no fsync. Commit records
+ * need no fsync of their own: losing some only makes the log unclean, which starts a new
+ * generation. With `durable` (the server's `durability: 'full'`) the marker itself is fsynced
+ * with everything before it at close; a rewritten log is fsynced before it is renamed into
+ * place, and under `durable` the rename with its directory.
  */
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
@@ -39,6 +52,7 @@ const VERSION = 1;
 const HEADER_BYTES = 4 + 4 + 32;
 const KIND_COMMIT = 1;
 const KIND_CLEAN = 2;
+const KIND_BOOT = 3;
 /** Records kept in memory (and on disk after compaction); older revisions get ReplaceBase. */
 const MAX_RECORDS = 2048;
 
@@ -47,15 +61,54 @@ interface Record {
   pages: Uint32Array;
 }
 
-/** The file system calls whose order matters for a power loss (a test watches them). */
-export interface SyncCalls {
+/**
+ * The file system calls the log makes (`node:fs` by default). A power-loss simulation passes
+ * its own, which keeps what a device would after losing power (test/support/power-loss-disk.ts).
+ */
+export interface LogFiles {
+  readFileSync(path: string): Uint8Array;
+  /** 'a' appends (created when missing), 'w' creates or empties, 'r' opens a folder to fsync it. */
+  openSync(path: string, flags: 'a' | 'w' | 'r'): number;
+  writeSync(fd: number, bytes: Uint8Array): number;
+  ftruncateSync(fd: number, length: number): void;
   fsyncSync(fd: number): void;
+  closeSync(fd: number): void;
+  renameSync(from: string, to: string): void;
+  /** The machine's boot id, 32 hex digits (dashes allowed); null when the system has none. */
+  bootId(): string | null;
 }
+
+let nodeBootId: string | null | undefined;
+
+/** `node:fs`, and Linux's boot id. */
+const NODE_FILES: LogFiles = {
+  readFileSync: (path) => fs.readFileSync(path),
+  openSync: (path, flags) => fs.openSync(path, flags),
+  writeSync: (fd, bytes) => fs.writeSync(fd, bytes),
+  ftruncateSync: (fd, length) => fs.ftruncateSync(fd, length),
+  fsyncSync: (fd) => fs.fsyncSync(fd),
+  closeSync: (fd) => fs.closeSync(fd),
+  renameSync: (from, to) => fs.renameSync(from, to),
+  bootId: () => {
+    if (nodeBootId === undefined) {
+      try {
+        nodeBootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+      } catch {
+        nodeBootId = null;
+      }
+    }
+    return nodeBootId;
+  },
+};
 
 export class RevisionLog {
   private fd = -1;
   private records: Record[] = [];
   private pending = new Set<number>();
+  /** The cut of a clean reopen's marker may not be on the device yet (see the header). */
+  private cutUnsynced = false;
+  /** The machine's boot id as a boot record holds it; null when there is none. */
+  private readonly boot: Uint32Array | null;
   generation: string;
   seq = 0;
   /** The oldest seq a client may hold and still get an incremental pull. */
@@ -74,16 +127,18 @@ export class RevisionLog {
   constructor(
     readonly path: string,
     private readonly durable = false,
-    private readonly files: SyncCalls = fs,
+    private readonly files: LogFiles = NODE_FILES,
   ) {
     let bytes: Uint8Array | null = null;
     try {
-      bytes = fs.readFileSync(path);
+      bytes = this.files.readFileSync(path);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
     const parsed = bytes ? RevisionLog.parse(bytes) : null;
-    if (parsed && parsed.clean) {
+    const boot = bootWords(this.files.bootId());
+    this.boot = boot;
+    if (parsed && (parsed.clean || (boot !== null && parsed.boot !== null && boot.every((w, i) => w === parsed.boot![i])))) {
       this.generation = parsed.generation;
       this.records = parsed.records.slice(-MAX_RECORDS);
       this.seq = parsed.seq;
@@ -91,10 +146,12 @@ export class RevisionLog {
       // Cut the clean-close marker off, so that a crash from now on is noticed. Opened for
       // appending: every record goes at the end (opened 'r+', the first record after a clean
       // reopen overwrote the header, and the next open started a new generation).
-      this.fd = fs.openSync(path, 'a');
-      fs.ftruncateSync(this.fd, parsed.cleanAt);
-      // Lost in a power loss, the cut would leave a crashed log looking clean.
-      if (durable) this.files.fsyncSync(this.fd);
+      this.fd = this.files.openSync(path, 'a');
+      this.files.ftruncateSync(this.fd, parsed.cleanAt);
+      // Lost in a power loss, the cut would leave a crashed log looking clean: it reaches the
+      // device before the first commit record (`onWalFrame`).
+      this.cutUnsynced = true;
+      if (boot !== null) this.append(KIND_BOOT, this.seq, 0, boot);
     } else {
       this.generation = randomHex(16);
       this.seq = 0;
@@ -115,12 +172,16 @@ export class RevisionLog {
     this.pending.clear();
     this.dbPages = dbSizeAfterCommit;
     this.seq++;
+    if (this.cutUnsynced) {
+      this.files.fsyncSync(this.fd);
+      this.cutUnsynced = false;
+    }
     this.append(KIND_COMMIT, this.seq, dbSizeAfterCommit, pages);
     this.records.push({ seq: this.seq, pages });
     if (this.records.length > MAX_RECORDS * 2) {
       this.records = this.records.slice(-MAX_RECORDS);
       this.minSeq = this.records[0]!.seq - 1;
-      fs.closeSync(this.fd);
+      this.files.closeSync(this.fd);
       this.fd = this.rewrite();
     }
   }
@@ -164,7 +225,7 @@ export class RevisionLog {
   close(durable = this.durable): void {
     this.append(KIND_CLEAN, this.seq, 0, new Uint32Array(0));
     if (durable) this.files.fsyncSync(this.fd);
-    fs.closeSync(this.fd);
+    this.files.closeSync(this.fd);
   }
 
   private append(kind: number, seq: number, dbSize: number, pages: Uint32Array): void {
@@ -178,32 +239,33 @@ export class RevisionLog {
     const record = new Uint8Array(body.length + 4);
     record.set(body);
     new DataView(record.buffer).setUint32(body.length, fnv1a(body), true);
-    fs.writeSync(this.fd, record);
+    this.files.writeSync(this.fd, record);
   }
 
   /** Writes header and kept records to a new file, renames it over the log, returns its fd. */
   private rewrite(): number {
     const tmp = `${this.path}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
+    const fd = this.files.openSync(tmp, 'w');
     const header = new Uint8Array(HEADER_BYTES);
     const view = new DataView(header.buffer);
     view.setUint32(0, MAGIC, true);
     view.setUint32(4, VERSION, true);
     header.set(new TextEncoder().encode(this.generation), 8);
-    fs.writeSync(fd, header);
+    this.files.writeSync(fd, header);
     const previous = this.fd;
     this.fd = fd;
     for (const r of this.records) this.append(KIND_COMMIT, r.seq, 0, r.pages);
     // A log that starts mid-history must still say where its history starts.
     if (this.records.length === 0 && this.seq > 0) this.append(KIND_COMMIT, this.seq, 0, new Uint32Array(0));
+    if (this.boot !== null) this.append(KIND_BOOT, this.seq, 0, this.boot);
     this.fd = previous;
     this.files.fsyncSync(fd);
-    fs.renameSync(tmp, this.path);
+    this.files.renameSync(tmp, this.path);
     if (this.durable) syncDirectory(dirname(this.path), this.files);
     return fd;
   }
 
-  private static parse(bytes: Uint8Array): { generation: string; records: Record[]; seq: number; clean: boolean; cleanAt: number } | null {
+  private static parse(bytes: Uint8Array): { generation: string; records: Record[]; seq: number; clean: boolean; cleanAt: number; boot: Uint32Array | null } | null {
     if (bytes.length < HEADER_BYTES) return null;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(0, true) !== MAGIC || view.getUint32(4, true) !== VERSION) return null;
@@ -212,34 +274,46 @@ export class RevisionLog {
     let at = HEADER_BYTES;
     let seq = 0;
     let clean = false;
+    let boot: Uint32Array | null = null;
     while (at < bytes.length) {
-      if (at + 17 > bytes.length) return { generation, records, seq, clean: false, cleanAt: at };
+      if (at + 17 > bytes.length) return { generation, records, seq, clean: false, cleanAt: at, boot };
       const count = view.getUint32(at + 13, true);
       const end = at + 17 + count * 4;
-      if (end + 4 > bytes.length) return { generation, records, seq, clean: false, cleanAt: at };
-      if (fnv1a(bytes.subarray(at, end)) !== view.getUint32(end, true)) return { generation, records, seq, clean: false, cleanAt: at };
+      if (end + 4 > bytes.length) return { generation, records, seq, clean: false, cleanAt: at, boot };
+      if (fnv1a(bytes.subarray(at, end)) !== view.getUint32(end, true)) return { generation, records, seq, clean: false, cleanAt: at, boot };
       const kind = view.getUint8(at);
       const recordSeq = view.getFloat64(at + 1, true);
       if (kind === KIND_CLEAN) {
         clean = end + 4 === bytes.length;
-        return { generation, records, seq, clean, cleanAt: at };
+        return { generation, records, seq, clean, cleanAt: at, boot };
       }
       const pages = new Uint32Array(count);
       for (let i = 0; i < count; i++) pages[i] = view.getUint32(at + 17 + i * 4, true);
+      at = end + 4;
+      if (kind === KIND_BOOT) {
+        boot = pages;
+        continue;
+      }
       if (count > 0) records.push({ seq: recordSeq, pages });
       seq = recordSeq;
-      at = end + 4;
     }
-    return { generation, records, seq, clean, cleanAt: at };
+    return { generation, records, seq, clean, cleanAt: at, boot };
   }
 }
 
+/** A boot id as the 4 words a boot record holds; null when there is none or it is not 128 bits of hex. */
+function bootWords(id: string | null): Uint32Array | null {
+  const hex = id?.replace(/-/g, '') ?? '';
+  if (!/^[0-9a-f]{32}$/i.test(hex)) return null;
+  return Uint32Array.from([0, 1, 2, 3], (i) => Number.parseInt(hex.slice(i * 8, i * 8 + 8), 16));
+}
+
 /** Makes a rename or a new file in `dir` durable: the directory's own entry list is fsynced. */
-export function syncDirectory(dir: string, files: SyncCalls = fs): void {
-  const fd = fs.openSync(dir, 'r');
+export function syncDirectory(dir: string, files: Pick<LogFiles, 'openSync' | 'fsyncSync' | 'closeSync'> = NODE_FILES): void {
+  const fd = files.openSync(dir, 'r');
   try {
     files.fsyncSync(fd);
   } finally {
-    fs.closeSync(fd);
+    files.closeSync(fd);
   }
 }

@@ -304,10 +304,10 @@ class SyncServer implements OutpostServer {
         streams,
         ...(options.pullSlices ? { pullSlices: options.pullSlices } : {}),
         ...(options.pullEvents ? { pullEvents: options.pullEvents } : {}),
+        onCommit: (database) => this.pulls.dropDatabase(database),
       }),
       events,
-      // The open databases may hold up to the soft limit (three quarters of the bound, where page
-      // caches stop growing); the last quarter stays for statements.
+      // The open databases may hold up to the soft limit (three quarters of the bound, where page caches stop growing); the last quarter stays for statements.
       { usedBytes: heapUsedBytes, openBytesMax: Math.floor((options.maxHeapBytes ?? HEAP_BYTES_MAX) * 0.75) },
     );
     this.server = ownSocket ? this.createSocketServer() : null;

@@ -5,9 +5,19 @@
  * as a function is asked again once after a 401. `pull` resolves only with a complete,
  * well-formed response (header and whole pages); `pipeline` only with a JSON body of the Hrana
  * shape with one result per request.
+ *
+ * A request whose connection dies under it before any answer (undici's "other side closed", a
+ * reset: typically a kept-alive connection the server or a proxy had already closed) is sent
+ * again, up to `DEAD_CONNECTION_RESENDS` times (after a server restart every pooled connection
+ * is dead, and each is found so only when used), when the server may receive it twice without
+ * harm: a pull or a pipeline of SELECTs outside a stream (read-only), or a push batch gated on
+ * its change ids (push-batch.ts: a batch the server already applied applies nothing). Any
+ * other pipeline (a stream's later parts, writes that are not pushes) fails with NETWORK, as
+ * before.
  */
 import { SyncError, withCause } from '../errors.js';
 import type { PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
+import { BATCH_ALREADY_APPLIED, isSyncPush } from '../protocol/turso-tables.js';
 import { type PageData, type PullHeader, type PullRequest, encodePullRequest } from '../protocol/pull-updates.js';
 import { PullAnswerStream, type PullResponse, type SyncTransport, readPipelineAnswer, readPullAnswer } from '../protocol/transport.js';
 import type { TokenSource } from '../types.js';
@@ -44,7 +54,8 @@ export class HttpTransport implements SyncTransport {
 
   /**
    * Sends one request and hands a successful response to `read`; a failure status becomes the
-   * matching `SyncError`. The timeout covers reading the body too.
+   * matching `SyncError`. The timeout covers reading the body too. With `resendable`, a request
+   * whose connection died before any answer is sent again (see the header).
    */
   private async request<T>(
     path: string,
@@ -52,9 +63,12 @@ export class HttpTransport implements SyncTransport {
     contentType: string,
     timeoutMs: number,
     read: (res: Response, progressed: () => void) => Promise<T>,
+    resendable: boolean,
   ): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      const token = await this.token(attempt > 0);
+    let refresh = false;
+    let resends = 0;
+    for (;;) {
+      const token = await this.token(refresh);
       if (this.aborted) throw new SyncError(`${path}: the database closed`, 'NETWORK');
       const controller = new AbortController();
       let timer = setTimeout(() => controller.abort('timeout'), timeoutMs);
@@ -77,13 +91,20 @@ export class HttpTransport implements SyncTransport {
         this.inFlight.delete(controller);
         if (controller.signal.reason === 'aborted') throw new SyncError(`${path}: aborted (offline, or the database closed)`, 'NETWORK');
         if (controller.signal.aborted) throw new SyncError(`${path}: no answer from ${this.base} within ${timeoutMs} ms`, 'TIMEOUT');
+        if (resendable && resends < DEAD_CONNECTION_RESENDS && deadConnection(e)) {
+          resends++;
+          continue;
+        }
         throw withCause(new SyncError(`${path}: cannot reach ${this.base} (${(e as Error).message})`, 'NETWORK'), e);
       }
       this.traffic.sentBytes += body.length;
       try {
         if (res.ok) return await read(res, progressed);
         const bytes = await this.bodyBytes(res);
-        if (res.status === 401 && attempt === 0 && typeof this.options.authToken === 'function') continue;
+        if (res.status === 401 && !refresh && typeof this.options.authToken === 'function') {
+          refresh = true;
+          continue;
+        }
         if (res.status === 401 || res.status === 403) {
           throw new SyncError(`${path}: ${res.status} ${describe(bytes)}`, 'AUTH', res.status);
         }
@@ -110,7 +131,7 @@ export class HttpTransport implements SyncTransport {
 
   async pull(req: Partial<PullRequest>): Promise<PullResponse> {
     const timeout = (this.options.timeoutMs ?? 30_000) + (req.longPollTimeoutMs ?? 0);
-    return this.request('pull-updates', encodePullRequest(req), 'application/protobuf', timeout, async (res) => readPullAnswer(await this.bodyBytes(res)));
+    return this.request('pull-updates', encodePullRequest(req), 'application/protobuf', timeout, async (res) => readPullAnswer(await this.bodyBytes(res)), true);
   }
 
   async pullStream(req: Partial<PullRequest>, onPage: (page: PageData, header: PullHeader) => void): Promise<PullHeader> {
@@ -148,16 +169,36 @@ export class HttpTransport implements SyncTransport {
       return answer.finish();
     };
     try {
-      return await this.request('pull-updates', encodePullRequest(req), 'application/protobuf', timeout, read);
+      return await this.request('pull-updates', encodePullRequest(req), 'application/protobuf', timeout, read, true);
     } catch (e) {
       throw 'error' in failure ? failure.error : e;
     }
   }
 
   async pipeline(req: PipelineRequest): Promise<PipelineResponse> {
-    const bytes = await this.request('v2/pipeline', new TextEncoder().encode(JSON.stringify(req)), 'application/json', this.options.timeoutMs ?? 30_000, (res) => this.bodyBytes(res));
+    const bytes = await this.request('v2/pipeline', new TextEncoder().encode(JSON.stringify(req)), 'application/json', this.options.timeoutMs ?? 30_000, (res) => this.bodyBytes(res), resendablePipeline(req));
     return readPipelineAnswer(req, bytes, describe);
   }
+}
+
+/** How often a request is sent again after its connection died under it (see the header). */
+const DEAD_CONNECTION_RESENDS = 3;
+
+/**
+ * A pipeline the server may receive twice without harm: a push batch gated on its change ids
+ * (push-batch.ts), or one that only reads outside a stream (the acknowledgement a push reads
+ * first: every statement a SELECT, no baton).
+ */
+function resendablePipeline(req: PipelineRequest): boolean {
+  if (isSyncPush(req)) return JSON.stringify(req).includes(BATCH_ALREADY_APPLIED);
+  const select = (stmt: { sql?: string | null }): boolean => /^\s*SELECT\b/i.test(stmt.sql ?? '');
+  return req.baton === null && req.requests.every((r) => (r.type === 'execute' ? select(r.stmt) : r.type === 'batch' ? r.batch.steps.every((s) => select(s.stmt)) : r.type === 'close'));
+}
+
+/** The connection died under the request before any answer: undici's "other side closed", or a reset. */
+function deadConnection(e: unknown): boolean {
+  const code = (e as { cause?: { code?: unknown } } | null)?.cause?.code;
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
 }
 
 /** A short, printable description of an error body (JSON error, text, or binary). */

@@ -5,7 +5,9 @@
 import * as fs from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { APPLY_INCREMENTAL, PullStreamReader } from '../../src/protocol/pull-updates.js';
-import { RevisionLog, type SyncCalls } from '../../src/server/revlog.js';
+import { RevisionLog } from '../../src/server/revlog.js';
+import { int, rng, testSeed } from '../support/generate.js';
+import { PowerLossDisk } from '../support/power-loss-disk.js';
 import { batch, rawPipeline, rawPull, startServer, tempDir } from '../support/server.js';
 
 describe('revision log', () => {
@@ -27,33 +29,72 @@ describe('revision log', () => {
     third.close();
   });
 
-  test("under durability 'full', a power loss after a clean reopen and a commit never lets a new commit reuse a revision a client holds", () => {
-    const file = `${tempDir('outpost-revlog-')}/db-revlog`;
-    const device = new Device(file);
-    const first = new RevisionLog(file, true, device);
-    first.onWalFrame(2, 3);
-    first.close();
-    const second = new RevisionLog(file, true, device);
-    second.onWalFrame(1, 3);
-    // A client pulls this revision (page 1 changed); then the power goes, the log still open.
-    const held = second.revision;
-    device.powerLoss();
-    const third = new RevisionLog(file, true, device);
-    third.onWalFrame(5, 3);
-    // Served from `held`, the client must get page 5, or be sent the whole database.
-    const since = third.pagesSince(held);
-    expect(since === null || since.has(5), `revision ${held} now means another commit`).toBe(true);
-    third.close();
-  });
+  for (const durable of [false, true]) {
+    test(`under durability '${durable ? 'full' : 'normal'}', a power loss after a clean reopen and a commit never lets a new commit reuse a revision a client holds`, () => {
+      // The device keeps what was flushed and none of the rest (every unflushed change is dropped).
+      const disk = new PowerLossDisk(() => 0);
+      const file = '/server/db-revlog';
+      const first = new RevisionLog(file, durable, disk.logFiles(disk.process()));
+      first.onWalFrame(2, 3);
+      first.close();
+      // Time passes: the clean-close marker reaches the device whatever the durability.
+      disk.settle();
+      const second = new RevisionLog(file, durable, disk.logFiles(disk.process()));
+      second.onWalFrame(1, 3);
+      // A client pulls this revision (page 1 changed); then the power goes, the log still open.
+      const held = second.revision;
+      disk.loseNow();
+      const third = new RevisionLog(file, durable, disk.logFiles(disk.process()));
+      third.onWalFrame(5, 3);
+      // Served from `held`, the client must get page 5, or be sent the whole database.
+      const since = third.pagesSince(held);
+      expect(since === null || since.has(5), `revision ${held} now means another commit`).toBe(true);
+      third.close();
+    });
+  }
 
-  test('a log reopened after a crash (no clean close) starts a new generation', () => {
-    const file = `${tempDir('outpost-revlog-')}/db-revlog`;
-    const first = new RevisionLog(file);
-    first.onWalFrame(2, 3);
-    // No close(): the process died with the log open.
-    const second = new RevisionLog(file);
-    expect(second.generation).not.toBe(first.generation);
-    second.close();
+  test('generated: a log the process died with (no clean close) keeps its generation on the same boot, and every revision a client held gets the pages since; after a new boot it starts a new generation', () => {
+    const seed = testSeed();
+    const random = rng(seed);
+    for (let c = 0; c < 50; c++) {
+      const what = `seed ${seed} case ${c}`;
+      // Every write reaches the device when the power goes (the case is the new boot alone).
+      const disk = new PowerLossDisk(() => 0.9);
+      const file = '/server/db-revlog';
+      let log = new RevisionLog(file, random() < 0.5, disk.logFiles(disk.process()));
+      const written: Set<number>[] = [new Set()];
+      const held: string[] = [log.revision];
+      for (let step = int(random, 1, 12); step > 0; step--) {
+        const r = random();
+        if (r < 0.6) {
+          const pages = Array.from({ length: int(random, 1, 3) }, () => int(random, 1, 20));
+          for (const p of pages) log.onWalFrame(p, 0);
+          log.onWalFrame(int(random, 1, 20), 21);
+          written.push(new Set(log.pagesSince(held[held.length - 1]!) ?? []));
+          held.push(log.revision);
+        } else if (r < 0.8) {
+          log.close();
+          log = new RevisionLog(file, random() < 0.5, disk.logFiles(disk.process()));
+          expect(log.revision, `${what}: a clean reopen`).toBe(held[held.length - 1]);
+        } else {
+          // The process dies with the log open, on the same boot: nothing it wrote is lost.
+          const generation = log.generation;
+          log = new RevisionLog(file, random() < 0.5, disk.logFiles(disk.process()));
+          expect(log.generation, `${what}: a process crash`).toBe(generation);
+          expect(log.revision, `${what}: a process crash`).toBe(held[held.length - 1]);
+        }
+      }
+      // Every revision held is served the pages of every commit after it.
+      for (let i = 0; i < held.length; i++) {
+        const expected = new Set(written.slice(i + 1).flatMap((s) => [...s]));
+        expect(log.pagesSince(held[i]!), `${what}: from ${held[i]}`).toEqual(expected);
+      }
+      // A new boot: the power went with the log open.
+      disk.loseNow();
+      const after = new RevisionLog(file, false, disk.logFiles(disk.process()));
+      expect(after.generation, `${what}: after a new boot`).not.toBe(log.generation);
+      after.close();
+    }
   });
 
   test('a client of a database evicted twice, with writes between, still pulls incrementally', async () => {
@@ -79,27 +120,3 @@ describe('revision log', () => {
     }
   });
 });
-
-/**
- * What the device holds of one log file: its bytes as of the last fsync of the file (or of the
- * temporary file renamed over it). A power loss puts the file back to them.
- */
-class Device implements SyncCalls {
-  private readonly synced = new Map<number, Uint8Array>();
-
-  constructor(private readonly file: string) {}
-
-  fsyncSync(fd: number): void {
-    fs.fsyncSync(fd);
-    const inode = fs.fstatSync(fd).ino;
-    for (const path of [this.file, `${this.file}.tmp`]) {
-      if (fs.existsSync(path) && fs.statSync(path).ino === inode) this.synced.set(inode, fs.readFileSync(path));
-    }
-  }
-
-  powerLoss(): void {
-    const kept = this.synced.get(fs.statSync(this.file).ino);
-    if (kept) fs.writeFileSync(this.file, kept);
-    else fs.rmSync(this.file);
-  }
-}

@@ -9,9 +9,16 @@
  *
  * The files live in a `MemoryDirectory` that outlives the processes: a new process opens them
  * through `process()` after the loss.
+ *
+ * Files written through `node:fs` calls (the server's revision log: `logFiles()`) live on the
+ * same disk, named by path, and lose power the same way. Their names are a folder's entries: a
+ * file created or renamed is durable by name only once its folder is fsynced (a rename keeps
+ * the old entry or the new, whole), so a loss keeps the durable entries plus a seeded subset,
+ * in order, of the later creations and renames.
  */
 import type { StorageBackend, StorageDirectory } from '../../src/opfs-vfs/storage/backend.js';
-import { MemoryDirectory } from '../../src/opfs-vfs/storage/memory.js';
+import { MemoryBackend, MemoryDirectory } from '../../src/opfs-vfs/storage/memory.js';
+import type { LogFiles } from '../../src/server/revlog.js';
 import type { Random } from './generate.js';
 
 type Change = { kind: 'write'; bytes: Uint8Array; offset: number } | { kind: 'truncate'; sizeBytes: number };
@@ -25,8 +32,21 @@ interface DiskFile {
   unflushed: Change[];
 }
 
+/** A folder entry made since the folder's last fsync: `path` names `file` now (a rename also removes `from`). */
+interface NameChange {
+  path: string;
+  file: DiskFile;
+  from: string | null;
+}
+
 export class PowerLossDisk {
   private readonly files = new Map<string, DiskFile>();
+  /** Files reached by path through `logFiles()`, as the folder names them now, and as it names them durably. */
+  private readonly names = new Map<string, DiskFile>();
+  private durableNames = new Map<string, DiskFile>();
+  private unflushedNames: NameChange[] = [];
+  /** Every file reached by path, however named (a truncated or renamed-over one may come back). */
+  private readonly pathFiles = new Set<DiskFile>();
   private readonly alive = new Set<{ dead: boolean }>();
   private changesLeft: number | null = null;
   /** Changes made by live processes since the disk was made. */
@@ -60,10 +80,18 @@ export class PowerLossDisk {
 
   /** Everything written so far reaches the device (a clean shutdown and a while). */
   settle(): void {
-    for (const f of this.files.values()) {
+    for (const f of [...this.files.values(), ...this.pathFiles]) {
       f.durable = snapshot(f.live);
       f.unflushed = [];
     }
+    this.durableNames = new Map(this.names);
+    this.unflushedNames = [];
+  }
+
+  /** The processes die, the machine runs on: every write they made stays, and it is the same boot. */
+  killProcesses(): void {
+    for (const life of this.alive) life.dead = true;
+    this.alive.clear();
   }
 
   /** The power goes now: every process dies, and each file keeps its durable bytes and some of the rest. */
@@ -72,7 +100,16 @@ export class PowerLossDisk {
     this.alive.clear();
     this.changesLeft = null;
     this.losses++;
-    for (const f of this.files.values()) {
+    this.names.clear();
+    for (const [path, f] of this.durableNames) this.names.set(path, f);
+    for (const change of this.unflushedNames) {
+      if (this.random() < 0.5) continue;
+      this.names.set(change.path, change.file);
+      if (change.from !== null && this.names.get(change.from) === change.file) this.names.delete(change.from);
+    }
+    this.durableNames = new Map(this.names);
+    this.unflushedNames = [];
+    for (const f of [...this.files.values(), ...this.pathFiles]) {
       f.live.truncate(0);
       f.live.write(f.durable, 0);
       for (const change of f.unflushed) {
@@ -83,6 +120,85 @@ export class PowerLossDisk {
       f.durable = snapshot(f.live);
       f.unflushed = [];
     }
+  }
+
+  /**
+   * The `node:fs` calls of the server's revision log (revlog.ts `LogFiles`) for the process
+   * that opened `directory` (from `process()`): once it is dead, they change nothing.
+   */
+  logFiles(directory: { readonly dead: boolean }): LogFiles {
+    const open = new Map<number, { file: DiskFile | null; path: string }>();
+    let nextFd = 1000;
+    const fileOf = (fd: number): DiskFile | null => {
+      const entry = open.get(fd);
+      if (!entry) throw new Error(`EBADF: fd ${fd}`);
+      return entry.file;
+    };
+    const create = (path: string): DiskFile => {
+      const file: DiskFile = { live: new MemoryBackend(), durable: new Uint8Array(0), unflushed: [] };
+      this.pathFiles.add(file);
+      this.names.set(path, file);
+      this.unflushedNames.push({ path, file, from: null });
+      return file;
+    };
+    const changeBy = (): boolean => !directory.dead && this.change();
+    return {
+      readFileSync: (path) => {
+        const file = this.names.get(path);
+        if (!file) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
+        return snapshot(file.live);
+      },
+      openSync: (path, flags) => {
+        const fd = nextFd++;
+        if (flags === 'r') {
+          open.set(fd, { file: null, path });
+          return fd;
+        }
+        let file = flags === 'a' ? this.names.get(path) : undefined;
+        // A dead process creates nothing: it writes through a handle that changes nothing.
+        if (!file) file = directory.dead ? { live: new MemoryBackend(), durable: new Uint8Array(0), unflushed: [] } : create(path);
+        open.set(fd, { file, path });
+        return fd;
+      },
+      writeSync: (fd, bytes) => {
+        const file = fileOf(fd)!;
+        if (!changeBy()) return bytes.length;
+        const offset = file.live.size();
+        file.live.write(bytes, offset);
+        file.unflushed.push({ kind: 'write', bytes: bytes.slice(), offset });
+        return bytes.length;
+      },
+      ftruncateSync: (fd, length) => {
+        const file = fileOf(fd)!;
+        if (!changeBy()) return;
+        file.live.truncate(length);
+        file.unflushed.push({ kind: 'truncate', sizeBytes: length });
+      },
+      fsyncSync: (fd) => {
+        const file = fileOf(fd);
+        if (directory.dead) return;
+        if (file === null) {
+          this.durableNames = new Map(this.names);
+          this.unflushedNames = [];
+          return;
+        }
+        file.durable = snapshot(file.live);
+        file.unflushed = [];
+      },
+      closeSync: (fd) => {
+        open.delete(fd);
+      },
+      // A power loss is a new boot: a log the process left open is not trusted across it.
+      bootId: () => this.losses.toString(16).padStart(32, '0'),
+      renameSync: (from, to) => {
+        const file = this.names.get(from);
+        if (!file) throw Object.assign(new Error(`ENOENT: ${from}`), { code: 'ENOENT' });
+        if (!changeBy()) return;
+        this.names.set(to, file);
+        this.names.delete(from);
+        this.unflushedNames.push({ path: to, file, from });
+      },
+    };
   }
 
   private async file(name: string): Promise<DiskFile> {

@@ -199,8 +199,10 @@ test('a streamed push (one transaction over several requests) cut at any byte ap
         span.down = proxy.bytes.down - before.down;
       }
       seen.push(`${direction}/${kind} at ${proxy.bytes[direction] - before[direction]}: ${cut}`);
-      // A connection the cut left half-open in the client's pool may fail one more request
-      // (NETWORK, which the default `retries` would retry); a second one must not.
+      // A connection the cut left dead in the client's pool fails the next request sent on it:
+      // the transport sends pulls, reads and gated push batches again (seen once before it did,
+      // seed 611231), but a stream's later part fails with NETWORK, which the default
+      // `retries` would retry; a second failure must not happen.
       for (let attempt = 1; ; attempt++) {
         const error = await db.sync().then(
           () => null,
