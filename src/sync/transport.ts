@@ -176,7 +176,8 @@ export class HttpTransport implements SyncTransport {
   }
 
   async pipeline(req: PipelineRequest): Promise<PipelineResponse> {
-    const bytes = await this.request('v2/pipeline', new TextEncoder().encode(JSON.stringify(req)), 'application/json', this.options.timeoutMs ?? 30_000, (res) => this.bodyBytes(res), resendablePipeline(req));
+    const json = JSON.stringify(req);
+    const bytes = await this.request('v2/pipeline', new TextEncoder().encode(json), 'application/json', this.options.timeoutMs ?? 30_000, (res) => this.bodyBytes(res), resendablePipeline(req, json));
     return readPipelineAnswer(req, bytes, describe);
   }
 }
@@ -186,11 +187,11 @@ const DEAD_CONNECTION_RESENDS = 3;
 
 /**
  * A pipeline the server may receive twice without harm: a push batch gated on its change ids
- * (push-batch.ts), or one that only reads outside a stream (the acknowledgement a push reads
+ * (push-batch.ts; `json`, the request as sent, names the gate), or one that only reads outside a stream (the acknowledgement a push reads
  * first: every statement a SELECT, no baton).
  */
-function resendablePipeline(req: PipelineRequest): boolean {
-  if (isSyncPush(req)) return JSON.stringify(req).includes(BATCH_ALREADY_APPLIED);
+function resendablePipeline(req: PipelineRequest, json: string): boolean {
+  if (isSyncPush(req)) return json.includes(BATCH_ALREADY_APPLIED);
   const select = (stmt: { sql?: string | null }): boolean => /^\s*SELECT\b/i.test(stmt.sql ?? '');
   return req.baton === null && req.requests.every((r) => (r.type === 'execute' ? select(r.stmt) : r.type === 'batch' ? r.batch.steps.every((s) => select(s.stmt)) : r.type === 'close'));
 }
