@@ -193,7 +193,6 @@ function selectValue(sqlite3: Sqlite3Runtime, db: number, sql: string): SqlValue
   }
 }
 
-/** The statement `readPages` steps, prepared (and cached) by the connection. */
 /**
  * Whether the main database of handle `db` has a table or virtual table named `name` (SQLite's
  * name lookup: any case; a view does not count), from the loaded schema without compiling a
@@ -210,6 +209,7 @@ export function hasTable(sqlite3: Sqlite3Runtime, db: number, name: string): boo
   }
 }
 
+/** The statement `readPages` steps, prepared (and cached) by the connection. */
 export const DBPAGE_SQL = 'SELECT data FROM sqlite_dbpage WHERE pgno = ?';
 
 /**
