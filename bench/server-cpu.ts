@@ -19,7 +19,7 @@
  *
  * Usage: npx tsx bench/server-cpu.ts [databases=1000] [pushes=4000] [rounds=2]
  */
-import { type OutpostProcess, cpuMs, fillDatabases, pipeline, pool, pull, pushBody, startOutpost } from './server-load.js';
+import { type OutpostProcess, cpuMs, fillDatabases, pipeline, pool, pull, pushText, startOutpost } from './server-load.js';
 
 interface CpuRow {
   server: string;
@@ -45,12 +45,12 @@ async function phases(name: string, root: string, databases: number, pushes: num
     let n = 0;
     // Warm: every database has served a push and a pull before anything is measured.
     await pool(urls, 16, async (url) => {
-      await pipeline(url, pushBody(`warm ${n++}`), token);
+      await pipeline(url, pushText(`warm ${n++}`), token);
       revs.set(url, await pull(url, '', 0, token));
     });
     const random = (): string => urls[Math.floor(Math.random() * urls.length)]!;
     const indices = Array.from({ length: pushes }, (_, i) => i);
-    const pushMs = await perRequest(server, pushes, () => pool(indices, 32, () => pipeline(random(), pushBody(`push ${n++}`), token)));
+    const pushMs = await perRequest(server, pushes, () => pool(indices, 32, () => pipeline(random(), pushText(`push ${n++}`), token)));
     const pullMs = await perRequest(server, pushes, () =>
       pool(indices, 32, async () => {
         const url = random();
@@ -81,7 +81,7 @@ async function phases(name: string, root: string, databases: number, pushes: num
     const wakeMs = await perRequest(server, wakes, async () => {
       for (let i = 0; i < wakes; i += polled.length) {
         waiting.clear();
-        await pool(polled.slice(0, Math.min(polled.length, wakes - i)), 32, (url) => pipeline(url, pushBody(`wake ${n++}`), token));
+        await pool(polled.slice(0, Math.min(polled.length, wakes - i)), 32, (url) => pipeline(url, pushText(`wake ${n++}`), token));
         // Every woken client has its answer and polls again before the next round.
         await allWaiting();
       }

@@ -43,7 +43,7 @@ import { CellReader } from './cells.js';
 import { IdleCheckpointer, type WalWriteCounter } from './checkpointer.js';
 import { CommitRunner } from './commit-runner.js';
 import { type AuthorizerRules, type ConnectionLimits, InterruptCheck, closeHandle, createScalarFunction, installAuthorizer, restrictConnection, setProgressHandler } from './guards.js';
-import { DBPAGE_SQL, exportImage, importImage, openSqlite, readPages } from './file-image.js';
+import { DBPAGE_SQL, exportImage, hasTable, importImage, openSqlite, readPages } from './file-image.js';
 import { type ConnectionOptions, applyCloseSetting, applyLookaside, applySettings, notADatabase, openDatabase } from './open.js';
 import { PART_CELLS, type PackedRows, RowPacker } from './packed-rows.js';
 import { PreparedStatements } from './prepared.js';
@@ -429,6 +429,12 @@ export class Connection {
   // the callback may rewrite the files, then reopens and reconfigures; `applyChangeset` applies
   // a changeset without letting a SQLite pointer out of the engine (changesets.ts; reading
   // one needs no connection: changeset-format.ts); `setAuthorizer` installs the server's write rules.
+
+  /** Whether main has a table or virtual table named `name`, in any case (file-image.ts `hasTable`). */
+  hasTable(name: string): boolean {
+    this.ensureOpen();
+    return hasTable(this.sqlite3, this.db, name);
+  }
 
   /** The database's size in pages. */
   pageCount(): number {

@@ -24,7 +24,7 @@ import {
 import { sqliteError } from '../sqlite/errors.js';
 import { markRollbackMode, validateHeader } from '../sqlite/format.js';
 import { heapBytes } from '../sqlite/heap.js';
-import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
+import { type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
 import type { SqlValue } from '../types.js';
 import { bindValue } from './binding.js';
 import { type Statement, type StatementHost, resetStatement } from './statements.js';
@@ -191,6 +191,22 @@ function selectValue(sqlite3: Sqlite3Runtime, db: number, sql: string): SqlValue
     }
   } finally {
     wasm.dealloc(pp);
+  }
+}
+
+/**
+ * Whether the main database of handle `db` has a table or virtual table named `name` (SQLite's
+ * name lookup: any case; a view does not count), from the loaded schema without compiling a
+ * statement (the server asks at every open of a database).
+ */
+export function hasTable(sqlite3: Sqlite3Runtime, db: number, name: string): boolean {
+  const zMain = sqlite3.wasm.allocCString('main');
+  const zName = sqlite3.wasm.allocCString(name);
+  try {
+    return rawExports(sqlite3).sqlite3_table_column_metadata(db, zMain, zName, 0, 0, 0, 0, 0, 0) === SQLITE_OK;
+  } finally {
+    sqlite3.wasm.dealloc(zName);
+    sqlite3.wasm.dealloc(zMain);
   }
 }
 

@@ -15,7 +15,7 @@ import {
   SQLITE_OK,
   SQLITE_UTF8,
 } from '../sqlite/constants.js';
-import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
+import { type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
 import type { SqlValue } from '../types.js';
 
 export interface ConnectionLimits {
@@ -177,10 +177,16 @@ function resultCodeOf(e: unknown): number {
   return typeof rc === 'number' && rc !== 0 ? rc : SQLITE_ERROR;
 }
 
-/** Closes handle `db` after forgetting its callbacks (`releaseCallbacks`). Returns SQLite's result code. */
+/**
+ * Closes handle `db` after forgetting its callbacks (`releaseCallbacks`). Returns SQLite's result
+ * code. Through the bare export: the build's `capi` wrapper first resets eight hooks through its
+ * argument converters and drops the JS functions it installed for the handle, and Outpost installs
+ * none through it (every callback here goes through the bare exports and the tables above), so
+ * that work found nothing; a server evicting databases from its cache paid it at every close.
+ */
 export function closeHandle(sqlite3: Sqlite3Runtime, db: number): number {
   releaseCallbacks(sqlite3, db);
-  return sqlite3.capi.sqlite3_close_v2(db);
+  return rawExports(sqlite3).sqlite3_close_v2(db);
 }
 
 /**

@@ -161,7 +161,8 @@ export class StatementCache {
   /** Finalizes every cached statement (before closing, or when the schema or rules change). */
   clear(): void {
     this.onClear();
-    for (const s of this.cache.values()) this.host.sqlite3.capi.sqlite3_finalize(s.ptr);
+    // The bare export: a server closing thousands of databases finalizes every cached statement of each.
+    for (const s of this.cache.values()) this.host.raw.sqlite3_finalize(s.ptr);
     this.cache.clear();
   }
 

@@ -73,7 +73,9 @@ export class ClientOwners {
       this.lookedAtSeq = seq;
       return;
     }
-    if (Number(conn.value(`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '${TURSO_SYNC_TABLE}'`)) === 0) {
+    // SQLite's own lookup first (any case, no statement to compile: a database's first request
+    // after each open asks); only a name it finds is checked exactly.
+    if (!conn.hasTable(TURSO_SYNC_TABLE) || Number(conn.value(`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '${TURSO_SYNC_TABLE}'`)) === 0) {
       this.lookedAtSeq = seq;
       return;
     }

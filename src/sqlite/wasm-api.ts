@@ -132,6 +132,9 @@ export interface RawExports {
   sqlite3_reset(stmt: number): number;
   sqlite3_clear_bindings(stmt: number): number;
   sqlite3_finalize(stmt: number): number;
+  sqlite3_close_v2(db: number): number;
+  /** With a null column, SQLITE_OK when `table` (any case) is a table or virtual table of `schema`, not a view; outputs may be null. */
+  sqlite3_table_column_metadata(db: number, schema: number, table: number, column: number, dataType: number, collation: number, notNull: number, primaryKey: number, autoinc: number): number;
   sqlite3_column_count(stmt: number): number;
   sqlite3_column_type(stmt: number, i: number): number;
   sqlite3_column_double(stmt: number, i: number): number;
