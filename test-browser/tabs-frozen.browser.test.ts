@@ -7,7 +7,7 @@
 import { afterEach, expect, test } from 'vitest';
 import { type Database, OutpostError, open } from '../src/index.js';
 import { databaseLockName } from '../src/opfs-vfs/storage/opfs.js';
-import { type TabMessage, type TabReply, channelName, replyChannelName } from '../src/worker/tabs-protocol.js';
+import { HEARTBEAT_MS, type TabMessage, type TabReply, channelName, replyChannelName } from '../src/worker/tabs-protocol.js';
 import { Tab } from './tab.js';
 
 const unique = (prefix: string): string => `${prefix}-${crypto.randomUUID()}`;
@@ -79,6 +79,25 @@ async function frozen(name: string, behaviour: { hello: boolean; accept: boolean
   return engine;
 }
 
+/** Resolves once no engine of database `name` has said it is alive for `beats` heartbeats. */
+function heartbeatsMissed(name: string, beats: number): Promise<void> {
+  const channel = new BroadcastChannel(channelName(name));
+  return new Promise<void>((resolve) => {
+    let timer: ReturnType<typeof setTimeout>;
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        channel.close();
+        resolve();
+      }, beats * HEARTBEAT_MS);
+    };
+    channel.onmessage = (event: MessageEvent<TabMessage>) => {
+      if (event.data.type === 'alive') arm();
+    };
+    arm();
+  });
+}
+
 async function follower(name: string): Promise<Database> {
   const db = await open(name, { tabTimeoutMs: TAB_TIMEOUT_MS });
   cleanups.push(() => db.close().catch(() => {}));
@@ -126,9 +145,18 @@ test('a call queued behind a statement longer than the timeout is given up and n
   await engine.call({ op: 'open', name });
   await engine.call({ op: 'run', sql: 'CREATE TABLE t(x)' });
   const db = await follower(name);
-  // Seconds of work in one statement: the engine's worker cannot beat meanwhile.
-  const busy = engine.call({ op: 'query', sql: 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) SELECT count(*) AS n FROM c' });
+  // Several timeouts of work in one statement, whatever this machine's speed (a fixed count
+  // took under one timeout on a faster browser): the engine's worker cannot beat meanwhile.
+  const counting = (rows: number): string => `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${rows}) SELECT count(*) AS n FROM c`;
+  const sample = 500_000;
+  const before = performance.now();
+  await engine.call({ op: 'query', sql: counting(sample) });
+  const rows = Math.max(2_000_000, Math.ceil((sample * 4 * TAB_TIMEOUT_MS) / Math.max(1, performance.now() - before)));
+  const busy = engine.call({ op: 'query', sql: counting(rows) });
   await engine.event((e) => e.event === 'started');
+  // 'started' is posted as the call leaves the engine tab's page, and the follower's write could
+  // reach the engine first: write once the engine has missed two heartbeats, inside the statement.
+  await heartbeatsMissed(name, 2);
   const write = db.run('INSERT INTO t VALUES (1)').then(
     () => null,
     (e: unknown) => e,
