@@ -55,7 +55,7 @@ async function badToken(random: Random): Promise<[what: string, token: string | 
     case 4:
       return ['not yet valid', await new SignJWT({ db: 'victim', role: 'write' }).setProtectedHeader({ alg: 'HS256' }).setNotBefore(now + int(random, 60, 100_000)).sign(key(SECRET))];
     case 5:
-      return ['for another database', await mintToken(SECRET, { role: 'write', db: pick(random, ['other', 'Victim', 'victim ', 'victim/..', '*', 'victim.db', '']) })];
+      return ['for another database', await mintToken(SECRET, { role: 'write', db: pick(random, ['other', 'Victim', 'victim ', 'victim/..', 'victim.db', '']) })];
     case 6:
       return ['for a list without it', await mintToken(SECRET, { role: 'write', db: ['other', pick(random, ['VICTIM', 'victim2', 'vict'])] })];
     case 7:
@@ -141,7 +141,10 @@ test('generated hostile requests: no 5xx, no crash, no bad token passes, and oth
   const statuses = new Map<string, number>();
   for (let c = 0; c < CASES; c++) {
     // Batches of concurrent connections, as an attacker would open them.
-    const batch = await Promise.all(Array.from({ length: int(random, 1, 4) }, () => hostileBytes(random)));
+    // Built one after another: interleaved, the awaits inside would take the random numbers in
+    // an order that depends on timing, and a seed would not replay.
+    const batch: Awaited<ReturnType<typeof hostileBytes>>[] = [];
+    for (let n = int(random, 1, 4); n > 0; n--) batch.push(await hostileBytes(random));
     const answers = await Promise.all(batch.map((h) => exchange(h.bytes)));
     for (const [i, answer] of answers.entries()) {
       const context = `seed ${seed} case ${c}.${i}: ${batch[i]!.what.join(' | ')}`;
