@@ -114,7 +114,10 @@ export async function openSynced(
     throw e;
   }
   try {
-    const neverSynced = state.value.revision === null;
+    // An apply the last process left part-way (its phase says so) may have replaced the pages
+    // already, the change log with them: the recovery below restores both, so only an idle
+    // database can tell that it holds local data that never synced.
+    const neverSynced = state.value.revision === null && state.value.phase === 'idle';
     if (neverSynced && !changes.exists() && conn.pageCount() > 0 && Number(conn.value("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'")) > 0) {
       throw new OutpostError(
         `${directory.label} has local data that was never synced; open it without sync, or export it and start a synced database from the server`,
