@@ -43,13 +43,14 @@ export async function engineOf(root: string): Promise<{
 /**
  * Builds checkout `tree`'s copy of the bench page folder `page` (copied from this checkout
  * when that tree has none, so an older commit is measured by today's page) and serves it;
- * resolves with its address. `isolated` serves it cross-origin isolated, as the main bench's page.
+ * resolves with its address. `isolated` serves it cross-origin isolated, as the main bench's page;
+ * `minify` false keeps the functions' names (for CPU profiles).
  */
-export async function serveCheckoutPage(tree: string, page: string, isolated = false): Promise<string> {
+export async function serveCheckoutPage(tree: string, page: string, isolated = false, minify = true): Promise<string> {
   const root = join(tree, 'bench', page);
   if (!existsSync(root)) cpSync(new URL(`./${page}/`, import.meta.url).pathname, root, { recursive: true });
   const outDir = mkdtempSync(join(tmpdir(), `outpost-${page}-build-`));
-  await build({ root, configFile: false, logLevel: 'warn', build: { outDir, emptyOutDir: true, target: 'es2022' }, worker: { format: 'es' } });
+  await build({ root, configFile: false, logLevel: 'warn', build: { outDir, emptyOutDir: true, target: 'es2022', minify }, worker: { format: 'es' } });
   const headers = isolated ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {};
   const server = await preview({ root, configFile: false, logLevel: 'warn', build: { outDir }, preview: { host: '127.0.0.1', port: 0, headers } });
   const address = server.httpServer.address();

@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/hot.ts [--base DIR] [--rounds N] [--calls C] [--rows R] [--queries Q] [--storage opfs|memory] [--no-t1]`
+ * `npx tsx bench/hot.ts [--base DIR] [--rounds N] [--calls C] [--rows R] [--queries Q] [--storage opfs|memory] [--no-t1] [--profile DIR]`
  *
  * The per-call figures of issue 15 alone, in headless Chromium through the public API: the
  * `SELECT 1` round trip (median of C calls), a bare postMessage echo to a worker in the same page
@@ -10,14 +10,16 @@
  * public API (1,000 awaited autocommit INSERTs) on OPFS and on memory, and its floor (memory T1
  * plus 1,000 raw OPFS frame appends). On Linux also the CPU time of the whole Chromium (every
  * process, `treeCpuMs`) over the `SELECT 1` calls and over T1. Prints per-round figures and the
- * medians over rounds.
+ * medians over rounds. --profile DIR takes CPU profiles (bench/profile.ts) of the page and its
+ * workers over each tree's `SELECT 1` calls, from pages built unminified, into DIR/<tree>-<round>-*.
  */
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright';
 import { chromiumPath } from '../scripts/chromium.js';
 import { serveCheckoutPage } from './checkout.js';
+import { WorkerProfiler, saveProfiles } from './profile.js';
 
 interface Args {
   base?: string | undefined;
@@ -27,6 +29,7 @@ interface Args {
   queries: number;
   storage: 'opfs' | 'memory';
   t1: boolean;
+  profile?: string | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -44,6 +47,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--rows') args.rows = Number(next());
     else if (a === '--queries') args.queries = Number(next());
     else if (a === '--no-t1') args.t1 = false;
+    else if (a === '--profile') args.profile = resolve(next());
     else if (a === '--storage') {
       const s = next();
       if (s !== 'opfs' && s !== 'memory') throw new Error('--storage is opfs or memory');
@@ -115,13 +119,14 @@ async function main(): Promise<void> {
   const trees: Record<string, string> = { current: resolve(new URL('..', import.meta.url).pathname) };
   if (args.base) trees.base = args.base;
   const urls: Record<string, string> = {};
-  for (const [label, tree] of Object.entries(trees)) urls[label] = await serveCheckoutPage(tree, 'hot-page', true);
+  for (const [label, tree] of Object.entries(trees)) urls[label] = await serveCheckoutPage(tree, 'hot-page', true, !args.profile);
   const profile = mkdtempSync(join(tmpdir(), 'outpost-hot-profile-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath(),
     headless: true,
-    args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', ...(args.profile ? ['--remote-debugging-port=0'] : [])],
   });
+  if (args.profile) mkdirSync(args.profile, { recursive: true });
   const rounds: Record<string, Round[]> = {};
   try {
     for (let round = 0; round < args.rounds; round++) {
@@ -133,9 +138,16 @@ async function main(): Promise<void> {
         await page.goto(urls[label]!);
         await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready', undefined, { timeout: 60_000 });
         await page.evaluate(([n, s, r]) => window.hot.prepare(n, s, r), [`hot-${label}-${round}`, args.storage, args.rows] as const);
+        // The profiler attaches to the pages open now: this one, with its database's worker.
+        const profiler = args.profile ? await WorkerProfiler.connect(profile) : null;
+        await profiler?.start();
         const cpu0 = treeCpuMs();
         const select1Ms = await page.evaluate((c) => window.hot.select1(c), args.calls);
         const select1CpuMs = (treeCpuMs() - cpu0) / (args.calls + 50);
+        if (profiler) {
+          saveProfiles(args.profile!, `${label}-${round}-select1`, await profiler.stop());
+          profiler.close();
+        }
         const echoMs = await page.evaluate((c) => window.hot.echo(c), args.calls);
         const queries: number[] = [];
         const cpu2 = treeCpuMs();
