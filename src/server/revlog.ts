@@ -40,11 +40,11 @@
  * (libuv's thread pool), and writers wait for it (`commitsReady`), so the event loop serves
  * other databases meanwhile and concurrent fsyncs share the file system's journal commits;
  * a commit that comes before it is done (one that did not wait) fsyncs synchronously. A
- * database only read after a reopen waits for nothing. Reopening a log left unclean on the
- * same boot needs no fsync: its cut only drops a torn tail, and a loss of that cut leaves the
- * log unclean across a new boot, which starts a new generation anyway. Commit records
- * need no fsync of their own: losing some only makes the log unclean, which starts a new
- * generation. With `durable` (the server's `durability: 'full'`) the marker itself is fsynced
+ * database only read after a reopen waits for nothing. Reopening a log left unclean (no
+ * marker) on the same boot needs no fsync: its cut only drops a torn tail, and a loss of that
+ * cut leaves the log unclean across a new boot, which starts a new generation anyway. Commit
+ * records need no fsync of their own: losing some only makes the log unclean, which starts a
+ * new generation. With `durable` (the server's `durability: 'full'`) the marker itself is fsynced
  * with everything before it at close; a rewritten log is fsynced before it is renamed into
  * place, and under `durable` the rename with its directory.
  */
@@ -164,9 +164,9 @@ export class RevisionLog {
       this.files.ftruncateSync(this.fd, parsed.cleanAt);
       if (boot !== null) this.append(KIND_BOOT, this.seq, 0, boot);
       // Lost in a power loss, the cut of a clean-close marker would leave a crashed log looking
-      // clean: it reaches the device before the first commit record (`onWalFrame`). An unclean
-      // log's cut drops at most a torn tail, whose loss keeps it unclean (see the header).
-      if (parsed.clean) this.syncCut();
+      // clean: it reaches the device before the first commit record (`onWalFrame`). Any other
+      // cut drops at most a torn tail, whose loss keeps the log unclean (see the header).
+      if (parsed.marker) this.syncCut();
     } else {
       this.generation = randomHex(16);
       this.seq = 0;
@@ -312,7 +312,8 @@ export class RevisionLog {
     return fd;
   }
 
-  private static parse(bytes: Uint8Array): { generation: string; records: Record[]; seq: number; clean: boolean; cleanAt: number; boot: Uint32Array | null } | null {
+  /** `marker`: it stopped at a clean-close marker (`clean` when nothing follows it), which `cleanAt` is the offset of. */
+  private static parse(bytes: Uint8Array): { generation: string; records: Record[]; seq: number; clean: boolean; marker: boolean; cleanAt: number; boot: Uint32Array | null } | null {
     if (bytes.length < HEADER_BYTES) return null;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(0, true) !== MAGIC || view.getUint32(4, true) !== VERSION) return null;
@@ -323,16 +324,16 @@ export class RevisionLog {
     let clean = false;
     let boot: Uint32Array | null = null;
     while (at < bytes.length) {
-      if (at + 17 > bytes.length) return { generation, records, seq, clean: false, cleanAt: at, boot };
+      if (at + 17 > bytes.length) return { generation, records, seq, clean: false, marker: false, cleanAt: at, boot };
       const count = view.getUint32(at + 13, true);
       const end = at + 17 + count * 4;
-      if (end + 4 > bytes.length) return { generation, records, seq, clean: false, cleanAt: at, boot };
-      if (fnv1a(bytes.subarray(at, end)) !== view.getUint32(end, true)) return { generation, records, seq, clean: false, cleanAt: at, boot };
+      if (end + 4 > bytes.length) return { generation, records, seq, clean: false, marker: false, cleanAt: at, boot };
+      if (fnv1a(bytes.subarray(at, end)) !== view.getUint32(end, true)) return { generation, records, seq, clean: false, marker: false, cleanAt: at, boot };
       const kind = view.getUint8(at);
       const recordSeq = view.getFloat64(at + 1, true);
       if (kind === KIND_CLEAN) {
         clean = end + 4 === bytes.length;
-        return { generation, records, seq, clean, cleanAt: at, boot };
+        return { generation, records, seq, clean, marker: true, cleanAt: at, boot };
       }
       const pages = new Uint32Array(count);
       for (let i = 0; i < count; i++) pages[i] = view.getUint32(at + 17 + i * 4, true);
@@ -344,7 +345,7 @@ export class RevisionLog {
       if (count > 0) records.push({ seq: recordSeq, pages });
       seq = recordSeq;
     }
-    return { generation, records, seq, clean, cleanAt: at, boot };
+    return { generation, records, seq, clean, marker: false, cleanAt: at, boot };
   }
 }
 
