@@ -71,10 +71,7 @@ export interface HostedDatabaseOptions {
 export interface StreamLimits {
   /** How long a stream may stay idle before its transaction is rolled back. */
   idleMs: number;
-  /**
-   * How long a stream may stay open in all, busy or not, before its transaction is rolled back
-   * (default `STREAM_LIFETIME_MS`): the longest any request waits for a stream.
-   */
+  /** How long a stream may stay open in all, busy or not, before its transaction is rolled back (default `STREAM_LIFETIME_MS`): the longest any request waits for a stream. */
   lifetimeMs?: number;
   /** Open streams in the whole server, and how many may be. */
   slots: StreamSlots;
@@ -445,11 +442,12 @@ export class HostedDatabase {
   /**
    * Runs `work` (this request's pipeline or pull) in its turn: at once for a stream's own next
    * request (it carries a baton) or when the database is free; otherwise after the stream that
-   * holds it ends and every request queued before this one has run. A read-only stream is
-   * ended instead of waited for. 503 BUSY when the wait outlasts every bound (the database
-   * closed, or a stream outlived its lifetime).
+   * holds it ends and every request queued before this one has run. A read-only stream is ended
+   * instead of waited for. 503 BUSY when the wait outlasts every bound (the database closed, or
+   * a stream outlived its lifetime). A pipeline first awaits the revision log's `commitsReady`.
    */
   async inTurn<T>(body: unknown, work: () => T | Promise<T>): Promise<T> {
+    if (body !== null) await this.revlog.commitsReady();
     const baton = typeof body === 'object' && body !== null ? (body as { baton?: unknown }).baton : null;
     if (baton !== null && baton !== undefined) {
       try {

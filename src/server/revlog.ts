@@ -32,13 +32,19 @@
  * So after any crash the log must read as unclean, or a new commit would reuse a seq that a
  * client already holds with other pages (its next pull would miss pages, and its replica
  * would be corrupt). The one write whose loss could hide a crash, cutting off the clean-close
- * marker when the log is reopened, is fsynced before the first commit record after the reopen,
- * under either durability: until a commit, no revision past the marker's has been handed out,
- * so a lost cut is harmless; after one, a lost cut would let the next process reuse that
- * commit's seq (under 'normal' too, where the commit itself may be lost: its revision reached
- * clients all the same). A database only read after a reopen pays no fsync. Commit records
- * need no fsync of their own: losing some only makes the log unclean, which starts a new
- * generation. With `durable` (the server's `durability: 'full'`) the marker itself is fsynced
+ * marker when the log is reopened, is on the device before the first commit record after the
+ * reopen, under either durability: until a commit, no revision past the marker's has been
+ * handed out, so a lost cut is harmless; after one, a lost cut would let the next process
+ * reuse that commit's seq (under 'normal' too, where the commit itself may be lost: its
+ * revision reached clients all the same). The reopen starts that fsync off the event loop
+ * (libuv's thread pool), and writers wait for it (`commitsReady`), so the event loop serves
+ * other databases meanwhile and concurrent fsyncs share the file system's journal commits;
+ * a commit that comes before it is done (one that did not wait) fsyncs synchronously. A
+ * database only read after a reopen waits for nothing. Reopening a log left unclean (no
+ * marker) on the same boot needs no fsync: its cut only drops a torn tail, and a loss of that
+ * cut leaves the log unclean across a new boot, which starts a new generation anyway. Commit
+ * records need no fsync of their own: losing some only makes the log unclean, which starts a
+ * new generation. With `durable` (the server's `durability: 'full'`) the marker itself is fsynced
  * with everything before it at close; a rewritten log is fsynced before it is renamed into
  * place, and under `durable` the rename with its directory.
  */
@@ -72,6 +78,8 @@ export interface LogFiles {
   writeSync(fd: number, bytes: Uint8Array): number;
   ftruncateSync(fd: number, length: number): void;
   fsyncSync(fd: number): void;
+  /** fsync off the event loop; the fd stays open until it settles. */
+  fsync(fd: number): Promise<void>;
   closeSync(fd: number): void;
   renameSync(from: string, to: string): void;
   /** The machine's boot id, 32 hex digits (dashes allowed); null when the system has none. */
@@ -87,6 +95,7 @@ const NODE_FILES: LogFiles = {
   writeSync: (fd, bytes) => fs.writeSync(fd, bytes),
   ftruncateSync: (fd, length) => fs.ftruncateSync(fd, length),
   fsyncSync: (fd) => fs.fsyncSync(fd),
+  fsync: (fd) => new Promise((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve()))),
   closeSync: (fd) => fs.closeSync(fd),
   renameSync: (from, to) => fs.renameSync(from, to),
   bootId: () => {
@@ -107,6 +116,11 @@ export class RevisionLog {
   private pending = new Set<number>();
   /** The cut of a clean reopen's marker may not be on the device yet (see the header). */
   private cutUnsynced = false;
+  /** The cut's fsync under way off the event loop; settles (never rejects) when it is over. */
+  private cutSyncing: Promise<void> | null = null;
+  /** The fd `cutSyncing` fsyncs, and whether it was closed meanwhile (it is closed once that settles). */
+  private syncingFd = -1;
+  private closeAfterSync = false;
   /** The machine's boot id as a boot record holds it; null when there is none. */
   private readonly boot: Uint32Array | null;
   generation: string;
@@ -148,10 +162,11 @@ export class RevisionLog {
       // reopen overwrote the header, and the next open started a new generation).
       this.fd = this.files.openSync(path, 'a');
       this.files.ftruncateSync(this.fd, parsed.cleanAt);
-      // Lost in a power loss, the cut would leave a crashed log looking clean: it reaches the
-      // device before the first commit record (`onWalFrame`).
-      this.cutUnsynced = true;
       if (boot !== null) this.append(KIND_BOOT, this.seq, 0, boot);
+      // Lost in a power loss, the cut of a clean-close marker would leave a crashed log looking
+      // clean: it reaches the device before the first commit record (`onWalFrame`). Any other
+      // cut drops at most a torn tail, whose loss keeps the log unclean (see the header).
+      if (parsed.marker) this.syncCut();
     } else {
       this.generation = randomHex(16);
       this.seq = 0;
@@ -162,6 +177,38 @@ export class RevisionLog {
 
   get revision(): string {
     return `${this.generation}.${this.seq}`;
+  }
+
+  /**
+   * Null when a commit may be recorded at once; otherwise the fsync of a clean reopen's cut,
+   * still under way, which a request that may commit awaits first (a commit that does not
+   * wait fsyncs on the event loop instead: `onWalFrame`).
+   */
+  commitsReady(): Promise<void> | null {
+    return this.cutUnsynced ? this.cutSyncing : null;
+  }
+
+  private syncCut(): void {
+    this.cutUnsynced = true;
+    const fd = this.fd;
+    this.syncingFd = fd;
+    this.cutSyncing = this.files.fsync(fd).then(
+      () => {
+        if (this.fd === fd) this.cutUnsynced = false;
+      },
+      // Left unsynced: the first commit fsyncs on the event loop, and fails if that fails too.
+      () => {},
+    );
+    void this.cutSyncing.then(() => {
+      this.cutSyncing = null;
+      if (this.closeAfterSync) this.files.closeSync(fd);
+    });
+  }
+
+  /** Closes `fd`, or lets the fsync under way on it close it (a closed fd's number may be reused under that fsync). */
+  private closeFd(fd: number): void {
+    if (this.cutSyncing !== null && fd === this.syncingFd) this.closeAfterSync = true;
+    else this.files.closeSync(fd);
   }
 
   /** Called for every WAL frame header: collects pages until the commit frame. */
@@ -181,7 +228,7 @@ export class RevisionLog {
     if (this.records.length > MAX_RECORDS * 2) {
       this.records = this.records.slice(-MAX_RECORDS);
       this.minSeq = this.records[0]!.seq - 1;
-      this.files.closeSync(this.fd);
+      this.closeFd(this.fd);
       this.fd = this.rewrite();
     }
   }
@@ -225,7 +272,7 @@ export class RevisionLog {
   close(durable = this.durable): void {
     this.append(KIND_CLEAN, this.seq, 0, new Uint32Array(0));
     if (durable) this.files.fsyncSync(this.fd);
-    this.files.closeSync(this.fd);
+    this.closeFd(this.fd);
   }
 
   private append(kind: number, seq: number, dbSize: number, pages: Uint32Array): void {
@@ -265,7 +312,8 @@ export class RevisionLog {
     return fd;
   }
 
-  private static parse(bytes: Uint8Array): { generation: string; records: Record[]; seq: number; clean: boolean; cleanAt: number; boot: Uint32Array | null } | null {
+  /** `marker`: it stopped at a clean-close marker (`clean` when nothing follows it), which `cleanAt` is the offset of. */
+  private static parse(bytes: Uint8Array): { generation: string; records: Record[]; seq: number; clean: boolean; marker: boolean; cleanAt: number; boot: Uint32Array | null } | null {
     if (bytes.length < HEADER_BYTES) return null;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(0, true) !== MAGIC || view.getUint32(4, true) !== VERSION) return null;
@@ -276,16 +324,16 @@ export class RevisionLog {
     let clean = false;
     let boot: Uint32Array | null = null;
     while (at < bytes.length) {
-      if (at + 17 > bytes.length) return { generation, records, seq, clean: false, cleanAt: at, boot };
+      if (at + 17 > bytes.length) return { generation, records, seq, clean: false, marker: false, cleanAt: at, boot };
       const count = view.getUint32(at + 13, true);
       const end = at + 17 + count * 4;
-      if (end + 4 > bytes.length) return { generation, records, seq, clean: false, cleanAt: at, boot };
-      if (fnv1a(bytes.subarray(at, end)) !== view.getUint32(end, true)) return { generation, records, seq, clean: false, cleanAt: at, boot };
+      if (end + 4 > bytes.length) return { generation, records, seq, clean: false, marker: false, cleanAt: at, boot };
+      if (fnv1a(bytes.subarray(at, end)) !== view.getUint32(end, true)) return { generation, records, seq, clean: false, marker: false, cleanAt: at, boot };
       const kind = view.getUint8(at);
       const recordSeq = view.getFloat64(at + 1, true);
       if (kind === KIND_CLEAN) {
         clean = end + 4 === bytes.length;
-        return { generation, records, seq, clean, cleanAt: at, boot };
+        return { generation, records, seq, clean, marker: true, cleanAt: at, boot };
       }
       const pages = new Uint32Array(count);
       for (let i = 0; i < count; i++) pages[i] = view.getUint32(at + 17 + i * 4, true);
@@ -297,7 +345,7 @@ export class RevisionLog {
       if (count > 0) records.push({ seq: recordSeq, pages });
       seq = recordSeq;
     }
-    return { generation, records, seq, clean, cleanAt: at, boot };
+    return { generation, records, seq, clean, marker: false, cleanAt: at, boot };
   }
 }
 

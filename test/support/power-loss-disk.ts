@@ -15,6 +15,10 @@
  * file created or renamed is durable by name only once its folder is fsynced (a rename keeps
  * the old entry or the new, whole), so a loss keeps the durable entries plus a seeded subset,
  * in order, of the later creations and renames.
+ *
+ * An fsync off the event loop (`LogFiles.fsync`) completes a seeded number of event-loop turns
+ * after its call (0 to 3), and then flushes the changes made before the call that are still
+ * unflushed; if the power goes (or the process dies) first, it flushed nothing.
  */
 import type { StorageBackend, StorageDirectory } from '../../src/opfs-vfs/storage/backend.js';
 import { MemoryBackend, MemoryDirectory } from '../../src/opfs-vfs/storage/memory.js';
@@ -184,6 +188,24 @@ export class PowerLossDisk {
         }
         file.durable = snapshot(file.live);
         file.unflushed = [];
+      },
+      fsync: async (fd) => {
+        const file = fileOf(fd);
+        if (file === null) throw new Error('an fsync of a folder off the event loop is not modelled');
+        const covered = new Set(file.unflushed);
+        for (let turns = Math.floor(this.random() * 4); turns > 0; turns--) await new Promise((resolve) => setImmediate(resolve));
+        if (directory.dead || !open.has(fd)) return;
+        // Changes flush in order: those the call covers and no later flush took lead the list.
+        let n = 0;
+        while (n < file.unflushed.length && covered.has(file.unflushed[n]!)) n++;
+        const device = new MemoryBackend();
+        device.write(file.durable, 0);
+        for (const change of file.unflushed.slice(0, n)) {
+          if (change.kind === 'write') device.write(change.bytes, change.offset);
+          else device.truncate(change.sizeBytes);
+        }
+        file.durable = snapshot(device);
+        file.unflushed = file.unflushed.slice(n);
       },
       closeSync: (fd) => {
         open.delete(fd);
