@@ -21,7 +21,7 @@ import type { CallLog } from './call-log.js';
 import { EngineHost } from './engine-host.js';
 import { serializeError } from './protocol.js';
 import type { LinkPort } from './worker-link.js';
-import { type SeatEvent, type SeatRequest, type TabMessage, type TabReply, channelName, toLocalResult } from './tabs-protocol.js';
+import { type SeatEvent, type SeatRequest, type TabMessage, type TabReply, channelName, engineLockName, toLocalResult } from './tabs-protocol.js';
 
 /**
  * The engine this context opens when it wins the lock; `release` gives the lock back.
@@ -50,6 +50,8 @@ export class EngineSeat {
   private seated = false;
   /** Gives the database lock back (the engine's Driver does so too when it closes). */
   private releaseLock: () => void = () => {};
+  /** Gives back the engine's own lock (`engineLockName`), once it has said its last word. */
+  private releaseEngineLock: () => void = () => {};
   /** Makes the engine's close short (OpenEngine). */
   private leaving: () => void = () => {};
   private closed = false;
@@ -181,12 +183,22 @@ export class EngineSeat {
     this.channel.postMessage({ type: 'electing', engineId } satisfies TabMessage);
     this.post({ type: 'electing', engineId });
     this.releaseLock = release;
+    // Taken while the engine opens, and held before anyone hears of the engine (tabs-protocol.ts).
+    const engineLock = new Promise<void>((held) => {
+      void navigator.locks
+        .request(engineLockName(this.name, engineId), () => {
+          held();
+          return new Promise<void>((done) => (this.releaseEngineLock = done));
+        })
+        .catch(() => held());
+    });
     try {
-      const engine = await this.openEngine(release);
+      const [engine] = await Promise.all([this.openEngine(release), engineLock]);
       if (this.closed) {
         // Closed while the engine opened: give the database to the next context at once.
         await engine.driver.close().catch(() => {});
         release();
+        this.releaseEngineLock();
         return;
       }
       this.leaving = engine.leaving ?? (() => {});
@@ -214,6 +226,7 @@ export class EngineSeat {
       this.host = null;
       this.post({ type: 'failed', error: serializeError(e) });
       release();
+      this.releaseEngineLock();
     }
   }
 
@@ -237,6 +250,7 @@ export class EngineSeat {
     }
     await host.close();
     this.post({ type: 'closed', engineId: host.engineId });
+    this.releaseEngineLock();
     if (!this.closed && !leaving) this.queueForLock();
   }
 
@@ -249,6 +263,7 @@ export class EngineSeat {
     try {
       await host?.close();
     } finally {
+      this.releaseEngineLock();
       this.port.close();
     }
   }

@@ -163,6 +163,12 @@ export function fromLocalResult([engineId, callId, ok, value, inTransaction, tab
 /** Methods whose calls are recorded (call-log.ts); others that change data reject OUTCOME_UNKNOWN after a crash. */
 export const RECORDED_METHODS: ReadonlySet<string> = new Set(['exec', 'run', 'batch']);
 
+/**
+ * Held by an engine from before it announces itself until it has sent its last message (after
+ * `closed`), or until its worker dies: a context granted it knows that engine has finished, and
+ * that a message naming it is stale.
+ */
+export const engineLockName = (name: string, engineId: string): string => `outpost-engine:${name}:${engineId}`;
 /** Held by a broker for its whole life: a context learns of its death by being granted it. */
 export const brokerLockName = (name: string, brokerId: string): string => `outpost-broker:${name}:${brokerId}`;
 /** The SharedWorker's name: one broker per database and origin. */
