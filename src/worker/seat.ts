@@ -184,11 +184,15 @@ export class EngineSeat {
     this.post({ type: 'electing', engineId });
     this.releaseLock = release;
     // Taken while the engine opens, and held before anyone hears of the engine (tabs-protocol.ts).
+    // Given back at once if this election ended before the grant (an open that failed fast).
+    let ended = false;
+    let releaseEngine = (): void => void (ended = true);
+    this.releaseEngineLock = () => releaseEngine();
     const engineLock = new Promise<void>((held) => {
       void navigator.locks
         .request(engineLockName(this.name, engineId), () => {
           held();
-          return new Promise<void>((done) => (this.releaseEngineLock = done));
+          return ended ? undefined : new Promise<void>((done) => (releaseEngine = done));
         })
         .catch(() => held());
     });

@@ -12,7 +12,9 @@
  *   follower's calls and their answers, in order, where a broker exists.
  * Locks: `outpost:<name>` is held by the engine (the same lock that guards the OPFS files);
  * `outpost-tab:<name>:<clientId>` is held by each follower for its whole life, so the engine
- * learns of its death (and rolls back its transaction) by being granted that lock.
+ * learns of its death (and rolls back its transaction) by being granted that lock;
+ * `outpost-engine:<name>:<engineId>` is held by each engine until it has said its last word
+ * (`engineLockName`), so a follower learns when it has finished.
  *
  * A call names the engine it is meant for (`engineId`); an engine ignores calls for another,
  * so a call sent to an engine that died is never run by its successor behind its sender's back.
