@@ -132,6 +132,24 @@ async function answerNextCall(target: { onmessage: ((event: MessageEvent) => voi
   return call.method;
 }
 
+/**
+ * A follower without a broker whose first engine, played by the test on the channel, has
+ * accepted the call `send` makes; `written` settles as the follower answers it.
+ */
+async function acceptedCall(prefix: string, send: (shared: SharedDriver) => Promise<unknown>) {
+  const name = unique(prefix);
+  const f = await follower(name, false, 'other');
+  const channel = engineChannel(name);
+  const replies = new BroadcastChannel(replyChannelName(name, f.clientId));
+  cleanups.push(() => replies.close());
+  const call = nextMessage<TabMessage>(channel, (m) => m.type === 'call' && m.engineId === f.first);
+  const written = send(f.shared);
+  const { callId } = (await call) as Extract<TabMessage, { type: 'call' }>;
+  replies.postMessage({ type: 'accepted', engineId: f.first, callId } satisfies TabReply);
+  await drained(replyChannelName(name, f.clientId));
+  return { ...f, name, channel, replies, callId, written };
+}
+
 /** How long a case may take before it counts as hung: the driver's work here is a few messages. */
 const HUNG_MS = 30_000;
 
@@ -208,17 +226,8 @@ test("this context's own engine's 'closed', read after the next engine took over
 });
 
 test("the previous engine's 'not-run' for a write it had accepted, read after the next engine took over, sends the write there once", { timeout: HUNG_MS }, async () => {
-  const name = unique('order-not-run');
-  const { shared, clientId, first, endFirst } = await follower(name, false, 'other');
-  const channel = engineChannel(name);
-  const replies = new BroadcastChannel(replyChannelName(name, clientId));
-  cleanups.push(() => replies.close());
   // The first engine accepts a recorded write, then closes without running it.
-  const call = nextMessage<TabMessage>(channel, (m) => m.type === 'call' && m.engineId === first);
-  const written = shared.driver.run('INSERT INTO t VALUES (1)', []);
-  const { callId } = (await call) as Extract<TabMessage, { type: 'call' }>;
-  replies.postMessage({ type: 'accepted', engineId: first, callId } satisfies TabReply);
-  await drained(replyChannelName(name, clientId));
+  const { name, first, endFirst, channel, replies, callId, written } = await acceptedCall('order-not-run', (shared) => shared.driver.run('INSERT INTO t VALUES (1)', []));
   // The first engine's lock comes free before its 'not-run' is read (the lock's way is faster
   // than its message), so the next engine takes over: the follower asks it whether the write
   // committed.
@@ -245,17 +254,8 @@ test("the previous engine's 'not-run' for a write it had accepted, read after th
 });
 
 test("an answer the previous engine sends after the next engine's announcement settles its call (not OUTCOME_UNKNOWN)", { timeout: HUNG_MS }, async () => {
-  const name = unique('order-late-answer');
-  const { shared, clientId, first } = await follower(name, false, 'other');
-  const channel = engineChannel(name);
-  const replies = new BroadcastChannel(replyChannelName(name, clientId));
-  cleanups.push(() => replies.close());
   // A write the engine does not record (RETURNING), accepted: after a crash its fate is unknown.
-  const call = nextMessage<TabMessage>(channel, (m) => m.type === 'call' && m.engineId === first);
-  const written = shared.driver.query('INSERT INTO t VALUES (1) RETURNING x', []);
-  const { callId } = (await call) as Extract<TabMessage, { type: 'call' }>;
-  replies.postMessage({ type: 'accepted', engineId: first, callId } satisfies TabReply);
-  await drained(replyChannelName(name, clientId));
+  const { shared, name, first, channel, replies, callId, written } = await acceptedCall('order-late-answer', (d) => d.driver.query('INSERT INTO t VALUES (1) RETURNING x', []));
   // The engine steps down: it finishes the call, then closes; the next one's announcement, on
   // another road, comes first.
   const next = crypto.randomUUID();
