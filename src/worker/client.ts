@@ -12,8 +12,8 @@
  * not). A worker whose script could not be loaded is started once more, during `open()` only
  * (`openInWorker`). If the worker dies (a script that fails to load again, an out-of-memory
  * crash), every pending and later call fails with `OutpostError('WORKER_FAILED')` instead of
- * hanging. A
- * database shared by the tabs (`shared`) gets the page's `SharedDriver` (tabs.ts) as its Driver instead: the worker
+ * hanging. A database shared by the tabs (`shared`) gets the page's `SharedDriver` (tabs.ts)
+ * as its Driver instead: the worker
  * only holds a seat (seat.ts), and calls go from this page straight to whichever worker runs
  * the engine.
  */
