@@ -235,6 +235,16 @@ export class EngineSeat {
   }
 
   /**
+   * The engine has told every follower `closed`: the page hears it too (after the answers to
+   * its calls, all posted before), and the engine lock goes, before the Driver's close, so
+   * that every context knows at once that nothing more comes from this engine.
+   */
+  private lastWord(engineId: string): void {
+    this.post({ type: 'closed', engineId });
+    this.releaseEngineLock();
+  }
+
+  /**
    * Hands the engine to another context, if this one runs it, and queues for it again
    * (browser/open.ts: the page is being frozen, put in the back/forward cache, or closed).
    * Not while the page's own transaction is open: closing would roll it back. `leaving`: the
@@ -252,9 +262,7 @@ export class EngineSeat {
       this.releaseLock();
       this.leaving();
     }
-    await host.close();
-    this.post({ type: 'closed', engineId: host.engineId });
-    this.releaseEngineLock();
+    await host.close(() => this.lastWord(host.engineId));
     if (!this.closed && !leaving) this.queueForLock();
   }
 
@@ -265,7 +273,7 @@ export class EngineSeat {
     const host = this.host;
     this.host = null;
     try {
-      await host?.close();
+      await host?.close(() => this.releaseEngineLock());
     } finally {
       this.releaseEngineLock();
       this.port.close();
