@@ -69,6 +69,8 @@ export default defineConfig({
       },
       {
         extends: true,
+        // The browser has no `process`: testSeed (test/support/generate.ts) reads OUTPOST_SEED here.
+        define: { __OUTPOST_SEED__: JSON.stringify(process.env.OUTPOST_SEED ?? '') },
         test: {
           name: 'browser',
           include: ['test-browser/**/*.browser.test.ts'],

@@ -7,7 +7,7 @@
 import { afterEach, expect, test } from 'vitest';
 import { type Database, OutpostError, open } from '../src/index.js';
 import { databaseLockName } from '../src/opfs-vfs/storage/opfs.js';
-import { HEARTBEAT_MS, type TabMessage, type TabReply, channelName, replyChannelName } from '../src/worker/tabs-protocol.js';
+import { HEARTBEAT_MS, type TabMessage, type TabReply, channelName, engineLockName, replyChannelName } from '../src/worker/tabs-protocol.js';
 import { Tab } from './tab.js';
 
 const unique = (prefix: string): string => `${prefix}-${crypto.randomUUID()}`;
@@ -48,12 +48,16 @@ class FrozenEngine {
   }
 
   async start(): Promise<void> {
-    await new Promise<void>((granted) => {
-      void navigator.locks.request(databaseLockName(this.name), () => {
-        granted();
-        return new Promise<void>((r) => (this.release = r));
-      });
-    });
+    // The database lock, and its own engine lock, which a frozen tab keeps too.
+    const releases = await Promise.all(
+      [databaseLockName(this.name), engineLockName(this.name, this.engineId)].map(
+        (lock) =>
+          new Promise<() => void>((granted) => {
+            void navigator.locks.request(lock, () => new Promise<void>((r) => granted(r)));
+          }),
+      ),
+    );
+    this.release = () => releases.forEach((r) => r());
   }
 
   nextCall(): Promise<void> {

@@ -8,7 +8,7 @@
 import { afterEach, expect, test, vi } from 'vitest';
 import type { SyncProgress } from '../src/types.js';
 import { SharedDriver } from '../src/worker/tabs.js';
-import { type BrokerMessage, type BrokerRequest, MIN_TAB_TIMEOUT_MS, type SeatEvent, type TabMessage, type TabReply, brokerLockName, channelName, replyChannelName } from '../src/worker/tabs-protocol.js';
+import { type BrokerMessage, type BrokerRequest, type LocalCall, MIN_TAB_TIMEOUT_MS, type SeatEvent, type TabMessage, type TabReply, brokerLockName, channelName, engineLockName, replyChannelName } from '../src/worker/tabs-protocol.js';
 
 const unique = (prefix: string): string => `${prefix}-${crypto.randomUUID()}`;
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -42,21 +42,28 @@ async function drained(name: string): Promise<void> {
   receiver.close();
 }
 
-/** Holds a Web Lock until the test ends. */
-async function hold(lockName: string): Promise<void> {
+/** Holds a Web Lock until the test ends, or until the function it resolves with is called. */
+async function hold(lockName: string): Promise<() => void> {
+  let release: () => void = () => {};
   await new Promise<void>((granted) => {
     void navigator.locks.request(lockName, () => {
       granted();
-      return new Promise<void>((release) => cleanups.push(release));
+      return new Promise<void>((done) => cleanups.push((release = done)));
     });
   });
+  return release;
 }
+
+/** An engine played by the test holds its lock, as a real one does until it has finished; the function ends it. */
+const engineLives = (name: string, engineId: string): Promise<() => void> => hold(engineLockName(name, engineId));
 
 interface Follower {
   shared: SharedDriver;
   clientId: string;
   /** The engine the follower was given first. */
   first: string;
+  /** That engine ends without a word: its lock comes free (`engineLives`). */
+  endFirst: () => void;
   /** The test's end of the follower's seat line. */
   seat: MessagePort;
   /** The test's end of the follower's broker port (null: no broker). */
@@ -92,6 +99,7 @@ async function follower(name: string, withBroker: boolean, first: 'seat' | 'othe
     return port1;
   };
   const engineId = crypto.randomUUID();
+  const endFirst = await engineLives(name, engineId);
   if (first === 'seat') {
     for (const event of [
       { type: 'electing', engineId },
@@ -107,7 +115,7 @@ async function follower(name: string, withBroker: boolean, first: 'seat' | 'othe
   }
   const shared = await joining;
   cleanups.push(() => shared.close());
-  return { shared, clientId, first: engineId, seat: seatChannel.port2, broker: withBroker ? brokerChannel.port2 : null, link, brokerId };
+  return { shared, clientId, first: engineId, endFirst, seat: seatChannel.port2, broker: withBroker ? brokerChannel.port2 : null, link, brokerId };
 }
 
 /** The channel of database `name`, as an engine played by the test uses it. */
@@ -124,18 +132,37 @@ async function answerNextCall(target: { onmessage: ((event: MessageEvent) => voi
   return call.method;
 }
 
+/**
+ * A follower without a broker whose first engine, played by the test on the channel, has
+ * accepted the call `send` makes; `written` settles as the follower answers it.
+ */
+async function acceptedCall(prefix: string, send: (shared: SharedDriver) => Promise<unknown>) {
+  const name = unique(prefix);
+  const f = await follower(name, false, 'other');
+  const channel = engineChannel(name);
+  const replies = new BroadcastChannel(replyChannelName(name, f.clientId));
+  cleanups.push(() => replies.close());
+  const call = nextMessage<TabMessage>(channel, (m) => m.type === 'call' && m.engineId === f.first);
+  const written = send(f.shared);
+  const { callId } = (await call) as Extract<TabMessage, { type: 'call' }>;
+  replies.postMessage({ type: 'accepted', engineId: f.first, callId } satisfies TabReply);
+  await drained(replyChannelName(name, f.clientId));
+  return { ...f, name, channel, replies, callId, written };
+}
+
 /** How long a case may take before it counts as hung: the driver's work here is a few messages. */
 const HUNG_MS = 30_000;
 
 test("a new engine's tables and progress, announced before the broker's port to it arrives, are heard once it does", async () => {
   const name = unique('order-early');
-  const { shared, link, brokerId } = await follower(name, true, 'other');
+  const { shared, link, brokerId, endFirst } = await follower(name, true, 'other');
   const tables: string[][] = [];
   const progress: SyncProgress[] = [];
   await shared.driver.onTablesChanged((t) => tables.push(t));
   await shared.driver.onSyncProgress((p) => progress.push(p));
   // The next engine announces itself and its first events on the channel...
   const next = crypto.randomUUID();
+  await engineLives(name, next);
   const channel = engineChannel(name);
   const bar: SyncProgress = { phase: 'bootstrap', pagesDone: 3, pagesTotal: 9, bytes: 12_288 };
   for (const message of [
@@ -148,6 +175,8 @@ test("a new engine's tables and progress, announced before the broker's port to 
     channel.postMessage(message);
   await drained(channelName(name));
   expect(tables).toEqual([]);
+  // (The first engine is gone: a next one is elected only once it let the database go.)
+  endFirst();
   // ...and its port comes later, through the broker.
   const port = link(next);
   const answered = shared.driver.query('SELECT 1', []);
@@ -164,6 +193,7 @@ test("the previous engine's 'closed', read after the next engine took over, leav
   const replies = new BroadcastChannel(replyChannelName(name, clientId));
   cleanups.push(() => replies.close());
   const next = crypto.randomUUID();
+  await engineLives(name, next);
   channel.postMessage({ type: 'electing', engineId: next } satisfies TabMessage);
   channel.postMessage({ type: 'engine', engineId: next, brokerId: null } satisfies TabMessage);
   await drained(channelName(name));
@@ -182,6 +212,7 @@ test("this context's own engine's 'closed', read after the next engine took over
   // The own engine stepped down (the page was frozen): it closed, which let the next engine
   // open and send its port before the seat's 'closed' came through.
   const next = crypto.randomUUID();
+  await engineLives(name, next);
   const port = link(next);
   const forwarded = nextMessage<BrokerRequest>(broker!, (m) => m.type === 'retired');
   seat.postMessage({ type: 'closed', engineId: first } satisfies SeatEvent);
@@ -195,20 +226,13 @@ test("this context's own engine's 'closed', read after the next engine took over
 });
 
 test("the previous engine's 'not-run' for a write it had accepted, read after the next engine took over, sends the write there once", { timeout: HUNG_MS }, async () => {
-  const name = unique('order-not-run');
-  const { shared, clientId, first } = await follower(name, false, 'other');
-  const channel = engineChannel(name);
-  const replies = new BroadcastChannel(replyChannelName(name, clientId));
-  cleanups.push(() => replies.close());
   // The first engine accepts a recorded write, then closes without running it.
-  const call = nextMessage<TabMessage>(channel, (m) => m.type === 'call' && m.engineId === first);
-  const written = shared.driver.run('INSERT INTO t VALUES (1)', []);
-  const { callId } = (await call) as Extract<TabMessage, { type: 'call' }>;
-  replies.postMessage({ type: 'accepted', engineId: first, callId } satisfies TabReply);
-  await drained(replyChannelName(name, clientId));
-  // The next engine takes over before the first one's 'not-run' is read: the follower asks it
-  // whether the write committed.
+  const { name, first, endFirst, channel, replies, callId, written } = await acceptedCall('order-not-run', (shared) => shared.driver.run('INSERT INTO t VALUES (1)', []));
+  // The first engine's lock comes free before its 'not-run' is read (the lock's way is faster
+  // than its message), so the next engine takes over: the follower asks it whether the write
+  // committed.
   const next = crypto.randomUUID();
+  await engineLives(name, next);
   const calls: Extract<TabMessage, { type: 'call' }>[] = [];
   const asked = new Promise<void>((resolve) => {
     channel.onmessage = (event: MessageEvent<TabMessage>) => {
@@ -222,10 +246,63 @@ test("the previous engine's 'not-run' for a write it had accepted, read after th
   });
   channel.postMessage({ type: 'electing', engineId: next } satisfies TabMessage);
   channel.postMessage({ type: 'engine', engineId: next, brokerId: null } satisfies TabMessage);
+  endFirst();
   await asked;
   replies.postMessage({ type: 'not-run', engineId: first, callId } satisfies TabReply);
   expect(await written).toBe('ran once');
   expect(calls.map((c) => c.method)).toEqual(['run']);
+});
+
+test("an answer the previous engine sends after the next engine's announcement settles its call (not OUTCOME_UNKNOWN)", { timeout: HUNG_MS }, async () => {
+  // A write the engine does not record (RETURNING), accepted: after a crash its fate is unknown.
+  const { shared, name, first, channel, replies, callId, written } = await acceptedCall('order-late-answer', (d) => d.driver.query('INSERT INTO t VALUES (1) RETURNING x', []));
+  // The engine steps down: it finishes the call, then closes; the next one's announcement, on
+  // another road, comes first.
+  const next = crypto.randomUUID();
+  await engineLives(name, next);
+  channel.postMessage({ type: 'electing', engineId: next } satisfies TabMessage);
+  channel.postMessage({ type: 'engine', engineId: next, brokerId: null } satisfies TabMessage);
+  await drained(channelName(name));
+  replies.postMessage({ type: 'result', engineId: first, callId, ok: true, value: 'ran on the first', inTransaction: false } satisfies TabReply);
+  replies.postMessage({ type: 'closed', engineId: first } satisfies TabReply);
+  expect(await written).toBe('ran on the first');
+  // And the next engine takes the calls after it.
+  const answered = shared.driver.query('SELECT 1', []);
+  expect(await answerNextCall(channel, next, (r) => replies.postMessage(r))).toBe('query');
+  expect(await answered).toBe('answered');
+});
+
+test("this context's own engine's answer, read after the next engine's port came, settles its call (seat line)", { timeout: HUNG_MS }, async () => {
+  const name = unique('order-own-late');
+  const { shared, first, seat, link } = await follower(name, true, 'seat');
+  const local = nextMessage<unknown>(seat, (m) => Array.isArray(m));
+  const written = shared.driver.run('INSERT INTO t VALUES (1)', []);
+  const [, callId] = (await local) as LocalCall;
+  // The page was frozen while the call ran: the engine finishes it and closes, and the next
+  // engine's port comes through the broker before the seat's answer.
+  const next = crypto.randomUUID();
+  await engineLives(name, next);
+  const port = link(next);
+  seat.postMessage([first, callId, true, { changes: 1, lastInsertRowid: 1 }, false, undefined]);
+  seat.postMessage({ type: 'closed', engineId: first } satisfies SeatEvent);
+  expect(await written).toEqual({ changes: 1, lastInsertRowid: 1 });
+  const answered = shared.driver.query('SELECT 1', []);
+  expect(await answerNextCall(port, next, (r) => port.postMessage(r))).toBe('query');
+  expect(await answered).toBe('answered');
+});
+
+test('an announcement of an engine that has finished, read after the live one, leaves calls going to the live one', { timeout: HUNG_MS }, async () => {
+  const name = unique('order-stale');
+  const { shared, clientId, first } = await follower(name, false, 'other');
+  const channel = engineChannel(name);
+  const replies = new BroadcastChannel(replyChannelName(name, clientId));
+  cleanups.push(() => replies.close());
+  // An engine before the first answered a hello just before it closed; its answer comes late.
+  channel.postMessage({ type: 'engine', engineId: crypto.randomUUID(), brokerId: null } satisfies TabMessage);
+  await drained(channelName(name));
+  const answered = shared.driver.query('SELECT 1', []);
+  expect(await answerNextCall(channel, first, (r) => replies.postMessage(r))).toBe('query');
+  expect(await answered).toBe('answered');
 });
 
 test("a context's own worker slow to start its seat is not taken for a silent engine", async () => {

@@ -20,6 +20,17 @@ export type TabCommand =
    */
   | { op: 'mixLoop'; who: string; count: number; seed: number }
   | { op: 'stopLoop' }
+  /**
+   * `count` calls of seeded kinds (`CallKind`), one after another as a tab's Database sends
+   * them, each writing rows keyed (who, seq) into h(who, seq, part); answers how each settled.
+   * Posts `{ event: 'step', who, seq }` after each; ends early after `stopLoop`.
+   */
+  | { op: 'callLoop'; who: string; count: number; seed: number }
+  /**
+   * The page is frozen (`freeze`) or hidden for good (`pagehide`, not persisted): browser/open.ts
+   * hands its engine over if it runs it, while the calls go on. Only in a frame.
+   */
+  | { op: 'pageEvent'; event: 'freeze' | 'pagehide' }
   | { op: 'hangInTransaction'; sql: string }
   | { op: 'watch'; sql: string }
   | { op: 'syncStatus' }
@@ -44,6 +55,18 @@ export interface MixStep {
   kind: 'insert' | 'transaction';
   fate: 'acked' | 'unknown' | 'lost' | 'failed';
   message?: string;
+}
+
+/** The kinds of call a callLoop makes: each writes its (who, seq) rows or nothing. */
+export type CallKind = 'run' | 'exec' | 'batch' | 'returning' | 'transaction';
+
+/** How one call of a callLoop settled: `ok`, or the error's code (its message when it has none). */
+export interface CallStep {
+  seq: number;
+  kind: CallKind;
+  /** The rows it writes when applied. */
+  rows: number;
+  outcome: string;
 }
 
 let db: Database | null = null;
@@ -95,6 +118,38 @@ async function mixLoop(who: string, count: number, seed: number): Promise<MixSte
   return steps;
 }
 
+async function callLoop(who: string, count: number, seed: number): Promise<CallStep[]> {
+  const random = rng(seed);
+  const kinds: CallKind[] = ['run', 'exec', 'batch', 'returning', 'transaction'];
+  const steps: CallStep[] = [];
+  let work = 0;
+  // Some calls take a while (a few milliseconds of SQL), so that a hand-over finds them running.
+  const insert = (seq: number, part: number): string =>
+    `INSERT INTO h(who, seq, part) SELECT '${who}', ${seq}, ${part} FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${work}) SELECT count(*) FROM c)`;
+  for (let seq = 0; seq < count && !stopLoop; seq++) {
+    const kind = kinds[Math.floor(random() * kinds.length)]!;
+    work = random() < 0.5 ? 1 : Math.floor(random() * 200_000);
+    const rows = kind === 'batch' || kind === 'transaction' ? 2 : 1;
+    try {
+      if (kind === 'run') await opened().run(insert(seq, 0));
+      else if (kind === 'exec') await opened().exec(insert(seq, 0));
+      else if (kind === 'batch') await opened().batch([insert(seq, 0), insert(seq, 1)]);
+      else if (kind === 'returning') await opened().query(`${insert(seq, 0)} RETURNING part`);
+      else
+        await opened().transaction(async (tx) => {
+          await tx.run(insert(seq, 0));
+          await tx.run(insert(seq, 1));
+        });
+      steps.push({ seq, kind, rows, outcome: 'ok' });
+    } catch (e) {
+      const code = e instanceof OutpostError ? e.code : undefined;
+      steps.push({ seq, kind, rows, outcome: code ?? `${(e as Error).name}: ${(e as Error).message}` });
+    }
+    post({ event: 'step', who, seq });
+  }
+  return steps;
+}
+
 async function handle(command: TabCommand): Promise<unknown> {
   switch (command.op) {
     case 'open':
@@ -114,6 +169,12 @@ async function handle(command: TabCommand): Promise<unknown> {
       return writeLoop(command.who, command.count);
     case 'mixLoop':
       return mixLoop(command.who, command.count, command.seed);
+    case 'callLoop':
+      return callLoop(command.who, command.count, command.seed);
+    case 'pageEvent':
+      if (command.event === 'freeze') document.dispatchEvent(new Event('freeze'));
+      else window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: false }));
+      return null;
     case 'stopLoop':
       stopLoop = true;
       return null;

@@ -9,9 +9,11 @@
  * without configuration. Its first message is the SQLite module the page compiled already, or
  * says the page is compiling it (`startWorker`, `compileSqlite`): the page compiles the WASM
  * once, while its first worker's script loads (a worker compiles it only where the page could
- * not). If the worker dies (a script that fails to load, an out-of-memory crash), every
- * pending and later call fails with `OutpostError('WORKER_FAILED')` instead of hanging. A
- * database shared by the tabs (`shared`) gets the page's `SharedDriver` (tabs.ts) as its Driver instead: the worker
+ * not). A worker whose script could not be loaded is started once more, during `open()` only
+ * (`openInWorker`). If the worker dies (a script that fails to load again, an out-of-memory
+ * crash), every pending and later call fails with `OutpostError('WORKER_FAILED')` instead of
+ * hanging. A database shared by the tabs (`shared`) gets the page's `SharedDriver` (tabs.ts)
+ * as its Driver instead: the worker
  * only holds a seat (seat.ts), and calls go from this page straight to whichever worker runs
  * the engine.
  */
@@ -151,7 +153,36 @@ function startWorker(name: string): Worker {
   return worker;
 }
 
+/**
+ * The errors of a database worker whose script never ran: fetching it or one of its imports
+ * failed (a dropped connection, a server restarting or overloaded, a Vite dev server under
+ * load). Browsers report this as a plain `Event` on the Worker, where an error the script threw
+ * is an `ErrorEvent` with its message (HTML's "run a worker", step "if the algorithm
+ * asynchronously completes with null").
+ */
+const scriptNotLoaded = new WeakSet<Error>();
+
+/**
+ * Opens the database in a new worker (`openOnce`), and once more in another when the first
+ * worker's script could not be loaded: nothing of that worker ran, and no call of the caller's
+ * was sent before `open()` resolves, so the second attempt starts from the same state. A
+ * failure that lasts (a missing file, a wrong address) fails the second attempt too.
+ */
 export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCallbacks = {}): Promise<WorkerConnection> {
+  try {
+    return await openOnce(openRequest, callbacks);
+  } catch (e) {
+    if (!(e instanceof Error && scriptNotLoaded.has(e))) throw e;
+    try {
+      return await openOnce(openRequest, callbacks);
+    } catch (again) {
+      if (!(again instanceof Error && scriptNotLoaded.has(again))) throw again;
+      throw new OutpostError('the database worker failed: its script could not be loaded, twice (is the worker script served?)', 'WORKER_FAILED');
+    }
+  }
+}
+
+async function openOnce(openRequest: OpenRequest, callbacks: SyncCallbacks): Promise<WorkerConnection> {
   installErrorTransfer();
   const flag = abortFlag();
   // Sharing needs Web Locks (to elect the engine) and BroadcastChannel here; without them the
@@ -174,9 +205,15 @@ export async function openInWorker(openRequest: OpenRequest, callbacks: SyncCall
   });
   // Keep the rejection from being reported as unhandled when nobody is waiting on it.
   died.catch(() => {});
-  worker.addEventListener('error', (event) => {
+  worker.addEventListener('error', (event: Event) => {
     event.preventDefault();
-    failWith(new OutpostError(`the database worker failed: ${event.message || 'it could not be loaded'}`, 'WORKER_FAILED'));
+    if (event instanceof ErrorEvent) {
+      failWith(new OutpostError(`the database worker failed: ${event.message || 'an error without a message'}`, 'WORKER_FAILED'));
+      return;
+    }
+    const error = new OutpostError('the database worker failed: its script could not be loaded', 'WORKER_FAILED');
+    scriptNotLoaded.add(error);
+    failWith(error);
   });
   const remote = Comlink.wrap<WorkerApi>(worker);
   const call = <T>(start: () => Promise<T>): Promise<T> => Promise.race([start(), died]);

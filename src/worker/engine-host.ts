@@ -400,8 +400,12 @@ export class EngineHost {
     );
   }
 
-  /** Hands the database over: see the header. Resolves once the Driver has closed. */
-  async close(): Promise<void> {
+  /**
+   * Hands the database over: see the header. Resolves once the Driver has closed. `lastWord`
+   * runs once every follower has been told `closed`, before the Driver closes: nothing of the
+   * engine reaches another context after it.
+   */
+  async close(lastWord: () => void = () => {}): Promise<void> {
     this.closing = true;
     if (this.heartbeat !== null) clearInterval(this.heartbeat);
     for (const job of this.queue.filter((j) => j.clientId !== LOCAL_CLIENT)) job.refuse();
@@ -419,6 +423,7 @@ export class EngineHost {
       channel.postMessage({ type: 'closed', engineId: this.engineId } satisfies TabReply);
       channel.close();
     }
+    lastWord();
     await this.driver.close();
   }
 }

@@ -21,7 +21,7 @@ import type { CallLog } from './call-log.js';
 import { EngineHost } from './engine-host.js';
 import { serializeError } from './protocol.js';
 import type { LinkPort } from './worker-link.js';
-import { type SeatEvent, type SeatRequest, type TabMessage, type TabReply, channelName, toLocalResult } from './tabs-protocol.js';
+import { type SeatEvent, type SeatRequest, type TabMessage, type TabReply, channelName, engineLockName, toLocalResult } from './tabs-protocol.js';
 
 /**
  * The engine this context opens when it wins the lock; `release` gives the lock back.
@@ -50,6 +50,8 @@ export class EngineSeat {
   private seated = false;
   /** Gives the database lock back (the engine's Driver does so too when it closes). */
   private releaseLock: () => void = () => {};
+  /** Gives back the engine's own lock (`engineLockName`), once it has said its last word. */
+  private releaseEngineLock: () => void = () => {};
   /** Makes the engine's close short (OpenEngine). */
   private leaving: () => void = () => {};
   private closed = false;
@@ -181,12 +183,26 @@ export class EngineSeat {
     this.channel.postMessage({ type: 'electing', engineId } satisfies TabMessage);
     this.post({ type: 'electing', engineId });
     this.releaseLock = release;
+    // Taken while the engine opens, and held before anyone hears of the engine (tabs-protocol.ts).
+    // Given back at once if this election ended before the grant (an open that failed fast).
+    let ended = false;
+    let releaseEngine = (): void => void (ended = true);
+    this.releaseEngineLock = () => releaseEngine();
+    const engineLock = new Promise<void>((held) => {
+      void navigator.locks
+        .request(engineLockName(this.name, engineId), () => {
+          held();
+          return ended ? undefined : new Promise<void>((done) => (releaseEngine = done));
+        })
+        .catch(() => held());
+    });
     try {
-      const engine = await this.openEngine(release);
+      const [engine] = await Promise.all([this.openEngine(release), engineLock]);
       if (this.closed) {
         // Closed while the engine opened: give the database to the next context at once.
         await engine.driver.close().catch(() => {});
         release();
+        this.releaseEngineLock();
         return;
       }
       this.leaving = engine.leaving ?? (() => {});
@@ -214,7 +230,18 @@ export class EngineSeat {
       this.host = null;
       this.post({ type: 'failed', error: serializeError(e) });
       release();
+      this.releaseEngineLock();
     }
+  }
+
+  /**
+   * The engine has told every follower `closed`: the page hears it too (after the answers to
+   * its calls, all posted before), and the engine lock goes, before the Driver's close, so
+   * that every context knows at once that nothing more comes from this engine.
+   */
+  private lastWord(engineId: string): void {
+    this.post({ type: 'closed', engineId });
+    this.releaseEngineLock();
   }
 
   /**
@@ -235,8 +262,7 @@ export class EngineSeat {
       this.releaseLock();
       this.leaving();
     }
-    await host.close();
-    this.post({ type: 'closed', engineId: host.engineId });
+    await host.close(() => this.lastWord(host.engineId));
     if (!this.closed && !leaving) this.queueForLock();
   }
 
@@ -247,8 +273,9 @@ export class EngineSeat {
     const host = this.host;
     this.host = null;
     try {
-      await host?.close();
+      await host?.close(() => this.releaseEngineLock());
     } finally {
+      this.releaseEngineLock();
       this.port.close();
     }
   }

@@ -12,7 +12,9 @@
  *   follower's calls and their answers, in order, where a broker exists.
  * Locks: `outpost:<name>` is held by the engine (the same lock that guards the OPFS files);
  * `outpost-tab:<name>:<clientId>` is held by each follower for its whole life, so the engine
- * learns of its death (and rolls back its transaction) by being granted that lock.
+ * learns of its death (and rolls back its transaction) by being granted that lock;
+ * `outpost-engine:<name>:<engineId>` is held by each engine until it has said its last word
+ * (`engineLockName`), so a follower learns when it has finished.
  *
  * A call names the engine it is meant for (`engineId`); an engine ignores calls for another,
  * so a call sent to an engine that died is never run by its successor behind its sender's back.
@@ -163,6 +165,12 @@ export function fromLocalResult([engineId, callId, ok, value, inTransaction, tab
 /** Methods whose calls are recorded (call-log.ts); others that change data reject OUTCOME_UNKNOWN after a crash. */
 export const RECORDED_METHODS: ReadonlySet<string> = new Set(['exec', 'run', 'batch']);
 
+/**
+ * Held by an engine from before it announces itself until it has sent its last message (after
+ * `closed`), or until its worker dies: a context granted it knows that engine has finished, and
+ * that a message naming it is stale.
+ */
+export const engineLockName = (name: string, engineId: string): string => `outpost-engine:${name}:${engineId}`;
 /** Held by a broker for its whole life: a context learns of its death by being granted it. */
 export const brokerLockName = (name: string, brokerId: string): string => `outpost-broker:${name}:${brokerId}`;
 /** The SharedWorker's name: one broker per database and origin. */

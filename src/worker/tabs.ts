@@ -8,22 +8,22 @@
  * one thread each way, as the engine tab's own does. When the engine dies or closes, the lock
  * passes to the next waiting seat, which opens the engine: hand-over needs no action from the app.
  *
- * Every call settles:
- * - Sent to no engine yet (none known, or between engines): it waits for the next one, which
- *   exists as long as any context is waiting for the lock (every follower is).
- * - Sent to an engine that died without saying it received it (`accepted`, posted before it
- *   starts a call): it never ran, and goes to the next engine.
- * - Taken by an engine that died before answering: a plain read (`isRetriable`) is sent to the
- *   next engine. A write the engine recorded (`exec`, `run`, `batch`: call-log.ts writes its id
- *   inside its transaction) is looked up on the next engine: committed, it resolves with its
- *   recorded result; not committed, it is sent to the new engine, once. Anything else (a
- *   `query` with RETURNING, `import`, sync calls, a write the engine said it ran unrecorded)
- *   rejects with `OutpostError('OUTCOME_UNKNOWN')`, never retried. A call inside this tab's
- *   transaction rejects with `TRANSACTION_LOST` (the transaction died with its engine, and
- *   later calls of it fail too until `Database` rolls it back), unless it was the COMMIT and
- *   the records show it committed.
- * - The engine closing in order answers `not-run` to calls it had not started: they go to the
+ * Calls go to the current engine until it has finished: it said `closed` (after answering every
+ * call it took), or its engine lock (`engineLockName`) was granted to this context (it crashed).
+ * Only then is another engine taken: an announcement that comes earlier, by another road, may
+ * be stale, and the current engine may still answer. Every call settles:
+ * - Sent to no engine yet: it waits for the next one, which exists as long as any context is
+ *   waiting for the lock (every follower is).
+ * - Not run by an engine that finished in order (`not-run`, or never reached it): it goes to the
  *   next engine, nothing is lost or doubled.
+ * - Sent to an engine that crashed without saying it received it (`accepted`, posted before it
+ *   starts a call): it never ran, and goes to the next engine. Taken and not answered: a plain
+ *   read (`isRetriable`) goes to the next engine; a recorded write (`exec`, `run`, `batch`:
+ *   call-log.ts) is looked up there, resolving with its recorded result if it committed, else
+ *   sent there once; anything else (a `query` with RETURNING, `import`, sync calls, a write run
+ *   unrecorded) rejects `OutpostError('OUTCOME_UNKNOWN')`. A call inside this tab's transaction
+ *   rejects `TRANSACTION_LOST` (later calls of it too, until `Database` rolls it back), unless
+ *   it was the COMMIT and the records show it committed.
  * - The engine fell silent (a frozen tab keeps its lock): after `timeoutMs` without a sign of
  *   life, a call it had not accepted rejects `ENGINE_UNRESPONSIVE` (the engine refuses to start
  *   it later: `expired`), one it had accepted `OUTCOME_UNKNOWN` (checkSilence).
@@ -36,7 +36,7 @@ import { EarlyEvents } from './early-events.js';
 import { type BrokerPort, deserializeError } from './protocol.js';
 import type { LinkPort } from './worker-link.js';
 import type { BrokerMessage, BrokerRequest, LocalCall, SeatEvent, SeatRequest, TabMessage, TabReply } from './tabs-protocol.js';
-import { HEARTBEAT_MS, MIN_TAB_TIMEOUT_MS, RECORDED_METHODS, UNQUEUED_METHODS, brokerLockName, channelName, clientLockName } from './tabs-protocol.js';
+import { HEARTBEAT_MS, MIN_TAB_TIMEOUT_MS, RECORDED_METHODS, UNQUEUED_METHODS, brokerLockName, channelName, clientLockName, engineLockName } from './tabs-protocol.js';
 import { fromLocalResult, isRetriable, outcomeUnknown, replyChannelName, silentOutcomeUnknown, transactionLost, unresponsive } from './tabs-protocol.js';
 
 const UNHEARD_PROGRESS_MAX = 1000;
@@ -68,10 +68,7 @@ interface PendingCall {
   parts?: RowParts | undefined;
 }
 
-/**
- * The engine is reached over a port (`link`: this context's seat port when `own`, else a port
- * from the broker) or over the broadcast (null).
- */
+/** The engine is reached over a port (`link`: the seat's line when `own`, else the broker's) or the broadcast (null). */
 type State =
   | { kind: 'waiting' }
   | { kind: 'remote'; engineId: string; link: LinkPort | null; own: boolean }
@@ -83,7 +80,12 @@ export class SharedDriver {
   private readonly channel: BroadcastChannel;
   private readonly replies: BroadcastChannel;
   private readonly pending = new Map<number, PendingCall>();
+  /** Engines that have finished (header): nothing more comes from them. */
   private readonly retired = new Set<string>();
+  /** Engines whose lock this context waits for (`watchEngine`). */
+  private readonly watching = new Set<string>();
+  /** An engine that showed itself before the current one finished: taken once it has, unless it finished first. */
+  private candidate: { engineId: string; link: LinkPort | null } | null = null;
   /** Ports to engines, from the broker, by engine id. */
   private readonly links = new Map<string, MessagePort>();
   /** The engine last announced on the channel as registered with our broker: its port is coming. */
@@ -108,10 +110,7 @@ export class SharedDriver {
   private readySettled = false;
   /** This context is opening the engine (a slow open is not a silent engine). */
   private opening = false;
-  /**
-   * This context's own worker has started its seat. Until then no silence counts: loading the
-   * worker's scripts can take seconds on a busy machine, and is not an engine falling silent.
-   */
+  /** This context's own worker has started its seat: no silence counts before (loading scripts can take seconds). */
   private seatStarted = false;
   /** When the current (or awaited) engine was last heard from. */
   private lastHeardAt = Date.now();
@@ -298,8 +297,17 @@ export class SharedDriver {
    * own engine), or over the channel when null.
    */
   private engineReady(engineId: string, link: LinkPort | null): void {
-    if (this.state.kind === 'closed' || this.state.kind === 'failed') return;
+    if (this.state.kind === 'closed' || this.state.kind === 'failed' || this.retired.has(engineId)) return;
     if (this.state.kind === 'remote' && this.state.engineId === engineId) return;
+    this.watchEngine(engineId);
+    const current = this.currentEngine;
+    if (current !== null && current !== engineId && !this.retired.has(current)) {
+      // The current engine may still answer calls it took: their outcomes are known once it
+      // has finished (`finished`), and then this one is taken, unless it finished first.
+      this.candidate = { engineId, link };
+      return;
+    }
+    if (this.candidate?.engineId === engineId) this.candidate = null;
     this.engineChanged(engineId);
     this.state = { kind: 'remote', engineId, link, own: engineId === this.ownEngine };
     const early = this.early.take(engineId);
@@ -323,9 +331,8 @@ export class SharedDriver {
     if (message.type === 'alive' || message.type === 'engine' || message.type === 'tables') {
       if (this.state.kind !== 'remote' || message.engineId === this.state.engineId) this.lastHeardAt = Date.now();
     }
-    if (message.type === 'electing') {
-      if (!this.retired.has(message.engineId)) this.engineChanging(message.engineId);
-    } else if (message.type === 'engine') {
+    // An election says nothing certain of the current engine (it may be stale): see the header.
+    if (message.type === 'engine') {
       // Our own worker's engine is called over the seat port, which says when it is ready.
       if (message.engineId === this.ownEngine || (message.ownerId !== undefined && message.ownerId === this.clientId)) return;
       if (this.retired.has(message.engineId)) return;
@@ -349,49 +356,67 @@ export class SharedDriver {
     }
   }
 
-  /** Another engine is taking over: send nothing more to the current one. */
-  private engineChanging(engineId: string): void {
-    if (this.state.kind === 'remote' && this.state.engineId !== engineId) this.state = { kind: 'waiting' };
+  /** Learns when engine `engineId` has finished (`engineLockName`); asked once it showed itself, when it holds its lock. */
+  private watchEngine(engineId: string): void {
+    if (this.watching.has(engineId)) return;
+    this.watching.add(engineId);
+    void navigator.locks.request(engineLockName(this.name, engineId), { signal: this.stopWaiting.signal }, () => this.finished(engineId, false)).catch(() => {});
   }
 
   /**
-   * The engine `engineId` is ready: settle or re-queue what the previous one held (header).
-   * Deciding only now, not when the election starts, leaves the previous engine's last answers
-   * (and its `closed`) time to arrive: the new engine has had to open the database first.
+   * Engine `engineId` has finished: in order (`closed`: it answered every call it took, the
+   * others never reached it, and go to the next engine) or not (its lock was granted first: it
+   * crashed). What a crashed engine took is settled when the next one is ready
+   * (`engineChanged`), which leaves its last answers time to arrive.
    */
+  private finished(engineId: string, inOrder: boolean): void {
+    if (this.retired.has(engineId)) return;
+    this.retired.add(engineId);
+    this.dropLink(engineId);
+    if (engineId === this.ownEngine) this.ownEngine = null;
+    if (this.candidate?.engineId === engineId) this.candidate = null;
+    const wasCurrent = this.currentEngine === engineId;
+    if (wasCurrent && this.inTransaction) {
+      // This tab's transaction lived there: rolled back, or gone with the engine.
+      this.inTransaction = false;
+      this.transactionLost = true;
+      for (const call of this.pending.values()) if (!UNQUEUED_METHODS.has(call.method)) call.inLostTransaction = true;
+    }
+    for (const call of this.pending.values()) {
+      // Asked an engine that is gone: the records are still there for the next one.
+      if (call.ask === engineId) call.ask = 'waiting';
+      else if (inOrder && call.sentTo === engineId && call.ask === null) this.resend(call);
+    }
+    if (!wasCurrent) return this.flush();
+    if (this.state.kind === 'remote') this.state = { kind: 'waiting' };
+    const next = this.candidate;
+    // The next engine, if it showed itself already; else whoever runs it now says so.
+    if (next) this.engineReady(next.engineId, next.link);
+    else if (!this.closed()) this.channel.postMessage({ type: 'hello' } satisfies TabMessage);
+  }
+
+  /** The engine `engineId` is ready, and the previous one has finished: settle what a crash left (header). */
   private engineChanged(engineId: string): void {
     const previous = this.currentEngine;
     if (previous === engineId) return;
     this.currentEngine = engineId;
     if (previous === null) return;
-    this.retired.add(previous);
-    this.dropLink(previous);
-    const lostTransaction = this.inTransaction;
-    if (lostTransaction) {
-      this.inTransaction = false;
-      this.transactionLost = true;
-    }
     for (const [callId, call] of this.pending) {
-      // Asked an engine that died too: the records are still there for the next one.
-      if (call.ask !== null) {
-        call.ask = 'waiting';
-        continue;
-      }
+      if (call.ask !== null) continue;
       // Inside a lost transaction, a call not sent yet must not run outside it on the new engine.
-      const inLostTransaction = lostTransaction && !UNQUEUED_METHODS.has(call.method);
-      if (call.sentTo !== previous && !inLostTransaction) continue;
-      if (!inLostTransaction && (!call.accepted || isRetriable(call.method, call.args))) {
+      const lost = call.inLostTransaction;
+      if (call.sentTo !== previous && !lost) continue;
+      if (!lost && (!call.accepted || isRetriable(call.method, call.args))) {
         this.resend(call);
         continue;
       }
       if (call.sentTo === previous && call.accepted && call.recorded) {
         // The new engine can tell from the records whether it committed (flush asks).
         call.ask = 'waiting';
-        call.inLostTransaction = inLostTransaction;
         continue;
       }
       this.pending.delete(callId);
-      call.reject(inLostTransaction ? transactionLost(this.name) : outcomeUnknown(this.name, call.method));
+      call.reject(lost ? transactionLost(this.name) : outcomeUnknown(this.name, call.method));
     }
   }
 
@@ -523,15 +548,8 @@ export class SharedDriver {
       return;
     }
     if (reply.type === 'closed') {
-      const wasCurrent = this.isCurrent(reply.engineId);
-      this.retired.add(reply.engineId);
-      this.dropLink(reply.engineId);
-      if (reply.engineId === this.ownEngine) this.ownEngine = null;
       // Every call it took has been answered before this: the others never reached it.
-      for (const call of this.pending.values()) if (call.sentTo === reply.engineId) this.resend(call);
-      // Read after its successor took over (it came by another road), it must not unseat that one.
-      if (wasCurrent) this.state = { kind: 'waiting' };
-      this.flush();
+      this.finished(reply.engineId, true);
       return;
     }
     if (reply.type === 'result' && reply.tables && this.isCurrent(reply.engineId)) this.listener?.(reply.tables);
@@ -552,6 +570,7 @@ export class SharedDriver {
       // The engine is closing: the call goes to the next one, which may be current already
       // (this came by another road than its announcement) and may have been asked about it.
       this.resend(call);
+      // Its `closed` follows on this road: the next engine is taken then (`finished`).
       if (this.isCurrent(reply.engineId)) this.state = { kind: 'waiting' };
       else this.flush();
       return;

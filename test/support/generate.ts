@@ -31,10 +31,17 @@ function scramble(seed: number): number {
   return h >>> 0;
 }
 
+/**
+ * `OUTPOST_SEED` in the browser project, where there is no `process`: written into the code by
+ * vite.config.ts (`define`), also inside the tabs' workers and frames, which Vitest's `inject`
+ * does not reach. Undeclared in the node project.
+ */
+declare const __OUTPOST_SEED__: string | undefined;
+
 /** The seed of a generated test: `OUTPOST_SEED` when set, else one that changes per run. */
 export function testSeed(): number {
-  // The browser project has no `process`.
-  const fixed = typeof process === 'undefined' ? undefined : process.env.OUTPOST_SEED;
+  // Without the browser's constant, a browser test's printed seed did not replay: each run drew a new one.
+  const fixed = typeof process === 'undefined' ? (typeof __OUTPOST_SEED__ === 'string' ? __OUTPOST_SEED__ : undefined) : process.env.OUTPOST_SEED;
   return fixed ? Number(fixed) : Math.floor(Math.random() * 1_000_000);
 }
 
