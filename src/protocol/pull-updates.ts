@@ -310,8 +310,8 @@ const PREFIX_BYTES_READ_MAX = 6;
 
 /**
  * A message's varint length prefix at `bytes[at]`; null when `bytes` ends inside it. Refuses a
- * prefix that is too long and a message over 16 MiB. It reads the buffer in place (one call
- * per message of a pull: a byte-reading callback cost about a tenth of a worker's parsing).
+ * prefix that is too long and a message over 16 MiB. It reads the buffer in place, not through
+ * a callback per byte; a prefix cut between two pieces is read from a copy of its first bytes.
  */
 function readLengthPrefix(bytes: Uint8Array, at: number): { length: number; prefixBytes: number } | null {
   let length = 0;
