@@ -1,11 +1,12 @@
 /**
  * One bootstrap in its own process, so that its memory is its own (bench/sync.ts starts it):
- * `tsx bench/bootstrap-child.ts <outpost|official> <url> <database path> [Outpost source root]`.
+ * `tsx bench/bootstrap-child.ts <outpost|official> <url> <database path> [Outpost checkout root]`.
  * Prints one JSON line: the time, and the peak RSS and JS memory (heap + external) above the
  * process's idle level (measured after the client's code and engine are loaded, before the
- * bootstrap). The source root lets the bench run an older Outpost beside this one.
+ * bootstrap). Outpost runs from a checkout's build (`builtNodeEntry`), as users run it; the
+ * checkout root lets the bench run an older Outpost beside this one.
  */
-import { type ChildSample, measure } from './child-sample.js';
+import { type ChildSample, builtNodeEntry, measure } from './child-sample.js';
 
 export interface BootstrapSample extends ChildSample {
   idleRssBytes: number;
@@ -16,8 +17,8 @@ if (!client || !url || !path) throw new Error('usage: bootstrap-child.ts <outpos
 
 let bootstrap: () => Promise<() => Promise<void>>;
 if (client === 'outpost') {
-  // Imported by path, so the same script runs an older checkout's source too.
-  const { open } = (await import(`${root ?? new URL('..', import.meta.url).pathname}/src/node/index.js`)) as typeof import('../src/node/index.js');
+  // Imported by path, so the same script runs an older checkout's build too.
+  const { open } = (await import(builtNodeEntry(root ?? new URL('..', import.meta.url).pathname))) as typeof import('../src/node/index.js');
   // Loads the engine (WASM) before the idle level is taken.
   const warm = await open(':memory:');
   await warm.close();

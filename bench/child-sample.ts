@@ -6,6 +6,8 @@
  * last line; the parent runs it with `runChild` and folds the runs with `summarise`.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { resourceUsage } from 'node:process';
 import { promisify } from 'node:util';
 
@@ -54,11 +56,28 @@ export async function measure<T>(op: () => Promise<T>, rss: 'lifetime' | 'sample
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     poll();
-    if (rss === 'lifetime') peakRss = resourceUsage().maxRSS * 1024;
+    if (rss === 'lifetime') peakRss = lifetimePeakRssBytes();
     return { sample: { ms, cpuMs: (cpu.user + cpu.system) / 1000, rssAboveIdleBytes: peakRss - idleRss, jsAboveIdleBytes: peakJs - idleJs }, result, idleRssBytes: idleRss };
   } finally {
     clearInterval(sampler);
   }
+}
+
+/**
+ * The process's own peak RSS. Linux's `getrusage` (`resourceUsage().maxRSS`) carries over the
+ * peak of the parent that spawned the process: libuv spawns with a shared address space until
+ * exec, and exec folds that space's peak into the child's. A child of a 544 MiB bench process
+ * read 504 MiB there with 39 MiB resident, which made every bootstrap look 230-370 MiB above
+ * idle. VmHWM in /proc is the peak of the process's own address space; elsewhere getrusage.
+ */
+function lifetimePeakRssBytes(): number {
+  try {
+    const hwm = /^VmHWM:\s*(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (hwm) return Number(hwm[1]) * 1024;
+  } catch {
+    // Not Linux.
+  }
+  return resourceUsage().maxRSS * 1024;
 }
 
 /** Runs `script` (next to this file) in a fresh Node process with `args`; its last output line, parsed. */
@@ -76,4 +95,24 @@ export function summarise(samples: ChildSample[]): SampleSummary {
     jsAboveIdleBytes: Math.max(...samples.map((x) => x.jsAboveIdleBytes)),
     runs: samples.length,
   };
+}
+
+/**
+ * The Node entry of the built package under `root` (a checkout), as users run it: loading the
+ * TypeScript sources through tsx instead, in the process and again in the engine's thread, cost
+ * a 1 MB bootstrap about 300 ms and 10-25 MiB more than the build did. Refuses a build older
+ * than any source file (run `npm run build` in that checkout).
+ */
+export function builtNodeEntry(root: string): string {
+  const entry = join(root, 'dist/node/index.js');
+  let builtMs: number;
+  try {
+    builtMs = statSync(entry).mtimeMs;
+  } catch {
+    throw new Error(`${entry} is missing: run npm run build in ${root}`);
+  }
+  const newest = (dir: string): number =>
+    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
+  if (newest(join(root, 'src')) > builtMs) throw new Error(`${entry} is older than ${root}/src: run npm run build there`);
+  return entry;
 }

@@ -13,13 +13,14 @@
  * medians over rounds. --profile DIR takes CPU profiles (bench/profile.ts) of the page and its
  * workers over each tree's `SELECT 1` calls, from pages built unminified, into DIR/<tree>-<round>-*.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright';
 import { chromiumPath } from '../scripts/chromium.js';
 import { serveCheckoutPage } from './checkout.js';
 import { WorkerProfiler, saveProfiles } from './profile.js';
+import { treeCpuMs } from './tree-cpu.js';
 
 interface Args {
   base?: string | undefined;
@@ -63,42 +64,6 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-/**
- * CPU milliseconds (user + system) used so far by every process descended from this one: the
- * Chromium this bench started (browser, renderers, their threads: the page and its workers, and
- * the browser process that carries BroadcastChannel, Web Locks and OPFS). On a loaded machine
- * this is steadier than wall time. Linux only (/proc); NaN elsewhere. Ticks are 10 ms, so a
- * measured section should take hundreds of them.
- */
-function treeCpuMs(): number {
-  let procs: string[];
-  try {
-    procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return Number.NaN;
-  }
-  const parentOf = new Map<number, number>();
-  const ticksOf = new Map<number, number>();
-  for (const pid of procs) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      // Fields after the command (which may hold spaces) in parentheses: state ppid ... utime(14) stime(15) cutime cstime.
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      parentOf.set(Number(pid), Number(rest[1]));
-      ticksOf.set(Number(pid), Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]));
-    } catch {
-      // The process ended while the list was read.
-    }
-  }
-  const descends = (pid: number): boolean => {
-    for (let p = parentOf.get(pid); p !== undefined && p > 1; p = parentOf.get(p)) if (p === process.pid) return true;
-    return false;
-  };
-  let ticks = 0;
-  for (const [pid, t] of ticksOf) if (descends(pid)) ticks += t;
-  // USER_HZ is 100 on every Linux this runs on.
-  return ticks * 10;
-}
 
 interface Round {
   select1Ms: number;

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --out FILE] [--runs N] [--quick] [--configs a,b] [--no-node] [--no-tabs] [--tabs-only] [--bootstrap-only] [--profile DIR]`
+ * `npm run bench [-- --out FILE] [--runs N] [--quick] [--configs a,b] [--no-node] [--no-tabs] [--tabs-only] [--bootstrap-only] [--browser-bootstrap-only] [--profile DIR]`
  *
  * Builds the benchmark page (bench/page) with Vite and serves it on 127.0.0.1, with COOP/COEP headers
  * because Turso's WASM engine needs SharedArrayBuffer (Outpost does not; the headers do not
@@ -9,6 +9,8 @@
  * writes JSON: { machine, configs, results: { test: { config: { ms, runs, ... } } } }.
  *
  * --quick is the smoke run `npm test` uses: one run of a few tests at a small scale.
+ * The sync part's Node children (the 200 MB bootstrap, the large pull) run Outpost's build:
+ * `npm run build` first (bench/child-sample.ts `builtNodeEntry` refuses a stale one).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -71,6 +73,8 @@ export interface Options {
   sync: boolean;
   /** Of the sync part, only the 200 MB bootstraps (Node and browser). */
   bootstrapOnly?: boolean;
+  /** Of those, only the browser's (with `--profile`: its page and worker profiled). */
+  browserBootstrapOnly?: boolean;
   load: boolean;
   /** The multi-tab figures (bench/tabs.ts): hand-overs, round trips, watch latency. */
   tabs: boolean;
@@ -98,6 +102,7 @@ export function parseArgs(argv: string[]): Options {
     else if (a === '--tabs-only') Object.assign(opts, { configs: [], node: false, api: false, sync: false, load: false, tabs: true });
     else if (a === '--profile') opts.profileDir = next();
     else if (a === '--bootstrap-only') Object.assign(opts, { configs: [], node: false, api: false, sync: true, bootstrapOnly: true, load: false, tabs: false });
+    else if (a === '--browser-bootstrap-only') Object.assign(opts, { configs: [], node: false, api: false, sync: true, bootstrapOnly: true, browserBootstrapOnly: true, load: false, tabs: false });
     else if (a === '--scale') opts.scale = Number(next());
     else if (a === '--only') opts.only = new Set(next().split(','));
     else if (a === '--timeout') opts.timeoutMs = Number(next()) * 1000;
@@ -287,6 +292,7 @@ export async function runBench(opts: Options): Promise<BenchReport> {
     }
     if (opts.sync) {
       process.stderr.write('browser: a 200 MB bootstrap, time and page + worker memory\n');
+      profileLabel = 'browser-bootstrap';
       report.browserBootstrap = await runBrowserBootstrapBench(page, 200);
       process.stderr.write(`${browserBootstrapTable(report.browserBootstrap)}\n`);
     }
@@ -299,7 +305,7 @@ export async function runBench(opts: Options): Promise<BenchReport> {
     rmSync(outDir, { recursive: true, force: true });
   }
 
-  if (opts.sync) {
+  if (opts.sync && !opts.browserBootstrapOnly) {
     if (!opts.bootstrapOnly) {
       process.stderr.write('sync: 20 MB bootstrap and one-row pull\n');
       report.sync = await runSyncBench(20);

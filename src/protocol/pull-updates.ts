@@ -235,8 +235,6 @@ export class PullStreamReader {
   private buffer: Uint8Array = new Uint8Array(0);
   private offset = 0;
   header: PullHeader | null = null;
-  /** The `i`th byte not read yet. */
-  private readonly unreadByte = (i: number): number => this.buffer[this.offset + i]!;
 
   push(chunk: Uint8Array): PageData[] {
     const pages: PageData[] = [];
@@ -283,7 +281,7 @@ export class PullStreamReader {
 
   private nextMessage(): Uint8Array | null {
     const buffer = this.buffer;
-    const prefix = readLengthPrefix(buffer.length - this.offset, this.unreadByte);
+    const prefix = readLengthPrefix(buffer, this.offset);
     if (!prefix) return null;
     const at = this.offset + prefix.prefixBytes;
     if (at + prefix.length > buffer.length) return null;
@@ -297,22 +295,30 @@ export class PullStreamReader {
  * prefix may itself be cut), or null when all of `next` is not enough.
  */
 function bytesToComplete(rest: Uint8Array, next: Uint8Array): number | null {
-  const prefix = readLengthPrefix(rest.length + next.length, (i) => (i < rest.length ? rest[i]! : next[i - rest.length]!));
+  // The prefix's first bytes, joined: readLengthPrefix never reads more than 6 of them.
+  const head = new Uint8Array(Math.min(PREFIX_BYTES_READ_MAX, rest.length + next.length));
+  head.set(rest.subarray(0, head.length));
+  if (rest.length < head.length) head.set(next.subarray(0, head.length - rest.length), rest.length);
+  const prefix = readLengthPrefix(head, 0);
   if (!prefix) return null;
   const total = prefix.prefixBytes + prefix.length;
   return total <= rest.length + next.length ? total - rest.length : null;
 }
 
+/** The most bytes readLengthPrefix reads: the sixth continues past 35 bits and is refused. */
+const PREFIX_BYTES_READ_MAX = 6;
+
 /**
- * A message's varint length prefix, read from `available` bytes through `byteAt`; null when
- * they end inside it. Refuses a prefix that is too long and a message over 16 MiB.
+ * A message's varint length prefix at `bytes[at]`; null when `bytes` ends inside it. Refuses a
+ * prefix that is too long and a message over 16 MiB. It reads the buffer in place, not through
+ * a callback per byte; a prefix cut between two pieces is read from a copy of its first bytes.
  */
-function readLengthPrefix(available: number, byteAt: (i: number) => number): { length: number; prefixBytes: number } | null {
+function readLengthPrefix(bytes: Uint8Array, at: number): { length: number; prefixBytes: number } | null {
   let length = 0;
   let shift = 0;
   for (let i = 0; ; ) {
-    if (i >= available) return null;
-    const b = byteAt(i++);
+    if (at + i >= bytes.length) return null;
+    const b = bytes[at + i++]!;
     length += (b & 0x7f) * 2 ** shift;
     if (b < 0x80) {
       if (length > 16 * 1024 * 1024) throw new ProtocolError(`pull-updates message of ${length} bytes is too large`);
@@ -338,12 +344,41 @@ function decodeHeader(bytes: Uint8Array): PullHeader {
   };
 }
 
+/** The bytes that start a page field of `PAGE_BYTES` (field 2, wire type 2, length 4096 as a varint). */
+const PAGE_FIELD_START = [0x12, 0x80, 0x20] as const;
+
 /**
- * Decodes one `PageData` message by hand: it is the bulk of every pull (one per page), and
- * protobufjs's generic decode and `toObject` cost more than the bytes themselves. The page is a
- * view into `bytes`, not a copy. Unknown fields are skipped, as protobuf requires.
+ * Decodes one `PageData` message: it is the bulk of every pull (one per page). The layout every
+ * server writes (encodePage's: the page id as field 1, left out when 0, then the page as field
+ * 2) is read straight; any other is left to `decodePageFields`, which gives the same result for
+ * this layout, so the shortcut changes no answer, only its cost.
  */
 function decodePage(bytes: Uint8Array): PageData {
+  let at = 0;
+  let pageId = 0;
+  if (bytes[0] === 0x08) {
+    at = 1;
+    for (let shift = 0; ; shift += 7) {
+      // Longer than readVarint takes, or cut: the general decoder says what is wrong.
+      if (shift >= 56 || at >= bytes.length) return decodePageFields(bytes);
+      const b = bytes[at++]!;
+      pageId += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) break;
+    }
+  }
+  const [f0, f1, f2] = PAGE_FIELD_START;
+  if (at + 3 + PAGE_BYTES === bytes.length && bytes[at] === f0 && bytes[at + 1] === f1 && bytes[at + 2] === f2 && Number.isSafeInteger(pageId)) {
+    return { pageId, page: bytes.subarray(at + 3) };
+  }
+  return decodePageFields(bytes);
+}
+
+/**
+ * Decodes one `PageData` message by hand, field by field (protobufjs's generic decode and
+ * `toObject` cost more than the bytes themselves). The page is a view into `bytes`, not a copy.
+ * Unknown fields are skipped, as protobuf requires.
+ */
+function decodePageFields(bytes: Uint8Array): PageData {
   const cursor = { at: 0 };
   let pageId = 0;
   let page: Uint8Array | null = null;

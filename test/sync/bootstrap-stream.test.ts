@@ -125,6 +125,18 @@ describe.each(backends)('streamed bootstrap, $name backend', ({ base }) => {
     expect(sameBytes(await readFile(directory, DB_FILE), await serverImage())).toBe(true);
   }, 120_000);
 
+  test('the main file takes its whole size before the first page is written, so no page write extends it', async () => {
+    const watching = new CountingDisk(base());
+    const db = await openDb(watching.process());
+    await db.close();
+    const writes = watching.mainFile.filter((op) => op.kind === 'write');
+    expect(writes.length).toBeGreaterThan(BOOTSTRAP_CHUNK_PAGES / 256);
+    const image = await serverImage();
+    // The first change to the main file is the truncation to the image's size.
+    expect(watching.mainFile[0]).toEqual({ kind: 'truncate', end: image.length, sizeBefore: 0 });
+    expect(writes.filter((w) => w.end > w.sizeBefore)).toEqual([]);
+  }, 120_000);
+
   test('an answer that breaks off mid-page fails the bootstrap cleanly; the next pull bootstraps whole', async () => {
     const directory = base();
     let pulls = 0;
@@ -206,9 +218,11 @@ describe.each(backends)('streamed bootstrap, $name backend', ({ base }) => {
   }, 300_000);
 });
 
-/** A CrashDisk that never crashes, counting the changes its processes make. */
+/** A CrashDisk that never crashes, counting the changes its processes make (and listing the main file's). */
 class CountingDisk {
   changes = 0;
+  /** Each write and truncation of the main file: where it ends, and the file's size before it. */
+  readonly mainFile: { kind: 'write' | 'truncate'; end: number; sizeBefore: number }[] = [];
   constructor(private readonly base: StorageDirectory) {}
   process(): StorageDirectory {
     const base = this.base;
@@ -221,10 +235,12 @@ class CountingDisk {
           size: () => file.size(),
           write: (src, offset) => {
             this.changes++;
+            if (name === DB_FILE) this.mainFile.push({ kind: 'write', end: offset + src.length, sizeBefore: file.size() });
             file.write(src, offset);
           },
           truncate: (n) => {
             this.changes++;
+            if (name === DB_FILE) this.mainFile.push({ kind: 'truncate', end: n, sizeBefore: file.size() });
             file.truncate(n);
           },
           flush: () => file.flush(),

@@ -3,6 +3,7 @@
  * into pieces anywhere: inside a length prefix, inside a page, at a message boundary, one byte
  * at a time. It must give the same header and pages as reading the answer whole.
  */
+import protobuf from 'protobufjs/light.js';
 import { describe, expect, test } from 'vitest';
 import { PAGE_BYTES, PullStreamReader, encodePage, encodePullHeader } from '../../src/protocol/pull-updates.js';
 import { int, rng, testSeed } from '../support/generate.js';
@@ -68,5 +69,38 @@ describe('PullStreamReader, an answer cut into pieces', () => {
     const reader = new PullStreamReader();
     reader.push(bytes.slice(0, bytes.length - 10));
     expect(() => reader.finish()).toThrow(/ended inside a message/);
+  });
+
+  test('a page message in any layout protobuf allows reads as protobufjs reads it (seeded)', () => {
+    const seed = testSeed();
+    const random = rng(seed);
+    const PageData = protobuf.Root.fromJSON({ nested: { PageData: { fields: { pageId: { type: 'uint64', id: 1 }, encodedPage: { type: 'bytes', id: 2 } } } } }).lookupType('PageData');
+    const varint = (n: number, extraBytes = 0): number[] => {
+      const out: number[] = [];
+      for (; n >= 0x80 || extraBytes > 0; n = Math.floor(n / 128)) {
+        if (n < 0x80) extraBytes--;
+        out.push((n % 128) | 0x80);
+      }
+      out.push(n);
+      return out;
+    };
+    for (let round = 0; round < 200; round++) {
+      const pageId = [0, int(random, 1, 300), int(random, 0, 2 ** 31), Math.floor(random() * Number.MAX_SAFE_INTEGER)][int(random, 0, 3)]!;
+      const page = new Uint8Array(PAGE_BYTES).map(() => int(random, 0, 255));
+      // Fields: the id (left out, once, or twice with the last one winning), the page, unknown fields, in any order, varints padded at random.
+      // Padding only up to the reader's 8-byte varints (longer ones it refuses, by design).
+      const id = (n: number): number[] => [0x08, ...varint(n, n < 2 ** 31 && int(random, 0, 1) ? int(random, 1, 2) : 0)];
+      const fields: number[][] = [[0x12, ...varint(PAGE_BYTES, int(random, 0, 1) ? 0 : int(random, 1, 2)), ...page]];
+      if (pageId !== 0 || int(random, 0, 1)) fields.push(id(pageId));
+      if (int(random, 0, 3) === 0) fields.unshift(id(int(random, 0, 1000)));
+      if (int(random, 0, 2) === 0) fields.splice(int(random, 0, fields.length), 0, [0x18, ...varint(int(random, 0, 2 ** 20))]);
+      if (int(random, 0, 3) === 0) fields.reverse();
+      const body = Uint8Array.from(fields.flat());
+      const expected = PageData.toObject(PageData.decode(body), { longs: Number }) as { pageId?: number; encodedPage: Uint8Array };
+      const reader = new PullStreamReader();
+      const pages = reader.push(Buffer.concat([encodePullHeader({ serverRevision: 'gen.1', dbSize: 1, applyMode: 0 }), Uint8Array.from(varint(body.length)), body]));
+      expect(pages.map((p) => p.pageId), `seed ${seed} round ${round}`).toEqual([expected.pageId ?? 0]);
+      expect(Buffer.from(pages[0]!.page).equals(Buffer.from(expected.encodedPage)), `seed ${seed} round ${round}`).toBe(true);
+    }
   });
 });
