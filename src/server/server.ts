@@ -39,7 +39,8 @@ import { isSyncPush } from '../protocol/turso-tables.js';
 import { type Grant, type Role, type TokenVerifier, authorize, createVerifier, verifyAuthorization } from './auth.js';
 import { nameFromGrant, resolveTarget } from './addressing.js';
 import { DatabaseCache } from './database-cache.js';
-import { RequestFront } from './front.js';
+import { RequestFront, checkedMetricsToken } from './front.js';
+import { PIPELINE_SLICE_MS, PipelineQueue } from './pipeline-queue.js';
 import { type HostedDatabase, type PullSlices, STREAMS_PER_HOLDER, STREAM_LIFETIME_MS, WITHOUT_SUBJECT } from './hosted-database.js';
 import { type CorsOrigins, HttpError, pathParts, readBody, send, sendJson } from './http.js';
 import { type LogFormat, type LogLevel, type Logger, createLogger } from './log.js';
@@ -154,6 +155,8 @@ export interface ServerOptions {
   pullSlices?: PullSlices;
   /** Told of each slice after which a pull's build yields, and of each finished build; for tests that observe the order of events. */
   pullEvents?: (event: 'slice' | 'built', database: string) => void;
+  /** How long the pipelines started in one turn of the event loop may run before pulls waiting on their sockets are served (default 1 ms; 0: one pipeline a turn; pipeline-queue.ts). */
+  pipelineSliceMs?: number;
   /** Page cache per open database in KiB (default 256). */
   cacheKiB?: number;
   durability?: 'normal' | 'full';
@@ -262,6 +265,8 @@ class SyncServer implements OutpostServer {
   private readonly heapLimited: Promise<void>;
   /** Whole pulls' answers kept for identical pulls (pull-share.ts). */
   private readonly pulls: SharedPulls;
+  /** Where pipelines wait, so that pulls are served first (pipeline-queue.ts). */
+  private readonly pipelines: PipelineQueue;
 
   constructor(
     private readonly options: ServerOptions,
@@ -277,9 +282,10 @@ class SyncServer implements OutpostServer {
     this.metrics = options.metrics === false ? null : new ServerMetrics(state, options.processMetrics !== false);
     this.pulls = new SharedPulls(path.join(options.dataDir, '.pulls'), Math.max(0, options.maxPullSpoolBytes ?? PULL_SPOOL_BYTES), this.answerIdleMs, { hit: () => this.metrics?.pullSpoolHits.inc(), kept: () => this.metrics?.pullSpoolKept.inc() });
     this.front = new RequestFront(
-      { log: this.log, metrics: this.metrics, corsOrigins: options.corsOrigins ?? '*', basePath: (options.basePath ?? '').replace(/\/+$/, ''), metricsToken: metricsTokenOf(options) },
+      { log: this.log, metrics: this.metrics, corsOrigins: options.corsOrigins ?? '*', basePath: (options.basePath ?? '').replace(/\/+$/, ''), metricsToken: checkedMetricsToken(options.metricsToken) },
       (req, res) => this.route(req, res),
     );
+    this.pipelines = new PipelineQueue({ sliceMs: Math.max(0, options.pipelineSliceMs ?? PIPELINE_SLICE_MS) });
     this.baseHost = options.baseHost ? options.baseHost.toLowerCase().replace(/^\.+|\.+$/g, '') : null;
     fs.mkdirSync(options.dataDir, { recursive: true });
     this.heapLimited = holdHeapLimit(this, options.maxHeapBytes ?? HEAP_BYTES_MAX);
@@ -519,18 +525,21 @@ class SyncServer implements OutpostServer {
       allow(grant, name, 'write');
       this.front.markPush(res);
     }
-    const db = await this.acquire(name, !readOnly);
-    try {
-      const answer = await db.inTurn(body, () => {
-        db.lastUsedMs = Date.now();
-        return db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true }, readOnly, streamHolder(grant, name));
-      });
-      if (cursor) send(res, 200, 'text/plain', cursorAnswer(answer));
-      else sendJson(res, 200, answer);
-      return 200;
-    } finally {
-      this.databases.release(db);
-    }
+    // Read and parsed, its SQL (and the open it may need) waits behind pulls (pipeline-queue.ts).
+    return this.pipelines.run(async () => {
+      const db = await this.acquire(name, !readOnly);
+      try {
+        const answer = await db.inTurn(body, () => {
+          db.lastUsedMs = Date.now();
+          return db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true }, readOnly, streamHolder(grant, name));
+        });
+        if (cursor) send(res, 200, 'text/plain', cursorAnswer(answer));
+        else sendJson(res, 200, answer);
+        return 200;
+      } finally {
+        this.databases.release(db);
+      }
+    });
   }
 
   /** `POST /admin/databases`: `{ "name": ... }`; 201 when created, 200 when it existed. */
@@ -580,16 +589,7 @@ function verifierFor(options: ServerOptions): TokenVerifier {
   });
 }
 
-function allow(grant: Grant | null, name: string | null, need: Role): void {
-  if (grant) authorize(grant, name, need);
-}
-
-/** The metrics token, checked: a short one would be guessed. */
-function metricsTokenOf(options: ServerOptions): string | null {
-  if (options.metricsToken === undefined) return null;
-  if (options.metricsToken.length < 16) throw new Error('the metrics token must be at least 16 characters');
-  return options.metricsToken;
-}
+function allow(grant: Grant | null, name: string | null, need: Role): void { if (grant) authorize(grant, name, need); }
 
 /** Whose share of the stream slots a request's stream takes (`StreamSlots`, hosted-database.ts). */
 function streamHolder(grant: Grant | null, database: string): string {
