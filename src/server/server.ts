@@ -265,7 +265,7 @@ class SyncServer implements OutpostServer {
   private readonly heapLimited: Promise<void>;
   /** Whole pulls' answers kept for identical pulls (pull-share.ts). */
   private readonly pulls: SharedPulls;
-  /** Where pipelines wait, so that pulls are served first (pipeline-queue.ts). */
+  /** Where a read and parsed pipeline waits, with the open it may need, so that pulls are served first (pipeline-queue.ts). */
   private readonly pipelines: PipelineQueue;
 
   constructor(
@@ -469,14 +469,15 @@ class SyncServer implements OutpostServer {
       if (request.clientRevision !== '' && request.serverRevision === '' && request.longPollTimeoutMs > 0 && db.isCurrent(request.clientRevision)) {
         await this.longPoll(db, Math.min(request.longPollTimeoutMs, this.longPollMsMax), res);
       }
-      // A build waits for a stream's open transaction to end, and a client gone meanwhile stops
-      // it; an identical whole pull's kept answer needs no build (pull-share.ts).
-      const gone = new AbortController();
-      const onClose = (): void => gone.abort(new HttpError(499, 'the client went away before its pull was built', 'CLOSED'));
+      // A build waits for a stream's open transaction to end, and a client gone meanwhile stops it
+      // (asked between slices: an AbortController per pull cost more than a small pull's answer);
+      // an identical whole pull's kept answer needs no build (pull-share.ts).
+      let gone: HttpError | null = null;
+      const onClose = (): void => void (gone ??= new HttpError(499, 'the client went away before its pull was built', 'CLOSED'));
       res.on('close', onClose);
       let answer;
       try {
-        answer = await this.pulls.answer(db, request, gone.signal);
+        answer = await this.pulls.answer(db, request, { throwIfAborted: () => { if (gone) throw gone; } });
       } finally {
         res.off('close', onClose);
       }
@@ -525,7 +526,6 @@ class SyncServer implements OutpostServer {
       allow(grant, name, 'write');
       this.front.markPush(res);
     }
-    // Read and parsed, its SQL (and the open it may need) waits behind pulls (pipeline-queue.ts).
     return this.pipelines.run(async () => {
       const db = await this.acquire(name, !readOnly);
       try {
