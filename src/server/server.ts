@@ -385,8 +385,7 @@ class SyncServer implements OutpostServer {
         server.off('error', reject);
         this.listening = true;
         this.front.markStarted();
-        // Listening on a TCP host and port, the address is never a pipe name or null.
-        const a = server.address() as AddressInfo;
+        const a = server.address() as AddressInfo; // Listening on a TCP host and port, never a pipe name or null.
         const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
         resolve({ host: a.address, port: a.port, url: `http://${host}:${a.port}` });
       });
@@ -560,9 +559,10 @@ class SyncServer implements OutpostServer {
     return status;
   }
 
-  /** The database pinned for this request (see `DatabaseCache`); 404 when it may not be created. */
+  /** The database pinned for this request (see `DatabaseCache`); 404 when it may not be created; 503 once close() began (a pipeline still queued, pipeline-queue.ts, must not open one again). */
   private async acquire(name: string, create: boolean): Promise<HostedDatabase> {
     await this.heapLimited;
+    if (this.closed) throw new HttpError(503, 'the server is shutting down', 'SHUTTING_DOWN');
     const db = await this.databases.acquire(name, create);
     if (!db) throw new HttpError(404, `database "${name}" does not exist`, 'DATABASE_NOT_FOUND');
     return db;

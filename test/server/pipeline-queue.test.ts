@@ -16,6 +16,7 @@
 import * as net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { RawHttpClient } from '../../bench/raw-http.js';
+import { PipelineQueue } from '../../src/server/pipeline-queue.js';
 import { PAGE_BYTES, PullStreamReader, encodePullRequest } from '../../src/protocol/pull-updates.js';
 import type { OutpostServer } from '../../src/server/server.js';
 import { rng, testSeed } from '../support/generate.js';
@@ -89,6 +90,40 @@ class Replica {
   }
 }
 
+describe('the pipeline queue', () => {
+  test('generated: pipelines start in the order queued, and one waiting on another\'s start does not hold the queue', async () => {
+    const seed = testSeed();
+    const random = rng(seed);
+    const queue = new PipelineQueue({ sliceMs: [0, 1, 5][Math.floor(random() * 3)]! });
+    const started: number[] = [];
+    const startedSignals = new Map<number, () => void>();
+    const whenStarted = new Map<number, Promise<void>>();
+    const count = 20 + Math.floor(random() * 60);
+    for (let i = 0; i < count; i++) whenStarted.set(i, new Promise((resolve) => startedSignals.set(i, resolve)));
+    const runs: Promise<number>[] = [];
+    for (let i = 0; i < count; i++) {
+      // Some wait for a later pipeline to start (as a stream's request waits for its turn), some for a timer, some not at all.
+      const kind = random();
+      const later = i + 1 + Math.floor(random() * 5);
+      const delayMs = Math.floor(random() * 3);
+      runs.push(
+        queue.run(async () => {
+          started.push(i);
+          startedSignals.get(i)!();
+          if (kind < 0.3 && later < count) await whenStarted.get(later);
+          else if (kind < 0.5) await new Promise((resolve) => setTimeout(resolve, delayMs));
+          return i;
+        }),
+      );
+      // Pipelines also arrive while others run.
+      if (random() < 0.2) await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(await Promise.all(runs), `seed ${seed}`).toEqual(Array.from({ length: count }, (_, i) => i));
+    expect(started, `seed ${seed}`).toEqual(Array.from({ length: count }, (_, i) => i));
+    expect(queue.length).toBe(0);
+  });
+});
+
 describe('pulls before pipelines', () => {
   let server: OutpostServer | null = null;
   afterEach(async () => {
@@ -138,17 +173,16 @@ describe('pulls before pipelines', () => {
     const acknowledged = new Map<string, { db: string; seqs: number[] }>();
     let writersLeft = 0;
 
-    const writer = async (name: string, db: string, plan: ('one' | 'pipelined' | 'stream')[]): Promise<void> => {
+    const writer = async (name: string, db: string, plan: { kind: 'one' | 'pipelined' | 'stream'; count: number }[]): Promise<void> => {
       const done: number[] = [];
       acknowledged.set(name, { db, seqs: done });
       let seq = 0;
-      for (const kind of plan) {
+      for (const { kind, count } of plan) {
         if (kind === 'one') {
           const answer = await client.send(client.encode(at(db, 'v2/pipeline'), pushBody(name, seq), null));
           expect(answer.status, `seed ${seed}: ${answer.body.toString().slice(0, 200)}`).toBe(200);
           done.push(seq++);
         } else if (kind === 'pipelined') {
-          const count = 2 + Math.floor(random() * 4);
           const seqs = Array.from({ length: count }, () => seq++);
           const answers = await pipelined(port, seqs.map((s) => client.encode(at(db, 'v2/pipeline'), pushBody(name, s), null)));
           for (const answer of answers) expect(answer.status, `seed ${seed}: ${answer.body.toString().slice(0, 200)}`).toBe(200);
@@ -175,7 +209,8 @@ describe('pulls before pipelines', () => {
     };
 
     const writers = Array.from({ length: 3 + Math.floor(random() * 4) }, (_, i) => {
-      const plan = Array.from({ length: 4 + Math.floor(random() * 8) }, () => pick(['one', 'one', 'pipelined', 'stream'] as const));
+      // Drawn before anything runs, so a seed replays the same plan whatever the timing.
+      const plan = Array.from({ length: 4 + Math.floor(random() * 8) }, () => ({ kind: pick(['one', 'one', 'pipelined', 'stream'] as const), count: 2 + Math.floor(random() * 4) }));
       return { name: `w${i}`, db: pick(databases), plan };
     });
     const followers = Array.from({ length: 2 + Math.floor(random() * 4) }, () => ({ db: pick(databases), longPollMs: pick([0, 0, 50, 200]) }));
