@@ -21,6 +21,8 @@
  *   longer) instead of for every pipeline ahead of it.
  * - A pipeline that waits for something outside the thread (a stream's turn, a timer) does not
  *   hold the queue: the slice after it starts the next pipeline whether or not it finished.
+ * - Every turn of the loop starts at least one pipeline, so pulls, however many, cannot starve
+ *   pipelines: they only go first.
  *
  * The cost is one extra turn of the event loop per slice (an `epoll_wait` that does not block)
  * and, for a pipeline on an idle server, that turn's delay (microseconds).
