@@ -9,7 +9,8 @@
  * beside its target, and the same workload against `turso --sync-server` (which hosts a single
  * database). With `LOAD_BASELINE=DIR` (a checkout's root, whose `src/server/cli.ts` is run), a
  * baseline server runs the same workload right after each Outpost row, so before/after figures
- * come from one run. Requests go over kept-alive sockets written by hand (raw-http.ts: the bytes
+ * come from one run (`LOAD_BASELINE_FIRST=1` runs it first: alternate the order between
+ * rounds). Requests go over kept-alive sockets written by hand (raw-http.ts: the bytes
  * `node:http` sends, for a fraction of its CPU; fetch costs several times as much again), with a
  * write token when the server checks them, as in production.
  * Every loop is bounded in count and time, and stops by itself. With `LOAD_PROFILE=DIR`, each
@@ -292,9 +293,14 @@ async function outpostRow(name: string, root: string, count: number, seconds: nu
 export async function runServerLoad(databaseCounts = [1000, 10000], seconds = 5): Promise<LoadRow[]> {
   const rows: LoadRow[] = [];
   const baseline = process.env.LOAD_BASELINE;
+  // Which server runs second matters on a loaded machine (the first's files are still being
+  // written back while the second runs; 2026-11-27 the second did better at 1,000 databases and
+  // worse at 10,000): LOAD_BASELINE_FIRST=1 runs the baseline first, so rounds can alternate.
+  const baselineFirst = process.env.LOAD_BASELINE_FIRST === '1';
   for (const count of databaseCounts) {
+    if (baseline && baselineFirst) rows.push(await outpostRow('Outpost server (baseline)', baseline, count, seconds));
     rows.push(await outpostRow('Outpost server', process.cwd(), count, seconds));
-    if (baseline) rows.push(await outpostRow('Outpost server (baseline)', baseline, count, seconds));
+    if (baseline && !baselineFirst) rows.push(await outpostRow('Outpost server (baseline)', baseline, count, seconds));
   }
   // LOAD_TURSO=0 leaves turso's row out (for runs that compare Outpost with its baseline only).
   if (process.env.LOAD_TURSO === '0') {
