@@ -6,6 +6,8 @@
  *   answered from the revision before the pushes (it ran first), and the pushes then commit in
  *   the order they were sent. Without the queue the pushes ran from their handlers first and
  *   the pull saw all of them.
+ * - Pipelines still queued when the server closes do not open databases again after it closed
+ *   them all (they get 503 SHUTTING_DOWN).
  * - Generated mixed traffic (seeded): writers pushing numbered rows (some pipelined several to a
  *   socket, some one at a time, some as a stream of two requests with a baton), pullers and
  *   long pollers keeping a page image of their database up to date from incremental answers,
@@ -154,6 +156,21 @@ describe('pulls before pipelines', () => {
     const rows = await client.send(client.encode('/db/a/v2/pipeline', JSON.stringify({ baton: null, requests: [{ type: 'execute', stmt: stmt('SELECT seq FROM t ORDER BY id') }] }), null));
     const seqs = (JSON.parse(rows.body.toString()) as { results: { response: { result: { rows: { value: string }[][] } } }[] }).results[0]!.response.result.rows.map((r) => Number(r[0]!.value));
     expect(seqs).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    client.destroy();
+  });
+
+  test('pipelines still queued when the server closes open no database after it closed them all', async () => {
+    const { port, client } = await start(0);
+    const requests = Array.from({ length: 30 }, (_, i) => client.encode(`/db/q${i}/v2/pipeline`, JSON.stringify({ baton: null, requests: [{ type: 'execute', stmt: stmt('CREATE TABLE t(x)') }] }), null));
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write(Buffer.concat(requests));
+    // Slices of 0 ms start one pipeline a turn of the loop: close once the first has opened its database.
+    while (server!.openDatabases === 0) await new Promise((resolve) => setImmediate(resolve));
+    await server!.close();
+    for (let turn = 0; turn < 50; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(server!.openDatabases).toBe(0);
+    socket.destroy();
     client.destroy();
   });
 
