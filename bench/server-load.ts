@@ -203,15 +203,20 @@ async function workload(name: string, dbUrls: string[], child: ChildProcess, sec
       pushes++;
     }
   });
-  // A sampler timing incremental pulls while all of that runs.
+  // A sampler timing incremental pulls while all of that runs. One after another, so a faster
+  // server gets more of them; LOAD_SAMPLE_MS=N starts one at most every N ms, so that two
+  // servers whose pulls both take less get the same pulls (their CPU is in the CPU per push).
   const latencies: number[] = [];
   const revs = new Map<string, string>();
+  const sampleMs = Number(process.env.LOAD_SAMPLE_MS ?? 0);
   const sampler = (async () => {
     while (Date.now() < deadline) {
       const url = dbUrls[Math.floor(Math.random() * dbUrls.length)]!;
       const t0 = performance.now();
       revs.set(url, await pull(url, revs.get(url) ?? '', 0, token));
       latencies.push(performance.now() - t0);
+      const restMs = t0 + sampleMs - performance.now();
+      if (restMs > 0) await new Promise((r) => setTimeout(r, restMs));
     }
   })();
   await Promise.all([...pushers, sampler]);
