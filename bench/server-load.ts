@@ -9,7 +9,8 @@
  * beside its target, and the same workload against `turso --sync-server` (which hosts a single
  * database). With `LOAD_BASELINE=DIR` (a checkout's root, whose `src/server/cli.ts` is run), a
  * baseline server runs the same workload right after each Outpost row, so before/after figures
- * come from one run. Requests go over kept-alive sockets written by hand (raw-http.ts: the bytes
+ * come from one run (`LOAD_BASELINE_FIRST=1` runs it first: alternate the order between
+ * rounds). Requests go over kept-alive sockets written by hand (raw-http.ts: the bytes
  * `node:http` sends, for a fraction of its CPU; fetch costs several times as much again), with a
  * write token when the server checks them, as in production.
  * Every loop is bounded in count and time, and stops by itself. With `LOAD_PROFILE=DIR`, each
@@ -32,6 +33,11 @@ export interface LoadRow {
   pushesPerSecond: number;
   pullP50Ms: number;
   pullP99Ms: number;
+  /**
+   * The sampler's pulls per second: it pulls one after another, so a faster pull means more of
+   * them, and more of the server's CPU (in `cpuMsPerPush`) goes to pulls.
+   */
+  sampledPullsPerSecond: number;
   peakRssMiB: number;
   /** The server's CPU time (user + system, every process of its group) per pushed transaction. */
   cpuMsPerPush: number;
@@ -197,15 +203,20 @@ async function workload(name: string, dbUrls: string[], child: ChildProcess, sec
       pushes++;
     }
   });
-  // A sampler timing incremental pulls while all of that runs.
+  // A sampler timing incremental pulls while all of that runs. One after another, so a faster
+  // server gets more of them; LOAD_SAMPLE_MS=N starts one at most every N ms, so that two
+  // servers whose pulls both take less get the same pulls (their CPU is in the CPU per push).
   const latencies: number[] = [];
   const revs = new Map<string, string>();
+  const sampleMs = Number(process.env.LOAD_SAMPLE_MS ?? 0);
   const sampler = (async () => {
     while (Date.now() < deadline) {
       const url = dbUrls[Math.floor(Math.random() * dbUrls.length)]!;
       const t0 = performance.now();
       revs.set(url, await pull(url, revs.get(url) ?? '', 0, token));
       latencies.push(performance.now() - t0);
+      const restMs = t0 + sampleMs - performance.now();
+      if (restMs > 0) await new Promise((r) => setTimeout(r, restMs));
     }
   })();
   await Promise.all([...pushers, sampler]);
@@ -221,6 +232,7 @@ async function workload(name: string, dbUrls: string[], child: ChildProcess, sec
     pushesPerSecond: pushes / seconds,
     pullP50Ms: quantile(latencies, 0.5),
     pullP99Ms: quantile(latencies, 0.99),
+    sampledPullsPerSecond: latencies.length / seconds,
     peakRssMiB: peakRssMiB(child.pid!),
     cpuMsPerPush: cpuSpent / Math.max(1, pushes),
     generatorCpuMsPerPush: (generator.user + generator.system) / 1000 / Math.max(1, pushes),
@@ -286,9 +298,14 @@ async function outpostRow(name: string, root: string, count: number, seconds: nu
 export async function runServerLoad(databaseCounts = [1000, 10000], seconds = 5): Promise<LoadRow[]> {
   const rows: LoadRow[] = [];
   const baseline = process.env.LOAD_BASELINE;
+  // Which server runs second matters on a loaded machine (the first's files are still being
+  // written back while the second runs; 2026-11-27 the second did better at 1,000 databases and
+  // worse at 10,000): LOAD_BASELINE_FIRST=1 runs the baseline first, so rounds can alternate.
+  const baselineFirst = process.env.LOAD_BASELINE_FIRST === '1';
   for (const count of databaseCounts) {
+    if (baseline && baselineFirst) rows.push(await outpostRow('Outpost server (baseline)', baseline, count, seconds));
     rows.push(await outpostRow('Outpost server', process.cwd(), count, seconds));
-    if (baseline) rows.push(await outpostRow('Outpost server (baseline)', baseline, count, seconds));
+    if (baseline && !baselineFirst) rows.push(await outpostRow('Outpost server (baseline)', baseline, count, seconds));
   }
   // LOAD_TURSO=0 leaves turso's row out (for runs that compare Outpost with its baseline only).
   if (process.env.LOAD_TURSO === '0') {
@@ -326,11 +343,11 @@ function against(figure: number, target: number, higherIsBetter: boolean, digits
 
 export function loadTable(rows: LoadRow[]): string {
   return [
-    `| server | databases | pushed transactions/s (target ≥ ${TARGETS.pushesPerSecond}) | pull p50 ms | pull p99 ms (target ≤ ${TARGETS.pullP99Ms}) | peak RSS MiB (target ≤ ${TARGETS.rssMiB}) | server CPU ms per push | load generator CPU ms per push |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| server | databases | pushed transactions/s (target ≥ ${TARGETS.pushesPerSecond}) | pull p50 ms | pull p99 ms (target ≤ ${TARGETS.pullP99Ms}) | sampled pulls/s | peak RSS MiB (target ≤ ${TARGETS.rssMiB}) | server CPU ms per push | load generator CPU ms per push |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
       (r) =>
-        `| ${r.server} | ${r.databases} | ${against(r.pushesPerSecond, TARGETS.pushesPerSecond, true, 0)} | ${r.pullP50Ms.toFixed(2)} | ${against(r.pullP99Ms, TARGETS.pullP99Ms, false, 2)} | ${against(r.peakRssMiB, TARGETS.rssMiB, false, 0)} | ${r.cpuMsPerPush.toFixed(2)} | ${r.generatorCpuMsPerPush.toFixed(2)} |`,
+        `| ${r.server} | ${r.databases} | ${against(r.pushesPerSecond, TARGETS.pushesPerSecond, true, 0)} | ${r.pullP50Ms.toFixed(2)} | ${against(r.pullP99Ms, TARGETS.pullP99Ms, false, 2)} | ${r.sampledPullsPerSecond.toFixed(0)} | ${against(r.peakRssMiB, TARGETS.rssMiB, false, 0)} | ${r.cpuMsPerPush.toFixed(2)} | ${r.generatorCpuMsPerPush.toFixed(2)} |`,
     ),
   ].join('\n');
 }

@@ -203,3 +203,10 @@ function bearerMatches(header: string | undefined, token: string | null): boolea
   const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
   return timingSafeEqual(digest(given), digest(token));
 }
+
+/** The metrics token, checked: a short one would be guessed. */
+export function checkedMetricsToken(token: string | undefined): string | null {
+  if (token === undefined) return null;
+  if (token.length < 16) throw new Error('the metrics token must be at least 16 characters');
+  return token;
+}

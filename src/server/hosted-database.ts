@@ -247,7 +247,7 @@ export class HostedDatabase {
    * the signal's reason) when `signal` aborts, and with 503 when the database closes. Returns
    * the key under which the answer may be shared (`wholePullKey`).
    */
-  async pull(req: PullRequest, sink: (chunk: Uint8Array) => void, signal?: AbortSignal): Promise<PullBuilt> {
+  async pull(req: PullRequest, sink: (chunk: Uint8Array) => void, signal?: Pick<AbortSignal, 'throwIfAborted'>): Promise<PullBuilt> {
     if (req.encoding !== ENCODING_RAW) throw new ProtocolError('only raw page encoding is supported (zstd was requested)');
     if (req.streamKind !== 0) throw new ProtocolError('only the Pages stream kind is supported');
     this.share.check(this.name, performance.now());

@@ -91,7 +91,7 @@ export class SharedPulls {
    * the database's turn (`HostedDatabase.pull`, in slices, stopped when `signal` aborts) and kept
    * for the next identical pull when it is whole and spooled to a file.
    */
-  async answer(db: HostedDatabase, request: PullRequest, signal: AbortSignal): Promise<PullAnswer> {
+  async answer(db: HostedDatabase, request: PullRequest, signal: Pick<AbortSignal, 'throwIfAborted'>): Promise<PullAnswer> {
     const key = this.budgetBytes > 0 ? db.wholePullKey(request) : null;
     const early = this.lookup(key);
     if (early) return early;

@@ -39,7 +39,8 @@ import { isSyncPush } from '../protocol/turso-tables.js';
 import { type Grant, type Role, type TokenVerifier, authorize, createVerifier, verifyAuthorization } from './auth.js';
 import { nameFromGrant, resolveTarget } from './addressing.js';
 import { DatabaseCache } from './database-cache.js';
-import { RequestFront } from './front.js';
+import { RequestFront, checkedMetricsToken } from './front.js';
+import { PIPELINE_SLICE_MS, PipelineQueue } from './pipeline-queue.js';
 import { type HostedDatabase, type PullSlices, STREAMS_PER_HOLDER, STREAM_LIFETIME_MS, WITHOUT_SUBJECT } from './hosted-database.js';
 import { type CorsOrigins, HttpError, pathParts, readBody, send, sendJson } from './http.js';
 import { type LogFormat, type LogLevel, type Logger, createLogger } from './log.js';
@@ -154,6 +155,8 @@ export interface ServerOptions {
   pullSlices?: PullSlices;
   /** Told of each slice after which a pull's build yields, and of each finished build; for tests that observe the order of events. */
   pullEvents?: (event: 'slice' | 'built', database: string) => void;
+  /** How long the pipelines started in one turn of the event loop may run before pulls waiting on their sockets are served (default 1 ms; 0: one pipeline a turn; pipeline-queue.ts). */
+  pipelineSliceMs?: number;
   /** Page cache per open database in KiB (default 256). */
   cacheKiB?: number;
   durability?: 'normal' | 'full';
@@ -262,6 +265,8 @@ class SyncServer implements OutpostServer {
   private readonly heapLimited: Promise<void>;
   /** Whole pulls' answers kept for identical pulls (pull-share.ts). */
   private readonly pulls: SharedPulls;
+  /** Where a read and parsed pipeline waits, with the open it may need, so that pulls are served first (pipeline-queue.ts). */
+  private readonly pipelines: PipelineQueue;
 
   constructor(
     private readonly options: ServerOptions,
@@ -277,9 +282,10 @@ class SyncServer implements OutpostServer {
     this.metrics = options.metrics === false ? null : new ServerMetrics(state, options.processMetrics !== false);
     this.pulls = new SharedPulls(path.join(options.dataDir, '.pulls'), Math.max(0, options.maxPullSpoolBytes ?? PULL_SPOOL_BYTES), this.answerIdleMs, { hit: () => this.metrics?.pullSpoolHits.inc(), kept: () => this.metrics?.pullSpoolKept.inc() });
     this.front = new RequestFront(
-      { log: this.log, metrics: this.metrics, corsOrigins: options.corsOrigins ?? '*', basePath: (options.basePath ?? '').replace(/\/+$/, ''), metricsToken: metricsTokenOf(options) },
+      { log: this.log, metrics: this.metrics, corsOrigins: options.corsOrigins ?? '*', basePath: (options.basePath ?? '').replace(/\/+$/, ''), metricsToken: checkedMetricsToken(options.metricsToken) },
       (req, res) => this.route(req, res),
     );
+    this.pipelines = new PipelineQueue({ sliceMs: Math.max(0, options.pipelineSliceMs ?? PIPELINE_SLICE_MS) });
     this.baseHost = options.baseHost ? options.baseHost.toLowerCase().replace(/^\.+|\.+$/g, '') : null;
     fs.mkdirSync(options.dataDir, { recursive: true });
     this.heapLimited = holdHeapLimit(this, options.maxHeapBytes ?? HEAP_BYTES_MAX);
@@ -379,8 +385,7 @@ class SyncServer implements OutpostServer {
         server.off('error', reject);
         this.listening = true;
         this.front.markStarted();
-        // Listening on a TCP host and port, the address is never a pipe name or null.
-        const a = server.address() as AddressInfo;
+        const a = server.address() as AddressInfo; // Listening on a TCP host and port, never a pipe name or null.
         const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
         resolve({ host: a.address, port: a.port, url: `http://${host}:${a.port}` });
       });
@@ -463,14 +468,15 @@ class SyncServer implements OutpostServer {
       if (request.clientRevision !== '' && request.serverRevision === '' && request.longPollTimeoutMs > 0 && db.isCurrent(request.clientRevision)) {
         await this.longPoll(db, Math.min(request.longPollTimeoutMs, this.longPollMsMax), res);
       }
-      // A build waits for a stream's open transaction to end, and a client gone meanwhile stops
-      // it; an identical whole pull's kept answer needs no build (pull-share.ts).
-      const gone = new AbortController();
-      const onClose = (): void => gone.abort(new HttpError(499, 'the client went away before its pull was built', 'CLOSED'));
+      // A build waits for a stream's open transaction to end, and a client gone meanwhile stops it
+      // (asked between slices: an AbortController per pull cost more than a small pull's answer);
+      // an identical whole pull's kept answer needs no build (pull-share.ts).
+      let gone: HttpError | null = null;
+      const onClose = (): void => void (gone ??= new HttpError(499, 'the client went away before its pull was built', 'CLOSED'));
       res.on('close', onClose);
       let answer;
       try {
-        answer = await this.pulls.answer(db, request, gone.signal);
+        answer = await this.pulls.answer(db, request, { throwIfAborted: () => { if (gone) throw gone; } });
       } finally {
         res.off('close', onClose);
       }
@@ -519,18 +525,20 @@ class SyncServer implements OutpostServer {
       allow(grant, name, 'write');
       this.front.markPush(res);
     }
-    const db = await this.acquire(name, !readOnly);
-    try {
-      const answer = await db.inTurn(body, () => {
-        db.lastUsedMs = Date.now();
-        return db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true }, readOnly, streamHolder(grant, name));
-      });
-      if (cursor) send(res, 200, 'text/plain', cursorAnswer(answer));
-      else sendJson(res, 200, answer);
-      return 200;
-    } finally {
-      this.databases.release(db);
-    }
+    return this.pipelines.run(async () => {
+      const db = await this.acquire(name, !readOnly);
+      try {
+        const answer = await db.inTurn(body, () => {
+          db.lastUsedMs = Date.now();
+          return db.pipeline(body, grant ? { subject: grant.subject, admin: grant.role === 'admin' } : { subject: null, admin: true }, readOnly, streamHolder(grant, name));
+        });
+        if (cursor) send(res, 200, 'text/plain', cursorAnswer(answer));
+        else sendJson(res, 200, answer);
+        return 200;
+      } finally {
+        this.databases.release(db);
+      }
+    });
   }
 
   /** `POST /admin/databases`: `{ "name": ... }`; 201 when created, 200 when it existed. */
@@ -551,9 +559,10 @@ class SyncServer implements OutpostServer {
     return status;
   }
 
-  /** The database pinned for this request (see `DatabaseCache`); 404 when it may not be created. */
+  /** The database pinned for this request (see `DatabaseCache`); 404 when it may not be created; 503 once close() began (a pipeline still queued, pipeline-queue.ts, must not open one again). */
   private async acquire(name: string, create: boolean): Promise<HostedDatabase> {
     await this.heapLimited;
+    if (this.closed) throw new HttpError(503, 'the server is shutting down', 'SHUTTING_DOWN');
     const db = await this.databases.acquire(name, create);
     if (!db) throw new HttpError(404, `database "${name}" does not exist`, 'DATABASE_NOT_FOUND');
     return db;
@@ -580,16 +589,7 @@ function verifierFor(options: ServerOptions): TokenVerifier {
   });
 }
 
-function allow(grant: Grant | null, name: string | null, need: Role): void {
-  if (grant) authorize(grant, name, need);
-}
-
-/** The metrics token, checked: a short one would be guessed. */
-function metricsTokenOf(options: ServerOptions): string | null {
-  if (options.metricsToken === undefined) return null;
-  if (options.metricsToken.length < 16) throw new Error('the metrics token must be at least 16 characters');
-  return options.metricsToken;
-}
+function allow(grant: Grant | null, name: string | null, need: Role): void { if (grant) authorize(grant, name, need); }
 
 /** Whose share of the stream slots a request's stream takes (`StreamSlots`, hosted-database.ts). */
 function streamHolder(grant: Grant | null, database: string): string {
