@@ -7,15 +7,19 @@
  * message: a transport or download that held the answer (or a queue of pieces) ran past that.
  * No clock is involved: the bound is on bytes, checked at each piece.
  *
- * And the apply reads staged pages into one scratch page, not a new buffer per page.
+ * And the apply reads staged pages into one scratch page, not a new buffer per page, and runs
+ * with a bounded page cache (apply.ts APPLY_CACHE_KIB), giving the connection's setting back.
  */
+import { join } from 'node:path';
 import { expect, test } from 'vitest';
+import { open } from '../../src/node/index.js';
 import { MemoryDirectory } from '../../src/opfs-vfs/storage/memory.js';
 import { PAGE_BYTES, encodePage, encodePullHeader } from '../../src/protocol/pull-updates.js';
 import { fetchPull } from '../../src/sync/pull.js';
 import { PullStaging, staged } from '../../src/sync/staging.js';
 import { HttpTransport } from '../../src/sync/transport.js';
 import { type Random, int, rng, testSeed } from '../support/generate.js';
+import { batch, rawPipeline, startServer, tempDir } from '../support/server.js';
 
 const CASES = 8;
 
@@ -113,4 +117,29 @@ test('the apply reads staged pages into its scratch page, each as it was staged'
   }
   pages.release();
   staging.close();
+});
+
+test('a pull gives back the page cache size the connection had', async () => {
+  const seed = testSeed();
+  const random = rng(seed);
+  const { server, url: base } = await startServer({ auth: false });
+  try {
+    const url = `${base}/db/cache-${seed}`;
+    await rawPipeline(url, batch('CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)'));
+    const db = await open(join(tempDir('outpost-pull-cache-'), 'db'), { engine: 'inline', sync: { url } });
+    try {
+      // Above and below the apply's own bound, in pages or in KiB.
+      const size = int(random, 0, 1) === 0 ? -int(random, 64, 65_536) : int(random, 16, 16_000);
+      await db.run(`PRAGMA cache_size=${size}`);
+      const rows = int(random, 50, 1500);
+      const filled = await rawPipeline(url, batch(`WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${rows}) INSERT INTO t SELECT i, randomblob(3000) FROM s`));
+      expect(filled.status).toBe(200);
+      expect(await db.pull(), `seed ${seed}`).toBe(true);
+      expect(await db.get('PRAGMA cache_size'), `seed ${seed}: cache_size ${size}`).toEqual({ cache_size: size });
+    } finally {
+      await db.close();
+    }
+  } finally {
+    await server.close();
+  }
 });
