@@ -40,7 +40,7 @@ export function applyPull(local: LocalDatabase, update: PulledUpdate): ReplayRef
       () => [...update.pages.keys()],
     );
   } finally {
-    conn.exec(`PRAGMA cache_size=${cacheSize}`);
+    restoreCache(conn, cacheSize);
   }
 }
 
@@ -57,6 +57,15 @@ export const APPLY_CACHE_KIB = 2048;
 function boundCache(conn: Connection, cacheSize: number): void {
   const kib = cacheSize < 0 ? -cacheSize : (cacheSize * PAGE_BYTES) / 1024;
   if (kib > APPLY_CACHE_KIB) conn.exec(`PRAGMA cache_size=-${APPLY_CACHE_KIB}`);
+}
+
+/** Puts the page cache back to `cacheSize`; on a connection that failed under the apply, the apply's own error says why. */
+function restoreCache(conn: Connection, cacheSize: number): void {
+  try {
+    conn.exec(`PRAGMA cache_size=${cacheSize}`);
+  } catch {
+    // The apply's error (rethrown by the caller) is the one to report.
+  }
 }
 
 function applySteps(local: LocalDatabase, update: PulledUpdate): ReplayRefused[] {
@@ -205,7 +214,7 @@ function writePages(conn: Connection, update: PulledUpdate): void {
       conn.rollbackQuietly();
       throw e;
     } finally {
-      conn.exec(`PRAGMA cache_size=${cacheSize}`);
+      restoreCache(conn, cacheSize);
     }
   });
 }

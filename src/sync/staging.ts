@@ -41,7 +41,7 @@ export interface PageSet {
   /**
    * The page's bytes. With `into` (a page-sized buffer), a staging file reads the page into it
    * and returns it, so that a caller reading many pages one after another (the apply) makes no
-   * garbage per page; a page held in memory is returned as held, never copied.
+   * garbage per page; a page not in a file (in memory, or not yet written) comes back as before.
    */
   get(pageNumber: number, into?: Uint8Array): Uint8Array | undefined;
   /** Gives back what holds the pages (a staging slot); called once the pull applied or was dropped. */
