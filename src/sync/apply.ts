@@ -27,7 +27,45 @@ import { pushedUpTo, rotateClientId } from './state-file.js';
 export function applyPull(local: LocalDatabase, update: PulledUpdate): ReplayRefused[] {
   // Live queries: the apply's own statements are not reported; the tables owning the pulled
   // pages afterwards (or whose schema entry changed) are, once, when it is done.
-  return local.conn.replacingPages(() => applySteps(local, update), () => [...update.pages.keys()]);
+  // The report reads every page through `dbstat`: with the cache bounded too (see APPLY_CACHE_KIB).
+  const { conn } = local;
+  const cacheSize = Number(conn.value('PRAGMA cache_size'));
+  try {
+    return conn.replacingPages(
+      () => {
+        const refused = applySteps(local, update);
+        boundCache(conn, cacheSize);
+        return refused;
+      },
+      () => [...update.pages.keys()],
+    );
+  } finally {
+    restoreCache(conn, cacheSize);
+  }
+}
+
+/**
+ * The page cache an apply runs with (KiB, SQLite's own default). Step c writes every pulled
+ * page once and the report of what changed (`dbstat`) reads every page of the database once:
+ * with the build's 16 MiB cache, each filled it, which grew the WASM heap by 12 MiB in a 100 MB
+ * pull, memory a WASM heap never gives back. A smaller cache only spills step c's dirty pages
+ * to the WAL sooner, as every page past the cache's size was anyway.
+ */
+export const APPLY_CACHE_KIB = 2048;
+
+/** Lowers the page cache to `APPLY_CACHE_KIB` when `cacheSize` (PRAGMA cache_size: pages, or -KiB) is larger. */
+function boundCache(conn: Connection, cacheSize: number): void {
+  const kib = cacheSize < 0 ? -cacheSize : (cacheSize * PAGE_BYTES) / 1024;
+  if (kib > APPLY_CACHE_KIB) conn.exec(`PRAGMA cache_size=-${APPLY_CACHE_KIB}`);
+}
+
+/** Puts the page cache back to `cacheSize`; on a connection that failed under the apply, the apply's own error says why. */
+function restoreCache(conn: Connection, cacheSize: number): void {
+  try {
+    conn.exec(`PRAGMA cache_size=${cacheSize}`);
+  } catch {
+    // The apply's error (rethrown by the caller) is the one to report.
+  }
 }
 
 function applySteps(local: LocalDatabase, update: PulledUpdate): ReplayRefused[] {
@@ -150,17 +188,24 @@ function reserveMainFile(conn: Connection, dbPages: number): void {
   if (db.size() < dbPages * PAGE_BYTES) db.truncate(dbPages * PAGE_BYTES);
 }
 
-/** Step c: the pulled pages in one transaction through `sqlite_dbpage` (atomic via the WAL), read one at a time from where the download put them. */
+/**
+ * Step c: the pulled pages in one transaction through `sqlite_dbpage` (atomic via the WAL),
+ * read one at a time from where the download put them, into one scratch page (binding copies
+ * it into the WASM heap), with the page cache bounded (`APPLY_CACHE_KIB`) for the transaction.
+ */
 function writePages(conn: Connection, update: PulledUpdate): void {
   const before = conn.pageCount();
+  const cacheSize = Number(conn.value('PRAGMA cache_size'));
+  const scratch = new Uint8Array(PAGE_BYTES);
   conn.withoutCapture(() => {
+    boundCache(conn, cacheSize);
     conn.exec('BEGIN IMMEDIATE');
     try {
       // A server that was never written to (a new `turso --sync-server`) has no pages at all; a
       // SQLite file keeps at least page 1, and sqlite_dbpage refuses to truncate below it.
       if (before > Math.max(1, update.dbPages)) conn.run('INSERT INTO sqlite_dbpage(pgno, data) VALUES (?, NULL)', [Math.max(1, update.dbPages) + 1]);
       for (const pgno of applyOrder(update.pages.keys(), update.dbPages)) {
-        const page = update.pages.get(pgno);
+        const page = update.pages.get(pgno, scratch);
         invariant(page !== undefined, `pulled page ${pgno} is where the download put it`);
         conn.run('INSERT INTO sqlite_dbpage(pgno, data) VALUES (?, ?)', [pgno, page]);
       }
@@ -168,6 +213,8 @@ function writePages(conn: Connection, update: PulledUpdate): void {
     } catch (e) {
       conn.rollbackQuietly();
       throw e;
+    } finally {
+      restoreCache(conn, cacheSize);
     }
   });
 }

@@ -38,7 +38,12 @@ export function stagingFileName(slot: number): string {
 export interface PageSet {
   readonly size: number;
   keys(): IterableIterator<number>;
-  get(pageNumber: number): Uint8Array | undefined;
+  /**
+   * The page's bytes. With `into` (a page-sized buffer), a staging file reads the page into it
+   * and returns it, so that a caller reading many pages one after another (the apply) makes no
+   * garbage per page; a page not in a file (in memory, or not yet written) comes back as before.
+   */
+  get(pageNumber: number, into?: Uint8Array): Uint8Array | undefined;
   /** Gives back what holds the pages (a staging slot); called once the pull applied or was dropped. */
   release?(): void;
 }
@@ -214,12 +219,13 @@ export class StagedPages implements PageCollector {
     return this.index.keys();
   }
 
-  get(pageNumber: number): Uint8Array | undefined {
+  get(pageNumber: number, into?: Uint8Array): Uint8Array | undefined {
     const slot = this.index.get(pageNumber);
     if (slot === undefined) return undefined;
     invariant(!this.released, 'no page is read from a released staging file');
     if (slot >= this.written) return this.run.page(slot - this.written);
-    const page = new Uint8Array(PAGE_BYTES);
+    invariant(into === undefined || into.length === PAGE_BYTES, `a staged page is read into ${PAGE_BYTES} bytes, not ${into?.length}`);
+    const page = into ?? new Uint8Array(PAGE_BYTES);
     const n = this.file.read(page, slot * PAGE_BYTES);
     invariant(n === PAGE_BYTES, `staged page ${pageNumber} reads ${n} of ${PAGE_BYTES} bytes`);
     return page;
