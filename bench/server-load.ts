@@ -203,12 +203,13 @@ async function workload(name: string, dbUrls: string[], child: ChildProcess, sec
       pushes++;
     }
   });
-  // A sampler timing incremental pulls while all of that runs. One after another, so a faster
-  // server gets more of them; LOAD_SAMPLE_MS=N starts one at most every N ms, so that two
-  // servers whose pulls both take less get the same pulls (their CPU is in the CPU per push).
+  // A sampler timing incremental pulls while all of that runs, one after another, starting one
+  // at most every LOAD_SAMPLE_MS ms (default 20): two servers whose pulls both take less get the
+  // same pulls, whose CPU is in the CPU per push. LOAD_SAMPLE_MS=0 samples back to back, so a
+  // faster server gets more pulls and its CPU per push and pushes/s pay for them.
   const latencies: number[] = [];
   const revs = new Map<string, string>();
-  const sampleMs = Number(process.env.LOAD_SAMPLE_MS ?? 0);
+  const sampleMs = Number(process.env.LOAD_SAMPLE_MS ?? 20);
   const sampler = (async () => {
     while (Date.now() < deadline) {
       const url = dbUrls[Math.floor(Math.random() * dbUrls.length)]!;
