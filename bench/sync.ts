@@ -120,7 +120,7 @@ export interface BootstrapBenchRow extends SampleSummary {
  * A large bootstrap (200 MB by default) by each client in its own process, against each
  * server, the clients interleaved run by run so that load on the machine hits them alike.
  * `OUTPOST_BENCH_BASELINE_ROOT` names another checkout whose Outpost runs beside this one
- * (a before/after comparison in the same run).
+ * (a before/after comparison in the same run); `OUTPOST_BENCH_SERVER` picks one server.
  */
 export async function runBootstrapBench(megabytes = 200, runs = 2): Promise<BootstrapBenchRow[]> {
   const baselineRoot = process.env.OUTPOST_BENCH_BASELINE_ROOT;
@@ -130,7 +130,10 @@ export async function runBootstrapBench(megabytes = 200, runs = 2): Promise<Boot
     { name: '@tursodatabase/sync', kind: 'official', root: undefined },
   ];
   const rows: BootstrapBenchRow[] = [];
-  for (const server of benchServers()) {
+  // OUTPOST_BENCH_SERVER=outpost (or turso) runs against that server alone: filling
+  // turso --sync-server with 200 MB takes minutes and gigabytes of WAL.
+  const only = process.env.OUTPOST_BENCH_SERVER;
+  for (const server of benchServers().filter((s) => !only || s.name.toLowerCase().includes(only.toLowerCase()))) {
     const { url, stop } = await server.start();
     try {
       await fill(url, megabytes, server.name === 'Outpost server');

@@ -15,14 +15,35 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { HttpAnswer, HttpSend } from '../sync/http-send.js';
+import type { HttpAnswer, HttpRequest, HttpSend } from '../sync/http-send.js';
 import { openSynced } from '../sync/open-synced.js';
 
 const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
 
-/** One POST over node:http(s). */
-export const nodeSend: HttpSend = (url, request) =>
-  new Promise<HttpAnswer>((resolve, reject) => {
+/** How many 307/308 redirects a request follows, as fetch does (its limit is 20). */
+const REDIRECTS_MAX = 20;
+
+/**
+ * One POST over node:http(s). A 307 or 308 is followed with the same body, as fetch follows it;
+ * the token is not sent to another origin (fetch drops it too).
+ */
+export const nodeSend: HttpSend = async (url, request) => {
+  for (let hops = 0; ; hops++) {
+    const answer = await post(url, request);
+    const location = answer.header('location');
+    if ((answer.status !== 307 && answer.status !== 308) || location === null || hops === REDIRECTS_MAX) return answer;
+    answer.cancel();
+    const next = new URL(location, url);
+    if (next.origin !== new URL(url).origin) {
+      const { authorization: _, ...headers } = request.headers;
+      request = { ...request, headers };
+    }
+    url = next.href;
+  }
+};
+
+function post(url: string, request: HttpRequest): Promise<HttpAnswer> {
+  return new Promise<HttpAnswer>((resolve, reject) => {
     const target = new URL(url);
     const secure = target.protocol === 'https:';
     const headers = { ...request.headers, 'content-length': String(request.body.length) };
@@ -32,6 +53,7 @@ export const nodeSend: HttpSend = (url, request) =>
     req.once('response', (res) => resolve(new NodeAnswer(res, request.signal)));
     req.end(request.body);
   });
+}
 
 class NodeAnswer implements HttpAnswer {
   private readonly pieces: AsyncIterator<Buffer>;

@@ -4,8 +4,9 @@
  * random pieces, and then either whole, cut at a random byte (headers included), stalled past
  * `timeoutMs` at a random byte, stalled until the transport is aborted, with a 200 and garbage
  * for a body, or with garbage instead of HTTP. Each case runs through `pull` or `pullStream`
- * with both senders; the outcome (the pages, or the SyncError's code) must be the expected one
- * and the same for both, and the request counts must match (a cut before any answer is resent).
+ * with both senders (or first redirected, 307 or 308, to another path); the outcome (the pages, or the SyncError's code) must be the expected one
+ * and the same for both, and the request counts must match (a cut before any answer is resent),
+ * but for a redirect, which Node 20's fetch fails (below).
  */
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +17,7 @@ import { HttpTransport } from '../../src/sync/transport.js';
 import { int, pick, rng, testSeed } from '../support/generate.js';
 import { SENDERS } from '../support/senders.js';
 
-type Fate = 'whole' | 'cut' | 'stall' | 'abort' | 'garbage-body' | 'not-http';
+type Fate = 'whole' | 'redirect' | 'cut' | 'stall' | 'abort' | 'garbage-body' | 'not-http';
 interface Case {
   fate: Fate;
   chunked: boolean;
@@ -42,7 +43,7 @@ let onStall: () => void = () => {};
 const sockets = new Set<net.Socket>();
 
 function makeCase(random: () => number): Case {
-  const fate = pick(random, ['whole', 'whole', 'cut', 'cut', 'stall', 'abort', 'garbage-body', 'not-http'] as const);
+  const fate = pick(random, ['whole', 'whole', 'redirect', 'cut', 'cut', 'stall', 'abort', 'garbage-body', 'not-http'] as const);
   const chunked = random() < 0.5;
   const pages = Array.from({ length: int(random, 1, 5) }, () => Uint8Array.from({ length: 4096 }, () => int(random, 0, 255)));
   let body = Buffer.concat([encodePullHeader({ serverRevision: 'g.1', dbSize: pages.length, applyMode: APPLY_INCREMENTAL }), ...pages.map((p, i) => encodePage(i + 1, p))]);
@@ -84,9 +85,13 @@ function serve(socket: net.Socket): void {
       if (end < 0) return;
       const length = Number(/content-length: *(\d+)/i.exec(got.subarray(0, end).toString())?.[1] ?? 0);
       if (got.length < end + 4 + length) return;
+      const path = got.subarray(0, end).toString().split(' ')[1] ?? '';
       got = got.subarray(end + 4 + length);
       requests++;
-      void play(socket, current!);
+      // A redirect case answers 307 or 308 on the first URL, and the whole answer on the second.
+      if (current!.fate === 'redirect' && path.startsWith('/db/x/')) {
+        socket.write(`HTTP/1.1 ${current!.chunked ? 307 : 308} Redirect\r\nlocation: /db/y/pull-updates\r\ncontent-length: 0\r\n\r\n`);
+      } else void play(socket, current!);
     }
   });
 }
@@ -139,6 +144,7 @@ async function outcome(send: (typeof SENDERS)[number]['send'], c: Case): Promise
 
 const EXPECTED: Record<Fate, string[]> = {
   whole: ['ok'],
+  redirect: ['ok'],
   cut: ['NETWORK'],
   stall: ['TIMEOUT'],
   abort: ['NETWORK'],
@@ -155,9 +161,11 @@ test(`generated answers, whole, cut, stalled, aborted or garbage: node:http's ou
     const results = [];
     for (const s of SENDERS) results.push({ name: s.name, ...(await outcome(s.send, c)) });
     const label = `seed ${seed} case ${i}: ${c.fate}, ${c.chunked ? 'chunked' : 'length'}, ${c.stream ? 'pullStream' : 'pull'}, at ${c.at}/${c.bytes.length}: ${JSON.stringify(results)}`;
-    for (const r of results) expect(EXPECTED[c.fate], label).toContain(r.result);
-    expect(results[1]!.requests, label).toBe(results[0]!.requests);
-    const key = `${c.fate} ${results[0]!.result} x${results[0]!.requests}`;
+    // Node 20's fetch (undici) cannot follow a redirect of a POST with a Uint8Array body ("Cannot
+    // perform ArrayBuffer.prototype.slice on a detached ArrayBuffer"): NETWORK. Browsers follow it, and so does node:http.
+    for (const r of results) expect(c.fate === 'redirect' && r.name === 'fetch' ? ['ok', 'NETWORK'] : EXPECTED[c.fate], label).toContain(r.result);
+    if (results[0]!.result === results[1]!.result) expect(results[1]!.requests, label).toBe(results[0]!.requests);
+    const key = `${c.fate}: ${results.map((r) => `${r.name} ${r.result} x${r.requests}`).join(', ')}`;
     tally[key] = (tally[key] ?? 0) + 1;
   }
   console.log(`http senders seed ${seed}: ${JSON.stringify(tally)}`);
