@@ -4,6 +4,7 @@
  * for each server (turso --sync-server and the Outpost server). Bytes are what each client
  * reports receiving.
  */
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@tursodatabase/sync';
 import type { Page } from 'playwright';
@@ -142,7 +143,10 @@ export async function runBootstrapBench(megabytes = 200, runs = 2): Promise<Boot
         for (const c of clients) {
           process.stderr.write(`bootstrap ${megabytes} MB: ${server.name}, ${c.name}, run ${run + 1}\n`);
           const dir = tempDir('outpost-bootstrapbench-');
-          samples.get(c.name)!.push(await runChild<BootstrapSample>('./bootstrap-child.ts', [c.kind, url, join(dir, 'db'), ...(c.root ? [c.root] : [])]));
+          const sample = await runChild<BootstrapSample>('./bootstrap-child.ts', [c.kind, url, join(dir, 'db'), ...(c.root ? [c.root] : [])]);
+          // Each run's figures, for medians and ratios run by run (the table keeps the best).
+          process.stderr.write(`  ${Math.round(sample.ms)} ms, CPU ${Math.round(sample.cpuMs)} ms, load ${loadavg()[0]!.toFixed(1)}\n`);
+          samples.get(c.name)!.push(sample);
         }
       }
       for (const c of clients) rows.push({ server: server.name, client: c.name, megabytes, ...summarise(samples.get(c.name)!) });

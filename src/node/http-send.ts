@@ -49,7 +49,8 @@ function post(url: string, request: HttpRequest): Promise<HttpAnswer> {
     const headers = { ...request.headers, 'content-length': String(request.body.length) };
     const options = { method: 'POST', headers, signal: request.signal };
     const req = secure ? https.request(target, { ...options, agent: agents.https }) : http.request(target, { ...options, agent: agents.http });
-    req.once('error', (e) => reject(new Error(`request failed (${e.message})`, { cause: e })));
+    // `on`, not `once`: a later error of the same request (its socket after the answer) must find a listener.
+    req.on('error', (e) => reject(new Error(`request failed (${e.message})`, { cause: e })));
     req.once('response', (res) => resolve(new NodeAnswer(res, request.signal)));
     req.end(request.body);
   });
@@ -65,8 +66,11 @@ class NodeAnswer implements HttpAnswer {
     this.pieces = res[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     // The request's signal ends a body being read, too.
     const stop = (): void => {
-      res.destroy(new Error('aborted'));
+      if (!res.complete) res.destroy(new Error('aborted'));
     };
+    // The body's errors reach `read`/`bytes` through the iterator, which listens only once read:
+    // one before that (an abort, a reset) must not be an uncaught 'error' event.
+    res.on('error', () => {});
     signal.addEventListener('abort', stop, { once: true });
     res.once('close', () => signal.removeEventListener('abort', stop));
   }
