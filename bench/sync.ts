@@ -145,7 +145,7 @@ export async function runBootstrapBench(megabytes = 200, runs = 2): Promise<Boot
           const dir = tempDir('outpost-bootstrapbench-');
           const sample = await runChild<BootstrapSample>('./bootstrap-child.ts', [c.kind, url, join(dir, 'db'), ...(c.root ? [c.root] : [])]);
           // Each run's figures, for medians and ratios run by run (the table keeps the best).
-          process.stderr.write(`  ${Math.round(sample.ms)} ms, CPU ${Math.round(sample.cpuMs)} ms, load ${loadavg()[0]!.toFixed(1)}\n`);
+          process.stderr.write(`  ${Math.round(sample.ms)} ms, CPU ${Math.round(sample.cpuMs)} ms (system ${Math.round(sample.systemCpuMs ?? 0)}), load ${loadavg()[0]!.toFixed(1)}\n`);
           samples.get(c.name)!.push(sample);
         }
       }
