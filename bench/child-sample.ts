@@ -16,6 +16,8 @@ export interface ChildSample {
   ms: number;
   /** CPU time (user + system, every thread of the process): steadier than `ms` on a loaded machine. */
   cpuMs: number;
+  /** The part of `cpuMs` spent in the kernel (writing the database's files, mostly). */
+  systemCpuMs?: number;
   rssAboveIdleBytes: number;
   /** JS heap + external. */
   jsAboveIdleBytes: number;
@@ -57,7 +59,7 @@ export async function measure<T>(op: () => Promise<T>, rss: 'lifetime' | 'sample
     const cpu = process.cpuUsage(cpu0);
     poll();
     if (rss === 'lifetime') peakRss = lifetimePeakRssBytes();
-    return { sample: { ms, cpuMs: (cpu.user + cpu.system) / 1000, rssAboveIdleBytes: peakRss - idleRss, jsAboveIdleBytes: peakJs - idleJs }, result, idleRssBytes: idleRss };
+    return { sample: { ms, cpuMs: (cpu.user + cpu.system) / 1000, systemCpuMs: cpu.system / 1000, rssAboveIdleBytes: peakRss - idleRss, jsAboveIdleBytes: peakJs - idleJs }, result, idleRssBytes: idleRss };
   } finally {
     clearInterval(sampler);
   }

@@ -4,6 +4,7 @@
  * for each server (turso --sync-server and the Outpost server). Bytes are what each client
  * reports receiving.
  */
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@tursodatabase/sync';
 import type { Page } from 'playwright';
@@ -120,7 +121,7 @@ export interface BootstrapBenchRow extends SampleSummary {
  * A large bootstrap (200 MB by default) by each client in its own process, against each
  * server, the clients interleaved run by run so that load on the machine hits them alike.
  * `OUTPOST_BENCH_BASELINE_ROOT` names another checkout whose Outpost runs beside this one
- * (a before/after comparison in the same run).
+ * (a before/after comparison in the same run); `OUTPOST_BENCH_SERVER` picks one server.
  */
 export async function runBootstrapBench(megabytes = 200, runs = 2): Promise<BootstrapBenchRow[]> {
   const baselineRoot = process.env.OUTPOST_BENCH_BASELINE_ROOT;
@@ -130,7 +131,10 @@ export async function runBootstrapBench(megabytes = 200, runs = 2): Promise<Boot
     { name: '@tursodatabase/sync', kind: 'official', root: undefined },
   ];
   const rows: BootstrapBenchRow[] = [];
-  for (const server of benchServers()) {
+  // OUTPOST_BENCH_SERVER=outpost (or turso) runs against that server alone: filling
+  // turso --sync-server with 200 MB takes minutes and gigabytes of WAL.
+  const only = process.env.OUTPOST_BENCH_SERVER;
+  for (const server of benchServers().filter((s) => !only || s.name.toLowerCase().includes(only.toLowerCase()))) {
     const { url, stop } = await server.start();
     try {
       await fill(url, megabytes, server.name === 'Outpost server');
@@ -139,7 +143,10 @@ export async function runBootstrapBench(megabytes = 200, runs = 2): Promise<Boot
         for (const c of clients) {
           process.stderr.write(`bootstrap ${megabytes} MB: ${server.name}, ${c.name}, run ${run + 1}\n`);
           const dir = tempDir('outpost-bootstrapbench-');
-          samples.get(c.name)!.push(await runChild<BootstrapSample>('./bootstrap-child.ts', [c.kind, url, join(dir, 'db'), ...(c.root ? [c.root] : [])]));
+          const sample = await runChild<BootstrapSample>('./bootstrap-child.ts', [c.kind, url, join(dir, 'db'), ...(c.root ? [c.root] : [])]);
+          // Each run's figures, for medians and ratios run by run (the table keeps the best).
+          process.stderr.write(`  ${Math.round(sample.ms)} ms, CPU ${Math.round(sample.cpuMs)} ms (system ${Math.round(sample.systemCpuMs ?? 0)}), load ${loadavg()[0]!.toFixed(1)}\n`);
+          samples.get(c.name)!.push(sample);
         }
       }
       for (const c of clients) rows.push({ server: server.name, client: c.name, megabytes, ...summarise(samples.get(c.name)!) });

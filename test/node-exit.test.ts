@@ -36,11 +36,13 @@ function runScript(script: string, env: Record<string, string>, flags: string[] 
   return new Promise((resolve) => child.once('exit', (code) => resolve({ code, out, err })));
 }
 
-test('a script that opens a synced database with listeners and never closes it exits on its own', { timeout: 120_000 }, async () => {
+// Both engines: inline, the sync requests' pooled keep-alive sockets (node:http) live on the script's own thread.
+test.each(['thread', 'inline'])('a script that opens a synced database (engine %s) with listeners and never closes it exits on its own', { timeout: 120_000 }, async (engine) => {
   const script = `
     const { open } = await import('outpost/node');
     let tokens = 0;
     const db = await open(process.env.DB_FILE, {
+      engine: process.env.ENGINE,
       sync: { url: process.env.SYNC_URL, authToken: async () => { tokens++; return 'any'; } },
     });
     const progress = [];
@@ -54,7 +56,7 @@ test('a script that opens a synced database with listeners and never closes it e
     await db.sync();
     console.log(JSON.stringify({ tokens: tokens > 0, pending: (await db.syncStatus()).pendingChanges }));
   `;
-  const result = await runScript(script, { DB_FILE: join(dir, 'forgot-close.db'), SYNC_URL: `${base}/db/exit1` });
+  const result = await runScript(script, { DB_FILE: join(dir, `forgot-close-${engine}.db`), SYNC_URL: `${base}/db/exit-${engine}`, ENGINE: engine });
   expect(result.err).toBe('');
   expect(result.code).toBe(0);
   expect(JSON.parse(result.out)).toEqual({ tokens: true, pending: 0 });

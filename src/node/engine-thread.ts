@@ -19,7 +19,7 @@ import { OutpostError } from '../errors.js';
 import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
 import { NodeDirectory } from '../opfs-vfs/storage/node.js';
 import { openDatabase } from '../sync/open.js';
-import { openSynced } from '../sync/open-synced.js';
+import { openSyncedOverNode } from './http-send.js';
 import { type SyncCallbacks, installErrorTransfer } from '../worker/protocol.js';
 import { hostMethods } from '../worker/remote-driver.js';
 import { type NodeEngineApi, type NodeOpenRequest, installCallbackTransfer, portEndpoint } from './thread-protocol.js';
@@ -28,7 +28,7 @@ import { type NodeEngineApi, type NodeOpenRequest, installCallbackTransfer, port
 async function openOne(req: NodeOpenRequest, authToken: SyncCallbacks['authToken'], transform: SyncCallbacks['transform']): Promise<void> {
   const directory = req.memory ? new MemoryDirectory(`memory:${req.path}`) : new NodeDirectory(req.path);
   const sync = req.sync ? { ...req.sync, authToken: authToken ?? req.sync.authToken, ...(transform ? { transform } : {}) } : undefined;
-  const { conn, engine } = await openDatabase(directory, { durability: req.durability, intMode: req.intMode }, sync, openSynced);
+  const { conn, engine } = await openDatabase(directory, { durability: req.durability, intMode: req.intMode }, sync, openSyncedOverNode);
   let driver: Driver | null = connectionDriver(conn, engine, sharedAbortFlag(new Int32Array(req.abortFlag)));
   const opened = (): Driver => {
     if (!driver) throw new OutpostError('the database is not open', 'DATABASE_CLOSED');

@@ -28,7 +28,7 @@ import { MemoryDirectory } from '../opfs-vfs/storage/memory.js';
 import { NODE_SUFFIXES } from '../opfs-vfs/storage/files.js';
 import { NodeDirectory } from '../opfs-vfs/storage/node.js';
 import { openDatabase } from '../sync/open.js';
-import { openSynced } from '../sync/open-synced.js';
+import { openSyncedOverNode } from './http-send.js';
 import { openInThread } from './thread.js';
 import type { Database as DatabaseApi, OpenOptions } from '../types.js';
 
@@ -63,7 +63,7 @@ export async function open(path: string, options: OpenOptions = {}): Promise<Dat
     };
     if (inline) {
       const directory = key ? new NodeDirectory(key) : new MemoryDirectory(`memory:${path}`);
-      const { conn, engine } = await openDatabase(directory, engineOptions, options.sync, openSynced);
+      const { conn, engine } = await openDatabase(directory, engineOptions, options.sync, openSyncedOverNode);
       return new Database(path, connectionDriver(conn, engine), release);
     }
     const { authToken, transform, fetch: _fetch, ...syncRest } = options.sync ?? { url: '' };

@@ -18,6 +18,7 @@ import { ReplayFile } from './replay-file.js';
 import { RevertFile } from './revert-file.js';
 import { PullStaging } from './staging.js';
 import { SyncStateFile, rotateClientId } from './state-file.js';
+import type { HttpSend } from './http-send.js';
 import { HttpTransport } from './transport.js';
 import { DB_FILE, REJECTED_FILE, REPLAY_FILE, REVERT_FILE, SYNC_STATE_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
 
@@ -32,6 +33,8 @@ export async function openSynced(
   transport?: SyncTransport,
   /** `bootstrap: false`: a never-synced database waits for the first pull instead of fetching at open. */
   behaviour: { bootstrap: boolean } = { bootstrap: true },
+  /** How the HTTP transport sends when `sync.fetch` is not given (Node's entry passes node:http's); `fetch()` by default. */
+  send?: HttpSend,
 ): Promise<{ conn: Connection; engine: SyncEngine }> {
   if (typeof sync.url !== 'string' || !/^https?:\/\//.test(sync.url)) {
     throw new OutpostError(`sync.url must be an http(s) URL, got ${JSON.stringify(sync.url)}`, 'INVALID_ARGUMENT');
@@ -85,7 +88,7 @@ export async function openSynced(
     closeFiles();
     throw e;
   }
-  transport ??= new HttpTransport({ url: sync.url, authToken: sync.authToken, timeoutMs: sync.timeoutMs, fetch: sync.fetch });
+  transport ??= new HttpTransport({ url: sync.url, authToken: sync.authToken, timeoutMs: sync.timeoutMs, fetch: sync.fetch, send });
   const inPlace = behaviour.bootstrap && !sync.live && (await canBootstrapInPlace(directory, state));
   let bootstrapError: unknown = null;
   if (inPlace) {

@@ -14,11 +14,15 @@
  * its change ids (push-batch.ts: a batch the server already applied applies nothing). Any
  * other pipeline (a stream's later parts, writes that are not pushes) fails with NETWORK, as
  * before.
+ *
+ * Requests go out through an `HttpSend` (http-send.ts): `fetch` by default, a user's
+ * `sync.fetch` whenever given, or the sender Node's entry passes (node:http).
  */
 import { SyncError, withCause } from '../errors.js';
 import type { PipelineRequest, PipelineResponse } from '../protocol/hrana.js';
 import { BATCH_ALREADY_APPLIED, isSyncPush } from '../protocol/turso-tables.js';
 import { type PageData, type PullHeader, type PullRequest, encodePullRequest } from '../protocol/pull-updates.js';
+import { type HttpAnswer, type HttpSend, fetchSend } from './http-send.js';
 import { PullAnswerStream, type PullResponse, type SyncTransport, readPipelineAnswer, readPullAnswer } from '../protocol/transport.js';
 import type { TokenSource } from '../types.js';
 
@@ -29,6 +33,8 @@ export interface TransportOptions {
   timeoutMs?: number | undefined;
   /** The fetch to use (a proxy, extra headers, tests); the global one by default. */
   fetch?: typeof fetch | undefined;
+  /** How requests are sent when `fetch` is not given (http-send.ts); `fetch()` by default. */
+  send?: HttpSend | undefined;
 }
 
 export class HttpTransport implements SyncTransport {
@@ -37,9 +43,12 @@ export class HttpTransport implements SyncTransport {
   /** Requests in flight, so `abort` can end them. */
   private readonly inFlight = new Set<AbortController>();
   private aborted = false;
+  private readonly send: HttpSend;
 
   constructor(private readonly options: TransportOptions) {
     this.base = options.url.replace(/\/+$/, '');
+    // A user's fetch always wins (README).
+    this.send = options.fetch || !options.send ? fetchSend(() => options.fetch ?? fetch) : options.send;
   }
 
   abort(forever: boolean): void {
@@ -62,7 +71,7 @@ export class HttpTransport implements SyncTransport {
     body: Uint8Array,
     contentType: string,
     timeoutMs: number,
-    read: (res: Response, progressed: () => void) => Promise<T>,
+    read: (res: HttpAnswer, progressed: () => void) => Promise<T>,
     resendable: boolean,
   ): Promise<T> {
     let refresh = false;
@@ -78,12 +87,11 @@ export class HttpTransport implements SyncTransport {
         timer = setTimeout(() => controller.abort('timeout'), timeoutMs);
       };
       this.inFlight.add(controller);
-      let res: Response;
+      let res: HttpAnswer;
       try {
-        res = await (this.options.fetch ?? fetch)(`${this.base}/${path}`, {
-          method: 'POST',
+        res = await this.send(`${this.base}/${path}`, {
           headers: { 'content-type': contentType, ...(token ? { authorization: `Bearer ${token}` } : {}) },
-          body: body as BodyInit,
+          body,
           signal: controller.signal,
         });
       } catch (e) {
@@ -99,7 +107,7 @@ export class HttpTransport implements SyncTransport {
       }
       this.traffic.sentBytes += body.length;
       try {
-        if (res.ok) return await read(res, progressed);
+        if (res.status >= 200 && res.status < 300) return await read(res, progressed);
         const bytes = await this.bodyBytes(res);
         if (res.status === 401 && !refresh && typeof this.options.authToken === 'function') {
           refresh = true;
@@ -109,8 +117,9 @@ export class HttpTransport implements SyncTransport {
           throw new SyncError(`${path}: ${res.status} ${describe(bytes)}`, 'AUTH', res.status);
         }
         const error = new SyncError(`${path}: the server answered ${res.status}: ${describe(bytes)}`, 'HTTP', res.status);
-        const retryAfterS = Number(res.headers.get('retry-after') ?? '');
-        if (res.headers.has('retry-after') && Number.isFinite(retryAfterS) && retryAfterS >= 0) error.retryAfterMs = retryAfterS * 1000;
+        const retryAfter = res.header('retry-after');
+        const retryAfterS = Number(retryAfter ?? '');
+        if (retryAfter !== null && Number.isFinite(retryAfterS) && retryAfterS >= 0) error.retryAfterMs = retryAfterS * 1000;
         throw error;
       } catch (e) {
         if (e instanceof SyncError) throw e;
@@ -123,8 +132,8 @@ export class HttpTransport implements SyncTransport {
   }
 
   /** The whole body, counted as received. */
-  private async bodyBytes(res: Response): Promise<Uint8Array> {
-    const bytes = new Uint8Array(await res.arrayBuffer());
+  private async bodyBytes(res: HttpAnswer): Promise<Uint8Array> {
+    const bytes = await res.bytes();
     this.traffic.receivedBytes += bytes.length;
     return bytes;
   }
@@ -146,25 +155,21 @@ export class HttpTransport implements SyncTransport {
         throw e;
       }
     };
-    const read = async (res: Response, progressed: () => void): Promise<PullHeader> => {
+    const read = async (res: HttpAnswer, progressed: () => void): Promise<PullHeader> => {
       const answer = new PullAnswerStream();
-      if (!res.body) for (const page of answer.push(await this.bodyBytes(res))) take(page, answer.header!);
-      else {
-        const reader = res.body.getReader();
-        try {
-          for (;;) {
-            const { done, value } = await reader.read();
-            if (done) break;
-            this.traffic.receivedBytes += value.length;
-            progressed();
-            const pages = answer.push(value);
-            // The header is the first message, so every page comes after it.
-            for (const page of pages) take(page, answer.header!);
-          }
-        } finally {
-          // A failed page write ends the read early: the rest of the body is not wanted.
-          reader.cancel().catch(() => {});
+      try {
+        for (;;) {
+          const value = await res.read();
+          if (value === null) break;
+          this.traffic.receivedBytes += value.length;
+          progressed();
+          const pages = answer.push(value);
+          // The header is the first message, so every page comes after it.
+          for (const page of pages) take(page, answer.header!);
         }
+      } finally {
+        // A failed page write ends the read early: the rest of the body is not wanted.
+        res.cancel();
       }
       return answer.finish();
     };

@@ -8,7 +8,8 @@
  * applications), nothing pending, and integrity_check ok. A second test puts Turso's own client
  * (@tursodatabase/sync) behind the same proxy, beside an Outpost client of the same database:
  * after its cut sync and a clean one, Turso's replica, Outpost's and the server hold the same
- * rows, and Outpost's inserts were applied once.
+ * rows, and Outpost's inserts were applied once. Outpost's clients alternate between its two
+ * ways of sending in Node (fetch, node:http) from case to case.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -40,6 +41,11 @@ afterAll(async () => {
   await server?.close();
 });
 
+/** Odd cases send through `fetch` (a sync.fetch option), even ones through outpost/node's own node:http sender. */
+function sender(c: number): { fetch?: typeof fetch } {
+  return c % 2 ? { fetch: globalThis.fetch } : {};
+}
+
 async function serverQuery(db: string, sql: string): Promise<string[][]> {
   const { json } = await rawPipeline(`${base}/db/${db}`, batch(sql));
   const result = json.results[0].response.result;
@@ -58,12 +64,12 @@ test('a connection cut at any byte of a push or a pull loses nothing and applies
   for (let c = 0; c < CASES; c++) {
     const random = rng(seed + c * 104729);
     const name = `cut${c}`;
-    const what = `seed ${seed} case ${c}`;
+    const what = `seed ${seed} case ${c} (${c % 2 ? "fetch" : "node:http"})`;
     await rawPipeline(`${base}/db/${name}`, batch('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)', 'CREATE TABLE audit(n INTEGER PRIMARY KEY, id INTEGER)'));
     await server.execTrusted(name, 'CREATE TEMP TRIGGER t_audit AFTER INSERT ON main.t BEGIN INSERT INTO audit(id) VALUES (new.id); END');
     // Enough on the server that a pull's answer spans many TCP chunks.
     await rawPipeline(`${base}/db/${name}`, batch(`INSERT INTO t(id, v) SELECT value, hex(randomblob(${int(random, 10, 600)})) FROM generate_series(1, ${int(random, 20, 120)})`));
-    const db = await open(join(dir, `${name}.db`), { sync: { url: `${proxied}/db/${name}`, retries: 0 } });
+    const db = await open(join(dir, `${name}.db`), { sync: { url: `${proxied}/db/${name}`, retries: 0, ...sender(c) } });
     try {
       await db.pull();
       let id = 1000;
@@ -176,10 +182,10 @@ test('a streamed push (one transaction over several requests) cut at any byte ap
   for (let c = 0; c < cases; c++) {
     const random = rng(seed + 11 + c * 7727);
     const name = `cutstream${c}`;
-    const what = `seed ${seed} streamed case ${c}`;
+    const what = `seed ${seed} streamed case ${c} (${c % 2 ? "fetch" : "node:http"})`;
     await rawPipeline(`${base}/db/${name}`, batch('CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)', 'CREATE TABLE audit(n INTEGER PRIMARY KEY, id INTEGER)'));
     await server.execTrusted(name, 'CREATE TEMP TRIGGER t_audit AFTER INSERT ON main.t BEGIN INSERT INTO audit(id) VALUES (new.id); END');
-    const db = await open(join(dir, `${name}.db`), { sync: { url: `${proxied}/db/${name}`, retries: 0 } });
+    const db = await open(join(dir, `${name}.db`), { sync: { url: `${proxied}/db/${name}`, retries: 0, ...sender(c) } });
     try {
       await db.pull();
       await db.run(`WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < ${ROWS}) INSERT INTO t(id, v) SELECT 1000 + value, 'row ' || value FROM n`);
