@@ -18,7 +18,10 @@ import { nodeSuffix } from './files.js';
  * were slow at first touch (host-side faults, as far as the guest can tell): the kernel's copy
  * into them (copy_folio_from_iter_atomic) made a 200 MB bootstrap's system CPU 451–641 ms in
  * 1 MiB writes against 155–241 ms in 64 KiB writes and the official client's 288–354 ms in
- * 4 KiB writes (5 interleaved rounds). 64 KiB keeps the writes 16x fewer than one per page.
+ * 4 KiB writes (5 interleaved rounds). It depends on the free memory: while the Normal zone
+ * had almost no free blocks of 1 MiB or more (/proc/buddyinfo) it showed; minutes later, with
+ * hundreds of MiB of them, 1 MiB and 64 KiB writes cost the same (142–176 ms). 64 KiB keeps
+ * the writes 16x fewer than one per page.
  */
 const WRITE_PIECE_BYTES = 64 * 1024;
 
