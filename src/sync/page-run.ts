@@ -1,6 +1,7 @@
 /**
  * Pages gathered for one write (bootstrap.ts into the main file, staging.ts into a staging
- * file): consecutive pages arrive together, and one write of up to 1 MiB is cheaper than 256.
+ * file): consecutive pages arrive together, and one write of up to 1 MiB is cheaper than 256
+ * (the Node backend passes it to the kernel in 64 KiB pieces, storage/node.ts says why).
  * The buffer grows by doubling as pages come, so a pull of a few pages never pays for zeroing
  * 1 MiB (that zeroing was 2% of the sync simulation's CPU). Imports only the page size.
  */
