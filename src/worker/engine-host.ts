@@ -68,6 +68,7 @@ export interface HostBroker {
 
 export class EngineHost {
   private readonly channel: BroadcastChannel;
+  private channelClosed = false;
   private readonly replies = new Map<string, BroadcastChannel>();
   /** Followers' ports from the broker: their calls arrive, and are answered, there. */
   private readonly links = new Map<string, MessagePort>();
@@ -210,8 +211,18 @@ export class EngineHost {
     if (always || this.othersMayListen) this.post({ type: 'tables', engineId: this.engineId, tables });
   }
 
+  /**
+   * Tells every other context. A notification never fails the call whose commit caused it:
+   * once the channel is closed (close(), or by the browser) there is nobody left to tell.
+   */
   private post(message: TabMessage): void {
-    this.channel.postMessage(message);
+    if (this.channelClosed) return;
+    try {
+      this.channel.postMessage(message);
+    } catch (e) {
+      if (!(e instanceof DOMException && e.name === 'InvalidStateError')) throw e;
+      this.channelClosed = true;
+    }
   }
 
   /**
@@ -417,6 +428,7 @@ export class EngineHost {
     });
     await this.running;
     // Calls posted from now on are never delivered; `closed` tells their senders so.
+    this.channelClosed = true;
     this.channel.close();
     this.broker?.retire(this.engineId);
     for (const channel of [...this.replies.values(), ...this.links.values()]) {
