@@ -115,6 +115,9 @@ export class EngineHost {
       this.localProgress(progress);
       this.post({ type: 'progress', engineId: this.engineId, progress });
     });
+    // Stepped down while it started (a freeze, seat.ts): its channel is closed, and a heartbeat
+    // or an announcement now would call followers to an engine that is gone.
+    if (this.closing) return;
     this.beat();
     this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
     // Registered before the announcement: a follower of the same broker then waits for its port.
@@ -123,6 +126,7 @@ export class EngineHost {
     // After the announcement, which waits for nothing else: this deletes only records of
     // followers that are gone, which no live follower will ask about.
     const alive = await this.liveClients();
+    if (this.closing) return;
     this.forgetDeadClients(alive);
     // Writes the previous engine committed without telling anyone may have changed anything.
     const userTables = allTables.filter((t) => t !== CALLS_TABLE);

@@ -196,6 +196,7 @@ export class EngineSeat {
         })
         .catch(() => held());
     });
+    let started: EngineHost | null = null;
     try {
       const [engine] = await Promise.all([this.openEngine(release), engineLock]);
       if (this.closed) {
@@ -222,11 +223,14 @@ export class EngineSeat {
         },
         this.clientId,
       );
-      this.host = host;
+      this.host = started = host;
       // Before the announcement: the page then calls over this port, not as a follower.
       this.post({ type: 'local', engineId });
       await host.start(await engine.tables());
     } catch (e) {
+      // An engine stepped down while it started (stepDown took it) has closed in order, and the
+      // seat may run another one by now: its failure is not this context's.
+      if (started !== null && this.host !== started) return;
       this.host = null;
       this.post({ type: 'failed', error: serializeError(e) });
       release();
