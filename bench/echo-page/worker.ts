@@ -99,17 +99,10 @@ scope.onmessage = (first: MessageEvent<Setup>) => {
     // As 'atomics', the worker waiting in Atomics.waitAsync (its event loop stays free).
     const cells = new Int32Array(sab!);
     scope.postMessage('ready');
-    void (async () => {
-      let seen = 0;
-      for (;;) {
-        const w = Atomics.waitAsync(cells, 0, seen);
-        if (w.async) await w.value;
-        seen = Atomics.load(cells, 0);
-        if (seen < 0) return;
-        Atomics.store(cells, 1, seen);
-        Atomics.notify(cells, 1);
-      }
-    })();
+    waitAsyncLoop(cells, (seen) => {
+      Atomics.store(cells, 1, seen);
+      Atomics.notify(cells, 1);
+    });
     return;
   }
   if (mode === 'sab-json') {
@@ -117,16 +110,7 @@ scope.onmessage = (first: MessageEvent<Setup>) => {
     const cells = new Int32Array(sab!);
     const bytes = new Uint8Array(sab!, 16);
     scope.postMessage('ready');
-    void (async () => {
-      let seen = 0;
-      for (;;) {
-        const w = Atomics.waitAsync(cells, 0, seen);
-        if (w.async) await w.value;
-        seen = Atomics.load(cells, 0);
-        if (seen < 0) return;
-        answerJson(cells, bytes, readCall(cells, bytes), false);
-      }
-    })();
+    waitAsyncLoop(cells, () => answerJson(cells, bytes, readCall(cells, bytes), false));
     return;
   }
   if (mode === 'window') {
@@ -173,3 +157,17 @@ scope.onmessage = (first: MessageEvent<Setup>) => {
   else scope.onmessage = answer;
   scope.postMessage('ready');
 };
+
+/** Waits in `Atomics.waitAsync` (the event loop stays free) for each new call counted in cell 0, until it goes negative. */
+function waitAsyncLoop(cells: Int32Array, onCall: (seen: number) => void): void {
+  void (async () => {
+    let seen = 0;
+    for (;;) {
+      const w = Atomics.waitAsync(cells, 0, seen);
+      if (w.async) await w.value;
+      seen = Atomics.load(cells, 0);
+      if (seen < 0) return;
+      onCall(seen);
+    }
+  })();
+}

@@ -447,7 +447,9 @@ export class HostedDatabase {
    * a stream outlived its lifetime). A pipeline first awaits the revision log's `commitsReady`.
    */
   async inTurn<T>(body: unknown, work: () => T | Promise<T>): Promise<T> {
-    if (body !== null) await this.revlog.commitsReady();
+    // A pipeline waits for a reopened log's flush only while one is under way (no await otherwise: every request passes here).
+    const ready = body !== null ? this.revlog.commitsReady() : null;
+    if (ready !== null) await ready;
     const baton = typeof body === 'object' && body !== null ? (body as { baton?: unknown }).baton : null;
     if (baton !== null && baton !== undefined) {
       try {
