@@ -15,7 +15,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type * as http from 'node:http';
-import { type CorsOrigins, errorAnswer, sendError, sendJson, sendPreflight, setCorsHeaders, send } from './http.js';
+import { BodyBudget, type CorsOrigins, errorAnswer, sendError, sendJson, sendPreflight, setCorsHeaders, send } from './http.js';
 import type { Logger } from './log.js';
 import { type Route, type ServerMetrics, routeOf } from './metrics.js';
 
@@ -36,6 +36,8 @@ export interface FrontOptions {
   basePath: string;
   /** The bearer token `/metrics` asks for; null: `/metrics` is open. */
   metricsToken: string | null;
+  /** The largest request body: the bodies held at once are at most four times it (`bodies`). */
+  bodyBytesMax: number;
 }
 
 /** What the route told the front about one request while it ran. */
@@ -50,11 +52,15 @@ export class RequestFront {
   private inFlight = 0;
   private readonly idleWaiters = new Set<() => void>();
   private readonly marks = new WeakMap<http.ServerResponse, RequestMarks>();
+  /** The request bodies held at once (http.ts); what a request held is let go once it is answered. */
+  readonly bodies: BodyBudget;
 
   constructor(
     private readonly options: FrontOptions,
     private readonly route: RouteFn,
-  ) {}
+  ) {
+    this.bodies = new BodyBudget(4 * options.bodyBytesMax);
+  }
 
   /** Startup has completed: `/ready` may answer 200. */
   markStarted(): void {
@@ -115,6 +121,7 @@ export class RequestFront {
     this.marks.set(res, marks);
     this.enter();
     res.once('close', () => {
+      this.bodies.release(req);
       this.leave();
       const seconds = (performance.now() - startedMs) / 1000;
       const metrics = this.options.metrics;

@@ -85,12 +85,46 @@ export function sendError(res: http.ServerResponse, status: number, message: str
 }
 
 /**
- * Reads the whole body, refusing (413) one over `bodyBytesMax` before or while it arrives. On
+ * The request bodies the server holds at once, each from its first byte until its request is
+ * answered (a parsed pipeline waiting for its database's turn still holds its body): at most
+ * `bytesMax` together, so many large requests at once (one token's, say) cannot grow the
+ * process without bound. A request whose next bytes would pass it gets 503 BUSY, Retry-After 1,
+ * and what it held is let go when that answer is sent.
+ */
+export class BodyBudget {
+  private held = 0;
+  private readonly byRequest = new WeakMap<http.IncomingMessage, number>();
+
+  constructor(readonly bytesMax: number) {}
+
+  get heldBytes(): number {
+    return this.held;
+  }
+
+  /** Counts `bytes` more of `req`'s body; throws 503 BUSY, counting nothing, when that would pass the bound. */
+  take(req: http.IncomingMessage, bytes: number): void {
+    if (this.held + bytes > this.bytesMax) {
+      throw new HttpError(503, `the server holds ${this.held} bytes of request bodies, its bound of ${this.bytesMax}; retry shortly`, 'BUSY', { 'retry-after': '1' });
+    }
+    this.held += bytes;
+    this.byRequest.set(req, (this.byRequest.get(req) ?? 0) + bytes);
+  }
+
+  /** `req` is answered (or its socket closed): its bytes no longer count. */
+  release(req: http.IncomingMessage): void {
+    this.held -= this.byRequest.get(req) ?? 0;
+    this.byRequest.delete(req);
+  }
+}
+
+/**
+ * Reads the whole body, refusing (413) one over `bodyBytesMax` before or while it arrives, and
+ * (503) one whose bytes would pass the server's `budget` of bodies held at once. On
  * refusal the rest is not read (the caller closes the connection after answering), and a later
  * error on the request stream is swallowed: a client that misbehaves must never crash the
  * process with an unhandled 'error' event.
  */
-export function readBody(req: http.IncomingMessage, bodyBytesMax: number): Promise<Uint8Array> {
+export function readBody(req: http.IncomingMessage, bodyBytesMax: number, budget?: BodyBudget): Promise<Uint8Array> {
   // From here on the request always has an error listener.
   req.on('error', () => {});
   const declared = Number(req.headers['content-length'] ?? 0);
@@ -112,6 +146,14 @@ export function readBody(req: http.IncomingMessage, bodyBytesMax: number): Promi
         stop();
         req.pause();
         reject(new HttpError(413, `request body exceeds the limit of ${bodyBytesMax} bytes`, 'BODY_TOO_LARGE'));
+        return;
+      }
+      try {
+        budget?.take(req, chunk.length);
+      } catch (e) {
+        stop();
+        req.pause();
+        reject(e);
         return;
       }
       chunks.push(chunk);
