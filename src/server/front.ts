@@ -36,7 +36,7 @@ export interface FrontOptions {
   basePath: string;
   /** The bearer token `/metrics` asks for; null: `/metrics` is open. */
   metricsToken: string | null;
-  /** The largest request body: the bodies held at once are at most four times it (`bodies`). */
+  /** The largest request body: one holder's bodies held at once are at most four times it (`bodies`). */
   bodyBytesMax: number;
 }
 
@@ -52,7 +52,7 @@ export class RequestFront {
   private inFlight = 0;
   private readonly idleWaiters = new Set<() => void>();
   private readonly marks = new WeakMap<http.ServerResponse, RequestMarks>();
-  /** The request bodies held at once (http.ts); what a request held is let go once it is answered. */
+  /** The request bodies held, by holder (http.ts); what a request held is let go once it is answered. */
   readonly bodies: BodyBudget;
 
   constructor(

@@ -85,46 +85,65 @@ export function sendError(res: http.ServerResponse, status: number, message: str
 }
 
 /**
- * The request bodies the server holds at once, each from its first byte until its request is
- * answered (a parsed pipeline waiting for its database's turn still holds its body): at most
- * `bytesMax` together, so many large requests at once (one token's, say) cannot grow the
- * process without bound. A request whose next bytes would pass it gets 503 BUSY, Retry-After 1,
- * and what it held is let go when that answer is sent.
+ * The request bodies the server holds, each from its first byte until its request is answered (a
+ * parsed pipeline waiting for its database's turn still holds its body): one holder's at most
+ * `bytesMax` together, so a token sending many large requests at once cannot grow the process
+ * without bound, nor, as a bound on all of them together would let it, take every other
+ * tenant's room. A holder is whom a token's requests count against (server.ts `streamHolder`:
+ * its subject; for a token without one, the databases it names; for the admin and an
+ * unauthenticated server, the database). A request whose next bytes would pass its holder's
+ * bound gets 503 BUSY, Retry-After 1, and what it held is let go when that answer is sent.
  */
 export class BodyBudget {
   private held = 0;
-  private readonly byRequest = new WeakMap<http.IncomingMessage, number>();
+  private readonly byHolder = new Map<string, number>();
+  private readonly byRequest = new WeakMap<http.IncomingMessage, { holder: string; bytes: number }>();
 
   constructor(readonly bytesMax: number) {}
 
+  /** Bytes held now, all holders together. */
   get heldBytes(): number {
     return this.held;
   }
 
-  /** Counts `bytes` more of `req`'s body; throws 503 BUSY, counting nothing, when that would pass the bound. */
-  take(req: http.IncomingMessage, bytes: number): void {
-    if (this.held + bytes > this.bytesMax) {
-      throw new HttpError(503, `the server holds ${this.held} bytes of request bodies, its bound of ${this.bytesMax}; retry shortly`, 'BUSY', { 'retry-after': '1' });
+  /** Counts `req`'s body against `holder`: what readBody calls with each piece. */
+  forRequest(req: http.IncomingMessage, holder: string): (bytes: number) => void {
+    return (bytes) => this.take(req, holder, bytes);
+  }
+
+  /** Counts `bytes` more of `req`'s body; throws 503 BUSY, counting nothing, when that would pass the holder's bound. */
+  private take(req: http.IncomingMessage, holder: string, bytes: number): void {
+    const holderHeld = this.byHolder.get(holder) ?? 0;
+    if (holderHeld + bytes > this.bytesMax) {
+      throw new HttpError(503, `this token's requests hold ${holderHeld} bytes of bodies being read or waiting, its bound of ${this.bytesMax}; retry once some are answered`, 'BUSY', { 'retry-after': '1' });
     }
     this.held += bytes;
-    this.byRequest.set(req, (this.byRequest.get(req) ?? 0) + bytes);
+    this.byHolder.set(holder, holderHeld + bytes);
+    const mine = this.byRequest.get(req);
+    if (mine) mine.bytes += bytes;
+    else this.byRequest.set(req, { holder, bytes });
   }
 
   /** `req` is answered (or its socket closed): its bytes no longer count. */
   release(req: http.IncomingMessage): void {
-    this.held -= this.byRequest.get(req) ?? 0;
+    const mine = this.byRequest.get(req);
+    if (!mine) return;
     this.byRequest.delete(req);
+    this.held -= mine.bytes;
+    const left = (this.byHolder.get(mine.holder) ?? 0) - mine.bytes;
+    if (left > 0) this.byHolder.set(mine.holder, left);
+    else this.byHolder.delete(mine.holder);
   }
 }
 
 /**
  * Reads the whole body, refusing (413) one over `bodyBytesMax` before or while it arrives, and
- * (503) one whose bytes would pass the server's `budget` of bodies held at once. On
+ * (503) one whose bytes `count` refuses (`BodyBudget.forRequest`). On
  * refusal the rest is not read (the caller closes the connection after answering), and a later
  * error on the request stream is swallowed: a client that misbehaves must never crash the
  * process with an unhandled 'error' event.
  */
-export function readBody(req: http.IncomingMessage, bodyBytesMax: number, budget?: BodyBudget): Promise<Uint8Array> {
+export function readBody(req: http.IncomingMessage, bodyBytesMax: number, count?: (bytes: number) => void): Promise<Uint8Array> {
   // From here on the request always has an error listener.
   req.on('error', () => {});
   const declared = Number(req.headers['content-length'] ?? 0);
@@ -149,7 +168,7 @@ export function readBody(req: http.IncomingMessage, bodyBytesMax: number, budget
         return;
       }
       try {
-        budget?.take(req, chunk.length);
+        count?.(chunk.length);
       } catch (e) {
         stop();
         req.pause();

@@ -89,7 +89,7 @@ export interface ServerOptions {
   processMetrics?: boolean;
   /** How long `drain()` waits for requests in flight before closing their connections (default 30 s). */
   drainTimeoutMs?: number;
-  /** Largest request body accepted (default 32 MiB); the bodies held at once are at most four times it (503 BUSY past that). */
+  /** Largest request body accepted (default 32 MiB); one token's bodies held at once are at most four times it (503 BUSY past that). */
   maxBodyBytes?: number;
   /**
    * Most bytes of rows one pipeline may answer with (default: the body limit); a read past it
@@ -460,7 +460,7 @@ class SyncServer implements OutpostServer {
   /** `POST /db/{name}/pull-updates`: pages since the client's revision, after a long poll. */
   private async pullUpdates(name: string, grant: Grant | null, req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
     allow(grant, name, 'read');
-    const request = decodePullRequest(await readBody(req, this.bodyBytesMax, this.front.bodies));
+    const request = decodePullRequest(await readBody(req, this.bodyBytesMax, this.front.bodies.forRequest(req, streamHolder(grant, name))));
     const canCreate = !grant || grant.role !== 'read';
     const db = await this.acquire(name, canCreate);
     let released = false;
@@ -511,7 +511,7 @@ class SyncServer implements OutpostServer {
   private async pipeline(name: string, grant: Grant | null, req: http.IncomingMessage, res: http.ServerResponse, cursor = false): Promise<number> {
     allow(grant, name, 'read');
     const readOnly = grant?.role === 'read';
-    const raw = await readBody(req, this.bodyBytesMax, this.front.bodies);
+    const raw = await readBody(req, this.bodyBytesMax, this.front.bodies.forRequest(req, streamHolder(grant, name)));
     let body: unknown;
     try {
       // Buffer's UTF-8 decoding (U+FFFD for bad bytes, as TextDecoder) without a decoder per request.
@@ -545,7 +545,7 @@ class SyncServer implements OutpostServer {
   private async createDatabase(grant: Grant | null, req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
     let body: unknown;
     try {
-      body = JSON.parse(new TextDecoder().decode(await readBody(req, this.bodyBytesMax, this.front.bodies)));
+      body = JSON.parse(new TextDecoder().decode(await readBody(req, this.bodyBytesMax, this.front.bodies.forRequest(req, streamHolder(grant, 'admin')))));
     } catch {
       throw new ProtocolError('the body must be JSON: {"name": "..."}');
     }

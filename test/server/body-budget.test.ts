@@ -1,9 +1,10 @@
 /**
- * The request bodies a server holds at once are bounded (http.ts `BodyBudget`): a body is held
- * from its first byte until its request is answered, and requests waiting their turn hold
- * theirs, so one token sending many large requests at once used to grow the process without
- * bound (30 pipelines of 30 MB each: 1.9 GiB of RSS). Past four times the body limit, a request
- * gets 503 BUSY with Retry-After, and what it held is let go.
+ * The request bodies one holder (a token's subject, or here, with authentication off, the
+ * database) holds at once are bounded (http.ts `BodyBudget`): a body is held from its first byte
+ * until its request is answered, and requests waiting their turn hold theirs, so one token sending
+ * many large requests at once used to grow the process without bound (30 pipelines of 30 MB
+ * each: 1.9 GiB of RSS). Past four times the body limit, its next request gets 503 BUSY with
+ * Retry-After, what that one held is let go, and other holders' requests are taken as before.
  */
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { OutpostServer } from '../../src/server/index.js';
@@ -56,6 +57,9 @@ test('generated: requests held waiting (behind a stream) hold their bodies; past
       if (!fits) await answer;
       else await waitUntilHeld(held);
     }
+    // Another database's requests are not counted against this one's bodies: one of the largest size is taken.
+    const other = await rawPipeline(`${base}/db/other-${seed}`, JSON.stringify({ baton: null, requests: [{ type: 'execute', stmt: { sql: `SELECT 1 /* ${'y'.repeat(BODY_MAX - 1024)} */` } }] }));
+    expect(other.status, JSON.stringify(other.json).slice(0, 300)).toBe(200);
     // The stream ends: every request that waited runs.
     const end = await rawPipeline(db, { baton, requests: [{ type: 'execute', stmt: { sql: 'COMMIT' } }, { type: 'close' }] });
     expect(end.status, JSON.stringify(end.json)).toBe(200);
