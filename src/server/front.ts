@@ -135,12 +135,13 @@ export class RequestFront {
     // Kept-alive clients of a draining server reconnect, and so reach another instance.
     if (this.draining) res.setHeader('connection', 'close');
     if (route === 'preflight') return sendPreflight(res);
-    this.options.log.debug('request started', { method, path: req.url, route });
+    const path = loggedPath(req.url);
+    this.options.log.debug('request started', { method, path, route });
     if (method === 'GET' && (route === 'ready' || route === 'metrics')) return void this.serveOwn(route, req, res);
     if (this.draining) return sendError(res, 503, 'the server is shutting down', 'SHUTTING_DOWN');
     const elapsedMs = (): number => Number((performance.now() - startedMs).toFixed(1));
     this.route(req, res)
-      .then(({ status, db }) => this.options.log.info('request', { method, path: req.url, status, ms: elapsedMs(), db }))
+      .then(({ status, db }) => this.options.log.info('request', { method, path, status, ms: elapsedMs(), db }))
       .catch((e: unknown) => {
         const { status, code, message, headers } = errorAnswer(e);
         // A body left unread (refused before or while it arrived) must not stay half-received
@@ -150,7 +151,7 @@ export class RequestFront {
         if (unread && !res.headersSent) res.setHeader('connection', 'close');
         sendError(res, status, message, code);
         if (unread) res.once('finish', () => req.socket.destroy());
-        const fields = { method, path: req.url, status, ms: elapsedMs(), code, error: message };
+        const fields = { method, path, status, ms: elapsedMs(), code, error: message };
         if (status >= 500) this.options.log.error('request', fields);
         else this.options.log.info('request', fields);
       });
@@ -200,6 +201,17 @@ export class RequestFront {
       this.idleWaiters.clear();
     }
   }
+}
+
+/**
+ * A request's URL as the log shows it: the query string's values are left out (`?authToken=…`).
+ * The server reads nothing there, and a client that put its token there must not have it
+ * written to every log line; the names stay, so an operator sees what was sent.
+ */
+function loggedPath(url: string | undefined): string {
+  const [pathname, query] = (url ?? '/').split(/\?(.*)/s, 2) as [string, string | undefined];
+  if (query === undefined) return pathname;
+  return `${pathname}?${query.split('&').map((pair) => `${pair.split('=', 1)[0]}=…`).join('&')}`;
 }
 
 /** Whether `header` is `Bearer <token>`; always true when no token is set. */
