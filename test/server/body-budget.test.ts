@@ -85,3 +85,43 @@ async function waitUntilHeld(bytes: number): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+test('generated: a client that goes away after sending its body does not take its bytes out of the count while its request still waits to run', async () => {
+  const seed = testSeed();
+  console.log(`body budget gone seed=${seed}`);
+  const random = rng(seed);
+  const db = `${base}/db/gone-${seed}`;
+  expect((await rawPipeline(db, { baton: null, requests: [{ type: 'execute', stmt: { sql: 'CREATE TABLE t(v)' } }] })).status).toBe(200);
+  const begin = await rawPipeline(db, { baton: null, requests: [{ type: 'execute', stmt: { sql: 'BEGIN' } }] });
+  const count = int(random, 2, 4);
+  let held = 0;
+  const aborts: AbortController[] = [];
+  const sent: Promise<unknown>[] = [];
+  for (let i = 0; i < count; i++) {
+    const body = insertOf(i, int(random, BODY_MAX / 2, BODY_MAX - 1024));
+    held += body.length;
+    const abort = new AbortController();
+    aborts.push(abort);
+    sent.push(fetch(`${db}/v2/pipeline`, { method: 'POST', body, signal: abort.signal }).catch(() => null));
+    await waitUntilHeld(held);
+  }
+  // Every client goes away; their requests still wait behind the stream, bodies and all.
+  for (const abort of aborts) abort.abort();
+  await Promise.all(sent);
+  await waitForGauge('outpost_http_requests_in_flight', (n) => n <= 1);
+  expect(await gauge('outpost_request_body_bytes_held'), JSON.stringify({ seed, count, held })).toBeGreaterThanOrEqual(held);
+  // The stream ends, the waiting requests run (their writes commit), and their bytes are let go.
+  expect((await rawPipeline(db, { baton: begin.json.baton, requests: [{ type: 'execute', stmt: { sql: 'COMMIT' } }, { type: 'close' }] })).status).toBe(200);
+  await waitForGauge('outpost_request_body_bytes_held', (n) => n === 0);
+  const rows = await rawPipeline(db, { baton: null, requests: [{ type: 'execute', stmt: { sql: 'SELECT count(*) FROM t' } }] });
+  expect(rows.json.results[0].response.result.rows).toEqual([[{ type: 'integer', value: String(count) }]]);
+});
+
+async function gauge(name: string): Promise<number> {
+  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`${base}/metrics`)).text());
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+async function waitForGauge(name: string, ok: (value: number) => boolean): Promise<void> {
+  while (!ok(await gauge(name))) await new Promise((resolve) => setImmediate(resolve));
+}
