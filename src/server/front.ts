@@ -52,7 +52,7 @@ export class RequestFront {
   private inFlight = 0;
   private readonly idleWaiters = new Set<() => void>();
   private readonly marks = new WeakMap<http.ServerResponse, RequestMarks>();
-  /** The request bodies held, by holder (http.ts); what a request held is let go once it is answered. */
+  /** The request bodies held, by holder (http.ts); what a request held is let go once its route is done with it. */
   readonly bodies: BodyBudget;
 
   constructor(
@@ -121,7 +121,6 @@ export class RequestFront {
     this.marks.set(res, marks);
     this.enter();
     res.once('close', () => {
-      this.bodies.release(req);
       this.leave();
       const seconds = (performance.now() - startedMs) / 1000;
       const metrics = this.options.metrics;
@@ -154,7 +153,10 @@ export class RequestFront {
         const fields = { method, path, status, ms: elapsedMs(), code, error: message };
         if (status >= 500) this.options.log.error('request', fields);
         else this.options.log.info('request', fields);
-      });
+      })
+      // Once the route is done with the request, not when its client goes away: a pipeline whose
+      // client left still holds its body until it has run.
+      .finally(() => this.bodies.release(req));
   }
 
   /** `/ready` and `/metrics`: answered while draining too, so a balancer and a scraper see it. */

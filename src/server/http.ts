@@ -85,14 +85,15 @@ export function sendError(res: http.ServerResponse, status: number, message: str
 }
 
 /**
- * The request bodies the server holds, each from its first byte until its request is answered (a
- * parsed pipeline waiting for its database's turn still holds its body): one holder's at most
+ * The request bodies the server holds, each from its first byte until its route is done with it
+ * (a parsed pipeline waiting for its database's turn still holds its body, whether or not its
+ * client is still there): one holder's at most
  * `bytesMax` together, so a token sending many large requests at once cannot grow the process
  * without bound, nor, as a bound on all of them together would let it, take every other
  * tenant's room. A holder is whom a token's requests count against (server.ts `streamHolder`:
  * its subject; for a token without one, the databases it names; for the admin and an
  * unauthenticated server, the database). A request whose next bytes would pass its holder's
- * bound gets 503 BUSY, Retry-After 1, and what it held is let go when that answer is sent.
+ * bound gets 503 BUSY, Retry-After 1, and what it held is let go with that answer.
  */
 export class BodyBudget {
   private held = 0;
@@ -124,7 +125,7 @@ export class BodyBudget {
     else this.byRequest.set(req, { holder, bytes });
   }
 
-  /** `req` is answered (or its socket closed): its bytes no longer count. */
+  /** The route is done with `req` (answered, or failed): its bytes no longer count. A client gone earlier does not end the count: its request may still wait to run. */
   release(req: http.IncomingMessage): void {
     const mine = this.byRequest.get(req);
     if (!mine) return;
