@@ -15,7 +15,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type * as http from 'node:http';
-import { type CorsOrigins, errorAnswer, sendError, sendJson, sendPreflight, setCorsHeaders, send } from './http.js';
+import { BodyBudget, type CorsOrigins, errorAnswer, sendError, sendJson, sendPreflight, setCorsHeaders, send } from './http.js';
 import type { Logger } from './log.js';
 import { type Route, type ServerMetrics, routeOf } from './metrics.js';
 
@@ -36,6 +36,8 @@ export interface FrontOptions {
   basePath: string;
   /** The bearer token `/metrics` asks for; null: `/metrics` is open. */
   metricsToken: string | null;
+  /** The largest request body: one holder's bodies held at once are at most four times it (`bodies`). */
+  bodyBytesMax: number;
 }
 
 /** What the route told the front about one request while it ran. */
@@ -50,11 +52,15 @@ export class RequestFront {
   private inFlight = 0;
   private readonly idleWaiters = new Set<() => void>();
   private readonly marks = new WeakMap<http.ServerResponse, RequestMarks>();
+  /** The request bodies held, by holder (http.ts); what a request held is let go once its route is done with it. */
+  readonly bodies: BodyBudget;
 
   constructor(
     private readonly options: FrontOptions,
     private readonly route: RouteFn,
-  ) {}
+  ) {
+    this.bodies = new BodyBudget(4 * options.bodyBytesMax);
+  }
 
   /** Startup has completed: `/ready` may answer 200. */
   markStarted(): void {
@@ -128,12 +134,13 @@ export class RequestFront {
     // Kept-alive clients of a draining server reconnect, and so reach another instance.
     if (this.draining) res.setHeader('connection', 'close');
     if (route === 'preflight') return sendPreflight(res);
-    this.options.log.debug('request started', { method, path: req.url, route });
+    const path = loggedPath(req.url);
+    this.options.log.debug('request started', { method, path, route });
     if (method === 'GET' && (route === 'ready' || route === 'metrics')) return void this.serveOwn(route, req, res);
     if (this.draining) return sendError(res, 503, 'the server is shutting down', 'SHUTTING_DOWN');
     const elapsedMs = (): number => Number((performance.now() - startedMs).toFixed(1));
     this.route(req, res)
-      .then(({ status, db }) => this.options.log.info('request', { method, path: req.url, status, ms: elapsedMs(), db }))
+      .then(({ status, db }) => this.options.log.info('request', { method, path, status, ms: elapsedMs(), db }))
       .catch((e: unknown) => {
         const { status, code, message, headers } = errorAnswer(e);
         // A body left unread (refused before or while it arrived) must not stay half-received
@@ -143,10 +150,13 @@ export class RequestFront {
         if (unread && !res.headersSent) res.setHeader('connection', 'close');
         sendError(res, status, message, code);
         if (unread) res.once('finish', () => req.socket.destroy());
-        const fields = { method, path: req.url, status, ms: elapsedMs(), code, error: message };
+        const fields = { method, path, status, ms: elapsedMs(), code, error: message };
         if (status >= 500) this.options.log.error('request', fields);
         else this.options.log.info('request', fields);
-      });
+      })
+      // Once the route is done with the request, not when its client goes away: a pipeline whose
+      // client left still holds its body until it has run.
+      .finally(() => this.bodies.release(req));
   }
 
   /** `/ready` and `/metrics`: answered while draining too, so a balancer and a scraper see it. */
@@ -193,6 +203,17 @@ export class RequestFront {
       this.idleWaiters.clear();
     }
   }
+}
+
+/**
+ * A request's URL as the log shows it: the query string's values are left out (`?authToken=…`).
+ * The server reads nothing there, and a client that put its token there must not have it
+ * written to every log line; the names stay, so an operator sees what was sent.
+ */
+function loggedPath(url: string | undefined): string {
+  const [pathname, query] = (url ?? '/').split(/\?(.*)/s, 2) as [string, string | undefined];
+  if (query === undefined) return pathname;
+  return `${pathname}?${query.split('&').map((pair) => `${pair.split('=', 1)[0]}=…`).join('&')}`;
 }
 
 /** Whether `header` is `Bearer <token>`; always true when no token is set. */

@@ -85,12 +85,66 @@ export function sendError(res: http.ServerResponse, status: number, message: str
 }
 
 /**
- * Reads the whole body, refusing (413) one over `bodyBytesMax` before or while it arrives. On
+ * The request bodies the server holds, each from its first byte until its route is done with it
+ * (a parsed pipeline waiting for its database's turn still holds its body, whether or not its
+ * client is still there): one holder's at most
+ * `bytesMax` together, so a token sending many large requests at once cannot grow the process
+ * without bound, nor, as a bound on all of them together would let it, take every other
+ * tenant's room. A holder is whom a token's requests count against (server.ts `streamHolder`:
+ * its subject; for a token without one, the databases it names; for the admin and an
+ * unauthenticated server, the database). A request whose next bytes would pass its holder's
+ * bound gets 503 BUSY, Retry-After 1, and what it held is let go with that answer.
+ */
+export class BodyBudget {
+  private held = 0;
+  private readonly byHolder = new Map<string, number>();
+  private readonly byRequest = new WeakMap<http.IncomingMessage, { holder: string; bytes: number }>();
+
+  constructor(readonly bytesMax: number) {}
+
+  /** Bytes held now, all holders together. */
+  get heldBytes(): number {
+    return this.held;
+  }
+
+  /** Counts `req`'s body against `holder`: what readBody calls with each piece. */
+  forRequest(req: http.IncomingMessage, holder: string): (bytes: number) => void {
+    return (bytes) => this.take(req, holder, bytes);
+  }
+
+  /** Counts `bytes` more of `req`'s body; throws 503 BUSY, counting nothing, when that would pass the holder's bound. */
+  private take(req: http.IncomingMessage, holder: string, bytes: number): void {
+    const holderHeld = this.byHolder.get(holder) ?? 0;
+    if (holderHeld + bytes > this.bytesMax) {
+      throw new HttpError(503, `this token's requests hold ${holderHeld} bytes of bodies being read or waiting, its bound of ${this.bytesMax}; retry once some are answered`, 'BUSY', { 'retry-after': '1' });
+    }
+    this.held += bytes;
+    this.byHolder.set(holder, holderHeld + bytes);
+    const mine = this.byRequest.get(req);
+    if (mine) mine.bytes += bytes;
+    else this.byRequest.set(req, { holder, bytes });
+  }
+
+  /** The route is done with `req` (answered, or failed): its bytes no longer count. A client gone earlier does not end the count: its request may still wait to run. */
+  release(req: http.IncomingMessage): void {
+    const mine = this.byRequest.get(req);
+    if (!mine) return;
+    this.byRequest.delete(req);
+    this.held -= mine.bytes;
+    const left = (this.byHolder.get(mine.holder) ?? 0) - mine.bytes;
+    if (left > 0) this.byHolder.set(mine.holder, left);
+    else this.byHolder.delete(mine.holder);
+  }
+}
+
+/**
+ * Reads the whole body, refusing (413) one over `bodyBytesMax` before or while it arrives, and
+ * (503) one whose bytes `count` refuses (`BodyBudget.forRequest`). On
  * refusal the rest is not read (the caller closes the connection after answering), and a later
  * error on the request stream is swallowed: a client that misbehaves must never crash the
  * process with an unhandled 'error' event.
  */
-export function readBody(req: http.IncomingMessage, bodyBytesMax: number): Promise<Uint8Array> {
+export function readBody(req: http.IncomingMessage, bodyBytesMax: number, count?: (bytes: number) => void): Promise<Uint8Array> {
   // From here on the request always has an error listener.
   req.on('error', () => {});
   const declared = Number(req.headers['content-length'] ?? 0);
@@ -112,6 +166,14 @@ export function readBody(req: http.IncomingMessage, bodyBytesMax: number): Promi
         stop();
         req.pause();
         reject(new HttpError(413, `request body exceeds the limit of ${bodyBytesMax} bytes`, 'BODY_TOO_LARGE'));
+        return;
+      }
+      try {
+        count?.(chunk.length);
+      } catch (e) {
+        stop();
+        req.pause();
+        reject(e);
         return;
       }
       chunks.push(chunk);

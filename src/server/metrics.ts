@@ -63,6 +63,7 @@ export interface MetricsState {
   ready: () => boolean;
   heap: () => { usedBytes: number; peakBytes: number; wasmBytes: number; limitBytes: number };
   pullSpool: () => { answers: number; bytes: number };
+  bodyBytesHeld: () => number;
 }
 
 /** Gauges read at each scrape, by name: their help and how to read them. */
@@ -138,6 +139,7 @@ export class ServerMetrics {
       outpost_sqlite_wasm_memory_bytes: ["Bytes of SQLite's WASM memory (it only grows; the allocator's use is outpost_sqlite_heap_bytes).", () => state.heap().wasmBytes],
       outpost_pull_spool_answers: ["Whole pulls' answers kept on disk for identical pulls.", () => state.pullSpool().answers],
       outpost_pull_spool_bytes: ['Bytes of kept pull answers on disk, dropped ones still being read included.', () => state.pullSpool().bytes],
+      outpost_request_body_bytes_held: ['Bytes of request bodies held now, read or being read, until their requests are answered (one token\'s at most four times the body limit).', () => state.bodyBytesHeld()],
     });
     this.pullSpoolHits = new Counter({ name: 'outpost_pull_spool_hits_total', help: 'Pulls answered from a kept answer, without a build.', registers });
     this.pullSpoolKept = new Counter({ name: 'outpost_pull_spool_kept_total', help: 'Whole pull answers built and kept for identical pulls.', registers });

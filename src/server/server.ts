@@ -89,7 +89,7 @@ export interface ServerOptions {
   processMetrics?: boolean;
   /** How long `drain()` waits for requests in flight before closing their connections (default 30 s). */
   drainTimeoutMs?: number;
-  /** Largest request body accepted (default 32 MiB). */
+  /** Largest request body accepted (default 32 MiB); one token's bodies held at once are at most four times it (503 BUSY past that). */
   maxBodyBytes?: number;
   /**
    * Most bytes of rows one pipeline may answer with (default: the body limit); a read past it
@@ -278,11 +278,11 @@ class SyncServer implements OutpostServer {
     this.longPollMsMax = options.maxLongPollMs ?? 60_000;
     this.answerIdleMs = Math.max(100, options.bodyTimeoutMs ?? 30_000);
     this.log = createLogger({ format: options.logFormat, level: options.logLevel, ...(options.log ? { sink: options.log } : {}) });
-    const state = { openDatabases: () => this.databases.size, ready: () => this.ready, heap: () => ({ ...heapUsage(), limitBytes: heapLimitBytes() }), pullSpool: () => this.pulls.usage };
+    const state = { openDatabases: () => this.databases.size, ready: () => this.ready, heap: () => ({ ...heapUsage(), limitBytes: heapLimitBytes() }), pullSpool: () => this.pulls.usage, bodyBytesHeld: () => this.front.bodies.heldBytes };
     this.metrics = options.metrics === false ? null : new ServerMetrics(state, options.processMetrics !== false);
     this.pulls = new SharedPulls(path.join(options.dataDir, '.pulls'), Math.max(0, options.maxPullSpoolBytes ?? PULL_SPOOL_BYTES), this.answerIdleMs, { hit: () => this.metrics?.pullSpoolHits.inc(), kept: () => this.metrics?.pullSpoolKept.inc() });
     this.front = new RequestFront(
-      { log: this.log, metrics: this.metrics, corsOrigins: options.corsOrigins ?? '*', basePath: (options.basePath ?? '').replace(/\/+$/, ''), metricsToken: checkedMetricsToken(options.metricsToken) },
+      { log: this.log, metrics: this.metrics, corsOrigins: options.corsOrigins ?? '*', basePath: (options.basePath ?? '').replace(/\/+$/, ''), metricsToken: checkedMetricsToken(options.metricsToken), bodyBytesMax: this.bodyBytesMax },
       (req, res) => this.route(req, res),
     );
     this.pipelines = new PipelineQueue({ sliceMs: Math.max(0, options.pipelineSliceMs ?? PIPELINE_SLICE_MS) });
@@ -460,7 +460,7 @@ class SyncServer implements OutpostServer {
   /** `POST /db/{name}/pull-updates`: pages since the client's revision, after a long poll. */
   private async pullUpdates(name: string, grant: Grant | null, req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
     allow(grant, name, 'read');
-    const request = decodePullRequest(await readBody(req, this.bodyBytesMax));
+    const request = decodePullRequest(await readBody(req, this.bodyBytesMax, this.front.bodies.forRequest(req, streamHolder(grant, name))));
     const canCreate = !grant || grant.role !== 'read';
     const db = await this.acquire(name, canCreate);
     let released = false;
@@ -511,7 +511,7 @@ class SyncServer implements OutpostServer {
   private async pipeline(name: string, grant: Grant | null, req: http.IncomingMessage, res: http.ServerResponse, cursor = false): Promise<number> {
     allow(grant, name, 'read');
     const readOnly = grant?.role === 'read';
-    const raw = await readBody(req, this.bodyBytesMax);
+    const raw = await readBody(req, this.bodyBytesMax, this.front.bodies.forRequest(req, streamHolder(grant, name)));
     let body: unknown;
     try {
       // Buffer's UTF-8 decoding (U+FFFD for bad bytes, as TextDecoder) without a decoder per request.
@@ -545,7 +545,7 @@ class SyncServer implements OutpostServer {
   private async createDatabase(grant: Grant | null, req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
     let body: unknown;
     try {
-      body = JSON.parse(new TextDecoder().decode(await readBody(req, this.bodyBytesMax)));
+      body = JSON.parse(new TextDecoder().decode(await readBody(req, this.bodyBytesMax, this.front.bodies.forRequest(req, streamHolder(grant, 'admin')))));
     } catch {
       throw new ProtocolError('the body must be JSON: {"name": "..."}');
     }

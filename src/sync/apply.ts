@@ -6,7 +6,7 @@
  */
 import type { Connection } from '../engine/connection.js';
 import { applyingEffects } from '../engine/effects.js';
-import { OutpostError } from '../errors.js';
+import { OutpostError, SyncError } from '../errors.js';
 import { PAGE_BYTES } from '../protocol/pull-updates.js';
 import { SELECT_TURSO_SYNC, TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
 import type { ChangeRecord } from './change-log.js';
@@ -25,6 +25,7 @@ import { pushedUpTo, rotateClientId } from './state-file.js';
  * report); they stay pending, marked rejected.
  */
 export function applyPull(local: LocalDatabase, update: PulledUpdate): ReplayRefused[] {
+  checkUpdate(update, local.state.value.syncedDbPages);
   // Live queries: the apply's own statements are not reported; the tables owning the pulled
   // pages afterwards (or whose schema entry changed) are, once, when it is done.
   // The report reads every page through `dbstat`: with the cache bounded too (see APPLY_CACHE_KIB).
@@ -43,6 +44,32 @@ export function applyPull(local: LocalDatabase, update: PulledUpdate): ReplayRef
     restoreCache(conn, cacheSize);
   }
 }
+
+/**
+ * Refuses (PROTOCOL), before anything changes, an update that could only leave a replica no
+ * SQLite can open, with its pending changes stuck behind it: a first page that is not a SQLite
+ * header of 4 KiB pages, or whose page count (when SQLite trusts it: the valid-for number equals
+ * the change counter) is not the update's; or a change of the database's size without the
+ * first page, where SQLite keeps that size. (An update to no pages at all, a server never
+ * written to, has no first page.) What the other pages hold cannot be checked so cheaply.
+ */
+function checkUpdate(update: PulledUpdate, syncedDbPages: number): void {
+  const page1 = update.pages.get(1);
+  const refuse = (why: string): never => {
+    throw new SyncError(`the server's update is not applied: ${why}; the replica stays as it was`, 'PROTOCOL');
+  };
+  if (page1 === undefined) {
+    if (update.dbPages !== syncedDbPages && update.dbPages !== 0) refuse(`it changes the database from ${syncedDbPages} to ${update.dbPages} pages without the first page, which holds that size`);
+    return;
+  }
+  const header = new DataView(page1.buffer, page1.byteOffset, page1.byteLength);
+  if (page1.length !== PAGE_BYTES || !SQLITE_MAGIC.every((b, i) => page1[i] === b) || header.getUint16(16) !== PAGE_BYTES) refuse('its first page is not the header of a SQLite database of 4 KiB pages');
+  const pages = header.getUint32(28);
+  if (header.getUint32(92) === header.getUint32(24) && pages !== update.dbPages) refuse(`its first page says ${pages} pages, the update ${update.dbPages}`);
+}
+
+/** "SQLite format 3" and its NUL: the first bytes of every database file. */
+const SQLITE_MAGIC = [...'SQLite format 3'].map((c) => c.charCodeAt(0)).concat(0);
 
 /**
  * The page cache an apply runs with (KiB, SQLite's own default). Step c writes every pulled

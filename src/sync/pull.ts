@@ -86,11 +86,25 @@ async function fetchChanges(transport: SyncTransport, revision: string, longPoll
   return { revision: header.serverRevision, dbPages: header.dbSize, pages, baseRevision: revision };
 }
 
-/** A whole image in chunks of pages, then the pages that changed while it downloaded. */
+/**
+ * A whole image in chunks of pages, then the pages that changed while it downloaded. Each chunk
+ * must bring every page of its range its own header's size covers: one that leaves pages out
+ * fails at once (PROTOCOL), rather than after as many requests as a garbage size implies.
+ */
 async function fetchBootstrap(transport: SyncTransport, pages: PageCollector, progress: ProgressListener): Promise<PulledUpdate> {
-  const chunk = chunkSelector;
   const add = (p: PageData): void => pages.add(p.pageId + 1, p.page);
-  const first = await pullPages(transport, { clientRevision: '', serverPagesSelector: chunk(0) }, add);
+  const chunk = async (from: number, request: Partial<PullRequest>): Promise<PullHeader> => {
+    const came = new Set<number>();
+    const to = from + BOOTSTRAP_CHUNK_PAGES;
+    const header = await pullPages(transport, { ...request, serverPagesSelector: chunkSelector(from) }, (p) => {
+      if (p.pageId >= from && p.pageId < to) came.add(p.pageId);
+      add(p);
+    });
+    const due = Math.max(0, Math.min(to, header.dbSize) - from);
+    if (came.size < due) throw new SyncError(`bootstrap: the server sent ${came.size} of the ${due} pages of the chunk from page ${from + 1} of a ${header.dbSize}-page database`, 'PROTOCOL');
+    return header;
+  };
+  const first = await chunk(0, { clientRevision: '' });
   const base = first.serverRevision;
   let dbPages = first.dbSize;
   let revision = base;
@@ -98,7 +112,7 @@ async function fetchBootstrap(transport: SyncTransport, pages: PageCollector, pr
   told();
   if (dbPages > BOOTSTRAP_CHUNK_PAGES) {
     for (let from = BOOTSTRAP_CHUNK_PAGES; from < dbPages; from += BOOTSTRAP_CHUNK_PAGES) {
-      await pullPages(transport, { clientRevision: '', serverRevision: base, serverPagesSelector: chunk(from) }, add);
+      await chunk(from, { clientRevision: '', serverRevision: base });
       told();
     }
     const rest = await pullPages(transport, { clientRevision: base }, add);
