@@ -134,7 +134,7 @@ export class Connection {
     try {
       this.check(applyLookaside(this.sqlite3, this.db, this.options), 'turn lookaside off');
       this.installAuthorizer();
-      applySettings(this, this.options, this.directory.label);
+      applySettings(this, this.options, this.directory.label, this.files[0]!.size());
       // SQLite reopened under the sync layer: the interrupt check's handler goes with the new handle.
       this.interrupts.reinstall(this.db);
       applyCloseSetting(this.sqlite3, this.db, this.options);

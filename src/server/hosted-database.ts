@@ -218,6 +218,8 @@ export class HostedDatabase {
         checkpointOnClose: false,
         // Thousands of databases stay open: lookaside's 64 KiB each would be most of their memory.
         lookaside: false,
+        // ...and so would the page cache's first allocation of 20 pages, about 84 KiB.
+        pageCacheBulk: false,
       });
       if (creates) syncDirectory(dataDir);
       const { clock, session } = applySandbox(conn, options.limits, options.writableTables ? writeRulesAuthorizer(options.writableTables) : undefined);
