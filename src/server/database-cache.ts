@@ -20,7 +20,8 @@
  *   Windows) `A.db` is `a.db`, so a token for database `A` would reach database `a`'s rows.
  *   An open whose file turns out to be another name's is refused (`refuseCaseAlias`). Once a
  *   name has opened, its file is its own (the server created it, or found it under its exact
- *   name), so a reopen after an eviction skips the check (`ownFiles`).
+ *   name, and never deletes a database's file), so a reopen after an eviction skips the check
+ *   (`ownFiles`).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
