@@ -161,6 +161,13 @@ export class Connection {
 
   // ---- the statement API ----------------------------------------------------------------
 
+  /** Setting PRAGMAs of `applySettings` (open.ts), through `sqlite3_exec`. */
+  settings(sql: string): void {
+    this.ensureOpen();
+    const rc = this.sqlite3.capi.sqlite3_exec(this.db, sql, 0, 0, 0);
+    if (rc !== SQLITE_OK) throw this.error(rc, sql);
+  }
+
   /** Runs every statement of `sql`; returns nothing. */
   exec(sql: string): void {
     this.ensureOpen();

@@ -114,9 +114,14 @@ export async function openDatabase<T>(directory: StorageDirectory, options: Conn
   }
 }
 
-/** The statements `applySettings` runs them through (the connection's own `exec` and `value`). */
+/** The statements `applySettings` runs them through (the connection's own `value`, and `settings`). */
 export interface SettingsRunner {
-  exec(sql: string): void;
+  /**
+   * Runs PRAGMAs that set something straight through `sqlite3_exec`: none of them is described,
+   * tracked or cached as an API statement is (each of those costs a few microseconds of JS,
+   * and a server pays them at every reopen).
+   */
+  settings(sql: string): void;
   value(sql: string): SqlValue;
 }
 
@@ -129,7 +134,7 @@ export function applySettings(run: SettingsRunner, options: ConnectionOptions, l
   // The WASM build defaults to 8192-byte pages; the sync protocol's pages are 4096 bytes. (A
   // database whose pages are all still in the WAL has an empty main file, so it gets the PRAGMA
   // too, which changes nothing for it.)
-  run.exec(mainFileBytes === 0 ? `PRAGMA page_size=${PAGE_BYTES}; PRAGMA locking_mode=EXCLUSIVE` : 'PRAGMA locking_mode=EXCLUSIVE');
+  run.settings(mainFileBytes === 0 ? `PRAGMA page_size=${PAGE_BYTES}; PRAGMA locking_mode=EXCLUSIVE` : 'PRAGMA locking_mode=EXCLUSIVE');
   const mode = run.value('PRAGMA journal_mode=WAL');
   if (mode !== 'wal') {
     throw new OutpostError(`could not switch ${label} to WAL mode (got ${String(mode)})`, 'NOT_A_DATABASE');
@@ -143,7 +148,7 @@ export function applySettings(run: SettingsRunner, options: ConnectionOptions, l
     sql += ' PRAGMA cache_size=0; PRAGMA cache_size=2; PRAGMA schema_version;';
   }
   if (cachePages !== null) sql += ` PRAGMA cache_size=${cachePages};`;
-  run.exec(sql);
+  run.settings(sql);
 }
 
 /** Lookaside off (`ConnectionOptions.lookaside`), on a new handle before its first statement allocates from it. Returns SQLite's result code. */
