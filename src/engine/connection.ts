@@ -134,7 +134,7 @@ export class Connection {
     try {
       this.check(applyLookaside(this.sqlite3, this.db, this.options), 'turn lookaside off');
       this.installAuthorizer();
-      applySettings(this, this.options, this.directory.label);
+      applySettings(this, this.options, this.directory.label, this.files[0]!.size());
       // SQLite reopened under the sync layer: the interrupt check's handler goes with the new handle.
       this.interrupts.reinstall(this.db);
       applyCloseSetting(this.sqlite3, this.db, this.options);
@@ -160,6 +160,13 @@ export class Connection {
   }
 
   // ---- the statement API ----------------------------------------------------------------
+
+  /** Setting PRAGMAs of `applySettings` (open.ts), through `sqlite3_exec`. */
+  settings(sql: string): void {
+    this.ensureOpen();
+    const rc = this.sqlite3.capi.sqlite3_exec(this.db, sql, 0, 0, 0);
+    if (rc !== SQLITE_OK) throw this.error(rc, sql);
+  }
 
   /** Runs every statement of `sql`; returns nothing. */
   exec(sql: string): void {

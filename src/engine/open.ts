@@ -3,9 +3,10 @@
  * new SQLite handle gets (connection.ts calls these when it opens, and again when the sync
  * layer reopens SQLite under it).
  *
- * Order of the settings: `page_size` (only takes effect on a new, empty database), then
- * `locking_mode=EXCLUSIVE` before `journal_mode=WAL`, so that SQLite never needs shared memory
- * for the WAL index, then `synchronous` from `durability` and the autocheckpoint threshold.
+ * Order of the settings: `page_size` (only takes effect on a new, empty database, so only set
+ * while the main file is empty), then `locking_mode=EXCLUSIVE` before `journal_mode=WAL`, so
+ * that SQLite never needs shared memory for the WAL index, then `synchronous` from
+ * `durability`, the autocheckpoint threshold and the cache size, in one call.
  */
 import { OutpostError, SqliteError } from '../errors.js';
 import type { StorageBackend, StorageDirectory } from '../opfs-vfs/storage/backend.js';
@@ -51,6 +52,17 @@ export interface ConnectionOptions {
    * thousands of databases open pays it once per database. Default true.
    */
   lookaside?: boolean | undefined;
+  /**
+   * With false, the page cache allocates its pages one at a time from the first. By default
+   * SQLite's page cache (pcache1) takes 20 pages at once, about 84 KiB of WASM memory at 4 KiB
+   * pages, at its first page read, however few pages the database needs; a server that keeps
+   * thousands of small databases open pays it once per database. The official build cannot
+   * configure it (`SQLITE_CONFIG_PAGECACHE` takes an argument more than its exported config
+   * wrappers), so the settings empty the cache after the first read, which frees that
+   * allocation, and read page 1 again under a cache of 2 pages, for which pcache1 makes none
+   * (`applySettings`). Default true.
+   */
+  pageCacheBulk?: boolean | undefined;
   /** Called after an API call that wrote to the WAL, outside any transaction. */
   afterWrite?: (() => void) | undefined;
 }
@@ -102,24 +114,41 @@ export async function openDatabase<T>(directory: StorageDirectory, options: Conn
   }
 }
 
-/** The statements `applySettings` runs them through (the connection's own `exec` and `value`). */
+/** The statements `applySettings` runs them through (the connection's own `value`, and `settings`). */
 export interface SettingsRunner {
-  exec(sql: string): void;
+  /**
+   * Runs PRAGMAs that set something straight through `sqlite3_exec`: none of them is described,
+   * tracked or cached as an API statement is (each of those costs a few microseconds of JS,
+   * and a server pays them at every reopen).
+   */
+  settings(sql: string): void;
   value(sql: string): SqlValue;
 }
 
-/** Applies the settings in the order the header gives; `label` names the database in errors. */
-export function applySettings(run: SettingsRunner, options: ConnectionOptions, label: string): void {
-  // The WASM build defaults to 8192-byte pages; the sync protocol's pages are 4096 bytes.
-  run.exec(`PRAGMA page_size=${PAGE_BYTES}`);
-  run.exec('PRAGMA locking_mode=EXCLUSIVE');
+/**
+ * Applies the settings in the order the header gives; `label` names the database in errors.
+ * `mainFileBytes` is the main file's size: `page_size` is set only while it is empty, since a
+ * database already in the file keeps the page size its header gives whatever the PRAGMA says.
+ */
+export function applySettings(run: SettingsRunner, options: ConnectionOptions, label: string, mainFileBytes: number): void {
+  // The WASM build defaults to 8192-byte pages; the sync protocol's pages are 4096 bytes. (A
+  // database whose pages are all still in the WAL has an empty main file, so it gets the PRAGMA
+  // too, which changes nothing for it.)
+  run.settings(mainFileBytes === 0 ? `PRAGMA page_size=${PAGE_BYTES}; PRAGMA locking_mode=EXCLUSIVE` : 'PRAGMA locking_mode=EXCLUSIVE');
   const mode = run.value('PRAGMA journal_mode=WAL');
   if (mode !== 'wal') {
     throw new OutpostError(`could not switch ${label} to WAL mode (got ${String(mode)})`, 'NOT_A_DATABASE');
   }
-  run.exec(`PRAGMA synchronous=${options.durability === 'full' ? 'FULL' : 'NORMAL'}`);
-  run.exec(`PRAGMA wal_autocheckpoint=${options.checkpoint === 'manual' ? 0 : AUTOCHECKPOINT_PAGES}`);
-  if (options.cacheKiB) run.exec(`PRAGMA cache_size=-${Math.max(64, Math.floor(options.cacheKiB))}`);
+  let sql = `PRAGMA synchronous=${options.durability === 'full' ? 'FULL' : 'NORMAL'}; PRAGMA wal_autocheckpoint=${options.checkpoint === 'manual' ? 0 : AUTOCHECKPOINT_PAGES};`;
+  let cachePages = options.cacheKiB ? `-${Math.max(64, Math.floor(options.cacheKiB))}` : null;
+  if (options.pageCacheBulk === false) {
+    cachePages ??= String(run.value('PRAGMA cache_size'));
+    // A cache of 0 pages keeps none, and pcache1 frees its bulk allocation once it holds no
+    // page; under 2 pages it makes none when page 1 (`schema_version`) is read again.
+    sql += ' PRAGMA cache_size=0; PRAGMA cache_size=2; PRAGMA schema_version;';
+  }
+  if (cachePages !== null) sql += ` PRAGMA cache_size=${cachePages};`;
+  run.settings(sql);
 }
 
 /** Lookaside off (`ConnectionOptions.lookaside`), on a new handle before its first statement allocates from it. Returns SQLite's result code. */

@@ -12,10 +12,16 @@
  * - The open databases share SQLite's heap bound with every statement (heap-limit.ts), so the
  *   count is not the only limit: idle databases are also closed while SQLite's heap holds more
  *   than `heap.openBytesMax`, which leaves the rest of the bound for statements. An open that
- *   fails for memory (SQLITE_NOMEM) closes every idle database and tries once more.
+ *   fails for memory (SQLITE_NOMEM) closes every idle database and tries once more, and so
+ *   does one that fails because the process holds as many files as it may (EMFILE).
+ * - Each open database holds `FILES_PER_DATABASE` file descriptors, so the server's default
+ *   open limit is also bounded by the process's (`openLimitForFiles`).
  * - A database's file carries its name exactly: on a case-insensitive file system (macOS,
  *   Windows) `A.db` is `a.db`, so a token for database `A` would reach database `a`'s rows.
- *   An open whose file turns out to be another name's is refused (`refuseCaseAlias`).
+ *   An open whose file turns out to be another name's is refused (`refuseCaseAlias`). Once a
+ *   name has opened, its file is its own (the server created it, or found it under its exact
+ *   name, and never deletes a database's file), so a reopen after an eviction skips the check
+ *   (`ownFiles`).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -33,6 +39,8 @@ export class DatabaseCache {
   /** Open databases; the Map's insertion order is the LRU order, least recent first. */
   private readonly open = new Map<string, HostedDatabase>();
   private readonly opening = new Map<string, Promise<HostedDatabase>>();
+  /** Names that have opened: their files passed `refuseCaseAlias` or were created under the name. */
+  private readonly ownFiles = new Set<string>();
 
   constructor(
     private readonly dataDir: string,
@@ -104,16 +112,19 @@ export class DatabaseCache {
     }
   }
 
-  /** Opens `name`; when SQLite's heap is too full for it, closes every idle database and tries once more. */
+  /** Opens `name`; when SQLite's heap is too full for it, or the process may open no more files, closes every idle database and tries once more. */
   private async openFresh(name: string): Promise<HostedDatabase> {
-    refuseCaseAlias(this.fileOf(name), name);
+    if (!this.ownFiles.has(name)) refuseCaseAlias(this.fileOf(name), name);
+    let db: HostedDatabase;
     try {
-      return await HostedDatabase.open(this.dataDir, name, this.optionsFor(name));
+      db = await HostedDatabase.open(this.dataDir, name, this.optionsFor(name));
     } catch (e) {
-      if (!(e instanceof SqliteError && e.code === 'SQLITE_NOMEM')) throw e;
+      if (!(e instanceof SqliteError && e.code === 'SQLITE_NOMEM') && (e as NodeJS.ErrnoException).code !== 'EMFILE') throw e;
       await this.evict(true);
-      return HostedDatabase.open(this.dataDir, name, this.optionsFor(name));
+      db = await HostedDatabase.open(this.dataDir, name, this.optionsFor(name));
     }
+    this.ownFiles.add(name);
+    return db;
   }
 
   /**
@@ -146,4 +157,30 @@ export function refuseCaseAlias(file: string, name: string): void {
   const real = path.basename(fs.realpathSync.native(file));
   if (real === wanted || real.toLowerCase() !== wanted.toLowerCase()) return;
   throw new HttpError(409, `database "${name}" would open the file of another database (${real}): on this server's file system, database names must differ by more than case`, 'NAME_CONFLICT');
+}
+
+/** File descriptors an open database holds: its main file, its WAL and its revision log. */
+export const FILES_PER_DATABASE = 3;
+
+/** Descriptors kept for everything else (sockets, pull spools, logs) when the open limit follows the process's. */
+export const FILES_KEPT = 1024;
+
+/**
+ * `preferred`, or fewer when this process may not hold that many databases' files open: on
+ * Linux, its soft limit on open files (`/proc/self/limits`; Node raises it to the hard limit
+ * when it starts) less `FILES_KEPT`, divided by `FILES_PER_DATABASE`. At least 1; `preferred`
+ * where the limit cannot be read or is unlimited.
+ */
+export function openLimitForFiles(preferred: number, limits: string | null = readProcessLimits()): number {
+  const soft = limits?.match(/^Max open files\s+(\d+)\s/m)?.[1];
+  if (soft === undefined) return preferred;
+  return Math.max(1, Math.min(preferred, Math.floor((Number(soft) - FILES_KEPT) / FILES_PER_DATABASE)));
+}
+
+function readProcessLimits(): string | null {
+  try {
+    return fs.readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return null;
+  }
 }

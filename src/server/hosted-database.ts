@@ -216,8 +216,8 @@ export class HostedDatabase {
         cacheKiB: options.cacheKiB,
         // Eviction from the server's cache must be cheap; the idle checkpoint keeps WALs small.
         checkpointOnClose: false,
-        // Thousands of databases stay open: lookaside's 64 KiB each would be most of their memory.
-        lookaside: false,
+        // Thousands of databases stay open: lookaside's 64 KiB and the page cache's first 20 pages (84 KiB) each would be most of their memory.
+        lookaside: false, pageCacheBulk: false,
       });
       if (creates) syncDirectory(dataDir);
       const { clock, session } = applySandbox(conn, options.limits, options.writableTables ? writeRulesAuthorizer(options.writableTables) : undefined);

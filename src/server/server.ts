@@ -38,7 +38,7 @@ import { decodePullRequest } from '../protocol/pull-updates.js';
 import { isSyncPush } from '../protocol/turso-tables.js';
 import { type Grant, type Role, type TokenVerifier, authorize, createVerifier, verifyAuthorization } from './auth.js';
 import { nameFromGrant, resolveTarget } from './addressing.js';
-import { DatabaseCache } from './database-cache.js';
+import { DatabaseCache, openLimitForFiles } from './database-cache.js';
 import { RequestFront, checkedMetricsToken } from './front.js';
 import { PIPELINE_SLICE_MS, PipelineQueue } from './pipeline-queue.js';
 import { type HostedDatabase, type PullSlices, STREAMS_PER_HOLDER, STREAM_LIFETIME_MS, WITHOUT_SUBJECT } from './hosted-database.js';
@@ -50,11 +50,11 @@ import { PULL_SPOOL_BYTES, SharedPulls } from './pull-share.js';
 import { HEAP_BYTES_MAX, heapLimitBytes, heapUsage, heapUsedBytes, holdHeapLimit, releaseHeapLimit } from './heap-limit.js';
 
 /**
- * The default open limit: 5,000 databases of about 160 KiB each stay under 1 GiB with the
- * process's own 150 MiB or so. Past it, a request to a closed database pays an open (about
- * 2 ms of CPU) and an eviction.
+ * The default open limit, lowered to what the process's file limit allows (`openLimitForFiles`):
+ * a small open database holds about 61 KiB of SQLite's heap, whose share (heap-limit.ts) keeps
+ * about 6,000 of them open first. Past it, a request to a closed database pays an open and an eviction.
  */
-export const MAX_OPEN_DATABASES = 5000;
+export const MAX_OPEN_DATABASES = 8000;
 
 export interface ServerOptions {
   /** Where the databases live (created when missing). */
@@ -141,9 +141,9 @@ export interface ServerOptions {
    */
   maxOpenStreamsWithoutSubject?: number;
   /**
-   * Databases kept open at once (default `MAX_OPEN_DATABASES`). An open database holds about
-   * 160 KiB (its page cache's first allocation, the WAL index, SQLite's connection), plus up
-   * to `cacheKiB` of page cache as its pages are read.
+   * Databases kept open at once (default `MAX_OPEN_DATABASES`, or fewer under the process's file
+   * limit). An open database holds about 61 KiB of SQLite's heap (the WAL index, SQLite's
+   * connection, its statements), plus up to `cacheKiB` of page cache as its pages are read.
    */
   maxOpenDatabases?: number;
   /**
@@ -301,7 +301,7 @@ class SyncServer implements OutpostServer {
     const events = this.metrics ? { opened: () => this.metrics!.databasesOpened.inc(), evicted: () => this.metrics!.databasesEvicted.inc() } : {};
     this.databases = new DatabaseCache(
       options.dataDir,
-      Math.max(1, options.maxOpenDatabases ?? MAX_OPEN_DATABASES),
+      Math.max(1, options.maxOpenDatabases ?? openLimitForFiles(MAX_OPEN_DATABASES)),
       (name) => ({
         durability: options.durability ?? 'normal',
         cacheKiB: options.cacheKiB ?? 256,

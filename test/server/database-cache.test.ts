@@ -1,6 +1,8 @@
 /** The server's LRU of open databases: lazy opens, shared opens, eviction that spares pins. */
 import { afterEach, expect, test } from 'vitest';
-import { DatabaseCache } from '../../src/server/database-cache.js';
+import { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
+import { DatabaseCache, FILES_KEPT, FILES_PER_DATABASE, openLimitForFiles } from '../../src/server/database-cache.js';
+import { int, pick, rng, testSeed } from '../support/generate.js';
 import { tempDir } from '../support/server.js';
 
 const options = { durability: 'normal' as const, cacheKiB: 256, limits: { statementTimeoutMs: 2000, valueBytesMax: 1 << 24, shareOfServer: 1 } };
@@ -64,4 +66,60 @@ test('a database opened while every other one is pinned is not evicted under its
   // c is usable: its connection was not closed by the eviction its own open triggered.
   expect(() => c.execTrusted('CREATE TABLE IF NOT EXISTS t(x)')).not.toThrow();
   for (const db of [a, b, c]) cache.release(db);
+});
+
+test('generated: an open that fails because the process holds too many files closes the idle databases and tries once more; other failures are not retried', async () => {
+  const seed = testSeed();
+  console.log(`database cache open failure seed=${seed}`);
+  const random = rng(seed);
+  for (let round = 0; round < 8; round++) {
+    const code = pick(random, ['EMFILE', 'EACCES', 'EIO'] as const);
+    let failures = 0;
+    const failing = `new${round}`;
+    cache = new DatabaseCache(tempDir('outpost-cache-'), 100, (name) => ({
+      ...options,
+      directory: (file: string) => {
+        if (name === failing && failures === 0) {
+          failures++;
+          throw Object.assign(new Error(`${code}: the open failed`), { code });
+        }
+        return new NodeDirectory(file);
+      },
+    }));
+    const idle = int(random, 1, 6);
+    for (let i = 0; i < idle; i++) cache.release((await cache.acquire(`idle${i}`, true))!);
+    const pinned = (await cache.acquire('pinned', true))!;
+    const label = { round, code, idle };
+    if (code === 'EMFILE') {
+      const db = (await cache.acquire(failing, true))!;
+      // Every idle database was closed for it; the pinned one stays.
+      expect({ ...label, name: db.name, open: cache.size, failures }).toEqual({ ...label, name: failing, open: 2, failures: 1 });
+      cache.release(db);
+    } else {
+      await expect(cache.acquire(failing, true)).rejects.toMatchObject({ code });
+      expect({ ...label, open: cache.size, failures }).toEqual({ ...label, open: idle + 1, failures: 1 });
+    }
+    cache.release(pinned);
+    await cache.closeAll();
+  }
+});
+
+test('generated: the default open limit leaves every open database its files within the process limit', () => {
+  const seed = testSeed();
+  console.log(`open limit seed=${seed}`);
+  const random = rng(seed);
+  for (let i = 0; i < 200; i++) {
+    const preferred = int(random, 1, 20_000);
+    const soft = int(random, 0, 70_000);
+    const text = `Limit                     Soft Limit           Hard Limit           Units\nMax processes             63704                63704                processes\nMax open files            ${soft}                ${soft + int(random, 0, 10_000)}                files\n`;
+    const limit = openLimitForFiles(preferred, text);
+    const label = { preferred, soft };
+    expect({ ...label, limit: limit >= 1 && limit <= preferred }).toEqual({ ...label, limit: true });
+    // Within the limit with the kept descriptors, unless even one database would not be.
+    if (soft >= FILES_KEPT + FILES_PER_DATABASE) expect({ ...label, fits: limit * FILES_PER_DATABASE + FILES_KEPT <= soft }).toEqual({ ...label, fits: true });
+    // Only the file limit lowers it.
+    if (soft >= FILES_KEPT + FILES_PER_DATABASE * preferred) expect({ ...label, limit }).toEqual({ ...label, limit: preferred });
+  }
+  expect(openLimitForFiles(5000, 'Max open files            unlimited            unlimited            files\n')).toBe(5000);
+  expect(openLimitForFiles(5000, null)).toBe(5000);
 });

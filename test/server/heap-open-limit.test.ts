@@ -12,7 +12,7 @@ import { int, rng, testSeed } from '../support/generate.js';
 import { runBatch, startServer } from '../support/server.js';
 
 const MiB = 1024 * 1024;
-const HEAP_MAX = 24 * MiB;
+const HEAP_MAX = 12 * MiB;
 const DATABASES = 240;
 
 let server: OutpostServer;
