@@ -162,19 +162,28 @@ export function refuseCaseAlias(file: string, name: string): void {
 /** File descriptors an open database holds: its main file, its WAL and its revision log. */
 export const FILES_PER_DATABASE = 3;
 
-/** Descriptors kept for everything else (sockets, pull spools, logs) when the open limit follows the process's. */
+/**
+ * Descriptors kept for everything else (sockets, pull spools, logs) when the open limit follows
+ * the process's: 1,024, or a quarter of a smaller limit (a process held to 1,024 files still
+ * keeps 256 databases open rather than one).
+ */
 export const FILES_KEPT = 1024;
+
+/** What `openLimitForFiles` keeps for everything else under a soft limit of `soft` files. */
+export function filesKept(soft: number): number {
+  return Math.min(FILES_KEPT, Math.floor(soft / 4));
+}
 
 /**
  * `preferred`, or fewer when this process may not hold that many databases' files open: on
  * Linux, its soft limit on open files (`/proc/self/limits`; Node raises it to the hard limit
- * when it starts) less `FILES_KEPT`, divided by `FILES_PER_DATABASE`. At least 1; `preferred`
+ * when it starts) less `filesKept`, divided by `FILES_PER_DATABASE`. At least 1; `preferred`
  * where the limit cannot be read or is unlimited.
  */
 export function openLimitForFiles(preferred: number, limits: string | null = readProcessLimits()): number {
   const soft = limits?.match(/^Max open files\s+(\d+)\s/m)?.[1];
   if (soft === undefined) return preferred;
-  return Math.max(1, Math.min(preferred, Math.floor((Number(soft) - FILES_KEPT) / FILES_PER_DATABASE)));
+  return Math.max(1, Math.min(preferred, Math.floor((Number(soft) - filesKept(Number(soft))) / FILES_PER_DATABASE)));
 }
 
 function readProcessLimits(): string | null {

@@ -1,7 +1,7 @@
 /** The server's LRU of open databases: lazy opens, shared opens, eviction that spares pins. */
 import { afterEach, expect, test } from 'vitest';
 import { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
-import { DatabaseCache, FILES_KEPT, FILES_PER_DATABASE, openLimitForFiles } from '../../src/server/database-cache.js';
+import { DatabaseCache, FILES_PER_DATABASE, filesKept, openLimitForFiles } from '../../src/server/database-cache.js';
 import { int, pick, rng, testSeed } from '../support/generate.js';
 import { tempDir } from '../support/server.js';
 
@@ -116,9 +116,11 @@ test('generated: the default open limit leaves every open database its files wit
     const label = { preferred, soft };
     expect({ ...label, limit: limit >= 1 && limit <= preferred }).toEqual({ ...label, limit: true });
     // Within the limit with the kept descriptors, unless even one database would not be.
-    if (soft >= FILES_KEPT + FILES_PER_DATABASE) expect({ ...label, fits: limit * FILES_PER_DATABASE + FILES_KEPT <= soft }).toEqual({ ...label, fits: true });
+    if (soft >= filesKept(soft) + FILES_PER_DATABASE) expect({ ...label, fits: limit * FILES_PER_DATABASE + filesKept(soft) <= soft }).toEqual({ ...label, fits: true });
+    // A small limit still keeps most of its files for databases (a quarter at most for the rest).
+    expect({ ...label, most: limit >= Math.min(preferred, Math.floor((soft * 3) / 4 / FILES_PER_DATABASE)) }).toEqual({ ...label, most: true });
     // Only the file limit lowers it.
-    if (soft >= FILES_KEPT + FILES_PER_DATABASE * preferred) expect({ ...label, limit }).toEqual({ ...label, limit: preferred });
+    if (soft >= filesKept(soft) + FILES_PER_DATABASE * preferred) expect({ ...label, limit }).toEqual({ ...label, limit: preferred });
   }
   expect(openLimitForFiles(5000, 'Max open files            unlimited            unlimited            files\n')).toBe(5000);
   expect(openLimitForFiles(5000, null)).toBe(5000);
