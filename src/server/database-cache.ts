@@ -8,7 +8,14 @@
  *   hold more than `openMax` while many are busy.
  * - Two requests for a database that is still opening share the one open.
  * - Eviction is cheap: a hosted database does not checkpoint when it closes (the idle
- *   checkpoint keeps its WAL small; see `HostedDatabase.open`).
+ *   checkpoint keeps its WAL small; see `HostedDatabase.open`), and under durability 'normal'
+ *   flushes nothing: its revision log is left unclean, which this process and this boot trust,
+ *   so a reopen writes and fsyncs nothing either. A database that stays closed `sealAfterMs`
+ *   is sealed in the background, at most `SEALS_AT_ONCE` at a time (seal.ts: its files fsynced,
+ *   then its log marked clean), so that a power loss starts a new generation only for the
+ *   databases used in the last `sealAfterMs`. `closeAll` (the server stopping) seals every
+ *   database it closes and every one still unsealed, and under 'full' waits for the markers'
+ *   fsyncs.
  * - The open databases share SQLite's heap bound with every statement (heap-limit.ts), so the
  *   count is not the only limit: idle databases are also closed while SQLite's heap holds more
  *   than `heap.openBytesMax`, which leaves the rest of the bound for statements. An open that
@@ -22,6 +29,15 @@ import * as path from 'node:path';
 import { SqliteError } from '../errors.js';
 import { HostedDatabase, type HostedDatabaseOptions } from './hosted-database.js';
 import { HttpError } from './http.js';
+import { RevisionLog } from './revlog.js';
+import { sealClosed } from './seal.js';
+
+/** How long an evicted database stays closed before its seal (a power loss costs a new generation only to databases used this recently). */
+export const SEAL_AFTER_MS = 30_000;
+/** Seals run at once in the background: each holds a thread of libuv's pool (4 by default) for its fsyncs, which requests need too. */
+const SEALS_AT_ONCE = 2;
+/** Seals run at once while the server stops, when nothing else needs the pool. */
+const SEALS_AT_ONCE_STOPPING = 16;
 
 /** How much of SQLite's heap the open databases may hold, and what it holds now. */
 export interface HeapBudget {
@@ -33,6 +49,15 @@ export class DatabaseCache {
   /** Open databases; the Map's insertion order is the LRU order, least recent first. */
   private readonly open = new Map<string, HostedDatabase>();
   private readonly opening = new Map<string, Promise<HostedDatabase>>();
+  /**
+   * Databases closed under 'normal' and not sealed since, least recently closed first, with
+   * when their seal is due (`performance.now()` ms). An entry is removed when the database
+   * opens again: a seal under way whose entry is gone (or replaced) writes no marker.
+   */
+  private readonly unsealed = new Map<string, { dueMs: number; running: boolean }>();
+  private readonly sealing = new Set<Promise<void>>();
+  private sealTimer: ReturnType<typeof setTimeout> | null = null;
+  private stopping = false;
 
   constructor(
     private readonly dataDir: string,
@@ -41,6 +66,7 @@ export class DatabaseCache {
     /** Told of each open and each eviction (the server's metrics). */
     private readonly events: { opened?: () => void; evicted?: () => void } = {},
     private readonly heap: HeapBudget | null = null,
+    private readonly sealAfterMs = SEAL_AFTER_MS,
   ) {}
 
   /** Number of databases open right now. */
@@ -65,10 +91,64 @@ export class DatabaseCache {
     db.pins--;
   }
 
-  /** Closes every open database (the server is stopping). */
+  /** Closes every open database and seals it and every other one still unsealed (the server is stopping). */
   async closeAll(): Promise<void> {
-    for (const db of this.open.values()) await db.close();
-    this.open.clear();
+    this.stopping = true;
+    for (const [name, db] of this.open) {
+      this.open.delete(name);
+      await this.closed(name, db);
+    }
+    for (const entry of this.unsealed.values()) entry.dueMs = 0;
+    await this.sealDue();
+    await RevisionLog.markersFlushed();
+  }
+
+  /**
+   * Seals every database whose seal is due at `nowMs` (all of them once stopping), at most
+   * `SEALS_AT_ONCE` at a time, and resolves when no seal is under way. Then arms the timer
+   * for the next one due. Tests pass `Infinity` to seal every closed database now.
+   */
+  sealDue(nowMs = performance.now()): Promise<void> {
+    if (this.sealTimer !== null) clearTimeout(this.sealTimer);
+    this.sealTimer = null;
+    const atOnce = this.stopping ? SEALS_AT_ONCE_STOPPING : SEALS_AT_ONCE;
+    for (const [name, entry] of this.unsealed) {
+      if (this.sealing.size >= atOnce) break;
+      if (entry.dueMs > nowMs) break;
+      if (entry.running) continue;
+      entry.running = true;
+      const seal = sealClosed(this.dataDir, name, this.optionsFor(name), () => this.unsealed.get(name) === entry && !this.open.has(name) && !this.opening.has(name))
+        .catch(() => {}) // Left unsealed: a power loss starts a new generation, as before the seal.
+        .then(() => {
+          if (this.unsealed.get(name) === entry) this.unsealed.delete(name);
+          this.sealing.delete(seal);
+        });
+      this.sealing.add(seal);
+    }
+    const next = this.sealing.size > 0 ? Promise.race(this.sealing).then(() => this.sealDue(nowMs)) : Promise.resolve();
+    if (this.sealing.size === 0) this.armSealTimer();
+    return next;
+  }
+
+  private armSealTimer(): void {
+    const first = this.unsealed.values().next();
+    if (first.done || this.sealTimer !== null || this.stopping) return;
+    this.sealTimer = setTimeout(() => void this.sealDue(), Math.max(0, first.value.dueMs - performance.now()));
+    this.sealTimer.unref();
+  }
+
+  /** Closes `db`; under 'normal' it then waits for its seal. */
+  private async closed(name: string, db: HostedDatabase): Promise<void> {
+    await db.close();
+    this.awaitSeal(name);
+  }
+
+  /** `name` was closed by this process (or failed to open) and, under 'normal', is left unsealed. */
+  private awaitSeal(name: string): void {
+    if (this.optionsFor(name).durability !== 'normal') return;
+    this.unsealed.delete(name);
+    this.unsealed.set(name, { dueMs: this.stopping ? 0 : performance.now() + this.sealAfterMs, running: false });
+    this.armSealTimer();
   }
 
   /** The database, pinned: a pin is taken before anything can evict it (evict() included). */
@@ -88,6 +168,8 @@ export class DatabaseCache {
       return db;
     }
     if (!create && !fs.existsSync(this.fileOf(name))) return null;
+    // Its seal, if under way, writes no marker now (the reopen trusts the log unclean: revlog.ts).
+    this.unsealed.delete(name);
     const opened = this.openFresh(name);
     this.opening.set(name, opened);
     try {
@@ -99,6 +181,10 @@ export class DatabaseCache {
       db.pins++;
       await this.evict();
       return db;
+    } catch (e) {
+      // Its log may be open no more, unsealed (revlog.ts: a failed open leaves it as it was, or unclean).
+      this.awaitSeal(name);
+      throw e;
     } finally {
       this.opening.delete(name);
     }
@@ -127,7 +213,7 @@ export class DatabaseCache {
       if (db.pins > 0) continue;
       this.open.delete(name);
       this.events.evicted?.();
-      await db.close();
+      await this.closed(name, db);
     }
   }
 

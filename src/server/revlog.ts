@@ -89,7 +89,7 @@ export interface LogFiles {
 let nodeBootId: string | null | undefined;
 
 /** `node:fs`, and Linux's boot id. */
-const NODE_FILES: LogFiles = {
+export const NODE_FILES: LogFiles = {
   readFileSync: (path) => fs.readFileSync(path),
   openSync: (path, flags) => fs.openSync(path, flags),
   writeSync: (fd, bytes) => fs.writeSync(fd, bytes),
@@ -109,6 +109,15 @@ const NODE_FILES: LogFiles = {
     return nodeBootId;
   },
 };
+
+/**
+ * Logs this process closed unclean and has not sealed since, by the file calls that reach them
+ * (one set per simulated process in tests). Such a log is trusted on reopen whatever the boot
+ * id says: a process still running has seen no power loss since it wrote the log.
+ */
+const closedUnsealed = new WeakMap<LogFiles, Set<string>>();
+/** The fsyncs of clean-close markers `close` started (under `durable`), until they settle. */
+const markersUnderWay = new Set<Promise<void>>();
 
 export class RevisionLog {
   private fd = -1;
@@ -152,7 +161,9 @@ export class RevisionLog {
     const parsed = bytes ? RevisionLog.parse(bytes) : null;
     const boot = bootWords(this.files.bootId());
     this.boot = boot;
-    if (parsed && (parsed.clean || (boot !== null && parsed.boot !== null && boot.every((w, i) => w === parsed.boot![i])))) {
+    const sameBoot = (words: Uint32Array | null): boolean => boot !== null && words !== null && boot.every((w, i) => w === words[i]);
+    const closedHere = closedUnsealed.get(this.files)?.delete(path) ?? false;
+    if (parsed && (parsed.clean || sameBoot(parsed.boot) || (closedHere && !parsed.marker))) {
       this.generation = parsed.generation;
       this.records = parsed.records.slice(-MAX_RECORDS);
       this.seq = parsed.seq;
@@ -161,8 +172,10 @@ export class RevisionLog {
       // appending: every record goes at the end (opened 'r+', the first record after a clean
       // reopen overwrote the header, and the next open started a new generation).
       this.fd = this.files.openSync(path, 'a');
-      this.files.ftruncateSync(this.fd, parsed.cleanAt);
-      if (boot !== null) this.append(KIND_BOOT, this.seq, 0, boot);
+      // A log this boot left unclean (an eviction's) usually has nothing to cut and names this
+      // boot already: its reopen writes nothing.
+      if (parsed.cleanAt !== bytes!.length) this.files.ftruncateSync(this.fd, parsed.cleanAt);
+      if (boot !== null && !sameBoot(parsed.boot)) this.append(KIND_BOOT, this.seq, 0, boot);
       // Lost in a power loss, the cut of a clean-close marker would leave a crashed log looking
       // clean: it reaches the device before the first commit record (`onWalFrame`). Any other
       // cut drops at most a torn tail, whose loss keeps the log unclean (see the header).
@@ -265,28 +278,68 @@ export class RevisionLog {
   }
 
   /**
-   * Marks the log clean (the database was closed properly) and closes it. With `durable`, the
-   * marker is flushed to the device (the server's `durability: 'full'`); otherwise a power loss
-   * may lose it, which only starts a new generation on the next open.
+   * Closes the log. With `durable` (every commit is on the device already) it is marked clean
+   * first, and the marker is fsynced off the event loop: the promise settles (never rejects)
+   * once the fsync is over and the fd closed; a marker the power takes only makes the log
+   * unclean. Without, the log is left unclean, since its commits may not be on the device: it
+   * is trusted by the process that closed it and on the same boot, and `seal` marks it once the
+   * caller has made its database's files durable.
    */
-  close(durable = this.durable): void {
+  close(): Promise<void> | null {
+    if (!this.durable) {
+      this.closeFd(this.fd);
+      let paths = closedUnsealed.get(this.files);
+      if (!paths) closedUnsealed.set(this.files, (paths = new Set()));
+      paths.add(this.path);
+      return null;
+    }
     this.append(KIND_CLEAN, this.seq, 0, new Uint32Array(0));
-    if (durable) this.files.fsyncSync(this.fd);
-    this.closeFd(this.fd);
+    const fd = this.fd;
+    // The fd closes after any fsync already under way on it (the cut's), then after this one.
+    const before = this.cutSyncing !== null && fd === this.syncingFd ? this.cutSyncing : Promise.resolve();
+    this.closeAfterSync = false;
+    const flushed = before
+      .then(() => this.files.fsync(fd))
+      .catch(() => {})
+      .then(() => this.files.closeSync(fd));
+    markersUnderWay.add(flushed);
+    void flushed.then(() => markersUnderWay.delete(flushed));
+    return flushed;
+  }
+
+  /** Settles once every clean-close marker `close` wrote so far is fsynced (a graceful stop under `durable` waits for it). */
+  static async markersFlushed(): Promise<void> {
+    await Promise.all([...markersUnderWay]);
+  }
+
+  /**
+   * Marks a closed log clean and fsyncs it off the event loop (the seal): the caller vouches
+   * that every commit it lists is on the device (the database's files were fsynced since its
+   * last commit) and that this process closed it. The marker is appended before this returns
+   * its promise, so a reopen that follows reads the log clean. A log already clean is only
+   * fsynced; a missing one is left alone.
+   */
+  static seal(path: string, files: LogFiles = NODE_FILES): Promise<void> {
+    let bytes: Uint8Array;
+    try {
+      bytes = files.readFileSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve();
+      return Promise.reject(e);
+    }
+    const parsed = RevisionLog.parse(bytes);
+    if (parsed === null) return Promise.resolve();
+    closedUnsealed.get(files)?.delete(path);
+    const fd = files.openSync(path, 'a');
+    if (!parsed.clean) {
+      if (parsed.cleanAt !== bytes.length) files.ftruncateSync(fd, parsed.cleanAt);
+      files.writeSync(fd, record(KIND_CLEAN, parsed.seq, 0, new Uint32Array(0)));
+    }
+    return files.fsync(fd).finally(() => files.closeSync(fd));
   }
 
   private append(kind: number, seq: number, dbSize: number, pages: Uint32Array): void {
-    const body = new Uint8Array(1 + 8 + 4 + 4 + pages.length * 4);
-    const view = new DataView(body.buffer);
-    view.setUint8(0, kind);
-    view.setFloat64(1, seq, true);
-    view.setUint32(9, dbSize, true);
-    view.setUint32(13, pages.length, true);
-    pages.forEach((p, i) => view.setUint32(17 + i * 4, p, true));
-    const record = new Uint8Array(body.length + 4);
-    record.set(body);
-    new DataView(record.buffer).setUint32(body.length, fnv1a(body), true);
-    this.files.writeSync(this.fd, record);
+    this.files.writeSync(this.fd, record(kind, seq, dbSize, pages));
   }
 
   /** Writes header and kept records to a new file, renames it over the log, returns its fd. */
@@ -347,6 +400,20 @@ export class RevisionLog {
     }
     return { generation, records, seq, clean, marker: false, cleanAt: at, boot };
   }
+}
+
+/** One record's bytes, its checksum last. */
+function record(kind: number, seq: number, dbSize: number, pages: Uint32Array): Uint8Array {
+  const bytes = new Uint8Array(1 + 8 + 4 + 4 + pages.length * 4 + 4);
+  const view = new DataView(bytes.buffer);
+  view.setUint8(0, kind);
+  view.setFloat64(1, seq, true);
+  view.setUint32(9, dbSize, true);
+  view.setUint32(13, pages.length, true);
+  pages.forEach((p, i) => view.setUint32(17 + i * 4, p, true));
+  const bodyBytes = bytes.length - 4;
+  view.setUint32(bodyBytes, fnv1a(bytes.subarray(0, bodyBytes)), true);
+  return bytes;
 }
 
 /** A boot id as the 4 words a boot record holds; null when there is none or it is not 128 bits of hex. */
