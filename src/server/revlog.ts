@@ -112,10 +112,11 @@ export const NODE_FILES: LogFiles = {
 
 /**
  * Logs this process closed unclean and has not sealed since, by the file calls that reach them
- * (one set per simulated process in tests). Such a log is trusted on reopen whatever the boot
- * id says: a process still running has seen no power loss since it wrote the log.
+ * (one map per simulated process in tests), with whether a cut of theirs may not be on the
+ * device. Such a log is trusted on reopen whatever the boot id says: a process still running
+ * has seen no power loss since it wrote the log.
  */
-const closedUnsealed = new WeakMap<LogFiles, Set<string>>();
+const closedUnsealed = new WeakMap<LogFiles, Map<string, boolean>>();
 /** The fsyncs of clean-close markers `close` started (under `durable`), until they settle. */
 const markersUnderWay = new Set<Promise<void>>();
 
@@ -162,8 +163,9 @@ export class RevisionLog {
     const boot = bootWords(this.files.bootId());
     this.boot = boot;
     const sameBoot = (words: Uint32Array | null): boolean => boot !== null && words !== null && boot.every((w, i) => w === words[i]);
-    const closedHere = closedUnsealed.get(this.files)?.delete(path) ?? false;
-    if (parsed && (parsed.clean || sameBoot(parsed.boot) || (closedHere && !parsed.marker))) {
+    const closedHere = closedUnsealed.get(this.files)?.get(path);
+    closedUnsealed.get(this.files)?.delete(path);
+    if (parsed && (parsed.clean || sameBoot(parsed.boot) || (closedHere !== undefined && !parsed.marker))) {
       this.generation = parsed.generation;
       this.records = parsed.records.slice(-MAX_RECORDS);
       this.seq = parsed.seq;
@@ -177,9 +179,11 @@ export class RevisionLog {
       if (parsed.cleanAt !== bytes!.length) this.files.ftruncateSync(this.fd, parsed.cleanAt);
       if (boot !== null && !sameBoot(parsed.boot)) this.append(KIND_BOOT, this.seq, 0, boot);
       // Lost in a power loss, the cut of a clean-close marker would leave a crashed log looking
-      // clean: it reaches the device before the first commit record (`onWalFrame`). Any other
-      // cut drops at most a torn tail, whose loss keeps the log unclean (see the header).
-      if (parsed.marker) this.syncCut();
+      // clean: it reaches the device before the first commit record (`onWalFrame`). A log left
+      // unclean by another process of this boot may hide such a cut too (that process may have
+      // died before its fsync): it is flushed the same way. Only a log this process closed,
+      // with no cut of its own in doubt, needs nothing (see the header).
+      if (parsed.marker || closedHere !== false) this.syncCut();
     } else {
       this.generation = randomHex(16);
       this.seq = 0;
@@ -287,10 +291,10 @@ export class RevisionLog {
    */
   close(): Promise<void> | null {
     if (!this.durable) {
-      this.closeFd(this.fd);
       let paths = closedUnsealed.get(this.files);
-      if (!paths) closedUnsealed.set(this.files, (paths = new Set()));
-      paths.add(this.path);
+      if (!paths) closedUnsealed.set(this.files, (paths = new Map()));
+      paths.set(this.path, this.cutUnsynced);
+      this.closeFd(this.fd);
       return null;
     }
     this.append(KIND_CLEAN, this.seq, 0, new Uint32Array(0));

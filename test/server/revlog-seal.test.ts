@@ -16,13 +16,12 @@
  * kept fail on the tree before the seal (seed 1 case 4, seed 2 case 22).
  */
 import { expect, test } from 'vitest';
-import { APPLY_REPLACE_BASE, type PageData } from '../../src/protocol/pull-updates.js';
 import { DatabaseCache } from '../../src/server/database-cache.js';
 import type { HostedDatabase, HostedDatabaseOptions } from '../../src/server/hosted-database.js';
-import { InProcessTransport } from '../../src/server/in-process-transport.js';
-import { RevisionLog } from '../../src/server/revlog.js';
+import { type LogFiles, RevisionLog } from '../../src/server/revlog.js';
 import { type Random, int, pick, rng, testSeed } from '../support/generate.js';
 import { scratchDataDir } from '../support/networks.js';
+import { PageReplica, wholeImage } from '../support/page-replica.js';
 import { PowerLossDisk } from '../support/power-loss-disk.js';
 
 const CASES = Number(process.env.OUTPOST_CASES ?? 60);
@@ -30,44 +29,17 @@ const LIMITS = { statementTimeoutMs: 60_000, valueBytesMax: 1 << 24, shareOfServ
 
 /** One server process on `disk`: every database it opens (or seals) lives on that process's files. */
 function serverOn(disk: PowerLossDisk, dataDir: string, durability: 'normal' | 'full'): DatabaseCache {
-  const processes = new Map<string, ReturnType<PowerLossDisk['process']>>();
-  const processOf = (name: string): ReturnType<PowerLossDisk['process']> => {
+  const processes = new Map<string, { directory: ReturnType<PowerLossDisk['process']>; logFiles: LogFiles }>();
+  const processOf = (name: string): { directory: ReturnType<PowerLossDisk['process']>; logFiles: LogFiles } => {
     let p = processes.get(name);
-    if (!p) processes.set(name, (p = disk.process(`${name}/`)));
+    if (!p) {
+      const directory = disk.process(`${name}/`);
+      processes.set(name, (p = { directory, logFiles: disk.logFiles(directory) }));
+    }
     return p;
   };
-  const optionsFor = (name: string): HostedDatabaseOptions => ({ durability, cacheKiB: 256, limits: LIMITS, directory: () => processOf(name), revlogFiles: disk.logFiles(processOf(name)) });
+  const optionsFor = (name: string): HostedDatabaseOptions => ({ durability, cacheKiB: 256, limits: LIMITS, directory: () => processOf(name).directory, revlogFiles: processOf(name).logFiles });
   return new DatabaseCache(dataDir, 1, optionsFor);
-}
-
-/** The pages a client would hold, kept from the pulls it made. */
-class PageReplica {
-  revision = '';
-  private pages = new Map<number, Uint8Array>();
-  private size = 0;
-
-  async pull(db: HostedDatabase): Promise<void> {
-    const t = new InProcessTransport(db);
-    const { header, pages } = await t.pull({ clientRevision: this.revision });
-    t.close();
-    if (header.applyMode === APPLY_REPLACE_BASE) this.pages.clear();
-    for (const p of pages) this.pages.set(p.pageId, p.page);
-    this.size = header.dbSize;
-    this.revision = header.serverRevision;
-  }
-
-  /** Pages that differ from the server's whole image (`whole`), by page number. */
-  differences(whole: PageData[]): number[] {
-    const differ = whole.filter((p) => Buffer.compare(this.pages.get(p.pageId) ?? new Uint8Array(0), p.page) !== 0).map((p) => p.pageId);
-    return whole.length === this.size ? differ : [...differ, -1];
-  }
-}
-
-async function wholeImage(db: HostedDatabase): Promise<PageData[]> {
-  const t = new InProcessTransport(db);
-  const { pages } = await t.pull({});
-  t.close();
-  return pages;
 }
 
 async function withDatabase<T>(cache: DatabaseCache, name: string, use: (db: HostedDatabase) => Promise<T> | T): Promise<T> {
