@@ -27,7 +27,25 @@
  * generation, its seq and records, cut after its last whole record. Clients keep pulling
  * incrementally after a kill or a crash; only a new boot (the power went, the OS crashed) or
  * a system without a boot id starts a new generation. (Turso's client cannot apply the
- * ReplaceBase answer of a new generation at all.)
+ * ReplaceBase answer of a new generation at all.) A log this process closed itself is trusted
+ * unclean whatever the boot id (a running process has seen no power loss since).
+ *
+ * A clean-close marker vouches for data: a log that reads clean after a power loss keeps its
+ * generation, so every commit it lists must be on the device. So the marker is written only
+ * after the commits are durable:
+ * - under `durable` (the server's 'full': every commit is fsynced before it is acknowledged),
+ *   at `close`, and fsynced off the event loop (libuv's thread pool; `markersFlushed` waits);
+ * - under 'normal' (commits are not flushed, nor is anything at close), never at `close`: an
+ *   evicted database's log is left unclean, and its reopen by the same process writes nothing
+ *   and fsyncs nothing. `RevisionLog.seal` appends the marker once the caller has fsynced the
+ *   database's files (seal.ts: the server's cache seals a database closed for 30 s, and every
+ *   database when the server stops). A power loss therefore starts a new generation for the
+ *   databases open or closed less than 30 s before it (Turso's client cannot follow those;
+ *   ours downloads them whole), and for no others.
+ * Written at close under 'normal' (as before the seal), a marker could reach the device while
+ * the last commit's WAL frame did not: the log read clean past the database, and a client that
+ * had pulled that commit kept its pages while the next commit reused its seq
+ * (test/server/revlog-seal.test.ts).
  *
  * So after any crash the log must read as unclean, or a new commit would reuse a seq that a
  * client already holds with other pages (its next pull would miss pages, and its replica
@@ -40,13 +58,13 @@
  * (libuv's thread pool), and writers wait for it (`commitsReady`), so the event loop serves
  * other databases meanwhile and concurrent fsyncs share the file system's journal commits;
  * a commit that comes before it is done (one that did not wait) fsyncs synchronously. A
- * database only read after a reopen waits for nothing. Reopening a log left unclean (no
- * marker) on the same boot needs no fsync: its cut only drops a torn tail, and a loss of that
- * cut leaves the log unclean across a new boot, which starts a new generation anyway. Commit
- * records need no fsync of their own: losing some only makes the log unclean, which starts a
- * new generation. With `durable` (the server's `durability: 'full'`) the marker itself is fsynced
- * with everything before it at close; a rewritten log is fsynced before it is renamed into
- * place, and under `durable` the rename with its directory.
+ * database only read after a reopen waits for nothing. A log left unclean by another process
+ * of this boot is flushed the same way before its first commit: that process may have died
+ * with its cut still unflushed (the cut then hides a marker the device still holds). Only a
+ * log this process closed, with no cut of its own in doubt, is reopened without an fsync.
+ * Commit records need no fsync of their own: losing some only makes the log unclean, which
+ * starts a new generation. A rewritten log is fsynced before it is renamed into place, and
+ * under `durable` the rename with its directory (under 'normal' the seal fsyncs the folder).
  */
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
@@ -300,8 +318,10 @@ export class RevisionLog {
     this.append(KIND_CLEAN, this.seq, 0, new Uint32Array(0));
     const fd = this.fd;
     // The fd closes after any fsync already under way on it (the cut's), then after this one.
-    const before = this.cutSyncing !== null && fd === this.syncingFd ? this.cutSyncing : Promise.resolve();
-    this.closeAfterSync = false;
+    const cutOnFd = this.cutSyncing !== null && fd === this.syncingFd;
+    const before = cutOnFd ? this.cutSyncing! : Promise.resolve();
+    // This close, not the cut's fsync, closes the fd (a rewritten log's old fd keeps its own close).
+    if (cutOnFd) this.closeAfterSync = false;
     const flushed = before
       .then(() => this.files.fsync(fd))
       .catch(() => {})

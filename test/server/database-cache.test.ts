@@ -1,6 +1,8 @@
-/** The server's LRU of open databases: lazy opens, shared opens, eviction that spares pins. */
+/** The server's LRU of open databases: lazy opens, shared opens, eviction that spares pins, seals of closed databases. */
+import { existsSync, readFileSync } from 'node:fs';
 import { afterEach, expect, test } from 'vitest';
 import { DatabaseCache } from '../../src/server/database-cache.js';
+import { int, rng, testSeed } from '../support/generate.js';
 import { tempDir } from '../support/server.js';
 
 const options = { durability: 'normal' as const, cacheKiB: 256, limits: { statementTimeoutMs: 2000, valueBytesMax: 1 << 24, shareOfServer: 1 } };
@@ -64,4 +66,41 @@ test('a database opened while every other one is pinned is not evicted under its
   // c is usable: its connection was not closed by the eviction its own open triggered.
   expect(() => c.execTrusted('CREATE TABLE IF NOT EXISTS t(x)')).not.toThrow();
   for (const db of [a, b, c]) cache.release(db);
+});
+
+/** Whether the revision log at `file` ends with its clean-close marker (revlog.ts: a kind 2 record of 21 bytes, nothing after it). */
+function endsClean(file: string): boolean {
+  const bytes = readFileSync(file);
+  return bytes.length >= 40 + 21 && bytes[bytes.length - 21] === 2;
+}
+
+test('generated: under durability normal, a database evicted is sealed (its log marked clean) once it stayed closed sealAfterMs, not before, unless it opened again; closeAll seals every one', async () => {
+  const seed = testSeed();
+  const random = rng(seed);
+  const dataDir = tempDir('outpost-cache-');
+  const sealAfterMs = 60_000;
+  cache = new DatabaseCache(dataDir, 1, () => options, {}, null, sealAfterMs);
+  /** Databases closed, with when, and whether a seal was due since (the clock passed to `sealDue` went `sealAfterMs` past it). */
+  const closed = new Map<string, { atMs: number; due: boolean }>();
+  for (let step = 0; step < 30; step++) {
+    const what = `seed ${seed} step ${step}`;
+    const name = `d${int(random, 0, 3)}`;
+    const db = (await cache.acquire(name, true))!;
+    db.execTrusted('CREATE TABLE IF NOT EXISTS t(x); INSERT INTO t VALUES (1)');
+    cache.release(db);
+    closed.delete(name);
+    // Opening `name` evicted the one open before it.
+    for (const other of ['d0', 'd1', 'd2', 'd3']) if (other !== name && !closed.has(other) && existsSync(`${dataDir}/${other}.db`)) closed.set(other, { atMs: performance.now(), due: false });
+    // The clock the seals see: now, or 0.75 or 1.5 times sealAfterMs on.
+    const nowMs = performance.now() + int(random, 0, 2) * sealAfterMs * 0.75;
+    await cache.sealDue(nowMs);
+    for (const [other, c] of closed) {
+      c.due ||= c.atMs + sealAfterMs <= nowMs;
+      expect(endsClean(`${dataDir}/${other}.db-revlog`), `${what}: ${other} sealed (its seal was due: ${c.due})`).toBe(c.due);
+    }
+    expect(endsClean(`${dataDir}/${name}.db-revlog`), `${what}: the open ${name} reads clean`).toBe(false);
+  }
+  await cache.closeAll();
+  for (const name of ['d0', 'd1', 'd2', 'd3']) if (existsSync(`${dataDir}/${name}.db`)) expect(endsClean(`${dataDir}/${name}.db-revlog`), `seed ${seed}: ${name} after closeAll`).toBe(true);
+  cache = undefined;
 });
