@@ -57,6 +57,9 @@ export class DatabaseCache {
   private readonly unsealed = new Map<string, { dueMs: number; running: boolean }>();
   private readonly sealing = new Set<Promise<void>>();
   private sealTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The latest clock a `sealDue` call asked for while seals run (tests run it ahead); -Infinity when none run. */
+  private sealClockMs = -Infinity;
+  private readonly sealsIdle: (() => void)[] = [];
   private stopping = false;
 
   constructor(
@@ -105,16 +108,24 @@ export class DatabaseCache {
 
   /**
    * Seals every database whose seal is due at `nowMs` (all of them once stopping), at most
-   * `SEALS_AT_ONCE` at a time, and resolves when no seal is under way. Then arms the timer
-   * for the next one due. Tests pass `Infinity` to seal every closed database now.
+   * `SEALS_AT_ONCE` at a time, and resolves when no seal is under way. Tests pass `Infinity`
+   * to seal every closed database now.
    */
   sealDue(nowMs = performance.now()): Promise<void> {
     if (this.sealTimer !== null) clearTimeout(this.sealTimer);
     this.sealTimer = null;
+    this.sealClockMs = Math.max(this.sealClockMs, nowMs);
+    this.startSeals();
+    if (this.sealing.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.sealsIdle.push(resolve));
+  }
+
+  /** Starts the seals due (each one that ends starts the next); once none runs, arms the timer for the next one due. */
+  private startSeals(): void {
     const atOnce = this.stopping ? SEALS_AT_ONCE_STOPPING : SEALS_AT_ONCE;
+    const nowMs = Math.max(this.sealClockMs, performance.now());
     for (const [name, entry] of this.unsealed) {
-      if (this.sealing.size >= atOnce) break;
-      if (entry.dueMs > nowMs) break;
+      if (this.sealing.size >= atOnce || entry.dueMs > nowMs) break;
       if (entry.running) continue;
       entry.running = true;
       const seal = sealClosed(this.dataDir, name, this.optionsFor(name), () => this.unsealed.get(name) === entry && !this.open.has(name) && !this.opening.has(name))
@@ -122,17 +133,19 @@ export class DatabaseCache {
         .then(() => {
           if (this.unsealed.get(name) === entry) this.unsealed.delete(name);
           this.sealing.delete(seal);
+          this.startSeals();
         });
       this.sealing.add(seal);
     }
-    const next = this.sealing.size > 0 ? Promise.race(this.sealing).then(() => this.sealDue(nowMs)) : Promise.resolve();
-    if (this.sealing.size === 0) this.armSealTimer();
-    return next;
+    if (this.sealing.size > 0) return;
+    this.sealClockMs = -Infinity;
+    for (const resolve of this.sealsIdle.splice(0)) resolve();
+    this.armSealTimer();
   }
 
   private armSealTimer(): void {
     const first = this.unsealed.values().next();
-    if (first.done || this.sealTimer !== null || this.stopping) return;
+    if (first.done || this.sealTimer !== null || this.sealing.size > 0 || this.stopping) return;
     this.sealTimer = setTimeout(() => void this.sealDue(), Math.max(0, first.value.dueMs - performance.now()));
     this.sealTimer.unref();
   }
