@@ -7,8 +7,11 @@
  * Under 'normal' a commit is not flushed (SQLite's synchronous=NORMAL) and closing the
  * database flushes nothing, so the log of an evicted database is left unclean (trusted by this
  * process, and on this boot) and marked only here, in this order:
- *   1. fsync the WAL and the main file (a checkpoint may have written it), then their folder
- *      (a new database's names, and a rewritten log's rename, are not flushed under 'normal');
+ *   1. fsync the WAL, then its folder (a new database's names, and a rewritten log's rename,
+ *      are not flushed under 'normal'). Not the main file: only checkpoints write it, and under
+ *      'normal' SQLite fsyncs the WAL before a checkpoint copies frames and the main file once
+ *      a checkpoint has copied them all; until then the WAL, durable, still holds them (an
+ *      fsync of the main file was 0.06 ms of CPU a seal here);
  *   2. unless the database was opened again meanwhile (`stillClosed`, asked right before),
  *      append the marker, in the same event-loop turn;
  *   3. fsync the log.
@@ -18,7 +21,7 @@
  * only step left is 3.
  */
 import * as path from 'node:path';
-import { DB_FILE, WAL_FILE } from '../opfs-vfs/storage/files.js';
+import { WAL_FILE } from '../opfs-vfs/storage/files.js';
 import type { HostedDatabaseOptions } from './hosted-database.js';
 import { type LogFiles, NODE_FILES, RevisionLog } from './revlog.js';
 
@@ -30,17 +33,13 @@ export async function sealClosed(dataDir: string, name: string, options: HostedD
     if (options.directory) {
       // Tests' storage (memory, simulated power loss): its flush is synchronous and cheap.
       const directory = options.directory(file);
-      for (const f of [WAL_FILE, DB_FILE]) {
-        if ((await directory.fileSize(f)) === null) continue;
-        const backend = await directory.open(f);
+      if ((await directory.fileSize(WAL_FILE)) !== null) {
+        const backend = await directory.open(WAL_FILE);
         backend.flush();
         backend.close();
       }
       await directory.release();
-    } else {
-      await fsyncPath(`${file}-wal`, files);
-      await fsyncPath(file, files);
-    }
+    } else await fsyncPath(`${file}-wal`, files);
     await fsyncPath(dataDir, files);
   }
   if (!stillClosed()) return;
