@@ -33,7 +33,7 @@ import { RevisionLog } from './revlog.js';
 import { sealClosed } from './seal.js';
 
 /** How long an evicted database stays closed before its seal (a power loss costs a new generation only to databases used this recently). */
-export const SEAL_AFTER_MS = 30_000;
+export const SEAL_AFTER_MS = 60_000;
 /** Seals run at once in the background: each holds a thread of libuv's pool (4 by default) for its fsyncs, which requests need too. */
 const SEALS_AT_ONCE = 2;
 /** Seals run at once while the server stops, when nothing else needs the pool. */
@@ -54,7 +54,7 @@ export class DatabaseCache {
    * when their seal is due (`performance.now()` ms). An entry is removed when the database
    * opens again: a seal under way whose entry is gone (or replaced) writes no marker.
    */
-  private readonly unsealed = new Map<string, { dueMs: number; running: boolean }>();
+  private readonly unsealed = new Map<string, { closedAtMs: number; dueMs: number; running: boolean }>();
   private readonly sealing = new Set<Promise<void>>();
   private sealTimer: ReturnType<typeof setTimeout> | null = null;
   /** The latest clock a `sealDue` call asked for while seals run (tests run it ahead); -Infinity when none run. */
@@ -128,7 +128,7 @@ export class DatabaseCache {
       if (this.sealing.size >= atOnce || entry.dueMs > nowMs) break;
       if (entry.running) continue;
       entry.running = true;
-      const seal = sealClosed(this.dataDir, name, this.optionsFor(name), () => this.unsealed.get(name) === entry && !this.open.has(name) && !this.opening.has(name))
+      const seal = sealClosed(this.dataDir, name, this.optionsFor(name), entry.closedAtMs, () => this.unsealed.get(name) === entry && !this.open.has(name) && !this.opening.has(name))
         .catch(() => {}) // Left unsealed: a power loss starts a new generation, as before the seal.
         .then(() => {
           if (this.unsealed.get(name) === entry) this.unsealed.delete(name);
@@ -160,7 +160,8 @@ export class DatabaseCache {
   private awaitSeal(name: string): void {
     if (this.optionsFor(name).durability !== 'normal') return;
     this.unsealed.delete(name);
-    this.unsealed.set(name, { dueMs: this.stopping ? 0 : performance.now() + this.sealAfterMs, running: false });
+    const closedAtMs = performance.now();
+    this.unsealed.set(name, { closedAtMs, dueMs: this.stopping ? 0 : closedAtMs + this.sealAfterMs, running: false });
     this.armSealTimer();
   }
 

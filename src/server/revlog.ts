@@ -38,9 +38,9 @@
  * - under 'normal' (commits are not flushed, nor is anything at close), never at `close`: an
  *   evicted database's log is left unclean, and its reopen by the same process writes nothing
  *   and fsyncs nothing. `RevisionLog.seal` appends the marker once the caller has fsynced the
- *   database's files (seal.ts: the server's cache seals a database closed for 30 s, and every
+ *   database's files (seal.ts: the server's cache seals a database closed for 60 s, and every
  *   database when the server stops). A power loss therefore starts a new generation for the
- *   databases open or closed less than 30 s before it (Turso's client cannot follow those;
+ *   databases open or closed less than 60 s before it (Turso's client cannot follow those;
  *   ours downloads them whole), and for no others.
  * Written at close under 'normal' (as before the seal), a marker could reach the device while
  * the last commit's WAL frame did not: the log read clean past the database, and a client that

@@ -8,10 +8,12 @@
  * database flushes nothing, so the log of an evicted database is left unclean (trusted by this
  * process, and on this boot) and marked only here, in this order:
  *   1. fsync the WAL, then its folder (a new database's names, and a rewritten log's rename,
- *      are not flushed under 'normal'). Not the main file: only checkpoints write it, and under
- *      'normal' SQLite fsyncs the WAL before a checkpoint copies frames and the main file once
- *      a checkpoint has copied them all; until then the WAL, durable, still holds them (an
- *      fsync of the main file was 0.06 ms of CPU a seal here);
+ *      are not flushed under 'normal'), unless an fsync of the folder that began after the
+ *      database closed has ended (seals made a minute after their close mostly share one).
+ *      Not the main file: only checkpoints write it, and under 'normal' SQLite fsyncs the WAL
+ *      before a checkpoint copies frames and the main file once a checkpoint has copied them
+ *      all; until then the WAL, durable, still holds them (an fsync of the main file was
+ *      0.06 ms of CPU a seal here);
  *   2. unless the database was opened again meanwhile (`stillClosed`, asked right before),
  *      append the marker, in the same event-loop turn;
  *   3. fsync the log.
@@ -25,8 +27,14 @@ import { WAL_FILE } from '../opfs-vfs/storage/files.js';
 import type { HostedDatabaseOptions } from './hosted-database.js';
 import { type LogFiles, NODE_FILES, RevisionLog } from './revlog.js';
 
-/** Seals database `name` of `dataDir`, which must be closed; resolves once its marker is on the device, or once `stillClosed` said no. */
-export async function sealClosed(dataDir: string, name: string, options: HostedDatabaseOptions, stillClosed: () => boolean): Promise<void> {
+/** When (`performance.now()`) the last folder fsync that has ended began, by folder, per process (its file calls). */
+const folderSyncedMs = new WeakMap<LogFiles, Map<string, number>>();
+
+/**
+ * Seals database `name` of `dataDir`, closed at `closedAtMs` (`performance.now()`); resolves
+ * once its marker is on the device, or once `stillClosed` said no.
+ */
+export async function sealClosed(dataDir: string, name: string, options: HostedDatabaseOptions, closedAtMs: number, stillClosed: () => boolean): Promise<void> {
   const file = path.join(dataDir, `${name}.db`);
   const files = options.revlogFiles ?? NODE_FILES;
   if (options.durability === 'normal') {
@@ -40,7 +48,13 @@ export async function sealClosed(dataDir: string, name: string, options: HostedD
       }
       await directory.release();
     } else await fsyncPath(`${file}-wal`, files);
-    await fsyncPath(dataDir, files);
+    let synced = folderSyncedMs.get(files);
+    if (!synced) folderSyncedMs.set(files, (synced = new Map()));
+    if ((synced.get(dataDir) ?? -Infinity) <= closedAtMs) {
+      const beganMs = performance.now();
+      await fsyncPath(dataDir, files);
+      synced.set(dataDir, Math.max(beganMs, synced.get(dataDir) ?? -Infinity));
+    }
   }
   if (!stillClosed()) return;
   await RevisionLog.seal(`${file}-revlog`, files);

@@ -115,7 +115,7 @@ class PoweredServer {
     await this.db!.close();
     this.db = null;
     const opens = this.opens;
-    const sealed = sealClosed(this.dataDir, 'power', this.options(), () => this.opens === opens);
+    const sealed = sealClosed(this.dataDir, 'power', this.options(), performance.now(), () => this.opens === opens);
     if (seal === 'none') {
       // Its seal starts, and the reopen below stops it before its marker.
     } else if (seal === 'loss in the seal') {
