@@ -29,7 +29,7 @@ import type { Random } from './generate.js';
 type Change = { kind: 'write'; bytes: Uint8Array; offset: number } | { kind: 'truncate'; sizeBytes: number };
 
 interface DiskFile {
-  /** The file's name: a database file's (`db-wal`, prefixed by `process`'s `database`) or a path. */
+  /** The file's name: a database file's (`db-wal`, prefixed by `process`'s `database`), or the path it was created at (a renamed log keeps its `.tmp` one). */
   name: string;
   /** The shared bytes (what a reader sees now). */
   live: StorageBackend;

@@ -137,7 +137,6 @@ class PoweredServer {
     await this.start();
   }
 
-
   execTrusted(sql: string): void {
     this.db!.execTrusted(sql);
   }
