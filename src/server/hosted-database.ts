@@ -147,9 +147,9 @@ export interface PullSlices {
 }
 
 /**
- * The default: 1 MiB of page images at a time, yielding every 10 ms or so. At the build's
- * speed here (30-100 MB/s) that is a few hundred KiB to 1 MiB a slice, so another tenant's
- * request waits about one slice, and a 200 MB bootstrap yields only a few hundred times.
+ * The default: 1 MiB of page images at a time, yielding every 10 ms or so. At the build's speed
+ * here (30-100 MB/s) that is a few hundred KiB to 1 MiB a slice, so another tenant's request
+ * waits about one slice, and a 200 MB bootstrap yields only a few hundred times.
  */
 export const PULL_SLICES: PullSlices = { groupPages: 256, sliceMs: 10 };
 
@@ -172,7 +172,6 @@ export class HostedDatabase {
     readonly name: string,
     private readonly conn: Connection,
     private readonly revlog: RevisionLog,
-    private readonly durable: boolean,
     private readonly clock: StatementClock,
     private readonly owners: ClientOwners,
     limits: SandboxLimits,
@@ -224,11 +223,11 @@ export class HostedDatabase {
       const owners = new ClientOwners(`${file}-owners`, options.durability === 'full');
       owners.register(conn);
       const streams = options.streams ?? defaultStreamLimits();
-      const hosted = new HostedDatabase(name, conn, revlog, options.durability === 'full', clock, owners, options.limits, streams, session, options.limits.valueBytesMax, options.pullSlices ?? PULL_SLICES, options.pullEvents);
+      const hosted = new HostedDatabase(name, conn, revlog, clock, owners, options.limits, streams, session, options.limits.valueBytesMax, options.pullSlices ?? PULL_SLICES, options.pullEvents);
       owners.afterRequest(conn, (sql) => hosted.execTrusted(sql), revlog.seq);
       return hosted;
     } catch (e) {
-      revlog.close();
+      void revlog.close();
       throw e;
     }
   }
@@ -571,6 +570,7 @@ export class HostedDatabase {
     }
   }
 
+  /** Closes it; under 'normal' its revision log stays unclean until sealed (seal.ts), under 'full' it is marked clean (revlog.ts `close`). */
   async close(): Promise<void> {
     this.closed = true;
     for (const wake of [...this.waiters]) wake();
@@ -580,7 +580,7 @@ export class HostedDatabase {
       this.endStream();
     }
     await this.conn.close();
-    this.revlog.close(this.durable);
+    void this.revlog.close();
   }
 }
 

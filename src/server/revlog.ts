@@ -27,7 +27,25 @@
  * generation, its seq and records, cut after its last whole record. Clients keep pulling
  * incrementally after a kill or a crash; only a new boot (the power went, the OS crashed) or
  * a system without a boot id starts a new generation. (Turso's client cannot apply the
- * ReplaceBase answer of a new generation at all.)
+ * ReplaceBase answer of a new generation at all.) A log this process closed itself is trusted
+ * unclean whatever the boot id (a running process has seen no power loss since).
+ *
+ * A clean-close marker vouches for data: a log that reads clean after a power loss keeps its
+ * generation, so every commit it lists must be on the device. So the marker is written only
+ * after the commits are durable:
+ * - under `durable` (the server's 'full': every commit is fsynced before it is acknowledged),
+ *   at `close`, and fsynced off the event loop (libuv's thread pool; `markersFlushed` waits);
+ * - under 'normal' (commits are not flushed, nor is anything at close), never at `close`: an
+ *   evicted database's log is left unclean, and its reopen by the same process writes nothing
+ *   and fsyncs nothing. `RevisionLog.seal` appends the marker once the caller has fsynced the
+ *   database's files (seal.ts: the server's cache seals a database closed for 60 s, and every
+ *   database when the server stops). A power loss therefore starts a new generation for the
+ *   databases open or closed less than 60 s before it (Turso's client cannot follow those;
+ *   ours downloads them whole), and for no others.
+ * Written at close under 'normal' (as before the seal), a marker could reach the device while
+ * the last commit's WAL frame did not: the log read clean past the database, and a client that
+ * had pulled that commit kept its pages while the next commit reused its seq
+ * (test/server/revlog-seal.test.ts).
  *
  * So after any crash the log must read as unclean, or a new commit would reuse a seq that a
  * client already holds with other pages (its next pull would miss pages, and its replica
@@ -40,13 +58,13 @@
  * (libuv's thread pool), and writers wait for it (`commitsReady`), so the event loop serves
  * other databases meanwhile and concurrent fsyncs share the file system's journal commits;
  * a commit that comes before it is done (one that did not wait) fsyncs synchronously. A
- * database only read after a reopen waits for nothing. Reopening a log left unclean (no
- * marker) on the same boot needs no fsync: its cut only drops a torn tail, and a loss of that
- * cut leaves the log unclean across a new boot, which starts a new generation anyway. Commit
- * records need no fsync of their own: losing some only makes the log unclean, which starts a
- * new generation. With `durable` (the server's `durability: 'full'`) the marker itself is fsynced
- * with everything before it at close; a rewritten log is fsynced before it is renamed into
- * place, and under `durable` the rename with its directory.
+ * database only read after a reopen waits for nothing. A log left unclean by another process
+ * of this boot is flushed the same way before its first commit: that process may have died
+ * with its cut still unflushed (the cut then hides a marker the device still holds). Only a
+ * log this process closed, with no cut of its own in doubt, is reopened without an fsync.
+ * Commit records need no fsync of their own: losing some only makes the log unclean, which
+ * starts a new generation. A rewritten log is fsynced before it is renamed into place, and
+ * under `durable` the rename with its directory (under 'normal' the seal fsyncs the folder).
  */
 import * as fs from 'node:fs';
 import { dirname } from 'node:path';
@@ -89,7 +107,7 @@ export interface LogFiles {
 let nodeBootId: string | null | undefined;
 
 /** `node:fs`, and Linux's boot id. */
-const NODE_FILES: LogFiles = {
+export const NODE_FILES: LogFiles = {
   readFileSync: (path) => fs.readFileSync(path),
   openSync: (path, flags) => fs.openSync(path, flags),
   writeSync: (fd, bytes) => fs.writeSync(fd, bytes),
@@ -109,6 +127,16 @@ const NODE_FILES: LogFiles = {
     return nodeBootId;
   },
 };
+
+/**
+ * Logs this process closed unclean and has not sealed since, by the file calls that reach them
+ * (one map per simulated process in tests), with whether a cut of theirs may not be on the
+ * device. Such a log is trusted on reopen whatever the boot id says: a process still running
+ * has seen no power loss since it wrote the log.
+ */
+const closedUnsealed = new WeakMap<LogFiles, Map<string, boolean>>();
+/** The fsyncs of clean-close markers `close` started (under `durable`), until they settle. */
+const markersUnderWay = new Set<Promise<void>>();
 
 export class RevisionLog {
   private fd = -1;
@@ -152,7 +180,10 @@ export class RevisionLog {
     const parsed = bytes ? RevisionLog.parse(bytes) : null;
     const boot = bootWords(this.files.bootId());
     this.boot = boot;
-    if (parsed && (parsed.clean || (boot !== null && parsed.boot !== null && boot.every((w, i) => w === parsed.boot![i])))) {
+    const sameBoot = (words: Uint32Array | null): boolean => boot !== null && words !== null && boot.every((w, i) => w === words[i]);
+    const closedHere = closedUnsealed.get(this.files)?.get(path);
+    closedUnsealed.get(this.files)?.delete(path);
+    if (parsed && (parsed.clean || sameBoot(parsed.boot) || (closedHere !== undefined && !parsed.marker))) {
       this.generation = parsed.generation;
       this.records = parsed.records.slice(-MAX_RECORDS);
       this.seq = parsed.seq;
@@ -161,12 +192,16 @@ export class RevisionLog {
       // appending: every record goes at the end (opened 'r+', the first record after a clean
       // reopen overwrote the header, and the next open started a new generation).
       this.fd = this.files.openSync(path, 'a');
-      this.files.ftruncateSync(this.fd, parsed.cleanAt);
-      if (boot !== null) this.append(KIND_BOOT, this.seq, 0, boot);
+      // A log this boot left unclean (an eviction's) usually has nothing to cut and names this
+      // boot already: its reopen writes nothing.
+      if (parsed.cleanAt !== bytes!.length) this.files.ftruncateSync(this.fd, parsed.cleanAt);
+      if (boot !== null && !sameBoot(parsed.boot)) this.append(KIND_BOOT, this.seq, 0, boot);
       // Lost in a power loss, the cut of a clean-close marker would leave a crashed log looking
-      // clean: it reaches the device before the first commit record (`onWalFrame`). Any other
-      // cut drops at most a torn tail, whose loss keeps the log unclean (see the header).
-      if (parsed.marker) this.syncCut();
+      // clean: it reaches the device before the first commit record (`onWalFrame`). A log left
+      // unclean by another process of this boot may hide such a cut too (that process may have
+      // died before its fsync): it is flushed the same way. Only a log this process closed,
+      // with no cut of its own in doubt, needs nothing (see the header).
+      if (parsed.marker || closedHere !== false) this.syncCut();
     } else {
       this.generation = randomHex(16);
       this.seq = 0;
@@ -265,28 +300,70 @@ export class RevisionLog {
   }
 
   /**
-   * Marks the log clean (the database was closed properly) and closes it. With `durable`, the
-   * marker is flushed to the device (the server's `durability: 'full'`); otherwise a power loss
-   * may lose it, which only starts a new generation on the next open.
+   * Closes the log. With `durable` (every commit is on the device already) it is marked clean
+   * first, and the marker is fsynced off the event loop: the promise settles (never rejects)
+   * once the fsync is over and the fd closed; a marker the power takes only makes the log
+   * unclean. Without, the log is left unclean, since its commits may not be on the device: it
+   * is trusted by the process that closed it and on the same boot, and `seal` marks it once the
+   * caller has made its database's files durable.
    */
-  close(durable = this.durable): void {
+  close(): Promise<void> | null {
+    if (!this.durable) {
+      let paths = closedUnsealed.get(this.files);
+      if (!paths) closedUnsealed.set(this.files, (paths = new Map()));
+      paths.set(this.path, this.cutUnsynced);
+      this.closeFd(this.fd);
+      return null;
+    }
     this.append(KIND_CLEAN, this.seq, 0, new Uint32Array(0));
-    if (durable) this.files.fsyncSync(this.fd);
-    this.closeFd(this.fd);
+    const fd = this.fd;
+    // The fd closes after any fsync already under way on it (the cut's), then after this one.
+    const cutOnFd = this.cutSyncing !== null && fd === this.syncingFd;
+    const before = cutOnFd ? this.cutSyncing! : Promise.resolve();
+    // This close, not the cut's fsync, closes the fd (a rewritten log's old fd keeps its own close).
+    if (cutOnFd) this.closeAfterSync = false;
+    const flushed = before
+      .then(() => this.files.fsync(fd))
+      .catch(() => {})
+      .then(() => this.files.closeSync(fd));
+    markersUnderWay.add(flushed);
+    void flushed.then(() => markersUnderWay.delete(flushed));
+    return flushed;
+  }
+
+  /** Settles once every clean-close marker `close` wrote so far is fsynced (a graceful stop under `durable` waits for it). */
+  static async markersFlushed(): Promise<void> {
+    await Promise.all([...markersUnderWay]);
+  }
+
+  /**
+   * Marks a closed log clean and fsyncs it off the event loop (the seal): the caller vouches
+   * that every commit it lists is on the device (the database's files were fsynced since its
+   * last commit) and that this process closed it. The marker is appended before this returns
+   * its promise, so a reopen that follows reads the log clean. A log already clean is only
+   * fsynced; a missing one is left alone.
+   */
+  static seal(path: string, files: LogFiles = NODE_FILES): Promise<void> {
+    let bytes: Uint8Array;
+    try {
+      bytes = files.readFileSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve();
+      return Promise.reject(e);
+    }
+    const parsed = RevisionLog.parse(bytes);
+    if (parsed === null) return Promise.resolve();
+    closedUnsealed.get(files)?.delete(path);
+    const fd = files.openSync(path, 'a');
+    if (!parsed.clean) {
+      if (parsed.cleanAt !== bytes.length) files.ftruncateSync(fd, parsed.cleanAt);
+      files.writeSync(fd, record(KIND_CLEAN, parsed.seq, 0, new Uint32Array(0)));
+    }
+    return files.fsync(fd).finally(() => files.closeSync(fd));
   }
 
   private append(kind: number, seq: number, dbSize: number, pages: Uint32Array): void {
-    const body = new Uint8Array(1 + 8 + 4 + 4 + pages.length * 4);
-    const view = new DataView(body.buffer);
-    view.setUint8(0, kind);
-    view.setFloat64(1, seq, true);
-    view.setUint32(9, dbSize, true);
-    view.setUint32(13, pages.length, true);
-    pages.forEach((p, i) => view.setUint32(17 + i * 4, p, true));
-    const record = new Uint8Array(body.length + 4);
-    record.set(body);
-    new DataView(record.buffer).setUint32(body.length, fnv1a(body), true);
-    this.files.writeSync(this.fd, record);
+    this.files.writeSync(this.fd, record(kind, seq, dbSize, pages));
   }
 
   /** Writes header and kept records to a new file, renames it over the log, returns its fd. */
@@ -347,6 +424,20 @@ export class RevisionLog {
     }
     return { generation, records, seq, clean, marker: false, cleanAt: at, boot };
   }
+}
+
+/** One record's bytes, its checksum last. */
+function record(kind: number, seq: number, dbSize: number, pages: Uint32Array): Uint8Array {
+  const bytes = new Uint8Array(1 + 8 + 4 + 4 + pages.length * 4 + 4);
+  const view = new DataView(bytes.buffer);
+  view.setUint8(0, kind);
+  view.setFloat64(1, seq, true);
+  view.setUint32(9, dbSize, true);
+  view.setUint32(13, pages.length, true);
+  pages.forEach((p, i) => view.setUint32(17 + i * 4, p, true));
+  const bodyBytes = bytes.length - 4;
+  view.setUint32(bodyBytes, fnv1a(bytes.subarray(0, bodyBytes)), true);
+  return bytes;
 }
 
 /** A boot id as the 4 words a boot record holds; null when there is none or it is not 128 bits of hex. */

@@ -18,7 +18,7 @@
  * The same routes serve two ways: `createServer` listens on its own socket, and
  * `createHandler` is a `(req, res, next?)` function for an existing Node HTTP app. Both drain
  * the same way (`drain()`): stop accepting, answer long polls at once, let requests in flight
- * (pushes included) finish, then close every database.
+ * (pushes included) finish, then close every database and seal it (database-cache.ts).
  *
  * This file holds the routes: who may call them (auth.ts) and what each does. What happens
  * around every request (mount prefix, CORS, readiness, metrics, the log line, refusal while
@@ -188,7 +188,7 @@ export interface OutpostService {
    * `drainTimeoutMs`), then everything closes as `close()` does.
    */
   drain(): Promise<void>;
-  /** Stops at once: refuses new requests, ends long polls, closes connections and every database. */
+  /** Stops at once: refuses new requests, ends long polls, closes connections and every database (each sealed, a few fsyncs off the event loop: database-cache.ts). */
   close(): Promise<void>;
   /** Resolves once startup has completed (and `/ready` answers 200). */
   whenReady(): Promise<void>;

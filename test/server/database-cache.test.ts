@@ -1,4 +1,5 @@
-/** The server's LRU of open databases: lazy opens, shared opens, eviction that spares pins. */
+/** The server's LRU of open databases: lazy opens, shared opens, eviction that spares pins, seals of closed databases. */
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { afterEach, expect, test } from 'vitest';
 import { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
 import { DatabaseCache, FILES_PER_DATABASE, filesKept, openLimitForFiles } from '../../src/server/database-cache.js';
@@ -124,4 +125,72 @@ test('generated: the default open limit leaves every open database its files wit
   }
   expect(openLimitForFiles(5000, 'Max open files            unlimited            unlimited            files\n')).toBe(5000);
   expect(openLimitForFiles(5000, null)).toBe(5000);
+});
+
+/** Whether the revision log at `file` ends with its clean-close marker (revlog.ts: a kind 2 record of 21 bytes, nothing after it). */
+function endsClean(file: string): boolean {
+  const bytes = readFileSync(file);
+  return bytes.length >= 40 + 21 && bytes[bytes.length - 21] === 2;
+}
+
+test('generated: under durability normal, a database evicted is sealed (its log marked clean) once it stayed closed sealAfterMs, not before, unless it opened again; closeAll seals every one', async () => {
+  const seed = testSeed();
+  const random = rng(seed);
+  const dataDir = tempDir('outpost-cache-');
+  const sealAfterMs = 60_000;
+  cache = new DatabaseCache(dataDir, 1, () => options, {}, null, sealAfterMs);
+  /** Databases closed, with when, and whether a seal was due since (the clock passed to `sealDue` went `sealAfterMs` past it). */
+  const closed = new Map<string, { atMs: number; due: boolean }>();
+  for (let step = 0; step < 30; step++) {
+    const what = `seed ${seed} step ${step}`;
+    const name = `d${int(random, 0, 3)}`;
+    const db = (await cache.acquire(name, true))!;
+    db.execTrusted('CREATE TABLE IF NOT EXISTS t(x); INSERT INTO t VALUES (1)');
+    cache.release(db);
+    closed.delete(name);
+    // Opening `name` evicted the one open before it.
+    for (const other of ['d0', 'd1', 'd2', 'd3']) if (other !== name && !closed.has(other) && existsSync(`${dataDir}/${other}.db`)) closed.set(other, { atMs: performance.now(), due: false });
+    // The clock the seals see: now, or 0.75 or 1.5 times sealAfterMs on.
+    const nowMs = performance.now() + int(random, 0, 2) * sealAfterMs * 0.75;
+    await cache.sealDue(nowMs);
+    for (const [other, c] of closed) {
+      c.due ||= c.atMs + sealAfterMs <= nowMs;
+      expect(endsClean(`${dataDir}/${other}.db-revlog`), `${what}: ${other} sealed (its seal was due: ${c.due})`).toBe(c.due);
+    }
+    expect(endsClean(`${dataDir}/${name}.db-revlog`), `${what}: the open ${name} reads clean`).toBe(false);
+  }
+  await cache.closeAll();
+  for (const name of ['d0', 'd1', 'd2', 'd3']) if (existsSync(`${dataDir}/${name}.db`)) expect(endsClean(`${dataDir}/${name}.db-revlog`), `seed ${seed}: ${name} after closeAll`).toBe(true);
+  cache = undefined;
+});
+
+/** The kinds of the records of the revision log at `file` (revlog.ts: a 40-byte header, then kind u8, seq f64, size u32, count u32, pages, checksum u32). */
+function recordKinds(file: string): number[] {
+  const bytes = readFileSync(file);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const kinds: number[] = [];
+  for (let at = 40; at + 21 <= bytes.length; at += 21 + 4 * view.getUint32(at + 13, true)) kinds.push(bytes[at]!);
+  return kinds;
+}
+
+test('generated: a name refused for its case is never sealed: the log of the database whose files it names never reads clean while that database is open', async () => {
+  const seed = testSeed();
+  const random = rng(seed);
+  const dataDir = tempDir('outpost-cache-');
+  const sealAfterMs = 60_000;
+  cache = new DatabaseCache(dataDir, 4, () => options, {}, null, sealAfterMs);
+  const name = `own${int(random, 0, 1e6)}`;
+  const alias = name.toUpperCase();
+  const db = (await cache.acquire(name, true))!;
+  db.execTrusted('CREATE TABLE t(x)');
+  // A case-folding file system gives the alias every file of the database, its log too.
+  for (const suffix of ['.db', '.db-wal', '.db-revlog']) symlinkSync(`${dataDir}/${name}${suffix}`, `${dataDir}/${alias}${suffix}`);
+  await expect(cache.acquire(alias, true)).rejects.toMatchObject({ code: 'NAME_CONFLICT' });
+  for (let i = int(random, 1, 4); i > 0; i--) {
+    db.execTrusted(`INSERT INTO t VALUES (${i})`);
+    // Whatever seals are due run between the writes.
+    await cache.sealDue(performance.now() + 2 * sealAfterMs);
+    expect({ seed, i, endsClean: recordKinds(`${dataDir}/${name}.db-revlog`).at(-1) === 2 }).toEqual({ seed, i, endsClean: false });
+  }
+  cache.release(db);
 });

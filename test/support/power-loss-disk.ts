@@ -18,7 +18,8 @@
  *
  * An fsync off the event loop (`LogFiles.fsync`) completes a seeded number of event-loop turns
  * after its call (0 to 3), and then flushes the changes made before the call that are still
- * unflushed; if the power goes (or the process dies) first, it flushed nothing.
+ * unflushed (of a folder: every entry made so far); if the power goes (or the process dies)
+ * first, it flushed nothing.
  */
 import type { StorageBackend, StorageDirectory } from '../../src/opfs-vfs/storage/backend.js';
 import { MemoryBackend, MemoryDirectory } from '../../src/opfs-vfs/storage/memory.js';
@@ -28,6 +29,8 @@ import type { Random } from './generate.js';
 type Change = { kind: 'write'; bytes: Uint8Array; offset: number } | { kind: 'truncate'; sizeBytes: number };
 
 interface DiskFile {
+  /** The file's name: a database file's (`db-wal`, prefixed by `process`'s `database`), or the path it was created at (a renamed log keeps its `.tmp` one). */
+  name: string;
   /** The shared bytes (what a reader sees now). */
   live: StorageBackend;
   /** The bytes at the last flush. */
@@ -62,8 +65,11 @@ export class PowerLossDisk {
     readonly base: MemoryDirectory = new MemoryDirectory('power-loss-disk'),
   ) {}
 
-  /** The directory a new process opens its database through. */
-  process(): StorageDirectory & { readonly dead: boolean } {
+  /**
+   * The directory a new process opens its database through; `database` prefixes its files'
+   * names, so that several databases share the disk (and its power) without sharing files.
+   */
+  process(database = ''): StorageDirectory & { readonly dead: boolean } {
     const life = { dead: false };
     this.alive.add(life);
     return {
@@ -71,8 +77,8 @@ export class PowerLossDisk {
       get dead() {
         return life.dead;
       },
-      open: async (name: string) => this.handle(await this.file(name), life),
-      fileSize: (name: string) => this.base.fileSize(name),
+      open: async (name: string) => this.handle(await this.file(database + name), life),
+      fileSize: (name: string) => this.base.fileSize(database + name),
       release: () => this.base.release(),
     };
   }
@@ -98,8 +104,13 @@ export class PowerLossDisk {
     this.alive.clear();
   }
 
-  /** The power goes now: every process dies, and each file keeps its durable bytes and some of the rest. */
-  loseNow(): void {
+  /**
+   * The power goes now: every process dies, and each file keeps its durable bytes and some of
+   * the rest. With `keep`, the test chooses instead of the seed: a file (and a folder entry)
+   * named `n` keeps all of its unflushed changes when `keep(n)`, and none otherwise.
+   */
+  loseNow(keep?: (name: string) => boolean): void {
+    const kept = (name: string): boolean => (keep ? keep(name) : this.random() >= 0.5);
     for (const life of this.alive) life.dead = true;
     this.alive.clear();
     this.changesLeft = null;
@@ -107,7 +118,7 @@ export class PowerLossDisk {
     this.names.clear();
     for (const [path, f] of this.durableNames) this.names.set(path, f);
     for (const change of this.unflushedNames) {
-      if (this.random() < 0.5) continue;
+      if (!kept(change.path)) continue;
       this.names.set(change.path, change.file);
       if (change.from !== null && this.names.get(change.from) === change.file) this.names.delete(change.from);
     }
@@ -117,7 +128,7 @@ export class PowerLossDisk {
       f.live.truncate(0);
       f.live.write(f.durable, 0);
       for (const change of f.unflushed) {
-        if (this.random() < 0.5) continue;
+        if (!kept(f.name)) continue;
         if (change.kind === 'write') f.live.write(change.bytes, change.offset);
         else f.live.truncate(change.sizeBytes);
       }
@@ -139,7 +150,7 @@ export class PowerLossDisk {
       return entry.file;
     };
     const create = (path: string): DiskFile => {
-      const file: DiskFile = { live: new MemoryBackend(), durable: new Uint8Array(0), unflushed: [] };
+      const file: DiskFile = { name: path, live: new MemoryBackend(), durable: new Uint8Array(0), unflushed: [] };
       this.pathFiles.add(file);
       this.names.set(path, file);
       this.unflushedNames.push({ path, file, from: null });
@@ -160,7 +171,7 @@ export class PowerLossDisk {
         }
         let file = flags === 'a' ? this.names.get(path) : undefined;
         // A dead process creates nothing: it writes through a handle that changes nothing.
-        if (!file) file = directory.dead ? { live: new MemoryBackend(), durable: new Uint8Array(0), unflushed: [] } : create(path);
+        if (!file) file = directory.dead ? { name: path, live: new MemoryBackend(), durable: new Uint8Array(0), unflushed: [] } : create(path);
         open.set(fd, { file, path });
         return fd;
       },
@@ -191,10 +202,16 @@ export class PowerLossDisk {
       },
       fsync: async (fd) => {
         const file = fileOf(fd);
-        if (file === null) throw new Error('an fsync of a folder off the event loop is not modelled');
-        const covered = new Set(file.unflushed);
+        const covered = new Set(file?.unflushed);
         for (let turns = Math.floor(this.random() * 4); turns > 0; turns--) await new Promise((resolve) => setImmediate(resolve));
         if (directory.dead || !open.has(fd)) return;
+        if (file === null) {
+          // A folder: every entry made so far is durable (the call's own, and later ones the
+          // device may have written back early anyway).
+          this.durableNames = new Map(this.names);
+          this.unflushedNames = [];
+          return;
+        }
         // Changes flush in order: those the call covers and no later flush took lead the list.
         let n = 0;
         while (n < file.unflushed.length && covered.has(file.unflushed[n]!)) n++;
@@ -227,7 +244,7 @@ export class PowerLossDisk {
     let f = this.files.get(name);
     if (!f) {
       const live = await this.base.open(name);
-      f = this.files.get(name) ?? { live, durable: snapshot(live), unflushed: [] };
+      f = this.files.get(name) ?? { name, live, durable: snapshot(live), unflushed: [] };
       this.files.set(name, f);
     }
     return f;

@@ -3,11 +3,14 @@
  * The hosted database's files and its revision log live on a `PowerLossDisk`: after a loss the
  * server keeps what it flushed plus a seeded subset of its later writes. Each case: one or two
  * Outpost clients push and pull; sometimes the server's writes all reach the device (time
- * passed) and sometimes the database is closed and reopened cleanly (evicted from the
- * server's cache); then the power goes either at a seeded change to the server's files (before
- * a push's commit, in it, in its revision log record, in a checkpoint) or after a request ran
- * and before its answer left (after the commit, before the answer); the server process alone
- * may also be killed on the way (nothing lost, the same boot). The server restarts on
+ * passed) and sometimes the database is closed and reopened (evicted from the server's cache,
+ * then perhaps sealed: seal.ts; or the server stopped gracefully); then the power goes either
+ * at a seeded change to the server's files (before a push's commit, in it, in its revision log
+ * record, in a checkpoint, in a seal's marker), after a request ran and before its answer left
+ * (after the commit, before the answer), or a few event-loop turns into a seal; the same
+ * evictions, seals and stops happen in that phase too, between pushes and pulls (an eviction
+ * right after a pull, then the loss: the device may keep the log and not the WAL); the server
+ * process alone may also be killed on the way (nothing lost, the same boot). The server restarts on
  * what the device kept, under its durability ('normal' or 'full'), and the clients retry until
  * they sync. It must hold:
  * - the server's database passes integrity_check, and so does every replica;
@@ -19,7 +22,12 @@
  * - each client's acknowledgement row, on the server and in its replica, is its last change id
  *   (a write after the losses reaches the server: no change id is reused);
  * - every replica's file is the server's image page for page (a revision a client holds never
- *   names other pages after the restart).
+ *   names other pages after the restart);
+ * - a follower that pulls after every step of the phase and once the server is back, before
+ *   anything commits (test/support/page-replica.ts), then holds the server's image: a later
+ *   commit could hide a revision that came back with other pages by rewriting them.
+ * A third of the losses keep each file's unflushed writes all or none (a log kept, its WAL
+ *   lost: a revision log that read clean past its database was caught that way).
  */
 import { beforeAll, expect, test } from 'vitest';
 import { Database } from '../../src/database.js';
@@ -28,12 +36,15 @@ import { SyncError } from '../../src/errors.js';
 import type { PipelineRequest, PipelineResponse } from '../../src/protocol/hrana.js';
 import type { PullRequest } from '../../src/protocol/pull-updates.js';
 import type { PullResponse, SyncTransport } from '../../src/protocol/transport.js';
-import { HostedDatabase } from '../../src/server/hosted-database.js';
+import { HostedDatabase, type HostedDatabaseOptions } from '../../src/server/hosted-database.js';
 import { InProcessTransport } from '../../src/server/in-process-transport.js';
+import { RevisionLog } from '../../src/server/revlog.js';
+import { sealClosed } from '../../src/server/seal.js';
 import { openSynced } from '../../src/sync/open.js';
 import { CrashDisk } from '../support/crash-disk.js';
-import { type Random, int, rng, testSeed } from '../support/generate.js';
+import { type Random, int, pick, rng, testSeed } from '../support/generate.js';
 import { type Endpoint, scratchDataDir } from '../support/networks.js';
+import { PageReplica, wholeImage } from '../support/page-replica.js';
 import { PowerLossDisk } from '../support/power-loss-disk.js';
 import { serverRows } from './simulation.js';
 
@@ -51,6 +62,9 @@ const AUDIT = 'CREATE TEMP TRIGGER IF NOT EXISTS t_audit AFTER INSERT ON main.t 
 class PoweredServer {
   private db: HostedDatabase | null = null;
   private life: { readonly dead: boolean } = { dead: true };
+  private logFiles: ReturnType<PowerLossDisk['logFiles']> | null = null;
+  /** Counts the database's opens: a seal writes its marker only while no open followed its start (database-cache.ts does the same). */
+  private opens = 0;
   private incarnation: InProcessTransport | null = null;
   /** Requests the clients sent so far; the power goes after request `loseAfterRequest` ran, before its answer. */
   requests = 0;
@@ -72,13 +86,47 @@ class PoweredServer {
     return this.life.dead;
   }
 
-  async start(): Promise<void> {
-    const process = this.disk.process();
-    this.life = process;
-    const limits = { statementTimeoutMs: 60_000, valueBytesMax: 1 << 24, shareOfServer: 1 };
-    this.db = await HostedDatabase.open(this.dataDir, 'power', { durability: this.durability, cacheKiB: 256, limits, directory: () => process, revlogFiles: this.disk.logFiles(process) });
+  /** A new server process opens the database; with `sameProcess`, the one running opens it again (after an eviction). */
+  async start(sameProcess = false): Promise<void> {
+    if (!sameProcess) {
+      this.life = this.disk.process();
+      this.logFiles = this.disk.logFiles(this.life);
+    }
+    this.opens++;
+    this.db = await HostedDatabase.open(this.dataDir, 'power', this.options());
     this.incarnation = new InProcessTransport(this.db);
     if (this.schemaMade) this.db.execTrusted(AUDIT);
+  }
+
+  private options(): HostedDatabaseOptions {
+    const limits = { statementTimeoutMs: 60_000, valueBytesMax: 1 << 24, shareOfServer: 1 };
+    const process = this.life as ReturnType<PowerLossDisk['process']>;
+    return { durability: this.durability, cacheKiB: 256, limits, directory: () => process, revlogFiles: this.logFiles! };
+  }
+
+  /**
+   * The server's cache evicts the database and opens it again (the same process): in between,
+   * `seal` runs its seal to the end, or until the power goes `lossTurns` event-loop turns into
+   * it, or not at all; 'stop' is a graceful stop (every log sealed, markers flushed) and a new
+   * process.
+   */
+  async evict(seal: 'none' | 'seal' | 'loss in the seal' | 'stop', lossTurns = 0): Promise<void> {
+    this.incarnation?.close();
+    await this.db!.close();
+    this.db = null;
+    const opens = this.opens;
+    const sealed = sealClosed(this.dataDir, 'power', this.options(), performance.now(), () => this.opens === opens);
+    if (seal === 'none') {
+      // Its seal starts, and the reopen below stops it before its marker.
+    } else if (seal === 'loss in the seal') {
+      for (let turns = lossTurns; turns > 0; turns--) await new Promise((resolve) => setImmediate(resolve));
+      if (!this.dead) this.disk.loseNow();
+      await sealed;
+      return;
+    } else await sealed;
+    if (seal === 'stop') await RevisionLog.markersFlushed();
+    if (this.dead) return;
+    await this.start(seal !== 'stop');
   }
 
   /** After a loss: the dead process is freed (its handles change nothing) and a new one opens the files. */
@@ -89,16 +137,13 @@ class PoweredServer {
     await this.start();
   }
 
-  /** The database closed cleanly and opened again (the server's cache evicted it), with time between (`settle`: the device got every write) or none. */
-  async reopen(settle: boolean): Promise<void> {
-    this.incarnation?.close();
-    await this.db!.close();
-    if (settle) this.disk.settle();
-    await this.start();
-  }
-
   execTrusted(sql: string): void {
     this.db!.execTrusted(sql);
+  }
+
+  /** The database open now, if the server is up. */
+  get hosted(): HostedDatabase | null {
+    return this.dead ? null : this.db;
   }
 
   /** What clients reach: requests fail with NETWORK while the server is down, and the answer of one that was running when the power went never arrives. */
@@ -222,7 +267,7 @@ async function runCase(durability: Durability, c: number, phaseChanges: number):
       if (random() < 0.5) await commit(client, nextIds());
     }
     if (random() < 0.5) server.disk.settle();
-    if (random() < 0.6) await server.reopen(random() < 0.7);
+    if (random() < 0.6) await server.evict(pick(random, ['none', 'seal', 'stop'] as const));
     if (random() < 0.2) server.disk.settle();
     // Someone pulls the revision the phase starts from.
     for (const client of clients) if (random() < 0.7) await pull(client);
@@ -232,14 +277,18 @@ async function runCase(durability: Durability, c: number, phaseChanges: number):
     if (byRequest) server.loseAfterRequest = server.requests + int(random, 1, 8);
     else if (c > 0) server.disk.lossAt(int(random, 1, Math.max(1, phaseChanges)));
     const startChanges = server.disk.changes;
+    const follower = new PageReplica();
     for (let step = int(random, 3, 8); step > 0; step--) {
       const client = clients[int(random, 0, clients.length - 1)]!;
       const r = random();
       if (r < 0.4) await commit(client, nextIds());
       else if (r < 0.6) await tolerate(push(client));
       else if (r < 0.75) await tolerate(pull(client));
-      else if (r < 0.85) await tolerate(syncAll(client));
-      else if (r < 0.9 && !server.dead) {
+      else if (r < 0.8) await tolerate(syncAll(client));
+      else if (r < 0.85 && !server.dead) {
+        // Evicted (perhaps right after a pull) and perhaps sealed, or a graceful stop; the power may go in it.
+        await server.evict(pick(random, ['none', 'none', 'seal', 'loss in the seal', 'stop'] as const), int(random, 0, 5));
+      } else if (r < 0.9 && !server.dead) {
         // The server process alone is killed (the machine runs on): its revision log is trusted.
         server.disk.killProcesses();
         await server.restart();
@@ -252,11 +301,14 @@ async function runCase(durability: Durability, c: number, phaseChanges: number):
         }
       }
       if (server.dead && random() < 0.5) await server.restart();
+      if (server.hosted) await follow(follower, server.hosted, what);
     }
     const changes = server.disk.changes - startChanges;
     // No loss yet (its point lay past the phase): the power goes now.
-    if (!server.dead) server.disk.loseNow();
+    const wholeFiles = new Map<string, boolean>();
+    if (!server.dead) server.disk.loseNow(random() < 0.33 ? (name) => wholeFiles.get(name) ?? (wholeFiles.set(name, random() < 0.5), wholeFiles.get(name)!) : undefined);
     await server.restart();
+    await follow(follower, server.hosted!, what);
 
     // A loss after a request may still strike while they catch up; none after.
     for (const client of clients) await syncUntilDone(client, what);
@@ -270,6 +322,12 @@ async function runCase(durability: Durability, c: number, phaseChanges: number):
     for (const client of clients) await client.db.close().catch(() => {});
     await server.endpoint.close().catch(() => {});
   }
+}
+
+/** The follower pulls; it must then hold the server's image. */
+async function follow(follower: PageReplica, db: HostedDatabase, what: string): Promise<void> {
+  await follower.pull(db);
+  expect(follower.differences(await wholeImage(db)), `${what}: pages a follower holds that differ from the server's (-1: its size)`).toEqual([]);
 }
 
 /** The header's invariants; returns how many acknowledged changes 'normal' lost. */
