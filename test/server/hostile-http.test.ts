@@ -55,9 +55,11 @@ async function badToken(random: Random): Promise<[what: string, token: string | 
     case 4:
       return ['not yet valid', await new SignJWT({ db: 'victim', role: 'write' }).setProtectedHeader({ alg: 'HS256' }).setNotBefore(now + int(random, 60, 100_000)).sign(key(SECRET))];
     case 5:
-      return ['for another database', await mintToken(SECRET, { role: 'write', db: pick(random, ['other', 'Victim', 'victim ', 'victim/..', 'victim.db', '']) })];
+      // Not 'other': the route /db/victim/../other/ reaches database "other" (the server reads the
+      // path as a URL), where a token for it rightly passes.
+      return ['for another database', await mintToken(SECRET, { role: 'write', db: pick(random, ['elsewhere', 'Victim', 'victim ', 'victim/..', 'victim.db', '']) })];
     case 6:
-      return ['for a list without it', await mintToken(SECRET, { role: 'write', db: ['other', pick(random, ['VICTIM', 'victim2', 'vict'])] })];
+      return ['for a list without it', await mintToken(SECRET, { role: 'write', db: ['elsewhere', pick(random, ['VICTIM', 'victim2', 'vict'])] })];
     case 7:
       return ['another secret', await mintToken(`${SECRET}-not`, { role: 'write', db: 'victim' })];
     case 8: {
