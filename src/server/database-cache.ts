@@ -190,6 +190,8 @@ export class DatabaseCache {
       return db;
     }
     if (!create && !fs.existsSync(this.fileOf(name))) return null;
+    // Before anything touches its files: a name refused here has none of its own to seal.
+    if (!this.ownFiles.has(name)) refuseCaseAlias(this.fileOf(name), name);
     // Its seal, if under way, writes no marker now (the reopen trusts the log unclean: revlog.ts).
     this.unsealed.delete(name);
     const opened = this.openFresh(name);
@@ -204,9 +206,8 @@ export class DatabaseCache {
       await this.evict();
       return db;
     } catch (e) {
-      // Its log may be open no more, unsealed (revlog.ts: a failed open leaves it as it was, or
-      // unclean). Not a name refused for its case: its files are another database's.
-      if (!(e instanceof HttpError && e.code === 'NAME_CONFLICT')) this.awaitSeal(name);
+      // Its log may be open no more, unsealed (revlog.ts: a failed open leaves it as it was, or unclean).
+      this.awaitSeal(name);
       throw e;
     } finally {
       this.opening.delete(name);
@@ -215,7 +216,6 @@ export class DatabaseCache {
 
   /** Opens `name`; when SQLite's heap is too full for it, or the process may open no more files, closes every idle database and tries once more. */
   private async openFresh(name: string): Promise<HostedDatabase> {
-    if (!this.ownFiles.has(name)) refuseCaseAlias(this.fileOf(name), name);
     let db: HostedDatabase;
     try {
       db = await HostedDatabase.open(this.dataDir, name, this.optionsFor(name));

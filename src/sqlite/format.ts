@@ -7,7 +7,9 @@
  *   offset 16  u16       page size in bytes (1 means 65536)
  *   offset 18  u8        file format write version (1 rollback journal, 2 WAL)
  *   offset 19  u8        file format read version  (1 rollback journal, 2 WAL)
+ *   offset 24  u32       file change counter
  *   offset 28  u32       database size in pages
+ *   offset 92  u32       the change counter the size is valid for
  *
  * WAL file: a 32-byte header, then frames of a 24-byte frame header and one page each.
  *   WAL header    offset 0 u32 magic | 4 u32 format version | 8 u32 page size |
@@ -32,6 +34,9 @@ export const DB_HEADER_PAGE_SIZE_OFFSET = 16;
 export const DB_HEADER_WRITE_VERSION_OFFSET = 18;
 export const DB_HEADER_READ_VERSION_OFFSET = 19;
 export const DB_HEADER_PAGE_COUNT_OFFSET = 28;
+/** The file change counter, and the change counter the page count is valid for: SQLite trusts the page count only while the two are equal. */
+export const DB_HEADER_CHANGE_COUNTER_OFFSET = 24;
+export const DB_HEADER_VALID_FOR_OFFSET = 92;
 /** The file format version bytes (18, 19) of a database in rollback-journal mode. */
 export const FILE_FORMAT_ROLLBACK = 1;
 /** The file format version bytes (18, 19) of a database in WAL mode. */

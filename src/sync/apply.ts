@@ -8,6 +8,7 @@ import type { Connection } from '../engine/connection.js';
 import { applyingEffects } from '../engine/effects.js';
 import { OutpostError, SyncError } from '../errors.js';
 import { PAGE_BYTES } from '../protocol/pull-updates.js';
+import { DB_HEADER_CHANGE_COUNTER_OFFSET, DB_HEADER_PAGE_COUNT_OFFSET, DB_HEADER_VALID_FOR_OFFSET, readUint32, validateHeader } from '../sqlite/format.js';
 import { SELECT_TURSO_SYNC, TURSO_SYNC_TABLE } from '../protocol/turso-tables.js';
 import type { ChangeRecord } from './change-log.js';
 import { invariant } from './invariant.js';
@@ -62,14 +63,11 @@ function checkUpdate(update: PulledUpdate, syncedDbPages: number): void {
     if (update.dbPages !== syncedDbPages && update.dbPages !== 0) refuse(`it changes the database from ${syncedDbPages} to ${update.dbPages} pages without the first page, which holds that size`);
     return;
   }
-  const header = new DataView(page1.buffer, page1.byteOffset, page1.byteLength);
-  if (page1.length !== PAGE_BYTES || !SQLITE_MAGIC.every((b, i) => page1[i] === b) || header.getUint16(16) !== PAGE_BYTES) refuse('its first page is not the header of a SQLite database of 4 KiB pages');
-  const pages = header.getUint32(28);
-  if (header.getUint32(92) === header.getUint32(24) && pages !== update.dbPages) refuse(`its first page says ${pages} pages, the update ${update.dbPages}`);
+  const header = validateHeader(page1);
+  if (page1.length !== PAGE_BYTES || 'invalid' in header || header.pageSize !== PAGE_BYTES) refuse('its first page is not the header of a SQLite database of 4 KiB pages');
+  const pages = readUint32(page1, DB_HEADER_PAGE_COUNT_OFFSET);
+  if (readUint32(page1, DB_HEADER_VALID_FOR_OFFSET) === readUint32(page1, DB_HEADER_CHANGE_COUNTER_OFFSET) && pages !== update.dbPages) refuse(`its first page says ${pages} pages, the update ${update.dbPages}`);
 }
-
-/** "SQLite format 3" and its NUL: the first bytes of every database file. */
-const SQLITE_MAGIC = [...'SQLite format 3'].map((c) => c.charCodeAt(0)).concat(0);
 
 /**
  * The page cache an apply runs with (KiB, SQLite's own default). Step c writes every pulled
