@@ -46,6 +46,7 @@ export default defineConfig({
         test: {
           name: 'node',
           include: ['test/**/*.test.ts'],
+          globalSetup: ['test/support/temp-root.ts'],
           environment: 'node',
           testTimeout: 60_000,
           // Hooks start servers and open synced databases: real work that waits on events, which
@@ -58,6 +59,7 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['e2e/**/*.e2e.test.ts'],
+          globalSetup: ['test/support/temp-root.ts'],
           environment: 'node',
           testTimeout: 120_000,
           hookTimeout: 120_000,
@@ -74,7 +76,7 @@ export default defineConfig({
         test: {
           name: 'browser',
           include: ['test-browser/**/*.browser.test.ts'],
-          globalSetup: ['test-browser/global-setup.ts'],
+          globalSetup: ['test/support/temp-root.ts', 'test-browser/global-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
           browser: {
