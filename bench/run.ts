@@ -400,6 +400,11 @@ export function toMarkdown(report: BenchReport): string {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const opts = parseArgs(process.argv.slice(2));
+  // Every temporary directory of the run (databases, profiles, servers' data, children's files)
+  // goes under one root, removed at the end, as the tests do (test/support/temp-root.ts).
+  const tempRoot = mkdtempSync(join(tmpdir(), 'outpost-bench-run-'));
+  process.env.TMPDIR = tempRoot;
+  process.on('exit', () => rmSync(tempRoot, { recursive: true, force: true, maxRetries: 3 }));
   const report = await runBench(opts);
   console.log(toMarkdown(report));
   if (opts.out) {
