@@ -106,7 +106,16 @@ export function summarise(samples: ChildSample[]): SampleSummary {
  * than any source file (run `npm run build` in that checkout).
  */
 export function builtNodeEntry(root: string): string {
-  const entry = join(root, 'dist/node/index.js');
+  return builtFile(root, 'dist/node/index.js');
+}
+
+/** The built server's command line (the package's `outpost` bin) under `root`, refused when stale as `builtNodeEntry`'s. */
+export function builtServerEntry(root: string): string {
+  return builtFile(root, 'dist/server/cli.js');
+}
+
+function builtFile(root: string, path: string): string {
+  const entry = join(root, path);
   let builtMs: number;
   try {
     builtMs = statSync(entry).mtimeMs;

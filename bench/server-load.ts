@@ -26,6 +26,7 @@ import { mintToken } from '../src/server/auth.js';
 import { PullStreamReader, encodePullRequest } from '../src/protocol/pull-updates.js';
 import { SECRET, batch, tempDir } from '../test/support/server.js';
 import { type RawAnswer, RawHttpClients } from './raw-http.js';
+import { builtServerEntry } from './child-sample.js';
 
 export interface LoadRow {
   server: string;
@@ -273,7 +274,13 @@ export async function startOutpost(name: string, root: string, count: number): P
   // This checkout's hook profiles a baseline's server too.
   const hook = profile !== null ? ['--import', join(process.cwd(), 'bench/server-profile-hook.ts')] : [];
   const env = profile !== null ? { ...process.env, LOAD_PROFILE: profile } : process.env;
-  const child = spawnGroup(process.execPath, [...nodeArgs, '--import', 'tsx', ...hook, join(root, 'src/server/cli.ts'), ...serverArgs], { stdio: 'ignore', cwd: root, env });
+  // The server runs as users run it, from the build (tsc's output, the package's `outpost` bin);
+  // LOAD_FROM_SOURCE=1 runs its TypeScript through tsx instead, which costs more per push
+  // (esbuild's keepNames wraps every closure the server makes). The profile hook needs tsx.
+  const fromSource = process.env.LOAD_FROM_SOURCE === '1';
+  const entry = fromSource ? join(root, 'src/server/cli.ts') : builtServerEntry(root);
+  const tsx = fromSource || profile !== null ? ['--import', 'tsx'] : [];
+  const child = spawnGroup(process.execPath, [...nodeArgs, ...tsx, ...hook, entry, ...serverArgs], { stdio: 'ignore', cwd: root, env });
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitForPort(url);
