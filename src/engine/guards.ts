@@ -16,6 +16,7 @@ import {
   SQLITE_UTF8,
 } from '../sqlite/constants.js';
 import { type Sqlite3Runtime, rawExports } from '../sqlite/wasm-api.js';
+import { HandleMap } from '../sqlite/handle-map.js';
 import type { SqlValue } from '../types.js';
 
 export interface ConnectionLimits {
@@ -54,13 +55,14 @@ export function restrictConnection(sqlite3: Sqlite3Runtime, db: number, limits: 
  * target in these maps. `releaseCallbacks` drops a handle's entries when it closes.
  */
 interface CallbackTable {
-  authorizers: Map<number, AuthorizerCallback>;
+  // By handle: a HandleMap, since a closed handle's address comes back for the next open.
+  authorizers: HandleMap<AuthorizerCallback>;
   /** Change capture's session table filter, by handle (a new session at every captured commit, capture.ts). */
-  tableFilters: Map<number, (table: string) => number>;
-  progress: Map<number, () => boolean>;
-  /** Scalar functions by id (their `pApp`), and the ids of each handle. */
+  tableFilters: HandleMap<(table: string) => number>;
+  progress: HandleMap<() => boolean>;
+  /** Scalar functions by id (their `pApp`, never reused), and the ids of each handle. */
   functions: Map<number, (...args: unknown[]) => SqlValue>;
-  functionsOf: Map<number, number[]>;
+  functionsOf: HandleMap<number[]>;
   nextFunctionId: number;
   authorizerPointer: number;
   progressPointer: number;
@@ -86,9 +88,9 @@ function callbackTable(sqlite3: Sqlite3Runtime): CallbackTable {
   const { wasm, capi } = sqlite3;
   // As the build's own conversion did for the callback before: an empty string counts as none.
   const text = (p: number): string | null => (p ? wasm.cstrToJs(p) || null : null);
-  const authorizers = new Map<number, AuthorizerCallback>();
-  const progress = new Map<number, () => boolean>();
-  const tableFilters = new Map<number, (table: string) => number>();
+  const authorizers = new HandleMap<AuthorizerCallback>();
+  const progress = new HandleMap<() => boolean>();
+  const tableFilters = new HandleMap<(table: string) => number>();
   const functions = new Map<number, (...args: unknown[]) => SqlValue>();
   const raw = callbackExports(sqlite3);
   table = {
@@ -96,7 +98,7 @@ function callbackTable(sqlite3: Sqlite3Runtime): CallbackTable {
     tableFilters,
     progress,
     functions,
-    functionsOf: new Map(),
+    functionsOf: new HandleMap(),
     nextFunctionId: 1,
     // A handle loses its entry only as it closes, when SQLite prepares nothing; should a statement
     // get here anyway, it is denied, never let past a host's rules.

@@ -67,6 +67,7 @@ import {
   SQLITE_OPEN_TRANSIENT_DB,
 } from '../sqlite/constants.js';
 import { heapBytes } from '../sqlite/heap.js';
+import { HandleMap } from '../sqlite/handle-map.js';
 import type { Sqlite3Runtime } from '../sqlite/wasm-api.js';
 import { OpenFile, type WalObserver } from './open-file.js';
 import { type StorageBackend, StorageFullError } from './storage/backend.js';
@@ -92,10 +93,11 @@ type MethodTable = Record<string, (...args: never[]) => number>;
 export class OutpostVfs {
   private readonly mounts = new Map<string, StorageBackend>();
   /** Mounted files open right now, by SQLite's file pointer, and their names: each opens once. */
-  private readonly openMounted = new Map<number, string>();
+  private readonly openMounted = new HandleMap<string>();
   private readonly openMountedNames = new Set<string>();
   private readonly observers = new Map<string, WalObserver>();
-  private readonly files = new Map<number, OpenFile>();
+  /** By SQLite's file pointer: a HandleMap, since a closed file's address comes back for the next open. */
+  private readonly files = new HandleMap<OpenFile>();
   /** The open files holding joined writes not yet written out (open-file.ts). */
   private readonly joined = new Set<OpenFile>();
   private lastError: VfsError | null = null;

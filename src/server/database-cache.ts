@@ -37,6 +37,7 @@ import { HostedDatabase, type HostedDatabaseOptions } from './hosted-database.js
 import { HttpError } from './http.js';
 import { RevisionLog } from './revlog.js';
 import { sealClosed } from './seal.js';
+import { Lru } from './lru.js';
 
 /** How long an evicted database stays closed before its seal (a power loss costs a new generation only to databases used this recently). */
 export const SEAL_AFTER_MS = 60_000;
@@ -53,7 +54,8 @@ export interface HeapBudget {
 
 export class DatabaseCache {
   /** Open databases; the Map's insertion order is the LRU order, least recent first. */
-  private readonly open = new Map<string, HostedDatabase>();
+  /** Open databases, least recently used first (lru.ts says why not a re-inserted Map). */
+  private readonly open = new Lru<string, HostedDatabase>();
   private readonly opening = new Map<string, Promise<HostedDatabase>>();
   /** Names that have opened: their files passed `refuseCaseAlias` or were created under the name. */
   private readonly ownFiles = new Set<string>();
@@ -105,7 +107,8 @@ export class DatabaseCache {
   /** Closes every open database and seals it and every other one still unsealed (the server is stopping). */
   async closeAll(): Promise<void> {
     this.stopping = true;
-    for (const [name, db] of this.open) {
+    for (let entry = this.open.oldest(); entry; entry = this.open.oldest()) {
+      const [name, db] = entry;
       this.open.delete(name);
       await this.closed(name, db);
     }
@@ -177,9 +180,7 @@ export class DatabaseCache {
   private async get(name: string, create: boolean): Promise<HostedDatabase | null> {
     const hosted = this.open.get(name);
     if (hosted) {
-      // Re-insert: the Map's order is the LRU order.
-      this.open.delete(name);
-      this.open.set(name, hosted);
+      this.open.touch(name);
       hosted.pins++;
       return hosted;
     }
@@ -234,9 +235,9 @@ export class DatabaseCache {
    */
   private async evict(all = false): Promise<void> {
     const over = (): boolean => all || this.open.size > this.openMax || (this.heap !== null && this.heap.usedBytes() > this.heap.openBytesMax);
-    for (const [name, db] of this.open) {
-      if (!over()) break;
-      if (db.pins > 0) continue;
+    // From the least recently used idle one, looked up again after each close (which awaits).
+    for (let entry = over() ? this.open.oldest(idle) : null; entry; entry = over() ? this.open.oldest(idle) : null) {
+      const [name, db] = entry;
       this.open.delete(name);
       this.events.evicted?.();
       await this.closed(name, db);
@@ -294,3 +295,5 @@ function readProcessLimits(): string | null {
     return null;
   }
 }
+
+const idle = (db: HostedDatabase): boolean => db.pins === 0;
