@@ -90,7 +90,12 @@ interface Record {
  * its own, which keeps what a device would after losing power (test/support/power-loss-disk.ts).
  */
 export interface LogFiles {
-  readFileSync(path: string): Uint8Array;
+  /**
+   * Opens an existing file for reading and appending, without creating it, and reads it whole
+   * through that descriptor (one open where a read then an open for appending took two); null
+   * when it does not exist.
+   */
+  openExisting(path: string): { fd: number; bytes: Uint8Array } | null;
   /** 'a' appends (created when missing), 'w' creates or empties, 'r' opens a folder to fsync it. */
   openSync(path: string, flags: 'a' | 'w' | 'r'): number;
   writeSync(fd: number, bytes: Uint8Array): number;
@@ -108,7 +113,24 @@ let nodeBootId: string | null | undefined;
 
 /** `node:fs`, and Linux's boot id. */
 export const NODE_FILES: LogFiles = {
-  readFileSync: (path) => fs.readFileSync(path),
+  openExisting: (path) => {
+    let fd: number;
+    try {
+      fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_APPEND);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+    try {
+      const bytes = Buffer.allocUnsafe(fs.fstatSync(fd).size);
+      let got = 0;
+      for (let n = -1; got < bytes.length && n !== 0; got += n) n = fs.readSync(fd, bytes, got, bytes.length - got, got);
+      return { fd, bytes: bytes.subarray(0, got) };
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+  },
   openSync: (path, flags) => fs.openSync(path, flags),
   writeSync: (fd, bytes) => fs.writeSync(fd, bytes),
   ftruncateSync: (fd, length) => fs.ftruncateSync(fd, length),
@@ -171,19 +193,14 @@ export class RevisionLog {
     private readonly durable = false,
     private readonly files: LogFiles = NODE_FILES,
   ) {
-    let bytes: Uint8Array | null = null;
-    try {
-      bytes = this.files.readFileSync(path);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    const parsed = bytes ? RevisionLog.parse(bytes) : null;
+    const existing = this.files.openExisting(path);
+    const parsed = existing ? RevisionLog.parse(existing.bytes) : null;
     const boot = bootWords(this.files.bootId());
     this.boot = boot;
     const sameBoot = (words: Uint32Array | null): boolean => boot !== null && words !== null && boot.every((w, i) => w === words[i]);
     const closedHere = closedUnsealed.get(this.files)?.get(path);
     closedUnsealed.get(this.files)?.delete(path);
-    if (parsed && (parsed.clean || sameBoot(parsed.boot) || (closedHere !== undefined && !parsed.marker))) {
+    if (existing && parsed && (parsed.clean || sameBoot(parsed.boot) || (closedHere !== undefined && !parsed.marker))) {
       this.generation = parsed.generation;
       this.records = parsed.records.slice(-MAX_RECORDS);
       this.seq = parsed.seq;
@@ -191,11 +208,16 @@ export class RevisionLog {
       // Cut the clean-close marker off, so that a crash from now on is noticed. Opened for
       // appending: every record goes at the end (opened 'r+', the first record after a clean
       // reopen overwrote the header, and the next open started a new generation).
-      this.fd = this.files.openSync(path, 'a');
-      // A log this boot left unclean (an eviction's) usually has nothing to cut and names this
-      // boot already: its reopen writes nothing.
-      if (parsed.cleanAt !== bytes!.length) this.files.ftruncateSync(this.fd, parsed.cleanAt);
-      if (boot !== null && !sameBoot(parsed.boot)) this.append(KIND_BOOT, this.seq, 0, boot);
+      this.fd = existing.fd;
+      try {
+        // A log this boot left unclean (an eviction's) usually has nothing to cut and names this
+        // boot already: its reopen writes nothing.
+        if (parsed.cleanAt !== existing.bytes.length) this.files.ftruncateSync(this.fd, parsed.cleanAt);
+        if (boot !== null && !sameBoot(parsed.boot)) this.append(KIND_BOOT, this.seq, 0, boot);
+      } catch (e) {
+        this.files.closeSync(this.fd);
+        throw e;
+      }
       // Lost in a power loss, the cut of a clean-close marker would leave a crashed log looking
       // clean: it reaches the device before the first commit record (`onWalFrame`). A log left
       // unclean by another process of this boot may hide such a cut too (that process may have
@@ -203,6 +225,7 @@ export class RevisionLog {
       // with no cut of its own in doubt, needs nothing (see the header).
       if (parsed.marker || closedHere !== false) this.syncCut();
     } else {
+      if (existing) this.files.closeSync(existing.fd);
       this.generation = randomHex(16);
       this.seq = 0;
       this.minSeq = 0;
@@ -344,20 +367,28 @@ export class RevisionLog {
    * fsynced; a missing one is left alone.
    */
   static seal(path: string, files: LogFiles = NODE_FILES): Promise<void> {
-    let bytes: Uint8Array;
+    let existing: { fd: number; bytes: Uint8Array } | null;
     try {
-      bytes = files.readFileSync(path);
+      existing = files.openExisting(path);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve();
       return Promise.reject(e);
     }
+    if (existing === null) return Promise.resolve();
+    const { fd, bytes } = existing;
     const parsed = RevisionLog.parse(bytes);
-    if (parsed === null) return Promise.resolve();
+    if (parsed === null) {
+      files.closeSync(fd);
+      return Promise.resolve();
+    }
     closedUnsealed.get(files)?.delete(path);
-    const fd = files.openSync(path, 'a');
-    if (!parsed.clean) {
-      if (parsed.cleanAt !== bytes.length) files.ftruncateSync(fd, parsed.cleanAt);
-      files.writeSync(fd, record(KIND_CLEAN, parsed.seq, 0, new Uint32Array(0)));
+    try {
+      if (!parsed.clean) {
+        if (parsed.cleanAt !== bytes.length) files.ftruncateSync(fd, parsed.cleanAt);
+        files.writeSync(fd, record(KIND_CLEAN, parsed.seq, 0, new Uint32Array(0)));
+      }
+    } catch (e) {
+      files.closeSync(fd);
+      return Promise.reject(e);
     }
     return files.fsync(fd).finally(() => files.closeSync(fd));
   }

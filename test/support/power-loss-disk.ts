@@ -158,10 +158,12 @@ export class PowerLossDisk {
     };
     const changeBy = (): boolean => !directory.dead && this.change();
     return {
-      readFileSync: (path) => {
+      openExisting: (path) => {
         const file = this.names.get(path);
-        if (!file) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
-        return snapshot(file.live);
+        if (!file) return null;
+        const fd = nextFd++;
+        open.set(fd, { file, path });
+        return { fd, bytes: snapshot(file.live) };
       },
       openSync: (path, flags) => {
         const fd = nextFd++;
