@@ -1,5 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { IDLE_CHECKPOINT_MIN_WAL_BYTES, IDLE_CHECKPOINT_MS, IdleCheckpointer } from '../src/engine/checkpointer.js';
+import { IDLE_CHECKPOINT_MIN_WAL_BYTES, IDLE_CHECKPOINT_MS, IdleCheckpointer, WalWriteCounter } from '../src/engine/checkpointer.js';
+import type { StorageBackend } from '../src/opfs-vfs/storage/backend.js';
+import { MemoryBackend } from '../src/opfs-vfs/storage/memory.js';
+import { int, rng, testSeed } from './support/generate.js';
 
 // A fake clock: the checkpointer's timer and its call times move only when the test says.
 function checkpointer(): { cp: IdleCheckpointer; checkpoints: () => number } {
@@ -48,5 +51,52 @@ describe('idle checkpoint', () => {
     cp.cancel();
     vi.advanceTimersByTime(10 * IDLE_CHECKPOINT_MS);
     expect(checkpoints()).toBe(0);
+  });
+});
+
+describe('the WAL write counter', () => {
+  // One behaviour: the size it keeps from its own writes and truncates is the backend's size,
+  // whatever mix of writes (inside, at and past the end), truncates (shorter and longer),
+  // failed writes (part written) and reads comes, and whenever the first size() is asked.
+  it('answers size() as the backend does through generated writes, truncates and failures', () => {
+    const seed = testSeed();
+    const random = rng(seed);
+    const inner = new MemoryBackend();
+    inner.write(new Uint8Array(int(random, 0, 5000)), 0);
+    let failNext = false;
+    // A backend whose write may fail after writing part of its bytes (a full disk).
+    const flaky: StorageBackend = {
+      read: (dst, offset) => inner.read(dst, offset),
+      write: (src, offset) => {
+        if (!failNext) return inner.write(src, offset);
+        failNext = false;
+        inner.write(src.subarray(0, int(random, 0, src.length)), offset);
+        throw new Error('disk full');
+      },
+      size: () => inner.size(),
+      truncate: (n) => inner.truncate(n),
+      flush: () => inner.flush(),
+      close: () => inner.close(),
+    };
+    const counter = new WalWriteCounter(flaky);
+    for (let step = 0; step < 3000; step++) {
+      const at = `seed ${seed} (OUTPOST_SEED=${seed} replays it) step ${step}`;
+      const roll = random();
+      const size = inner.size();
+      if (roll < 0.5) {
+        failNext = random() < 0.1;
+        const offset = int(random, 0, size + 100);
+        try {
+          counter.write(new Uint8Array(int(random, 1, 300)), offset);
+        } catch {
+          // The failure itself is the flaky backend's; what it left is checked below.
+        }
+      } else if (roll < 0.6) {
+        counter.truncate(int(random, 0, size + 200));
+      } else if (roll < 0.7) {
+        counter.read(new Uint8Array(16), int(random, 0, size));
+      }
+      if (random() < 0.7) expect(counter.size(), at).toBe(inner.size());
+    }
   });
 });
