@@ -53,7 +53,6 @@ export interface HeapBudget {
 }
 
 export class DatabaseCache {
-  /** Open databases; the Map's insertion order is the LRU order, least recent first. */
   /** Open databases, least recently used first (lru.ts says why not a re-inserted Map). */
   private readonly open = new Lru<string, HostedDatabase>();
   private readonly opening = new Map<string, Promise<HostedDatabase>>();
