@@ -4,8 +4,11 @@
  * A revision is `<generation>.<seq>`: `seq` counts committed write transactions, and the
  * generation is a random id that changes whenever the log cannot be trusted to list every
  * page written since an earlier seq (after an unclean shutdown, or a log that fails its
- * checks). A client whose revision has another generation, or is older than the oldest seq
- * kept, gets the whole database with `ReplaceBase`.
+ * checks). A client whose revision has another generation, or is older than the log's history
+ * (`minSeq`: where its generation started, or where a log from before page-writes.ts kept its
+ * records from), gets the whole database with `ReplaceBase`. In memory the log keeps which
+ * commit last wrote each page (page-writes.ts), which answers a revision of any age; the file
+ * rewrites itself as one record per such commit once it has grown (`REWRITE_RECORDS_MIN`).
  *
  * Why a log beside the database and not the WAL: the server checkpoints (a WAL that only grows
  * would not do for thousands of databases), and a checkpoint must never break a pull.
@@ -70,6 +73,7 @@ import * as fs from 'node:fs';
 import { dirname } from 'node:path';
 import { fnv1a } from '../protocol/checksum.js';
 import { randomHex } from '../protocol/ids.js';
+import { PageWrites } from './page-writes.js';
 
 const MAGIC = 0x4c52504f; // "OPRL"
 const VERSION = 1;
@@ -77,8 +81,13 @@ const HEADER_BYTES = 4 + 4 + 32;
 const KIND_COMMIT = 1;
 const KIND_CLEAN = 2;
 const KIND_BOOT = 3;
-/** Records kept in memory (and on disk after compaction); older revisions get ReplaceBase. */
-const MAX_RECORDS = 2048;
+/**
+ * The log rewrites itself once it holds this many commit records, or twice as many as the
+ * highest page written, whichever is more: a rewrite writes one record per seq that is still
+ * some page's last write (page-writes.ts), at most one per page, so the file stays within a
+ * few records per page.
+ */
+const REWRITE_RECORDS_MIN = 2048;
 
 interface Record {
   seq: number;
@@ -162,7 +171,11 @@ const markersUnderWay = new Set<Promise<void>>();
 
 export class RevisionLog {
   private fd = -1;
-  private records: Record[] = [];
+  /** Which commit last wrote each page (since the log's history starts, `minSeq`). */
+  private writes = new PageWrites();
+  /** Commit records in the file, and how many make it rewrite itself. */
+  private fileRecords = 0;
+  private rewriteAt = REWRITE_RECORDS_MIN;
   private pending = new Set<number>();
   /** The cut of a clean reopen's marker may not be on the device yet (see the header). */
   private cutUnsynced = false;
@@ -202,9 +215,11 @@ export class RevisionLog {
     closedUnsealed.get(this.files)?.delete(path);
     if (existing && parsed && (parsed.clean || sameBoot(parsed.boot) || (closedHere !== undefined && !parsed.marker))) {
       this.generation = parsed.generation;
-      this.records = parsed.records.slice(-MAX_RECORDS);
+      for (const r of parsed.records) this.writes.record(r.seq, r.pages);
+      this.fileRecords = parsed.records.length;
+      this.rewriteAt = this.writes.rewriteAt(REWRITE_RECORDS_MIN);
       this.seq = parsed.seq;
-      this.minSeq = parsed.records.length > 0 ? parsed.records[Math.max(0, parsed.records.length - MAX_RECORDS)]!.seq - 1 : this.seq;
+      this.minSeq = parsed.minSeq;
       // Cut the clean-close marker off, so that a crash from now on is noticed. Opened for
       // appending: every record goes at the end (opened 'r+', the first record after a clean
       // reopen overwrote the header, and the next open started a new generation).
@@ -282,10 +297,8 @@ export class RevisionLog {
       this.cutUnsynced = false;
     }
     this.append(KIND_COMMIT, this.seq, dbSizeAfterCommit, pages);
-    this.records.push({ seq: this.seq, pages });
-    if (this.records.length > MAX_RECORDS * 2) {
-      this.records = this.records.slice(-MAX_RECORDS);
-      this.minSeq = this.records[0]!.seq - 1;
+    this.writes.record(this.seq, pages);
+    if (++this.fileRecords >= this.rewriteAt) {
       this.closeFd(this.fd);
       this.fd = this.rewrite();
     }
@@ -296,13 +309,9 @@ export class RevisionLog {
     this.dbPages = null;
   }
 
-  /** Whether a commit after `seq` wrote page `pageNumber` (true when it cannot tell: `seq` is older than the records kept). */
+  /** Whether a commit after `seq` wrote page `pageNumber` (true when it cannot tell: `seq` is older than the log's history). */
   wrotePageSince(seq: number, pageNumber: number): boolean {
-    if (seq < this.minSeq) return true;
-    for (let i = this.records.length - 1; i >= 0 && this.records[i]!.seq > seq; i--) {
-      if (this.records[i]!.pages.includes(pageNumber)) return true;
-    }
-    return false;
+    return seq < this.minSeq || this.writes.wroteSince(seq, pageNumber);
   }
 
   /**
@@ -315,11 +324,7 @@ export class RevisionLog {
     const generation = revision.slice(0, dot);
     const seq = Number(revision.slice(dot + 1));
     if (generation !== this.generation || !Number.isSafeInteger(seq) || seq < this.minSeq || seq > this.seq) return null;
-    const pages = new Set<number>();
-    for (let i = this.records.length - 1; i >= 0 && this.records[i]!.seq > seq; i--) {
-      for (const p of this.records[i]!.pages) pages.add(p);
-    }
-    return pages;
+    return this.writes.since(seq);
   }
 
   /**
@@ -409,9 +414,14 @@ export class RevisionLog {
     this.files.writeSync(fd, header);
     const previous = this.fd;
     this.fd = fd;
-    for (const r of this.records) this.append(KIND_COMMIT, r.seq, 0, r.pages);
-    // A log that starts mid-history must still say where its history starts.
-    if (this.records.length === 0 && this.seq > 0) this.append(KIND_COMMIT, this.seq, 0, new Uint32Array(0));
+    // Where its history starts (an empty first commit record: `parse`), then one record per seq
+    // that is still some page's last write, then the seq the log stands at, if no page's.
+    const groups = this.writes.groups();
+    this.append(KIND_COMMIT, this.minSeq, 0, new Uint32Array(0));
+    for (const g of groups) this.append(KIND_COMMIT, g.seq, 0, g.pages);
+    if ((groups[groups.length - 1]?.seq ?? this.minSeq) !== this.seq) this.append(KIND_COMMIT, this.seq, 0, new Uint32Array(0));
+    this.fileRecords = groups.length;
+    this.rewriteAt = this.writes.rewriteAt(REWRITE_RECORDS_MIN);
     if (this.boot !== null) this.append(KIND_BOOT, this.seq, 0, this.boot);
     this.fd = previous;
     this.files.fsyncSync(fd);
@@ -421,7 +431,12 @@ export class RevisionLog {
   }
 
   /** `marker`: it stopped at a clean-close marker (`clean` when nothing follows it), which `cleanAt` is the offset of. */
-  private static parse(bytes: Uint8Array): { generation: string; records: Record[]; seq: number; clean: boolean; marker: boolean; cleanAt: number; boot: Uint32Array | null } | null {
+  /**
+   * `minSeq`: where the history starts, from the first commit record: the seq before it, or its
+   * own seq when it lists no pages (a rewritten log starts with one); the log's seq when there
+   * is none.
+   */
+  private static parse(bytes: Uint8Array): { generation: string; records: Record[]; seq: number; minSeq: number; clean: boolean; marker: boolean; cleanAt: number; boot: Uint32Array | null } | null {
     if (bytes.length < HEADER_BYTES) return null;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(0, true) !== MAGIC || view.getUint32(4, true) !== VERSION) return null;
@@ -429,19 +444,20 @@ export class RevisionLog {
     const records: Record[] = [];
     let at = HEADER_BYTES;
     let seq = 0;
+    let minSeq: number | undefined;
     let clean = false;
     let boot: Uint32Array | null = null;
     while (at < bytes.length) {
-      if (at + 17 > bytes.length) return { generation, records, seq, clean: false, marker: false, cleanAt: at, boot };
+      if (at + 17 > bytes.length) return { generation, records, seq, minSeq: minSeq ?? seq, clean: false, marker: false, cleanAt: at, boot };
       const count = view.getUint32(at + 13, true);
       const end = at + 17 + count * 4;
-      if (end + 4 > bytes.length) return { generation, records, seq, clean: false, marker: false, cleanAt: at, boot };
-      if (fnv1a(bytes.subarray(at, end)) !== view.getUint32(end, true)) return { generation, records, seq, clean: false, marker: false, cleanAt: at, boot };
+      if (end + 4 > bytes.length) return { generation, records, seq, minSeq: minSeq ?? seq, clean: false, marker: false, cleanAt: at, boot };
+      if (fnv1a(bytes.subarray(at, end)) !== view.getUint32(end, true)) return { generation, records, seq, minSeq: minSeq ?? seq, clean: false, marker: false, cleanAt: at, boot };
       const kind = view.getUint8(at);
       const recordSeq = view.getFloat64(at + 1, true);
       if (kind === KIND_CLEAN) {
         clean = end + 4 === bytes.length;
-        return { generation, records, seq, clean, marker: true, cleanAt: at, boot };
+        return { generation, records, seq, minSeq: minSeq ?? seq, clean, marker: true, cleanAt: at, boot };
       }
       const pages = new Uint32Array(count);
       for (let i = 0; i < count; i++) pages[i] = view.getUint32(at + 17 + i * 4, true);
@@ -450,10 +466,11 @@ export class RevisionLog {
         boot = pages;
         continue;
       }
+      minSeq ??= count > 0 ? recordSeq - 1 : recordSeq;
       if (count > 0) records.push({ seq: recordSeq, pages });
       seq = recordSeq;
     }
-    return { generation, records, seq, clean, marker: false, cleanAt: at, boot };
+    return { generation, records, seq, minSeq: minSeq ?? seq, clean, marker: false, cleanAt: at, boot };
   }
 }
 
