@@ -16,7 +16,8 @@
  * Every loop is bounded in count and time, and stops by itself. With `LOAD_PROFILE=DIR`, each
  * Outpost server is CPU-profiled over the measured window alone (server-profile-hook.ts), into
  * `DIR/<server>-<databases>.cpuprofile` and a summary beside it (`.txt`). `LOAD_TURSO=0` leaves
- * turso's row out.
+ * turso's row out. `LOAD_SERVER_ARGS` adds flags to every Outpost server's command line
+ * (`--max-heap 512MiB`), `LOAD_MAX_OPEN` sets `--max-open` on this checkout's.
  */
 import type { ChildProcess } from 'node:child_process';
 import { spawnGroup, stopGroup } from '../test/support/processes.js';
@@ -264,7 +265,7 @@ export async function startOutpost(name: string, root: string, count: number): P
   const nodeArgs = (process.env.LOAD_NODE_ARGS ?? '').split(' ').filter(Boolean);
   // The server's own open limit unless LOAD_MAX_OPEN sets one (a baseline runs with its own default).
   const maxOpen = process.env.LOAD_MAX_OPEN ? ['--max-open', process.env.LOAD_MAX_OPEN] : [];
-  const serverArgs = ['serve', '--data', data, '--port', String(port), '--auth-secret', SECRET, '--quiet', ...maxOpen];
+  const serverArgs = ['serve', '--data', data, '--port', String(port), '--auth-secret', SECRET, '--quiet', ...maxOpen, ...(process.env.LOAD_SERVER_ARGS ?? '').split(' ').filter(Boolean)];
   const profileDir = process.env.LOAD_PROFILE;
   const profile = profileDir ? join(profileDir, `${name.replace(/\W+/g, '-').replace(/^-|-$/g, '')}-${count}`) : null;
   if (profile !== null) {

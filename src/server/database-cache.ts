@@ -21,8 +21,9 @@
  *   than `heap.openBytesMax`, which leaves the rest of the bound for statements. An open that
  *   fails for memory (SQLITE_NOMEM) closes every idle database and tries once more, and so
  *   does one that fails because the process holds as many files as it may (EMFILE).
- * - Each open database holds `FILES_PER_DATABASE` file descriptors, so the server's default
- *   open limit is also bounded by the process's (`openLimitForFiles`).
+ * - Each open database holds `FILES_HELD_PER_DATABASE` file descriptor for good (its revision
+ *   log's); its main file and WAL draw theirs from a pool that closes and reopens them
+ *   (descriptors.ts). Both come out of the process's file limit (`fileBudget`).
  * - A database's file carries its name exactly: on a case-insensitive file system (macOS,
  *   Windows) `A.db` is `a.db`, so a token for database `A` would reach database `a`'s rows.
  *   An open whose file turns out to be another name's is refused (`refuseCaseAlias`). Once a
@@ -260,31 +261,47 @@ export function refuseCaseAlias(file: string, name: string): void {
   throw new HttpError(409, `database "${name}" would open the file of another database (${real}): on this server's file system, database names must differ by more than case`, 'NAME_CONFLICT');
 }
 
-/** File descriptors an open database holds: its main file, its WAL and its revision log. */
-export const FILES_PER_DATABASE = 3;
+/**
+ * File descriptors an open database holds for as long as it is open: its revision log's. Its
+ * main file and WAL take theirs from the server's `DescriptorPool`, which closes the least
+ * recently used ones and opens them again when needed (a few microseconds, where a database
+ * reopen is about a millisecond).
+ */
+export const FILES_HELD_PER_DATABASE = 1;
 
 /**
- * Descriptors kept for everything else (sockets, pull spools, logs) when the open limit follows
- * the process's: 1,024, or a quarter of a smaller limit (a process held to 1,024 files still
- * keeps 256 databases open rather than one).
+ * Descriptors kept for everything else (sockets, pull spools, logs) under the process's file
+ * limit: 1,024, or a quarter of a smaller limit (a process held to 1,024 files still keeps 256
+ * databases open rather than one).
  */
 export const FILES_KEPT = 1024;
 
-/** What `openLimitForFiles` keeps for everything else under a soft limit of `soft` files. */
+/** What `fileBudget` keeps for everything else under a soft limit of `soft` files. */
 export function filesKept(soft: number): number {
   return Math.min(FILES_KEPT, Math.floor(soft / 4));
 }
 
+/** How a server's databases share the process's file descriptors. */
+export interface FileBudget {
+  /** Databases that may be open at once: `preferred`, or fewer under the file limit. */
+  databases: number;
+  /** Descriptors the open databases' main files and WALs may hold at once (the pool's limit). */
+  pooled: number;
+}
+
 /**
- * `preferred`, or fewer when this process may not hold that many databases' files open: on
- * Linux, its soft limit on open files (`/proc/self/limits`; Node raises it to the hard limit
- * when it starts) less `filesKept`, divided by `FILES_PER_DATABASE`. At least 1; `preferred`
- * where the limit cannot be read or is unlimited.
+ * The file budget under this process's soft limit on open files (Linux's `/proc/self/limits`;
+ * Node raises it to the hard limit when it starts): the limit less `filesKept` is shared, a
+ * quarter to the descriptor pool and the rest to open databases' revision logs, at most
+ * `preferred` of them. Where the limit cannot be read or is unlimited, `preferred` databases and
+ * a pool that holds all their files.
  */
-export function openLimitForFiles(preferred: number, limits: string | null = readProcessLimits()): number {
+export function fileBudget(preferred: number, limits: string | null = readProcessLimits()): FileBudget {
   const soft = limits?.match(/^Max open files\s+(\d+)\s/m)?.[1];
-  if (soft === undefined) return preferred;
-  return Math.max(1, Math.min(preferred, Math.floor((Number(soft) - filesKept(Number(soft))) / FILES_PER_DATABASE)));
+  if (soft === undefined) return { databases: preferred, pooled: 2 * preferred };
+  const shared = Math.max(2, Number(soft) - filesKept(Number(soft)));
+  const pooled = Math.max(1, Math.floor(shared / 4));
+  return { databases: Math.max(1, Math.min(preferred, Math.floor((shared - pooled) / FILES_HELD_PER_DATABASE))), pooled };
 }
 
 function readProcessLimits(): string | null {

@@ -16,11 +16,12 @@
  * Node backend), options.ts (the database-name rule), errors.ts, types.ts, and Node's standard
  * library; nothing above it (no sync/, worker/, browser code).
  *
- * Files: server.ts (the routes, createServer, createHandler, drain), front.ts (around every
+ * Files: server.ts (the routes, createServer, createHandler, drain), server-options.ts (its
+ * options), front.ts (around every
  * request: mount prefix, CORS, readiness, metrics, log line), metrics.ts (the Prometheus
  * registry), log.ts (text or JSON lines), http.ts (bodies, CORS headers, error -> status), database-cache.ts
- * (the LRU of open databases), hosted-database.ts (one database: pull, pipeline, long polls),
- * hrana.ts (pipeline execution), addressing.ts (which database a request names), revlog.ts (revisions), write-rules.ts (the `--write-rules`
+ * (the LRU of open databases), hosted-database.ts (one database: pull, pipeline, long polls), stream-limits.ts (its streams' bounds),
+ * hrana.ts (pipeline execution), addressing.ts (which database a request names), revlog.ts (revisions), page-writes.ts (which commit last wrote each page), write-rules.ts (the `--write-rules`
  * authorizer), sandbox.ts (what tenant SQL may do), time-share.ts (each database's share of the
  * server's time: 429 BUSY past it), client-owners.ts (who may write which
  * client's acknowledgement), pull-spool.ts (pull answers off the heap), pull-share.ts (identical

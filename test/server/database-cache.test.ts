@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { afterEach, expect, test } from 'vitest';
 import { NodeDirectory } from '../../src/opfs-vfs/storage/node.js';
-import { DatabaseCache, FILES_PER_DATABASE, filesKept, openLimitForFiles } from '../../src/server/database-cache.js';
+import { DatabaseCache, FILES_HELD_PER_DATABASE, fileBudget, filesKept } from '../../src/server/database-cache.js';
 import { int, pick, rng, testSeed } from '../support/generate.js';
 import { tempDir } from '../support/server.js';
 
@@ -105,26 +105,24 @@ test('generated: an open that fails because the process holds too many files clo
   }
 });
 
-test('generated: the default open limit leaves every open database its files within the process limit', () => {
+test('generated: the file budget keeps every open database and the descriptor pool within the process limit', () => {
   const seed = testSeed();
-  console.log(`open limit seed=${seed}`);
+  console.log(`file budget seed=${seed}`);
   const random = rng(seed);
   for (let i = 0; i < 200; i++) {
     const preferred = int(random, 1, 20_000);
     const soft = int(random, 0, 70_000);
     const text = `Limit                     Soft Limit           Hard Limit           Units\nMax processes             63704                63704                processes\nMax open files            ${soft}                ${soft + int(random, 0, 10_000)}                files\n`;
-    const limit = openLimitForFiles(preferred, text);
+    const { databases, pooled } = fileBudget(preferred, text);
     const label = { preferred, soft };
-    expect({ ...label, limit: limit >= 1 && limit <= preferred }).toEqual({ ...label, limit: true });
-    // Within the limit with the kept descriptors, unless even one database would not be.
-    if (soft >= filesKept(soft) + FILES_PER_DATABASE) expect({ ...label, fits: limit * FILES_PER_DATABASE + filesKept(soft) <= soft }).toEqual({ ...label, fits: true });
-    // A small limit still keeps most of its files for databases (a quarter at most for the rest).
-    expect({ ...label, most: limit >= Math.min(preferred, Math.floor((soft * 3) / 4 / FILES_PER_DATABASE)) }).toEqual({ ...label, most: true });
-    // Only the file limit lowers it.
-    if (soft >= filesKept(soft) + FILES_PER_DATABASE * preferred) expect({ ...label, limit }).toEqual({ ...label, limit: preferred });
+    expect({ ...label, databases: databases >= 1 && databases <= preferred, pooled: pooled >= 1 }).toEqual({ ...label, databases: true, pooled: true });
+    // Within the limit with the kept descriptors, unless even one database and one pooled file would not be.
+    if (soft >= filesKept(soft) + FILES_HELD_PER_DATABASE + 1) expect({ ...label, fits: databases * FILES_HELD_PER_DATABASE + pooled + filesKept(soft) <= soft }).toEqual({ ...label, fits: true });
+    // A small limit still keeps most of its files for databases (a quarter at most for the rest, a quarter of that for the pool).
+    expect({ ...label, most: databases >= Math.min(preferred, Math.floor((soft * 9) / 16 / FILES_HELD_PER_DATABASE) - 1) }).toEqual({ ...label, most: true });
   }
-  expect(openLimitForFiles(5000, 'Max open files            unlimited            unlimited            files\n')).toBe(5000);
-  expect(openLimitForFiles(5000, null)).toBe(5000);
+  expect(fileBudget(5000, 'Max open files            unlimited            unlimited            files\n')).toEqual({ databases: 5000, pooled: 10_000 });
+  expect(fileBudget(5000, null)).toEqual({ databases: 5000, pooled: 10_000 });
 });
 
 /** Whether the revision log at `file` ends with its clean-close marker (revlog.ts: a kind 2 record of 21 bytes, nothing after it). */

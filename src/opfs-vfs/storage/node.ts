@@ -1,6 +1,6 @@
 /**
- * The Node backend: one file descriptor per file, read and written with positional
- * `readSync`/`writeSync` (a write in pieces of at most 64 KiB, see WRITE_PIECE_BYTES).
+ * The Node backend: one file descriptor per file (or, given a `DescriptorPool`, the pool's, which
+ * it may close and open again: descriptors.ts), read and written with positional `readSync`/`writeSync` (a write in pieces of at most 64 KiB, see WRITE_PIECE_BYTES).
  * `flush()` is `fdatasync`. ENOSPC and EDQUOT become `StorageFullError`. A database at `path`
  * keeps its files beside it: `path`, `path-wal`, and for a synced database the sync layer's
  * `path-sync`, `path-revert`, `path-replay`, `path-rejected` and `path-pull-0` .. `path-pull-3`
@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as nodePath from 'node:path';
 import { type StorageBackend, type StorageDirectory, StorageFullError, assertByteOffset } from './backend.js';
+import type { DescriptorPool, PooledDescriptor } from './descriptors.js';
 import { nodeSuffix } from './files.js';
 
 /**
@@ -26,11 +27,19 @@ import { nodeSuffix } from './files.js';
 const WRITE_PIECE_BYTES = 64 * 1024;
 
 export class NodeFileBackend implements StorageBackend {
-  private fd: number | null;
+  /** The file's own descriptor, or null when it is closed or its descriptor comes from `pool`. */
+  private fd: number | null = null;
+  private readonly pooled: PooledDescriptor | null = null;
+  private closed = false;
 
-  constructor(readonly path: string) {
+  /** With `pool`, the file's descriptor is the pool's to close and open again (descriptors.ts). */
+  constructor(
+    readonly path: string,
+    private readonly pool: DescriptorPool | null = null,
+  ) {
     // 'a+' would force appends; 'r+' fails on a missing file, so create it first without truncating.
-    this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    if (pool) this.pooled = pool.open(path);
+    else this.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
   }
 
   read(dst: Uint8Array, offset: number): number {
@@ -78,15 +87,20 @@ export class NodeFileBackend implements StorageBackend {
   }
 
   close(): void {
-    if (this.fd === null) return;
-    const fd = this.fd;
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pooled) {
+      this.pool!.release(this.pooled);
+      return;
+    }
+    const fd = this.fd!;
     this.fd = null;
     fs.closeSync(fd);
   }
 
   private handle(): number {
-    if (this.fd === null) throw new Error(`file is closed: ${this.path}`);
-    return this.fd;
+    if (this.closed) throw new Error(`file is closed: ${this.path}`);
+    return this.pooled ? this.pool!.fd(this.pooled) : this.fd!;
   }
 }
 
@@ -106,7 +120,11 @@ export class NodeDirectory implements StorageDirectory {
   readonly label: string;
   private madeDir = false;
 
-  constructor(readonly mainPath: string) {
+  /** With `pool`, the files' descriptors come from it (a server holding thousands of databases open). */
+  constructor(
+    readonly mainPath: string,
+    private readonly pool: DescriptorPool | null = null,
+  ) {
     this.label = nodePath.resolve(mainPath);
   }
 
@@ -118,13 +136,13 @@ export class NodeDirectory implements StorageDirectory {
     // The folder is made only when the open finds it missing: a server reopens thousands of
     // databases in folders that exist, and the mkdir was a syscall each.
     try {
-      return new NodeFileBackend(this.pathOf(name));
+      return new NodeFileBackend(this.pathOf(name), this.pool);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || this.madeDir) throw e;
     }
     fs.mkdirSync(nodePath.dirname(this.label), { recursive: true });
     this.madeDir = true;
-    return new NodeFileBackend(this.pathOf(name));
+    return new NodeFileBackend(this.pathOf(name), this.pool);
   }
 
   async fileSize(name: string): Promise<number | null> {
