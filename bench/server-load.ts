@@ -130,7 +130,7 @@ export async function pipeline(url: string, body: unknown, token: string | null)
 /** One pull of `url` from `clientRevision`; the server revision it reached. */
 export async function pull(url: string, clientRevision: string, longPollTimeoutMs = 0, token: string | null = null): Promise<string> {
   const res = await post(`${url}/pull-updates`, encodePullRequest({ clientRevision, longPollTimeoutMs }), token);
-  if (res.status !== 200) throw new Error(`pull ${res.status}`);
+  if (res.status !== 200) throw new Error(`pull ${res.status}: ${res.body.toString().slice(0, 300)}`);
   const reader = new PullStreamReader();
   reader.push(new Uint8Array(res.body.buffer, res.body.byteOffset, res.body.byteLength));
   return reader.finish().serverRevision;

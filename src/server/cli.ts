@@ -10,6 +10,7 @@
  * signal while draining exits 1 at once (the databases stay consistent: WAL).
  */
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import { mintToken } from './auth.js';
 import { type ServeArgs, type TokenArgs, UsageError, parseCommandLine } from './cli-args.js';
 import { type ServerOptions, createServer } from './server.js';
@@ -103,7 +104,22 @@ function serverOptions(args: ServeArgs): ServerOptions {
   return options;
 }
 
+/**
+ * How far V8 lets its heap grow past what the last full collection kept, unless the command
+ * line or NODE_OPTIONS set it: 30% instead of V8's own factor (up to 4x when it allocates
+ * fast). A server with 10,000 databases open keeps about 150 MiB alive, and at 6,000 pushes/s
+ * V8 grew its heap to 380 MiB of mostly garbage before collecting (the process at 1,116 MiB
+ * after 60 s); with 30% it stayed at 933 MiB for 3% fewer pushes (ARCHITECTURE).
+ */
+export const HEAP_GROWING_PERCENT = 30;
+
+function tuneHeapGrowth(): void {
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((arg) => /heap[-_]growing[-_]percent/.test(arg));
+  if (!given) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+}
+
 async function serve(args: ServeArgs): Promise<void> {
+  tuneHeapGrowth();
   let server;
   try {
     server = createServer(serverOptions(args));
