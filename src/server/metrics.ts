@@ -15,6 +15,9 @@
  *   `outpost_pulls_total{outcome}` (pull-updates requests);
  * - `outpost_long_polls_waiting`, `outpost_long_polls_total`, `outpost_long_poll_duration_seconds`;
  * - `outpost_databases_open`, `outpost_databases_opened_total`, `outpost_databases_evicted_total`;
+ * - `outpost_database_files_open`, `outpost_database_files_limit` (the descriptor pool of the
+ *   open databases' main files and WALs) and `outpost_database_file_reopens_total` (descriptors
+ *   it closed and opened again: a rate near the request rate means the pool is too small);
  * - `outpost_sqlite_heap_bytes`, `outpost_sqlite_heap_peak_bytes` (SQLite's allocator, the whole
  *   process's), `outpost_sqlite_heap_limit_bytes` (the bound in force: `--max-heap`, or the
  *   smallest of the servers in the process) and `outpost_sqlite_wasm_memory_bytes` (the WASM
@@ -64,6 +67,7 @@ export interface MetricsState {
   heap: () => { usedBytes: number; peakBytes: number; wasmBytes: number; limitBytes: number };
   pullSpool: () => { answers: number; bytes: number };
   bodyBytesHeld: () => number;
+  databaseFiles: () => { open: number; limit: number; reopens: number };
 }
 
 /** Gauges read at each scrape, by name: their help and how to read them. */
@@ -139,7 +143,20 @@ export class ServerMetrics {
       outpost_sqlite_wasm_memory_bytes: ["Bytes of SQLite's WASM memory (it only grows; the allocator's use is outpost_sqlite_heap_bytes).", () => state.heap().wasmBytes],
       outpost_pull_spool_answers: ["Whole pulls' answers kept on disk for identical pulls.", () => state.pullSpool().answers],
       outpost_pull_spool_bytes: ['Bytes of kept pull answers on disk, dropped ones still being read included.', () => state.pullSpool().bytes],
+      outpost_database_files_open: ["Descriptors the open databases' main files and WALs hold now (the pool's).", () => state.databaseFiles().open],
+      outpost_database_files_limit: ['Most descriptors the pool of main files and WALs may hold at once (--max-open and the file limit decide it).', () => state.databaseFiles().limit],
       outpost_request_body_bytes_held: ['Bytes of request bodies held now, read or being read, until their requests are answered (one token\'s at most four times the body limit).', () => state.bodyBytesHeld()],
+    });
+    let reopensSeen = 0;
+    new Counter({
+      name: 'outpost_database_file_reopens_total',
+      help: "Descriptors of open databases' files the pool closed and opened again.",
+      registers,
+      collect() {
+        const now = state.databaseFiles().reopens;
+        if (now > reopensSeen) this.inc(now - reopensSeen);
+        reopensSeen = now;
+      },
     });
     this.pullSpoolHits = new Counter({ name: 'outpost_pull_spool_hits_total', help: 'Pulls answered from a kept answer, without a build.', registers });
     this.pullSpoolKept = new Counter({ name: 'outpost_pull_spool_kept_total', help: 'Whole pull answers built and kept for identical pulls.', registers });

@@ -152,7 +152,7 @@ class SyncServer implements OutpostServer {
     this.longPollMsMax = options.maxLongPollMs ?? 60_000;
     this.answerIdleMs = Math.max(100, options.bodyTimeoutMs ?? 30_000);
     this.log = createLogger({ format: options.logFormat, level: options.logLevel, ...(options.log ? { sink: options.log } : {}) });
-    const state = { openDatabases: () => this.databases.size, ready: () => this.ready, heap: () => ({ ...heapUsage(), limitBytes: heapLimitBytes() }), pullSpool: () => this.pulls.usage, bodyBytesHeld: () => this.front.bodies.heldBytes };
+    const state = { openDatabases: () => this.databases.size, ready: () => this.ready, heap: () => ({ ...heapUsage(), limitBytes: heapLimitBytes() }), pullSpool: () => this.pulls.usage, bodyBytesHeld: () => this.front.bodies.heldBytes, databaseFiles: () => ({ open: this.descriptors.size, limit: this.descriptors.limit, reopens: this.descriptors.reopens }) };
     this.metrics = options.metrics === false ? null : new ServerMetrics(state, options.processMetrics !== false);
     this.pulls = new SharedPulls(path.join(options.dataDir, '.pulls'), Math.max(0, options.maxPullSpoolBytes ?? PULL_SPOOL_BYTES), this.answerIdleMs, { hit: () => this.metrics?.pullSpoolHits.inc(), kept: () => this.metrics?.pullSpoolKept.inc() });
     this.front = new RequestFront(

@@ -76,6 +76,10 @@ describe('/metrics', () => {
     expect(sample(text, 'outpost_pulls_total', { outcome: 'ok' })).toBe(1);
     expect(sample(text, 'outpost_databases_open')).toBe(1);
     expect(sample(text, 'outpost_databases_opened_total')).toBe(1);
+    // The one database's main file and WAL, from a pool that had no need to close either.
+    expect(sample(text, 'outpost_database_files_open')).toBe(2);
+    expect(sample(text, 'outpost_database_files_limit')).toBeGreaterThanOrEqual(2);
+    expect(sample(text, 'outpost_database_file_reopens_total')).toBe(0);
     expect(sample(text, 'outpost_http_received_bytes_total')).toBeGreaterThan(500);
     expect(sample(text, 'outpost_http_sent_bytes_total')).toBeGreaterThan(4096);
     expect(sample(text, 'outpost_ready')).toBe(1);

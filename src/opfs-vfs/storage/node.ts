@@ -1,6 +1,7 @@
 /**
- * The Node backend: one file descriptor per file (or, given a `DescriptorPool`, the pool's, which
- * it may close and open again: descriptors.ts), read and written with positional `readSync`/`writeSync` (a write in pieces of at most 64 KiB, see WRITE_PIECE_BYTES).
+ * The Node backend: one file descriptor per file (or, given a `DescriptorPool`, the pool's,
+ * which it may close and open again: descriptors.ts), read and written with positional
+ * `readSync`/`writeSync` (a write in pieces of at most 64 KiB, see WRITE_PIECE_BYTES).
  * `flush()` is `fdatasync`. ENOSPC and EDQUOT become `StorageFullError`. A database at `path`
  * keeps its files beside it: `path`, `path-wal`, and for a synced database the sync layer's
  * `path-sync`, `path-revert`, `path-replay`, `path-rejected` and `path-pull-0` .. `path-pull-3`
