@@ -38,7 +38,11 @@ class Connection {
   private expected = 0;
   closed = false;
 
-  constructor(port: number, host: string, onClose: (c: Connection) => void) {
+  constructor(
+    port: number,
+    host: string,
+    private readonly onClose: (c: Connection) => void,
+  ) {
     this.socket = net.connect(port, host);
     this.socket.setNoDelay(true);
     this.socket.on('data', (chunk: Buffer) => this.receive(chunk));
@@ -89,7 +93,13 @@ class Connection {
     const waiter = this.waiter;
     this.waiter = null;
     this.socket.unref();
-    if (parsed.close) this.destroy();
+    // Marked closed now, not at the socket's close event (a turn later): the pool would
+    // otherwise hand this socket to the next request (turso closes after every answer).
+    if (parsed.close) {
+      this.closed = true;
+      this.onClose(this);
+      this.destroy();
+    }
     if (!waiter) return;
     if (parsed.rest > 0) waiter.reject(new Error('bytes after the answer'));
     else waiter.resolve({ status: parsed.status, body: parsed.body });

@@ -50,7 +50,11 @@ describe('the load generator HTTP client', () => {
     socket.on('close', () => sockets.delete(socket));
     requestsOf(socket, (request) => {
       received.push(request);
-      void writeInPieces(socket, answer(random), random);
+      const bytes = answer(random);
+      // An answer that says it closes the connection is followed by the close (as turso's are).
+      void writeInPieces(socket, bytes, random).then(() => {
+        if (bytes.includes('\r\nConnection: close\r\n')) socket.end();
+      });
     });
   });
   let port = 0;
@@ -90,15 +94,17 @@ describe('the load generator HTTP client', () => {
     }
   });
 
-  test(`reads answers whole however they are split, by length or in chunks (60 generated answers, seed ${seed})`, async () => {
+  test(`reads answers whole however they are split, by length or in chunks, some closing the connection (60 generated answers, seed ${seed})`, async () => {
     random = rng(seed + 1);
     const client = new RawHttpClient('127.0.0.1', port);
     let body = Buffer.alloc(0);
     answer = (r) => {
       // Some bodies end like a chunked body's last chunk ("0\r\n"), to mislead a reader that looks only at the tail.
       body = Buffer.concat([Buffer.from(Array.from({ length: int(r, 0, 500) }, () => int(r, 0, 255))), Buffer.from(r() < 0.3 ? '0\r\n' : '')]);
-      if (r() < 0.5) return Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`), body]);
-      const parts: Buffer[] = [Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n')];
+      // Some close the connection after the answer, and the next request must take a new one.
+      const close = r() < 0.3 ? 'Connection: close\r\n' : '';
+      if (r() < 0.5) return Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n${close}\r\n`), body]);
+      const parts: Buffer[] = [Buffer.from(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n${close}\r\n`)];
       for (let at = 0; at < body.length; ) {
         const n = 1 + int(r, 0, Math.min(100, body.length - at - 1));
         parts.push(Buffer.from(`${n.toString(16)}\r\n`), body.subarray(at, at + n), Buffer.from('\r\n'));
