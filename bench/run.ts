@@ -9,8 +9,9 @@
  * writes JSON: { machine, configs, results: { test: { config: { ms, runs, ... } } } }.
  *
  * --quick is the smoke run `npm test` uses: one run of a few tests at a small scale.
- * The sync part's Node children (the 200 MB bootstrap, the large pull) run Outpost's build:
- * `npm run build` first (bench/child-sample.ts `builtNodeEntry` refuses a stale one).
+ * The sync part's Node children (the 200 MB bootstrap, the large pull) and the load bench's
+ * servers run Outpost's build: `npm run bench` builds first (`prebench`); run directly,
+ * `npm run build` first (bench/child-sample.ts refuses a stale build).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';

@@ -44,12 +44,15 @@ export interface Network {
  * needs to survive the process.
  */
 export function scratchDataDir(prefix: string): string {
-  let parent = tmpdir();
-  try {
-    accessSync('/dev/shm', constants.W_OK);
-    parent = '/dev/shm';
-  } catch {
-    // No memory file system: the usual temporary folder.
+  // Under a test run, the run's own memory root (temp-root.ts), removed when the run ends.
+  let parent = process.env.OUTPOST_TEST_SHM ?? tmpdir();
+  if (process.env.OUTPOST_TEST_SHM === undefined) {
+    try {
+      accessSync('/dev/shm', constants.W_OK);
+      parent = '/dev/shm';
+    } catch {
+      // No memory file system: the usual temporary folder.
+    }
   }
   return mkdtempSync(join(parent, prefix));
 }
