@@ -33,7 +33,7 @@ const USAGE = `usage:
     -q, --quiet                    --log-level warn
         --no-metrics               no GET /metrics
         --metrics-token TOKEN      GET /metrics needs Authorization: Bearer TOKEN (or $OUTPOST_METRICS_TOKEN)
-        --max-open N  --max-body SIZE  --max-value SIZE  --max-answer SIZE  --max-heap SIZE (1GiB)
+        --max-open N (12000)  --max-body SIZE  --max-value SIZE  --max-answer SIZE  --max-heap SIZE (1GiB)
         --pull-spool SIZE (1GiB; 0 shares no pull answers)
         --statement-timeout-ms MS  --share-of-server FRACTION  --body-timeout-ms MS  --drain-timeout-ms MS
         --stream-idle-ms MS  --stream-lifetime-ms MS  --max-streams N (64)  --streams-per-holder N (8)
