@@ -61,13 +61,9 @@ export class PageWrites {
     return [...bySeq].sort((a, b) => a[0] - b[0]).map(([seq, pages]) => ({ seq, pages: Uint32Array.from(pages) }));
   }
 
-  /**
-   * How many commit records a log may hold before it rewrites itself as `groups`: `least`, or
-   * two per page written (a rewrite writes at most one per page), so the log stays within a
-   * bound of its pages whatever its history and however often it is reopened.
-   */
-  rewriteAt(least: number): number {
-    return Math.max(least, 2 * this.top);
+  /** The highest page written so far (what a rewrite of the log may list). */
+  get highestPage(): number {
+    return this.top;
   }
 
   /** Bytes of memory the map holds (its array). */

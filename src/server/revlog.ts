@@ -8,7 +8,7 @@
  * (`minSeq`: where its generation started, or where a log from before page-writes.ts kept its
  * records from), gets the whole database with `ReplaceBase`. In memory the log keeps which
  * commit last wrote each page (page-writes.ts), which answers a revision of any age; the file
- * rewrites itself as one record per such commit once it has grown (`REWRITE_RECORDS_MIN`).
+ * rewrites itself as one record per such commit once it has grown (`rewriteBytesAt`).
  *
  * Why a log beside the database and not the WAL: the server checkpoints (a WAL that only grows
  * would not do for thousands of databases), and a checkpoint must never break a pull.
@@ -82,12 +82,21 @@ const KIND_COMMIT = 1;
 const KIND_CLEAN = 2;
 const KIND_BOOT = 3;
 /**
- * The log rewrites itself once it holds this many commit records, or twice as many as the
- * highest page written, whichever is more: a rewrite writes one record per seq that is still
- * some page's last write (page-writes.ts), at most one per page, so the file stays within a
- * few records per page.
+ * The log rewrites itself once its file holds this many bytes, or twice what a rewrite could
+ * write (`rewriteBytesAt`), whichever is more. A rewrite writes one record per seq that is still
+ * some page's last write (page-writes.ts), each page in one of them, so the file stays within a
+ * bound that follows the database's pages, however many commits it took or pages each wrote.
  */
-const REWRITE_RECORDS_MIN = 2048;
+const REWRITE_BYTES_MIN = 64 * 1024;
+/** A record without its page numbers: kind, seq, size, count, checksum. */
+const RECORD_BYTES = 1 + 8 + 4 + 4 + 4;
+
+/** The size at which a log whose highest page written is `pages` rewrites itself. */
+export function rewriteBytesAt(pages: number): number {
+  // At most one record and one page number per page, two empty records and a boot record.
+  const rewriteMax = HEADER_BYTES + pages * (RECORD_BYTES + 4) + 3 * (RECORD_BYTES + 16);
+  return Math.max(REWRITE_BYTES_MIN, 2 * rewriteMax);
+}
 
 interface Record {
   seq: number;
@@ -173,9 +182,8 @@ export class RevisionLog {
   private fd = -1;
   /** Which commit last wrote each page (since the log's history starts, `minSeq`). */
   private writes = new PageWrites();
-  /** Commit records in the file, and how many make it rewrite itself. */
-  private fileRecords = 0;
-  private rewriteAt = REWRITE_RECORDS_MIN;
+  /** The file's size in bytes as this log wrote it (`rewriteBytesAt`). */
+  private fileBytes = 0;
   private pending = new Set<number>();
   /** The cut of a clean reopen's marker may not be on the device yet (see the header). */
   private cutUnsynced = false;
@@ -216,8 +224,7 @@ export class RevisionLog {
     if (existing && parsed && (parsed.clean || sameBoot(parsed.boot) || (closedHere !== undefined && !parsed.marker))) {
       this.generation = parsed.generation;
       for (const r of parsed.records) this.writes.record(r.seq, r.pages);
-      this.fileRecords = parsed.records.length;
-      this.rewriteAt = this.writes.rewriteAt(REWRITE_RECORDS_MIN);
+      this.fileBytes = parsed.cleanAt;
       this.seq = parsed.seq;
       this.minSeq = parsed.minSeq;
       // Cut the clean-close marker off, so that a crash from now on is noticed. Opened for
@@ -244,7 +251,7 @@ export class RevisionLog {
       this.generation = randomHex(16);
       this.seq = 0;
       this.minSeq = 0;
-      this.fd = this.rewrite();
+      this.replaceFile();
     }
   }
 
@@ -298,10 +305,7 @@ export class RevisionLog {
     }
     this.append(KIND_COMMIT, this.seq, dbSizeAfterCommit, pages);
     this.writes.record(this.seq, pages);
-    if (++this.fileRecords >= this.rewriteAt) {
-      this.closeFd(this.fd);
-      this.fd = this.rewrite();
-    }
+    if (this.fileBytes >= rewriteBytesAt(this.writes.highestPage)) this.replaceFile();
   }
 
   /** Forgets the size: the next pull asks SQLite (after a request that failed, whose commit frame may not have committed). */
@@ -399,35 +403,57 @@ export class RevisionLog {
   }
 
   private append(kind: number, seq: number, dbSize: number, pages: Uint32Array): void {
-    this.files.writeSync(this.fd, record(kind, seq, dbSize, pages));
+    const bytes = record(kind, seq, dbSize, pages);
+    this.files.writeSync(this.fd, bytes);
+    this.fileBytes += bytes.length;
   }
 
-  /** Writes header and kept records to a new file, renames it over the log, returns its fd. */
-  private rewrite(): number {
+  /**
+   * Rewrites the log into a new file and goes on in it. A failure before the rename (no file
+   * or no room for the new one) leaves the log as it was, in its old file and descriptor: the
+   * next commit tries again. (It closed the old descriptor first, once: when opening the new
+   * file failed, the log went on writing to a closed descriptor number that the next file
+   * opened, a database's, had taken.)
+   */
+  private replaceFile(): void {
+    const { fd, bytes } = this.rewrite();
+    const old = this.fd;
+    this.fd = fd;
+    this.fileBytes = bytes;
+    if (old !== -1) this.closeFd(old);
+    if (this.durable) syncDirectory(dirname(this.path), this.files);
+  }
+
+  /** Writes the header and the records `replaceFile` needs to a new file, fsyncs it and renames it over the log; its descriptor and size. */
+  private rewrite(): { fd: number; bytes: number } {
     const tmp = `${this.path}.tmp`;
     const fd = this.files.openSync(tmp, 'w');
-    const header = new Uint8Array(HEADER_BYTES);
-    const view = new DataView(header.buffer);
-    view.setUint32(0, MAGIC, true);
-    view.setUint32(4, VERSION, true);
-    header.set(new TextEncoder().encode(this.generation), 8);
-    this.files.writeSync(fd, header);
-    const previous = this.fd;
-    this.fd = fd;
-    // Where its history starts (an empty first commit record: `parse`), then one record per seq
-    // that is still some page's last write, then the seq the log stands at, if no page's.
-    const groups = this.writes.groups();
-    this.append(KIND_COMMIT, this.minSeq, 0, new Uint32Array(0));
-    for (const g of groups) this.append(KIND_COMMIT, g.seq, 0, g.pages);
-    if ((groups[groups.length - 1]?.seq ?? this.minSeq) !== this.seq) this.append(KIND_COMMIT, this.seq, 0, new Uint32Array(0));
-    this.fileRecords = groups.length;
-    this.rewriteAt = this.writes.rewriteAt(REWRITE_RECORDS_MIN);
-    if (this.boot !== null) this.append(KIND_BOOT, this.seq, 0, this.boot);
-    this.fd = previous;
-    this.files.fsyncSync(fd);
-    this.files.renameSync(tmp, this.path);
-    if (this.durable) syncDirectory(dirname(this.path), this.files);
-    return fd;
+    let bytes = 0;
+    const write = (chunk: Uint8Array): void => {
+      this.files.writeSync(fd, chunk);
+      bytes += chunk.length;
+    };
+    try {
+      const header = new Uint8Array(HEADER_BYTES);
+      const view = new DataView(header.buffer);
+      view.setUint32(0, MAGIC, true);
+      view.setUint32(4, VERSION, true);
+      header.set(new TextEncoder().encode(this.generation), 8);
+      write(header);
+      // Where its history starts (an empty first commit record: `parse`), then one record per
+      // seq that is still some page's last write, then the seq the log stands at, if no page's.
+      const groups = this.writes.groups();
+      write(record(KIND_COMMIT, this.minSeq, 0, new Uint32Array(0)));
+      for (const g of groups) write(record(KIND_COMMIT, g.seq, 0, g.pages));
+      if ((groups[groups.length - 1]?.seq ?? this.minSeq) !== this.seq) write(record(KIND_COMMIT, this.seq, 0, new Uint32Array(0)));
+      if (this.boot !== null) write(record(KIND_BOOT, this.seq, 0, this.boot));
+      this.files.fsyncSync(fd);
+      this.files.renameSync(tmp, this.path);
+    } catch (e) {
+      this.files.closeSync(fd);
+      throw e;
+    }
+    return { fd, bytes };
   }
 
   /** `marker`: it stopped at a clean-close marker (`clean` when nothing follows it), which `cleanAt` is the offset of. */

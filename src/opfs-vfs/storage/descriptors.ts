@@ -15,7 +15,12 @@
  * reaches the same file; and no lock lives on a descriptor (Outpost's databases lock in
  * process, `locking_mode=EXCLUSIVE`). Durability is the file's, not the descriptor's: on Linux
  * `fdatasync` through a new descriptor writes back what was written through a closed one, and a
- * write-back error not yet reported is reported to it too.
+ * write-back error not yet reported is reported to it too, while the kernel keeps the file's
+ * inode. An inode evicted with no descriptor open could take such an error with it (the case
+ * PostgreSQL met in 2018): a window between a write and its flush, which under 'full'
+ * durability is one transaction's, its WAL in use throughout, and under 'normal' promises
+ * nothing to lose. A pool too small for the databases in use widens it; the server's holds a
+ * quarter of the file limit.
  *
  * Contract / may import: `node:fs` only (part of `storage/`).
  */
