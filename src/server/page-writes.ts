@@ -65,9 +65,4 @@ export class PageWrites {
   get highestPage(): number {
     return this.top;
   }
-
-  /** Bytes of memory the map holds (its array). */
-  get bytes(): number {
-    return this.last.byteLength;
-  }
 }

@@ -456,11 +456,11 @@ export class RevisionLog {
     return { fd, bytes };
   }
 
-  /** `marker`: it stopped at a clean-close marker (`clean` when nothing follows it), which `cleanAt` is the offset of. */
   /**
-   * `minSeq`: where the history starts, from the first commit record: the seq before it, or its
-   * own seq when it lists no pages (a rewritten log starts with one); the log's seq when there
-   * is none.
+   * `marker`: it stopped at a clean-close marker (`clean` when nothing follows it), which
+   * `cleanAt` is the offset of. `minSeq`: where the history starts, from the first commit
+   * record: the seq before it, or its own seq when it lists no pages (a rewritten log starts
+   * with one); the log's seq when there is none.
    */
   private static parse(bytes: Uint8Array): { generation: string; records: Record[]; seq: number; minSeq: number; clean: boolean; marker: boolean; cleanAt: number; boot: Uint32Array | null } | null {
     if (bytes.length < HEADER_BYTES) return null;

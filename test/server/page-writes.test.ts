@@ -13,6 +13,12 @@ import { tempDir } from '../support/server.js';
 
 const sorted = (s: Iterable<number>): number[] => [...s].sort((a, b) => a - b);
 
+/** A seeded generator, the label that names its seed, and a fresh log file's path. */
+function generatedLog(): { random: () => number; at: string; file: string } {
+  const seed = testSeed();
+  return { random: rng(seed), at: `seed ${seed} (OUTPOST_SEED=${seed} replays it)`, file: `${tempDir('outpost-page-writes-')}/db-revlog` };
+}
+
 test('generated: answers since and wroteSince as the list of every commit does, and its groups replay to the same map', () => {
   const seed = testSeed();
   const random = rng(seed);
@@ -41,10 +47,7 @@ test('generated: answers since and wroteSince as the list of every commit does, 
 });
 
 test('generated: a log through thousands of commits, rewrites and reopens serves every held revision the pages since, in a file bounded by its pages', () => {
-  const seed = testSeed();
-  const random = rng(seed);
-  const at = `seed ${seed} (OUTPOST_SEED=${seed} replays it)`;
-  const file = `${tempDir('outpost-page-writes-')}/db-revlog`;
+  const { random, at, file } = generatedLog();
   let log = new RevisionLog(file);
   const generation = log.generation;
   const commits: number[][] = [];
@@ -76,10 +79,7 @@ test('generated: a log through thousands of commits, rewrites and reopens serves
 });
 
 test('generated: commits that each write many pages of a large database keep the file within a bound of its pages', () => {
-  const seed = testSeed();
-  const random = rng(seed);
-  const at = `seed ${seed} (OUTPOST_SEED=${seed} replays it)`;
-  const file = `${tempDir('outpost-page-writes-')}/db-revlog`;
+  const { random, at, file } = generatedLog();
   const log = new RevisionLog(file);
   const pagesMax = 5_000;
   let largest = 0;
