@@ -101,6 +101,7 @@ export function parseArgs(argv: string[]): Options {
     else if (a === '--no-load') opts.load = false;
     else if (a === '--no-tabs') opts.tabs = false;
     else if (a === '--tabs-only') Object.assign(opts, { configs: [], node: false, api: false, sync: false, load: false, tabs: true });
+    else if (a === '--load-only') Object.assign(opts, { configs: [], node: false, api: false, sync: false, load: true, tabs: false });
     else if (a === '--profile') opts.profileDir = next();
     else if (a === '--bootstrap-only') Object.assign(opts, { configs: [], node: false, api: false, sync: true, bootstrapOnly: true, load: false, tabs: false });
     else if (a === '--browser-bootstrap-only') Object.assign(opts, { configs: [], node: false, api: false, sync: true, bootstrapOnly: true, browserBootstrapOnly: true, load: false, tabs: false });
