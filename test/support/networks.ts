@@ -45,16 +45,17 @@ export interface Network {
  */
 export function scratchDataDir(prefix: string): string {
   // Under a test run, the run's own memory root (temp-root.ts), removed when the run ends.
-  let parent = process.env.OUTPOST_TEST_SHM ?? tmpdir();
-  if (process.env.OUTPOST_TEST_SHM === undefined) {
-    try {
-      accessSync('/dev/shm', constants.W_OK);
-      parent = '/dev/shm';
-    } catch {
-      // No memory file system: the usual temporary folder.
-    }
+  return mkdtempSync(join(process.env.OUTPOST_TEST_SHM ?? memoryFolder() ?? tmpdir(), prefix));
+}
+
+/** /dev/shm where it is writable, else null. */
+function memoryFolder(): string | null {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return null;
   }
-  return mkdtempSync(join(parent, prefix));
 }
 
 /** `HostedDatabase`s in `dataDir`, called in-process; closing an endpoint removes its files. */

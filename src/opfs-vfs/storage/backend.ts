@@ -19,7 +19,7 @@
  * - `close()` releases the file; no method may be called afterwards. Idempotent.
  *
  * Folder: `storage/` is the bottom of the VFS layer: this contract, the backends (`memory.ts`,
- * `node.ts`, `opfs.ts`), the Node backend's descriptor pool (`descriptors.ts`), test-only
+ * `node.ts`, `opfs.ts`), the Node backend's descriptor pool (`descriptors.ts`, over `recency-list.ts`), test-only
  * fault injection (`simulated-quota.ts`) and a database's file names (`files.ts`). Contract / may import: nothing outside `storage/`.
  */
 

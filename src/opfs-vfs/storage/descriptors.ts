@@ -22,9 +22,10 @@
  * nothing to lose. A pool too small for the databases in use widens it; the server's holds a
  * quarter of the file limit.
  *
- * Contract / may import: `node:fs` only (part of `storage/`).
+ * Contract / may import: `node:fs` and `recency-list.ts` (part of `storage/`).
  */
 import * as fs from 'node:fs';
+import { RecencyList } from './recency-list.js';
 
 /** One file of a pool: its path, and its descriptor while the pool holds one open. */
 export class PooledDescriptor {
@@ -37,9 +38,8 @@ export class PooledDescriptor {
 }
 
 export class DescriptorPool {
-  private head: PooledDescriptor | null = null;
-  private tail: PooledDescriptor | null = null;
-  private held = 0;
+  /** The files whose descriptors are open, least recently used first. */
+  private readonly order = new RecencyList<PooledDescriptor>();
   /** Descriptors opened again after the pool closed them (for metrics and tests). */
   reopens = 0;
 
@@ -49,7 +49,7 @@ export class DescriptorPool {
 
   /** Descriptors open now (at most `limit`). */
   get size(): number {
-    return this.held;
+    return this.order.size;
   }
 
   /** Opens the file at `path` read-write, creating it when missing (the file's first open). */
@@ -57,17 +57,14 @@ export class DescriptorPool {
     const d = new PooledDescriptor(path);
     this.makeRoom();
     d.fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
-    this.append(d);
+    this.order.append(d);
     return d;
   }
 
   /** `d`'s descriptor, opened again (read-write, never creating) when the pool had closed it. */
   fd(d: PooledDescriptor): number {
     if (d.fd !== null) {
-      if (d !== this.tail) {
-        this.unlink(d);
-        this.append(d);
-      }
+      this.order.touch(d);
       return d.fd;
     }
     this.makeRoom();
@@ -80,45 +77,24 @@ export class DescriptorPool {
     }
     this.reopens++;
     d.fd = fd;
-    this.append(d);
+    this.order.append(d);
     return fd;
   }
 
   /** Closes `d`'s descriptor for good (the file's close). */
   release(d: PooledDescriptor): void {
-    if (d.fd === null) return;
-    const fd = d.fd;
-    this.unlink(d);
-    d.fd = null;
-    fs.closeSync(fd);
+    if (d.fd !== null) this.close(d);
   }
 
   private makeRoom(): void {
-    while (this.held >= this.limit && this.head !== null) {
-      const oldest = this.head;
-      const fd = oldest.fd!;
-      this.unlink(oldest);
-      oldest.fd = null;
-      fs.closeSync(fd);
-    }
+    while (this.order.size >= this.limit && this.order.head !== null) this.close(this.order.head);
   }
 
-  private append(d: PooledDescriptor): void {
-    d.prev = this.tail;
-    d.next = null;
-    if (this.tail) this.tail.next = d;
-    else this.head = d;
-    this.tail = d;
-    this.held++;
-  }
-
-  /** Takes `d` out of the list (`held` counts the list's members). */
-  private unlink(d: PooledDescriptor): void {
-    if (d.prev) d.prev.next = d.next;
-    else this.head = d.next;
-    if (d.next) d.next.prev = d.prev;
-    else this.tail = d.prev;
-    d.prev = d.next = null;
-    this.held--;
+  /** Closes the open descriptor of `d` and takes it out of the order. */
+  private close(d: PooledDescriptor): void {
+    const fd = d.fd!;
+    this.order.remove(d);
+    d.fd = null;
+    fs.closeSync(fd);
   }
 }
